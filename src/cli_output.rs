@@ -1,0 +1,394 @@
+//! What the CLI prints: tables for people, the same data as JSON for
+//! scripts (the CLI serializes the structs shown here).
+
+use crate::import::ImportSummary;
+use crate::server::RunningServer;
+use crate::store::{Agent, Event, MessageRecord, OutboundItem, Queue, Store, StoreError, Ticket};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::Path;
+
+/// Lays out rows in columns; the last column is not padded.
+fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: Vec<String>, out: &mut String| {
+        let last = cells.len().saturating_sub(1);
+        for (i, cell) in cells.into_iter().enumerate() {
+            if i == last {
+                out.push_str(&cell);
+            } else {
+                let pad = widths[i] - cell.chars().count();
+                out.push_str(&cell);
+                out.push_str(&" ".repeat(pad + 2));
+            }
+        }
+        out.push('\n');
+    };
+    line(headers.iter().map(|h| h.to_string()).collect(), &mut out);
+    for row in rows {
+        line(row, &mut out);
+    }
+    out
+}
+
+fn when(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M").to_string()
+}
+
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let cut: String = text.chars().take(max.saturating_sub(1)).collect();
+        format!("{cut}…")
+    }
+}
+
+pub fn queue_table(queues: &[Queue]) -> String {
+    table(
+        &["NAME", "ADDRESS"],
+        queues
+            .iter()
+            .map(|q| vec![q.name.clone(), q.address.clone()])
+            .collect(),
+    )
+}
+
+pub fn agent_table(agents: &[Agent]) -> String {
+    table(
+        &["EMAIL", "NAME", "ROLE", "QUEUES"],
+        agents
+            .iter()
+            .map(|a| {
+                vec![
+                    a.email.clone(),
+                    a.name.clone(),
+                    if a.is_admin { "admin" } else { "agent" }.to_string(),
+                    if a.is_admin {
+                        "(all)".to_string()
+                    } else {
+                        a.queues.join(", ")
+                    },
+                ]
+            })
+            .collect(),
+    )
+}
+
+pub fn ticket_table(tickets: &[Ticket]) -> String {
+    if tickets.is_empty() {
+        return "no tickets\n".to_string();
+    }
+    table(
+        &[
+            "#", "STATUS", "PRIORITY", "QUEUE", "MSGS", "UPDATED", "CUSTOMER", "SUBJECT",
+        ],
+        tickets
+            .iter()
+            .map(|t| {
+                vec![
+                    format!("#{}", t.number),
+                    t.status.to_string(),
+                    t.priority.to_string(),
+                    t.queue.clone(),
+                    t.message_count.to_string(),
+                    when(t.updated_at),
+                    shorten(&t.customer_address, 32),
+                    shorten(&t.subject, 60),
+                ]
+            })
+            .collect(),
+    )
+}
+
+pub fn outbound_table(items: &[OutboundItem], relay_configured: bool) -> String {
+    let mut out = String::new();
+    if !relay_configured && items.iter().any(|i| i.status.as_str() == "queued") {
+        out.push_str("no [outbound] relay is configured: queued mail waits for one\n");
+    }
+    if items.is_empty() {
+        out.push_str("no outbound mail\n");
+        return out;
+    }
+    out.push_str(&table(
+        &[
+            "ID",
+            "TICKET",
+            "PURPOSE",
+            "STATUS",
+            "TRIES",
+            "NEXT",
+            "TO",
+            "LAST ERROR",
+        ],
+        items
+            .iter()
+            .map(|i| {
+                vec![
+                    i.id.to_string(),
+                    i.ticket.map(|t| format!("#{t}")).unwrap_or_default(),
+                    i.purpose.clone(),
+                    i.status.to_string(),
+                    i.attempts.to_string(),
+                    if matches!(i.status.as_str(), "queued") {
+                        when(i.next_attempt_at)
+                    } else {
+                        String::new()
+                    },
+                    i.rcpt_to.clone(),
+                    shorten(i.last_error.as_deref().unwrap_or(""), 60),
+                ]
+            })
+            .collect(),
+    ));
+    out
+}
+
+pub fn import_summary(summary: &ImportSummary) -> String {
+    let mut out = format!(
+        "read {}, stored {}, duplicates {}, new tickets {}, stored with problems {}, skipped {}\n",
+        summary.read,
+        summary.stored,
+        summary.duplicates,
+        summary.tickets_created,
+        summary.flagged,
+        summary.skipped.len()
+    );
+    for (position, reason) in &summary.skipped {
+        let _ = writeln!(out, "  skipped message {position}: {reason}");
+    }
+    out
+}
+
+/// A ticket with everything `ticket show` prints.
+#[derive(Debug, Serialize)]
+pub struct TicketView {
+    #[serde(flatten)]
+    pub ticket: Ticket,
+    pub messages: Vec<MessageRecord>,
+    pub events: Vec<Event>,
+}
+
+impl TicketView {
+    pub async fn load(store: &Store, number: i64) -> Result<TicketView, StoreError> {
+        Ok(TicketView {
+            ticket: store.ticket(number).await?,
+            messages: store.ticket_messages(number).await?,
+            events: store.ticket_events(number).await?,
+        })
+    }
+
+    pub fn render(&self) -> String {
+        let t = &self.ticket;
+        let mut out = String::new();
+        let _ = writeln!(out, "#{} {}", t.number, t.subject);
+        let customer = match &t.customer_name {
+            Some(name) => format!("{name} <{}>", t.customer_address),
+            None => t.customer_address.clone(),
+        };
+        let fields = [
+            ("status", t.status.to_string()),
+            ("priority", t.priority.to_string()),
+            ("queue", t.queue.clone()),
+            ("customer", customer),
+            ("owner", t.owner.clone().unwrap_or_else(|| "(none)".into())),
+            (
+                "tags",
+                if t.tags.is_empty() {
+                    "(none)".into()
+                } else {
+                    t.tags.join(", ")
+                },
+            ),
+            ("created", when(t.created_at)),
+            ("updated", when(t.updated_at)),
+        ];
+        for (name, value) in fields {
+            let _ = writeln!(out, "  {name:<9}{value}");
+        }
+        if let Some(linked) = t.linked_ticket {
+            let _ = writeln!(out, "  {:<9}#{linked}", "linked");
+        }
+        let _ = writeln!(out, "\nmessages ({}):", self.messages.len());
+        let rows = self
+            .messages
+            .iter()
+            .map(|m| {
+                vec![
+                    when(m.sent_at),
+                    m.kind.clone(),
+                    shorten(&m.sender, 32),
+                    m.size.to_string(),
+                    shorten(&m.subject, 50),
+                    m.problems
+                        .clone()
+                        .map(|p| format!("[{p}]"))
+                        .unwrap_or_default(),
+                ]
+            })
+            .collect();
+        for line in table(
+            &["DATE", "KIND", "FROM", "BYTES", "SUBJECT", "PROBLEMS"],
+            rows,
+        )
+        .lines()
+        {
+            let _ = writeln!(out, "  {}", line.trim_end());
+        }
+        let _ = writeln!(out, "\nhistory:");
+        for e in &self.events {
+            let _ = writeln!(
+                out,
+                "  {}  {:<8} {}: {}",
+                when(e.at),
+                e.actor,
+                e.kind,
+                e.detail
+            );
+        }
+        out
+    }
+}
+
+/// Writes a ticket's messages as an mboxrd file (lines beginning with
+/// `>*From ` get one more `>`, so the bytes can be recovered exactly).
+pub async fn export_mbox(
+    store: &Store,
+    number: i64,
+    out: &mut impl Write,
+) -> Result<(), crate::AppError> {
+    let io = |source| crate::AppError::Io {
+        context: "export".into(),
+        source,
+    };
+    store.ticket(number).await?;
+    for message in store.ticket_messages(number).await? {
+        let raw = store.raw_message(message.id).await?;
+        let sender = if message.envelope_from.is_empty() {
+            "MAILER-DAEMON".to_string()
+        } else {
+            message.envelope_from.clone()
+        };
+        let date = message.received_at.format("%a %b %e %H:%M:%S %Y");
+        write!(out, "From {sender} {date}\n").map_err(io)?;
+        out.write_all(&mboxrd_quote(&raw)).map_err(io)?;
+        if !raw.ends_with(b"\n") {
+            out.write_all(b"\n").map_err(io)?;
+        }
+        out.write_all(b"\n").map_err(io)?;
+    }
+    Ok(())
+}
+
+fn mboxrd_quote(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() + 64);
+    for line in raw.split_inclusive(|&b| b == b'\n') {
+        let unquoted = line.iter().position(|&b| b != b'>').unwrap_or(line.len());
+        if line[unquoted..].starts_with(b"From ") {
+            out.push(b'>');
+        }
+        out.extend_from_slice(line);
+    }
+    out
+}
+
+/// What `serve` prints once it listens.
+pub async fn welcome(running: &RunningServer, config_file: &Path) -> Result<String, StoreError> {
+    let app = &running.app;
+    let queues = app.store.queues().await?;
+    let mut out = String::new();
+    let _ = writeln!(out, "postdesk {} is running", env!("CARGO_PKG_VERSION"));
+    let _ = writeln!(out, "  configuration  {}", config_file.display());
+    let _ = writeln!(out, "  data           {}", app.config.data_dir.display());
+    let _ = writeln!(
+        out,
+        "  database       {} ({})",
+        redact(&app.config.database_url()),
+        app.store.backend_name()
+    );
+    let _ = writeln!(
+        out,
+        "  incoming mail  smtp://{} (STARTTLS available)",
+        running.smtp_addr
+    );
+    for q in &queues {
+        let _ = writeln!(out, "  queue          {} <{}>", q.name, q.address);
+    }
+    match &app.config.outbound.relay {
+        Some(relay) => {
+            let _ = writeln!(out, "  outbound relay {}:{}", relay.host, relay.port);
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "  outbound relay none: acknowledgements stay queued (postdesk outbound list)"
+            );
+        }
+    }
+    if let Some((login, password)) = &running.bootstrap_admin {
+        let _ = writeln!(
+            out,
+            "\nAn administrator was created. This password is shown only once:"
+        );
+        let _ = writeln!(out, "  login     {login}");
+        let _ = writeln!(out, "  password  {password}");
+        let _ = writeln!(out, "  (change it with: postdesk agent passwd {login})");
+    }
+    if let Some(q) = queues.first() {
+        let _ = writeln!(out, "\nSend a first ticket:");
+        let _ = writeln!(
+            out,
+            "  swaks --server {} --from you@example.com --to {} --header 'Subject: Printer on fire'",
+            running.smtp_addr, q.address
+        );
+        let _ = writeln!(out, "  postdesk ticket list");
+    }
+    let _ = write!(
+        out,
+        "\nIMAP for agents and SMTP submission are not built yet; stop with Ctrl-C."
+    );
+    Ok(out)
+}
+
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("****"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mboxrd_quoting_is_reversible() {
+        assert_eq!(
+            mboxrd_quote(b"a\nFrom me\n>From you\nnot From\n"),
+            b"a\n>From me\n>>From you\nnot From\n".to_vec()
+        );
+    }
+
+    #[test]
+    fn tables_align_columns() {
+        let text = table(&["A", "BB"], vec![vec!["xxx".into(), "y".into()]]);
+        assert_eq!(text, "A    BB\nxxx  y\n");
+    }
+
+    #[test]
+    fn passwords_in_database_urls_are_hidden() {
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:****@h/db");
+        assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
+    }
+}

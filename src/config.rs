@@ -1,0 +1,605 @@
+//! `postdesk.toml`: every key optional, every mistake reported with the file,
+//! line and column it is on.
+
+use crate::domain::address;
+use serde::{Deserialize, Deserializer};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Inconsistent { path: PathBuf, message: String },
+}
+
+/// The whole configuration, defaults filled in.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Our name in greetings, Message-IDs and the default queue address.
+    pub hostname: String,
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` or `postgres://…`; defaults to `sqlite://DATA_DIR/postdesk.db`.
+    pub database_url: Option<String>,
+    pub smtp: SmtpConfig,
+    pub submission: SubmissionConfig,
+    pub imap: ImapConfig,
+    pub tls: TlsConfig,
+    pub outbound: OutboundConfig,
+    pub tickets: TicketConfig,
+    pub autoreply: AutoReplyConfig,
+    #[serde(rename = "queue")]
+    pub queues: Vec<QueueConfig>,
+    /// Where the file came from, for error messages; not a key.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            hostname: "localhost".into(),
+            data_dir: PathBuf::from("postdesk-data"),
+            database_url: None,
+            smtp: SmtpConfig::default(),
+            submission: SubmissionConfig::default(),
+            imap: ImapConfig::default(),
+            tls: TlsConfig::default(),
+            outbound: OutboundConfig::default(),
+            tickets: TicketConfig::default(),
+            autoreply: AutoReplyConfig::default(),
+            queues: Vec::new(),
+            source: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    pub listen: SocketAddr,
+    /// Bytes; larger messages get `552 5.3.4`.
+    pub max_message_size: usize,
+    /// Recipients per transaction; more get `452 4.5.3`.
+    pub max_recipients: usize,
+    /// Simultaneous SMTP connections; more get `421 4.7.0`.
+    pub max_connections: usize,
+    /// Seconds a client may stay silent between commands (RFC 5321 §4.5.3.2
+    /// asks for at least 5 minutes).
+    pub command_timeout: u64,
+    /// Seconds a client may take for a whole DATA or BDAT transfer.
+    pub data_timeout: u64,
+    /// Command lines longer than this get `500 5.5.2` (RFC 5321 §4.5.3.1.4: 512).
+    pub max_line_length: usize,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 2525)),
+            max_message_size: 25 * 1024 * 1024,
+            max_recipients: 100,
+            max_connections: 500,
+            command_timeout: 300,
+            data_timeout: 600,
+            max_line_length: 2048,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SubmissionConfig {
+    pub listen: SocketAddr,
+}
+
+impl Default for SubmissionConfig {
+    fn default() -> Self {
+        SubmissionConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 2587)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImapConfig {
+    pub listen: SocketAddr,
+    pub tls_listen: SocketAddr,
+}
+
+impl Default for ImapConfig {
+    fn default() -> Self {
+        ImapConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 2143)),
+            tls_listen: SocketAddr::from(([127, 0, 0, 1], 2993)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain; absent: a self-signed one is made once in data_dir.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundConfig {
+    /// `smtp://host:port` (plain), `smtp+starttls://host:port` or
+    /// `smtps://host:port`, with optional `user:password@`. Absent: outbound
+    /// mail is kept queued and shown by `postdesk outbound list`.
+    #[serde(deserialize_with = "relay_url")]
+    pub relay: Option<RelayUrl>,
+    /// Give up on a message after this many attempts...
+    pub max_attempts: u32,
+    /// ...or after this many seconds in the queue, whichever comes first.
+    pub max_age: u64,
+    /// First retry delay in seconds; doubles with each attempt.
+    pub retry_base: u64,
+    /// Accept invalid relay certificates (for a relay on localhost only).
+    pub allow_invalid_certs: bool,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        OutboundConfig {
+            relay: None,
+            max_attempts: 12,
+            max_age: 2 * 24 * 3600,
+            retry_base: 60,
+            allow_invalid_certs: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelaySecurity {
+    Plain,
+    StartTls,
+    ImplicitTls,
+}
+
+#[derive(Debug, Clone)]
+pub struct RelayUrl {
+    pub host: String,
+    pub port: u16,
+    pub security: RelaySecurity,
+    pub credentials: Option<(String, String)>,
+}
+
+impl RelayUrl {
+    pub fn parse(text: &str) -> Result<RelayUrl, String> {
+        let url = url::Url::parse(text).map_err(|e| format!("invalid relay URL '{text}': {e}"))?;
+        let (security, default_port) = match url.scheme() {
+            "smtp" => (RelaySecurity::Plain, 25),
+            "smtp+starttls" => (RelaySecurity::StartTls, 587),
+            "smtps" => (RelaySecurity::ImplicitTls, 465),
+            other => {
+                return Err(format!(
+                    "relay URL scheme '{other}' is not one of smtp, smtp+starttls, smtps"
+                ));
+            }
+        };
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| format!("relay URL '{text}' has no host"))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let credentials = (!url.username().is_empty()).then(|| {
+            (
+                decode_userinfo(url.username()),
+                decode_userinfo(url.password().unwrap_or("")),
+            )
+        });
+        Ok(RelayUrl {
+            host,
+            port: url.port().unwrap_or(default_port),
+            security,
+            credentials,
+        })
+    }
+}
+
+fn decode_userinfo(text: &str) -> String {
+    url::form_urlencoded::parse(format!("x={text}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| text.to_string())
+}
+
+fn relay_url<'de, D: Deserializer<'de>>(de: D) -> Result<Option<RelayUrl>, D::Error> {
+    let text = Option::<String>::deserialize(de)?;
+    text.map(|t| RelayUrl::parse(&t).map_err(serde::de::Error::custom))
+        .transpose()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TicketConfig {
+    /// Days after which a reply to a closed ticket opens a new, linked one.
+    pub reopen_window_days: u32,
+}
+
+impl Default for TicketConfig {
+    fn default() -> Self {
+        TicketConfig {
+            reopen_window_days: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AutoReplyConfig {
+    /// Send the acknowledgement of templates/ack.txt for new tickets.
+    pub enabled: bool,
+    /// At most this many automatic answers per sender per hour.
+    pub max_per_sender_per_hour: u32,
+    /// A directory whose `ack.txt` replaces the built-in template.
+    pub templates_dir: Option<PathBuf>,
+}
+
+impl Default for AutoReplyConfig {
+    fn default() -> Self {
+        AutoReplyConfig {
+            enabled: true,
+            max_per_sender_per_hour: 5,
+            templates_dir: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    #[serde(deserialize_with = "queue_name")]
+    pub name: String,
+    #[serde(deserialize_with = "mail_address")]
+    pub address: String,
+}
+
+fn queue_name<'de, D: Deserializer<'de>>(de: D) -> Result<String, D::Error> {
+    let name = String::deserialize(de)?;
+    validate_queue_name(&name).map_err(serde::de::Error::custom)?;
+    Ok(name)
+}
+
+/// Queue names become IMAP folder names (`Queues/<name>`): keep them simple.
+pub fn validate_queue_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ' '));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid queue name '{name}': use 1-64 letters, digits, spaces, '-', '_' or '.'"
+        ))
+    }
+}
+
+fn mail_address<'de, D: Deserializer<'de>>(de: D) -> Result<String, D::Error> {
+    let text = String::deserialize(de)?;
+    validate_address(&text).map_err(serde::de::Error::custom)
+}
+
+pub fn validate_address(text: &str) -> Result<String, String> {
+    let normalized = address::normalize(text);
+    match address::split(&normalized) {
+        Some((local, domain))
+            if !local.contains('+')
+                && !normalized.chars().any(|c| c.is_whitespace() || c == ',') =>
+        {
+            let _ = domain;
+            Ok(normalized)
+        }
+        Some(_) => Err(format!(
+            "invalid address '{text}': a queue address may not contain '+' or blanks"
+        )),
+        None => Err(format!("invalid address '{text}': expected local@domain")),
+    }
+}
+
+impl Config {
+    /// Reads and validates a file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses TOML text; `path` only names the source in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|err| {
+            let (line, column) = err
+                .span()
+                .map(|span| line_column(text, span.start))
+                .unwrap_or((1, 1));
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: err.message().to_string(),
+            }
+        })?;
+        config.source = Some(path.to_path_buf());
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Checks across keys that a single key's type cannot express.
+    fn check(&self) -> Result<(), ConfigError> {
+        let path = self
+            .source
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("<defaults>"));
+        let inconsistent = |message: String| ConfigError::Inconsistent {
+            path: path.clone(),
+            message,
+        };
+        if self.hostname.trim().is_empty() || self.hostname.contains(char::is_whitespace) {
+            return Err(inconsistent(format!(
+                "hostname '{}' is not a host name",
+                self.hostname
+            )));
+        }
+        for (i, q) in self.queues.iter().enumerate() {
+            for other in &self.queues[..i] {
+                if other.name == q.name {
+                    return Err(inconsistent(format!(
+                        "queue name '{}' is used twice",
+                        q.name
+                    )));
+                }
+                if other.address == q.address {
+                    return Err(inconsistent(format!(
+                        "queue address '{}' is used twice",
+                        q.address
+                    )));
+                }
+            }
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(inconsistent(
+                "[tls] needs both cert and key, or neither".into(),
+            ));
+        }
+        if self.smtp.max_message_size == 0 || self.smtp.max_recipients == 0 {
+            return Err(inconsistent(
+                "[smtp] max_message_size and max_recipients must be positive".into(),
+            ));
+        }
+        if let Some(url) = &self.database_url
+            && !(url.starts_with("sqlite:")
+                || url.starts_with("postgres:")
+                || url.starts_with("postgresql:"))
+        {
+            return Err(inconsistent(format!(
+                "database_url '{url}' must start with sqlite:// or postgres://"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The database URL in force: the configured one, or SQLite in data_dir.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("postdesk.db").display()),
+        }
+    }
+
+    /// The queues to create at start: the configured ones, or `support@HOSTNAME`.
+    pub fn queues_or_default(&self) -> Vec<QueueConfig> {
+        if self.queues.is_empty() {
+            vec![QueueConfig {
+                name: "support".into(),
+                address: format!("support@{}", self.hostname.to_lowercase()),
+            }]
+        } else {
+            self.queues.clone()
+        }
+    }
+
+    /// Our own Message-ID domain: mail whose id ends in it is postdesk's.
+    pub fn message_id_domain(&self) -> String {
+        self.hostname.to_lowercase()
+    }
+}
+
+/// The documented defaults, written to the data directory on a first start
+/// without a configuration file.
+pub const DEFAULT_FILE: &str = include_str!("../examples/postdesk.toml");
+
+/// 1-based line and column of a byte offset.
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, Path::new("postdesk.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn an_empty_file_is_all_defaults() {
+        let config = parse("").map_err(|e| e.to_string());
+        let config = config.as_ref().ok();
+        assert_eq!(config.map(|c| c.hostname.as_str()), Some("localhost"));
+        assert_eq!(
+            config.map(|c| c.database_url()),
+            Some("sqlite://postdesk-data/postdesk.db".to_string())
+        );
+        assert_eq!(
+            config.map(|c| c.queues_or_default()[0].address.clone()),
+            Some("support@localhost".to_string())
+        );
+    }
+
+    #[test]
+    fn the_documented_keys_parse() {
+        let text = r#"
+hostname = "desk.example.test"
+data_dir = "/var/lib/postdesk"
+database_url = "postgres://postgres@127.0.0.1/postdesk"
+[smtp]
+listen = "0.0.0.0:25"
+max_message_size = 1000
+[submission]
+listen = "127.0.0.1:587"
+[imap]
+listen = "127.0.0.1:143"
+tls_listen = "127.0.0.1:993"
+[tls]
+cert = "cert.pem"
+key = "key.pem"
+[outbound]
+relay = "smtp+starttls://user:p%40ss@relay.example:587"
+[[queue]]
+name = "support"
+address = "Support@Example.test"
+[[queue]]
+name = "billing"
+address = "billing@example.test"
+"#;
+        let config = parse(text);
+        let Ok(config) = config else {
+            panic!("{config:?}");
+        };
+        assert_eq!(config.smtp.listen.port(), 25);
+        assert_eq!(config.smtp.max_message_size, 1000);
+        assert_eq!(config.queues[0].address, "support@example.test");
+        let relay = config.outbound.relay.as_ref();
+        assert_eq!(relay.map(|r| r.port), Some(587));
+        assert_eq!(
+            relay.map(|r| r.security.clone()),
+            Some(RelaySecurity::StartTls)
+        );
+        assert_eq!(
+            relay.and_then(|r| r.credentials.clone()),
+            Some(("user".into(), "p@ss".into()))
+        );
+    }
+
+    #[test]
+    fn mistakes_name_file_line_and_problem() {
+        let cases = [
+            (
+                "hostname = \"a\"\nbogus = 1\n",
+                "postdesk.toml:2:1:",
+                "unknown field `bogus`",
+            ),
+            (
+                "[smtp]\nlisten = \"nowhere\"\n",
+                "postdesk.toml:2:10:",
+                "invalid socket address",
+            ),
+            (
+                "[smtp]\nmax_message_size = \"big\"\n",
+                "postdesk.toml:2:20:",
+                "invalid type",
+            ),
+            (
+                "[[queue]]\nname = \"s\"\naddress = \"nobody\"\n",
+                "postdesk.toml:3:11:",
+                "expected local@domain",
+            ),
+            (
+                "[outbound]\nrelay = \"http://x\"\n",
+                "postdesk.toml:2:9:",
+                "scheme 'http'",
+            ),
+            (
+                "[tls]\ncert = \"c.pem\"\n",
+                "postdesk.toml:",
+                "both cert and key",
+            ),
+        ];
+        for (text, location, problem) in cases {
+            let err = parse(text).err().unwrap_or_default();
+            assert!(err.starts_with(location), "{err}");
+            assert!(err.contains(problem), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_example_file_states_the_defaults() {
+        let example = parse(DEFAULT_FILE);
+        assert!(example.is_ok(), "{example:?}");
+        // Uncommenting every default key must parse and change nothing.
+        let uncommented: String = DEFAULT_FILE
+            .lines()
+            .filter(|l| {
+                !l.starts_with("#[[queue]]")
+                    && !l.starts_with("#name")
+                    && !l.starts_with("#address")
+                    && *l != "#"
+            })
+            .filter(|l| {
+                !l.contains("/etc/postdesk")
+                    && !l.starts_with("#relay")
+                    && !l.starts_with("#templates_dir")
+            })
+            .map(|l| {
+                l.strip_prefix('#')
+                    .filter(|r| !r.starts_with(' '))
+                    .unwrap_or(l)
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let parsed = parse(&uncommented);
+        let Ok(parsed) = parsed else {
+            panic!("{parsed:?}");
+        };
+        let defaults = Config::default();
+        assert_eq!(parsed.hostname, defaults.hostname);
+        assert_eq!(parsed.database_url(), defaults.database_url());
+        assert_eq!(parsed.smtp.listen, defaults.smtp.listen);
+        assert_eq!(parsed.smtp.max_message_size, defaults.smtp.max_message_size);
+        assert_eq!(parsed.smtp.max_line_length, defaults.smtp.max_line_length);
+        assert_eq!(parsed.outbound.max_age, defaults.outbound.max_age);
+        assert_eq!(
+            parsed.autoreply.max_per_sender_per_hour,
+            defaults.autoreply.max_per_sender_per_hour
+        );
+    }
+
+    #[test]
+    fn line_column_counts_from_one() {
+        assert_eq!(line_column("ab\ncd", 0), (1, 1));
+        assert_eq!(line_column("ab\ncd", 4), (2, 2));
+    }
+}

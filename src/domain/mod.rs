@@ -1,0 +1,11 @@
+//! Plain types and pure logic: no sockets, no SQL, no clocks of their own.
+//!
+//! Everything here takes its inputs as values (including "now") so that the
+//! rules can be unit-tested exhaustively and reused by every protocol.
+
+pub mod address;
+pub mod loops;
+pub mod message_id;
+pub mod subject;
+pub mod threading;
+pub mod ticket;

@@ -1,0 +1,546 @@
+//! The one ingest pipeline, shared by SMTP, `postdesk import` and the tests:
+//! parse → classify → thread → commit (→ acknowledge).
+//!
+//! Nothing here drops mail. A message mail-parser cannot make sense of is
+//! stored byte-exact with its problems listed; only a failing store refuses
+//! a message, and then the caller tells the sender to try again.
+
+use crate::App;
+use crate::domain::{address, loops, message_id, subject};
+use crate::store::{
+    AckContext, AutoReplyPlan, FileOutcome, InboundKind, InboundRequest, NewMessage, OutgoingMail,
+    Queue, StoreError,
+};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use mail_parser::{Address, HeaderName, Message, MessageParser, MimeHeaders};
+use serde::Serialize;
+use std::net::SocketAddr;
+
+/// The SMTP envelope of a message (or what import makes up for one).
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    /// `MAIL FROM`; empty for the null return path.
+    pub mail_from: String,
+    pub rcpt_to: Vec<String>,
+    pub remote_addr: Option<SocketAddr>,
+    pub received_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// Mail arriving now: may be acknowledged.
+    Live,
+    /// Historical mail: into this queue, never acknowledged, dated by its
+    /// own Date header.
+    Import { queue: Queue },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("no queue to file the message in")]
+    NoQueue,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What happened to a message, for the SMTP reply, the import report and logs.
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestReport {
+    pub message: i64,
+    pub ticket: Option<i64>,
+    pub created: bool,
+    pub duplicate: bool,
+    pub problems: Vec<String>,
+    /// Why no acknowledgement was sent, when none was.
+    pub auto_reply: Option<String>,
+}
+
+pub async fn ingest(
+    app: &App,
+    envelope: &Envelope,
+    raw: Vec<u8>,
+    mode: Mode,
+) -> Result<IngestReport, IngestError> {
+    let queues = app.queues().await?;
+    let (request, problems) = prepare(app, &queues, envelope, raw, &mode)?;
+    let outcome = app.store.file_inbound(request).await?;
+    let report = match outcome {
+        FileOutcome::Duplicate { message, ticket } => IngestReport {
+            message,
+            ticket,
+            created: false,
+            duplicate: true,
+            problems,
+            auto_reply: Some("duplicate delivery".into()),
+        },
+        FileOutcome::Filed {
+            message,
+            ticket,
+            created,
+            auto_reply,
+            ..
+        } => IngestReport {
+            message,
+            ticket: Some(ticket),
+            created,
+            duplicate: false,
+            problems,
+            auto_reply: auto_reply.err(),
+        },
+        FileOutcome::Unfiled { message, reason } => IngestReport {
+            message,
+            ticket: None,
+            created: false,
+            duplicate: false,
+            problems,
+            auto_reply: Some(reason),
+        },
+    };
+    tracing::debug!(?report, "ingested");
+    Ok(report)
+}
+
+/// Parses and classifies a message into a filing request (pure but for the
+/// queue list it is given).
+fn prepare(
+    app: &App,
+    queues: &[Queue],
+    envelope: &Envelope,
+    raw: Vec<u8>,
+    mode: &Mode,
+) -> Result<(InboundRequest, Vec<String>), IngestError> {
+    let config = &app.config;
+    let parsed = MessageParser::default().parse(&raw[..]);
+    let mut problems = Vec::new();
+    let facts = match &parsed {
+        Some(message) => Facts::read(message, &mut problems),
+        None => {
+            problems.push("unparseable message".to_string());
+            Facts::default()
+        }
+    };
+
+    let is_queue_address = |addr: &str| {
+        address::Recipient::parse(addr).is_some_and(|r| queues.iter().any(|q| q.address == r.base))
+    };
+
+    // Queue: the first queue address among the recipients.
+    let recipients: Vec<address::Recipient> = envelope
+        .rcpt_to
+        .iter()
+        .filter_map(|r| address::Recipient::parse(r))
+        .collect();
+    let queue = match mode {
+        Mode::Import { queue } => Some(queue.clone()),
+        Mode::Live => recipients
+            .iter()
+            .find_map(|r| queues.iter().find(|q| q.address == r.base))
+            .or_else(|| queues.first())
+            .cloned(),
+    }
+    .ok_or(IngestError::NoQueue)?;
+    let plus_tickets: Vec<i64> = recipients
+        .iter()
+        .filter(|r| queues.iter().any(|q| q.address == r.base))
+        .filter_map(address::Recipient::ticket_number)
+        .collect();
+
+    let envelope_from = address::normalize(&envelope.mail_from);
+    let sender = facts
+        .from
+        .clone()
+        .filter(|a| address::split(a).is_some())
+        .or_else(|| (!envelope_from.is_empty()).then(|| envelope_from.clone()))
+        .unwrap_or_else(|| "unknown@invalid".to_string());
+    if facts.from.is_none() {
+        problems.push("no From address".into());
+    }
+
+    let (message_id, has_message_id) = match &facts.message_id {
+        Some(id) => (id.clone(), true),
+        None => {
+            problems.push("no Message-ID".into());
+            // A content hash: a client retrying the same bytes is still one message.
+            (synthetic_message_id(&raw), false)
+        }
+    };
+    let received_at = envelope.received_at;
+    let sent_at = match facts.date {
+        Some(date) => date,
+        None => {
+            problems.push("no valid Date".into());
+            received_at
+        }
+    };
+    let (received_at, now) = match mode {
+        Mode::Live => (received_at, received_at),
+        Mode::Import { .. } => (sent_at, sent_at),
+    };
+
+    let own_domain = config.message_id_domain();
+    let is_own = has_message_id
+        && message_id.starts_with("pd.")
+        && message_id::domain(&message_id).is_some_and(|d| d.eq_ignore_ascii_case(&own_domain));
+    let kind = if facts.is_report || (envelope_from.is_empty() && address::is_robot_sender(&sender))
+    {
+        let bounced = bounced_message_ids(&raw)
+            .into_iter()
+            .filter(|id| *id != message_id)
+            .collect();
+        InboundKind::Bounce { bounced }
+    } else if is_own {
+        InboundKind::OwnMail
+    } else {
+        InboundKind::Customer
+    };
+
+    let participants: Vec<String> = facts
+        .addresses
+        .iter()
+        .filter(|a| !is_queue_address(a) && address::split(a).is_some())
+        .cloned()
+        .collect();
+
+    let subject_text = facts.subject.clone().unwrap_or_default();
+    let title = match subject::clean(&subject_text) {
+        t if t.is_empty() => "(no subject)".to_string(),
+        t => t,
+    };
+
+    let reply_to = facts.reply_to.clone().unwrap_or_else(|| sender.clone());
+    let auto_reply = match mode {
+        Mode::Live if config.autoreply.enabled => {
+            let reason = loops::suppression_reason(&loops::AutoReplyFacts {
+                envelope_from: &envelope_from,
+                reply_to_address: &reply_to,
+                auto_submitted: facts.auto_submitted.as_deref(),
+                precedence: facts.precedence.as_deref(),
+                has_list_id: facts.has_list_id,
+                has_list_unsubscribe: facts.has_list_unsubscribe,
+                x_auto_response_suppress: facts.x_auto_response_suppress.as_deref(),
+                has_vendor_autoreply_header: facts.has_vendor_autoreply_header,
+                is_report: matches!(kind, InboundKind::Bounce { .. }),
+                is_own_message: is_own,
+            });
+            match reason {
+                Some(reason) => {
+                    tracing::debug!(%message_id, reason, "no acknowledgement");
+                    None
+                }
+                None => Some(ack_plan(
+                    app,
+                    &reply_to,
+                    facts.from_name.clone(),
+                    &message_id,
+                    has_message_id,
+                    &facts.references,
+                    &title,
+                )),
+            }
+        }
+        _ => None,
+    };
+
+    let mut references = facts.in_reply_to.clone();
+    for id in facts.references.iter().rev() {
+        if !references.contains(id) {
+            references.push(id.clone());
+        }
+    }
+    references.retain(|id| *id != message_id);
+
+    let request = InboundRequest {
+        message: NewMessage {
+            message_id,
+            has_message_id,
+            sender: sender.clone(),
+            from_name: facts.from_name.clone(),
+            envelope_from,
+            envelope_to: envelope
+                .rcpt_to
+                .iter()
+                .map(|r| address::normalize(r))
+                .collect(),
+            subject: subject_text.clone(),
+            sent_at,
+            received_at,
+            problems: problems.clone(),
+            remote_addr: envelope.remote_addr.map(|a| a.to_string()),
+            references,
+            participants,
+            raw,
+        },
+        kind,
+        queue_id: queue.id,
+        plus_tickets,
+        subject_tags: subject::ticket_tags(&subject_text),
+        title,
+        customer_address: sender,
+        customer_name: facts.from_name,
+        now,
+        reopen_window: Duration::days(i64::from(config.tickets.reopen_window_days)),
+        auto_reply,
+        actor: match mode {
+            Mode::Live => "smtp".into(),
+            Mode::Import { .. } => "import".into(),
+        },
+    };
+    Ok((request, problems))
+}
+
+/// What the pipeline reads from a parsed message.
+#[derive(Debug, Default)]
+struct Facts {
+    message_id: Option<String>,
+    from: Option<String>,
+    from_name: Option<String>,
+    reply_to: Option<String>,
+    subject: Option<String>,
+    date: Option<DateTime<Utc>>,
+    in_reply_to: Vec<String>,
+    references: Vec<String>,
+    /// From, Reply-To, To and Cc.
+    addresses: Vec<String>,
+    auto_submitted: Option<String>,
+    precedence: Option<String>,
+    has_list_id: bool,
+    has_list_unsubscribe: bool,
+    x_auto_response_suppress: Option<String>,
+    has_vendor_autoreply_header: bool,
+    is_report: bool,
+}
+
+impl Facts {
+    fn read(message: &Message<'_>, problems: &mut Vec<String>) -> Facts {
+        let mut facts = Facts::default();
+        if message.headers().is_empty() {
+            problems.push("no header".into());
+        }
+        facts.message_id = message
+            .message_id()
+            .map(message_id::normalize)
+            .filter(|id| message_id::is_plausible(id));
+        if let Some(from) = message.from().and_then(Address::first) {
+            facts.from = from.address.as_deref().map(address::normalize);
+            facts.from_name = from
+                .name
+                .as_deref()
+                .map(|n| n.trim().to_string())
+                .filter(|n| !n.is_empty());
+        }
+        facts.reply_to = message
+            .reply_to()
+            .and_then(Address::first)
+            .and_then(|a| a.address.as_deref())
+            .map(address::normalize);
+        facts.subject = message.subject().map(str::to_string);
+        facts.date = message
+            .date()
+            .filter(|d| d.is_valid())
+            .and_then(|d| Utc.timestamp_opt(d.to_timestamp(), 0).single());
+        for (name, value) in message.headers_raw() {
+            if name.eq_ignore_ascii_case("In-Reply-To") {
+                facts.in_reply_to.extend(message_id::extract_ids(value));
+            } else if name.eq_ignore_ascii_case("References") {
+                facts.references.extend(message_id::extract_ids(value));
+            } else if name.eq_ignore_ascii_case("Auto-Submitted") {
+                facts.auto_submitted = Some(value.trim().to_string());
+            } else if name.eq_ignore_ascii_case("Precedence") {
+                facts.precedence = Some(value.trim().to_string());
+            } else if name.eq_ignore_ascii_case("X-Auto-Response-Suppress") {
+                facts.x_auto_response_suppress = Some(value.trim().to_string());
+            } else if [
+                "X-Autoreply",
+                "X-Autorespond",
+                "X-Auto-Reply",
+                "X-Autoresponder",
+            ]
+            .iter()
+            .any(|h| name.eq_ignore_ascii_case(h))
+            {
+                facts.has_vendor_autoreply_header = true;
+            }
+        }
+        facts.has_list_id = message.header(HeaderName::ListId).is_some();
+        facts.has_list_unsubscribe = message.header(HeaderName::ListUnsubscribe).is_some();
+        let mut addresses = Vec::new();
+        for list in [
+            message.from(),
+            message.reply_to(),
+            message.to(),
+            message.cc(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            for addr in list.iter() {
+                if let Some(a) = addr.address.as_deref() {
+                    let a = address::normalize(a);
+                    if !addresses.contains(&a) {
+                        addresses.push(a);
+                    }
+                }
+            }
+        }
+        facts.addresses = addresses;
+        facts.is_report = message.content_type().is_some_and(|ct| {
+            ct.ctype().eq_ignore_ascii_case("multipart")
+                && ct
+                    .subtype()
+                    .is_some_and(|s| s.eq_ignore_ascii_case("report"))
+        });
+        facts
+    }
+}
+
+/// Message-IDs of the original message quoted in a delivery report: the
+/// `Message-ID:` lines of its body (the returned message or its headers),
+/// which works for MIME reports and for the older plain-text bounces alike.
+pub fn bounced_message_ids(raw: &[u8]) -> Vec<String> {
+    let body_start = find_subslice(raw, b"\r\n\r\n")
+        .map(|p| p + 4)
+        .or_else(|| find_subslice(raw, b"\n\n").map(|p| p + 2))
+        .unwrap_or(raw.len());
+    let body = String::from_utf8_lossy(&raw[body_start..]);
+    let mut ids = Vec::new();
+    for line in body.lines() {
+        let trimmed = line.trim_start_matches(['>', ' ', '\t']);
+        let Some((name, value)) = trimmed.split_once(':') else {
+            continue;
+        };
+        if name.eq_ignore_ascii_case("Message-ID")
+            || name.eq_ignore_ascii_case("Original-Message-ID")
+        {
+            for id in message_id::extract_ids(value) {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+    }
+    ids
+}
+
+fn find_subslice(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn synthetic_message_id(raw: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, raw);
+    let hex: String = digest.as_ref()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{hex}@no-message-id.postdesk.invalid")
+}
+
+/// A fresh Message-ID under our own domain: `pd.<ticket>.<random>@<hostname>`.
+pub fn own_message_id(hostname: &str, ticket: i64) -> String {
+    let random: u64 = rand::random();
+    format!("pd.{ticket}.{random:016x}@{}", hostname.to_lowercase())
+}
+
+fn ack_plan(
+    app: &App,
+    to: &str,
+    to_name: Option<String>,
+    original_id: &str,
+    has_message_id: bool,
+    original_references: &[String],
+    title: &str,
+) -> AutoReplyPlan {
+    let templates = app.templates.clone();
+    let hostname = app.config.hostname.clone();
+    let to = to.to_string();
+    let original_id = has_message_id.then(|| original_id.to_string());
+    let mut references = original_references.to_vec();
+    references.extend(original_id.clone());
+    let title = title.to_string();
+    AutoReplyPlan {
+        to: to.clone(),
+        max_per_hour: app.config.autoreply.max_per_sender_per_hour,
+        // Built inside the filing transaction, once the ticket number exists;
+        // a template error there becomes a ticket event, not a lost message.
+        build: Box::new(move |ctx: &AckContext| {
+            let rendered = templates
+                .render(
+                    "ack.txt",
+                    serde_json::json!({
+                        "ticket": {"number": ctx.ticket, "subject": title},
+                        "customer": {"name": to_name, "address": to},
+                        "queue": {"name": ctx.queue_name, "address": ctx.queue_address},
+                    }),
+                )
+                .map_err(|e| e.to_string())?;
+            let message_id = own_message_id(&hostname, ctx.ticket);
+            let display = format!("{} support", capitalize(&ctx.queue_name));
+            let raw_header = |text: String| mail_builder::headers::raw::Raw::new(text);
+            let mut builder = mail_builder::MessageBuilder::new()
+                .from((display.clone(), ctx.queue_address.clone()))
+                .to(match &to_name {
+                    Some(name) => (name.clone(), to.clone()).into(),
+                    None => mail_builder::headers::address::Address::from(to.clone()),
+                })
+                .reply_to(address::plus_address(&ctx.queue_address, ctx.ticket))
+                .subject(rendered.subject.clone())
+                .message_id(message_id.clone())
+                .header("Auto-Submitted", raw_header("auto-replied".into()))
+                .header("X-Auto-Response-Suppress", raw_header("All".into()))
+                .header("X-Postdesk-Ticket", raw_header(ctx.ticket.to_string()))
+                .text_body(rendered.body);
+            if let Some(id) = &original_id {
+                builder = builder.in_reply_to(id.clone());
+            }
+            if !references.is_empty() {
+                builder = builder.references(references.clone());
+            }
+            let raw = builder.write_to_vec().map_err(|e| e.to_string())?;
+            Ok(OutgoingMail {
+                message_id,
+                mail_from: ctx.queue_address.clone(),
+                rcpt_to: to.clone(),
+                sender: ctx.queue_address.clone(),
+                from_name: Some(display),
+                subject: rendered.subject,
+                raw,
+            })
+        }),
+    }
+}
+
+fn capitalize(name: &str) -> String {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounced_ids_come_from_the_returned_headers() {
+        let raw = b"From: MAILER-DAEMON@mx.example\r\nMessage-ID: <bounce@mx>\r\n\r\n\
+            --b\r\nContent-Type: message/rfc822\r\n\r\nMessage-ID: <pd.7.abc@desk.example>\r\n\
+            Subject: hi\r\n\r\n> Message-Id: <quoted@x>\r\n";
+        assert_eq!(
+            bounced_message_ids(raw),
+            vec!["pd.7.abc@desk.example".to_string(), "quoted@x".into()]
+        );
+    }
+
+    #[test]
+    fn synthetic_ids_are_stable_per_content() {
+        assert_eq!(synthetic_message_id(b"abc"), synthetic_message_id(b"abc"));
+        assert_ne!(synthetic_message_id(b"abc"), synthetic_message_id(b"abd"));
+    }
+
+    #[test]
+    fn own_ids_carry_ticket_and_domain() {
+        let id = own_message_id("Desk.Example", 42);
+        assert!(id.starts_with("pd.42."));
+        assert!(id.ends_with("@desk.example"));
+    }
+}

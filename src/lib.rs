@@ -1,0 +1,107 @@
+//! postdesk: an email-native helpdesk server.
+//!
+//! Mail comes in over SMTP ([`smtp`]) and goes through one pipeline
+//! ([`ingest`]) into the [`store`], where it becomes a ticket or the next
+//! message of one. The [`domain`] holds the rules (threading, loop
+//! protection) as pure functions; [`outbound`] delivers what postdesk sends.
+
+pub mod cli_output;
+pub mod config;
+pub mod domain;
+pub mod import;
+pub mod ingest;
+pub mod outbound;
+pub mod passwords;
+pub mod server;
+pub mod smtp;
+pub mod store;
+pub mod templates;
+pub mod tls;
+
+use config::Config;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use store::{Queue, Store};
+use tokio::sync::RwLock;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Template(#[from] templates::TemplateError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+}
+
+/// The shared handles of a running postdesk (or of one CLI command).
+pub struct App {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub templates: templates::Templates,
+    queues: RwLock<(Instant, Arc<Vec<Queue>>)>,
+}
+
+/// How long the queue list is trusted before it is read again (so that a
+/// `postdesk queue add` reaches a running server without a restart).
+const QUEUE_CACHE: Duration = Duration::from_secs(5);
+
+impl App {
+    /// Connects to the store, migrates it, and creates or updates the
+    /// configured queues (or the default `support@HOSTNAME` on a fresh store).
+    pub async fn open(config: Config) -> Result<Arc<App>, AppError> {
+        let store = Store::connect(&config.database_url()).await?;
+        store.migrate().await?;
+        let existing = store.queues().await?;
+        if !config.queues.is_empty() || existing.is_empty() {
+            for queue in config.queues_or_default() {
+                store.upsert_queue(&queue.name, &queue.address).await?;
+            }
+        }
+        let templates = templates::Templates::load(config.autoreply.templates_dir.as_deref())?;
+        let queues = store.queues().await?;
+        Ok(Arc::new(App {
+            config: Arc::new(config),
+            store,
+            templates,
+            queues: RwLock::new((Instant::now(), Arc::new(queues))),
+        }))
+    }
+
+    /// The queues, re-read from the store when the cached list is stale.
+    pub async fn queues(&self) -> Result<Arc<Vec<Queue>>, store::StoreError> {
+        {
+            let cached = self.queues.read().await;
+            if cached.0.elapsed() < QUEUE_CACHE {
+                return Ok(cached.1.clone());
+            }
+        }
+        self.refresh_queues().await
+    }
+
+    pub async fn refresh_queues(&self) -> Result<Arc<Vec<Queue>>, store::StoreError> {
+        let fresh = Arc::new(self.store.queues().await?);
+        *self.queues.write().await = (Instant::now(), fresh.clone());
+        Ok(fresh)
+    }
+
+    /// The queue an address (or its plus-address) belongs to.
+    pub async fn queue_for(&self, address: &str) -> Result<Option<Queue>, store::StoreError> {
+        let Some(recipient) = domain::address::Recipient::parse(address) else {
+            return Ok(None);
+        };
+        let find = |queues: &[Queue]| queues.iter().find(|q| q.address == recipient.base).cloned();
+        if let Some(queue) = find(&self.queues().await?) {
+            return Ok(Some(queue));
+        }
+        // Unknown: perhaps a queue was added since the cache was filled.
+        Ok(find(&self.refresh_queues().await?))
+    }
+}

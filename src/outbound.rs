@@ -1,0 +1,238 @@
+//! Outbound delivery: a worker that sends what the store has queued through
+//! the configured relay (mail-send), retries temporary failures with
+//! exponential backoff, and records permanent failures on the ticket.
+//!
+//! Without a relay nothing is sent: mail stays queued, visible in
+//! `postdesk outbound list`, and goes out once a relay is configured.
+
+use crate::App;
+use crate::config::{OutboundConfig, RelaySecurity, RelayUrl};
+use crate::store::{Change, OutboundItem};
+use chrono::{DateTime, Duration, Utc};
+use mail_send::SmtpClientBuilder;
+use std::sync::Arc;
+use tokio::sync::{broadcast, watch};
+
+/// How long a claimed delivery is ours before another worker may retry it.
+const LEASE_SECONDS: i64 = 600;
+/// Deliveries claimed per round.
+const BATCH: i64 = 16;
+/// Longest pause between retries, whatever the attempt count.
+const MAX_BACKOFF_SECONDS: i64 = 4 * 3600;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Delivered(String),
+    Temporary(String),
+    Permanent(String),
+}
+
+/// Runs until `shutdown` turns true.
+pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    let mut changes = app.store.subscribe();
+    let Some(relay) = app.config.outbound.relay.clone() else {
+        tracing::info!("no [outbound] relay configured: outbound mail stays queued");
+        return;
+    };
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        match deliver_due(&app, &relay).await {
+            Ok(0) => {}
+            Ok(_) => continue,
+            Err(err) => tracing::warn!(%err, "outbound queue"),
+        }
+        let wait = match app.store.next_outbound_due().await {
+            Ok(Some(due)) => (due - Utc::now())
+                .to_std()
+                .unwrap_or(std::time::Duration::ZERO)
+                .max(std::time::Duration::from_millis(50)),
+            Ok(None) => std::time::Duration::from_secs(3600),
+            Err(err) => {
+                tracing::warn!(%err, "outbound queue");
+                std::time::Duration::from_secs(5)
+            }
+        };
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(wait) => {}
+            _ = wait_for_queued(&mut changes) => {}
+        }
+    }
+}
+
+async fn wait_for_queued(changes: &mut broadcast::Receiver<Change>) {
+    loop {
+        match changes.recv().await {
+            Ok(Change::OutboundQueued) | Err(broadcast::error::RecvError::Lagged(_)) => return,
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+        }
+    }
+}
+
+/// Claims and delivers one batch; returns how many were claimed.
+pub async fn deliver_due(app: &App, relay: &RelayUrl) -> Result<usize, crate::store::StoreError> {
+    let now = Utc::now();
+    let claimed = app
+        .store
+        .claim_outbound(now, Duration::seconds(LEASE_SECONDS), BATCH)
+        .await?;
+    let count = claimed.len();
+    let config = &app.config.outbound;
+    let deliveries = claimed.into_iter().map(|(item, raw)| async move {
+        let verdict = send(relay, config, &app.config.hostname, &item, &raw).await;
+        settle(app, config, &item, verdict).await
+    });
+    for result in futures_util::future::join_all(deliveries).await {
+        result?;
+    }
+    Ok(count)
+}
+
+async fn settle(
+    app: &App,
+    config: &OutboundConfig,
+    item: &OutboundItem,
+    verdict: Verdict,
+) -> Result<(), crate::store::StoreError> {
+    let now = Utc::now();
+    match verdict {
+        Verdict::Delivered(reply) => {
+            tracing::info!(id = item.id, to = %item.rcpt_to, "delivered");
+            app.store.outbound_sent(item.id, now, &reply).await
+        }
+        Verdict::Permanent(error) => {
+            tracing::warn!(id = item.id, to = %item.rcpt_to, %error, "delivery failed permanently");
+            app.store.outbound_failed(item.id, now, &error).await
+        }
+        Verdict::Temporary(error) => {
+            let attempts = item.attempts + 1;
+            let age = now - item.created_at;
+            if attempts >= i64::from(config.max_attempts)
+                || age >= Duration::seconds(i64::try_from(config.max_age).unwrap_or(i64::MAX))
+            {
+                let error = format!("gave up after {attempts} attempts: {error}");
+                tracing::warn!(id = item.id, to = %item.rcpt_to, %error, "delivery failed");
+                app.store.outbound_failed(item.id, now, &error).await
+            } else {
+                let next = next_attempt(now, config.retry_base, attempts);
+                tracing::info!(id = item.id, to = %item.rcpt_to, %error, %next, "delivery deferred");
+                app.store
+                    .outbound_retry_later(item.id, now, next, &error)
+                    .await
+            }
+        }
+    }
+}
+
+/// `base · 2^(attempts-1)` seconds after now, at most four hours.
+pub fn next_attempt(now: DateTime<Utc>, base_seconds: u64, attempts: i64) -> DateTime<Utc> {
+    let base = i64::try_from(base_seconds).unwrap_or(60).max(1);
+    let exponent = u32::try_from((attempts - 1).clamp(0, 20)).unwrap_or(20);
+    let delay = base
+        .saturating_mul(2i64.saturating_pow(exponent))
+        .min(MAX_BACKOFF_SECONDS);
+    now + Duration::seconds(delay)
+}
+
+/// One delivery attempt; classifies the outcome by the relay's reply code.
+pub async fn send(
+    relay: &RelayUrl,
+    config: &OutboundConfig,
+    hostname: &str,
+    item: &OutboundItem,
+    raw: &[u8],
+) -> Verdict {
+    if raw.is_empty() {
+        return Verdict::Permanent("nothing to send: the message body is missing".into());
+    }
+    let message = mail_send::smtp::message::Message::new(
+        item.mail_from.as_str(),
+        [item.rcpt_to.as_str()],
+        raw,
+    );
+    let mut builder = match SmtpClientBuilder::new(relay.host.as_str(), relay.port) {
+        Ok(builder) => builder,
+        Err(error) => return Verdict::Permanent(format!("relay {}: {error}", relay.host)),
+    };
+    builder = builder
+        .implicit_tls(relay.security == RelaySecurity::ImplicitTls)
+        .helo_host(hostname)
+        .timeout(std::time::Duration::from_secs(60));
+    if config.allow_invalid_certs {
+        builder = builder.allow_invalid_certs();
+    }
+    if let Some((user, password)) = &relay.credentials {
+        builder = builder.credentials((user.as_str(), password.as_str()));
+    }
+    let result = match relay.security {
+        RelaySecurity::Plain => match builder.connect_plain().await {
+            Ok(mut client) => {
+                let sent = client.send(message).await;
+                let _ = client.quit().await;
+                sent
+            }
+            Err(err) => Err(err),
+        },
+        RelaySecurity::StartTls | RelaySecurity::ImplicitTls => match builder.connect().await {
+            Ok(mut client) => {
+                let sent = client.send(message).await;
+                let _ = client.quit().await;
+                sent
+            }
+            Err(err) => Err(err),
+        },
+    };
+    match result {
+        Ok(()) => Verdict::Delivered(format!("accepted by {}:{}", relay.host, relay.port)),
+        Err(err) => classify(err),
+    }
+}
+
+fn classify(err: mail_send::Error) -> Verdict {
+    match &err {
+        mail_send::Error::UnexpectedReply(reply) if (500..600).contains(&reply.code) => {
+            Verdict::Permanent(format!("{} {}", reply.code, reply.message))
+        }
+        mail_send::Error::UnexpectedReply(reply) => {
+            Verdict::Temporary(format!("{} {}", reply.code, reply.message))
+        }
+        _ => Verdict::Temporary(err.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let now = Utc::now();
+        assert_eq!(next_attempt(now, 60, 1) - now, Duration::seconds(60));
+        assert_eq!(next_attempt(now, 60, 2) - now, Duration::seconds(120));
+        assert_eq!(next_attempt(now, 60, 4) - now, Duration::seconds(480));
+        assert_eq!(
+            next_attempt(now, 60, 30) - now,
+            Duration::seconds(MAX_BACKOFF_SECONDS)
+        );
+    }
+
+    #[test]
+    fn relay_replies_are_classified_by_code() {
+        let reply = |code| {
+            mail_send::Error::UnexpectedReply(smtp_proto::Response {
+                code,
+                esc: [0, 0, 0],
+                message: "x".to_string(),
+            })
+        };
+        assert!(matches!(classify(reply(550)), Verdict::Permanent(_)));
+        assert!(matches!(classify(reply(451)), Verdict::Temporary(_)));
+        assert!(matches!(
+            classify(mail_send::Error::Timeout),
+            Verdict::Temporary(_)
+        ));
+    }
+}

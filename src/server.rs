@@ -1,0 +1,93 @@
+//! `postdesk serve`: opens the store, starts the listeners and workers, and
+//! stops them on request.
+
+use crate::config::Config;
+use crate::{App, AppError, outbound, passwords, smtp, tls};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+/// A started server: where it listens, and how to stop it.
+pub struct RunningServer {
+    pub app: Arc<App>,
+    pub smtp_addr: SocketAddr,
+    /// Credentials of the bootstrap admin when this start created it.
+    pub bootstrap_admin: Option<(String, String)>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, stops the workers, and closes the store.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        self.app.store.close().await;
+    }
+}
+
+/// Starts postdesk. Listener addresses with port 0 get an ephemeral port
+/// (see the returned addresses), which is how the tests run it.
+pub async fn start(config: Config) -> Result<RunningServer, AppError> {
+    tls::install_crypto_provider();
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| AppError::Io {
+        context: format!("cannot create data directory {}", config.data_dir.display()),
+        source,
+    })?;
+    let tls_config = tls::server_config(&config)?;
+    let app = App::open(config).await?;
+    let bootstrap_admin = bootstrap_admin(&app).await?;
+
+    let (shutdown, watcher) = watch::channel(false);
+    let listener = smtp::bind(app.config.smtp.listen).await?;
+    let smtp_addr = listener.local_addr().map_err(|source| AppError::Io {
+        context: "smtp listener".into(),
+        source,
+    })?;
+    let limits = smtp::Limits::from_config(&app.config.smtp);
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(smtp::serve(
+        app.clone(),
+        listener,
+        Some(TlsAcceptor::from(tls_config)),
+        limits,
+        watcher.clone(),
+    )));
+    tasks.push(tokio::spawn(outbound::run(app.clone(), watcher)));
+    Ok(RunningServer {
+        app,
+        smtp_addr,
+        bootstrap_admin,
+        shutdown,
+        tasks,
+    })
+}
+
+/// On a store without agents, creates `admin@HOSTNAME` with a generated
+/// password (returned once, to be printed).
+async fn bootstrap_admin(app: &App) -> Result<Option<(String, String)>, AppError> {
+    if app.store.agent_count().await? > 0 {
+        return Ok(None);
+    }
+    let email = format!("admin@{}", app.config.hostname.to_lowercase());
+    let password = passwords::generate();
+    let hash = passwords::hash(&password).map_err(|e| AppError::Io {
+        context: "bootstrap admin".into(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let queues = app.store.queues().await?;
+    match app
+        .store
+        .add_agent(&email, "Administrator", &hash, true, &queues)
+        .await
+    {
+        Ok(_) => Ok(Some((email, password))),
+        // Another node created it first.
+        Err(err) if matches!(err, crate::store::StoreError::Conflict(_)) => Ok(None),
+        Err(err) => Err(err.into()),
+    }
+}

@@ -1,0 +1,94 @@
+//! Accepts SMTP connections, bounded in number, and runs a session on each.
+
+use super::session::Session;
+use crate::App;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+
+/// Protocol limits of a listener (from `[smtp]`).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_message_size: usize,
+    pub max_recipients: usize,
+    pub max_connections: usize,
+    pub command_timeout: Duration,
+    pub data_timeout: Duration,
+    pub max_line_length: usize,
+}
+
+impl Limits {
+    pub fn from_config(config: &crate::config::SmtpConfig) -> Limits {
+        Limits {
+            max_message_size: config.max_message_size,
+            max_recipients: config.max_recipients,
+            max_connections: config.max_connections,
+            command_timeout: Duration::from_secs(config.command_timeout),
+            data_timeout: Duration::from_secs(config.data_timeout),
+            max_line_length: config.max_line_length.max(512),
+        }
+    }
+}
+
+/// Serves until `shutdown` turns true.
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    limits: Limits,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let limits = Arc::new(limits);
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.changed() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (mut socket, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(err) => {
+                // Out of file descriptors and the like: back off briefly.
+                tracing::warn!(%err, "smtp accept");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = socket.set_nodelay(true);
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "smtp: too many connections");
+            let hostname = app.config.hostname.clone();
+            tokio::spawn(async move {
+                let line =
+                    format!("421 4.7.0 {hostname} Too many connections, try again later\r\n");
+                let _ = socket.write_all(line.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            });
+            continue;
+        };
+        let app = app.clone();
+        let tls = tls.clone();
+        let limits = limits.clone();
+        tokio::spawn(async move {
+            let session = Session::new(app, peer, Box::new(socket), tls, limits);
+            if let Err(err) = session.run().await {
+                tracing::debug!(%peer, %err, "smtp session ended");
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// Binds a listener, naming the address in the error.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, crate::AppError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| crate::AppError::Io {
+            context: format!("cannot listen on {addr}"),
+            source,
+        })
+}

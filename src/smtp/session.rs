@@ -1,0 +1,494 @@
+//! One SMTP session as a state machine (RFC 5321 §4.1, RFC 3030 CHUNKING,
+//! RFC 2920 PIPELINING, RFC 3207 STARTTLS).
+//!
+//! Command lines are framed here (to enforce our line length and to discard
+//! an over-long line cleanly) and parsed by smtp-proto; DATA is un-stuffed by
+//! smtp-proto's receiver. Replies are collected and flushed when the client
+//! has nothing more buffered, which is what PIPELINING asks for.
+
+use super::Stream;
+use super::listener::Limits;
+use crate::App;
+use crate::ingest::{self, Envelope, Mode};
+use chrono::Utc;
+use smtp_proto::request::receiver::{BdatReceiver, DataReceiver};
+use smtp_proto::{Error as ParseError, MAIL_BODY_BINARYMIME, Request};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_rustls::TlsAcceptor;
+
+/// After this many errors in one session the client is sent away.
+const MAX_ERRORS: u32 = 20;
+const READ_CHUNK: usize = 16 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("client timed out")]
+    Timeout,
+}
+
+enum Phase {
+    Command,
+    /// The rest of an over-long command line is being skipped.
+    DiscardLine,
+    Data(DataReceiver),
+    Bdat(BdatReceiver),
+    /// A BDAT chunk that cannot be accepted: its bytes are read and dropped.
+    BdatDiscard(BdatReceiver),
+}
+
+#[derive(Default)]
+struct Transaction {
+    mail_from: String,
+    rcpt_to: Vec<String>,
+    body: Vec<u8>,
+    too_big: bool,
+    used_bdat: bool,
+}
+
+enum Next {
+    Continue,
+    Close,
+    StartTls,
+}
+
+pub struct Session {
+    app: Arc<App>,
+    peer: SocketAddr,
+    stream: Box<dyn Stream>,
+    tls: Option<TlsAcceptor>,
+    limits: Arc<Limits>,
+    is_tls: bool,
+    helo: Option<String>,
+    tx: Option<Transaction>,
+    phase: Phase,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    errors: u32,
+}
+
+impl Session {
+    pub fn new(
+        app: Arc<App>,
+        peer: SocketAddr,
+        stream: Box<dyn Stream>,
+        tls: Option<TlsAcceptor>,
+        limits: Arc<Limits>,
+    ) -> Session {
+        Session {
+            app,
+            peer,
+            stream,
+            tls,
+            limits,
+            is_tls: false,
+            helo: None,
+            tx: None,
+            phase: Phase::Command,
+            input: Vec::with_capacity(READ_CHUNK),
+            output: Vec::with_capacity(1024),
+            errors: 0,
+        }
+    }
+
+    fn hostname(&self) -> &str {
+        &self.app.config.hostname
+    }
+
+    pub async fn run(mut self) -> Result<(), SessionError> {
+        let greeting = format!("220 {} ESMTP postdesk ready\r\n", self.hostname());
+        self.output.extend_from_slice(greeting.as_bytes());
+        loop {
+            match self.step().await? {
+                Next::Continue => {}
+                Next::Close => {
+                    self.flush().await?;
+                    let _ = self.stream.shutdown().await;
+                    return Ok(());
+                }
+                Next::StartTls => {
+                    self.flush().await?;
+                    // Anything pipelined after STARTTLS was sent in clear
+                    // text and must not be acted on (RFC 3207 §4.2).
+                    self.input.clear();
+                    let Some(acceptor) = self.tls.clone() else {
+                        return Ok(());
+                    };
+                    let plain = std::mem::replace(
+                        &mut self.stream,
+                        Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink())),
+                    );
+                    let secured = match tokio::time::timeout(
+                        self.limits.command_timeout,
+                        acceptor.accept(plain),
+                    )
+                    .await
+                    {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(err)) => {
+                            tracing::debug!(peer = %self.peer, %err, "TLS handshake failed");
+                            return Ok(());
+                        }
+                        Err(_) => return Err(SessionError::Timeout),
+                    };
+                    self.stream = Box::new(secured);
+                    self.is_tls = true;
+                    self.helo = None;
+                    self.tx = None;
+                }
+            }
+        }
+    }
+
+    /// Processes what is buffered, reading more when nothing is.
+    async fn step(&mut self) -> Result<Next, SessionError> {
+        if self.input.is_empty() {
+            self.flush().await?;
+            let timeout = match self.phase {
+                Phase::Command | Phase::DiscardLine => self.limits.command_timeout,
+                _ => self.limits.data_timeout,
+            };
+            let mut chunk = [0u8; READ_CHUNK];
+            let read = tokio::time::timeout(timeout, self.stream.read(&mut chunk)).await;
+            match read {
+                Err(_) => {
+                    let line = format!(
+                        "421 4.4.2 {} Timeout, closing connection\r\n",
+                        self.hostname()
+                    );
+                    self.output.extend_from_slice(line.as_bytes());
+                    return Ok(Next::Close);
+                }
+                Ok(Ok(0)) => return Ok(Next::Close),
+                Ok(Ok(n)) => self.input.extend_from_slice(&chunk[..n]),
+                Ok(Err(err)) => return Err(err.into()),
+            }
+        }
+        self.process().await
+    }
+
+    async fn process(&mut self) -> Result<Next, SessionError> {
+        while !self.input.is_empty() {
+            let discard = matches!(self.phase, Phase::BdatDiscard(_));
+            match &mut self.phase {
+                Phase::Command => {
+                    let Some(end) = self.input.iter().position(|&b| b == b'\n') else {
+                        if self.input.len() > self.limits.max_line_length {
+                            self.input.clear();
+                            self.phase = Phase::DiscardLine;
+                            self.reply_error("500 5.5.2 Line too long");
+                        }
+                        return Ok(Next::Continue);
+                    };
+                    let line: Vec<u8> = self.input.drain(..=end).collect();
+                    if line.len() > self.limits.max_line_length {
+                        self.reply_error("500 5.5.2 Line too long");
+                        continue;
+                    }
+                    match self.command(&line).await {
+                        Next::Continue => {}
+                        other => return Ok(other),
+                    }
+                    if self.errors >= MAX_ERRORS {
+                        let line = format!(
+                            "421 4.7.0 {} Too many errors, closing connection",
+                            self.hostname()
+                        );
+                        self.reply(&line);
+                        return Ok(Next::Close);
+                    }
+                }
+                Phase::DiscardLine => match self.input.iter().position(|&b| b == b'\n') {
+                    Some(end) => {
+                        self.input.drain(..=end);
+                        self.phase = Phase::Command;
+                    }
+                    None => self.input.clear(),
+                },
+                Phase::Data(receiver) => {
+                    let Some(tx) = self.tx.as_mut() else {
+                        self.phase = Phase::Command;
+                        continue;
+                    };
+                    let mut bytes = self.input.iter();
+                    let done = receiver.ingest(&mut bytes, &mut tx.body);
+                    let consumed = self.input.len() - bytes.len();
+                    self.input.drain(..consumed);
+                    if tx.body.len() > self.limits.max_message_size {
+                        tx.too_big = true;
+                        tx.body.clear();
+                    }
+                    if done {
+                        self.phase = Phase::Command;
+                        self.finish_message().await;
+                    }
+                }
+                Phase::Bdat(receiver) | Phase::BdatDiscard(receiver) => {
+                    let mut scratch = Vec::new();
+                    let body = match (&mut self.tx, discard) {
+                        (Some(tx), false) => &mut tx.body,
+                        _ => &mut scratch,
+                    };
+                    let mut bytes = self.input.iter();
+                    let done = receiver.ingest(&mut bytes, body);
+                    let is_last = receiver.is_last;
+                    let consumed = self.input.len() - bytes.len();
+                    self.input.drain(..consumed);
+                    if let Some(tx) = self.tx.as_mut()
+                        && tx.body.len() > self.limits.max_message_size
+                    {
+                        tx.too_big = true;
+                        tx.body.clear();
+                    }
+                    if done {
+                        self.phase = Phase::Command;
+                        if discard {
+                            self.reply_error("503 5.5.1 BDAT without a valid MAIL and RCPT");
+                        } else {
+                            self.chunk_done(is_last).await;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Next::Continue)
+    }
+
+    async fn command(&mut self, line: &[u8]) -> Next {
+        let request = Request::parse(&mut line.iter());
+        let request = match request {
+            Ok(request) => request,
+            Err(err) => {
+                let reply = match err {
+                    ParseError::UnknownCommand => "500 5.5.1 Command unrecognized".to_string(),
+                    ParseError::InvalidSenderAddress => {
+                        "501 5.1.7 Bad sender address syntax".to_string()
+                    }
+                    ParseError::InvalidRecipientAddress => {
+                        "501 5.1.3 Bad recipient address syntax".to_string()
+                    }
+                    ParseError::SyntaxError { syntax } => format!("501 5.5.4 Syntax: {syntax}"),
+                    ParseError::InvalidParameter { param } => {
+                        format!("501 5.5.4 Invalid parameter {param}")
+                    }
+                    ParseError::UnsupportedParameter { param } => {
+                        format!("555 5.5.4 Unsupported parameter {param}")
+                    }
+                    ParseError::ResponseTooLong => "500 5.5.2 Line too long".to_string(),
+                    ParseError::NeedsMoreData { .. } | ParseError::InvalidResponse { .. } => {
+                        "500 5.5.2 Syntax error".to_string()
+                    }
+                };
+                self.reply_error(&reply);
+                return Next::Continue;
+            }
+        };
+        match request {
+            Request::Ehlo { host } => {
+                self.helo = Some(host.to_string());
+                self.tx = None;
+                let mut lines = vec![format!("{} Hello {host} [{}]", self.hostname(), self.peer.ip())];
+                lines.push("PIPELINING".into());
+                lines.push(format!("SIZE {}", self.limits.max_message_size));
+                lines.push("8BITMIME".into());
+                lines.push("SMTPUTF8".into());
+                lines.push("ENHANCEDSTATUSCODES".into());
+                lines.push("CHUNKING".into());
+                if self.tls.is_some() && !self.is_tls {
+                    lines.push("STARTTLS".into());
+                }
+                let last = lines.len() - 1;
+                for (i, line) in lines.iter().enumerate() {
+                    let sep = if i == last { ' ' } else { '-' };
+                    self.output.extend_from_slice(format!("250{sep}{line}\r\n").as_bytes());
+                }
+            }
+            Request::Helo { host } => {
+                self.helo = Some(host.to_string());
+                self.tx = None;
+                let line = format!("250 {} Hello {host}", self.hostname());
+                self.reply(&line);
+            }
+            Request::Lhlo { .. } => self.reply_error("500 5.5.1 This is not an LMTP server"),
+            Request::Mail { from } => {
+                if self.helo.is_none() {
+                    self.reply_error("503 5.5.1 Say EHLO first");
+                } else if self.tx.is_some() {
+                    self.reply_error("503 5.5.1 Nested MAIL command");
+                } else if from.size > self.limits.max_message_size {
+                    self.reply_error("552 5.3.4 Message size exceeds fixed maximum message size");
+                } else if from.flags & MAIL_BODY_BINARYMIME != 0 {
+                    self.reply_error("555 5.5.4 BODY=BINARYMIME is not supported");
+                } else {
+                    self.tx = Some(Transaction {
+                        mail_from: from.address.to_string(),
+                        ..Transaction::default()
+                    });
+                    self.reply("250 2.1.0 Sender OK");
+                }
+            }
+            Request::Rcpt { to } => self.rcpt(&to.address).await,
+            Request::Data => match &self.tx {
+                None => self.reply_error("503 5.5.1 MAIL first"),
+                Some(tx) if tx.rcpt_to.is_empty() => self.reply_error("554 5.5.1 No valid recipients"),
+                Some(tx) if tx.used_bdat => self.reply_error("503 5.5.1 DATA after BDAT"),
+                Some(_) => {
+                    let mut receiver = DataReceiver::new();
+                    // smtp-proto only recognizes a leading "." after a CRLF it
+                    // has seen: prime it so a body starting with "." (or an
+                    // empty body) is un-stuffed and terminated correctly.
+                    let mut primer = Vec::new();
+                    receiver.ingest(&mut b"\r\n".iter(), &mut primer);
+                    self.phase = Phase::Data(receiver);
+                    self.reply("354 Start mail input; end with <CRLF>.<CRLF>");
+                }
+            },
+            Request::Bdat { chunk_size, is_last } => {
+                let valid = self.tx.as_ref().is_some_and(|tx| !tx.rcpt_to.is_empty());
+                let receiver = BdatReceiver::new(chunk_size, is_last);
+                if !valid {
+                    if chunk_size == 0 {
+                        self.reply_error("503 5.5.1 BDAT without a valid MAIL and RCPT");
+                    } else {
+                        self.phase = Phase::BdatDiscard(receiver);
+                    }
+                } else {
+                    if let Some(tx) = self.tx.as_mut() {
+                        tx.used_bdat = true;
+                    }
+                    if chunk_size == 0 {
+                        self.chunk_done(is_last).await;
+                    } else {
+                        self.phase = Phase::Bdat(receiver);
+                    }
+                }
+            }
+            Request::Rset => {
+                self.tx = None;
+                self.reply("250 2.0.0 Reset OK");
+            }
+            Request::Noop { .. } => self.reply("250 2.0.0 OK"),
+            Request::Quit => {
+                let line = format!("221 2.0.0 {} Bye", self.hostname());
+                self.reply(&line);
+                return Next::Close;
+            }
+            Request::Vrfy { .. } => {
+                self.reply("252 2.1.5 Cannot VRFY user, but will accept message and attempt delivery")
+            }
+            Request::Expn { .. } => self.reply_error("502 5.5.1 EXPN not available"),
+            Request::Help { .. } => self.reply(
+                "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP VRFY HELP QUIT STARTTLS",
+            ),
+            Request::StartTls => {
+                if self.is_tls {
+                    self.reply_error("503 5.5.1 TLS already active");
+                } else if self.tls.is_none() {
+                    self.reply_error("454 4.7.0 TLS not available");
+                } else {
+                    self.reply("220 2.0.0 Ready to start TLS");
+                    return Next::StartTls;
+                }
+            }
+            Request::Auth { .. } => {
+                self.reply_error("503 5.5.1 AUTH is for the submission port, not for incoming mail")
+            }
+            Request::Etrn { .. } | Request::Atrn { .. } | Request::Burl { .. } => {
+                self.reply_error("502 5.5.1 Command not implemented")
+            }
+        }
+        Next::Continue
+    }
+
+    async fn rcpt(&mut self, address: &str) {
+        let Some(tx) = &self.tx else {
+            self.reply_error("503 5.5.1 MAIL first");
+            return;
+        };
+        if tx.rcpt_to.len() >= self.limits.max_recipients {
+            self.reply_error("452 4.5.3 Too many recipients");
+            return;
+        }
+        match self.app.queue_for(address).await {
+            Ok(Some(_)) => {
+                if let Some(tx) = self.tx.as_mut() {
+                    tx.rcpt_to.push(address.to_string());
+                }
+                self.reply("250 2.1.5 Recipient OK");
+            }
+            Ok(None) => self.reply_error(&format!("550 5.1.1 <{address}>: no such mailbox here")),
+            Err(err) => {
+                tracing::error!(%err, "recipient lookup");
+                self.reply_error("451 4.3.0 Temporary lookup failure, try again later");
+            }
+        }
+    }
+
+    async fn chunk_done(&mut self, is_last: bool) {
+        if !is_last {
+            let size = self.tx.as_ref().map(|tx| tx.body.len()).unwrap_or(0);
+            self.reply(&format!("250 2.0.0 {size} octets received"));
+            return;
+        }
+        self.finish_message().await;
+    }
+
+    /// Commits the message; only then says 250.
+    async fn finish_message(&mut self) {
+        let Some(tx) = self.tx.take() else {
+            self.reply_error("503 5.5.1 No transaction");
+            return;
+        };
+        if tx.too_big {
+            self.reply_error("552 5.3.4 Message size exceeds fixed maximum message size");
+            return;
+        }
+        let envelope = Envelope {
+            mail_from: tx.mail_from,
+            rcpt_to: tx.rcpt_to,
+            remote_addr: Some(self.peer),
+            received_at: Utc::now(),
+        };
+        match ingest::ingest(&self.app, &envelope, tx.body, Mode::Live).await {
+            Ok(report) => {
+                let line = match (report.ticket, report.duplicate) {
+                    (Some(ticket), false) => {
+                        format!("250 2.0.0 Message accepted as ticket #{ticket}")
+                    }
+                    (Some(ticket), true) => {
+                        format!("250 2.0.0 Message already stored in ticket #{ticket}")
+                    }
+                    (None, _) => "250 2.0.0 Message accepted".to_string(),
+                };
+                tracing::info!(peer = %self.peer, ticket = ?report.ticket, duplicate = report.duplicate, "message accepted");
+                self.reply(&line);
+            }
+            Err(err) => {
+                tracing::error!(peer = %self.peer, %err, "message not committed");
+                self.reply_error("451 4.3.0 Message not stored, try again later");
+            }
+        }
+    }
+
+    fn reply(&mut self, line: &str) {
+        self.output.extend_from_slice(line.as_bytes());
+        self.output.extend_from_slice(b"\r\n");
+    }
+
+    fn reply_error(&mut self, line: &str) {
+        self.errors += 1;
+        self.reply(line);
+    }
+
+    async fn flush(&mut self) -> Result<(), SessionError> {
+        if !self.output.is_empty() {
+            self.stream.write_all(&self.output).await?;
+            self.stream.flush().await?;
+            self.output.clear();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,186 @@
+//! Queues and agents.
+
+use super::{Result, Store, StoreError, dispatch, dispatch_read};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::Row;
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Queue {
+    pub id: i64,
+    pub name: String,
+    pub address: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Agent {
+    pub id: i64,
+    pub email: String,
+    pub name: String,
+    pub is_admin: bool,
+    pub queues: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    #[serde(skip)]
+    pub password_hash: String,
+}
+
+impl Store {
+    /// Creates a queue, or updates the address of the queue with this name.
+    pub async fn upsert_queue(&self, name: &str, address: &str) -> Result<Queue> {
+        let now = Utc::now();
+        dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let taken: Option<String> = sqlx::query_scalar(
+                "SELECT name FROM queues WHERE address = $1 AND name <> $2",
+            )
+            .bind(address)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(other) = taken {
+                return Err(StoreError::Conflict(format!(
+                    "address {address} already belongs to queue '{other}'"
+                )));
+            }
+            let row = sqlx::query(
+                "INSERT INTO queues (name, address, created_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO UPDATE SET address = excluded.address
+                 RETURNING id, name, address",
+            )
+            .bind(name)
+            .bind(address)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(Queue {
+                id: row.try_get("id")?,
+                name: row.try_get("name")?,
+                address: row.try_get("address")?,
+            })
+        })
+    }
+
+    pub async fn queues(&self) -> Result<Vec<Queue>> {
+        dispatch_read!(self, pool => {
+            let rows = sqlx::query("SELECT id, name, address FROM queues ORDER BY name")
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(Queue {
+                        id: row.try_get("id")?,
+                        name: row.try_get("name")?,
+                        address: row.try_get("address")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    pub async fn queue_by_name(&self, name: &str) -> Result<Queue> {
+        self.queues()
+            .await?
+            .into_iter()
+            .find(|q| q.name.eq_ignore_ascii_case(name) || q.address.eq_ignore_ascii_case(name))
+            .ok_or_else(|| StoreError::NotFound(format!("no queue named '{name}'")))
+    }
+
+    pub async fn add_agent(
+        &self,
+        email: &str,
+        name: &str,
+        password_hash: &str,
+        is_admin: bool,
+        queues: &[Queue],
+    ) -> Result<i64> {
+        let now = Utc::now();
+        let result: Result<i64> = dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO agents (email, name, password_hash, is_admin, created_at)
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(email)
+            .bind(name)
+            .bind(password_hash)
+            .bind(is_admin)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            for queue in queues {
+                sqlx::query("INSERT INTO agent_queues (agent_id, queue_id) VALUES ($1, $2)")
+                    .bind(id)
+                    .bind(queue.id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(id)
+        });
+        result.map_err(|err| {
+            if err.is_unique_violation() {
+                StoreError::Conflict(format!("an agent {email} already exists"))
+            } else {
+                err
+            }
+        })
+    }
+
+    pub async fn set_agent_password(&self, email: &str, password_hash: &str) -> Result<()> {
+        let changed = dispatch!(self, pool => {
+            sqlx::query("UPDATE agents SET password_hash = $1 WHERE email = $2")
+                .bind(password_hash)
+                .bind(email)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        if changed == 0 {
+            return Err(StoreError::NotFound(format!("no agent {email}")));
+        }
+        Ok(())
+    }
+
+    pub async fn agents(&self) -> Result<Vec<Agent>> {
+        dispatch_read!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT id, email, name, password_hash, is_admin, created_at FROM agents ORDER BY email",
+            )
+            .fetch_all(pool)
+            .await?;
+            let memberships = sqlx::query(
+                "SELECT aq.agent_id, q.name FROM agent_queues aq JOIN queues q ON q.id = aq.queue_id
+                 ORDER BY q.name",
+            )
+            .fetch_all(pool)
+            .await?;
+            let mut agents = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let id: i64 = row.try_get("id")?;
+                let mut queues = Vec::new();
+                for m in &memberships {
+                    if m.try_get::<i64, _>("agent_id")? == id {
+                        queues.push(m.try_get("name")?);
+                    }
+                }
+                agents.push(Agent {
+                    id,
+                    email: row.try_get("email")?,
+                    name: row.try_get("name")?,
+                    is_admin: row.try_get("is_admin")?,
+                    queues,
+                    created_at: row.try_get("created_at")?,
+                    password_hash: row.try_get("password_hash")?,
+                });
+            }
+            Ok(agents)
+        })
+    }
+
+    pub async fn agent_count(&self) -> Result<i64> {
+        dispatch_read!(self, pool => {
+            Ok(sqlx::query_scalar("SELECT COUNT(*) FROM agents").fetch_one(pool).await?)
+        })
+    }
+}

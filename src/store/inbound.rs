@@ -1,0 +1,509 @@
+//! Filing an inbound message: duplicate check, threading lookups, ticket
+//! placement, the message row, participants, events and the acknowledgement
+//! in one transaction. When it commits, the message is safe and SMTP may
+//! say 250.
+
+use super::{Change, Result, Store, dispatch, parse_column};
+use crate::domain::threading::{self, Candidates, LinkReason, Placement, TicketFacts};
+use crate::domain::ticket::{MessageKind, Priority, Status};
+use chrono::{DateTime, Duration, Utc};
+use sqlx::Row;
+
+/// Inserts the message row; evaluates to its id.
+macro_rules! insert_message {
+    ($tx:ident, $m:expr, $ticket:expr, $kind:expr, $problem:expr) => {{
+        let mut problems: Vec<String> = $m.problems.clone();
+        if let Some(extra) = $problem {
+            problems.push(extra.to_string());
+        }
+        let problems = (!problems.is_empty()).then(|| problems.join("; "));
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO messages (ticket, kind, message_id, has_message_id, sender, from_name,
+                 envelope_from, envelope_to, subject, sent_at, received_at, size, problems,
+                 remote_addr, raw)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+             RETURNING id",
+        )
+        .bind($ticket)
+        .bind($kind.as_str())
+        .bind(&$m.message_id)
+        .bind($m.has_message_id)
+        .bind(&$m.sender)
+        .bind(&$m.from_name)
+        .bind(&$m.envelope_from)
+        .bind($m.envelope_to.join(", "))
+        .bind(&$m.subject)
+        .bind($m.sent_at)
+        .bind($m.received_at)
+        .bind(i64::try_from($m.raw.len()).unwrap_or(i64::MAX))
+        .bind(problems)
+        .bind(&$m.remote_addr)
+        .bind(&$m.raw[..])
+        .fetch_one(&mut *$tx)
+        .await?;
+        id
+    }};
+}
+
+macro_rules! insert_event {
+    ($tx:ident, $ticket:expr, $at:expr, $actor:expr, $kind:expr, $detail:expr) => {{
+        sqlx::query("INSERT INTO ticket_events (ticket, at, actor, kind, detail) VALUES ($1, $2, $3, $4, $5)")
+            .bind($ticket)
+            .bind($at)
+            .bind($actor)
+            .bind($kind)
+            .bind($detail)
+            .execute(&mut *$tx)
+            .await?;
+    }};
+}
+
+macro_rules! touch_ticket {
+    ($tx:ident, $ticket:expr, $at:expr) => {{
+        sqlx::query("UPDATE tickets SET updated_at = $1 WHERE number = $2 AND updated_at < $1")
+            .bind($at)
+            .bind($ticket)
+            .execute(&mut *$tx)
+            .await?;
+    }};
+}
+
+/// Stores an outgoing message in its ticket and queues its delivery;
+/// evaluates to the outbound id.
+macro_rules! queue_outgoing {
+    ($tx:ident, $ticket:expr, $mail:expr, $purpose:expr, $now:expr) => {{
+        let mail: &OutgoingMail = &$mail;
+        let message: i64 = sqlx::query_scalar(
+            "INSERT INTO messages (ticket, kind, message_id, has_message_id, sender, from_name,
+                 envelope_from, envelope_to, subject, sent_at, received_at, size, raw)
+             VALUES ($1, $2, $3, TRUE, $4, $5, $6, $7, $8, $9, $9, $10, $11) RETURNING id",
+        )
+        .bind($ticket)
+        .bind(MessageKind::AutoReply.as_str())
+        .bind(&mail.message_id)
+        .bind(&mail.sender)
+        .bind(&mail.from_name)
+        .bind(&mail.mail_from)
+        .bind(&mail.rcpt_to)
+        .bind(&mail.subject)
+        .bind($now)
+        .bind(i64::try_from(mail.raw.len()).unwrap_or(i64::MAX))
+        .bind(&mail.raw[..])
+        .fetch_one(&mut *$tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO thread_ids (message_id, ticket) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(&mail.message_id)
+        .bind($ticket)
+        .execute(&mut *$tx)
+        .await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO outbound (ticket, message, purpose, mail_from, rcpt_to, status, attempts,
+                 next_attempt_at, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6, $6) RETURNING id",
+        )
+        .bind($ticket)
+        .bind(message)
+        .bind($purpose)
+        .bind(&mail.mail_from)
+        .bind(&mail.rcpt_to)
+        .bind($now)
+        .fetch_one(&mut *$tx)
+        .await?;
+        id
+    }};
+}
+/// A parsed message, ready to be stored.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// Normalized id (no brackets); synthetic when the message had none.
+    pub message_id: String,
+    pub has_message_id: bool,
+    /// Normalized address of the author (From, else the envelope sender).
+    pub sender: String,
+    pub from_name: Option<String>,
+    pub envelope_from: String,
+    pub envelope_to: Vec<String>,
+    pub subject: String,
+    pub sent_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    /// What is wrong with the message, if anything; it is stored regardless.
+    pub problems: Vec<String>,
+    pub remote_addr: Option<String>,
+    /// Every Message-ID this message refers to, most relevant first
+    /// (In-Reply-To, then References from the newest).
+    pub references: Vec<String>,
+    /// Addresses on the message other than our own (From, To, Cc).
+    pub participants: Vec<String>,
+    pub raw: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub enum InboundKind {
+    /// Mail from a customer or other outside participant.
+    Customer,
+    /// A delivery status report naming these Message-IDs as bounced.
+    Bounce { bounced: Vec<String> },
+    /// Mail carrying one of our own Message-IDs: it may join a ticket, but
+    /// never opens one (that would be a loop).
+    OwnMail,
+}
+
+/// An outgoing message to queue with the filing (built once the ticket
+/// number is known).
+#[derive(Debug, Clone)]
+pub struct OutgoingMail {
+    pub message_id: String,
+    pub mail_from: String,
+    pub rcpt_to: String,
+    pub sender: String,
+    pub from_name: Option<String>,
+    pub subject: String,
+    pub raw: Vec<u8>,
+}
+
+/// The facts an acknowledgement is built from.
+#[derive(Debug, Clone)]
+pub struct AckContext {
+    pub ticket: i64,
+    pub queue_name: String,
+    pub queue_address: String,
+}
+
+pub struct AutoReplyPlan {
+    /// Where the acknowledgement would go.
+    pub to: String,
+    pub max_per_hour: u32,
+    pub build: Box<dyn FnOnce(&AckContext) -> std::result::Result<OutgoingMail, String> + Send>,
+}
+
+pub struct InboundRequest {
+    pub message: NewMessage,
+    pub kind: InboundKind,
+    /// Queue of a new ticket.
+    pub queue_id: i64,
+    /// Tickets named by plus-address recipients, in RCPT order.
+    pub plus_tickets: Vec<i64>,
+    /// Tickets named by `[#n]` subject tags.
+    pub subject_tags: Vec<i64>,
+    pub title: String,
+    pub customer_address: String,
+    pub customer_name: Option<String>,
+    /// "Now" for the reopen window: the arrival time (or, on import, the
+    /// message's own date).
+    pub now: DateTime<Utc>,
+    pub reopen_window: Duration,
+    /// An acknowledgement to send if this opens a new ticket.
+    pub auto_reply: Option<AutoReplyPlan>,
+    /// Who files it, for the event log ("smtp", "import").
+    pub actor: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileOutcome {
+    /// The same message (Message-ID and sender) was stored before.
+    Duplicate { message: i64, ticket: Option<i64> },
+    Filed {
+        message: i64,
+        ticket: i64,
+        created: bool,
+        reopened: bool,
+        linked: Option<i64>,
+        /// The queued acknowledgement, or why none was sent.
+        auto_reply: Result<i64, String>,
+    },
+    /// Stored but in no ticket (an unmatched bounce, our own mail looping).
+    Unfiled { message: i64, reason: String },
+}
+
+impl FileOutcome {
+    pub fn ticket(&self) -> Option<i64> {
+        match self {
+            FileOutcome::Duplicate { ticket, .. } => *ticket,
+            FileOutcome::Filed { ticket, .. } => Some(*ticket),
+            FileOutcome::Unfiled { .. } => None,
+        }
+    }
+}
+
+/// How many of a message's references are looked up; long mailing-list
+/// chains are searched from their newest end.
+const MAX_REFERENCES: usize = 64;
+
+impl Store {
+    pub async fn file_inbound(&self, request: InboundRequest) -> Result<FileOutcome> {
+        let result = self.file_inbound_once(request).await;
+        if let Ok(outcome) = &result {
+            if let Some(ticket) = outcome.ticket() {
+                self.announce(Change::Ticket(ticket));
+            }
+            if let FileOutcome::Filed {
+                auto_reply: Ok(_), ..
+            } = outcome
+            {
+                self.announce(Change::OutboundQueued);
+            }
+        }
+        result
+    }
+
+    async fn file_inbound_once(&self, request: InboundRequest) -> Result<FileOutcome> {
+        let InboundRequest {
+            message: m,
+            kind,
+            queue_id,
+            plus_tickets,
+            subject_tags,
+            title,
+            customer_address,
+            customer_name,
+            now,
+            reopen_window,
+            auto_reply,
+            actor,
+        } = request;
+        dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+
+            // One email never makes two tickets.
+            let existing = sqlx::query("SELECT id, ticket FROM messages WHERE message_id = $1 AND sender = $2")
+                .bind(&m.message_id)
+                .bind(&m.sender)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(row) = existing {
+                return Ok(FileOutcome::Duplicate {
+                    message: row.try_get("id")?,
+                    ticket: row.try_get("ticket")?,
+                });
+            }
+
+            macro_rules! ticket_facts {
+                ($number:expr) => {{
+                    let row = sqlx::query("SELECT number, status, done_at FROM tickets WHERE number = $1")
+                        .bind($number)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    match row {
+                        Some(row) => Some(TicketFacts {
+                            number: row.try_get("number")?,
+                            status: parse_column::<Status>(&row.try_get::<String, _>("status")?, "status")?,
+                            done_at: row.try_get("done_at")?,
+                        }),
+                        None => None,
+                    }
+                }};
+            }
+
+            // Bounces go to the ticket of the message they bounce, or nowhere.
+            if let InboundKind::Bounce { bounced } = &kind {
+                let mut ticket = None;
+                for id in bounced.iter().chain(m.references.iter()).take(MAX_REFERENCES) {
+                    ticket = sqlx::query_scalar::<_, Option<i64>>(
+                        "SELECT ticket FROM messages WHERE message_id = $1 AND ticket IS NOT NULL ORDER BY id LIMIT 1",
+                    )
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .flatten();
+                    if ticket.is_some() {
+                        break;
+                    }
+                }
+                let Some(ticket) = ticket else {
+                    let reason = "delivery report for a message postdesk does not know".to_string();
+                    let id = insert_message!(tx, m, None::<i64>, MessageKind::Unfiled, Some(&reason));
+                    tx.commit().await?;
+                    return Ok(FileOutcome::Unfiled { message: id, reason });
+                };
+                let id = insert_message!(tx, m, Some(ticket), MessageKind::Bounce, None::<&String>);
+                insert_event!(tx, ticket, m.received_at, &actor, "delivery-report",
+                    format!("delivery status report from {} (message {})", display_sender(&m), m.message_id));
+                touch_ticket!(tx, ticket, m.received_at);
+                tx.commit().await?;
+                return Ok(FileOutcome::Filed {
+                    message: id,
+                    ticket,
+                    created: false,
+                    reopened: false,
+                    linked: None,
+                    auto_reply: Err("message is a delivery report".into()),
+                });
+            }
+
+            // Threading: gather the candidates of each rule, then decide.
+            let mut candidates = Candidates::default();
+            for reference in m.references.iter().take(MAX_REFERENCES) {
+                let found: Option<i64> = sqlx::query_scalar(
+                    "SELECT ticket FROM thread_ids WHERE message_id = $1 ORDER BY ticket DESC LIMIT 1",
+                )
+                .bind(reference)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(number) = found {
+                    candidates.by_reference = ticket_facts!(number);
+                    break;
+                }
+            }
+            for number in &plus_tickets {
+                if let Some(facts) = ticket_facts!(*number) {
+                    candidates.by_plus_address = Some(facts);
+                    break;
+                }
+            }
+            for number in &subject_tags {
+                if let Some(facts) = ticket_facts!(*number) {
+                    let participant: Option<i64> = sqlx::query_scalar(
+                        "SELECT 1 FROM ticket_participants WHERE ticket = $1 AND address = $2",
+                    )
+                    .bind(*number)
+                    .bind(&m.sender)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    candidates.by_subject_tag = Some((facts, participant.is_some()));
+                    break;
+                }
+            }
+            let placement = threading::place(&candidates, now, reopen_window);
+
+            let (ticket, created, reopened, linked) = match placement {
+                Placement::Join { ticket, rule, reopen } => {
+                    let current: String = sqlx::query_scalar("SELECT status FROM tickets WHERE number = $1")
+                        .bind(ticket)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    let current = parse_column::<Status>(&current, "status")?;
+                    let next = current.after_customer_message();
+                    if next != current {
+                        sqlx::query("UPDATE tickets SET status = $1, done_at = NULL WHERE number = $2")
+                            .bind(next.as_str())
+                            .bind(ticket)
+                            .execute(&mut *tx)
+                            .await?;
+                        let what = if reopen { "reopened" } else { "status" };
+                        insert_event!(tx, ticket, m.received_at, &actor, what,
+                            format!("{current} → {next}: customer wrote ({})", rule.as_str()));
+                    }
+                    (ticket, false, reopen, None)
+                }
+                Placement::New { linked } => {
+                    if matches!(kind, InboundKind::OwnMail) {
+                        let reason = "postdesk's own mail does not open tickets".to_string();
+                        let id = insert_message!(tx, m, None::<i64>, MessageKind::Unfiled, Some(&reason));
+                        tx.commit().await?;
+                        return Ok(FileOutcome::Unfiled { message: id, reason });
+                    }
+                    let created_at = now;
+                    let number: i64 = sqlx::query_scalar(
+                        "INSERT INTO tickets (queue_id, subject, customer_address, customer_name, status,
+                             priority, linked_ticket, created_at, updated_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING number",
+                    )
+                    .bind(queue_id)
+                    .bind(&title)
+                    .bind(&customer_address)
+                    .bind(&customer_name)
+                    .bind(Status::New.as_str())
+                    .bind(Priority::Normal.as_str())
+                    .bind(linked.map(|(n, _)| n))
+                    .bind(created_at)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    insert_event!(tx, number, created_at, &actor, "created",
+                        format!("ticket opened by mail from {}", display_sender(&m)));
+                    if let Some((other, reason)) = linked {
+                        insert_event!(tx, number, created_at, &actor, "linked",
+                            format!("linked to #{other}: {}", reason.as_str()));
+                        insert_event!(tx, other, created_at, &actor, "linked",
+                            format!("follow-up #{number} opened: {}", match reason {
+                                LinkReason::StrangerQuotedTag => "a non-participant quoted this ticket's tag",
+                                LinkReason::ReopenWindowPassed => "the customer wrote after the reopen window",
+                            }));
+                    }
+                    (number, true, false, linked.map(|(n, _)| n))
+                }
+            };
+
+            let message = insert_message!(tx, m, Some(ticket), MessageKind::Customer, None::<&String>);
+            if !m.problems.is_empty() {
+                insert_event!(tx, ticket, m.received_at, &actor, "malformed",
+                    format!("message {} stored as received; problems: {}", m.message_id, m.problems.join("; ")));
+            }
+            let mut thread_ids = Vec::with_capacity(1 + m.references.len());
+            thread_ids.push(&m.message_id);
+            thread_ids.extend(m.references.iter().take(MAX_REFERENCES));
+            for id in thread_ids {
+                // A reference already known for another ticket keeps leading
+                // there; this ticket learns it too.
+                sqlx::query("INSERT INTO thread_ids (message_id, ticket) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(id)
+                    .bind(ticket)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for address in m.participants.iter().chain(std::iter::once(&customer_address)) {
+                sqlx::query("INSERT INTO ticket_participants (ticket, address) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(ticket)
+                    .bind(address)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            touch_ticket!(tx, ticket, m.received_at);
+
+            let auto_reply = match (created, auto_reply) {
+                (false, _) => Err("not a new ticket".to_string()),
+                (true, None) => Err("auto-reply not requested".to_string()),
+                (true, Some(plan)) => {
+                    let since = now - Duration::hours(1);
+                    let recent: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM outbound WHERE rcpt_to = $1 AND purpose = 'ack' AND created_at > $2",
+                    )
+                    .bind(&plan.to)
+                    .bind(since)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if recent >= i64::from(plan.max_per_hour) {
+                        let reason = format!(
+                            "rate limit: {recent} automatic answers to {} in the last hour", plan.to
+                        );
+                        insert_event!(tx, ticket, now, "postdesk", "auto-reply-suppressed", reason.clone());
+                        Err(reason)
+                    } else {
+                        let queue = sqlx::query("SELECT name, address FROM queues WHERE id = $1")
+                            .bind(queue_id)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                        let context = AckContext {
+                            ticket,
+                            queue_name: queue.try_get("name")?,
+                            queue_address: queue.try_get("address")?,
+                        };
+                        match (plan.build)(&context) {
+                            Ok(mail) => {
+                                let id = queue_outgoing!(tx, ticket, mail, "ack", now);
+                                insert_event!(tx, ticket, now, "postdesk", "auto-reply",
+                                    format!("acknowledgement queued to {}", mail.rcpt_to));
+                                Ok(id)
+                            }
+                            Err(problem) => {
+                                insert_event!(tx, ticket, now, "postdesk", "auto-reply-failed",
+                                    format!("acknowledgement not built: {problem}"));
+                                Err(problem)
+                            }
+                        }
+                    }
+                }
+            };
+            tx.commit().await?;
+            Ok(FileOutcome::Filed { message, ticket, created, reopened, linked, auto_reply })
+        })
+    }
+}
+
+fn display_sender(m: &NewMessage) -> String {
+    match &m.from_name {
+        Some(name) if !name.is_empty() => format!("{name} <{}>", m.sender),
+        _ => m.sender.clone(),
+    }
+}

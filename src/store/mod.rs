@@ -1,0 +1,235 @@
+//! The store: the source of truth, on SQLite (embedded default) or PostgreSQL.
+//!
+//! One API over both backends. Each operation is written once as a macro
+//! body and compiled for each pool type ([`dispatch!`]); SQL is kept to the
+//! common dialect (`$n` parameters work on both) so the two cannot drift.
+//!
+//! SQLite allows one writer at a time; instead of letting concurrent
+//! transactions fight over the lock (and fail with SQLITE_BUSY when a read
+//! transaction tries to upgrade), writes go through a pool of exactly one
+//! connection, which queues them fairly, while reads use a separate pool.
+
+mod admin;
+mod inbound;
+mod outbound;
+mod tickets;
+
+pub use admin::{Agent, Queue};
+pub use inbound::{
+    AckContext, AutoReplyPlan, FileOutcome, InboundKind, InboundRequest, NewMessage, OutgoingMail,
+};
+pub use outbound::{OutboundItem, OutboundStatus};
+pub use tickets::{Event, MessageRecord, Ticket, TicketFilter};
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot create {path}: {source}")]
+    CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("unsupported database URL '{0}': use sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// True when the database refused a row because it already exists.
+    pub fn is_unique_violation(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Database(db)) => db.is_unique_violation(),
+            _ => false,
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// What changed, for the parts of the server that react to changes (outbound
+/// worker now; IMAP IDLE and the search indexer later).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Ticket(i64),
+    OutboundQueued,
+}
+
+#[derive(Clone)]
+pub(crate) enum Backend {
+    Sqlite { write: SqlitePool, read: SqlitePool },
+    Postgres(PgPool),
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) backend: Backend,
+    changes: broadcast::Sender<Change>,
+}
+
+/// Runs `$body` with `$pool` bound to the writing pool of either backend.
+macro_rules! dispatch {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.backend {
+            $crate::store::Backend::Sqlite { write: $pool, .. } => $body,
+            $crate::store::Backend::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$pool` bound to the reading pool of either backend.
+macro_rules! dispatch_read {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.backend {
+            $crate::store::Backend::Sqlite { read: $pool, .. } => $body,
+            $crate::store::Backend::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use {dispatch, dispatch_read};
+
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "foundation",
+    include_str!("../../migrations/sqlite/0001_foundation.sql"),
+)];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "foundation",
+    include_str!("../../migrations/postgres/0001_foundation.sql"),
+)];
+
+/// Migrations are compiled into the binary so that a copied binary can
+/// create its database anywhere (sqlx's `migrate!` macro would pull in the
+/// query macros, which compile every driver a second time).
+fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {
+    Migrator::with_migrations(
+        migrations
+            .iter()
+            .map(|(version, description, sql)| {
+                Migration::new(
+                    *version,
+                    Cow::Borrowed(*description),
+                    MigrationType::Simple,
+                    sqlx::SqlSafeStr::into_sql_str(*sql),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+impl Store {
+    /// Opens (and for SQLite creates) the database. Does not migrate.
+    pub async fn connect(url: &str) -> Result<Store> {
+        let backend = if let Some(rest) = url.strip_prefix("sqlite:") {
+            let path = rest.trim_start_matches("//");
+            let path = path.split('?').next().unwrap_or(path);
+            if let Some(parent) = std::path::Path::new(path).parent()
+                && !parent.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
+                    path: parent.display().to_string(),
+                    source,
+                })?;
+            }
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // FULL: a commit is on disk before SMTP says 250.
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(30));
+            let write = SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(60))
+                .connect_with(options.clone())
+                .await?;
+            let read = SqlitePoolOptions::new()
+                .max_connections(4)
+                .acquire_timeout(Duration::from_secs(60))
+                .connect_with(options.read_only(true))
+                .await?;
+            Backend::Sqlite { write, read }
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let options = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(60))
+                .connect_with(options)
+                .await?;
+            Backend::Postgres(pool)
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_string()));
+        };
+        let (changes, _) = broadcast::channel(1024);
+        Ok(Store { backend, changes })
+    }
+
+    /// Brings the schema up to date; safe to run on every start and from
+    /// several nodes at once (sqlx takes an advisory lock on PostgreSQL).
+    pub async fn migrate(&self) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite { write, .. } => migrator(SQLITE_MIGRATIONS).run(write).await?,
+            Backend::Postgres(pool) => migrator(POSTGRES_MIGRATIONS).run(pool).await?,
+        }
+        Ok(())
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite { .. } => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    pub(crate) fn announce(&self, change: Change) {
+        // Nobody listening (a CLI command) is fine.
+        let _ = self.changes.send(change);
+    }
+
+    /// Runs one statement of test or maintenance SQL on the writing pool
+    /// (used by tests to install a failing trigger; not for production paths).
+    pub async fn execute_unchecked(&self, sql: &str) -> Result<()> {
+        let sql = sqlx::AssertSqlSafe(sql.to_string());
+        dispatch!(self, pool => { sqlx::raw_sql(sql).execute(pool).await?; });
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Sqlite { write, read } => {
+                read.close().await;
+                write.close().await;
+            }
+            Backend::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+pub(crate) fn parse_column<T: FromStr>(value: &str, what: &str) -> Result<T> {
+    value
+        .parse()
+        .map_err(|_| StoreError::Corrupt(format!("{what} '{value}'")))
+}

@@ -1,0 +1,278 @@
+//! The durable outbound queue: rows are claimed for a lease, delivered, and
+//! marked sent, retried later, or failed. A node that dies mid-delivery
+//! leaves an expired lease that the next claim picks up again.
+
+use super::{Change, Result, Store, StoreError, dispatch, dispatch_read, parse_column};
+use crate::domain::ticket::MessageKind;
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use sqlx::Row;
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboundStatus {
+    /// Waiting for its next attempt (or for a relay to be configured).
+    Queued,
+    /// Claimed by a delivery worker.
+    Sending,
+    Sent,
+    /// Given up: a permanent error or too many attempts.
+    Failed,
+}
+
+impl OutboundStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboundStatus::Queued => "queued",
+            OutboundStatus::Sending => "sending",
+            OutboundStatus::Sent => "sent",
+            OutboundStatus::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for OutboundStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for OutboundStatus {
+    type Err = ();
+    fn from_str(s: &str) -> std::result::Result<Self, ()> {
+        match s {
+            "queued" => Ok(OutboundStatus::Queued),
+            "sending" => Ok(OutboundStatus::Sending),
+            "sent" => Ok(OutboundStatus::Sent),
+            "failed" => Ok(OutboundStatus::Failed),
+            _ => Err(()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboundItem {
+    pub id: i64,
+    pub ticket: Option<i64>,
+    pub message: Option<i64>,
+    pub purpose: String,
+    pub mail_from: String,
+    pub rcpt_to: String,
+    pub status: OutboundStatus,
+    pub attempts: i64,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+macro_rules! item_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        OutboundItem {
+            id: row.try_get("id")?,
+            ticket: row.try_get("ticket")?,
+            message: row.try_get("message")?,
+            purpose: row.try_get("purpose")?,
+            mail_from: row.try_get("mail_from")?,
+            rcpt_to: row.try_get("rcpt_to")?,
+            status: parse_column(&row.try_get::<String, _>("status")?, "outbound status")?,
+            attempts: i64::from(row.try_get::<i32, _>("attempts")?),
+            next_attempt_at: row.try_get("next_attempt_at")?,
+            last_error: row.try_get("last_error")?,
+            created_at: row.try_get("created_at")?,
+        }
+    }};
+}
+
+const ITEM_COLUMNS: &str = "id, ticket, message, purpose, mail_from, rcpt_to, status, attempts, next_attempt_at, last_error, created_at";
+
+impl Store {
+    pub async fn outbound(&self, status: Option<OutboundStatus>) -> Result<Vec<OutboundItem>> {
+        let sql = format!(
+            "SELECT {ITEM_COLUMNS} FROM outbound WHERE ($1 IS NULL OR status = $1) ORDER BY id"
+        );
+        dispatch_read!(self, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(status.map(|s| s.as_str()))
+                .fetch_all(pool)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push(item_from_row!(row));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Claims up to `limit` due deliveries for `lease`; expired leases of a
+    /// crashed worker are due again. PostgreSQL skips rows another node holds.
+    pub async fn claim_outbound(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: i64,
+    ) -> Result<Vec<(OutboundItem, Vec<u8>)>> {
+        let until = now + lease;
+        let select = match &self.backend {
+            super::Backend::Sqlite { .. } => format!(
+                "SELECT {ITEM_COLUMNS} FROM outbound
+                 WHERE (status = 'queued' AND next_attempt_at <= $1)
+                    OR (status = 'sending' AND claimed_until <= $1)
+                 ORDER BY next_attempt_at LIMIT $2"
+            ),
+            super::Backend::Postgres(_) => format!(
+                "SELECT {ITEM_COLUMNS} FROM outbound
+                 WHERE (status = 'queued' AND next_attempt_at <= $1)
+                    OR (status = 'sending' AND claimed_until <= $1)
+                 ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED"
+            ),
+        };
+        dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let rows = sqlx::query(sqlx::AssertSqlSafe(select))
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut claimed = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let mut item = item_from_row!(row);
+                sqlx::query("UPDATE outbound SET status = 'sending', claimed_until = $1, updated_at = $2 WHERE id = $3")
+                    .bind(until)
+                    .bind(now)
+                    .bind(item.id)
+                    .execute(&mut *tx)
+                    .await?;
+                item.status = OutboundStatus::Sending;
+                let raw: Vec<u8> = match item.message {
+                    Some(message) => sqlx::query_scalar("SELECT raw FROM messages WHERE id = $1")
+                        .bind(message)
+                        .fetch_one(&mut *tx)
+                        .await?,
+                    None => Vec::new(),
+                };
+                claimed.push((item, raw));
+            }
+            tx.commit().await?;
+            Ok(claimed)
+        })
+    }
+
+    pub async fn outbound_sent(&self, id: i64, now: DateTime<Utc>, reply: &str) -> Result<()> {
+        dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let ticket: Option<i64> = sqlx::query_scalar(
+                "UPDATE outbound SET status = 'sent', attempts = attempts + 1, claimed_until = NULL,
+                     last_error = NULL, updated_at = $1 WHERE id = $2 RETURNING ticket",
+            )
+            .bind(now)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .flatten();
+            if let Some(ticket) = ticket {
+                sqlx::query("INSERT INTO ticket_events (ticket, at, actor, kind, detail) VALUES ($1, $2, 'postdesk', 'delivered', $3)")
+                    .bind(ticket)
+                    .bind(now)
+                    .bind(format!("outbound #{id} delivered: {reply}"))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    pub async fn outbound_retry_later(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+        next: DateTime<Utc>,
+        error: &str,
+    ) -> Result<()> {
+        dispatch!(self, pool => {
+            sqlx::query(
+                "UPDATE outbound SET status = 'queued', attempts = attempts + 1, claimed_until = NULL,
+                     next_attempt_at = $1, last_error = $2, updated_at = $3 WHERE id = $4",
+            )
+            .bind(next)
+            .bind(error)
+            .bind(now)
+            .bind(id)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// Gives up on a delivery and records the failure on its ticket as an
+    /// internal note (event and note in one transaction).
+    pub async fn outbound_failed(&self, id: i64, now: DateTime<Utc>, error: &str) -> Result<()> {
+        let result: Result<Option<i64>> = dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let row = sqlx::query(
+                "UPDATE outbound SET status = 'failed', attempts = attempts + 1, claimed_until = NULL,
+                     last_error = $1, updated_at = $2 WHERE id = $3 RETURNING ticket, rcpt_to, purpose",
+            )
+            .bind(error)
+            .bind(now)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else {
+                return Err(StoreError::NotFound(format!("no outbound #{id}")));
+            };
+            let ticket: Option<i64> = row.try_get("ticket")?;
+            let rcpt: String = row.try_get("rcpt_to")?;
+            let purpose: String = row.try_get("purpose")?;
+            if let Some(ticket) = ticket {
+                let detail = format!("delivery of {purpose} to {rcpt} failed permanently: {error}");
+                sqlx::query("INSERT INTO ticket_events (ticket, at, actor, kind, detail) VALUES ($1, $2, 'postdesk', 'delivery-failed', $3)")
+                    .bind(ticket)
+                    .bind(now)
+                    .bind(&detail)
+                    .execute(&mut *tx)
+                    .await?;
+                let note_id = format!("note.{id}.{}@postdesk.invalid", now.timestamp_micros());
+                let raw = format!(
+                    "From: postdesk <postdesk@postdesk.invalid>\r\nSubject: [#{ticket}] Delivery failed\r\n\
+                     Message-ID: <{note_id}>\r\nX-Postdesk-Note: yes\r\nAuto-Submitted: auto-generated\r\n\
+                     Content-Type: text/plain; charset=utf-8\r\n\r\n{detail}\r\n"
+                );
+                sqlx::query(
+                    "INSERT INTO messages (ticket, kind, message_id, has_message_id, sender, envelope_from,
+                         envelope_to, subject, sent_at, received_at, size, raw)
+                     VALUES ($1, $2, $3, TRUE, 'postdesk@postdesk.invalid', '', '', 'Delivery failed', $4, $4, $5, $6)",
+                )
+                .bind(ticket)
+                .bind(MessageKind::Note.as_str())
+                .bind(&note_id)
+                .bind(now)
+                .bind(i64::try_from(raw.len()).unwrap_or(i64::MAX))
+                .bind(raw.as_bytes())
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(ticket)
+        });
+        if let Some(ticket) = result? {
+            self.announce(Change::Ticket(ticket));
+        }
+        Ok(())
+    }
+
+    /// Due now or at the earliest later time, for the worker's sleep.
+    pub async fn next_outbound_due(&self) -> Result<Option<DateTime<Utc>>> {
+        dispatch_read!(self, pool => {
+            Ok(sqlx::query_scalar(
+                "SELECT MIN(CASE WHEN status = 'queued' THEN next_attempt_at ELSE claimed_until END)
+                 FROM outbound WHERE status IN ('queued', 'sending')",
+            )
+            .fetch_one(pool)
+            .await?)
+        })
+    }
+}

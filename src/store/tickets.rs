@@ -1,0 +1,272 @@
+//! Reading tickets, their messages and their history.
+
+use super::{Result, Store, StoreError, dispatch_read, parse_column};
+use crate::domain::ticket::{Priority, Status};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::Row;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Ticket {
+    pub number: i64,
+    pub queue: String,
+    pub subject: String,
+    pub customer_address: String,
+    pub customer_name: Option<String>,
+    pub status: Status,
+    pub priority: Priority,
+    pub owner: Option<String>,
+    pub linked_ticket: Option<i64>,
+    pub tags: Vec<String>,
+    pub message_count: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub done_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageRecord {
+    pub id: i64,
+    pub ticket: Option<i64>,
+    pub kind: String,
+    pub message_id: String,
+    pub has_message_id: bool,
+    pub sender: String,
+    pub from_name: Option<String>,
+    pub envelope_from: String,
+    pub envelope_to: String,
+    pub subject: String,
+    pub sent_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub size: i64,
+    pub problems: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub kind: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TicketFilter {
+    pub status: Vec<Status>,
+    pub queue: Option<String>,
+    pub limit: Option<i64>,
+}
+
+const TICKET_COLUMNS: &str =
+    "t.number, q.name AS queue, t.subject, t.customer_address, t.customer_name,
+    t.status, t.priority, a.email AS owner, t.linked_ticket, t.created_at, t.updated_at, t.done_at,
+    (SELECT COUNT(*) FROM messages m WHERE m.ticket = t.number) AS message_count
+    FROM tickets t JOIN queues q ON q.id = t.queue_id LEFT JOIN agents a ON a.id = t.owner_id";
+
+macro_rules! ticket_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        Ticket {
+            number: row.try_get("number")?,
+            queue: row.try_get("queue")?,
+            subject: row.try_get("subject")?,
+            customer_address: row.try_get("customer_address")?,
+            customer_name: row.try_get("customer_name")?,
+            status: parse_column(&row.try_get::<String, _>("status")?, "status")?,
+            priority: parse_column(&row.try_get::<String, _>("priority")?, "priority")?,
+            owner: row.try_get("owner")?,
+            linked_ticket: row.try_get("linked_ticket")?,
+            tags: Vec::new(),
+            message_count: row.try_get("message_count")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+            done_at: row.try_get("done_at")?,
+        }
+    }};
+}
+
+macro_rules! message_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        MessageRecord {
+            id: row.try_get("id")?,
+            ticket: row.try_get("ticket")?,
+            kind: row.try_get("kind")?,
+            message_id: row.try_get("message_id")?,
+            has_message_id: row.try_get("has_message_id")?,
+            sender: row.try_get("sender")?,
+            from_name: row.try_get("from_name")?,
+            envelope_from: row.try_get("envelope_from")?,
+            envelope_to: row.try_get("envelope_to")?,
+            subject: row.try_get("subject")?,
+            sent_at: row.try_get("sent_at")?,
+            received_at: row.try_get("received_at")?,
+            size: row.try_get("size")?,
+            problems: row.try_get("problems")?,
+        }
+    }};
+}
+
+const MESSAGE_COLUMNS: &str =
+    "id, ticket, kind, message_id, has_message_id, sender, from_name, envelope_from,
+    envelope_to, subject, sent_at, received_at, size, problems";
+
+impl Store {
+    pub async fn tickets(&self, filter: &TicketFilter) -> Result<Vec<Ticket>> {
+        // Statuses and queue names are bound, never spliced: only the shape
+        // of the WHERE clause varies.
+        let mut sql = format!("SELECT {TICKET_COLUMNS} WHERE 1 = 1");
+        let mut n = 0;
+        if !filter.status.is_empty() {
+            let placeholders: Vec<String> = filter
+                .status
+                .iter()
+                .map(|_| {
+                    n += 1;
+                    format!("${n}")
+                })
+                .collect();
+            sql.push_str(&format!(" AND t.status IN ({})", placeholders.join(", ")));
+        }
+        if filter.queue.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND (q.name = ${n} OR q.address = ${n})"));
+        }
+        sql.push_str(" ORDER BY t.number");
+        if filter.limit.is_some() {
+            n += 1;
+            sql.push_str(&format!(" LIMIT ${n}"));
+        }
+        let mut tickets = dispatch_read!(self, pool => {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for status in &filter.status {
+                query = query.bind(status.as_str());
+            }
+            if let Some(queue) = &filter.queue {
+                query = query.bind(queue.clone());
+            }
+            if let Some(limit) = filter.limit {
+                query = query.bind(limit);
+            }
+            let rows = query.fetch_all(pool).await?;
+            let mut tickets = Vec::with_capacity(rows.len());
+            for row in &rows {
+                tickets.push(ticket_from_row!(row));
+            }
+            tickets
+        });
+        self.fill_tags(&mut tickets).await?;
+        Ok(tickets)
+    }
+
+    pub async fn ticket(&self, number: i64) -> Result<Ticket> {
+        let sql = format!("SELECT {TICKET_COLUMNS} WHERE t.number = $1");
+        let ticket = dispatch_read!(self, pool => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(number)
+                .fetch_optional(pool)
+                .await?;
+            match row {
+                Some(row) => Some(ticket_from_row!(&row)),
+                None => None,
+            }
+        });
+        let mut tickets: Vec<Ticket> = ticket.into_iter().collect();
+        if tickets.is_empty() {
+            return Err(StoreError::NotFound(format!("no ticket #{number}")));
+        }
+        self.fill_tags(&mut tickets).await?;
+        tickets
+            .pop()
+            .ok_or_else(|| StoreError::NotFound(format!("no ticket #{number}")))
+    }
+
+    async fn fill_tags(&self, tickets: &mut [Ticket]) -> Result<()> {
+        if tickets.is_empty() {
+            return Ok(());
+        }
+        let pairs: Vec<(i64, String)> = dispatch_read!(self, pool => {
+            sqlx::query_as("SELECT ticket, tag FROM ticket_tags ORDER BY tag")
+                .fetch_all(pool)
+                .await?
+        });
+        for ticket in tickets.iter_mut() {
+            ticket.tags = pairs
+                .iter()
+                .filter(|(n, _)| *n == ticket.number)
+                .map(|(_, tag)| tag.clone())
+                .collect();
+        }
+        Ok(())
+    }
+
+    /// The messages of a ticket, oldest first.
+    pub async fn ticket_messages(&self, number: i64) -> Result<Vec<MessageRecord>> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE ticket = $1 ORDER BY sent_at, id"
+        );
+        dispatch_read!(self, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(number).fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push(message_from_row!(row));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Messages stored in no ticket (unmatched bounces, loops of our own mail).
+    pub async fn unfiled_messages(&self) -> Result<Vec<MessageRecord>> {
+        let sql =
+            format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE ticket IS NULL ORDER BY id");
+        dispatch_read!(self, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push(message_from_row!(row));
+            }
+            Ok(out)
+        })
+    }
+
+    /// The stored bytes of a message, exactly as received.
+    pub async fn raw_message(&self, id: i64) -> Result<Vec<u8>> {
+        dispatch_read!(self, pool => {
+            sqlx::query_scalar::<_, Vec<u8>>("SELECT raw FROM messages WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("no message {id}")))
+        })
+    }
+
+    pub async fn ticket_events(&self, number: i64) -> Result<Vec<Event>> {
+        dispatch_read!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT at, actor, kind, detail FROM ticket_events WHERE ticket = $1 ORDER BY id",
+            )
+            .bind(number)
+            .fetch_all(pool)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push(Event {
+                    at: row.try_get("at")?,
+                    actor: row.try_get("actor")?,
+                    kind: row.try_get("kind")?,
+                    detail: row.try_get("detail")?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Counts of stored messages and tickets, for tools and tests.
+    pub async fn counts(&self) -> Result<(i64, i64)> {
+        dispatch_read!(self, pool => {
+            let messages: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages").fetch_one(pool).await?;
+            let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets").fetch_one(pool).await?;
+            Ok((messages, tickets))
+        })
+    }
+}
