@@ -355,7 +355,7 @@ impl Store {
             for number in &subject_tags {
                 if let Some(facts) = ticket_facts!(*number) {
                     let participant: Option<i64> = sqlx::query_scalar(
-                        "SELECT 1 FROM ticket_participants WHERE ticket = $1 AND address = $2",
+                        "SELECT ticket FROM ticket_participants WHERE ticket = $1 AND address = $2",
                     )
                     .bind(*number)
                     .bind(&m.sender)

@@ -270,3 +270,41 @@ impl Store {
         })
     }
 }
+
+impl Store {
+    /// The domain operation "set status": the change and its event in one
+    /// transaction. `at` is when it happened (tests and imports may
+    /// backdate it); done statuses record it as the ticket's done time.
+    pub async fn set_status(&self, number: i64, status: Status, actor: &str, at: DateTime<Utc>) -> Result<()> {
+        let done_at = status.is_done().then_some(at);
+        let result: Result<()> = super::dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let current: Option<String> = sqlx::query_scalar("SELECT status FROM tickets WHERE number = $1")
+                .bind(number)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(current) = current else {
+                return Err(StoreError::NotFound(format!("no ticket #{number}")));
+            };
+            sqlx::query("UPDATE tickets SET status = $1, done_at = $2, updated_at = $3 WHERE number = $4")
+                .bind(status.as_str())
+                .bind(done_at)
+                .bind(at)
+                .bind(number)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO ticket_events (ticket, at, actor, kind, detail) VALUES ($1, $2, $3, 'status', $4)")
+                .bind(number)
+                .bind(at)
+                .bind(actor)
+                .bind(format!("{current} → {status}"))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        });
+        result?;
+        self.announce(super::Change::Ticket(number));
+        Ok(())
+    }
+}

@@ -1,0 +1,312 @@
+//! Test harness: a real postdesk on ephemeral loopback ports in a temporary
+//! directory, on SQLite and (when `POSTDESK_TEST_POSTGRES` is set) on a fresh
+//! PostgreSQL database; and a small line-level SMTP client for conversations.
+#![allow(dead_code)]
+
+use postdesk::config::Config;
+use postdesk::server::RunningServer;
+use std::net::SocketAddr;
+use std::sync::Once;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Sqlite,
+    Postgres(String),
+}
+
+impl Backend {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+}
+
+static NOTICE: Once = Once::new();
+
+/// SQLite always; PostgreSQL when `POSTDESK_TEST_POSTGRES` names a server.
+pub fn backends() -> Vec<Backend> {
+    let mut backends = vec![Backend::Sqlite];
+    match std::env::var("POSTDESK_TEST_POSTGRES") {
+        Ok(url) if !url.is_empty() => backends.push(Backend::Postgres(url)),
+        _ => NOTICE.call_once(|| {
+            eprintln!("notice: POSTDESK_TEST_POSTGRES is not set; the PostgreSQL runs of these tests are skipped");
+        }),
+    }
+    backends
+}
+
+pub fn init_tracing() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        postdesk::tls::install_crypto_provider();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("POSTDESK_TEST_LOG")
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            )
+            .with_test_writer()
+            .try_init();
+    });
+}
+
+/// Creates an empty PostgreSQL database for one test; returns its URL.
+pub async fn fresh_postgres_database(base_url: &str) -> String {
+    use sqlx::Connection;
+    let name = format!("postdesk_test_{:016x}", rand::random::<u64>());
+    let mut admin = sqlx::PgConnection::connect(base_url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to POSTDESK_TEST_POSTGRES {base_url}: {e}"));
+    let create = format!("CREATE DATABASE {name}");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(create))
+        .execute(&mut admin)
+        .await
+        .expect("create test database");
+    let mut url = url::Url::parse(base_url).expect("POSTDESK_TEST_POSTGRES is a URL");
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+/// A configuration for a test: loopback, ephemeral ports, temp data dir.
+pub async fn test_config(backend: &Backend, dir: &std::path::Path) -> Config {
+    let mut config = Config::default();
+    config.hostname = "desk.test".into();
+    config.data_dir = dir.to_path_buf();
+    config.smtp.listen = "127.0.0.1:0".parse().expect("addr");
+    config.database_url = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres(base) => Some(fresh_postgres_database(base).await),
+    };
+    config.queues = vec![
+        postdesk::config::QueueConfig {
+            name: "support".into(),
+            address: "support@desk.test".into(),
+        },
+        postdesk::config::QueueConfig {
+            name: "billing".into(),
+            address: "billing@desk.test".into(),
+        },
+    ];
+    config
+}
+
+pub struct TestServer {
+    pub running: Option<RunningServer>,
+    pub dir: tempfile::TempDir,
+    pub backend: Backend,
+    pub config: Config,
+}
+
+impl TestServer {
+    pub async fn start(backend: &Backend) -> TestServer {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    pub async fn start_with(backend: &Backend, tweak: impl FnOnce(&mut Config)) -> TestServer {
+        init_tracing();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = test_config(backend, dir.path()).await;
+        tweak(&mut config);
+        let running = postdesk::server::start(config.clone())
+            .await
+            .unwrap_or_else(|e| panic!("server start on {}: {e}", backend.name()));
+        TestServer {
+            running: Some(running),
+            dir,
+            backend: backend.clone(),
+            config,
+        }
+    }
+
+    pub fn running(&self) -> &RunningServer {
+        self.running.as_ref().expect("server running")
+    }
+
+    pub fn smtp(&self) -> SocketAddr {
+        self.running().smtp_addr
+    }
+
+    pub fn app(&self) -> &postdesk::App {
+        &self.running().app
+    }
+
+    pub fn store(&self) -> &postdesk::store::Store {
+        &self.running().app.store
+    }
+
+    /// Stops and starts the server again on the same data (and database).
+    pub async fn restart(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await;
+        }
+        let mut config = self.config.clone();
+        config.smtp.listen = "127.0.0.1:0".parse().expect("addr");
+        self.running = Some(postdesk::server::start(config).await.expect("restart"));
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await;
+        }
+    }
+}
+
+/// A line-level SMTP client that says exactly what the test tells it to.
+pub struct SmtpClient<S> {
+    stream: BufReader<S>,
+}
+
+/// One reply: the code and its lines (without codes).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub code: u16,
+    pub lines: Vec<String>,
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        self.lines.join("\n")
+    }
+}
+
+impl SmtpClient<TcpStream> {
+    pub async fn connect(addr: SocketAddr) -> (SmtpClient<TcpStream>, Reply) {
+        let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr))
+            .await
+            .expect("connect timeout")
+            .expect("connect");
+        let mut client = SmtpClient {
+            stream: BufReader::new(stream),
+        };
+        let greeting = client.reply().await;
+        (client, greeting)
+    }
+
+    pub fn into_inner(self) -> TcpStream {
+        self.stream.into_inner()
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> SmtpClient<S> {
+    pub fn wrap(stream: S) -> SmtpClient<S> {
+        SmtpClient {
+            stream: BufReader::new(stream),
+        }
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.get_mut().write_all(bytes).await.expect("write");
+        self.stream.get_mut().flush().await.expect("flush");
+    }
+
+    /// Sends one command line (CRLF added) and reads its reply.
+    pub async fn cmd(&mut self, line: &str) -> Reply {
+        self.send_raw(format!("{line}\r\n").as_bytes()).await;
+        self.reply().await
+    }
+
+    /// Reads one (possibly multi-line) reply, within 30 s.
+    pub async fn reply(&mut self) -> Reply {
+        tokio::time::timeout(Duration::from_secs(30), self.read_reply())
+            .await
+            .expect("reply timeout")
+    }
+
+    async fn read_reply(&mut self) -> Reply {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            let n = self.stream.read_line(&mut line).await.expect("read reply");
+            assert!(n > 0, "connection closed while waiting for a reply (got {lines:?})");
+            let line = line.trim_end_matches(['\r', '\n']);
+            assert!(line.len() >= 3, "short reply line {line:?}");
+            let code: u16 = line[..3].parse().unwrap_or_else(|_| panic!("bad reply {line:?}"));
+            let more = line.as_bytes().get(3) == Some(&b'-');
+            lines.push(line.get(4..).unwrap_or("").to_string());
+            if !more {
+                return Reply { code, lines };
+            }
+        }
+    }
+
+    /// True when the server has closed the connection (reads EOF).
+    pub async fn is_closed(&mut self) -> bool {
+        let mut line = String::new();
+        matches!(
+            tokio::time::timeout(Duration::from_secs(10), self.stream.read_line(&mut line)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    }
+
+    /// EHLO, MAIL, RCPT…, DATA with `body` (dot-stuffed here); returns the
+    /// final reply.
+    pub async fn send_mail(&mut self, from: &str, to: &[&str], body: &[u8]) -> Reply {
+        let r = self.cmd("EHLO client.test").await;
+        assert_eq!(r.code, 250, "{r:?}");
+        let r = self.cmd(&format!("MAIL FROM:<{from}>")).await;
+        assert_eq!(r.code, 250, "{r:?}");
+        for rcpt in to {
+            let r = self.cmd(&format!("RCPT TO:<{rcpt}>")).await;
+            assert_eq!(r.code, 250, "{r:?}");
+        }
+        let r = self.cmd("DATA").await;
+        assert_eq!(r.code, 354, "{r:?}");
+        self.send_raw(&dot_stuff(body)).await;
+        self.send_raw(b".\r\n").await;
+        self.reply().await
+    }
+}
+
+/// Dot-stuffs a message for DATA and makes sure it ends with CRLF.
+pub fn dot_stuff(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 16);
+    let mut at_line_start = true;
+    for &b in body {
+        if at_line_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        at_line_start = b == b'\n';
+    }
+    if !out.ends_with(b"\r\n") {
+        if out.ends_with(b"\n") {
+            out.pop();
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// A simple customer message.
+pub fn message(from: &str, to: &str, subject: &str, message_id: &str, extra_headers: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{message_id}>\r\n\
+         Date: Mon, 23 Nov 2026 10:00:00 +0000\r\n{extra_headers}\r\n{body}\r\n"
+    )
+    .into_bytes()
+}
+
+/// Sends one message in its own connection; returns the final reply.
+pub async fn deliver(addr: SocketAddr, from: &str, to: &[&str], body: &[u8]) -> Reply {
+    let (mut client, greeting) = SmtpClient::connect(addr).await;
+    assert_eq!(greeting.code, 220);
+    let reply = client.send_mail(from, to, body).await;
+    let _ = client.cmd("QUIT").await;
+    reply
+}
+
+/// The ticket number in a "250 2.0.0 Message accepted as ticket #n" reply.
+pub fn ticket_of(reply: &Reply) -> i64 {
+    assert_eq!(reply.code, 250, "{reply:?}");
+    let text = reply.text();
+    let n = text
+        .rsplit('#')
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no ticket number in {reply:?}"));
+    n
+}
