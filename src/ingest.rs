@@ -110,15 +110,8 @@ fn prepare(
     mode: &Mode,
 ) -> Result<(InboundRequest, Vec<String>), IngestError> {
     let config = &app.config;
-    let parsed = MessageParser::default().parse(&raw[..]);
     let mut problems = Vec::new();
-    let facts = match &parsed {
-        Some(message) => Facts::read(message, &mut problems),
-        None => {
-            problems.push("unparseable message".to_string());
-            Facts::default()
-        }
-    };
+    let facts = read_facts(&raw, &mut problems);
 
     let is_queue_address = |addr: &str| {
         address::Recipient::parse(addr).is_some_and(|r| queues.iter().any(|q| q.address == r.base))
@@ -286,6 +279,35 @@ fn prepare(
         },
     };
     Ok((request, problems))
+}
+
+/// Parses the message and reads what the pipeline needs. A parser panic
+/// (mail-parser has debug assertions that malformed MIME can reach) must
+/// not cost the message or the session: it is caught and the message is
+/// stored flagged, like any other message the parser cannot read.
+fn read_facts(raw: &[u8], problems: &mut Vec<String>) -> Facts {
+    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut local = Vec::new();
+        let facts = MessageParser::default()
+            .parse(raw)
+            .map(|message| Facts::read(&message, &mut local));
+        (facts, local)
+    }));
+    match parsed {
+        Ok((Some(facts), local)) => {
+            problems.extend(local);
+            facts
+        }
+        Ok((None, _)) => {
+            problems.push("unparseable message".to_string());
+            Facts::default()
+        }
+        Err(_) => {
+            tracing::warn!("mail parser panicked; message stored unparsed");
+            problems.push("unparseable message (parser failure)".to_string());
+            Facts::default()
+        }
+    }
 }
 
 /// What the pipeline reads from a parsed message.

@@ -334,7 +334,10 @@ impl Store {
 
             // Threading: gather the candidates of each rule, then decide.
             let mut candidates = Candidates::default();
-            for reference in m.references.iter().take(MAX_REFERENCES) {
+            // Rule 1 both ways: the message names a ticket's message, or a
+            // ticket's message named this one (its reply arrived first).
+            let own_id = std::iter::once(&m.message_id).filter(|_| m.has_message_id);
+            for reference in m.references.iter().take(MAX_REFERENCES).chain(own_id) {
                 let found: Option<i64> = sqlx::query_scalar(
                     "SELECT ticket FROM thread_ids WHERE message_id = $1 ORDER BY ticket DESC LIMIT 1",
                 )

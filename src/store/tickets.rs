@@ -275,7 +275,13 @@ impl Store {
     /// The domain operation "set status": the change and its event in one
     /// transaction. `at` is when it happened (tests and imports may
     /// backdate it); done statuses record it as the ticket's done time.
-    pub async fn set_status(&self, number: i64, status: Status, actor: &str, at: DateTime<Utc>) -> Result<()> {
+    pub async fn set_status(
+        &self,
+        number: i64,
+        status: Status,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
         let done_at = status.is_done().then_some(at);
         let result: Result<()> = super::dispatch!(self, pool => {
             let mut tx = pool.begin().await?;

@@ -221,10 +221,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpClient<S> {
         loop {
             let mut line = String::new();
             let n = self.stream.read_line(&mut line).await.expect("read reply");
-            assert!(n > 0, "connection closed while waiting for a reply (got {lines:?})");
+            assert!(
+                n > 0,
+                "connection closed while waiting for a reply (got {lines:?})"
+            );
             let line = line.trim_end_matches(['\r', '\n']);
             assert!(line.len() >= 3, "short reply line {line:?}");
-            let code: u16 = line[..3].parse().unwrap_or_else(|_| panic!("bad reply {line:?}"));
+            let code: u16 = line[..3]
+                .parse()
+                .unwrap_or_else(|_| panic!("bad reply {line:?}"));
             let more = line.as_bytes().get(3) == Some(&b'-');
             lines.push(line.get(4..).unwrap_or("").to_string());
             if !more {
@@ -282,7 +287,14 @@ pub fn dot_stuff(body: &[u8]) -> Vec<u8> {
 }
 
 /// A simple customer message.
-pub fn message(from: &str, to: &str, subject: &str, message_id: &str, extra_headers: &str, body: &str) -> Vec<u8> {
+pub fn message(
+    from: &str,
+    to: &str,
+    subject: &str,
+    message_id: &str,
+    extra_headers: &str,
+    body: &str,
+) -> Vec<u8> {
     format!(
         "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{message_id}>\r\n\
          Date: Mon, 23 Nov 2026 10:00:00 +0000\r\n{extra_headers}\r\n{body}\r\n"
