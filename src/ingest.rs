@@ -516,7 +516,11 @@ fn ack_plan(
             if !references.is_empty() {
                 builder = builder.references(references.clone());
             }
-            let raw = builder.write_to_vec().map_err(|e| e.to_string())?;
+            let mut raw = builder.write_to_vec().map_err(|e| e.to_string())?;
+            // Stored as it goes over the wire, where a message ends in CRLF.
+            if !raw.ends_with(b"\r\n") {
+                raw.extend_from_slice(b"\r\n");
+            }
             Ok(OutgoingMail {
                 message_id,
                 mail_from: ctx.queue_address.clone(),

@@ -148,10 +148,14 @@ pub async fn send(
     if raw.is_empty() {
         return Verdict::Permanent("nothing to send: the message body is missing".into());
     }
+    // mail-send always ends DATA with "\r\n.\r\n"; a message that already
+    // ends in CRLF would arrive with an extra blank line. Handing it over
+    // without its last CRLF delivers exactly the stored bytes.
+    let body = raw.strip_suffix(b"\r\n").unwrap_or(raw);
     let message = mail_send::smtp::message::Message::new(
         item.mail_from.as_str(),
         [item.rcpt_to.as_str()],
-        raw,
+        body,
     );
     let mut builder = match SmtpClientBuilder::new(relay.host.as_str(), relay.port) {
         Ok(builder) => builder,

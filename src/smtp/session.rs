@@ -143,31 +143,38 @@ impl Session {
         }
     }
 
-    /// Processes what is buffered, reading more when nothing is.
+    /// Processes what is buffered, then reads more. `process` returns
+    /// `Continue` only when it cannot go on without more input: nothing is
+    /// buffered, or only the start of a command line is (a line split across
+    /// reads, which must not be processed again and again without reading).
     async fn step(&mut self) -> Result<Next, SessionError> {
-        if self.input.is_empty() {
-            self.flush().await?;
-            let timeout = match self.phase {
-                Phase::Command | Phase::DiscardLine => self.limits.command_timeout,
-                _ => self.limits.data_timeout,
-            };
-            let mut chunk = [0u8; READ_CHUNK];
-            let read = tokio::time::timeout(timeout, self.stream.read(&mut chunk)).await;
-            match read {
-                Err(_) => {
-                    let line = format!(
-                        "421 4.4.2 {} Timeout, closing connection\r\n",
-                        self.hostname()
-                    );
-                    self.output.extend_from_slice(line.as_bytes());
-                    return Ok(Next::Close);
-                }
-                Ok(Ok(0)) => return Ok(Next::Close),
-                Ok(Ok(n)) => self.input.extend_from_slice(&chunk[..n]),
-                Ok(Err(err)) => return Err(err.into()),
-            }
+        match self.process().await? {
+            Next::Continue => {}
+            other => return Ok(other),
         }
-        self.process().await
+        self.flush().await?;
+        let timeout = match self.phase {
+            Phase::Command | Phase::DiscardLine => self.limits.command_timeout,
+            _ => self.limits.data_timeout,
+        };
+        let mut chunk = [0u8; READ_CHUNK];
+        let read = tokio::time::timeout(timeout, self.stream.read(&mut chunk)).await;
+        match read {
+            Err(_) => {
+                let line = format!(
+                    "421 4.4.2 {} Timeout, closing connection\r\n",
+                    self.hostname()
+                );
+                self.output.extend_from_slice(line.as_bytes());
+                Ok(Next::Close)
+            }
+            Ok(Ok(0)) => Ok(Next::Close),
+            Ok(Ok(n)) => {
+                self.input.extend_from_slice(&chunk[..n]);
+                Ok(Next::Continue)
+            }
+            Ok(Err(err)) => Err(err.into()),
+        }
     }
 
     async fn process(&mut self) -> Result<Next, SessionError> {

@@ -3,6 +3,8 @@
 //! PostgreSQL database; and a small line-level SMTP client for conversations.
 #![allow(dead_code)]
 
+pub mod sink;
+
 use postdesk::config::Config;
 use postdesk::server::RunningServer;
 use std::net::SocketAddr;

@@ -1,0 +1,337 @@
+//! Outbound delivery through a real relay (a recording SMTP sink): the
+//! acknowledgement arrives, temporary failures are retried, permanent ones
+//! are recorded on the ticket, the queue survives a restart, and two
+//! postdesks answering each other stop.
+
+mod common;
+
+use common::sink::{Rewrite, Sink};
+use common::{TestServer, deliver, message, ticket_of};
+use postdesk::config::RelayUrl;
+use postdesk::store::OutboundStatus;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn relay(addr: std::net::SocketAddr) -> Option<RelayUrl> {
+    Some(RelayUrl::parse(&format!("smtp://{addr}")).expect("relay url"))
+}
+
+/// Polls `check` every 50 ms for at most 20 s.
+async fn eventually<F, Fut>(what: &str, check: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..400 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+async fn open_ticket(server: &TestServer, id: &str) -> i64 {
+    let body = message(
+        "Alice <alice@example.com>",
+        "support@desk.test",
+        "Printer on fire",
+        id,
+        "",
+        "Help!",
+    );
+    ticket_of(
+        &deliver(
+            server.smtp(),
+            "alice@example.com",
+            &["support@desk.test"],
+            &body,
+        )
+        .await,
+    )
+}
+
+#[tokio::test]
+async fn the_acknowledgement_is_delivered_through_the_relay() {
+    for backend in common::backends() {
+        let sink = Sink::start(vec![], None).await;
+        let server =
+            TestServer::start_with(&backend, |c| c.outbound.relay = relay(sink.addr)).await;
+        let ticket = open_ticket(&server, "d1@example.com").await;
+        eventually("ack delivered", || async { !sink.accepted().is_empty() }).await;
+        let got = &sink.accepted()[0];
+        assert_eq!(got.mail_from, "support@desk.test");
+        assert_eq!(got.rcpt_to, vec!["alice@example.com".to_string()]);
+        let text = String::from_utf8_lossy(&got.data);
+        assert!(
+            text.contains(&format!("Subject: [#{ticket}] Printer on fire")),
+            "{text}"
+        );
+        assert!(text.contains("Auto-Submitted: auto-replied"), "{text}");
+        assert!(text.contains("In-Reply-To: <d1@example.com>"), "{text}");
+        assert!(text.contains("Hello Alice,"), "{text}");
+        // What the customer got is what the ticket shows.
+        let stored = server
+            .store()
+            .ticket_messages(ticket)
+            .await
+            .expect("messages");
+        let ack = stored.iter().find(|m| m.kind == "auto_reply").expect("ack");
+        assert_eq!(
+            server.store().raw_message(ack.id).await.expect("raw"),
+            got.data
+        );
+        eventually("marked sent", || async {
+            server
+                .store()
+                .outbound(Some(OutboundStatus::Sent))
+                .await
+                .expect("outbound")
+                .len()
+                == 1
+        })
+        .await;
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_temporary_failure_is_retried_and_a_permanent_one_lands_on_the_ticket() {
+    for backend in common::backends() {
+        // 1st attempt of the 1st ack: 451; its retry: 250; the 2nd ack: 550.
+        let sink = Sink::start(vec![451, 250, 550], None).await;
+        let server = TestServer::start_with(&backend, |c| {
+            c.outbound.relay = relay(sink.addr);
+            c.outbound.retry_base = 1;
+        })
+        .await;
+        let first = open_ticket(&server, "r1@example.com").await;
+        eventually("retry delivered", || async { sink.accepted().len() == 1 }).await;
+        let items = server.store().outbound(None).await.expect("outbound");
+        assert_eq!(items[0].attempts, 2, "{items:?}");
+        assert_eq!(items[0].status, OutboundStatus::Sent);
+        assert_eq!(sink.messages()[0].code, 451);
+
+        let body = message(
+            "bob@example.com",
+            "support@desk.test",
+            "Another",
+            "r2@example.com",
+            "",
+            "x",
+        );
+        let second = ticket_of(
+            &deliver(
+                server.smtp(),
+                "bob@example.com",
+                &["support@desk.test"],
+                &body,
+            )
+            .await,
+        );
+        assert_ne!(first, second);
+        eventually("permanent failure recorded", || async {
+            server
+                .store()
+                .outbound(Some(OutboundStatus::Failed))
+                .await
+                .expect("outbound")
+                .len()
+                == 1
+        })
+        .await;
+        let failed = &server
+            .store()
+            .outbound(Some(OutboundStatus::Failed))
+            .await
+            .expect("outbound")[0];
+        assert!(
+            failed.last_error.as_deref().unwrap_or("").contains("550"),
+            "{failed:?}"
+        );
+        let events = server.store().ticket_events(second).await.expect("events");
+        assert!(
+            events
+                .iter()
+                .any(|e| e.kind == "delivery-failed" && e.detail.contains("bob@example.com"))
+        );
+        let notes = server
+            .store()
+            .ticket_messages(second)
+            .await
+            .expect("messages");
+        assert!(
+            notes
+                .iter()
+                .any(|m| m.kind == "note" && m.subject == "Delivery failed")
+        );
+        assert_eq!(
+            sink.messages().len(),
+            3,
+            "no retry after a permanent failure"
+        );
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn queued_mail_waits_for_a_relay_and_survives_a_restart() {
+    for backend in common::backends() {
+        let mut server = TestServer::start(&backend).await;
+        open_ticket(&server, "q1@example.com").await;
+        open_ticket(&server, "q2@example.com").await;
+        let queued = server
+            .store()
+            .outbound(Some(OutboundStatus::Queued))
+            .await
+            .expect("outbound");
+        assert_eq!(queued.len(), 2);
+        let sink = Sink::start(vec![], None).await;
+        server.config.outbound.relay = relay(sink.addr);
+        server.restart().await;
+        eventually("both delivered", || async { sink.accepted().len() == 2 }).await;
+        // Exactly once each, also after another restart.
+        server.restart().await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(sink.messages().len(), 2);
+        server.stop().await;
+    }
+}
+
+/// A relay that strips every loop signal and threading hint, as a broken
+/// forwarder would: only the per-sender rate limit can stop the loop.
+fn strip_loop_headers() -> Rewrite {
+    Arc::new(|data: &[u8]| {
+        let text = String::from_utf8_lossy(data);
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let mut out = String::new();
+        let mut skipping = false;
+        for line in head.split("\r\n") {
+            if line.starts_with(' ') || line.starts_with('\t') {
+                if !skipping {
+                    out.push_str(line);
+                    out.push_str("\r\n");
+                }
+                continue;
+            }
+            let name = line.split(':').next().unwrap_or("").to_ascii_lowercase();
+            skipping = matches!(
+                name.as_str(),
+                "auto-submitted"
+                    | "x-auto-response-suppress"
+                    | "in-reply-to"
+                    | "references"
+                    | "reply-to"
+                    | "subject"
+            );
+            if !skipping {
+                out.push_str(line);
+                out.push_str("\r\n");
+            }
+        }
+        out.push_str(&format!(
+            "Subject: forwarded {:016x}\r\n\r\n{body}",
+            rand::random::<u64>()
+        ));
+        out.into_bytes()
+    })
+}
+
+#[tokio::test]
+async fn two_auto_responders_facing_each_other_stop() {
+    for backend in common::backends() {
+        for honest_headers in [true, false] {
+            let limit = 3;
+            // A's relay forwards to B and B's to A, through header-stripping
+            // forwarders when !honest_headers.
+            let b_port = std::net::TcpListener::bind("127.0.0.1:0")
+                .expect("port")
+                .local_addr()
+                .expect("addr");
+            let keep: Rewrite = Arc::new(|d: &[u8]| d.to_vec());
+            let rewrite = if honest_headers {
+                keep.clone()
+            } else {
+                strip_loop_headers()
+            };
+            let a_to_b = Sink::start(vec![], Some((b_port, rewrite.clone()))).await;
+            let a = TestServer::start_with(&backend, |c| {
+                c.hostname = "a.test".into();
+                c.queues = vec![postdesk::config::QueueConfig {
+                    name: "support".into(),
+                    address: "support@a.test".into(),
+                }];
+                c.outbound.relay = relay(a_to_b.addr);
+                c.autoreply.max_per_sender_per_hour = limit;
+            })
+            .await;
+            let b_to_a = Sink::start(vec![], Some((a.smtp(), rewrite))).await;
+            let b = TestServer::start_with(&backend, |c| {
+                c.hostname = "b.test".into();
+                c.smtp.listen = b_port;
+                c.queues = vec![postdesk::config::QueueConfig {
+                    name: "help".into(),
+                    address: "help@b.test".into(),
+                }];
+                c.outbound.relay = relay(b_to_a.addr);
+                c.autoreply.max_per_sender_per_hour = limit;
+            })
+            .await;
+
+            // Someone at B's address writes to A; A acknowledges to B, …
+            let body = message(
+                "help@b.test",
+                "support@a.test",
+                "Hello A",
+                "start@b.test",
+                "",
+                "ping",
+            );
+            ticket_of(&deliver(a.smtp(), "help@b.test", &["support@a.test"], &body).await);
+
+            // Wait until nothing moves for a second.
+            let mut last = (0, 0);
+            let mut still = 0;
+            for _ in 0..200 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let now = (a_to_b.messages().len(), b_to_a.messages().len());
+                still = if now == last { still + 1 } else { 0 };
+                last = now;
+                if still >= 10 {
+                    break;
+                }
+            }
+            assert!(still >= 10, "the loop did not stop: {last:?}");
+            let (a_sent, b_sent) = last;
+            if honest_headers {
+                // B sees Auto-Submitted on A's acknowledgement and stays quiet.
+                assert_eq!((a_sent, b_sent), (1, 0));
+            } else {
+                assert_eq!(a_sent, limit as usize, "A answered B at most {limit} times");
+                assert_eq!(b_sent, limit as usize, "B answered A at most {limit} times");
+                let a_events: usize = {
+                    let mut n = 0;
+                    for t in a
+                        .store()
+                        .tickets(&Default::default())
+                        .await
+                        .expect("tickets")
+                    {
+                        n += a
+                            .store()
+                            .ticket_events(t.number)
+                            .await
+                            .expect("events")
+                            .iter()
+                            .filter(|e| e.kind == "auto-reply-suppressed")
+                            .count();
+                    }
+                    n
+                };
+                assert!(a_events >= 1, "the suppression is recorded on the ticket");
+            }
+            a.stop().await;
+            b.stop().await;
+        }
+    }
+}
