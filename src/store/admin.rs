@@ -95,29 +95,34 @@ impl Store {
         queues: &[Queue],
     ) -> Result<i64> {
         let now = Utc::now();
-        let result: Result<i64> = dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO agents (email, name, password_hash, is_admin, created_at)
-                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
-            )
-            .bind(email)
-            .bind(name)
-            .bind(password_hash)
-            .bind(is_admin)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
-            for queue in queues {
-                sqlx::query("INSERT INTO agent_queues (agent_id, queue_id) VALUES ($1, $2)")
-                    .bind(id)
-                    .bind(queue.id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            Ok(id)
-        });
+        // An async block, so that `?` inside ends here and the error can be
+        // told apart below.
+        let result: Result<i64> = async {
+            dispatch!(self, pool => {
+                let mut tx = pool.begin().await?;
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO agents (email, name, password_hash, is_admin, created_at)
+                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                )
+                .bind(email)
+                .bind(name)
+                .bind(password_hash)
+                .bind(is_admin)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                for queue in queues {
+                    sqlx::query("INSERT INTO agent_queues (agent_id, queue_id) VALUES ($1, $2)")
+                        .bind(id)
+                        .bind(queue.id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(id)
+            })
+        }
+        .await;
         result.map_err(|err| {
             if err.is_unique_violation() {
                 StoreError::Conflict(format!("an agent {email} already exists"))

@@ -1,0 +1,362 @@
+//! The `postdesk` binary as an admin uses it, against a running server's
+//! configuration and database: queues, agents, tickets, export, outbound,
+//! import, and configuration errors with file and line.
+
+mod common;
+
+use common::{Backend, TestServer, deliver, message, ticket_of};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// Writes the server's configuration as a file the CLI can use.
+fn config_file(server: &TestServer) -> PathBuf {
+    let path = server.dir.path().join("cli.toml");
+    let mut text = format!(
+        "hostname = \"desk.test\"\ndata_dir = \"{}\"\n",
+        server.dir.path().display()
+    );
+    if let Some(url) = &server.config.database_url {
+        text.push_str(&format!("database_url = \"{url}\"\n"));
+    }
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+fn postdesk(config: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_postdesk"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run postdesk");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().expect("wait")
+}
+
+fn ok(output: Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+async fn run_all(backend: Backend) {
+    let server = TestServer::start(&backend).await;
+    let config = config_file(&server);
+
+    // Queues: the configured ones, and a new one.
+    ok(postdesk(
+        &config,
+        &["queue", "add", "sales", "Sales@Desk.test"],
+        None,
+    ));
+    let queues = ok(postdesk(&config, &["queue", "list"], None));
+    assert!(
+        queues.contains("sales") && queues.contains("sales@desk.test"),
+        "{queues}"
+    );
+    // The running server sees the new queue without a restart.
+    let body = message(
+        "eve@example.com",
+        "sales@desk.test",
+        "Quote please",
+        "c0@example.com",
+        "",
+        "hi",
+    );
+    let sales_ticket = ticket_of(
+        &deliver(
+            server.smtp(),
+            "eve@example.com",
+            &["sales@desk.test"],
+            &body,
+        )
+        .await,
+    );
+
+    // Agents: the bootstrap admin exists; add one with a password on stdin.
+    let added = ok(postdesk(
+        &config,
+        &[
+            "agent",
+            "add",
+            "Bob@Desk.test",
+            "--queue",
+            "billing",
+            "--password-stdin",
+        ],
+        Some("s3cret-pass\n"),
+    ));
+    assert!(added.contains("agent bob@desk.test added"), "{added}");
+    assert!(!added.contains("password:"));
+    let generated = ok(postdesk(
+        &config,
+        &["agent", "add", "carol@desk.test", "--admin"],
+        None,
+    ));
+    assert!(generated.contains("password: "), "{generated}");
+    let agents = ok(postdesk(&config, &["agent", "list", "--json"], None));
+    let agents: serde_json::Value = serde_json::from_str(&agents).expect("json");
+    let bob = agents
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|a| a["email"] == "bob@desk.test")
+        .expect("bob");
+    assert_eq!(bob["queues"], serde_json::json!(["billing"]));
+    assert!(
+        agents
+            .as_array()
+            .expect("array")
+            .iter()
+            .any(|a| a["email"] == "admin@desk.test" && a["is_admin"] == true)
+    );
+    let stored = server.store().agents().await.expect("agents");
+    let hash = &stored
+        .iter()
+        .find(|a| a.email == "bob@desk.test")
+        .expect("bob")
+        .password_hash;
+    assert!(postdesk::passwords::verify("s3cret-pass", hash));
+    ok(postdesk(
+        &config,
+        &["agent", "passwd", "bob@desk.test", "--password-stdin"],
+        Some("another-pass\n"),
+    ));
+    let stored = server.store().agents().await.expect("agents");
+    let hash = &stored
+        .iter()
+        .find(|a| a.email == "bob@desk.test")
+        .expect("bob")
+        .password_hash;
+    assert!(postdesk::passwords::verify("another-pass", hash));
+    let duplicate = postdesk(
+        &config,
+        &["agent", "add", "bob@desk.test", "--password-stdin"],
+        Some("s3cret-pass\n"),
+    );
+    assert!(!duplicate.status.success());
+    assert!(String::from_utf8_lossy(&duplicate.stderr).contains("already exists"));
+
+    // Tickets.
+    let body = message(
+        "Alice <alice@example.com>",
+        "support@desk.test",
+        "Printer on fire",
+        "c1@example.com",
+        "",
+        "From the start\r\n.dot line",
+    );
+    let ticket = ticket_of(
+        &deliver(
+            server.smtp(),
+            "alice@example.com",
+            &["support@desk.test"],
+            &body,
+        )
+        .await,
+    );
+    let reply = message(
+        "alice@example.com",
+        "support@desk.test",
+        "Re: Printer on fire",
+        "c2@example.com",
+        "In-Reply-To: <c1@example.com>\r\n",
+        "still",
+    );
+    deliver(
+        server.smtp(),
+        "alice@example.com",
+        &["support@desk.test"],
+        &reply,
+    )
+    .await;
+
+    let table = ok(postdesk(&config, &["ticket", "list"], None));
+    assert!(
+        table.contains(&format!("#{ticket}")) && table.contains("Printer on fire"),
+        "{table}"
+    );
+    let filtered = ok(postdesk(
+        &config,
+        &["ticket", "list", "--queue", "sales", "--json"],
+        None,
+    ));
+    let filtered: serde_json::Value = serde_json::from_str(&filtered).expect("json");
+    assert_eq!(filtered.as_array().map(|a| a.len()), Some(1));
+    assert_eq!(filtered[0]["number"], sales_ticket);
+    let none = ok(postdesk(
+        &config,
+        &["ticket", "list", "--status", "closed"],
+        None,
+    ));
+    assert_eq!(none, "no tickets\n");
+    let bad = postdesk(&config, &["ticket", "list", "--status", "later"], None);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown status 'later'"));
+
+    let shown = ok(postdesk(
+        &config,
+        &["ticket", "show", &format!("#{ticket}"), "--json"],
+        None,
+    ));
+    let shown: serde_json::Value = serde_json::from_str(&shown).expect("json");
+    assert_eq!(shown["subject"], "Printer on fire");
+    assert_eq!(shown["customer_name"], "Alice");
+    assert_eq!(shown["status"], "new");
+    let kinds: Vec<&str> = shown["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "customer").count(),
+        2,
+        "{kinds:?}"
+    );
+    assert!(kinds.contains(&"auto_reply"));
+    let text = ok(postdesk(
+        &config,
+        &["ticket", "show", &ticket.to_string()],
+        None,
+    ));
+    assert!(
+        text.contains("history:") && text.contains("created"),
+        "{text}"
+    );
+    let missing = postdesk(&config, &["ticket", "show", "9999"], None);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no ticket #9999"));
+
+    // Export: an mbox whose messages are the stored bytes.
+    let exported = postdesk(&config, &["ticket", "export", &ticket.to_string()], None);
+    assert!(exported.status.success());
+    let mbox_path = server.dir.path().join("export.mbox");
+    std::fs::write(&mbox_path, &exported.stdout).expect("write mbox");
+    let messages: Vec<Vec<u8>> = mail_parser::mailbox::mbox::MessageIterator::new(
+        std::io::BufReader::new(std::fs::File::open(&mbox_path).expect("open")),
+    )
+    .map(|m| m.expect("mbox message").unwrap_contents())
+    .collect();
+    assert_eq!(messages.len(), 3);
+    let first = server
+        .store()
+        .ticket_messages(ticket)
+        .await
+        .expect("messages")[0]
+        .id;
+    let original = server.store().raw_message(first).await.expect("raw");
+    // mboxo/mboxrd readers end each message with the separator's newline.
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.strip_suffix(b"\n").unwrap_or(m) == original.as_slice())
+    );
+
+    // Outbound: without a relay the acknowledgements wait.
+    let outbound = ok(postdesk(&config, &["outbound", "list"], None));
+    assert!(
+        outbound.contains("no [outbound] relay is configured") && outbound.contains("queued"),
+        "{outbound}"
+    );
+    let outbound = ok(postdesk(
+        &config,
+        &["outbound", "list", "--status", "queued", "--json"],
+        None,
+    ));
+    let outbound: serde_json::Value = serde_json::from_str(&outbound).expect("json");
+    assert_eq!(outbound.as_array().map(|a| a.len()), Some(2));
+
+    // Import into a named queue, twice: the second time stores nothing.
+    let imported = ok(postdesk(
+        &config,
+        &[
+            "import",
+            "mbox",
+            mbox_path.to_str().expect("path"),
+            "--queue",
+            "billing",
+            "--json",
+        ],
+        None,
+    ));
+    let imported: serde_json::Value = serde_json::from_str(&imported).expect("json");
+    assert_eq!(imported["read"], 3);
+    assert_eq!(
+        imported["stored"], 0,
+        "already stored messages are recognised: {imported}"
+    );
+
+    let wrong_queue = postdesk(
+        &config,
+        &[
+            "import",
+            "mbox",
+            mbox_path.to_str().expect("path"),
+            "--queue",
+            "nope",
+        ],
+        None,
+    );
+    assert!(String::from_utf8_lossy(&wrong_queue.stderr).contains("no queue named 'nope'"));
+    ok(postdesk(&config, &["migrate"], None));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_cli_manages_a_running_server() {
+    for backend in common::backends() {
+        run_all(backend).await;
+    }
+}
+
+#[test]
+fn configuration_mistakes_name_file_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("postdesk.toml");
+    std::fs::write(
+        &path,
+        "hostname = \"x\"\n[smtp]\nlisten = \"127.0.0.1:99999\"\n",
+    )
+    .expect("write");
+    let output = postdesk(&path, &["serve"], None);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("{}:3:10", path.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("invalid socket address"), "{stderr}");
+
+    std::fs::write(
+        &path,
+        "[[queue]]\nname = \"support\"\nadress = \"s@x.test\"\n",
+    )
+    .expect("write");
+    let stderr =
+        String::from_utf8_lossy(&postdesk(&path, &["queue", "list"], None).stderr).to_string();
+    assert!(
+        stderr.contains(":3:1") && stderr.contains("unknown field `adress`"),
+        "{stderr}"
+    );
+
+    let missing = dir.path().join("absent.toml");
+    let stderr =
+        String::from_utf8_lossy(&postdesk(&missing, &["ticket", "list"], None).stderr).to_string();
+    assert!(stderr.contains("absent.toml: cannot read"), "{stderr}");
+}
