@@ -278,7 +278,7 @@ pub async fn export_mbox(
             message.envelope_from.clone()
         };
         let date = message.received_at.format("%a %b %e %H:%M:%S %Y");
-        write!(out, "From {sender} {date}\n").map_err(io)?;
+        writeln!(out, "From {sender} {date}").map_err(io)?;
         out.write_all(&mboxrd_quote(&raw)).map_err(io)?;
         if !raw.ends_with(b"\n") {
             out.write_all(b"\n").map_err(io)?;

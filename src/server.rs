@@ -49,15 +49,16 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
         source,
     })?;
     let limits = smtp::Limits::from_config(&app.config.smtp);
-    let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(smtp::serve(
-        app.clone(),
-        listener,
-        Some(TlsAcceptor::from(tls_config)),
-        limits,
-        watcher.clone(),
-    )));
-    tasks.push(tokio::spawn(outbound::run(app.clone(), watcher)));
+    let tasks = vec![
+        tokio::spawn(smtp::serve(
+            app.clone(),
+            listener,
+            Some(TlsAcceptor::from(tls_config)),
+            limits,
+            watcher.clone(),
+        )),
+        tokio::spawn(outbound::run(app.clone(), watcher)),
+    ];
     Ok(RunningServer {
         app,
         smtp_addr,
@@ -87,7 +88,7 @@ async fn bootstrap_admin(app: &App) -> Result<Option<(String, String)>, AppError
     {
         Ok(_) => Ok(Some((email, password))),
         // Another node created it first.
-        Err(err) if matches!(err, crate::store::StoreError::Conflict(_)) => Ok(None),
+        Err(crate::store::StoreError::Conflict(_)) => Ok(None),
         Err(err) => Err(err.into()),
     }
 }

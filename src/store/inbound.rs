@@ -171,11 +171,14 @@ pub struct AckContext {
     pub queue_address: String,
 }
 
+/// Builds the acknowledgement once the ticket number is known.
+pub type BuildAck = Box<dyn FnOnce(&AckContext) -> std::result::Result<OutgoingMail, String> + Send>;
+
 pub struct AutoReplyPlan {
     /// Where the acknowledgement would go.
     pub to: String,
     pub max_per_hour: u32,
-    pub build: Box<dyn FnOnce(&AckContext) -> std::result::Result<OutgoingMail, String> + Send>,
+    pub build: BuildAck,
 }
 
 pub struct InboundRequest {

@@ -75,14 +75,16 @@ pub async fn fresh_postgres_database(base_url: &str) -> String {
 
 /// A configuration for a test: loopback, ephemeral ports, temp data dir.
 pub async fn test_config(backend: &Backend, dir: &std::path::Path) -> Config {
-    let mut config = Config::default();
-    config.hostname = "desk.test".into();
-    config.data_dir = dir.to_path_buf();
-    config.smtp.listen = "127.0.0.1:0".parse().expect("addr");
-    config.database_url = match backend {
-        Backend::Sqlite => None,
-        Backend::Postgres(base) => Some(fresh_postgres_database(base).await),
+    let mut config = Config {
+        hostname: "desk.test".into(),
+        data_dir: dir.to_path_buf(),
+        database_url: match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres(base) => Some(fresh_postgres_database(base).await),
+        },
+        ..Config::default()
     };
+    config.smtp.listen = "127.0.0.1:0".parse().expect("addr");
     config.queues = vec![
         postdesk::config::QueueConfig {
             name: "support".into(),
@@ -317,10 +319,8 @@ pub async fn deliver(addr: SocketAddr, from: &str, to: &[&str], body: &[u8]) -> 
 pub fn ticket_of(reply: &Reply) -> i64 {
     assert_eq!(reply.code, 250, "{reply:?}");
     let text = reply.text();
-    let n = text
-        .rsplit('#')
+    text.rsplit('#')
         .next()
         .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no ticket number in {reply:?}"));
-    n
+        .unwrap_or_else(|| panic!("no ticket number in {reply:?}"))
 }
