@@ -222,6 +222,7 @@ fn prepare(
                 }
                 None => Some(ack_plan(
                     app,
+                    &queue,
                     &reply_to,
                     facts.from_name.clone(),
                     &message_id,
@@ -464,6 +465,7 @@ pub fn own_message_id(hostname: &str, ticket: i64) -> String {
 
 fn ack_plan(
     app: &App,
+    queue: &Queue,
     to: &str,
     to_name: Option<String>,
     original_id: &str,
@@ -480,6 +482,8 @@ fn ack_plan(
     let title = title.to_string();
     AutoReplyPlan {
         to: to.clone(),
+        queue_name: queue.name.clone(),
+        queue_address: queue.address.clone(),
         max_per_hour: app.config.autoreply.max_per_sender_per_hour,
         // Built inside the filing transaction, once the ticket number exists;
         // a template error there becomes a ticket event, not a lost message.

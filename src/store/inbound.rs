@@ -45,16 +45,19 @@ macro_rules! insert_message {
     }};
 }
 
-macro_rules! insert_event {
-    ($tx:ident, $ticket:expr, $at:expr, $actor:expr, $kind:expr, $detail:expr) => {{
-        sqlx::query("INSERT INTO ticket_events (ticket, at, actor, kind, detail) VALUES ($1, $2, $3, $4, $5)")
-            .bind($ticket)
-            .bind($at)
-            .bind($actor)
-            .bind($kind)
-            .bind($detail)
-            .execute(&mut *$tx)
-            .await?;
+macro_rules! insert_events {
+    ($tx:ident, $events:expr) => {{
+        if !$events.0.is_empty() {
+            let sql = format!(
+                "INSERT INTO ticket_events (ticket, at, actor, kind, detail) VALUES {}",
+                rows($events.0.len(), 5)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (ticket, at, actor, kind, detail) in &$events.0 {
+                query = query.bind(*ticket).bind(*at).bind(actor).bind(*kind).bind(detail);
+            }
+            query.execute(&mut *$tx).await?;
+        }
     }};
 }
 
@@ -177,6 +180,10 @@ pub type BuildAck = Box<dyn FnOnce(&AckContext) -> std::result::Result<OutgoingM
 pub struct AutoReplyPlan {
     /// Where the acknowledgement would go.
     pub to: String,
+    /// The queue it answers for (from the queue cache: no lookup inside
+    /// the filing transaction).
+    pub queue_name: String,
+    pub queue_address: String,
     pub max_per_hour: u32,
     pub build: BuildAck,
 }
@@ -266,6 +273,19 @@ impl Store {
             auto_reply,
             actor,
         } = request;
+        // Ids looked up for rule 1: the references, then the message's own
+        // id (a ticket's message named this one: its reply arrived first).
+        let mut lookup: Vec<&String> = m.references.iter().take(MAX_REFERENCES).collect();
+        if m.has_message_id {
+            lookup.push(&m.message_id);
+        }
+        let lookup_sql = format!(
+            "SELECT r.message_id, t.number, t.status, t.done_at FROM thread_ids r
+             JOIN tickets t ON t.number = r.ticket WHERE r.message_id IN ({})
+             ORDER BY t.number DESC",
+            placeholders(1, lookup.len())
+        );
+        let mut events = Events::default();
         dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
 
@@ -282,6 +302,15 @@ impl Store {
                 });
             }
 
+            macro_rules! facts_from_row {
+                ($row:expr) => {
+                    TicketFacts {
+                        number: $row.try_get("number")?,
+                        status: parse_column::<Status>(&$row.try_get::<String, _>("status")?, "status")?,
+                        done_at: $row.try_get("done_at")?,
+                    }
+                };
+            }
             macro_rules! ticket_facts {
                 ($number:expr) => {{
                     let row = sqlx::query("SELECT number, status, done_at FROM tickets WHERE number = $1")
@@ -289,11 +318,7 @@ impl Store {
                         .fetch_optional(&mut *tx)
                         .await?;
                     match row {
-                        Some(row) => Some(TicketFacts {
-                            number: row.try_get("number")?,
-                            status: parse_column::<Status>(&row.try_get::<String, _>("status")?, "status")?,
-                            done_at: row.try_get("done_at")?,
-                        }),
+                        Some(row) => Some(facts_from_row!(row)),
                         None => None,
                     }
                 }};
@@ -321,9 +346,10 @@ impl Store {
                     return Ok(FileOutcome::Unfiled { message: id, reason });
                 };
                 let id = insert_message!(tx, m, Some(ticket), MessageKind::Bounce, None::<&String>);
-                insert_event!(tx, ticket, m.received_at, &actor, "delivery-report",
+                events.add(ticket, m.received_at, &actor, "delivery-report",
                     format!("delivery status report from {} (message {})", display_sender(&m), m.message_id));
                 touch_ticket!(tx, ticket, m.received_at);
+                insert_events!(tx, events);
                 tx.commit().await?;
                 return Ok(FileOutcome::Filed {
                     message: id,
@@ -337,19 +363,20 @@ impl Store {
 
             // Threading: gather the candidates of each rule, then decide.
             let mut candidates = Candidates::default();
-            // Rule 1 both ways: the message names a ticket's message, or a
-            // ticket's message named this one (its reply arrived first).
-            let own_id = std::iter::once(&m.message_id).filter(|_| m.has_message_id);
-            for reference in m.references.iter().take(MAX_REFERENCES).chain(own_id) {
-                let found: Option<i64> = sqlx::query_scalar(
-                    "SELECT ticket FROM thread_ids WHERE message_id = $1 ORDER BY ticket DESC LIMIT 1",
-                )
-                .bind(reference)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if let Some(number) = found {
-                    candidates.by_reference = ticket_facts!(number);
-                    break;
+            if !lookup.is_empty() {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(lookup_sql));
+                for id in &lookup {
+                    query = query.bind(*id);
+                }
+                let rows = query.fetch_all(&mut *tx).await?;
+                // The most relevant id wins (newest ticket first among equals).
+                'ids: for id in &lookup {
+                    for row in &rows {
+                        if row.try_get::<String, _>("message_id")? == **id {
+                            candidates.by_reference = Some(facts_from_row!(row));
+                            break 'ids;
+                        }
+                    }
                 }
             }
             for number in &plus_tickets {
@@ -372,23 +399,35 @@ impl Store {
                 }
             }
             let placement = threading::place(&candidates, now, reopen_window);
+            let joined_status = [&candidates.by_reference, &candidates.by_plus_address]
+                .into_iter()
+                .flatten()
+                .chain(candidates.by_subject_tag.iter().map(|(facts, _)| facts))
+                .map(|facts| (facts.number, facts.status))
+                .collect::<Vec<_>>();
 
             let (ticket, created, reopened, linked) = match placement {
                 Placement::Join { ticket, rule, reopen } => {
-                    let current: String = sqlx::query_scalar("SELECT status FROM tickets WHERE number = $1")
-                        .bind(ticket)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    let current = parse_column::<Status>(&current, "status")?;
+                    let current = joined_status
+                        .iter()
+                        .find(|(number, _)| *number == ticket)
+                        .map(|(_, status)| *status)
+                        .unwrap_or(Status::Open);
                     let next = current.after_customer_message();
+                    sqlx::query(
+                        "UPDATE tickets SET status = $1,
+                             done_at = CASE WHEN $1 = status THEN done_at ELSE NULL END,
+                             updated_at = CASE WHEN updated_at < $2 THEN $2 ELSE updated_at END
+                         WHERE number = $3",
+                    )
+                    .bind(next.as_str())
+                    .bind(m.received_at)
+                    .bind(ticket)
+                    .execute(&mut *tx)
+                    .await?;
                     if next != current {
-                        sqlx::query("UPDATE tickets SET status = $1, done_at = NULL WHERE number = $2")
-                            .bind(next.as_str())
-                            .bind(ticket)
-                            .execute(&mut *tx)
-                            .await?;
                         let what = if reopen { "reopened" } else { "status" };
-                        insert_event!(tx, ticket, m.received_at, &actor, what,
+                        events.add(ticket, m.received_at, &actor, what,
                             format!("{current} → {next}: customer wrote ({})", rule.as_str()));
                     }
                     (ticket, false, reopen, None)
@@ -400,7 +439,6 @@ impl Store {
                         tx.commit().await?;
                         return Ok(FileOutcome::Unfiled { message: id, reason });
                     }
-                    let created_at = now;
                     let number: i64 = sqlx::query_scalar(
                         "INSERT INTO tickets (queue_id, subject, customer_address, customer_name, status,
                              priority, linked_ticket, created_at, updated_at)
@@ -413,15 +451,15 @@ impl Store {
                     .bind(Status::New.as_str())
                     .bind(Priority::Normal.as_str())
                     .bind(linked.map(|(n, _)| n))
-                    .bind(created_at)
+                    .bind(now)
                     .fetch_one(&mut *tx)
                     .await?;
-                    insert_event!(tx, number, created_at, &actor, "created",
+                    events.add(number, now, &actor, "created",
                         format!("ticket opened by mail from {}", display_sender(&m)));
                     if let Some((other, reason)) = linked {
-                        insert_event!(tx, number, created_at, &actor, "linked",
+                        events.add(number, now, &actor, "linked",
                             format!("linked to #{other}: {}", reason.as_str()));
-                        insert_event!(tx, other, created_at, &actor, "linked",
+                        events.add(other, now, &actor, "linked",
                             format!("follow-up #{number} opened: {}", match reason {
                                 LinkReason::StrangerQuotedTag => "a non-participant quoted this ticket's tag",
                                 LinkReason::ReopenWindowPassed => "the customer wrote after the reopen window",
@@ -433,29 +471,13 @@ impl Store {
 
             let message = insert_message!(tx, m, Some(ticket), MessageKind::Customer, None::<&String>);
             if !m.problems.is_empty() {
-                insert_event!(tx, ticket, m.received_at, &actor, "malformed",
+                events.add(ticket, m.received_at, &actor, "malformed",
                     format!("message {} stored as received; problems: {}", m.message_id, m.problems.join("; ")));
             }
-            let mut thread_ids = Vec::with_capacity(1 + m.references.len());
-            thread_ids.push(&m.message_id);
-            thread_ids.extend(m.references.iter().take(MAX_REFERENCES));
-            for id in thread_ids {
-                // A reference already known for another ticket keeps leading
-                // there; this ticket learns it too.
-                sqlx::query("INSERT INTO thread_ids (message_id, ticket) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                    .bind(id)
-                    .bind(ticket)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            for address in m.participants.iter().chain(std::iter::once(&customer_address)) {
-                sqlx::query("INSERT INTO ticket_participants (ticket, address) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                    .bind(ticket)
-                    .bind(address)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            touch_ticket!(tx, ticket, m.received_at);
+
+            let mut thread_ids: Vec<String> = Vec::with_capacity(2 + m.references.len());
+            thread_ids.push(m.message_id.clone());
+            thread_ids.extend(m.references.iter().take(MAX_REFERENCES).cloned());
 
             let auto_reply = match (created, auto_reply) {
                 (false, _) => Err("not a new ticket".to_string()),
@@ -473,27 +495,24 @@ impl Store {
                         let reason = format!(
                             "rate limit: {recent} automatic answers to {} in the last hour", plan.to
                         );
-                        insert_event!(tx, ticket, now, "postdesk", "auto-reply-suppressed", reason.clone());
+                        events.add(ticket, now, "postdesk", "auto-reply-suppressed", reason.clone());
                         Err(reason)
                     } else {
-                        let queue = sqlx::query("SELECT name, address FROM queues WHERE id = $1")
-                            .bind(queue_id)
-                            .fetch_one(&mut *tx)
-                            .await?;
                         let context = AckContext {
                             ticket,
-                            queue_name: queue.try_get("name")?,
-                            queue_address: queue.try_get("address")?,
+                            queue_name: plan.queue_name.clone(),
+                            queue_address: plan.queue_address.clone(),
                         };
                         match (plan.build)(&context) {
                             Ok(mail) => {
                                 let id = queue_outgoing!(tx, ticket, mail, "ack", now);
-                                insert_event!(tx, ticket, now, "postdesk", "auto-reply",
+                                thread_ids.push(mail.message_id.clone());
+                                events.add(ticket, now, "postdesk", "auto-reply",
                                     format!("acknowledgement queued to {}", mail.rcpt_to));
                                 Ok(id)
                             }
                             Err(problem) => {
-                                insert_event!(tx, ticket, now, "postdesk", "auto-reply-failed",
+                                events.add(ticket, now, "postdesk", "auto-reply-failed",
                                     format!("acknowledgement not built: {problem}"));
                                 Err(problem)
                             }
@@ -501,10 +520,65 @@ impl Store {
                     }
                 }
             };
+
+            // A reference already known for another ticket keeps leading
+            // there; this ticket learns it too.
+            thread_ids.dedup();
+            let sql = format!(
+                "INSERT INTO thread_ids (message_id, ticket) VALUES {} ON CONFLICT DO NOTHING",
+                rows(thread_ids.len(), 2)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in &thread_ids {
+                query = query.bind(id).bind(ticket);
+            }
+            query.execute(&mut *tx).await?;
+
+            let mut participants: Vec<&String> = m.participants.iter().collect();
+            if !participants.contains(&&customer_address) {
+                participants.push(&customer_address);
+            }
+            let sql = format!(
+                "INSERT INTO ticket_participants (ticket, address) VALUES {} ON CONFLICT DO NOTHING",
+                rows(participants.len(), 2)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for address in participants {
+                query = query.bind(ticket).bind(address);
+            }
+            query.execute(&mut *tx).await?;
+
+            insert_events!(tx, events);
             tx.commit().await?;
             Ok(FileOutcome::Filed { message, ticket, created, reopened, linked, auto_reply })
         })
     }
+}
+
+/// Events of one filing, written with one statement at its end.
+#[derive(Default)]
+struct Events(Vec<(i64, DateTime<Utc>, String, &'static str, String)>);
+
+impl Events {
+    fn add(&mut self, ticket: i64, at: DateTime<Utc>, actor: &str, kind: &'static str, detail: String) {
+        self.0.push((ticket, at, actor.to_string(), kind, detail));
+    }
+}
+
+/// `$first, $first+1, …` for `count` parameters.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `($1, $2), ($3, $4), …`: `count` rows of `width` parameters.
+fn rows(count: usize, width: usize) -> String {
+    (0..count)
+        .map(|row| format!("({})", placeholders(1 + row * width, width)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn display_sender(m: &NewMessage) -> String {
