@@ -493,7 +493,7 @@ fn ack_plan(
                     "ack.txt",
                     serde_json::json!({
                         "ticket": {"number": ctx.ticket, "subject": title},
-                        "customer": {"name": to_name, "address": to},
+                        "customer": {"name": &to_name, "address": &to},
                         "queue": {"name": ctx.queue_name, "address": ctx.queue_address},
                     }),
                 )

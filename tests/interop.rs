@@ -32,14 +32,26 @@ async fn swaks_delivers_over_starttls_and_with_pipelining() {
         let server = TestServer::start(&backend).await;
         let addr = server.smtp();
         let run = |args: Vec<String>| {
-            tokio::task::spawn_blocking(move || Command::new("swaks").args(args).output().expect("swaks"))
+            tokio::task::spawn_blocking(move || {
+                Command::new("swaks").args(args).output().expect("swaks")
+            })
         };
         let base = |extra: &[&str]| {
             let mut args: Vec<String> = [
-                "--server", &addr.ip().to_string(), "--port", &addr.port().to_string(),
-                "--from", "swaks@example.com", "--to", "support@desk.test",
-                "--header", "Subject: Printer on fire", "--body", "Sent by swaks",
-                "--helo", "client.example.com",
+                "--server",
+                &addr.ip().to_string(),
+                "--port",
+                &addr.port().to_string(),
+                "--from",
+                "swaks@example.com",
+                "--to",
+                "support@desk.test",
+                "--header",
+                "Subject: Printer on fire",
+                "--body",
+                "Sent by swaks",
+                "--helo",
+                "client.example.com",
             ]
             .iter()
             .map(|s| s.to_string())
@@ -47,24 +59,42 @@ async fn swaks_delivers_over_starttls_and_with_pipelining() {
             args.extend(extra.iter().map(|s| s.to_string()));
             args
         };
-        for extra in [vec!["--tls"], vec!["--pipeline"], vec!["--tls", "--pipeline"]] {
+        for extra in [
+            vec!["--tls"],
+            vec!["--pipeline"],
+            vec!["--tls", "--pipeline"],
+        ] {
             let output = run(base(&extra)).await.expect("join");
             let transcript = String::from_utf8_lossy(&output.stdout);
             assert!(output.status.success(), "swaks {extra:?}:\n{transcript}");
-            assert!(transcript.contains("250 2.0.0 Message accepted as ticket #"), "{transcript}");
+            assert!(
+                transcript.contains("250 2.0.0 Message accepted as ticket #"),
+                "{transcript}"
+            );
             if extra.contains(&"--tls") {
                 assert!(transcript.contains("TLS started"), "{transcript}");
             }
         }
         // An unknown recipient is refused with 550 and swaks reports it.
         let mut args = base(&[]);
-        let to = args.iter().position(|a| a == "support@desk.test").expect("to");
+        let to = args
+            .iter()
+            .position(|a| a == "support@desk.test")
+            .expect("to");
         args[to] = "nobody@desk.test".into();
         let output = run(args).await.expect("join");
         assert!(String::from_utf8_lossy(&output.stdout).contains("550 5.1.1"));
-        let tickets = server.store().tickets(&Default::default()).await.expect("tickets");
+        let tickets = server
+            .store()
+            .tickets(&Default::default())
+            .await
+            .expect("tickets");
         assert_eq!(tickets.len(), 3, "{}", backend.name());
-        assert!(tickets.iter().all(|t| t.subject == "Printer on fire" && t.customer_address == "swaks@example.com"));
+        assert!(
+            tickets.iter().all(
+                |t| t.subject == "Printer on fire" && t.customer_address == "swaks@example.com"
+            )
+        );
         server.stop().await;
     }
 }
@@ -105,16 +135,31 @@ print("sent")
 "#
         );
         let output = tokio::task::spawn_blocking(move || {
-            Command::new("python3").arg("-c").arg(script).output().expect("python3")
+            Command::new("python3")
+                .arg("-c")
+                .arg(script)
+                .output()
+                .expect("python3")
         })
         .await
         .expect("join");
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        let tickets = server.store().tickets(&Default::default()).await.expect("tickets");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let tickets = server
+            .store()
+            .tickets(&Default::default())
+            .await
+            .expect("tickets");
         assert_eq!(tickets.len(), 1, "{tickets:?}");
         assert_eq!(tickets[0].subject, "Drucker brennt – dringend");
         assert_eq!(tickets[0].customer_name.as_deref(), Some("Jörg Müller"));
-        assert_eq!(tickets[0].message_count, 3, "two customer messages and the acknowledgement");
+        assert_eq!(
+            tickets[0].message_count, 3,
+            "two customer messages and the acknowledgement"
+        );
         server.stop().await;
     }
 }

@@ -360,7 +360,9 @@ async fn command_lines_split_across_reads() {
         let server = TestServer::start(&backend).await;
         let mut client = connect(&server).await;
         // A command in two segments, then one a byte at a time: the server
-        // must wait for the rest of the line (and answer it), not spin.
+        // must wait for the rest of the line (and answer it), not spin. (A
+        // server that spins on a partial line never yields, so a regression
+        // shows as this test hanging, not failing.)
         client.send_raw(b"NO").await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         client.send_raw(b"OP\r\n").await;

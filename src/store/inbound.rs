@@ -3,11 +3,13 @@
 //! in one transaction. When it commits, the message is safe and SMTP may
 //! say 250.
 
-use super::{Change, Result, Store, dispatch, parse_column};
+use super::{Backend, Change, Result, Store, StoreError, parse_column};
 use crate::domain::threading::{self, Candidates, LinkReason, Placement, TicketFacts};
 use crate::domain::ticket::{MessageKind, Priority, Status};
 use chrono::{DateTime, Duration, Utc};
 use sqlx::Row;
+use sqlx::SqlitePool;
+use tokio::sync::{mpsc, oneshot};
 
 /// Inserts the message row; evaluates to its id.
 macro_rules! insert_message {
@@ -54,7 +56,12 @@ macro_rules! insert_events {
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (ticket, at, actor, kind, detail) in &$events.0 {
-                query = query.bind(*ticket).bind(*at).bind(actor).bind(*kind).bind(detail);
+                query = query
+                    .bind(*ticket)
+                    .bind(*at)
+                    .bind(actor)
+                    .bind(*kind)
+                    .bind(detail);
             }
             query.execute(&mut *$tx).await?;
         }
@@ -175,7 +182,8 @@ pub struct AckContext {
 }
 
 /// Builds the acknowledgement once the ticket number is known.
-pub type BuildAck = Box<dyn FnOnce(&AckContext) -> std::result::Result<OutgoingMail, String> + Send>;
+pub type BuildAck =
+    Box<dyn Fn(&AckContext) -> std::result::Result<OutgoingMail, String> + Send + Sync>;
 
 pub struct AutoReplyPlan {
     /// Where the acknowledgement would go.
@@ -241,24 +249,11 @@ impl FileOutcome {
 /// chains are searched from their newest end.
 const MAX_REFERENCES: usize = 64;
 
-impl Store {
-    pub async fn file_inbound(&self, request: InboundRequest) -> Result<FileOutcome> {
-        let result = self.file_inbound_once(request).await;
-        if let Ok(outcome) = &result {
-            if let Some(ticket) = outcome.ticket() {
-                self.announce(Change::Ticket(ticket));
-            }
-            if let FileOutcome::Filed {
-                auto_reply: Ok(_), ..
-            } = outcome
-            {
-                self.announce(Change::OutboundQueued);
-            }
-        }
-        result
-    }
-
-    async fn file_inbound_once(&self, request: InboundRequest) -> Result<FileOutcome> {
+/// The filing itself, on a connection inside a transaction the caller
+/// owns (and commits). Written once, compiled for each backend.
+macro_rules! define_filer {
+    ($name:ident, $connection:ty) => {
+        async fn $name(conn: &mut $connection, request: &InboundRequest) -> Result<FileOutcome> {
         let InboundRequest {
             message: m,
             kind,
@@ -273,6 +268,7 @@ impl Store {
             auto_reply,
             actor,
         } = request;
+        let (queue_id, now, reopen_window) = (*queue_id, *now, *reopen_window);
         // Ids looked up for rule 1: the references, then the message's own
         // id (a ticket's message named this one: its reply arrived first).
         let mut lookup: Vec<&String> = m.references.iter().take(MAX_REFERENCES).collect();
@@ -286,14 +282,13 @@ impl Store {
             placeholders(1, lookup.len())
         );
         let mut events = Events::default();
-        dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
+        {
 
             // One email never makes two tickets.
             let existing = sqlx::query("SELECT id, ticket FROM messages WHERE message_id = $1 AND sender = $2")
                 .bind(&m.message_id)
                 .bind(&m.sender)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut *conn)
                 .await?;
             if let Some(row) = existing {
                 return Ok(FileOutcome::Duplicate {
@@ -315,7 +310,7 @@ impl Store {
                 ($number:expr) => {{
                     let row = sqlx::query("SELECT number, status, done_at FROM tickets WHERE number = $1")
                         .bind($number)
-                        .fetch_optional(&mut *tx)
+                        .fetch_optional(&mut *conn)
                         .await?;
                     match row {
                         Some(row) => Some(facts_from_row!(row)),
@@ -325,14 +320,14 @@ impl Store {
             }
 
             // Bounces go to the ticket of the message they bounce, or nowhere.
-            if let InboundKind::Bounce { bounced } = &kind {
+            if let InboundKind::Bounce { bounced } = kind {
                 let mut ticket = None;
                 for id in bounced.iter().chain(m.references.iter()).take(MAX_REFERENCES) {
                     ticket = sqlx::query_scalar::<_, Option<i64>>(
                         "SELECT ticket FROM messages WHERE message_id = $1 AND ticket IS NOT NULL ORDER BY id LIMIT 1",
                     )
                     .bind(id)
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(&mut *conn)
                     .await?
                     .flatten();
                     if ticket.is_some() {
@@ -341,16 +336,14 @@ impl Store {
                 }
                 let Some(ticket) = ticket else {
                     let reason = "delivery report for a message postdesk does not know".to_string();
-                    let id = insert_message!(tx, m, None::<i64>, MessageKind::Unfiled, Some(&reason));
-                    tx.commit().await?;
+                    let id = insert_message!(conn, m, None::<i64>, MessageKind::Unfiled, Some(&reason));
                     return Ok(FileOutcome::Unfiled { message: id, reason });
                 };
-                let id = insert_message!(tx, m, Some(ticket), MessageKind::Bounce, None::<&String>);
+                let id = insert_message!(conn, m, Some(ticket), MessageKind::Bounce, None::<&String>);
                 events.add(ticket, m.received_at, &actor, "delivery-report",
                     format!("delivery status report from {} (message {})", display_sender(&m), m.message_id));
-                touch_ticket!(tx, ticket, m.received_at);
-                insert_events!(tx, events);
-                tx.commit().await?;
+                touch_ticket!(conn, ticket, m.received_at);
+                insert_events!(conn, events);
                 return Ok(FileOutcome::Filed {
                     message: id,
                     ticket,
@@ -368,7 +361,7 @@ impl Store {
                 for id in &lookup {
                     query = query.bind(*id);
                 }
-                let rows = query.fetch_all(&mut *tx).await?;
+                let rows = query.fetch_all(&mut *conn).await?;
                 // The most relevant id wins (newest ticket first among equals).
                 'ids: for id in &lookup {
                     for row in &rows {
@@ -379,20 +372,20 @@ impl Store {
                     }
                 }
             }
-            for number in &plus_tickets {
+            for number in plus_tickets {
                 if let Some(facts) = ticket_facts!(*number) {
                     candidates.by_plus_address = Some(facts);
                     break;
                 }
             }
-            for number in &subject_tags {
+            for number in subject_tags {
                 if let Some(facts) = ticket_facts!(*number) {
                     let participant: Option<i64> = sqlx::query_scalar(
                         "SELECT ticket FROM ticket_participants WHERE ticket = $1 AND address = $2",
                     )
                     .bind(*number)
                     .bind(&m.sender)
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(&mut *conn)
                     .await?;
                     candidates.by_subject_tag = Some((facts, participant.is_some()));
                     break;
@@ -423,7 +416,7 @@ impl Store {
                     .bind(next.as_str())
                     .bind(m.received_at)
                     .bind(ticket)
-                    .execute(&mut *tx)
+                    .execute(&mut *conn)
                     .await?;
                     if next != current {
                         let what = if reopen { "reopened" } else { "status" };
@@ -435,9 +428,8 @@ impl Store {
                 Placement::New { linked } => {
                     if matches!(kind, InboundKind::OwnMail) {
                         let reason = "postdesk's own mail does not open tickets".to_string();
-                        let id = insert_message!(tx, m, None::<i64>, MessageKind::Unfiled, Some(&reason));
-                        tx.commit().await?;
-                        return Ok(FileOutcome::Unfiled { message: id, reason });
+                        let id = insert_message!(conn, m, None::<i64>, MessageKind::Unfiled, Some(&reason));
+                            return Ok(FileOutcome::Unfiled { message: id, reason });
                     }
                     let number: i64 = sqlx::query_scalar(
                         "INSERT INTO tickets (queue_id, subject, customer_address, customer_name, status,
@@ -452,7 +444,7 @@ impl Store {
                     .bind(Priority::Normal.as_str())
                     .bind(linked.map(|(n, _)| n))
                     .bind(now)
-                    .fetch_one(&mut *tx)
+                    .fetch_one(&mut *conn)
                     .await?;
                     events.add(number, now, &actor, "created",
                         format!("ticket opened by mail from {}", display_sender(&m)));
@@ -469,7 +461,7 @@ impl Store {
                 }
             };
 
-            let message = insert_message!(tx, m, Some(ticket), MessageKind::Customer, None::<&String>);
+            let message = insert_message!(conn, m, Some(ticket), MessageKind::Customer, None::<&String>);
             if !m.problems.is_empty() {
                 events.add(ticket, m.received_at, &actor, "malformed",
                     format!("message {} stored as received; problems: {}", m.message_id, m.problems.join("; ")));
@@ -489,7 +481,7 @@ impl Store {
                     )
                     .bind(&plan.to)
                     .bind(since)
-                    .fetch_one(&mut *tx)
+                    .fetch_one(&mut *conn)
                     .await?;
                     if recent >= i64::from(plan.max_per_hour) {
                         let reason = format!(
@@ -505,7 +497,7 @@ impl Store {
                         };
                         match (plan.build)(&context) {
                             Ok(mail) => {
-                                let id = queue_outgoing!(tx, ticket, mail, "ack", now);
+                                let id = queue_outgoing!(conn, ticket, mail, "ack", now);
                                 thread_ids.push(mail.message_id.clone());
                                 events.add(ticket, now, "postdesk", "auto-reply",
                                     format!("acknowledgement queued to {}", mail.rcpt_to));
@@ -532,7 +524,7 @@ impl Store {
             for id in &thread_ids {
                 query = query.bind(id).bind(ticket);
             }
-            query.execute(&mut *tx).await?;
+            query.execute(&mut *conn).await?;
 
             let mut participants: Vec<&String> = m.participants.iter().collect();
             if !participants.contains(&&customer_address) {
@@ -546,13 +538,114 @@ impl Store {
             for address in participants {
                 query = query.bind(ticket).bind(address);
             }
-            query.execute(&mut *tx).await?;
+            query.execute(&mut *conn).await?;
 
-            insert_events!(tx, events);
-            tx.commit().await?;
+            insert_events!(conn, events);
             Ok(FileOutcome::Filed { message, ticket, created, reopened, linked, auto_reply })
-        })
+        }
+        }
+    };
+}
+
+define_filer!(file_on_sqlite, sqlx::SqliteConnection);
+define_filer!(file_on_postgres, sqlx::PgConnection);
+
+impl Store {
+    pub async fn file_inbound(&self, request: InboundRequest) -> Result<FileOutcome> {
+        let result = self.file_inbound_once(request).await;
+        if let Ok(outcome) = &result {
+            if let Some(ticket) = outcome.ticket() {
+                self.announce(Change::Ticket(ticket));
+            }
+            if let FileOutcome::Filed {
+                auto_reply: Ok(_), ..
+            } = outcome
+            {
+                self.announce(Change::OutboundQueued);
+            }
+        }
+        result
     }
+
+    async fn file_inbound_once(&self, request: InboundRequest) -> Result<FileOutcome> {
+        match &self.backend {
+            Backend::Sqlite { .. } => {
+                let filer = self.filer.as_ref().ok_or_else(|| {
+                    StoreError::Unavailable("the SQLite writer is not running".into())
+                })?;
+                let (reply, answer) = oneshot::channel();
+                filer
+                    .send(FileJob { request, reply })
+                    .await
+                    .map_err(|_| StoreError::Unavailable("the SQLite writer stopped".into()))?;
+                answer
+                    .await
+                    .map_err(|_| StoreError::Unavailable("the SQLite writer stopped".into()))?
+            }
+            Backend::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let outcome = file_on_postgres(&mut tx, &request).await?;
+                tx.commit().await?;
+                Ok(outcome)
+            }
+        }
+    }
+}
+
+/// A message waiting for the SQLite writer, and where its verdict goes.
+pub(crate) struct FileJob {
+    request: InboundRequest,
+    reply: oneshot::Sender<Result<FileOutcome>>,
+}
+
+/// Messages filed in one SQLite transaction at most.
+const MAX_BATCH: usize = 64;
+
+/// Group commit for SQLite: files every message waiting when the writer
+/// gets to them in one transaction, one fsync for all, and answers each
+/// only after the commit. SQLite has one writer anyway; batching spares a
+/// commit per message. If anything in a batch fails, the batch is rolled
+/// back and each message is filed again on its own, so one bad message
+/// costs no other its acceptance.
+pub(crate) async fn sqlite_writer(pool: SqlitePool, mut jobs: mpsc::Receiver<FileJob>) {
+    while let Some(first) = jobs.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if batch.len() > 1 {
+            match file_batch(&pool, &batch).await {
+                Ok(outcomes) => {
+                    for (job, outcome) in batch.into_iter().zip(outcomes) {
+                        let _ = job.reply.send(Ok(outcome));
+                    }
+                    continue;
+                }
+                Err(err) => {
+                    tracing::debug!(%err, size = batch.len(), "batch rolled back; filing one by one")
+                }
+            }
+        }
+        for job in batch {
+            let outcome = file_batch(&pool, std::slice::from_ref(&job))
+                .await
+                .map(|mut outcomes| outcomes.remove(0));
+            let _ = job.reply.send(outcome);
+        }
+    }
+}
+
+async fn file_batch(pool: &SqlitePool, jobs: &[FileJob]) -> Result<Vec<FileOutcome>> {
+    let mut tx = pool.begin().await?;
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        outcomes.push(file_on_sqlite(&mut tx, &job.request).await?);
+    }
+    tx.commit().await?;
+    Ok(outcomes)
 }
 
 /// Events of one filing, written with one statement at its end.
@@ -560,7 +653,14 @@ impl Store {
 struct Events(Vec<(i64, DateTime<Utc>, String, &'static str, String)>);
 
 impl Events {
-    fn add(&mut self, ticket: i64, at: DateTime<Utc>, actor: &str, kind: &'static str, detail: String) {
+    fn add(
+        &mut self,
+        ticket: i64,
+        at: DateTime<Utc>,
+        actor: &str,
+        kind: &'static str,
+        detail: String,
+    ) {
         self.0.push((ticket, at, actor.to_string(), kind, detail));
     }
 }

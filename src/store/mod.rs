@@ -50,6 +50,8 @@ pub enum StoreError {
     Conflict(String),
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl StoreError {
@@ -82,6 +84,8 @@ pub(crate) enum Backend {
 pub struct Store {
     pub(crate) backend: Backend,
     changes: broadcast::Sender<Change>,
+    /// The SQLite group-commit writer's queue (see [`inbound::sqlite_writer`]).
+    filer: Option<tokio::sync::mpsc::Sender<inbound::FileJob>>,
 }
 
 /// Runs `$body` with `$pool` bound to the writing pool of either backend.
@@ -180,7 +184,19 @@ impl Store {
             return Err(StoreError::UnsupportedUrl(url.to_string()));
         };
         let (changes, _) = broadcast::channel(1024);
-        Ok(Store { backend, changes })
+        let filer = match &backend {
+            Backend::Sqlite { write, .. } => {
+                let (jobs, queue) = tokio::sync::mpsc::channel(1024);
+                tokio::spawn(inbound::sqlite_writer(write.clone(), queue));
+                Some(jobs)
+            }
+            Backend::Postgres(_) => None,
+        };
+        Ok(Store {
+            backend,
+            changes,
+            filer,
+        })
     }
 
     /// Brings the schema up to date; safe to run on every start and from
