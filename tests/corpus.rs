@@ -236,3 +236,61 @@ async fn a_maildir_imports_oldest_first_and_reports_unreadable_files() {
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn an_import_reports_a_message_it_cannot_store_and_goes_on() {
+    for backend in common::backends() {
+        let server = TestServer::start(&backend).await;
+        // A real refusal from the database for one message.
+        let trigger = match backend {
+            common::Backend::Sqlite => vec![
+                "CREATE TRIGGER fail_me BEFORE INSERT ON messages WHEN NEW.subject = 'fail-me'
+                 BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+            ],
+            common::Backend::Postgres(_) => vec![
+                "CREATE FUNCTION fail_me() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN IF NEW.subject = 'fail-me' THEN RAISE EXCEPTION 'injected failure'; END IF;
+                 RETURN NEW; END $$;",
+                "CREATE TRIGGER fail_me BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION fail_me();",
+            ],
+        };
+        for sql in trigger {
+            server
+                .store()
+                .execute_unchecked(sql)
+                .await
+                .expect("trigger");
+        }
+        let mut mbox = Vec::new();
+        for (i, subject) in ["first", "fail-me", "third"].iter().enumerate() {
+            mbox.extend_from_slice(b"From someone@example.com Mon Nov 23 10:00:00 2026\n");
+            mbox.extend_from_slice(&common::message(
+                "someone@example.com",
+                "support@desk.test",
+                subject,
+                &format!("imp{i}@example.com"),
+                "",
+                "body",
+            ));
+            mbox.extend_from_slice(b"\n");
+        }
+        let path = server.dir.path().join("three.mbox");
+        std::fs::write(&path, mbox).expect("write mbox");
+        let queue = server
+            .store()
+            .queue_by_name("support")
+            .await
+            .expect("queue");
+        let summary = import::import(server.app(), Format::Mbox, &path, &queue, false)
+            .await
+            .expect("import");
+        assert_eq!((summary.read, summary.stored), (3, 2), "{summary:?}");
+        assert_eq!(summary.skipped.len(), 1);
+        assert_eq!(summary.skipped[0].0, 2, "the second message is named");
+        assert!(
+            summary.skipped[0].1.contains("injected failure"),
+            "{summary:?}"
+        );
+        server.stop().await;
+    }
+}
