@@ -223,12 +223,13 @@ fn prepare(
                 None => Some(ack_plan(
                     app,
                     &queue,
-                    &reply_to,
-                    facts.from_name.clone(),
-                    &message_id,
-                    has_message_id,
-                    &facts.references,
-                    &title,
+                    Answered {
+                        to: reply_to.clone(),
+                        to_name: facts.from_name.clone(),
+                        message_id: has_message_id.then(|| message_id.clone()),
+                        references: facts.references.clone(),
+                        title: title.clone(),
+                    },
                 )),
             }
         }
@@ -463,23 +464,27 @@ pub fn own_message_id(hostname: &str, ticket: i64) -> String {
     format!("pd.{ticket}.{random:016x}@{}", hostname.to_lowercase())
 }
 
-fn ack_plan(
-    app: &App,
-    queue: &Queue,
-    to: &str,
+/// The message an acknowledgement answers.
+struct Answered {
+    to: String,
     to_name: Option<String>,
-    original_id: &str,
-    has_message_id: bool,
-    original_references: &[String],
-    title: &str,
-) -> AutoReplyPlan {
+    /// Its Message-ID, when it had one of its own.
+    message_id: Option<String>,
+    references: Vec<String>,
+    title: String,
+}
+
+fn ack_plan(app: &App, queue: &Queue, answered: Answered) -> AutoReplyPlan {
     let templates = app.templates.clone();
     let hostname = app.config.hostname.clone();
-    let to = to.to_string();
-    let original_id = has_message_id.then(|| original_id.to_string());
-    let mut references = original_references.to_vec();
+    let Answered {
+        to,
+        to_name,
+        message_id: original_id,
+        mut references,
+        title,
+    } = answered;
     references.extend(original_id.clone());
-    let title = title.to_string();
     AutoReplyPlan {
         to: to.clone(),
         queue_name: queue.name.clone(),

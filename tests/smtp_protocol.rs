@@ -989,6 +989,68 @@ async fn idle_clients_time_out_with_421() {
 }
 
 #[tokio::test]
+async fn a_trickling_client_cannot_outlast_the_transfer_deadline() {
+    // With a per-read timeout of 2 s, a byte every 300 ms until 1.6 s would
+    // keep the session until 3.6 s; the deadline for the whole transfer
+    // ends it at 2 s.
+    for backend in common::backends() {
+        let server = TestServer::start_with(&backend, |c| {
+            c.smtp.data_timeout = 2;
+            c.smtp.command_timeout = 2;
+        })
+        .await;
+        let before = counts(&server).await;
+        for in_data in [true, false] {
+            let mut client = connect(&server).await;
+            ehlo(&mut client, &backend).await;
+            if in_data {
+                assert_eq!(client.cmd("MAIL FROM:<slow@client.test>").await.code, 250);
+                assert_eq!(client.cmd("RCPT TO:<support@desk.test>").await.code, 250);
+                assert_eq!(client.cmd("DATA").await.code, 354);
+            }
+            let started = std::time::Instant::now();
+            while started.elapsed() < Duration::from_millis(1600) {
+                client.send_raw(if in_data { b"x" } else { b"N" }).await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            expect(&backend, &client.reply().await, 421, "4.4.2");
+            let elapsed = started.elapsed();
+            assert!(
+                elapsed >= Duration::from_millis(1900) && elapsed < Duration::from_millis(3200),
+                "421 after {elapsed:?} (in DATA: {in_data})"
+            );
+            assert!(client.is_closed().await);
+        }
+        assert_eq!(counts(&server).await, before);
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn the_bdat_chunk_that_goes_over_the_limit_is_refused() {
+    for backend in common::backends() {
+        let server = TestServer::start_with(&backend, |c| c.smtp.max_message_size = 2000).await;
+        let before = counts(&server).await;
+        let mut client = connect(&server).await;
+        ehlo(&mut client, &backend).await;
+        assert_eq!(client.cmd("MAIL FROM:<big@client.test>").await.code, 250);
+        assert_eq!(client.cmd("RCPT TO:<support@desk.test>").await.code, 250);
+        client.send_raw(b"BDAT 1500\r\n").await;
+        client.send_raw(&[b'a'; 1500]).await;
+        assert_eq!(client.reply().await.code, 250);
+        client.send_raw(b"BDAT 1500\r\n").await;
+        client.send_raw(&[b'b'; 1500]).await;
+        expect(&backend, &client.reply().await, 552, "5.3.4");
+        // The transaction is over: a further chunk is read and refused.
+        client.send_raw(b"BDAT 10 LAST\r\n0123456789").await;
+        assert_eq!(client.reply().await.code, 503);
+        assert_eq!(client.cmd("NOOP").await.code, 250);
+        assert_eq!(counts(&server).await, before);
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
 async fn too_many_connections_get_421() {
     for backend in common::backends() {
         let server = TestServer::start_with(&backend, |c| c.smtp.max_connections = 1).await;

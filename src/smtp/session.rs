@@ -15,6 +15,7 @@ use smtp_proto::request::receiver::{BdatReceiver, DataReceiver};
 use smtp_proto::{Error as ParseError, MAIL_BODY_BINARYMIME, Request};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsAcceptor;
 
@@ -68,6 +69,9 @@ pub struct Session {
     input: Vec<u8>,
     output: Vec<u8>,
     errors: u32,
+    /// When the command line or DATA/BDAT transfer under way must be
+    /// complete: a client trickling bytes cannot hold a session forever.
+    deadline: Option<Instant>,
 }
 
 impl Session {
@@ -91,6 +95,7 @@ impl Session {
             input: Vec::with_capacity(READ_CHUNK),
             output: Vec::with_capacity(1024),
             errors: 0,
+            deadline: None,
         }
     }
 
@@ -153,12 +158,21 @@ impl Session {
             other => return Ok(other),
         }
         self.flush().await?;
-        let timeout = match self.phase {
-            Phase::Command | Phase::DiscardLine => self.limits.command_timeout,
-            _ => self.limits.data_timeout,
+        let (limit, idle) = match self.phase {
+            Phase::Command => (self.limits.command_timeout, self.input.is_empty()),
+            Phase::DiscardLine => (self.limits.command_timeout, false),
+            _ => (self.limits.data_timeout, false),
+        };
+        let now = Instant::now();
+        let deadline = if idle {
+            // Waiting for a new command: the whole timeout, every time.
+            self.deadline = None;
+            now + limit
+        } else {
+            *self.deadline.get_or_insert(now + limit)
         };
         let mut chunk = [0u8; READ_CHUNK];
-        let read = tokio::time::timeout(timeout, self.stream.read(&mut chunk)).await;
+        let read = tokio::time::timeout_at(deadline.into(), self.stream.read(&mut chunk)).await;
         match read {
             Err(_) => {
                 let line = format!(
@@ -179,6 +193,9 @@ impl Session {
 
     async fn process(&mut self) -> Result<Next, SessionError> {
         while !self.input.is_empty() {
+            if self.too_many_errors() {
+                return Ok(Next::Close);
+            }
             let discard = matches!(self.phase, Phase::BdatDiscard(_));
             match &mut self.phase {
                 Phase::Command => {
@@ -191,6 +208,7 @@ impl Session {
                         return Ok(Next::Continue);
                     };
                     let line: Vec<u8> = self.input.drain(..=end).collect();
+                    self.deadline = None;
                     if line.len() > self.limits.max_line_length {
                         self.reply_error("500 5.5.2 Line too long");
                         continue;
@@ -199,19 +217,12 @@ impl Session {
                         Next::Continue => {}
                         other => return Ok(other),
                     }
-                    if self.errors >= MAX_ERRORS {
-                        let line = format!(
-                            "421 4.7.0 {} Too many errors, closing connection",
-                            self.hostname()
-                        );
-                        self.reply(&line);
-                        return Ok(Next::Close);
-                    }
                 }
                 Phase::DiscardLine => match self.input.iter().position(|&b| b == b'\n') {
                     Some(end) => {
                         self.input.drain(..=end);
                         self.phase = Phase::Command;
+                        self.deadline = None;
                     }
                     None => self.input.clear(),
                 },
@@ -230,6 +241,7 @@ impl Session {
                     }
                     if done {
                         self.phase = Phase::Command;
+                        self.deadline = None;
                         self.finish_message().await;
                     }
                 }
@@ -252,6 +264,7 @@ impl Session {
                     }
                     if done {
                         self.phase = Phase::Command;
+                        self.deadline = None;
                         if discard {
                             self.reply_error("503 5.5.1 BDAT without a valid MAIL and RCPT");
                         } else {
@@ -261,7 +274,23 @@ impl Session {
                 }
             }
         }
+        if self.too_many_errors() {
+            return Ok(Next::Close);
+        }
         Ok(Next::Continue)
+    }
+
+    /// After MAX_ERRORS errors the client is told goodbye (421).
+    fn too_many_errors(&mut self) -> bool {
+        if self.errors < MAX_ERRORS {
+            return false;
+        }
+        let line = format!(
+            "421 4.7.0 {} Too many errors, closing connection",
+            self.hostname()
+        );
+        self.reply(&line);
+        true
     }
 
     async fn command(&mut self, line: &[u8]) -> Next {
@@ -435,6 +464,13 @@ impl Session {
     }
 
     async fn chunk_done(&mut self, is_last: bool) {
+        if !is_last && self.tx.as_ref().is_some_and(|tx| tx.too_big) {
+            // RFC 3030 §2: the chunk that goes over is refused, and with it
+            // the transaction; the client sends no further chunks.
+            self.tx = None;
+            self.reply_error("552 5.3.4 Message size exceeds fixed maximum message size");
+            return;
+        }
         if !is_last {
             let size = self.tx.as_ref().map(|tx| tx.body.len()).unwrap_or(0);
             self.reply(&format!("250 2.0.0 {size} octets received"));
