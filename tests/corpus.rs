@@ -241,26 +241,7 @@ async fn a_maildir_imports_oldest_first_and_reports_unreadable_files() {
 async fn an_import_reports_a_message_it_cannot_store_and_goes_on() {
     for backend in common::backends() {
         let server = TestServer::start(&backend).await;
-        // A real refusal from the database for one message.
-        let trigger = match backend {
-            common::Backend::Sqlite => vec![
-                "CREATE TRIGGER fail_me BEFORE INSERT ON messages WHEN NEW.subject = 'fail-me'
-                 BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
-            ],
-            common::Backend::Postgres(_) => vec![
-                "CREATE FUNCTION fail_me() RETURNS trigger LANGUAGE plpgsql AS $$
-                 BEGIN IF NEW.subject = 'fail-me' THEN RAISE EXCEPTION 'injected failure'; END IF;
-                 RETURN NEW; END $$;",
-                "CREATE TRIGGER fail_me BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION fail_me();",
-            ],
-        };
-        for sql in trigger {
-            server
-                .store()
-                .execute_unchecked(sql)
-                .await
-                .expect("trigger");
-        }
+        common::install_failing_trigger(&server).await;
         let mut mbox = Vec::new();
         for (i, subject) in ["first", "fail-me", "third"].iter().enumerate() {
             mbox.extend_from_slice(b"From someone@example.com Mon Nov 23 10:00:00 2026\n");

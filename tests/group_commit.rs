@@ -4,46 +4,13 @@
 
 mod common;
 
-use common::{Backend, TestServer, deliver, message};
-
-async fn install_failing_trigger(server: &TestServer) {
-    match server.backend {
-        Backend::Sqlite => {
-            server
-                .store()
-                .execute_unchecked(
-                    "CREATE TRIGGER fail_me BEFORE INSERT ON messages WHEN NEW.subject = 'fail-me'
-                     BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
-                )
-                .await
-                .expect("trigger");
-        }
-        Backend::Postgres(_) => {
-            server
-                .store()
-                .execute_unchecked(
-                    "CREATE FUNCTION fail_me() RETURNS trigger LANGUAGE plpgsql AS $$
-                     BEGIN IF NEW.subject = 'fail-me' THEN RAISE EXCEPTION 'injected failure'; END IF;
-                     RETURN NEW; END $$;",
-                )
-                .await
-                .expect("function");
-            server
-                .store()
-                .execute_unchecked(
-                    "CREATE TRIGGER fail_me BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION fail_me();",
-                )
-                .await
-                .expect("trigger");
-        }
-    }
-}
+use common::{TestServer, deliver, message};
 
 #[tokio::test]
 async fn concurrent_senders_each_get_their_own_verdict() {
     for backend in common::backends() {
         let server = TestServer::start(&backend).await;
-        install_failing_trigger(&server).await;
+        common::install_failing_trigger(&server).await;
         let senders = 40;
         let mut tasks = Vec::new();
         for i in 0..senders {

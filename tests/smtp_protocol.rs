@@ -1198,54 +1198,11 @@ async fn other_commands_and_quit() {
     }
 }
 
-async fn install_failing_trigger(server: &TestServer) {
-    let store = server.store();
-    match server.backend {
-        Backend::Sqlite => store
-            .execute_unchecked(
-                "CREATE TRIGGER fail_me BEFORE INSERT ON messages \
-                 WHEN NEW.subject = 'fail-me' \
-                 BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
-            )
-            .await
-            .expect("create trigger"),
-        Backend::Postgres(_) => {
-            store
-                .execute_unchecked(
-                    "CREATE FUNCTION fail_me() RETURNS trigger LANGUAGE plpgsql AS $$ \
-                     BEGIN IF NEW.subject = 'fail-me' THEN RAISE EXCEPTION 'injected failure'; \
-                     END IF; RETURN NEW; END $$;",
-                )
-                .await
-                .expect("create function");
-            store
-                .execute_unchecked(
-                    "CREATE TRIGGER fail_me BEFORE INSERT ON messages \
-                     FOR EACH ROW EXECUTE FUNCTION fail_me();",
-                )
-                .await
-                .expect("create trigger");
-        }
-    }
-}
-
-async fn drop_failing_trigger(server: &TestServer) {
-    let sql = match server.backend {
-        Backend::Sqlite => "DROP TRIGGER fail_me",
-        Backend::Postgres(_) => "DROP TRIGGER fail_me ON messages",
-    };
-    server
-        .store()
-        .execute_unchecked(sql)
-        .await
-        .expect("drop trigger");
-}
-
 #[tokio::test]
 async fn reply_250_only_after_commit() {
     for backend in common::backends() {
         let server = TestServer::start(&backend).await;
-        install_failing_trigger(&server).await;
+        common::install_failing_trigger(&server).await;
         let before = counts(&server).await;
         let mut client = connect(&server).await;
 
@@ -1282,7 +1239,7 @@ async fn reply_250_only_after_commit() {
         assert_eq!(after_fine.1, before.1 + 1, "{}", backend.name());
 
         // The retry after the fault is gone is accepted, and stored once.
-        drop_failing_trigger(&server).await;
+        common::drop_failing_trigger(&server).await;
         let r = client
             .send_mail("commit@client.test", &["support@desk.test"], &failing)
             .await;

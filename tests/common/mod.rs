@@ -324,3 +324,48 @@ pub fn ticket_of(reply: &Reply) -> i64 {
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or_else(|| panic!("no ticket number in {reply:?}"))
 }
+
+/// Makes the database refuse every message whose subject is `fail-me`: a
+/// real commit failure, for the tests of what a failed commit must do.
+pub async fn install_failing_trigger(server: &TestServer) {
+    let store = server.store();
+    match server.backend {
+        Backend::Sqlite => store
+            .execute_unchecked(
+                "CREATE TRIGGER fail_me BEFORE INSERT ON messages \
+                 WHEN NEW.subject = 'fail-me' \
+                 BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+            )
+            .await
+            .expect("create trigger"),
+        Backend::Postgres(_) => {
+            store
+                .execute_unchecked(
+                    "CREATE FUNCTION fail_me() RETURNS trigger LANGUAGE plpgsql AS $$ \
+                     BEGIN IF NEW.subject = 'fail-me' THEN RAISE EXCEPTION 'injected failure'; \
+                     END IF; RETURN NEW; END $$;",
+                )
+                .await
+                .expect("create function");
+            store
+                .execute_unchecked(
+                    "CREATE TRIGGER fail_me BEFORE INSERT ON messages \
+                     FOR EACH ROW EXECUTE FUNCTION fail_me();",
+                )
+                .await
+                .expect("create trigger");
+        }
+    }
+}
+
+pub async fn drop_failing_trigger(server: &TestServer) {
+    let sql = match server.backend {
+        Backend::Sqlite => "DROP TRIGGER fail_me",
+        Backend::Postgres(_) => "DROP TRIGGER fail_me ON messages",
+    };
+    server
+        .store()
+        .execute_unchecked(sql)
+        .await
+        .expect("drop trigger");
+}
