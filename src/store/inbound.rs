@@ -3,6 +3,7 @@
 //! in one transaction. When it commits, the message is safe and SMTP may
 //! say 250.
 
+use super::events::{Events, insert_events, placeholders, rows};
 use super::{Backend, Change, Result, Store, StoreError, parse_column};
 use crate::domain::threading::{self, Candidates, LinkReason, Placement, TicketFacts};
 use crate::domain::ticket::{MessageKind, Priority, Status};
@@ -44,27 +45,6 @@ macro_rules! insert_message {
         .fetch_one(&mut *$tx)
         .await?;
         id
-    }};
-}
-
-macro_rules! insert_events {
-    ($tx:ident, $events:expr) => {{
-        if !$events.0.is_empty() {
-            let sql = format!(
-                "INSERT INTO ticket_events (ticket, at, actor, kind, detail) VALUES {}",
-                rows($events.0.len(), 5)
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (ticket, at, actor, kind, detail) in &$events.0 {
-                query = query
-                    .bind(*ticket)
-                    .bind(*at)
-                    .bind(actor)
-                    .bind(*kind)
-                    .bind(detail);
-            }
-            query.execute(&mut *$tx).await?;
-        }
     }};
 }
 
@@ -646,39 +626,6 @@ async fn file_batch(pool: &SqlitePool, jobs: &[FileJob]) -> Result<Vec<FileOutco
     }
     tx.commit().await?;
     Ok(outcomes)
-}
-
-/// Events of one filing, written with one statement at its end.
-#[derive(Default)]
-struct Events(Vec<(i64, DateTime<Utc>, String, &'static str, String)>);
-
-impl Events {
-    fn add(
-        &mut self,
-        ticket: i64,
-        at: DateTime<Utc>,
-        actor: &str,
-        kind: &'static str,
-        detail: String,
-    ) {
-        self.0.push((ticket, at, actor.to_string(), kind, detail));
-    }
-}
-
-/// `$first, $first+1, …` for `count` parameters.
-fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// `($1, $2), ($3, $4), …`: `count` rows of `width` parameters.
-fn rows(count: usize, width: usize) -> String {
-    (0..count)
-        .map(|row| format!("({})", placeholders(1 + row * width, width)))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn display_sender(m: &NewMessage) -> String {

@@ -10,6 +10,7 @@
 //! connection, which queues them fairly, while reads use a separate pool.
 
 mod admin;
+mod events;
 mod inbound;
 mod outbound;
 mod tickets;

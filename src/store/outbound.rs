@@ -2,6 +2,7 @@
 //! marked sent, retried later, or failed. A node that dies mid-delivery
 //! leaves an expired lease that the next claim picks up again.
 
+use super::events::{Events, insert_events};
 use super::{Change, Result, Store, StoreError, dispatch, dispatch_read, parse_column};
 use crate::domain::ticket::MessageKind;
 use chrono::{DateTime, Duration, Utc};
@@ -173,12 +174,9 @@ impl Store {
             .await?
             .flatten();
             if let Some(ticket) = ticket {
-                sqlx::query("INSERT INTO ticket_events (ticket, at, actor, kind, detail) VALUES ($1, $2, 'postdesk', 'delivered', $3)")
-                    .bind(ticket)
-                    .bind(now)
-                    .bind(format!("outbound #{id} delivered: {reply}"))
-                    .execute(&mut *tx)
-                    .await?;
+                let mut events = Events::default();
+                events.add(ticket, now, "postdesk", "delivered", format!("outbound #{id} delivered: {reply}"));
+                insert_events!(tx, events);
             }
             tx.commit().await?;
             Ok(())
@@ -229,12 +227,9 @@ impl Store {
             let purpose: String = row.try_get("purpose")?;
             if let Some(ticket) = ticket {
                 let detail = format!("delivery of {purpose} to {rcpt} failed permanently: {error}");
-                sqlx::query("INSERT INTO ticket_events (ticket, at, actor, kind, detail) VALUES ($1, $2, 'postdesk', 'delivery-failed', $3)")
-                    .bind(ticket)
-                    .bind(now)
-                    .bind(&detail)
-                    .execute(&mut *tx)
-                    .await?;
+                let mut events = Events::default();
+                events.add(ticket, now, "postdesk", "delivery-failed", detail.clone());
+                insert_events!(tx, events);
                 let note_id = format!("note.{id}.{}@postdesk.invalid", now.timestamp_micros());
                 let raw = format!(
                     "From: postdesk <postdesk@postdesk.invalid>\r\nSubject: [#{ticket}] Delivery failed\r\n\

@@ -1,5 +1,6 @@
 //! Reading tickets, their messages and their history.
 
+use super::events::{Events, insert_events};
 use super::{Result, Store, StoreError, dispatch_read, parse_column};
 use crate::domain::ticket::{Priority, Status};
 use chrono::{DateTime, Utc};
@@ -299,13 +300,9 @@ impl Store {
                 .bind(number)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("INSERT INTO ticket_events (ticket, at, actor, kind, detail) VALUES ($1, $2, $3, 'status', $4)")
-                .bind(number)
-                .bind(at)
-                .bind(actor)
-                .bind(format!("{current} → {status}"))
-                .execute(&mut *tx)
-                .await?;
+            let mut events = Events::default();
+            events.add(number, at, actor, "status", format!("{current} → {status}"));
+            insert_events!(tx, events);
             tx.commit().await?;
             Ok(())
         });
