@@ -283,6 +283,41 @@ fn prepare(
     Ok((request, problems))
 }
 
+/// What the pipeline reads from a message before it touches the store:
+/// for `postdesk` tools, tests and the fuzz targets (all of it is parsing of
+/// network input).
+#[derive(Debug, Clone, Serialize)]
+pub struct Inspection {
+    pub message_id: Option<String>,
+    pub from: Option<String>,
+    pub subject: Option<String>,
+    pub title: String,
+    pub ticket_tags: Vec<i64>,
+    pub in_reply_to: Vec<String>,
+    pub references: Vec<String>,
+    pub is_report: bool,
+    pub bounced: Vec<String>,
+    pub problems: Vec<String>,
+}
+
+pub fn inspect(raw: &[u8]) -> Inspection {
+    let mut problems = Vec::new();
+    let facts = read_facts(raw, &mut problems);
+    let subject = facts.subject.clone().unwrap_or_default();
+    Inspection {
+        title: subject::clean(&subject),
+        ticket_tags: subject::ticket_tags(&subject),
+        message_id: facts.message_id,
+        from: facts.from,
+        subject: facts.subject,
+        in_reply_to: facts.in_reply_to,
+        references: facts.references,
+        is_report: facts.is_report,
+        bounced: bounced_message_ids(raw),
+        problems,
+    }
+}
+
 /// Parses the message and reads what the pipeline needs. A parser panic
 /// (mail-parser has debug assertions that malformed MIME can reach) must
 /// not cost the message or the session: it is caught and the message is

@@ -8,6 +8,8 @@
 pub mod cli_output;
 pub mod config;
 pub mod domain;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod import;
 pub mod ingest;
 pub mod outbound;
