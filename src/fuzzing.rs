@@ -34,7 +34,8 @@ impl SmtpHarness {
             .enable_all()
             .build()
             .unwrap_or_else(|e| panic!("fuzz harness runtime: {e}"));
-        let dir = std::env::temp_dir().join(format!("postdesk-fuzz-{:016x}", rand::random::<u64>()));
+        let dir =
+            std::env::temp_dir().join(format!("postdesk-fuzz-{:016x}", rand::random::<u64>()));
         let mut config = Config {
             hostname: "fuzz.test".into(),
             data_dir: dir.clone(),
@@ -62,15 +63,26 @@ impl SmtpHarness {
         self.runtime.block_on(async {
             let (mut client, server) = tokio::io::duplex(256 * 1024);
             let peer = "127.0.0.1:25".parse().unwrap_or_else(|e| panic!("{e}"));
-            let session = Session::new(self.app.clone(), peer, Box::new(server), None, self.limits.clone());
+            let session = Session::new(
+                self.app.clone(),
+                peer,
+                Box::new(server),
+                None,
+                self.limits.clone(),
+            );
             let task = tokio::spawn(session.run());
             let _ = client.write_all(data).await;
             let _ = client.shutdown().await;
             let mut replies = Vec::new();
-            let read = tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut replies)).await;
+            let read =
+                tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut replies))
+                    .await;
             assert!(read.is_ok(), "the session neither answered nor closed");
             let ended = tokio::time::timeout(Duration::from_secs(10), task).await;
-            assert!(matches!(ended, Ok(Ok(_))), "the session task did not end cleanly");
+            assert!(
+                matches!(ended, Ok(Ok(_))),
+                "the session task did not end cleanly"
+            );
             for line in replies.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
                 let code = line.get(..3).and_then(|c| std::str::from_utf8(c).ok());
                 assert!(

@@ -18,7 +18,10 @@ fn files(dir: PathBuf) -> Vec<PathBuf> {
 #[test]
 fn smtp_session_seeds() {
     let harness = postdesk::fuzzing::SmtpHarness::new();
-    for seed in files(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/seeds/smtp_session"))) {
+    for seed in files(PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fuzz/seeds/smtp_session"
+    ))) {
         let data = std::fs::read(&seed).expect("seed");
         let replies = String::from_utf8_lossy(&harness.run(&data)).to_string();
         assert!(replies.starts_with("220 "), "{}: {replies}", seed.display());

@@ -182,21 +182,30 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound(format!("no ticket #{number}")))
     }
 
+    /// Reads the tags of the listed tickets (one query over their number range).
     async fn fill_tags(&self, tickets: &mut [Ticket]) -> Result<()> {
-        if tickets.is_empty() {
+        let (Some(low), Some(high)) = (
+            tickets.iter().map(|t| t.number).min(),
+            tickets.iter().map(|t| t.number).max(),
+        ) else {
             return Ok(());
-        }
+        };
         let pairs: Vec<(i64, String)> = dispatch_read!(self, pool => {
-            sqlx::query_as("SELECT ticket, tag FROM ticket_tags ORDER BY tag")
-                .fetch_all(pool)
-                .await?
+            sqlx::query_as(
+                "SELECT ticket, tag FROM ticket_tags WHERE ticket BETWEEN $1 AND $2 ORDER BY tag",
+            )
+            .bind(low)
+            .bind(high)
+            .fetch_all(pool)
+            .await?
         });
+        let mut by_ticket: std::collections::HashMap<i64, Vec<String>> =
+            std::collections::HashMap::new();
+        for (ticket, tag) in pairs {
+            by_ticket.entry(ticket).or_default().push(tag);
+        }
         for ticket in tickets.iter_mut() {
-            ticket.tags = pairs
-                .iter()
-                .filter(|(n, _)| *n == ticket.number)
-                .map(|(_, tag)| tag.clone())
-                .collect();
+            ticket.tags = by_ticket.remove(&ticket.number).unwrap_or_default();
         }
         Ok(())
     }
