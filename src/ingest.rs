@@ -161,7 +161,11 @@ fn prepare(
     let sent_at = match facts.date {
         Some(date) => date,
         None => {
-            problems.push("no valid Date".into());
+            problems.push(if facts.has_date_header {
+                "unreadable Date (arrival time used)".into()
+            } else {
+                "no Date (arrival time used)".into()
+            });
             received_at
         }
     };
@@ -367,6 +371,7 @@ struct Facts {
     x_auto_response_suppress: Option<String>,
     has_vendor_autoreply_header: bool,
     is_report: bool,
+    has_date_header: bool,
 }
 
 impl Facts {
@@ -397,6 +402,7 @@ impl Facts {
             .date()
             .filter(|d| d.is_valid())
             .and_then(|d| Utc.timestamp_opt(d.to_timestamp(), 0).single());
+        facts.has_date_header = message.header(HeaderName::Date).is_some();
         for (name, value) in message.headers_raw() {
             if name.eq_ignore_ascii_case("In-Reply-To") {
                 facts.in_reply_to.extend(message_id::extract_ids(value));

@@ -443,8 +443,8 @@ macro_rules! define_filer {
 
             let message = insert_message!(conn, m, Some(ticket), MessageKind::Customer, None::<&String>);
             if !m.problems.is_empty() {
-                events.add(ticket, m.received_at, &actor, "malformed",
-                    format!("message {} stored as received; problems: {}", m.message_id, m.problems.join("; ")));
+                events.add(ticket, m.received_at, &actor, "flagged",
+                    format!("message {} stored as received, flagged: {}", m.message_id, m.problems.join("; ")));
             }
 
             let mut thread_ids: Vec<String> = Vec::with_capacity(2 + m.references.len());
