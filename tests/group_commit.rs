@@ -58,3 +58,41 @@ async fn concurrent_senders_each_get_their_own_verdict() {
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn the_same_message_from_two_sessions_at_once_is_stored_once() {
+    for backend in common::backends() {
+        let server = TestServer::start(&backend).await;
+        for round in 0..10 {
+            let id = format!("twice{round}@example.com");
+            let from = format!("alice{round}@example.com");
+            let body = message(&from, "support@desk.test", "Twice", &id, "", "x");
+            let a = {
+                let (addr, body, from) = (server.smtp(), body.clone(), from.clone());
+                tokio::spawn(
+                    async move { deliver(addr, &from, &["support@desk.test"], &body).await },
+                )
+            };
+            let b = {
+                let (addr, body, from) = (server.smtp(), body.clone(), from.clone());
+                tokio::spawn(
+                    async move { deliver(addr, &from, &["support@desk.test"], &body).await },
+                )
+            };
+            let (a, b) = (a.await.expect("join"), b.await.expect("join"));
+            assert_eq!((a.code, b.code), (250, 250), "{a:?} {b:?}");
+            assert_eq!(common::ticket_of(&a), common::ticket_of(&b));
+        }
+        let tickets = server
+            .store()
+            .tickets(&Default::default())
+            .await
+            .expect("tickets");
+        assert_eq!(tickets.len(), 10, "{}", backend.name());
+        assert!(
+            tickets.iter().all(|t| t.message_count == 2),
+            "one message and its acknowledgement each"
+        );
+        server.stop().await;
+    }
+}

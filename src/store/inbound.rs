@@ -562,14 +562,21 @@ impl Store {
                     .await
                     .map_err(|_| StoreError::Unavailable("the SQLite writer stopped".into()))?
             }
-            Backend::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let outcome = file_on_postgres(&mut tx, &request).await?;
-                tx.commit().await?;
-                Ok(outcome)
-            }
+            Backend::Postgres(pool) => match file_postgres(pool, &request).await {
+                // Another node stored the same message (Message-ID and
+                // sender) a moment ago: filing again finds it.
+                Err(err) if err.is_unique_violation() => file_postgres(pool, &request).await,
+                other => other,
+            },
         }
     }
+}
+
+async fn file_postgres(pool: &sqlx::PgPool, request: &InboundRequest) -> Result<FileOutcome> {
+    let mut tx = pool.begin().await?;
+    let outcome = file_on_postgres(&mut tx, request).await?;
+    tx.commit().await?;
+    Ok(outcome)
 }
 
 /// A message waiting for the SQLite writer, and where its verdict goes.
