@@ -109,6 +109,31 @@ pub fn ticket_table(tickets: &[Ticket]) -> String {
     )
 }
 
+pub fn message_table(messages: &[MessageRecord]) -> String {
+    if messages.is_empty() {
+        return "no messages\n".to_string();
+    }
+    table(
+        &[
+            "ID", "RECEIVED", "KIND", "FROM", "BYTES", "SUBJECT", "PROBLEMS",
+        ],
+        messages
+            .iter()
+            .map(|m| {
+                vec![
+                    m.id.to_string(),
+                    when(m.received_at),
+                    m.kind.clone(),
+                    shorten(&m.sender, 32),
+                    m.size.to_string(),
+                    shorten(&m.subject, 40),
+                    m.problems.clone().unwrap_or_default(),
+                ]
+            })
+            .collect(),
+    )
+}
+
 pub fn outbound_table(items: &[OutboundItem], relay_configured: bool) -> String {
     let mut out = String::new();
     if !relay_configured && items.iter().any(|i| i.status.as_str() == "queued") {

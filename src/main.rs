@@ -46,6 +46,9 @@ enum Command {
     /// Look at mail postdesk sends.
     #[command(subcommand)]
     Outbound(OutboundCommand),
+    /// Look at stored messages.
+    #[command(subcommand)]
+    Message(MessageCommand),
     /// Import historical mail through the ingest pipeline (no auto-replies).
     Import {
         #[arg(value_enum)]
@@ -141,6 +144,18 @@ enum OutboundCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum MessageCommand {
+    /// Mail kept but filed in no ticket: delivery reports about unknown
+    /// mail, and postdesk's own mail coming back.
+    Unfiled {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a stored message's bytes, exactly as received, to standard output.
+    Raw { id: i64 },
 }
 
 /// A ticket number, written `1042` or `#1042`.
@@ -256,6 +271,22 @@ async fn run(cli: Cli) -> Result<()> {
             print_out(json, &items, || {
                 cli_output::outbound_table(&items, app.config.outbound.relay.is_some())
             })
+        }
+        Command::Message(command) => {
+            let app = App::open(config).await?;
+            match command {
+                MessageCommand::Unfiled { json } => {
+                    let messages = app.store.unfiled_messages().await?;
+                    print_out(json, &messages, || cli_output::message_table(&messages))
+                }
+                MessageCommand::Raw { id } => {
+                    let raw = app.store.raw_message(id).await?;
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(&raw)?;
+                    out.flush()?;
+                    Ok(())
+                }
+            }
         }
         Command::Import {
             format,

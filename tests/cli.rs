@@ -314,6 +314,31 @@ async fn run_all(backend: Backend) {
         None,
     );
     assert!(String::from_utf8_lossy(&wrong_queue.stderr).contains("no queue named 'nope'"));
+    // Mail filed in no ticket is listed, and its bytes come back exactly.
+    let looped = message(
+        "support@desk.test",
+        "support@desk.test",
+        "Looped",
+        "pd.1.00ff@desk.test",
+        "",
+        "loop",
+    );
+    deliver(
+        server.smtp(),
+        "support@desk.test",
+        &["support@desk.test"],
+        &looped,
+    )
+    .await;
+    let unfiled = ok(postdesk(&config, &["message", "unfiled", "--json"], None));
+    let unfiled: serde_json::Value = serde_json::from_str(&unfiled).expect("json");
+    assert_eq!(unfiled.as_array().map(|a| a.len()), Some(1), "{unfiled}");
+    let id = unfiled[0]["id"].as_i64().expect("id").to_string();
+    let raw = postdesk(&config, &["message", "raw", &id], None);
+    assert!(raw.status.success());
+    assert_eq!(raw.stdout, looped);
+    assert!(ok(postdesk(&config, &["message", "unfiled"], None)).contains("own mail"));
+
     ok(postdesk(&config, &["migrate"], None));
     server.stop().await;
 }
