@@ -335,3 +335,77 @@ async fn two_auto_responders_facing_each_other_stop() {
         }
     }
 }
+
+#[tokio::test]
+async fn delivery_through_a_starttls_relay_is_byte_exact() {
+    for backend in common::backends() {
+        // The customer's side: another postdesk, reached with STARTTLS on
+        // its self-signed certificate, that files what it receives.
+        let customer_side = TestServer::start_with(&backend, |c| {
+            c.hostname = "example.com".into();
+            c.queues = vec![postdesk::config::QueueConfig {
+                name: "alice".into(),
+                address: "alice@example.com".into(),
+            }];
+        })
+        .await;
+        let url = format!("smtp+starttls://{}", customer_side.smtp());
+        let server = TestServer::start_with(&backend, |c| {
+            c.outbound.relay = Some(RelayUrl::parse(&url).expect("relay url"));
+            c.outbound.allow_invalid_certs = true;
+        })
+        .await;
+        let ticket = open_ticket(&server, "tls1@example.com").await;
+        eventually("delivered over STARTTLS", || async {
+            server
+                .store()
+                .outbound(Some(OutboundStatus::Sent))
+                .await
+                .expect("outbound")
+                .len()
+                == 1
+        })
+        .await;
+        let sent = server
+            .store()
+            .ticket_messages(ticket)
+            .await
+            .expect("messages");
+        let ack = sent.iter().find(|m| m.kind == "auto_reply").expect("ack");
+        let ack_raw = server.store().raw_message(ack.id).await.expect("raw");
+        let received = customer_side
+            .store()
+            .tickets(&Default::default())
+            .await
+            .expect("tickets");
+        assert_eq!(received.len(), 1);
+        assert_eq!(
+            received[0].subject, "Printer on fire",
+            "the [#n] tag is ours, not the title"
+        );
+        let got = customer_side
+            .store()
+            .ticket_messages(received[0].number)
+            .await
+            .expect("messages");
+        assert_eq!(
+            customer_side
+                .store()
+                .raw_message(got[0].id)
+                .await
+                .expect("raw"),
+            ack_raw
+        );
+        // The acknowledgement is automatic: the other side does not answer it.
+        assert!(
+            customer_side
+                .store()
+                .outbound(None)
+                .await
+                .expect("outbound")
+                .is_empty()
+        );
+        server.stop().await;
+        customer_side.stop().await;
+    }
+}
