@@ -82,13 +82,7 @@ async fn the_acknowledgement_is_delivered_through_the_relay() {
             got.data
         );
         eventually("marked sent", || async {
-            server
-                .store()
-                .outbound(Some(OutboundStatus::Sent))
-                .await
-                .expect("outbound")
-                .len()
-                == 1
+            server.outbound(Some(OutboundStatus::Sent)).await.len() == 1
         })
         .await;
         server.stop().await;
@@ -107,7 +101,7 @@ async fn a_temporary_failure_is_retried_and_a_permanent_one_lands_on_the_ticket(
         .await;
         let first = open_ticket(&server, "r1@example.com").await;
         eventually("retry delivered", || async { sink.accepted().len() == 1 }).await;
-        let items = server.store().outbound(None).await.expect("outbound");
+        let items = server.outbound(None).await;
         assert_eq!(items[0].attempts, 2, "{items:?}");
         assert_eq!(items[0].status, OutboundStatus::Sent);
         assert_eq!(sink.messages()[0].code, 451);
@@ -131,20 +125,10 @@ async fn a_temporary_failure_is_retried_and_a_permanent_one_lands_on_the_ticket(
         );
         assert_ne!(first, second);
         eventually("permanent failure recorded", || async {
-            server
-                .store()
-                .outbound(Some(OutboundStatus::Failed))
-                .await
-                .expect("outbound")
-                .len()
-                == 1
+            server.outbound(Some(OutboundStatus::Failed)).await.len() == 1
         })
         .await;
-        let failed = &server
-            .store()
-            .outbound(Some(OutboundStatus::Failed))
-            .await
-            .expect("outbound")[0];
+        let failed = &server.outbound(Some(OutboundStatus::Failed)).await[0];
         assert!(
             failed.last_error.as_deref().unwrap_or("").contains("550"),
             "{failed:?}"
@@ -180,11 +164,7 @@ async fn queued_mail_waits_for_a_relay_and_survives_a_restart() {
         let mut server = TestServer::start(&backend).await;
         open_ticket(&server, "q1@example.com").await;
         open_ticket(&server, "q2@example.com").await;
-        let queued = server
-            .store()
-            .outbound(Some(OutboundStatus::Queued))
-            .await
-            .expect("outbound");
+        let queued = server.outbound(Some(OutboundStatus::Queued)).await;
         assert_eq!(queued.len(), 2);
         let sink = Sink::start(vec![], None).await;
         server.config.outbound.relay = relay(sink.addr);
@@ -357,13 +337,7 @@ async fn delivery_through_a_starttls_relay_is_byte_exact() {
         .await;
         let ticket = open_ticket(&server, "tls1@example.com").await;
         eventually("delivered over STARTTLS", || async {
-            server
-                .store()
-                .outbound(Some(OutboundStatus::Sent))
-                .await
-                .expect("outbound")
-                .len()
-                == 1
+            server.outbound(Some(OutboundStatus::Sent)).await.len() == 1
         })
         .await;
         let sent = server
@@ -397,14 +371,7 @@ async fn delivery_through_a_starttls_relay_is_byte_exact() {
             ack_raw
         );
         // The acknowledgement is automatic: the other side does not answer it.
-        assert!(
-            customer_side
-                .store()
-                .outbound(None)
-                .await
-                .expect("outbound")
-                .is_empty()
-        );
+        assert!(customer_side.outbound(None).await.is_empty());
         server.stop().await;
         customer_side.stop().await;
     }

@@ -491,14 +491,7 @@ async fn no_acknowledgement_for_automatic_or_list_mail() {
                 .count();
             assert_eq!(acks, 0, "{header}{from}");
         }
-        assert!(
-            server
-                .store()
-                .outbound(None)
-                .await
-                .expect("outbound")
-                .is_empty()
-        );
+        assert!(server.outbound(None).await.is_empty());
         server.stop().await;
     })
     .await;
@@ -529,7 +522,7 @@ async fn acknowledgements_are_rate_limited_per_sender() {
             "",
         )
         .await;
-        let outbound = server.store().outbound(None).await.expect("outbound");
+        let outbound = server.outbound(None).await;
         assert_eq!(
             outbound
                 .iter()

@@ -142,6 +142,14 @@ impl TestServer {
         &self.running().app.store
     }
 
+    /// The outbound queue (all of it, or in one state).
+    pub async fn outbound(
+        &self,
+        status: Option<postdesk::store::OutboundStatus>,
+    ) -> Vec<postdesk::store::OutboundItem> {
+        self.store().outbound(status).await.expect("outbound")
+    }
+
     /// Stops and starts the server again on the same data (and database).
     pub async fn restart(&mut self) {
         if let Some(running) = self.running.take() {
