@@ -305,11 +305,11 @@ fn mail_address<'de, D: Deserializer<'de>>(de: D) -> Result<String, D::Error> {
 pub fn validate_address(text: &str) -> Result<String, String> {
     let normalized = address::normalize(text);
     match address::split(&normalized) {
-        Some((local, domain))
+        // A '+' would make plus-addresses ambiguous (support+1@ vs support+1+2@).
+        Some((local, _))
             if !local.contains('+')
                 && !normalized.chars().any(|c| c.is_whitespace() || c == ',') =>
         {
-            let _ = domain;
             Ok(normalized)
         }
         Some(_) => Err(format!(
