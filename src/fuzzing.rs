@@ -63,12 +63,14 @@ impl SmtpHarness {
         self.runtime.block_on(async {
             let (mut client, server) = tokio::io::duplex(256 * 1024);
             let peer = "127.0.0.1:25".parse().unwrap_or_else(|e| panic!("{e}"));
+            let (_never, stopping) = tokio::sync::watch::channel(false);
             let session = Session::new(
                 self.app.clone(),
                 peer,
                 Box::new(server),
                 None,
                 self.limits.clone(),
+                stopping,
             );
             let task = tokio::spawn(session.run());
             let _ = client.write_all(data).await;

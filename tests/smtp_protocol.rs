@@ -1323,3 +1323,37 @@ async fn duplicate_deliveries_are_stored_once() {
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn shutdown_finishes_transfers_and_sends_idle_clients_away() {
+    for backend in common::backends() {
+        let server = TestServer::start(&backend).await;
+        let mut idle = connect(&server).await;
+        ehlo(&mut idle, &backend).await;
+        let mut busy = connect(&server).await;
+        ehlo(&mut busy, &backend).await;
+        assert_eq!(busy.cmd("MAIL FROM:<late@client.test>").await.code, 250);
+        assert_eq!(busy.cmd("RCPT TO:<support@desk.test>").await.code, 250);
+        assert_eq!(busy.cmd("DATA").await.code, 354);
+        busy.send_raw(b"From: late@client.test\r\nSubject: just in time\r\n")
+            .await;
+
+        let stopped = tokio::spawn(server.stop());
+        expect(&backend, &idle.reply().await, 421, "4.3.2");
+        assert!(idle.is_closed().await);
+
+        // The transfer under way is finished and acknowledged after its commit…
+        busy.send_raw(b"Message-ID: <late@client.test>\r\n\r\nbody\r\n.\r\n")
+            .await;
+        let accepted = busy.reply().await;
+        assert_eq!(accepted.code, 250, "{accepted:?}");
+        assert!(accepted.text().contains("ticket #"), "{accepted:?}");
+        // …and then the session is ended too.
+        expect(&backend, &busy.reply().await, 421, "4.3.2");
+        assert!(busy.is_closed().await);
+        tokio::time::timeout(Duration::from_secs(30), stopped)
+            .await
+            .expect("shutdown finished")
+            .expect("join");
+    }
+}

@@ -46,7 +46,7 @@ pub async fn serve(
     let limits = Arc::new(limits);
     loop {
         let accepted = tokio::select! {
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => break,
             accepted = listener.accept() => accepted,
         };
         let (mut socket, peer) = match accepted {
@@ -73,13 +73,23 @@ pub async fn serve(
         let app = app.clone();
         let tls = tls.clone();
         let limits = limits.clone();
+        let stopping = shutdown.clone();
         tokio::spawn(async move {
-            let session = Session::new(app, peer, Box::new(socket), tls, limits);
+            let session = Session::new(app, peer, Box::new(socket), tls, limits, stopping);
             if let Err(err) = session.run().await {
                 tracing::debug!(%peer, %err, "smtp session ended");
             }
             drop(permit);
         });
+    }
+    drop(listener);
+    // Let transfers under way finish (idle sessions say 421 and leave), for
+    // at most the data timeout; then the runtime ends what is left, which
+    // was not acknowledged and will be retried by its sender.
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    let drained = tokio::time::timeout(limits.data_timeout, slots.acquire_many(all)).await;
+    if drained.is_err() {
+        tracing::warn!("smtp: sessions still running at shutdown were cut off");
     }
 }
 

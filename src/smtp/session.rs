@@ -17,7 +17,20 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
+
+/// Resolves once the server is shutting down (never, if nobody can tell).
+async fn stopping(receiver: &mut watch::Receiver<bool>) {
+    loop {
+        if *receiver.borrow_and_update() {
+            return;
+        }
+        if receiver.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
 
 /// After this many errors in one session the client is sent away.
 const MAX_ERRORS: u32 = 20;
@@ -69,20 +82,25 @@ pub struct Session {
     input: Vec<u8>,
     output: Vec<u8>,
     errors: u32,
+    stopping: watch::Receiver<bool>,
     /// When the command line or DATA/BDAT transfer under way must be
     /// complete: a client trickling bytes cannot hold a session forever.
     deadline: Option<Instant>,
 }
 
 impl Session {
+    /// `stopping` turns true when the server shuts down: a transfer under
+    /// way is finished, an idle client is told 421 4.3.2.
     pub fn new(
         app: Arc<App>,
         peer: SocketAddr,
         stream: Box<dyn Stream>,
         tls: Option<TlsAcceptor>,
         limits: Arc<Limits>,
+        stopping: watch::Receiver<bool>,
     ) -> Session {
         Session {
+            stopping,
             app,
             peer,
             stream,
@@ -172,7 +190,14 @@ impl Session {
             *self.deadline.get_or_insert(now + limit)
         };
         let mut chunk = [0u8; READ_CHUNK];
-        let read = tokio::time::timeout_at(deadline.into(), self.stream.read(&mut chunk)).await;
+        let read = tokio::select! {
+            read = tokio::time::timeout_at(deadline.into(), self.stream.read(&mut chunk)) => read,
+            _ = stopping(&mut self.stopping), if idle => {
+                let line = format!("421 4.3.2 {} Service shutting down, try again later\r\n", self.hostname());
+                self.output.extend_from_slice(line.as_bytes());
+                return Ok(Next::Close);
+            }
+        };
         match read {
             Err(_) => {
                 let line = format!(
