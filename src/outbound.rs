@@ -7,7 +7,7 @@
 
 use crate::App;
 use crate::config::{OutboundConfig, RelaySecurity, RelayUrl};
-use crate::store::{Change, OutboundItem};
+use crate::store::{Change, FailureNote, OutboundItem};
 use chrono::{DateTime, Duration, Utc};
 use mail_send::SmtpClientBuilder;
 use std::sync::Arc;
@@ -105,7 +105,7 @@ async fn settle(
         }
         Verdict::Permanent(error) => {
             tracing::warn!(id = item.id, to = %item.rcpt_to, %error, "delivery failed permanently");
-            app.store.outbound_failed(item.id, now, &error).await
+            give_up(app, item, now, &error).await
         }
         Verdict::Temporary(error) => {
             let attempts = item.attempts + 1;
@@ -115,7 +115,7 @@ async fn settle(
             {
                 let error = format!("gave up after {attempts} attempts: {error}");
                 tracing::warn!(id = item.id, to = %item.rcpt_to, %error, "delivery failed");
-                app.store.outbound_failed(item.id, now, &error).await
+                give_up(app, item, now, &error).await
             } else {
                 let next = next_attempt(now, config.retry_base, attempts);
                 tracing::info!(id = item.id, to = %item.rcpt_to, %error, %next, "delivery deferred");
@@ -123,6 +123,59 @@ async fn settle(
                     .outbound_retry_later(item.id, now, next, &error)
                     .await
             }
+        }
+    }
+}
+
+/// Marks a delivery failed and leaves an internal note on its ticket.
+async fn give_up(
+    app: &App,
+    item: &OutboundItem,
+    now: DateTime<Utc>,
+    error: &str,
+) -> Result<(), crate::store::StoreError> {
+    let note = item
+        .ticket
+        .and_then(|ticket| failure_note(&app.config.hostname, ticket, item, error));
+    app.store
+        .outbound_failed(item.id, now, error, note.as_ref())
+        .await
+}
+
+/// The note agents see in the ticket: an internal message from postdesk.
+fn failure_note(
+    hostname: &str,
+    ticket: i64,
+    item: &OutboundItem,
+    error: &str,
+) -> Option<FailureNote> {
+    let detail = format!(
+        "delivery of {} to {} failed permanently: {error}",
+        item.purpose, item.rcpt_to
+    );
+    let sender = format!("postdesk@{}", hostname.to_lowercase());
+    let message_id = crate::ingest::own_message_id(hostname, ticket);
+    let subject = "Delivery failed".to_string();
+    let raw_header = |text: &str| mail_builder::headers::raw::Raw::new(text.to_string());
+    let raw = mail_builder::MessageBuilder::new()
+        .from(("postdesk".to_string(), sender.clone()))
+        .subject(format!("[#{ticket}] {subject}"))
+        .message_id(message_id.clone())
+        .header("X-Postdesk-Note", raw_header("yes"))
+        .header("Auto-Submitted", raw_header("auto-generated"))
+        .text_body(detail.clone())
+        .write_to_vec();
+    match raw {
+        Ok(raw) => Some(FailureNote {
+            detail,
+            message_id,
+            sender,
+            subject,
+            raw,
+        }),
+        Err(err) => {
+            tracing::warn!(%err, ticket, "cannot compose the delivery-failure note");
+            None
         }
     }
 }
@@ -173,19 +226,11 @@ pub async fn send(
     }
     let result = match relay.security {
         RelaySecurity::Plain => match builder.connect_plain().await {
-            Ok(mut client) => {
-                let sent = client.send(message).await;
-                let _ = client.quit().await;
-                sent
-            }
+            Ok(client) => transmit(client, message).await,
             Err(err) => Err(err),
         },
         RelaySecurity::StartTls | RelaySecurity::ImplicitTls => match builder.connect().await {
-            Ok(mut client) => {
-                let sent = client.send(message).await;
-                let _ = client.quit().await;
-                sent
-            }
+            Ok(client) => transmit(client, message).await,
             Err(err) => Err(err),
         },
     };
@@ -193,6 +238,16 @@ pub async fn send(
         Ok(()) => Verdict::Delivered(format!("accepted by {}:{}", relay.host, relay.port)),
         Err(err) => classify(err),
     }
+}
+
+/// Sends one message on a connected client (plain or TLS) and says goodbye.
+async fn transmit<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut client: mail_send::SmtpClient<T>,
+    message: mail_send::smtp::message::Message<'_>,
+) -> mail_send::Result<()> {
+    let sent = client.send(message).await;
+    let _ = client.quit().await;
+    sent
 }
 
 fn classify(err: mail_send::Error) -> Verdict {

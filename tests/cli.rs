@@ -55,6 +55,11 @@ fn ok(output: Output) -> String {
     stdout
 }
 
+/// Runs a command that must succeed and parses its `--json` output.
+fn json(config: &Path, args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&ok(postdesk(config, args, None))).expect("json")
+}
+
 async fn run_all(backend: Backend) {
     let server = TestServer::start(&backend).await;
     let config = config_file(&server);
@@ -110,8 +115,7 @@ async fn run_all(backend: Backend) {
         None,
     ));
     assert!(generated.contains("password: "), "{generated}");
-    let agents = ok(postdesk(&config, &["agent", "list", "--json"], None));
-    let agents: serde_json::Value = serde_json::from_str(&agents).expect("json");
+    let agents = json(&config, &["agent", "list", "--json"]);
     let bob = agents
         .as_array()
         .expect("array")
@@ -192,12 +196,7 @@ async fn run_all(backend: Backend) {
         table.contains(&format!("#{ticket}")) && table.contains("Printer on fire"),
         "{table}"
     );
-    let filtered = ok(postdesk(
-        &config,
-        &["ticket", "list", "--queue", "sales", "--json"],
-        None,
-    ));
-    let filtered: serde_json::Value = serde_json::from_str(&filtered).expect("json");
+    let filtered = json(&config, &["ticket", "list", "--queue", "sales", "--json"]);
     assert_eq!(filtered.as_array().map(|a| a.len()), Some(1));
     assert_eq!(filtered[0]["number"], sales_ticket);
     let none = ok(postdesk(
@@ -210,12 +209,10 @@ async fn run_all(backend: Backend) {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown status 'later'"));
 
-    let shown = ok(postdesk(
+    let shown = json(
         &config,
         &["ticket", "show", &format!("#{ticket}"), "--json"],
-        None,
-    ));
-    let shown: serde_json::Value = serde_json::from_str(&shown).expect("json");
+    );
     assert_eq!(shown["subject"], "Printer on fire");
     assert_eq!(shown["customer_name"], "Alice");
     assert_eq!(shown["status"], "new");
@@ -274,16 +271,14 @@ async fn run_all(backend: Backend) {
         outbound.contains("no [outbound] relay is configured") && outbound.contains("queued"),
         "{outbound}"
     );
-    let outbound = ok(postdesk(
+    let outbound = json(
         &config,
         &["outbound", "list", "--status", "queued", "--json"],
-        None,
-    ));
-    let outbound: serde_json::Value = serde_json::from_str(&outbound).expect("json");
+    );
     assert_eq!(outbound.as_array().map(|a| a.len()), Some(2));
 
     // Import into a named queue, twice: the second time stores nothing.
-    let imported = ok(postdesk(
+    let imported = json(
         &config,
         &[
             "import",
@@ -293,9 +288,7 @@ async fn run_all(backend: Backend) {
             "billing",
             "--json",
         ],
-        None,
-    ));
-    let imported: serde_json::Value = serde_json::from_str(&imported).expect("json");
+    );
     assert_eq!(imported["read"], 3);
     assert_eq!(
         imported["stored"], 0,
@@ -330,8 +323,7 @@ async fn run_all(backend: Backend) {
         &looped,
     )
     .await;
-    let unfiled = ok(postdesk(&config, &["message", "unfiled", "--json"], None));
-    let unfiled: serde_json::Value = serde_json::from_str(&unfiled).expect("json");
+    let unfiled = json(&config, &["message", "unfiled", "--json"]);
     assert_eq!(unfiled.as_array().map(|a| a.len()), Some(1), "{unfiled}");
     let id = unfiled[0]["id"].as_i64().expect("id").to_string();
     let raw = postdesk(&config, &["message", "raw", &id], None);

@@ -19,7 +19,7 @@ pub use admin::{Agent, Queue};
 pub use inbound::{
     AckContext, AutoReplyPlan, FileOutcome, InboundKind, InboundRequest, NewMessage, OutgoingMail,
 };
-pub use outbound::{OutboundItem, OutboundStatus};
+pub use outbound::{FailureNote, OutboundItem, OutboundStatus};
 pub use tickets::{Event, MessageRecord, Ticket, TicketFilter};
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};

@@ -53,6 +53,17 @@ impl FromStr for OutboundStatus {
     }
 }
 
+/// The internal note that tells agents a delivery failed for good.
+#[derive(Debug, Clone)]
+pub struct FailureNote {
+    /// What happened, also written as the ticket event.
+    pub detail: String,
+    pub message_id: String,
+    pub sender: String,
+    pub subject: String,
+    pub raw: Vec<u8>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct OutboundItem {
     pub id: i64,
@@ -205,48 +216,47 @@ impl Store {
         })
     }
 
-    /// Gives up on a delivery and records the failure on its ticket as an
-    /// internal note (event and note in one transaction).
-    pub async fn outbound_failed(&self, id: i64, now: DateTime<Utc>, error: &str) -> Result<()> {
+    /// Gives up on a delivery and records the failure on its ticket: the
+    /// event and the internal note (composed by the caller) in one
+    /// transaction with the status change.
+    pub async fn outbound_failed(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+        error: &str,
+        note: Option<&FailureNote>,
+    ) -> Result<()> {
         let result: Result<Option<i64>> = dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
-            let row = sqlx::query(
+            let ticket: Option<Option<i64>> = sqlx::query_scalar(
                 "UPDATE outbound SET status = 'failed', attempts = attempts + 1, claimed_until = NULL,
-                     last_error = $1, updated_at = $2 WHERE id = $3 RETURNING ticket, rcpt_to, purpose",
+                     last_error = $1, updated_at = $2 WHERE id = $3 RETURNING ticket",
             )
             .bind(error)
             .bind(now)
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;
-            let Some(row) = row else {
+            let Some(ticket) = ticket else {
                 return Err(StoreError::NotFound(format!("no outbound #{id}")));
             };
-            let ticket: Option<i64> = row.try_get("ticket")?;
-            let rcpt: String = row.try_get("rcpt_to")?;
-            let purpose: String = row.try_get("purpose")?;
-            if let Some(ticket) = ticket {
-                let detail = format!("delivery of {purpose} to {rcpt} failed permanently: {error}");
+            if let (Some(ticket), Some(note)) = (ticket, note) {
                 let mut events = Events::default();
-                events.add(ticket, now, "postdesk", "delivery-failed", detail.clone());
+                events.add(ticket, now, "postdesk", "delivery-failed", note.detail.clone());
                 insert_events!(tx, events);
-                let note_id = format!("note.{id}.{}@postdesk.invalid", now.timestamp_micros());
-                let raw = format!(
-                    "From: postdesk <postdesk@postdesk.invalid>\r\nSubject: [#{ticket}] Delivery failed\r\n\
-                     Message-ID: <{note_id}>\r\nX-Postdesk-Note: yes\r\nAuto-Submitted: auto-generated\r\n\
-                     Content-Type: text/plain; charset=utf-8\r\n\r\n{detail}\r\n"
-                );
                 sqlx::query(
                     "INSERT INTO messages (ticket, kind, message_id, has_message_id, sender, envelope_from,
                          envelope_to, subject, sent_at, received_at, size, raw)
-                     VALUES ($1, $2, $3, TRUE, 'postdesk@postdesk.invalid', '', '', 'Delivery failed', $4, $4, $5, $6)",
+                     VALUES ($1, $2, $3, TRUE, $4, '', '', $5, $6, $6, $7, $8)",
                 )
                 .bind(ticket)
                 .bind(MessageKind::Note.as_str())
-                .bind(&note_id)
+                .bind(&note.message_id)
+                .bind(&note.sender)
+                .bind(&note.subject)
                 .bind(now)
-                .bind(i64::try_from(raw.len()).unwrap_or(i64::MAX))
-                .bind(raw.as_bytes())
+                .bind(i64::try_from(note.raw.len()).unwrap_or(i64::MAX))
+                .bind(&note.raw[..])
                 .execute(&mut *tx)
                 .await?;
             }

@@ -168,18 +168,14 @@ impl Store {
                 .fetch_optional(pool)
                 .await?;
             match row {
-                Some(row) => Some(ticket_from_row!(&row)),
-                None => None,
+                Some(row) => ticket_from_row!(&row),
+                None => return Err(StoreError::NotFound(format!("no ticket #{number}"))),
             }
         });
-        let mut tickets: Vec<Ticket> = ticket.into_iter().collect();
-        if tickets.is_empty() {
-            return Err(StoreError::NotFound(format!("no ticket #{number}")));
-        }
+        let mut tickets = [ticket];
         self.fill_tags(&mut tickets).await?;
-        tickets
-            .pop()
-            .ok_or_else(|| StoreError::NotFound(format!("no ticket #{number}")))
+        let [ticket] = tickets;
+        Ok(ticket)
     }
 
     /// Reads the tags of the listed tickets (one query over their number range).
