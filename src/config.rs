@@ -116,8 +116,21 @@ impl Default for SubmissionConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ImapConfig {
+    /// Plain IMAP with STARTTLS.
     pub listen: SocketAddr,
+    /// Implicit TLS (the port 993 convention).
     pub tls_listen: SocketAddr,
+    /// Allow LOGIN/AUTHENTICATE without TLS from 127.0.0.1/::1 (local tools, tests).
+    pub plaintext_auth_on_loopback: bool,
+    pub max_connections: usize,
+    pub max_connections_per_agent: usize,
+    /// The longest command line, and the largest literal (APPEND).
+    pub max_line_length: usize,
+    pub max_literal_size: usize,
+    /// Seconds before an idle client is logged out (RFC 9051 §5.4: at least 30 minutes).
+    pub idle_timeout: u64,
+    /// How long resolved and closed tickets stay in the Closed folder.
+    pub closed_days: u32,
 }
 
 impl Default for ImapConfig {
@@ -125,6 +138,13 @@ impl Default for ImapConfig {
         ImapConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 2143)),
             tls_listen: SocketAddr::from(([127, 0, 0, 1], 2993)),
+            plaintext_auth_on_loopback: true,
+            max_connections: 2000,
+            max_connections_per_agent: 20,
+            max_line_length: 64 * 1024,
+            max_literal_size: 50 * 1024 * 1024,
+            idle_timeout: 30 * 60,
+            closed_days: 30,
         }
     }
 }

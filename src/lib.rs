@@ -10,6 +10,7 @@ pub mod config;
 pub mod domain;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod imap;
 pub mod import;
 pub mod ingest;
 pub mod outbound;

@@ -2,7 +2,7 @@
 //! stops them on request.
 
 use crate::config::Config;
-use crate::{App, AppError, outbound, passwords, smtp, tls};
+use crate::{App, AppError, imap, outbound, passwords, smtp, tls};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -13,6 +13,9 @@ use tokio_rustls::TlsAcceptor;
 pub struct RunningServer {
     pub app: Arc<App>,
     pub smtp_addr: SocketAddr,
+    /// IMAP with STARTTLS, and IMAP over implicit TLS.
+    pub imap_addr: SocketAddr,
+    pub imaps_addr: SocketAddr,
     /// Credentials of the bootstrap admin when this start created it.
     pub bootstrap_admin: Option<(String, String)>,
     shutdown: watch::Sender<bool>,
@@ -49,19 +52,53 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
         source,
     })?;
     let limits = smtp::Limits::from_config(&app.config.smtp);
+    let imap_listener = smtp::bind(app.config.imap.listen).await?;
+    let imaps_listener = smtp::bind(app.config.imap.tls_listen).await?;
+    let local = |l: &tokio::net::TcpListener, what: &str| {
+        l.local_addr().map_err(|source| AppError::Io {
+            context: format!("{what} listener"),
+            source,
+        })
+    };
+    let imap_addr = local(&imap_listener, "imap")?;
+    let imaps_addr = local(&imaps_listener, "imaps")?;
+    let acceptor = TlsAcceptor::from(tls_config);
+    let imap_limits = Arc::new(imap::Limits::from_config(&app.config.imap));
+    let imap_shared = Arc::new(imap::Shared::default());
     let tasks = vec![
         tokio::spawn(smtp::serve(
             app.clone(),
             listener,
-            Some(TlsAcceptor::from(tls_config)),
+            Some(acceptor.clone()),
             limits,
             watcher.clone(),
         )),
+        tokio::spawn(imap::serve(
+            app.clone(),
+            imap_listener,
+            acceptor.clone(),
+            false,
+            imap_limits.clone(),
+            imap_shared.clone(),
+            watcher.clone(),
+        )),
+        tokio::spawn(imap::serve(
+            app.clone(),
+            imaps_listener,
+            acceptor,
+            true,
+            imap_limits,
+            imap_shared,
+            watcher.clone(),
+        )),
+        tokio::spawn(imap::watch_external_changes(app.clone(), watcher.clone())),
         tokio::spawn(outbound::run(app.clone(), watcher)),
     ];
     Ok(RunningServer {
         app,
         smtp_addr,
+        imap_addr,
+        imaps_addr,
         bootstrap_admin,
         shutdown,
         tasks,

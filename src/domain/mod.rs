@@ -9,3 +9,4 @@ pub mod message_id;
 pub mod subject;
 pub mod threading;
 pub mod ticket;
+pub mod views;

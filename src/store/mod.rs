@@ -11,11 +11,15 @@
 
 mod admin;
 mod events;
+mod imap;
 mod inbound;
 mod outbound;
 mod tickets;
 
 pub use admin::{Agent, Queue};
+pub use imap::{
+    Content, LoginAgent, Mailbox, Member, MessageRef, StorageItem, Viewer, join_flags,
+};
 pub use inbound::{
     AckContext, AutoReplyPlan, FileOutcome, InboundKind, InboundRequest, NewMessage, OutgoingMail,
 };
@@ -73,6 +77,10 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub enum Change {
     Ticket(i64),
     OutboundQueued,
+    /// Something changed that this process did not do (CLI, another node).
+    External,
+    /// An agent's \Seen set changed.
+    Seen(i64),
 }
 
 #[derive(Clone)]
@@ -110,16 +118,26 @@ macro_rules! dispatch_read {
 }
 pub(crate) use {dispatch, dispatch_read};
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "foundation",
-    include_str!("../../migrations/sqlite/0001_foundation.sql"),
-)];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "foundation",
-    include_str!("../../migrations/postgres/0001_foundation.sql"),
-)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "foundation",
+        include_str!("../../migrations/sqlite/0001_foundation.sql"),
+    ),
+    (2, "imap", include_str!("../../migrations/sqlite/0002_imap.sql")),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "foundation",
+        include_str!("../../migrations/postgres/0001_foundation.sql"),
+    ),
+    (
+        2,
+        "imap",
+        include_str!("../../migrations/postgres/0002_imap.sql"),
+    ),
+];
 
 /// Migrations are compiled into the binary so that a copied binary can
 /// create its database anywhere (sqlx's `migrate!` macro would pull in the

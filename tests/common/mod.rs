@@ -85,6 +85,8 @@ pub async fn test_config(backend: &Backend, dir: &std::path::Path) -> Config {
         ..Config::default()
     };
     config.smtp.listen = "127.0.0.1:0".parse().expect("addr");
+    config.imap.listen = "127.0.0.1:0".parse().expect("addr");
+    config.imap.tls_listen = "127.0.0.1:0".parse().expect("addr");
     config.queues = vec![
         postdesk::config::QueueConfig {
             name: "support".into(),
@@ -157,6 +159,8 @@ impl TestServer {
         }
         let mut config = self.config.clone();
         config.smtp.listen = "127.0.0.1:0".parse().expect("addr");
+        config.imap.listen = "127.0.0.1:0".parse().expect("addr");
+        config.imap.tls_listen = "127.0.0.1:0".parse().expect("addr");
         self.running = Some(postdesk::server::start(config).await.expect("restart"));
     }
 

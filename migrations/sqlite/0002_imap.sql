@@ -1,0 +1,54 @@
+-- The IMAP view: per-agent mailboxes whose membership is materialized with
+-- their own UID counter, so UIDs only ever ascend within a UIDVALIDITY.
+
+-- Junk ('spam') and Trash ('trash') are dispositions beside the status, so a
+-- restored ticket comes back with the status it had.
+ALTER TABLE tickets ADD COLUMN disposition TEXT;
+ALTER TABLE tickets ADD COLUMN disposition_at TEXT;
+
+-- Bumped whenever the agent's \Seen set changes: part of a mailbox's sync marker.
+ALTER TABLE agents ADD COLUMN seen_version INTEGER NOT NULL DEFAULT 0;
+
+CREATE TABLE imap_mailboxes (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    agent_id       INTEGER NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+    name           TEXT NOT NULL,
+    uidvalidity    INTEGER NOT NULL,
+    uidnext        INTEGER NOT NULL DEFAULT 1,
+    highestmodseq  INTEGER NOT NULL DEFAULT 1,
+    subscribed     BOOLEAN NOT NULL DEFAULT 1,
+    -- What the membership was last reconciled against (see store::imap).
+    synced_marker  TEXT,
+    synced_at      TEXT,
+    created_at     TEXT NOT NULL,
+    UNIQUE (agent_id, name)
+);
+
+-- Drafts, sent copies and personal filing: the agent's own stored mail.
+CREATE TABLE agent_messages (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    agent_id       INTEGER NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+    internal_date  TEXT NOT NULL,
+    size           INTEGER NOT NULL,
+    raw            BLOB NOT NULL
+);
+
+CREATE TABLE imap_members (
+    mailbox_id  INTEGER NOT NULL REFERENCES imap_mailboxes(id) ON DELETE CASCADE,
+    uid         INTEGER NOT NULL,
+    -- Exactly one of message_id (a ticket's message) and stored_id (agent_messages).
+    message_id  INTEGER REFERENCES messages(id),
+    stored_id   INTEGER REFERENCES agent_messages(id),
+    flags       TEXT NOT NULL DEFAULT '',
+    modseq      INTEGER NOT NULL,
+    PRIMARY KEY (mailbox_id, uid)
+);
+CREATE INDEX imap_members_message ON imap_members(message_id);
+CREATE INDEX imap_members_stored ON imap_members(stored_id);
+CREATE INDEX imap_members_modseq ON imap_members(mailbox_id, modseq);
+
+CREATE TABLE agent_seen (
+    agent_id    INTEGER NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+    message_id  INTEGER NOT NULL REFERENCES messages(id),
+    PRIMARY KEY (agent_id, message_id)
+);

@@ -1,0 +1,359 @@
+//! The IMAP folder model (DESIGN.md §4): which folders an agent sees, which
+//! tickets each view holds, and what moving a message into a view does to
+//! its ticket.
+//!
+//! Pure: the store turns a [`ViewFilter`] into SQL and applies a
+//! [`TicketChange`]; the IMAP session only maps names to [`Folder`]s.
+
+use super::ticket::{Priority, Status};
+
+/// The hierarchy delimiter of every mailbox name.
+pub const DELIMITER: char = '/';
+pub const QUEUES: &str = "Queues";
+
+/// A mailbox as the agent sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Folder {
+    /// Open tickets I own.
+    Inbox,
+    /// Open tickets of my queues that nobody owns.
+    Unassigned,
+    /// All open tickets of my queues (the parent of the per-queue folders).
+    Queues,
+    /// All open tickets of one queue.
+    Queue(String),
+    /// Open tickets with priority high or urgent.
+    Urgent,
+    /// Open tickets with a breached SLA clock.
+    Overdue,
+    /// Pending tickets: waiting on the customer.
+    Waiting,
+    /// Resolved and closed tickets (recent ones).
+    Closed,
+    /// Tickets marked as spam.
+    Junk,
+    /// Softly deleted tickets.
+    Trash,
+    /// The agent's own storage: sent copies, drafts, personal folders.
+    Sent,
+    Drafts,
+    Personal(String),
+}
+
+impl Folder {
+    pub fn name(&self) -> String {
+        match self {
+            Folder::Inbox => "INBOX".into(),
+            Folder::Unassigned => "Unassigned".into(),
+            Folder::Queues => QUEUES.into(),
+            Folder::Queue(queue) => format!("{QUEUES}{DELIMITER}{queue}"),
+            Folder::Urgent => "Urgent".into(),
+            Folder::Overdue => "Overdue".into(),
+            Folder::Waiting => "Waiting".into(),
+            Folder::Closed => "Closed".into(),
+            Folder::Junk => "Junk".into(),
+            Folder::Trash => "Trash".into(),
+            Folder::Sent => "Sent".into(),
+            Folder::Drafts => "Drafts".into(),
+            Folder::Personal(name) => name.clone(),
+        }
+    }
+
+    /// Reads a mailbox name. `queues` are the queues the agent may see: a
+    /// `Queues/x` name for another queue is not a view (and cannot be created).
+    pub fn parse(name: &str, queues: &[String]) -> Folder {
+        if name.eq_ignore_ascii_case("INBOX") {
+            return Folder::Inbox;
+        }
+        if let Some(queue) = name
+            .strip_prefix(QUEUES)
+            .and_then(|rest| rest.strip_prefix(DELIMITER))
+            && let Some(known) = queues.iter().find(|q| q.as_str() == queue)
+        {
+            return Folder::Queue(known.clone());
+        }
+        Self::fixed()
+            .into_iter()
+            .find(|folder| folder.name() == name)
+            .unwrap_or_else(|| Folder::Personal(name.to_string()))
+    }
+
+    /// The folders every agent has, besides one per visible queue.
+    pub fn fixed() -> Vec<Folder> {
+        vec![
+            Folder::Inbox,
+            Folder::Unassigned,
+            Folder::Queues,
+            Folder::Urgent,
+            Folder::Overdue,
+            Folder::Waiting,
+            Folder::Closed,
+            Folder::Sent,
+            Folder::Drafts,
+            Folder::Junk,
+            Folder::Trash,
+        ]
+    }
+
+    /// Every folder of an agent who may see `queues`, personal ones aside.
+    pub fn standard(queues: &[String]) -> Vec<Folder> {
+        let mut folders = Self::fixed();
+        folders.extend(queues.iter().cloned().map(Folder::Queue));
+        folders
+    }
+
+    /// The special-use attribute (RFC 6154) of the folders that have one.
+    pub fn special_use(&self) -> Option<&'static str> {
+        match self {
+            Folder::Sent => Some("\\Sent"),
+            Folder::Drafts => Some("\\Drafts"),
+            Folder::Junk => Some("\\Junk"),
+            Folder::Trash => Some("\\Trash"),
+            _ => None,
+        }
+    }
+
+    /// Views hold tickets' messages; the others hold the agent's own copies.
+    pub fn is_view(&self) -> bool {
+        !self.is_storage()
+    }
+
+    pub fn is_storage(&self) -> bool {
+        matches!(self, Folder::Sent | Folder::Drafts | Folder::Personal(_))
+    }
+
+    /// A name agents may not use for their own folders: every view's name
+    /// and everything under `Queues/`.
+    pub fn is_reserved(name: &str) -> bool {
+        name.eq_ignore_ascii_case("INBOX")
+            || name == QUEUES
+            || name.starts_with(&format!("{QUEUES}{DELIMITER}"))
+            || Self::fixed().iter().any(|f| f.name() == name)
+    }
+
+    /// Which tickets the view holds; None for storage folders.
+    pub fn filter(&self) -> Option<ViewFilter> {
+        let open = ViewFilter {
+            statuses: &[Status::New, Status::Open],
+            ..ViewFilter::default()
+        };
+        Some(match self {
+            Folder::Inbox => ViewFilter {
+                owner: OwnerFilter::Me,
+                ..open
+            },
+            Folder::Unassigned => ViewFilter {
+                owner: OwnerFilter::Nobody,
+                ..open
+            },
+            Folder::Queues => open,
+            Folder::Queue(queue) => ViewFilter {
+                queue: Some(queue.clone()),
+                ..open
+            },
+            Folder::Urgent => ViewFilter {
+                priorities: &[Priority::High, Priority::Urgent],
+                ..open
+            },
+            // Nothing is overdue until SLA clocks exist (the rules issue):
+            // the folder is there so clients subscribe to it once.
+            Folder::Overdue => ViewFilter {
+                nothing: true,
+                ..open
+            },
+            Folder::Waiting => ViewFilter {
+                statuses: &[Status::Pending],
+                ..ViewFilter::default()
+            },
+            Folder::Closed => ViewFilter {
+                statuses: &[Status::Resolved, Status::Closed],
+                recently_done: true,
+                ..ViewFilter::default()
+            },
+            Folder::Junk => ViewFilter {
+                disposition: Some(Disposition::Spam),
+                ..ViewFilter::default()
+            },
+            Folder::Trash => ViewFilter {
+                disposition: Some(Disposition::Trash),
+                ..ViewFilter::default()
+            },
+            Folder::Sent | Folder::Drafts | Folder::Personal(_) => return None,
+        })
+    }
+
+    /// What moving (or copying) a ticket's message into this view does to
+    /// the ticket. `Err` explains why it is refused.
+    pub fn move_into(&self, me: i64) -> Result<TicketChange, &'static str> {
+        let reopen = TicketChange {
+            reopen: true,
+            disposition: Some(None),
+            ..TicketChange::default()
+        };
+        Ok(match self {
+            Folder::Inbox => TicketChange {
+                owner: Some(Some(me)),
+                ..reopen
+            },
+            Folder::Unassigned => TicketChange {
+                owner: Some(None),
+                ..reopen
+            },
+            Folder::Queues => reopen,
+            Folder::Queue(queue) => TicketChange {
+                queue: Some(queue.clone()),
+                ..reopen
+            },
+            Folder::Urgent => TicketChange {
+                priority: Some(Priority::Urgent),
+                ..reopen
+            },
+            Folder::Overdue => {
+                return Err("Overdue is computed from SLA clocks; a ticket cannot be put there");
+            }
+            Folder::Waiting => TicketChange {
+                status: Some(Status::Pending),
+                disposition: Some(None),
+                ..TicketChange::default()
+            },
+            Folder::Closed => TicketChange {
+                status: Some(Status::Closed),
+                disposition: Some(None),
+                ..TicketChange::default()
+            },
+            Folder::Junk => TicketChange {
+                disposition: Some(Some(Disposition::Spam)),
+                ..TicketChange::default()
+            },
+            Folder::Trash => TicketChange {
+                disposition: Some(Some(Disposition::Trash)),
+                ..TicketChange::default()
+            },
+            Folder::Sent | Folder::Drafts | Folder::Personal(_) => {
+                return Err("not a view");
+            }
+        })
+    }
+}
+
+/// Junk and Trash: kept beside the status so that restoring a ticket gives
+/// back the status it had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    Spam,
+    Trash,
+}
+
+impl Disposition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Disposition::Spam => "spam",
+            Disposition::Trash => "trash",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OwnerFilter {
+    #[default]
+    Anyone,
+    Me,
+    Nobody,
+}
+
+/// Which tickets a view holds (always within the agent's visible queues).
+#[derive(Debug, Clone, Default)]
+pub struct ViewFilter {
+    /// Empty: any status.
+    pub statuses: &'static [Status],
+    /// Empty: any priority.
+    pub priorities: &'static [Priority],
+    pub owner: OwnerFilter,
+    pub queue: Option<String>,
+    /// None: tickets without a disposition only.
+    pub disposition: Option<Disposition>,
+    /// Only tickets done within the Closed window.
+    pub recently_done: bool,
+    /// The view holds nothing (yet).
+    pub nothing: bool,
+}
+
+/// A change to one ticket, applied as one domain operation (one
+/// transaction, one event). `None` leaves a field alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TicketChange {
+    pub status: Option<Status>,
+    /// Pending, resolved and closed tickets become open (views of open tickets).
+    pub reopen: bool,
+    pub priority: Option<Priority>,
+    pub queue: Option<String>,
+    /// `Some(None)`: nobody owns it.
+    pub owner: Option<Option<i64>>,
+    /// `Some(None)`: restore from Junk or Trash.
+    pub disposition: Option<Option<Disposition>>,
+    pub add_tags: Vec<String>,
+    pub remove_tags: Vec<String>,
+}
+
+impl TicketChange {
+    pub fn is_empty(&self) -> bool {
+        *self == TicketChange::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queues() -> Vec<String> {
+        vec!["support".into(), "billing".into()]
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for folder in Folder::standard(&queues()) {
+            assert_eq!(Folder::parse(&folder.name(), &queues()), folder);
+        }
+        assert_eq!(Folder::parse("inbox", &queues()), Folder::Inbox);
+        assert_eq!(
+            Folder::parse("Queues/other", &queues()),
+            Folder::Personal("Queues/other".into())
+        );
+        assert_eq!(
+            Folder::parse("Projects/2026", &queues()),
+            Folder::Personal("Projects/2026".into())
+        );
+    }
+
+    #[test]
+    fn reserved_names_cover_every_view() {
+        for folder in Folder::standard(&queues()) {
+            assert!(Folder::is_reserved(&folder.name()), "{folder:?}");
+        }
+        assert!(Folder::is_reserved("Queues/anything"));
+        assert!(!Folder::is_reserved("Projects"));
+        assert!(!Folder::is_reserved("Queuesx"));
+    }
+
+    #[test]
+    fn moves_change_the_ticket_as_the_folder_says() {
+        let closed = Folder::Closed.move_into(7).unwrap_or_default();
+        assert_eq!(closed.status, Some(Status::Closed));
+        assert_eq!(closed.disposition, Some(None));
+        let inbox = Folder::Inbox.move_into(7).unwrap_or_default();
+        assert_eq!(inbox.owner, Some(Some(7)));
+        assert!(inbox.reopen);
+        let trash = Folder::Trash.move_into(7).unwrap_or_default();
+        assert_eq!(trash.disposition, Some(Some(Disposition::Trash)));
+        assert_eq!(trash.status, None);
+        assert!(Folder::Overdue.move_into(7).is_err());
+        assert!(Folder::Personal("x".into()).move_into(7).is_err());
+    }
+
+    #[test]
+    fn storage_folders_have_no_filter() {
+        assert!(Folder::Sent.filter().is_none());
+        assert!(Folder::Personal("x".into()).filter().is_none());
+        assert!(Folder::Waiting.filter().is_some());
+    }
+}

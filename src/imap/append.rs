@@ -1,0 +1,81 @@
+//! APPEND (RFC 3501 §6.3.11, RFC 4315 APPENDUID).
+//!
+//! Only the agent's own folders take new messages: a view holds tickets,
+//! and tickets are opened by mail, not by uploading it. A copy appended to
+//! Sent that postdesk already recorded as a reply (same Message-ID) is
+//! linked to that reply instead of being stored twice.
+
+use super::mailboxes::mailbox_name;
+use super::session::{Reply, Session};
+use crate::domain::views::Folder;
+use crate::store::{MessageRef, StorageItem, join_flags};
+use chrono::{DateTime, Utc};
+use imap_codec::imap_types::datetime::DateTime as ImapDateTime;
+use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
+use imap_codec::imap_types::flag::Flag;
+use imap_codec::imap_types::mailbox::Mailbox as ImapMailbox;
+
+impl Session {
+    pub async fn append(
+        &mut self,
+        target: &ImapMailbox<'_>,
+        flags: &[Flag<'_>],
+        date: Option<&ImapDateTime>,
+        message: &LiteralOrLiteral8<'_>,
+    ) -> Reply {
+        let name = mailbox_name(target);
+        let (mailbox, folder) = match self.find_mailbox(&name).await {
+            Ok(found) => found,
+            Err(_) => return Reply::no(format!("[TRYCREATE] No mailbox named {name}")),
+        };
+        if folder.is_view() {
+            return Reply::no(format!(
+                "[CANNOT] {name} is a ticket view; append to Drafts, Sent or a folder of your own"
+            ));
+        }
+        let raw: &[u8] = match message {
+            LiteralOrLiteral8::Literal(literal) => literal.data(),
+            LiteralOrLiteral8::Literal8(_) => return Reply::no("[CANNOT] BINARY literals are not supported"),
+        };
+        if raw.is_empty() {
+            return Reply::no("[CANNOT] Empty message");
+        }
+        let stored_flags: Vec<String> = flags.iter().map(ToString::to_string).collect();
+        let flags = join_flags(stored_flags.iter().map(String::as_str));
+        let internal_date: Option<DateTime<Utc>> = date.map(|d| d.as_ref().with_timezone(&Utc));
+        let mut item = StorageItem::New {
+            raw: raw.to_vec(),
+            internal_date,
+        };
+        if folder == Folder::Sent
+            && let Some(id) = message_id_of(raw)
+        {
+            match self.app.store.reply_by_message_id(&id).await {
+                Ok(Some(reply)) => item = StorageItem::Existing(MessageRef::Ticket(reply)),
+                Ok(None) => {}
+                Err(err) => return err.into(),
+            }
+        }
+        let Some(agent) = &self.agent else {
+            return Reply::bad("Log in first");
+        };
+        match self
+            .app
+            .store
+            .imap_add_to_storage(mailbox.id, agent.id, &[(item, flags)])
+            .await
+        {
+            Ok(uids) => {
+                let uid = uids.first().copied().unwrap_or(0);
+                Reply::ok(format!("[APPENDUID {} {uid}] APPEND completed", mailbox.uidvalidity))
+            }
+            Err(err) => err.into(),
+        }
+    }
+}
+
+/// The Message-ID of a message, as the store keeps it (without brackets).
+fn message_id_of(raw: &[u8]) -> Option<String> {
+    let parsed = mail_parser::MessageParser::default().parse_headers(raw)?;
+    parsed.message_id().map(str::to_string)
+}

@@ -1,0 +1,213 @@
+//! COPY, MOVE and their UID forms (RFC 3501 §6.4.7, RFC 6851, RFC 4315).
+//!
+//! Into a view, a message carries its ticket: the view says what the ticket
+//! becomes ([`Folder::move_into`]), applied through the domain operation.
+//! Into the agent's own folders, a message is copied and no ticket changes.
+
+use super::mailboxes::mailbox_name;
+use super::response::uid_set;
+use super::session::{Reply, Session};
+use crate::store::{Member, MessageRef, StorageItem, StoreError};
+use imap_codec::imap_types::mailbox::Mailbox as ImapMailbox;
+use imap_codec::imap_types::sequence::SequenceSet;
+use std::collections::BTreeSet;
+
+impl Session {
+    pub async fn copy_or_move(
+        &mut self,
+        set: &SequenceSet,
+        target: &ImapMailbox<'_>,
+        uid: bool,
+        moving: bool,
+    ) -> Reply {
+        let verb = if moving { "MOVE" } else { "COPY" };
+        let target_name = mailbox_name(target);
+        let (target, folder) = match self.find_mailbox(&target_name).await {
+            Ok(found) => found,
+            Err(_) => return Reply::no(format!("[TRYCREATE] No mailbox named {target_name}")),
+        };
+        let (Some(selected), Some(agent)) = (&self.selected, &self.agent) else {
+            return Reply::bad("No mailbox selected");
+        };
+        if moving && selected.read_only {
+            return Reply::no("[READ-ONLY] Mailbox is read-only");
+        }
+        let Ok(indexes) = selected.resolve(set, uid) else {
+            return Reply::bad("Invalid message sequence number");
+        };
+        if indexes.is_empty() {
+            return Reply::ok(format!("{verb} completed (no messages)"));
+        }
+        let sources: Vec<(u32, MessageRef, String)> = indexes
+            .iter()
+            .map(|i| {
+                let m = &selected.messages[*i];
+                (m.uid, m.message, m.flags.clone())
+            })
+            .collect();
+        let source_id = selected.mailbox.id;
+        let source_is_view = selected.folder.is_view();
+        let same_mailbox = source_id == target.id;
+        let dest_uids: Vec<u32>;
+
+        if folder.is_view() {
+            if same_mailbox {
+                return Reply::no("[CANNOT] The message is already in this view");
+            }
+            let change = match folder.move_into(agent.id) {
+                Ok(change) => change,
+                Err(why) => return Reply::no(format!("[CANNOT] {why}")),
+            };
+            let ids: Vec<i64> = sources
+                .iter()
+                .filter_map(|(_, r, _)| match r {
+                    MessageRef::Ticket(id) => Some(*id),
+                    MessageRef::Stored(_) => None,
+                })
+                .collect();
+            if ids.len() != sources.len() {
+                return Reply::no(
+                    "[CANNOT] Only tickets' messages go into views; this is a message of your own",
+                );
+            }
+            let tickets = match self.ticket_numbers_visible(&ids).await {
+                Ok(tickets) => tickets,
+                Err(reply) => return reply,
+            };
+            let cause = format!("moved to {} over IMAP", folder.name());
+            for ticket in &tickets {
+                if let Err(err) = self
+                    .app
+                    .store
+                    .change_ticket(*ticket, &change, &agent.email, &cause)
+                    .await
+                {
+                    return err.into();
+                }
+            }
+            // The target shows the ticket now: its UIDs for these messages.
+            let members = match async {
+                self.reconcile(&target, &folder, true).await?;
+                self.app.store.imap_members(target.id).await
+            }
+            .await
+            {
+                Ok(members) => members,
+                Err(err) => return err.into(),
+            };
+            dest_uids = map_uids(&sources, &members);
+        } else {
+            let items: Vec<(StorageItem, String)> = sources
+                .iter()
+                .map(|(_, r, flags)| (StorageItem::Existing(*r), flags.clone()))
+                .collect();
+            dest_uids = match self.app.store.imap_add_to_storage(target.id, agent.id, &items).await {
+                Ok(uids) => uids,
+                Err(err) => return err.into(),
+            };
+        }
+
+        let source_uids: Vec<u32> = sources.iter().map(|(uid, _, _)| *uid).collect();
+        if moving && !same_mailbox {
+            // MOVE takes the messages out of the source even where their
+            // ticket still belongs there (Queues/x → Urgent): they come back
+            // under new UIDs at the next reconcile, as IMAP requires.
+            if let Err(err) = self.app.store.imap_expunge(source_id, &source_uids).await {
+                return err.into();
+            }
+            if source_is_view
+                && let Some(selected) = &self.selected
+                && let Err(err) = self.reconcile(&selected.mailbox.clone(), &selected.folder.clone(), true).await
+            {
+                return err.into();
+            }
+        }
+        let code = if dest_uids.len() == source_uids.len() {
+            format!(
+                "[COPYUID {} {} {}] ",
+                target.uidvalidity,
+                uid_set(&source_uids),
+                uid_set(&dest_uids)
+            )
+        } else {
+            String::new()
+        };
+        if moving {
+            // RFC 6851: COPYUID comes in an untagged OK before the expunges.
+            if !code.is_empty() {
+                self.out
+                    .extend_from_slice(format!("* OK {}Moved\r\n", code).as_bytes());
+            }
+            Reply::ok("MOVE completed")
+        } else {
+            Reply::ok(format!("{code}COPY completed"))
+        }
+    }
+
+    /// The tickets of these messages, refusing any the agent may not see
+    /// (a personal copy of a message from a queue they have since left).
+    async fn ticket_numbers_visible(&self, messages: &[i64]) -> Result<BTreeSet<i64>, Reply> {
+        let Some(agent) = &self.agent else {
+            return Err(Reply::bad("Log in first"));
+        };
+        let tickets = self
+            .app
+            .store
+            .message_tickets(messages)
+            .await
+            .map_err(Reply::from)?;
+        let mut numbers = BTreeSet::new();
+        for id in messages {
+            let Some(ticket) = tickets.get(id) else {
+                return Err(Reply::no("[CANNOT] The message belongs to no ticket"));
+            };
+            numbers.insert(*ticket);
+        }
+        if !agent.is_admin {
+            for number in &numbers {
+                let ticket = self.app.store.ticket(*number).await.map_err(|e: StoreError| Reply::from(e))?;
+                if !agent.queues.contains(&ticket.queue) {
+                    return Err(Reply::no(format!(
+                        "[NOPERM] Ticket #{number} is in queue {}, which you cannot see",
+                        ticket.queue
+                    )));
+                }
+            }
+        }
+        Ok(numbers)
+    }
+}
+
+/// The target UIDs of the source messages, in source order (for COPYUID).
+fn map_uids(sources: &[(u32, MessageRef, String)], members: &[Member]) -> Vec<u32> {
+    sources
+        .iter()
+        .filter_map(|(_, r, _)| members.iter().rev().find(|m| m.message == *r).map(|m| m.uid))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::views::Folder;
+
+    #[test]
+    fn copyuid_maps_source_messages_to_their_target_uids() {
+        let members = vec![
+            Member { uid: 4, message: MessageRef::Ticket(10), flags: String::new(), modseq: 1 },
+            Member { uid: 5, message: MessageRef::Ticket(11), flags: String::new(), modseq: 1 },
+        ];
+        let sources = vec![
+            (1, MessageRef::Ticket(11), String::new()),
+            (2, MessageRef::Ticket(10), String::new()),
+        ];
+        assert_eq!(map_uids(&sources, &members), vec![5, 4]);
+        let missing = vec![(1, MessageRef::Ticket(99), String::new())];
+        assert!(map_uids(&missing, &members).is_empty());
+    }
+
+    #[test]
+    fn views_refuse_what_they_cannot_hold() {
+        assert!(Folder::Overdue.move_into(1).is_err());
+    }
+}

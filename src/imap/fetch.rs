@@ -1,0 +1,333 @@
+//! FETCH and UID FETCH (RFC 3501 §6.4.5, RFC 7162 CHANGEDSINCE).
+//!
+//! Message data is sliced from the stored bytes; nothing is re-encoded, so
+//! what the client gets is what the customer sent.
+
+use super::render::{self, SectionKind};
+use super::response;
+use super::session::{Reply, Session};
+use crate::store::{MessageRef, join_flags};
+use imap_codec::imap_types::command::FetchModifier;
+use imap_codec::imap_types::fetch::{Macro, MacroOrMessageDataItemNames, MessageDataItemName, Part, Section};
+use imap_codec::imap_types::sequence::SequenceSet;
+use std::collections::HashMap;
+
+/// Messages whose bytes are read from the store at once.
+const BATCH: usize = 200;
+
+fn part_numbers(part: &Option<Part>) -> Vec<u32> {
+    part.as_ref()
+        .map(|p| p.0.as_ref().iter().map(|n| n.get()).collect())
+        .unwrap_or_default()
+}
+
+fn part_prefix(part: &[u32]) -> String {
+    part.iter().map(|n| format!("{n}.")).collect()
+}
+
+/// The section as the response names it (`1.2.HEADER.FIELDS (FROM TO)`),
+/// and which bytes it selects.
+fn describe_section(section: &Option<Section<'_>>) -> (String, Vec<u32>, SectionKind) {
+    let fields = |names: &[imap_codec::imap_types::core::AString<'_>]| -> (String, Vec<Vec<u8>>) {
+        let mut list = Vec::new();
+        let mut raw = Vec::new();
+        for name in names {
+            let mut out = Vec::new();
+            response::write_astring(&mut out, name.as_ref());
+            list.push(String::from_utf8_lossy(&out).into_owned());
+            raw.push(name.as_ref().to_vec());
+        }
+        (list.join(" "), raw)
+    };
+    match section {
+        None => (String::new(), Vec::new(), SectionKind::Full),
+        Some(Section::Part(part)) => {
+            let numbers: Vec<u32> = part.0.as_ref().iter().map(|n| n.get()).collect();
+            let name = numbers.iter().map(u32::to_string).collect::<Vec<_>>().join(".");
+            (name, numbers, SectionKind::Full)
+        }
+        Some(Section::Header(part)) => {
+            let numbers = part_numbers(part);
+            (format!("{}HEADER", part_prefix(&numbers)), numbers, SectionKind::Header)
+        }
+        Some(Section::HeaderFields(part, names)) => {
+            let numbers = part_numbers(part);
+            let (list, raw) = fields(names.as_ref());
+            (
+                format!("{}HEADER.FIELDS ({list})", part_prefix(&numbers)),
+                numbers,
+                SectionKind::HeaderFields(raw),
+            )
+        }
+        Some(Section::HeaderFieldsNot(part, names)) => {
+            let numbers = part_numbers(part);
+            let (list, raw) = fields(names.as_ref());
+            (
+                format!("{}HEADER.FIELDS.NOT ({list})", part_prefix(&numbers)),
+                numbers,
+                SectionKind::HeaderFieldsNot(raw),
+            )
+        }
+        Some(Section::Text(part)) => {
+            let numbers = part_numbers(part);
+            (format!("{}TEXT", part_prefix(&numbers)), numbers, SectionKind::Text)
+        }
+        Some(Section::Mime(part)) => {
+            let numbers: Vec<u32> = part.0.as_ref().iter().map(|n| n.get()).collect();
+            (format!("{}MIME", part_prefix(&numbers)), numbers, SectionKind::Mime)
+        }
+    }
+}
+
+fn needs_content(item: &MessageDataItemName<'_>) -> bool {
+    !matches!(
+        item,
+        MessageDataItemName::Uid
+            | MessageDataItemName::Flags
+            | MessageDataItemName::InternalDate
+            | MessageDataItemName::ModSeq
+    )
+}
+
+/// Items that set `\Seen` when fetched (RFC 3501: BODY[...] without PEEK,
+/// RFC822, RFC822.TEXT).
+fn sets_seen(item: &MessageDataItemName<'_>) -> bool {
+    matches!(
+        item,
+        MessageDataItemName::BodyExt { peek: false, .. }
+            | MessageDataItemName::Rfc822
+            | MessageDataItemName::Rfc822Text
+    )
+}
+
+impl Session {
+    pub async fn fetch(
+        &mut self,
+        set: &SequenceSet,
+        items: &MacroOrMessageDataItemNames<'_>,
+        uid: bool,
+        modifiers: &[FetchModifier],
+    ) -> Reply {
+        let mut items: Vec<MessageDataItemName<'_>> = match items {
+            MacroOrMessageDataItemNames::Macro(m) => {
+                let mut list = vec![
+                    MessageDataItemName::Flags,
+                    MessageDataItemName::InternalDate,
+                    MessageDataItemName::Rfc822Size,
+                ];
+                if matches!(m, Macro::All | Macro::Full) {
+                    list.push(MessageDataItemName::Envelope);
+                }
+                if matches!(m, Macro::Full) {
+                    list.push(MessageDataItemName::Body);
+                }
+                list
+            }
+            MacroOrMessageDataItemNames::MessageDataItemNames(list) => list.clone(),
+        };
+        if items
+            .iter()
+            .any(|i| matches!(i, MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. }))
+        {
+            return Reply::bad("BINARY is not supported");
+        }
+        let mut changed_since = None;
+        for modifier in modifiers {
+            match modifier {
+                FetchModifier::ChangedSince(value) => changed_since = Some(value.get()),
+                FetchModifier::Vanished => return Reply::bad("VANISHED needs QRESYNC, which is not supported"),
+            }
+        }
+        if changed_since.is_some() {
+            self.condstore = true;
+            if !items.contains(&MessageDataItemName::ModSeq) {
+                items.push(MessageDataItemName::ModSeq);
+            }
+        }
+        if uid && !items.contains(&MessageDataItemName::Uid) {
+            items.insert(0, MessageDataItemName::Uid);
+        }
+        let Some(selected) = &self.selected else {
+            return Reply::bad("No mailbox selected");
+        };
+        let Ok(mut indexes) = selected.resolve(set, uid) else {
+            return Reply::bad("Invalid message sequence number");
+        };
+        if let Some(since) = changed_since {
+            indexes.retain(|i| selected.messages[*i].modseq > since);
+        }
+        if indexes.is_empty() {
+            return Reply::ok("FETCH completed");
+        }
+        if let Err(reply) = self.mark_seen_by_fetch(&indexes, &items).await {
+            return reply;
+        }
+        let with_content = items.iter().any(needs_content);
+        let mut flags_requested = items.contains(&MessageDataItemName::Flags);
+        if !flags_requested && items.iter().any(sets_seen) {
+            // A changed \Seen is reported with the data that changed it.
+            flags_requested = true;
+            items.push(MessageDataItemName::Flags);
+        }
+        let condstore = self.condstore;
+        if condstore && flags_requested && !items.contains(&MessageDataItemName::ModSeq) {
+            items.push(MessageDataItemName::ModSeq);
+        }
+        for batch in indexes.chunks(BATCH) {
+            let contents = if with_content {
+                let Some(selected) = &self.selected else {
+                    return Reply::bad("No mailbox selected");
+                };
+                let refs: Vec<MessageRef> = batch.iter().map(|i| selected.messages[*i].message).collect();
+                match self.app.store.imap_contents(&refs).await {
+                    Ok(contents) => contents,
+                    Err(err) => return err.into(),
+                }
+            } else {
+                HashMap::new()
+            };
+            for &index in batch {
+                self.write_fetch(index, &items, &contents);
+            }
+            if self.flush_if_large().await.is_err() {
+                return Reply::no("connection lost");
+            }
+        }
+        Reply::ok("FETCH completed")
+    }
+
+    fn write_fetch(
+        &mut self,
+        index: usize,
+        items: &[MessageDataItemName<'_>],
+        contents: &HashMap<MessageRef, crate::store::Content>,
+    ) {
+        let Some(selected) = &self.selected else {
+            return;
+        };
+        let message = &selected.messages[index];
+        let content = contents.get(&message.message);
+        let out = &mut self.out;
+        out.extend_from_slice(format!("* {} FETCH (", index + 1).as_bytes());
+        let empty: &[u8] = b"";
+        let raw = content.map(|c| c.raw.as_slice()).unwrap_or(empty);
+        for (n, item) in items.iter().enumerate() {
+            if n > 0 {
+                out.push(b' ');
+            }
+            match item {
+                MessageDataItemName::Uid => out.extend_from_slice(format!("UID {}", message.uid).as_bytes()),
+                MessageDataItemName::Flags => {
+                    out.extend_from_slice(b"FLAGS ");
+                    response::write_flags(out, &message.flags, selected.extra_flags(index));
+                }
+                MessageDataItemName::ModSeq => {
+                    out.extend_from_slice(format!("MODSEQ ({})", message.modseq).as_bytes())
+                }
+                MessageDataItemName::InternalDate => {
+                    out.extend_from_slice(b"INTERNALDATE ");
+                    let date = content.map(|c| c.internal_date).unwrap_or_default();
+                    response::write_internal_date(out, date);
+                }
+                MessageDataItemName::Rfc822Size => {
+                    out.extend_from_slice(format!("RFC822.SIZE {}", raw.len()).as_bytes())
+                }
+                MessageDataItemName::Envelope => {
+                    out.extend_from_slice(b"ENVELOPE ");
+                    render::write_envelope(out, raw);
+                }
+                MessageDataItemName::BodyStructure => {
+                    out.extend_from_slice(b"BODYSTRUCTURE ");
+                    render::write_bodystructure(out, raw, true);
+                }
+                MessageDataItemName::Body => {
+                    out.extend_from_slice(b"BODY ");
+                    render::write_bodystructure(out, raw, false);
+                }
+                MessageDataItemName::Rfc822 => {
+                    out.extend_from_slice(b"RFC822 ");
+                    render::write_literal(out, raw);
+                }
+                MessageDataItemName::Rfc822Header => {
+                    out.extend_from_slice(b"RFC822.HEADER ");
+                    render::write_literal(out, &raw[..render::header_end(raw)]);
+                }
+                MessageDataItemName::Rfc822Text => {
+                    out.extend_from_slice(b"RFC822.TEXT ");
+                    render::write_literal(out, &raw[render::header_end(raw)..]);
+                }
+                MessageDataItemName::BodyExt { section, partial, .. } => {
+                    let (name, part, kind) = describe_section(section);
+                    out.extend_from_slice(format!("BODY[{name}]").as_bytes());
+                    let data = render::section_bytes(raw, &part, kind);
+                    match (data, partial) {
+                        (None, _) => out.extend_from_slice(b" NIL"),
+                        (Some(data), None) => {
+                            out.push(b' ');
+                            render::write_literal(out, &data);
+                        }
+                        (Some(data), Some((origin, length))) => {
+                            let start = (*origin as usize).min(data.len());
+                            let end = start.saturating_add(length.get() as usize).min(data.len());
+                            out.extend_from_slice(format!("<{origin}> ").as_bytes());
+                            render::write_literal(out, &data[start..end]);
+                        }
+                    }
+                }
+                MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {}
+            }
+        }
+        out.extend_from_slice(b")\r\n");
+    }
+
+    /// Sets `\Seen` on messages fetched with BODY[...] (not PEEK).
+    async fn mark_seen_by_fetch(
+        &mut self,
+        indexes: &[usize],
+        items: &[MessageDataItemName<'_>],
+    ) -> Result<(), Reply> {
+        let Some(selected) = &mut self.selected else {
+            return Ok(());
+        };
+        if selected.read_only || !items.iter().any(sets_seen) {
+            return Ok(());
+        }
+        let unseen: Vec<usize> = indexes
+            .iter()
+            .copied()
+            .filter(|i| !selected.messages[*i].flags.split(' ').any(|f| f == "\\Seen"))
+            .collect();
+        if unseen.is_empty() {
+            return Ok(());
+        }
+        for i in &unseen {
+            let flags = &mut selected.messages[*i].flags;
+            *flags = join_flags(flags.split(' ').chain(["\\Seen"]));
+        }
+        let store = &self.app.store;
+        if selected.folder.is_view() {
+            let ids: Vec<i64> = unseen
+                .iter()
+                .filter_map(|i| match selected.messages[*i].message {
+                    MessageRef::Ticket(id) => Some(id),
+                    MessageRef::Stored(_) => None,
+                })
+                .collect();
+            let agent = self.agent.as_ref().map(|a| a.id).unwrap_or_default();
+            store.imap_set_seen(agent, &ids, true).await.map_err(Reply::from)?;
+        } else {
+            let updates: Vec<(u32, String)> = unseen
+                .iter()
+                .map(|i| (selected.messages[*i].uid, selected.messages[*i].flags.clone()))
+                .collect();
+            let modseq = store
+                .imap_set_flags(selected.mailbox.id, &updates)
+                .await
+                .map_err(Reply::from)?;
+            for i in &unseen {
+                selected.messages[*i].modseq = modseq;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,521 @@
+//! Mailbox commands: SELECT, EXAMINE, CLOSE, UNSELECT, EXPUNGE, LIST, LSUB,
+//! STATUS, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE.
+
+use super::response;
+use super::selected::Selected;
+use super::session::{Reply, Session};
+use crate::domain::views::{DELIMITER, Folder};
+use crate::store::{Mailbox, StoreError};
+use imap_codec::imap_types::command::SelectParameter;
+use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox as ImapMailbox};
+use imap_codec::imap_types::sequence::SequenceSet;
+use imap_codec::imap_types::status::StatusDataItemName;
+use std::collections::BTreeSet;
+
+/// A mailbox name as the client sent it (INBOX normalized).
+pub fn mailbox_name(mailbox: &ImapMailbox<'_>) -> String {
+    match mailbox {
+        ImapMailbox::Inbox => "INBOX".to_string(),
+        ImapMailbox::Other(other) => String::from_utf8_lossy(other.as_ref()).into_owned(),
+    }
+}
+
+/// RFC 3501 §6.3.8 wildcards: `*` matches anything, `%` anything but the
+/// hierarchy delimiter.
+fn wildcard_match(pattern: &[u8], name: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => name.is_empty(),
+        Some((b'*', rest)) => (0..=name.len()).any(|i| wildcard_match(rest, &name[i..])),
+        Some((b'%', rest)) => (0..=name.len())
+            .take_while(|i| *i == 0 || name[i - 1] != DELIMITER as u8)
+            .any(|i| wildcard_match(rest, &name[i..])),
+        Some((c, rest)) => name
+            .split_first()
+            .is_some_and(|(n, name_rest)| n == c && wildcard_match(rest, name_rest)),
+    }
+}
+
+/// The order LIST shows: INBOX and the views first, then the agent's own.
+fn list_order(folder: &Folder) -> (u8, String) {
+    let rank = match folder {
+        Folder::Inbox => 0,
+        Folder::Unassigned => 1,
+        Folder::Queues => 2,
+        Folder::Queue(_) => 3,
+        Folder::Urgent => 4,
+        Folder::Overdue => 5,
+        Folder::Waiting => 6,
+        Folder::Closed => 7,
+        Folder::Sent => 8,
+        Folder::Drafts => 9,
+        Folder::Junk => 10,
+        Folder::Trash => 11,
+        Folder::Personal(_) => 12,
+    };
+    (rank, folder.name())
+}
+
+impl Session {
+    fn agent_queues(&self) -> Vec<String> {
+        self.agent.as_ref().map(|a| a.queues.clone()).unwrap_or_default()
+    }
+
+    /// The agent's mailboxes, creating the standard ones on first use.
+    pub async fn mailboxes(&self) -> Result<Vec<Mailbox>, StoreError> {
+        let Some(agent) = &self.agent else {
+            return Ok(Vec::new());
+        };
+        let names: Vec<String> = Folder::standard(&agent.queues)
+            .iter()
+            .map(Folder::name)
+            .collect();
+        let mut boxes = self.app.store.imap_mailboxes(agent.id).await?;
+        if names.iter().any(|n| !boxes.iter().any(|b| &b.name == n)) {
+            self.app.store.imap_ensure_mailboxes(agent.id, &names).await?;
+            boxes = self.app.store.imap_mailboxes(agent.id).await?;
+        }
+        // A queue the agent lost access to keeps its row but is no view of
+        // theirs any more: hide it.
+        boxes.retain(|b| {
+            !(b.name.starts_with(&format!("{}{DELIMITER}", crate::domain::views::QUEUES))
+                && matches!(self.folder_of(&b.name), Folder::Personal(_)))
+        });
+        Ok(boxes)
+    }
+
+    /// The mailbox with this name, or NO [NONEXISTENT].
+    pub async fn find_mailbox(&self, name: &str) -> Result<(Mailbox, Folder), Reply> {
+        let folder = self.folder_of(name);
+        let canonical = folder.name();
+        let boxes = self.mailboxes().await.map_err(Reply::from)?;
+        boxes
+            .into_iter()
+            .find(|b| b.name == canonical)
+            .map(|b| (b, folder))
+            .ok_or_else(|| Reply::no(format!("[NONEXISTENT] No mailbox named {name}")))
+    }
+
+    /// Brings a view up to date before it is shown (SELECT forces it: the
+    /// Closed window moves with time, not with changes).
+    pub async fn reconcile(&self, mailbox: &Mailbox, folder: &Folder, force: bool) -> Result<String, StoreError> {
+        let (Some(viewer), Some(filter)) = (self.viewer(), folder.filter()) else {
+            return Ok(String::new());
+        };
+        let marker = self.app.store.imap_sync_marker(viewer.agent_id).await?;
+        let since = chrono::Utc::now() - self.limits.closed_window;
+        self.app
+            .store
+            .imap_reconcile(mailbox.id, &viewer, &filter, since, &marker, force)
+            .await?;
+        Ok(marker)
+    }
+
+    pub async fn select(
+        &mut self,
+        name: &ImapMailbox<'_>,
+        parameters: &[SelectParameter],
+        read_only: bool,
+    ) -> Reply {
+        // A failed SELECT leaves no mailbox selected (RFC 3501 §6.3.1).
+        self.selected = None;
+        if parameters.iter().any(|p| matches!(p, SelectParameter::CondStore)) {
+            self.condstore = true;
+        }
+        if parameters.iter().any(|p| matches!(p, SelectParameter::QResync { .. })) {
+            return Reply::bad("QRESYNC is not supported");
+        }
+        let name = mailbox_name(name);
+        let (mailbox, folder) = match self.find_mailbox(&name).await {
+            Ok(found) => found,
+            Err(reply) => return reply,
+        };
+        let marker = match self.reconcile(&mailbox, &folder, true).await {
+            Ok(marker) => marker,
+            Err(err) => return err.into(),
+        };
+        let store = &self.app.store;
+        let (mailbox, members) = match async {
+            Ok::<_, StoreError>((store.imap_mailbox(mailbox.id).await?, store.imap_members(mailbox.id).await?))
+        }
+        .await
+        {
+            Ok(pair) => pair,
+            Err(err) => return err.into(),
+        };
+        let mut keywords: BTreeSet<&str> = BTreeSet::new();
+        for member in &members {
+            keywords.extend(member.flags.split(' ').filter(|f| !f.is_empty() && !f.starts_with('\\')));
+        }
+        let keywords: Vec<&str> = keywords.into_iter().collect();
+        let keyword_list = if keywords.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", keywords.join(" "))
+        };
+        let first_unseen = members
+            .iter()
+            .position(|m| !m.flags.split(' ').any(|f| f == "\\Seen"));
+        let out = &mut self.out;
+        out.extend_from_slice(
+            format!("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{keyword_list})\r\n").as_bytes(),
+        );
+        let permanent = if folder.is_view() {
+            "\\Seen \\Flagged \\*"
+        } else {
+            "\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*"
+        };
+        if read_only {
+            out.extend_from_slice(b"* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
+        } else if folder.is_view() {
+            out.extend_from_slice(
+                format!("* OK [PERMANENTFLAGS ({permanent})] \\Flagged is ticket urgency; keywords are ticket tags\r\n")
+                    .as_bytes(),
+            );
+        } else {
+            out.extend_from_slice(format!("* OK [PERMANENTFLAGS ({permanent})] Flags permitted\r\n").as_bytes());
+        }
+        out.extend_from_slice(format!("* {} EXISTS\r\n* 0 RECENT\r\n", members.len()).as_bytes());
+        if let Some(index) = first_unseen {
+            out.extend_from_slice(format!("* OK [UNSEEN {}] First unseen\r\n", index + 1).as_bytes());
+        }
+        out.extend_from_slice(
+            format!(
+                "* OK [UIDVALIDITY {}] UIDs valid\r\n* OK [UIDNEXT {}] Predicted next UID\r\n* OK [HIGHESTMODSEQ {}] Highest\r\n",
+                mailbox.uidvalidity, mailbox.uidnext, mailbox.highestmodseq
+            )
+            .as_bytes(),
+        );
+        let mut selected = Selected::new(mailbox, folder, read_only, members);
+        selected.marker = marker;
+        self.selected = Some(selected);
+        if read_only {
+            Reply::ok("[READ-ONLY] EXAMINE completed")
+        } else {
+            Reply::ok("[READ-WRITE] SELECT completed")
+        }
+    }
+
+    /// CLOSE expunges silently (in the agent's own folders); UNSELECT does not.
+    pub async fn close(&mut self, expunge: bool) -> Reply {
+        if let Some(selected) = &self.selected
+            && expunge
+            && !selected.read_only
+            && selected.folder.is_storage()
+        {
+            let doomed: Vec<u32> = (0..selected.messages.len())
+                .filter(|i| selected.has_flag(*i, "\\Deleted"))
+                .map(|i| selected.messages[i].uid)
+                .collect();
+            if let Err(err) = self.app.store.imap_expunge(selected.mailbox.id, &doomed).await {
+                return err.into();
+            }
+        }
+        self.selected = None;
+        Reply::ok(if expunge { "CLOSE completed" } else { "UNSELECT completed" })
+    }
+
+    pub async fn expunge(&mut self, only: Option<&SequenceSet>) -> Reply {
+        let Some(selected) = &mut self.selected else {
+            return Reply::bad("No mailbox selected");
+        };
+        if selected.read_only {
+            return Reply::no("[READ-ONLY] Mailbox is read-only");
+        }
+        let allowed = match only {
+            Some(set) => match selected.resolve(set, true) {
+                Ok(indexes) => Some(indexes),
+                Err(_) => return Reply::bad("Invalid UID set"),
+            },
+            None => None,
+        };
+        let doomed: Vec<usize> = (0..selected.messages.len())
+            .filter(|i| allowed.as_ref().is_none_or(|a| a.contains(i)))
+            .filter(|i| selected.has_flag(*i, "\\Deleted"))
+            .collect();
+        if selected.folder.is_view() {
+            for i in &doomed {
+                let uid = selected.messages[*i].uid;
+                selected.deleted.remove(&uid);
+            }
+            if doomed.is_empty() {
+                return Reply::ok("EXPUNGE completed");
+            }
+            return Reply::ok(
+                "EXPUNGE completed; views keep every message of a ticket (move one to Trash to delete its ticket)",
+            );
+        }
+        let uids: Vec<u32> = doomed.iter().map(|i| selected.messages[*i].uid).collect();
+        match self.app.store.imap_expunge(selected.mailbox.id, &uids).await {
+            Ok(()) => Reply::ok("EXPUNGE completed"),
+            Err(err) => err.into(),
+        }
+    }
+
+    pub async fn list(&mut self, reference: &ImapMailbox<'_>, pattern: &ListMailbox<'_>, lsub: bool) -> Reply {
+        let command = if lsub { "LSUB" } else { "LIST" };
+        let reference = match reference {
+            ImapMailbox::Inbox => "INBOX".to_string(),
+            ImapMailbox::Other(other) => String::from_utf8_lossy(other.as_ref()).into_owned(),
+        };
+        let pattern: Vec<u8> = match pattern {
+            ListMailbox::Token(token) => token.as_ref().to_vec(),
+            ListMailbox::String(string) => string.as_ref().to_vec(),
+        };
+        if pattern.is_empty() && !lsub {
+            self.out.extend_from_slice(b"* LIST (\\Noselect) \"/\" \"\"\r\n");
+            return Reply::ok("LIST completed");
+        }
+        let mut full = reference.into_bytes();
+        full.extend_from_slice(&pattern);
+        let boxes = match self.mailboxes().await {
+            Ok(boxes) => boxes,
+            Err(err) => return err.into(),
+        };
+        let queues = self.agent_queues();
+        let mut folders: Vec<(Folder, &Mailbox)> = boxes
+            .iter()
+            .map(|b| (Folder::parse(&b.name, &queues), b))
+            .collect();
+        folders.sort_by_key(|(f, _)| list_order(f));
+        let names: Vec<&str> = boxes.iter().map(|b| b.name.as_str()).collect();
+        let mut listed: BTreeSet<String> = BTreeSet::new();
+        for (folder, mailbox) in &folders {
+            let name = &mailbox.name;
+            let matches = if folder == &Folder::Inbox {
+                wildcard_match(&full.to_ascii_uppercase(), b"INBOX")
+            } else {
+                wildcard_match(&full, name.as_bytes())
+            };
+            if !matches || (lsub && !mailbox.subscribed) {
+                continue;
+            }
+            let prefix = format!("{name}{DELIMITER}");
+            let children = names.iter().any(|n| n.starts_with(&prefix));
+            let mut attributes = vec![if children { "\\HasChildren" } else { "\\HasNoChildren" }];
+            if let Some(special) = folder.special_use() {
+                attributes.push(special);
+            }
+            self.out
+                .extend_from_slice(format!("* {command} ({}) \"/\" ", attributes.join(" ")).as_bytes());
+            response::write_mailbox(&mut self.out, name);
+            self.out.extend_from_slice(b"\r\n");
+            listed.insert(name.clone());
+        }
+        // Parents that are only a path (a/b exists, a does not) match `%`.
+        for name in &names {
+            let mut parent = String::new();
+            for (i, part) in name.split(DELIMITER).enumerate() {
+                if i > 0 {
+                    parent.push(DELIMITER);
+                }
+                parent.push_str(part);
+                if parent.len() == name.len() || names.contains(&parent.as_str()) || listed.contains(&parent) {
+                    continue;
+                }
+                if wildcard_match(&full, parent.as_bytes()) {
+                    self.out.extend_from_slice(
+                        format!("* {command} (\\Noselect \\HasChildren) \"/\" ").as_bytes(),
+                    );
+                    response::write_mailbox(&mut self.out, &parent);
+                    self.out.extend_from_slice(b"\r\n");
+                    listed.insert(parent.clone());
+                }
+            }
+        }
+        Reply::ok(format!("{command} completed"))
+    }
+
+    pub async fn status(&mut self, name: &ImapMailbox<'_>, items: &[StatusDataItemName]) -> Reply {
+        let name = mailbox_name(name);
+        let (mailbox, folder) = match self.find_mailbox(&name).await {
+            Ok(found) => found,
+            Err(reply) => return reply,
+        };
+        let result = async {
+            self.reconcile(&mailbox, &folder, false).await?;
+            let mailbox = self.app.store.imap_mailbox(mailbox.id).await?;
+            let counts = self.app.store.imap_counts(mailbox.id).await?;
+            Ok::<_, StoreError>((mailbox, counts))
+        }
+        .await;
+        let (mailbox, (messages, unseen)) = match result {
+            Ok(found) => found,
+            Err(err) => return err.into(),
+        };
+        let mut parts = Vec::new();
+        for item in items {
+            match item {
+                StatusDataItemName::Messages => parts.push(format!("MESSAGES {messages}")),
+                StatusDataItemName::Recent => parts.push("RECENT 0".to_string()),
+                StatusDataItemName::UidNext => parts.push(format!("UIDNEXT {}", mailbox.uidnext)),
+                StatusDataItemName::UidValidity => {
+                    parts.push(format!("UIDVALIDITY {}", mailbox.uidvalidity))
+                }
+                StatusDataItemName::Unseen => parts.push(format!("UNSEEN {unseen}")),
+                StatusDataItemName::HighestModSeq => {
+                    parts.push(format!("HIGHESTMODSEQ {}", mailbox.highestmodseq))
+                }
+                StatusDataItemName::Deleted => parts.push("DELETED 0".to_string()),
+                StatusDataItemName::DeletedStorage => {
+                    return Reply::bad("STATUS SIZE is not supported");
+                }
+            }
+        }
+        self.out.extend_from_slice(b"* STATUS ");
+        response::write_mailbox(&mut self.out, &mailbox.name);
+        self.out.extend_from_slice(format!(" ({})\r\n", parts.join(" ")).as_bytes());
+        Reply::ok("STATUS completed")
+    }
+
+    pub async fn create(&mut self, name: &ImapMailbox<'_>) -> Reply {
+        let name = mailbox_name(name);
+        let name = name.trim_end_matches(DELIMITER).to_string();
+        if name.is_empty() || name.split(DELIMITER).any(str::is_empty) {
+            return Reply::bad("Invalid mailbox name");
+        }
+        if Folder::is_reserved(&name) || Folder::is_reserved(name.split(DELIMITER).next().unwrap_or("")) {
+            return match self.find_mailbox(&name).await {
+                Ok(_) => Reply::no(format!("[ALREADYEXISTS] {name} exists (it is a ticket view)")),
+                Err(_) => Reply::no(format!("[CANNOT] {name} is reserved for ticket views")),
+            };
+        }
+        let boxes = match self.mailboxes().await {
+            Ok(boxes) => boxes,
+            Err(err) => return err.into(),
+        };
+        if boxes.iter().any(|b| b.name == name) {
+            return Reply::no(format!("[ALREADYEXISTS] {name} already exists"));
+        }
+        // Parents are created too (RFC 3501 §6.3.3).
+        let mut names = Vec::new();
+        let mut path = String::new();
+        for part in name.split(DELIMITER) {
+            if !path.is_empty() {
+                path.push(DELIMITER);
+            }
+            path.push_str(part);
+            if !boxes.iter().any(|b| b.name == path) {
+                names.push(path.clone());
+            }
+        }
+        let Some(agent) = &self.agent else {
+            return Reply::bad("Log in first");
+        };
+        match self.app.store.imap_ensure_mailboxes(agent.id, &names).await {
+            Ok(()) => Reply::ok("CREATE completed"),
+            Err(err) => err.into(),
+        }
+    }
+
+    pub async fn delete(&mut self, name: &ImapMailbox<'_>) -> Reply {
+        let name = mailbox_name(name);
+        let (mailbox, folder) = match self.find_mailbox(&name).await {
+            Ok(found) => found,
+            Err(reply) => return reply,
+        };
+        if !matches!(folder, Folder::Personal(_)) {
+            return Reply::no(format!("[CANNOT] {name} is a ticket view or a standard folder"));
+        }
+        if self.selected.as_ref().is_some_and(|s| s.mailbox.id == mailbox.id) {
+            self.selected = None;
+        }
+        match self.app.store.imap_delete_mailbox(mailbox.id).await {
+            Ok(()) => Reply::ok("DELETE completed"),
+            Err(err) => err.into(),
+        }
+    }
+
+    pub async fn rename(&mut self, from: &ImapMailbox<'_>, to: &ImapMailbox<'_>) -> Reply {
+        let from = mailbox_name(from);
+        let to = mailbox_name(to).trim_end_matches(DELIMITER).to_string();
+        let (mailbox, folder) = match self.find_mailbox(&from).await {
+            Ok(found) => found,
+            Err(reply) => return reply,
+        };
+        if !matches!(folder, Folder::Personal(_)) {
+            return Reply::no(format!("[CANNOT] {from} is a ticket view or a standard folder"));
+        }
+        if to.is_empty() || Folder::is_reserved(&to) || Folder::is_reserved(to.split(DELIMITER).next().unwrap_or("")) {
+            return Reply::no(format!("[CANNOT] {to} is reserved for ticket views"));
+        }
+        let boxes = match self.mailboxes().await {
+            Ok(boxes) => boxes,
+            Err(err) => return err.into(),
+        };
+        if boxes.iter().any(|b| b.name == to) {
+            return Reply::no(format!("[ALREADYEXISTS] {to} already exists"));
+        }
+        let prefix = format!("{}{DELIMITER}", mailbox.name);
+        let mut renames = vec![(mailbox.id, to.clone())];
+        for b in &boxes {
+            if let Some(rest) = b.name.strip_prefix(&prefix) {
+                renames.push((b.id, format!("{to}{DELIMITER}{rest}")));
+            }
+        }
+        // The new name's parents exist afterwards, as CREATE would make them.
+        let mut parents = Vec::new();
+        let mut path = String::new();
+        let parts: Vec<&str> = to.split(DELIMITER).collect();
+        for part in &parts[..parts.len().saturating_sub(1)] {
+            if !path.is_empty() {
+                path.push(DELIMITER);
+            }
+            path.push_str(part);
+            if !boxes.iter().any(|b| b.name == path) {
+                parents.push(path.clone());
+            }
+        }
+        let result = async {
+            self.app.store.imap_rename_mailboxes(&renames).await?;
+            if let Some(agent) = &self.agent {
+                self.app.store.imap_ensure_mailboxes(agent.id, &parents).await?;
+            }
+            Ok::<_, StoreError>(())
+        }
+        .await;
+        if let Some(selected) = &mut self.selected
+            && let Some((_, name)) = renames.iter().find(|(id, _)| *id == selected.mailbox.id)
+        {
+            selected.mailbox.name = name.clone();
+            selected.folder = Folder::Personal(name.clone());
+        }
+        match result {
+            Ok(()) => Reply::ok("RENAME completed"),
+            Err(err) => err.into(),
+        }
+    }
+
+    pub async fn subscribe(&mut self, name: &ImapMailbox<'_>, subscribed: bool) -> Reply {
+        let name = mailbox_name(name);
+        let (mailbox, _) = match self.find_mailbox(&name).await {
+            Ok(found) => found,
+            Err(reply) if !subscribed => {
+                // Unsubscribing a name that no longer exists is fine.
+                let _ = reply;
+                return Reply::ok("UNSUBSCRIBE completed");
+            }
+            Err(reply) => return reply,
+        };
+        match self.app.store.imap_subscribe(mailbox.id, subscribed).await {
+            Ok(()) => Reply::ok(if subscribed { "SUBSCRIBE completed" } else { "UNSUBSCRIBE completed" }),
+            Err(err) => err.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_follow_rfc_3501() {
+        assert!(wildcard_match(b"*", b"Queues/billing"));
+        assert!(wildcard_match(b"%", b"Queues"));
+        assert!(!wildcard_match(b"%", b"Queues/billing"));
+        assert!(wildcard_match(b"Queues/%", b"Queues/billing"));
+        assert!(wildcard_match(b"Q*g", b"Queues/billing"));
+        assert!(!wildcard_match(b"Queues/%", b"Queues/billing/x"));
+        assert!(wildcard_match(b"INBOX", b"INBOX"));
+        assert!(!wildcard_match(b"INBOX", b"INBOXes"));
+    }
+}

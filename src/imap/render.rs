@@ -1,0 +1,1258 @@
+//! IMAP FETCH rendering (RFC 3501 §7.4.2) straight from a raw RFC 5322
+//! message: strings, ENVELOPE, BODY/BODYSTRUCTURE and `BODY[section]`.
+//!
+//! How the work is split:
+//!
+//! * mail-parser decides the *shape* of the MIME tree: which parts exist and
+//!   where each one starts and ends in the raw bytes.
+//! * This module's own small scanner splits every part into header and body
+//!   (at the first empty line) and reads the header values. IMAP wants
+//!   values as written (clients decode RFC 2047 themselves), and one single
+//!   header/body boundary must be behind HEADER, TEXT, MIME, the octet counts
+//!   of BODYSTRUCTURE and `BODY[1]`; with its own scanner the top-level header
+//!   can also be served without parsing the MIME tree at all.
+//! * Everything a client receives as message content is a slice of the raw
+//!   input, byte for byte; nothing is decoded and re-encoded.
+//!
+//! Where RFC 3501 leaves room, the output follows Dovecot: types and
+//! parameters as written in the message, `"text" "plain" ("charset"
+//! "us-ascii")` for parts without Content-Type, `"7bit"` as the default
+//! transfer encoding, and `"application" "octet-stream"` for a part that
+//! claims to be multipart or message/rfc822 but could not be parsed as such.
+//!
+//! Malformed input never panics: offsets from mail-parser are clamped into
+//! their parent's range, and nesting deeper than [`MAX_DEPTH`] is rendered
+//! as opaque leaves.
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use mail_parser::{Message, MessageParser, MessagePart, PartType};
+
+/// Longest value sent as a quoted string; anything longer goes as a literal
+/// so that response lines stay reasonably short.
+const MAX_QUOTED_LEN: usize = 1024;
+
+/// Deepest nesting (multipart or message/rfc822 levels) rendered as
+/// structure. Deeper parts become opaque leaves; this bounds the recursion
+/// on hostile input (Dovecot has the same kind of limit, also 100).
+const MAX_DEPTH: usize = 100;
+
+/// Host name of an address without domain. A NIL host would turn the
+/// address into group syntax for the client (RFC 3501 §7.4.2), so a
+/// placeholder is sent instead, the same one Dovecot uses.
+const MISSING_DOMAIN: &[u8] = b"MISSING_DOMAIN";
+
+/// Mailbox name of an address without local part (see [`MISSING_DOMAIN`]).
+const MISSING_MAILBOX: &[u8] = b"MISSING_MAILBOX";
+
+// ---------------------------------------------------------------------------
+// Strings
+// ---------------------------------------------------------------------------
+
+/// Appends an IMAP `string`: quoted when every byte is printable 7-bit ASCII
+/// and the value is at most [`MAX_QUOTED_LEN`] bytes, a synchronizing literal
+/// otherwise (8-bit bytes, CR, LF and NUL cannot appear in a quoted string).
+pub fn write_string(out: &mut Vec<u8>, value: &[u8]) {
+    let quotable = value.len() <= MAX_QUOTED_LEN && value.iter().all(|b| (0x20..=0x7e).contains(b));
+    if !quotable {
+        write_literal(out, value);
+        return;
+    }
+    out.push(b'"');
+    for &byte in value {
+        if byte == b'"' || byte == b'\\' {
+            out.push(b'\\');
+        }
+        out.push(byte);
+    }
+    out.push(b'"');
+}
+
+/// Appends an IMAP `nstring`: `NIL` for `None`, else [`write_string`].
+pub fn write_nstring(out: &mut Vec<u8>, value: Option<&[u8]>) {
+    match value {
+        Some(value) => write_string(out, value),
+        None => out.extend_from_slice(b"NIL"),
+    }
+}
+
+/// Appends a synchronizing literal `{N}\r\n` followed by the bytes, the form
+/// used for message content whatever it contains.
+pub fn write_literal(out: &mut Vec<u8>, value: &[u8]) {
+    out.extend_from_slice(format!("{{{}}}\r\n", value.len()).as_bytes());
+    out.extend_from_slice(value);
+}
+
+/// The number of lines of `bytes` as BODYSTRUCTURE reports them: the number
+/// of LF bytes (a last line without line ending is not counted, as in
+/// Dovecot; inside a multipart the line ending before a boundary belongs to
+/// the boundary, so a part's last line usually has none).
+pub fn line_count(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b == b'\n').count()
+}
+
+// ---------------------------------------------------------------------------
+// Raw header access
+// ---------------------------------------------------------------------------
+
+/// Offset just after the empty line that ends the top-level header
+/// (`raw.len()` when there is none): the split for RFC822.HEADER and
+/// RFC822.TEXT, and the same split BODY[HEADER], BODY[TEXT] and the
+/// BODYSTRUCTURE use.
+pub fn header_end(raw: &[u8]) -> usize {
+    header_len(raw)
+}
+
+/// Length of the header block at the start of `bytes` including the empty
+/// line ("\n" or "\r\n") that ends it; `bytes.len()` without such a line.
+fn header_len(bytes: &[u8]) -> usize {
+    let mut pos = 0;
+    while let Some(rest) = bytes.get(pos..).filter(|rest| !rest.is_empty()) {
+        if let Some(blank) = blank_line_len(rest) {
+            return pos + blank;
+        }
+        pos = line_end(bytes, pos);
+    }
+    bytes.len()
+}
+
+/// Length of the empty line `rest` starts with, if it starts with one.
+fn blank_line_len(rest: &[u8]) -> Option<usize> {
+    match rest {
+        [b'\n', ..] => Some(1),
+        [b'\r', b'\n', ..] => Some(2),
+        _ => None,
+    }
+}
+
+/// Offset just after the line starting at `pos` (after its LF, or the end).
+fn line_end(bytes: &[u8], pos: usize) -> usize {
+    bytes
+        .get(pos..)
+        .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
+        .map_or(bytes.len(), |lf| pos + lf + 1)
+}
+
+/// `bytes[range]`, or empty when the range does not fit (it always should:
+/// every range in this module is clamped, this is belt and braces).
+fn slice(bytes: &[u8], range: Range<usize>) -> &[u8] {
+    bytes.get(range).unwrap_or_default()
+}
+
+/// One header field as written in the message.
+struct Field<'a> {
+    /// The name before the colon, without surrounding whitespace.
+    name: &'a [u8],
+    /// The whole field: first line, folded continuation lines, line ending.
+    raw: &'a [u8],
+    /// Everything after the colon, still folded, without the final line ending.
+    value: &'a [u8],
+}
+
+impl<'a> Field<'a> {
+    /// Splits a raw field whose first line is `first_len` bytes long. Lines
+    /// without a colon are not fields (mail-parser skips them too): `None`.
+    fn parse(raw: &'a [u8], first_len: usize) -> Option<Self> {
+        let colon = slice(raw, 0..first_len).iter().position(|&b| b == b':')?;
+        let name = slice(raw, 0..colon).trim_ascii();
+        if name.is_empty() {
+            return None;
+        }
+        let mut value = slice(raw, colon + 1..raw.len());
+        value = value.strip_suffix(b"\n").unwrap_or(value);
+        value = value.strip_suffix(b"\r").unwrap_or(value);
+        Some(Field { name, raw, value })
+    }
+}
+
+/// Iterator over the fields of a header block; stops at the empty line.
+struct Fields<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = Field<'a>;
+
+    fn next(&mut self) -> Option<Field<'a>> {
+        loop {
+            let rest = self.rest;
+            if rest.is_empty() || blank_line_len(rest).is_some() {
+                return None;
+            }
+            let first_len = line_end(rest, 0);
+            let mut end = first_len;
+            while matches!(rest.get(end), Some(b' ' | b'\t')) {
+                end = line_end(rest, end);
+            }
+            let (raw, tail) = rest.split_at(end.min(rest.len()));
+            self.rest = tail;
+            if let Some(field) = Field::parse(raw, first_len) {
+                return Some(field);
+            }
+        }
+    }
+}
+
+fn fields(header: &[u8]) -> Fields<'_> {
+    Fields { rest: header }
+}
+
+/// The (still folded) values of every field called `name`, in order.
+fn field_values<'a>(header: &'a [u8], name: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+    fields(header)
+        .filter(move |field| field.name.eq_ignore_ascii_case(name))
+        .map(|field| field.value)
+}
+
+/// Unfolds a raw value (RFC 5322 §2.2.3: the line breaks go, the whitespace
+/// after them stays) and trims it. NUL cannot be sent in an IMAP string, so
+/// it becomes 0x80 as in Dovecot (the value then goes as a literal).
+fn unfold(value: &[u8]) -> Vec<u8> {
+    let unfolded: Vec<u8> = value
+        .iter()
+        .filter(|&&b| b != b'\r' && b != b'\n')
+        .map(|&b| if b == 0 { 0x80 } else { b })
+        .collect();
+    unfolded.trim_ascii().to_vec()
+}
+
+// ---------------------------------------------------------------------------
+// RFC 5322 lexical tokens (addresses) and RFC 2045 tokens (MIME fields)
+// ---------------------------------------------------------------------------
+
+/// Offset after the quoted string starting at `pos` (its closing quote, or
+/// the end when unterminated).
+fn skip_quoted(s: &[u8], pos: usize) -> usize {
+    let mut i = pos + 1;
+    while let Some(&b) = s.get(i) {
+        match b {
+            b'\\' => i += 2,
+            b'"' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    s.len()
+}
+
+/// Offset after the (possibly nested) comment starting at `pos`.
+fn skip_comment(s: &[u8], pos: usize) -> usize {
+    let mut depth = 0usize;
+    let mut i = pos;
+    while let Some(&b) = s.get(i) {
+        match b {
+            b'\\' => i += 1,
+            b'(' => depth += 1,
+            b')' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return i + 1;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    s.len()
+}
+
+/// Offset after the angle address starting at `pos` (quoted strings and
+/// comments inside may contain `>`).
+fn skip_angle(s: &[u8], pos: usize) -> usize {
+    let mut i = pos + 1;
+    while let Some(&b) = s.get(i) {
+        i = match b {
+            b'"' => skip_quoted(s, i),
+            b'(' => skip_comment(s, i),
+            b'>' => return i + 1,
+            _ => i + 1,
+        };
+    }
+    s.len()
+}
+
+/// Offset after the domain literal `[...]` starting at `pos`.
+fn skip_domain_literal(s: &[u8], pos: usize) -> usize {
+    slice(s, pos..s.len())
+        .iter()
+        .position(|&b| b == b']')
+        .map_or(s.len(), |close| pos + close + 1)
+}
+
+/// `token` without its opening and closing delimiter (either may be
+/// missing in unterminated input).
+fn strip_delims(token: &[u8], open: u8, close: u8) -> &[u8] {
+    let inner = token.strip_prefix(&[open]).unwrap_or(token);
+    inner.strip_suffix(&[close]).unwrap_or(inner)
+}
+
+/// The content of a quoted string: quotes removed, quoted-pairs resolved.
+fn unquote(quoted: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(quoted.len());
+    let mut escaped = false;
+    for &b in strip_delims(quoted, b'"', b'"') {
+        if !escaped && b == b'\\' {
+            escaped = true;
+        } else {
+            out.push(b);
+            escaped = false;
+        }
+    }
+    out
+}
+
+/// Bytes of an atom in an address header, leniently: anything but
+/// whitespace and the specials that structure an address. `.` is included
+/// so that dot-atoms and obs-phrase words like "Q." are single words.
+fn is_word_byte(b: u8) -> bool {
+    !b.is_ascii_whitespace() && !b"()<>[]:;@,\"".contains(&b)
+}
+
+/// A lexical token of an address header, borrowing the unfolded value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Token<'a> {
+    /// An atom, dot-atom or domain literal, as written.
+    Word(&'a [u8]),
+    /// A quoted string as written (with quotes and escapes).
+    Quoted(&'a [u8]),
+    /// The inside of a comment.
+    Comment(&'a [u8]),
+    /// The inside of an angle address `<...>`.
+    Angle(&'a [u8]),
+    /// One of `, ; : @`.
+    Special(u8),
+}
+
+fn tokenize(s: &[u8]) -> Vec<Token<'_>> {
+    let mut tokens = Vec::new();
+    let mut pos = 0;
+    while let Some(&b) = s.get(pos) {
+        let start = pos;
+        match b {
+            b'"' => {
+                pos = skip_quoted(s, pos);
+                tokens.push(Token::Quoted(slice(s, start..pos)));
+            }
+            b'(' => {
+                pos = skip_comment(s, pos);
+                tokens.push(Token::Comment(strip_delims(slice(s, start..pos), b'(', b')')));
+            }
+            b'<' => {
+                pos = skip_angle(s, pos);
+                tokens.push(Token::Angle(strip_delims(slice(s, start..pos), b'<', b'>')));
+            }
+            b'[' => {
+                pos = skip_domain_literal(s, pos);
+                tokens.push(Token::Word(slice(s, start..pos)));
+            }
+            b',' | b';' | b':' | b'@' => {
+                pos += 1;
+                tokens.push(Token::Special(b));
+            }
+            _ if is_word_byte(b) => {
+                while s.get(pos).is_some_and(|&c| is_word_byte(c)) {
+                    pos += 1;
+                }
+                tokens.push(Token::Word(slice(s, start..pos)));
+            }
+            // Whitespace, and stray `)`, `>` or `]`.
+            _ => pos += 1,
+        }
+    }
+    tokens
+}
+
+/// RFC 2045 token bytes (for types, subtypes, parameter names, encodings).
+fn is_mime_token_byte(b: u8) -> bool {
+    b > b' ' && b != 0x7f && !b"()<>@,;:\\\"/[]?=".contains(&b)
+}
+
+/// Bytes of an unquoted parameter value, leniently: real mail carries
+/// unquoted values with `=`, `/` or `?` (e.g. `boundary=----=_Part_1`).
+fn is_param_value_byte(b: u8) -> bool {
+    b > b' ' && b != 0x7f && !b";\"(".contains(&b)
+}
+
+/// A cursor over an unfolded MIME header value (Content-Type and friends).
+struct Cursor<'a> {
+    s: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(s: &'a [u8]) -> Self {
+        Cursor { s, pos: 0 }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.pos).copied()
+    }
+
+    fn at_end(&self) -> bool {
+        self.pos >= self.s.len()
+    }
+
+    fn eat(&mut self, byte: u8) -> bool {
+        let found = self.peek() == Some(byte);
+        if found {
+            self.pos += 1;
+        }
+        found
+    }
+
+    /// Skips whitespace and comments.
+    fn skip_cfws(&mut self) {
+        loop {
+            match self.peek() {
+                Some(b) if b.is_ascii_whitespace() => self.pos += 1,
+                Some(b'(') => self.pos = skip_comment(self.s, self.pos),
+                _ => return,
+            }
+        }
+    }
+
+    fn take_while(&mut self, accept: impl Fn(u8) -> bool) -> &'a [u8] {
+        let start = self.pos;
+        while self.peek().is_some_and(&accept) {
+            self.pos += 1;
+        }
+        slice(self.s, start..self.pos)
+    }
+
+    fn token(&mut self) -> &'a [u8] {
+        self.take_while(is_mime_token_byte)
+    }
+
+    /// A parameter value: a quoted string (unquoted) or a lenient token.
+    fn value(&mut self) -> Vec<u8> {
+        if self.peek() == Some(b'"') {
+            let start = self.pos;
+            self.pos = skip_quoted(self.s, self.pos);
+            unquote(slice(self.s, start..self.pos))
+        } else {
+            self.take_while(is_param_value_byte).to_vec()
+        }
+    }
+
+    /// Moves to the next `;` outside quoted strings and comments (junk
+    /// between parameters is skipped, not fatal).
+    fn skip_to_semicolon(&mut self) {
+        while let Some(b) = self.peek() {
+            self.pos = match b {
+                b';' => return,
+                b'"' => skip_quoted(self.s, self.pos),
+                b'(' => skip_comment(self.s, self.pos),
+                _ => self.pos + 1,
+            };
+        }
+    }
+
+    /// `*(";" name "=" value)`, as written: names keep their case and RFC
+    /// 2231 sections (`name*0*=...`) stay separate parameters.
+    fn params(&mut self) -> Vec<Param> {
+        let mut params = Vec::new();
+        loop {
+            self.skip_cfws();
+            match self.peek() {
+                None => return params,
+                Some(b';') => self.pos += 1,
+                Some(_) => {
+                    self.skip_to_semicolon();
+                    continue;
+                }
+            }
+            self.skip_cfws();
+            let name = self.token();
+            self.skip_cfws();
+            if name.is_empty() || !self.eat(b'=') {
+                continue;
+            }
+            self.skip_cfws();
+            params.push((name.to_vec(), self.value()));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// ENVELOPE
+// ---------------------------------------------------------------------------
+
+/// Appends the parenthesized RFC 3501 ENVELOPE of the message's top-level
+/// header: `(date subject from sender reply-to to cc bcc in-reply-to
+/// message-id)`.
+pub fn write_envelope(out: &mut Vec<u8>, raw: &[u8]) {
+    write_envelope_of(out, slice(raw, 0..header_end(raw)));
+}
+
+/// The ENVELOPE of a header block. Values are raw and unfolded (clients
+/// decode RFC 2047 themselves). As in Dovecot, a repeated text field gives
+/// its last value, repeated address fields are merged as if they were one
+/// comma-separated list, and sender and reply-to default to from.
+fn write_envelope_of(out: &mut Vec<u8>, header: &[u8]) {
+    let text = |name: &[u8]| field_values(header, name).last().map(unfold);
+    let addresses = |name: &[u8]| -> Vec<Address> {
+        field_values(header, name)
+            .flat_map(|value| parse_address_list(&unfold(value)))
+            .collect()
+    };
+    let from = addresses(b"From");
+    let sender = addresses(b"Sender");
+    let reply_to = addresses(b"Reply-To");
+
+    out.push(b'(');
+    write_nstring(out, text(b"Date").as_deref());
+    out.push(b' ');
+    write_nstring(out, text(b"Subject").as_deref());
+    for list in [
+        &from,
+        if sender.is_empty() { &from } else { &sender },
+        if reply_to.is_empty() { &from } else { &reply_to },
+        &addresses(b"To"),
+        &addresses(b"Cc"),
+        &addresses(b"Bcc"),
+    ] {
+        out.push(b' ');
+        write_addresses(out, list);
+    }
+    out.push(b' ');
+    write_nstring(out, text(b"In-Reply-To").as_deref());
+    out.push(b' ');
+    write_nstring(out, text(b"Message-ID").as_deref());
+    out.push(b')');
+}
+
+/// One RFC 3501 address structure `(name adl mailbox host)`. Group syntax
+/// uses the same structure: the start of group "g" is `(NIL NIL "g" NIL)`,
+/// its end `(NIL NIL NIL NIL)` (the default).
+///
+/// The personal name is kept as the raw bytes of the display name (quoted
+/// strings unquoted, words joined by one space), with encoded words left
+/// encoded: re-encoding mail-parser's decoded name would lose the original
+/// charset and differ byte-wise from what the client sees in BODY[HEADER].
+/// The mailbox is the local part exactly as written (a quoted local part
+/// keeps its quotes, so `mailbox@host` is still a valid address).
+#[derive(Debug, Default, PartialEq)]
+struct Address {
+    name: Option<Vec<u8>>,
+    adl: Option<Vec<u8>>,
+    mailbox: Option<Vec<u8>>,
+    host: Option<Vec<u8>>,
+}
+
+impl Address {
+    /// A real (non-group) address; missing parts get placeholders because
+    /// a NIL host would read as group syntax.
+    fn mailbox(name: Option<Vec<u8>>, adl: Option<Vec<u8>>, mailbox: Vec<u8>, host: Vec<u8>) -> Self {
+        let or = |value: Vec<u8>, missing: &[u8]| if value.is_empty() { missing.to_vec() } else { value };
+        Address {
+            name,
+            adl,
+            mailbox: Some(or(mailbox, MISSING_MAILBOX)),
+            host: Some(or(host, MISSING_DOMAIN)),
+        }
+    }
+
+    fn group_start(name: Vec<u8>) -> Self {
+        Address { mailbox: Some(name), ..Address::default() }
+    }
+}
+
+fn write_addresses(out: &mut Vec<u8>, list: &[Address]) {
+    if list.is_empty() {
+        out.extend_from_slice(b"NIL");
+        return;
+    }
+    out.push(b'(');
+    for address in list {
+        out.push(b'(');
+        write_nstring(out, address.name.as_deref());
+        out.push(b' ');
+        write_nstring(out, address.adl.as_deref());
+        out.push(b' ');
+        write_nstring(out, address.mailbox.as_deref());
+        out.push(b' ');
+        write_nstring(out, address.host.as_deref());
+        out.push(b')');
+    }
+    out.push(b')');
+}
+
+/// Parses an unfolded RFC 5322 address-list leniently: one address per
+/// comma-separated segment, `name:` ... `;` as a group, empty segments
+/// skipped, an unterminated group closed at the end.
+fn parse_address_list(value: &[u8]) -> Vec<Address> {
+    let mut list = Vec::new();
+    let mut segment = Vec::new();
+    let mut in_group = false;
+    for token in tokenize(value) {
+        match token {
+            Token::Special(b',') => flush_segment(&mut segment, &mut list),
+            Token::Special(b';') => {
+                flush_segment(&mut segment, &mut list);
+                if in_group {
+                    list.push(Address::default());
+                    in_group = false;
+                }
+            }
+            Token::Special(b':') if !in_group && is_phrase(&segment) => {
+                list.push(Address::group_start(phrase(&segment)));
+                segment.clear();
+                in_group = true;
+            }
+            _ => segment.push(token),
+        }
+    }
+    flush_segment(&mut segment, &mut list);
+    if in_group {
+        list.push(Address::default());
+    }
+    list
+}
+
+fn flush_segment(segment: &mut Vec<Token<'_>>, list: &mut Vec<Address>) {
+    list.extend(segment_address(segment));
+    segment.clear();
+}
+
+/// Whether the tokens are a non-empty display name (a group name).
+fn is_phrase(tokens: &[Token<'_>]) -> bool {
+    tokens.iter().any(|t| matches!(t, Token::Word(_) | Token::Quoted(_)))
+        && tokens
+            .iter()
+            .all(|t| matches!(t, Token::Word(_) | Token::Quoted(_) | Token::Comment(_)))
+}
+
+/// The words of a display name joined by single spaces, quoted strings
+/// unquoted; comments and stray specials are dropped.
+fn phrase(tokens: &[Token<'_>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for token in tokens {
+        let word = match token {
+            Token::Word(word) => word.to_vec(),
+            Token::Quoted(quoted) => unquote(quoted),
+            _ => continue,
+        };
+        if !out.is_empty() {
+            out.push(b' ');
+        }
+        out.extend_from_slice(&word);
+    }
+    out
+}
+
+/// The address of one comma-separated segment: `phrase <addr-spec>`,
+/// `addr-spec (comment)` (the comment becomes the name, as in Dovecot), a
+/// lone word (a local part without domain) or several words without `@`
+/// (a name without address). `None` for a segment without any word.
+fn segment_address(tokens: &[Token<'_>]) -> Option<Address> {
+    let angle = tokens.iter().enumerate().find_map(|(i, token)| match token {
+        Token::Angle(inner) => Some((i, *inner)),
+        _ => None,
+    });
+    if let Some((i, inner)) = angle {
+        let name = Some(phrase(tokens.get(..i).unwrap_or_default())).filter(|name| !name.is_empty());
+        let (adl, mailbox, host) = addr_spec(&tokenize(inner));
+        return Some(Address::mailbox(name, adl, mailbox, host));
+    }
+    let words = tokens
+        .iter()
+        .filter(|t| matches!(t, Token::Word(_) | Token::Quoted(_)))
+        .count();
+    let has_at = tokens.contains(&Token::Special(b'@'));
+    if words == 0 {
+        return None;
+    }
+    if words > 1 && !has_at {
+        return Some(Address::mailbox(Some(phrase(tokens)), None, Vec::new(), Vec::new()));
+    }
+    let comment = tokens
+        .iter()
+        .rev()
+        .find_map(|token| match token {
+            Token::Comment(comment) => Some(comment.trim_ascii().to_vec()),
+            _ => None,
+        })
+        .filter(|comment| !comment.is_empty());
+    let (adl, mailbox, host) = addr_spec(tokens);
+    Some(Address::mailbox(comment, adl, mailbox, host))
+}
+
+/// Splits `[@route,@route:]local@domain` into (adl, local part, domain),
+/// each as written; the last `@` separates local part and domain.
+fn addr_spec(tokens: &[Token<'_>]) -> (Option<Vec<u8>>, Vec<u8>, Vec<u8>) {
+    let colon = tokens.iter().position(|t| *t == Token::Special(b':'));
+    let (adl, rest) = match colon {
+        Some(colon) if tokens.first() == Some(&Token::Special(b'@')) => (
+            Some(concat(tokens.get(..colon).unwrap_or_default())),
+            tokens.get(colon + 1..).unwrap_or_default(),
+        ),
+        _ => (None, tokens),
+    };
+    match rest.iter().rposition(|t| *t == Token::Special(b'@')) {
+        Some(at) => (
+            adl,
+            concat(rest.get(..at).unwrap_or_default()),
+            concat(rest.get(at + 1..).unwrap_or_default()),
+        ),
+        None => (adl, concat(rest), Vec::new()),
+    }
+}
+
+/// Tokens as written, without whitespace and comments.
+fn concat(tokens: &[Token<'_>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for token in tokens {
+        match token {
+            Token::Word(bytes) | Token::Quoted(bytes) => out.extend_from_slice(bytes),
+            Token::Special(byte) => out.push(*byte),
+            Token::Comment(_) | Token::Angle(_) => {}
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// MIME header fields
+// ---------------------------------------------------------------------------
+
+/// A parameter `(name, value)`, value unquoted.
+type Param = (Vec<u8>, Vec<u8>);
+
+/// A parsed Content-Type, type and subtype as written.
+struct ContentType {
+    main: Vec<u8>,
+    sub: Vec<u8>,
+    params: Vec<Param>,
+}
+
+impl ContentType {
+    /// `None` when there is not even a type token (treated as absent).
+    /// A type without `/subtype` gets an empty subtype, as in Dovecot.
+    fn parse(value: &[u8]) -> Option<Self> {
+        let mut cursor = Cursor::new(value);
+        cursor.skip_cfws();
+        let main = cursor.token();
+        if main.is_empty() {
+            return None;
+        }
+        cursor.skip_cfws();
+        let sub = if cursor.eat(b'/') {
+            cursor.skip_cfws();
+            cursor.token()
+        } else {
+            b""
+        };
+        Some(ContentType { main: main.to_vec(), sub: sub.to_vec(), params: cursor.params() })
+    }
+
+    fn is_multipart(&self) -> bool {
+        self.main.eq_ignore_ascii_case(b"multipart")
+    }
+
+    fn is_message_rfc822(&self) -> bool {
+        self.main.eq_ignore_ascii_case(b"message") && self.sub.eq_ignore_ascii_case(b"rfc822")
+    }
+
+    fn is_digest(&self) -> bool {
+        self.is_multipart() && self.sub.eq_ignore_ascii_case(b"digest")
+    }
+}
+
+/// A parsed Content-Disposition.
+struct Disposition {
+    kind: Vec<u8>,
+    params: Vec<Param>,
+}
+
+impl Disposition {
+    fn parse(value: &[u8]) -> Option<Self> {
+        let mut cursor = Cursor::new(value);
+        cursor.skip_cfws();
+        let kind = cursor.token();
+        if kind.is_empty() {
+            return None;
+        }
+        Some(Disposition { kind: kind.to_vec(), params: cursor.params() })
+    }
+}
+
+/// The Content-* fields of one MIME header (the first of each counts, as
+/// in Dovecot), parsed for BODY/BODYSTRUCTURE.
+#[derive(Default)]
+struct MimeHeader {
+    content_type: Option<ContentType>,
+    /// Content-Transfer-Encoding, when it is a single token.
+    encoding: Option<Vec<u8>>,
+    id: Option<Vec<u8>>,
+    description: Option<Vec<u8>>,
+    md5: Option<Vec<u8>>,
+    disposition: Option<Disposition>,
+    language: Vec<Vec<u8>>,
+    location: Option<Vec<u8>>,
+}
+
+impl MimeHeader {
+    fn parse(header: &[u8]) -> Self {
+        let mut mime = MimeHeader::default();
+        for field in fields(header) {
+            let name = field.name.to_ascii_lowercase();
+            let Some(name) = name.strip_prefix(b"content-") else {
+                continue;
+            };
+            let value = unfold(field.value);
+            match name {
+                b"type" => set_once(&mut mime.content_type, || ContentType::parse(&value)),
+                b"transfer-encoding" => set_once(&mut mime.encoding, || single_token(&value)),
+                b"id" => set_once(&mut mime.id, || Some(value)),
+                b"description" => set_once(&mut mime.description, || Some(value)),
+                b"md5" => set_once(&mut mime.md5, || Some(value)),
+                b"disposition" => set_once(&mut mime.disposition, || Disposition::parse(&value)),
+                b"location" => set_once(&mut mime.location, || Some(value)),
+                b"language" if mime.language.is_empty() => mime.language = languages(&value),
+                _ => {}
+            }
+        }
+        mime
+    }
+}
+
+fn set_once<T>(slot: &mut Option<T>, value: impl FnOnce() -> Option<T>) {
+    if slot.is_none() {
+        *slot = value();
+    }
+}
+
+/// The first Content-Type of a header block (all the MIME tree needs).
+fn content_type_of(header: &[u8]) -> Option<ContentType> {
+    field_values(header, b"Content-Type")
+        .next()
+        .and_then(|value| ContentType::parse(&unfold(value)))
+}
+
+/// A value that must be one token (Content-Transfer-Encoding); anything
+/// else ("8 bit") is ignored, so the default "7bit" is reported as Dovecot
+/// does.
+fn single_token(value: &[u8]) -> Option<Vec<u8>> {
+    let mut cursor = Cursor::new(value);
+    cursor.skip_cfws();
+    let token = cursor.token();
+    cursor.skip_cfws();
+    (!token.is_empty() && cursor.at_end()).then(|| token.to_vec())
+}
+
+/// Content-Language: a comma-separated list of language tags.
+fn languages(value: &[u8]) -> Vec<Vec<u8>> {
+    value
+        .split(|&b| b == b',')
+        .filter_map(|item| {
+            let mut cursor = Cursor::new(item);
+            cursor.skip_cfws();
+            let tag = cursor.token();
+            (!tag.is_empty()).then(|| tag.to_vec())
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// MIME tree
+// ---------------------------------------------------------------------------
+
+/// One MIME part (or a whole message): `start..body.start` is its header
+/// (the MIME header, or the message header for a message) including the
+/// empty line ending it, `body` its body, both offsets into the raw bytes.
+struct Node {
+    start: usize,
+    body: Range<usize>,
+    /// A child of multipart/digest, whose default type is message/rfc822.
+    in_digest: bool,
+    kind: Kind,
+}
+
+enum Kind {
+    Leaf,
+    /// A multipart. Without children when none could be found (no boundary
+    /// parameter, or no boundary line in the body).
+    Multipart(Vec<Node>),
+    /// A message/rfc822 part and the encapsulated message in its body.
+    Message(Box<Node>),
+}
+
+impl Node {
+    fn header(&self) -> Range<usize> {
+        self.start..self.body.start
+    }
+}
+
+/// The MIME tree of a whole message. A message mail-parser cannot parse at
+/// all becomes a single text/plain leaf.
+fn parse_tree(raw: &[u8]) -> Node {
+    let parsed = MessageParser::default().parse(raw);
+    build(raw, parsed.as_ref().map(|message| (message, 0)), 0..raw.len(), false, 0)
+}
+
+/// Builds the node spanning `range`, taking its shape from part `id` of the
+/// mail-parser message in `source` (when there is one).
+///
+/// A part is a message when its own Content-Type says message/rfc822 (or it
+/// has none inside multipart/digest), even when mail-parser did not parse
+/// the encapsulated message (base64-encoded or without header): then the
+/// encapsulated message is a single leaf over the raw body, as in Dovecot.
+/// message/global stays a leaf, as in Dovecot and IMAP4rev1.
+fn build(
+    raw: &[u8],
+    source: Option<(&Message<'_>, usize)>,
+    range: Range<usize>,
+    in_digest: bool,
+    depth: usize,
+) -> Node {
+    let body_start = range.start + header_len(slice(raw, range.clone()));
+    let body = body_start..range.end;
+    let content_type = content_type_of(slice(raw, range.start..body_start));
+    let part = source.and_then(|(message, id)| Some((message, id, message.parts.get(id)?)));
+    let is_message = match &content_type {
+        Some(content_type) => content_type.is_message_rfc822(),
+        None => in_digest,
+    };
+    let kind = if depth >= MAX_DEPTH {
+        Kind::Leaf
+    } else if is_message {
+        let nested = encapsulated(raw, part.map(|(_, _, part)| part));
+        Kind::Message(Box::new(build(raw, nested, body.clone(), false, depth + 1)))
+    } else {
+        let digest = content_type.as_ref().is_some_and(ContentType::is_digest);
+        let children = match part {
+            Some((message, id, MessagePart { body: PartType::Multipart(ids), .. })) => {
+                children(raw, message, id, ids, &body, digest, depth)
+            }
+            _ => Vec::new(),
+        };
+        let claims_multipart = content_type.as_ref().is_some_and(ContentType::is_multipart);
+        if children.is_empty() && !claims_multipart { Kind::Leaf } else { Kind::Multipart(children) }
+    };
+    Node { start: range.start, body, in_digest, kind }
+}
+
+/// The nodes of a multipart's children, each clamped into the parent body
+/// (so that malformed offsets can neither panic nor overlap the parent).
+fn children(
+    raw: &[u8],
+    message: &Message<'_>,
+    parent: usize,
+    ids: &[u32],
+    body: &Range<usize>,
+    digest: bool,
+    depth: usize,
+) -> Vec<Node> {
+    ids.iter()
+        .filter_map(|&id| {
+            let id = usize::try_from(id).ok().filter(|&id| id > parent)?;
+            let part = message.parts.get(id)?;
+            let range = clamp(part.offset_header, part.offset_end, body);
+            Some(build(raw, Some((message, id)), range, digest, depth + 1))
+        })
+        .collect()
+}
+
+/// mail-parser's tree of the message encapsulated in `part`, when its
+/// offsets point into the same raw bytes. They do not for a message that
+/// mail-parser had to decode first (base64 or quoted-printable): its offsets
+/// are relative to the decoded bytes and cannot be served.
+fn encapsulated<'m>(raw: &[u8], part: Option<&'m MessagePart<'_>>) -> Option<(&'m Message<'m>, usize)> {
+    match part.map(|part| &part.body) {
+        Some(PartType::Message(message)) if std::ptr::eq(message.raw_message.as_ref(), raw) => {
+            Some((message, 0))
+        }
+        _ => None,
+    }
+}
+
+/// `start..end` limited to `within` and made non-decreasing.
+fn clamp(start: u32, end: u32, within: &Range<usize>) -> Range<usize> {
+    let to_usize = |offset: u32| usize::try_from(offset).unwrap_or(usize::MAX);
+    let start = to_usize(start).max(within.start).min(within.end);
+    let end = to_usize(end).max(start).min(within.end);
+    start..end
+}
+
+// ---------------------------------------------------------------------------
+// BODY / BODYSTRUCTURE
+// ---------------------------------------------------------------------------
+
+/// Appends the parenthesized BODYSTRUCTURE of the message (with extension
+/// data) when `extensible`, else its BODY (the same without extension data).
+pub fn write_bodystructure(out: &mut Vec<u8>, raw: &[u8], extensible: bool) {
+    write_body(out, raw, &parse_tree(raw), extensible);
+}
+
+fn write_body(out: &mut Vec<u8>, raw: &[u8], node: &Node, extensible: bool) {
+    let mime = MimeHeader::parse(slice(raw, node.header()));
+    out.push(b'(');
+    match &node.kind {
+        Kind::Multipart(children) => write_multipart(out, raw, children, &mime, extensible),
+        Kind::Message(inner) => write_message(out, raw, node, inner, &mime, extensible),
+        Kind::Leaf => write_leaf(out, raw, node, &mime, extensible),
+    }
+    out.push(b')');
+}
+
+/// `body-type-mpart`: the children (no space between them), the subtype and
+/// as extension data the parameters, disposition, language and location.
+/// The syntax needs at least one child: a multipart without any gets an
+/// empty text/plain one, as in Dovecot.
+fn write_multipart(out: &mut Vec<u8>, raw: &[u8], children: &[Node], mime: &MimeHeader, extensible: bool) {
+    for child in children {
+        write_body(out, raw, child, extensible);
+    }
+    if children.is_empty() {
+        out.extend_from_slice(b"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0");
+        if extensible {
+            out.extend_from_slice(b" NIL NIL NIL NIL");
+        }
+        out.push(b')');
+    }
+    let content_type = mime.content_type.as_ref().filter(|content_type| content_type.is_multipart());
+    out.push(b' ');
+    write_string(out, content_type.map_or(&b"mixed"[..], |content_type| &content_type.sub));
+    if extensible {
+        out.push(b' ');
+        write_params(out, content_type.map_or(&[][..], |content_type| &content_type.params), false);
+        write_common_extension(out, mime);
+    }
+}
+
+/// `body-type-msg`: the basic fields, then the envelope and body structure
+/// of the encapsulated message and the line count of the whole body.
+fn write_message(out: &mut Vec<u8>, raw: &[u8], node: &Node, inner: &Node, mime: &MimeHeader, extensible: bool) {
+    out.extend_from_slice(b"\"message\" \"rfc822\" ");
+    let body = slice(raw, node.body.clone());
+    write_body_fields(out, mime, false, body.len());
+    out.push(b' ');
+    write_envelope_of(out, slice(raw, inner.header()));
+    out.push(b' ');
+    write_body(out, raw, inner, extensible);
+    out.extend_from_slice(format!(" {}", line_count(body)).as_bytes());
+    if extensible {
+        write_single_extension(out, mime);
+    }
+}
+
+/// `body-type-basic` or `body-type-text` (which adds the line count).
+fn write_leaf(out: &mut Vec<u8>, raw: &[u8], node: &Node, mime: &MimeHeader, extensible: bool) {
+    let (main, sub, text) = leaf_type(mime.content_type.as_ref(), node.in_digest);
+    write_string(out, main);
+    out.push(b' ');
+    write_string(out, sub);
+    out.push(b' ');
+    let body = slice(raw, node.body.clone());
+    write_body_fields(out, mime, text, body.len());
+    if text {
+        out.extend_from_slice(format!(" {}", line_count(body)).as_bytes());
+    }
+    if extensible {
+        write_single_extension(out, mime);
+    }
+}
+
+/// Type, subtype and whether a leaf is text. Without Content-Type it is
+/// text/plain. A leaf claiming multipart or message/rfc822 (no boundary
+/// found, nesting limit reached) is written as application/octet-stream:
+/// clients would otherwise expect the multipart or message fields.
+fn leaf_type(content_type: Option<&ContentType>, in_digest: bool) -> (&[u8], &[u8], bool) {
+    const OPAQUE: (&[u8], &[u8], bool) = (b"application", b"octet-stream", false);
+    match content_type {
+        Some(ct) if ct.is_multipart() || ct.is_message_rfc822() => OPAQUE,
+        Some(ct) => (&ct.main, &ct.sub, ct.main.eq_ignore_ascii_case(b"text")),
+        None if in_digest => OPAQUE,
+        None => (b"text", b"plain", true),
+    }
+}
+
+/// `body-fields`: parameters, id, description, encoding, octets.
+fn write_body_fields(out: &mut Vec<u8>, mime: &MimeHeader, text: bool, octets: usize) {
+    let params = mime.content_type.as_ref().map_or(&[][..], |content_type| &content_type.params);
+    write_params(out, params, text);
+    out.push(b' ');
+    write_nstring(out, mime.id.as_deref());
+    out.push(b' ');
+    write_nstring(out, mime.description.as_deref());
+    out.push(b' ');
+    write_string(out, mime.encoding.as_deref().unwrap_or(b"7bit"));
+    out.extend_from_slice(format!(" {octets}").as_bytes());
+}
+
+/// `body-fld-param`; text parts always carry a charset (us-ascii when the
+/// message has none, RFC 2045 §5.2), appended after the given parameters.
+fn write_params(out: &mut Vec<u8>, params: &[Param], text: bool) {
+    let add_charset = text && !params.iter().any(|(name, _)| name.eq_ignore_ascii_case(b"charset"));
+    if params.is_empty() && !add_charset {
+        out.extend_from_slice(b"NIL");
+        return;
+    }
+    out.push(b'(');
+    for (i, (name, value)) in params.iter().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        write_string(out, name);
+        out.push(b' ');
+        write_string(out, value);
+    }
+    if add_charset {
+        if !params.is_empty() {
+            out.push(b' ');
+        }
+        out.extend_from_slice(b"\"charset\" \"us-ascii\"");
+    }
+    out.push(b')');
+}
+
+/// `body-ext-1part`: md5, then the fields common with multiparts.
+fn write_single_extension(out: &mut Vec<u8>, mime: &MimeHeader) {
+    out.push(b' ');
+    write_nstring(out, mime.md5.as_deref());
+    write_common_extension(out, mime);
+}
+
+/// Disposition, language and location, each preceded by a space.
+fn write_common_extension(out: &mut Vec<u8>, mime: &MimeHeader) {
+    out.push(b' ');
+    match &mime.disposition {
+        Some(disposition) => {
+            out.push(b'(');
+            write_string(out, &disposition.kind);
+            out.push(b' ');
+            write_params(out, &disposition.params, false);
+            out.push(b')');
+        }
+        None => out.extend_from_slice(b"NIL"),
+    }
+    out.push(b' ');
+    if mime.language.is_empty() {
+        out.extend_from_slice(b"NIL");
+    } else {
+        out.push(b'(');
+        for (i, language) in mime.language.iter().enumerate() {
+            if i > 0 {
+                out.push(b' ');
+            }
+            write_string(out, language);
+        }
+        out.push(b')');
+    }
+    out.push(b' ');
+    write_nstring(out, mime.location.as_deref());
+}
+
+// ---------------------------------------------------------------------------
+// BODY[section]
+// ---------------------------------------------------------------------------
+
+/// What of a part `BODY[<part>.<kind>]` asks for (RFC 3501 §6.4.5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SectionKind {
+    /// No text specifier: the whole message for the empty part path, else
+    /// the part's body (for a message/rfc822 part, the whole encapsulated
+    /// message).
+    Full,
+    /// HEADER: the header of the message, or of the message encapsulated in
+    /// a message/rfc822 part, with the empty line that ends it.
+    Header,
+    /// HEADER.FIELDS (names): the matching fields as written (folding
+    /// included, names compared case-insensitively), then an empty line.
+    HeaderFields(Vec<Vec<u8>>),
+    /// HEADER.FIELDS.NOT (names): the other fields, then an empty line.
+    HeaderFieldsNot(Vec<Vec<u8>>),
+    /// TEXT: the body after that header.
+    Text,
+    /// MIME: the MIME header of the part, with its empty line. Only with a
+    /// part number.
+    Mime,
+}
+
+/// The bytes of `BODY[<part>.<kind>]`, sliced from `raw` except for the
+/// HEADER.FIELDS kinds. Part numbers follow RFC 3501 §6.4.5: part 1 of a
+/// non-multipart message is its body, the parts of a multipart are numbered
+/// from 1, and the parts of a message/rfc822 part are numbered within the
+/// encapsulated message (2.1 is the first child when its body is
+/// multipart, its body otherwise). `None` when the part does not exist or
+/// the kind does not apply to it (HEADER/TEXT of a part that is not
+/// message/rfc822, MIME without part number); the caller answers those
+/// with an empty string, as Dovecot does. Partial fetches are the caller's.
+pub fn section_bytes<'a>(raw: &'a [u8], part: &[u32], kind: SectionKind) -> Option<Cow<'a, [u8]>> {
+    if part.is_empty() {
+        let split = header_end(raw);
+        return message_section(raw, 0..split, split..raw.len(), &kind);
+    }
+    let tree = parse_tree(raw);
+    let node = resolve(&tree, part)?;
+    match (&kind, &node.kind) {
+        (SectionKind::Full, _) => Some(Cow::Borrowed(slice(raw, node.body.clone()))),
+        (SectionKind::Mime, _) => Some(Cow::Borrowed(slice(raw, node.header()))),
+        (_, Kind::Message(inner)) => message_section(raw, inner.header(), inner.body.clone(), &kind),
+        _ => None,
+    }
+}
+
+/// A section of a message with the given header and body ranges.
+fn message_section<'a>(
+    raw: &'a [u8],
+    header: Range<usize>,
+    body: Range<usize>,
+    kind: &SectionKind,
+) -> Option<Cow<'a, [u8]>> {
+    let bytes = match kind {
+        SectionKind::Full => Cow::Borrowed(slice(raw, header.start..body.end)),
+        SectionKind::Header => Cow::Borrowed(slice(raw, header)),
+        SectionKind::HeaderFields(names) => Cow::Owned(select_fields(slice(raw, header), names, true)),
+        SectionKind::HeaderFieldsNot(names) => Cow::Owned(select_fields(slice(raw, header), names, false)),
+        SectionKind::Text => Cow::Borrowed(slice(raw, body)),
+        SectionKind::Mime => return None,
+    };
+    Some(bytes)
+}
+
+/// The fields whose name is (`wanted`) or is not (`!wanted`) in `names`,
+/// byte-exact, then the empty line "\r\n". A field cut off without line
+/// ending (header at end of input) gets a CRLF so the result stays a
+/// well-formed header block.
+fn select_fields(header: &[u8], names: &[Vec<u8>], wanted: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    for field in fields(header) {
+        if names.iter().any(|name| name.eq_ignore_ascii_case(field.name)) == wanted {
+            out.extend_from_slice(field.raw);
+            if !field.raw.ends_with(b"\n") {
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// The node a non-empty part path names (see [`section_bytes`]).
+fn resolve<'t>(root: &'t Node, path: &[u32]) -> Option<&'t Node> {
+    let (&first, rest) = path.split_first()?;
+    let mut node = part_of_message(root, first)?;
+    for &number in rest {
+        node = match &node.kind {
+            Kind::Multipart(children) => child(children, number)?,
+            Kind::Message(inner) => part_of_message(inner, number)?,
+            Kind::Leaf => return None,
+        };
+    }
+    Some(node)
+}
+
+/// Part `number` of a message whose top node is `message`: a child when
+/// it is multipart, the message's own body part for 1 otherwise.
+fn part_of_message(message: &Node, number: u32) -> Option<&Node> {
+    match &message.kind {
+        Kind::Multipart(children) => child(children, number),
+        _ => (number == 1).then_some(message),
+    }
+}
+
+fn child(children: &[Node], number: u32) -> Option<&Node> {
+    let index = usize::try_from(number).ok()?.checked_sub(1)?;
+    children.get(index)
+}

@@ -1,0 +1,294 @@
+//! The selected mailbox as one session knows it: the message sequence the
+//! client was told about, and the diff that turns a newer membership into
+//! EXPUNGE, EXISTS and FETCH FLAGS responses.
+
+use super::response;
+use crate::domain::views::Folder;
+use crate::store::{Mailbox, Member, MessageRef};
+use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
+use std::collections::{HashMap, HashSet};
+
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub uid: u32,
+    pub message: MessageRef,
+    pub flags: String,
+    pub modseq: u64,
+}
+
+impl From<Member> for Message {
+    fn from(m: Member) -> Message {
+        Message {
+            uid: m.uid,
+            message: m.message,
+            flags: m.flags,
+            modseq: m.modseq,
+        }
+    }
+}
+
+pub struct Selected {
+    pub mailbox: Mailbox,
+    pub folder: Folder,
+    pub read_only: bool,
+    /// Sequence number n is `messages[n - 1]`.
+    pub messages: Vec<Message>,
+    /// `\Deleted` on a view lives in the session only: no IMAP action
+    /// destroys customer mail, and views are changed by moving.
+    pub deleted: HashSet<u32>,
+    /// The sync marker the view was last reconciled against.
+    pub marker: String,
+}
+
+/// A sequence set names no message: answered with BAD for sequence numbers
+/// (RFC 3501 §6.4.8 allows ignoring missing UIDs only).
+#[derive(Debug)]
+pub struct BadSequence;
+
+impl Selected {
+    pub fn new(mailbox: Mailbox, folder: Folder, read_only: bool, members: Vec<Member>) -> Self {
+        Selected {
+            mailbox,
+            folder,
+            read_only,
+            messages: members.into_iter().map(Message::from).collect(),
+            deleted: HashSet::new(),
+            marker: String::new(),
+        }
+    }
+
+    pub fn max_uid(&self) -> u32 {
+        self.messages.last().map(|m| m.uid).unwrap_or(0)
+    }
+
+    /// Indexes into `messages` named by a sequence set, ascending, without
+    /// duplicates.
+    pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, BadSequence> {
+        let count = self.messages.len() as u32;
+        let largest = if uid { self.max_uid() } else { count };
+        let value = |v: &SeqOrUid| match v {
+            SeqOrUid::Value(n) => n.get(),
+            SeqOrUid::Asterisk => largest,
+        };
+        let mut ranges: Vec<(u32, u32)> = Vec::with_capacity(set.0.as_ref().len());
+        for seq in set.0.as_ref() {
+            let (a, b) = match seq {
+                Sequence::Single(v) => (value(v), value(v)),
+                Sequence::Range(a, b) => {
+                    let (a, b) = (value(a), value(b));
+                    (a.min(b), a.max(b))
+                }
+            };
+            ranges.push((a, b));
+        }
+        let mut picked = Vec::new();
+        if uid {
+            for (i, m) in self.messages.iter().enumerate() {
+                if ranges.iter().any(|(a, b)| (*a..=*b).contains(&m.uid)) {
+                    picked.push(i);
+                }
+            }
+        } else {
+            if ranges.iter().any(|(a, b)| *a == 0 || *b > count) {
+                return Err(BadSequence);
+            }
+            let mut seen = vec![false; self.messages.len()];
+            for (a, b) in ranges {
+                for n in a..=b {
+                    seen[(n - 1) as usize] = true;
+                }
+            }
+            picked = seen
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| **s)
+                .map(|(i, _)| i)
+                .collect();
+        }
+        Ok(picked)
+    }
+
+    /// Session-only flags of a message (a view's `\Deleted`).
+    pub fn extra_flags(&self, index: usize) -> &'static [&'static str] {
+        if self.folder.is_view() && self.deleted.contains(&self.messages[index].uid) {
+            &["\\Deleted"]
+        } else {
+            &[]
+        }
+    }
+
+    /// Every flag a message shows, stored and session-only.
+    pub fn has_flag(&self, index: usize, flag: &str) -> bool {
+        self.messages[index]
+            .flags
+            .split(' ')
+            .chain(self.extra_flags(index).iter().copied())
+            .any(|f| f.eq_ignore_ascii_case(flag))
+    }
+
+    /// Writes `* n FETCH (FLAGS (…) UID u [MODSEQ (m)])`.
+    pub fn write_flags_update(&self, out: &mut Vec<u8>, index: usize, condstore: bool) {
+        let m = &self.messages[index];
+        out.extend_from_slice(format!("* {} FETCH (UID {} FLAGS ", index + 1, m.uid).as_bytes());
+        response::write_flags(out, &m.flags, self.extra_flags(index));
+        if condstore {
+            out.extend_from_slice(format!(" MODSEQ ({})", m.modseq).as_bytes());
+        }
+        out.extend_from_slice(b")\r\n");
+    }
+
+    /// Takes in the mailbox's current membership and writes what the client
+    /// must hear: EXPUNGE for members that left (only if `allow_expunge`:
+    /// RFC 3501 §7.4.1 forbids them during FETCH, STORE and SEARCH), EXISTS
+    /// for new ones, FETCH FLAGS for changed flags. Returns the indexes whose
+    /// flags were reported.
+    pub fn apply(
+        &mut self,
+        mailbox: Mailbox,
+        members: Vec<Member>,
+        allow_expunge: bool,
+        condstore: bool,
+        out: &mut Vec<u8>,
+    ) -> HashSet<u32> {
+        let mut current: HashMap<u32, Member> = members.into_iter().map(|m| (m.uid, m)).collect();
+        let mut reported = HashSet::new();
+        let mut pending_expunge = false;
+        if allow_expunge {
+            let mut index = self.messages.len();
+            while index > 0 {
+                index -= 1;
+                if !current.contains_key(&self.messages[index].uid) {
+                    out.extend_from_slice(format!("* {} EXPUNGE\r\n", index + 1).as_bytes());
+                    let gone = self.messages.remove(index);
+                    self.deleted.remove(&gone.uid);
+                }
+            }
+        }
+        for index in 0..self.messages.len() {
+            let uid = self.messages[index].uid;
+            match current.remove(&uid) {
+                Some(member) => {
+                    let known = &mut self.messages[index];
+                    if known.flags != member.flags {
+                        known.flags = member.flags;
+                        known.modseq = member.modseq;
+                        self.write_flags_update(out, index, condstore);
+                        reported.insert(uid);
+                    } else {
+                        known.modseq = member.modseq;
+                    }
+                }
+                None => pending_expunge = true,
+            }
+        }
+        let last = self.max_uid();
+        let mut added: Vec<Member> = current.into_values().filter(|m| m.uid > last).collect();
+        if !added.is_empty() {
+            added.sort_by_key(|m| m.uid);
+            self.messages.extend(added.into_iter().map(Message::from));
+            out.extend_from_slice(format!("* {} EXISTS\r\n", self.messages.len()).as_bytes());
+        }
+        // While expunges are held back, remember the old state so the next
+        // refresh looks again.
+        if pending_expunge {
+            self.mailbox.uidnext = mailbox.uidnext;
+            self.mailbox.highestmodseq = 0;
+        } else {
+            self.mailbox = mailbox;
+        }
+        reported
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::num::NonZeroU32;
+
+    fn mailbox() -> Mailbox {
+        Mailbox {
+            id: 1,
+            agent_id: 1,
+            name: "INBOX".into(),
+            uidvalidity: 7,
+            uidnext: 10,
+            highestmodseq: 3,
+            subscribed: true,
+        }
+    }
+
+    fn member(uid: u32, flags: &str) -> Member {
+        Member {
+            uid,
+            message: MessageRef::Ticket(i64::from(uid) * 10),
+            flags: flags.into(),
+            modseq: 1,
+        }
+    }
+
+    fn set(text: &str) -> SequenceSet {
+        let mut seqs = Vec::new();
+        for part in text.split(',') {
+            let value = |v: &str| {
+                if v == "*" {
+                    SeqOrUid::Asterisk
+                } else {
+                    SeqOrUid::Value(NonZeroU32::new(v.parse().unwrap_or(1)).unwrap_or(NonZeroU32::MIN))
+                }
+            };
+            seqs.push(match part.split_once(':') {
+                Some((a, b)) => Sequence::Range(value(a), value(b)),
+                None => Sequence::Single(value(part)),
+            });
+        }
+        SequenceSet(seqs.try_into().unwrap_or_else(|_| panic!("empty set")))
+    }
+
+    fn selected(uids: &[u32]) -> Selected {
+        Selected::new(
+            mailbox(),
+            Folder::Inbox,
+            false,
+            uids.iter().map(|u| member(*u, "")).collect(),
+        )
+    }
+
+    #[test]
+    fn sequence_numbers_and_uids_resolve() {
+        let s = selected(&[3, 5, 9]);
+        assert_eq!(s.resolve(&set("1:*"), false).ok(), Some(vec![0, 1, 2]));
+        assert_eq!(s.resolve(&set("2"), false).ok(), Some(vec![1]));
+        assert!(s.resolve(&set("4"), false).is_err());
+        assert_eq!(s.resolve(&set("4:9"), true).ok(), Some(vec![1, 2]));
+        assert_eq!(s.resolve(&set("*"), true).ok(), Some(vec![2]));
+        assert_eq!(s.resolve(&set("100:*"), true).ok(), Some(vec![2]));
+        assert_eq!(s.resolve(&set("10:20"), true).ok(), Some(vec![]));
+        assert_eq!(s.resolve(&set("3,1,3"), false).ok(), Some(vec![0, 2]));
+    }
+
+    #[test]
+    fn updates_become_expunge_exists_and_fetch() {
+        let mut s = selected(&[3, 5, 9]);
+        let mut out = Vec::new();
+        let members = vec![member(3, "\\Seen"), member(9, ""), member(11, "")];
+        let reported = s.apply(mailbox(), members, true, false, &mut out);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "* 2 EXPUNGE\r\n* 1 FETCH (UID 3 FLAGS (\\Seen))\r\n* 3 EXISTS\r\n"
+        );
+        assert_eq!(reported.len(), 1);
+        assert_eq!(s.messages.iter().map(|m| m.uid).collect::<Vec<_>>(), vec![3, 9, 11]);
+    }
+
+    #[test]
+    fn expunges_wait_when_not_allowed() {
+        let mut s = selected(&[3, 5]);
+        let mut out = Vec::new();
+        s.apply(mailbox(), vec![member(3, "")], false, false, &mut out);
+        assert!(out.is_empty());
+        assert_eq!(s.messages.len(), 2);
+        assert_eq!(s.mailbox.highestmodseq, 0, "the next refresh looks again");
+        s.apply(mailbox(), vec![member(3, "")], true, false, &mut out);
+        assert_eq!(String::from_utf8_lossy(&out), "* 2 EXPUNGE\r\n");
+    }
+}

@@ -1,0 +1,759 @@
+//! One IMAP connection: framing, the state machine of RFC 3501 §3, login,
+//! STARTTLS, IDLE, and the untagged updates that keep the client's view of
+//! the selected mailbox current.
+
+use super::selected::Selected;
+use super::{Limits, Shared};
+use crate::App;
+use crate::domain::views::Folder;
+use crate::smtp::Stream;
+use crate::store::{Change, LoginAgent, StoreError, Viewer};
+use base64::Engine;
+use imap_codec::CommandCodec;
+use imap_codec::decode::Decoder;
+use imap_codec::fragmentizer::{FragmentInfo, Fragmentizer};
+use imap_codec::imap_types::auth::AuthMechanism;
+use imap_codec::imap_types::command::{Command, CommandBody};
+use imap_codec::imap_types::core::LiteralMode;
+use imap_codec::imap_types::extensions::enable::CapabilityEnable;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{broadcast, watch};
+use tokio_rustls::TlsAcceptor;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("timed out")]
+    Timeout,
+}
+
+/// How a command ends for the connection.
+pub enum Flow {
+    Continue,
+    Close,
+    StartTls,
+}
+
+/// A tagged reply for the end of a command.
+pub struct Reply {
+    pub status: &'static str,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn ok(text: impl Into<String>) -> Reply {
+        Reply {
+            status: "OK",
+            text: text.into(),
+        }
+    }
+    pub fn no(text: impl Into<String>) -> Reply {
+        Reply {
+            status: "NO",
+            text: text.into(),
+        }
+    }
+    pub fn bad(text: impl Into<String>) -> Reply {
+        Reply {
+            status: "BAD",
+            text: text.into(),
+        }
+    }
+}
+
+/// A store failure becomes a NO that says what went wrong, and the session goes on.
+impl From<StoreError> for Reply {
+    fn from(err: StoreError) -> Reply {
+        tracing::warn!(%err, "imap: store error");
+        match err {
+            StoreError::NotFound(what) => Reply::no(format!("[NONEXISTENT] {what}")),
+            other => Reply::no(format!("[SERVERBUG] {other}")),
+        }
+    }
+}
+
+pub struct Session {
+    pub app: Arc<App>,
+    pub peer: SocketAddr,
+    stream: Box<dyn Stream + Sync>,
+    tls: Option<TlsAcceptor>,
+    is_tls: bool,
+    pub limits: Arc<Limits>,
+    shared: Arc<Shared>,
+    stopping: watch::Receiver<bool>,
+    fragments: Fragmentizer,
+    /// Bytes buffered toward the command being framed (guards memory).
+    pending: usize,
+    pub out: Vec<u8>,
+    pub agent: Option<LoginAgent>,
+    pub selected: Option<Selected>,
+    pub condstore: bool,
+    changes: broadcast::Receiver<Change>,
+}
+
+/// Longest wait for more change notices before refreshing (debounce).
+const SETTLE: Duration = Duration::from_millis(30);
+
+impl Session {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        app: Arc<App>,
+        peer: SocketAddr,
+        stream: Box<dyn Stream + Sync>,
+        tls: Option<TlsAcceptor>,
+        is_tls: bool,
+        limits: Arc<Limits>,
+        shared: Arc<Shared>,
+        stopping: watch::Receiver<bool>,
+    ) -> Session {
+        let max = limits.max_literal_size.saturating_add(limits.max_line_length);
+        let changes = app.store.subscribe();
+        Session {
+            app,
+            peer,
+            stream,
+            tls,
+            is_tls,
+            fragments: Fragmentizer::new(u32::try_from(max).unwrap_or(u32::MAX)),
+            pending: 0,
+            limits,
+            shared,
+            stopping,
+            out: Vec::with_capacity(1024),
+            agent: None,
+            selected: None,
+            condstore: false,
+            changes,
+        }
+    }
+
+    pub fn viewer(&self) -> Option<Viewer> {
+        self.agent.as_ref().map(|a| Viewer {
+            agent_id: a.id,
+            is_admin: a.is_admin,
+        })
+    }
+
+    fn auth_allowed(&self) -> bool {
+        self.is_tls || (self.limits.plaintext_auth_on_loopback && super::is_loopback(&self.peer))
+    }
+
+    pub fn capabilities(&self) -> String {
+        let mut caps = vec!["IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE"];
+        if self.agent.is_none() {
+            if !self.is_tls && self.tls.is_some() {
+                caps.push("STARTTLS");
+            }
+            if self.auth_allowed() {
+                caps.push("AUTH=PLAIN");
+            } else {
+                caps.push("LOGINDISABLED");
+            }
+        } else {
+            caps.extend([
+                "NAMESPACE",
+                "UIDPLUS",
+                "MOVE",
+                "SPECIAL-USE",
+                "CHILDREN",
+                "CONDSTORE",
+                "UNSELECT",
+            ]);
+        }
+        caps.join(" ")
+    }
+
+    pub async fn run(mut self) -> Result<(), SessionError> {
+        let greeting = format!("* OK [CAPABILITY {}] postdesk ready\r\n", self.capabilities());
+        self.stream.write_all(greeting.as_bytes()).await?;
+        let result = self.serve().await;
+        if let Some(agent) = &self.agent {
+            self.shared.leave(agent.id);
+        }
+        result
+    }
+
+    async fn serve(&mut self) -> Result<(), SessionError> {
+        loop {
+            let Some(message) = self.next_message().await? else {
+                return Ok(());
+            };
+            let flow = self.handle(message).await;
+            self.flush().await?;
+            match flow {
+                Flow::Continue => {}
+                Flow::Close => {
+                    let _ = self.stream.shutdown().await;
+                    return Ok(());
+                }
+                Flow::StartTls => self.start_tls().await?,
+            }
+        }
+    }
+
+    pub async fn flush(&mut self) -> Result<(), SessionError> {
+        if !self.out.is_empty() {
+            self.stream.write_all(&self.out).await?;
+            self.stream.flush().await?;
+            self.out.clear();
+            if self.out.capacity() > 64 * 1024 {
+                self.out.shrink_to(4096);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes out what is buffered when it grows large (long FETCH responses).
+    pub async fn flush_if_large(&mut self) -> Result<(), SessionError> {
+        if self.out.len() >= 256 * 1024 {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    fn timeout(&self) -> Duration {
+        if self.agent.is_some() {
+            self.limits.idle_timeout
+        } else {
+            self.limits.login_timeout
+        }
+    }
+
+    /// Reads until a whole command (line plus literals) is framed. Sends the
+    /// continuation request a synchronizing literal needs, and refuses one
+    /// that is too large before the client sends it. None: the client left.
+    async fn next_message(&mut self) -> Result<Option<Vec<u8>>, SessionError> {
+        let mut buffer = [0u8; 16 * 1024];
+        loop {
+            while let Some(fragment) = self.fragments.progress() {
+                if let FragmentInfo::Line {
+                    announcement: Some(literal),
+                    ..
+                } = fragment
+                {
+                    let too_large = literal.length as usize > self.limits.max_literal_size;
+                    match (literal.mode, too_large) {
+                        (LiteralMode::Sync, false) => {
+                            self.out.extend_from_slice(b"+ Ready for literal data\r\n");
+                            self.flush().await?;
+                        }
+                        (LiteralMode::Sync, true) => {
+                            let tag = self.fragments.decode_tag();
+                            let tag = tag.as_ref().map(|t| t.as_ref()).unwrap_or("*");
+                            self.out.extend_from_slice(
+                                format!("{tag} NO [TOOBIG] Literal larger than {} bytes\r\n", self.limits.max_literal_size)
+                                    .as_bytes(),
+                            );
+                            self.flush().await?;
+                            self.fragments.skip_message();
+                            self.pending = 0;
+                            continue;
+                        }
+                        (LiteralMode::NonSync, true) => self.fragments.poison_message(),
+                        (LiteralMode::NonSync, false) => {}
+                    }
+                }
+                if self.fragments.is_message_complete() {
+                    let message = self.fragments.message_bytes().to_vec();
+                    let too_long = self.fragments.is_max_message_size_exceeded()
+                        || self.fragments.is_message_poisoned();
+                    self.pending = 0;
+                    if too_long {
+                        let tag = self.fragments.decode_tag();
+                        let tag = tag.as_ref().map(|t| t.as_ref()).unwrap_or("*").to_string();
+                        self.out.extend_from_slice(
+                            format!("{tag} NO [TOOBIG] Command or literal too large\r\n").as_bytes(),
+                        );
+                        self.flush().await?;
+                        continue;
+                    }
+                    return Ok(Some(message));
+                }
+            }
+            // A line without its end that keeps growing is refused before
+            // it can take memory: the stream cannot be resynchronized.
+            if self.pending > self.limits.max_line_length + self.limits.max_literal_size {
+                self.out.extend_from_slice(b"* BYE [TOOBIG] Line too long\r\n");
+                self.flush().await?;
+                return Ok(None);
+            }
+            let stop = *self.stopping.borrow();
+            if stop {
+                self.out.extend_from_slice(b"* BYE [UNAVAILABLE] Server shutting down\r\n");
+                self.flush().await?;
+                return Ok(None);
+            }
+            let timeout = self.timeout();
+            let read = tokio::select! {
+                read = tokio::time::timeout(timeout, self.stream.read(&mut buffer)) => read,
+                _ = self.stopping.changed() => continue,
+            };
+            let n = match read {
+                Ok(Ok(0)) => return Ok(None),
+                Ok(Ok(n)) => n,
+                Ok(Err(err)) => return Err(err.into()),
+                Err(_) => {
+                    self.out.extend_from_slice(b"* BYE Autologout; idle for too long\r\n");
+                    self.flush().await?;
+                    return Err(SessionError::Timeout);
+                }
+            };
+            self.pending += n;
+            self.fragments.enqueue_bytes(&buffer[..n]);
+        }
+    }
+
+    async fn handle(&mut self, message: Vec<u8>) -> Flow {
+        let command = match CommandCodec::default().decode(&message) {
+            Ok((rest, command)) if rest.is_empty() => command,
+            _ => {
+                let tag = self.fragments_tag(&message);
+                let what = describe_parse_failure(&message);
+                self.out
+                    .extend_from_slice(format!("{tag} BAD {what}\r\n").as_bytes());
+                return Flow::Continue;
+            }
+        };
+        let tag = command.tag.as_ref().to_string();
+        let name = command.body.name();
+        tracing::trace!(peer = %self.peer, %tag, name, "imap command");
+        let (reply, flow) = self.dispatch(command).await;
+        // Pending changes are announced before the tagged reply (RFC 3501
+        // §7): after commands that allow EXPUNGE, and EXISTS/FLAGS otherwise.
+        if self.selected.is_some() && !matches!(flow, Flow::Close) {
+            let allow_expunge = !matches!(name, "FETCH" | "STORE" | "SEARCH")
+                || matches!(reply.status, "BAD");
+            if let Err(err) = self.refresh(allow_expunge).await {
+                tracing::warn!(%err, "imap refresh");
+            }
+        }
+        self.out
+            .extend_from_slice(format!("{tag} {} {}\r\n", reply.status, reply.text).as_bytes());
+        flow
+    }
+
+    fn fragments_tag(&self, message: &[u8]) -> String {
+        let end = message
+            .iter()
+            .position(|b| *b == b' ' || *b == b'\r' || *b == b'\n')
+            .unwrap_or(message.len());
+        let tag = &message[..end];
+        let valid = !tag.is_empty()
+            && tag.len() < 64
+            && tag
+                .iter()
+                .all(|b| b.is_ascii_graphic() && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b'+'));
+        if valid {
+            String::from_utf8_lossy(tag).into_owned()
+        } else {
+            "*".into()
+        }
+    }
+
+    async fn dispatch(&mut self, command: Command<'_>) -> (Reply, Flow) {
+        let authenticated = self.agent.is_some();
+        let selected = self.selected.is_some();
+        let body = command.body;
+        let reply = match body {
+            CommandBody::Capability => {
+                let caps = self.capabilities();
+                self.out.extend_from_slice(format!("* CAPABILITY {caps}\r\n").as_bytes());
+                Reply::ok("CAPABILITY completed")
+            }
+            CommandBody::Noop => Reply::ok("NOOP completed"),
+            CommandBody::Logout => {
+                self.out.extend_from_slice(b"* BYE Logging out\r\n");
+                return (Reply::ok("LOGOUT completed"), Flow::Close);
+            }
+            CommandBody::Id { .. } => {
+                self.out.extend_from_slice(
+                    format!(
+                        "* ID (\"name\" \"postdesk\" \"version\" \"{}\")\r\n",
+                        env!("CARGO_PKG_VERSION")
+                    )
+                    .as_bytes(),
+                );
+                Reply::ok("ID completed")
+            }
+            CommandBody::StartTLS if !authenticated => {
+                if self.is_tls {
+                    Reply::bad("TLS is already active")
+                } else if self.tls.is_none() {
+                    Reply::no("TLS is not available")
+                } else {
+                    return (Reply::ok("Begin TLS negotiation now"), Flow::StartTls);
+                }
+            }
+            CommandBody::Login { username, password } if !authenticated => {
+                let user = String::from_utf8_lossy(username.as_ref()).into_owned();
+                let pass = String::from_utf8_lossy(password.declassify().as_ref()).into_owned();
+                self.login(&user, &pass).await
+            }
+            CommandBody::Authenticate {
+                mechanism,
+                initial_response,
+            } if !authenticated => match mechanism {
+                AuthMechanism::Plain => {
+                    let response = match initial_response {
+                        Some(ir) => Some(ir.declassify().to_vec()),
+                        None => self.sasl_continuation().await,
+                    };
+                    match response {
+                        None => Reply::bad("AUTHENTICATE cancelled"),
+                        Some(data) => self.authenticate_plain(&data).await,
+                    }
+                }
+                _ => Reply::no("Unsupported authentication mechanism; use PLAIN"),
+            },
+            CommandBody::StartTLS | CommandBody::Login { .. } | CommandBody::Authenticate { .. } => {
+                Reply::bad("Already authenticated")
+            }
+            _ if !authenticated => Reply::bad("Log in first"),
+            CommandBody::Enable { capabilities } => {
+                let mut enabled = Vec::new();
+                for cap in capabilities.as_ref() {
+                    if matches!(cap, CapabilityEnable::CondStore) {
+                        self.condstore = true;
+                        enabled.push("CONDSTORE");
+                    }
+                }
+                self.out
+                    .extend_from_slice(format!("* ENABLED {}\r\n", enabled.join(" ")).as_bytes());
+                Reply::ok("ENABLE completed")
+            }
+            CommandBody::Namespace => {
+                self.out.extend_from_slice(b"* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
+                Reply::ok("NAMESPACE completed")
+            }
+            CommandBody::Select {
+                mailbox,
+                parameters,
+            } => self.select(&mailbox, &parameters, false).await,
+            CommandBody::Examine {
+                mailbox,
+                parameters,
+            } => self.select(&mailbox, &parameters, true).await,
+            CommandBody::Create { mailbox } => self.create(&mailbox).await,
+            CommandBody::Delete { mailbox } => self.delete(&mailbox).await,
+            CommandBody::Rename { from, to } => self.rename(&from, &to).await,
+            CommandBody::Subscribe { mailbox } => self.subscribe(&mailbox, true).await,
+            CommandBody::Unsubscribe { mailbox } => self.subscribe(&mailbox, false).await,
+            CommandBody::List {
+                reference,
+                mailbox_wildcard,
+            } => self.list(&reference, &mailbox_wildcard, false).await,
+            CommandBody::Lsub {
+                reference,
+                mailbox_wildcard,
+            } => self.list(&reference, &mailbox_wildcard, true).await,
+            CommandBody::Status {
+                mailbox,
+                item_names,
+            } => self.status(&mailbox, &item_names).await,
+            CommandBody::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } => self.append(&mailbox, &flags, date.as_ref(), &message).await,
+            CommandBody::Idle => return self.idle().await,
+            _ if !selected => Reply::bad("Select a mailbox first"),
+            CommandBody::Check => Reply::ok("CHECK completed"),
+            CommandBody::Close => self.close(true).await,
+            CommandBody::Unselect => self.close(false).await,
+            CommandBody::Expunge => self.expunge(None).await,
+            CommandBody::ExpungeUid { sequence_set } => self.expunge(Some(&sequence_set)).await,
+            CommandBody::Search {
+                charset,
+                criteria,
+                uid,
+            } => self.search(charset.as_ref(), criteria.as_ref(), uid).await,
+            CommandBody::Fetch {
+                sequence_set,
+                macro_or_item_names,
+                uid,
+                modifiers,
+            } => {
+                self.fetch(&sequence_set, &macro_or_item_names, uid, &modifiers)
+                    .await
+            }
+            CommandBody::Store {
+                sequence_set,
+                kind,
+                response,
+                flags,
+                uid,
+                modifiers,
+            } => {
+                self.store_flags(&sequence_set, &kind, &response, &flags, uid, &modifiers)
+                    .await
+            }
+            CommandBody::Copy {
+                sequence_set,
+                mailbox,
+                uid,
+            } => self.copy_or_move(&sequence_set, &mailbox, uid, false).await,
+            CommandBody::Move {
+                sequence_set,
+                mailbox,
+                uid,
+            } => self.copy_or_move(&sequence_set, &mailbox, uid, true).await,
+            other => Reply::bad(format!("{} is not supported", other.name())),
+        };
+        (reply, Flow::Continue)
+    }
+
+    /// Reads the client's answer to an empty continuation request (SASL):
+    /// one base64 line, or `*` to cancel. None: cancelled or undecodable.
+    async fn sasl_continuation(&mut self) -> Option<Vec<u8>> {
+        self.out.extend_from_slice(b"+ \r\n");
+        self.flush().await.ok()?;
+        let line = self.next_message().await.ok()??;
+        let line = line.strip_suffix(b"\r\n").or_else(|| line.strip_suffix(b"\n"))?;
+        if line == b"*" {
+            return None;
+        }
+        base64::engine::general_purpose::STANDARD.decode(line).ok()
+    }
+
+    async fn authenticate_plain(&mut self, data: &[u8]) -> Reply {
+        // authzid NUL authcid NUL password (RFC 4616).
+        let mut parts = data.split(|b| *b == 0);
+        let (Some(authzid), Some(user), Some(pass), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Reply::bad("Malformed PLAIN response");
+        };
+        let user = String::from_utf8_lossy(user).into_owned();
+        if !authzid.is_empty() && !authzid.eq_ignore_ascii_case(user.as_bytes()) {
+            return Reply::no("[AUTHORIZATIONFAILED] Acting as another user is not allowed");
+        }
+        let pass = String::from_utf8_lossy(pass).into_owned();
+        self.login(&user, &pass).await
+    }
+
+    async fn login(&mut self, user: &str, pass: &str) -> Reply {
+        if !self.auth_allowed() {
+            return Reply::no("[PRIVACYREQUIRED] Use STARTTLS (or port 993) before logging in");
+        }
+        let delay = self.shared.login_delay(user, self.peer.ip());
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let agent = match self.app.store.login_agent(user).await {
+            Ok(agent) => agent,
+            Err(err) => return Reply::no(format!("[UNAVAILABLE] {err}")),
+        };
+        let verified = match &agent {
+            Some(agent) => {
+                let hash = agent.password_hash.clone();
+                let pass = pass.to_string();
+                tokio::task::spawn_blocking(move || crate::passwords::verify(&pass, &hash))
+                    .await
+                    .unwrap_or(false)
+            }
+            None => false,
+        };
+        let Some(agent) = agent.filter(|_| verified) else {
+            self.shared.login_failed(user, self.peer.ip());
+            tracing::info!(peer = %self.peer, user, "imap: login failed");
+            return Reply::no("[AUTHENTICATIONFAILED] Invalid credentials");
+        };
+        if !self
+            .shared
+            .enter(agent.id, self.limits.max_connections_per_agent)
+        {
+            return Reply::no("[LIMIT] Too many connections for this account");
+        }
+        self.shared.login_succeeded(user);
+        tracing::info!(peer = %self.peer, agent = %agent.email, "imap: logged in");
+        self.agent = Some(agent);
+        Reply::ok(format!("[CAPABILITY {}] Logged in", self.capabilities()))
+    }
+
+    async fn start_tls(&mut self) -> Result<(), SessionError> {
+        // Anything pipelined after STARTTLS came in clear text (RFC 3501 §6.2.1).
+        let max = self
+            .limits
+            .max_literal_size
+            .saturating_add(self.limits.max_line_length);
+        self.fragments = Fragmentizer::new(u32::try_from(max).unwrap_or(u32::MAX));
+        self.pending = 0;
+        let Some(acceptor) = self.tls.clone() else {
+            return Ok(());
+        };
+        let plain = std::mem::replace(
+            &mut self.stream,
+            Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink())),
+        );
+        let secured = match tokio::time::timeout(self.limits.login_timeout, acceptor.accept(plain))
+            .await
+        {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(err)) => {
+                tracing::debug!(peer = %self.peer, %err, "TLS handshake failed");
+                return Err(SessionError::Io(err));
+            }
+            Err(_) => return Err(SessionError::Timeout),
+        };
+        self.stream = Box::new(secured);
+        self.is_tls = true;
+        Ok(())
+    }
+
+    /// The folders this agent has, in LIST order.
+    pub fn folder_of(&self, name: &str) -> Folder {
+        let queues = self.agent.as_ref().map(|a| a.queues.as_slice()).unwrap_or(&[]);
+        Folder::parse(name, queues)
+    }
+
+    /// Reconciles the selected view if anything changed, then tells the
+    /// client what is new (see [`Selected::apply`]).
+    pub async fn refresh(&mut self, allow_expunge: bool) -> Result<(), StoreError> {
+        let Some(viewer) = self.viewer() else {
+            return Ok(());
+        };
+        let Some(selected) = self.selected.as_mut() else {
+            return Ok(());
+        };
+        let store = &self.app.store;
+        if let Some(filter) = selected.folder.filter() {
+            let marker = store.imap_sync_marker(viewer.agent_id).await?;
+            if marker != selected.marker {
+                let since = chrono::Utc::now() - self.limits.closed_window;
+                store
+                    .imap_reconcile(selected.mailbox.id, &viewer, &filter, since, &marker, false)
+                    .await?;
+                selected.marker = marker;
+            }
+        }
+        let mailbox = match store.imap_mailbox(selected.mailbox.id).await {
+            Ok(mailbox) => mailbox,
+            Err(StoreError::NotFound(_)) => {
+                // Deleted under us (another session): nothing more to show.
+                return Ok(());
+            }
+            Err(err) => return Err(err),
+        };
+        if mailbox.highestmodseq == selected.mailbox.highestmodseq
+            && mailbox.uidnext == selected.mailbox.uidnext
+        {
+            return Ok(());
+        }
+        let members = store.imap_members(mailbox.id).await?;
+        let condstore = self.condstore;
+        selected.apply(mailbox, members, allow_expunge, condstore, &mut self.out);
+        Ok(())
+    }
+
+    /// IDLE (RFC 2177): reports changes as they happen until DONE.
+    async fn idle(&mut self) -> (Reply, Flow) {
+        self.out.extend_from_slice(b"+ idling\r\n");
+        if let Err(err) = self.refresh(true).await {
+            tracing::warn!(%err, "imap refresh");
+        }
+        if self.flush().await.is_err() {
+            return (Reply::bad("connection lost"), Flow::Close);
+        }
+        let deadline = tokio::time::Instant::now() + self.limits.idle_timeout;
+        let mut buffer = [0u8; 1024];
+        loop {
+            // Framing is line based here: the only valid input is DONE.
+            while let Some(fragment) = self.fragments.progress() {
+                if self.fragments.is_message_complete() {
+                    let line = self.fragments.fragment_bytes(fragment).to_vec();
+                    self.pending = 0;
+                    let word = line.trim_ascii();
+                    if word.eq_ignore_ascii_case(b"DONE") {
+                        return (Reply::ok("IDLE terminated"), Flow::Continue);
+                    }
+                    return (Reply::bad("Expected DONE"), Flow::Continue);
+                }
+            }
+            let stop = *self.stopping.borrow();
+            if stop {
+                self.out
+                    .extend_from_slice(b"* BYE [UNAVAILABLE] Server shutting down\r\n");
+                let _ = self.flush().await;
+                return (Reply::ok("IDLE terminated"), Flow::Close);
+            }
+            tokio::select! {
+                read = self.stream.read(&mut buffer) => match read {
+                    Ok(0) | Err(_) => return (Reply::bad("connection lost"), Flow::Close),
+                    Ok(n) => {
+                        self.pending += n;
+                        if self.pending > self.limits.max_line_length {
+                            return (Reply::bad("Expected DONE"), Flow::Close);
+                        }
+                        self.fragments.enqueue_bytes(&buffer[..n]);
+                    }
+                },
+                change = self.changes.recv() => {
+                    if matches!(change, Err(broadcast::error::RecvError::Closed)) {
+                        return (Reply::ok("IDLE terminated"), Flow::Close);
+                    }
+                    // Let a burst of changes settle, then report them once.
+                    tokio::time::sleep(SETTLE).await;
+                    while self.changes.try_recv().is_ok() {}
+                    if let Err(err) = self.refresh(true).await {
+                        tracing::warn!(%err, "imap refresh");
+                    }
+                    if self.flush().await.is_err() {
+                        return (Reply::bad("connection lost"), Flow::Close);
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    self.out.extend_from_slice(b"* BYE Autologout; idle for too long\r\n");
+                    let _ = self.flush().await;
+                    return (Reply::ok("IDLE terminated"), Flow::Close);
+                }
+                _ = self.stopping.changed() => {}
+            }
+        }
+    }
+}
+
+/// A BAD reply's text for a command imap-codec could not parse: the
+/// command name when it can be read, so the client knows which one.
+fn describe_parse_failure(message: &[u8]) -> String {
+    let line_end = message
+        .iter()
+        .position(|b| *b == b'\r' || *b == b'\n')
+        .unwrap_or(message.len());
+    let line = String::from_utf8_lossy(&message[..line_end]);
+    let mut words = line.split(' ');
+    let _tag = words.next();
+    match words.next() {
+        Some(name) if !name.is_empty() => {
+            let name: String = name.chars().take(32).collect();
+            if line.ends_with(' ') {
+                format!("Syntax error in {name}: trailing space")
+            } else {
+                format!("Syntax error in {name} (or unknown command)")
+            }
+        }
+        _ => "Missing command".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_failures_name_the_command() {
+        assert_eq!(
+            describe_parse_failure(b"a1 FETCH 1 (FLAGS\r\n"),
+            "Syntax error in FETCH (or unknown command)"
+        );
+        assert_eq!(
+            describe_parse_failure(b"a1 NOOP \r\n"),
+            "Syntax error in NOOP: trailing space"
+        );
+        assert_eq!(describe_parse_failure(b"a1\r\n"), "Missing command");
+    }
+}

@@ -1,0 +1,243 @@
+//! STORE and UID STORE (RFC 3501 §6.4.6, RFC 7162 UNCHANGEDSINCE).
+//!
+//! In a view, flags are ticket state: `\Seen` is per agent, `\Flagged` is
+//! the ticket's urgency, keywords are its tags, `\Deleted` lives in the
+//! session. In the agent's own folders flags are simply stored.
+
+use super::session::{Reply, Session};
+use crate::domain::ticket::Priority;
+use crate::domain::views::TicketChange;
+use crate::store::{MessageRef, join_flags};
+use imap_codec::imap_types::command::StoreModifier;
+use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
+use imap_codec::imap_types::sequence::SequenceSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+
+/// The new flag set of a message for STORE FLAGS / +FLAGS / -FLAGS.
+/// Keywords compare case-insensitively (RFC 3501 §2.3.2).
+pub fn apply_store(current: &str, kind: &StoreType, flags: &[String]) -> String {
+    let has = |list: &[String], f: &str| list.iter().any(|x| x.eq_ignore_ascii_case(f));
+    let current: Vec<String> = current.split(' ').filter(|f| !f.is_empty()).map(String::from).collect();
+    let next: Vec<String> = match kind {
+        StoreType::Replace => flags.to_vec(),
+        StoreType::Add => {
+            let mut next = current.clone();
+            next.extend(flags.iter().filter(|f| !has(&current, f)).cloned());
+            next
+        }
+        StoreType::Remove => current.into_iter().filter(|f| !has(flags, f)).collect(),
+    };
+    join_flags(next.iter().map(String::as_str))
+}
+
+impl Session {
+    pub async fn store_flags(
+        &mut self,
+        set: &SequenceSet,
+        kind: &StoreType,
+        response: &StoreResponse,
+        flags: &[Flag<'_>],
+        uid: bool,
+        modifiers: &[StoreModifier],
+    ) -> Reply {
+        let unchanged_since = modifiers.iter().map(|StoreModifier::UnchangedSince(v)| *v).next();
+        if unchanged_since.is_some() {
+            self.condstore = true;
+        }
+        let flags: Vec<String> = flags.iter().map(ToString::to_string).collect();
+        if flags.iter().any(|f| f.eq_ignore_ascii_case("\\Recent")) {
+            return Reply::bad("\\Recent cannot be stored");
+        }
+        let Some(selected) = &self.selected else {
+            return Reply::bad("No mailbox selected");
+        };
+        if selected.read_only {
+            return Reply::no("[READ-ONLY] Mailbox is read-only");
+        }
+        let Ok(indexes) = selected.resolve(set, uid) else {
+            return Reply::bad("Invalid message sequence number");
+        };
+        let mut modified = Vec::new();
+        let mut targets = Vec::new();
+        for index in indexes {
+            let message = &selected.messages[index];
+            match unchanged_since {
+                Some(since) if message.modseq > since => modified.push(message.uid),
+                _ => targets.push(index),
+            }
+        }
+        let result = if selected.folder.is_view() {
+            self.store_in_view(&targets, kind, &flags).await
+        } else {
+            self.store_in_storage(&targets, kind, &flags).await
+        };
+        if let Err(reply) = result {
+            return reply;
+        }
+        // Changes land in the view's membership; report them (and, unless
+        // .SILENT, every targeted message even if nothing changed).
+        let reported = match self.refresh_reporting().await {
+            Ok(reported) => reported,
+            Err(err) => return err.into(),
+        };
+        if matches!(response, StoreResponse::Answer)
+            && let Some(selected) = &self.selected
+        {
+            let condstore = self.condstore;
+            for index in targets {
+                if index < selected.messages.len() && !reported.contains(&selected.messages[index].uid) {
+                    selected.write_flags_update(&mut self.out, index, condstore);
+                }
+            }
+        }
+        if modified.is_empty() {
+            Reply::ok("STORE completed")
+        } else {
+            Reply::ok(format!(
+                "[MODIFIED {}] Conditional STORE failed for some messages",
+                super::response::uid_set(&modified)
+            ))
+        }
+    }
+
+    /// Refresh without expunges (STORE may not announce them), returning the
+    /// UIDs whose flags were reported.
+    async fn refresh_reporting(&mut self) -> Result<BTreeSet<u32>, crate::store::StoreError> {
+        let before: BTreeMap<u32, String> = self
+            .selected
+            .as_ref()
+            .map(|s| s.messages.iter().map(|m| (m.uid, m.flags.clone())).collect())
+            .unwrap_or_default();
+        self.refresh(false).await?;
+        let after = self
+            .selected
+            .as_ref()
+            .map(|s| {
+                s.messages
+                    .iter()
+                    .filter(|m| before.get(&m.uid) != Some(&m.flags))
+                    .map(|m| m.uid)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(after)
+    }
+
+    async fn store_in_storage(&mut self, targets: &[usize], kind: &StoreType, flags: &[String]) -> Result<(), Reply> {
+        let Some(selected) = &mut self.selected else {
+            return Ok(());
+        };
+        let mut updates = Vec::new();
+        for &index in targets {
+            let message = &selected.messages[index];
+            let next = apply_store(&message.flags, kind, flags);
+            if next != message.flags {
+                updates.push((message.uid, next));
+            }
+        }
+        if updates.is_empty() {
+            return Ok(());
+        }
+        self.app
+            .store
+            .imap_set_flags(selected.mailbox.id, &updates)
+            .await
+            .map_err(Reply::from)?;
+        Ok(())
+    }
+
+    async fn store_in_view(&mut self, targets: &[usize], kind: &StoreType, flags: &[String]) -> Result<(), Reply> {
+        let (Some(selected), Some(agent)) = (&mut self.selected, &self.agent) else {
+            return Ok(());
+        };
+        let mut seen = Vec::new();
+        let mut unseen = Vec::new();
+        // Per ticket: the change its messages' new flags ask for.
+        let mut changes: BTreeMap<i64, TicketChange> = BTreeMap::new();
+        let mut messages: Vec<i64> = Vec::new();
+        for &index in targets {
+            if let MessageRef::Ticket(id) = selected.messages[index].message {
+                messages.push(id);
+            }
+        }
+        let tickets = self.app.store.message_tickets(&messages).await.map_err(Reply::from)?;
+        for &index in targets {
+            let message = &selected.messages[index];
+            let MessageRef::Ticket(id) = message.message else {
+                continue;
+            };
+            let mut current = message.flags.clone();
+            if selected.deleted.contains(&message.uid) {
+                current.push_str(" \\Deleted");
+            }
+            let next = apply_store(&current, kind, flags);
+            let had = |f: &str| current.split(' ').any(|x| x.eq_ignore_ascii_case(f));
+            let has = |f: &str| next.split(' ').any(|x| x.eq_ignore_ascii_case(f));
+            match (had("\\Seen"), has("\\Seen")) {
+                (false, true) => seen.push(id),
+                (true, false) => unseen.push(id),
+                _ => {}
+            }
+            if has("\\Deleted") {
+                selected.deleted.insert(message.uid);
+            } else {
+                selected.deleted.remove(&message.uid);
+            }
+            let Some(ticket) = tickets.get(&id) else {
+                continue;
+            };
+            let change = changes.entry(*ticket).or_default();
+            match (had("\\Flagged"), has("\\Flagged")) {
+                (false, true) => change.priority = Some(Priority::Urgent),
+                (true, false) => change.priority = Some(Priority::Normal),
+                _ => {}
+            }
+            let keywords = |text: &str| -> Vec<String> {
+                text.split(' ')
+                    .filter(|f| !f.is_empty() && !f.starts_with('\\'))
+                    .map(String::from)
+                    .collect()
+            };
+            let before = keywords(&current);
+            let after = keywords(&next);
+            for tag in after.iter().filter(|t| !before.iter().any(|b| b.eq_ignore_ascii_case(t))) {
+                if !change.add_tags.contains(tag) {
+                    change.add_tags.push(tag.clone());
+                }
+            }
+            for tag in before.iter().filter(|t| !after.iter().any(|a| a.eq_ignore_ascii_case(t))) {
+                if !change.remove_tags.contains(tag) {
+                    change.remove_tags.push(tag.clone());
+                }
+            }
+        }
+        let store = &self.app.store;
+        store.imap_set_seen(agent.id, &seen, true).await.map_err(Reply::from)?;
+        store.imap_set_seen(agent.id, &unseen, false).await.map_err(Reply::from)?;
+        for (ticket, change) in changes {
+            if change.is_empty() {
+                continue;
+            }
+            store
+                .change_ticket(ticket, &change, &agent.email, "flags changed over IMAP")
+                .await
+                .map_err(Reply::from)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_kinds_follow_rfc_3501() {
+        let flags = vec!["\\Seen".to_string(), "Billing".to_string()];
+        assert_eq!(apply_store("\\Flagged", &StoreType::Add, &flags), "Billing \\Flagged \\Seen");
+        assert_eq!(apply_store("\\Flagged billing", &StoreType::Remove, &flags), "\\Flagged");
+        assert_eq!(apply_store("\\Flagged", &StoreType::Replace, &flags), "Billing \\Seen");
+        assert_eq!(apply_store("\\Seen", &StoreType::Add, &["\\seen".to_string()]), "\\Seen");
+    }
+}

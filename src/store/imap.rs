@@ -1,0 +1,1004 @@
+//! The IMAP view's storage: per-agent mailboxes with materialized
+//! membership (DESIGN.md §4).
+//!
+//! A view's membership is not a query run on each FETCH: UIDs must ascend
+//! strictly and never be reused, and a ticket that leaves a view and comes
+//! back must come back under new UIDs. So each mailbox keeps its members
+//! with their own UIDs, and [`Store::imap_reconcile`] brings them in line
+//! with the tickets: members whose ticket left the view are removed, messages
+//! that entered get the next UIDs, members whose flags changed get a new
+//! MODSEQ. Reconciling is skipped when nothing that could matter changed
+//! since the last time (the sync marker).
+
+use super::events::{Events, insert_events, placeholders, rows};
+use super::{Change, Result, Store, StoreError, dispatch, dispatch_read, parse_column};
+use crate::domain::ticket::{Priority, Status};
+use crate::domain::views::{OwnerFilter, TicketChange, ViewFilter};
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use std::collections::{BTreeSet, HashMap};
+
+/// One mailbox of one agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    pub id: i64,
+    pub agent_id: i64,
+    pub name: String,
+    pub uidvalidity: u32,
+    pub uidnext: u32,
+    pub highestmodseq: u64,
+    pub subscribed: bool,
+}
+
+/// What a mailbox member shows: one of a ticket's messages, or a message
+/// the agent stored (draft, sent copy, personal filing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MessageRef {
+    Ticket(i64),
+    Stored(i64),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub uid: u32,
+    pub message: MessageRef,
+    /// Space-separated IMAP flags and keywords.
+    pub flags: String,
+    pub modseq: u64,
+}
+
+/// A message's bytes and IMAP metadata.
+#[derive(Debug, Clone)]
+pub struct Content {
+    pub raw: Vec<u8>,
+    pub internal_date: DateTime<Utc>,
+    /// The ticket, for a ticket's message.
+    pub ticket: Option<i64>,
+}
+
+/// Who is looking: views are scoped to the queues an agent may see.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    pub agent_id: i64,
+    pub is_admin: bool,
+}
+
+/// An agent as IMAP and submission log them in.
+#[derive(Debug, Clone)]
+pub struct LoginAgent {
+    pub id: i64,
+    pub email: String,
+    pub name: String,
+    pub is_admin: bool,
+    pub password_hash: String,
+    /// The queues this agent may see (all of them for an admin).
+    pub queues: Vec<String>,
+}
+
+const MAILBOX_COLUMNS: &str =
+    "id, agent_id, name, uidvalidity, uidnext, highestmodseq, subscribed FROM imap_mailboxes";
+
+macro_rules! mailbox_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        Mailbox {
+            id: row.try_get("id")?,
+            agent_id: row.try_get("agent_id")?,
+            name: row.try_get("name")?,
+            uidvalidity: to_u32(row.try_get("uidvalidity")?)?,
+            uidnext: to_u32(row.try_get("uidnext")?)?,
+            highestmodseq: to_u64(row.try_get("highestmodseq")?)?,
+            subscribed: row.try_get("subscribed")?,
+        }
+    }};
+}
+
+macro_rules! member_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        let message: Option<i64> = row.try_get("message_id")?;
+        let stored: Option<i64> = row.try_get("stored_id")?;
+        Member {
+            uid: to_u32(row.try_get("uid")?)?,
+            message: match (message, stored) {
+                (Some(id), _) => MessageRef::Ticket(id),
+                (None, Some(id)) => MessageRef::Stored(id),
+                (None, None) => return Err(StoreError::Corrupt("member without a message".into())),
+            },
+            flags: row.try_get("flags")?,
+            modseq: to_u64(row.try_get("modseq")?)?,
+        }
+    }};
+}
+
+fn to_u32(value: i64) -> Result<u32> {
+    u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{value} is not a 32-bit UID")))
+}
+
+fn to_u64(value: i64) -> Result<u64> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative MODSEQ {value}")))
+}
+
+/// The WHERE clause of a view over `messages m JOIN tickets t JOIN queues q`.
+/// Parameters: $1 agent id, $2 is admin, $3 queue name ('' for any), $4 the
+/// start of the Closed window. Enum values are inlined: they are our own
+/// constants, never input.
+fn view_condition(filter: &ViewFilter) -> String {
+    let mut clauses = vec![
+        "($2 OR t.queue_id IN (SELECT queue_id FROM agent_queues WHERE agent_id = $1))".to_string(),
+        "($3 = '' OR q.name = $3)".to_string(),
+    ];
+    if filter.nothing {
+        clauses.push("1 = 0".into());
+    }
+    if !filter.statuses.is_empty() {
+        let list: Vec<String> = filter
+            .statuses
+            .iter()
+            .map(|s: &Status| format!("'{}'", s.as_str()))
+            .collect();
+        clauses.push(format!("t.status IN ({})", list.join(", ")));
+    }
+    if !filter.priorities.is_empty() {
+        let list: Vec<String> = filter
+            .priorities
+            .iter()
+            .map(|p: &Priority| format!("'{}'", p.as_str()))
+            .collect();
+        clauses.push(format!("t.priority IN ({})", list.join(", ")));
+    }
+    match filter.owner {
+        OwnerFilter::Anyone => {}
+        OwnerFilter::Me => clauses.push("t.owner_id = $1".into()),
+        OwnerFilter::Nobody => clauses.push("t.owner_id IS NULL".into()),
+    }
+    match filter.disposition {
+        None => clauses.push("t.disposition IS NULL".into()),
+        Some(d) => clauses.push(format!("t.disposition = '{}'", d.as_str())),
+    }
+    if filter.recently_done {
+        clauses.push("t.done_at >= $4".into());
+    } else {
+        clauses.push("(t.done_at IS NULL OR t.done_at >= $4 OR $4 IS NOT NULL)".into());
+    }
+    clauses.join(" AND ")
+}
+
+/// Flags as stored: sorted, space-separated, system flags first.
+pub fn join_flags<'a>(flags: impl IntoIterator<Item = &'a str>) -> String {
+    let set: BTreeSet<&str> = flags.into_iter().filter(|f| !f.is_empty()).collect();
+    set.into_iter().collect::<Vec<_>>().join(" ")
+}
+
+/// A view member's flags for one agent, derived from the ticket.
+fn derived_flags(seen: bool, answered: bool, urgent: bool, tags: &[String]) -> String {
+    let mut flags: Vec<&str> = Vec::with_capacity(3 + tags.len());
+    if seen {
+        flags.push("\\Seen");
+    }
+    if answered {
+        flags.push("\\Answered");
+    }
+    if urgent {
+        flags.push("\\Flagged");
+    }
+    flags.extend(tags.iter().map(String::as_str));
+    join_flags(flags)
+}
+
+impl Store {
+    /// The agent with this address, for LOGIN (case-insensitive).
+    pub async fn login_agent(&self, email: &str) -> Result<Option<LoginAgent>> {
+        dispatch_read!(self, pool => {
+            let row = sqlx::query(
+                "SELECT id, email, name, is_admin, password_hash FROM agents WHERE LOWER(email) = LOWER($1)",
+            )
+            .bind(email)
+            .fetch_optional(pool)
+            .await?;
+            let Some(row) = row else { return Ok(None) };
+            let id: i64 = row.try_get("id")?;
+            let is_admin: bool = row.try_get("is_admin")?;
+            let queues: Vec<String> = if is_admin {
+                sqlx::query_scalar("SELECT name FROM queues ORDER BY name").fetch_all(pool).await?
+            } else {
+                sqlx::query_scalar(
+                    "SELECT q.name FROM agent_queues aq JOIN queues q ON q.id = aq.queue_id
+                     WHERE aq.agent_id = $1 ORDER BY q.name",
+                )
+                .bind(id)
+                .fetch_all(pool)
+                .await?
+            };
+            Ok(Some(LoginAgent {
+                id,
+                email: row.try_get("email")?,
+                name: row.try_get("name")?,
+                is_admin,
+                password_hash: row.try_get("password_hash")?,
+                queues,
+            }))
+        })
+    }
+
+    pub async fn imap_mailboxes(&self, agent_id: i64) -> Result<Vec<Mailbox>> {
+        dispatch_read!(self, pool => {
+            let sql = format!("SELECT {MAILBOX_COLUMNS} WHERE agent_id = $1 ORDER BY name");
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(agent_id).fetch_all(pool).await?;
+            let mut boxes = Vec::with_capacity(rows.len());
+            for row in &rows {
+                boxes.push(mailbox_from_row!(row));
+            }
+            Ok(boxes)
+        })
+    }
+
+    /// The mailbox as it is now (the write side: fresh after a reconcile).
+    pub async fn imap_mailbox(&self, id: i64) -> Result<Mailbox> {
+        dispatch!(self, pool => {
+            let sql = format!("SELECT {MAILBOX_COLUMNS} WHERE id = $1");
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?;
+            match row {
+                Some(row) => Ok(mailbox_from_row!(row)),
+                None => Err(StoreError::NotFound(format!("mailbox {id} no longer exists"))),
+            }
+        })
+    }
+
+    /// Creates the mailboxes in `names` that the agent does not have yet.
+    /// A new mailbox gets a UIDVALIDITY above every other of the agent's, so
+    /// a mailbox deleted and made again never repeats one.
+    pub async fn imap_ensure_mailboxes(&self, agent_id: i64, names: &[String]) -> Result<()> {
+        let now = Utc::now();
+        dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let existing: Vec<String> =
+                sqlx::query_scalar("SELECT name FROM imap_mailboxes WHERE agent_id = $1")
+                    .bind(agent_id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            let missing: Vec<&String> = names.iter().filter(|n| !existing.contains(n)).collect();
+            if missing.is_empty() {
+                return Ok(());
+            }
+            let highest: i64 = sqlx::query_scalar(
+                "SELECT COALESCE(MAX(uidvalidity), 0) FROM imap_mailboxes WHERE agent_id = $1",
+            )
+            .bind(agent_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let mut validity = highest.max(now.timestamp() % i64::from(u32::MAX / 2));
+            for name in missing {
+                validity += 1;
+                sqlx::query(
+                    "INSERT INTO imap_mailboxes (agent_id, name, uidvalidity, created_at)
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (agent_id, name) DO NOTHING",
+                )
+                .bind(agent_id)
+                .bind(name)
+                .bind(validity)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Deletes a storage mailbox with its members; stored messages no other
+    /// mailbox holds go with it.
+    pub async fn imap_delete_mailbox(&self, id: i64) -> Result<()> {
+        dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let stored: Vec<i64> = sqlx::query_scalar(
+                "SELECT stored_id FROM imap_members WHERE mailbox_id = $1 AND stored_id IS NOT NULL",
+            )
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM imap_members WHERE mailbox_id = $1").bind(id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM imap_mailboxes WHERE id = $1").bind(id).execute(&mut *tx).await?;
+            for stored_id in stored {
+                sqlx::query(
+                    "DELETE FROM agent_messages WHERE id = $1
+                     AND NOT EXISTS (SELECT 1 FROM imap_members WHERE stored_id = $1)",
+                )
+                .bind(stored_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Renames a storage mailbox (and the ones under it). UIDs and
+    /// UIDVALIDITY stay: the messages are the same.
+    pub async fn imap_rename_mailboxes(&self, renames: &[(i64, String)]) -> Result<()> {
+        dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for (id, name) in renames {
+                sqlx::query("UPDATE imap_mailboxes SET name = $1 WHERE id = $2")
+                    .bind(name)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    pub async fn imap_subscribe(&self, id: i64, subscribed: bool) -> Result<()> {
+        dispatch!(self, pool => {
+            sqlx::query("UPDATE imap_mailboxes SET subscribed = $1 WHERE id = $2")
+                .bind(subscribed)
+                .bind(id)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// Changes whenever something a view shows may have changed: a new
+    /// message, a ticket event (every domain operation writes one), or the
+    /// agent's \Seen set. Three index lookups.
+    pub async fn imap_sync_marker(&self, agent_id: i64) -> Result<String> {
+        dispatch_read!(self, pool => {
+            let row = sqlx::query(
+                "SELECT (SELECT COALESCE(MAX(id), 0) FROM messages) AS m,
+                        (SELECT COALESCE(MAX(id), 0) FROM ticket_events) AS e,
+                        (SELECT seen_version FROM agents WHERE id = $1) AS s",
+            )
+            .bind(agent_id)
+            .fetch_one(pool)
+            .await?;
+            let m: i64 = row.try_get("m")?;
+            let e: i64 = row.try_get("e")?;
+            let s: Option<i64> = row.try_get("s")?;
+            Ok(format!("{m}.{e}.{}", s.unwrap_or(0)))
+        })
+    }
+
+    /// What [`Store::imap_sync_marker`] watches, for all agents at once.
+    pub async fn imap_global_marker(&self) -> Result<String> {
+        dispatch_read!(self, pool => {
+            let row = sqlx::query(
+                "SELECT (SELECT COALESCE(MAX(id), 0) FROM messages) AS m,
+                        (SELECT COALESCE(MAX(id), 0) FROM ticket_events) AS e,
+                        (SELECT COALESCE(SUM(seen_version), 0) FROM agents) AS s",
+            )
+            .fetch_one(pool)
+            .await?;
+            let m: i64 = row.try_get("m")?;
+            let e: i64 = row.try_get("e")?;
+            let s: i64 = row.try_get("s")?;
+            Ok(format!("{m}.{e}.{s}"))
+        })
+    }
+
+    pub fn announce_external(&self) {
+        self.announce(Change::External);
+    }
+
+    /// Brings a view's membership in line with the tickets (see the module
+    /// doc). Skipped when `marker` equals the one the mailbox was last
+    /// reconciled against, unless `force` (the Closed window moves with
+    /// time, so SELECT forces). Returns whether anything changed.
+    pub async fn imap_reconcile(
+        &self,
+        mailbox_id: i64,
+        viewer: &Viewer,
+        filter: &ViewFilter,
+        closed_since: DateTime<Utc>,
+        marker: &str,
+        force: bool,
+    ) -> Result<bool> {
+        let condition = view_condition(filter);
+        let queue = filter.queue.clone().unwrap_or_default();
+        let lock = match self.backend {
+            super::Backend::Postgres(_) => " FOR UPDATE",
+            super::Backend::Sqlite { .. } => "",
+        };
+        let now = Utc::now();
+        let changed = dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let sql = format!("SELECT synced_marker, uidnext, highestmodseq FROM imap_mailboxes WHERE id = $1{lock}");
+            let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(mailbox_id).fetch_optional(&mut *tx).await? else {
+                return Err(StoreError::NotFound(format!("mailbox {mailbox_id} no longer exists")));
+            };
+            let synced: Option<String> = row.try_get("synced_marker")?;
+            if !force && synced.as_deref() == Some(marker) {
+                return Ok(false);
+            }
+            let mut uidnext: i64 = row.try_get("uidnext")?;
+            let modseq: i64 = row.try_get::<i64, _>("highestmodseq")? + 1;
+
+            let sql = format!(
+                "SELECT m.id, m.ticket, t.priority,
+                    EXISTS (SELECT 1 FROM agent_seen s WHERE s.agent_id = $1 AND s.message_id = m.id) AS seen,
+                    (m.kind = 'customer' AND EXISTS (SELECT 1 FROM messages r
+                        WHERE r.ticket = m.ticket AND r.kind = 'reply' AND r.id > m.id)) AS answered
+                 FROM messages m JOIN tickets t ON t.number = m.ticket JOIN queues q ON q.id = t.queue_id
+                 WHERE m.kind <> 'auto_reply' AND {condition} ORDER BY m.id"
+            );
+            let wanted_rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(viewer.agent_id)
+                .bind(viewer.is_admin)
+                .bind(&queue)
+                .bind(closed_since)
+                .fetch_all(&mut *tx)
+                .await?;
+            let sql = format!(
+                "SELECT tt.ticket, tt.tag FROM ticket_tags tt JOIN tickets t ON t.number = tt.ticket
+                 JOIN queues q ON q.id = t.queue_id WHERE {condition}"
+            );
+            let tag_rows: Vec<(i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(viewer.agent_id)
+                .bind(viewer.is_admin)
+                .bind(&queue)
+                .bind(closed_since)
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut tags: HashMap<i64, Vec<String>> = HashMap::new();
+            for (ticket, tag) in tag_rows {
+                tags.entry(ticket).or_default().push(tag);
+            }
+            let mut wanted: Vec<(i64, String)> = Vec::with_capacity(wanted_rows.len());
+            for row in &wanted_rows {
+                let ticket: i64 = row.try_get("ticket")?;
+                let priority: String = row.try_get("priority")?;
+                let flags = derived_flags(
+                    row.try_get("seen")?,
+                    row.try_get("answered")?,
+                    priority == Priority::Urgent.as_str(),
+                    tags.get(&ticket).map(Vec::as_slice).unwrap_or(&[]),
+                );
+                wanted.push((row.try_get("id")?, flags));
+            }
+
+            let current: Vec<(i64, Option<i64>, String)> = sqlx::query_as(
+                "SELECT uid, message_id, flags FROM imap_members WHERE mailbox_id = $1",
+            )
+            .bind(mailbox_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut present: HashMap<i64, (i64, String)> = HashMap::with_capacity(current.len());
+            let mut gone: Vec<i64> = Vec::new();
+            for (uid, message, flags) in current {
+                match message {
+                    Some(message) => { present.insert(message, (uid, flags)); }
+                    None => gone.push(uid),
+                }
+            }
+            let mut added: Vec<(i64, i64, String)> = Vec::new();
+            let mut reflagged: Vec<(i64, String)> = Vec::new();
+            for (message, flags) in wanted {
+                match present.remove(&message) {
+                    Some((uid, old)) => {
+                        if old != flags {
+                            reflagged.push((uid, flags));
+                        }
+                    }
+                    None => {
+                        added.push((uidnext, message, flags));
+                        uidnext += 1;
+                    }
+                }
+            }
+            gone.extend(present.into_values().map(|(uid, _)| uid));
+            let changed = !(gone.is_empty() && added.is_empty() && reflagged.is_empty());
+
+            for chunk in gone.chunks(500) {
+                let sql = format!(
+                    "DELETE FROM imap_members WHERE mailbox_id = $1 AND uid IN ({})",
+                    placeholders(2, chunk.len())
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(mailbox_id);
+                for uid in chunk {
+                    query = query.bind(*uid);
+                }
+                query.execute(&mut *tx).await?;
+            }
+            for chunk in added.chunks(200) {
+                let sql = format!(
+                    "INSERT INTO imap_members (mailbox_id, uid, message_id, flags, modseq) VALUES {}",
+                    rows(chunk.len(), 5)
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (uid, message, flags) in chunk {
+                    query = query.bind(mailbox_id).bind(*uid).bind(*message).bind(flags).bind(modseq);
+                }
+                query.execute(&mut *tx).await?;
+            }
+            for (uid, flags) in &reflagged {
+                sqlx::query("UPDATE imap_members SET flags = $1, modseq = $2 WHERE mailbox_id = $3 AND uid = $4")
+                    .bind(flags)
+                    .bind(modseq)
+                    .bind(mailbox_id)
+                    .bind(*uid)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query(
+                "UPDATE imap_mailboxes SET synced_marker = $1, synced_at = $2, uidnext = $3,
+                     highestmodseq = CASE WHEN $4 THEN $5 ELSE highestmodseq END
+                 WHERE id = $6",
+            )
+            .bind(marker)
+            .bind(now)
+            .bind(uidnext)
+            .bind(changed)
+            .bind(modseq)
+            .bind(mailbox_id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            changed
+        });
+        Ok(changed)
+    }
+
+    /// Every member of a mailbox, by ascending UID.
+    pub async fn imap_members(&self, mailbox_id: i64) -> Result<Vec<Member>> {
+        dispatch!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT uid, message_id, stored_id, flags, modseq FROM imap_members
+                 WHERE mailbox_id = $1 ORDER BY uid",
+            )
+            .bind(mailbox_id)
+            .fetch_all(pool)
+            .await?;
+            let mut members = Vec::with_capacity(rows.len());
+            for row in &rows {
+                members.push(member_from_row!(row));
+            }
+            Ok(members)
+        })
+    }
+
+    /// Message counts for STATUS: (messages, unseen).
+    pub async fn imap_counts(&self, mailbox_id: i64) -> Result<(u32, u32)> {
+        dispatch!(self, pool => {
+            let row = sqlx::query(
+                "SELECT COUNT(*) AS total,
+                        COALESCE(SUM(CASE WHEN flags LIKE '%\\Seen%' THEN 0 ELSE 1 END), 0) AS unseen
+                 FROM imap_members WHERE mailbox_id = $1",
+            )
+            .bind(mailbox_id)
+            .fetch_one(pool)
+            .await?;
+            let total: i64 = row.try_get("total")?;
+            let unseen: i64 = row.try_get("unseen")?;
+            Ok((to_u32(total)?, to_u32(unseen)?))
+        })
+    }
+
+    /// The bytes and dates of messages, by reference.
+    pub async fn imap_contents(&self, refs: &[MessageRef]) -> Result<HashMap<MessageRef, Content>> {
+        let tickets: Vec<i64> = refs
+            .iter()
+            .filter_map(|r| match r {
+                MessageRef::Ticket(id) => Some(*id),
+                MessageRef::Stored(_) => None,
+            })
+            .collect();
+        let stored: Vec<i64> = refs
+            .iter()
+            .filter_map(|r| match r {
+                MessageRef::Stored(id) => Some(*id),
+                MessageRef::Ticket(_) => None,
+            })
+            .collect();
+        let mut contents = HashMap::with_capacity(refs.len());
+        dispatch_read!(self, pool => {
+            for chunk in tickets.chunks(500) {
+                let sql = format!(
+                    "SELECT id, ticket, received_at, raw FROM messages WHERE id IN ({})",
+                    placeholders(1, chunk.len())
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                for row in query.fetch_all(pool).await? {
+                    contents.insert(MessageRef::Ticket(row.try_get("id")?), Content {
+                        raw: row.try_get("raw")?,
+                        internal_date: row.try_get("received_at")?,
+                        ticket: row.try_get("ticket")?,
+                    });
+                }
+            }
+            for chunk in stored.chunks(500) {
+                let sql = format!(
+                    "SELECT id, internal_date, raw FROM agent_messages WHERE id IN ({})",
+                    placeholders(1, chunk.len())
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                for row in query.fetch_all(pool).await? {
+                    contents.insert(MessageRef::Stored(row.try_get("id")?), Content {
+                        raw: row.try_get("raw")?,
+                        internal_date: row.try_get("internal_date")?,
+                        ticket: None,
+                    });
+                }
+            }
+        });
+        Ok(contents)
+    }
+
+    /// The ticket of each of these messages.
+    pub async fn message_tickets(&self, ids: &[i64]) -> Result<HashMap<i64, i64>> {
+        let mut tickets = HashMap::new();
+        dispatch_read!(self, pool => {
+            for chunk in ids.chunks(500) {
+                let sql = format!(
+                    "SELECT id, ticket FROM messages WHERE ticket IS NOT NULL AND id IN ({})",
+                    placeholders(1, chunk.len())
+                );
+                let mut query = sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(sql));
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                tickets.extend(query.fetch_all(pool).await?);
+            }
+        });
+        Ok(tickets)
+    }
+
+    /// A reply already recorded with this Message-ID (the Sent copy an agent's
+    /// client appends after submitting through postdesk).
+    pub async fn reply_by_message_id(&self, message_id: &str) -> Result<Option<i64>> {
+        dispatch_read!(self, pool => {
+            Ok(sqlx::query_scalar(
+                "SELECT id FROM messages WHERE message_id = $1 AND kind = 'reply' ORDER BY id LIMIT 1",
+            )
+            .bind(message_id)
+            .fetch_optional(pool)
+            .await?)
+        })
+    }
+
+    /// Adds messages to a storage mailbox: `Err`-free refs are linked,
+    /// `raw` bodies are stored first. Returns the new UIDs in order.
+    pub async fn imap_add_to_storage(
+        &self,
+        mailbox_id: i64,
+        agent_id: i64,
+        items: &[(StorageItem, String)],
+    ) -> Result<Vec<u32>> {
+        let now = Utc::now();
+        let uids = dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let row = sqlx::query("SELECT uidnext, highestmodseq FROM imap_mailboxes WHERE id = $1")
+                .bind(mailbox_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(row) = row else {
+                return Err(StoreError::NotFound(format!("mailbox {mailbox_id} no longer exists")));
+            };
+            let mut uidnext: i64 = row.try_get("uidnext")?;
+            let modseq: i64 = row.try_get::<i64, _>("highestmodseq")? + 1;
+            let mut uids = Vec::with_capacity(items.len());
+            for (item, flags) in items {
+                let (message, stored) = match item {
+                    StorageItem::Existing(MessageRef::Ticket(id)) => (Some(*id), None),
+                    StorageItem::Existing(MessageRef::Stored(id)) => (None, Some(*id)),
+                    StorageItem::New { raw, internal_date } => {
+                        let id: i64 = sqlx::query_scalar(
+                            "INSERT INTO agent_messages (agent_id, internal_date, size, raw)
+                             VALUES ($1, $2, $3, $4) RETURNING id",
+                        )
+                        .bind(agent_id)
+                        .bind(internal_date.unwrap_or(now))
+                        .bind(raw.len() as i64)
+                        .bind(raw.as_slice())
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        (None, Some(id))
+                    }
+                };
+                sqlx::query(
+                    "INSERT INTO imap_members (mailbox_id, uid, message_id, stored_id, flags, modseq)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(mailbox_id)
+                .bind(uidnext)
+                .bind(message)
+                .bind(stored)
+                .bind(flags)
+                .bind(modseq)
+                .execute(&mut *tx)
+                .await?;
+                uids.push(to_u32(uidnext)?);
+                uidnext += 1;
+            }
+            sqlx::query("UPDATE imap_mailboxes SET uidnext = $1, highestmodseq = $2 WHERE id = $3")
+                .bind(uidnext)
+                .bind(modseq)
+                .bind(mailbox_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            uids
+        });
+        Ok(uids)
+    }
+
+    /// Removes members of a storage mailbox; stored messages that no
+    /// mailbox holds any more are deleted.
+    pub async fn imap_expunge(&self, mailbox_id: i64, uids: &[u32]) -> Result<()> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for chunk in uids.chunks(500) {
+                let list = placeholders(2, chunk.len());
+                let sql = format!(
+                    "SELECT stored_id FROM imap_members WHERE mailbox_id = $1 AND stored_id IS NOT NULL AND uid IN ({list})"
+                );
+                let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql)).bind(mailbox_id);
+                for uid in chunk {
+                    query = query.bind(i64::from(*uid));
+                }
+                let stored = query.fetch_all(&mut *tx).await?;
+                let sql = format!("DELETE FROM imap_members WHERE mailbox_id = $1 AND uid IN ({list})");
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(mailbox_id);
+                for uid in chunk {
+                    query = query.bind(i64::from(*uid));
+                }
+                query.execute(&mut *tx).await?;
+                for stored_id in stored {
+                    sqlx::query(
+                        "DELETE FROM agent_messages WHERE id = $1
+                         AND NOT EXISTS (SELECT 1 FROM imap_members WHERE stored_id = $1)",
+                    )
+                    .bind(stored_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            sqlx::query("UPDATE imap_mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1")
+                .bind(mailbox_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Sets the flags of storage members; returns the new MODSEQ.
+    pub async fn imap_set_flags(&self, mailbox_id: i64, updates: &[(u32, String)]) -> Result<u64> {
+        dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let modseq: i64 = sqlx::query_scalar(
+                "UPDATE imap_mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1 RETURNING highestmodseq",
+            )
+            .bind(mailbox_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            for (uid, flags) in updates {
+                sqlx::query("UPDATE imap_members SET flags = $1, modseq = $2 WHERE mailbox_id = $3 AND uid = $4")
+                    .bind(flags)
+                    .bind(modseq)
+                    .bind(mailbox_id)
+                    .bind(i64::from(*uid))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            to_u64(modseq)
+        })
+    }
+
+    /// Marks ticket messages seen or unseen for one agent.
+    pub async fn imap_set_seen(&self, agent_id: i64, messages: &[i64], seen: bool) -> Result<()> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for message in messages {
+                let sql = if seen {
+                    "INSERT INTO agent_seen (agent_id, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+                } else {
+                    "DELETE FROM agent_seen WHERE agent_id = $1 AND message_id = $2"
+                };
+                sqlx::query(sql).bind(agent_id).bind(*message).execute(&mut *tx).await?;
+            }
+            sqlx::query("UPDATE agents SET seen_version = seen_version + 1 WHERE id = $1")
+                .bind(agent_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok::<(), StoreError>(())
+        })?;
+        self.announce(Change::Seen(agent_id));
+        Ok(())
+    }
+
+    /// The domain operation behind IMAP moves and flags (and, later, mail
+    /// commands): applies `change` to a ticket in one transaction and writes
+    /// one event describing all of it. Returns what changed (empty: nothing).
+    pub async fn change_ticket(
+        &self,
+        number: i64,
+        change: &TicketChange,
+        actor: &str,
+        cause: &str,
+    ) -> Result<Vec<String>> {
+        let now = Utc::now();
+        let done: Vec<String> = dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let row = sqlx::query(
+                "SELECT t.status, t.priority, q.name AS queue, t.owner_id, t.disposition
+                 FROM tickets t JOIN queues q ON q.id = t.queue_id WHERE t.number = $1",
+            )
+            .bind(number)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else {
+                return Err(StoreError::NotFound(format!("no ticket #{number}")));
+            };
+            let status: Status = parse_column(&row.try_get::<String, _>("status")?, "status")?;
+            let priority: Priority = parse_column(&row.try_get::<String, _>("priority")?, "priority")?;
+            let queue: String = row.try_get("queue")?;
+            let owner: Option<i64> = row.try_get("owner_id")?;
+            let disposition: Option<String> = row.try_get("disposition")?;
+            let mut done = Vec::new();
+
+            let next_status = match change.status {
+                Some(s) => s,
+                None if change.reopen && !matches!(status, Status::New | Status::Open) => Status::Open,
+                None => status,
+            };
+            if next_status != status {
+                let done_at = next_status.is_done().then_some(now);
+                sqlx::query("UPDATE tickets SET status = $1, done_at = $2 WHERE number = $3")
+                    .bind(next_status.as_str())
+                    .bind(done_at)
+                    .bind(number)
+                    .execute(&mut *tx)
+                    .await?;
+                done.push(format!("status {status} → {next_status}"));
+            }
+            if let Some(p) = change.priority && p != priority {
+                sqlx::query("UPDATE tickets SET priority = $1 WHERE number = $2")
+                    .bind(p.as_str())
+                    .bind(number)
+                    .execute(&mut *tx)
+                    .await?;
+                done.push(format!("priority {priority} → {p}"));
+            }
+            if let Some(q) = &change.queue && *q != queue {
+                let updated = sqlx::query(
+                    "UPDATE tickets SET queue_id = (SELECT id FROM queues WHERE name = $1)
+                     WHERE number = $2 AND EXISTS (SELECT 1 FROM queues WHERE name = $1)",
+                )
+                .bind(q)
+                .bind(number)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if updated == 0 {
+                    return Err(StoreError::NotFound(format!("no queue '{q}'")));
+                }
+                done.push(format!("queue {queue} → {q}"));
+            }
+            if let Some(o) = change.owner && o != owner {
+                sqlx::query("UPDATE tickets SET owner_id = $1 WHERE number = $2")
+                    .bind(o)
+                    .bind(number)
+                    .execute(&mut *tx)
+                    .await?;
+                let name = match o {
+                    Some(id) => sqlx::query_scalar::<_, String>("SELECT email FROM agents WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .unwrap_or_else(|| format!("agent {id}")),
+                    None => "nobody".to_string(),
+                };
+                done.push(format!("owner → {name}"));
+            }
+            if let Some(d) = change.disposition {
+                let next = d.map(|d| d.as_str().to_string());
+                if next != disposition {
+                    sqlx::query("UPDATE tickets SET disposition = $1, disposition_at = $2 WHERE number = $3")
+                        .bind(&next)
+                        .bind(next.as_ref().map(|_| now))
+                        .bind(number)
+                        .execute(&mut *tx)
+                        .await?;
+                    done.push(match (&disposition, &next) {
+                        (_, Some(n)) => format!("marked {n}"),
+                        (Some(old), None) => format!("restored from {old}"),
+                        (None, None) => String::new(),
+                    });
+                }
+            }
+            for tag in &change.add_tags {
+                let added = sqlx::query("INSERT INTO ticket_tags (ticket, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(number)
+                    .bind(tag)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if added > 0 {
+                    done.push(format!("tag +{tag}"));
+                }
+            }
+            for tag in &change.remove_tags {
+                let removed = sqlx::query("DELETE FROM ticket_tags WHERE ticket = $1 AND tag = $2")
+                    .bind(number)
+                    .bind(tag)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if removed > 0 {
+                    done.push(format!("tag -{tag}"));
+                }
+            }
+            if !done.is_empty() {
+                sqlx::query("UPDATE tickets SET updated_at = $1 WHERE number = $2")
+                    .bind(now)
+                    .bind(number)
+                    .execute(&mut *tx)
+                    .await?;
+                let mut events = Events::default();
+                events.add(number, now, actor, "changed", format!("{cause}: {}", done.join(", ")));
+                insert_events!(tx, events);
+            }
+            tx.commit().await?;
+            done
+        });
+        if !done.is_empty() {
+            self.announce(Change::Ticket(number));
+        }
+        Ok(done)
+    }
+}
+
+/// What goes into a storage mailbox.
+#[derive(Debug, Clone)]
+pub enum StorageItem {
+    Existing(MessageRef),
+    New {
+        raw: Vec<u8>,
+        internal_date: Option<DateTime<Utc>>,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_are_stored_sorted_and_unique() {
+        assert_eq!(
+            join_flags(["\\Seen", "billing", "\\Flagged", "billing"]),
+            "\\Flagged \\Seen billing"
+        );
+        assert_eq!(derived_flags(false, false, false, &[]), "");
+        assert_eq!(
+            derived_flags(true, true, true, &["vpn".into()]),
+            "\\Answered \\Flagged \\Seen vpn"
+        );
+    }
+
+    #[test]
+    fn views_are_always_scoped_to_visible_queues() {
+        for folder in crate::domain::views::Folder::standard(&["support".into()]) {
+            if let Some(filter) = folder.filter() {
+                let sql = view_condition(&filter);
+                assert!(sql.contains("agent_queues"), "{folder:?}: {sql}");
+                assert!(sql.contains("disposition"), "{folder:?}: {sql}");
+            }
+        }
+    }
+}
