@@ -3,6 +3,7 @@
 //! PostgreSQL database; and a small line-level SMTP client for conversations.
 #![allow(dead_code)]
 
+pub mod imap;
 pub mod sink;
 
 use postdesk::config::Config;
@@ -134,6 +135,10 @@ impl TestServer {
 
     pub fn smtp(&self) -> SocketAddr {
         self.running().smtp_addr
+    }
+
+    pub fn imap(&self) -> SocketAddr {
+        self.running().imap_addr
     }
 
     pub fn app(&self) -> &postdesk::App {

@@ -1,0 +1,373 @@
+//! The IMAP view over real sockets, on every backend: folders as ticket
+//! views, moves as ticket actions, flags as ticket state, permissions.
+
+mod common;
+
+use common::imap::{ImapClient, add_agent, eventually, search_numbers, uid_of};
+use common::{Backend, TestServer, deliver, message, ticket_of};
+use postdesk::domain::ticket::{Priority, Status};
+
+async fn each_backend<F, Fut>(test: F)
+where
+    F: Fn(Backend) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for backend in common::backends() {
+        test(backend).await;
+    }
+}
+
+/// A server with alice (support), bob (billing) and one support ticket of
+/// two customer messages. Returns the server and the ticket number.
+async fn desk(backend: &Backend) -> (TestServer, i64) {
+    let server = TestServer::start(backend).await;
+    add_agent(&server, "alice@desk.test", &["support"], false).await;
+    add_agent(&server, "bob@desk.test", &["billing"], false).await;
+    let first = message(
+        "carol@customer.example",
+        "support@desk.test",
+        "VPN drops every 30 minutes",
+        "vpn-1@customer.example",
+        "",
+        "It drops.",
+    );
+    let ticket = ticket_of(&deliver(server.smtp(), "carol@customer.example", &["support@desk.test"], &first).await);
+    let second = message(
+        "carol@customer.example",
+        "support@desk.test",
+        "Re: VPN drops every 30 minutes",
+        "vpn-2@customer.example",
+        "In-Reply-To: <vpn-1@customer.example>\r\nReferences: <vpn-1@customer.example>\r\n",
+        "Still dropping.",
+    );
+    assert_eq!(
+        ticket_of(&deliver(server.smtp(), "carol@customer.example", &["support@desk.test"], &second).await),
+        ticket
+    );
+    (server, ticket)
+}
+
+#[tokio::test]
+async fn an_agent_sees_tickets_as_folders_and_fetches_exact_bytes() {
+    each_backend(|backend| async move {
+        let (server, ticket) = desk(&backend).await;
+        let mut alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+
+        let list = alice.cmd("LIST \"\" \"*\"").await;
+        assert!(list.ok(), "{}", list.all_text());
+        let names: Vec<&str> = list.lines("LIST").iter().map(|l| l.text.rsplit(' ').next().unwrap_or("")).collect();
+        for expected in [
+            "\"INBOX\"", "\"Unassigned\"", "\"Queues\"", "\"Queues/support\"", "\"Urgent\"", "\"Overdue\"",
+            "\"Waiting\"", "\"Closed\"", "\"Sent\"", "\"Drafts\"", "\"Junk\"", "\"Trash\"",
+        ] {
+            assert!(names.contains(&expected), "{expected} missing from {names:?}");
+        }
+        assert!(!names.contains(&"\"Queues/billing\""), "alice cannot see billing");
+        let trash = list.lines("LIST").into_iter().find(|l| l.text.ends_with("\"Trash\"")).expect("Trash");
+        assert!(trash.text.contains("\\Trash"), "{}", trash.text);
+
+        let select = alice.cmd("SELECT Unassigned").await;
+        assert!(select.ok(), "{}", select.all_text());
+        assert!(select.untagged.iter().any(|l| l.text == "* 2 EXISTS"), "{}", select.all_text());
+        assert!(select.tagged.contains("[READ-WRITE]"));
+
+        // Thunderbird's header sync.
+        let headers = alice
+            .cmd("UID FETCH 1:* (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS (From Subject Message-ID)])")
+            .await;
+        assert!(headers.ok(), "{}", headers.all_text());
+        let fetches = headers.fetches();
+        assert_eq!(fetches.len(), 2);
+        let subject = String::from_utf8_lossy(&fetches[0].literals[0]).into_owned();
+        assert!(subject.contains("Subject: VPN drops every 30 minutes\r\n"), "{subject}");
+        assert!(subject.ends_with("\r\n\r\n"), "{subject:?}");
+        assert!(fetches[0].text.contains("FLAGS ()"), "{}", fetches[0].text);
+
+        // BODY[] is the stored message, byte for byte, and marks it seen.
+        let messages = server.store().ticket_messages(ticket).await.expect("messages");
+        let raw = server.store().raw_message(messages[0].id).await.expect("raw");
+        let body = alice.cmd("FETCH 1 BODY[]").await;
+        assert!(body.ok(), "{}", body.all_text());
+        assert_eq!(body.fetches()[0].literals[0], raw);
+        assert!(body.fetches()[0].text.contains("\\Seen"), "{}", body.fetches()[0].text);
+        let size = alice.cmd("FETCH 1 (RFC822.SIZE BODY.PEEK[]<0.10> ENVELOPE BODYSTRUCTURE)").await;
+        let line = &size.fetches()[0];
+        assert!(line.text.contains(&format!("RFC822.SIZE {}", raw.len())), "{}", line.text);
+        assert!(line.text.contains("BODY[]<0>"), "{}", line.text);
+        assert_eq!(line.literals[0], raw[..10].to_vec());
+        assert!(line.text.contains("ENVELOPE (\"Mon, 23 Nov 2026 10:00:00 +0000\" \"VPN drops every 30 minutes\""), "{}", line.text);
+        assert!(line.text.contains("BODYSTRUCTURE (\"text\" \"plain\""), "{}", line.text);
+
+        // \Seen is per agent: bob (admin here? no) — an admin sees it unseen.
+        add_agent(&server, "root@desk.test", &[], true).await;
+        let mut root = ImapClient::login(server.imap(), "root@desk.test", "secret").await;
+        root.cmd("SELECT Unassigned").await;
+        let flags = root.cmd("FETCH 1:* FLAGS").await;
+        assert!(flags.fetches().iter().all(|f| !f.text.contains("\\Seen")), "{}", flags.all_text());
+        let unseen = alice.cmd("SEARCH UNSEEN").await;
+        assert_eq!(search_numbers(&unseen), vec![2]);
+        let text = alice.cmd("SEARCH TEXT \"still dropping\"").await;
+        assert_eq!(search_numbers(&text), vec![2]);
+        let subject = alice.cmd("UID SEARCH SUBJECT vpn").await;
+        assert_eq!(search_numbers(&subject).len(), 2);
+
+        alice.cmd("LOGOUT").await;
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn moving_a_message_changes_its_ticket_and_idle_reports_it() {
+    each_backend(|backend| async move {
+        let (server, ticket) = desk(&backend).await;
+        let mut alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+        let mut watcher = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+        assert!(watcher.cmd("SELECT Unassigned").await.ok());
+        watcher.send_raw(b"w1 IDLE\r\n").await;
+        let cont = watcher.read_line().await;
+        assert!(cont.text.starts_with('+'), "{cont:?}");
+
+        // Take it: INBOX means "mine".
+        alice.cmd("SELECT Unassigned").await;
+        let moved = alice.cmd("UID MOVE 1 INBOX").await;
+        assert!(moved.ok(), "{}", moved.all_text());
+        assert!(moved.untagged.iter().any(|l| l.text.contains("COPYUID")), "{}", moved.all_text());
+        assert_eq!(moved.lines("").iter().filter(|l| l.text.ends_with("EXPUNGE")).count(), 2, "{}", moved.all_text());
+        let t = server.store().ticket(ticket).await.expect("ticket");
+        assert_eq!(t.owner.as_deref(), Some("alice@desk.test"));
+
+        // The other session hears of it without asking.
+        let mut expunges = 0;
+        while expunges < 2 {
+            let line = watcher.read_line().await;
+            if line.text.ends_with("EXPUNGE") {
+                expunges += 1;
+            }
+        }
+        watcher.send_raw(b"DONE\r\n").await;
+        let done = watcher.read_until_tagged("w1").await;
+        assert!(done.ok(), "{}", done.all_text());
+
+        // Close it from INBOX; it shows in Closed; back to Queues/support reopens it.
+        let inbox = alice.cmd("SELECT INBOX").await;
+        assert!(inbox.untagged.iter().any(|l| l.text == "* 2 EXISTS"), "{}", inbox.all_text());
+        assert!(alice.cmd("MOVE 1 Closed").await.ok());
+        assert_eq!(server.store().ticket(ticket).await.expect("t").status, Status::Closed);
+        let closed = alice.cmd("STATUS Closed (MESSAGES UIDNEXT UIDVALIDITY UNSEEN)").await;
+        assert!(closed.lines("STATUS")[0].text.contains("MESSAGES 2"), "{}", closed.all_text());
+        alice.cmd("SELECT Closed").await;
+        assert!(alice.cmd("COPY 1 \"Queues/support\"").await.ok());
+        assert_eq!(server.store().ticket(ticket).await.expect("t").status, Status::Open);
+
+        // Trash and back: nothing is lost.
+        alice.cmd("SELECT \"Queues/support\"").await;
+        assert!(alice.cmd("MOVE 1:* Trash").await.ok());
+        let trash = alice.cmd("STATUS Trash (MESSAGES)").await;
+        assert!(trash.lines("STATUS")[0].text.contains("MESSAGES 2"), "{}", trash.all_text());
+        alice.cmd("SELECT Trash").await;
+        assert!(alice.cmd("MOVE 1 Unassigned").await.ok());
+        let t = server.store().ticket(ticket).await.expect("ticket");
+        assert_eq!(t.owner, None);
+        let back = alice.cmd("STATUS Unassigned (MESSAGES)").await;
+        assert!(back.lines("STATUS")[0].text.contains("MESSAGES 2"), "{}", back.all_text());
+
+        // Overdue cannot be moved into; a missing folder says TRYCREATE.
+        alice.cmd("SELECT Unassigned").await;
+        let overdue = alice.cmd("MOVE 1 Overdue").await;
+        assert_eq!(overdue.status(), "NO", "{}", overdue.all_text());
+        let missing = alice.cmd("COPY 1 Nowhere").await;
+        assert!(missing.tagged.contains("[TRYCREATE]"), "{}", missing.all_text());
+        let events = server.store().ticket_events(ticket).await.expect("events");
+        assert!(events.iter().any(|e| e.detail.contains("moved to Closed over IMAP")), "{events:?}");
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn flags_are_ticket_state() {
+    each_backend(|backend| async move {
+        let (server, ticket) = desk(&backend).await;
+        let mut alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+        alice.cmd("SELECT Unassigned").await;
+        let flagged = alice.cmd("STORE 1 +FLAGS (\\Flagged vpn)").await;
+        assert!(flagged.ok(), "{}", flagged.all_text());
+        let t = server.store().ticket(ticket).await.expect("ticket");
+        assert_eq!(t.priority, Priority::Urgent);
+        assert_eq!(t.tags, vec!["vpn".to_string()]);
+        // The other message of the ticket shows the same ticket state.
+        let flags = alice.cmd("FETCH 2 FLAGS").await;
+        assert!(flags.all_text().contains("\\Flagged"), "{}", flags.all_text());
+        assert!(flags.all_text().contains("vpn"), "{}", flags.all_text());
+        let urgent = alice.cmd("STATUS Urgent (MESSAGES)").await;
+        assert!(urgent.lines("STATUS")[0].text.contains("MESSAGES 2"), "{}", urgent.all_text());
+        let silent = alice.cmd("STORE 2 -FLAGS.SILENT (\\Flagged vpn)").await;
+        assert!(silent.ok());
+        let t = server.store().ticket(ticket).await.expect("ticket");
+        assert_eq!(t.priority, Priority::Normal);
+        assert!(t.tags.is_empty());
+        // \Deleted in a view is the session's: EXPUNGE removes nothing.
+        let stored = server.store().ticket_messages(ticket).await.expect("m").len();
+        alice.cmd("STORE 1 +FLAGS (\\Deleted)").await;
+        let expunge = alice.cmd("EXPUNGE").await;
+        assert!(expunge.ok());
+        assert!(expunge.lines("").iter().all(|l| !l.text.ends_with("EXPUNGE")), "{}", expunge.all_text());
+        assert_eq!(server.store().ticket_messages(ticket).await.expect("m").len(), stored);
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_agent_cannot_reach_a_queue_they_cannot_see() {
+    each_backend(|backend| async move {
+        let (server, _ticket) = desk(&backend).await;
+        let mut bob = ImapClient::login(server.imap(), "bob@desk.test", "secret").await;
+        let list = bob.cmd("LIST \"\" *").await;
+        assert!(!list.all_text().contains("Queues/support"), "{}", list.all_text());
+        let select = bob.cmd("SELECT \"Queues/support\"").await;
+        assert_eq!(select.status(), "NO", "{}", select.all_text());
+        for folder in ["Unassigned", "Queues", "Urgent", "Closed", "Trash"] {
+            let status = bob.cmd(&format!("STATUS {folder} (MESSAGES)")).await;
+            assert!(status.all_text().contains("MESSAGES 0"), "{folder}: {}", status.all_text());
+        }
+        bob.cmd("SELECT Unassigned").await;
+        let guessed = bob.cmd("UID FETCH 1:100 (BODY.PEEK[])").await;
+        assert!(guessed.fetches().is_empty(), "{}", guessed.all_text());
+        let search = bob.cmd("UID SEARCH TEXT vpn").await;
+        assert!(search_numbers(&search).is_empty());
+        let copy = bob.cmd("UID COPY 1:* Closed").await;
+        assert!(copy.ok(), "{}", copy.all_text());
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn personal_folders_are_real_storage() {
+    each_backend(|backend| async move {
+        let (server, ticket) = desk(&backend).await;
+        let mut alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+        let reserved = alice.cmd("CREATE Closed").await;
+        assert_eq!(reserved.status(), "NO");
+        let delete_view = alice.cmd("DELETE Urgent").await;
+        assert!(delete_view.tagged.contains("[CANNOT]"), "{}", delete_view.all_text());
+        assert!(alice.cmd("CREATE Projects/VPN").await.ok());
+        let note = b"From: alice@desk.test\r\nSubject: my notes\r\n\r\nremember the MTU\r\n";
+        let appended = alice.append("Projects/VPN", "\\Seen", note).await;
+        assert!(appended.tagged.contains("[APPENDUID"), "{}", appended.all_text());
+        let to_view = alice.append("Unassigned", "", note).await;
+        assert!(to_view.tagged.contains("[CANNOT]"), "{}", to_view.all_text());
+
+        alice.cmd("SELECT Unassigned").await;
+        let copy = alice.cmd("COPY 1 Projects/VPN").await;
+        assert!(copy.tagged.contains("[COPYUID"), "{}", copy.all_text());
+        // Copying into a folder of one's own changes no ticket.
+        assert_eq!(server.store().ticket(ticket).await.expect("t").status, Status::New);
+
+        let select = alice.cmd("SELECT Projects/VPN").await;
+        assert!(select.untagged.iter().any(|l| l.text == "* 2 EXISTS"), "{}", select.all_text());
+        let body = alice.cmd("FETCH 1 BODY.PEEK[]").await;
+        assert_eq!(body.fetches()[0].literals[0], note.to_vec());
+        assert!(alice.cmd("STORE 1 +FLAGS (\\Deleted)").await.ok());
+        let expunge = alice.cmd("EXPUNGE").await;
+        assert!(expunge.untagged.iter().any(|l| l.text == "* 1 EXPUNGE"), "{}", expunge.all_text());
+        assert!(alice.cmd("RENAME Projects/VPN Archive/VPN").await.ok());
+        let list = alice.cmd("LIST \"\" Archive*").await;
+        assert!(list.all_text().contains("\"Archive/VPN\""), "{}", list.all_text());
+        let status = alice.cmd("STATUS Archive/VPN (MESSAGES)").await;
+        assert!(status.all_text().contains("MESSAGES 1"), "{}", status.all_text());
+        assert!(alice.cmd("DELETE Archive/VPN").await.ok());
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn uids_survive_a_restart_and_never_repeat() {
+    each_backend(|backend| async move {
+        let (mut server, _ticket) = desk(&backend).await;
+        let mut alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+        let before = alice.cmd("SELECT Unassigned").await;
+        let validity = before.all_text().lines().find(|l| l.contains("UIDVALIDITY")).map(String::from);
+        let uids: Vec<u32> = alice.cmd("FETCH 1:* UID").await.fetches().iter().map(|l| uid_of(l)).collect();
+        alice.cmd("LOGOUT").await;
+        server.restart().await;
+        let mut alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+        let after = alice.cmd("SELECT Unassigned").await;
+        assert_eq!(validity, after.all_text().lines().find(|l| l.contains("UIDVALIDITY")).map(String::from));
+        let again: Vec<u32> = alice.cmd("FETCH 1:* UID").await.fetches().iter().map(|l| uid_of(l)).collect();
+        assert_eq!(uids, again);
+        // Leaving and re-entering the view gives new, higher UIDs.
+        alice.cmd("MOVE 1 Waiting").await;
+        alice.cmd("SELECT Waiting").await;
+        alice.cmd("MOVE 1 Unassigned").await;
+        alice.cmd("SELECT Unassigned").await;
+        let fresh: Vec<u32> = alice.cmd("FETCH 1:* UID").await.fetches().iter().map(|l| uid_of(l)).collect();
+        assert_eq!(fresh.len(), 2);
+        assert!(fresh.iter().all(|u| *u > *uids.iter().max().unwrap_or(&0)), "{fresh:?} after {uids:?}");
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_protocol_layer_handles_literals_pipelining_and_errors() {
+    let server = TestServer::start(&Backend::Sqlite).await;
+    add_agent(&server, "alice@desk.test", &["support"], false).await;
+    let (mut client, greeting) = ImapClient::connect(server.imap()).await;
+    assert!(greeting.text.contains("AUTH=PLAIN"), "{greeting:?}");
+    // A synchronizing literal gets a continuation; LITERAL+ does not.
+    client.send_raw(b"a1 LOGIN {15}\r\n").await;
+    assert!(client.read_line().await.text.starts_with('+'));
+    client.send_raw(b"alice@desk.test {6+}\r\nsecret\r\n").await;
+    let login = client.read_until_tagged("a1").await;
+    assert!(login.ok(), "{}", login.all_text());
+    // Pipelined commands are answered in order.
+    client.send_raw(b"p1 NOOP\r\np2 SELECT INBOX\r\np3 NOOP\r\n").await;
+    assert!(client.read_until_tagged("p1").await.ok());
+    assert!(client.read_until_tagged("p2").await.ok());
+    assert!(client.read_until_tagged("p3").await.ok());
+    // Errors are tagged and the session goes on.
+    let bad = client.cmd("FROBNICATE").await;
+    assert_eq!(bad.status(), "BAD");
+    let trailing = client.cmd("NOOP ").await;
+    assert_eq!(trailing.status(), "BAD", "{}", trailing.all_text());
+    let range = client.cmd("FETCH 5 FLAGS").await;
+    assert_eq!(range.status(), "BAD");
+    let idle_done = client.cmd("CAPABILITY").await;
+    assert!(idle_done.lines("CAPABILITY")[0].text.contains("MOVE"), "{}", idle_done.all_text());
+    let wrong = ImapClient::connect(server.imap()).await.0.cmd("LOGIN alice@desk.test nope").await;
+    assert!(wrong.tagged.contains("[AUTHENTICATIONFAILED]"), "{}", wrong.all_text());
+    // AUTHENTICATE PLAIN with a continuation.
+    let (mut plain, _) = ImapClient::connect(server.imap()).await;
+    plain.send_raw(b"x1 AUTHENTICATE PLAIN\r\n").await;
+    assert!(plain.read_line().await.text.starts_with('+'));
+    use base64::Engine;
+    let token = base64::engine::general_purpose::STANDARD.encode(b"\0alice@desk.test\0secret");
+    plain.send_raw(format!("{token}\r\n").as_bytes()).await;
+    assert!(plain.read_until_tagged("x1").await.ok());
+    let logout = client.cmd("LOGOUT").await;
+    assert!(logout.untagged.iter().any(|l| l.text.starts_with("* BYE")));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn new_mail_reaches_an_idle_client_within_a_second() {
+    let (server, _ticket) = desk(&Backend::Sqlite).await;
+    let mut alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+    alice.cmd("SELECT Unassigned").await;
+    alice.send_raw(b"i1 IDLE\r\n").await;
+    assert!(alice.read_line().await.text.starts_with('+'));
+    let started = std::time::Instant::now();
+    let mail = message("dave@customer.example", "support@desk.test", "Printer on fire", "fire@x", "", "Help");
+    deliver(server.smtp(), "dave@customer.example", &["support@desk.test"], &mail).await;
+    let line = alice.read_line().await;
+    assert_eq!(line.text, "* 3 EXISTS");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    alice.send_raw(b"DONE\r\n").await;
+    assert!(alice.read_until_tagged("i1").await.ok());
+    let _ = eventually(&mut alice, "NOOP", |r| r.ok()).await;
+    server.stop().await;
+}
