@@ -344,6 +344,11 @@ pub async fn welcome(running: &RunningServer, config_file: &Path) -> Result<Stri
         "  incoming mail  smtp://{} (STARTTLS available)",
         running.smtp_addr
     );
+    let _ = writeln!(
+        out,
+        "  agents (IMAP)  imap://{} (STARTTLS), imaps://{}",
+        running.imap_addr, running.imaps_addr
+    );
     for q in &queues {
         let _ = writeln!(out, "  queue          {} <{}>", q.name, q.address);
     }
@@ -376,9 +381,20 @@ pub async fn welcome(running: &RunningServer, config_file: &Path) -> Result<Stri
         );
         let _ = writeln!(out, "  postdesk ticket list");
     }
+    let _ = writeln!(
+        out,
+        "\nAgents add an IMAP account in their mail client: server {}, port {} (STARTTLS)",
+        running.imap_addr.ip(),
+        running.imap_addr.port()
+    );
+    let _ = writeln!(
+        out,
+        "or {} (TLS), their address and password. Folders are ticket views.",
+        running.imaps_addr.port()
+    );
     let _ = write!(
         out,
-        "\nIMAP for agents and SMTP submission are not built yet; stop with Ctrl-C."
+        "\nSMTP submission (agents replying) is not built yet; stop with Ctrl-C."
     );
     Ok(out)
 }

@@ -31,7 +31,15 @@ async fn desk(backend: &Backend) -> (TestServer, i64) {
         "",
         "It drops.",
     );
-    let ticket = ticket_of(&deliver(server.smtp(), "carol@customer.example", &["support@desk.test"], &first).await);
+    let ticket = ticket_of(
+        &deliver(
+            server.smtp(),
+            "carol@customer.example",
+            &["support@desk.test"],
+            &first,
+        )
+        .await,
+    );
     let second = message(
         "carol@customer.example",
         "support@desk.test",
@@ -41,7 +49,15 @@ async fn desk(backend: &Backend) -> (TestServer, i64) {
         "Still dropping.",
     );
     assert_eq!(
-        ticket_of(&deliver(server.smtp(), "carol@customer.example", &["support@desk.test"], &second).await),
+        ticket_of(
+            &deliver(
+                server.smtp(),
+                "carol@customer.example",
+                &["support@desk.test"],
+                &second
+            )
+            .await
+        ),
         ticket
     );
     (server, ticket)
@@ -132,8 +148,21 @@ async fn moving_a_message_changes_its_ticket_and_idle_reports_it() {
         alice.cmd("SELECT Unassigned").await;
         let moved = alice.cmd("UID MOVE 1 INBOX").await;
         assert!(moved.ok(), "{}", moved.all_text());
-        assert!(moved.untagged.iter().any(|l| l.text.contains("COPYUID")), "{}", moved.all_text());
-        assert_eq!(moved.lines("").iter().filter(|l| l.text.ends_with("EXPUNGE")).count(), 2, "{}", moved.all_text());
+        assert!(
+            moved.untagged.iter().any(|l| l.text.contains("COPYUID")),
+            "{}",
+            moved.all_text()
+        );
+        assert_eq!(
+            moved
+                .lines("")
+                .iter()
+                .filter(|l| l.text.ends_with("EXPUNGE"))
+                .count(),
+            2,
+            "{}",
+            moved.all_text()
+        );
         let t = server.store().ticket(ticket).await.expect("ticket");
         assert_eq!(t.owner.as_deref(), Some("alice@desk.test"));
 
@@ -151,35 +180,68 @@ async fn moving_a_message_changes_its_ticket_and_idle_reports_it() {
 
         // Close it from INBOX; it shows in Closed; back to Queues/support reopens it.
         let inbox = alice.cmd("SELECT INBOX").await;
-        assert!(inbox.untagged.iter().any(|l| l.text == "* 2 EXISTS"), "{}", inbox.all_text());
+        assert!(
+            inbox.untagged.iter().any(|l| l.text == "* 2 EXISTS"),
+            "{}",
+            inbox.all_text()
+        );
         assert!(alice.cmd("MOVE 1 Closed").await.ok());
-        assert_eq!(server.store().ticket(ticket).await.expect("t").status, Status::Closed);
-        let closed = alice.cmd("STATUS Closed (MESSAGES UIDNEXT UIDVALIDITY UNSEEN)").await;
-        assert!(closed.lines("STATUS")[0].text.contains("MESSAGES 2"), "{}", closed.all_text());
+        assert_eq!(
+            server.store().ticket(ticket).await.expect("t").status,
+            Status::Closed
+        );
+        let closed = alice
+            .cmd("STATUS Closed (MESSAGES UIDNEXT UIDVALIDITY UNSEEN)")
+            .await;
+        assert!(
+            closed.lines("STATUS")[0].text.contains("MESSAGES 2"),
+            "{}",
+            closed.all_text()
+        );
         alice.cmd("SELECT Closed").await;
         assert!(alice.cmd("COPY 1 \"Queues/support\"").await.ok());
-        assert_eq!(server.store().ticket(ticket).await.expect("t").status, Status::Open);
+        assert_eq!(
+            server.store().ticket(ticket).await.expect("t").status,
+            Status::Open
+        );
 
         // Trash and back: nothing is lost.
         alice.cmd("SELECT \"Queues/support\"").await;
         assert!(alice.cmd("MOVE 1:* Trash").await.ok());
         let trash = alice.cmd("STATUS Trash (MESSAGES)").await;
-        assert!(trash.lines("STATUS")[0].text.contains("MESSAGES 2"), "{}", trash.all_text());
+        assert!(
+            trash.lines("STATUS")[0].text.contains("MESSAGES 2"),
+            "{}",
+            trash.all_text()
+        );
         alice.cmd("SELECT Trash").await;
         assert!(alice.cmd("MOVE 1 Unassigned").await.ok());
         let t = server.store().ticket(ticket).await.expect("ticket");
         assert_eq!(t.owner, None);
         let back = alice.cmd("STATUS Unassigned (MESSAGES)").await;
-        assert!(back.lines("STATUS")[0].text.contains("MESSAGES 2"), "{}", back.all_text());
+        assert!(
+            back.lines("STATUS")[0].text.contains("MESSAGES 2"),
+            "{}",
+            back.all_text()
+        );
 
         // Overdue cannot be moved into; a missing folder says TRYCREATE.
         alice.cmd("SELECT Unassigned").await;
         let overdue = alice.cmd("MOVE 1 Overdue").await;
         assert_eq!(overdue.status(), "NO", "{}", overdue.all_text());
         let missing = alice.cmd("COPY 1 Nowhere").await;
-        assert!(missing.tagged.contains("[TRYCREATE]"), "{}", missing.all_text());
+        assert!(
+            missing.tagged.contains("[TRYCREATE]"),
+            "{}",
+            missing.all_text()
+        );
         let events = server.store().ticket_events(ticket).await.expect("events");
-        assert!(events.iter().any(|e| e.detail.contains("moved to Closed over IMAP")), "{events:?}");
+        assert!(
+            events
+                .iter()
+                .any(|e| e.detail.contains("moved to Closed over IMAP")),
+            "{events:?}"
+        );
         server.stop().await;
     })
     .await;
@@ -198,22 +260,50 @@ async fn flags_are_ticket_state() {
         assert_eq!(t.tags, vec!["vpn".to_string()]);
         // The other message of the ticket shows the same ticket state.
         let flags = alice.cmd("FETCH 2 FLAGS").await;
-        assert!(flags.all_text().contains("\\Flagged"), "{}", flags.all_text());
+        assert!(
+            flags.all_text().contains("\\Flagged"),
+            "{}",
+            flags.all_text()
+        );
         assert!(flags.all_text().contains("vpn"), "{}", flags.all_text());
         let urgent = alice.cmd("STATUS Urgent (MESSAGES)").await;
-        assert!(urgent.lines("STATUS")[0].text.contains("MESSAGES 2"), "{}", urgent.all_text());
+        assert!(
+            urgent.lines("STATUS")[0].text.contains("MESSAGES 2"),
+            "{}",
+            urgent.all_text()
+        );
         let silent = alice.cmd("STORE 2 -FLAGS.SILENT (\\Flagged vpn)").await;
         assert!(silent.ok());
         let t = server.store().ticket(ticket).await.expect("ticket");
         assert_eq!(t.priority, Priority::Normal);
         assert!(t.tags.is_empty());
         // \Deleted in a view is the session's: EXPUNGE removes nothing.
-        let stored = server.store().ticket_messages(ticket).await.expect("m").len();
+        let stored = server
+            .store()
+            .ticket_messages(ticket)
+            .await
+            .expect("m")
+            .len();
         alice.cmd("STORE 1 +FLAGS (\\Deleted)").await;
         let expunge = alice.cmd("EXPUNGE").await;
         assert!(expunge.ok());
-        assert!(expunge.lines("").iter().all(|l| !l.text.ends_with("EXPUNGE")), "{}", expunge.all_text());
-        assert_eq!(server.store().ticket_messages(ticket).await.expect("m").len(), stored);
+        assert!(
+            expunge
+                .lines("")
+                .iter()
+                .all(|l| !l.text.ends_with("EXPUNGE")),
+            "{}",
+            expunge.all_text()
+        );
+        assert_eq!(
+            server
+                .store()
+                .ticket_messages(ticket)
+                .await
+                .expect("m")
+                .len(),
+            stored
+        );
         server.stop().await;
     })
     .await;
@@ -225,12 +315,20 @@ async fn an_agent_cannot_reach_a_queue_they_cannot_see() {
         let (server, _ticket) = desk(&backend).await;
         let mut bob = ImapClient::login(server.imap(), "bob@desk.test", "secret").await;
         let list = bob.cmd("LIST \"\" *").await;
-        assert!(!list.all_text().contains("Queues/support"), "{}", list.all_text());
+        assert!(
+            !list.all_text().contains("Queues/support"),
+            "{}",
+            list.all_text()
+        );
         let select = bob.cmd("SELECT \"Queues/support\"").await;
         assert_eq!(select.status(), "NO", "{}", select.all_text());
         for folder in ["Unassigned", "Queues", "Urgent", "Closed", "Trash"] {
             let status = bob.cmd(&format!("STATUS {folder} (MESSAGES)")).await;
-            assert!(status.all_text().contains("MESSAGES 0"), "{folder}: {}", status.all_text());
+            assert!(
+                status.all_text().contains("MESSAGES 0"),
+                "{folder}: {}",
+                status.all_text()
+            );
         }
         bob.cmd("SELECT Unassigned").await;
         let guessed = bob.cmd("UID FETCH 1:100 (BODY.PEEK[])").await;
@@ -252,32 +350,63 @@ async fn personal_folders_are_real_storage() {
         let reserved = alice.cmd("CREATE Closed").await;
         assert_eq!(reserved.status(), "NO");
         let delete_view = alice.cmd("DELETE Urgent").await;
-        assert!(delete_view.tagged.contains("[CANNOT]"), "{}", delete_view.all_text());
+        assert!(
+            delete_view.tagged.contains("[CANNOT]"),
+            "{}",
+            delete_view.all_text()
+        );
         assert!(alice.cmd("CREATE Projects/VPN").await.ok());
         let note = b"From: alice@desk.test\r\nSubject: my notes\r\n\r\nremember the MTU\r\n";
         let appended = alice.append("Projects/VPN", "\\Seen", note).await;
-        assert!(appended.tagged.contains("[APPENDUID"), "{}", appended.all_text());
+        assert!(
+            appended.tagged.contains("[APPENDUID"),
+            "{}",
+            appended.all_text()
+        );
         let to_view = alice.append("Unassigned", "", note).await;
-        assert!(to_view.tagged.contains("[CANNOT]"), "{}", to_view.all_text());
+        assert!(
+            to_view.tagged.contains("[CANNOT]"),
+            "{}",
+            to_view.all_text()
+        );
 
         alice.cmd("SELECT Unassigned").await;
         let copy = alice.cmd("COPY 1 Projects/VPN").await;
         assert!(copy.tagged.contains("[COPYUID"), "{}", copy.all_text());
         // Copying into a folder of one's own changes no ticket.
-        assert_eq!(server.store().ticket(ticket).await.expect("t").status, Status::New);
+        assert_eq!(
+            server.store().ticket(ticket).await.expect("t").status,
+            Status::New
+        );
 
         let select = alice.cmd("SELECT Projects/VPN").await;
-        assert!(select.untagged.iter().any(|l| l.text == "* 2 EXISTS"), "{}", select.all_text());
+        assert!(
+            select.untagged.iter().any(|l| l.text == "* 2 EXISTS"),
+            "{}",
+            select.all_text()
+        );
         let body = alice.cmd("FETCH 1 BODY.PEEK[]").await;
         assert_eq!(body.fetches()[0].literals[0], note.to_vec());
         assert!(alice.cmd("STORE 1 +FLAGS (\\Deleted)").await.ok());
         let expunge = alice.cmd("EXPUNGE").await;
-        assert!(expunge.untagged.iter().any(|l| l.text == "* 1 EXPUNGE"), "{}", expunge.all_text());
+        assert!(
+            expunge.untagged.iter().any(|l| l.text == "* 1 EXPUNGE"),
+            "{}",
+            expunge.all_text()
+        );
         assert!(alice.cmd("RENAME Projects/VPN Archive/VPN").await.ok());
         let list = alice.cmd("LIST \"\" Archive*").await;
-        assert!(list.all_text().contains("\"Archive/VPN\""), "{}", list.all_text());
+        assert!(
+            list.all_text().contains("\"Archive/VPN\""),
+            "{}",
+            list.all_text()
+        );
         let status = alice.cmd("STATUS Archive/VPN (MESSAGES)").await;
-        assert!(status.all_text().contains("MESSAGES 1"), "{}", status.all_text());
+        assert!(
+            status.all_text().contains("MESSAGES 1"),
+            "{}",
+            status.all_text()
+        );
         assert!(alice.cmd("DELETE Archive/VPN").await.ok());
         server.stop().await;
     })
@@ -290,23 +419,55 @@ async fn uids_survive_a_restart_and_never_repeat() {
         let (mut server, _ticket) = desk(&backend).await;
         let mut alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
         let before = alice.cmd("SELECT Unassigned").await;
-        let validity = before.all_text().lines().find(|l| l.contains("UIDVALIDITY")).map(String::from);
-        let uids: Vec<u32> = alice.cmd("FETCH 1:* UID").await.fetches().iter().map(|l| uid_of(l)).collect();
+        let validity = before
+            .all_text()
+            .lines()
+            .find(|l| l.contains("UIDVALIDITY"))
+            .map(String::from);
+        let uids: Vec<u32> = alice
+            .cmd("FETCH 1:* UID")
+            .await
+            .fetches()
+            .iter()
+            .map(|l| uid_of(l))
+            .collect();
         alice.cmd("LOGOUT").await;
         server.restart().await;
         let mut alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
         let after = alice.cmd("SELECT Unassigned").await;
-        assert_eq!(validity, after.all_text().lines().find(|l| l.contains("UIDVALIDITY")).map(String::from));
-        let again: Vec<u32> = alice.cmd("FETCH 1:* UID").await.fetches().iter().map(|l| uid_of(l)).collect();
+        assert_eq!(
+            validity,
+            after
+                .all_text()
+                .lines()
+                .find(|l| l.contains("UIDVALIDITY"))
+                .map(String::from)
+        );
+        let again: Vec<u32> = alice
+            .cmd("FETCH 1:* UID")
+            .await
+            .fetches()
+            .iter()
+            .map(|l| uid_of(l))
+            .collect();
         assert_eq!(uids, again);
         // Leaving and re-entering the view gives new, higher UIDs.
         alice.cmd("MOVE 1 Waiting").await;
         alice.cmd("SELECT Waiting").await;
         alice.cmd("MOVE 1 Unassigned").await;
         alice.cmd("SELECT Unassigned").await;
-        let fresh: Vec<u32> = alice.cmd("FETCH 1:* UID").await.fetches().iter().map(|l| uid_of(l)).collect();
+        let fresh: Vec<u32> = alice
+            .cmd("FETCH 1:* UID")
+            .await
+            .fetches()
+            .iter()
+            .map(|l| uid_of(l))
+            .collect();
         assert_eq!(fresh.len(), 2);
-        assert!(fresh.iter().all(|u| *u > *uids.iter().max().unwrap_or(&0)), "{fresh:?} after {uids:?}");
+        assert!(
+            fresh.iter().all(|u| *u > *uids.iter().max().unwrap_or(&0)),
+            "{fresh:?} after {uids:?}"
+        );
         server.stop().await;
     })
     .await;
@@ -325,7 +486,9 @@ async fn the_protocol_layer_handles_literals_pipelining_and_errors() {
     let login = client.read_until_tagged("a1").await;
     assert!(login.ok(), "{}", login.all_text());
     // Pipelined commands are answered in order.
-    client.send_raw(b"p1 NOOP\r\np2 SELECT INBOX\r\np3 NOOP\r\n").await;
+    client
+        .send_raw(b"p1 NOOP\r\np2 SELECT INBOX\r\np3 NOOP\r\n")
+        .await;
     assert!(client.read_until_tagged("p1").await.ok());
     assert!(client.read_until_tagged("p2").await.ok());
     assert!(client.read_until_tagged("p3").await.ok());
@@ -337,9 +500,21 @@ async fn the_protocol_layer_handles_literals_pipelining_and_errors() {
     let range = client.cmd("FETCH 5 FLAGS").await;
     assert_eq!(range.status(), "BAD");
     let idle_done = client.cmd("CAPABILITY").await;
-    assert!(idle_done.lines("CAPABILITY")[0].text.contains("MOVE"), "{}", idle_done.all_text());
-    let wrong = ImapClient::connect(server.imap()).await.0.cmd("LOGIN alice@desk.test nope").await;
-    assert!(wrong.tagged.contains("[AUTHENTICATIONFAILED]"), "{}", wrong.all_text());
+    assert!(
+        idle_done.lines("CAPABILITY")[0].text.contains("MOVE"),
+        "{}",
+        idle_done.all_text()
+    );
+    let wrong = ImapClient::connect(server.imap())
+        .await
+        .0
+        .cmd("LOGIN alice@desk.test nope")
+        .await;
+    assert!(
+        wrong.tagged.contains("[AUTHENTICATIONFAILED]"),
+        "{}",
+        wrong.all_text()
+    );
     // AUTHENTICATE PLAIN with a continuation.
     let (mut plain, _) = ImapClient::connect(server.imap()).await;
     plain.send_raw(b"x1 AUTHENTICATE PLAIN\r\n").await;
@@ -361,8 +536,21 @@ async fn new_mail_reaches_an_idle_client_within_a_second() {
     alice.send_raw(b"i1 IDLE\r\n").await;
     assert!(alice.read_line().await.text.starts_with('+'));
     let started = std::time::Instant::now();
-    let mail = message("dave@customer.example", "support@desk.test", "Printer on fire", "fire@x", "", "Help");
-    deliver(server.smtp(), "dave@customer.example", &["support@desk.test"], &mail).await;
+    let mail = message(
+        "dave@customer.example",
+        "support@desk.test",
+        "Printer on fire",
+        "fire@x",
+        "",
+        "Help",
+    );
+    deliver(
+        server.smtp(),
+        "dave@customer.example",
+        &["support@desk.test"],
+        &mail,
+    )
+    .await;
     let line = alice.read_line().await;
     assert_eq!(line.text, "* 3 EXISTS");
     assert!(started.elapsed() < std::time::Duration::from_secs(2));

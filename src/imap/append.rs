@@ -35,7 +35,9 @@ impl Session {
         }
         let raw: &[u8] = match message {
             LiteralOrLiteral8::Literal(literal) => literal.data(),
-            LiteralOrLiteral8::Literal8(_) => return Reply::no("[CANNOT] BINARY literals are not supported"),
+            LiteralOrLiteral8::Literal8(_) => {
+                return Reply::no("[CANNOT] BINARY literals are not supported");
+            }
         };
         if raw.is_empty() {
             return Reply::no("[CANNOT] Empty message");
@@ -67,7 +69,10 @@ impl Session {
         {
             Ok(uids) => {
                 let uid = uids.first().copied().unwrap_or(0);
-                Reply::ok(format!("[APPENDUID {} {uid}] APPEND completed", mailbox.uidvalidity))
+                Reply::ok(format!(
+                    "[APPENDUID {} {uid}] APPEND completed",
+                    mailbox.uidvalidity
+                ))
             }
             Err(err) => err.into(),
         }

@@ -101,7 +101,12 @@ impl Session {
                 .iter()
                 .map(|(_, r, flags)| (StorageItem::Existing(*r), flags.clone()))
                 .collect();
-            dest_uids = match self.app.store.imap_add_to_storage(target.id, agent.id, &items).await {
+            dest_uids = match self
+                .app
+                .store
+                .imap_add_to_storage(target.id, agent.id, &items)
+                .await
+            {
                 Ok(uids) => uids,
                 Err(err) => return err.into(),
             };
@@ -117,7 +122,9 @@ impl Session {
             }
             if source_is_view
                 && let Some(selected) = &self.selected
-                && let Err(err) = self.reconcile(&selected.mailbox.clone(), &selected.folder.clone(), true).await
+                && let Err(err) = self
+                    .reconcile(&selected.mailbox.clone(), &selected.folder.clone(), true)
+                    .await
             {
                 return err.into();
             }
@@ -165,7 +172,12 @@ impl Session {
         }
         if !agent.is_admin {
             for number in &numbers {
-                let ticket = self.app.store.ticket(*number).await.map_err(|e: StoreError| Reply::from(e))?;
+                let ticket = self
+                    .app
+                    .store
+                    .ticket(*number)
+                    .await
+                    .map_err(|e: StoreError| Reply::from(e))?;
                 if !agent.queues.contains(&ticket.queue) {
                     return Err(Reply::no(format!(
                         "[NOPERM] Ticket #{number} is in queue {}, which you cannot see",
@@ -182,7 +194,13 @@ impl Session {
 fn map_uids(sources: &[(u32, MessageRef, String)], members: &[Member]) -> Vec<u32> {
     sources
         .iter()
-        .filter_map(|(_, r, _)| members.iter().rev().find(|m| m.message == *r).map(|m| m.uid))
+        .filter_map(|(_, r, _)| {
+            members
+                .iter()
+                .rev()
+                .find(|m| m.message == *r)
+                .map(|m| m.uid)
+        })
         .collect()
 }
 
@@ -194,8 +212,18 @@ mod tests {
     #[test]
     fn copyuid_maps_source_messages_to_their_target_uids() {
         let members = vec![
-            Member { uid: 4, message: MessageRef::Ticket(10), flags: String::new(), modseq: 1 },
-            Member { uid: 5, message: MessageRef::Ticket(11), flags: String::new(), modseq: 1 },
+            Member {
+                uid: 4,
+                message: MessageRef::Ticket(10),
+                flags: String::new(),
+                modseq: 1,
+            },
+            Member {
+                uid: 5,
+                message: MessageRef::Ticket(11),
+                flags: String::new(),
+                modseq: 1,
+            },
         ];
         let sources = vec![
             (1, MessageRef::Ticket(11), String::new()),

@@ -8,7 +8,9 @@ use super::response;
 use super::session::{Reply, Session};
 use crate::store::{MessageRef, join_flags};
 use imap_codec::imap_types::command::FetchModifier;
-use imap_codec::imap_types::fetch::{Macro, MacroOrMessageDataItemNames, MessageDataItemName, Part, Section};
+use imap_codec::imap_types::fetch::{
+    Macro, MacroOrMessageDataItemNames, MessageDataItemName, Part, Section,
+};
 use imap_codec::imap_types::sequence::SequenceSet;
 use std::collections::HashMap;
 
@@ -43,12 +45,20 @@ fn describe_section(section: &Option<Section<'_>>) -> (String, Vec<u32>, Section
         None => (String::new(), Vec::new(), SectionKind::Full),
         Some(Section::Part(part)) => {
             let numbers: Vec<u32> = part.0.as_ref().iter().map(|n| n.get()).collect();
-            let name = numbers.iter().map(u32::to_string).collect::<Vec<_>>().join(".");
+            let name = numbers
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(".");
             (name, numbers, SectionKind::Full)
         }
         Some(Section::Header(part)) => {
             let numbers = part_numbers(part);
-            (format!("{}HEADER", part_prefix(&numbers)), numbers, SectionKind::Header)
+            (
+                format!("{}HEADER", part_prefix(&numbers)),
+                numbers,
+                SectionKind::Header,
+            )
         }
         Some(Section::HeaderFields(part, names)) => {
             let numbers = part_numbers(part);
@@ -70,11 +80,19 @@ fn describe_section(section: &Option<Section<'_>>) -> (String, Vec<u32>, Section
         }
         Some(Section::Text(part)) => {
             let numbers = part_numbers(part);
-            (format!("{}TEXT", part_prefix(&numbers)), numbers, SectionKind::Text)
+            (
+                format!("{}TEXT", part_prefix(&numbers)),
+                numbers,
+                SectionKind::Text,
+            )
         }
         Some(Section::Mime(part)) => {
             let numbers: Vec<u32> = part.0.as_ref().iter().map(|n| n.get()).collect();
-            (format!("{}MIME", part_prefix(&numbers)), numbers, SectionKind::Mime)
+            (
+                format!("{}MIME", part_prefix(&numbers)),
+                numbers,
+                SectionKind::Mime,
+            )
         }
     }
 }
@@ -125,17 +143,21 @@ impl Session {
             }
             MacroOrMessageDataItemNames::MessageDataItemNames(list) => list.clone(),
         };
-        if items
-            .iter()
-            .any(|i| matches!(i, MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. }))
-        {
+        if items.iter().any(|i| {
+            matches!(
+                i,
+                MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. }
+            )
+        }) {
             return Reply::bad("BINARY is not supported");
         }
         let mut changed_since = None;
         for modifier in modifiers {
             match modifier {
                 FetchModifier::ChangedSince(value) => changed_since = Some(value.get()),
-                FetchModifier::Vanished => return Reply::bad("VANISHED needs QRESYNC, which is not supported"),
+                FetchModifier::Vanished => {
+                    return Reply::bad("VANISHED needs QRESYNC, which is not supported");
+                }
             }
         }
         if changed_since.is_some() {
@@ -178,7 +200,10 @@ impl Session {
                 let Some(selected) = &self.selected else {
                     return Reply::bad("No mailbox selected");
                 };
-                let refs: Vec<MessageRef> = batch.iter().map(|i| selected.messages[*i].message).collect();
+                let refs: Vec<MessageRef> = batch
+                    .iter()
+                    .map(|i| selected.messages[*i].message)
+                    .collect();
                 match self.app.store.imap_contents(&refs).await {
                     Ok(contents) => contents,
                     Err(err) => return err.into(),
@@ -216,7 +241,9 @@ impl Session {
                 out.push(b' ');
             }
             match item {
-                MessageDataItemName::Uid => out.extend_from_slice(format!("UID {}", message.uid).as_bytes()),
+                MessageDataItemName::Uid => {
+                    out.extend_from_slice(format!("UID {}", message.uid).as_bytes())
+                }
                 MessageDataItemName::Flags => {
                     out.extend_from_slice(b"FLAGS ");
                     response::write_flags(out, &message.flags, selected.extra_flags(index));
@@ -256,7 +283,9 @@ impl Session {
                     out.extend_from_slice(b"RFC822.TEXT ");
                     render::write_literal(out, &raw[render::header_end(raw)..]);
                 }
-                MessageDataItemName::BodyExt { section, partial, .. } => {
+                MessageDataItemName::BodyExt {
+                    section, partial, ..
+                } => {
                     let (name, part, kind) = describe_section(section);
                     out.extend_from_slice(format!("BODY[{name}]").as_bytes());
                     let data = render::section_bytes(raw, &part, kind);
@@ -295,7 +324,12 @@ impl Session {
         let unseen: Vec<usize> = indexes
             .iter()
             .copied()
-            .filter(|i| !selected.messages[*i].flags.split(' ').any(|f| f == "\\Seen"))
+            .filter(|i| {
+                !selected.messages[*i]
+                    .flags
+                    .split(' ')
+                    .any(|f| f == "\\Seen")
+            })
             .collect();
         if unseen.is_empty() {
             return Ok(());
@@ -314,11 +348,19 @@ impl Session {
                 })
                 .collect();
             let agent = self.agent.as_ref().map(|a| a.id).unwrap_or_default();
-            store.imap_set_seen(agent, &ids, true).await.map_err(Reply::from)?;
+            store
+                .imap_set_seen(agent, &ids, true)
+                .await
+                .map_err(Reply::from)?;
         } else {
             let updates: Vec<(u32, String)> = unseen
                 .iter()
-                .map(|i| (selected.messages[*i].uid, selected.messages[*i].flags.clone()))
+                .map(|i| {
+                    (
+                        selected.messages[*i].uid,
+                        selected.messages[*i].flags.clone(),
+                    )
+                })
                 .collect();
             let modseq = store
                 .imap_set_flags(selected.mailbox.id, &updates)

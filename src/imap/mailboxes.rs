@@ -57,7 +57,10 @@ fn list_order(folder: &Folder) -> (u8, String) {
 
 impl Session {
     fn agent_queues(&self) -> Vec<String> {
-        self.agent.as_ref().map(|a| a.queues.clone()).unwrap_or_default()
+        self.agent
+            .as_ref()
+            .map(|a| a.queues.clone())
+            .unwrap_or_default()
     }
 
     /// The agent's mailboxes, creating the standard ones on first use.
@@ -71,13 +74,17 @@ impl Session {
             .collect();
         let mut boxes = self.app.store.imap_mailboxes(agent.id).await?;
         if names.iter().any(|n| !boxes.iter().any(|b| &b.name == n)) {
-            self.app.store.imap_ensure_mailboxes(agent.id, &names).await?;
+            self.app
+                .store
+                .imap_ensure_mailboxes(agent.id, &names)
+                .await?;
             boxes = self.app.store.imap_mailboxes(agent.id).await?;
         }
         // A queue the agent lost access to keeps its row but is no view of
         // theirs any more: hide it.
         boxes.retain(|b| {
-            !(b.name.starts_with(&format!("{}{DELIMITER}", crate::domain::views::QUEUES))
+            !(b.name
+                .starts_with(&format!("{}{DELIMITER}", crate::domain::views::QUEUES))
                 && matches!(self.folder_of(&b.name), Folder::Personal(_)))
         });
         Ok(boxes)
@@ -97,7 +104,12 @@ impl Session {
 
     /// Brings a view up to date before it is shown (SELECT forces it: the
     /// Closed window moves with time, not with changes).
-    pub async fn reconcile(&self, mailbox: &Mailbox, folder: &Folder, force: bool) -> Result<String, StoreError> {
+    pub async fn reconcile(
+        &self,
+        mailbox: &Mailbox,
+        folder: &Folder,
+        force: bool,
+    ) -> Result<String, StoreError> {
         let (Some(viewer), Some(filter)) = (self.viewer(), folder.filter()) else {
             return Ok(String::new());
         };
@@ -118,10 +130,16 @@ impl Session {
     ) -> Reply {
         // A failed SELECT leaves no mailbox selected (RFC 3501 §6.3.1).
         self.selected = None;
-        if parameters.iter().any(|p| matches!(p, SelectParameter::CondStore)) {
+        if parameters
+            .iter()
+            .any(|p| matches!(p, SelectParameter::CondStore))
+        {
             self.condstore = true;
         }
-        if parameters.iter().any(|p| matches!(p, SelectParameter::QResync { .. })) {
+        if parameters
+            .iter()
+            .any(|p| matches!(p, SelectParameter::QResync { .. }))
+        {
             return Reply::bad("QRESYNC is not supported");
         }
         let name = mailbox_name(name);
@@ -135,7 +153,10 @@ impl Session {
         };
         let store = &self.app.store;
         let (mailbox, members) = match async {
-            Ok::<_, StoreError>((store.imap_mailbox(mailbox.id).await?, store.imap_members(mailbox.id).await?))
+            Ok::<_, StoreError>((
+                store.imap_mailbox(mailbox.id).await?,
+                store.imap_members(mailbox.id).await?,
+            ))
         }
         .await
         {
@@ -144,7 +165,12 @@ impl Session {
         };
         let mut keywords: BTreeSet<&str> = BTreeSet::new();
         for member in &members {
-            keywords.extend(member.flags.split(' ').filter(|f| !f.is_empty() && !f.starts_with('\\')));
+            keywords.extend(
+                member
+                    .flags
+                    .split(' ')
+                    .filter(|f| !f.is_empty() && !f.starts_with('\\')),
+            );
         }
         let keywords: Vec<&str> = keywords.into_iter().collect();
         let keyword_list = if keywords.is_empty() {
@@ -157,7 +183,8 @@ impl Session {
             .position(|m| !m.flags.split(' ').any(|f| f == "\\Seen"));
         let out = &mut self.out;
         out.extend_from_slice(
-            format!("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{keyword_list})\r\n").as_bytes(),
+            format!("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{keyword_list})\r\n")
+                .as_bytes(),
         );
         let permanent = if folder.is_view() {
             "\\Seen \\Flagged \\*"
@@ -172,11 +199,15 @@ impl Session {
                     .as_bytes(),
             );
         } else {
-            out.extend_from_slice(format!("* OK [PERMANENTFLAGS ({permanent})] Flags permitted\r\n").as_bytes());
+            out.extend_from_slice(
+                format!("* OK [PERMANENTFLAGS ({permanent})] Flags permitted\r\n").as_bytes(),
+            );
         }
         out.extend_from_slice(format!("* {} EXISTS\r\n* 0 RECENT\r\n", members.len()).as_bytes());
         if let Some(index) = first_unseen {
-            out.extend_from_slice(format!("* OK [UNSEEN {}] First unseen\r\n", index + 1).as_bytes());
+            out.extend_from_slice(
+                format!("* OK [UNSEEN {}] First unseen\r\n", index + 1).as_bytes(),
+            );
         }
         out.extend_from_slice(
             format!(
@@ -206,12 +237,21 @@ impl Session {
                 .filter(|i| selected.has_flag(*i, "\\Deleted"))
                 .map(|i| selected.messages[i].uid)
                 .collect();
-            if let Err(err) = self.app.store.imap_expunge(selected.mailbox.id, &doomed).await {
+            if let Err(err) = self
+                .app
+                .store
+                .imap_expunge(selected.mailbox.id, &doomed)
+                .await
+            {
                 return err.into();
             }
         }
         self.selected = None;
-        Reply::ok(if expunge { "CLOSE completed" } else { "UNSELECT completed" })
+        Reply::ok(if expunge {
+            "CLOSE completed"
+        } else {
+            "UNSELECT completed"
+        })
     }
 
     pub async fn expunge(&mut self, only: Option<&SequenceSet>) -> Reply {
@@ -245,13 +285,23 @@ impl Session {
             );
         }
         let uids: Vec<u32> = doomed.iter().map(|i| selected.messages[*i].uid).collect();
-        match self.app.store.imap_expunge(selected.mailbox.id, &uids).await {
+        match self
+            .app
+            .store
+            .imap_expunge(selected.mailbox.id, &uids)
+            .await
+        {
             Ok(()) => Reply::ok("EXPUNGE completed"),
             Err(err) => err.into(),
         }
     }
 
-    pub async fn list(&mut self, reference: &ImapMailbox<'_>, pattern: &ListMailbox<'_>, lsub: bool) -> Reply {
+    pub async fn list(
+        &mut self,
+        reference: &ImapMailbox<'_>,
+        pattern: &ListMailbox<'_>,
+        lsub: bool,
+    ) -> Reply {
         let command = if lsub { "LSUB" } else { "LIST" };
         let reference = match reference {
             ImapMailbox::Inbox => "INBOX".to_string(),
@@ -262,7 +312,8 @@ impl Session {
             ListMailbox::String(string) => string.as_ref().to_vec(),
         };
         if pattern.is_empty() && !lsub {
-            self.out.extend_from_slice(b"* LIST (\\Noselect) \"/\" \"\"\r\n");
+            self.out
+                .extend_from_slice(b"* LIST (\\Noselect) \"/\" \"\"\r\n");
             return Reply::ok("LIST completed");
         }
         let mut full = reference.into_bytes();
@@ -291,12 +342,17 @@ impl Session {
             }
             let prefix = format!("{name}{DELIMITER}");
             let children = names.iter().any(|n| n.starts_with(&prefix));
-            let mut attributes = vec![if children { "\\HasChildren" } else { "\\HasNoChildren" }];
+            let mut attributes = vec![if children {
+                "\\HasChildren"
+            } else {
+                "\\HasNoChildren"
+            }];
             if let Some(special) = folder.special_use() {
                 attributes.push(special);
             }
-            self.out
-                .extend_from_slice(format!("* {command} ({}) \"/\" ", attributes.join(" ")).as_bytes());
+            self.out.extend_from_slice(
+                format!("* {command} ({}) \"/\" ", attributes.join(" ")).as_bytes(),
+            );
             response::write_mailbox(&mut self.out, name);
             self.out.extend_from_slice(b"\r\n");
             listed.insert(name.clone());
@@ -309,7 +365,10 @@ impl Session {
                     parent.push(DELIMITER);
                 }
                 parent.push_str(part);
-                if parent.len() == name.len() || names.contains(&parent.as_str()) || listed.contains(&parent) {
+                if parent.len() == name.len()
+                    || names.contains(&parent.as_str())
+                    || listed.contains(&parent)
+                {
                     continue;
                 }
                 if wildcard_match(&full, parent.as_bytes()) {
@@ -363,7 +422,8 @@ impl Session {
         }
         self.out.extend_from_slice(b"* STATUS ");
         response::write_mailbox(&mut self.out, &mailbox.name);
-        self.out.extend_from_slice(format!(" ({})\r\n", parts.join(" ")).as_bytes());
+        self.out
+            .extend_from_slice(format!(" ({})\r\n", parts.join(" ")).as_bytes());
         Reply::ok("STATUS completed")
     }
 
@@ -373,9 +433,13 @@ impl Session {
         if name.is_empty() || name.split(DELIMITER).any(str::is_empty) {
             return Reply::bad("Invalid mailbox name");
         }
-        if Folder::is_reserved(&name) || Folder::is_reserved(name.split(DELIMITER).next().unwrap_or("")) {
+        if Folder::is_reserved(&name)
+            || Folder::is_reserved(name.split(DELIMITER).next().unwrap_or(""))
+        {
             return match self.find_mailbox(&name).await {
-                Ok(_) => Reply::no(format!("[ALREADYEXISTS] {name} exists (it is a ticket view)")),
+                Ok(_) => Reply::no(format!(
+                    "[ALREADYEXISTS] {name} exists (it is a ticket view)"
+                )),
                 Err(_) => Reply::no(format!("[CANNOT] {name} is reserved for ticket views")),
             };
         }
@@ -414,9 +478,15 @@ impl Session {
             Err(reply) => return reply,
         };
         if !matches!(folder, Folder::Personal(_)) {
-            return Reply::no(format!("[CANNOT] {name} is a ticket view or a standard folder"));
+            return Reply::no(format!(
+                "[CANNOT] {name} is a ticket view or a standard folder"
+            ));
         }
-        if self.selected.as_ref().is_some_and(|s| s.mailbox.id == mailbox.id) {
+        if self
+            .selected
+            .as_ref()
+            .is_some_and(|s| s.mailbox.id == mailbox.id)
+        {
             self.selected = None;
         }
         match self.app.store.imap_delete_mailbox(mailbox.id).await {
@@ -433,9 +503,14 @@ impl Session {
             Err(reply) => return reply,
         };
         if !matches!(folder, Folder::Personal(_)) {
-            return Reply::no(format!("[CANNOT] {from} is a ticket view or a standard folder"));
+            return Reply::no(format!(
+                "[CANNOT] {from} is a ticket view or a standard folder"
+            ));
         }
-        if to.is_empty() || Folder::is_reserved(&to) || Folder::is_reserved(to.split(DELIMITER).next().unwrap_or("")) {
+        if to.is_empty()
+            || Folder::is_reserved(&to)
+            || Folder::is_reserved(to.split(DELIMITER).next().unwrap_or(""))
+        {
             return Reply::no(format!("[CANNOT] {to} is reserved for ticket views"));
         }
         let boxes = match self.mailboxes().await {
@@ -468,7 +543,10 @@ impl Session {
         let result = async {
             self.app.store.imap_rename_mailboxes(&renames).await?;
             if let Some(agent) = &self.agent {
-                self.app.store.imap_ensure_mailboxes(agent.id, &parents).await?;
+                self.app
+                    .store
+                    .imap_ensure_mailboxes(agent.id, &parents)
+                    .await?;
             }
             Ok::<_, StoreError>(())
         }
@@ -497,7 +575,11 @@ impl Session {
             Err(reply) => return reply,
         };
         match self.app.store.imap_subscribe(mailbox.id, subscribed).await {
-            Ok(()) => Reply::ok(if subscribed { "SUBSCRIBE completed" } else { "UNSUBSCRIBE completed" }),
+            Ok(()) => Reply::ok(if subscribed {
+                "SUBSCRIBE completed"
+            } else {
+                "UNSUBSCRIBE completed"
+            }),
             Err(err) => err.into(),
         }
     }

@@ -1,33 +1,27 @@
 //! IMAP FETCH rendering (RFC 3501 §7.4.2) straight from a raw RFC 5322
 //! message: strings, ENVELOPE, BODY/BODYSTRUCTURE and `BODY[section]`.
 //!
-//! How the work is split:
-//!
-//! * mail-parser decides the *shape* of the MIME tree: which parts exist and
-//!   where each one starts and ends in the raw bytes.
-//! * This module's own small scanner splits every part into header and body
-//!   (at the first empty line) and reads the header values. IMAP wants
-//!   values as written (clients decode RFC 2047 themselves), and one single
-//!   header/body boundary must be behind HEADER, TEXT, MIME, the octet counts
-//!   of BODYSTRUCTURE and `BODY[1]`; with its own scanner the top-level header
-//!   can also be served without parsing the MIME tree at all.
 //! * Everything a client receives as message content is a slice of the raw
-//!   input, byte for byte; nothing is decoded and re-encoded.
-//!
-//! Where RFC 3501 leaves room, the output follows Dovecot: types and
-//! parameters as written in the message, `"text" "plain" ("charset"
-//! "us-ascii")` for parts without Content-Type, `"7bit"` as the default
-//! transfer encoding, and `"application" "octet-stream"` for a part that
-//! claims to be multipart or message/rfc822 but could not be parsed as such.
-//!
-//! Malformed input never panics: offsets from mail-parser are clamped into
-//! their parent's range, and nesting deeper than [`MAX_DEPTH`] is rendered
-//! as opaque leaves.
+//!   input, byte for byte; nothing is decoded and re-encoded. Header values
+//!   in ENVELOPE and BODYSTRUCTURE are the raw values too (unfolded): IMAP
+//!   clients decode RFC 2047 encoded words themselves.
+//! * The MIME structure follows Dovecot's message parser, and where RFC 3501
+//!   leaves room the output follows Dovecot as well: types and parameters as
+//!   written in the message, `"text" "plain" ("charset" "us-ascii")` for
+//!   parts without Content-Type, `"7bit"` as the default transfer encoding,
+//!   the same part numbering. Clients have long been tested against Dovecot,
+//!   and one consistent model keeps BODYSTRUCTURE sizes equal to the bytes
+//!   `BODY[part]` serves.
+//! * The parsing is done here, by small scanners over the raw bytes, rather
+//!   than with mail-parser: mail-parser decodes (values, bodies), and its
+//!   part offsets differ from Dovecot's in ways that break that equality
+//!   (see [`Walker`]).
+//! * Malformed input never panics and never loops: every offset is clamped
+//!   to the input, nesting deeper than [`MAX_DEPTH`] is rendered as opaque
+//!   leaves, and at most [`MAX_PARTS`] parts are looked for.
 
 use std::borrow::Cow;
 use std::ops::Range;
-
-use mail_parser::{Message, MessageParser, MessagePart, PartType};
 
 /// Longest value sent as a quoted string; anything longer goes as a literal
 /// so that response lines stay reasonably short.
@@ -35,8 +29,17 @@ const MAX_QUOTED_LEN: usize = 1024;
 
 /// Deepest nesting (multipart or message/rfc822 levels) rendered as
 /// structure. Deeper parts become opaque leaves; this bounds the recursion
-/// on hostile input (Dovecot has the same kind of limit, also 100).
+/// on hostile input (Dovecot's limit, also 100).
 const MAX_DEPTH: usize = 100;
+
+/// Most MIME parts looked for in one message (Dovecot's limit): past it,
+/// delimiter lines are no longer recognized and the rest of the message is
+/// body of the part at hand. Bounds time and memory on hostile input.
+const MAX_PARTS: usize = 10_000;
+
+/// Boundaries are compared on at most this many bytes (Dovecot's limit;
+/// RFC 2046 allows 70), which bounds the work per line.
+const MAX_BOUNDARY_LEN: usize = 80;
 
 /// Host name of an address without domain. A NIL host would turn the
 /// address into group syntax for the client (RFC 3501 §7.4.2), so a
@@ -335,7 +338,11 @@ fn tokenize(s: &[u8]) -> Vec<Token<'_>> {
             }
             b'(' => {
                 pos = skip_comment(s, pos);
-                tokens.push(Token::Comment(strip_delims(slice(s, start..pos), b'(', b')')));
+                tokens.push(Token::Comment(strip_delims(
+                    slice(s, start..pos),
+                    b'(',
+                    b')',
+                )));
             }
             b'<' => {
                 pos = skip_angle(s, pos);
@@ -490,6 +497,7 @@ pub fn write_envelope(out: &mut Vec<u8>, raw: &[u8]) {
 /// comma-separated list, and sender and reply-to default to from.
 fn write_envelope_of(out: &mut Vec<u8>, header: &[u8]) {
     let text = |name: &[u8]| field_values(header, name).last().map(unfold);
+    let subject = text(b"Subject").map(|subject| for_humans(&subject));
     let addresses = |name: &[u8]| -> Vec<Address> {
         field_values(header, name)
             .flat_map(|value| parse_address_list(&unfold(value)))
@@ -502,11 +510,15 @@ fn write_envelope_of(out: &mut Vec<u8>, header: &[u8]) {
     out.push(b'(');
     write_nstring(out, text(b"Date").as_deref());
     out.push(b' ');
-    write_nstring(out, text(b"Subject").as_deref());
+    write_nstring(out, subject.as_deref());
     for list in [
         &from,
         if sender.is_empty() { &from } else { &sender },
-        if reply_to.is_empty() { &from } else { &reply_to },
+        if reply_to.is_empty() {
+            &from
+        } else {
+            &reply_to
+        },
         &addresses(b"To"),
         &addresses(b"Cc"),
         &addresses(b"Bcc"),
@@ -519,6 +531,26 @@ fn write_envelope_of(out: &mut Vec<u8>, header: &[u8]) {
     out.push(b' ');
     write_nstring(out, text(b"Message-ID").as_deref());
     out.push(b')');
+}
+
+/// A text meant for display (subject, personal name), as Dovecot sends it:
+/// tabs and line breaks become spaces, runs of spaces one space, trimmed.
+fn for_humans(value: &[u8]) -> Vec<u8> {
+    let mut out: Vec<u8> = Vec::with_capacity(value.len());
+    for &byte in value {
+        let byte = if matches!(byte, b'\t' | b'\r' | b'\n') {
+            b' '
+        } else {
+            byte
+        };
+        if byte != b' ' || out.last().is_some_and(|&last| last != b' ') {
+            out.push(byte);
+        }
+    }
+    if out.last() == Some(&b' ') {
+        out.pop();
+    }
+    out
 }
 
 /// One RFC 3501 address structure `(name adl mailbox host)`. Group syntax
@@ -542,10 +574,23 @@ struct Address {
 impl Address {
     /// A real (non-group) address; missing parts get placeholders because
     /// a NIL host would read as group syntax.
-    fn mailbox(name: Option<Vec<u8>>, adl: Option<Vec<u8>>, mailbox: Vec<u8>, host: Vec<u8>) -> Self {
-        let or = |value: Vec<u8>, missing: &[u8]| if value.is_empty() { missing.to_vec() } else { value };
+    fn mailbox(
+        name: Option<Vec<u8>>,
+        adl: Option<Vec<u8>>,
+        mailbox: Vec<u8>,
+        host: Vec<u8>,
+    ) -> Self {
+        let or = |value: Vec<u8>, missing: &[u8]| {
+            if value.is_empty() {
+                missing.to_vec()
+            } else {
+                value
+            }
+        };
         Address {
-            name,
+            name: name
+                .map(|name| for_humans(&name))
+                .filter(|name| !name.is_empty()),
             adl,
             mailbox: Some(or(mailbox, MISSING_MAILBOX)),
             host: Some(or(host, MISSING_DOMAIN)),
@@ -553,7 +598,10 @@ impl Address {
     }
 
     fn group_start(name: Vec<u8>) -> Self {
-        Address { mailbox: Some(name), ..Address::default() }
+        Address {
+            mailbox: Some(name),
+            ..Address::default()
+        }
     }
 }
 
@@ -616,7 +664,9 @@ fn flush_segment(segment: &mut Vec<Token<'_>>, list: &mut Vec<Address>) {
 
 /// Whether the tokens are a non-empty display name (a group name).
 fn is_phrase(tokens: &[Token<'_>]) -> bool {
-    tokens.iter().any(|t| matches!(t, Token::Word(_) | Token::Quoted(_)))
+    tokens
+        .iter()
+        .any(|t| matches!(t, Token::Word(_) | Token::Quoted(_)))
         && tokens
             .iter()
             .all(|t| matches!(t, Token::Word(_) | Token::Quoted(_) | Token::Comment(_)))
@@ -645,12 +695,16 @@ fn phrase(tokens: &[Token<'_>]) -> Vec<u8> {
 /// lone word (a local part without domain) or several words without `@`
 /// (a name without address). `None` for a segment without any word.
 fn segment_address(tokens: &[Token<'_>]) -> Option<Address> {
-    let angle = tokens.iter().enumerate().find_map(|(i, token)| match token {
-        Token::Angle(inner) => Some((i, *inner)),
-        _ => None,
-    });
+    let angle = tokens
+        .iter()
+        .enumerate()
+        .find_map(|(i, token)| match token {
+            Token::Angle(inner) => Some((i, *inner)),
+            _ => None,
+        });
     if let Some((i, inner)) = angle {
-        let name = Some(phrase(tokens.get(..i).unwrap_or_default())).filter(|name| !name.is_empty());
+        let name =
+            Some(phrase(tokens.get(..i).unwrap_or_default())).filter(|name| !name.is_empty());
         let (adl, mailbox, host) = addr_spec(&tokenize(inner));
         return Some(Address::mailbox(name, adl, mailbox, host));
     }
@@ -663,7 +717,12 @@ fn segment_address(tokens: &[Token<'_>]) -> Option<Address> {
         return None;
     }
     if words > 1 && !has_at {
-        return Some(Address::mailbox(Some(phrase(tokens)), None, Vec::new(), Vec::new()));
+        return Some(Address::mailbox(
+            Some(phrase(tokens)),
+            None,
+            Vec::new(),
+            Vec::new(),
+        ));
     }
     let comment = tokens
         .iter()
@@ -742,7 +801,11 @@ impl ContentType {
         } else {
             b""
         };
-        Some(ContentType { main: main.to_vec(), sub: sub.to_vec(), params: cursor.params() })
+        Some(ContentType {
+            main: main.to_vec(),
+            sub: sub.to_vec(),
+            params: cursor.params(),
+        })
     }
 
     fn is_multipart(&self) -> bool {
@@ -755,6 +818,17 @@ impl ContentType {
 
     fn is_digest(&self) -> bool {
         self.is_multipart() && self.sub.eq_ignore_ascii_case(b"digest")
+    }
+
+    /// The `boundary` parameter, cut to [`MAX_BOUNDARY_LEN`]; `None` when
+    /// missing or empty (an empty boundary would match every `--` line).
+    fn boundary(&self) -> Option<Vec<u8>> {
+        let (_, value) = self
+            .params
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(b"boundary"))?;
+        let boundary = value.get(..MAX_BOUNDARY_LEN).unwrap_or(value);
+        (!boundary.is_empty()).then(|| boundary.to_vec())
     }
 }
 
@@ -772,7 +846,10 @@ impl Disposition {
         if kind.is_empty() {
             return None;
         }
-        Some(Disposition { kind: kind.to_vec(), params: cursor.params() })
+        Some(Disposition {
+            kind: kind.to_vec(),
+            params: cursor.params(),
+        })
     }
 }
 
@@ -820,6 +897,15 @@ fn set_once<T>(slot: &mut Option<T>, value: impl FnOnce() -> Option<T>) {
     if slot.is_none() {
         *slot = value();
     }
+}
+
+/// Whether a message header declares MIME (MIME-Version, or Content-Type
+/// alone as Dovecot accepts by default).
+fn declares_mime(header: &[u8]) -> bool {
+    fields(header).any(|field| {
+        field.name.eq_ignore_ascii_case(b"MIME-Version")
+            || field.name.eq_ignore_ascii_case(b"Content-Type")
+    })
 }
 
 /// The first Content-Type of a header block (all the MIME tree needs).
@@ -883,95 +969,228 @@ impl Node {
     }
 }
 
-/// The MIME tree of a whole message. A message mail-parser cannot parse at
-/// all becomes a single text/plain leaf.
+/// The MIME tree of a whole message.
 fn parse_tree(raw: &[u8]) -> Node {
-    let parsed = MessageParser::default().parse(raw);
-    build(raw, parsed.as_ref().map(|message| (message, 0)), 0..raw.len(), false, 0)
-}
-
-/// Builds the node spanning `range`, taking its shape from part `id` of the
-/// mail-parser message in `source` (when there is one).
-///
-/// A part is a message when its own Content-Type says message/rfc822 (or it
-/// has none inside multipart/digest), even when mail-parser did not parse
-/// the encapsulated message (base64-encoded or without header): then the
-/// encapsulated message is a single leaf over the raw body, as in Dovecot.
-/// message/global stays a leaf, as in Dovecot and IMAP4rev1.
-fn build(
-    raw: &[u8],
-    source: Option<(&Message<'_>, usize)>,
-    range: Range<usize>,
-    in_digest: bool,
-    depth: usize,
-) -> Node {
-    let body_start = range.start + header_len(slice(raw, range.clone()));
-    let body = body_start..range.end;
-    let content_type = content_type_of(slice(raw, range.start..body_start));
-    let part = source.and_then(|(message, id)| Some((message, id, message.parts.get(id)?)));
-    let is_message = match &content_type {
-        Some(content_type) => content_type.is_message_rfc822(),
-        None => in_digest,
-    };
-    let kind = if depth >= MAX_DEPTH {
-        Kind::Leaf
-    } else if is_message {
-        let nested = encapsulated(raw, part.map(|(_, _, part)| part));
-        Kind::Message(Box::new(build(raw, nested, body.clone(), false, depth + 1)))
-    } else {
-        let digest = content_type.as_ref().is_some_and(ContentType::is_digest);
-        let children = match part {
-            Some((message, id, MessagePart { body: PartType::Multipart(ids), .. })) => {
-                children(raw, message, id, ids, &body, digest, depth)
-            }
-            _ => Vec::new(),
-        };
-        let claims_multipart = content_type.as_ref().is_some_and(ContentType::is_multipart);
-        if children.is_empty() && !claims_multipart { Kind::Leaf } else { Kind::Multipart(children) }
-    };
-    Node { start: range.start, body, in_digest, kind }
-}
-
-/// The nodes of a multipart's children, each clamped into the parent body
-/// (so that malformed offsets can neither panic nor overlap the parent).
-fn children(
-    raw: &[u8],
-    message: &Message<'_>,
-    parent: usize,
-    ids: &[u32],
-    body: &Range<usize>,
-    digest: bool,
-    depth: usize,
-) -> Vec<Node> {
-    ids.iter()
-        .filter_map(|&id| {
-            let id = usize::try_from(id).ok().filter(|&id| id > parent)?;
-            let part = message.parts.get(id)?;
-            let range = clamp(part.offset_header, part.offset_end, body);
-            Some(build(raw, Some((message, id)), range, digest, depth + 1))
-        })
-        .collect()
-}
-
-/// mail-parser's tree of the message encapsulated in `part`, when its
-/// offsets point into the same raw bytes. They do not for a message that
-/// mail-parser had to decode first (base64 or quoted-printable): its offsets
-/// are relative to the decoded bytes and cannot be served.
-fn encapsulated<'m>(raw: &[u8], part: Option<&'m MessagePart<'_>>) -> Option<(&'m Message<'m>, usize)> {
-    match part.map(|part| &part.body) {
-        Some(PartType::Message(message)) if std::ptr::eq(message.raw_message.as_ref(), raw) => {
-            Some((message, 0))
-        }
-        _ => None,
+    Walker {
+        raw,
+        boundaries: Vec::new(),
+        parts: 0,
     }
+    .part(0, false, 0)
+    .0
 }
 
-/// `start..end` limited to `within` and made non-decreasing.
-fn clamp(start: u32, end: u32, within: &Range<usize>) -> Range<usize> {
-    let to_usize = |offset: u32| usize::try_from(offset).unwrap_or(usize::MAX);
-    let start = to_usize(start).max(within.start).min(within.end);
-    let end = to_usize(end).max(start).min(within.end);
-    start..end
+/// A boundary line found while scanning.
+#[derive(Clone, Copy)]
+struct Delimiter {
+    /// Index in [`Walker::boundaries`] of the multipart it belongs to.
+    level: usize,
+    /// Offset after the line (after its LF).
+    next: usize,
+    /// A close delimiter `--boundary--`.
+    close: bool,
+}
+
+/// Splits a message into MIME parts the way Dovecot's message parser does
+/// (so that BODYSTRUCTURE, sizes and part numbers agree with what clients
+/// know from Dovecot):
+///
+/// * a delimiter is a line starting with `--` and one of the boundaries of
+///   the enclosing multiparts; only a prefix has to match (the longest
+///   matching boundary wins, the innermost among equals), and a delimiter of
+///   an outer multipart also ends the inner parts (and even a header);
+/// * the line ending before a delimiter belongs to the delimiter, not to
+///   the part's body;
+/// * message/rfc822 is parsed as a message whatever its transfer encoding.
+///
+/// mail-parser is not used here: its part offsets differ from Dovecot's
+/// (nested message/rfc822 sizes off by the final line ending, boundaries
+/// recognized in mid-line, a whitespace-only first line taken as the end of
+/// the header), which would make BODYSTRUCTURE sizes disagree with the bytes
+/// BODY[part] serves.
+struct Walker<'a> {
+    raw: &'a [u8],
+    /// Boundaries of the enclosing multiparts, innermost last.
+    boundaries: Vec<Vec<u8>>,
+    /// Parts found so far (see [`MAX_PARTS`]).
+    parts: usize,
+}
+
+impl Walker<'_> {
+    /// Parses the part starting at `start`; returns it and the delimiter
+    /// that ended it (`None` at the end of input).
+    fn part(&mut self, start: usize, in_digest: bool, depth: usize) -> (Node, Option<Delimiter>) {
+        self.parts += 1;
+        let (body_start, cut) = self.header(start);
+        let content_type = content_type_of(slice(self.raw, start..body_start));
+        let is_message = match &content_type {
+            Some(content_type) => content_type.is_message_rfc822(),
+            None => in_digest,
+        };
+        let multipart = content_type
+            .as_ref()
+            .filter(|content_type| content_type.is_multipart());
+        let node = |body: Range<usize>, kind| Node {
+            start,
+            body,
+            in_digest,
+            kind,
+        };
+
+        if depth >= MAX_DEPTH {
+            let (end, stop) = self.body_after(body_start, cut);
+            return (node(body_start..end, Kind::Leaf), stop);
+        }
+        if is_message {
+            let (inner, stop) = match cut {
+                Some(_) => (self.empty_message(body_start), cut),
+                None => self.part(body_start, false, depth + 1),
+            };
+            return (
+                node(body_start..inner.body.end, Kind::Message(Box::new(inner))),
+                stop,
+            );
+        }
+        if let Some(multipart) = multipart {
+            let boundary = multipart.boundary().filter(|_| cut.is_none());
+            return match boundary {
+                Some(boundary) => {
+                    let (children, end, stop) =
+                        self.children(body_start, boundary, multipart.is_digest(), depth);
+                    (node(body_start..end, Kind::Multipart(children)), stop)
+                }
+                None => {
+                    let (end, stop) = self.body_after(body_start, cut);
+                    (node(body_start..end, Kind::Multipart(Vec::new())), stop)
+                }
+            };
+        }
+        let (end, stop) = self.body_after(body_start, cut);
+        (node(body_start..end, Kind::Leaf), stop)
+    }
+
+    /// The encapsulated message of a message/rfc822 part whose header was
+    /// cut off by a delimiter: empty.
+    fn empty_message(&self, at: usize) -> Node {
+        Node {
+            start: at,
+            body: at..at,
+            in_digest: false,
+            kind: Kind::Leaf,
+        }
+    }
+
+    /// The children of a multipart whose body starts at `body_start`: the
+    /// preamble is skipped, each delimiter of this multipart starts a child,
+    /// its close delimiter starts the epilogue, which runs to a delimiter of
+    /// an outer multipart or the end. Returns the children, the end of the
+    /// multipart's body and the delimiter that ended it.
+    fn children(
+        &mut self,
+        body_start: usize,
+        boundary: Vec<u8>,
+        digest: bool,
+        depth: usize,
+    ) -> (Vec<Node>, usize, Option<Delimiter>) {
+        let level = self.boundaries.len();
+        self.boundaries.push(boundary);
+        let mut children = Vec::new();
+        let (mut end, mut stop) = self.body(body_start);
+        while let Some(delimiter) = stop.filter(|delimiter| delimiter.level == level) {
+            if delimiter.close {
+                self.boundaries.truncate(level);
+                (end, stop) = self.body(delimiter.next);
+                break;
+            }
+            let (child, child_stop) = self.part(delimiter.next, digest, depth + 1);
+            end = child.body.end;
+            stop = child_stop;
+            children.push(child);
+        }
+        self.boundaries.truncate(level);
+        (children, end, stop)
+    }
+
+    /// Scans a header block from `start` to its empty line. A delimiter
+    /// line ends it early (the part then has no body): returns the offset
+    /// after the header and that delimiter.
+    fn header(&self, start: usize) -> (usize, Option<Delimiter>) {
+        let mut pos = start;
+        while let Some(rest) = self.raw.get(pos..).filter(|rest| !rest.is_empty()) {
+            if let Some(delimiter) = self.delimiter_at(pos) {
+                return (self.line_break_before(pos, start), Some(delimiter));
+            }
+            if let Some(blank) = blank_line_len(rest) {
+                return (pos + blank, None);
+            }
+            pos = line_end(self.raw, pos);
+        }
+        (self.raw.len().max(start), None)
+    }
+
+    /// A body starting at `from`, unless the header already ended at a
+    /// delimiter (then the body is empty and ends there too).
+    fn body_after(&self, from: usize, cut: Option<Delimiter>) -> (usize, Option<Delimiter>) {
+        match cut {
+            Some(_) => (from, cut),
+            None => self.body(from),
+        }
+    }
+
+    /// Scans a body from `from` to the next delimiter line; returns where
+    /// the body ends (before the line break preceding the delimiter) and
+    /// the delimiter, or the end of input.
+    fn body(&self, from: usize) -> (usize, Option<Delimiter>) {
+        let mut pos = from;
+        while pos < self.raw.len() {
+            if let Some(delimiter) = self.delimiter_at(pos) {
+                return (self.line_break_before(pos, from), Some(delimiter));
+            }
+            pos = line_end(self.raw, pos);
+        }
+        (self.raw.len().max(from), None)
+    }
+
+    /// `pos` moved back over the LF or CRLF just before it, not below
+    /// `floor` (that line break belongs to the delimiter at `pos`).
+    fn line_break_before(&self, pos: usize, floor: usize) -> usize {
+        let before = |at: usize, byte: u8| at > floor && self.raw.get(at - 1) == Some(&byte);
+        if !before(pos, b'\n') {
+            return pos;
+        }
+        if before(pos - 1, b'\r') {
+            pos - 2
+        } else {
+            pos - 1
+        }
+    }
+
+    /// The delimiter on the line starting at `pos`, if it is one.
+    fn delimiter_at(&self, pos: usize) -> Option<Delimiter> {
+        if self.parts >= MAX_PARTS {
+            return None;
+        }
+        let next = line_end(self.raw, pos);
+        let line = slice(self.raw, pos..next);
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let text = line.strip_prefix(b"--")?;
+        let text = text.strip_suffix(b"\r").unwrap_or(text);
+        let (level, len) = self.matching_boundary(text)?;
+        let close = text.get(len..len + 2) == Some(b"--");
+        Some(Delimiter { level, next, close })
+    }
+
+    /// The longest boundary `text` starts with (the innermost one among
+    /// equally long ones), as (level, length).
+    fn matching_boundary(&self, text: &[u8]) -> Option<(usize, usize)> {
+        let mut best: Option<(usize, usize)> = None;
+        for (level, boundary) in self.boundaries.iter().enumerate().rev() {
+            if text.starts_with(boundary) && best.is_none_or(|(_, len)| len < boundary.len()) {
+                best = Some((level, boundary.len()));
+            }
+        }
+        best
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -981,11 +1200,20 @@ fn clamp(start: u32, end: u32, within: &Range<usize>) -> Range<usize> {
 /// Appends the parenthesized BODYSTRUCTURE of the message (with extension
 /// data) when `extensible`, else its BODY (the same without extension data).
 pub fn write_bodystructure(out: &mut Vec<u8>, raw: &[u8], extensible: bool) {
-    write_body(out, raw, &parse_tree(raw), extensible);
+    write_body(out, raw, &parse_tree(raw), extensible, true);
 }
 
-fn write_body(out: &mut Vec<u8>, raw: &[u8], node: &Node, extensible: bool) {
-    let mime = MimeHeader::parse(slice(raw, node.header()));
+/// Appends one `body`. `message_level` is set for the top of a message (the
+/// whole message, or one encapsulated in message/rfc822): there, as in
+/// Dovecot, the Content-* fields only count when the header declares MIME
+/// (has MIME-Version or Content-Type); inside a multipart they always do.
+fn write_body(out: &mut Vec<u8>, raw: &[u8], node: &Node, extensible: bool, message_level: bool) {
+    let header = slice(raw, node.header());
+    let mime = if message_level && !declares_mime(header) {
+        MimeHeader::default()
+    } else {
+        MimeHeader::parse(header)
+    };
     out.push(b'(');
     match &node.kind {
         Kind::Multipart(children) => write_multipart(out, raw, children, &mime, extensible),
@@ -999,37 +1227,62 @@ fn write_body(out: &mut Vec<u8>, raw: &[u8], node: &Node, extensible: bool) {
 /// as extension data the parameters, disposition, language and location.
 /// The syntax needs at least one child: a multipart without any gets an
 /// empty text/plain one, as in Dovecot.
-fn write_multipart(out: &mut Vec<u8>, raw: &[u8], children: &[Node], mime: &MimeHeader, extensible: bool) {
+fn write_multipart(
+    out: &mut Vec<u8>,
+    raw: &[u8],
+    children: &[Node],
+    mime: &MimeHeader,
+    extensible: bool,
+) {
     for child in children {
-        write_body(out, raw, child, extensible);
+        write_body(out, raw, child, extensible, false);
     }
     if children.is_empty() {
-        out.extend_from_slice(b"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0");
+        out.extend_from_slice(
+            b"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0",
+        );
         if extensible {
             out.extend_from_slice(b" NIL NIL NIL NIL");
         }
         out.push(b')');
     }
-    let content_type = mime.content_type.as_ref().filter(|content_type| content_type.is_multipart());
+    let content_type = mime
+        .content_type
+        .as_ref()
+        .filter(|content_type| content_type.is_multipart());
     out.push(b' ');
-    write_string(out, content_type.map_or(&b"mixed"[..], |content_type| &content_type.sub));
+    write_string(
+        out,
+        content_type.map_or(&b"mixed"[..], |content_type| &content_type.sub),
+    );
     if extensible {
         out.push(b' ');
-        write_params(out, content_type.map_or(&[][..], |content_type| &content_type.params), false);
+        write_params(
+            out,
+            content_type.map_or(&[][..], |content_type| &content_type.params),
+            false,
+        );
         write_common_extension(out, mime);
     }
 }
 
 /// `body-type-msg`: the basic fields, then the envelope and body structure
 /// of the encapsulated message and the line count of the whole body.
-fn write_message(out: &mut Vec<u8>, raw: &[u8], node: &Node, inner: &Node, mime: &MimeHeader, extensible: bool) {
+fn write_message(
+    out: &mut Vec<u8>,
+    raw: &[u8],
+    node: &Node,
+    inner: &Node,
+    mime: &MimeHeader,
+    extensible: bool,
+) {
     out.extend_from_slice(b"\"message\" \"rfc822\" ");
     let body = slice(raw, node.body.clone());
     write_body_fields(out, mime, false, body.len());
     out.push(b' ');
     write_envelope_of(out, slice(raw, inner.header()));
     out.push(b' ');
-    write_body(out, raw, inner, extensible);
+    write_body(out, raw, inner, extensible, true);
     out.extend_from_slice(format!(" {}", line_count(body)).as_bytes());
     if extensible {
         write_single_extension(out, mime);
@@ -1054,8 +1307,8 @@ fn write_leaf(out: &mut Vec<u8>, raw: &[u8], node: &Node, mime: &MimeHeader, ext
 }
 
 /// Type, subtype and whether a leaf is text. Without Content-Type it is
-/// text/plain. A leaf claiming multipart or message/rfc822 (no boundary
-/// found, nesting limit reached) is written as application/octet-stream:
+/// text/plain. A leaf claiming multipart or message/rfc822 (only past the
+/// nesting limit) is written as application/octet-stream, as in Dovecot:
 /// clients would otherwise expect the multipart or message fields.
 fn leaf_type(content_type: Option<&ContentType>, in_digest: bool) -> (&[u8], &[u8], bool) {
     const OPAQUE: (&[u8], &[u8], bool) = (b"application", b"octet-stream", false);
@@ -1069,7 +1322,10 @@ fn leaf_type(content_type: Option<&ContentType>, in_digest: bool) -> (&[u8], &[u
 
 /// `body-fields`: parameters, id, description, encoding, octets.
 fn write_body_fields(out: &mut Vec<u8>, mime: &MimeHeader, text: bool, octets: usize) {
-    let params = mime.content_type.as_ref().map_or(&[][..], |content_type| &content_type.params);
+    let params = mime
+        .content_type
+        .as_ref()
+        .map_or(&[][..], |content_type| &content_type.params);
     write_params(out, params, text);
     out.push(b' ');
     write_nstring(out, mime.id.as_deref());
@@ -1083,7 +1339,10 @@ fn write_body_fields(out: &mut Vec<u8>, mime: &MimeHeader, text: bool, octets: u
 /// `body-fld-param`; text parts always carry a charset (us-ascii when the
 /// message has none, RFC 2045 §5.2), appended after the given parameters.
 fn write_params(out: &mut Vec<u8>, params: &[Param], text: bool) {
-    let add_charset = text && !params.iter().any(|(name, _)| name.eq_ignore_ascii_case(b"charset"));
+    let add_charset = text
+        && !params
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case(b"charset"));
     if params.is_empty() && !add_charset {
         out.extend_from_slice(b"NIL");
         return;
@@ -1188,7 +1447,9 @@ pub fn section_bytes<'a>(raw: &'a [u8], part: &[u32], kind: SectionKind) -> Opti
     match (&kind, &node.kind) {
         (SectionKind::Full, _) => Some(Cow::Borrowed(slice(raw, node.body.clone()))),
         (SectionKind::Mime, _) => Some(Cow::Borrowed(slice(raw, node.header()))),
-        (_, Kind::Message(inner)) => message_section(raw, inner.header(), inner.body.clone(), &kind),
+        (_, Kind::Message(inner)) => {
+            message_section(raw, inner.header(), inner.body.clone(), &kind)
+        }
         _ => None,
     }
 }
@@ -1203,8 +1464,12 @@ fn message_section<'a>(
     let bytes = match kind {
         SectionKind::Full => Cow::Borrowed(slice(raw, header.start..body.end)),
         SectionKind::Header => Cow::Borrowed(slice(raw, header)),
-        SectionKind::HeaderFields(names) => Cow::Owned(select_fields(slice(raw, header), names, true)),
-        SectionKind::HeaderFieldsNot(names) => Cow::Owned(select_fields(slice(raw, header), names, false)),
+        SectionKind::HeaderFields(names) => {
+            Cow::Owned(select_fields(slice(raw, header), names, true))
+        }
+        SectionKind::HeaderFieldsNot(names) => {
+            Cow::Owned(select_fields(slice(raw, header), names, false))
+        }
         SectionKind::Text => Cow::Borrowed(slice(raw, body)),
         SectionKind::Mime => return None,
     };
@@ -1218,7 +1483,11 @@ fn message_section<'a>(
 fn select_fields(header: &[u8], names: &[Vec<u8>], wanted: bool) -> Vec<u8> {
     let mut out = Vec::new();
     for field in fields(header) {
-        if names.iter().any(|name| name.eq_ignore_ascii_case(field.name)) == wanted {
+        if names
+            .iter()
+            .any(|name| name.eq_ignore_ascii_case(field.name))
+            == wanted
+        {
             out.extend_from_slice(field.raw);
             if !field.raw.ends_with(b"\n") {
                 out.extend_from_slice(b"\r\n");
@@ -1229,27 +1498,27 @@ fn select_fields(header: &[u8], names: &[Vec<u8>], wanted: bool) -> Vec<u8> {
     out
 }
 
-/// The node a non-empty part path names (see [`section_bytes`]).
+/// The node a non-empty part path names, found as Dovecot does: a number
+/// picks a child of a multipart; any other part only has part 1, itself
+/// (which is how part 1 of a single-part message is its body); a
+/// message/rfc822 part followed by more numbers is entered, so the next
+/// number applies to the encapsulated message. As in Dovecot a leaf also
+/// answers to one trailing `.1` (`BODY[2.1]` of a leaf part 2 is part 2).
 fn resolve<'t>(root: &'t Node, path: &[u32]) -> Option<&'t Node> {
-    let (&first, rest) = path.split_first()?;
-    let mut node = part_of_message(root, first)?;
-    for &number in rest {
+    let mut node = root;
+    for (i, &number) in path.iter().enumerate() {
+        let more = i + 1 < path.len();
         node = match &node.kind {
             Kind::Multipart(children) => child(children, number)?,
-            Kind::Message(inner) => part_of_message(inner, number)?,
-            Kind::Leaf => return None,
+            _ if number != 1 => return None,
+            Kind::Leaf if more => return None,
+            _ => node,
         };
+        if let (true, Kind::Message(inner)) = (more, &node.kind) {
+            node = inner;
+        }
     }
-    Some(node)
-}
-
-/// Part `number` of a message whose top node is `message`: a child when
-/// it is multipart, the message's own body part for 1 otherwise.
-fn part_of_message(message: &Node, number: u32) -> Option<&Node> {
-    match &message.kind {
-        Kind::Multipart(children) => child(children, number),
-        _ => (number == 1).then_some(message),
-    }
+    (!path.is_empty()).then_some(node)
 }
 
 fn child(children: &[Node], number: u32) -> Option<&Node> {

@@ -11,7 +11,8 @@ pub fn write_astring(out: &mut Vec<u8>, value: &[u8]) {
     let atom = !value.is_empty()
         && !value.eq_ignore_ascii_case(b"NIL")
         && value.iter().all(|&b| {
-            b.is_ascii_graphic() && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
+            b.is_ascii_graphic()
+                && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
         });
     if atom {
         out.extend_from_slice(value);
@@ -30,7 +31,11 @@ pub fn write_mailbox(out: &mut Vec<u8>, name: &str) {
 pub fn write_flags(out: &mut Vec<u8>, stored: &str, extra: &[&str]) {
     out.push(b'(');
     let mut first = true;
-    for flag in stored.split(' ').filter(|f| !f.is_empty()).chain(extra.iter().copied()) {
+    for flag in stored
+        .split(' ')
+        .filter(|f| !f.is_empty())
+        .chain(extra.iter().copied())
+    {
         if !first {
             out.push(b' ');
         }
@@ -42,7 +47,11 @@ pub fn write_flags(out: &mut Vec<u8>, stored: &str, extra: &[&str]) {
 
 /// RFC 3501 date-time: `"23-Nov-2026 09:05:00 +0000"`.
 pub fn write_internal_date(out: &mut Vec<u8>, at: DateTime<Utc>) {
-    out.extend_from_slice(at.format("\"%d-%b-%Y %H:%M:%S +0000\"").to_string().as_bytes());
+    out.extend_from_slice(
+        at.format("\"%d-%b-%Y %H:%M:%S +0000\"")
+            .to_string()
+            .as_bytes(),
+    );
 }
 
 /// A sequence set of UIDs in compact form (`1:3,7`), for COPYUID and APPENDUID.

@@ -144,7 +144,11 @@ fn body_text(message: &Message<'_>) -> String {
 
 fn sent_date(message: &Message<'_>) -> Option<NaiveDate> {
     let date = message.date()?;
-    NaiveDate::from_ymd_opt(i32::from(date.year), u32::from(date.month), u32::from(date.day))
+    NaiveDate::from_ymd_opt(
+        i32::from(date.year),
+        u32::from(date.month),
+        u32::from(date.day),
+    )
 }
 
 fn in_set(set: &SequenceSet, value: u32, largest: u32) -> bool {
@@ -169,7 +173,9 @@ struct Context {
 
 fn matches(key: &SearchKey<'_>, c: &Candidate<'_>, ctx: &Context) -> bool {
     let flag = |name: &str| c.flags.iter().any(|f| f.eq_ignore_ascii_case(name));
-    let string = |s: &imap_codec::imap_types::core::AString<'_>| String::from_utf8_lossy(s.as_ref()).into_owned();
+    let string = |s: &imap_codec::imap_types::core::AString<'_>| {
+        String::from_utf8_lossy(s.as_ref()).into_owned()
+    };
     let header = |name: &str, needle: &str| {
         c.parsed
             .as_ref()
@@ -203,9 +209,21 @@ fn matches(key: &SearchKey<'_>, c: &Candidate<'_>, ctx: &Context) -> bool {
         SearchKey::Before(date) => internal_day < *date.as_ref(),
         SearchKey::On(date) => internal_day == *date.as_ref(),
         SearchKey::Since(date) => internal_day >= *date.as_ref(),
-        SearchKey::SentBefore(date) => c.parsed.as_ref().and_then(sent_date).is_some_and(|s| s < *date.as_ref()),
-        SearchKey::SentOn(date) => c.parsed.as_ref().and_then(sent_date).is_some_and(|s| s == *date.as_ref()),
-        SearchKey::SentSince(date) => c.parsed.as_ref().and_then(sent_date).is_some_and(|s| s >= *date.as_ref()),
+        SearchKey::SentBefore(date) => c
+            .parsed
+            .as_ref()
+            .and_then(sent_date)
+            .is_some_and(|s| s < *date.as_ref()),
+        SearchKey::SentOn(date) => c
+            .parsed
+            .as_ref()
+            .and_then(sent_date)
+            .is_some_and(|s| s == *date.as_ref()),
+        SearchKey::SentSince(date) => c
+            .parsed
+            .as_ref()
+            .and_then(sent_date)
+            .is_some_and(|s| s >= *date.as_ref()),
         SearchKey::From(s) => header("From", &string(s)),
         SearchKey::To(s) => header("To", &string(s)),
         SearchKey::Cc(s) => header("Cc", &string(s)),
@@ -215,7 +233,9 @@ fn matches(key: &SearchKey<'_>, c: &Candidate<'_>, ctx: &Context) -> bool {
             let name = string(name);
             let value = string(value);
             c.parsed.as_ref().is_some_and(|m| {
-                m.headers().iter().any(|h| h.name().eq_ignore_ascii_case(&name))
+                m.headers()
+                    .iter()
+                    .any(|h| h.name().eq_ignore_ascii_case(&name))
                     && contains(&header_text(m, c.raw, &name), &value)
             })
         }
@@ -241,12 +261,19 @@ struct TextIndex;
 
 impl TextIndex {
     fn body_contains(c: &Candidate<'_>, needle: &str) -> bool {
-        c.parsed.as_ref().is_some_and(|m| contains(&body_text(m), needle))
+        c.parsed
+            .as_ref()
+            .is_some_and(|m| contains(&body_text(m), needle))
     }
 }
 
 impl Session {
-    pub async fn search(&mut self, charset: Option<&Charset<'_>>, criteria: &[SearchKey<'_>], uid: bool) -> Reply {
+    pub async fn search(
+        &mut self,
+        charset: Option<&Charset<'_>>,
+        criteria: &[SearchKey<'_>],
+        uid: bool,
+    ) -> Reply {
         if let Some(charset) = charset {
             let name = charset.as_ref().to_ascii_uppercase();
             if name != "UTF-8" && name != "US-ASCII" {
@@ -269,7 +296,10 @@ impl Session {
         let all: Vec<usize> = (0..selected.messages.len()).collect();
         for batch in all.chunks(BATCH) {
             let contents: HashMap<MessageRef, Content> = if with_content {
-                let refs: Vec<MessageRef> = batch.iter().map(|i| selected.messages[*i].message).collect();
+                let refs: Vec<MessageRef> = batch
+                    .iter()
+                    .map(|i| selected.messages[*i].message)
+                    .collect();
                 match self.app.store.imap_contents(&refs).await {
                     Ok(contents) => contents,
                     Err(err) => return err.into(),
@@ -281,7 +311,8 @@ impl Session {
                 let message = &selected.messages[index];
                 let content = contents.get(&message.message);
                 let raw = content.map(|c| c.raw.as_slice()).unwrap_or(&[]);
-                let mut flags: Vec<&str> = message.flags.split(' ').filter(|f| !f.is_empty()).collect();
+                let mut flags: Vec<&str> =
+                    message.flags.split(' ').filter(|f| !f.is_empty()).collect();
                 flags.extend(selected.extra_flags(index));
                 let candidate = Candidate {
                     seq: index as u32 + 1,
@@ -290,10 +321,17 @@ impl Session {
                     flags,
                     internal_date: content.map(|c| c.internal_date).unwrap_or_default(),
                     raw,
-                    parsed: if with_content { MessageParser::default().parse(raw) } else { None },
+                    parsed: if with_content {
+                        MessageParser::default().parse(raw)
+                    } else {
+                        None
+                    },
                 };
                 if criteria.iter().all(|k| matches(k, &candidate, &ctx)) {
-                    hits.push((if uid { message.uid } else { candidate.seq }, message.modseq));
+                    hits.push((
+                        if uid { message.uid } else { candidate.seq },
+                        message.modseq,
+                    ));
                 }
             }
         }

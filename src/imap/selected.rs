@@ -233,7 +233,9 @@ mod tests {
                 if v == "*" {
                     SeqOrUid::Asterisk
                 } else {
-                    SeqOrUid::Value(NonZeroU32::new(v.parse().unwrap_or(1)).unwrap_or(NonZeroU32::MIN))
+                    SeqOrUid::Value(
+                        NonZeroU32::new(v.parse().unwrap_or(1)).unwrap_or(NonZeroU32::MIN),
+                    )
                 }
             };
             seqs.push(match part.split_once(':') {
@@ -277,7 +279,10 @@ mod tests {
             "* 2 EXPUNGE\r\n* 1 FETCH (UID 3 FLAGS (\\Seen))\r\n* 3 EXISTS\r\n"
         );
         assert_eq!(reported.len(), 1);
-        assert_eq!(s.messages.iter().map(|m| m.uid).collect::<Vec<_>>(), vec![3, 9, 11]);
+        assert_eq!(
+            s.messages.iter().map(|m| m.uid).collect::<Vec<_>>(),
+            vec![3, 9, 11]
+        );
     }
 
     #[test]

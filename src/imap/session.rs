@@ -110,7 +110,9 @@ impl Session {
         shared: Arc<Shared>,
         stopping: watch::Receiver<bool>,
     ) -> Session {
-        let max = limits.max_literal_size.saturating_add(limits.max_line_length);
+        let max = limits
+            .max_literal_size
+            .saturating_add(limits.max_line_length);
         let changes = app.store.subscribe();
         Session {
             app,
@@ -168,7 +170,10 @@ impl Session {
     }
 
     pub async fn run(mut self) -> Result<(), SessionError> {
-        let greeting = format!("* OK [CAPABILITY {}] postdesk ready\r\n", self.capabilities());
+        let greeting = format!(
+            "* OK [CAPABILITY {}] postdesk ready\r\n",
+            self.capabilities()
+        );
         self.stream.write_all(greeting.as_bytes()).await?;
         let result = self.serve().await;
         if let Some(agent) = &self.agent {
@@ -245,8 +250,11 @@ impl Session {
                             let tag = self.fragments.decode_tag();
                             let tag = tag.as_ref().map(|t| t.as_ref()).unwrap_or("*");
                             self.out.extend_from_slice(
-                                format!("{tag} NO [TOOBIG] Literal larger than {} bytes\r\n", self.limits.max_literal_size)
-                                    .as_bytes(),
+                                format!(
+                                    "{tag} NO [TOOBIG] Literal larger than {} bytes\r\n",
+                                    self.limits.max_literal_size
+                                )
+                                .as_bytes(),
                             );
                             self.flush().await?;
                             self.fragments.skip_message();
@@ -266,7 +274,8 @@ impl Session {
                         let tag = self.fragments.decode_tag();
                         let tag = tag.as_ref().map(|t| t.as_ref()).unwrap_or("*").to_string();
                         self.out.extend_from_slice(
-                            format!("{tag} NO [TOOBIG] Command or literal too large\r\n").as_bytes(),
+                            format!("{tag} NO [TOOBIG] Command or literal too large\r\n")
+                                .as_bytes(),
                         );
                         self.flush().await?;
                         continue;
@@ -277,13 +286,15 @@ impl Session {
             // A line without its end that keeps growing is refused before
             // it can take memory: the stream cannot be resynchronized.
             if self.pending > self.limits.max_line_length + self.limits.max_literal_size {
-                self.out.extend_from_slice(b"* BYE [TOOBIG] Line too long\r\n");
+                self.out
+                    .extend_from_slice(b"* BYE [TOOBIG] Line too long\r\n");
                 self.flush().await?;
                 return Ok(None);
             }
             let stop = *self.stopping.borrow();
             if stop {
-                self.out.extend_from_slice(b"* BYE [UNAVAILABLE] Server shutting down\r\n");
+                self.out
+                    .extend_from_slice(b"* BYE [UNAVAILABLE] Server shutting down\r\n");
                 self.flush().await?;
                 return Ok(None);
             }
@@ -297,7 +308,8 @@ impl Session {
                 Ok(Ok(n)) => n,
                 Ok(Err(err)) => return Err(err.into()),
                 Err(_) => {
-                    self.out.extend_from_slice(b"* BYE Autologout; idle for too long\r\n");
+                    self.out
+                        .extend_from_slice(b"* BYE Autologout; idle for too long\r\n");
                     self.flush().await?;
                     return Err(SessionError::Timeout);
                 }
@@ -325,8 +337,8 @@ impl Session {
         // Pending changes are announced before the tagged reply (RFC 3501
         // §7): after commands that allow EXPUNGE, and EXISTS/FLAGS otherwise.
         if self.selected.is_some() && !matches!(flow, Flow::Close) {
-            let allow_expunge = !matches!(name, "FETCH" | "STORE" | "SEARCH")
-                || matches!(reply.status, "BAD");
+            let allow_expunge =
+                !matches!(name, "FETCH" | "STORE" | "SEARCH") || matches!(reply.status, "BAD");
             if let Err(err) = self.refresh(allow_expunge).await {
                 tracing::warn!(%err, "imap refresh");
             }
@@ -344,9 +356,10 @@ impl Session {
         let tag = &message[..end];
         let valid = !tag.is_empty()
             && tag.len() < 64
-            && tag
-                .iter()
-                .all(|b| b.is_ascii_graphic() && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b'+'));
+            && tag.iter().all(|b| {
+                b.is_ascii_graphic()
+                    && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b'+')
+            });
         if valid {
             String::from_utf8_lossy(tag).into_owned()
         } else {
@@ -361,7 +374,8 @@ impl Session {
         let reply = match body {
             CommandBody::Capability => {
                 let caps = self.capabilities();
-                self.out.extend_from_slice(format!("* CAPABILITY {caps}\r\n").as_bytes());
+                self.out
+                    .extend_from_slice(format!("* CAPABILITY {caps}\r\n").as_bytes());
                 Reply::ok("CAPABILITY completed")
             }
             CommandBody::Noop => Reply::ok("NOOP completed"),
@@ -409,9 +423,9 @@ impl Session {
                 }
                 _ => Reply::no("Unsupported authentication mechanism; use PLAIN"),
             },
-            CommandBody::StartTLS | CommandBody::Login { .. } | CommandBody::Authenticate { .. } => {
-                Reply::bad("Already authenticated")
-            }
+            CommandBody::StartTLS
+            | CommandBody::Login { .. }
+            | CommandBody::Authenticate { .. } => Reply::bad("Already authenticated"),
             _ if !authenticated => Reply::bad("Log in first"),
             CommandBody::Enable { capabilities } => {
                 let mut enabled = Vec::new();
@@ -426,7 +440,8 @@ impl Session {
                 Reply::ok("ENABLE completed")
             }
             CommandBody::Namespace => {
-                self.out.extend_from_slice(b"* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
+                self.out
+                    .extend_from_slice(b"* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
                 Reply::ok("NAMESPACE completed")
             }
             CommandBody::Select {
@@ -513,7 +528,9 @@ impl Session {
         self.out.extend_from_slice(b"+ \r\n");
         self.flush().await.ok()?;
         let line = self.next_message().await.ok()??;
-        let line = line.strip_suffix(b"\r\n").or_else(|| line.strip_suffix(b"\n"))?;
+        let line = line
+            .strip_suffix(b"\r\n")
+            .or_else(|| line.strip_suffix(b"\n"))?;
         if line == b"*" {
             return None;
         }
@@ -590,16 +607,15 @@ impl Session {
             &mut self.stream,
             Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink())),
         );
-        let secured = match tokio::time::timeout(self.limits.login_timeout, acceptor.accept(plain))
-            .await
-        {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(err)) => {
-                tracing::debug!(peer = %self.peer, %err, "TLS handshake failed");
-                return Err(SessionError::Io(err));
-            }
-            Err(_) => return Err(SessionError::Timeout),
-        };
+        let secured =
+            match tokio::time::timeout(self.limits.login_timeout, acceptor.accept(plain)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(err)) => {
+                    tracing::debug!(peer = %self.peer, %err, "TLS handshake failed");
+                    return Err(SessionError::Io(err));
+                }
+                Err(_) => return Err(SessionError::Timeout),
+            };
         self.stream = Box::new(secured);
         self.is_tls = true;
         Ok(())
@@ -607,7 +623,11 @@ impl Session {
 
     /// The folders this agent has, in LIST order.
     pub fn folder_of(&self, name: &str) -> Folder {
-        let queues = self.agent.as_ref().map(|a| a.queues.as_slice()).unwrap_or(&[]);
+        let queues = self
+            .agent
+            .as_ref()
+            .map(|a| a.queues.as_slice())
+            .unwrap_or(&[]);
         Folder::parse(name, queues)
     }
 

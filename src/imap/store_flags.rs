@@ -13,12 +13,15 @@ use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_codec::imap_types::sequence::SequenceSet;
 use std::collections::{BTreeMap, BTreeSet};
 
-
 /// The new flag set of a message for STORE FLAGS / +FLAGS / -FLAGS.
 /// Keywords compare case-insensitively (RFC 3501 §2.3.2).
 pub fn apply_store(current: &str, kind: &StoreType, flags: &[String]) -> String {
     let has = |list: &[String], f: &str| list.iter().any(|x| x.eq_ignore_ascii_case(f));
-    let current: Vec<String> = current.split(' ').filter(|f| !f.is_empty()).map(String::from).collect();
+    let current: Vec<String> = current
+        .split(' ')
+        .filter(|f| !f.is_empty())
+        .map(String::from)
+        .collect();
     let next: Vec<String> = match kind {
         StoreType::Replace => flags.to_vec(),
         StoreType::Add => {
@@ -41,7 +44,10 @@ impl Session {
         uid: bool,
         modifiers: &[StoreModifier],
     ) -> Reply {
-        let unchanged_since = modifiers.iter().map(|StoreModifier::UnchangedSince(v)| *v).next();
+        let unchanged_since = modifiers
+            .iter()
+            .map(|StoreModifier::UnchangedSince(v)| *v)
+            .next();
         if unchanged_since.is_some() {
             self.condstore = true;
         }
@@ -86,7 +92,9 @@ impl Session {
         {
             let condstore = self.condstore;
             for index in targets {
-                if index < selected.messages.len() && !reported.contains(&selected.messages[index].uid) {
+                if index < selected.messages.len()
+                    && !reported.contains(&selected.messages[index].uid)
+                {
                     selected.write_flags_update(&mut self.out, index, condstore);
                 }
             }
@@ -107,7 +115,12 @@ impl Session {
         let before: BTreeMap<u32, String> = self
             .selected
             .as_ref()
-            .map(|s| s.messages.iter().map(|m| (m.uid, m.flags.clone())).collect())
+            .map(|s| {
+                s.messages
+                    .iter()
+                    .map(|m| (m.uid, m.flags.clone()))
+                    .collect()
+            })
             .unwrap_or_default();
         self.refresh(false).await?;
         let after = self
@@ -124,7 +137,12 @@ impl Session {
         Ok(after)
     }
 
-    async fn store_in_storage(&mut self, targets: &[usize], kind: &StoreType, flags: &[String]) -> Result<(), Reply> {
+    async fn store_in_storage(
+        &mut self,
+        targets: &[usize],
+        kind: &StoreType,
+        flags: &[String],
+    ) -> Result<(), Reply> {
         let Some(selected) = &mut self.selected else {
             return Ok(());
         };
@@ -147,7 +165,12 @@ impl Session {
         Ok(())
     }
 
-    async fn store_in_view(&mut self, targets: &[usize], kind: &StoreType, flags: &[String]) -> Result<(), Reply> {
+    async fn store_in_view(
+        &mut self,
+        targets: &[usize],
+        kind: &StoreType,
+        flags: &[String],
+    ) -> Result<(), Reply> {
         let (Some(selected), Some(agent)) = (&mut self.selected, &self.agent) else {
             return Ok(());
         };
@@ -161,7 +184,12 @@ impl Session {
                 messages.push(id);
             }
         }
-        let tickets = self.app.store.message_tickets(&messages).await.map_err(Reply::from)?;
+        let tickets = self
+            .app
+            .store
+            .message_tickets(&messages)
+            .await
+            .map_err(Reply::from)?;
         for &index in targets {
             let message = &selected.messages[index];
             let MessageRef::Ticket(id) = message.message else {
@@ -201,20 +229,32 @@ impl Session {
             };
             let before = keywords(&current);
             let after = keywords(&next);
-            for tag in after.iter().filter(|t| !before.iter().any(|b| b.eq_ignore_ascii_case(t))) {
+            for tag in after
+                .iter()
+                .filter(|t| !before.iter().any(|b| b.eq_ignore_ascii_case(t)))
+            {
                 if !change.add_tags.contains(tag) {
                     change.add_tags.push(tag.clone());
                 }
             }
-            for tag in before.iter().filter(|t| !after.iter().any(|a| a.eq_ignore_ascii_case(t))) {
+            for tag in before
+                .iter()
+                .filter(|t| !after.iter().any(|a| a.eq_ignore_ascii_case(t)))
+            {
                 if !change.remove_tags.contains(tag) {
                     change.remove_tags.push(tag.clone());
                 }
             }
         }
         let store = &self.app.store;
-        store.imap_set_seen(agent.id, &seen, true).await.map_err(Reply::from)?;
-        store.imap_set_seen(agent.id, &unseen, false).await.map_err(Reply::from)?;
+        store
+            .imap_set_seen(agent.id, &seen, true)
+            .await
+            .map_err(Reply::from)?;
+        store
+            .imap_set_seen(agent.id, &unseen, false)
+            .await
+            .map_err(Reply::from)?;
         for (ticket, change) in changes {
             if change.is_empty() {
                 continue;
@@ -235,9 +275,21 @@ mod tests {
     #[test]
     fn store_kinds_follow_rfc_3501() {
         let flags = vec!["\\Seen".to_string(), "Billing".to_string()];
-        assert_eq!(apply_store("\\Flagged", &StoreType::Add, &flags), "Billing \\Flagged \\Seen");
-        assert_eq!(apply_store("\\Flagged billing", &StoreType::Remove, &flags), "\\Flagged");
-        assert_eq!(apply_store("\\Flagged", &StoreType::Replace, &flags), "Billing \\Seen");
-        assert_eq!(apply_store("\\Seen", &StoreType::Add, &["\\seen".to_string()]), "\\Seen");
+        assert_eq!(
+            apply_store("\\Flagged", &StoreType::Add, &flags),
+            "Billing \\Flagged \\Seen"
+        );
+        assert_eq!(
+            apply_store("\\Flagged billing", &StoreType::Remove, &flags),
+            "\\Flagged"
+        );
+        assert_eq!(
+            apply_store("\\Flagged", &StoreType::Replace, &flags),
+            "Billing \\Seen"
+        );
+        assert_eq!(
+            apply_store("\\Seen", &StoreType::Add, &["\\seen".to_string()]),
+            "\\Seen"
+        );
     }
 }

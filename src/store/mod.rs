@@ -17,9 +17,7 @@ mod outbound;
 mod tickets;
 
 pub use admin::{Agent, Queue};
-pub use imap::{
-    Content, LoginAgent, Mailbox, Member, MessageRef, StorageItem, Viewer, join_flags,
-};
+pub use imap::{Content, LoginAgent, Mailbox, Member, MessageRef, StorageItem, Viewer, join_flags};
 pub use inbound::{
     AckContext, AutoReplyPlan, FileOutcome, InboundKind, InboundRequest, NewMessage, OutgoingMail,
 };
@@ -124,7 +122,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "foundation",
         include_str!("../../migrations/sqlite/0001_foundation.sql"),
     ),
-    (2, "imap", include_str!("../../migrations/sqlite/0002_imap.sql")),
+    (
+        2,
+        "imap",
+        include_str!("../../migrations/sqlite/0002_imap.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (

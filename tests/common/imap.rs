@@ -94,7 +94,11 @@ impl ImapClient {
                 .await
                 .expect("response in time")
                 .expect("read");
-            assert!(n > 0, "connection closed; so far: {}", String::from_utf8_lossy(&text));
+            assert!(
+                n > 0,
+                "connection closed; so far: {}",
+                String::from_utf8_lossy(&text)
+            );
             let line = chunk.strip_suffix(b"\r\n").unwrap_or(&chunk);
             // A literal announcement `{n}` at the end continues the line.
             if line.ends_with(b"}")
@@ -130,7 +134,8 @@ impl ImapClient {
     /// Sends `TAG command` and reads until the tagged response.
     pub async fn cmd(&mut self, command: &str) -> Response {
         let tag = self.tag();
-        self.send_raw(format!("{tag} {command}\r\n").as_bytes()).await;
+        self.send_raw(format!("{tag} {command}\r\n").as_bytes())
+            .await;
         self.read_until_tagged(&tag).await
     }
 
@@ -151,8 +156,14 @@ impl ImapClient {
     /// APPEND with a synchronizing literal (waits for the continuation).
     pub async fn append(&mut self, mailbox: &str, flags: &str, message: &[u8]) -> Response {
         let tag = self.tag();
-        self.send_raw(format!("{tag} APPEND \"{mailbox}\" ({flags}) {{{}}}\r\n", message.len()).as_bytes())
-            .await;
+        self.send_raw(
+            format!(
+                "{tag} APPEND \"{mailbox}\" ({flags}) {{{}}}\r\n",
+                message.len()
+            )
+            .as_bytes(),
+        )
+        .await;
         let cont = self.read_line().await;
         if !cont.text.starts_with('+') {
             return Response {
@@ -170,10 +181,19 @@ impl ImapClient {
 pub async fn add_agent(server: &TestServer, email: &str, queues: &[&str], admin: bool) {
     let store = server.store();
     let all = store.queues().await.expect("queues");
-    let theirs: Vec<_> = all.into_iter().filter(|q| queues.contains(&q.name.as_str())).collect();
+    let theirs: Vec<_> = all
+        .into_iter()
+        .filter(|q| queues.contains(&q.name.as_str()))
+        .collect();
     let hash = postdesk::passwords::hash("secret").expect("hash");
     store
-        .add_agent(email, email.split('@').next().unwrap_or(email), &hash, admin, &theirs)
+        .add_agent(
+            email,
+            email.split('@').next().unwrap_or(email),
+            &hash,
+            admin,
+            &theirs,
+        )
         .await
         .expect("add agent");
 }
@@ -196,7 +216,9 @@ pub fn search_numbers(response: &Response) -> Vec<u32> {
 /// `UID n` of a FETCH line.
 pub fn uid_of(line: &Line) -> u32 {
     let text = &line.text;
-    let at = text.find("UID ").unwrap_or_else(|| panic!("no UID in {text}"));
+    let at = text
+        .find("UID ")
+        .unwrap_or_else(|| panic!("no UID in {text}"));
     text[at + 4..]
         .split(|c: char| !c.is_ascii_digit())
         .next()
@@ -205,7 +227,11 @@ pub fn uid_of(line: &Line) -> u32 {
 }
 
 /// Waits (bounded) until `check` holds for the response of `command`.
-pub async fn eventually(client: &mut ImapClient, command: &str, check: impl Fn(&Response) -> bool) -> Response {
+pub async fn eventually(
+    client: &mut ImapClient,
+    command: &str,
+    check: impl Fn(&Response) -> bool,
+) -> Response {
     for _ in 0..50 {
         let r = client.cmd(command).await;
         if check(&r) {
