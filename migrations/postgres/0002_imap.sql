@@ -8,6 +8,8 @@ ALTER TABLE tickets ADD COLUMN disposition_at TIMESTAMPTZ;
 
 -- Bumped whenever the agent's \Seen set changes: part of a mailbox's sync marker.
 ALTER TABLE agents ADD COLUMN seen_version BIGINT NOT NULL DEFAULT 0;
+-- The last UIDVALIDITY handed out: a mailbox made again never repeats one.
+ALTER TABLE agents ADD COLUMN last_uidvalidity BIGINT NOT NULL DEFAULT 0;
 
 CREATE TABLE imap_mailboxes (
     id             BIGSERIAL PRIMARY KEY,
@@ -16,6 +18,8 @@ CREATE TABLE imap_mailboxes (
     uidvalidity    BIGINT NOT NULL,
     uidnext        BIGINT NOT NULL DEFAULT 1,
     highestmodseq  BIGINT NOT NULL DEFAULT 1,
+    -- Messages above this UID are \Recent to the next session that selects the mailbox.
+    recent_uid     BIGINT NOT NULL DEFAULT 0,
     subscribed     BOOLEAN NOT NULL DEFAULT TRUE,
     -- What the membership was last reconciled against (see store::imap).
     synced_marker  TEXT,

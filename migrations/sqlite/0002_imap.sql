@@ -8,6 +8,8 @@ ALTER TABLE tickets ADD COLUMN disposition_at TEXT;
 
 -- Bumped whenever the agent's \Seen set changes: part of a mailbox's sync marker.
 ALTER TABLE agents ADD COLUMN seen_version INTEGER NOT NULL DEFAULT 0;
+-- The last UIDVALIDITY handed out: a mailbox made again never repeats one.
+ALTER TABLE agents ADD COLUMN last_uidvalidity INTEGER NOT NULL DEFAULT 0;
 
 CREATE TABLE imap_mailboxes (
     id             INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -16,6 +18,8 @@ CREATE TABLE imap_mailboxes (
     uidvalidity    INTEGER NOT NULL,
     uidnext        INTEGER NOT NULL DEFAULT 1,
     highestmodseq  INTEGER NOT NULL DEFAULT 1,
+    -- Messages above this UID are \Recent to the next session that selects the mailbox.
+    recent_uid     INTEGER NOT NULL DEFAULT 0,
     subscribed     BOOLEAN NOT NULL DEFAULT 1,
     -- What the membership was last reconciled against (see store::imap).
     synced_marker  TEXT,

@@ -113,7 +113,7 @@ impl Session {
         }
 
         let source_uids: Vec<u32> = sources.iter().map(|(uid, _, _)| *uid).collect();
-        if moving && !same_mailbox {
+        if moving {
             // MOVE takes the messages out of the source even where their
             // ticket still belongs there (Queues/x → Urgent): they come back
             // under new UIDs at the next reconcile, as IMAP requires.

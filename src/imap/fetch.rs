@@ -100,10 +100,7 @@ fn describe_section(section: &Option<Section<'_>>) -> (String, Vec<u32>, Section
 fn needs_content(item: &MessageDataItemName<'_>) -> bool {
     !matches!(
         item,
-        MessageDataItemName::Uid
-            | MessageDataItemName::Flags
-            | MessageDataItemName::InternalDate
-            | MessageDataItemName::ModSeq
+        MessageDataItemName::Uid | MessageDataItemName::Flags | MessageDataItemName::ModSeq
     )
 }
 

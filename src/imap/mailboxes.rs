@@ -76,7 +76,7 @@ impl Session {
         if names.iter().any(|n| !boxes.iter().any(|b| &b.name == n)) {
             self.app
                 .store
-                .imap_ensure_mailboxes(agent.id, &names)
+                .imap_ensure_mailboxes(agent.id, &names, true)
                 .await?;
             boxes = self.app.store.imap_mailboxes(agent.id).await?;
         }
@@ -163,47 +163,33 @@ impl Session {
             Ok(pair) => pair,
             Err(err) => return err.into(),
         };
-        let mut keywords: BTreeSet<&str> = BTreeSet::new();
-        for member in &members {
-            keywords.extend(
-                member
-                    .flags
-                    .split(' ')
-                    .filter(|f| !f.is_empty() && !f.starts_with('\\')),
-            );
-        }
-        let keywords: Vec<&str> = keywords.into_iter().collect();
-        let keyword_list = if keywords.is_empty() {
-            String::new()
-        } else {
-            format!(" {}", keywords.join(" "))
-        };
         let first_unseen = members
             .iter()
             .position(|m| !m.flags.split(' ').any(|f| f == "\\Seen"));
-        let out = &mut self.out;
-        out.extend_from_slice(
-            format!("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{keyword_list})\r\n")
-                .as_bytes(),
-        );
-        let permanent = if folder.is_view() {
-            "\\Seen \\Flagged \\*"
+        let count = members.len();
+        let (validity, uidnext, modseq) =
+            (mailbox.uidvalidity, mailbox.uidnext, mailbox.highestmodseq);
+        let newest = members.last().map(|m| m.uid).unwrap_or(0);
+        let recent_above = if read_only {
+            mailbox.recent_uid
         } else {
-            "\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*"
+            match self.app.store.imap_claim_recent(mailbox.id, newest).await {
+                Ok(previous) => previous,
+                Err(err) => return err.into(),
+            }
         };
-        if read_only {
-            out.extend_from_slice(b"* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
-        } else if folder.is_view() {
-            out.extend_from_slice(
-                format!("* OK [PERMANENTFLAGS ({permanent})] \\Flagged is ticket urgency; keywords are ticket tags\r\n")
-                    .as_bytes(),
-            );
-        } else {
-            out.extend_from_slice(
-                format!("* OK [PERMANENTFLAGS ({permanent})] Flags permitted\r\n").as_bytes(),
-            );
-        }
-        out.extend_from_slice(format!("* {} EXISTS\r\n* 0 RECENT\r\n", members.len()).as_bytes());
+        let mut selected = Selected::new(mailbox, folder, read_only, members);
+        selected.marker = marker;
+        selected.recent = selected
+            .messages
+            .iter()
+            .map(|m| m.uid)
+            .filter(|uid| *uid > recent_above)
+            .collect();
+        let recent = selected.recent.len();
+        let out = &mut self.out;
+        selected.write_flags_list(out);
+        out.extend_from_slice(format!("* {count} EXISTS\r\n* {recent} RECENT\r\n").as_bytes());
         if let Some(index) = first_unseen {
             out.extend_from_slice(
                 format!("* OK [UNSEEN {}] First unseen\r\n", index + 1).as_bytes(),
@@ -212,12 +198,10 @@ impl Session {
         out.extend_from_slice(
             format!(
                 "* OK [UIDVALIDITY {}] UIDs valid\r\n* OK [UIDNEXT {}] Predicted next UID\r\n* OK [HIGHESTMODSEQ {}] Highest\r\n",
-                mailbox.uidvalidity, mailbox.uidnext, mailbox.highestmodseq
+                validity, uidnext, modseq
             )
             .as_bytes(),
         );
-        let mut selected = Selected::new(mailbox, folder, read_only, members);
-        selected.marker = marker;
         self.selected = Some(selected);
         if read_only {
             Reply::ok("[READ-ONLY] EXAMINE completed")
@@ -357,17 +341,30 @@ impl Session {
             self.out.extend_from_slice(b"\r\n");
             listed.insert(name.clone());
         }
-        // Parents that are only a path (a/b exists, a does not) match `%`.
-        for name in &names {
+        // Parents that are only a path (a/b exists, a does not) match `%`;
+        // for LSUB, so do unsubscribed parents of subscribed mailboxes
+        // (RFC 3501 §6.3.9).
+        let subscribed: Vec<&str> = boxes
+            .iter()
+            .filter(|b| b.subscribed)
+            .map(|b| b.name.as_str())
+            .collect();
+        let candidates = if lsub { &subscribed } else { &names };
+        let exists = |parent: &str| {
+            if lsub {
+                subscribed.contains(&parent)
+            } else {
+                names.contains(&parent)
+            }
+        };
+        for name in candidates {
             let mut parent = String::new();
             for (i, part) in name.split(DELIMITER).enumerate() {
                 if i > 0 {
                     parent.push(DELIMITER);
                 }
                 parent.push_str(part);
-                if parent.len() == name.len()
-                    || names.contains(&parent.as_str())
-                    || listed.contains(&parent)
+                if parent.len() == name.len() || exists(parent.as_str()) || listed.contains(&parent)
                 {
                     continue;
                 }
@@ -397,7 +394,7 @@ impl Session {
             Ok::<_, StoreError>((mailbox, counts))
         }
         .await;
-        let (mailbox, (messages, unseen)) = match result {
+        let (mailbox, (messages, unseen, recent)) = match result {
             Ok(found) => found,
             Err(err) => return err.into(),
         };
@@ -405,7 +402,7 @@ impl Session {
         for item in items {
             match item {
                 StatusDataItemName::Messages => parts.push(format!("MESSAGES {messages}")),
-                StatusDataItemName::Recent => parts.push("RECENT 0".to_string()),
+                StatusDataItemName::Recent => parts.push(format!("RECENT {recent}")),
                 StatusDataItemName::UidNext => parts.push(format!("UIDNEXT {}", mailbox.uidnext)),
                 StatusDataItemName::UidValidity => {
                     parts.push(format!("UIDVALIDITY {}", mailbox.uidvalidity))
@@ -465,7 +462,12 @@ impl Session {
         let Some(agent) = &self.agent else {
             return Reply::bad("Log in first");
         };
-        match self.app.store.imap_ensure_mailboxes(agent.id, &names).await {
+        match self
+            .app
+            .store
+            .imap_ensure_mailboxes(agent.id, &names, false)
+            .await
+        {
             Ok(()) => Reply::ok("CREATE completed"),
             Err(err) => err.into(),
         }
@@ -545,7 +547,7 @@ impl Session {
             if let Some(agent) = &self.agent {
                 self.app
                     .store
-                    .imap_ensure_mailboxes(agent.id, &parents)
+                    .imap_ensure_mailboxes(agent.id, &parents, false)
                     .await?;
             }
             Ok::<_, StoreError>(())

@@ -1017,11 +1017,17 @@ struct Walker<'a> {
 }
 
 impl Walker<'_> {
-    /// Parses the part starting at `start`; returns it and the delimiter
-    /// that ended it (`None` at the end of input).
-    fn part(&mut self, start: usize, in_digest: bool, depth: usize) -> (Node, Option<Delimiter>) {
+    /// Parses the part starting at `start`. Returns it, the offset where it
+    /// ends for its parent (usually its body's end) and the delimiter that
+    /// ended it (`None` at the end of input).
+    fn part(
+        &mut self,
+        start: usize,
+        in_digest: bool,
+        depth: usize,
+    ) -> (Node, usize, Option<Delimiter>) {
         self.parts += 1;
-        let (body_start, cut) = self.header(start);
+        let (body_start, cut) = self.header(start, depth);
         let content_type = content_type_of(slice(self.raw, start..body_start));
         let is_message = match &content_type {
             Some(content_type) => content_type.is_message_rfc822(),
@@ -1030,54 +1036,50 @@ impl Walker<'_> {
         let multipart = content_type
             .as_ref()
             .filter(|content_type| content_type.is_multipart());
-        let node = |body: Range<usize>, kind| Node {
+        let node = |end: usize, kind| Node {
             start,
-            body,
+            body: body_start..end,
             in_digest,
             kind,
         };
 
+        if let Some((end, delimiter)) = cut {
+            let kind = if depth >= MAX_DEPTH {
+                Kind::Leaf
+            } else if is_message {
+                Kind::Message(Box::new(Node {
+                    start: body_start,
+                    body: body_start..body_start,
+                    in_digest: false,
+                    kind: Kind::Leaf,
+                }))
+            } else if multipart.is_some() {
+                Kind::Multipart(Vec::new())
+            } else {
+                Kind::Leaf
+            };
+            return (node(body_start, kind), end, Some(delimiter));
+        }
         if depth >= MAX_DEPTH {
-            let (end, stop) = self.body_after(body_start, cut);
-            return (node(body_start..end, Kind::Leaf), stop);
+            let (end, stop) = self.body(body_start);
+            return (node(end, Kind::Leaf), end, stop);
         }
         if is_message {
-            let (inner, stop) = match cut {
-                Some(_) => (self.empty_message(body_start), cut),
-                None => self.part(body_start, false, depth + 1),
-            };
-            return (
-                node(body_start..inner.body.end, Kind::Message(Box::new(inner))),
-                stop,
-            );
+            let (inner, end, stop) = self.part(body_start, false, depth + 1);
+            return (node(end, Kind::Message(Box::new(inner))), end, stop);
         }
         if let Some(multipart) = multipart {
-            let boundary = multipart.boundary().filter(|_| cut.is_none());
-            return match boundary {
-                Some(boundary) => {
-                    let (children, end, stop) =
-                        self.children(body_start, boundary, multipart.is_digest(), depth);
-                    (node(body_start..end, Kind::Multipart(children)), stop)
-                }
+            let (children, end, stop) = match multipart.boundary() {
+                Some(boundary) => self.children(body_start, boundary, multipart.is_digest(), depth),
                 None => {
-                    let (end, stop) = self.body_after(body_start, cut);
-                    (node(body_start..end, Kind::Multipart(Vec::new())), stop)
+                    let (end, stop) = self.body(body_start);
+                    (Vec::new(), end, stop)
                 }
             };
+            return (node(end, Kind::Multipart(children)), end, stop);
         }
-        let (end, stop) = self.body_after(body_start, cut);
-        (node(body_start..end, Kind::Leaf), stop)
-    }
-
-    /// The encapsulated message of a message/rfc822 part whose header was
-    /// cut off by a delimiter: empty.
-    fn empty_message(&self, at: usize) -> Node {
-        Node {
-            start: at,
-            body: at..at,
-            in_digest: false,
-            kind: Kind::Leaf,
-        }
+        let (end, stop) = self.body(body_start);
+        (node(end, Kind::Leaf), end, stop)
     }
 
     /// The children of a multipart whose body starts at `body_start`: the
@@ -1102,44 +1104,59 @@ impl Walker<'_> {
                 (end, stop) = self.body(delimiter.next);
                 break;
             }
-            let (child, child_stop) = self.part(delimiter.next, digest, depth + 1);
-            end = child.body.end;
-            stop = child_stop;
+            let child;
+            (child, end, stop) = self.part(delimiter.next, digest, depth + 1);
             children.push(child);
         }
         self.boundaries.truncate(level);
         (children, end, stop)
     }
 
-    /// Scans a header block from `start` to its empty line. A delimiter
-    /// line ends it early (the part then has no body): returns the offset
-    /// after the header and that delimiter.
-    fn header(&self, start: usize) -> (usize, Option<Delimiter>) {
+    /// Scans a header block from `start` to its empty line; returns where
+    /// the body starts. A delimiter ends the header early and leaves the
+    /// part without body; then also returns where the part ends for its
+    /// parent and the delimiter. As in Dovecot, the line break before the
+    /// delimiter is not part of the header but of the parent's body, and an
+    /// empty line directly followed by a delimiter counts as that line
+    /// break, not as the end of the header, unless the delimiter is the
+    /// part's own (a multipart whose body starts with its first delimiter).
+    fn header(&mut self, start: usize, depth: usize) -> (usize, Option<(usize, Delimiter)>) {
         let mut pos = start;
         while let Some(rest) = self.raw.get(pos..).filter(|rest| !rest.is_empty()) {
             if let Some(delimiter) = self.delimiter_at(pos) {
-                return (self.line_break_before(pos, start), Some(delimiter));
+                return (self.line_break_before(pos, start), Some((pos, delimiter)));
             }
             if let Some(blank) = blank_line_len(rest) {
-                return (pos + blank, None);
+                let after = pos + blank;
+                return match self.outer_delimiter_at(after, slice(self.raw, start..after), depth) {
+                    Some(delimiter) => (pos, Some((after, delimiter))),
+                    None => (after, None),
+                };
             }
             pos = line_end(self.raw, pos);
         }
         (self.raw.len().max(start), None)
     }
 
-    /// A body starting at `from`, unless the header already ended at a
-    /// delimiter (then the body is empty and ends there too).
-    fn body_after(&self, from: usize, cut: Option<Delimiter>) -> (usize, Option<Delimiter>) {
-        match cut {
-            Some(_) => (from, cut),
-            None => self.body(from),
-        }
+    /// The delimiter at `pos` unless it belongs to the multipart whose
+    /// complete `header` precedes it (its boundary competes with the outer
+    /// ones, as the longest match wins).
+    fn outer_delimiter_at(&mut self, pos: usize, header: &[u8], depth: usize) -> Option<Delimiter> {
+        let level = self.boundaries.len();
+        let own = content_type_of(header)
+            .filter(|content_type| content_type.is_multipart() && depth < MAX_DEPTH)
+            .and_then(|content_type| content_type.boundary());
+        self.boundaries.extend(own);
+        let delimiter = self
+            .delimiter_at(pos)
+            .filter(|delimiter| delimiter.level < level);
+        self.boundaries.truncate(level);
+        delimiter
     }
 
     /// Scans a body from `from` to the next delimiter line; returns where
-    /// the body ends (before the line break preceding the delimiter) and
-    /// the delimiter, or the end of input.
+    /// the body ends (before the line break preceding the delimiter, which
+    /// belongs to the delimiter) and the delimiter, or the end of input.
     fn body(&self, from: usize) -> (usize, Option<Delimiter>) {
         let mut pos = from;
         while pos < self.raw.len() {
@@ -1152,7 +1169,7 @@ impl Walker<'_> {
     }
 
     /// `pos` moved back over the LF or CRLF just before it, not below
-    /// `floor` (that line break belongs to the delimiter at `pos`).
+    /// `floor`.
     fn line_break_before(&self, pos: usize, floor: usize) -> usize {
         let before = |at: usize, byte: u8| at > floor && self.raw.get(at - 1) == Some(&byte);
         if !before(pos, b'\n') {

@@ -199,9 +199,9 @@ fn matches(key: &SearchKey<'_>, c: &Candidate<'_>, ctx: &Context) -> bool {
         SearchKey::Unflagged => !flag("\\Flagged"),
         SearchKey::Seen => flag("\\Seen"),
         SearchKey::Unseen => !flag("\\Seen"),
-        // \Recent is never set: postdesk has no notion of a first session.
-        SearchKey::Recent | SearchKey::New => false,
-        SearchKey::Old => true,
+        SearchKey::Recent => flag("\\Recent"),
+        SearchKey::New => flag("\\Recent") && !flag("\\Seen"),
+        SearchKey::Old => !flag("\\Recent"),
         SearchKey::Keyword(k) => flag(k.as_ref()),
         SearchKey::Unkeyword(k) => !flag(k.as_ref()),
         SearchKey::Larger(n) => c.raw.len() > *n as usize,

@@ -6,7 +6,7 @@ use super::response;
 use crate::domain::views::Folder;
 use crate::store::{Mailbox, Member, MessageRef};
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 #[derive(Debug, Clone)]
 pub struct Message {
@@ -38,6 +38,16 @@ pub struct Selected {
     pub deleted: HashSet<u32>,
     /// The sync marker the view was last reconciled against.
     pub marker: String,
+    /// UIDs that are \Recent in this session.
+    pub recent: HashSet<u32>,
+    /// Keywords announced in FLAGS: a client may reject one it was not told of.
+    pub keywords: BTreeSet<String>,
+}
+
+fn keywords_of(flags: &str) -> impl Iterator<Item = &str> {
+    flags
+        .split(' ')
+        .filter(|f| !f.is_empty() && !f.starts_with('\\'))
 }
 
 /// A sequence set names no message: answered with BAD for sequence numbers
@@ -47,7 +57,14 @@ pub struct BadSequence;
 
 impl Selected {
     pub fn new(mailbox: Mailbox, folder: Folder, read_only: bool, members: Vec<Member>) -> Self {
+        let keywords = members
+            .iter()
+            .flat_map(|m| keywords_of(&m.flags))
+            .map(String::from)
+            .collect();
         Selected {
+            recent: HashSet::new(),
+            keywords,
             mailbox,
             folder,
             read_only,
@@ -108,12 +125,15 @@ impl Selected {
         Ok(picked)
     }
 
-    /// Session-only flags of a message (a view's `\Deleted`).
+    /// Session-only flags of a message: \Recent, and a view's `\Deleted`.
     pub fn extra_flags(&self, index: usize) -> &'static [&'static str] {
-        if self.folder.is_view() && self.deleted.contains(&self.messages[index].uid) {
-            &["\\Deleted"]
-        } else {
-            &[]
+        let uid = self.messages[index].uid;
+        let deleted = self.folder.is_view() && self.deleted.contains(&uid);
+        match (self.recent.contains(&uid), deleted) {
+            (true, true) => &["\\Recent", "\\Deleted"],
+            (true, false) => &["\\Recent"],
+            (false, true) => &["\\Deleted"],
+            (false, false) => &[],
         }
     }
 
@@ -137,6 +157,26 @@ impl Selected {
         out.extend_from_slice(b")\r\n");
     }
 
+    /// `* FLAGS (…)` with every keyword in use, and PERMANENTFLAGS.
+    pub fn write_flags_list(&self, out: &mut Vec<u8>) {
+        let mut list = String::from("\\Answered \\Flagged \\Deleted \\Seen \\Draft");
+        for keyword in &self.keywords {
+            list.push(' ');
+            list.push_str(keyword);
+        }
+        out.extend_from_slice(format!("* FLAGS ({list})\r\n").as_bytes());
+        let permanent = if self.read_only {
+            ""
+        } else if self.folder.is_view() {
+            "\\Seen \\Flagged \\*"
+        } else {
+            "\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*"
+        };
+        out.extend_from_slice(
+            format!("* OK [PERMANENTFLAGS ({permanent})] Flags permitted\r\n").as_bytes(),
+        );
+    }
+
     /// Takes in the mailbox's current membership and writes what the client
     /// must hear: EXPUNGE for members that left (only if `allow_expunge`:
     /// RFC 3501 §7.4.1 forbids them during FETCH, STORE and SEARCH), EXISTS
@@ -146,10 +186,22 @@ impl Selected {
         &mut self,
         mailbox: Mailbox,
         members: Vec<Member>,
+        recent_above: u32,
         allow_expunge: bool,
         condstore: bool,
         out: &mut Vec<u8>,
     ) -> HashSet<u32> {
+        let before = self.keywords.len();
+        for member in &members {
+            for keyword in keywords_of(&member.flags) {
+                if !self.keywords.contains(keyword) {
+                    self.keywords.insert(keyword.to_string());
+                }
+            }
+        }
+        if self.keywords.len() != before {
+            self.write_flags_list(out);
+        }
         let mut current: HashMap<u32, Member> = members.into_iter().map(|m| (m.uid, m)).collect();
         let mut reported = HashSet::new();
         let mut pending_expunge = false;
@@ -161,6 +213,7 @@ impl Selected {
                     out.extend_from_slice(format!("* {} EXPUNGE\r\n", index + 1).as_bytes());
                     let gone = self.messages.remove(index);
                     self.deleted.remove(&gone.uid);
+                    self.recent.remove(&gone.uid);
                 }
             }
         }
@@ -185,8 +238,15 @@ impl Selected {
         let mut added: Vec<Member> = current.into_values().filter(|m| m.uid > last).collect();
         if !added.is_empty() {
             added.sort_by_key(|m| m.uid);
+            self.recent.extend(
+                added
+                    .iter()
+                    .map(|m| m.uid)
+                    .filter(|uid| *uid > recent_above),
+            );
             self.messages.extend(added.into_iter().map(Message::from));
             out.extend_from_slice(format!("* {} EXISTS\r\n", self.messages.len()).as_bytes());
+            out.extend_from_slice(format!("* {} RECENT\r\n", self.recent.len()).as_bytes());
         }
         // While expunges are held back, remember the old state so the next
         // refresh looks again.
@@ -214,6 +274,7 @@ mod tests {
             uidnext: 10,
             highestmodseq: 3,
             subscribed: true,
+            recent_uid: 0,
         }
     }
 
@@ -273,10 +334,10 @@ mod tests {
         let mut s = selected(&[3, 5, 9]);
         let mut out = Vec::new();
         let members = vec![member(3, "\\Seen"), member(9, ""), member(11, "")];
-        let reported = s.apply(mailbox(), members, true, false, &mut out);
+        let reported = s.apply(mailbox(), members, u32::MAX, true, false, &mut out);
         assert_eq!(
             String::from_utf8_lossy(&out),
-            "* 2 EXPUNGE\r\n* 1 FETCH (UID 3 FLAGS (\\Seen))\r\n* 3 EXISTS\r\n"
+            "* 2 EXPUNGE\r\n* 1 FETCH (UID 3 FLAGS (\\Seen))\r\n* 3 EXISTS\r\n* 0 RECENT\r\n"
         );
         assert_eq!(reported.len(), 1);
         assert_eq!(
@@ -289,11 +350,11 @@ mod tests {
     fn expunges_wait_when_not_allowed() {
         let mut s = selected(&[3, 5]);
         let mut out = Vec::new();
-        s.apply(mailbox(), vec![member(3, "")], false, false, &mut out);
+        s.apply(mailbox(), vec![member(3, "")], 0, false, false, &mut out);
         assert!(out.is_empty());
         assert_eq!(s.messages.len(), 2);
         assert_eq!(s.mailbox.highestmodseq, 0, "the next refresh looks again");
-        s.apply(mailbox(), vec![member(3, "")], true, false, &mut out);
+        s.apply(mailbox(), vec![member(3, "")], 0, true, false, &mut out);
         assert_eq!(String::from_utf8_lossy(&out), "* 2 EXPUNGE\r\n");
     }
 }

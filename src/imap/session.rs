@@ -665,8 +665,21 @@ impl Session {
             return Ok(());
         }
         let members = store.imap_members(mailbox.id).await?;
+        let newest = members.last().map(|m| m.uid).unwrap_or(0);
+        let recent_above = if selected.read_only || newest <= selected.max_uid() {
+            mailbox.recent_uid
+        } else {
+            store.imap_claim_recent(mailbox.id, newest).await?
+        };
         let condstore = self.condstore;
-        selected.apply(mailbox, members, allow_expunge, condstore, &mut self.out);
+        selected.apply(
+            mailbox,
+            members,
+            recent_above,
+            allow_expunge,
+            condstore,
+            &mut self.out,
+        );
         Ok(())
     }
 

@@ -7,31 +7,18 @@
 use super::session::{Reply, Session};
 use crate::domain::ticket::Priority;
 use crate::domain::views::TicketChange;
-use crate::store::{MessageRef, join_flags};
+use crate::store::{FlagOp, MessageRef};
 use imap_codec::imap_types::command::StoreModifier;
 use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_codec::imap_types::sequence::SequenceSet;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The new flag set of a message for STORE FLAGS / +FLAGS / -FLAGS.
-/// Keywords compare case-insensitively (RFC 3501 §2.3.2).
-pub fn apply_store(current: &str, kind: &StoreType, flags: &[String]) -> String {
-    let has = |list: &[String], f: &str| list.iter().any(|x| x.eq_ignore_ascii_case(f));
-    let current: Vec<String> = current
-        .split(' ')
-        .filter(|f| !f.is_empty())
-        .map(String::from)
-        .collect();
-    let next: Vec<String> = match kind {
-        StoreType::Replace => flags.to_vec(),
-        StoreType::Add => {
-            let mut next = current.clone();
-            next.extend(flags.iter().filter(|f| !has(&current, f)).cloned());
-            next
-        }
-        StoreType::Remove => current.into_iter().filter(|f| !has(flags, f)).collect(),
-    };
-    join_flags(next.iter().map(String::as_str))
+fn flag_op(kind: &StoreType, flags: &[String]) -> FlagOp {
+    match kind {
+        StoreType::Replace => FlagOp::Replace(flags.to_vec()),
+        StoreType::Add => FlagOp::Add(flags.to_vec()),
+        StoreType::Remove => FlagOp::Remove(flags.to_vec()),
+    }
 }
 
 impl Session {
@@ -146,20 +133,13 @@ impl Session {
         let Some(selected) = &mut self.selected else {
             return Ok(());
         };
-        let mut updates = Vec::new();
-        for &index in targets {
-            let message = &selected.messages[index];
-            let next = apply_store(&message.flags, kind, flags);
-            if next != message.flags {
-                updates.push((message.uid, next));
-            }
-        }
-        if updates.is_empty() {
+        let uids: Vec<u32> = targets.iter().map(|i| selected.messages[*i].uid).collect();
+        if uids.is_empty() {
             return Ok(());
         }
         self.app
             .store
-            .imap_set_flags(selected.mailbox.id, &updates)
+            .imap_update_flags(selected.mailbox.id, &uids, &flag_op(kind, flags))
             .await
             .map_err(Reply::from)?;
         Ok(())
@@ -199,7 +179,7 @@ impl Session {
             if selected.deleted.contains(&message.uid) {
                 current.push_str(" \\Deleted");
             }
-            let next = apply_store(&current, kind, flags);
+            let next = flag_op(kind, flags).apply(&current);
             let had = |f: &str| current.split(' ').any(|x| x.eq_ignore_ascii_case(f));
             let has = |f: &str| next.split(' ').any(|x| x.eq_ignore_ascii_case(f));
             match (had("\\Seen"), has("\\Seen")) {
@@ -276,19 +256,19 @@ mod tests {
     fn store_kinds_follow_rfc_3501() {
         let flags = vec!["\\Seen".to_string(), "Billing".to_string()];
         assert_eq!(
-            apply_store("\\Flagged", &StoreType::Add, &flags),
+            flag_op(&StoreType::Add, &flags).apply("\\Flagged"),
             "Billing \\Flagged \\Seen"
         );
         assert_eq!(
-            apply_store("\\Flagged billing", &StoreType::Remove, &flags),
+            flag_op(&StoreType::Remove, &flags).apply("\\Flagged billing"),
             "\\Flagged"
         );
         assert_eq!(
-            apply_store("\\Flagged", &StoreType::Replace, &flags),
+            flag_op(&StoreType::Replace, &flags).apply("\\Flagged"),
             "Billing \\Seen"
         );
         assert_eq!(
-            apply_store("\\Seen", &StoreType::Add, &["\\seen".to_string()]),
+            flag_op(&StoreType::Add, &["\\seen".to_string()]).apply("\\Seen"),
             "\\Seen"
         );
     }

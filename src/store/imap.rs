@@ -28,6 +28,8 @@ pub struct Mailbox {
     pub uidnext: u32,
     pub highestmodseq: u64,
     pub subscribed: bool,
+    /// Messages above this UID are still \Recent (RFC 3501 §2.3.2).
+    pub recent_uid: u32,
 }
 
 /// What a mailbox member shows: one of a ticket's messages, or a message
@@ -75,8 +77,7 @@ pub struct LoginAgent {
     pub queues: Vec<String>,
 }
 
-const MAILBOX_COLUMNS: &str =
-    "id, agent_id, name, uidvalidity, uidnext, highestmodseq, subscribed FROM imap_mailboxes";
+const MAILBOX_COLUMNS: &str = "id, agent_id, name, uidvalidity, uidnext, highestmodseq, subscribed, recent_uid FROM imap_mailboxes";
 
 macro_rules! mailbox_from_row {
     ($row:expr) => {{
@@ -89,6 +90,7 @@ macro_rules! mailbox_from_row {
             uidnext: to_u32(row.try_get("uidnext")?)?,
             highestmodseq: to_u64(row.try_get("highestmodseq")?)?,
             subscribed: row.try_get("subscribed")?,
+            recent_uid: to_u32(row.try_get("recent_uid")?)?,
         }
     }};
 }
@@ -245,10 +247,15 @@ impl Store {
         })
     }
 
-    /// Creates the mailboxes in `names` that the agent does not have yet.
-    /// A new mailbox gets a UIDVALIDITY above every other of the agent's, so
-    /// a mailbox deleted and made again never repeats one.
-    pub async fn imap_ensure_mailboxes(&self, agent_id: i64, names: &[String]) -> Result<()> {
+    /// Creates the mailboxes in `names` that the agent does not have yet
+    /// (`subscribed` as given). Each gets a UIDVALIDITY above any the agent
+    /// ever had, so a mailbox deleted and made again never repeats one.
+    pub async fn imap_ensure_mailboxes(
+        &self,
+        agent_id: i64,
+        names: &[String],
+        subscribed: bool,
+    ) -> Result<()> {
         let now = Utc::now();
         dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -261,26 +268,31 @@ impl Store {
             if missing.is_empty() {
                 return Ok(());
             }
-            let highest: i64 = sqlx::query_scalar(
-                "SELECT COALESCE(MAX(uidvalidity), 0) FROM imap_mailboxes WHERE agent_id = $1",
-            )
-            .bind(agent_id)
-            .fetch_one(&mut *tx)
-            .await?;
-            let mut validity = highest.max(now.timestamp() % i64::from(u32::MAX / 2));
+            let last: i64 = sqlx::query_scalar("SELECT last_uidvalidity FROM agents WHERE id = $1")
+                .bind(agent_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            // Seconds since 2020 keep values small and rising across databases.
+            let mut validity = last.max(now.timestamp() - 1_577_836_800);
             for name in missing {
                 validity += 1;
                 sqlx::query(
-                    "INSERT INTO imap_mailboxes (agent_id, name, uidvalidity, created_at)
-                     VALUES ($1, $2, $3, $4) ON CONFLICT (agent_id, name) DO NOTHING",
+                    "INSERT INTO imap_mailboxes (agent_id, name, uidvalidity, subscribed, created_at)
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (agent_id, name) DO NOTHING",
                 )
                 .bind(agent_id)
                 .bind(name)
                 .bind(validity)
+                .bind(subscribed)
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
             }
+            sqlx::query("UPDATE agents SET last_uidvalidity = $1 WHERE id = $2")
+                .bind(validity)
+                .bind(agent_id)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             Ok(())
         })
@@ -558,20 +570,49 @@ impl Store {
         })
     }
 
+    /// Makes the messages up to `uid` no longer recent for later sessions;
+    /// returns the UID above which they are recent for this one.
+    pub async fn imap_claim_recent(&self, mailbox_id: i64, uid: u32) -> Result<u32> {
+        let lock = match self.backend {
+            super::Backend::Postgres(_) => " FOR UPDATE",
+            super::Backend::Sqlite { .. } => "",
+        };
+        dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let sql = format!("SELECT recent_uid FROM imap_mailboxes WHERE id = $1{lock}");
+            let previous: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .bind(mailbox_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let previous = previous.unwrap_or(0);
+            if i64::from(uid) > previous {
+                sqlx::query("UPDATE imap_mailboxes SET recent_uid = $1 WHERE id = $2")
+                    .bind(i64::from(uid))
+                    .bind(mailbox_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            to_u32(previous)
+        })
+    }
+
     /// Message counts for STATUS: (messages, unseen).
-    pub async fn imap_counts(&self, mailbox_id: i64) -> Result<(u32, u32)> {
+    pub async fn imap_counts(&self, mailbox_id: i64) -> Result<(u32, u32, u32)> {
         dispatch!(self, pool => {
             let row = sqlx::query(
                 "SELECT COUNT(*) AS total,
-                        COALESCE(SUM(CASE WHEN flags LIKE '%\\Seen%' THEN 0 ELSE 1 END), 0) AS unseen
-                 FROM imap_members WHERE mailbox_id = $1",
+                        COALESCE(SUM(CASE WHEN flags LIKE '%\\Seen%' THEN 0 ELSE 1 END), 0) AS unseen,
+                        COALESCE(SUM(CASE WHEN m.uid > b.recent_uid THEN 1 ELSE 0 END), 0) AS recent
+                 FROM imap_members m JOIN imap_mailboxes b ON b.id = m.mailbox_id WHERE m.mailbox_id = $1",
             )
             .bind(mailbox_id)
             .fetch_one(pool)
             .await?;
             let total: i64 = row.try_get("total")?;
             let unseen: i64 = row.try_get("unseen")?;
-            Ok((to_u32(total)?, to_u32(unseen)?))
+            let recent: i64 = row.try_get("recent")?;
+            Ok((to_u32(total)?, to_u32(unseen)?, to_u32(recent)?))
         })
     }
 
@@ -772,6 +813,48 @@ impl Store {
         })
     }
 
+    /// STORE in a storage mailbox: reads each member's flags and applies
+    /// `op` in one transaction, so two sessions changing different flags of
+    /// one message do not undo each other. Returns the new MODSEQ.
+    pub async fn imap_update_flags(
+        &self,
+        mailbox_id: i64,
+        uids: &[u32],
+        op: &FlagOp,
+    ) -> Result<u64> {
+        dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let modseq: i64 = sqlx::query_scalar(
+                "UPDATE imap_mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1 RETURNING highestmodseq",
+            )
+            .bind(mailbox_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            for uid in uids {
+                let current: Option<String> = sqlx::query_scalar(
+                    "SELECT flags FROM imap_members WHERE mailbox_id = $1 AND uid = $2",
+                )
+                .bind(mailbox_id)
+                .bind(i64::from(*uid))
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(current) = current else { continue };
+                let next = op.apply(&current);
+                if next != current {
+                    sqlx::query("UPDATE imap_members SET flags = $1, modseq = $2 WHERE mailbox_id = $3 AND uid = $4")
+                        .bind(&next)
+                        .bind(modseq)
+                        .bind(mailbox_id)
+                        .bind(i64::from(*uid))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await?;
+            to_u64(modseq)
+        })
+    }
+
     /// Sets the flags of storage members; returns the new MODSEQ.
     pub async fn imap_set_flags(&self, mailbox_id: i64, updates: &[(u32, String)]) -> Result<u64> {
         dispatch!(self, pool => {
@@ -961,6 +1044,36 @@ impl Store {
             self.announce(Change::Ticket(number));
         }
         Ok(done)
+    }
+}
+
+/// A STORE: replace the flags, add to them, or remove from them.
+#[derive(Debug, Clone)]
+pub enum FlagOp {
+    Replace(Vec<String>),
+    Add(Vec<String>),
+    Remove(Vec<String>),
+}
+
+impl FlagOp {
+    /// The new flag set. Keywords compare case-insensitively (RFC 3501 §2.3.2).
+    pub fn apply(&self, current: &str) -> String {
+        let has = |list: &[String], f: &str| list.iter().any(|x| x.eq_ignore_ascii_case(f));
+        let current: Vec<String> = current
+            .split(' ')
+            .filter(|f| !f.is_empty())
+            .map(String::from)
+            .collect();
+        let next: Vec<String> = match self {
+            FlagOp::Replace(flags) => flags.clone(),
+            FlagOp::Add(flags) => {
+                let mut next = current.clone();
+                next.extend(flags.iter().filter(|f| !has(&current, f)).cloned());
+                next
+            }
+            FlagOp::Remove(flags) => current.into_iter().filter(|f| !has(flags, f)).collect(),
+        };
+        join_flags(next.iter().map(String::as_str))
     }
 }
 

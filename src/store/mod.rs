@@ -17,7 +17,9 @@ mod outbound;
 mod tickets;
 
 pub use admin::{Agent, Queue};
-pub use imap::{Content, LoginAgent, Mailbox, Member, MessageRef, StorageItem, Viewer, join_flags};
+pub use imap::{
+    Content, FlagOp, LoginAgent, Mailbox, Member, MessageRef, StorageItem, Viewer, join_flags,
+};
 pub use inbound::{
     AckContext, AutoReplyPlan, FileOutcome, InboundKind, InboundRequest, NewMessage, OutgoingMail,
 };
