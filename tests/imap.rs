@@ -97,7 +97,7 @@ async fn an_agent_sees_tickets_as_folders_and_fetches_exact_bytes() {
         let subject = String::from_utf8_lossy(&fetches[0].literals[0]).into_owned();
         assert!(subject.contains("Subject: VPN drops every 30 minutes\r\n"), "{subject}");
         assert!(subject.ends_with("\r\n\r\n"), "{subject:?}");
-        assert!(fetches[0].text.contains("FLAGS ()"), "{}", fetches[0].text);
+        assert!(fetches[0].text.contains("FLAGS (\\Recent)"), "{}", fetches[0].text);
 
         // BODY[] is the stored message, byte for byte, and marks it seen.
         let messages = server.store().ticket_messages(ticket).await.expect("messages");

@@ -321,7 +321,7 @@ impl Session {
 
     async fn handle(&mut self, message: Vec<u8>) -> Flow {
         let command = match CommandCodec::default().decode(&message) {
-            Ok((rest, command)) if rest.is_empty() => command,
+            Ok((b"", command)) => command,
             _ => {
                 let tag = self.fragments_tag(&message);
                 let what = describe_parse_failure(&message);
