@@ -13,6 +13,7 @@ pub mod fuzzing;
 pub mod imap;
 pub mod import;
 pub mod ingest;
+pub mod net;
 pub mod outbound;
 pub mod passwords;
 pub mod server;

@@ -46,14 +46,14 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
     let bootstrap_admin = bootstrap_admin(&app).await?;
 
     let (shutdown, watcher) = watch::channel(false);
-    let listener = smtp::bind(app.config.smtp.listen).await?;
+    let listener = crate::net::bind(app.config.smtp.listen).await?;
     let smtp_addr = listener.local_addr().map_err(|source| AppError::Io {
         context: "smtp listener".into(),
         source,
     })?;
     let limits = smtp::Limits::from_config(&app.config.smtp);
-    let imap_listener = smtp::bind(app.config.imap.listen).await?;
-    let imaps_listener = smtp::bind(app.config.imap.tls_listen).await?;
+    let imap_listener = crate::net::bind(app.config.imap.listen).await?;
+    let imaps_listener = crate::net::bind(app.config.imap.tls_listen).await?;
     let local = |l: &tokio::net::TcpListener, what: &str| {
         l.local_addr().map_err(|source| AppError::Io {
             context: format!("{what} listener"),

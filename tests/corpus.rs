@@ -40,19 +40,9 @@ async fn every_mime_sample_is_stored_byte_exact() {
         let mut stored = 0;
         for file in &files {
             let raw = std::fs::read(file).expect("read sample");
-            assert_eq!(
-                client
-                    .cmd("MAIL FROM:<corpus@example.org> BODY=8BITMIME")
-                    .await
-                    .code,
-                250
-            );
-            assert_eq!(client.cmd("RCPT TO:<support@desk.test>").await.code, 250);
-            client
-                .send_raw(format!("BDAT {} LAST\r\n", raw.len()).as_bytes())
+            let reply = client
+                .send_exact("corpus@example.org", "support@desk.test", &raw)
                 .await;
-            client.send_raw(&raw).await;
-            let reply = client.reply().await;
             assert_eq!(reply.code, 250, "{}: {reply:?}", file.display());
             if reply.text().contains("already stored") {
                 // The corpus holds two different files with one Message-ID

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::imap::{ImapClient, add_agent, eventually, search_numbers, uid_of};
+use common::imap::{ImapClient, add_agent, eventually, search_numbers};
 use common::{Backend, TestServer, deliver, message, ticket_of};
 use postdesk::domain::ticket::{Priority, Status};
 
@@ -424,13 +424,7 @@ async fn uids_survive_a_restart_and_never_repeat() {
             .lines()
             .find(|l| l.contains("UIDVALIDITY"))
             .map(String::from);
-        let uids: Vec<u32> = alice
-            .cmd("FETCH 1:* UID")
-            .await
-            .fetches()
-            .iter()
-            .map(|l| uid_of(l))
-            .collect();
+        let uids = alice.uids().await;
         alice.cmd("LOGOUT").await;
         server.restart().await;
         let mut alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
@@ -443,26 +437,14 @@ async fn uids_survive_a_restart_and_never_repeat() {
                 .find(|l| l.contains("UIDVALIDITY"))
                 .map(String::from)
         );
-        let again: Vec<u32> = alice
-            .cmd("FETCH 1:* UID")
-            .await
-            .fetches()
-            .iter()
-            .map(|l| uid_of(l))
-            .collect();
+        let again = alice.uids().await;
         assert_eq!(uids, again);
         // Leaving and re-entering the view gives new, higher UIDs.
         alice.cmd("MOVE 1 Waiting").await;
         alice.cmd("SELECT Waiting").await;
         alice.cmd("MOVE 1 Unassigned").await;
         alice.cmd("SELECT Unassigned").await;
-        let fresh: Vec<u32> = alice
-            .cmd("FETCH 1:* UID")
-            .await
-            .fetches()
-            .iter()
-            .map(|l| uid_of(l))
-            .collect();
+        let fresh = alice.uids().await;
         assert_eq!(fresh.len(), 2);
         assert!(
             fresh.iter().all(|u| *u > *uids.iter().max().unwrap_or(&0)),

@@ -35,6 +35,21 @@ async fn run(program: &'static str, args: Vec<String>) -> std::process::Output {
         .expect("join")
 }
 
+/// `curl -sS` as alice for a path under `base` (imap://host:port).
+async fn curl(base: &str, path: &str) -> std::process::Output {
+    let url = format!("{base}{path}");
+    run(
+        "curl",
+        vec![
+            "-sS".into(),
+            "--user".into(),
+            "alice@desk.test:secret".into(),
+            url,
+        ],
+    )
+    .await
+}
+
 async fn desk() -> (TestServer, i64) {
     let server = TestServer::start(&Backend::Sqlite).await;
     add_agent(&server, "alice@desk.test", &["support"], false).await;
@@ -65,17 +80,7 @@ async fn curl_lists_fetches_and_searches() {
     }
     let (server, ticket) = desk().await;
     let base = format!("imap://127.0.0.1:{}", server.imap().port());
-    let user = "alice@desk.test:secret".to_string();
-    let list = run(
-        "curl",
-        vec![
-            "-sS".into(),
-            "--user".into(),
-            user.clone(),
-            format!("{base}/"),
-        ],
-    )
-    .await;
+    let list = curl(&base, "/").await;
     let text = String::from_utf8_lossy(&list.stdout);
     assert!(
         text.contains("\"Queues/support\""),
@@ -84,16 +89,7 @@ async fn curl_lists_fetches_and_searches() {
     );
     assert!(text.contains("\\Trash"), "{text}");
 
-    let fetch = run(
-        "curl",
-        vec![
-            "-sS".into(),
-            "--user".into(),
-            user.clone(),
-            format!("{base}/Unassigned;UID=1"),
-        ],
-    )
-    .await;
+    let fetch = curl(&base, "/Unassigned;UID=1").await;
     let messages = server
         .store()
         .ticket_messages(ticket)
@@ -111,16 +107,7 @@ async fn curl_lists_fetches_and_searches() {
         String::from_utf8_lossy(&fetch.stderr)
     );
 
-    let search = run(
-        "curl",
-        vec![
-            "-sS".into(),
-            "--user".into(),
-            user,
-            format!("{base}/Unassigned?TEXT%20tunnel"),
-        ],
-    )
-    .await;
+    let search = curl(&base, "/Unassigned?TEXT%20tunnel").await;
     let text = String::from_utf8_lossy(&search.stdout);
     assert!(
         text.contains("SEARCH 1"),
@@ -300,19 +287,10 @@ async fn imapclient_reads_every_corpus_bodystructure_as_mail_parser_does() {
     assert_eq!(client.cmd("EHLO corpus.test").await.code, 250);
     for file in corpus_files() {
         let raw = std::fs::read(&file).expect("read");
-        assert_eq!(
-            client
-                .cmd("MAIL FROM:<corpus@example.org> BODY=8BITMIME")
-                .await
-                .code,
-            250
-        );
-        assert_eq!(client.cmd("RCPT TO:<support@desk.test>").await.code, 250);
-        client
-            .send_raw(format!("BDAT {} LAST\r\n", raw.len()).as_bytes())
+        let reply = client
+            .send_exact("corpus@example.org", "support@desk.test", &raw)
             .await;
-        client.send_raw(&raw).await;
-        assert_eq!(client.reply().await.code, 250, "{}", file.display());
+        assert_eq!(reply.code, 250, "{}", file.display());
         let tree = mail_parser::MessageParser::default()
             .parse(&raw)
             .map(|m| mime_tree(&m, 0))

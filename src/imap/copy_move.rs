@@ -87,7 +87,7 @@ impl Session {
             }
             // The target shows the ticket now: its UIDs for these messages.
             let members = match async {
-                self.reconcile(&target, &folder, true).await?;
+                self.reconcile(target.id, &folder, true, "").await?;
                 self.app.store.imap_members(target.id).await
             }
             .await
@@ -123,7 +123,7 @@ impl Session {
             if source_is_view
                 && let Some(selected) = &self.selected
                 && let Err(err) = self
-                    .reconcile(&selected.mailbox.clone(), &selected.folder.clone(), true)
+                    .reconcile(source_id, &selected.folder.clone(), true, "")
                     .await
             {
                 return err.into();

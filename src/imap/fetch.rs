@@ -6,10 +6,10 @@
 use super::render::{self, SectionKind};
 use super::response;
 use super::session::{Reply, Session};
-use crate::store::{MessageRef, join_flags};
+use crate::store::{FlagOp, MessageRef, join_flags};
 use imap_codec::imap_types::command::FetchModifier;
 use imap_codec::imap_types::fetch::{
-    Macro, MacroOrMessageDataItemNames, MessageDataItemName, Part, Section,
+    Macro, MacroOrMessageDataItemNames, MessageDataItemName, Part, Section as ImapSection,
 };
 use imap_codec::imap_types::sequence::SequenceSet;
 use std::collections::HashMap;
@@ -27,9 +27,13 @@ fn part_prefix(part: &[u32]) -> String {
     part.iter().map(|n| format!("{n}.")).collect()
 }
 
+/// A requested section: its name in the response, its part path, and which
+/// bytes it selects.
+type Section = (String, Vec<u32>, SectionKind);
+
 /// The section as the response names it (`1.2.HEADER.FIELDS (FROM TO)`),
 /// and which bytes it selects.
-fn describe_section(section: &Option<Section<'_>>) -> (String, Vec<u32>, SectionKind) {
+fn describe_section(section: &Option<ImapSection<'_>>) -> Section {
     let fields = |names: &[imap_codec::imap_types::core::AString<'_>]| -> (String, Vec<Vec<u8>>) {
         let mut list = Vec::new();
         let mut raw = Vec::new();
@@ -43,7 +47,7 @@ fn describe_section(section: &Option<Section<'_>>) -> (String, Vec<u32>, Section
     };
     match section {
         None => (String::new(), Vec::new(), SectionKind::Full),
-        Some(Section::Part(part)) => {
+        Some(ImapSection::Part(part)) => {
             let numbers: Vec<u32> = part.0.as_ref().iter().map(|n| n.get()).collect();
             let name = numbers
                 .iter()
@@ -52,7 +56,7 @@ fn describe_section(section: &Option<Section<'_>>) -> (String, Vec<u32>, Section
                 .join(".");
             (name, numbers, SectionKind::Full)
         }
-        Some(Section::Header(part)) => {
+        Some(ImapSection::Header(part)) => {
             let numbers = part_numbers(part);
             (
                 format!("{}HEADER", part_prefix(&numbers)),
@@ -60,7 +64,7 @@ fn describe_section(section: &Option<Section<'_>>) -> (String, Vec<u32>, Section
                 SectionKind::Header,
             )
         }
-        Some(Section::HeaderFields(part, names)) => {
+        Some(ImapSection::HeaderFields(part, names)) => {
             let numbers = part_numbers(part);
             let (list, raw) = fields(names.as_ref());
             (
@@ -69,7 +73,7 @@ fn describe_section(section: &Option<Section<'_>>) -> (String, Vec<u32>, Section
                 SectionKind::HeaderFields(raw),
             )
         }
-        Some(Section::HeaderFieldsNot(part, names)) => {
+        Some(ImapSection::HeaderFieldsNot(part, names)) => {
             let numbers = part_numbers(part);
             let (list, raw) = fields(names.as_ref());
             (
@@ -78,7 +82,7 @@ fn describe_section(section: &Option<Section<'_>>) -> (String, Vec<u32>, Section
                 SectionKind::HeaderFieldsNot(raw),
             )
         }
-        Some(Section::Text(part)) => {
+        Some(ImapSection::Text(part)) => {
             let numbers = part_numbers(part);
             (
                 format!("{}TEXT", part_prefix(&numbers)),
@@ -86,7 +90,7 @@ fn describe_section(section: &Option<Section<'_>>) -> (String, Vec<u32>, Section
                 SectionKind::Text,
             )
         }
-        Some(Section::Mime(part)) => {
+        Some(ImapSection::Mime(part)) => {
             let numbers: Vec<u32> = part.0.as_ref().iter().map(|n| n.get()).collect();
             (
                 format!("{}MIME", part_prefix(&numbers)),
@@ -192,6 +196,15 @@ impl Session {
         if condstore && flags_requested && !items.contains(&MessageDataItemName::ModSeq) {
             items.push(MessageDataItemName::ModSeq);
         }
+        // Section names and paths are the same for every message: work them
+        // out once, not once per message of a 10,000-message sync.
+        let sections: Vec<Option<Section>> = items
+            .iter()
+            .map(|item| match item {
+                MessageDataItemName::BodyExt { section, .. } => Some(describe_section(section)),
+                _ => None,
+            })
+            .collect();
         for batch in indexes.chunks(BATCH) {
             let contents = if with_content {
                 let Some(selected) = &self.selected else {
@@ -209,7 +222,7 @@ impl Session {
                 HashMap::new()
             };
             for &index in batch {
-                self.write_fetch(index, &items, &contents);
+                self.write_fetch(index, &items, &sections, &contents);
             }
             if self.flush_if_large().await.is_err() {
                 return Reply::no("connection lost");
@@ -222,6 +235,7 @@ impl Session {
         &mut self,
         index: usize,
         items: &[MessageDataItemName<'_>],
+        sections: &[Option<Section>],
         contents: &HashMap<MessageRef, crate::store::Content>,
     ) {
         let Some(selected) = &self.selected else {
@@ -280,12 +294,12 @@ impl Session {
                     out.extend_from_slice(b"RFC822.TEXT ");
                     render::write_literal(out, &raw[render::header_end(raw)..]);
                 }
-                MessageDataItemName::BodyExt {
-                    section, partial, ..
-                } => {
-                    let (name, part, kind) = describe_section(section);
+                MessageDataItemName::BodyExt { partial, .. } => {
+                    let Some(Some((name, part, kind))) = sections.get(n) else {
+                        continue;
+                    };
                     out.extend_from_slice(format!("BODY[{name}]").as_bytes());
-                    let data = render::section_bytes(raw, &part, kind);
+                    let data = render::section_bytes(raw, part, kind.clone());
                     match (data, partial) {
                         (None, _) => out.extend_from_slice(b" NIL"),
                         (Some(data), None) => {
@@ -350,17 +364,10 @@ impl Session {
                 .await
                 .map_err(Reply::from)?;
         } else {
-            let updates: Vec<(u32, String)> = unseen
-                .iter()
-                .map(|i| {
-                    (
-                        selected.messages[*i].uid,
-                        selected.messages[*i].flags.clone(),
-                    )
-                })
-                .collect();
+            let uids: Vec<u32> = unseen.iter().map(|i| selected.messages[*i].uid).collect();
+            let seen = FlagOp::Add(vec!["\\Seen".to_string()]);
             let modseq = store
-                .imap_set_flags(selected.mailbox.id, &updates)
+                .imap_update_flags(selected.mailbox.id, &uids, &seen)
                 .await
                 .map_err(Reply::from)?;
             for i in &unseen {

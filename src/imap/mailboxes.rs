@@ -102,23 +102,27 @@ impl Session {
             .ok_or_else(|| Reply::no(format!("[NONEXISTENT] No mailbox named {name}")))
     }
 
-    /// Brings a view up to date before it is shown (SELECT forces it: the
-    /// Closed window moves with time, not with changes).
+    /// Brings a view up to date before it is shown, unless the sync marker
+    /// still equals `known` (SELECT forces it: the Closed window moves with
+    /// time, not with changes). Returns the marker it is now current with.
     pub async fn reconcile(
         &self,
-        mailbox: &Mailbox,
+        mailbox_id: i64,
         folder: &Folder,
         force: bool,
+        known: &str,
     ) -> Result<String, StoreError> {
         let (Some(viewer), Some(filter)) = (self.viewer(), folder.filter()) else {
             return Ok(String::new());
         };
         let marker = self.app.store.imap_sync_marker(viewer.agent_id).await?;
-        let since = chrono::Utc::now() - self.limits.closed_window;
-        self.app
-            .store
-            .imap_reconcile(mailbox.id, &viewer, &filter, since, &marker, force)
-            .await?;
+        if force || marker != known {
+            let since = chrono::Utc::now() - self.limits.closed_window;
+            self.app
+                .store
+                .imap_reconcile(mailbox_id, &viewer, &filter, since, &marker, force)
+                .await?;
+        }
         Ok(marker)
     }
 
@@ -147,7 +151,7 @@ impl Session {
             Ok(found) => found,
             Err(reply) => return reply,
         };
-        let marker = match self.reconcile(&mailbox, &folder, true).await {
+        let marker = match self.reconcile(mailbox.id, &folder, true, "").await {
             Ok(marker) => marker,
             Err(err) => return err.into(),
         };
@@ -388,7 +392,7 @@ impl Session {
             Err(reply) => return reply,
         };
         let result = async {
-            self.reconcile(&mailbox, &folder, false).await?;
+            self.reconcile(mailbox.id, &folder, false, "").await?;
             let mailbox = self.app.store.imap_mailbox(mailbox.id).await?;
             let counts = self.app.store.imap_counts(mailbox.id).await?;
             Ok::<_, StoreError>((mailbox, counts))

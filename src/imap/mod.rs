@@ -26,7 +26,6 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
@@ -155,30 +154,13 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.changed() => break,
-            accepted = listener.accept() => accepted,
-        };
-        let (mut socket, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(err) => {
-                tracing::warn!(%err, "imap accept");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = socket.set_nodelay(true);
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "imap: too many connections");
-            tokio::spawn(async move {
-                let _ = socket
-                    .write_all(b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n")
-                    .await;
-                let _ = socket.shutdown().await;
-            });
-            continue;
-        };
+    let refusal = "* BYE [UNAVAILABLE] Too many connections, try again later\r\n";
+    while let Some(crate::net::Accepted {
+        socket,
+        peer,
+        permit,
+    }) = crate::net::accept(&listener, &slots, &mut shutdown, "imap", refusal).await
+    {
         let app = app.clone();
         let tls = tls.clone();
         let limits = limits.clone();

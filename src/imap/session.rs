@@ -247,8 +247,7 @@ impl Session {
                             self.flush().await?;
                         }
                         (LiteralMode::Sync, true) => {
-                            let tag = self.fragments.decode_tag();
-                            let tag = tag.as_ref().map(|t| t.as_ref()).unwrap_or("*");
+                            let tag = self.current_tag();
                             self.out.extend_from_slice(
                                 format!(
                                     "{tag} NO [TOOBIG] Literal larger than {} bytes\r\n",
@@ -271,8 +270,7 @@ impl Session {
                         || self.fragments.is_message_poisoned();
                     self.pending = 0;
                     if too_long {
-                        let tag = self.fragments.decode_tag();
-                        let tag = tag.as_ref().map(|t| t.as_ref()).unwrap_or("*").to_string();
+                        let tag = self.current_tag();
                         self.out.extend_from_slice(
                             format!("{tag} NO [TOOBIG] Command or literal too large\r\n")
                                 .as_bytes(),
@@ -323,7 +321,7 @@ impl Session {
         let command = match CommandCodec::default().decode(&message) {
             Ok((b"", command)) => command,
             _ => {
-                let tag = self.fragments_tag(&message);
+                let tag = self.current_tag();
                 let what = describe_parse_failure(&message);
                 self.out
                     .extend_from_slice(format!("{tag} BAD {what}\r\n").as_bytes());
@@ -348,23 +346,13 @@ impl Session {
         flow
     }
 
-    fn fragments_tag(&self, message: &[u8]) -> String {
-        let end = message
-            .iter()
-            .position(|b| *b == b' ' || *b == b'\r' || *b == b'\n')
-            .unwrap_or(message.len());
-        let tag = &message[..end];
-        let valid = !tag.is_empty()
-            && tag.len() < 64
-            && tag.iter().all(|b| {
-                b.is_ascii_graphic()
-                    && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b'+')
-            });
-        if valid {
-            String::from_utf8_lossy(tag).into_owned()
-        } else {
-            "*".into()
-        }
+    /// The tag of the command being framed (or just framed), for replies to
+    /// commands that cannot be parsed; `*` when it has none.
+    fn current_tag(&self) -> String {
+        self.fragments
+            .decode_tag()
+            .map(|t| t.as_ref().to_string())
+            .unwrap_or_else(|| "*".into())
     }
 
     async fn dispatch(&mut self, command: Command<'_>) -> (Reply, Flow) {
@@ -634,23 +622,20 @@ impl Session {
     /// Reconciles the selected view if anything changed, then tells the
     /// client what is new (see [`Selected::apply`]).
     pub async fn refresh(&mut self, allow_expunge: bool) -> Result<(), StoreError> {
-        let Some(viewer) = self.viewer() else {
+        let Some(selected) = &self.selected else {
             return Ok(());
         };
+        let (id, folder, known) = (
+            selected.mailbox.id,
+            selected.folder.clone(),
+            selected.marker.clone(),
+        );
+        let marker = self.reconcile(id, &folder, false, &known).await?;
         let Some(selected) = self.selected.as_mut() else {
             return Ok(());
         };
+        selected.marker = marker;
         let store = &self.app.store;
-        if let Some(filter) = selected.folder.filter() {
-            let marker = store.imap_sync_marker(viewer.agent_id).await?;
-            if marker != selected.marker {
-                let since = chrono::Utc::now() - self.limits.closed_window;
-                store
-                    .imap_reconcile(selected.mailbox.id, &viewer, &filter, since, &marker, false)
-                    .await?;
-                selected.marker = marker;
-            }
-        }
         let mailbox = match store.imap_mailbox(selected.mailbox.id).await {
             Ok(mailbox) => mailbox,
             Err(StoreError::NotFound(_)) => {

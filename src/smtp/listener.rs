@@ -2,10 +2,8 @@
 
 use super::session::Session;
 use crate::App;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
@@ -44,32 +42,16 @@ pub async fn serve(
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let limits = Arc::new(limits);
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.changed() => break,
-            accepted = listener.accept() => accepted,
-        };
-        let (mut socket, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(err) => {
-                // Out of file descriptors and the like: back off briefly.
-                tracing::warn!(%err, "smtp accept");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = socket.set_nodelay(true);
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "smtp: too many connections");
-            let hostname = app.config.hostname.clone();
-            tokio::spawn(async move {
-                let line =
-                    format!("421 4.7.0 {hostname} Too many connections, try again later\r\n");
-                let _ = socket.write_all(line.as_bytes()).await;
-                let _ = socket.shutdown().await;
-            });
-            continue;
-        };
+    let refusal = format!(
+        "421 4.7.0 {} Too many connections, try again later\r\n",
+        app.config.hostname
+    );
+    while let Some(crate::net::Accepted {
+        socket,
+        peer,
+        permit,
+    }) = crate::net::accept(&listener, &slots, &mut shutdown, "smtp", &refusal).await
+    {
         let app = app.clone();
         let tls = tls.clone();
         let limits = limits.clone();
@@ -91,14 +73,4 @@ pub async fn serve(
     if drained.is_err() {
         tracing::warn!("smtp: sessions still running at shutdown were cut off");
     }
-}
-
-/// Binds a listener, naming the address in the error.
-pub async fn bind(addr: SocketAddr) -> Result<TcpListener, crate::AppError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| crate::AppError::Io {
-            context: format!("cannot listen on {addr}"),
-            source,
-        })
 }

@@ -5,7 +5,7 @@
 mod listener;
 mod session;
 
-pub use listener::{Limits, bind, serve};
+pub use listener::{Limits, serve};
 pub use session::Session;
 
 use tokio::io::{AsyncRead, AsyncWrite};

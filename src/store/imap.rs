@@ -54,8 +54,6 @@ pub struct Member {
 pub struct Content {
     pub raw: Vec<u8>,
     pub internal_date: DateTime<Utc>,
-    /// The ticket, for a ticket's message.
-    pub ticket: Option<i64>,
 }
 
 /// Who is looking: views are scoped to the queues an agent may see.
@@ -166,6 +164,12 @@ fn view_condition(filter: &ViewFilter) -> String {
     clauses.join(" AND ")
 }
 
+/// Deletes the stored messages of a mailbox's agent that no mailbox holds
+/// any more ($1: the mailbox, which must still exist).
+const DELETE_ORPHANS: &str = "DELETE FROM agent_messages
+    WHERE agent_id = (SELECT agent_id FROM imap_mailboxes WHERE id = $1)
+    AND NOT EXISTS (SELECT 1 FROM imap_members m WHERE m.stored_id = agent_messages.id)";
+
 /// Flags as stored: sorted, space-separated, system flags first.
 pub fn join_flags<'a>(flags: impl IntoIterator<Item = &'a str>) -> String {
     let set: BTreeSet<&str> = flags.into_iter().filter(|f| !f.is_empty()).collect();
@@ -235,9 +239,11 @@ impl Store {
         })
     }
 
-    /// The mailbox as it is now (the write side: fresh after a reconcile).
+    /// The mailbox as it is now. Reads use the read pool: a committed
+    /// reconcile is visible to them, and every command of every session
+    /// reads here, which must not queue behind SQLite's one writer.
     pub async fn imap_mailbox(&self, id: i64) -> Result<Mailbox> {
-        dispatch!(self, pool => {
+        dispatch_read!(self, pool => {
             let sql = format!("SELECT {MAILBOX_COLUMNS} WHERE id = $1");
             let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?;
             match row {
@@ -303,23 +309,9 @@ impl Store {
     pub async fn imap_delete_mailbox(&self, id: i64) -> Result<()> {
         dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
-            let stored: Vec<i64> = sqlx::query_scalar(
-                "SELECT stored_id FROM imap_members WHERE mailbox_id = $1 AND stored_id IS NOT NULL",
-            )
-            .bind(id)
-            .fetch_all(&mut *tx)
-            .await?;
             sqlx::query("DELETE FROM imap_members WHERE mailbox_id = $1").bind(id).execute(&mut *tx).await?;
+            sqlx::query(DELETE_ORPHANS).bind(id).execute(&mut *tx).await?;
             sqlx::query("DELETE FROM imap_mailboxes WHERE id = $1").bind(id).execute(&mut *tx).await?;
-            for stored_id in stored {
-                sqlx::query(
-                    "DELETE FROM agent_messages WHERE id = $1
-                     AND NOT EXISTS (SELECT 1 FROM imap_members WHERE stored_id = $1)",
-                )
-                .bind(stored_id)
-                .execute(&mut *tx)
-                .await?;
-            }
             tx.commit().await?;
             Ok(())
         })
@@ -554,7 +546,7 @@ impl Store {
 
     /// Every member of a mailbox, by ascending UID.
     pub async fn imap_members(&self, mailbox_id: i64) -> Result<Vec<Member>> {
-        dispatch!(self, pool => {
+        dispatch_read!(self, pool => {
             let rows = sqlx::query(
                 "SELECT uid, message_id, stored_id, flags, modseq FROM imap_members
                  WHERE mailbox_id = $1 ORDER BY uid",
@@ -599,7 +591,7 @@ impl Store {
 
     /// Message counts for STATUS: (messages, unseen).
     pub async fn imap_counts(&self, mailbox_id: i64) -> Result<(u32, u32, u32)> {
-        dispatch!(self, pool => {
+        dispatch_read!(self, pool => {
             let row = sqlx::query(
                 "SELECT COUNT(*) AS total,
                         COALESCE(SUM(CASE WHEN flags LIKE '%\\Seen%' THEN 0 ELSE 1 END), 0) AS unseen,
@@ -633,39 +625,33 @@ impl Store {
             })
             .collect();
         let mut contents = HashMap::with_capacity(refs.len());
+        type Reference = fn(i64) -> MessageRef;
+        let sources = [
+            (
+                tickets.as_slice(),
+                "SELECT id, received_at AS internal_date, raw FROM messages",
+                MessageRef::Ticket as Reference,
+            ),
+            (
+                stored.as_slice(),
+                "SELECT id, internal_date, raw FROM agent_messages",
+                MessageRef::Stored,
+            ),
+        ];
         dispatch_read!(self, pool => {
-            for chunk in tickets.chunks(500) {
-                let sql = format!(
-                    "SELECT id, ticket, received_at, raw FROM messages WHERE id IN ({})",
-                    placeholders(1, chunk.len())
-                );
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for id in chunk {
-                    query = query.bind(*id);
-                }
-                for row in query.fetch_all(pool).await? {
-                    contents.insert(MessageRef::Ticket(row.try_get("id")?), Content {
-                        raw: row.try_get("raw")?,
-                        internal_date: row.try_get("received_at")?,
-                        ticket: row.try_get("ticket")?,
-                    });
-                }
-            }
-            for chunk in stored.chunks(500) {
-                let sql = format!(
-                    "SELECT id, internal_date, raw FROM agent_messages WHERE id IN ({})",
-                    placeholders(1, chunk.len())
-                );
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for id in chunk {
-                    query = query.bind(*id);
-                }
-                for row in query.fetch_all(pool).await? {
-                    contents.insert(MessageRef::Stored(row.try_get("id")?), Content {
-                        raw: row.try_get("raw")?,
-                        internal_date: row.try_get("internal_date")?,
-                        ticket: None,
-                    });
+            for (ids, select, reference) in sources {
+                for chunk in ids.chunks(500) {
+                    let sql = format!("{select} WHERE id IN ({})", placeholders(1, chunk.len()));
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for id in chunk {
+                        query = query.bind(*id);
+                    }
+                    for row in query.fetch_all(pool).await? {
+                        contents.insert(reference(row.try_get("id")?), Content {
+                            raw: row.try_get("raw")?,
+                            internal_date: row.try_get("internal_date")?,
+                        });
+                    }
                 }
             }
         });
@@ -779,31 +765,17 @@ impl Store {
         dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
             for chunk in uids.chunks(500) {
-                let list = placeholders(2, chunk.len());
                 let sql = format!(
-                    "SELECT stored_id FROM imap_members WHERE mailbox_id = $1 AND stored_id IS NOT NULL AND uid IN ({list})"
+                    "DELETE FROM imap_members WHERE mailbox_id = $1 AND uid IN ({})",
+                    placeholders(2, chunk.len())
                 );
-                let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql)).bind(mailbox_id);
-                for uid in chunk {
-                    query = query.bind(i64::from(*uid));
-                }
-                let stored = query.fetch_all(&mut *tx).await?;
-                let sql = format!("DELETE FROM imap_members WHERE mailbox_id = $1 AND uid IN ({list})");
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(mailbox_id);
                 for uid in chunk {
                     query = query.bind(i64::from(*uid));
                 }
                 query.execute(&mut *tx).await?;
-                for stored_id in stored {
-                    sqlx::query(
-                        "DELETE FROM agent_messages WHERE id = $1
-                         AND NOT EXISTS (SELECT 1 FROM imap_members WHERE stored_id = $1)",
-                    )
-                    .bind(stored_id)
-                    .execute(&mut *tx)
-                    .await?;
-                }
             }
+            sqlx::query(DELETE_ORPHANS).bind(mailbox_id).execute(&mut *tx).await?;
             sqlx::query("UPDATE imap_mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1")
                 .bind(mailbox_id)
                 .execute(&mut *tx)
@@ -849,30 +821,6 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                 }
-            }
-            tx.commit().await?;
-            to_u64(modseq)
-        })
-    }
-
-    /// Sets the flags of storage members; returns the new MODSEQ.
-    pub async fn imap_set_flags(&self, mailbox_id: i64, updates: &[(u32, String)]) -> Result<u64> {
-        dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let modseq: i64 = sqlx::query_scalar(
-                "UPDATE imap_mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1 RETURNING highestmodseq",
-            )
-            .bind(mailbox_id)
-            .fetch_one(&mut *tx)
-            .await?;
-            for (uid, flags) in updates {
-                sqlx::query("UPDATE imap_members SET flags = $1, modseq = $2 WHERE mailbox_id = $3 AND uid = $4")
-                    .bind(flags)
-                    .bind(modseq)
-                    .bind(mailbox_id)
-                    .bind(i64::from(*uid))
-                    .execute(&mut *tx)
-                    .await?;
             }
             tx.commit().await?;
             to_u64(modseq)

@@ -153,6 +153,16 @@ impl ImapClient {
         }
     }
 
+    /// The UIDs of the selected mailbox, in sequence order.
+    pub async fn uids(&mut self) -> Vec<u32> {
+        self.cmd("FETCH 1:* UID")
+            .await
+            .fetches()
+            .iter()
+            .map(|l| uid_of(l))
+            .collect()
+    }
+
     /// APPEND with a synchronizing literal (waits for the continuation).
     pub async fn append(&mut self, mailbox: &str, flags: &str, message: &[u8]) -> Response {
         let tag = self.tag();

@@ -231,6 +231,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpClient<S> {
     }
 
     /// Reads one (possibly multi-line) reply, within 30 s.
+    /// One transaction with the message sent by BDAT, so every byte
+    /// arrives as it is (no dot-stuffing, no line-end repair).
+    pub async fn send_exact(&mut self, from: &str, to: &str, raw: &[u8]) -> Reply {
+        assert_eq!(
+            self.cmd(&format!("MAIL FROM:<{from}> BODY=8BITMIME"))
+                .await
+                .code,
+            250
+        );
+        assert_eq!(self.cmd(&format!("RCPT TO:<{to}>")).await.code, 250);
+        self.send_raw(format!("BDAT {} LAST\r\n", raw.len()).as_bytes())
+            .await;
+        self.send_raw(raw).await;
+        self.reply().await
+    }
+
     pub async fn reply(&mut self) -> Reply {
         tokio::time::timeout(Duration::from_secs(30), self.read_reply())
             .await
