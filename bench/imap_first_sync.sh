@@ -7,6 +7,8 @@
 # Builds nothing: run `cargo build --release` first. Uses the deterministic
 # corpus of ../shared/bench/gen_corpus.py delivered over SMTP; every message
 # lands in one support queue, so the agent's "Unassigned" view holds them all.
+# Then it measures resident memory with 1,000 connections in IDLE
+# (bench/imap_idle_memory.py; IDLE_CONNECTIONS to change).
 # --dovecot also fills the peer Postfix+Dovecot stack and runs the same
 # imap_sync_bench.py against it (../shared/bench/README.md).
 set -euo pipefail
@@ -16,7 +18,7 @@ N=10000 RUNS=5 DOVECOT=0
 while [ $# -gt 0 ]; do case "$1" in -n) N=$2; shift 2;; --runs) RUNS=$2; shift 2;;
   --dovecot) DOVECOT=1; shift;; *) echo "bad arg $1" >&2; exit 2;; esac; done
 
-BIN=target/release/postdesk
+BIN=${POSTDESK_BIN:-target/release/postdesk}
 [ -x "$BIN" ] || { echo "build first: cargo build --release" >&2; exit 2; }
 DATA=$(mktemp -d /tmp/postdesk-bench.XXXXXX)
 SMTP_PORT=${SMTP_PORT:-12525} IMAP_PORT=${IMAP_PORT:-12243}
@@ -29,6 +31,7 @@ max_connections = 100
 [imap]
 listen = "127.0.0.1:$IMAP_PORT"
 tls_listen = "127.0.0.1:0"
+max_connections_per_agent = 1100
 [autoreply]
 enabled = false
 [[queue]]
@@ -50,6 +53,9 @@ python3 "$PEERS_DIR/gen_corpus.py" -n "$N" --seed 42 --to support@support.test \
 echo "postdesk: $(count) messages stored"
 python3 "$PEERS_DIR/imap_sync_bench.py" --port "$IMAP_PORT" --user bench@support.test \
   --password bench-password --mailbox Unassigned --runs "$RUNS"
+echo "postdesk: memory with ${IDLE_CONNECTIONS:-1000} connections in IDLE"
+python3 bench/imap_idle_memory.py --pid "$SERVER" --port "$IMAP_PORT" --user bench@support.test \
+  --password bench-password -n "${IDLE_CONNECTIONS:-1000}"
 
 if [ "$DOVECOT" = 1 ]; then
   echo "dovecot: delivering $N messages"
