@@ -24,6 +24,77 @@ pub fn verify(password: &str, stored_hash: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Checks a login's password the way a server under load must: argon2 is
+/// deliberately expensive (19 MiB and tens of milliseconds per check), so
+/// at most one check per core runs at a time, off the async threads, and a
+/// password that verified recently is recognised again from a keyed digest.
+///
+/// Mail clients log in often: Thunderbird keeps up to five connections per
+/// account and reconnects after every idle timeout. Without the cache each of
+/// those is a full argon2 run; with it, only the first login after start (or
+/// after a password change, which changes the stored hash the cache is keyed
+/// by) is. The digest is an HMAC under a key that lives only in this
+/// process's memory, so the cache holds nothing an attacker could use
+/// offline. Failed checks are never cached; the login throttle slows those.
+pub struct Verifier {
+    permits: tokio::sync::Semaphore,
+    key: ring::hmac::Key,
+    recent: std::sync::Mutex<std::collections::HashMap<String, ring::hmac::Tag>>,
+}
+
+/// Recently verified logins kept; past this the cache starts over.
+const RECENT_LOGINS: usize = 10_000;
+
+impl Verifier {
+    fn new() -> Self {
+        let rng = ring::rand::SystemRandom::new();
+        let key = ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &rng).unwrap_or_else(|_| {
+            ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &rand::random::<[u8; 32]>())
+        });
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self {
+            permits: tokio::sync::Semaphore::new(cores),
+            key,
+            recent: Default::default(),
+        }
+    }
+
+    /// The process-wide verifier (IMAP and submission logins share it).
+    pub fn global() -> &'static Verifier {
+        static VERIFIER: std::sync::LazyLock<Verifier> = std::sync::LazyLock::new(Verifier::new);
+        &VERIFIER
+    }
+
+    pub async fn verify(&self, password: &str, stored_hash: &str) -> bool {
+        if let Some(tag) = self.recent(stored_hash)
+            && ring::hmac::verify(&self.key, password.as_bytes(), tag.as_ref()).is_ok()
+        {
+            return true;
+        }
+        let Ok(_permit) = self.permits.acquire().await else {
+            return false;
+        };
+        let (pass, hash) = (password.to_string(), stored_hash.to_string());
+        let verified = tokio::task::spawn_blocking(move || verify(&pass, &hash))
+            .await
+            .unwrap_or(false);
+        if verified {
+            let tag = ring::hmac::sign(&self.key, password.as_bytes());
+            if let Ok(mut recent) = self.recent.lock() {
+                if recent.len() >= RECENT_LOGINS {
+                    recent.clear();
+                }
+                recent.insert(stored_hash.to_string(), tag);
+            }
+        }
+        verified
+    }
+
+    fn recent(&self, stored_hash: &str) -> Option<ring::hmac::Tag> {
+        self.recent.lock().ok()?.get(stored_hash).copied()
+    }
+}
+
 /// A password to print once: 20 characters without look-alikes.
 pub fn generate() -> String {
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
@@ -43,6 +114,21 @@ mod tests {
         assert!(verify("correct horse", &hashed));
         assert!(!verify("wrong horse", &hashed));
         assert!(!verify("correct horse", "not a hash"));
+    }
+
+    #[tokio::test]
+    async fn the_verifier_accepts_only_the_password_also_when_cached() {
+        let hashed = hash("correct horse").unwrap_or_default();
+        let verifier = Verifier::new();
+        assert!(!verifier.verify("wrong horse", &hashed).await);
+        assert!(verifier.verify("correct horse", &hashed).await);
+        // Now cached: the right password still passes, a wrong one does
+        // not, and another hash (a changed password) is not covered.
+        assert!(verifier.verify("correct horse", &hashed).await);
+        assert!(!verifier.verify("wrong horse", &hashed).await);
+        let changed = hash("battery staple").unwrap_or_default();
+        assert!(!verifier.verify("correct horse", &changed).await);
+        assert!(verifier.verify("battery staple", &changed).await);
     }
 
     #[test]

@@ -541,3 +541,101 @@ async fn new_mail_reaches_an_idle_client_within_a_second() {
     let _ = eventually(&mut alice, "NOOP", |r| r.ok()).await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn extended_search_and_list_answer_in_one_round_trip() {
+    each_backend(|backend| async move {
+        let (server, _ticket) = desk(&backend).await;
+        let mut alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+        let caps = alice.cmd("CAPABILITY").await.all_text();
+        for cap in ["ESEARCH", "LIST-EXTENDED", "LIST-STATUS"] {
+            assert!(caps.contains(cap), "{caps}");
+        }
+
+        // ESEARCH (RFC 4731): the tag, MIN/MAX/COUNT/ALL, UID form.
+        alice.cmd("SELECT Unassigned").await;
+        let uids = alice.uids().await;
+        assert_eq!(uids.len(), 2);
+        let tag = alice.tag();
+        alice
+            .send_raw(format!("{tag} UID SEARCH RETURN (MIN MAX COUNT ALL) ALL\r\n").as_bytes())
+            .await;
+        let esearch = alice.read_until_tagged(&tag).await;
+        assert!(esearch.ok(), "{}", esearch.all_text());
+        let wanted = format!(
+            "* ESEARCH (TAG \"{tag}\") UID MIN {} MAX {} ALL {}:{} COUNT 2",
+            uids[0], uids[1], uids[0], uids[1]
+        );
+        assert!(
+            esearch.untagged.iter().any(|l| l.text == wanted),
+            "{} (wanted {wanted})",
+            esearch.all_text()
+        );
+        let counted = alice
+            .cmd("SEARCH RETURN (COUNT) SUBJECT nothing-like-this")
+            .await;
+        assert!(
+            counted
+                .untagged
+                .iter()
+                .any(|l| l.text.ends_with(") COUNT 0")),
+            "{}",
+            counted.all_text()
+        );
+        let bare = alice.cmd("SEARCH RETURN () FROM carol").await;
+        assert!(
+            bare.untagged.iter().any(|l| l.text.ends_with(") ALL 1:2")),
+            "{}",
+            bare.all_text()
+        );
+        // An option we do not offer is a BAD, and the session goes on.
+        assert_eq!(alice.cmd("SEARCH RETURN (SAVE) ALL").await.status(), "BAD");
+        assert!(alice.cmd("NOOP").await.ok());
+
+        // LIST-EXTENDED with the SUBSCRIBED selection (what Thunderbird
+        // sends when it is offered) and LIST-STATUS.
+        assert!(alice.cmd("CREATE Projects/VPN").await.ok());
+        assert!(alice.cmd("SUBSCRIBE Projects/VPN").await.ok());
+        let _ = alice.cmd("UNSUBSCRIBE Projects").await;
+        let subscribed = alice
+            .cmd("LIST (SUBSCRIBED) \"\" \"*\" RETURN (SPECIAL-USE)")
+            .await;
+        assert!(subscribed.ok(), "{}", subscribed.all_text());
+        let text = subscribed.all_text();
+        assert!(
+            text.contains("\\Subscribed \\Sent) \"/\" \"Sent\"")
+                || text.contains("\\Sent \\Subscribed) \"/\" \"Sent\""),
+            "{text}"
+        );
+        assert!(text.contains("\"Projects/VPN\""), "{text}");
+        assert!(!text.contains("\"Projects\"\r"), "{text}");
+        let recursive = alice
+            .cmd("LIST (SUBSCRIBED RECURSIVEMATCH) \"\" \"%\"")
+            .await
+            .all_text();
+        assert!(
+            recursive.contains("\"Projects\" (\"CHILDINFO\" (\"SUBSCRIBED\"))"),
+            "{recursive}"
+        );
+        let status = alice
+            .cmd("LIST \"\" (\"Unassigned\" \"Queues/%\") RETURN (STATUS (MESSAGES UNSEEN))")
+            .await;
+        let text = status.all_text();
+        assert!(status.ok(), "{text}");
+        assert!(
+            text.contains("* STATUS \"Unassigned\" (MESSAGES 2 UNSEEN 2)"),
+            "{text}"
+        );
+        assert!(text.contains("\"Queues/support\""), "{text}");
+        assert!(!text.contains("\"Closed\""), "{text}");
+        let special = alice.cmd("LIST (SPECIAL-USE) \"\" \"*\"").await.all_text();
+        assert!(special.contains("\"Junk\""), "{special}");
+        assert!(!special.contains("\"Unassigned\""), "{special}");
+        assert_eq!(
+            alice.cmd("LIST (RECURSIVEMATCH) \"\" \"*\"").await.status(),
+            "BAD"
+        );
+        server.stop().await;
+    })
+    .await;
+}

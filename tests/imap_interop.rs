@@ -325,8 +325,19 @@ c.select_folder("Queues", readonly=True)
 def s(v):
     return (v.decode() if isinstance(v, bytes) else str(v)).lower()
 def tree(bs):
-    if isinstance(bs[0], (list, tuple)):
-        return "multipart/" + s(bs[1]) + "[" + ",".join(tree(p) for p in bs[0]) + "]"
+    # IMAPClient groups the parts of the top-level multipart into a list;
+    # nested ones (inside message/rfc822) stay as leading tuples.
+    if isinstance(bs[0], list):
+        parts, subtype = bs[0], bs[1]
+    elif isinstance(bs[0], tuple):
+        n = 0
+        while n < len(bs) and isinstance(bs[n], (list, tuple)):
+            n += 1
+        parts, subtype = bs[:n], bs[n]
+    else:
+        parts = None
+    if parts is not None:
+        return "multipart/" + s(subtype) + "[" + ",".join(tree(p) for p in parts) + "]"
     kind = s(bs[0]) + "/" + s(bs[1])
     if kind == "message/rfc822" and len(bs) > 8 and bs[8] is not None:
         return kind + "[" + tree(bs[8]) + "]"

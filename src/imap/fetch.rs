@@ -17,6 +17,12 @@ use std::collections::HashMap;
 /// Messages whose bytes are read from the store at once.
 const BATCH: usize = 200;
 
+/// Bytes read per message when a FETCH needs only the header (the first
+/// sync of every client) and the header's length was not recorded (mail
+/// stored before it was): enough for nearly every real header; a longer
+/// one is read again whole.
+const HEADER_PREFIX: usize = 16 * 1024;
+
 fn part_numbers(part: &Option<Part>) -> Vec<u32> {
     part.as_ref()
         .map(|p| p.0.as_ref().iter().map(|n| n.get()).collect())
@@ -106,6 +112,30 @@ fn needs_content(item: &MessageDataItemName<'_>) -> bool {
         item,
         MessageDataItemName::Uid | MessageDataItemName::Flags | MessageDataItemName::ModSeq
     )
+}
+
+/// Whether the item is answered from the message's header (and size)
+/// alone, so the body need not be read.
+fn header_only(item: &MessageDataItemName<'_>, section: &Option<Section>) -> bool {
+    match item {
+        MessageDataItemName::BodyExt { .. } => section.as_ref().is_some_and(|(_, part, kind)| {
+            part.is_empty()
+                && matches!(
+                    kind,
+                    SectionKind::Header
+                        | SectionKind::HeaderFields(_)
+                        | SectionKind::HeaderFieldsNot(_)
+                )
+        }),
+        MessageDataItemName::Uid
+        | MessageDataItemName::Flags
+        | MessageDataItemName::ModSeq
+        | MessageDataItemName::InternalDate
+        | MessageDataItemName::Rfc822Size
+        | MessageDataItemName::Envelope
+        | MessageDataItemName::Rfc822Header => true,
+        _ => false,
+    }
 }
 
 /// Items that set `\Seen` when fetched (RFC 3501: BODY[...] without PEEK,
@@ -205,6 +235,11 @@ impl Session {
                 _ => None,
             })
             .collect();
+        let prefix = items
+            .iter()
+            .zip(&sections)
+            .all(|(item, section)| header_only(item, section))
+            .then_some(HEADER_PREFIX);
         for batch in indexes.chunks(BATCH) {
             let contents = if with_content {
                 let Some(selected) = &self.selected else {
@@ -214,7 +249,7 @@ impl Session {
                     .iter()
                     .map(|i| selected.messages[*i].message)
                     .collect();
-                match self.app.store.imap_contents(&refs).await {
+                match self.contents(&refs, prefix).await {
                     Ok(contents) => contents,
                     Err(err) => return err.into(),
                 }
@@ -229,6 +264,27 @@ impl Session {
             }
         }
         Reply::ok("FETCH completed")
+    }
+
+    /// The messages' bytes, or with `prefix` their headers at least: a
+    /// header that runs past the prefix is read again whole.
+    async fn contents(
+        &self,
+        refs: &[MessageRef],
+        prefix: Option<usize>,
+    ) -> Result<HashMap<MessageRef, crate::store::Content>, crate::store::StoreError> {
+        let mut contents = self.app.store.imap_contents(refs, prefix).await?;
+        let truncated: Vec<MessageRef> = contents
+            .iter()
+            .filter(|(_, c)| {
+                c.raw.len() < c.size && render::terminated_header_len(&c.raw).is_none()
+            })
+            .map(|(r, _)| *r)
+            .collect();
+        if !truncated.is_empty() {
+            contents.extend(self.app.store.imap_contents(&truncated, None).await?);
+        }
+        Ok(contents)
     }
 
     fn write_fetch(
@@ -267,9 +323,9 @@ impl Session {
                     let date = content.map(|c| c.internal_date).unwrap_or_default();
                     response::write_internal_date(out, date);
                 }
-                MessageDataItemName::Rfc822Size => {
-                    out.extend_from_slice(format!("RFC822.SIZE {}", raw.len()).as_bytes())
-                }
+                MessageDataItemName::Rfc822Size => out.extend_from_slice(
+                    format!("RFC822.SIZE {}", content.map(|c| c.size).unwrap_or(0)).as_bytes(),
+                ),
                 MessageDataItemName::Envelope => {
                     out.extend_from_slice(b"ENVELOPE ");
                     render::write_envelope(out, raw);

@@ -1,6 +1,7 @@
 //! Mailbox commands: SELECT, EXAMINE, CLOSE, UNSELECT, EXPUNGE, LIST, LSUB,
 //! STATUS, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE.
 
+use super::extended::ListExtended;
 use super::response;
 use super::selected::Selected;
 use super::session::{Reply, Session};
@@ -103,8 +104,12 @@ impl Session {
     }
 
     /// Brings a view up to date before it is shown, unless the sync marker
-    /// still equals `known` (SELECT forces it: the Closed window moves with
-    /// time, not with changes). Returns the marker it is now current with.
+    /// still equals `known`. Returns the marker it is now current with.
+    ///
+    /// The Closed view also changes with time (tickets age out of its
+    /// window), so its marker carries the hour: a quiet Closed folder is
+    /// re-checked once an hour, and every other view only when something
+    /// happened. SELECT on a large quiet folder therefore reads no tickets.
     pub async fn reconcile(
         &self,
         mailbox_id: i64,
@@ -115,7 +120,11 @@ impl Session {
         let (Some(viewer), Some(filter)) = (self.viewer(), folder.filter()) else {
             return Ok(String::new());
         };
-        let marker = self.app.store.imap_sync_marker(viewer.agent_id).await?;
+        let mut marker = self.app.store.imap_sync_marker(viewer.agent_id).await?;
+        if matches!(folder, Folder::Closed) {
+            let hour = chrono::Utc::now().timestamp() / 3600;
+            marker.push_str(&format!(".h{hour}"));
+        }
         if force || marker != known {
             let since = chrono::Utc::now() - self.limits.closed_window;
             self.app
@@ -151,7 +160,7 @@ impl Session {
             Ok(found) => found,
             Err(reply) => return reply,
         };
-        let marker = match self.reconcile(mailbox.id, &folder, true, "").await {
+        let marker = match self.reconcile(mailbox.id, &folder, false, "").await {
             Ok(marker) => marker,
             Err(err) => return err.into(),
         };
@@ -290,7 +299,6 @@ impl Session {
         pattern: &ListMailbox<'_>,
         lsub: bool,
     ) -> Reply {
-        let command = if lsub { "LSUB" } else { "LIST" };
         let reference = match reference {
             ImapMailbox::Inbox => "INBOX".to_string(),
             ImapMailbox::Other(other) => String::from_utf8_lossy(other.as_ref()).into_owned(),
@@ -299,13 +307,41 @@ impl Session {
             ListMailbox::Token(token) => token.as_ref().to_vec(),
             ListMailbox::String(string) => string.as_ref().to_vec(),
         };
-        if pattern.is_empty() && !lsub {
+        let list = ListExtended {
+            reference,
+            patterns: vec![pattern],
+            only_subscribed: lsub,
+            ..Default::default()
+        };
+        self.list_extended(&list, lsub).await
+    }
+
+    /// LIST in all its forms (RFC 3501, RFC 5258 selection and return
+    /// options, RFC 5819 STATUS), and LSUB (`lsub`: subscribed mailboxes and
+    /// the unsubscribed parents of subscribed ones, as RFC 3501 §6.3.9 has
+    /// it, without the extended attributes).
+    pub async fn list_extended(&mut self, list: &ListExtended, lsub: bool) -> Reply {
+        let command = if lsub { "LSUB" } else { "LIST" };
+        if list.patterns.iter().all(Vec::is_empty) && !lsub {
             self.out
                 .extend_from_slice(b"* LIST (\\Noselect) \"/\" \"\"\r\n");
             return Reply::ok("LIST completed");
         }
-        let mut full = reference.into_bytes();
-        full.extend_from_slice(&pattern);
+        let patterns: Vec<Vec<u8>> = list
+            .patterns
+            .iter()
+            .filter(|p| !p.is_empty())
+            .map(|p| [list.reference.as_bytes(), p].concat())
+            .collect();
+        let matches = |name: &str, inbox: bool| {
+            patterns.iter().any(|full| {
+                if inbox {
+                    wildcard_match(&full.to_ascii_uppercase(), b"INBOX")
+                } else {
+                    wildcard_match(full, name.as_bytes())
+                }
+            })
+        };
         let boxes = match self.mailboxes().await {
             Ok(boxes) => boxes,
             Err(err) => return err.into(),
@@ -317,15 +353,30 @@ impl Session {
             .collect();
         folders.sort_by_key(|(f, _)| list_order(f));
         let names: Vec<&str> = boxes.iter().map(|b| b.name.as_str()).collect();
+        let subscribed: Vec<&str> = boxes
+            .iter()
+            .filter(|b| b.subscribed)
+            .map(|b| b.name.as_str())
+            .collect();
+        let has_subscribed_child = |name: &str| {
+            let prefix = format!("{name}{DELIMITER}");
+            subscribed.iter().any(|n| n.starts_with(&prefix))
+        };
+        let extended = !lsub;
         let mut listed: BTreeSet<String> = BTreeSet::new();
+        let mut statuses: Vec<String> = Vec::new();
         for (folder, mailbox) in &folders {
             let name = &mailbox.name;
-            let matches = if folder == &Folder::Inbox {
-                wildcard_match(&full.to_ascii_uppercase(), b"INBOX")
-            } else {
-                wildcard_match(&full, name.as_bytes())
-            };
-            if !matches || (lsub && !mailbox.subscribed) {
+            if !matches(name, folder == &Folder::Inbox) {
+                continue;
+            }
+            if list.only_special_use && folder.special_use().is_none() {
+                continue;
+            }
+            // RFC 5258 §3.5: with RECURSIVEMATCH an unsubscribed mailbox
+            // with subscribed children is listed, saying why.
+            let childinfo = list.recursive_match && has_subscribed_child(name);
+            if list.only_subscribed && !mailbox.subscribed && !childinfo {
                 continue;
             }
             let prefix = format!("{name}{DELIMITER}");
@@ -338,47 +389,75 @@ impl Session {
             if let Some(special) = folder.special_use() {
                 attributes.push(special);
             }
+            if extended && list.return_subscribed && mailbox.subscribed {
+                attributes.push("\\Subscribed");
+            }
             self.out.extend_from_slice(
                 format!("* {command} ({}) \"/\" ", attributes.join(" ")).as_bytes(),
             );
             response::write_mailbox(&mut self.out, name);
+            if childinfo {
+                self.out
+                    .extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+            }
             self.out.extend_from_slice(b"\r\n");
             listed.insert(name.clone());
+            if list.return_status.is_some() && (!list.only_subscribed || mailbox.subscribed) {
+                statuses.push(name.clone());
+            }
         }
         // Parents that are only a path (a/b exists, a does not) match `%`;
         // for LSUB, so do unsubscribed parents of subscribed mailboxes
-        // (RFC 3501 §6.3.9).
-        let subscribed: Vec<&str> = boxes
-            .iter()
-            .filter(|b| b.subscribed)
-            .map(|b| b.name.as_str())
-            .collect();
-        let candidates = if lsub { &subscribed } else { &names };
-        let exists = |parent: &str| {
-            if lsub {
-                subscribed.contains(&parent)
-            } else {
-                names.contains(&parent)
-            }
-        };
-        for name in candidates {
-            let mut parent = String::new();
-            for (i, part) in name.split(DELIMITER).enumerate() {
-                if i > 0 {
-                    parent.push(DELIMITER);
+        // (RFC 3501 §6.3.9). With the SUBSCRIBED selection such a parent is
+        // listed only for RECURSIVEMATCH, as \NonExistent (RFC 5258 §3.5).
+        let by_subscription = lsub || list.only_subscribed;
+        if !list.only_subscribed || list.recursive_match {
+            let candidates = if by_subscription { &subscribed } else { &names };
+            let exists = |parent: &str| {
+                if by_subscription && lsub {
+                    subscribed.contains(&parent)
+                } else {
+                    names.contains(&parent)
                 }
-                parent.push_str(part);
-                if parent.len() == name.len() || exists(parent.as_str()) || listed.contains(&parent)
-                {
-                    continue;
-                }
-                if wildcard_match(&full, parent.as_bytes()) {
-                    self.out.extend_from_slice(
-                        format!("* {command} (\\Noselect \\HasChildren) \"/\" ").as_bytes(),
-                    );
+            };
+            for name in candidates {
+                let mut parent = String::new();
+                for (i, part) in name.split(DELIMITER).enumerate() {
+                    if i > 0 {
+                        parent.push(DELIMITER);
+                    }
+                    parent.push_str(part);
+                    if parent.len() == name.len()
+                        || exists(parent.as_str())
+                        || listed.contains(&parent)
+                        || !matches(&parent, false)
+                    {
+                        continue;
+                    }
+                    let (attributes, childinfo) = if list.only_subscribed {
+                        (
+                            "\\NonExistent \\HasChildren",
+                            " (\"CHILDINFO\" (\"SUBSCRIBED\"))",
+                        )
+                    } else {
+                        ("\\Noselect \\HasChildren", "")
+                    };
+                    self.out
+                        .extend_from_slice(format!("* {command} ({attributes}) \"/\" ").as_bytes());
                     response::write_mailbox(&mut self.out, &parent);
+                    self.out.extend_from_slice(childinfo.as_bytes());
                     self.out.extend_from_slice(b"\r\n");
                     listed.insert(parent.clone());
+                }
+            }
+        }
+        // RFC 5819: a STATUS for each selectable mailbox listed; one that
+        // cannot be read is left out, the LIST still succeeds.
+        if let Some(items) = &list.return_status {
+            for name in statuses {
+                let reply = self.status_of(&name, items).await;
+                if reply.status != "OK" {
+                    tracing::debug!(mailbox = %name, reason = %reply.text, "LIST-STATUS skipped");
                 }
             }
         }
@@ -386,8 +465,11 @@ impl Session {
     }
 
     pub async fn status(&mut self, name: &ImapMailbox<'_>, items: &[StatusDataItemName]) -> Reply {
-        let name = mailbox_name(name);
-        let (mailbox, folder) = match self.find_mailbox(&name).await {
+        self.status_of(&mailbox_name(name), items).await
+    }
+
+    async fn status_of(&mut self, name: &str, items: &[StatusDataItemName]) -> Reply {
+        let (mailbox, folder) = match self.find_mailbox(name).await {
             Ok(found) => found,
             Err(reply) => return reply,
         };

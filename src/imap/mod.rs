@@ -10,6 +10,7 @@
 
 mod append;
 mod copy_move;
+mod extended;
 mod fetch;
 mod mailboxes;
 pub mod render;

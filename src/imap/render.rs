@@ -116,14 +116,20 @@ pub fn header_end(raw: &[u8]) -> usize {
 /// Length of the header block at the start of `bytes` including the empty
 /// line ("\n" or "\r\n") that ends it; `bytes.len()` without such a line.
 fn header_len(bytes: &[u8]) -> usize {
+    terminated_header_len(bytes).unwrap_or(bytes.len())
+}
+
+/// The header's length when `bytes` hold the empty line that ends it; None
+/// when they end first (a message without body, or a truncated read).
+pub fn terminated_header_len(bytes: &[u8]) -> Option<usize> {
     let mut pos = 0;
     while let Some(rest) = bytes.get(pos..).filter(|rest| !rest.is_empty()) {
         if let Some(blank) = blank_line_len(rest) {
-            return pos + blank;
+            return Some(pos + blank);
         }
         pos = line_end(bytes, pos);
     }
-    bytes.len()
+    None
 }
 
 /// Length of the empty line `rest` starts with, if it starts with one.

@@ -5,6 +5,7 @@
 //! issue replaces [`TextIndex`]'s scan with the tantivy index, restricted
 //! to the mailbox's membership; the evaluation of every other key stays.
 
+use super::extended;
 use super::session::{Reply, Session};
 use crate::store::{Content, MessageRef};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -300,7 +301,7 @@ impl Session {
                     .iter()
                     .map(|i| selected.messages[*i].message)
                     .collect();
-                match self.app.store.imap_contents(&refs).await {
+                match self.app.store.imap_contents(&refs, None).await {
                     Ok(contents) => contents,
                     Err(err) => return err.into(),
                 }
@@ -335,12 +336,20 @@ impl Session {
                 }
             }
         }
+        let highest = with_modseq
+            .then(|| hits.iter().map(|(_, m)| *m).max())
+            .flatten();
+        if let Some(wanted) = self.search_return.take() {
+            let numbers: Vec<u32> = hits.iter().map(|(n, _)| *n).collect();
+            extended::write_esearch(&mut self.out, &wanted, uid, &numbers, highest);
+            return Reply::ok("SEARCH completed");
+        }
         let mut line = String::from("* SEARCH");
         for (n, _) in &hits {
             line.push(' ');
             line.push_str(&n.to_string());
         }
-        if with_modseq && let Some(highest) = hits.iter().map(|(_, m)| *m).max() {
+        if let Some(highest) = highest {
             line.push_str(&format!(" (MODSEQ {highest})"));
         }
         line.push_str("\r\n");

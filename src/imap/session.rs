@@ -2,6 +2,7 @@
 //! STARTTLS, IDLE, and the untagged updates that keep the client's view of
 //! the selected mailbox current.
 
+use super::extended;
 use super::selected::Selected;
 use super::{Limits, Shared};
 use crate::App;
@@ -39,6 +40,9 @@ pub enum Flow {
 }
 
 /// A tagged reply for the end of a command.
+/// Bytes read from a client at a time.
+const READ_CHUNK: usize = 4096;
+
 pub struct Reply {
     pub status: &'static str,
     pub text: String,
@@ -92,6 +96,8 @@ pub struct Session {
     pub agent: Option<LoginAgent>,
     pub selected: Option<Selected>,
     pub condstore: bool,
+    /// RETURN options of the SEARCH being run (ESEARCH, RFC 4731).
+    pub search_return: Option<extended::SearchReturn>,
     changes: broadcast::Receiver<Change>,
 }
 
@@ -129,6 +135,7 @@ impl Session {
             agent: None,
             selected: None,
             condstore: false,
+            search_return: None,
             changes,
         }
     }
@@ -164,6 +171,9 @@ impl Session {
                 "CHILDREN",
                 "CONDSTORE",
                 "UNSELECT",
+                "ESEARCH",
+                "LIST-EXTENDED",
+                "LIST-STATUS",
             ]);
         }
         caps.join(" ")
@@ -232,7 +242,9 @@ impl Session {
     /// continuation request a synchronizing literal needs, and refuses one
     /// that is too large before the client sends it. None: the client left.
     async fn next_message(&mut self) -> Result<Option<Vec<u8>>, SessionError> {
-        let mut buffer = [0u8; 16 * 1024];
+        // Small on purpose: the buffer is part of every connection's state
+        // while it waits, and a thousand idle clients wait here at once.
+        let mut buffer = [0u8; READ_CHUNK];
         loop {
             while let Some(fragment) = self.fragments.progress() {
                 if let FragmentInfo::Line {
@@ -317,21 +329,54 @@ impl Session {
         }
     }
 
-    async fn handle(&mut self, message: Vec<u8>) -> Flow {
-        let command = match CommandCodec::default().decode(&message) {
-            Ok((b"", command)) => command,
-            _ => {
-                let tag = self.current_tag();
-                let what = describe_parse_failure(&message);
-                self.out
-                    .extend_from_slice(format!("{tag} BAD {what}\r\n").as_bytes());
-                return Flow::Continue;
+    async fn handle(&mut self, mut message: Vec<u8>) -> Flow {
+        // The extended forms imap-codec cannot read (see `extended`) are
+        // recognised first; they exist only after login.
+        if self.agent.is_some() {
+            match extended::split_search_return(&message) {
+                Some(Ok((rest, wanted))) => {
+                    message = rest;
+                    self.search_return = Some(wanted);
+                }
+                Some(Err(why)) => {
+                    let tag = self.current_tag();
+                    self.out
+                        .extend_from_slice(format!("{tag} BAD {why}\r\n").as_bytes());
+                    return Flow::Continue;
+                }
+                None => {}
             }
+        }
+        let decoded = CommandCodec::default().decode(&message);
+        let (tag, name, (reply, flow)) = match decoded {
+            Ok((b"", command)) => {
+                let tag = command.tag.as_ref().to_string();
+                let name = command.body.name();
+                tracing::trace!(peer = %self.peer, %tag, name, "imap command");
+                (tag, name, self.dispatch(command).await)
+            }
+            _ => match extended::parse_list(&message).filter(|_| self.agent.is_some()) {
+                Some(Ok((tag, list))) => {
+                    tracing::trace!(peer = %self.peer, %tag, "imap extended LIST");
+                    let reply = self.list_extended(&list, false).await;
+                    (tag, "LIST", (reply, Flow::Continue))
+                }
+                Some(Err(why)) => (
+                    self.current_tag(),
+                    "LIST",
+                    (Reply::bad(why), Flow::Continue),
+                ),
+                None => {
+                    self.search_return = None;
+                    let tag = self.current_tag();
+                    let what = describe_parse_failure(&message);
+                    self.out
+                        .extend_from_slice(format!("{tag} BAD {what}\r\n").as_bytes());
+                    return Flow::Continue;
+                }
+            },
         };
-        let tag = command.tag.as_ref().to_string();
-        let name = command.body.name();
-        tracing::trace!(peer = %self.peer, %tag, name, "imap command");
-        let (reply, flow) = self.dispatch(command).await;
+        self.search_return = None;
         // Pending changes are announced before the tagged reply (RFC 3501
         // §7): after commands that allow EXPUNGE, and EXISTS/FLAGS otherwise.
         if self.selected.is_some() && !matches!(flow, Flow::Close) {
@@ -555,11 +600,9 @@ impl Session {
         };
         let verified = match &agent {
             Some(agent) => {
-                let hash = agent.password_hash.clone();
-                let pass = pass.to_string();
-                tokio::task::spawn_blocking(move || crate::passwords::verify(&pass, &hash))
+                crate::passwords::Verifier::global()
+                    .verify(pass, &agent.password_hash)
                     .await
-                    .unwrap_or(false)
             }
             None => false,
         };
@@ -678,7 +721,7 @@ impl Session {
             return (Reply::bad("connection lost"), Flow::Close);
         }
         let deadline = tokio::time::Instant::now() + self.limits.idle_timeout;
-        let mut buffer = [0u8; 1024];
+        let mut buffer = [0u8; 64];
         loop {
             // Framing is line based here: the only valid input is DONE.
             while let Some(fragment) = self.fragments.progress() {

@@ -52,7 +52,10 @@ pub struct Member {
 /// A message's bytes and IMAP metadata.
 #[derive(Debug, Clone)]
 pub struct Content {
+    /// The message, or only its first bytes when a prefix was asked for.
     pub raw: Vec<u8>,
+    /// Size of the whole message.
+    pub size: usize,
     pub internal_date: DateTime<Utc>,
 }
 
@@ -609,7 +612,20 @@ impl Store {
     }
 
     /// The bytes and dates of messages, by reference.
-    pub async fn imap_contents(&self, refs: &[MessageRef]) -> Result<HashMap<MessageRef, Content>> {
+    /// The raw bytes of these messages; with `prefix`, only each header
+    /// (or, where its length was not recorded, up to `prefix` leading bytes):
+    /// a header sync need not read bodies and attachments.
+    pub async fn imap_contents(
+        &self,
+        refs: &[MessageRef],
+        prefix: Option<usize>,
+    ) -> Result<HashMap<MessageRef, Content>> {
+        // The header as stored, or a prefix for mail from before
+        // `header_len` was recorded.
+        let raw = match prefix {
+            Some(len) => format!("substr(raw, 1, COALESCE(header_len, {len})) AS raw"),
+            None => "raw".to_string(),
+        };
         let tickets: Vec<i64> = refs
             .iter()
             .filter_map(|r| match r {
@@ -629,12 +645,12 @@ impl Store {
         let sources = [
             (
                 tickets.as_slice(),
-                "SELECT id, received_at AS internal_date, raw FROM messages",
+                format!("SELECT id, received_at AS internal_date, size, {raw} FROM messages"),
                 MessageRef::Ticket as Reference,
             ),
             (
                 stored.as_slice(),
-                "SELECT id, internal_date, raw FROM agent_messages",
+                format!("SELECT id, internal_date, size, {raw} FROM agent_messages"),
                 MessageRef::Stored,
             ),
         ];
@@ -647,8 +663,10 @@ impl Store {
                         query = query.bind(*id);
                     }
                     for row in query.fetch_all(pool).await? {
+                        let size: i64 = row.try_get("size")?;
                         contents.insert(reference(row.try_get("id")?), Content {
                             raw: row.try_get("raw")?,
+                            size: usize::try_from(size).unwrap_or_default(),
                             internal_date: row.try_get("internal_date")?,
                         });
                     }
@@ -717,13 +735,14 @@ impl Store {
                     StorageItem::Existing(MessageRef::Stored(id)) => (None, Some(*id)),
                     StorageItem::New { raw, internal_date } => {
                         let id: i64 = sqlx::query_scalar(
-                            "INSERT INTO agent_messages (agent_id, internal_date, size, raw)
-                             VALUES ($1, $2, $3, $4) RETURNING id",
+                            "INSERT INTO agent_messages (agent_id, internal_date, size, raw, header_len)
+                             VALUES ($1, $2, $3, $4, $5) RETURNING id",
                         )
                         .bind(agent_id)
                         .bind(internal_date.unwrap_or(now))
                         .bind(raw.len() as i64)
                         .bind(raw.as_slice())
+                        .bind(i64::try_from(crate::imap::render::header_end(raw)).unwrap_or(i64::MAX))
                         .fetch_one(&mut *tx)
                         .await?;
                         (None, Some(id))

@@ -23,8 +23,8 @@ macro_rules! insert_message {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO messages (ticket, kind, message_id, has_message_id, sender, from_name,
                  envelope_from, envelope_to, subject, sent_at, received_at, size, problems,
-                 remote_addr, raw)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                 remote_addr, raw, header_len)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
              RETURNING id",
         )
         .bind($ticket)
@@ -42,6 +42,7 @@ macro_rules! insert_message {
         .bind(problems)
         .bind(&$m.remote_addr)
         .bind(&$m.raw[..])
+        .bind(i64::try_from(crate::imap::render::header_end(&$m.raw)).unwrap_or(i64::MAX))
         .fetch_one(&mut *$tx)
         .await?;
         id
@@ -65,8 +66,8 @@ macro_rules! queue_outgoing {
         let mail: &OutgoingMail = &$mail;
         let message: i64 = sqlx::query_scalar(
             "INSERT INTO messages (ticket, kind, message_id, has_message_id, sender, from_name,
-                 envelope_from, envelope_to, subject, sent_at, received_at, size, raw)
-             VALUES ($1, $2, $3, TRUE, $4, $5, $6, $7, $8, $9, $9, $10, $11) RETURNING id",
+                 envelope_from, envelope_to, subject, sent_at, received_at, size, raw, header_len)
+             VALUES ($1, $2, $3, TRUE, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12) RETURNING id",
         )
         .bind($ticket)
         .bind(MessageKind::AutoReply.as_str())
@@ -79,6 +80,7 @@ macro_rules! queue_outgoing {
         .bind($now)
         .bind(i64::try_from(mail.raw.len()).unwrap_or(i64::MAX))
         .bind(&mail.raw[..])
+        .bind(i64::try_from(crate::imap::render::header_end(&mail.raw)).unwrap_or(i64::MAX))
         .fetch_one(&mut *$tx)
         .await?;
         sqlx::query(

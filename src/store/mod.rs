@@ -129,6 +129,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "imap",
         include_str!("../../migrations/sqlite/0002_imap.sql"),
     ),
+    (
+        3,
+        "header_len",
+        include_str!("../../migrations/sqlite/0003_header_len.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -140,6 +145,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "imap",
         include_str!("../../migrations/postgres/0002_imap.sql"),
+    ),
+    (
+        3,
+        "header_len",
+        include_str!("../../migrations/postgres/0003_header_len.sql"),
     ),
 ];
 

@@ -246,8 +246,8 @@ impl Store {
                 insert_events!(tx, events);
                 sqlx::query(
                     "INSERT INTO messages (ticket, kind, message_id, has_message_id, sender, envelope_from,
-                         envelope_to, subject, sent_at, received_at, size, raw)
-                     VALUES ($1, $2, $3, TRUE, $4, '', '', $5, $6, $6, $7, $8)",
+                         envelope_to, subject, sent_at, received_at, size, raw, header_len)
+                     VALUES ($1, $2, $3, TRUE, $4, '', '', $5, $6, $6, $7, $8, $9)",
                 )
                 .bind(ticket)
                 .bind(MessageKind::Note.as_str())
@@ -257,6 +257,7 @@ impl Store {
                 .bind(now)
                 .bind(i64::try_from(note.raw.len()).unwrap_or(i64::MAX))
                 .bind(&note.raw[..])
+                .bind(i64::try_from(crate::imap::render::header_end(&note.raw)).unwrap_or(i64::MAX))
                 .execute(&mut *tx)
                 .await?;
             }
