@@ -623,7 +623,9 @@ impl Store {
         // The header as stored, or a prefix for mail from before
         // `header_len` was recorded.
         let raw = match prefix {
-            Some(len) => format!("substr(raw, 1, COALESCE(header_len, {len})) AS raw"),
+            Some(len) => {
+                format!("substr(raw, 1, CAST(COALESCE(header_len, {len}) AS INTEGER)) AS raw")
+            }
             None => "raw".to_string(),
         };
         let tickets: Vec<i64> = refs
