@@ -329,14 +329,20 @@ impl Session {
         }
     }
 
-    async fn handle(&mut self, mut message: Vec<u8>) -> Flow {
-        // The extended forms imap-codec cannot read (see `extended`) are
-        // recognised first; they exist only after login.
-        if self.agent.is_some() {
+    async fn handle(&mut self, message: Vec<u8>) -> Flow {
+        // imap-codec reads every command except the extended forms of
+        // `extended`, which exist only after login and are tried only when
+        // the codec cannot read a command. A SEARCH with RETURN options goes
+        // back to the codec without them.
+        let logged_in = self.agent.is_some();
+        let without_return;
+        let mut decoded = CommandCodec::default().decode(&message);
+        if logged_in && !matches!(decoded, Ok((b"", _))) {
             match extended::split_search_return(&message) {
                 Some(Ok((rest, wanted))) => {
-                    message = rest;
+                    without_return = rest;
                     self.search_return = Some(wanted);
+                    decoded = CommandCodec::default().decode(&without_return);
                 }
                 Some(Err(why)) => {
                     let tag = self.current_tag();
@@ -347,7 +353,6 @@ impl Session {
                 None => {}
             }
         }
-        let decoded = CommandCodec::default().decode(&message);
         let (tag, name, (reply, flow)) = match decoded {
             Ok((b"", command)) => {
                 let tag = command.tag.as_ref().to_string();
@@ -355,7 +360,7 @@ impl Session {
                 tracing::trace!(peer = %self.peer, %tag, name, "imap command");
                 (tag, name, self.dispatch(command).await)
             }
-            _ => match extended::parse_list(&message).filter(|_| self.agent.is_some()) {
+            _ => match extended::parse_list(&message).filter(|_| logged_in) {
                 Some(Ok((tag, list))) => {
                     tracing::trace!(peer = %self.peer, %tag, "imap extended LIST");
                     let reply = self.list_extended(&list, false).await;

@@ -744,7 +744,7 @@ impl Store {
                         .bind(internal_date.unwrap_or(now))
                         .bind(raw.len() as i64)
                         .bind(raw.as_slice())
-                        .bind(i64::try_from(crate::imap::render::header_end(raw)).unwrap_or(i64::MAX))
+                        .bind(super::header_len(raw))
                         .fetch_one(&mut *tx)
                         .await?;
                         (None, Some(id))

@@ -42,7 +42,7 @@ macro_rules! insert_message {
         .bind(problems)
         .bind(&$m.remote_addr)
         .bind(&$m.raw[..])
-        .bind(i64::try_from(crate::imap::render::header_end(&$m.raw)).unwrap_or(i64::MAX))
+        .bind($crate::store::header_len(&$m.raw))
         .fetch_one(&mut *$tx)
         .await?;
         id
@@ -80,7 +80,7 @@ macro_rules! queue_outgoing {
         .bind($now)
         .bind(i64::try_from(mail.raw.len()).unwrap_or(i64::MAX))
         .bind(&mail.raw[..])
-        .bind(i64::try_from(crate::imap::render::header_end(&mail.raw)).unwrap_or(i64::MAX))
+        .bind($crate::store::header_len(&mail.raw))
         .fetch_one(&mut *$tx)
         .await?;
         sqlx::query(

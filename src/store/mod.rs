@@ -160,6 +160,12 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
 /// Migrations are compiled into the binary so that a copied binary can
 /// create its database anywhere (sqlx's `migrate!` macro would pull in the
 /// query macros, which compile every driver a second time).
+/// The `header_len` stored with a message: where IMAP splits its header
+/// from its body, so that a header-only FETCH reads no more than that.
+pub(crate) fn header_len(raw: &[u8]) -> i64 {
+    i64::try_from(crate::imap::render::header_end(raw)).unwrap_or(i64::MAX)
+}
+
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {
     Migrator::with_migrations(
         migrations

@@ -257,7 +257,7 @@ impl Store {
                 .bind(now)
                 .bind(i64::try_from(note.raw.len()).unwrap_or(i64::MAX))
                 .bind(&note.raw[..])
-                .bind(i64::try_from(crate::imap::render::header_end(&note.raw)).unwrap_or(i64::MAX))
+                .bind(super::header_len(&note.raw))
                 .execute(&mut *tx)
                 .await?;
             }
