@@ -608,7 +608,14 @@ async fn extended_search_and_list_answer_in_one_round_trip() {
             "{text}"
         );
         assert!(text.contains("\"Projects/VPN\""), "{text}");
-        assert!(!text.contains("\"Projects\"\r"), "{text}");
+        assert!(!text.contains("\"Projects\"\n"), "{text}");
+        // LSUB keeps RFC 3501's form: an unsubscribed parent of a
+        // subscribed mailbox is \Noselect, with no extended data.
+        let lsub = alice.cmd("LSUB \"\" \"%\"").await.all_text();
+        assert!(
+            lsub.contains("* LSUB (\\Noselect \\HasChildren) \"/\" \"Projects\"\n"),
+            "{lsub}"
+        );
         let recursive = alice
             .cmd("LIST (SUBSCRIBED RECURSIVEMATCH) \"\" \"%\"")
             .await

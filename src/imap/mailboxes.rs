@@ -310,7 +310,6 @@ impl Session {
         let list = ListExtended {
             reference,
             patterns: vec![pattern],
-            only_subscribed: lsub,
             ..Default::default()
         };
         self.list_extended(&list, lsub).await
@@ -363,6 +362,7 @@ impl Session {
             subscribed.iter().any(|n| n.starts_with(&prefix))
         };
         let extended = !lsub;
+        let by_subscription = lsub || list.only_subscribed;
         let mut listed: BTreeSet<String> = BTreeSet::new();
         let mut statuses: Vec<String> = Vec::new();
         for (folder, mailbox) in &folders {
@@ -376,7 +376,7 @@ impl Session {
             // RFC 5258 §3.5: with RECURSIVEMATCH an unsubscribed mailbox
             // with subscribed children is listed, saying why.
             let childinfo = list.recursive_match && has_subscribed_child(name);
-            if list.only_subscribed && !mailbox.subscribed && !childinfo {
+            if by_subscription && !mailbox.subscribed && !childinfo {
                 continue;
             }
             let prefix = format!("{name}{DELIMITER}");
@@ -410,11 +410,10 @@ impl Session {
         // for LSUB, so do unsubscribed parents of subscribed mailboxes
         // (RFC 3501 §6.3.9). With the SUBSCRIBED selection such a parent is
         // listed only for RECURSIVEMATCH, as \NonExistent (RFC 5258 §3.5).
-        let by_subscription = lsub || list.only_subscribed;
         if !list.only_subscribed || list.recursive_match {
             let candidates = if by_subscription { &subscribed } else { &names };
             let exists = |parent: &str| {
-                if by_subscription && lsub {
+                if lsub {
                     subscribed.contains(&parent)
                 } else {
                     names.contains(&parent)
