@@ -40,6 +40,7 @@ pub struct Config {
     pub outbound: OutboundConfig,
     pub tickets: TicketConfig,
     pub autoreply: AutoReplyConfig,
+    pub search: SearchConfig,
     #[serde(rename = "queue")]
     pub queues: Vec<QueueConfig>,
     /// Where the file came from, for error messages; not a key.
@@ -60,6 +61,7 @@ impl Default for Config {
             outbound: OutboundConfig::default(),
             tickets: TicketConfig::default(),
             autoreply: AutoReplyConfig::default(),
+            search: SearchConfig::default(),
             queues: Vec::new(),
             source: None,
         }
@@ -283,6 +285,44 @@ impl Default for AutoReplyConfig {
             max_per_sender_per_hour: 5,
             templates_dir: None,
         }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearchConfig {
+    /// Milliseconds between commits of the search index: how long a new
+    /// message may take to become searchable while mail keeps arriving.
+    pub commit_interval_ms: u64,
+    /// Add a "possibly related" note to new tickets.
+    pub similar: bool,
+    /// Tickets named in that note at most.
+    pub similar_max: usize,
+    /// How close a past ticket must be, as a fraction (0–1] of the score
+    /// of the new ticket's own message.
+    #[serde(deserialize_with = "fraction")]
+    pub similar_min_score: f32,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        SearchConfig {
+            commit_interval_ms: 500,
+            similar: true,
+            similar_max: 3,
+            similar_min_score: 0.25,
+        }
+    }
+}
+
+fn fraction<'de, D: Deserializer<'de>>(de: D) -> Result<f32, D::Error> {
+    let value = f32::deserialize(de)?;
+    if value > 0.0 && value <= 1.0 {
+        Ok(value)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "{value} is not a fraction between 0 (exclusive) and 1"
+        )))
     }
 }
 

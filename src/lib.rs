@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod net;
 pub mod outbound;
 pub mod passwords;
+pub mod search;
 pub mod server;
 pub mod smtp;
 pub mod store;
@@ -38,6 +39,8 @@ pub enum AppError {
     Template(#[from] templates::TemplateError),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Search(#[from] search::SearchError),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -50,6 +53,8 @@ pub struct App {
     pub config: Arc<Config>,
     pub store: Store,
     pub templates: templates::Templates,
+    /// The search index, once a server opened it (IMAP SEARCH reads it).
+    pub search: std::sync::OnceLock<Arc<search::SearchIndex>>,
     queues: RwLock<(Instant, Arc<Vec<Queue>>)>,
 }
 
@@ -75,6 +80,7 @@ impl App {
             config: Arc::new(config),
             store,
             templates,
+            search: std::sync::OnceLock::new(),
             queues: RwLock::new((Instant::now(), Arc::new(queues))),
         }))
     }

@@ -2,6 +2,7 @@
 //! stops them on request.
 
 use crate::config::Config;
+use crate::search::{SearchError, SearchIndex, indexer};
 use crate::{App, AppError, imap, outbound, passwords, smtp, tls};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -65,7 +66,18 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
     let acceptor = TlsAcceptor::from(tls_config);
     let imap_limits = Arc::new(imap::Limits::from_config(&app.config.imap));
     let imap_shared = Arc::new(imap::Shared::default());
-    let tasks = vec![
+    let index = SearchIndex::open(&SearchIndex::directory(&app.config.data_dir))?;
+    let _ = app.search.set(index.clone());
+    let indexer = match indexer::Indexer::new(index) {
+        Ok(indexer) => Some(indexer),
+        // Searches still work; IMAP SEARCH reads what the index lacks.
+        Err(err @ SearchError::Locked(_)) => {
+            tracing::warn!(%err, "search index not kept up to date by this process");
+            None
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let mut tasks = vec![
         tokio::spawn(smtp::serve(
             app.clone(),
             listener,
@@ -92,8 +104,11 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
             watcher.clone(),
         )),
         tokio::spawn(imap::watch_external_changes(app.clone(), watcher.clone())),
-        tokio::spawn(outbound::run(app.clone(), watcher)),
+        tokio::spawn(outbound::run(app.clone(), watcher.clone())),
     ];
+    if let Some(indexer) = indexer {
+        tasks.push(tokio::spawn(indexer::run(app.clone(), indexer, watcher)));
+    }
     Ok(RunningServer {
         app,
         smtp_addr,

@@ -14,6 +14,7 @@ mod events;
 mod imap;
 mod inbound;
 mod outbound;
+mod search;
 mod tickets;
 
 pub use admin::{Agent, Queue};
@@ -24,6 +25,7 @@ pub use inbound::{
     AckContext, AutoReplyPlan, FileOutcome, InboundKind, InboundRequest, NewMessage, OutgoingMail,
 };
 pub use outbound::{FailureNote, OutboundItem, OutboundStatus};
+pub use search::{IndexableMessage, IndexableTicket, SystemNote, TicketChange};
 pub use tickets::{Event, MessageRecord, Ticket, TicketFilter};
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};

@@ -54,15 +54,7 @@ impl FromStr for OutboundStatus {
 }
 
 /// The internal note that tells agents a delivery failed for good.
-#[derive(Debug, Clone)]
-pub struct FailureNote {
-    /// What happened, also written as the ticket event.
-    pub detail: String,
-    pub message_id: String,
-    pub sender: String,
-    pub subject: String,
-    pub raw: Vec<u8>,
-}
+pub type FailureNote = super::search::SystemNote;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct OutboundItem {

@@ -1,0 +1,284 @@
+//! What the search index is derived from: messages by id and ticket
+//! changes by event id, read in id order so that the indexer can keep one
+//! cursor for each (see `search::indexer`).
+
+use super::events::placeholders;
+use super::{Result, Store, dispatch, dispatch_read};
+use crate::domain::ticket::MessageKind;
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use std::collections::HashMap;
+
+/// A message as the index sees it. `raw` is empty for messages the index
+/// leaves out (see [`IndexableMessage::indexed`]): the cursor still passes
+/// over their ids.
+#[derive(Debug, Clone)]
+pub struct IndexableMessage {
+    pub id: i64,
+    pub ticket: Option<i64>,
+    pub kind: String,
+    pub sender: String,
+    pub from_name: Option<String>,
+    pub subject: String,
+    pub received_at: DateTime<Utc>,
+    pub raw: Vec<u8>,
+}
+
+impl IndexableMessage {
+    /// Mail in a ticket, other than postdesk's automatic answers (the same
+    /// acknowledgement on every ticket would only add noise) and its
+    /// system notes (a "possibly related" note would make every new ticket
+    /// match the old ones it names).
+    pub fn indexed(&self) -> bool {
+        self.ticket.is_some()
+            && self.kind != MessageKind::AutoReply.as_str()
+            && self.kind != MessageKind::Unfiled.as_str()
+            && !self.sender.starts_with("postdesk@")
+    }
+}
+
+/// A ticket's fields that every one of its indexed messages carries.
+#[derive(Debug, Clone)]
+pub struct IndexableTicket {
+    pub number: i64,
+    pub queue: String,
+    pub status: String,
+    pub priority: String,
+    /// `spam` or `trash` when the ticket was put aside.
+    pub disposition: Option<String>,
+    pub customer_address: String,
+    pub customer_name: Option<String>,
+    pub tags: Vec<String>,
+}
+
+/// An event of the ticket log.
+#[derive(Debug, Clone)]
+pub struct TicketChange {
+    pub event: i64,
+    pub ticket: i64,
+    pub kind: String,
+    pub at: DateTime<Utc>,
+}
+
+/// A note postdesk adds to a ticket by itself (delivery failures, similar
+/// tickets): stored as an internal note, never sent.
+#[derive(Debug, Clone)]
+pub struct SystemNote {
+    /// What happened, also written as the ticket event.
+    pub detail: String,
+    pub message_id: String,
+    pub sender: String,
+    pub subject: String,
+    pub raw: Vec<u8>,
+}
+
+const INDEXABLE_COLUMNS: &str = "id, ticket, kind, sender, from_name, subject, received_at,
+    CASE WHEN ticket IS NULL OR kind IN ('auto_reply', 'unfiled') THEN NULL ELSE raw END AS raw";
+
+macro_rules! indexable_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        IndexableMessage {
+            id: row.try_get("id")?,
+            ticket: row.try_get("ticket")?,
+            kind: row.try_get("kind")?,
+            sender: row.try_get("sender")?,
+            from_name: row.try_get("from_name")?,
+            subject: row.try_get("subject")?,
+            received_at: row.try_get("received_at")?,
+            raw: row
+                .try_get::<Option<Vec<u8>>, _>("raw")?
+                .unwrap_or_default(),
+        }
+    }};
+}
+
+impl Store {
+    /// Messages with an id above `after` or in `also` (ids the indexer saw
+    /// missing before: a transaction that had not committed yet), by id.
+    pub async fn indexable_messages(
+        &self,
+        after: i64,
+        also: &[i64],
+        limit: i64,
+    ) -> Result<Vec<IndexableMessage>> {
+        let mut sql = format!("SELECT {INDEXABLE_COLUMNS} FROM messages WHERE id > $1");
+        if !also.is_empty() {
+            sql.push_str(&format!(" OR id IN ({})", placeholders(3, also.len())));
+        }
+        sql.push_str(" ORDER BY id LIMIT $2");
+        dispatch_read!(self, pool => {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after).bind(limit);
+            for id in also {
+                query = query.bind(*id);
+            }
+            let rows = query.fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push(indexable_from_row!(row));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Every message of these tickets, for indexing them again after their
+    /// state changed.
+    pub async fn indexable_messages_of(&self, tickets: &[i64]) -> Result<Vec<IndexableMessage>> {
+        let mut out = Vec::new();
+        for chunk in tickets.chunks(500) {
+            let sql = format!(
+                "SELECT {INDEXABLE_COLUMNS} FROM messages WHERE ticket IN ({}) ORDER BY id",
+                placeholders(1, chunk.len())
+            );
+            dispatch_read!(self, pool => {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for number in chunk {
+                    query = query.bind(*number);
+                }
+                for row in &query.fetch_all(pool).await? {
+                    out.push(indexable_from_row!(row));
+                }
+            });
+        }
+        Ok(out)
+    }
+
+    /// Ticket events with an id above `after` (or in `also`), by id: the
+    /// changes the index has to follow.
+    pub async fn ticket_changes(
+        &self,
+        after: i64,
+        also: &[i64],
+        limit: i64,
+    ) -> Result<Vec<TicketChange>> {
+        let mut sql = "SELECT id, ticket, kind, at FROM ticket_events WHERE id > $1".to_string();
+        if !also.is_empty() {
+            sql.push_str(&format!(" OR id IN ({})", placeholders(3, also.len())));
+        }
+        sql.push_str(" ORDER BY id LIMIT $2");
+        dispatch_read!(self, pool => {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after).bind(limit);
+            for id in also {
+                query = query.bind(*id);
+            }
+            let rows = query.fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push(TicketChange {
+                    event: row.try_get("id")?,
+                    ticket: row.try_get("ticket")?,
+                    kind: row.try_get("kind")?,
+                    at: row.try_get("at")?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// The indexed fields of these tickets.
+    pub async fn indexable_tickets(&self, numbers: &[i64]) -> Result<HashMap<i64, IndexableTicket>> {
+        let mut out = HashMap::with_capacity(numbers.len());
+        for chunk in numbers.chunks(500) {
+            let list = placeholders(1, chunk.len());
+            let sql = format!(
+                "SELECT t.number, q.name AS queue, t.status, t.priority, t.disposition,
+                     t.customer_address, t.customer_name
+                 FROM tickets t JOIN queues q ON q.id = t.queue_id WHERE t.number IN ({list})"
+            );
+            let tags_sql = format!("SELECT ticket, tag FROM ticket_tags WHERE ticket IN ({list})");
+            dispatch_read!(self, pool => {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                let mut tags_query = sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(tags_sql));
+                for number in chunk {
+                    query = query.bind(*number);
+                    tags_query = tags_query.bind(*number);
+                }
+                for row in &query.fetch_all(pool).await? {
+                    let ticket = IndexableTicket {
+                        number: row.try_get("number")?,
+                        queue: row.try_get("queue")?,
+                        status: row.try_get("status")?,
+                        priority: row.try_get("priority")?,
+                        disposition: row.try_get("disposition")?,
+                        customer_address: row.try_get("customer_address")?,
+                        customer_name: row.try_get("customer_name")?,
+                        tags: Vec::new(),
+                    };
+                    out.insert(ticket.number, ticket);
+                }
+                for (ticket, tag) in tags_query.fetch_all(pool).await? {
+                    if let Some(t) = out.get_mut(&ticket) {
+                        t.tags.push(tag);
+                    }
+                }
+            });
+        }
+        Ok(out)
+    }
+
+    /// The highest message id and when that message arrived: how far the
+    /// index has to go.
+    pub async fn newest_message(&self) -> Result<Option<(i64, DateTime<Utc>)>> {
+        dispatch_read!(self, pool => {
+            Ok(sqlx::query_as("SELECT id, received_at FROM messages ORDER BY id DESC LIMIT 1")
+                .fetch_optional(pool)
+                .await?)
+        })
+    }
+
+    /// When the oldest message above `after` arrived (the index lag).
+    pub async fn first_message_after(&self, after: i64) -> Result<Option<DateTime<Utc>>> {
+        dispatch_read!(self, pool => {
+            Ok(sqlx::query_scalar(
+                "SELECT received_at FROM messages WHERE id > $1 ORDER BY id LIMIT 1",
+            )
+            .bind(after)
+            .fetch_optional(pool)
+            .await?)
+        })
+    }
+
+    /// Adds a system note to a ticket, with its event, unless a note with
+    /// the same Message-ID is there already (so a note added again after a
+    /// crash is added once). True when it was added.
+    pub async fn add_system_note(
+        &self,
+        ticket: i64,
+        now: DateTime<Utc>,
+        event_kind: &'static str,
+        note: &SystemNote,
+    ) -> Result<bool> {
+        let added = dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let inserted = sqlx::query(
+                "INSERT INTO messages (ticket, kind, message_id, has_message_id, sender, envelope_from,
+                     envelope_to, subject, sent_at, received_at, size, raw, header_len)
+                 VALUES ($1, $2, $3, TRUE, $4, '', '', $5, $6, $6, $7, $8, $9)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(ticket)
+            .bind(MessageKind::Note.as_str())
+            .bind(&note.message_id)
+            .bind(&note.sender)
+            .bind(&note.subject)
+            .bind(now)
+            .bind(i64::try_from(note.raw.len()).unwrap_or(i64::MAX))
+            .bind(&note.raw[..])
+            .bind(super::header_len(&note.raw))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 1 {
+                let mut events = super::events::Events::default();
+                events.add(ticket, now, "postdesk", event_kind, note.detail.clone());
+                super::events::insert_events!(tx, events);
+            }
+            tx.commit().await?;
+            inserted == 1
+        });
+        if added {
+            self.announce(super::Change::Ticket(ticket));
+        }
+        Ok(added)
+    }
+}
