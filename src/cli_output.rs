@@ -433,3 +433,88 @@ mod tests {
         assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
     }
 }
+
+/// Search results: one ticket per paragraph, matched words marked (bold
+/// on a terminal, `*…*` otherwise).
+pub fn search_results(found: &[crate::search::cli::Found], terminal: bool) -> String {
+    if found.is_empty() {
+        return "no matching tickets\n".to_string();
+    }
+    let (open, close) = if terminal {
+        ("\x1b[1m", "\x1b[0m")
+    } else {
+        ("*", "*")
+    };
+    let mut out = String::new();
+    for hit in found {
+        let date = hit.date.map(when).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "#{}  {}  [{}, {}]  {}  {}",
+            hit.ticket,
+            shorten(&hit.subject, 70),
+            hit.status,
+            hit.queue,
+            shorten(&hit.customer, 40),
+            date
+        );
+        let mut snippet = String::new();
+        let mut at = 0;
+        for &(start, end) in &hit.highlighted {
+            if start < at || end > hit.snippet.len() {
+                continue;
+            }
+            snippet.push_str(&hit.snippet[at..start]);
+            snippet.push_str(open);
+            snippet.push_str(&hit.snippet[start..end]);
+            snippet.push_str(close);
+            at = end;
+        }
+        snippet.push_str(&hit.snippet[at..]);
+        let snippet = snippet.split_whitespace().collect::<Vec<_>>().join(" ");
+        if !snippet.is_empty() {
+            let _ = writeln!(out, "    {snippet}");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+pub fn index_status(status: &crate::search::cli::IndexStatus) -> String {
+    let lag = match status.lag_seconds {
+        Some(seconds) if status.lag_messages > 0 => {
+            format!(
+                "{} messages, oldest waiting {seconds:.1} s",
+                status.lag_messages
+            )
+        }
+        _ => "none".to_string(),
+    };
+    format!(
+        "index      {}\ndocuments  {}\nsize       {:.1} MiB\nindexed    messages up to #{} of #{}\nlag        {lag}\nwriter     {}\n",
+        status.directory,
+        status.documents,
+        status.bytes as f64 / (1024.0 * 1024.0),
+        status.indexed_through,
+        status.newest_message,
+        if status.kept_by_server {
+            "a running server keeps it current"
+        } else {
+            "none running: `postdesk search` catches up before it searches"
+        }
+    )
+}
+
+pub fn rebuilt(rebuilt: &crate::search::cli::Rebuilt) -> String {
+    format!(
+        "search index rebuilt{}: {} documents, {:.1} MiB, {:.1} s\n",
+        if rebuilt.by_server {
+            " by the running server"
+        } else {
+            ""
+        },
+        rebuilt.documents,
+        rebuilt.bytes as f64 / (1024.0 * 1024.0),
+        rebuilt.seconds
+    )
+}

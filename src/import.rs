@@ -149,7 +149,7 @@ async fn one(
     }
 }
 
-fn progress(show: bool, total: u64, unit: &str) -> ProgressBar {
+pub(crate) fn progress(show: bool, total: u64, unit: &str) -> ProgressBar {
     if !show {
         return ProgressBar::hidden();
     }

@@ -49,6 +49,34 @@ enum Command {
     /// Look at stored messages.
     #[command(subcommand)]
     Message(MessageCommand),
+    /// Search every ticket's messages, best tickets first.
+    ///
+    /// Words must all match; "quoted phrases", OR, NOT or -word, (groups),
+    /// field:value for status, queue, priority, tag, kind, from, to, cc,
+    /// subject, body, customer, attachment; #812 or ticket:812;
+    /// after:/before:/on:YYYY-MM-DD.
+    Search {
+        /// The query, e.g. 'vpn "connection reset" status:closed after:2026-01-01'.
+        #[arg(required_unless_present = "status")]
+        query: Vec<String>,
+        /// Tickets shown at most.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        /// Include tickets marked as spam or moved to Trash, and postdesk's own notes.
+        #[arg(long)]
+        all: bool,
+        /// Show the index's size and lag instead of searching.
+        #[arg(long, conflicts_with = "query")]
+        status: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild the search index from the store (a running server does it
+    /// and this command follows its progress).
+    Reindex {
+        #[arg(long)]
+        json: bool,
+    },
     /// Import historical mail through the ingest pipeline (no auto-replies).
     Import {
         #[arg(value_enum)]
@@ -287,6 +315,30 @@ async fn run(cli: Cli) -> Result<()> {
                     Ok(())
                 }
             }
+        }
+        Command::Search {
+            query,
+            limit,
+            all,
+            status,
+            json,
+        } => {
+            let app = App::open(config).await?;
+            if status {
+                let status = postdesk::search::cli::status(&app).await?;
+                return print_out(json, &status, || cli_output::index_status(&status));
+            }
+            let query = query.join(" ");
+            let found = postdesk::search::cli::search(&app, &query, limit, all, !json).await?;
+            let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+            print_out(json, &found, || {
+                cli_output::search_results(&found, terminal)
+            })
+        }
+        Command::Reindex { json } => {
+            let app = App::open(config).await?;
+            let rebuilt = postdesk::search::cli::reindex(&app, !json).await?;
+            print_out(json, &rebuilt, || cli_output::rebuilt(&rebuilt))
         }
         Command::Import {
             format,

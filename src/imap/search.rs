@@ -1,19 +1,27 @@
 //! SEARCH and UID SEARCH with every RFC 3501 key (and CONDSTORE MODSEQ).
 //!
-//! Text keys (TEXT, BODY, SUBJECT, FROM, …) are answered by reading the
-//! messages of the selected mailbox, which is exact but linear. The search
-//! issue replaces [`TextIndex`]'s scan with the tantivy index, restricted
-//! to the mailbox's membership; the evaluation of every other key stays.
+//! TEXT, BODY, SUBJECT, FROM and TO are answered from the search index
+//! for the ticket messages it holds: the index gives the ids of every
+//! matching message, and the mailbox's own membership (which already
+//! reflects the agent's queues) is tested against them. Matching is by
+//! words, as in Dovecot's full-text search: "invoice" finds "invoices",
+//! "inv" finds nothing. Messages the index does not have yet (newer than
+//! its last commit) and the agent's own stored mail (Sent, Drafts) are
+//! read and matched as case-insensitive substrings (RFC 3501 §6.4.4), as
+//! are CC, BCC, HEADER and keys the index cannot answer.
 
 use super::extended;
 use super::session::{Reply, Session};
+use crate::search::SearchIndex;
+use crate::search::query::{self, FieldName, Node};
 use crate::store::{Content, MessageRef};
 use chrono::{DateTime, NaiveDate, Utc};
 use imap_codec::imap_types::core::Charset;
 use imap_codec::imap_types::search::SearchKey;
 use imap_codec::imap_types::sequence::SequenceSet;
 use mail_parser::{Address, HeaderValue, Message, MessageParser};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 const BATCH: usize = 200;
 
@@ -26,6 +34,93 @@ struct Candidate<'a> {
     internal_date: DateTime<Utc>,
     raw: &'a [u8],
     parsed: Option<Message<'a>>,
+    /// The message's id when the search index has it.
+    indexed: Option<i64>,
+}
+
+/// A key's identity within one SEARCH command (the command outlives the
+/// evaluation, so its address is stable).
+fn key_id(key: &SearchKey<'_>) -> usize {
+    key as *const SearchKey<'_> as usize
+}
+
+/// The query the index answers a key with, if it can: a text key whose
+/// text has words (punctuation alone is left to the substring scan).
+fn index_query(key: &SearchKey<'_>) -> Option<Node> {
+    let (fields, text) = match key {
+        SearchKey::Text(s) => (None, s),
+        SearchKey::Body(s) => (Some(vec![FieldName::Body, FieldName::Quoted]), s),
+        SearchKey::Subject(s) => (Some(vec![FieldName::Subject]), s),
+        SearchKey::From(s) => (Some(vec![FieldName::From]), s),
+        SearchKey::To(s) => (Some(vec![FieldName::To]), s),
+        _ => return None,
+    };
+    let text = String::from_utf8_lossy(text.as_ref()).into_owned();
+    if query::analyze(&text).is_empty() {
+        return None;
+    }
+    Some(match fields {
+        None => Node::Text { text, phrase: true },
+        Some(fields) => Node::FieldText {
+            fields,
+            text,
+            phrase: true,
+        },
+    })
+}
+
+/// Every key of a search, depth first.
+fn walk<'k, 'a>(key: &'k SearchKey<'a>, out: &mut Vec<&'k SearchKey<'a>>) {
+    out.push(key);
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().for_each(|k| walk(k, out)),
+        SearchKey::Not(k) => walk(k, out),
+        SearchKey::Or(a, b) => {
+            walk(a, out);
+            walk(b, out);
+        }
+        _ => {}
+    }
+}
+
+/// The index queries of a search's keys, by key.
+fn index_queries(criteria: &[SearchKey<'_>]) -> Vec<(usize, Node)> {
+    let mut keys = Vec::new();
+    for key in criteria {
+        walk(key, &mut keys);
+    }
+    keys.into_iter()
+        .filter_map(|key| Some((key_id(key), index_query(key)?)))
+        .collect()
+}
+
+/// The ids of the indexed messages matching each query.
+async fn index_answers(
+    index: Arc<SearchIndex>,
+    queries: Vec<(usize, Node)>,
+) -> Result<HashMap<usize, HashSet<i64>>, crate::search::SearchError> {
+    tokio::task::spawn_blocking(move || {
+        let mut answers = HashMap::new();
+        for (key, node) in queries {
+            let ids = index.matching_messages(index.compile(&node).as_ref())?;
+            answers.insert(key, ids.into_iter().collect());
+        }
+        Ok(answers)
+    })
+    .await
+    .map_err(|err| crate::search::SearchError::Task(err.to_string()))?
+}
+
+/// Whether a key needs the message's bytes when the index answers what
+/// it can.
+fn needs_scan(key: &SearchKey<'_>, answers: &HashMap<usize, HashSet<i64>>) -> bool {
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().any(|k| needs_scan(k, answers)),
+        SearchKey::Not(k) => needs_scan(k, answers),
+        SearchKey::Or(a, b) => needs_scan(a, answers) || needs_scan(b, answers),
+        key if answers.contains_key(&key_id(key)) => false,
+        key => needs_content(key),
+    }
 }
 
 fn needs_content(key: &SearchKey<'_>) -> bool {
@@ -170,9 +265,15 @@ fn in_set(set: &SequenceSet, value: u32, largest: u32) -> bool {
 struct Context {
     count: u32,
     max_uid: u32,
+    answers: HashMap<usize, HashSet<i64>>,
 }
 
 fn matches(key: &SearchKey<'_>, c: &Candidate<'_>, ctx: &Context) -> bool {
+    if let Some(id) = c.indexed
+        && let Some(found) = ctx.answers.get(&key_id(key))
+    {
+        return found.contains(&id);
+    }
     let flag = |name: &str| c.flags.iter().any(|f| f.eq_ignore_ascii_case(name));
     let string = |s: &imap_codec::imap_types::core::AString<'_>| {
         String::from_utf8_lossy(s.as_ref()).into_owned()
@@ -240,7 +341,7 @@ fn matches(key: &SearchKey<'_>, c: &Candidate<'_>, ctx: &Context) -> bool {
                     && contains(&header_text(m, c.raw, &name), &value)
             })
         }
-        SearchKey::Body(s) => TextIndex::body_contains(c, &string(s)),
+        SearchKey::Body(s) => body_contains(c, &string(s)),
         SearchKey::Text(s) => {
             let needle = string(s);
             let header_end = super::render::header_end(c.raw);
@@ -250,22 +351,16 @@ fn matches(key: &SearchKey<'_>, c: &Candidate<'_>, ctx: &Context) -> bool {
                         .iter()
                         .any(|h| contains(&header_text(m, c.raw, h.name()), &needle))
                 })
-                || TextIndex::body_contains(c, &needle)
+                || body_contains(c, &needle)
         }
         SearchKey::ModSequence { modseq, .. } => c.modseq >= *modseq,
     }
 }
 
-/// Where full-text keys are answered. Today a scan of the decoded text;
-/// the search issue answers it from the tantivy index.
-struct TextIndex;
-
-impl TextIndex {
-    fn body_contains(c: &Candidate<'_>, needle: &str) -> bool {
-        c.parsed
-            .as_ref()
-            .is_some_and(|m| contains(&body_text(m), needle))
-    }
+fn body_contains(c: &Candidate<'_>, needle: &str) -> bool {
+    c.parsed
+        .as_ref()
+        .is_some_and(|m| contains(&body_text(m), needle))
 }
 
 impl Session {
@@ -284,29 +379,55 @@ impl Session {
         let Some(selected) = &self.selected else {
             return Reply::bad("No mailbox selected");
         };
-        let with_content = criteria.iter().any(needs_content);
         let with_modseq = criteria.iter().any(uses_modseq);
         if with_modseq {
             self.condstore = true;
         }
+        let queries = index_queries(criteria);
+        let (answers, indexed_through) = match self.app.search.get() {
+            Some(index) if !queries.is_empty() => {
+                let through = index.indexed_through();
+                match index_answers(index.clone(), queries).await {
+                    Ok(answers) => (answers, through),
+                    Err(err) => {
+                        tracing::warn!(%err, "IMAP SEARCH: index unavailable, reading messages");
+                        (HashMap::new(), 0)
+                    }
+                }
+            }
+            _ => (HashMap::new(), 0),
+        };
+        // Without the index, every text key reads the messages; with it,
+        // only what the index cannot answer (and messages it lacks).
+        let scan_all = criteria.iter().any(|k| needs_scan(k, &answers));
+        let scan_unindexed = criteria.iter().any(needs_content);
+        let use_index = !answers.is_empty();
+        let indexed_id = move |message: &MessageRef| match message {
+            MessageRef::Ticket(id) if use_index && *id <= indexed_through => Some(*id),
+            _ => None,
+        };
         let ctx = Context {
             count: selected.messages.len() as u32,
             max_uid: selected.max_uid(),
+            answers,
         };
         let mut hits: Vec<(u32, u64)> = Vec::new();
         let all: Vec<usize> = (0..selected.messages.len()).collect();
+        let reads =
+            |message: &MessageRef| scan_all || (scan_unindexed && indexed_id(message).is_none());
         for batch in all.chunks(BATCH) {
-            let contents: HashMap<MessageRef, Content> = if with_content {
-                let refs: Vec<MessageRef> = batch
-                    .iter()
-                    .map(|i| selected.messages[*i].message)
-                    .collect();
+            let refs: Vec<MessageRef> = batch
+                .iter()
+                .map(|i| selected.messages[*i].message)
+                .filter(|m| reads(m))
+                .collect();
+            let contents: HashMap<MessageRef, Content> = if refs.is_empty() {
+                HashMap::new()
+            } else {
                 match self.app.store.imap_contents(&refs, None).await {
                     Ok(contents) => contents,
                     Err(err) => return err.into(),
                 }
-            } else {
-                HashMap::new()
             };
             for &index in batch {
                 let message = &selected.messages[index];
@@ -322,11 +443,12 @@ impl Session {
                     flags,
                     internal_date: content.map(|c| c.internal_date).unwrap_or_default(),
                     raw,
-                    parsed: if with_content {
+                    parsed: if content.is_some() {
                         MessageParser::default().parse(raw)
                     } else {
                         None
                     },
+                    indexed: indexed_id(&message.message),
                 };
                 if criteria.iter().all(|k| matches(k, &candidate, &ctx)) {
                     hits.push((

@@ -152,9 +152,8 @@ mod tests {
 
     #[test]
     fn a_forwarded_message_stays_the_authors_text() {
-        let (own, quoted) = split_quoted(
-            "FYI\n-------- Forwarded Message --------\nThe printer is on fire\n",
-        );
+        let (own, quoted) =
+            split_quoted("FYI\n-------- Forwarded Message --------\nThe printer is on fire\n");
         assert!(own.contains("printer is on fire"));
         assert!(quoted.is_empty());
     }
@@ -182,10 +181,7 @@ JVBERi0=\r\n\
         let text = MessageText::parse(raw);
         assert_eq!(text.subject, "Drucker kaputt");
         assert_eq!(text.from, "Jürgen jurgen@example.test");
-        assert_eq!(
-            text.to,
-            "support@desk.test Bob bob@example.test"
-        );
+        assert_eq!(text.to, "support@desk.test Bob bob@example.test");
         assert_eq!(text.cc, "carol@example.test");
         assert!(text.body.contains("The spooler hangs"), "{:?}", text.body);
         assert_eq!(text.attachments, ["log.pdf"]);

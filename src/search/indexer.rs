@@ -17,8 +17,8 @@
 
 use super::document::MessageText;
 use super::{Fields, Progress, SearchError, SearchIndex};
-use crate::store::{IndexableMessage, IndexableTicket, Store};
 use crate::App;
+use crate::store::{IndexableMessage, IndexableTicket, Store};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -249,8 +249,8 @@ impl Indexer {
             events: self.events.durable(),
             generation: self.generation.clone(),
         };
-        let payload = serde_json::to_string(&progress)
-            .map_err(|err| SearchError::Task(err.to_string()))?;
+        let payload =
+            serde_json::to_string(&progress).map_err(|err| SearchError::Task(err.to_string()))?;
         let writer = self.writer.clone();
         tokio::task::spawn_blocking(move || {
             Self::with_writer(&writer, |writer| {
@@ -298,7 +298,9 @@ impl Indexer {
     /// state is committed at once under `generation`, so that whoever asked
     /// can tell the rebuild has begun.
     pub async fn restart(&mut self, generation: Option<String>) -> Result<(), SearchError> {
-        Self::with_writer(&self.writer, |writer| writer.delete_all_documents().map(|_| ()))?;
+        Self::with_writer(&self.writer, |writer| {
+            writer.delete_all_documents().map(|_| ())
+        })?;
         self.messages = Cursor::new(0);
         self.events = Cursor::new(0);
         self.generation = generation;
@@ -350,14 +352,25 @@ fn id_u64(id: i64) -> u64 {
 }
 
 /// The document of one message, with its ticket's state.
-fn document(fields: &Fields, message: &IndexableMessage, ticket: Option<&IndexableTicket>) -> TantivyDocument {
+fn document(
+    fields: &Fields,
+    message: &IndexableMessage,
+    ticket: Option<&IndexableTicket>,
+) -> TantivyDocument {
     let text = MessageText::parse(&message.raw);
     let mut doc = TantivyDocument::default();
     doc.add_u64(fields.message, id_u64(message.id));
     if let Some(number) = message.ticket {
         doc.add_u64(fields.ticket, id_u64(number));
     }
-    doc.add_text(fields.kind, &message.kind);
+    doc.add_text(
+        fields.kind,
+        if message.is_system_note() {
+            "system"
+        } else {
+            &message.kind
+        },
+    );
     if let Some(ticket) = ticket {
         doc.add_text(fields.queue, &ticket.queue);
         doc.add_text(fields.status, &ticket.status);
@@ -444,7 +457,9 @@ pub async fn run(app: Arc<App>, mut indexer: Indexer, mut shutdown: watch::Recei
                 Ok(()) => {
                     last_commit = Instant::now();
                     for ticket in indexer.take_created() {
-                        if let Err(err) = super::similar::add_note(&app, &indexer.index, ticket).await {
+                        if let Err(err) =
+                            super::similar::add_note(&app, indexer.index.clone(), ticket).await
+                        {
                             tracing::warn!(%err, ticket, "similar tickets note");
                         }
                     }
@@ -458,7 +473,11 @@ pub async fn run(app: Arc<App>, mut indexer: Indexer, mut shutdown: watch::Recei
         if !caught_up {
             caught_up = true;
             if indexer.position() > start {
-                tracing::info!(from = start, to = indexer.position(), "search index caught up");
+                tracing::info!(
+                    from = start,
+                    to = indexer.position(),
+                    "search index caught up"
+                );
             }
         }
         tokio::select! {

@@ -8,6 +8,7 @@
 //! directory; any number of readers (the IMAP sessions, `postdesk search`)
 //! open it beside the one writer.
 
+pub mod cli;
 pub mod document;
 pub mod indexer;
 pub mod query;
@@ -122,7 +123,9 @@ impl SearchIndex {
             fields,
             indexed_through: AtomicI64::new(0),
         };
-        search.indexed_through.store(search.progress()?.messages, Ordering::Release);
+        search
+            .indexed_through
+            .store(search.progress()?.messages, Ordering::Release);
         Ok(Arc::new(search))
     }
 
@@ -184,7 +187,8 @@ impl SearchIndex {
 
     /// The best `limit` tickets for a query in the language of [`query`],
     /// each with its best message and a snippet of it. Tickets put aside
-    /// as spam or trash are left out unless `put_aside` is set.
+    /// as spam or trash, and postdesk's own notes, are left out unless
+    /// `put_aside` is set.
     pub fn search(
         &self,
         text: &str,
@@ -196,14 +200,28 @@ impl SearchIndex {
         if !put_aside {
             query = Box::new(BooleanQuery::new(vec![
                 (Occur::Must, query),
-                (Occur::MustNot, self.keyword_query(self.fields.disposition, "spam")),
-                (Occur::MustNot, self.keyword_query(self.fields.disposition, "trash")),
+                (
+                    Occur::MustNot,
+                    self.keyword_query(self.fields.disposition, "spam"),
+                ),
+                (
+                    Occur::MustNot,
+                    self.keyword_query(self.fields.disposition, "trash"),
+                ),
+                (
+                    Occur::MustNot,
+                    self.keyword_query(self.fields.kind, "system"),
+                ),
             ]));
         }
         self.best_tickets(query.as_ref(), limit, None)
     }
 
-    pub(crate) fn keyword_query(&self, field: tantivy::schema::Field, value: &str) -> Box<dyn Query> {
+    pub(crate) fn keyword_query(
+        &self,
+        field: tantivy::schema::Field,
+        value: &str,
+    ) -> Box<dyn Query> {
         Box::new(TermQuery::new(
             Term::from_field_text(field, value),
             IndexRecordOption::Basic,
@@ -225,11 +243,8 @@ impl SearchIndex {
             .collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
         ranked.truncate(limit);
-        let generator = SnippetGenerator::create(
-            &searcher,
-            snippet_query.unwrap_or(query),
-            self.fields.body,
-        )?;
+        let generator =
+            SnippetGenerator::create(&searcher, snippet_query.unwrap_or(query), self.fields.body)?;
         let mut hits = Vec::with_capacity(ranked.len());
         for (ticket, score, address) in ranked {
             let doc: TantivyDocument = searcher.doc(address)?;

@@ -47,16 +47,25 @@ fn error<T>(message: impl Into<String>) -> Result<T, QueryError> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Node {
     /// Free text in every text field (a phrase when quoted).
-    Text { text: String, phrase: bool },
+    Text {
+        text: String,
+        phrase: bool,
+    },
     /// Text in named fields.
     FieldText {
         fields: Vec<FieldName>,
         text: String,
         phrase: bool,
     },
-    Keyword { field: FieldName, value: String },
+    Keyword {
+        field: FieldName,
+        value: String,
+    },
     Ticket(u64),
-    Date { after: Option<NaiveDate>, before: Option<NaiveDate> },
+    Date {
+        after: Option<NaiveDate>,
+        before: Option<NaiveDate>,
+    },
     And(Vec<Node>),
     Or(Vec<Node>),
     Not(Box<Node>),
@@ -71,6 +80,8 @@ pub enum FieldName {
     Cc,
     Customer,
     Attachment,
+    /// Quoted text and signatures (not a query field: IMAP BODY reads it).
+    Quoted,
     Status,
     Queue,
     Priority,
@@ -337,9 +348,9 @@ fn word_node(word: &str) -> Result<Node, QueryError> {
         "queue" => keyword(FieldName::Queue),
         "tag" => keyword(FieldName::Tag),
         "kind" => match value.to_lowercase().as_str() {
-            "customer" | "reply" | "note" | "bounce" => keyword(FieldName::Kind),
+            "customer" | "reply" | "note" | "bounce" | "system" => keyword(FieldName::Kind),
             _ => error(format!(
-                "unknown kind '{value}' (customer, reply, note, bounce)"
+                "unknown kind '{value}' (customer, reply, note, bounce, system)"
             )),
         },
         "ticket" => ticket_number(value.trim_start_matches('#')),
@@ -370,10 +381,9 @@ fn ticket_number(text: &str) -> Result<Node, QueryError> {
 }
 
 fn date(text: &str) -> Result<NaiveDate, QueryError> {
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .map_err(|_| QueryError {
-            message: format!("'{text}' is not a date: write YYYY-MM-DD"),
-        })
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| QueryError {
+        message: format!("'{text}' is not a date: write YYYY-MM-DD"),
+    })
 }
 
 /// Turns parsed queries into tantivy queries over the index's fields.
@@ -491,6 +501,7 @@ impl Compiler {
             FieldName::Cc => f.cc,
             FieldName::Customer => f.customer,
             FieldName::Attachment => f.attachment,
+            FieldName::Quoted => f.quoted,
             FieldName::Status => f.status,
             FieldName::Queue => f.queue,
             FieldName::Priority => f.priority,
@@ -580,7 +591,10 @@ mod tests {
                 phrase: true
             }
         );
-        assert_eq!(parse("https://vpn.example").unwrap(), text("https://vpn.example"));
+        assert_eq!(
+            parse("https://vpn.example").unwrap(),
+            text("https://vpn.example")
+        );
         assert_eq!(parse("10:30").unwrap(), text("10:30"));
         assert_eq!(
             parse("on:2026-03-02").unwrap(),

@@ -66,7 +66,11 @@ pub fn build() -> (Schema, Fields) {
                 .set_tokenizer(TEXT_TOKENIZER)
                 .set_index_option(IndexRecordOption::WithFreqsAndPositions),
         );
-        if stored { options.set_stored() } else { options }
+        if stored {
+            options.set_stored()
+        } else {
+            options
+        }
     };
     let keyword = TextOptions::default()
         .set_indexing_options(

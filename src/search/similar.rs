@@ -3,19 +3,29 @@
 //! `similar_max` of them are named in an internal note on it, so that the
 //! agent who picks it up starts from how the last one was solved.
 //!
-//! Scores of a more-like-this query are sums of term weights and mean
+//! The query is built here rather than with tantivy's MoreLikeThisQuery,
+//! which panics (an idf assertion) once the index holds deleted documents
+//! (every ticket change leaves some until segments merge). Like it, it
+//! takes the new message's most distinctive words (frequency × idf, words
+//! no other document has left out) as weighted optional terms.
+//!
+//! Scores of such a query are sums of term weights and mean
 //! nothing on their own; a candidate is kept when it scores at least
 //! `similar_min_score` times what the new ticket's own message scores
 //! against the same query (the best any document can do).
 
 use super::document::MessageText;
+use super::tokenizer::{is_cjk, similarity_analyzer};
 use super::{SearchError, SearchIndex, TicketHit};
 use crate::App;
 use crate::domain::ticket::MessageKind;
 use crate::store::SystemNote;
-use tantivy::query::{BooleanQuery, MoreLikeThisQuery, Occur, Query, TermQuery};
-use tantivy::schema::{IndexRecordOption, OwnedValue};
+use std::collections::HashMap;
+use std::sync::Arc;
 use tantivy::Term;
+use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
+use tantivy::schema::{Field, IndexRecordOption};
+use tantivy::tokenizer::TokenStream;
 
 impl SearchIndex {
     /// Tickets of `queue` that are resolved or closed and read like
@@ -30,18 +40,23 @@ impl SearchIndex {
         min_score: f32,
     ) -> Result<Vec<TicketHit>, SearchError> {
         let f = self.fields;
+        let terms = self.distinctive_terms(&[(f.subject, subject), (f.body, body)])?;
+        if terms.is_empty() {
+            return Ok(Vec::new());
+        }
         let like = || -> Box<dyn Query> {
-            Box::new(
-                MoreLikeThisQuery::builder()
-                    .with_min_doc_frequency(2)
-                    .with_min_term_frequency(1)
-                    .with_min_word_length(3)
-                    .with_max_query_terms(30)
-                    .with_document_fields(vec![
-                        (f.subject, vec![OwnedValue::Str(subject.to_string())]),
-                        (f.body, vec![OwnedValue::Str(body.to_string())]),
-                    ]),
-            )
+            Box::new(BooleanQuery::new(
+                terms
+                    .iter()
+                    .map(|(term, weight)| {
+                        let query: Box<dyn Query> = Box::new(BoostQuery::new(
+                            Box::new(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs)),
+                            *weight,
+                        ));
+                        (Occur::Should, query)
+                    })
+                    .collect(),
+            ))
         };
         let this_ticket = || -> Box<dyn Query> {
             Box::new(TermQuery::new(
@@ -61,20 +76,65 @@ impl SearchIndex {
         let candidates = BooleanQuery::new(vec![
             (Occur::Must, like()),
             (Occur::Must, Box::new(done)),
-            (Occur::Must, self.keyword_query(f.queue, &queue.to_lowercase())),
+            (
+                Occur::Must,
+                self.keyword_query(f.queue, &queue.to_lowercase()),
+            ),
             (Occur::MustNot, this_ticket()),
             (Occur::MustNot, self.keyword_query(f.disposition, "spam")),
             (Occur::MustNot, self.keyword_query(f.disposition, "trash")),
+            (Occur::MustNot, self.keyword_query(f.kind, "system")),
         ]);
         let mut hits = self.best_tickets(&candidates, max, None)?;
         hits.retain(|hit| hit.score >= reference * min_score);
         Ok(hits)
     }
+
+    /// The words of `texts` that say most about them: the most frequent
+    /// ones weighted by rarity, at most [`QUERY_TERMS`].
+    fn distinctive_terms(&self, texts: &[(Field, &str)]) -> Result<Vec<(Term, f32)>, SearchError> {
+        let searcher = self.reader.searcher();
+        let documents = searcher.num_docs().max(1);
+        let mut frequencies: HashMap<Term, usize> = HashMap::new();
+        let mut analyzer = similarity_analyzer();
+        for (field, text) in texts {
+            let mut stream = analyzer.token_stream(text);
+            while let Some(token) = stream.next() {
+                let word = &token.text;
+                if word.chars().count() >= 3 || word.chars().any(is_cjk) {
+                    *frequencies
+                        .entry(Term::from_field_text(*field, word))
+                        .or_default() += 1;
+                }
+            }
+        }
+        let mut weighted = Vec::with_capacity(frequencies.len());
+        for (term, frequency) in frequencies {
+            // Deleted documents still count in doc_freq until a merge.
+            let doc_freq = searcher.doc_freq(&term)?.min(documents);
+            // Only the new message has it: it cannot relate to anything.
+            if doc_freq < 2 {
+                continue;
+            }
+            let idf = (1.0 + (documents - doc_freq) as f32 / (doc_freq as f32 + 0.5)).ln();
+            weighted.push((term, frequency as f32 * idf));
+        }
+        weighted.sort_by(|a, b| b.1.total_cmp(&a.1));
+        weighted.truncate(QUERY_TERMS);
+        Ok(weighted)
+    }
 }
+
+/// Words a similarity query is made of at most.
+const QUERY_TERMS: usize = 30;
 
 /// Adds the note to a new ticket when similar tickets exist; true when a
 /// note was added.
-pub async fn add_note(app: &App, index: &SearchIndex, ticket: i64) -> Result<bool, SearchError> {
+pub async fn add_note(
+    app: &App,
+    index: Arc<SearchIndex>,
+    ticket: i64,
+) -> Result<bool, SearchError> {
     let config = &app.config.search;
     if !config.similar || config.similar_max == 0 {
         return Ok(false);
@@ -93,24 +153,25 @@ pub async fn add_note(app: &App, index: &SearchIndex, ticket: i64) -> Result<boo
     } else {
         text.subject
     };
-    let hits = index.similar_tickets(
-        ticket,
-        &current.queue,
-        &subject,
-        &text.body,
+    let (queue, max, min_score) = (
+        current.queue.clone(),
         config.similar_max,
         config.similar_min_score,
-    )?;
+    );
+    // CPU work, and tantivy code that may panic on what it finds: off the
+    // runtime, where a panic ends only this task.
+    let hits = tokio::task::spawn_blocking(move || {
+        index.similar_tickets(ticket, &queue, &subject, &text.body, max, min_score)
+    })
+    .await
+    .map_err(|err| SearchError::Task(err.to_string()))??;
     if hits.is_empty() {
         return Ok(false);
     }
     let mut lines = Vec::with_capacity(hits.len());
     for hit in &hits {
         let other = app.store.ticket(hit.ticket).await?;
-        let when = other
-            .done_at
-            .unwrap_or(other.updated_at)
-            .format("%Y-%m-%d");
+        let when = other.done_at.unwrap_or(other.updated_at).format("%Y-%m-%d");
         lines.push(format!(
             "Possibly related: #{} {} — {} {when}",
             other.number, other.subject, other.status

@@ -11,7 +11,7 @@
 
 use tantivy::tokenizer::{
     AsciiFoldingFilter, Language, LowerCaser, RawTokenizer, RemoveLongFilter, Stemmer,
-    TextAnalyzer, Token, TokenStream, Tokenizer,
+    StopWordFilter, TextAnalyzer, Token, TokenStream, Tokenizer,
 };
 
 /// The analyzer of every full-text field: words (CJK as bigrams),
@@ -25,6 +25,36 @@ pub fn text_analyzer() -> TextAnalyzer {
         .filter(Stemmer::new(Language::English))
         .build()
 }
+
+/// The analyzer of the "similar tickets" comparison: as [`text_analyzer`],
+/// without the words every support mail has (greetings, pronouns,
+/// auxiliaries), which would otherwise relate any two tickets.
+pub fn similarity_analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(MailTokenizer::default())
+        .filter(RemoveLongFilter::limit(48))
+        .filter(LowerCaser)
+        .filter(AsciiFoldingFilter)
+        .filter(StopWordFilter::remove(
+            COMMON_WORDS.iter().map(|w| w.to_string()),
+        ))
+        .filter(Stemmer::new(Language::English))
+        .build()
+}
+
+/// English function words and the phrases of mail itself.
+const COMMON_WORDS: &[&str] = &[
+    "a", "about", "after", "again", "all", "also", "am", "an", "and", "any", "are", "as", "at",
+    "be", "been", "before", "being", "best", "but", "by", "can", "cannot", "could", "dear", "did",
+    "do", "does", "doing", "done", "each", "even", "ever", "for", "from", "get", "gets", "got",
+    "had", "has", "have", "having", "he", "hello", "her", "here", "hi", "him", "his", "how", "i",
+    "if", "in", "into", "is", "it", "its", "just", "kind", "let", "like", "many", "may", "me",
+    "more", "most", "much", "must", "my", "need", "no", "not", "now", "of", "on", "one", "only",
+    "or", "other", "our", "out", "please", "re", "regards", "same", "see", "she", "should",
+    "since", "so", "some", "still", "such", "thank", "thanks", "than", "that", "the", "their",
+    "them", "then", "there", "these", "they", "this", "those", "to", "too", "up", "us", "use",
+    "very", "want", "was", "we", "were", "what", "when", "where", "which", "while", "who", "why",
+    "will", "with", "would", "you", "your", "fw", "fwd", "wrote",
+];
 
 /// The analyzer of keyword fields (status, queue, tag…): the whole value,
 /// lowercased.
@@ -197,7 +227,10 @@ mod tests {
         );
         // A lone character is kept; mixed text keeps its Latin words.
         assert_eq!(words("错 error"), ["错", "error"]);
-        assert_eq!(words("VPN接続エラー"), ["vpn", "接続", "続エ", "エラ", "ラー"]);
+        assert_eq!(
+            words("VPN接続エラー"),
+            ["vpn", "接続", "続エ", "エラ", "ラー"]
+        );
         assert_eq!(words("서버 오류"), ["서버", "오류"]);
         assert_eq!(words("a字b"), ["a", "字", "b"]);
     }

@@ -26,14 +26,20 @@ pub struct IndexableMessage {
 
 impl IndexableMessage {
     /// Mail in a ticket, other than postdesk's automatic answers (the same
-    /// acknowledgement on every ticket would only add noise) and its
-    /// system notes (a "possibly related" note would make every new ticket
-    /// match the old ones it names).
+    /// acknowledgement on every ticket would only add noise; the IMAP
+    /// folders leave them out too).
     pub fn indexed(&self) -> bool {
         self.ticket.is_some()
             && self.kind != MessageKind::AutoReply.as_str()
             && self.kind != MessageKind::Unfiled.as_str()
-            && !self.sender.starts_with("postdesk@")
+    }
+
+    /// A note postdesk wrote itself (delivery failure, similar tickets):
+    /// indexed as kind `system`, which searches leave out unless asked
+    /// (a "possibly related" note would make every new ticket match the
+    /// old ones it names).
+    pub fn is_system_note(&self) -> bool {
+        self.kind == MessageKind::Note.as_str() && self.sender.starts_with("postdesk@")
     }
 }
 
@@ -176,7 +182,10 @@ impl Store {
     }
 
     /// The indexed fields of these tickets.
-    pub async fn indexable_tickets(&self, numbers: &[i64]) -> Result<HashMap<i64, IndexableTicket>> {
+    pub async fn indexable_tickets(
+        &self,
+        numbers: &[i64],
+    ) -> Result<HashMap<i64, IndexableTicket>> {
         let mut out = HashMap::with_capacity(numbers.len());
         for chunk in numbers.chunks(500) {
             let list = placeholders(1, chunk.len());

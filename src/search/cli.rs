@@ -1,0 +1,231 @@
+//! `postdesk search` and `postdesk reindex`.
+//!
+//! Both work with and without a running server. The server holds the
+//! index's write lock and keeps it current; a command then only reads
+//! (search) or asks the server to rebuild and follows its progress
+//! (reindex). Without a server the command takes the lock itself.
+
+use super::indexer::{self, Indexer};
+use super::{SearchError, SearchIndex, TicketHit};
+use crate::App;
+use crate::domain::ticket::Status;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One ticket found, as printed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Found {
+    pub ticket: i64,
+    pub subject: String,
+    pub status: Status,
+    pub queue: String,
+    pub customer: String,
+    /// When the best-matching message arrived.
+    pub date: Option<DateTime<Utc>>,
+    pub score: f32,
+    pub message: i64,
+    pub snippet: String,
+    /// Byte ranges of `snippet` that matched.
+    pub highlighted: Vec<(usize, usize)>,
+}
+
+/// How current the index is.
+#[derive(Debug, Clone, Serialize)]
+pub struct IndexStatus {
+    pub directory: String,
+    pub documents: u64,
+    pub bytes: u64,
+    /// Messages up to this id are searchable.
+    pub indexed_through: i64,
+    pub newest_message: i64,
+    /// Messages stored but not yet searchable.
+    pub lag_messages: i64,
+    /// How long the oldest of them has been waiting.
+    pub lag_seconds: Option<f64>,
+    /// Whether a running server keeps the index current.
+    pub kept_by_server: bool,
+}
+
+fn open(app: &App) -> Result<Arc<SearchIndex>, SearchError> {
+    SearchIndex::open(&SearchIndex::directory(&app.config.data_dir))
+}
+
+/// Searches; without a server, first brings the index up to date
+/// (`progress` shows a bar when that is a long way).
+pub async fn search(
+    app: &App,
+    query: &str,
+    limit: usize,
+    put_aside: bool,
+    progress: bool,
+) -> Result<Vec<Found>, SearchError> {
+    // Parse first: a typo is reported before any work.
+    super::query::parse(query)?;
+    let index = open(app)?;
+    match Indexer::new(index.clone()) {
+        Ok(mut indexer) => {
+            catch_up(app, &mut indexer, progress).await?;
+        }
+        Err(SearchError::Locked(_)) => {}
+        Err(err) => return Err(err),
+    }
+    let hits = {
+        let index = index.clone();
+        let query = query.to_string();
+        tokio::task::spawn_blocking(move || index.search(&query, limit, put_aside))
+            .await
+            .map_err(|err| SearchError::Task(err.to_string()))??
+    };
+    let mut found = Vec::with_capacity(hits.len());
+    for TicketHit {
+        ticket,
+        score,
+        message,
+        date,
+        snippet,
+        highlighted,
+    } in hits
+    {
+        let Ok(t) = app.store.ticket(ticket).await else {
+            continue;
+        };
+        found.push(Found {
+            ticket,
+            subject: t.subject,
+            status: t.status,
+            queue: t.queue,
+            customer: match t.customer_name {
+                Some(name) if !name.is_empty() => format!("{name} <{}>", t.customer_address),
+                _ => t.customer_address,
+            },
+            date,
+            score,
+            message,
+            snippet,
+            highlighted,
+        });
+    }
+    Ok(found)
+}
+
+async fn catch_up(app: &App, indexer: &mut Indexer, show: bool) -> Result<usize, SearchError> {
+    let newest = app
+        .store
+        .newest_message()
+        .await?
+        .map(|(id, _)| id)
+        .unwrap_or(0);
+    let start = indexer.position();
+    let bar = crate::import::progress(
+        show && newest - start > 2000,
+        bar_len(newest - start),
+        "messages",
+    );
+    let indexed = indexer
+        .catch_up(&app.store, |at| bar.set_position(bar_len(at - start)))
+        .await?;
+    bar.finish_and_clear();
+    Ok(indexed)
+}
+
+fn bar_len(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or_default()
+}
+
+/// What `postdesk reindex` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rebuilt {
+    pub messages: i64,
+    pub documents: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+    /// Whether the running server did the work.
+    pub by_server: bool,
+}
+
+/// How long a running server may take to notice a rebuild request (it
+/// looks every couple of seconds).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Rebuilds the index from the store.
+pub async fn reindex(app: &App, show: bool) -> Result<Rebuilt, SearchError> {
+    let started = Instant::now();
+    let index = open(app)?;
+    let newest = app
+        .store
+        .newest_message()
+        .await?
+        .map(|(id, _)| id)
+        .unwrap_or(0);
+    let bar = crate::import::progress(show, bar_len(newest), "messages");
+    let by_server = match Indexer::new(index.clone()) {
+        Ok(mut indexer) => {
+            indexer.restart(None).await?;
+            indexer
+                .catch_up(&app.store, |at| bar.set_position(bar_len(at.min(newest))))
+                .await?;
+            false
+        }
+        Err(SearchError::Locked(dir)) => {
+            let token = indexer::request_rebuild(&dir)?;
+            bar.set_message("waiting for the server");
+            let asked = Instant::now();
+            loop {
+                let progress = index.progress()?;
+                if progress.generation.as_deref() == Some(token.as_str()) {
+                    bar.set_position(bar_len(progress.messages.min(newest)));
+                    if progress.messages >= newest {
+                        break;
+                    }
+                } else if asked.elapsed() > REQUEST_TIMEOUT {
+                    bar.abandon();
+                    let _ = std::fs::remove_file(dir.join("rebuild.request"));
+                    return Err(SearchError::Task(format!(
+                        "the search index in {} is locked, and no server answered the rebuild \
+                         request within {}s: is another `postdesk reindex` running? If no \
+                         postdesk process uses this data directory, remove {}/.tantivy-writer.lock",
+                        dir.display(),
+                        REQUEST_TIMEOUT.as_secs(),
+                        dir.display()
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            true
+        }
+        Err(err) => return Err(err),
+    };
+    bar.finish_and_clear();
+    let index = open(app)?;
+    Ok(Rebuilt {
+        messages: newest,
+        documents: index.documents(),
+        bytes: index.size_on_disk(),
+        seconds: started.elapsed().as_secs_f64(),
+        by_server,
+    })
+}
+
+/// The index's size and lag.
+pub async fn status(app: &App) -> Result<IndexStatus, SearchError> {
+    let index = open(app)?;
+    let kept_by_server = matches!(Indexer::new(index.clone()), Err(SearchError::Locked(_)));
+    let (lag_messages, waiting) = indexer::lag(&index, &app.store).await?;
+    Ok(IndexStatus {
+        directory: index.dir().display().to_string(),
+        documents: index.documents(),
+        bytes: index.size_on_disk(),
+        indexed_through: index.progress()?.messages,
+        newest_message: app
+            .store
+            .newest_message()
+            .await?
+            .map(|(id, _)| id)
+            .unwrap_or(0),
+        lag_messages,
+        lag_seconds: waiting.map(|d| d.num_milliseconds() as f64 / 1000.0),
+        kept_by_server,
+    })
+}

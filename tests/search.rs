@@ -1,0 +1,480 @@
+//! Search over real mail: known answers over ../shared/corpus, the index
+//! catching up with mail stored while it was not running, IMAP SEARCH
+//! kept to the agent's queues, and the similar-tickets note.
+
+mod common;
+
+use common::imap::{ImapClient, add_agent, search_numbers};
+use common::{SmtpClient, TestServer};
+use postdesk::domain::ticket::Status;
+use postdesk::search::SearchIndex;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn corpus() -> PathBuf {
+    let dir = std::env::var_os("POSTDESK_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus")));
+    assert!(
+        dir.join("MANIFEST.md").exists(),
+        "corpus missing at {}",
+        dir.display()
+    );
+    dir
+}
+
+/// Sends raw mail over SMTP (BDAT: the bytes exactly); returns its ticket.
+async fn deliver(server: &TestServer, to: &str, raw: &[u8]) -> i64 {
+    let (mut client, _) = SmtpClient::connect(server.smtp()).await;
+    assert_eq!(client.cmd("EHLO search.test").await.code, 250);
+    let reply = client.send_exact("sender@example.org", to, raw).await;
+    assert_eq!(reply.code, 250, "{reply:?}");
+    let _ = client.cmd("QUIT").await;
+    let (id, _) = server
+        .store()
+        .newest_message()
+        .await
+        .expect("newest")
+        .expect("a message");
+    // The newest message is this one or its acknowledgement: same ticket.
+    let tickets = server
+        .store()
+        .message_tickets(&[id])
+        .await
+        .expect("tickets");
+    *tickets.values().next().expect("filed in a ticket")
+}
+
+fn mail(from: &str, to: &str, subject: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{:016x}@example.org>\r\n\
+         Date: Mon, 2 Mar 2026 10:00:00 +0000\r\n\r\n{body}\r\n",
+        rand::random::<u64>()
+    )
+    .into_bytes()
+}
+
+fn index(server: &TestServer) -> Arc<SearchIndex> {
+    server
+        .app()
+        .search
+        .get()
+        .expect("the server opened the index")
+        .clone()
+}
+
+/// Waits (bounded) until every stored message is searchable.
+async fn indexed(server: &TestServer) {
+    let newest = server
+        .store()
+        .newest_message()
+        .await
+        .expect("newest")
+        .map(|(id, _)| id)
+        .unwrap_or(0);
+    for _ in 0..100 {
+        if index(server).indexed_through() >= newest {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the index never reached message {newest}");
+}
+
+fn tickets(server: &TestServer, query: &str) -> Vec<i64> {
+    index(server)
+        .search(query, 50, false)
+        .unwrap_or_else(|e| panic!("{query}: {e}"))
+        .into_iter()
+        .map(|hit| hit.ticket)
+        .collect()
+}
+
+#[tokio::test]
+async fn corpus_queries_have_known_answers() {
+    let mime = corpus().join("mime");
+    for backend in common::backends() {
+        let server = TestServer::start(&backend).await;
+        let mut ticket_of = std::collections::HashMap::new();
+        for name in [
+            "mimekit-japanese.eml",
+            "mailparser-legacy-002.eml",
+            "mailparser-legacy-012.eml",
+            "spamassassin-cjk-gb2312.2.eml",
+            "mikelmail-japanese_shift_jis.eml",
+            "ietf-mailarchive-mail_html.eml",
+        ] {
+            let raw = std::fs::read(mime.join(name)).expect("corpus file");
+            ticket_of.insert(name, deliver(&server, "support@desk.test", &raw).await);
+        }
+        let summary = postdesk::import::import(
+            server.app(),
+            postdesk::import::Format::Mbox,
+            &corpus().join("threads/asf-httpd-users-2020-07.mbox"),
+            &server
+                .store()
+                .queue_by_name("support")
+                .await
+                .expect("queue"),
+            false,
+        )
+        .await
+        .expect("import");
+        assert_eq!(summary.stored, 108);
+        indexed(&server).await;
+        let t = |name: &str| ticket_of[name];
+
+        // A phrase that only one message has; its words out of order do not match.
+        assert_eq!(
+            tickets(&server, r#""subject and body works fine""#),
+            [t("mimekit-japanese.eml")]
+        );
+        assert!(tickets(&server, r#""body and subject works fine""#).is_empty());
+        // Words of an HTML-only message are its text, not its markup.
+        let html = tickets(&server, r#"body:"steter Furcht vor Menschen""#);
+        assert!(html.contains(&t("mailparser-legacy-002.eml")), "{html:?}");
+        assert!(!tickets(&server, "body:Helvetica").contains(&t("mailparser-legacy-002.eml")));
+        // Encoded-word subjects are decoded (ISO-2022-JP, windows-1252).
+        assert_eq!(
+            tickets(&server, "subject:日本語"),
+            [t("mimekit-japanese.eml")]
+        );
+        assert_eq!(
+            tickets(&server, r#"subject:"Frösche (Microsoft Outlook""#),
+            [t("mailparser-legacy-012.eml")]
+        );
+        // Accents are folded both ways.
+        let with_accent = tickets(&server, "subject:Frösche");
+        assert_eq!(with_accent.len(), 2, "{with_accent:?}");
+        let mut folded = tickets(&server, "subject:frosche");
+        let mut accented = with_accent.clone();
+        folded.sort();
+        accented.sort();
+        assert_eq!(folded, accented);
+        assert!(tickets(&server, "mißliche").contains(&t("mailparser-legacy-012.eml")));
+        // CJK text by character pairs: Chinese (GB2312), Japanese (Shift_JIS, ISO-2022-JP).
+        assert_eq!(
+            tickets(&server, "硬碟"),
+            [t("spamassassin-cjk-gb2312.2.eml")]
+        );
+        assert_eq!(
+            tickets(&server, "テスト用"),
+            [t("mikelmail-japanese_shift_jis.eml")]
+        );
+        assert_eq!(tickets(&server, "正常に"), [t("mimekit-japanese.eml")]);
+        // The mailing-list threads: a thread is one ticket, found by its words.
+        let hello = tickets(&server, r#""TLS Client Hello" mod_ssl"#);
+        assert_eq!(hello.len(), 1, "{hello:?}");
+        let ssl = tickets(&server, "ssl certificate");
+        assert!(ssl.len() >= 3 && ssl.contains(&hello[0]), "{ssl:?}");
+        // Filters narrow; a malformed query is an error, not a crash.
+        assert!(tickets(&server, "ssl certificate status:closed").is_empty());
+        assert_eq!(tickets(&server, &format!("ssl #{}", hello[0])), hello);
+        assert!(tickets(&server, "ssl before:2020-01-01").is_empty());
+        assert_eq!(
+            tickets(
+                &server,
+                "ssl certificate after:2020-07-01 before:2020-08-01"
+            )
+            .len(),
+            ssl.len()
+        );
+        let error = index(&server)
+            .search("status:clsoed", 5, false)
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("unknown status 'clsoed'"),
+            "{error}"
+        );
+
+        // State changes reach the index: closing a ticket makes it a closed one.
+        server
+            .store()
+            .set_status(hello[0], Status::Closed, "test", chrono::Utc::now())
+            .await
+            .expect("close");
+        let mut closed = Vec::new();
+        for _ in 0..100 {
+            closed = tickets(&server, "ssl status:closed");
+            if !closed.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(closed, hello);
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn mail_stored_while_the_indexer_was_down_is_caught_up_at_start() {
+    for backend in common::backends() {
+        let mut server = TestServer::start(&backend).await;
+        let first = deliver(
+            &server,
+            "support@desk.test",
+            &mail(
+                "a@example.org",
+                "support@desk.test",
+                "Printer",
+                "The toner smudges.",
+            ),
+        )
+        .await;
+        indexed(&server).await;
+        server.running.take().expect("running").shutdown().await;
+
+        // The server is down: mail filed now (as `postdesk import` would)
+        // reaches only the store.
+        let app = postdesk::App::open(server.config.clone())
+            .await
+            .expect("open");
+        let envelope = postdesk::ingest::Envelope {
+            mail_from: "b@example.org".into(),
+            rcpt_to: vec!["support@desk.test".into()],
+            remote_addr: None,
+            received_at: chrono::Utc::now(),
+        };
+        let report = postdesk::ingest::ingest(
+            &app,
+            &envelope,
+            mail(
+                "b@example.org",
+                "support@desk.test",
+                "Scanner",
+                "The scanner jams on duplex pages.",
+            ),
+            postdesk::ingest::Mode::Live,
+        )
+        .await
+        .expect("ingest");
+        app.store.close().await;
+        let progress_before = SearchIndex::open(&SearchIndex::directory(&server.config.data_dir))
+            .expect("index")
+            .progress()
+            .expect("progress");
+        assert!(progress_before.messages < report.message);
+
+        server.restart().await;
+        indexed(&server).await;
+        assert_eq!(tickets(&server, "duplex"), [report.ticket.expect("ticket")]);
+        assert_eq!(tickets(&server, "toner"), [first]);
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn imap_search_never_returns_messages_of_queues_the_agent_cannot_see() {
+    for backend in common::backends() {
+        let server = TestServer::start(&backend).await;
+        add_agent(&server, "ann@desk.test", &["support"], false).await;
+        add_agent(&server, "root@desk.test", &[], true).await;
+        let support = deliver(
+            &server,
+            "support@desk.test",
+            &mail(
+                "c@example.org",
+                "support@desk.test",
+                "Zebra printer",
+                "The zebra label printer is offline.",
+            ),
+        )
+        .await;
+        deliver(
+            &server,
+            "billing@desk.test",
+            &mail(
+                "d@example.org",
+                "billing@desk.test",
+                "Zebra invoice",
+                "Your zebra invoice is wrong.",
+            ),
+        )
+        .await;
+
+        // Before and after the index has the messages, the answer is the same.
+        for round in 0..2 {
+            if round == 1 {
+                indexed(&server).await;
+            }
+            let mut ann = ImapClient::login(server.imap(), "ann@desk.test", "secret").await;
+            for folder in ["Unassigned", "Queues/support", "Urgent", "Closed"] {
+                assert!(ann.cmd(&format!("SELECT \"{folder}\"")).await.ok());
+                let found = search_numbers(&ann.cmd("UID SEARCH TEXT zebra").await);
+                let want = usize::from(matches!(folder, "Unassigned" | "Queues/support"));
+                assert_eq!(found.len(), want, "{folder}, round {round}");
+            }
+            assert!(!ann.cmd("SELECT \"Queues/billing\"").await.ok());
+            let mut root = ImapClient::login(server.imap(), "root@desk.test", "secret").await;
+            assert!(root.cmd("SELECT Unassigned").await.ok());
+            assert_eq!(
+                search_numbers(&root.cmd("SEARCH TEXT zebra").await).len(),
+                2
+            );
+            assert_eq!(
+                search_numbers(&root.cmd("SEARCH SUBJECT invoice").await).len(),
+                1
+            );
+            assert_eq!(
+                search_numbers(&root.cmd("SEARCH FROM d@example.org").await).len(),
+                1
+            );
+            assert_eq!(
+                search_numbers(
+                    &root
+                        .cmd("SEARCH OR BODY offline TO billing@desk.test")
+                        .await
+                )
+                .len(),
+                2
+            );
+            assert_eq!(
+                search_numbers(&root.cmd("SEARCH NOT BODY offline").await).len(),
+                1
+            );
+        }
+        // Answered by the index: words match by their stem, as a search
+        // engine does ("invoices" finds "invoice"), not as a substring.
+        let mut root = ImapClient::login(server.imap(), "root@desk.test", "secret").await;
+        assert!(root.cmd("SELECT Unassigned").await.ok());
+        assert_eq!(
+            search_numbers(&root.cmd("SEARCH BODY invoices").await).len(),
+            1
+        );
+        let tickets = server
+            .store()
+            .tickets(&Default::default())
+            .await
+            .expect("tickets");
+        assert!(tickets.iter().any(|t| t.number == support));
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_new_ticket_gets_a_note_naming_the_similar_resolved_one() {
+    for backend in common::backends() {
+        let server = TestServer::start(&backend).await;
+        let vpn = deliver(
+            &server,
+            "support@desk.test",
+            &mail(
+                "e@example.org",
+                "support@desk.test",
+                "VPN drops every 30 minutes",
+                "Our VPN connection drops every 30 minutes with 'connection reset by peer'. \
+                 The Cisco AnyConnect client then reconnects after a minute.",
+            ),
+        )
+        .await;
+        let printer = deliver(
+            &server,
+            "support@desk.test",
+            &mail(
+                "f@example.org",
+                "support@desk.test",
+                "Printer out of paper",
+                "The printer on the third floor says it is out of paper but the tray is full.",
+            ),
+        )
+        .await;
+        for ticket in [vpn, printer] {
+            server
+                .store()
+                .set_status(ticket, Status::Resolved, "test", chrono::Utc::now())
+                .await
+                .expect("resolve");
+        }
+        indexed(&server).await;
+
+        let again = deliver(
+            &server,
+            "support@desk.test",
+            &mail(
+                "g@example.org",
+                "support@desk.test",
+                "VPN keeps dropping",
+                "Since Monday the VPN connection drops with connection reset by peer, \
+                 AnyConnect reconnects a minute later.",
+            ),
+        )
+        .await;
+        let unrelated = deliver(
+            &server,
+            "support@desk.test",
+            &mail(
+                "h@example.org",
+                "support@desk.test",
+                "Password change",
+                "How do I change my password for the wiki?",
+            ),
+        )
+        .await;
+        let mut note = None;
+        for _ in 0..100 {
+            let messages = server
+                .store()
+                .ticket_messages(again)
+                .await
+                .expect("messages");
+            if let Some(m) = messages.iter().find(|m| m.kind == "note") {
+                note = Some(server.store().raw_message(m.id).await.expect("raw"));
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let note = String::from_utf8(note.expect("a similar-tickets note")).expect("utf-8");
+        assert!(
+            note.contains(&format!(
+                "Possibly related: #{vpn} VPN drops every 30 minutes"
+            )) && note.contains("resolved"),
+            "{note}"
+        );
+        assert!(!note.contains(&format!("#{printer} ")), "{note}");
+        assert!(note.contains("X-Postdesk-Note: yes"));
+        // The indexer writes notes before it reads further: once a later
+        // message is searchable, the password question has had its turn.
+        deliver(
+            &server,
+            "billing@desk.test",
+            &mail(
+                "i@example.org",
+                "billing@desk.test",
+                "Sentinel",
+                "A later message.",
+            ),
+        )
+        .await;
+        indexed(&server).await;
+        let events = server.store().ticket_events(again).await.expect("events");
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| e.kind == "similar-tickets")
+                .count(),
+            1
+        );
+        // Nothing like the password question was solved before.
+        let messages = server
+            .store()
+            .ticket_messages(unrelated)
+            .await
+            .expect("messages");
+        if let Some(m) = messages.iter().find(|m| m.kind == "note") {
+            let raw = server.store().raw_message(m.id).await.expect("raw");
+            panic!("unexpected note: {}", String::from_utf8_lossy(&raw));
+        }
+        // Nothing was sent: the note is internal.
+        assert!(
+            server
+                .outbound(None)
+                .await
+                .iter()
+                .all(|item| item.purpose == "ack")
+        );
+        // The note itself stays out of searches for its words.
+        assert_eq!(tickets(&server, "\"possibly related\""), Vec::<i64>::new());
+        server.stop().await;
+    }
+}
