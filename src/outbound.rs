@@ -153,26 +153,16 @@ fn failure_note(
         "delivery of {} to {} failed permanently: {error}",
         item.purpose, item.rcpt_to
     );
-    let sender = format!("postdesk@{}", hostname.to_lowercase());
     let message_id = crate::ingest::own_message_id(hostname, ticket);
-    let subject = "Delivery failed".to_string();
-    let raw_header = |text: &str| mail_builder::headers::raw::Raw::new(text.to_string());
-    let raw = mail_builder::MessageBuilder::new()
-        .from(("postdesk".to_string(), sender.clone()))
-        .subject(format!("[#{ticket}] {subject}"))
-        .message_id(message_id.clone())
-        .header("X-Postdesk-Note", raw_header("yes"))
-        .header("Auto-Submitted", raw_header("auto-generated"))
-        .text_body(detail.clone())
-        .write_to_vec();
-    match raw {
-        Ok(raw) => Some(FailureNote {
-            detail,
-            message_id,
-            sender,
-            subject,
-            raw,
-        }),
+    match FailureNote::compose(
+        hostname,
+        ticket,
+        message_id,
+        "Delivery failed",
+        &detail,
+        detail.clone(),
+    ) {
+        Ok(note) => Some(note),
         Err(err) => {
             tracing::warn!(%err, ticket, "cannot compose the delivery-failure note");
             None

@@ -377,3 +377,125 @@ fn configuration_mistakes_name_file_and_line() {
         String::from_utf8_lossy(&postdesk(&missing, &["ticket", "list"], None).stderr).to_string();
     assert!(stderr.contains("absent.toml: cannot read"), "{stderr}");
 }
+
+/// Runs the CLI without blocking the runtime the test's server runs on
+/// (a rebuild asked of the running server needs that server to run).
+async fn postdesk_async(config: &Path, args: &[&str]) -> Output {
+    let config = config.to_path_buf();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        postdesk(&config, &args, None)
+    })
+    .await
+    .expect("cli task")
+}
+
+#[tokio::test]
+async fn search_and_reindex_with_and_without_a_running_server() {
+    for backend in common::backends() {
+        let server = TestServer::start(&backend).await;
+        let config = config_file(&server);
+        for (i, (subject, body)) in [
+            ("VPN drops", "The VPN connection is reset every 30 minutes."),
+            ("Printer", "The printer on floor 3 is out of toner."),
+            ("Invoice 2026-113", "Please resend the invoice as PDF."),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mail = message(
+                "kim@example.com",
+                "support@desk.test",
+                subject,
+                &format!("<search-{i}@example.com>"),
+                "",
+                body,
+            );
+            assert_eq!(
+                deliver(
+                    server.smtp(),
+                    "kim@example.com",
+                    &["support@desk.test"],
+                    &mail
+                )
+                .await
+                .code,
+                250
+            );
+        }
+        // The running server keeps the index: wait (bounded) for its lag to end.
+        let mut status = serde_json::Value::Null;
+        for _ in 0..100 {
+            let out = postdesk_async(&config, &["search", "--status", "--json"]).await;
+            status = serde_json::from_slice(&out.stdout).expect("status json");
+            if status["lag_messages"] == 0 && status["documents"].as_u64() >= Some(3) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(status["kept_by_server"], true, "{status}");
+        assert_eq!(status["lag_messages"], 0, "{status}");
+
+        let found: serde_json::Value = serde_json::from_slice(
+            &postdesk_async(&config, &["search", "--json", "vpn", "reset"])
+                .await
+                .stdout,
+        )
+        .expect("search json");
+        let found = found.as_array().expect("array");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0]["subject"], "VPN drops");
+        assert_eq!(found[0]["status"], "new");
+        assert!(
+            found[0]["snippet"]
+                .as_str()
+                .expect("snippet")
+                .contains("VPN")
+        );
+        let text = ok(postdesk_async(&config, &["search", "toner"]).await);
+        assert!(
+            text.contains("Printer") && text.contains("*toner*"),
+            "{text}"
+        );
+        assert!(
+            ok(postdesk_async(&config, &["search", "zeppelin"]).await)
+                .contains("no matching tickets")
+        );
+
+        let typo = postdesk_async(&config, &["search", "status:clsoed"]).await;
+        assert!(!typo.status.success());
+        let stderr = String::from_utf8_lossy(&typo.stderr);
+        assert!(stderr.contains("unknown status 'clsoed'"), "{stderr}");
+
+        // Rebuilt by the running server, which the command follows.
+        let rebuilt: serde_json::Value =
+            serde_json::from_slice(&postdesk_async(&config, &["reindex", "--json"]).await.stdout)
+                .expect("reindex json");
+        assert_eq!(rebuilt["by_server"], true, "{rebuilt}");
+        assert!(rebuilt["documents"].as_u64() >= Some(3), "{rebuilt}");
+        assert_eq!(
+            json(&config, &["search", "--json", "invoice"])
+                .as_array()
+                .map(Vec::len),
+            Some(1)
+        );
+
+        // Without a server the command does the work itself.
+        let mut server = server;
+        server.running.take().expect("running").shutdown().await;
+        let offline: serde_json::Value =
+            serde_json::from_slice(&postdesk_async(&config, &["reindex", "--json"]).await.stdout)
+                .expect("reindex json");
+        assert_eq!(offline["by_server"], false, "{offline}");
+        assert_eq!(
+            json(&config, &["search", "--json", "toner"])
+                .as_array()
+                .map(Vec::len),
+            Some(1)
+        );
+        let status = json(&config, &["search", "--status", "--json"]);
+        assert_eq!(status["kept_by_server"], false, "{status}");
+        assert_eq!(status["documents"], 3, "{status}");
+    }
+}

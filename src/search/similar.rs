@@ -185,30 +185,19 @@ pub async fn add_note(
 }
 
 fn compose(hostname: &str, ticket: i64, lines: &[String]) -> Result<SystemNote, SearchError> {
-    let hostname = hostname.to_lowercase();
-    let sender = format!("postdesk@{hostname}");
     // One note per ticket: the same id every time, so the store keeps one.
-    let message_id = format!("similar.{ticket}@{hostname}");
-    let subject = "Possibly related tickets".to_string();
+    let message_id = format!("similar.{ticket}@{}", hostname.to_lowercase());
     let body = format!(
         "{}\n\nFound by postdesk's search in the resolved and closed tickets of this queue.\n",
         lines.join("\n")
     );
-    let raw_header = |text: &str| mail_builder::headers::raw::Raw::new(text.to_string());
-    let raw = mail_builder::MessageBuilder::new()
-        .from(("postdesk".to_string(), sender.clone()))
-        .subject(format!("[#{ticket}] {subject}"))
-        .message_id(message_id.clone())
-        .header("X-Postdesk-Note", raw_header("yes"))
-        .header("Auto-Submitted", raw_header("auto-generated"))
-        .text_body(body)
-        .write_to_vec()
-        .map_err(|err| SearchError::Task(format!("cannot compose the note: {err}")))?;
-    Ok(SystemNote {
-        detail: lines.join("; "),
+    SystemNote::compose(
+        hostname,
+        ticket,
         message_id,
-        sender,
-        subject,
-        raw,
-    })
+        "Possibly related tickets",
+        &body,
+        lines.join("; "),
+    )
+    .map_err(|err| SearchError::Task(format!("cannot compose the note: {err}")))
 }

@@ -78,6 +78,38 @@ pub struct SystemNote {
     pub raw: Vec<u8>,
 }
 
+impl SystemNote {
+    /// Writes the note as a message from `postdesk@HOSTNAME`, marked as a
+    /// note (`X-Postdesk-Note`) and as automatic mail.
+    pub fn compose(
+        hostname: &str,
+        ticket: i64,
+        message_id: String,
+        subject: &str,
+        body: &str,
+        detail: String,
+    ) -> std::result::Result<SystemNote, String> {
+        let sender = format!("postdesk@{}", hostname.to_lowercase());
+        let raw_header = |text: &str| mail_builder::headers::raw::Raw::new(text.to_string());
+        let raw = mail_builder::MessageBuilder::new()
+            .from(("postdesk".to_string(), sender.clone()))
+            .subject(format!("[#{ticket}] {subject}"))
+            .message_id(message_id.clone())
+            .header("X-Postdesk-Note", raw_header("yes"))
+            .header("Auto-Submitted", raw_header("auto-generated"))
+            .text_body(body.to_string())
+            .write_to_vec()
+            .map_err(|err| err.to_string())?;
+        Ok(SystemNote {
+            detail,
+            message_id,
+            sender,
+            subject: subject.to_string(),
+            raw,
+        })
+    }
+}
+
 const INDEXABLE_COLUMNS: &str = "id, ticket, kind, sender, from_name, subject, received_at,
     CASE WHEN ticket IS NULL OR kind IN ('auto_reply', 'unfiled') THEN NULL ELSE raw END AS raw";
 
