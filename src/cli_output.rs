@@ -409,31 +409,6 @@ fn redact(url: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mboxrd_quoting_is_reversible() {
-        assert_eq!(
-            mboxrd_quote(b"a\nFrom me\n>From you\nnot From\n"),
-            b"a\n>From me\n>>From you\nnot From\n".to_vec()
-        );
-    }
-
-    #[test]
-    fn tables_align_columns() {
-        let text = table(&["A", "BB"], vec![vec!["xxx".into(), "y".into()]]);
-        assert_eq!(text, "A    BB\nxxx  y\n");
-    }
-
-    #[test]
-    fn passwords_in_database_urls_are_hidden() {
-        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:****@h/db");
-        assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
-    }
-}
-
 /// Search results: one ticket per paragraph, matched words marked (bold
 /// on a terminal, `*…*` otherwise).
 pub fn search_results(found: &[crate::search::cli::Found], terminal: bool) -> String {
@@ -517,4 +492,54 @@ pub fn rebuilt(rebuilt: &crate::search::cli::Rebuilt) -> String {
         rebuilt.bytes as f64 / (1024.0 * 1024.0),
         rebuilt.seconds
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mboxrd_quoting_is_reversible() {
+        assert_eq!(
+            mboxrd_quote(b"a\nFrom me\n>From you\nnot From\n"),
+            b"a\n>From me\n>>From you\nnot From\n".to_vec()
+        );
+    }
+
+    #[test]
+    fn tables_align_columns() {
+        let text = table(&["A", "BB"], vec![vec!["xxx".into(), "y".into()]]);
+        assert_eq!(text, "A    BB\nxxx  y\n");
+    }
+
+    #[test]
+    fn passwords_in_database_urls_are_hidden() {
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:****@h/db");
+        assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    #[test]
+    fn search_results_mark_the_matched_words() {
+        let found = crate::search::cli::Found {
+            ticket: 7,
+            subject: "VPN drops".into(),
+            status: crate::domain::ticket::Status::Closed,
+            queue: "support".into(),
+            customer: "Kim <kim@example.com>".into(),
+            date: None,
+            score: 1.0,
+            message: 3,
+            snippet: "the VPN is\n reset".into(),
+            highlighted: vec![(4, 7), (12, 17)],
+        };
+        let text = search_results(std::slice::from_ref(&found), false);
+        assert!(
+            text.starts_with("#7  VPN drops  [closed, support]  Kim <kim@example.com>"),
+            "{text}"
+        );
+        assert!(text.contains("    the *VPN* is *reset*\n"), "{text}");
+        let terminal = search_results(&[found], true);
+        assert!(terminal.contains("\x1b[1mVPN\x1b[0m"), "{terminal}");
+        assert_eq!(search_results(&[], false), "no matching tickets\n");
+    }
 }

@@ -603,6 +603,11 @@ address = "billing@example.test"
                 "scheme 'http'",
             ),
             (
+                "[search]\nsimilar_min_score = 1.5\n",
+                "postdesk.toml:2:21:",
+                "not a fraction",
+            ),
+            (
                 "[tls]\ncert = \"c.pem\"\n",
                 "postdesk.toml:",
                 "both cert and key",
@@ -654,6 +659,15 @@ address = "billing@example.test"
         assert_eq!(
             parsed.autoreply.max_per_sender_per_hour,
             defaults.autoreply.max_per_sender_per_hour
+        );
+        assert_eq!(
+            parsed.search.commit_interval_ms,
+            defaults.search.commit_interval_ms
+        );
+        assert_eq!(parsed.search.similar_max, defaults.search.similar_max);
+        assert_eq!(
+            parsed.search.similar_min_score,
+            defaults.search.similar_min_score
         );
     }
 

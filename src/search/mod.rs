@@ -268,11 +268,7 @@ impl SearchIndex {
             } else {
                 (
                     snippet.fragment().to_string(),
-                    snippet
-                        .highlighted()
-                        .iter()
-                        .map(|r| (r.start, r.end))
-                        .collect(),
+                    merge_ranges(snippet.highlighted().iter().map(|r| (r.start, r.end))),
                 )
             };
             hits.push(TicketHit {
@@ -292,6 +288,21 @@ impl SearchIndex {
         let searcher = self.reader.searcher();
         Ok(searcher.search(query, &MessageIds)?)
     }
+}
+
+/// Sorted, with overlapping and touching ranges joined (CJK pairs overlap:
+/// "打印" and "印机" highlight "打印机").
+fn merge_ranges(ranges: impl Iterator<Item = (usize, usize)>) -> Vec<(usize, usize)> {
+    let mut ranges: Vec<(usize, usize)> = ranges.collect();
+    ranges.sort_unstable();
+    let mut merged: Vec<(usize, usize)> = Vec::with_capacity(ranges.len());
+    for (start, end) in ranges {
+        match merged.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => merged.push((start, end)),
+        }
+    }
+    merged
 }
 
 /// The first `chars` characters of `text`, whitespace collapsed.
@@ -426,6 +437,14 @@ impl SegmentCollector for MessageIdsSegment {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn overlapping_highlights_are_joined() {
+        assert_eq!(
+            super::merge_ranges([(3, 9), (0, 6), (12, 15), (15, 18)].into_iter()),
+            [(0, 9), (12, 18)]
+        );
+    }
+
     #[test]
     fn openings_stop_at_a_word() {
         assert_eq!(super::opening("one two  three", 9), "one two…");
