@@ -8,14 +8,17 @@
 #      delivering LOAD messages with SENDERS sessions while
 #      examples/search_bench samples the lag every 100 ms.
 #
-#   bench/search_bench.sh [-n 100000] [--load 5000] [--senders 8] [--runs 3]
+#   bench/search_bench.sh [-n 100000] [--load 5000] [--senders 8] [--runs 3] [--keep DIR]
+#
+# --keep DIR keeps the data directory (and reuses it when it exists: the
+# import of 100,000 messages takes minutes).
 #
 # Build first: cargo build --release --bin postdesk --example search_bench --example loadgen
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PEERS_DIR="${PEERS_DIR:-$(cd ../shared/bench && pwd)}"
-N=100000 LOAD=5000 SENDERS=8 RUNS=3
-while [ $# -gt 0 ]; do case "$1" in -n) N=$2; shift 2;; --load) LOAD=$2; shift 2;;
+N=100000 LOAD=5000 SENDERS=8 RUNS=3 KEEP=
+while [ $# -gt 0 ]; do case "$1" in -n) N=$2; shift 2;; --load) LOAD=$2; shift 2;; --keep) KEEP=$2; shift 2;;
   --senders) SENDERS=$2; shift 2;; --runs) RUNS=$2; shift 2;; *) echo "bad arg $1" >&2; exit 2;; esac; done
 TARGET=${CARGO_TARGET_DIR:-target}
 BIN=${POSTDESK_BIN:-$TARGET/release/postdesk}
@@ -23,8 +26,9 @@ BENCH=$TARGET/release/examples/search_bench LOADGEN=$TARGET/release/examples/loa
 for b in "$BIN" "$BENCH" "$LOADGEN"; do
   [ -x "$b" ] || { echo "build first: cargo build --release --bin postdesk --example search_bench --example loadgen" >&2; exit 2; }
 done
-DATA=$(mktemp -d /tmp/postdesk-search-bench.XXXXXX)
+if [ -n "$KEEP" ]; then mkdir -p "$KEEP"; DATA=$(cd "$KEEP" && pwd); else DATA=$(mktemp -d /tmp/postdesk-search-bench.XXXXXX); fi
 SMTP_PORT=${SMTP_PORT:-14525}
+FILLED=0; [ -f "$DATA/filled" ] && FILLED=1
 cat > "$DATA/postdesk.toml" <<TOML
 hostname = "desk.bench"
 data_dir = "$DATA"
@@ -42,22 +46,28 @@ name = "support"
 address = "support@support.test"
 TOML
 SERVER=
-trap '[ -n "$SERVER" ] && kill $SERVER 2>/dev/null; wait 2>/dev/null; rm -rf "$DATA"' EXIT
+trap '[ -n "$SERVER" ] && kill $SERVER 2>/dev/null; wait 2>/dev/null; [ -n "$KEEP" ] || rm -rf "$DATA"' EXIT
 CFG=(--config "$DATA/postdesk.toml")
 
-echo "== corpus: $N messages"
-python3 "$PEERS_DIR/gen_corpus.py" -n "$N" --seed 42 --min-size 2000 --max-size 6000 \
-  --to support@support.test --mbox "$DATA/corpus.mbox" | tail -n 1
-"$BIN" "${CFG[@]}" import mbox "$DATA/corpus.mbox" --queue support --json \
-  | python3 -c 'import json,sys; s=json.load(sys.stdin); print("imported", s["stored"], "messages")'
-rm -f "$DATA/corpus.mbox"
+if [ "$FILLED" = 0 ]; then
+  echo "== corpus: $N messages"
+  python3 "$PEERS_DIR/gen_corpus.py" -n "$N" --seed 42 --min-size 2000 --max-size 6000 \
+    --to support@support.test --mbox "$DATA/corpus.mbox" | tail -n 1
+  "$BIN" "${CFG[@]}" import mbox "$DATA/corpus.mbox" --queue support --json \
+    | python3 -c 'import json,sys; s=json.load(sys.stdin); print("imported", s["stored"], "messages")'
+  rm -f "$DATA/corpus.mbox"
+  touch "$DATA/filled"
+else
+  echo "== reusing the $(cat "$DATA/filled" 2>/dev/null)corpus in $DATA"
+fi
 
 echo "== indexing from the store ($RUNS runs of postdesk reindex)"
 for run in $(seq 1 "$RUNS"); do
   "$BIN" "${CFG[@]}" reindex --json | python3 -c '
 import json, sys
 r = json.load(sys.stdin)
-print(f"run {sys.argv[1]}: {r[\"documents\"]} documents in {r[\"seconds\"]:.1f} s = {r[\"documents\"]/r[\"seconds\"]:.0f} msg/s, index {r[\"bytes\"]/2**20:.0f} MiB")' "$run"
+docs, secs, mib = r["documents"], r["seconds"], r["bytes"] / 2**20
+print(f"run {sys.argv[1]}: {docs} documents in {secs:.1f} s = {docs / secs:.0f} msg/s, index {mib:.0f} MiB")' "$run"
 done
 
 echo "== query latency"

@@ -9,13 +9,23 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Every parser a stored message goes through, on arbitrary bytes.
+/// Every parser a stored message goes through (ingest and the search
+/// index), on arbitrary bytes.
 pub fn inspect_message(data: &[u8]) {
     let inspection = ingest::inspect(data);
     // Whatever the input, the title is what its subject says, cleaned.
     if let Some(subject) = &inspection.subject {
         assert!(inspection.title.len() <= subject.len() + 1);
     }
+    // What the search index reads of it, and its words.
+    let text = crate::search::document::MessageText::parse(data);
+    for field in [&text.subject, &text.from, &text.body, &text.quoted] {
+        for (_, word) in crate::search::query::analyze(field) {
+            assert!(!word.is_empty());
+        }
+    }
+    // The same bytes as a search query: an answer or an error, never a panic.
+    let _ = crate::search::query::parse(&String::from_utf8_lossy(data));
 }
 
 /// A real SMTP session (over an in-memory pipe) against a real store in a

@@ -173,13 +173,19 @@ fn lex(input: &str) -> Result<Vec<Token>, QueryError> {
 struct Parser {
     tokens: Vec<Token>,
     at: usize,
+    depth: usize,
 }
+
+/// Parentheses and NOTs nested deeper than this are refused (the parser
+/// recurses once per level).
+const MAX_DEPTH: usize = 32;
 
 /// Parses a query; an empty query is an error (say what to look for).
 pub fn parse(input: &str) -> Result<Node, QueryError> {
     let mut parser = Parser {
         tokens: lex(input)?,
         at: 0,
+        depth: 0,
     };
     if parser.tokens.is_empty() {
         return error("empty query: give words to look for or filters such as status:closed");
@@ -239,6 +245,16 @@ impl Parser {
     }
 
     fn unary(&mut self) -> Result<Node, QueryError> {
+        self.depth += 1;
+        let node = self.unary_inner();
+        self.depth -= 1;
+        node
+    }
+
+    fn unary_inner(&mut self) -> Result<Node, QueryError> {
+        if self.depth > MAX_DEPTH {
+            return error(format!("the query nests deeper than {MAX_DEPTH} levels"));
+        }
         if self.is_word("NOT") {
             self.at += 1;
             if self.peek().is_none() {
@@ -619,6 +635,9 @@ mod tests {
         assert!(message("NOT").contains("NOT what"));
         assert!(message("   ").contains("empty query"));
         assert!(message("ticket:abc").contains("not a ticket number"));
+        assert!(message(&"(".repeat(100_000)).contains("nests deeper"));
+        assert!(message(&"NOT ".repeat(1000)).contains("nests deeper"));
+        assert!(message(&format!("{}x", "-".repeat(1000))).contains("nests deeper"));
     }
 
     #[test]
