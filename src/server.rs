@@ -2,7 +2,7 @@
 //! stops them on request.
 
 use crate::config::Config;
-use crate::search::{SearchError, SearchIndex, indexer};
+use crate::search::{SearchIndex, indexer};
 use crate::{App, AppError, imap, outbound, passwords, smtp, tls};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -66,17 +66,8 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
     let acceptor = TlsAcceptor::from(tls_config);
     let imap_limits = Arc::new(imap::Limits::from_config(&app.config.imap));
     let imap_shared = Arc::new(imap::Shared::default());
-    let index = SearchIndex::open(&SearchIndex::directory(&app.config.data_dir))?;
+    let index = open_search_index(&app.config.data_dir)?;
     let _ = app.search.set(index.clone());
-    let indexer = match indexer::Indexer::new(index) {
-        Ok(indexer) => Some(indexer),
-        // Searches still work; IMAP SEARCH reads what the index lacks.
-        Err(err @ SearchError::Locked(_)) => {
-            tracing::warn!(%err, "search index not kept up to date by this process");
-            None
-        }
-        Err(err) => return Err(err.into()),
-    };
     let mut tasks = vec![
         tokio::spawn(smtp::serve(
             app.clone(),
@@ -106,9 +97,7 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
         tokio::spawn(imap::watch_external_changes(app.clone(), watcher.clone())),
         tokio::spawn(outbound::run(app.clone(), watcher.clone())),
     ];
-    if let Some(indexer) = indexer {
-        tasks.push(tokio::spawn(indexer::run(app.clone(), indexer, watcher)));
-    }
+    tasks.push(tokio::spawn(indexer::run(app.clone(), index, watcher)));
     Ok(RunningServer {
         app,
         smtp_addr,
@@ -118,6 +107,26 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
         shutdown,
         tasks,
     })
+}
+
+/// Opens the search index; one that cannot be read (a disk that filled
+/// up, a crash inside tantivy) is moved aside and rebuilt from the store,
+/// which holds everything the index is made of.
+fn open_search_index(data_dir: &std::path::Path) -> Result<Arc<SearchIndex>, AppError> {
+    let dir = SearchIndex::directory(data_dir);
+    match SearchIndex::open(&dir) {
+        Ok(index) => Ok(index),
+        Err(err) => {
+            let aside = dir.with_extension(format!("broken-{}", chrono::Utc::now().timestamp()));
+            tracing::error!(%err, aside = %aside.display(),
+                "the search index cannot be read: moving it aside and rebuilding it from the store");
+            std::fs::rename(&dir, &aside).map_err(|source| AppError::Io {
+                context: format!("cannot move {} aside", dir.display()),
+                source,
+            })?;
+            Ok(SearchIndex::open(&dir)?)
+        }
+    }
 }
 
 /// On a store without agents, creates `admin@HOSTNAME` with a generated

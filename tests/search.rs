@@ -260,6 +260,26 @@ async fn mail_stored_while_the_indexer_was_down_is_caught_up_at_start() {
         indexed(&server).await;
         assert_eq!(tickets(&server, "duplex"), [report.ticket.expect("ticket")]);
         assert_eq!(tickets(&server, "toner"), [first]);
+
+        // An index that cannot be read is moved aside and rebuilt: the
+        // server starts, and nothing goes missing from search.
+        server.running.take().expect("running").shutdown().await;
+        let dir = SearchIndex::directory(&server.config.data_dir);
+        std::fs::write(dir.join("meta.json"), b"{ not json").expect("damage the index");
+        server.restart().await;
+        indexed(&server).await;
+        assert_eq!(tickets(&server, "duplex"), [report.ticket.expect("ticket")]);
+        assert_eq!(tickets(&server, "toner"), [first]);
+        let aside = std::fs::read_dir(&server.config.data_dir)
+            .expect("data dir")
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("index-v1.broken-")
+            })
+            .count();
+        assert_eq!(aside, 1);
         server.stop().await;
     }
 }

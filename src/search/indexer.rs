@@ -416,10 +416,44 @@ fn document(
     doc
 }
 
+/// Takes the index's write lock, waiting while another process (an
+/// offline `postdesk reindex`) holds it; meanwhile that process's commits
+/// are made visible to this one's searches.
+async fn acquire(
+    index: &Arc<SearchIndex>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<Indexer> {
+    let mut warned = false;
+    loop {
+        match Indexer::new(index.clone()) {
+            Ok(indexer) => return Some(indexer),
+            Err(err) => {
+                if !warned {
+                    tracing::warn!(%err, "search index: waiting for its write lock");
+                    warned = true;
+                }
+                if let Err(err) = index.reload() {
+                    tracing::debug!(%err, "search index reload");
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.changed() => {}
+            _ = tokio::time::sleep(POLL) => {}
+        }
+        if *shutdown.borrow() {
+            return None;
+        }
+    }
+}
+
 /// Runs the indexer until `shutdown`: follows the store, commits at most
 /// every `commit_interval`, and writes the similar-tickets notes of new
 /// tickets once they are searchable.
-pub async fn run(app: Arc<App>, mut indexer: Indexer, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(app: Arc<App>, index: Arc<SearchIndex>, mut shutdown: watch::Receiver<bool>) {
+    let Some(mut indexer) = acquire(&index, &mut shutdown).await else {
+        return;
+    };
     let mut changes = app.store.subscribe();
     let interval = Duration::from_millis(app.config.search.commit_interval_ms);
     let mut last_commit = Instant::now();
