@@ -61,7 +61,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn words_of(text: &str) -> Vec<String> {
     text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| w.len() >= 4)
+        .filter(|w| !w.is_empty())
         .map(str::to_lowercase)
         .collect()
 }
@@ -98,6 +98,9 @@ fn draw_queries(
             continue;
         }
         let at = rng.random_range(0..words.len() - 2);
+        if words[at].len() < 4 || words[at + 1].len() < 3 {
+            continue;
+        }
         single.push(words[at].clone());
         phrase.push(format!("\"{} {}\"", words[at], words[at + 1]));
         let mut picks: Vec<&String> = (0..3)
@@ -111,13 +114,17 @@ fn draw_queries(
                 .collect::<Vec<_>>()
                 .join(" "),
         );
-        filtered.push(format!("{} status:new after:2024-01-01", words[at]));
+        // The corpus's dates run from 2023-11-14 to 2023-12-27.
+        filtered.push(format!(
+            "{} status:new queue:support after:2023-12-06",
+            words[at]
+        ));
     }
     Ok(vec![
         ("single word", single),
         ("two-word phrase", phrase),
         ("three words", three),
-        ("word + status + date", filtered),
+        ("word + status + queue + date", filtered),
     ])
 }
 

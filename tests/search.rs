@@ -453,20 +453,33 @@ async fn a_new_ticket_gets_a_note_naming_the_similar_resolved_one() {
         );
         assert!(!note.contains(&format!("#{printer} ")), "{note}");
         assert!(note.contains("X-Postdesk-Note: yes"));
-        // The indexer writes notes before it reads further: once a later
-        // message is searchable, the password question has had its turn.
-        deliver(
+        // Notes are written in the order tickets open: once a later
+        // near-duplicate has its note, the password question has had its turn.
+        let later = deliver(
             &server,
-            "billing@desk.test",
+            "support@desk.test",
             &mail(
                 "i@example.org",
-                "billing@desk.test",
-                "Sentinel",
-                "A later message.",
+                "support@desk.test",
+                "VPN drops again",
+                "The VPN connection drops every 30 minutes, connection reset by peer.",
             ),
         )
         .await;
-        indexed(&server).await;
+        let mut later_note = false;
+        for _ in 0..100 {
+            let messages = server
+                .store()
+                .ticket_messages(later)
+                .await
+                .expect("messages");
+            if messages.iter().any(|m| m.kind == "note") {
+                later_note = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(later_note, "the later VPN ticket got no note");
         let events = server.store().ticket_events(again).await.expect("events");
         assert_eq!(
             events

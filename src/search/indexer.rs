@@ -179,7 +179,14 @@ impl Indexer {
         if read == 0 {
             return Ok(Round::default());
         }
-        let refresh: BTreeSet<i64> = changes.iter().map(|c| c.ticket).collect();
+        // A message read now gets its ticket's current state; only the
+        // messages indexed in earlier rounds need indexing again when their
+        // ticket changes, and only for changes of what the index holds.
+        let refresh: BTreeSet<i64> = changes
+            .iter()
+            .filter(|c| changes_indexed_fields(&c.kind))
+            .map(|c| c.ticket)
+            .collect();
         for change in &changes {
             if change.kind == "created" {
                 self.created.push((change.ticket, change.at));
@@ -189,17 +196,18 @@ impl Indexer {
         let event_ids: Vec<i64> = changes.iter().map(|c| c.event).collect();
         let fresh: Vec<IndexableMessage> = messages
             .into_iter()
-            .filter(|m| m.indexed() && !m.ticket.is_some_and(|t| refresh.contains(&t)))
+            .filter(IndexableMessage::indexed)
             .collect();
         let refresh: Vec<i64> = refresh.into_iter().collect();
         let again: Vec<IndexableMessage> = if refresh.is_empty() {
             Vec::new()
         } else {
+            let in_batch: BTreeSet<i64> = message_ids.iter().copied().collect();
             store
-                .indexable_messages_of(&refresh)
+                .indexable_messages_of(&refresh, self.messages.seen)
                 .await?
                 .into_iter()
-                .filter(IndexableMessage::indexed)
+                .filter(|m| m.indexed() && !in_batch.contains(&m.id))
                 .collect()
         };
         let numbers: Vec<i64> = fresh
@@ -347,6 +355,27 @@ pub fn request_rebuild(dir: &Path) -> Result<String, SearchError> {
     Ok(token)
 }
 
+/// Whether an event of this kind may change what the index holds of a
+/// ticket (status, queue, priority, tags, standing, customer). The events
+/// listed leave all of that as it was; any other, including kinds added
+/// later, makes the ticket's messages be indexed again.
+fn changes_indexed_fields(kind: &str) -> bool {
+    !matches!(
+        kind,
+        // A ticket's first message is indexed with the state it opened with.
+        "created"
+            | "auto-reply"
+            | "auto-reply-suppressed"
+            | "auto-reply-failed"
+            | "delivery-report"
+            | "delivered"
+            | "delivery-failed"
+            | "flagged"
+            | "linked"
+            | "similar-tickets"
+    )
+}
+
 fn id_u64(id: i64) -> u64 {
     u64::try_from(id).unwrap_or_default()
 }
@@ -454,6 +483,10 @@ pub async fn run(app: Arc<App>, index: Arc<SearchIndex>, mut shutdown: watch::Re
     let Some(mut indexer) = acquire(&index, &mut shutdown).await else {
         return;
     };
+    // Similar-ticket notes are written beside the indexing, so that a
+    // burst of new tickets does not hold up making mail searchable.
+    let (notes, note_queue) = tokio::sync::mpsc::channel(SIMILAR_BACKLOG);
+    let note_writer = tokio::spawn(write_similar_notes(app.clone(), index.clone(), note_queue));
     let mut changes = app.store.subscribe();
     let interval = Duration::from_millis(app.config.search.commit_interval_ms);
     let mut last_commit = Instant::now();
@@ -524,6 +557,23 @@ pub async fn run(app: Arc<App>, index: Arc<SearchIndex>, mut shutdown: watch::Re
         && let Err(err) = indexer.commit().await
     {
         tracing::warn!(%err, "search index commit at shutdown");
+    }
+    drop(notes);
+    let _ = note_writer.await;
+}
+
+/// New tickets waiting for their similar-tickets note, at most.
+const SIMILAR_BACKLOG: usize = 10_000;
+
+async fn write_similar_notes(
+    app: Arc<App>,
+    index: Arc<SearchIndex>,
+    mut tickets: tokio::sync::mpsc::Receiver<i64>,
+) {
+    while let Some(ticket) = tickets.recv().await {
+        if let Err(err) = super::similar::add_note(&app, index.clone(), ticket).await {
+            tracing::warn!(%err, ticket, "similar tickets note");
+        }
     }
 }
 

@@ -140,7 +140,7 @@ pub async fn add_note(
         return Ok(false);
     }
     let current = app.store.ticket(ticket).await?;
-    let messages = app.store.indexable_messages_of(&[ticket]).await?;
+    let messages = app.store.indexable_messages_of(&[ticket], i64::MAX).await?;
     let Some(first) = messages
         .iter()
         .find(|m| m.kind == MessageKind::Customer.as_str())

@@ -159,17 +159,21 @@ impl Store {
         })
     }
 
-    /// Every message of these tickets, for indexing them again after their
-    /// state changed.
-    pub async fn indexable_messages_of(&self, tickets: &[i64]) -> Result<Vec<IndexableMessage>> {
+    /// The messages of these tickets with an id up to `up_to`, for indexing
+    /// them again after their ticket changed.
+    pub async fn indexable_messages_of(
+        &self,
+        tickets: &[i64],
+        up_to: i64,
+    ) -> Result<Vec<IndexableMessage>> {
         let mut out = Vec::new();
         for chunk in tickets.chunks(500) {
             let sql = format!(
-                "SELECT {INDEXABLE_COLUMNS} FROM messages WHERE ticket IN ({}) ORDER BY id",
-                placeholders(1, chunk.len())
+                "SELECT {INDEXABLE_COLUMNS} FROM messages WHERE id <= $1 AND ticket IN ({}) ORDER BY id",
+                placeholders(2, chunk.len())
             );
             dispatch_read!(self, pool => {
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(up_to);
                 for number in chunk {
                     query = query.bind(*number);
                 }
