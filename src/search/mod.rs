@@ -214,7 +214,7 @@ impl SearchIndex {
                 ),
             ]));
         }
-        self.best_tickets(query.as_ref(), limit, None)
+        self.best_tickets(query.as_ref(), limit)
     }
 
     pub(crate) fn keyword_query(
@@ -229,12 +229,7 @@ impl SearchIndex {
     }
 
     /// Groups the matches of `query` by ticket, best first.
-    pub(crate) fn best_tickets(
-        &self,
-        query: &dyn Query,
-        limit: usize,
-        snippet_query: Option<&dyn Query>,
-    ) -> Result<Vec<TicketHit>, SearchError> {
+    fn best_tickets(&self, query: &dyn Query, limit: usize) -> Result<Vec<TicketHit>, SearchError> {
         let searcher = self.reader.searcher();
         let best = searcher.search(query, &BestPerTicket)?;
         let mut ranked: Vec<(u64, Score, DocAddress)> = best
@@ -243,8 +238,7 @@ impl SearchIndex {
             .collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
         ranked.truncate(limit);
-        let generator =
-            SnippetGenerator::create(&searcher, snippet_query.unwrap_or(query), self.fields.body)?;
+        let generator = SnippetGenerator::create(&searcher, query, self.fields.body)?;
         let mut hits = Vec::with_capacity(ranked.len());
         for (ticket, score, address) in ranked {
             let doc: TantivyDocument = searcher.doc(address)?;

@@ -16,20 +16,22 @@
 
 use super::document::MessageText;
 use super::tokenizer::{is_cjk, similarity_analyzer};
-use super::{SearchError, SearchIndex, TicketHit};
+use super::{SearchError, SearchIndex};
 use crate::App;
 use crate::domain::ticket::MessageKind;
 use crate::store::SystemNote;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tantivy::Term;
+use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::tokenizer::TokenStream;
 
 impl SearchIndex {
     /// Tickets of `queue` that are resolved or closed and read like
-    /// `subject` and `body`, best first, other than `ticket` itself.
+    /// `subject` and `body`, best first with their scores, other than
+    /// `ticket` itself.
     pub fn similar_tickets(
         &self,
         ticket: i64,
@@ -38,7 +40,7 @@ impl SearchIndex {
         body: &str,
         max: usize,
         min_score: f32,
-    ) -> Result<Vec<TicketHit>, SearchError> {
+    ) -> Result<Vec<(i64, f32)>, SearchError> {
         let f = self.fields;
         let terms = self.distinctive_terms(&[(f.subject, subject), (f.body, body)])?;
         if terms.is_empty() {
@@ -65,7 +67,7 @@ impl SearchIndex {
             ))
         };
         let own = BooleanQuery::new(vec![(Occur::Must, like()), (Occur::Must, this_ticket())]);
-        let Some(reference) = self.best_tickets(&own, 1, None)?.first().map(|h| h.score) else {
+        let Some(reference) = self.top_tickets(&own, 1)?.first().map(|h| h.1) else {
             // Its message is not indexed (yet): nothing to compare with.
             return Ok(Vec::new());
         };
@@ -85,9 +87,36 @@ impl SearchIndex {
             (Occur::MustNot, self.keyword_query(f.disposition, "trash")),
             (Occur::MustNot, self.keyword_query(f.kind, "system")),
         ]);
-        let mut hits = self.best_tickets(&candidates, max, None)?;
-        hits.retain(|hit| hit.score >= reference * min_score);
+        let mut hits = self.top_tickets(&candidates, max)?;
+        hits.retain(|hit| hit.1 >= reference * min_score);
         Ok(hits)
+    }
+
+    /// The best `max` tickets among the best-scoring messages: the few
+    /// top documents are enough here, and collecting them is far cheaper
+    /// than grouping every match (a similarity query matches most of the
+    /// index through its common words).
+    fn top_tickets(&self, query: &dyn Query, max: usize) -> Result<Vec<(i64, f32)>, SearchError> {
+        let searcher = self.reader.searcher();
+        let top = searcher.search(query, &TopDocs::with_limit(max * 10).order_by_score())?;
+        let mut tickets: Vec<(i64, f32)> = Vec::with_capacity(max);
+        for (score, address) in top {
+            let column = searcher
+                .segment_reader(address.segment_ord)
+                .fast_fields()
+                .u64("ticket")?;
+            let Some(ticket) = column.first(address.doc_id) else {
+                continue;
+            };
+            let ticket = i64::try_from(ticket).unwrap_or(i64::MAX);
+            if !tickets.iter().any(|(t, _)| *t == ticket) {
+                tickets.push((ticket, score));
+                if tickets.len() == max {
+                    break;
+                }
+            }
+        }
+        Ok(tickets)
     }
 
     /// The words of `texts` that say most about them: the most frequent
@@ -169,8 +198,8 @@ pub async fn add_note(
         return Ok(false);
     }
     let mut lines = Vec::with_capacity(hits.len());
-    for hit in &hits {
-        let other = app.store.ticket(hit.ticket).await?;
+    for (number, _) in &hits {
+        let other = app.store.ticket(*number).await?;
         let when = other.done_at.unwrap_or(other.updated_at).format("%Y-%m-%d");
         lines.push(format!(
             "Possibly related: #{} {} — {} {when}",
