@@ -181,7 +181,7 @@ pub async fn reindex(app: &App, show: bool) -> Result<Rebuilt, SearchError> {
                     }
                 } else if asked.elapsed() > REQUEST_TIMEOUT {
                     bar.abandon();
-                    let _ = std::fs::remove_file(dir.join("rebuild.request"));
+                    let _ = std::fs::remove_file(dir.join(indexer::REBUILD_REQUEST));
                     return Err(SearchError::Task(format!(
                         "the search index in {} is locked, and no server answered the rebuild \
                          request within {}s: is another `postdesk reindex` running? If no \
@@ -198,7 +198,7 @@ pub async fn reindex(app: &App, show: bool) -> Result<Rebuilt, SearchError> {
         Err(err) => return Err(err),
     };
     bar.finish_and_clear();
-    let index = open(app)?;
+    index.reload()?;
     Ok(Rebuilt {
         messages: newest,
         documents: index.documents(),
@@ -211,7 +211,7 @@ pub async fn reindex(app: &App, show: bool) -> Result<Rebuilt, SearchError> {
 /// The index's size and lag.
 pub async fn status(app: &App) -> Result<IndexStatus, SearchError> {
     let index = open(app)?;
-    let kept_by_server = matches!(Indexer::new(index.clone()), Err(SearchError::Locked(_)));
+    let kept_by_server = index.is_written_elsewhere();
     let (lag_messages, waiting) = indexer::lag(&index, &app.store).await?;
     Ok(IndexStatus {
         directory: index.dir().display().to_string(),

@@ -43,7 +43,7 @@ const MAX_GAPS: i64 = 1000;
 const POLL: Duration = Duration::from_secs(2);
 /// The file `postdesk reindex` leaves in the index directory for a
 /// running server.
-const REBUILD_REQUEST: &str = "rebuild.request";
+pub(crate) const REBUILD_REQUEST: &str = "rebuild.request";
 /// New tickets older than this get no "similar tickets" note (an import of
 /// old mail, a rebuild of the index).
 const SIMILAR_WINDOW_MINUTES: i64 = 60;
@@ -141,10 +141,6 @@ impl Indexer {
             created: Vec::new(),
             index,
         })
-    }
-
-    pub fn index(&self) -> &Arc<SearchIndex> {
-        &self.index
     }
 
     /// The message id the index has read up to.

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
+use tantivy::directory::{Directory, INDEX_WRITER_LOCK};
 use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
 use tantivy::schema::{IndexRecordOption, Value};
 use tantivy::snippet::SnippetGenerator;
@@ -151,6 +152,14 @@ impl SearchIndex {
     /// reads newer messages itself instead of trusting the index.
     pub fn indexed_through(&self) -> i64 {
         self.indexed_through.load(Ordering::Acquire)
+    }
+
+    /// Whether some process (a running server) holds the write lock.
+    pub fn is_written_elsewhere(&self) -> bool {
+        self.index
+            .directory()
+            .acquire_lock(&INDEX_WRITER_LOCK)
+            .is_err()
     }
 
     /// Makes the last commit visible to searches.

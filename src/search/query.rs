@@ -99,6 +99,18 @@ enum Token {
     Phrase(String),
 }
 
+/// The text up to the closing quote (consumed); `None` when there is none.
+fn until_quote(chars: &mut impl Iterator<Item = (usize, char)>) -> Option<String> {
+    let mut phrase = String::new();
+    for (_, c) in chars {
+        if c == '"' {
+            return Some(phrase);
+        }
+        phrase.push(c);
+    }
+    None
+}
+
 fn lex(input: &str) -> Result<Vec<Token>, QueryError> {
     let mut tokens = Vec::new();
     let mut chars = input.char_indices().peekable();
@@ -117,21 +129,12 @@ fn lex(input: &str) -> Result<Vec<Token>, QueryError> {
             }
             '"' => {
                 chars.next();
-                let mut phrase = String::new();
-                let mut closed = false;
-                for (_, c) in chars.by_ref() {
-                    if c == '"' {
-                        closed = true;
-                        break;
-                    }
-                    phrase.push(c);
-                }
-                if !closed {
+                let Some(phrase) = until_quote(&mut chars) else {
                     return error(format!(
                         "unclosed quote at character {}",
                         input[..start].chars().count() + 1
                     ));
-                }
+                };
                 tokens.push(Token::Phrase(phrase));
             }
             _ => {
@@ -143,18 +146,9 @@ fn lex(input: &str) -> Result<Vec<Token>, QueryError> {
                     // `subject:"a b"`: the phrase belongs to the field.
                     if c == '"' && word.ends_with(':') {
                         chars.next();
-                        let mut phrase = String::new();
-                        let mut closed = false;
-                        for (_, c) in chars.by_ref() {
-                            if c == '"' {
-                                closed = true;
-                                break;
-                            }
-                            phrase.push(c);
-                        }
-                        if !closed {
+                        let Some(phrase) = until_quote(&mut chars) else {
                             return error(format!("unclosed quote after '{word}'"));
-                        }
+                        };
                         word.push('"');
                         word.push_str(&phrase);
                         word.push('"');

@@ -113,6 +113,17 @@ impl SystemNote {
 const INDEXABLE_COLUMNS: &str = "id, ticket, kind, sender, from_name, subject, received_at,
     CASE WHEN ticket IS NULL OR kind IN ('auto_reply', 'unfiled') THEN NULL ELSE raw END AS raw";
 
+/// `select` for the rows of an id cursor: ids above `$1` or among `gaps`
+/// ids from `$3` on, in id order, at most `$2`.
+fn after_cursor(select: &str, gaps: usize) -> String {
+    let mut sql = format!("{select} WHERE id > $1");
+    if gaps > 0 {
+        sql.push_str(&format!(" OR id IN ({})", placeholders(3, gaps)));
+    }
+    sql.push_str(" ORDER BY id LIMIT $2");
+    sql
+}
+
 macro_rules! indexable_from_row {
     ($row:expr) => {{
         let row = $row;
@@ -140,11 +151,10 @@ impl Store {
         also: &[i64],
         limit: i64,
     ) -> Result<Vec<IndexableMessage>> {
-        let mut sql = format!("SELECT {INDEXABLE_COLUMNS} FROM messages WHERE id > $1");
-        if !also.is_empty() {
-            sql.push_str(&format!(" OR id IN ({})", placeholders(3, also.len())));
-        }
-        sql.push_str(" ORDER BY id LIMIT $2");
+        let sql = after_cursor(
+            &format!("SELECT {INDEXABLE_COLUMNS} FROM messages"),
+            also.len(),
+        );
         dispatch_read!(self, pool => {
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after).bind(limit);
             for id in also {
@@ -193,11 +203,7 @@ impl Store {
         also: &[i64],
         limit: i64,
     ) -> Result<Vec<TicketChange>> {
-        let mut sql = "SELECT id, ticket, kind, at FROM ticket_events WHERE id > $1".to_string();
-        if !also.is_empty() {
-            sql.push_str(&format!(" OR id IN ({})", placeholders(3, also.len())));
-        }
-        sql.push_str(" ORDER BY id LIMIT $2");
+        let sql = after_cursor("SELECT id, ticket, kind, at FROM ticket_events", also.len());
         dispatch_read!(self, pool => {
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after).bind(limit);
             for id in also {
