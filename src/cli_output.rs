@@ -349,6 +349,11 @@ pub async fn welcome(running: &RunningServer, config_file: &Path) -> Result<Stri
         "  agents (IMAP)  imap://{} (STARTTLS), imaps://{}",
         running.imap_addr, running.imaps_addr
     );
+    let _ = writeln!(
+        out,
+        "  agents (SMTP)  submission {} (STARTTLS), {} (TLS)",
+        running.submission_addr, running.submissions_addr
+    );
     for q in &queues {
         let _ = writeln!(out, "  queue          {} <{}>", q.name, q.address);
     }
@@ -359,7 +364,7 @@ pub async fn welcome(running: &RunningServer, config_file: &Path) -> Result<Stri
         None => {
             let _ = writeln!(
                 out,
-                "  outbound relay none: acknowledgements stay queued (postdesk outbound list)"
+                "  outbound relay none: replies and acknowledgements stay queued (postdesk outbound list)"
             );
         }
     }
@@ -394,7 +399,12 @@ pub async fn welcome(running: &RunningServer, config_file: &Path) -> Result<Stri
     );
     let _ = write!(
         out,
-        "\nSMTP submission (agents replying) is not built yet; stop with Ctrl-C."
+        "Their outgoing server: {}, port {} (STARTTLS) or {} (TLS), same login.\n\
+         Replies go to the customer from the queue address; #close, #assign bob, #tag x\n\
+         at the top of a mail change the ticket. Stop with Ctrl-C.",
+        running.submission_addr.ip(),
+        running.submission_addr.port(),
+        running.submissions_addr.port()
     );
     Ok(out)
 }

@@ -104,13 +104,20 @@ impl Default for SmtpConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SubmissionConfig {
+    /// SMTP submission with STARTTLS (the port 587 convention).
     pub listen: SocketAddr,
+    /// Submission over implicit TLS (the port 465 convention).
+    pub tls_listen: SocketAddr,
+    /// Allow AUTH without TLS from 127.0.0.1/::1 (local tools, tests).
+    pub plaintext_auth_on_loopback: bool,
 }
 
 impl Default for SubmissionConfig {
     fn default() -> Self {
         SubmissionConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 2587)),
+            tls_listen: SocketAddr::from(([127, 0, 0, 1], 2465)),
+            plaintext_auth_on_loopback: true,
         }
     }
 }
@@ -175,6 +182,12 @@ pub struct OutboundConfig {
     pub retry_base: u64,
     /// Accept invalid relay certificates (for a relay on localhost only).
     pub allow_invalid_certs: bool,
+    /// PEM private key to DKIM-sign outgoing mail with.
+    pub dkim_key: Option<PathBuf>,
+    /// The DKIM selector (`SELECTOR._domainkey.DOMAIN`).
+    pub dkim_selector: String,
+    /// The signing domain; absent: the domain of each message's From.
+    pub dkim_domain: Option<String>,
 }
 
 impl Default for OutboundConfig {
@@ -185,6 +198,9 @@ impl Default for OutboundConfig {
             max_age: 2 * 24 * 3600,
             retry_base: 60,
             allow_invalid_certs: false,
+            dkim_key: None,
+            dkim_selector: "postdesk".into(),
+            dkim_domain: None,
         }
     }
 }
@@ -637,6 +653,8 @@ address = "billing@example.test"
                 !l.contains("/etc/postdesk")
                     && !l.starts_with("#relay")
                     && !l.starts_with("#templates_dir")
+                    && !l.starts_with("#dkim_key")
+                    && !l.starts_with("#dkim_domain")
             })
             .map(|l| {
                 l.strip_prefix('#')
@@ -655,6 +673,12 @@ address = "billing@example.test"
         assert_eq!(parsed.smtp.listen, defaults.smtp.listen);
         assert_eq!(parsed.smtp.max_message_size, defaults.smtp.max_message_size);
         assert_eq!(parsed.smtp.max_line_length, defaults.smtp.max_line_length);
+        assert_eq!(parsed.submission.listen, defaults.submission.listen);
+        assert_eq!(parsed.submission.tls_listen, defaults.submission.tls_listen);
+        assert_eq!(
+            parsed.outbound.dkim_selector,
+            defaults.outbound.dkim_selector
+        );
         assert_eq!(parsed.outbound.max_age, defaults.outbound.max_age);
         assert_eq!(
             parsed.autoreply.max_per_sender_per_hour,

@@ -76,8 +76,10 @@ impl SmtpHarness {
             let (_never, stopping) = tokio::sync::watch::channel(false);
             let session = Session::new(
                 self.app.clone(),
+                crate::smtp::Role::Inbound,
                 peer,
                 Box::new(server),
+                false,
                 None,
                 self.limits.clone(),
                 stopping,

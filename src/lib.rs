@@ -20,6 +20,7 @@ pub mod search;
 pub mod server;
 pub mod smtp;
 pub mod store;
+pub mod submission;
 pub mod templates;
 pub mod tls;
 
@@ -55,6 +56,8 @@ pub struct App {
     pub templates: templates::Templates,
     /// The search index, once a server opened it (IMAP SEARCH reads it).
     pub search: std::sync::OnceLock<Arc<search::SearchIndex>>,
+    /// Failed logins, shared by IMAP and submission.
+    pub logins: passwords::LoginThrottle,
     queues: RwLock<(Instant, Arc<Vec<Queue>>)>,
 }
 
@@ -81,6 +84,7 @@ impl App {
             store,
             templates,
             search: std::sync::OnceLock::new(),
+            logins: passwords::LoginThrottle::default(),
             queues: RwLock::new((Instant::now(), Arc::new(queues))),
         }))
     }
@@ -100,6 +104,37 @@ impl App {
         let fresh = Arc::new(self.store.queues().await?);
         *self.queues.write().await = (Instant::now(), fresh.clone());
         Ok(fresh)
+    }
+
+    /// Checks an agent's login (IMAP and submission alike): slowed down
+    /// after repeated failures of the address or the client's IP. None:
+    /// no such agent or a wrong password.
+    pub async fn authenticate(
+        &self,
+        user: &str,
+        password: &str,
+        ip: std::net::IpAddr,
+    ) -> Result<Option<store::LoginAgent>, store::StoreError> {
+        let delay = self.logins.login_delay(user, ip);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let agent = self.store.login_agent(user).await?;
+        let verified = match &agent {
+            Some(agent) => {
+                passwords::Verifier::global()
+                    .verify(password, &agent.password_hash)
+                    .await
+            }
+            None => false,
+        };
+        if verified {
+            self.logins.login_succeeded(user);
+            Ok(agent)
+        } else {
+            self.logins.login_failed(user, ip);
+            Ok(None)
+        }
     }
 
     /// The queue an address (or its plus-address) belongs to.

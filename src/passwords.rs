@@ -2,6 +2,10 @@
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
 #[error("password hashing failed: {0}")]
@@ -92,6 +96,64 @@ impl Verifier {
 
     fn recent(&self, stored_hash: &str) -> Option<ring::hmac::Tag> {
         self.recent.lock().ok()?.get(stored_hash).copied()
+    }
+}
+
+/// Login throttling shared by IMAP and SMTP submission: failures are
+/// counted per address and per client IP.
+#[derive(Default)]
+pub struct LoginThrottle {
+    failures: Mutex<HashMap<String, Failures>>,
+}
+
+#[derive(Clone, Copy)]
+struct Failures {
+    count: u32,
+    last: Instant,
+}
+
+/// Failures are forgotten after this long without another.
+const FAILURE_MEMORY: Duration = Duration::from_secs(15 * 60);
+
+impl LoginThrottle {
+    /// How long to wait before answering a login attempt: nothing for the
+    /// first three failures of an address or IP, then doubling up to 30 s,
+    /// so guessing passwords gets slow without locking the real agent out.
+    pub fn login_delay(&self, address: &str, ip: IpAddr) -> Duration {
+        let Ok(map) = self.failures.lock() else {
+            return Duration::ZERO;
+        };
+        let worst = [address.to_lowercase(), ip.to_string()]
+            .iter()
+            .filter_map(|key| map.get(key))
+            .filter(|f| f.last.elapsed() < FAILURE_MEMORY)
+            .map(|f| f.count)
+            .max()
+            .unwrap_or(0);
+        match worst {
+            0..=2 => Duration::ZERO,
+            n => Duration::from_secs(1u64 << (n - 3).min(5)).min(Duration::from_secs(30)),
+        }
+    }
+
+    pub fn login_failed(&self, address: &str, ip: IpAddr) {
+        if let Ok(mut map) = self.failures.lock() {
+            map.retain(|_, f| f.last.elapsed() < FAILURE_MEMORY);
+            for key in [address.to_lowercase(), ip.to_string()] {
+                let entry = map.entry(key).or_insert(Failures {
+                    count: 0,
+                    last: Instant::now(),
+                });
+                entry.count += 1;
+                entry.last = Instant::now();
+            }
+        }
+    }
+
+    pub fn login_succeeded(&self, address: &str) {
+        if let Ok(mut map) = self.failures.lock() {
+            map.remove(&address.to_lowercase());
+        }
     }
 }
 

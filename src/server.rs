@@ -17,6 +17,9 @@ pub struct RunningServer {
     /// IMAP with STARTTLS, and IMAP over implicit TLS.
     pub imap_addr: SocketAddr,
     pub imaps_addr: SocketAddr,
+    /// SMTP submission with STARTTLS, and over implicit TLS.
+    pub submission_addr: SocketAddr,
+    pub submissions_addr: SocketAddr,
     /// Credentials of the bootstrap admin when this start created it.
     pub bootstrap_admin: Option<(String, String)>,
     shutdown: watch::Sender<bool>,
@@ -63,6 +66,10 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
     };
     let imap_addr = local(&imap_listener, "imap")?;
     let imaps_addr = local(&imaps_listener, "imaps")?;
+    let submission_listener = crate::net::bind(app.config.submission.listen).await?;
+    let submissions_listener = crate::net::bind(app.config.submission.tls_listen).await?;
+    let submission_addr = local(&submission_listener, "submission")?;
+    let submissions_addr = local(&submissions_listener, "submission (TLS)")?;
     let acceptor = TlsAcceptor::from(tls_config);
     let imap_limits = Arc::new(imap::Limits::from_config(&app.config.imap));
     let imap_shared = Arc::new(imap::Shared::default());
@@ -71,8 +78,28 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
     let mut tasks = vec![
         tokio::spawn(smtp::serve(
             app.clone(),
+            smtp::Role::Inbound,
             listener,
             Some(acceptor.clone()),
+            false,
+            limits.clone(),
+            watcher.clone(),
+        )),
+        tokio::spawn(smtp::serve(
+            app.clone(),
+            smtp::Role::Submission,
+            submission_listener,
+            Some(acceptor.clone()),
+            false,
+            limits.clone(),
+            watcher.clone(),
+        )),
+        tokio::spawn(smtp::serve(
+            app.clone(),
+            smtp::Role::Submission,
+            submissions_listener,
+            Some(acceptor.clone()),
+            true,
             limits,
             watcher.clone(),
         )),
@@ -103,6 +130,8 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
         smtp_addr,
         imap_addr,
         imaps_addr,
+        submission_addr,
+        submissions_addr,
         bootstrap_admin,
         shutdown,
         tasks,

@@ -4,8 +4,10 @@
 //! rules can be unit-tested exhaustively and reused by every protocol.
 
 pub mod address;
+pub mod commands;
 pub mod loops;
 pub mod message_id;
+pub mod quoting;
 pub mod subject;
 pub mod threading;
 pub mod ticket;

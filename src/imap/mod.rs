@@ -24,9 +24,9 @@ use crate::App;
 use crate::config::ImapConfig;
 use crate::smtp::Stream;
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
@@ -60,64 +60,13 @@ impl Limits {
     }
 }
 
-/// State shared by every session of a server: login throttling and
-/// connections per agent.
+/// State shared by every session of a server: connections per agent.
 #[derive(Default)]
 pub struct Shared {
-    failures: Mutex<HashMap<String, Failures>>,
     per_agent: Mutex<HashMap<i64, usize>>,
 }
 
-#[derive(Clone, Copy)]
-struct Failures {
-    count: u32,
-    last: Instant,
-}
-
-/// Failures are forgotten after this long without another.
-const FAILURE_MEMORY: Duration = Duration::from_secs(15 * 60);
-
 impl Shared {
-    /// How long to wait before answering a login attempt: nothing for the
-    /// first three failures of an address or IP, then doubling up to 30 s,
-    /// so guessing passwords gets slow without locking the real agent out.
-    pub fn login_delay(&self, address: &str, ip: IpAddr) -> Duration {
-        let Ok(map) = self.failures.lock() else {
-            return Duration::ZERO;
-        };
-        let worst = [address.to_lowercase(), ip.to_string()]
-            .iter()
-            .filter_map(|key| map.get(key))
-            .filter(|f| f.last.elapsed() < FAILURE_MEMORY)
-            .map(|f| f.count)
-            .max()
-            .unwrap_or(0);
-        match worst {
-            0..=2 => Duration::ZERO,
-            n => Duration::from_secs(1u64 << (n - 3).min(5)).min(Duration::from_secs(30)),
-        }
-    }
-
-    pub fn login_failed(&self, address: &str, ip: IpAddr) {
-        if let Ok(mut map) = self.failures.lock() {
-            map.retain(|_, f| f.last.elapsed() < FAILURE_MEMORY);
-            for key in [address.to_lowercase(), ip.to_string()] {
-                let entry = map.entry(key).or_insert(Failures {
-                    count: 0,
-                    last: Instant::now(),
-                });
-                entry.count += 1;
-                entry.last = Instant::now();
-            }
-        }
-    }
-
-    pub fn login_succeeded(&self, address: &str) {
-        if let Ok(mut map) = self.failures.lock() {
-            map.remove(&address.to_lowercase());
-        }
-    }
-
     /// Counts a session of the agent; false when the agent has `max` already.
     pub fn enter(&self, agent: i64, max: usize) -> bool {
         let Ok(mut map) = self.per_agent.lock() else {

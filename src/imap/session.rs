@@ -595,24 +595,11 @@ impl Session {
         if !self.auth_allowed() {
             return Reply::no("[PRIVACYREQUIRED] Use STARTTLS (or port 993) before logging in");
         }
-        let delay = self.shared.login_delay(user, self.peer.ip());
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        let agent = match self.app.store.login_agent(user).await {
+        let agent = match self.app.authenticate(user, pass, self.peer.ip()).await {
             Ok(agent) => agent,
             Err(err) => return Reply::no(format!("[UNAVAILABLE] {err}")),
         };
-        let verified = match &agent {
-            Some(agent) => {
-                crate::passwords::Verifier::global()
-                    .verify(pass, &agent.password_hash)
-                    .await
-            }
-            None => false,
-        };
-        let Some(agent) = agent.filter(|_| verified) else {
-            self.shared.login_failed(user, self.peer.ip());
+        let Some(agent) = agent else {
             tracing::info!(peer = %self.peer, user, "imap: login failed");
             return Reply::no("[AUTHENTICATIONFAILED] Invalid credentials");
         };
@@ -622,7 +609,6 @@ impl Session {
         {
             return Reply::no("[LIMIT] Too many connections for this account");
         }
-        self.shared.login_succeeded(user);
         tracing::info!(peer = %self.peer, agent = %agent.email, "imap: logged in");
         self.agent = Some(agent);
         Reply::ok(format!("[CAPABILITY {}] Logged in", self.capabilities()))

@@ -10,6 +10,7 @@
 //! quoted part stays searchable at a fifth of the weight: the conversation
 //! may have started outside postdesk, and then the quote is the only copy.
 
+use crate::domain::quoting::split_quoted;
 use mail_parser::{Address, HeaderValue, Message, MessageParser, MimeHeaders};
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -91,72 +92,9 @@ fn addresses(value: Option<&HeaderValue<'_>>) -> String {
     text.trim_end().to_string()
 }
 
-/// Lines that introduce a quoted message in the common clients' languages.
-fn introduces_quote(line: &str) -> bool {
-    let line = line.trim();
-    let attribution = (line.starts_with("On ") && line.ends_with("wrote:"))
-        || (line.starts_with("Am ") && line.ends_with("schrieb:"))
-        || (line.starts_with("Le ") && (line.ends_with("a écrit :") || line.ends_with("a écrit:")))
-        || (line.starts_with("El ") && line.ends_with("escribió:"));
-    attribution
-        || line.starts_with("-----Original Message-----")
-        || line.starts_with("-------- Original Message --------")
-}
-
-/// (what the author wrote, what they quoted or signed).
-pub fn split_quoted(text: &str) -> (String, String) {
-    let mut own = String::with_capacity(text.len());
-    let mut quoted = String::new();
-    let mut tail = false;
-    for line in text.lines() {
-        let trimmed = line.trim_end();
-        if !tail && (trimmed == "--" || line == "-- " || introduces_quote(trimmed)) {
-            tail = true;
-        }
-        let target = if tail || trimmed.trim_start().starts_with('>') {
-            &mut quoted
-        } else {
-            &mut own
-        };
-        target.push_str(line);
-        target.push('\n');
-    }
-    (own, quoted)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quotes_attributions_and_signatures_are_split_off() {
-        let text = "Still broken after the update.\n\nOn Mon, 2 Mar 2026, Bob wrote:\n> Try restarting the VPN client.\n> Regards\n";
-        let (own, quoted) = split_quoted(text);
-        assert_eq!(own, "Still broken after the update.\n\n");
-        assert!(quoted.starts_with("On Mon"));
-        assert!(quoted.contains("restarting the VPN"));
-
-        let (own, quoted) = split_quoted("Thanks!\n-- \nAlice\nACME Corp\n");
-        assert_eq!(own, "Thanks!\n");
-        assert_eq!(quoted, "-- \nAlice\nACME Corp\n");
-
-        let (own, quoted) = split_quoted("inline:\n> asked\nanswer\n");
-        assert_eq!(own, "inline:\nanswer\n");
-        assert_eq!(quoted, "> asked\n");
-
-        let (own, quoted) =
-            split_quoted("See below.\n-----Original Message-----\nFrom: x\nold text\n");
-        assert_eq!(own, "See below.\n");
-        assert!(quoted.contains("old text"));
-    }
-
-    #[test]
-    fn a_forwarded_message_stays_the_authors_text() {
-        let (own, quoted) =
-            split_quoted("FYI\n-------- Forwarded Message --------\nThe printer is on fire\n");
-        assert!(own.contains("printer is on fire"));
-        assert!(quoted.is_empty());
-    }
 
     #[test]
     fn a_message_is_read_into_fields() {

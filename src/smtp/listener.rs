@@ -1,6 +1,6 @@
 //! Accepts SMTP connections, bounded in number, and runs a session on each.
 
-use super::session::Session;
+use super::session::{Role, Session};
 use crate::App;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,11 +32,14 @@ impl Limits {
     }
 }
 
-/// Serves until `shutdown` turns true.
+/// Serves until `shutdown` turns true. `implicit_tls`: every connection
+/// starts with the TLS handshake (the port 465 convention).
 pub async fn serve(
     app: Arc<App>,
+    role: Role,
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
+    implicit_tls: bool,
     limits: Limits,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -57,7 +60,24 @@ pub async fn serve(
         let limits = limits.clone();
         let stopping = shutdown.clone();
         tokio::spawn(async move {
-            let session = Session::new(app, peer, Box::new(socket), tls, limits, stopping);
+            let stream: Box<dyn super::Stream> = match (&tls, implicit_tls) {
+                (Some(acceptor), true) => {
+                    match tokio::time::timeout(limits.command_timeout, acceptor.accept(socket))
+                        .await
+                    {
+                        Ok(Ok(secured)) => Box::new(secured),
+                        Ok(Err(err)) => {
+                            tracing::debug!(%peer, %err, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    }
+                }
+                _ => Box::new(socket),
+            };
+            let tls = if implicit_tls { None } else { tls };
+            let session =
+                Session::new(app, role, peer, stream, implicit_tls, tls, limits, stopping);
             if let Err(err) = session.run().await {
                 tracing::debug!(%peer, %err, "smtp session ended");
             }

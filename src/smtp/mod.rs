@@ -1,12 +1,13 @@
 //! SMTP: the inbound listener customers' mail arrives on (RFC 5321 with
 //! PIPELINING, SIZE, 8BITMIME, SMTPUTF8, ENHANCEDSTATUSCODES, CHUNKING and
-//! STARTTLS).
+//! STARTTLS), and the submission listeners agents send through (the same
+//! session with AUTH, RFC 6409).
 
 mod listener;
 mod session;
 
 pub use listener::{Limits, serve};
-pub use session::Session;
+pub use session::{Role, Session};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 

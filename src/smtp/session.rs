@@ -1,5 +1,6 @@
 //! One SMTP session as a state machine (RFC 5321 §4.1, RFC 3030 CHUNKING,
-//! RFC 2920 PIPELINING, RFC 3207 STARTTLS).
+//! RFC 2920 PIPELINING, RFC 3207 STARTTLS), for incoming mail or for agents'
+//! submissions (RFC 6409 with RFC 4954 AUTH PLAIN and LOGIN).
 //!
 //! Command lines are framed here (to enforce our line length and to discard
 //! an over-long line cleanly) and parsed by smtp-proto; DATA is un-stuffed by
@@ -10,9 +11,12 @@ use super::Stream;
 use super::listener::Limits;
 use crate::App;
 use crate::ingest::{self, Envelope, Mode};
+use crate::store::LoginAgent;
+use crate::submission::{self, SubmissionEnvelope, SubmitError};
+use base64::Engine;
 use chrono::Utc;
 use smtp_proto::request::receiver::{BdatReceiver, DataReceiver};
-use smtp_proto::{Error as ParseError, MAIL_BODY_BINARYMIME, Request};
+use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN, Error as ParseError, MAIL_BODY_BINARYMIME, Request};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -44,8 +48,28 @@ pub enum SessionError {
     Timeout,
 }
 
+/// Which port a session serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Mail for the queues, from anyone (port 25).
+    Inbound,
+    /// Agents' mail, after AUTH (port 587/465).
+    Submission,
+}
+
+/// Where a SASL exchange stands: the next client line answers this.
+#[derive(Debug, Clone)]
+enum Sasl {
+    /// PLAIN without an initial response: the whole response comes next.
+    Plain,
+    LoginUser,
+    LoginPassword(String),
+}
+
 enum Phase {
     Command,
+    /// The client's answer to a `334` AUTH challenge.
+    Auth(Sasl),
     /// The rest of an over-long command line is being skipped.
     DiscardLine,
     Data(DataReceiver),
@@ -71,6 +95,9 @@ enum Next {
 
 pub struct Session {
     app: Arc<App>,
+    role: Role,
+    /// The agent logged in on a submission session.
+    agent: Option<LoginAgent>,
     peer: SocketAddr,
     stream: Box<dyn Stream>,
     tls: Option<TlsAcceptor>,
@@ -91,10 +118,13 @@ pub struct Session {
 impl Session {
     /// `stopping` turns true when the server shuts down: a transfer under
     /// way is finished, an idle client is told 421 4.3.2.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         app: Arc<App>,
+        role: Role,
         peer: SocketAddr,
         stream: Box<dyn Stream>,
+        is_tls: bool,
         tls: Option<TlsAcceptor>,
         limits: Arc<Limits>,
         stopping: watch::Receiver<bool>,
@@ -102,11 +132,13 @@ impl Session {
         Session {
             stopping,
             app,
+            role,
+            agent: None,
             peer,
             stream,
             tls,
             limits,
-            is_tls: false,
+            is_tls,
             helo: None,
             tx: None,
             phase: Phase::Command,
@@ -161,6 +193,7 @@ impl Session {
                     self.is_tls = true;
                     self.helo = None;
                     self.tx = None;
+                    self.agent = None;
                 }
             }
         }
@@ -178,7 +211,7 @@ impl Session {
         self.flush().await?;
         let (limit, idle) = match self.phase {
             Phase::Command => (self.limits.command_timeout, self.input.is_empty()),
-            Phase::DiscardLine => (self.limits.command_timeout, false),
+            Phase::DiscardLine | Phase::Auth(_) => (self.limits.command_timeout, false),
             _ => (self.limits.data_timeout, false),
         };
         let now = Instant::now();
@@ -222,7 +255,24 @@ impl Session {
                 return Ok(Next::Close);
             }
             let discard = matches!(self.phase, Phase::BdatDiscard(_));
+            if let Phase::Auth(step) = &self.phase {
+                let step = step.clone();
+                let Some(end) = self.input.iter().position(|&b| b == b'\n') else {
+                    if self.input.len() > self.limits.max_line_length {
+                        self.input.clear();
+                        self.phase = Phase::DiscardLine;
+                        self.reply_error("500 5.5.6 Authentication exchange line too long");
+                    }
+                    return Ok(Next::Continue);
+                };
+                let line: Vec<u8> = self.input.drain(..=end).collect();
+                self.deadline = None;
+                self.phase = Phase::Command;
+                self.sasl_answer(step, &line).await;
+                continue;
+            }
             match &mut self.phase {
+                Phase::Auth(_) => {}
                 Phase::Command => {
                     let Some(end) = self.input.iter().position(|&b| b == b'\n') else {
                         if self.input.len() > self.limits.max_line_length {
@@ -361,6 +411,9 @@ impl Session {
                 if self.tls.is_some() && !self.is_tls {
                     lines.push("STARTTLS".into());
                 }
+                if self.role == Role::Submission && self.auth_allowed() && self.agent.is_none() {
+                    lines.push("AUTH PLAIN LOGIN".into());
+                }
                 let last = lines.len() - 1;
                 for (i, line) in lines.iter().enumerate() {
                     let sep = if i == last { ' ' } else { '-' };
@@ -375,6 +428,9 @@ impl Session {
             }
             Request::Lhlo { .. } => self.reply_error("500 5.5.1 This is not an LMTP server"),
             Request::Mail { from } => {
+                let (app, agent) = (self.app.clone(), self.agent.clone());
+                let refusal =
+                    submission_sender_refusal(&app, self.role, agent.as_ref(), &from.address).await;
                 if self.helo.is_none() {
                     self.reply_error("503 5.5.1 Say EHLO first");
                 } else if self.tx.is_some() {
@@ -383,6 +439,8 @@ impl Session {
                     self.reply_error("552 5.3.4 Message size exceeds fixed maximum message size");
                 } else if from.flags & MAIL_BODY_BINARYMIME != 0 {
                     self.reply_error("555 5.5.4 BODY=BINARYMIME is not supported");
+                } else if let Some(refusal) = refusal {
+                    self.reply_error(&refusal);
                 } else {
                     self.tx = Some(Transaction {
                         mail_from: from.address.to_string(),
@@ -454,9 +512,10 @@ impl Session {
                     return Next::StartTls;
                 }
             }
-            Request::Auth { .. } => {
-                self.reply_error("503 5.5.1 AUTH is for the submission port, not for incoming mail")
-            }
+            Request::Auth {
+                mechanism,
+                initial_response,
+            } => self.auth(mechanism, &initial_response).await,
             Request::Etrn { .. } | Request::Atrn { .. } | Request::Burl { .. } => {
                 self.reply_error("502 5.5.1 Command not implemented")
             }
@@ -471,6 +530,15 @@ impl Session {
         };
         if tx.rcpt_to.len() >= self.limits.max_recipients {
             self.reply_error("452 4.5.3 Too many recipients");
+            return;
+        }
+        if self.role == Role::Submission {
+            // An agent may write to anyone: submission decides per mail
+            // what is a customer and what is postdesk's own.
+            if let Some(tx) = self.tx.as_mut() {
+                tx.rcpt_to.push(address.to_string());
+            }
+            self.reply("250 2.1.5 Recipient OK");
             return;
         }
         match self.app.queue_for(address).await {
@@ -514,6 +582,10 @@ impl Session {
             self.reply_error("552 5.3.4 Message size exceeds fixed maximum message size");
             return;
         }
+        if self.role == Role::Submission {
+            self.finish_submission(tx).await;
+            return;
+        }
         let envelope = Envelope {
             mail_from: tx.mail_from,
             rcpt_to: tx.rcpt_to,
@@ -541,6 +613,139 @@ impl Session {
         }
     }
 
+    /// AUTH is offered over TLS, or in clear text from loopback when the
+    /// configuration allows it (RFC 4954 §4: never a password in the clear).
+    fn auth_allowed(&self) -> bool {
+        self.is_tls
+            || (self.app.config.submission.plaintext_auth_on_loopback
+                && self.peer.ip().is_loopback())
+    }
+
+    async fn auth(&mut self, mechanism: u64, initial_response: &str) {
+        if self.role != Role::Submission {
+            self.reply_error("503 5.5.1 AUTH is for the submission port, not for incoming mail");
+        } else if self.agent.is_some() {
+            self.reply_error("503 5.5.1 Already authenticated");
+        } else if self.tx.is_some() {
+            self.reply_error("503 5.5.1 AUTH is not allowed during a mail transaction");
+        } else if !self.auth_allowed() {
+            self.reply_error("538 5.7.11 Encryption required: use STARTTLS first");
+        } else if mechanism == AUTH_PLAIN {
+            if initial_response.is_empty() {
+                self.phase = Phase::Auth(Sasl::Plain);
+                self.reply("334 ");
+            } else {
+                self.sasl_answer(Sasl::Plain, initial_response.as_bytes())
+                    .await;
+            }
+        } else if mechanism == AUTH_LOGIN {
+            if initial_response.is_empty() {
+                self.phase = Phase::Auth(Sasl::LoginUser);
+                self.reply("334 VXNlcm5hbWU6");
+            } else {
+                self.sasl_answer(Sasl::LoginUser, initial_response.as_bytes())
+                    .await;
+            }
+        } else {
+            self.reply_error("504 5.5.4 Unrecognized authentication type: use PLAIN or LOGIN");
+        }
+    }
+
+    /// One client answer in a SASL exchange.
+    async fn sasl_answer(&mut self, step: Sasl, line: &[u8]) {
+        let line = line.trim_ascii();
+        if line == b"*" {
+            self.reply_error("501 5.0.0 Authentication cancelled");
+            return;
+        }
+        // "=" is an empty initial response (RFC 4954 §4).
+        let decoded = if line == b"=" {
+            Ok(Vec::new())
+        } else {
+            base64::engine::general_purpose::STANDARD.decode(line)
+        };
+        let Ok(decoded) = decoded else {
+            self.reply_error("501 5.5.2 Cannot decode the response (base64 expected)");
+            return;
+        };
+        match step {
+            Sasl::Plain => {
+                // authzid NUL authcid NUL password (RFC 4616).
+                let mut parts = decoded.split(|b| *b == 0);
+                let (Some(authzid), Some(user), Some(password), None) =
+                    (parts.next(), parts.next(), parts.next(), parts.next())
+                else {
+                    self.reply_error("501 5.5.2 Malformed PLAIN response");
+                    return;
+                };
+                if !authzid.is_empty() && !authzid.eq_ignore_ascii_case(user) {
+                    self.reply_error("535 5.7.8 Acting as another user is not allowed");
+                    return;
+                }
+                let user = String::from_utf8_lossy(user).into_owned();
+                let password = String::from_utf8_lossy(password).into_owned();
+                self.log_in(&user, &password).await;
+            }
+            Sasl::LoginUser => {
+                self.phase = Phase::Auth(Sasl::LoginPassword(
+                    String::from_utf8_lossy(&decoded).into_owned(),
+                ));
+                self.reply("334 UGFzc3dvcmQ6");
+            }
+            Sasl::LoginPassword(user) => {
+                let password = String::from_utf8_lossy(&decoded).into_owned();
+                self.log_in(&user, &password).await;
+            }
+        }
+    }
+
+    async fn log_in(&mut self, user: &str, password: &str) {
+        match self.app.authenticate(user, password, self.peer.ip()).await {
+            Ok(Some(agent)) => {
+                tracing::info!(peer = %self.peer, agent = %agent.email, "submission: logged in");
+                self.agent = Some(agent);
+                self.reply("235 2.7.0 Authentication successful");
+            }
+            Ok(None) => {
+                tracing::info!(peer = %self.peer, user, "submission: login failed");
+                self.reply_error("535 5.7.8 Authentication credentials invalid");
+            }
+            Err(err) => {
+                tracing::error!(%err, "submission: login lookup");
+                self.reply_error("454 4.7.0 Temporary authentication failure");
+            }
+        }
+    }
+
+    /// Files an agent's mail; only then says 250.
+    async fn finish_submission(&mut self, tx: Transaction) {
+        let Some(agent) = self.agent.clone() else {
+            self.reply_error("530 5.7.0 Authentication required");
+            return;
+        };
+        let envelope = SubmissionEnvelope {
+            mail_from: tx.mail_from,
+            rcpt_to: tx.rcpt_to,
+            remote_addr: Some(self.peer),
+        };
+        match submission::submit(&self.app, &agent, &envelope, tx.body).await {
+            Ok(submitted) => {
+                tracing::info!(peer = %self.peer, agent = %agent.email, ticket = submitted.ticket,
+                    outcome = ?submitted.outcome, changed = ?submitted.changed, "agent mail filed");
+                let line = format!("250 2.0.0 {}", submitted.summary());
+                self.reply(&line);
+            }
+            Err(SubmitError::Refused(line)) => {
+                tracing::info!(peer = %self.peer, agent = %agent.email, %line, "agent mail refused");
+                self.reply_error(&line);
+            }
+            Err(SubmitError::Store(err)) => {
+                tracing::error!(peer = %self.peer, %err, "agent mail not committed");
+                self.reply_error("451 4.3.0 Message not stored, try again later");
+            }
+        }
+    }
+
     fn reply(&mut self, line: &str) {
         self.output.extend_from_slice(line.as_bytes());
         self.output.extend_from_slice(b"\r\n");
@@ -558,5 +763,34 @@ impl Session {
             self.output.clear();
         }
         Ok(())
+    }
+}
+
+/// Why a submission's MAIL FROM is refused, if it is (None on the
+/// inbound port, where anyone may send).
+async fn submission_sender_refusal(
+    app: &App,
+    role: Role,
+    agent: Option<&LoginAgent>,
+    from: &str,
+) -> Option<String> {
+    if role != Role::Submission {
+        return None;
+    }
+    let Some(agent) = agent else {
+        return Some("530 5.7.0 Authentication required".into());
+    };
+    if from.is_empty() {
+        return Some("550 5.7.1 Agents' mail needs a sender address".into());
+    }
+    match app.queues().await {
+        Ok(queues) if submission::may_send_as(agent, &queues, from) => None,
+        Ok(_) => Some(format!(
+            "550 5.7.1 <{from}> is not yours to send as: use your own address or a queue you work in"
+        )),
+        Err(err) => {
+            tracing::error!(%err, "queue lookup");
+            Some("451 4.3.0 Temporary lookup failure, try again later".into())
+        }
     }
 }

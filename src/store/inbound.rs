@@ -48,6 +48,7 @@ macro_rules! insert_message {
         id
     }};
 }
+pub(crate) use insert_message;
 
 macro_rules! touch_ticket {
     ($tx:ident, $ticket:expr, $at:expr) => {{
@@ -392,12 +393,17 @@ macro_rules! define_filer {
                     sqlx::query(
                         "UPDATE tickets SET status = $1,
                              done_at = CASE WHEN $1 = status THEN done_at ELSE NULL END,
-                             updated_at = CASE WHEN updated_at < $2 THEN $2 ELSE updated_at END
+                             updated_at = CASE WHEN updated_at < $2 THEN $2 ELSE updated_at END,
+                             customer_waiting_since = CASE WHEN $4 THEN COALESCE(customer_waiting_since, $2)
+                                 ELSE customer_waiting_since END
                          WHERE number = $3",
                     )
                     .bind(next.as_str())
                     .bind(m.received_at)
                     .bind(ticket)
+                    // A customer writing starts the next-response clock
+                    // (unless it runs already); our own mail coming back does not.
+                    .bind(matches!(kind, InboundKind::Customer))
                     .execute(&mut *conn)
                     .await?;
                     if next != current {
@@ -415,8 +421,8 @@ macro_rules! define_filer {
                     }
                     let number: i64 = sqlx::query_scalar(
                         "INSERT INTO tickets (queue_id, subject, customer_address, customer_name, status,
-                             priority, linked_ticket, created_at, updated_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING number",
+                             priority, linked_ticket, created_at, updated_at, customer_waiting_since)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8) RETURNING number",
                     )
                     .bind(queue_id)
                     .bind(&title)

@@ -10,6 +10,7 @@
 //! connection, which queues them fairly, while reads use a separate pool.
 
 mod admin;
+mod agent_mail;
 mod events;
 mod imap;
 mod inbound;
@@ -18,6 +19,7 @@ mod search;
 mod tickets;
 
 pub use admin::{Agent, Queue};
+pub use agent_mail::{AgentMailFiled, AgentMailRequest, BuildAgentMail, ReplyTarget};
 pub use imap::{
     Content, FlagOp, LoginAgent, Mailbox, Member, MessageRef, StorageItem, Viewer, join_flags,
 };
@@ -140,6 +142,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "header_len",
         include_str!("../../migrations/sqlite/0003_header_len.sql"),
     ),
+    (
+        4,
+        "responses",
+        include_str!("../../migrations/sqlite/0004_responses.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -156,6 +163,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "header_len",
         include_str!("../../migrations/postgres/0003_header_len.sql"),
+    ),
+    (
+        4,
+        "responses",
+        include_str!("../../migrations/postgres/0004_responses.sql"),
     ),
 ];
 

@@ -1,0 +1,716 @@
+//! Agent mail (DESIGN.md §5): what an authenticated agent submits on the
+//! submission port becomes a public reply, an internal note, or a new
+//! outbound ticket, with its mail commands applied.
+//!
+//! - A mail naming a ticket (plus-address recipient, In-Reply-To or
+//!   References, `[#n]` in the subject) with an outside recipient is a
+//!   public reply: From becomes "Alice via Support" <queue address>,
+//!   Reply-To the ticket's plus-address, the subject gets its `[#n]` tag,
+//!   and it is stored and queued to each outside recipient.
+//! - With only postdesk's own addresses (queues, agents) among its
+//!   recipients it is an internal note.
+//! - An outside recipient and no ticket: a new outbound ticket.
+//! - A reply that carries only commands above the quoted mail says nothing
+//!   to the customer: the commands are applied and nothing is sent.
+//!
+//! An agent acts only on tickets of queues they work in; anything else is
+//! refused before anything is stored or sent.
+
+pub mod rewrite;
+
+use crate::App;
+use crate::domain::commands::{Command, Commands};
+use crate::domain::ticket::MessageKind;
+use crate::domain::views::TicketChange;
+use crate::domain::{address, message_id, subject};
+use crate::store::{
+    AgentMailRequest, LoginAgent, Queue, ReplyTarget, StoreError, SystemNote, Ticket,
+};
+use chrono::{DateTime, Utc};
+use mail_parser::{Address, MessageParser};
+use rewrite::{Field, read_agent_mail, rewrite_header};
+use std::net::SocketAddr;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The mail is refused; the text is the whole SMTP reply line.
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What became of a submitted mail, for the SMTP reply and the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submitted {
+    pub ticket: i64,
+    pub outcome: Outcome,
+    /// Command errors, reported to the agent in an internal note.
+    pub command_errors: Vec<String>,
+    /// What the commands changed.
+    pub changed: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored and queued to this many recipients.
+    Reply {
+        recipients: usize,
+        new_ticket: bool,
+    },
+    Note,
+    /// A reply held back by `#hold` because a command failed: stored as a
+    /// note, sent to nobody.
+    Held,
+    /// Only commands: nothing stored, nothing sent.
+    CommandsOnly,
+    /// The same mail was filed before (the client retried).
+    Duplicate,
+}
+
+impl Submitted {
+    /// The text of the SMTP 250 reply.
+    pub fn summary(&self) -> String {
+        let t = self.ticket;
+        let mut text = match &self.outcome {
+            Outcome::Reply {
+                recipients,
+                new_ticket,
+            } => {
+                let opened = if *new_ticket { " (new ticket)" } else { "" };
+                let plural = if *recipients == 1 { "" } else { "s" };
+                format!("Reply to #{t}{opened} queued for {recipients} recipient{plural}")
+            }
+            Outcome::Note => format!("Internal note added to #{t}"),
+            Outcome::Held => format!("Reply held in #{t} as a note: a command failed"),
+            Outcome::CommandsOnly => format!("Commands for #{t} read; nothing sent"),
+            Outcome::Duplicate => format!("Already filed in #{t}"),
+        };
+        if !self.command_errors.is_empty() {
+            text.push_str(&format!(
+                "; {} command error(s), see the note in the ticket",
+                self.command_errors.len()
+            ));
+        }
+        text
+    }
+}
+
+/// The envelope of a submission.
+#[derive(Debug, Clone)]
+pub struct SubmissionEnvelope {
+    pub mail_from: String,
+    pub rcpt_to: Vec<String>,
+    pub remote_addr: Option<SocketAddr>,
+}
+
+/// May this agent send as this address? Their own, or a queue they work in.
+pub fn may_send_as(agent: &LoginAgent, queues: &[Queue], sender: &str) -> bool {
+    let sender = address::normalize(sender);
+    sender == agent.email.to_lowercase()
+        || queues
+            .iter()
+            .any(|q| q.address == sender && agent.queues.contains(&q.name))
+}
+
+fn refused_sender(sender: &str) -> SubmitError {
+    SubmitError::Refused(format!(
+        "550 5.7.1 <{sender}> is not yours to send as: use your own address or a queue you work in"
+    ))
+}
+
+pub async fn submit(
+    app: &App,
+    agent: &LoginAgent,
+    envelope: &SubmissionEnvelope,
+    raw: Vec<u8>,
+) -> Result<Submitted, SubmitError> {
+    let now = Utc::now();
+    let queues = app.queues().await?;
+    let header = read_header(&raw);
+    let from = header
+        .from
+        .clone()
+        .unwrap_or_else(|| address::normalize(&envelope.mail_from));
+    if !may_send_as(agent, &queues, &from) {
+        return Err(refused_sender(&from));
+    }
+    let mail = read_agent_mail(&raw);
+
+    // Recipients: postdesk's own addresses (queues and their plus-addresses,
+    // agents) are internal; everyone else is outside.
+    let agents = app.store.agents().await?;
+    let mut plus_tickets = Vec::new();
+    let mut outside: Vec<String> = Vec::new();
+    let mut queue_recipients: Vec<&Queue> = Vec::new();
+    for rcpt in &envelope.rcpt_to {
+        let normalized = address::normalize(rcpt);
+        let recipient = address::Recipient::parse(&normalized);
+        if let Some(queue) = recipient
+            .as_ref()
+            .and_then(|r| queues.iter().find(|q| q.address == r.base))
+        {
+            plus_tickets.extend(recipient.as_ref().and_then(|r| r.ticket_number()));
+            queue_recipients.push(queue);
+        } else if agents.iter().any(|a| a.email.to_lowercase() == normalized) {
+            continue;
+        } else if !outside.contains(&normalized) {
+            outside.push(normalized);
+        }
+    }
+
+    let ticket = find_ticket(app, &plus_tickets, &header).await?;
+    if let Some(ticket) = &ticket
+        && !agent.is_admin
+        && !agent.queues.contains(&ticket.queue)
+    {
+        return Err(SubmitError::Refused(format!(
+            "550 5.7.1 Ticket #{} is in queue '{}', which you do not work in; nothing was sent",
+            ticket.number, ticket.queue
+        )));
+    }
+
+    // Where the mail goes: the ticket it names, or a new outbound ticket.
+    let (target, queue) = match &ticket {
+        Some(ticket) => {
+            let queue = queues
+                .iter()
+                .find(|q| q.name == ticket.queue)
+                .ok_or_else(|| StoreError::NotFound(format!("no queue '{}'", ticket.queue)))?;
+            (ReplyTarget::Ticket(ticket.number), queue)
+        }
+        None => {
+            if outside.is_empty() {
+                return Err(SubmitError::Refused(
+                    "550 5.7.1 This mail names no ticket and no customer: reply to a ticket's mail, \
+                     write to the ticket's plus-address (support+N@…), or put [#N] in the subject"
+                        .into(),
+                ));
+            }
+            if !mail.says_something {
+                return Err(SubmitError::Refused(
+                    "550 5.6.0 Nothing to send: the mail holds only commands and names no ticket"
+                        .into(),
+                ));
+            }
+            let queue = from_queue(&queues, &from)
+                .or_else(|| queue_recipients.first().copied())
+                .or_else(|| queues.iter().find(|q| agent.queues.contains(&q.name)))
+                .ok_or_else(|| {
+                    SubmitError::Refused(
+                        "550 5.7.1 You work in no queue to open a ticket in".into(),
+                    )
+                })?;
+            let customer = header
+                .to
+                .iter()
+                .find(|a| outside.contains(a))
+                .cloned()
+                .unwrap_or_else(|| outside[0].clone());
+            let target = ReplyTarget::New {
+                queue_id: queue.id,
+                title: subject_title(&header.subject),
+                customer_name: header.names.get(&customer).cloned(),
+                customer_address: customer,
+            };
+            (target, queue)
+        }
+    };
+
+    let (change, command_errors) =
+        resolve_commands(&mail.commands, agent, &agents, &queues, &queue.name);
+    let held = mail.commands.hold() && !command_errors.is_empty();
+    if held && ticket.is_none() {
+        return Err(SubmitError::Refused(format!(
+            "550 5.7.1 Held (#hold): {}",
+            command_errors.join("; ")
+        )));
+    }
+    let public = !outside.is_empty() && mail.says_something && !held;
+    let kind = if public {
+        Some(MessageKind::Reply)
+    } else if mail.says_something {
+        Some(MessageKind::Note)
+    } else {
+        None
+    };
+    let (number, outcome) = match (kind, target) {
+        (Some(kind), target) => {
+            let recipients = if public { outside.as_slice() } else { &[] };
+            let filed = file(
+                app,
+                agent,
+                envelope,
+                &header,
+                &mail.stripped,
+                target,
+                queue,
+                kind,
+                recipients,
+                now,
+            )
+            .await?;
+            let outcome = if filed.duplicate {
+                Outcome::Duplicate
+            } else if public {
+                Outcome::Reply {
+                    recipients: filed.queued,
+                    new_ticket: filed.created,
+                }
+            } else if held {
+                Outcome::Held
+            } else {
+                Outcome::Note
+            };
+            (filed.ticket, outcome)
+        }
+        (None, ReplyTarget::Ticket(number)) => (number, Outcome::CommandsOnly),
+        (None, ReplyTarget::New { .. }) => {
+            return Err(SubmitError::Refused("550 5.6.0 Nothing to send".into()));
+        }
+    };
+
+    let mut changed = Vec::new();
+    if command_errors.is_empty() && !change.is_empty() {
+        changed = app
+            .store
+            .change_ticket(number, &change, &agent.email, "mail command")
+            .await?;
+    }
+    if !command_errors.is_empty() && outcome != Outcome::Duplicate {
+        report_command_errors(app, number, agent, &command_errors, &outcome, now).await?;
+    }
+    Ok(Submitted {
+        ticket: number,
+        outcome,
+        command_errors,
+        changed,
+    })
+}
+
+/// Stores (and for a reply, queues) the agent's mail, rewritten for the ticket.
+#[allow(clippy::too_many_arguments)]
+async fn file(
+    app: &App,
+    agent: &LoginAgent,
+    envelope: &SubmissionEnvelope,
+    header: &HeaderFacts,
+    stripped: &[u8],
+    target: ReplyTarget,
+    queue: &Queue,
+    kind: MessageKind,
+    outside: &[String],
+    now: DateTime<Utc>,
+) -> Result<crate::store::AgentMailFiled, SubmitError> {
+    let hostname = app.config.hostname.clone();
+    // A client that sends no Message-ID gets one of ours; it is fixed
+    // before the ticket number is known so that a retry finds the mail.
+    let message_id = header
+        .message_id
+        .clone()
+        .unwrap_or_else(|| own_submission_id(&hostname, stripped));
+    let display = format!("{} via {}", agent.name, display_queue(&queue.name));
+    let (sender, from_name) = match kind {
+        MessageKind::Reply => (queue.address.clone(), Some(display.clone())),
+        _ => (agent.email.to_lowercase(), Some(agent.name.clone())),
+    };
+    let subject_text = header.subject.clone().unwrap_or_default();
+    let body = stripped.to_vec();
+    let has_date = header.has_date;
+    let has_message_id = header.message_id.is_some();
+    let queue_address = queue.address.clone();
+    let id_for_build = message_id.clone();
+    let build = Box::new(move |ticket: i64| {
+        let tagged = subject::with_ticket_tag(&subject_text, ticket);
+        let mut fields = vec![
+            Field::remove("Bcc"),
+            Field::remove("Return-Path"),
+            Field::remove("X-Postdesk-Note"),
+            Field::raw("X-Postdesk-Ticket", &ticket.to_string()),
+        ];
+        if kind == MessageKind::Reply {
+            fields.push(Field::address("From", &display, &queue_address));
+            fields.push(Field::remove("Sender"));
+            fields.push(Field::raw(
+                "Reply-To",
+                &format!("<{}>", address::plus_address(&queue_address, ticket)),
+            ));
+            fields.push(Field::text("Subject", &tagged));
+        } else {
+            fields.push(Field::text("Subject", &note_subject(&tagged)));
+            fields.push(Field::raw("X-Postdesk-Note", "yes"));
+        }
+        if !has_message_id {
+            fields.push(Field::raw("Message-ID", &format!("<{id_for_build}>")));
+        }
+        if !has_date {
+            fields.push(Field::raw("Date", &now.to_rfc2822()));
+        }
+        let mut raw = rewrite_header(&body, &fields);
+        if !raw.ends_with(b"\r\n") {
+            raw.extend_from_slice(b"\r\n");
+        }
+        raw
+    });
+    let request = AgentMailRequest {
+        target,
+        kind,
+        agent_id: agent.id,
+        actor: agent.email.clone(),
+        message_id,
+        sender,
+        from_name,
+        envelope_from: address::normalize(&envelope.mail_from),
+        envelope_to: envelope
+            .rcpt_to
+            .iter()
+            .map(|r| address::normalize(r))
+            .collect(),
+        subject: header.subject.clone().unwrap_or_default(),
+        references: header.references.clone(),
+        mail_from: queue.address.clone(),
+        recipients: outside.to_vec(),
+        remote_addr: envelope.remote_addr.map(|a| a.to_string()),
+        now,
+        build,
+    };
+    Ok(app.store.file_agent_mail(&request).await?)
+}
+
+/// "[#12] Re: VPN drops" → "[#12] [note] Re: VPN drops": a note says so in
+/// the subject the agents' clients list.
+fn note_subject(tagged: &str) -> String {
+    if tagged.contains("[note]") {
+        return tagged.to_string();
+    }
+    match tagged.find(']') {
+        Some(end) if tagged.starts_with("[#") => {
+            format!("{} [note]{}", &tagged[..=end], &tagged[end + 1..])
+        }
+        _ => format!("[note] {tagged}"),
+    }
+}
+
+/// The queue's name as customers read it: "support" → "Support".
+pub fn display_queue(name: &str) -> String {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// A Message-ID for a mail that came without one, the same for the same
+/// bytes (so that a client's retry is recognized).
+fn own_submission_id(hostname: &str, raw: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, raw);
+    let hex: String = digest.as_ref()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("pd.agent.{hex}@{}", hostname.to_lowercase())
+}
+
+fn from_queue<'q>(queues: &'q [Queue], from: &str) -> Option<&'q Queue> {
+    queues.iter().find(|q| q.address == from)
+}
+
+fn subject_title(subject_text: &Option<String>) -> String {
+    match subject::clean(subject_text.as_deref().unwrap_or_default()) {
+        t if t.is_empty() => "(no subject)".to_string(),
+        t => t,
+    }
+}
+
+/// Finds the ticket a mail names: its plus-address recipient first (the
+/// agent chose it), then its threading headers, then a `[#n]` tag.
+async fn find_ticket(
+    app: &App,
+    plus_tickets: &[i64],
+    header: &HeaderFacts,
+) -> Result<Option<Ticket>, StoreError> {
+    let mut candidates: Vec<i64> = plus_tickets.to_vec();
+    if let Some(by_reference) = app.store.ticket_by_references(&header.references).await? {
+        candidates.push(by_reference);
+    }
+    candidates.extend(subject::ticket_tags(
+        header.subject.as_deref().unwrap_or_default(),
+    ));
+    for number in candidates {
+        match app.store.ticket(number).await {
+            Ok(ticket) => return Ok(Some(ticket)),
+            Err(StoreError::NotFound(_)) => continue,
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(None)
+}
+
+/// Turns the parsed commands into one ticket change, checking each
+/// against what the agent may do. Any error leaves the ticket untouched.
+fn resolve_commands(
+    commands: &Commands,
+    agent: &LoginAgent,
+    agents: &[crate::store::Agent],
+    queues: &[Queue],
+    ticket_queue: &str,
+) -> (TicketChange, Vec<String>) {
+    let mut errors = commands.errors();
+    let mut change = TicketChange::default();
+    let may_see = |queue: &str| agent.is_admin || agent.queues.iter().any(|q| q == queue);
+    // The queue the ticket will be in, for checking an assignee.
+    let final_queue = commands
+        .parsed()
+        .filter_map(|(_, c)| match c {
+            Command::Queue(name) => Some(name.clone()),
+            _ => None,
+        })
+        .last()
+        .unwrap_or_else(|| ticket_queue.to_string());
+    for (line, command) in commands.parsed() {
+        let fail = |why: String| format!("line {}: {}: {why}", line.line, line.text);
+        match command {
+            Command::Status(status) => change.status = Some(*status),
+            Command::Priority(priority) => change.priority = Some(*priority),
+            Command::Unassign => change.owner = Some(None),
+            Command::Hold => {}
+            Command::Tag(tags) => {
+                for tag in tags {
+                    change.remove_tags.retain(|t| t != tag);
+                    if !change.add_tags.contains(tag) {
+                        change.add_tags.push(tag.clone());
+                    }
+                }
+            }
+            Command::Untag(tags) => {
+                for tag in tags {
+                    change.add_tags.retain(|t| t != tag);
+                    if !change.remove_tags.contains(tag) {
+                        change.remove_tags.push(tag.clone());
+                    }
+                }
+            }
+            Command::Queue(name) => match queues.iter().find(|q| q.name.eq_ignore_ascii_case(name))
+            {
+                None => {
+                    let known: Vec<&str> = queues.iter().map(|q| q.name.as_str()).collect();
+                    errors.push(fail(format!(
+                        "no queue '{name}' (queues: {})",
+                        known.join(", ")
+                    )));
+                }
+                Some(queue) if !may_see(&queue.name) => {
+                    errors.push(fail(format!("you do not work in queue '{}'", queue.name)))
+                }
+                Some(queue) => change.queue = Some(queue.name.clone()),
+            },
+            Command::Assign(who) => match find_agent(agents, agent, who) {
+                Err(why) => errors.push(fail(why)),
+                Ok(assignee) => {
+                    let sees = assignee.is_admin
+                        || assignee
+                            .queues
+                            .iter()
+                            .any(|q| q.eq_ignore_ascii_case(&final_queue));
+                    if sees {
+                        change.owner = Some(Some(assignee.id));
+                    } else {
+                        errors.push(fail(format!(
+                            "{} does not work in queue '{final_queue}'",
+                            assignee.email
+                        )));
+                    }
+                }
+            },
+        }
+    }
+    if !errors.is_empty() {
+        change = TicketChange::default();
+    }
+    (change, errors)
+}
+
+/// An agent by address, by the part before the @, or `me`.
+fn find_agent<'a>(
+    agents: &'a [crate::store::Agent],
+    me: &LoginAgent,
+    who: &str,
+) -> Result<&'a crate::store::Agent, String> {
+    let who = who.to_lowercase();
+    if who == "me" {
+        return agents
+            .iter()
+            .find(|a| a.id == me.id)
+            .ok_or_else(|| "you are no longer an agent".to_string());
+    }
+    if let Some(agent) = agents.iter().find(|a| a.email.to_lowercase() == who) {
+        return Ok(agent);
+    }
+    let by_local: Vec<&crate::store::Agent> = agents
+        .iter()
+        .filter(|a| address::split(&a.email.to_lowercase()).is_some_and(|(local, _)| local == who))
+        .collect();
+    match by_local.as_slice() {
+        [agent] => Ok(agent),
+        [] => Err(format!("no agent '{who}'")),
+        several => Err(format!(
+            "'{who}' could be {}: write the whole address",
+            several
+                .iter()
+                .map(|a| a.email.as_str())
+                .collect::<Vec<_>>()
+                .join(" or ")
+        )),
+    }
+}
+
+/// Tells the agent, in the ticket, why their commands did nothing.
+async fn report_command_errors(
+    app: &App,
+    ticket: i64,
+    agent: &LoginAgent,
+    errors: &[String],
+    outcome: &Outcome,
+    now: DateTime<Utc>,
+) -> Result<(), SubmitError> {
+    let sent = match outcome {
+        Outcome::Reply { .. } => {
+            "Your reply was sent to the customer anyway (write #hold to keep a reply back when a command fails)."
+        }
+        Outcome::Held => {
+            "Your reply was held (#hold) and sent to nobody: it is in the ticket as a note. Fix the commands and send it again."
+        }
+        _ => "",
+    };
+    let body = format!(
+        "{} wrote mail commands that were not applied; the ticket is unchanged.\n\n{}\n\n{sent}\n",
+        agent.email,
+        errors.join("\n")
+    );
+    let detail = format!(
+        "mail commands of {} not applied: {}",
+        agent.email,
+        errors.join("; ")
+    );
+    let id = crate::ingest::own_message_id(&app.config.hostname, ticket);
+    let note = SystemNote::compose(
+        &app.config.hostname,
+        ticket,
+        id,
+        "Mail commands not applied",
+        &body,
+        detail,
+    )
+    .map_err(|e| SubmitError::Store(StoreError::Corrupt(e)))?;
+    app.store
+        .add_system_note(ticket, now, "command-error", &note)
+        .await?;
+    Ok(())
+}
+
+/// What submission reads from the agent's header.
+#[derive(Debug, Default)]
+struct HeaderFacts {
+    from: Option<String>,
+    to: Vec<String>,
+    /// Display names by address, for a new ticket's customer.
+    names: std::collections::HashMap<String, String>,
+    subject: Option<String>,
+    message_id: Option<String>,
+    has_date: bool,
+    /// In-Reply-To, then References from the newest.
+    references: Vec<String>,
+}
+
+fn read_header(raw: &[u8]) -> HeaderFacts {
+    let parsed = std::panic::catch_unwind(|| MessageParser::default().parse_headers(raw));
+    let Ok(Some(message)) = parsed else {
+        return HeaderFacts::default();
+    };
+    let mut facts = HeaderFacts {
+        from: message
+            .from()
+            .and_then(Address::first)
+            .and_then(|a| a.address.as_deref())
+            .map(address::normalize),
+        subject: message.subject().map(str::to_string),
+        message_id: message
+            .message_id()
+            .map(message_id::normalize)
+            .filter(|id| message_id::is_plausible(id)),
+        has_date: message.date().is_some(),
+        ..HeaderFacts::default()
+    };
+    for list in [message.to(), message.cc()].into_iter().flatten() {
+        for addr in list.iter() {
+            if let Some(a) = addr.address.as_deref() {
+                let a = address::normalize(a);
+                if let Some(name) = addr.name.as_deref().filter(|n| !n.trim().is_empty()) {
+                    facts.names.insert(a.clone(), name.trim().to_string());
+                }
+                facts.to.push(a);
+            }
+        }
+    }
+    for (name, value) in message.headers_raw() {
+        if name.eq_ignore_ascii_case("In-Reply-To") {
+            facts.references.extend(message_id::extract_ids(value));
+        }
+    }
+    for (name, value) in message.headers_raw() {
+        if name.eq_ignore_ascii_case("References") {
+            for id in message_id::extract_ids(value).into_iter().rev() {
+                if !facts.references.contains(&id) {
+                    facts.references.push(id);
+                }
+            }
+        }
+    }
+    facts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notes_are_marked_after_the_ticket_tag() {
+        assert_eq!(note_subject("[#12] Re: VPN"), "[#12] [note] Re: VPN");
+        assert_eq!(note_subject("Re: VPN"), "[note] Re: VPN");
+        assert_eq!(note_subject("[#12] [note] x"), "[#12] [note] x");
+    }
+
+    #[test]
+    fn agents_are_found_by_address_local_part_or_me() {
+        let agent = |id: i64, email: &str| crate::store::Agent {
+            id,
+            email: email.into(),
+            name: email.into(),
+            is_admin: false,
+            queues: vec!["support".into()],
+            created_at: Utc::now(),
+            password_hash: String::new(),
+        };
+        let agents = vec![
+            agent(1, "alice@desk.test"),
+            agent(2, "bob@desk.test"),
+            agent(3, "bob@other.test"),
+        ];
+        let me = LoginAgent {
+            id: 1,
+            email: "alice@desk.test".into(),
+            name: "Alice".into(),
+            is_admin: false,
+            password_hash: String::new(),
+            queues: vec!["support".into()],
+        };
+        assert_eq!(find_agent(&agents, &me, "me").map(|a| a.id), Ok(1));
+        assert_eq!(find_agent(&agents, &me, "Alice").map(|a| a.id), Ok(1));
+        assert_eq!(
+            find_agent(&agents, &me, "bob@other.test").map(|a| a.id),
+            Ok(3)
+        );
+        assert!(find_agent(&agents, &me, "bob").is_err_and(|e| e.contains("could be")));
+        assert!(find_agent(&agents, &me, "zed").is_err_and(|e| e.contains("no agent 'zed'")));
+    }
+}
