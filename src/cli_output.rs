@@ -242,6 +242,17 @@ impl TicketView {
         if let Some(linked) = t.linked_ticket {
             let _ = writeln!(out, "  {:<9}#{linked}", "linked");
         }
+        let answered = match (t.first_response_at, t.last_response_at) {
+            (Some(first), Some(last)) if first != last => {
+                format!("first {}, last {}", when(first), when(last))
+            }
+            (Some(first), _) => when(first),
+            _ => "not yet".into(),
+        };
+        let _ = writeln!(out, "  {:<9}{answered}", "answered");
+        if let Some(since) = t.customer_waiting_since {
+            let _ = writeln!(out, "  {:<9}since {}", "waiting", when(since));
+        }
         let _ = writeln!(out, "\nmessages ({}):", self.messages.len());
         let rows = self
             .messages

@@ -184,7 +184,10 @@ fn prepare(
             .into_iter()
             .filter(|id| *id != message_id)
             .collect();
-        InboundKind::Bounce { bounced }
+        InboundKind::Bounce {
+            bounced,
+            failures: delivery_failures(&raw),
+        }
     } else if is_own {
         InboundKind::OwnMail
     } else {
@@ -486,6 +489,46 @@ pub fn bounced_message_ids(raw: &[u8]) -> Vec<String> {
     ids
 }
 
+/// The recipients a delivery status report (RFC 3464) says failed, as
+/// "address: status (diagnostic)". Delays and successes are not failures.
+/// Read as text, like [`bounced_message_ids`], so that the per-recipient
+/// fields are found whatever the report's MIME looks like.
+pub fn delivery_failures(raw: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(raw);
+    let mut failures = Vec::new();
+    // Per-recipient blocks are separated by blank lines.
+    for block in text.split("\r\n\r\n").flat_map(|b| b.split("\n\n")) {
+        let field = |name: &str| {
+            block.lines().find_map(|line| {
+                let (key, value) = line.split_once(':')?;
+                key.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| value.trim().to_string())
+            })
+        };
+        let failed = field("Action").is_some_and(|a| a.eq_ignore_ascii_case("failed"));
+        let Some(recipient) = field("Final-Recipient").or_else(|| field("Original-Recipient"))
+        else {
+            continue;
+        };
+        if !failed {
+            continue;
+        }
+        // "rfc822; carol@example.com" → the address.
+        let address = recipient
+            .split_once(';')
+            .map(|(_, a)| a.trim())
+            .unwrap_or(&recipient)
+            .to_string();
+        let mut entry = format!("{address}: {}", field("Status").unwrap_or_default());
+        if let Some(diagnostic) = field("Diagnostic-Code") {
+            entry.push_str(&format!(" ({diagnostic})"));
+        }
+        failures.push(entry);
+    }
+    failures
+}
+
 fn find_subslice(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
@@ -604,6 +647,19 @@ mod tests {
         assert_eq!(
             bounced_message_ids(raw),
             vec!["pd.7.abc@desk.example".to_string(), "quoted@x".into()]
+        );
+    }
+
+    #[test]
+    fn failed_recipients_come_from_the_delivery_status() {
+        let raw = b"Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n\
+            --b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx\r\n\r\n\
+            Final-Recipient: rfc822; carol@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n\
+            Diagnostic-Code: smtp; 550 no such user\r\n\r\n\
+            Final-Recipient: rfc822; dave@example.com\r\nAction: delayed\r\nStatus: 4.4.1\r\n--b--\r\n";
+        assert_eq!(
+            delivery_failures(raw),
+            vec!["carol@example.com: 5.1.1 (smtp; 550 no such user)".to_string()]
         );
     }
 

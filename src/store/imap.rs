@@ -697,12 +697,12 @@ impl Store {
         Ok(tickets)
     }
 
-    /// A reply already recorded with this Message-ID (the Sent copy an agent's
-    /// client appends after submitting through postdesk).
+    /// A reply or note already recorded with this Message-ID (the Sent copy
+    /// an agent's client appends after submitting through postdesk).
     pub async fn reply_by_message_id(&self, message_id: &str) -> Result<Option<i64>> {
         dispatch_read!(self, pool => {
             Ok(sqlx::query_scalar(
-                "SELECT id FROM messages WHERE message_id = $1 AND kind = 'reply' ORDER BY id LIMIT 1",
+                "SELECT id FROM messages WHERE message_id = $1 AND kind IN ('reply', 'note') ORDER BY id LIMIT 1",
             )
             .bind(message_id)
             .fetch_optional(pool)

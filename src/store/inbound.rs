@@ -136,8 +136,12 @@ pub struct NewMessage {
 pub enum InboundKind {
     /// Mail from a customer or other outside participant.
     Customer,
-    /// A delivery status report naming these Message-IDs as bounced.
-    Bounce { bounced: Vec<String> },
+    /// A delivery status report naming these Message-IDs as bounced, and
+    /// the recipients it reports as failed ("address: status (diagnostic)").
+    Bounce {
+        bounced: Vec<String>,
+        failures: Vec<String>,
+    },
     /// Mail carrying one of our own Message-IDs: it may join a ticket, but
     /// never opens one (that would be a loop).
     OwnMail,
@@ -303,7 +307,7 @@ macro_rules! define_filer {
             }
 
             // Bounces go to the ticket of the message they bounce, or nowhere.
-            if let InboundKind::Bounce { bounced } = kind {
+            if let InboundKind::Bounce { bounced, failures } = kind {
                 let mut ticket = None;
                 for id in bounced.iter().chain(m.references.iter()).take(MAX_REFERENCES) {
                     ticket = sqlx::query_scalar::<_, Option<i64>>(
@@ -323,8 +327,16 @@ macro_rules! define_filer {
                     return Ok(FileOutcome::Unfiled { message: id, reason });
                 };
                 let id = insert_message!(conn, m, Some(ticket), MessageKind::Bounce, None::<&String>);
-                events.add(ticket, m.received_at, &actor, "delivery-report",
-                    format!("delivery status report from {} (message {})", display_sender(&m), m.message_id));
+                let mut detail = format!("delivery status report from {} (message {})", display_sender(&m), m.message_id);
+                if !failures.is_empty() {
+                    detail.push_str(&format!(": delivery failed for {}", failures.join("; ")));
+                    sqlx::query("INSERT INTO ticket_tags (ticket, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                        .bind(ticket)
+                        .bind(super::DELIVERY_FAILED_TAG)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                events.add(ticket, m.received_at, &actor, "delivery-report", detail);
                 touch_ticket!(conn, ticket, m.received_at);
                 insert_events!(conn, events);
                 return Ok(FileOutcome::Filed {

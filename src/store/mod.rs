@@ -26,7 +26,7 @@ pub use imap::{
 pub use inbound::{
     AckContext, AutoReplyPlan, FileOutcome, InboundKind, InboundRequest, NewMessage, OutgoingMail,
 };
-pub use outbound::{FailureNote, OutboundItem, OutboundStatus};
+pub use outbound::{DELIVERY_FAILED_TAG, FailureNote, OutboundItem, OutboundStatus};
 pub use search::{IndexableMessage, IndexableTicket, SystemNote, TicketChange};
 pub use tickets::{Event, MessageRecord, Ticket, TicketFilter};
 

@@ -53,6 +53,10 @@ impl FromStr for OutboundStatus {
     }
 }
 
+/// The tag a ticket gets when mail to its customer could not be delivered
+/// (the relay refused it, or the customer's side sent a bounce).
+pub const DELIVERY_FAILED_TAG: &str = "delivery-failed";
+
 /// The internal note that tells agents a delivery failed for good.
 pub type FailureNote = super::search::SystemNote;
 
@@ -236,6 +240,11 @@ impl Store {
                 let mut events = Events::default();
                 events.add(ticket, now, "postdesk", "delivery-failed", note.detail.clone());
                 insert_events!(tx, events);
+                sqlx::query("INSERT INTO ticket_tags (ticket, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(ticket)
+                    .bind(DELIVERY_FAILED_TAG)
+                    .execute(&mut *tx)
+                    .await?;
                 sqlx::query(
                     "INSERT INTO messages (ticket, kind, message_id, has_message_id, sender, envelope_from,
                          envelope_to, subject, sent_at, received_at, size, raw, header_len)

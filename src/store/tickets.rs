@@ -23,6 +23,13 @@ pub struct Ticket {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub done_at: Option<DateTime<Utc>>,
+    /// The first public reply of an agent (stops the first-response clock).
+    pub first_response_at: Option<DateTime<Utc>>,
+    /// The latest public reply.
+    pub last_response_at: Option<DateTime<Utc>>,
+    /// Since when the customer has been waiting for an answer (the
+    /// next-response clock); None once an agent has answered.
+    pub customer_waiting_since: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -61,6 +68,7 @@ pub struct TicketFilter {
 const TICKET_COLUMNS: &str =
     "t.number, q.name AS queue, t.subject, t.customer_address, t.customer_name,
     t.status, t.priority, a.email AS owner, t.linked_ticket, t.created_at, t.updated_at, t.done_at,
+    t.first_response_at, t.last_response_at, t.customer_waiting_since,
     (SELECT COUNT(*) FROM messages m WHERE m.ticket = t.number) AS message_count
     FROM tickets t JOIN queues q ON q.id = t.queue_id LEFT JOIN agents a ON a.id = t.owner_id";
 
@@ -82,6 +90,9 @@ macro_rules! ticket_from_row {
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
             done_at: row.try_get("done_at")?,
+            first_response_at: row.try_get("first_response_at")?,
+            last_response_at: row.try_get("last_response_at")?,
+            customer_waiting_since: row.try_get("customer_waiting_since")?,
         }
     }};
 }

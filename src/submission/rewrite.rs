@@ -78,6 +78,21 @@ fn read_parsed(raw: &[u8], message: &Message<'_>) -> AgentMail {
         let Some(body) = raw.get(start..end) else {
             continue;
         };
+        // Text that is not base64 is cut line by line in its encoded form,
+        // so the agent's client's encoding of the rest is kept exactly (a
+        // quoted-printable soft break inside the block needs decoding).
+        let soft_break_in_block = part.encoding == Encoding::QuotedPrintable
+            && body
+                .split(|&b| b == b'\n')
+                .take(block_of(body) + 1)
+                .any(|line| line.trim_ascii_end().ends_with(b"="));
+        if !is_html && part.encoding != Encoding::Base64 && !soft_break_in_block {
+            let cut = strip_text_commands(body);
+            if cut.len() != body.len() {
+                edits.push((start, end, cut));
+            }
+            continue;
+        }
         let Some(decoded) = decode(body, part.encoding) else {
             continue;
         };
@@ -135,11 +150,15 @@ fn encode(decoded: &[u8], encoding: Encoding, original: &[u8]) -> Option<Vec<u8>
     Some(out)
 }
 
+/// How many leading lines of a text body the command block spans.
+fn block_of(text: &[u8]) -> usize {
+    Commands::read(&String::from_utf8_lossy(text)).block_lines
+}
+
 /// Removes the leading command lines (and the blank lines around them) of
 /// a plain text body.
 fn strip_text_commands(text: &[u8]) -> Vec<u8> {
-    let as_text = String::from_utf8_lossy(text);
-    let block = Commands::read(&as_text).block_lines;
+    let block = block_of(text);
     let mut rest = text;
     for _ in 0..block {
         match rest.iter().position(|&b| b == b'\n') {

@@ -5,6 +5,7 @@
 
 pub mod imap;
 pub mod sink;
+pub mod tls;
 
 use postdesk::config::Config;
 use postdesk::server::RunningServer;
@@ -88,6 +89,8 @@ pub async fn test_config(backend: &Backend, dir: &std::path::Path) -> Config {
     config.smtp.listen = "127.0.0.1:0".parse().expect("addr");
     config.imap.listen = "127.0.0.1:0".parse().expect("addr");
     config.imap.tls_listen = "127.0.0.1:0".parse().expect("addr");
+    config.submission.listen = "127.0.0.1:0".parse().expect("addr");
+    config.submission.tls_listen = "127.0.0.1:0".parse().expect("addr");
     config.queues = vec![
         postdesk::config::QueueConfig {
             name: "support".into(),
@@ -141,6 +144,10 @@ impl TestServer {
         self.running().imap_addr
     }
 
+    pub fn submission(&self) -> SocketAddr {
+        self.running().submission_addr
+    }
+
     pub fn app(&self) -> &postdesk::App {
         &self.running().app
     }
@@ -166,6 +173,8 @@ impl TestServer {
         config.smtp.listen = "127.0.0.1:0".parse().expect("addr");
         config.imap.listen = "127.0.0.1:0".parse().expect("addr");
         config.imap.tls_listen = "127.0.0.1:0".parse().expect("addr");
+        config.submission.listen = "127.0.0.1:0".parse().expect("addr");
+        config.submission.tls_listen = "127.0.0.1:0".parse().expect("addr");
         self.running = Some(postdesk::server::start(config).await.expect("restart"));
     }
 
