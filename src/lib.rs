@@ -7,6 +7,7 @@
 
 pub mod cli_output;
 pub mod config;
+pub mod dkim;
 pub mod domain;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -42,6 +43,8 @@ pub enum AppError {
     Tls(#[from] tls::TlsError),
     #[error(transparent)]
     Search(#[from] search::SearchError),
+    #[error(transparent)]
+    Dkim(#[from] dkim::DkimError),
     #[error("{context}: {source}")]
     Io {
         context: String,

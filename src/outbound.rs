@@ -7,6 +7,7 @@
 
 use crate::App;
 use crate::config::{OutboundConfig, RelaySecurity, RelayUrl};
+use crate::dkim::Dkim;
 use crate::store::{Change, FailureNote, OutboundItem};
 use chrono::{DateTime, Duration, Utc};
 use mail_send::SmtpClientBuilder;
@@ -27,8 +28,8 @@ pub enum Verdict {
     Permanent(String),
 }
 
-/// Runs until `shutdown` turns true.
-pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+/// Runs until `shutdown` turns true; signs with `dkim` when it is given.
+pub async fn run(app: Arc<App>, dkim: Option<Arc<Dkim>>, mut shutdown: watch::Receiver<bool>) {
     let mut changes = app.store.subscribe();
     let Some(relay) = app.config.outbound.relay.clone() else {
         tracing::info!("no [outbound] relay configured: outbound mail stays queued");
@@ -38,7 +39,7 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
         if *shutdown.borrow() {
             return;
         }
-        match deliver_due(&app, &relay).await {
+        match deliver_due(&app, &relay, dkim.as_deref()).await {
             Ok(0) => {}
             Ok(_) => continue,
             Err(err) => tracing::warn!(%err, "outbound queue"),
@@ -73,7 +74,11 @@ async fn wait_for_queued(changes: &mut broadcast::Receiver<Change>) {
 }
 
 /// Claims and delivers one batch; returns how many were claimed.
-pub async fn deliver_due(app: &App, relay: &RelayUrl) -> Result<usize, crate::store::StoreError> {
+pub async fn deliver_due(
+    app: &App,
+    relay: &RelayUrl,
+    dkim: Option<&Dkim>,
+) -> Result<usize, crate::store::StoreError> {
     let now = Utc::now();
     let claimed = app
         .store
@@ -82,7 +87,10 @@ pub async fn deliver_due(app: &App, relay: &RelayUrl) -> Result<usize, crate::st
     let count = claimed.len();
     let config = &app.config.outbound;
     let deliveries = claimed.into_iter().map(|(item, raw)| async move {
-        let verdict = send(relay, config, &app.config.hostname, &item, &raw).await;
+        let verdict = match sign(dkim, raw) {
+            Ok(signed) => send(relay, config, &app.config.hostname, &item, &signed).await,
+            Err(problem) => Verdict::Permanent(format!("cannot DKIM-sign: {problem}")),
+        };
         settle(app, config, &item, verdict).await
     });
     for result in futures_util::future::join_all(deliveries).await {
@@ -168,6 +176,19 @@ fn failure_note(
             None
         }
     }
+}
+
+/// The message with its DKIM-Signature in front, when a key is configured.
+fn sign(dkim: Option<&Dkim>, raw: Vec<u8>) -> Result<Vec<u8>, String> {
+    let Some(dkim) = dkim else {
+        return Ok(raw);
+    };
+    if raw.is_empty() {
+        return Ok(raw);
+    }
+    let mut signed = dkim.signature(&raw)?;
+    signed.extend_from_slice(&raw);
+    Ok(signed)
 }
 
 /// `base · 2^(attempts-1)` seconds after now, at most four hours.

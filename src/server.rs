@@ -46,6 +46,7 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
         source,
     })?;
     let tls_config = tls::server_config(&config)?;
+    let dkim = crate::dkim::Dkim::load(&config.outbound)?.map(Arc::new);
     let app = App::open(config).await?;
     let bootstrap_admin = bootstrap_admin(&app).await?;
 
@@ -122,7 +123,7 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
             watcher.clone(),
         )),
         tokio::spawn(imap::watch_external_changes(app.clone(), watcher.clone())),
-        tokio::spawn(outbound::run(app.clone(), watcher.clone())),
+        tokio::spawn(outbound::run(app.clone(), dkim, watcher.clone())),
     ];
     tasks.push(tokio::spawn(indexer::run(app.clone(), index, watcher)));
     Ok(RunningServer {

@@ -871,3 +871,112 @@ Diagnostic-Code: smtp; 550 5.1.1 <carol@example.com>: Recipient address rejected
         server.stop().await;
     }
 }
+
+/// DNS answers for the DKIM check, without DNS.
+struct TxtRecords(std::sync::Mutex<std::collections::HashMap<Box<str>, mail_auth::Txt>>);
+
+impl mail_auth::ResolverCache<Box<str>, mail_auth::Txt> for TxtRecords {
+    fn get<Q>(&self, name: &Q) -> Option<mail_auth::Txt>
+    where
+        Box<str>: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        self.0.lock().ok()?.get(name).cloned()
+    }
+
+    fn remove<Q>(&self, name: &Q) -> Option<mail_auth::Txt>
+    where
+        Box<str>: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        self.0.lock().ok()?.remove(name)
+    }
+
+    fn insert(&self, key: Box<str>, value: mail_auth::Txt, _: std::time::Instant) {
+        if let Ok(mut map) = self.0.lock() {
+            map.insert(key, value);
+        }
+    }
+}
+
+#[tokio::test]
+async fn replies_leave_dkim_signed_and_the_signature_verifies() {
+    use base64::Engine;
+    use mail_auth::common::crypto::Ed25519Key;
+    use mail_auth::common::parse::TxtRecordParser;
+    use mail_auth::common::verify::DomainKey;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let pkcs8 = Ed25519Key::generate_pkcs8().expect("key");
+    let public = Ed25519Key::from_pkcs8_der(&pkcs8)
+        .expect("key")
+        .public_key();
+    let keys = tempfile::tempdir().expect("dir");
+    let key_file = keys.path().join("dkim.pem");
+    std::fs::write(
+        &key_file,
+        format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            b64(&pkcs8)
+        ),
+    )
+    .expect("write key");
+
+    let sink = Sink::start(vec![], None).await;
+    let server = TestServer::start_with(&common::Backend::Sqlite, |c| {
+        c.outbound.relay = relay(sink.addr);
+        c.outbound.dkim_key = Some(key_file.clone());
+        c.outbound.dkim_selector = "pd2026".into();
+    })
+    .await;
+    add_agent(&server, "alice@desk.test", &["support"], false).await;
+    let ticket = customer_writes(&server, "k1@example.com", "VPN drops").await;
+    let raw = thunderbird_reply("", "k1@example.com", "rk1@desk.test");
+    assert_eq!(
+        submit(
+            &server,
+            "alice@desk.test",
+            "alice@desk.test",
+            &["carol@example.com"],
+            raw.as_bytes()
+        )
+        .await
+        .code,
+        250
+    );
+    eventually("the signed reply", || async { sink.accepted().len() == 2 }).await;
+    let delivered = sink.accepted().remove(1).data;
+    assert!(delivered.starts_with(b"DKIM-Signature: "));
+    let messages = server
+        .store()
+        .ticket_messages(ticket)
+        .await
+        .expect("messages");
+    let reply = messages.iter().find(|m| m.kind == "reply").expect("reply");
+    let stored = server.store().raw_message(reply.id).await.expect("raw");
+    assert!(
+        delivered.ends_with(&stored),
+        "the signature is prepended, nothing else changes"
+    );
+
+    let records = TxtRecords(Default::default());
+    let record = DomainKey::parse(format!("v=DKIM1; k=ed25519; p={}", b64(&public)).as_bytes())
+        .expect("record");
+    mail_auth::ResolverCache::insert(
+        &records,
+        "pd2026._domainkey.desk.test.".into(),
+        record.into(),
+        std::time::Instant::now() + Duration::from_secs(600),
+    );
+    let message = mail_auth::AuthenticatedMessage::parse(&delivered).expect("parse");
+    let verifier = mail_auth::MessageAuthenticator::new_cloudflare().expect("verifier");
+    let results = verifier
+        .verify_dkim(mail_auth::Parameters::new(&message).with_txt_cache(&records))
+        .await;
+    assert_eq!(results.len(), 1);
+    assert_eq!(
+        results[0].result(),
+        &mail_auth::DkimResult::Pass,
+        "{results:?}"
+    );
+    server.stop().await;
+}
