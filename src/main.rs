@@ -166,11 +166,21 @@ enum TicketCommand {
 enum OutboundCommand {
     /// List outbound mail and its delivery state.
     List {
-        /// Only this state: queued, sending, sent, failed.
+        /// Only this state: queued, sending, sent, failed, cancelled.
         #[arg(long, value_parser = parse_outbound_status)]
         status: Option<OutboundStatus>,
         #[arg(long)]
         json: bool,
+    },
+    /// Deliver again now (failed, cancelled, or waiting for its next try).
+    Retry {
+        #[arg(required = true)]
+        ids: Vec<i64>,
+    },
+    /// Stop deliveries that have not gone out.
+    Cancel {
+        #[arg(required = true)]
+        ids: Vec<i64>,
     },
 }
 
@@ -202,7 +212,7 @@ impl std::str::FromStr for TicketNumber {
 
 fn parse_outbound_status(s: &str) -> Result<OutboundStatus, String> {
     s.parse()
-        .map_err(|_| format!("'{s}' is not one of queued, sending, sent, failed"))
+        .map_err(|_| format!("'{s}' is not one of queued, sending, sent, failed, cancelled"))
 }
 
 fn main() -> Result<()> {
@@ -299,6 +309,31 @@ async fn run(cli: Cli) -> Result<()> {
             print_out(json, &items, || {
                 cli_output::outbound_table(&items, app.config.outbound.relay.is_some())
             })
+        }
+        Command::Outbound(OutboundCommand::Retry { ids }) => {
+            let app = App::open(config).await?;
+            for id in ids {
+                let item = app
+                    .store
+                    .outbound_retry(id, "cli", chrono::Utc::now())
+                    .await?;
+                println!("outbound #{id} to {} queued again", item.rcpt_to);
+            }
+            if app.config.outbound.relay.is_none() {
+                println!("(no [outbound] relay is configured: it waits for one)");
+            }
+            Ok(())
+        }
+        Command::Outbound(OutboundCommand::Cancel { ids }) => {
+            let app = App::open(config).await?;
+            for id in ids {
+                let item = app
+                    .store
+                    .outbound_cancel(id, "cli", chrono::Utc::now())
+                    .await?;
+                println!("outbound #{id} to {} cancelled", item.rcpt_to);
+            }
+            Ok(())
         }
         Command::Message(command) => {
             let app = App::open(config).await?;

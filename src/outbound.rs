@@ -18,6 +18,8 @@ use tokio::sync::{broadcast, watch};
 const LEASE_SECONDS: i64 = 600;
 /// Deliveries claimed per round.
 const BATCH: i64 = 16;
+/// How long an idle worker sleeps before it looks at the queue again.
+const IDLE_RECHECK: std::time::Duration = std::time::Duration::from_secs(30);
 /// Longest pause between retries, whatever the attempt count.
 const MAX_BACKOFF_SECONDS: i64 = 4 * 3600;
 
@@ -48,8 +50,10 @@ pub async fn run(app: Arc<App>, dkim: Option<Arc<Dkim>>, mut shutdown: watch::Re
             Ok(Some(due)) => (due - Utc::now())
                 .to_std()
                 .unwrap_or(std::time::Duration::ZERO)
-                .max(std::time::Duration::from_millis(50)),
-            Ok(None) => std::time::Duration::from_secs(3600),
+                .clamp(std::time::Duration::from_millis(50), IDLE_RECHECK),
+            // Nothing due: look again now and then for mail that another
+            // process queued (`postdesk outbound retry`, another node).
+            Ok(None) => IDLE_RECHECK,
             Err(err) => {
                 tracing::warn!(%err, "outbound queue");
                 std::time::Duration::from_secs(5)

@@ -276,6 +276,29 @@ async fn run_all(backend: Backend) {
         &["outbound", "list", "--status", "queued", "--json"],
     );
     assert_eq!(outbound.as_array().map(|a| a.len()), Some(2));
+    let first = outbound[0]["id"].as_i64().expect("id").to_string();
+    let cancelled = ok(postdesk(&config, &["outbound", "cancel", &first], None));
+    assert!(cancelled.contains("cancelled"), "{cancelled}");
+    let listed = json(
+        &config,
+        &["outbound", "list", "--status", "cancelled", "--json"],
+    );
+    assert_eq!(listed.as_array().map(|a| a.len()), Some(1));
+    let again = postdesk(&config, &["outbound", "cancel", &first], None);
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("is cancelled"),
+        "{again:?}"
+    );
+    let retried = ok(postdesk(&config, &["outbound", "retry", &first], None));
+    assert!(retried.contains("queued again"), "{retried}");
+    let outbound = json(
+        &config,
+        &["outbound", "list", "--status", "queued", "--json"],
+    );
+    assert_eq!(outbound.as_array().map(|a| a.len()), Some(2));
+    let missing = postdesk(&config, &["outbound", "retry", "999999"], None);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no outbound #999999"));
 
     // Import into a named queue, twice: the second time stores nothing.
     let imported = json(

@@ -21,6 +21,8 @@ pub enum OutboundStatus {
     Sent,
     /// Given up: a permanent error or too many attempts.
     Failed,
+    /// Stopped by an admin (`postdesk outbound cancel`).
+    Cancelled,
 }
 
 impl OutboundStatus {
@@ -30,6 +32,7 @@ impl OutboundStatus {
             OutboundStatus::Sending => "sending",
             OutboundStatus::Sent => "sent",
             OutboundStatus::Failed => "failed",
+            OutboundStatus::Cancelled => "cancelled",
         }
     }
 }
@@ -48,6 +51,7 @@ impl FromStr for OutboundStatus {
             "sending" => Ok(OutboundStatus::Sending),
             "sent" => Ok(OutboundStatus::Sent),
             "failed" => Ok(OutboundStatus::Failed),
+            "cancelled" => Ok(OutboundStatus::Cancelled),
             _ => Err(()),
         }
     }
@@ -269,6 +273,99 @@ impl Store {
             self.announce(Change::Ticket(ticket));
         }
         Ok(())
+    }
+
+    /// Queues a delivery again, due now with a fresh attempt count (failed,
+    /// cancelled, or queued and waiting for its next try). Returns it.
+    pub async fn outbound_retry(
+        &self,
+        id: i64,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<OutboundItem> {
+        let item = self
+            .outbound_set_status(
+                id,
+                actor,
+                now,
+                OutboundStatus::Queued,
+                &["queued", "failed", "cancelled"],
+            )
+            .await?;
+        self.announce(Change::OutboundQueued);
+        Ok(item)
+    }
+
+    /// Stops a delivery that has not gone out (queued or failed).
+    pub async fn outbound_cancel(
+        &self,
+        id: i64,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<OutboundItem> {
+        self.outbound_set_status(
+            id,
+            actor,
+            now,
+            OutboundStatus::Cancelled,
+            &["queued", "failed"],
+        )
+        .await
+    }
+
+    async fn outbound_set_status(
+        &self,
+        id: i64,
+        actor: &str,
+        now: DateTime<Utc>,
+        status: OutboundStatus,
+        from: &[&str],
+    ) -> Result<OutboundItem> {
+        let select = format!("SELECT {ITEM_COLUMNS} FROM outbound WHERE id = $1");
+        let item = dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let row = sqlx::query(sqlx::AssertSqlSafe(select.clone()))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(row) = row else {
+                return Err(StoreError::NotFound(format!("no outbound #{id}")));
+            };
+            let mut item = item_from_row!(&row);
+            if !from.contains(&item.status.as_str()) {
+                let why = match item.status {
+                    OutboundStatus::Sending => "it is being delivered right now; look again in a moment",
+                    OutboundStatus::Sent => "it was delivered already",
+                    _ => "not in that state",
+                };
+                return Err(StoreError::Conflict(format!("outbound #{id} is {}: {why}", item.status)));
+            }
+            sqlx::query(
+                "UPDATE outbound SET status = $1, attempts = CASE WHEN $1 = 'queued' THEN 0 ELSE attempts END,
+                     next_attempt_at = CASE WHEN $1 = 'queued' THEN $2 ELSE next_attempt_at END,
+                     created_at = CASE WHEN $1 = 'queued' THEN $2 ELSE created_at END,
+                     claimed_until = NULL, updated_at = $2 WHERE id = $3",
+            )
+            .bind(status.as_str())
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            if let Some(ticket) = item.ticket {
+                let what = match status {
+                    OutboundStatus::Queued => "queued again",
+                    _ => "cancelled",
+                };
+                let mut events = Events::default();
+                events.add(ticket, now, actor, "outbound",
+                    format!("outbound #{id} to {} {what} by {actor}", item.rcpt_to));
+                insert_events!(tx, events);
+            }
+            tx.commit().await?;
+            item.status = status;
+            item
+        });
+        Ok(item)
     }
 
     /// Due now or at the earliest later time, for the worker's sleep.
