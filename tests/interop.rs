@@ -1,5 +1,6 @@
-//! Real mail clients against a real postdesk: swaks (STARTTLS, PIPELINING)
-//! and Python's smtplib (STARTTLS, UTF-8 headers, a reply). `.ci/run` installs swaks; elsewhere a
+//! Real mail clients against a real postdesk: swaks (STARTTLS, PIPELINING,
+//! and an agent's AUTH on the submission port) and Python's smtplib
+//! (STARTTLS, UTF-8 headers, a reply). `.ci/run` installs swaks; elsewhere a
 //! missing swaks skips its part with a notice.
 
 mod common;
@@ -95,6 +96,114 @@ async fn swaks_delivers_over_starttls_and_with_pipelining() {
                 |t| t.subject == "Printer on fire" && t.customer_address == "swaks@example.com"
             )
         );
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn swaks_submits_an_agent_reply_with_auth_over_starttls() {
+    if !require("swaks") {
+        return;
+    }
+    for backend in common::backends() {
+        // No loopback exemption: AUTH only after STARTTLS, as from outside.
+        let server = TestServer::start_with(&backend, |c| {
+            c.submission.plaintext_auth_on_loopback = false;
+        })
+        .await;
+        common::imap::add_agent(&server, "alice@desk.test", &["support"], false).await;
+        let customer = common::message(
+            "carol@example.com",
+            "support@desk.test",
+            "Printer on fire",
+            "swaks-c1@example.com",
+            "",
+            "Help",
+        );
+        let ticket = common::ticket_of(
+            &common::deliver(
+                server.smtp(),
+                "carol@example.com",
+                &["support@desk.test"],
+                &customer,
+            )
+            .await,
+        );
+        let addr = server.submission();
+        let args: Vec<String> = [
+            "--server",
+            &addr.ip().to_string(),
+            "--port",
+            &addr.port().to_string(),
+            "--tls",
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            "alice@desk.test",
+            "--auth-password",
+            "secret",
+            "--from",
+            "alice@desk.test",
+            "--to",
+            "carol@example.com",
+            "--header",
+            "Subject: Re: Printer on fire",
+            "--header",
+            "In-Reply-To: <swaks-c1@example.com>",
+            "--body",
+            "#tag hardware\n\nA technician is on the way.",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let output = tokio::task::spawn_blocking(move || {
+            Command::new("swaks").args(args).output().expect("swaks")
+        })
+        .await
+        .expect("join");
+        let transcript = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{transcript}");
+        assert!(transcript.contains("235 2.7.0"), "{transcript}");
+        assert!(
+            transcript.contains(&format!(
+                "250 2.0.0 Reply to #{ticket} queued for 1 recipient"
+            )),
+            "{transcript}"
+        );
+        let t = server.store().ticket(ticket).await.expect("ticket");
+        assert_eq!(t.tags, vec!["hardware".to_string()]);
+        let queued = server.outbound(None).await;
+        assert!(
+            queued
+                .iter()
+                .any(|o| o.purpose == "reply" && o.rcpt_to == "carol@example.com")
+        );
+        // A wrong password is refused with 535 and nothing is sent.
+        let output = tokio::task::spawn_blocking(move || {
+            Command::new("swaks")
+                .args([
+                    "--server",
+                    &addr.ip().to_string(),
+                    "--port",
+                    &addr.port().to_string(),
+                    "--tls",
+                    "--auth",
+                    "PLAIN",
+                    "--auth-user",
+                    "alice@desk.test",
+                    "--auth-password",
+                    "wrong",
+                    "--from",
+                    "alice@desk.test",
+                    "--to",
+                    "carol@example.com",
+                ])
+                .output()
+                .expect("swaks")
+        })
+        .await
+        .expect("join");
+        assert!(String::from_utf8_lossy(&output.stdout).contains("535 5.7.8"));
         server.stop().await;
     }
 }
