@@ -356,6 +356,8 @@ pub fn request_rebuild(dir: &Path) -> Result<String, SearchError> {
 /// listed leave all of that as it was; any other, including kinds added
 /// later, makes the ticket's messages be indexed again.
 fn changes_indexed_fields(kind: &str) -> bool {
+    // Not listed, so re-indexed: "reply" (status, owner), and
+    // "delivery-report"/"delivery-failed" (they may tag the ticket).
     !matches!(
         kind,
         // A ticket's first message is indexed with the state it opened with.
@@ -363,10 +365,11 @@ fn changes_indexed_fields(kind: &str) -> bool {
             | "auto-reply"
             | "auto-reply-suppressed"
             | "auto-reply-failed"
-            | "delivery-report"
             | "delivered"
-            | "delivery-failed"
             | "flagged"
+            | "note"
+            | "command-error"
+            | "outbound"
             | "linked"
             | "similar-tickets"
     )
