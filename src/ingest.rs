@@ -6,6 +6,7 @@
 //! a message, and then the caller tells the sender to try again.
 
 use crate::App;
+use crate::domain::ticket::queue_display_name;
 use crate::domain::{address, loops, message_id, subject};
 use crate::store::{
     AckContext, AutoReplyPlan, FileOutcome, InboundKind, InboundRequest, NewMessage, OutgoingMail,
@@ -534,12 +535,17 @@ fn find_subslice(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 fn synthetic_message_id(raw: &[u8]) -> String {
+    format!("{}@no-message-id.postdesk.invalid", content_digest(raw))
+}
+
+/// The first 128 bits of the SHA-256 of a message, in hex: the same bytes
+/// always give the same id, so a client retrying them is recognised.
+pub fn content_digest(raw: &[u8]) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, raw);
-    let hex: String = digest.as_ref()[..16]
+    digest.as_ref()[..16]
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("{hex}@no-message-id.postdesk.invalid")
+        .collect()
 }
 
 /// A fresh Message-ID under our own domain: `pd.<ticket>.<random>@<hostname>`.
@@ -588,7 +594,7 @@ fn ack_plan(app: &App, queue: &Queue, answered: Answered) -> AutoReplyPlan {
                 )
                 .map_err(|e| e.to_string())?;
             let message_id = own_message_id(&hostname, ctx.ticket);
-            let display = format!("{} support", capitalize(&ctx.queue_name));
+            let display = format!("{} support", queue_display_name(&ctx.queue_name));
             let raw_header = |text: String| mail_builder::headers::raw::Raw::new(text);
             let mut builder = mail_builder::MessageBuilder::new()
                 .from((display.clone(), ctx.queue_address.clone()))
@@ -624,14 +630,6 @@ fn ack_plan(app: &App, queue: &Queue, answered: Answered) -> AutoReplyPlan {
                 raw,
             })
         }),
-    }
-}
-
-fn capitalize(name: &str) -> String {
-    let mut chars = name.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
     }
 }
 

@@ -77,33 +77,6 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
     let index = open_search_index(&app.config.data_dir)?;
     let _ = app.search.set(index.clone());
     let mut tasks = vec![
-        tokio::spawn(smtp::serve(
-            app.clone(),
-            smtp::Role::Inbound,
-            listener,
-            Some(acceptor.clone()),
-            false,
-            limits.clone(),
-            watcher.clone(),
-        )),
-        tokio::spawn(smtp::serve(
-            app.clone(),
-            smtp::Role::Submission,
-            submission_listener,
-            Some(acceptor.clone()),
-            false,
-            limits.clone(),
-            watcher.clone(),
-        )),
-        tokio::spawn(smtp::serve(
-            app.clone(),
-            smtp::Role::Submission,
-            submissions_listener,
-            Some(acceptor.clone()),
-            true,
-            limits,
-            watcher.clone(),
-        )),
         tokio::spawn(imap::serve(
             app.clone(),
             imap_listener,
@@ -116,7 +89,7 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
         tokio::spawn(imap::serve(
             app.clone(),
             imaps_listener,
-            acceptor,
+            acceptor.clone(),
             true,
             imap_limits,
             imap_shared,
@@ -125,6 +98,22 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
         tokio::spawn(imap::watch_external_changes(app.clone(), watcher.clone())),
         tokio::spawn(outbound::run(app.clone(), dkim, watcher.clone())),
     ];
+    // Customers' mail, and agents' with STARTTLS and over implicit TLS.
+    for (role, listener, implicit_tls) in [
+        (smtp::Role::Inbound, listener, false),
+        (smtp::Role::Submission, submission_listener, false),
+        (smtp::Role::Submission, submissions_listener, true),
+    ] {
+        tasks.push(tokio::spawn(smtp::serve(
+            app.clone(),
+            role,
+            listener,
+            Some(acceptor.clone()),
+            implicit_tls,
+            limits.clone(),
+            watcher.clone(),
+        )));
+    }
     tasks.push(tokio::spawn(indexer::run(app.clone(), index, watcher)));
     Ok(RunningServer {
         app,

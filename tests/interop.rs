@@ -130,35 +130,44 @@ async fn swaks_submits_an_agent_reply_with_auth_over_starttls() {
             .await,
         );
         let addr = server.submission();
-        let args: Vec<String> = [
-            "--server",
-            &addr.ip().to_string(),
-            "--port",
-            &addr.port().to_string(),
-            "--tls",
-            "--auth",
-            "PLAIN",
-            "--auth-user",
-            "alice@desk.test",
-            "--auth-password",
+        // swaks as an agent: STARTTLS, AUTH PLAIN, then `extra`.
+        let swaks_as_alice = |password: &str, extra: &[&str]| {
+            let mut args: Vec<String> = [
+                "--server",
+                &addr.ip().to_string(),
+                "--port",
+                &addr.port().to_string(),
+                "--tls",
+                "--auth",
+                "PLAIN",
+                "--auth-user",
+                "alice@desk.test",
+                "--auth-password",
+                password,
+                "--from",
+                "alice@desk.test",
+                "--to",
+                "carol@example.com",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            args.extend(extra.iter().map(|s| s.to_string()));
+            tokio::task::spawn_blocking(move || {
+                Command::new("swaks").args(args).output().expect("swaks")
+            })
+        };
+        let output = swaks_as_alice(
             "secret",
-            "--from",
-            "alice@desk.test",
-            "--to",
-            "carol@example.com",
-            "--header",
-            "Subject: Re: Printer on fire",
-            "--header",
-            "In-Reply-To: <swaks-c1@example.com>",
-            "--body",
-            "#tag hardware\n\nA technician is on the way.",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let output = tokio::task::spawn_blocking(move || {
-            Command::new("swaks").args(args).output().expect("swaks")
-        })
+            &[
+                "--header",
+                "Subject: Re: Printer on fire",
+                "--header",
+                "In-Reply-To: <swaks-c1@example.com>",
+                "--body",
+                "#tag hardware\n\nA technician is on the way.",
+            ],
+        )
         .await
         .expect("join");
         let transcript = String::from_utf8_lossy(&output.stdout);
@@ -179,30 +188,7 @@ async fn swaks_submits_an_agent_reply_with_auth_over_starttls() {
                 .any(|o| o.purpose == "reply" && o.rcpt_to == "carol@example.com")
         );
         // A wrong password is refused with 535 and nothing is sent.
-        let output = tokio::task::spawn_blocking(move || {
-            Command::new("swaks")
-                .args([
-                    "--server",
-                    &addr.ip().to_string(),
-                    "--port",
-                    &addr.port().to_string(),
-                    "--tls",
-                    "--auth",
-                    "PLAIN",
-                    "--auth-user",
-                    "alice@desk.test",
-                    "--auth-password",
-                    "wrong",
-                    "--from",
-                    "alice@desk.test",
-                    "--to",
-                    "carol@example.com",
-                ])
-                .output()
-                .expect("swaks")
-        })
-        .await
-        .expect("join");
+        let output = swaks_as_alice("wrong", &[]).await.expect("join");
         assert!(String::from_utf8_lossy(&output.stdout).contains("535 5.7.8"));
         server.stop().await;
     }

@@ -6,30 +6,11 @@
 mod common;
 
 use common::sink::{Rewrite, Sink};
-use common::{TestServer, deliver, message, ticket_of};
+use common::{TestServer, deliver, eventually, message, relay, ticket_of};
 use postdesk::config::RelayUrl;
 use postdesk::store::OutboundStatus;
 use std::sync::Arc;
 use std::time::Duration;
-
-fn relay(addr: std::net::SocketAddr) -> Option<RelayUrl> {
-    Some(RelayUrl::parse(&format!("smtp://{addr}")).expect("relay url"))
-}
-
-/// Polls `check` every 50 ms for at most 20 s.
-async fn eventually<F, Fut>(what: &str, check: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..400 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for: {what}");
-}
 
 async fn open_ticket(server: &TestServer, id: &str) -> i64 {
     let body = message(

@@ -9,32 +9,13 @@ mod common;
 use common::imap::{ImapClient, add_agent};
 use common::sink::Sink;
 use common::tls::tls_handshake;
-use common::{Reply, SmtpClient, TestServer, deliver, dot_stuff, message, ticket_of};
-use postdesk::config::RelayUrl;
+use common::{
+    Reply, SmtpClient, TestServer, deliver, dot_stuff, eventually, message, relay, ticket_of,
+};
 use postdesk::domain::ticket::{Priority, Status};
 use postdesk::store::OutboundStatus;
-use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpStream;
-
-fn relay(addr: SocketAddr) -> Option<RelayUrl> {
-    Some(RelayUrl::parse(&format!("smtp://{addr}")).expect("relay url"))
-}
-
-/// Polls `check` every 50 ms for at most 20 s.
-async fn eventually<F, Fut>(what: &str, check: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..400 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for: {what}");
-}
 
 fn plain_auth(user: &str, password: &str) -> String {
     use base64::Engine;
@@ -70,6 +51,20 @@ async fn submit(server: &TestServer, user: &str, from: &str, to: &[&str], raw: &
     let reply = client.reply().await;
     let _ = client.cmd("QUIT").await;
     reply
+}
+
+/// Alice answers Carol with a Thunderbird reply without commands, accepted.
+async fn alice_answers(server: &TestServer, in_reply_to: &str, message_id: &str) {
+    let raw = thunderbird_reply("", in_reply_to, message_id);
+    let reply = submit(
+        server,
+        "alice@desk.test",
+        "alice@desk.test",
+        &["carol@example.com"],
+        raw.as_bytes(),
+    )
+    .await;
+    assert_eq!(reply.code, 250, "{reply:?}");
 }
 
 /// A customer's mail in; returns its ticket.
@@ -723,38 +718,14 @@ async fn replies_are_retried_failures_and_bounces_land_on_the_ticket_and_a_resta
             sink.messages().len() == 1
         })
         .await;
-        let raw = thunderbird_reply("", "b1@example.com", "rb1@desk.test");
-        assert_eq!(
-            submit(
-                &server,
-                "alice@desk.test",
-                "alice@desk.test",
-                &["carol@example.com"],
-                raw.as_bytes()
-            )
-            .await
-            .code,
-            250
-        );
+        alice_answers(&server, "b1@example.com", "rb1@desk.test").await;
         eventually("the retried reply", || async { sink.messages().len() == 3 }).await;
         assert_eq!(
             sink.accepted().len(),
             2,
             "deferred once, then delivered once"
         );
-        let raw = thunderbird_reply("", "b1@example.com", "rb2@desk.test");
-        assert_eq!(
-            submit(
-                &server,
-                "alice@desk.test",
-                "alice@desk.test",
-                &["carol@example.com"],
-                raw.as_bytes()
-            )
-            .await
-            .code,
-            250
-        );
+        alice_answers(&server, "b1@example.com", "rb2@desk.test").await;
         eventually("the refused reply recorded", || async {
             server.outbound(Some(OutboundStatus::Failed)).await.len() == 1
         })
@@ -776,19 +747,7 @@ async fn replies_are_retried_failures_and_bounces_land_on_the_ticket_and_a_resta
         let server_b = TestServer::start(&backend).await;
         add_agent(&server_b, "alice@desk.test", &["support"], false).await;
         let ticket_b = customer_writes(&server_b, "b2@example.com", "Login").await;
-        let raw = thunderbird_reply("", "b2@example.com", "rb3@desk.test");
-        assert_eq!(
-            submit(
-                &server_b,
-                "alice@desk.test",
-                "alice@desk.test",
-                &["carol@example.com"],
-                raw.as_bytes()
-            )
-            .await
-            .code,
-            250
-        );
+        alice_answers(&server_b, "b2@example.com", "rb3@desk.test").await;
         let dsn = "From: Mail Delivery System <MAILER-DAEMON@mx.example.com>\r\n\
 To: support@desk.test\r\nSubject: Undelivered Mail Returned to Sender\r\n\
 Message-ID: <dsn1@mx.example.com>\r\nMIME-Version: 1.0\r\n\
@@ -825,19 +784,7 @@ Diagnostic-Code: smtp; 550 5.1.1 <carol@example.com>: Recipient address rejected
         std::mem::swap(&mut server.config.outbound.relay, &mut config_relay);
         server.restart().await;
         for n in 0..3 {
-            let raw = thunderbird_reply("", "b1@example.com", &format!("rq{n}@desk.test"));
-            assert_eq!(
-                submit(
-                    &server,
-                    "alice@desk.test",
-                    "alice@desk.test",
-                    &["carol@example.com"],
-                    raw.as_bytes()
-                )
-                .await
-                .code,
-                250
-            );
+            alice_answers(&server, "b1@example.com", &format!("rq{n}@desk.test")).await;
         }
         assert_eq!(server.outbound(Some(OutboundStatus::Queued)).await.len(), 3);
         let accepted_before = sink.accepted().len();
@@ -930,19 +877,7 @@ async fn replies_leave_dkim_signed_and_the_signature_verifies() {
     .await;
     add_agent(&server, "alice@desk.test", &["support"], false).await;
     let ticket = customer_writes(&server, "k1@example.com", "VPN drops").await;
-    let raw = thunderbird_reply("", "k1@example.com", "rk1@desk.test");
-    assert_eq!(
-        submit(
-            &server,
-            "alice@desk.test",
-            "alice@desk.test",
-            &["carol@example.com"],
-            raw.as_bytes()
-        )
-        .await
-        .code,
-        250
-    );
+    alice_answers(&server, "k1@example.com", "rk1@desk.test").await;
     eventually("the signed reply", || async { sink.accepted().len() == 2 }).await;
     let delivered = sink.accepted().remove(1).data;
     assert!(delivered.starts_with(b"DKIM-Signature: "));

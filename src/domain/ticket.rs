@@ -125,6 +125,15 @@ impl FromStr for Priority {
     }
 }
 
+/// A queue's name as customers read it: "support" → "Support".
+pub fn queue_display_name(name: &str) -> String {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
 /// What a stored message is to its ticket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

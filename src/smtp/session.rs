@@ -255,37 +255,16 @@ impl Session {
                 return Ok(Next::Close);
             }
             let discard = matches!(self.phase, Phase::BdatDiscard(_));
-            if let Phase::Auth(step) = &self.phase {
-                let step = step.clone();
-                let Some(end) = self.input.iter().position(|&b| b == b'\n') else {
-                    if self.input.len() > self.limits.max_line_length {
-                        self.input.clear();
-                        self.phase = Phase::DiscardLine;
-                        self.reply_error("500 5.5.6 Authentication exchange line too long");
-                    }
-                    return Ok(Next::Continue);
-                };
-                let line: Vec<u8> = self.input.drain(..=end).collect();
-                self.deadline = None;
-                self.phase = Phase::Command;
-                self.sasl_answer(step, &line).await;
-                continue;
-            }
             match &mut self.phase {
-                Phase::Auth(_) => {}
-                Phase::Command => {
-                    let Some(end) = self.input.iter().position(|&b| b == b'\n') else {
-                        if self.input.len() > self.limits.max_line_length {
-                            self.input.clear();
-                            self.phase = Phase::DiscardLine;
-                            self.reply_error("500 5.5.2 Line too long");
-                        }
+                Phase::Command | Phase::Auth(_) => {
+                    let Some(line) = self.take_line() else {
                         return Ok(Next::Continue);
                     };
-                    let line: Vec<u8> = self.input.drain(..=end).collect();
-                    self.deadline = None;
-                    if line.len() > self.limits.max_line_length {
-                        self.reply_error("500 5.5.2 Line too long");
+                    let Some(line) = line else {
+                        continue;
+                    };
+                    if let Phase::Auth(step) = std::mem::replace(&mut self.phase, Phase::Command) {
+                        self.sasl_answer(step, &line).await;
                         continue;
                     }
                     match self.command(&line).await {
@@ -353,6 +332,32 @@ impl Session {
             return Ok(Next::Close);
         }
         Ok(Next::Continue)
+    }
+
+    /// The next line of a command or of an AUTH exchange. None: it is not
+    /// complete yet. Some(None): it was too long, which has been answered
+    /// (and the rest of it will be skipped).
+    fn take_line(&mut self) -> Option<Option<Vec<u8>>> {
+        let too_long = match self.phase {
+            Phase::Auth(_) => "500 5.5.6 Authentication exchange line too long",
+            _ => "500 5.5.2 Line too long",
+        };
+        let Some(end) = self.input.iter().position(|&b| b == b'\n') else {
+            if self.input.len() > self.limits.max_line_length {
+                self.input.clear();
+                self.phase = Phase::DiscardLine;
+                self.reply_error(too_long);
+            }
+            return None;
+        };
+        let line: Vec<u8> = self.input.drain(..=end).collect();
+        self.deadline = None;
+        if line.len() > self.limits.max_line_length {
+            self.phase = Phase::Command;
+            self.reply_error(too_long);
+            return Some(None);
+        }
+        Some(Some(line))
     }
 
     /// After MAX_ERRORS errors the client is told goodbye (421).

@@ -20,7 +20,7 @@ pub mod rewrite;
 
 use crate::App;
 use crate::domain::commands::{Command, Commands};
-use crate::domain::ticket::MessageKind;
+use crate::domain::ticket::{MessageKind, queue_display_name};
 use crate::domain::views::TicketChange;
 use crate::domain::{address, message_id, subject};
 use crate::store::{
@@ -309,7 +309,7 @@ async fn file(
         .message_id
         .clone()
         .unwrap_or_else(|| own_submission_id(&hostname, stripped));
-    let display = format!("{} via {}", agent.name, display_queue(&queue.name));
+    let display = format!("{} via {}", agent.name, queue_display_name(&queue.name));
     let (sender, from_name) = match kind {
         MessageKind::Reply => (queue.address.clone(), Some(display.clone())),
         _ => (agent.email.to_lowercase(), Some(agent.name.clone())),
@@ -391,24 +391,14 @@ fn note_subject(tagged: &str) -> String {
     }
 }
 
-/// The queue's name as customers read it: "support" → "Support".
-pub fn display_queue(name: &str) -> String {
-    let mut chars = name.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
-}
-
 /// A Message-ID for a mail that came without one, the same for the same
 /// bytes (so that a client's retry is recognized).
 fn own_submission_id(hostname: &str, raw: &[u8]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, raw);
-    let hex: String = digest.as_ref()[..12]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("pd.agent.{hex}@{}", hostname.to_lowercase())
+    format!(
+        "pd.agent.{}@{}",
+        crate::ingest::content_digest(raw),
+        hostname.to_lowercase()
+    )
 }
 
 fn from_queue<'q>(queues: &'q [Queue], from: &str) -> Option<&'q Queue> {

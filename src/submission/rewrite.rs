@@ -12,6 +12,7 @@
 
 use crate::domain::commands::{self, Commands};
 use crate::domain::quoting::split_quoted;
+use crate::imap::render::header_end;
 use mail_builder::encoders::{Base64Encoder, QuotedPrintableEncoder};
 use mail_builder::headers::Header;
 use mail_parser::{Encoding, Message, MessageParser, PartType};
@@ -310,18 +311,6 @@ impl Field {
     }
 }
 
-/// Where the header ends: the offset of the body (after the empty line).
-pub fn header_end(raw: &[u8]) -> usize {
-    let crlf = raw.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4);
-    let lf = raw.windows(2).position(|w| w == b"\n\n").map(|p| p + 2);
-    match (crlf, lf) {
-        (Some(a), Some(b)) => a.min(b),
-        (Some(a), None) => a,
-        (None, Some(b)) => b,
-        (None, None) => raw.len(),
-    }
-}
-
 /// The header fields, each with its continuation lines.
 fn header_fields(header: &[u8]) -> Vec<&[u8]> {
     let mut fields: Vec<&[u8]> = Vec::new();
@@ -395,22 +384,6 @@ pub fn rewrite_header(raw: &[u8], changes: &[Field]) -> Vec<u8> {
     out
 }
 
-/// The message's own header fields of one name, unfolded, for reading.
-pub fn header_value(raw: &[u8], name: &str) -> Option<String> {
-    let header = &raw[..header_end(raw)];
-    header_fields(header).into_iter().find_map(|field| {
-        field_name(field)
-            .eq_ignore_ascii_case(name.as_bytes())
-            .then(|| {
-                let colon = field.iter().position(|&b| b == b':').unwrap_or(0);
-                String::from_utf8_lossy(&field[colon + 1..])
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-    })
-}
-
 /// The text and HTML bodies as a client shows them.
 #[cfg(test)]
 fn body_texts(raw: &[u8]) -> (String, String) {
@@ -429,6 +402,22 @@ fn body_texts(raw: &[u8]) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The message's own header fields of one name, unfolded, for reading.
+    pub fn header_value(raw: &[u8], name: &str) -> Option<String> {
+        let header = &raw[..header_end(raw)];
+        header_fields(header).into_iter().find_map(|field| {
+            field_name(field)
+                .eq_ignore_ascii_case(name.as_bytes())
+                .then(|| {
+                    let colon = field.iter().position(|&b| b == b':').unwrap_or(0);
+                    String::from_utf8_lossy(&field[colon + 1..])
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+        })
+    }
 
     const ALTERNATIVE: &str = "From: Alice <alice@desk.test>\r\n\
 To: customer@example.com\r\n\

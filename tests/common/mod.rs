@@ -411,3 +411,23 @@ pub async fn drop_failing_trigger(server: &TestServer) {
         .await
         .expect("drop trigger");
 }
+
+/// The relay setting for a sink on `addr`.
+pub fn relay(addr: SocketAddr) -> Option<postdesk::config::RelayUrl> {
+    Some(postdesk::config::RelayUrl::parse(&format!("smtp://{addr}")).expect("relay url"))
+}
+
+/// Polls `check` every 50 ms for at most 20 s.
+pub async fn eventually<F, Fut>(what: &str, check: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..400 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
