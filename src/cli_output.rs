@@ -43,6 +43,93 @@ fn when(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M").to_string()
 }
 
+/// The earliest due time of a running SLA clock, "!" when past.
+fn next_due(t: &Ticket) -> String {
+    if t.sla_paused_at.is_some() {
+        return "paused".into();
+    }
+    let first = t.first_response_due.filter(|_| t.first_response_at.is_none());
+    let due = [first, t.next_response_due, t.resolution_due]
+        .into_iter()
+        .flatten()
+        .min();
+    match due {
+        Some(due) if t.sla_overdue => format!("{}!", when(due)),
+        Some(due) => when(due),
+        None => "-".into(),
+    }
+}
+
+/// `postdesk sla report`: one line per queue.
+pub fn sla_report_table(rows: &[SlaReportLine]) -> String {
+    if rows.is_empty() {
+        return "no tickets\n".to_string();
+    }
+    table(
+        &["QUEUE", "TICKETS", "WITH SLA", "BREACHED", "OVERDUE NOW", "MEDIAN FIRST RESPONSE"],
+        rows.iter()
+            .map(|r| {
+                vec![
+                    r.queue.clone(),
+                    r.tickets.to_string(),
+                    r.with_sla.to_string(),
+                    r.breached.to_string(),
+                    r.overdue_now.to_string(),
+                    match r.median_first_response_business_hours {
+                        Some(h) => format!("{h:.1} business h ({} answered)", r.answered),
+                        None => "-".into(),
+                    },
+                ]
+            })
+            .collect(),
+    )
+}
+
+/// A queue's SLA figures, with the median first-response time measured
+/// on each ticket's own calendar.
+#[derive(Debug, Clone, Serialize)]
+pub struct SlaReportLine {
+    pub queue: String,
+    pub tickets: i64,
+    pub with_sla: i64,
+    pub breached: i64,
+    pub overdue_now: i64,
+    pub answered: usize,
+    pub median_first_response_business_hours: Option<f64>,
+}
+
+impl SlaReportLine {
+    pub fn from_store(row: crate::store::SlaReportRow, rules: &crate::rules::Rules) -> SlaReportLine {
+        let always = crate::rules::calendar::Calendar::always();
+        let mut hours: Vec<f64> = row
+            .first_responses
+            .iter()
+            .map(|(created, answered, policy)| {
+                let calendar = policy
+                    .as_deref()
+                    .and_then(|p| rules.policy(p))
+                    .map_or(&always, |p| p.calendar.as_ref());
+                calendar.business_between(*created, *answered).num_seconds() as f64 / 3600.0
+            })
+            .collect();
+        hours.sort_by(|a, b| a.total_cmp(b));
+        let median = match hours.len() {
+            0 => None,
+            n if n % 2 == 1 => Some(hours[n / 2]),
+            n => Some((hours[n / 2 - 1] + hours[n / 2]) / 2.0),
+        };
+        SlaReportLine {
+            queue: row.queue,
+            tickets: row.tickets,
+            with_sla: row.with_sla,
+            breached: row.breached,
+            overdue_now: row.overdue_now,
+            answered: hours.len(),
+            median_first_response_business_hours: median,
+        }
+    }
+}
+
 fn shorten(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         text.to_string()
@@ -89,7 +176,7 @@ pub fn ticket_table(tickets: &[Ticket]) -> String {
     }
     table(
         &[
-            "#", "STATUS", "PRIORITY", "QUEUE", "MSGS", "UPDATED", "CUSTOMER", "SUBJECT",
+            "#", "STATUS", "PRIORITY", "QUEUE", "MSGS", "UPDATED", "DUE", "CUSTOMER", "SUBJECT",
         ],
         tickets
             .iter()
@@ -101,6 +188,7 @@ pub fn ticket_table(tickets: &[Ticket]) -> String {
                     t.queue.clone(),
                     t.message_count.to_string(),
                     when(t.updated_at),
+                    next_due(t),
                     shorten(&t.customer_address, 32),
                     shorten(&t.subject, 60),
                 ]
@@ -252,6 +340,31 @@ impl TicketView {
         let _ = writeln!(out, "  {:<9}{answered}", "answered");
         if let Some(since) = t.customer_waiting_since {
             let _ = writeln!(out, "  {:<9}since {}", "waiting", when(since));
+        }
+        if let Some(policy) = &t.sla_policy {
+            let mut line = format!("{policy}");
+            if t.sla_overdue {
+                line.push_str(", OVERDUE");
+            }
+            if let Some(paused) = t.sla_paused_at {
+                line.push_str(&format!(", paused since {} ({})", when(paused), t.status));
+            }
+            let _ = writeln!(out, "  {:<9}{line}", "sla");
+            let clocks = [
+                ("first response", t.first_response_due, t.first_response_at),
+                ("next response", t.next_response_due, None),
+                ("resolution", t.resolution_due, t.done_at.filter(|_| t.status.is_done())),
+            ];
+            for (name, due, met) in clocks {
+                let Some(due) = due else { continue };
+                let state = match met {
+                    Some(at) if at <= due => format!(", met {}", when(at)),
+                    Some(at) => format!(", late: done {}", when(at)),
+                    None if t.sla_paused_at.is_none() && due <= Utc::now() => ", late".to_string(),
+                    None => String::new(),
+                };
+                let _ = writeln!(out, "    {name:<16}due {}{state}", when(due));
+            }
         }
         let _ = writeln!(out, "\nmessages ({}):", self.messages.len());
         let rows = self
@@ -562,5 +675,166 @@ mod tests {
         let terminal = search_results(&[found], true);
         assert!(terminal.contains("\x1b[1mVPN\x1b[0m"), "{terminal}");
         assert_eq!(search_results(&[], false), "no matching tickets\n");
+    }
+}
+
+/// `postdesk rules test`: what the rules would do with a message.
+#[derive(Debug, Clone, Serialize)]
+pub struct RulesTest {
+    pub ticket: Option<i64>,
+    pub queue: String,
+    /// Each rule in file order and its verdict.
+    pub rules: Vec<RuleVerdict>,
+    pub priority: Option<String>,
+    pub move_to_queue: Option<String>,
+    pub add_tags: Vec<String>,
+    pub remove_tags: Vec<String>,
+    pub owner: Option<String>,
+    pub sla: Option<String>,
+    pub auto_reply: Option<String>,
+    /// Due times the SLA would set now, per clock.
+    pub deadlines: Vec<(String, DateTime<Utc>)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleVerdict {
+    pub name: String,
+    pub verdict: String,
+    pub actions: Vec<String>,
+}
+
+impl RulesTest {
+    pub async fn run(
+        app: &crate::App,
+        rules: &crate::rules::Rules,
+        raw: &[u8],
+        ticket: Option<i64>,
+        to: Option<String>,
+    ) -> Result<RulesTest, StoreError> {
+        let now = Utc::now();
+        let queues = app.store.queues().await?;
+        let existing = match ticket {
+            Some(n) => Some(app.store.ticket(n).await?),
+            None => None,
+        };
+        let queue = match (&to, &existing) {
+            (Some(address), _) => queues
+                .iter()
+                .find(|q| q.address.eq_ignore_ascii_case(address) || q.name == *address)
+                .cloned()
+                .ok_or_else(|| StoreError::NotFound(format!("no queue '{address}'")))?,
+            (None, Some(t)) => queues
+                .iter()
+                .find(|q| q.name == t.queue)
+                .cloned()
+                .ok_or_else(|| StoreError::NotFound(format!("no queue '{}'", t.queue)))?,
+            (None, None) => queues
+                .first()
+                .cloned()
+                .ok_or_else(|| StoreError::NotFound("no queues".into()))?,
+        };
+        let variables = crate::rules::context::message_variables(raw, &queue.address);
+        let snapshot = match &existing {
+            Some(t) => crate::rules::scheduler::snapshot(t),
+            None => crate::store::TicketSnapshot {
+                queue: queue.name.clone(),
+                priority: "normal".into(),
+                status: "new".into(),
+                created_at: Some(now),
+                ..Default::default()
+            },
+        };
+        let new = existing.is_none();
+        let evaluation = rules.evaluate(&variables, &snapshot, new, now);
+        let verdicts = rules.explain(&variables, &snapshot, new, now);
+        let effects = crate::rules::effects(rules, &evaluation, &queues, new, now);
+        let policy_name = effects.sla.as_ref().map(|s| s.policy.clone()).or_else(|| {
+            existing.as_ref().and_then(|t| t.sla_policy.clone())
+        });
+        let mut deadlines = Vec::new();
+        if let Some(policy) = policy_name.as_deref().and_then(|p| rules.policy(p)) {
+            let start = existing.as_ref().map_or(now, |t| t.created_at);
+            let clocks = [
+                ("first_response", policy.first_response),
+                ("next_response", policy.next_response.filter(|_| !new)),
+                ("resolution", policy.resolution),
+            ];
+            for (name, target) in clocks {
+                let from = if name == "next_response" { now } else { start };
+                if let Some(due) = target.and_then(|t| policy.calendar.deadline(from, t)) {
+                    deadlines.push((name.to_string(), due));
+                }
+            }
+        }
+        let rules_out = verdicts
+            .into_iter()
+            .map(|(name, verdict)| {
+                let actions = evaluation
+                    .matched
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, did)| did.clone())
+                    .unwrap_or_default();
+                RuleVerdict {
+                    name,
+                    verdict,
+                    actions,
+                }
+            })
+            .collect();
+        Ok(RulesTest {
+            ticket,
+            queue: queue.name.clone(),
+            rules: rules_out,
+            priority: evaluation.priority.map(|p| p.to_string()),
+            move_to_queue: effects.queue.map(|(_, name, _)| name),
+            add_tags: evaluation.add_tags.clone(),
+            remove_tags: evaluation.remove_tags.clone(),
+            owner: evaluation.owner.clone(),
+            sla: policy_name,
+            auto_reply: match (new, &evaluation.auto_reply) {
+                (false, _) => None,
+                (true, None) => Some("ack.txt".into()),
+                (true, Some(crate::rules::AutoReply::Off)) => Some("none".into()),
+                (true, Some(crate::rules::AutoReply::Template(t))) => Some(t.clone()),
+            },
+            deadlines,
+        })
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = match self.ticket {
+            Some(n) => writeln!(out, "as a follow-up in ticket #{n} ({})", self.queue),
+            None => writeln!(out, "as a new ticket in {}", self.queue),
+        };
+        let _ = writeln!(out, "\nrules:");
+        for r in &self.rules {
+            let _ = write!(out, "  {:<12} {}", r.verdict.split(':').next().unwrap_or(""), r.name);
+            if let Some((_, err)) = r.verdict.split_once(": ") {
+                let _ = write!(out, " ({err})");
+            }
+            if !r.actions.is_empty() {
+                let _ = write!(out, ": {}", r.actions.join(", "));
+            }
+            let _ = writeln!(out);
+        }
+        let _ = writeln!(out, "\nresult (nothing was changed):");
+        let fields = [
+            ("priority", self.priority.clone()),
+            ("queue", self.move_to_queue.clone()),
+            ("add tags", (!self.add_tags.is_empty()).then(|| self.add_tags.join(", "))),
+            ("remove tags", (!self.remove_tags.is_empty()).then(|| self.remove_tags.join(", "))),
+            ("owner", self.owner.clone()),
+            ("sla", self.sla.clone()),
+            ("auto-reply", self.auto_reply.clone()),
+        ];
+        for (name, value) in fields {
+            let _ = writeln!(out, "  {name:<12} {}", value.as_deref().unwrap_or("-"));
+        }
+        for (clock, due) in &self.deadlines {
+            let _ = writeln!(out, "  {:<12} {}", clock.replace('_', " "), due.format("%Y-%m-%d %H:%M UTC"));
+        }
+        out
     }
 }

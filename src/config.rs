@@ -41,6 +41,9 @@ pub struct Config {
     pub tickets: TicketConfig,
     pub autoreply: AutoReplyConfig,
     pub search: SearchConfig,
+    /// rules.toml: calendars, SLA policies, rules and escalations. A
+    /// relative path is read from the directory of this file.
+    pub rules: Option<PathBuf>,
     #[serde(rename = "queue")]
     pub queues: Vec<QueueConfig>,
     /// Where the file came from, for error messages; not a key.
@@ -62,6 +65,7 @@ impl Default for Config {
             tickets: TicketConfig::default(),
             autoreply: AutoReplyConfig::default(),
             search: SearchConfig::default(),
+            rules: None,
             queues: Vec::new(),
             source: None,
         }
@@ -476,6 +480,23 @@ impl Config {
             )));
         }
         Ok(())
+    }
+
+    /// Where the rules file is, if one is configured.
+    pub fn rules_path(&self) -> Option<PathBuf> {
+        let path = self.rules.as_ref()?;
+        if path.is_absolute() {
+            return Some(path.clone());
+        }
+        let base = self
+            .source
+            .as_ref()
+            .and_then(|s| s.parent())
+            .filter(|p| !p.as_os_str().is_empty());
+        Some(match base {
+            Some(dir) => dir.join(path),
+            None => path.clone(),
+        })
     }
 
     /// The database URL in force: the configured one, or SQLite in data_dir.

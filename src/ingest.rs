@@ -10,7 +10,7 @@ use crate::domain::ticket::queue_display_name;
 use crate::domain::{address, loops, message_id, subject};
 use crate::store::{
     AckContext, AutoReplyPlan, FileOutcome, InboundKind, InboundRequest, NewMessage, OutgoingMail,
-    Queue, StoreError,
+    Queue, RuleHook, StoreError, TicketSnapshot,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use mail_parser::{Address, HeaderName, Message, MessageParser, MimeHeaders};
@@ -244,6 +244,13 @@ fn prepare(
         _ => None,
     };
 
+    // Historical mail (import) is filed as it was; rules and SLA clocks
+    // are for mail arriving now.
+    let rules = match (mode, &kind) {
+        (Mode::Live, InboundKind::Customer) => rule_hook(app, queues, &queue, &raw, &sender, now),
+        _ => None,
+    };
+
     let mut references = facts.in_reply_to.clone();
     for id in facts.references.iter().rev() {
         if !references.contains(id) {
@@ -287,8 +294,42 @@ fn prepare(
             Mode::Live => "smtp".into(),
             Mode::Import { .. } => "import".into(),
         },
+        rules,
     };
     Ok((request, problems))
+}
+
+/// The rules of rules.toml for this message, run by the filer once it
+/// knows the ticket (None when there is nothing to run).
+fn rule_hook(
+    app: &App,
+    queues: &[Queue],
+    queue: &Queue,
+    raw: &[u8],
+    customer: &str,
+    now: DateTime<Utc>,
+) -> Option<RuleHook> {
+    let rules = app.rules.current();
+    if rules.rules.is_empty() && rules.default_sla.is_none() {
+        return None;
+    }
+    let variables = crate::rules::context::message_variables(raw, &queue.address);
+    let queues: Vec<Queue> = queues.to_vec();
+    let queue = queue.clone();
+    let customer = customer.to_string();
+    Some(Box::new(move |joined: Option<&TicketSnapshot>| {
+        let new_ticket = TicketSnapshot {
+            queue: queue.name.clone(),
+            priority: crate::domain::ticket::Priority::Normal.to_string(),
+            status: crate::domain::ticket::Status::New.to_string(),
+            customer: customer.clone(),
+            created_at: Some(now),
+            ..TicketSnapshot::default()
+        };
+        let ticket = joined.unwrap_or(&new_ticket);
+        let evaluation = rules.evaluate(&variables, ticket, joined.is_none(), now);
+        crate::rules::effects(&rules, &evaluation, &queues, joined.is_none(), now)
+    }))
 }
 
 /// What the pipeline reads from a message before it touches the store:
@@ -585,7 +626,7 @@ fn ack_plan(app: &App, queue: &Queue, answered: Answered) -> AutoReplyPlan {
         build: Box::new(move |ctx: &AckContext| {
             let rendered = templates
                 .render(
-                    "ack.txt",
+                    &ctx.template,
                     serde_json::json!({
                         "ticket": {"number": ctx.ticket, "subject": title},
                         "customer": {"name": &to_name, "address": &to},

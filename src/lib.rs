@@ -17,6 +17,7 @@ pub mod ingest;
 pub mod net;
 pub mod outbound;
 pub mod passwords;
+pub mod rules;
 pub mod search;
 pub mod server;
 pub mod smtp;
@@ -45,6 +46,8 @@ pub enum AppError {
     Search(#[from] search::SearchError),
     #[error(transparent)]
     Dkim(#[from] dkim::DkimError),
+    #[error(transparent)]
+    Rules(#[from] rules::RulesError),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -61,6 +64,10 @@ pub struct App {
     pub search: std::sync::OnceLock<Arc<search::SearchIndex>>,
     /// Failed logins, shared by IMAP and submission.
     pub logins: passwords::LoginThrottle,
+    /// The rules in force (reloaded on SIGHUP).
+    pub rules: rules::RulesHandle,
+    /// Wakes the SLA scheduler after a reload.
+    pub rules_reloaded: tokio::sync::Notify,
     queues: RwLock<(Instant, Arc<Vec<Queue>>)>,
 }
 
@@ -81,6 +88,7 @@ impl App {
             }
         }
         let templates = templates::Templates::load(config.autoreply.templates_dir.as_deref())?;
+        let rules = rules::RulesHandle::open(config.rules_path());
         let queues = store.queues().await?;
         Ok(Arc::new(App {
             config: Arc::new(config),
@@ -88,8 +96,33 @@ impl App {
             templates,
             search: std::sync::OnceLock::new(),
             logins: passwords::LoginThrottle::default(),
+            rules,
+            rules_reloaded: tokio::sync::Notify::new(),
             queues: RwLock::new((Instant::now(), Arc::new(queues))),
         }))
+    }
+
+    /// Reads rules.toml again. A file with mistakes is refused (and
+    /// logged) and the rules in force stay; new rules make the scheduler
+    /// look at every ticket with clocks.
+    pub async fn reload_rules(&self) -> Result<Arc<rules::Rules>, AppError> {
+        match self.rules.reload() {
+            Ok(rules) => {
+                tracing::info!(
+                    rules = rules.rules.len(),
+                    escalations = rules.escalations.len(),
+                    slas = rules.policies.len(),
+                    "rules reloaded"
+                );
+                self.store.sla_recheck_all(chrono::Utc::now()).await?;
+                self.rules_reloaded.notify_waiters();
+                Ok(rules)
+            }
+            Err(err) => {
+                tracing::error!(%err, "rules not reloaded; the rules in force stay");
+                Err(err.into())
+            }
+        }
     }
 
     /// The queues, re-read from the store when the cached list is stale.

@@ -5,6 +5,7 @@ use clap::{Args, Parser, Subcommand};
 use postdesk::config::Config;
 use postdesk::domain::ticket::Status;
 use postdesk::store::{OutboundStatus, TicketFilter};
+use postdesk::rules::Rules;
 use postdesk::{App, cli_output, import, passwords, server};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -77,6 +78,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check, try and reload rules.toml.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// SLA figures.
+    #[command(subcommand)]
+    Sla(SlaCommand),
     /// Import historical mail through the ingest pipeline (no auto-replies).
     Import {
         #[arg(value_enum)]
@@ -86,6 +93,43 @@ enum Command {
         #[arg(long)]
         queue: String,
         /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Check a rules file (default: the configured one); mistakes are
+    /// reported with file and line.
+    Check { file: Option<PathBuf> },
+    /// Show which rules a message matches and the deadlines it would get,
+    /// changing nothing.
+    Test {
+        /// The message (.eml, as received).
+        message: PathBuf,
+        /// Treat it as a follow-up in this ticket (default: a new ticket).
+        #[arg(long)]
+        ticket: Option<TicketNumber>,
+        /// A rules file other than the configured one.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// The queue address it arrives at (default: the first queue).
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the configured file, then make the running server load it
+    /// (SIGHUP to the pid in DATA_DIR/postdesk.pid).
+    Reload,
+}
+
+#[derive(Subcommand)]
+enum SlaCommand {
+    /// Per queue: tickets, breaches, and the median first response time in
+    /// business hours.
+    Report {
         #[arg(long)]
         json: bool,
     },
@@ -149,6 +193,9 @@ enum TicketCommand {
         /// Only tickets of this queue (name or address).
         #[arg(long)]
         queue: Option<String>,
+        /// Only tickets with a running SLA clock past its due time.
+        #[arg(long)]
+        overdue: bool,
         #[arg(long)]
         json: bool,
     },
@@ -302,6 +349,19 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Agent(command) => agent(config, command).await,
+        Command::Rules(command) => rules_command(config, command).await,
+        Command::Sla(SlaCommand::Report { json }) => {
+            let app = App::open(config).await?;
+            let rules = app.rules.current();
+            let lines: Vec<cli_output::SlaReportLine> = app
+                .store
+                .sla_report(chrono::Utc::now())
+                .await?
+                .into_iter()
+                .map(|row| cli_output::SlaReportLine::from_store(row, &rules))
+                .collect();
+            print_out(json, &lines, || cli_output::sla_report_table(&lines))
+        }
         Command::Ticket(command) => ticket(config, command).await,
         Command::Outbound(OutboundCommand::List { status, json }) => {
             let app = App::open(config).await?;
@@ -407,13 +467,19 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<()> {
             path
         }
     };
+    let pid_file = config.data_dir.join(server::PID_FILE);
     let running = server::start(config).await?;
+    // `postdesk rules reload` finds the server here.
+    if let Err(err) = std::fs::write(&pid_file, format!("{}\n", std::process::id())) {
+        tracing::warn!(%err, file = %pid_file.display(), "cannot write the pid file");
+    }
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", cli_output::welcome(&running, &written).await?)?;
     drop(out);
     shutdown_signal().await;
     tracing::info!("shutting down");
     running.shutdown().await;
+    let _ = std::fs::remove_file(&pid_file);
     Ok(())
 }
 
@@ -497,17 +563,84 @@ async fn agent(config: Config, command: AgentCommand) -> Result<()> {
     Ok(())
 }
 
+async fn rules_command(config: Config, command: RulesCommand) -> Result<()> {
+    let configured = || {
+        config.rules_path().context(
+            "no rules file: name one, or set `rules = \"rules.toml\"` in postdesk.toml",
+        )
+    };
+    match command {
+        RulesCommand::Check { file } => {
+            let path = match file {
+                Some(path) => path,
+                None => configured()?,
+            };
+            let rules = Rules::load(&path)?;
+            println!(
+                "{}: ok: {} calendars, {} SLA policies, {} rules, {} escalations",
+                path.display(),
+                rules.calendars.len(),
+                rules.policies.len(),
+                rules.rules.len(),
+                rules.escalations.len()
+            );
+            Ok(())
+        }
+        RulesCommand::Test {
+            message,
+            ticket,
+            rules,
+            to,
+            json,
+        } => {
+            let path = match rules {
+                Some(path) => path,
+                None => configured()?,
+            };
+            let rules = Rules::load(&path)?;
+            let raw = std::fs::read(&message)
+                .with_context(|| format!("cannot read {}", message.display()))?;
+            let app = App::open(config).await?;
+            let report =
+                cli_output::RulesTest::run(&app, &rules, &raw, ticket.map(|t| t.0), to).await?;
+            print_out(json, &report, || report.render())
+        }
+        RulesCommand::Reload => {
+            let path = configured()?;
+            Rules::load(&path)?;
+            let pid_file = config.data_dir.join(server::PID_FILE);
+            let pid = std::fs::read_to_string(&pid_file)
+                .with_context(|| format!("no running server: cannot read {}", pid_file.display()))?;
+            let pid: u32 = pid
+                .trim()
+                .parse()
+                .with_context(|| format!("{} holds no process id", pid_file.display()))?;
+            let status = std::process::Command::new("kill")
+                .args(["-HUP", &pid.to_string()])
+                .status()
+                .context("cannot run kill")?;
+            if !status.success() {
+                bail!("no server runs as process {pid} (stale {})", pid_file.display());
+            }
+            println!("{}: ok; server (pid {pid}) asked to reload it", path.display());
+            Ok(())
+        }
+    }
+}
+
 async fn ticket(config: Config, command: TicketCommand) -> Result<()> {
     let app = App::open(config).await?;
     match command {
         TicketCommand::List {
             status,
             queue,
+            overdue,
             json,
         } => {
             let filter = TicketFilter {
                 status,
                 queue,
+                overdue,
                 limit: None,
             };
             let tickets = app.store.tickets(&filter).await?;

@@ -10,6 +10,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
+/// The file in the data directory that holds a running server's process id.
+pub const PID_FILE: &str = "postdesk.pid";
+
 /// A started server: where it listens, and how to stop it.
 pub struct RunningServer {
     pub app: Arc<App>,
@@ -47,6 +50,11 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
     })?;
     let tls_config = tls::server_config(&config)?;
     let dkim = crate::dkim::Dkim::load(&config.outbound)?.map(Arc::new);
+    // A server does not start on a rules file with mistakes (a CLI
+    // command still runs, without rules).
+    if let Some(path) = config.rules_path() {
+        crate::rules::Rules::load(&path)?;
+    }
     let app = App::open(config).await?;
     let bootstrap_admin = bootstrap_admin(&app).await?;
 
@@ -114,6 +122,11 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
             watcher.clone(),
         )));
     }
+    tasks.push(tokio::spawn(crate::rules::scheduler::run(
+        app.clone(),
+        watcher.clone(),
+    )));
+    tasks.push(tokio::spawn(reload_on_sighup(app.clone(), watcher.clone())));
     tasks.push(tokio::spawn(indexer::run(app.clone(), index, watcher)));
     Ok(RunningServer {
         app,
@@ -126,6 +139,31 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
         shutdown,
         tasks,
     })
+}
+
+/// SIGHUP reloads rules.toml (as `postdesk rules reload` asks).
+async fn reload_on_sighup(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; rules reload needs a restart");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = hangup.recv() => {
+                    // The outcome is logged inside.
+                    let _ = app.reload_rules().await;
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (app, shutdown.changed().await);
+    }
 }
 
 /// Opens the search index; one that cannot be read (a disk that filled

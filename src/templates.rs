@@ -35,7 +35,10 @@ pub struct Rendered {
     pub body: String,
 }
 
-const BUILT_IN: &[(&str, &str)] = &[("ack.txt", include_str!("../templates/ack.txt"))];
+const BUILT_IN: &[(&str, &str)] = &[
+    ("ack.txt", include_str!("../templates/ack.txt")),
+    ("escalation.txt", include_str!("../templates/escalation.txt")),
+];
 
 impl Templates {
     /// The built-in templates, each replaced by `DIR/<name>` when present.
@@ -57,9 +60,32 @@ impl Templates {
                     source,
                 })?;
         }
+        // Other templates in the directory (acknowledgements that rules
+        // choose by name) are loaded too.
+        if let Some(dir) = overrides
+            && let Ok(entries) = std::fs::read_dir(dir)
+        {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().to_string();
+                if !name.ends_with(".txt") || BUILT_IN.iter().any(|(n, _)| *n == name) {
+                    continue;
+                }
+                let path = entry.path();
+                let source = std::fs::read_to_string(&path).map_err(|source| TemplateError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                env.add_template_owned(name.clone(), source)
+                    .map_err(|source| TemplateError::Syntax { name, source })?;
+            }
+        }
         Ok(Templates {
             env: std::sync::Arc::new(env),
         })
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.env.get_template(name).is_ok()
     }
 
     pub fn render(&self, name: &str, context: impl Serialize) -> Result<Rendered, TemplateError> {

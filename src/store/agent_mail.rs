@@ -170,6 +170,8 @@ impl Store {
                 sqlx::query(
                     "UPDATE tickets SET first_response_at = COALESCE(first_response_at, $1),
                          last_response_at = $1, customer_waiting_since = NULL,
+                         next_response_due = NULL,
+                         sla_check_at = CASE WHEN sla_policy IS NULL THEN sla_check_at ELSE $1 END,
                          status = CASE WHEN status = 'new' THEN 'open' ELSE status END,
                          owner_id = COALESCE(owner_id, $2),
                          updated_at = CASE WHEN updated_at < $1 THEN $1 ELSE updated_at END

@@ -107,6 +107,113 @@ macro_rules! queue_outgoing {
         id
     }};
 }
+pub(crate) use queue_outgoing;
+
+/// Reads what the rules know of ticket `$number`; evaluates to
+/// `Option<TicketSnapshot>`.
+macro_rules! snapshot_ticket {
+    ($conn:ident, $number:expr) => {{
+        let row = sqlx::query(
+            "SELECT t.number, q.name AS queue, t.priority, t.status, t.customer_address,
+                 a.email AS owner, t.created_at,
+                 (SELECT COUNT(*) FROM messages m WHERE m.ticket = t.number) AS messages
+             FROM tickets t JOIN queues q ON q.id = t.queue_id
+             LEFT JOIN agents a ON a.id = t.owner_id WHERE t.number = $1",
+        )
+        .bind($number)
+        .fetch_optional(&mut *$conn)
+        .await?;
+        match row {
+            None => None,
+            Some(row) => {
+                let tags: Vec<String> =
+                    sqlx::query_scalar("SELECT tag FROM ticket_tags WHERE ticket = $1 ORDER BY tag")
+                        .bind($number)
+                        .fetch_all(&mut *$conn)
+                        .await?;
+                Some(TicketSnapshot {
+                    number: row.try_get("number")?,
+                    queue: row.try_get("queue")?,
+                    priority: row.try_get("priority")?,
+                    status: row.try_get("status")?,
+                    tags,
+                    customer: row.try_get("customer_address")?,
+                    owner: row.try_get("owner")?,
+                    created_at: row.try_get("created_at")?,
+                    messages: row.try_get("messages")?,
+                })
+            }
+        }
+    }};
+}
+
+/// Applies what the rules decided to ticket `$ticket`, with an event per
+/// action.
+macro_rules! apply_rule_effects {
+    ($conn:ident, $ticket:expr, $effects:expr, $now:expr, $events:ident) => {{
+        let effects: &RuleEffects = &$effects;
+        if let Some(priority) = effects.priority {
+            sqlx::query("UPDATE tickets SET priority = $1 WHERE number = $2")
+                .bind(priority.as_str())
+                .bind($ticket)
+                .execute(&mut *$conn)
+                .await?;
+        }
+        if let Some((queue_id, _, _)) = &effects.queue {
+            sqlx::query("UPDATE tickets SET queue_id = $1 WHERE number = $2")
+                .bind(*queue_id)
+                .bind($ticket)
+                .execute(&mut *$conn)
+                .await?;
+        }
+        for tag in &effects.add_tags {
+            sqlx::query("INSERT INTO ticket_tags (ticket, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind($ticket)
+                .bind(tag)
+                .execute(&mut *$conn)
+                .await?;
+        }
+        for tag in &effects.remove_tags {
+            sqlx::query("DELETE FROM ticket_tags WHERE ticket = $1 AND tag = $2")
+                .bind($ticket)
+                .bind(tag)
+                .execute(&mut *$conn)
+                .await?;
+        }
+        if let Some(owner) = &effects.owner {
+            let assigned = sqlx::query(
+                "UPDATE tickets SET owner_id = (SELECT id FROM agents WHERE lower(email) = lower($1))
+                 WHERE number = $2 AND EXISTS (SELECT 1 FROM agents WHERE lower(email) = lower($1))",
+            )
+            .bind(owner)
+            .bind($ticket)
+            .execute(&mut *$conn)
+            .await?
+            .rows_affected();
+            if assigned == 0 {
+                $events.add($ticket, $now, "rules", "rule",
+                    format!("owner {owner} not set: no such agent"));
+            }
+        }
+        if let Some(sla) = &effects.sla {
+            sqlx::query(
+                "UPDATE tickets SET sla_policy = $1, first_response_due = $2, resolution_due = $3,
+                     next_response_due = NULL, sla_check_at = $4 WHERE number = $5",
+            )
+            .bind(&sla.policy)
+            .bind(sla.first_response_due)
+            .bind(sla.resolution_due)
+            .bind($now)
+            .bind($ticket)
+            .execute(&mut *$conn)
+            .await?;
+        }
+        for line in &effects.events {
+            $events.add($ticket, $now, "rules", "rule", line.clone());
+        }
+    }};
+}
+
 /// A parsed message, ready to be stored.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
@@ -164,6 +271,8 @@ pub struct OutgoingMail {
 #[derive(Debug, Clone)]
 pub struct AckContext {
     pub ticket: i64,
+    /// The template to build it from ("ack.txt" unless a rule chose one).
+    pub template: String,
     pub queue_name: String,
     pub queue_address: String,
 }
@@ -182,6 +291,49 @@ pub struct AutoReplyPlan {
     pub max_per_hour: u32,
     pub build: BuildAck,
 }
+
+/// What the rules read of the ticket a message joins.
+#[derive(Debug, Clone, Default)]
+pub struct TicketSnapshot {
+    pub number: i64,
+    pub queue: String,
+    pub priority: String,
+    pub status: String,
+    pub tags: Vec<String>,
+    pub customer: String,
+    pub owner: Option<String>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub messages: i64,
+}
+
+/// A ticket's SLA policy and the due times it starts with.
+#[derive(Debug, Clone)]
+pub struct SlaStart {
+    pub policy: String,
+    pub first_response_due: Option<DateTime<Utc>>,
+    pub resolution_due: Option<DateTime<Utc>>,
+}
+
+/// What the rules decided, applied in the filing transaction; each line of
+/// `events` becomes a ticket event.
+#[derive(Debug, Clone, Default)]
+pub struct RuleEffects {
+    pub priority: Option<Priority>,
+    /// (id, name, address) of the queue to move the ticket to.
+    pub queue: Option<(i64, String, String)>,
+    pub add_tags: Vec<String>,
+    pub remove_tags: Vec<String>,
+    /// An agent's address.
+    pub owner: Option<String>,
+    pub sla: Option<SlaStart>,
+    /// Some(None): no acknowledgement; Some(Some(t)): from template t.
+    pub auto_reply: Option<Option<String>>,
+    pub events: Vec<String>,
+}
+
+/// Runs the rules once the ticket is known: None for a ticket this message
+/// opens, the joined ticket's snapshot otherwise.
+pub type RuleHook = Box<dyn Fn(Option<&TicketSnapshot>) -> RuleEffects + Send + Sync>;
 
 pub struct InboundRequest {
     pub message: NewMessage,
@@ -203,6 +355,8 @@ pub struct InboundRequest {
     pub auto_reply: Option<AutoReplyPlan>,
     /// Who files it, for the event log ("smtp", "import").
     pub actor: String,
+    /// The rules to run on a customer's message (None: no rules).
+    pub rules: Option<RuleHook>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -254,6 +408,7 @@ macro_rules! define_filer {
             reopen_window,
             auto_reply,
             actor,
+            rules,
         } = request;
         let (queue_id, now, reopen_window) = (*queue_id, *now, *reopen_window);
         // Ids looked up for rule 1: the references, then the message's own
@@ -407,7 +562,8 @@ macro_rules! define_filer {
                              done_at = CASE WHEN $1 = status THEN done_at ELSE NULL END,
                              updated_at = CASE WHEN updated_at < $2 THEN $2 ELSE updated_at END,
                              customer_waiting_since = CASE WHEN $4 THEN COALESCE(customer_waiting_since, $2)
-                                 ELSE customer_waiting_since END
+                                 ELSE customer_waiting_since END,
+                             sla_check_at = CASE WHEN sla_policy IS NULL THEN sla_check_at ELSE $2 END
                          WHERE number = $3",
                     )
                     .bind(next.as_str())
@@ -461,6 +617,19 @@ macro_rules! define_filer {
                 }
             };
 
+            let effects = match (rules, kind) {
+                (Some(hook), InboundKind::Customer) => {
+                    let snapshot = if created {
+                        None
+                    } else {
+                        snapshot_ticket!(conn, ticket)
+                    };
+                    let effects = hook(snapshot.as_ref());
+                    apply_rule_effects!(conn, ticket, effects, now, events);
+                    Some(effects)
+                }
+                _ => None,
+            };
             let message = insert_message!(conn, m, Some(ticket), MessageKind::Customer, None::<&String>);
             if !m.problems.is_empty() {
                 events.add(ticket, m.received_at, &actor, "flagged",
@@ -471,9 +640,16 @@ macro_rules! define_filer {
             thread_ids.push(m.message_id.clone());
             thread_ids.extend(m.references.iter().take(MAX_REFERENCES).cloned());
 
+            let ack_template = match effects.as_ref().and_then(|e| e.auto_reply.clone()) {
+                Some(choice) => choice,
+                None => Some("ack.txt".to_string()),
+            };
             let auto_reply = match (created, auto_reply) {
                 (false, _) => Err("not a new ticket".to_string()),
                 (true, None) => Err("auto-reply not requested".to_string()),
+                (true, Some(_)) if ack_template.is_none() => {
+                    Err("a rule turned the acknowledgement off".to_string())
+                }
                 (true, Some(plan)) => {
                     let since = now - Duration::hours(1);
                     let recent: i64 = sqlx::query_scalar(
@@ -490,10 +666,15 @@ macro_rules! define_filer {
                         events.add(ticket, now, "postdesk", "auto-reply-suppressed", reason.clone());
                         Err(reason)
                     } else {
+                        let (queue_name, queue_address) = match effects.as_ref().and_then(|e| e.queue.as_ref()) {
+                            Some((_, name, address)) => (name.clone(), address.clone()),
+                            None => (plan.queue_name.clone(), plan.queue_address.clone()),
+                        };
                         let context = AckContext {
                             ticket,
-                            queue_name: plan.queue_name.clone(),
-                            queue_address: plan.queue_address.clone(),
+                            template: ack_template.clone().unwrap_or_default(),
+                            queue_name,
+                            queue_address,
                         };
                         match (plan.build)(&context) {
                             Ok(mail) => {

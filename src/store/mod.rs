@@ -16,6 +16,7 @@ mod imap;
 mod inbound;
 mod outbound;
 mod search;
+mod sla;
 mod tickets;
 
 pub use admin::{Agent, Queue};
@@ -25,9 +26,11 @@ pub use imap::{
 };
 pub use inbound::{
     AckContext, AutoReplyPlan, FileOutcome, InboundKind, InboundRequest, NewMessage, OutgoingMail,
+    RuleEffects, RuleHook, SlaStart, TicketSnapshot,
 };
 pub use outbound::{DELIVERY_FAILED_TAG, FailureNote, OutboundItem, OutboundStatus};
 pub use search::{IndexableMessage, IndexableTicket, SystemNote, TicketChange};
+pub use sla::{SlaReportRow, SlaUpdate};
 pub use tickets::{Event, MessageRecord, Ticket, TicketFilter};
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -147,6 +150,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "responses",
         include_str!("../../migrations/sqlite/0004_responses.sql"),
     ),
+    (
+        5,
+        "sla",
+        include_str!("../../migrations/sqlite/0005_sla.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -168,6 +176,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "responses",
         include_str!("../../migrations/postgres/0004_responses.sql"),
+    ),
+    (
+        5,
+        "sla",
+        include_str!("../../migrations/postgres/0005_sla.sql"),
     ),
 ];
 

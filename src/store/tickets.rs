@@ -30,6 +30,15 @@ pub struct Ticket {
     /// Since when the customer has been waiting for an answer (the
     /// next-response clock); None once an agent has answered.
     pub customer_waiting_since: Option<DateTime<Utc>>,
+    /// The SLA policy (rules.toml) and its clocks' due times.
+    pub sla_policy: Option<String>,
+    pub first_response_due: Option<DateTime<Utc>>,
+    pub next_response_due: Option<DateTime<Utc>>,
+    pub resolution_due: Option<DateTime<Utc>>,
+    /// Since when the clocks stand still (pending, or done).
+    pub sla_paused_at: Option<DateTime<Utc>>,
+    /// A running clock is past its due time.
+    pub sla_overdue: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -62,6 +71,8 @@ pub struct Event {
 pub struct TicketFilter {
     pub status: Vec<Status>,
     pub queue: Option<String>,
+    /// Only tickets with a running SLA clock past its due time.
+    pub overdue: bool,
     pub limit: Option<i64>,
 }
 
@@ -69,6 +80,8 @@ const TICKET_COLUMNS: &str =
     "t.number, q.name AS queue, t.subject, t.customer_address, t.customer_name,
     t.status, t.priority, a.email AS owner, t.linked_ticket, t.created_at, t.updated_at, t.done_at,
     t.first_response_at, t.last_response_at, t.customer_waiting_since,
+    t.sla_policy, t.first_response_due, t.next_response_due, t.resolution_due, t.sla_paused_at,
+    t.sla_overdue,
     (SELECT COUNT(*) FROM messages m WHERE m.ticket = t.number) AS message_count
     FROM tickets t JOIN queues q ON q.id = t.queue_id LEFT JOIN agents a ON a.id = t.owner_id";
 
@@ -93,6 +106,12 @@ macro_rules! ticket_from_row {
             first_response_at: row.try_get("first_response_at")?,
             last_response_at: row.try_get("last_response_at")?,
             customer_waiting_since: row.try_get("customer_waiting_since")?,
+            sla_policy: row.try_get("sla_policy")?,
+            first_response_due: row.try_get("first_response_due")?,
+            next_response_due: row.try_get("next_response_due")?,
+            resolution_due: row.try_get("resolution_due")?,
+            sla_paused_at: row.try_get("sla_paused_at")?,
+            sla_overdue: row.try_get("sla_overdue")?,
         }
     }};
 }
@@ -143,6 +162,9 @@ impl Store {
         if filter.queue.is_some() {
             n += 1;
             sql.push_str(&format!(" AND (q.name = ${n} OR q.address = ${n})"));
+        }
+        if filter.overdue {
+            sql.push_str(" AND t.sla_overdue");
         }
         sql.push_str(" ORDER BY t.number");
         if filter.limit.is_some() {

@@ -1,0 +1,702 @@
+//! rules.toml: business calendars, SLA policies, rules that run at ingest,
+//! and escalations the scheduler fires (DESIGN.md §6).
+//!
+//! A file is loaded whole or not at all: every condition is compiled and
+//! every name it uses is checked before the rules replace the ones in
+//! force, so a broken edit never leaves a server without rules.
+
+pub mod calendar;
+pub mod condition;
+pub mod context;
+pub mod scheduler;
+pub mod sla;
+
+use crate::config::line_column;
+use crate::domain::ticket::Priority;
+use crate::store::{Queue, RuleEffects, SlaStart, TicketSnapshot};
+use calendar::{BusinessDuration, Calendar};
+use chrono::{DateTime, Utc};
+use condition::{Condition, ESCALATION_SCHEMA, MESSAGE_SCHEMA, Variables};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use toml::Spanned;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+}
+
+/// The name of the built-in calendar where every second is business time.
+pub const ALWAYS: &str = "24x7";
+
+/// A loaded, checked rules file.
+#[derive(Debug)]
+pub struct Rules {
+    pub source: Option<PathBuf>,
+    pub calendars: BTreeMap<String, Arc<Calendar>>,
+    pub policies: BTreeMap<String, Policy>,
+    /// The SLA of a new ticket no rule gave one.
+    pub default_sla: Option<String>,
+    pub rules: Vec<Rule>,
+    pub escalations: Vec<Escalation>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub name: String,
+    pub calendar_name: String,
+    pub calendar: Arc<Calendar>,
+    pub first_response: Option<BusinessDuration>,
+    pub next_response: Option<BusinessDuration>,
+    pub resolution: Option<BusinessDuration>,
+}
+
+#[derive(Debug)]
+pub struct Rule {
+    pub name: String,
+    pub line: usize,
+    pub when: Condition,
+    pub actions: Actions,
+}
+
+/// What a matching rule does, in the order the event log lists it.
+#[derive(Debug, Default, Clone)]
+pub struct Actions {
+    pub priority: Option<Priority>,
+    pub queue: Option<String>,
+    pub tags: Vec<String>,
+    pub remove_tags: Vec<String>,
+    pub sla: Option<String>,
+    pub owner: Option<String>,
+    pub auto_reply: Option<AutoReply>,
+    pub stop: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AutoReply {
+    /// No acknowledgement for this message.
+    Off,
+    /// The acknowledgement from this template (in the templates directory).
+    Template(String),
+}
+
+#[derive(Debug)]
+pub struct Escalation {
+    pub name: String,
+    pub line: usize,
+    pub when: Condition,
+    pub priority: Option<Priority>,
+    pub queue: Option<String>,
+    pub owner: Option<String>,
+    pub tags: Vec<String>,
+    pub notify: Vec<String>,
+    pub template: String,
+}
+
+// The file as written; every value that can be wrong keeps its position.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileToml {
+    default_sla: Option<Spanned<String>>,
+    #[serde(default)]
+    calendar: BTreeMap<String, Spanned<CalendarToml>>,
+    #[serde(default)]
+    sla: BTreeMap<String, Spanned<SlaToml>>,
+    #[serde(default)]
+    rule: Vec<Spanned<RuleToml>>,
+    #[serde(default)]
+    escalation: Vec<Spanned<EscalationToml>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CalendarToml {
+    timezone: Spanned<String>,
+    hours: Spanned<BTreeMap<String, String>>,
+    holidays: Option<Spanned<Vec<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SlaToml {
+    calendar: Option<Spanned<String>>,
+    first_response: Option<Spanned<String>>,
+    next_response: Option<Spanned<String>>,
+    resolution: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleToml {
+    name: String,
+    when: Spanned<String>,
+    priority: Option<Spanned<String>>,
+    queue: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    remove_tags: Vec<String>,
+    sla: Option<Spanned<String>>,
+    owner: Option<String>,
+    auto_reply: Option<Spanned<AutoReplyToml>>,
+    #[serde(default)]
+    stop: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum AutoReplyToml {
+    Enabled(bool),
+    Template(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EscalationToml {
+    name: String,
+    when: Spanned<String>,
+    priority: Option<Spanned<String>>,
+    queue: Option<String>,
+    owner: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    notify: Vec<String>,
+    template: Option<String>,
+}
+
+impl Rules {
+    /// No rules, no SLA: what a server runs without a rules file.
+    pub fn empty() -> Rules {
+        Rules {
+            source: None,
+            calendars: BTreeMap::from([(ALWAYS.to_string(), Arc::new(Calendar::always()))]),
+            policies: BTreeMap::new(),
+            default_sla: None,
+            rules: Vec::new(),
+            escalations: Vec::new(),
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<Rules, RulesError> {
+        let text = std::fs::read_to_string(path).map_err(|source| RulesError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Rules::parse(&text, path)
+    }
+
+    /// Parses and checks TOML text; `path` names the source in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Rules, RulesError> {
+        let at = |offset: usize, message: String| {
+            let (line, column) = line_column(text, offset);
+            RulesError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message,
+            }
+        };
+        let file: FileToml = toml::from_str(text).map_err(|err| {
+            at(
+                err.span().map_or(0, |s| s.start),
+                err.message().trim().to_string(),
+            )
+        })?;
+        let mut rules = Rules::empty();
+        rules.source = Some(path.to_path_buf());
+
+        for (name, calendar) in &file.calendar {
+            if name == ALWAYS {
+                return Err(at(
+                    calendar.span().start,
+                    format!("calendar '{ALWAYS}' is built in and cannot be redefined"),
+                ));
+            }
+            let c = calendar.get_ref();
+            let hours: Vec<(&str, &str)> = c
+                .hours
+                .get_ref()
+                .iter()
+                .map(|(day, spec)| (day.as_str(), spec.as_str()))
+                .collect();
+            let holidays: Vec<&str> = c
+                .holidays
+                .as_ref()
+                .map(|h| h.get_ref().iter().map(String::as_str).collect())
+                .unwrap_or_default();
+            let built = Calendar::new(c.timezone.get_ref(), &hours, &holidays).map_err(|err| {
+                let offset = match &err {
+                    calendar::CalendarError::UnknownTimeZone(_) => c.timezone.span().start,
+                    calendar::CalendarError::BadHoliday(_) => c
+                        .holidays
+                        .as_ref()
+                        .map_or(calendar.span().start, |h| h.span().start),
+                    _ => c.hours.span().start,
+                };
+                at(offset, format!("calendar '{name}': {err}"))
+            })?;
+            rules.calendars.insert(name.clone(), Arc::new(built));
+        }
+
+        for (name, sla) in &file.sla {
+            let s = sla.get_ref();
+            let (calendar_name, offset) = match &s.calendar {
+                Some(c) => (c.get_ref().clone(), c.span().start),
+                None => (ALWAYS.to_string(), sla.span().start),
+            };
+            let calendar = rules.calendars.get(&calendar_name).cloned().ok_or_else(|| {
+                at(
+                    offset,
+                    format!(
+                        "sla '{name}': unknown calendar '{calendar_name}' (known: {})",
+                        rules.calendars.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                )
+            })?;
+            let target = |value: &Option<Spanned<String>>, key: &str| {
+                value
+                    .as_ref()
+                    .map(|v| {
+                        BusinessDuration::parse(v.get_ref())
+                            .map_err(|err| at(v.span().start, format!("sla '{name}' {key}: {err}")))
+                    })
+                    .transpose()
+            };
+            let policy = Policy {
+                name: name.clone(),
+                calendar_name,
+                calendar,
+                first_response: target(&s.first_response, "first_response")?,
+                next_response: target(&s.next_response, "next_response")?,
+                resolution: target(&s.resolution, "resolution")?,
+            };
+            if policy.first_response.is_none()
+                && policy.next_response.is_none()
+                && policy.resolution.is_none()
+            {
+                return Err(at(
+                    sla.span().start,
+                    format!("sla '{name}' sets no target (first_response, next_response or resolution)"),
+                ));
+            }
+            rules.policies.insert(name.clone(), policy);
+        }
+
+        let known_policy = |name: &Spanned<String>, what: &str| {
+            if rules.policies.contains_key(name.get_ref()) {
+                Ok(())
+            } else {
+                Err(at(
+                    name.span().start,
+                    format!(
+                        "{what}: unknown sla '{}' (known: {})",
+                        name.get_ref(),
+                        rules.policies.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ))
+            }
+        };
+        if let Some(default) = &file.default_sla {
+            known_policy(default, "default_sla")?;
+        }
+        let priority = |value: &Option<Spanned<String>>, what: &str| {
+            value
+                .as_ref()
+                .map(|p| {
+                    p.get_ref().parse::<Priority>().map_err(|_| {
+                        at(
+                            p.span().start,
+                            format!(
+                                "{what}: unknown priority '{}' (low, normal, high or urgent)",
+                                p.get_ref()
+                            ),
+                        )
+                    })
+                })
+                .transpose()
+        };
+        let condition = |when: &Spanned<String>, schema, what: &str| {
+            Condition::compile(when.get_ref(), schema).map_err(|err| {
+                // The expression starts after the quote that opens it.
+                let start = when.span().start;
+                let quote = text[start..]
+                    .find(['"', '\''])
+                    .map_or(start, |q| start + q);
+                let triple = text[quote..].starts_with("\"\"\"") || text[quote..].starts_with("'''");
+                let mut offset = quote + if triple { 3 } else { 1 };
+                if triple && text[offset..].starts_with('\n') {
+                    offset += 1;
+                }
+                let (line, column) = line_column(text, offset);
+                let (line, column) = if err.line > 1 {
+                    (line + err.line - 1, err.column)
+                } else {
+                    (line, column + err.column - 1)
+                };
+                RulesError::Invalid {
+                    path: path.to_path_buf(),
+                    line,
+                    column,
+                    message: format!("{what}: {}", err.message),
+                }
+            })
+        };
+
+        let mut seen = Vec::new();
+        for rule in &file.rule {
+            let r = rule.get_ref();
+            let what = format!("rule '{}'", r.name);
+            if seen.contains(&r.name) {
+                return Err(at(rule.span().start, format!("{what} is defined twice")));
+            }
+            seen.push(r.name.clone());
+            if let Some(sla) = &r.sla {
+                known_policy(sla, &what)?;
+            }
+            let auto_reply = match &r.auto_reply {
+                None => None,
+                Some(value) => match value.get_ref() {
+                    AutoReplyToml::Enabled(false) => Some(AutoReply::Off),
+                    AutoReplyToml::Enabled(true) => Some(AutoReply::Template("ack.txt".into())),
+                    AutoReplyToml::Template(name) if name.trim().is_empty() => {
+                        return Err(at(value.span().start, format!("{what}: auto_reply names no template")));
+                    }
+                    AutoReplyToml::Template(name) => Some(AutoReply::Template(name.clone())),
+                },
+            };
+            rules.rules.push(Rule {
+                name: r.name.clone(),
+                line: line_column(text, rule.span().start).0,
+                when: condition(&r.when, MESSAGE_SCHEMA, &what)?,
+                actions: Actions {
+                    priority: priority(&r.priority, &what)?,
+                    queue: r.queue.clone(),
+                    tags: r.tags.clone(),
+                    remove_tags: r.remove_tags.clone(),
+                    sla: r.sla.as_ref().map(|s| s.get_ref().clone()),
+                    owner: r.owner.clone(),
+                    auto_reply,
+                    stop: r.stop,
+                },
+            });
+        }
+        seen.clear();
+        for escalation in &file.escalation {
+            let e = escalation.get_ref();
+            let what = format!("escalation '{}'", e.name);
+            if seen.contains(&e.name) {
+                return Err(at(escalation.span().start, format!("{what} is defined twice")));
+            }
+            seen.push(e.name.clone());
+            let built = Escalation {
+                name: e.name.clone(),
+                line: line_column(text, escalation.span().start).0,
+                when: condition(&e.when, ESCALATION_SCHEMA, &what)?,
+                priority: priority(&e.priority, &what)?,
+                queue: e.queue.clone(),
+                owner: e.owner.clone(),
+                tags: e.tags.clone(),
+                notify: e.notify.clone(),
+                template: e.template.clone().unwrap_or_else(|| "escalation.txt".into()),
+            };
+            if built.priority.is_none()
+                && built.queue.is_none()
+                && built.owner.is_none()
+                && built.tags.is_empty()
+                && built.notify.is_empty()
+            {
+                return Err(at(
+                    escalation.span().start,
+                    format!("{what} does nothing (set priority, queue, owner, tags or notify)"),
+                ));
+            }
+            rules.escalations.push(built);
+        }
+        rules.default_sla = file.default_sla.map(|s| s.into_inner());
+        Ok(rules)
+    }
+
+    /// Runs the rules over a message in file order.
+    pub fn evaluate(
+        &self,
+        message: &Variables,
+        ticket: &TicketSnapshot,
+        new: bool,
+        now: DateTime<Utc>,
+    ) -> Evaluation {
+        let mut variables = message.clone();
+        variables.set("ticket", context::ticket_value(ticket, new, now));
+        variables.set("now", condition::timestamp(now));
+        let mut evaluation = Evaluation::default();
+        for rule in &self.rules {
+            match rule.when.evaluate(&variables) {
+                Ok(true) => {
+                    evaluation.apply(rule);
+                    if rule.actions.stop {
+                        break;
+                    }
+                }
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::warn!(rule = %rule.name, %err, "rule skipped: its condition failed");
+                    evaluation.errors.push((rule.name.clone(), err));
+                }
+            }
+        }
+        evaluation
+    }
+
+    /// Each rule's verdict on a message, in file order, for `postdesk
+    /// rules test`: "matched", "no match", "not reached" (an earlier rule
+    /// stopped) or the error that skips it.
+    pub fn explain(
+        &self,
+        message: &Variables,
+        ticket: &TicketSnapshot,
+        new: bool,
+        now: DateTime<Utc>,
+    ) -> Vec<(String, String)> {
+        let mut variables = message.clone();
+        variables.set("ticket", context::ticket_value(ticket, new, now));
+        variables.set("now", condition::timestamp(now));
+        let mut stopped = false;
+        self.rules
+            .iter()
+            .map(|rule| {
+                let verdict = if stopped {
+                    "not reached".to_string()
+                } else {
+                    match rule.when.evaluate(&variables) {
+                        Ok(true) => {
+                            stopped = rule.actions.stop;
+                            "matched".to_string()
+                        }
+                        Ok(false) => "no match".to_string(),
+                        Err(err) => format!("skipped: {err}"),
+                    }
+                };
+                (rule.name.clone(), verdict)
+            })
+            .collect()
+    }
+
+    /// How long before a due time escalations may want to act: every
+    /// positive `duration('…')` they compare with.
+    pub fn warning_leads(&self) -> Vec<chrono::Duration> {
+        let mut leads: Vec<chrono::Duration> = self
+            .escalations
+            .iter()
+            .flat_map(|e| e.when.durations.iter().copied())
+            .map(|d| d.abs())
+            .filter(|d| *d > chrono::Duration::zero())
+            .collect();
+        leads.sort();
+        leads.dedup();
+        leads
+    }
+
+    pub fn policy(&self, name: &str) -> Option<&Policy> {
+        self.policies.get(name)
+    }
+}
+
+/// What the rules decided for one message; later rules override earlier
+/// ones for single-valued actions.
+#[derive(Debug, Default, Clone)]
+pub struct Evaluation {
+    /// The rules that matched, each with what it did ("set priority urgent").
+    pub matched: Vec<(String, Vec<String>)>,
+    /// Rules skipped because their condition failed at run time.
+    pub errors: Vec<(String, String)>,
+    pub priority: Option<Priority>,
+    pub queue: Option<String>,
+    pub add_tags: Vec<String>,
+    pub remove_tags: Vec<String>,
+    pub sla: Option<String>,
+    pub owner: Option<String>,
+    pub auto_reply: Option<AutoReply>,
+}
+
+impl Evaluation {
+    fn apply(&mut self, rule: &Rule) {
+        let a = &rule.actions;
+        let mut did = Vec::new();
+        if let Some(p) = a.priority {
+            self.priority = Some(p);
+            did.push(format!("set priority {p}"));
+        }
+        if let Some(q) = &a.queue {
+            self.queue = Some(q.clone());
+            did.push(format!("set queue {q}"));
+        }
+        for tag in &a.tags {
+            self.remove_tags.retain(|t| t != tag);
+            if !self.add_tags.contains(tag) {
+                self.add_tags.push(tag.clone());
+            }
+            did.push(format!("added tag {tag}"));
+        }
+        for tag in &a.remove_tags {
+            self.add_tags.retain(|t| t != tag);
+            if !self.remove_tags.contains(tag) {
+                self.remove_tags.push(tag.clone());
+            }
+            did.push(format!("removed tag {tag}"));
+        }
+        if let Some(s) = &a.sla {
+            self.sla = Some(s.clone());
+            did.push(format!("set sla {s}"));
+        }
+        if let Some(o) = &a.owner {
+            self.owner = Some(o.clone());
+            did.push(format!("set owner {o}"));
+        }
+        if let Some(reply) = &a.auto_reply {
+            self.auto_reply = Some(reply.clone());
+            did.push(match reply {
+                AutoReply::Off => "turned the acknowledgement off".to_string(),
+                AutoReply::Template(t) => format!("chose acknowledgement {t}"),
+            });
+        }
+        if a.stop {
+            did.push("stopped the rules".into());
+        }
+        self.matched.push((rule.name.clone(), did));
+    }
+
+    /// One line per action for the ticket's event log.
+    pub fn event_lines(&self) -> Vec<String> {
+        self.matched
+            .iter()
+            .flat_map(|(rule, did)| did.iter().map(move |d| format!("rule '{rule}' {d}")))
+            .chain(
+                self.errors
+                    .iter()
+                    .map(|(rule, err)| format!("rule '{rule}' skipped: {err}")),
+            )
+            .collect()
+    }
+}
+
+/// Turns an evaluation into what the filer applies: names resolved to
+/// queues, the SLA (a rule's, else the default for a new ticket) into due
+/// times from `now`.
+pub fn effects(
+    rules: &Rules,
+    evaluation: &Evaluation,
+    queues: &[Queue],
+    new: bool,
+    now: DateTime<Utc>,
+) -> RuleEffects {
+    let mut events = evaluation.event_lines();
+    let queue = evaluation.queue.as_ref().and_then(|name| {
+        let found = queues
+            .iter()
+            .find(|q| q.name.eq_ignore_ascii_case(name) || q.address.eq_ignore_ascii_case(name));
+        if found.is_none() {
+            events.push(format!("queue '{name}' not set: no such queue"));
+        }
+        found.map(|q| (q.id, q.name.clone(), q.address.clone()))
+    });
+    let policy_name = evaluation
+        .sla
+        .clone()
+        .or_else(|| new.then(|| rules.default_sla.clone()).flatten());
+    let sla = policy_name.and_then(|name| {
+        let policy = rules.policy(&name)?;
+        let (first_response_due, resolution_due) = if new {
+            sla::initial_dues(policy, now)
+        } else {
+            // The scheduler measures an existing ticket from its creation.
+            (None, None)
+        };
+        if evaluation.sla.is_none() {
+            events.push(format!("default sla {name}"));
+        }
+        Some(SlaStart {
+            policy: name,
+            first_response_due,
+            resolution_due,
+        })
+    });
+    RuleEffects {
+        priority: evaluation.priority,
+        queue,
+        add_tags: evaluation.add_tags.clone(),
+        remove_tags: evaluation.remove_tags.clone(),
+        owner: evaluation.owner.clone(),
+        sla,
+        auto_reply: evaluation.auto_reply.as_ref().map(|a| match a {
+            AutoReply::Off => None,
+            AutoReply::Template(t) => Some(t.clone()),
+        }),
+        events,
+    }
+}
+
+/// The rules in force, replaced whole by a reload.
+pub struct RulesHandle {
+    current: RwLock<Arc<Rules>>,
+    path: Option<PathBuf>,
+}
+
+impl RulesHandle {
+    /// Loads the configured file (none configured: no rules). A file with
+    /// mistakes is logged and no rules are in force; `server::start`
+    /// refuses it before this.
+    pub fn open(path: Option<PathBuf>) -> RulesHandle {
+        let rules = match &path {
+            Some(p) => Rules::load(p).unwrap_or_else(|err| {
+                tracing::error!(%err, "rules not loaded");
+                Rules::empty()
+            }),
+            None => Rules::empty(),
+        };
+        RulesHandle {
+            current: RwLock::new(Arc::new(rules)),
+            path,
+        }
+    }
+
+    pub fn current(&self) -> Arc<Rules> {
+        match self.current.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Reads the file again; a file with mistakes is refused and the rules
+    /// in force stay.
+    pub fn reload(&self) -> Result<Arc<Rules>, RulesError> {
+        let Some(path) = &self.path else {
+            return Ok(self.current());
+        };
+        let rules = Arc::new(Rules::load(path)?);
+        match self.current.write() {
+            Ok(mut guard) => *guard = rules.clone(),
+            Err(poisoned) => *poisoned.into_inner() = rules.clone(),
+        }
+        Ok(rules)
+    }
+}
+
+#[cfg(test)]
+mod tests;

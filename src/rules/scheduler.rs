@@ -1,0 +1,350 @@
+//! The SLA scheduler: sleeps until the earliest `sla_check_at` of any
+//! ticket (an indexed MIN, not a scan), then brings those tickets' clocks
+//! up to date and fires the escalations whose conditions hold.
+//!
+//! Everything it needs is in the store, so a restart loses nothing: what
+//! fell due while the server was down has a check time in the past and is
+//! handled on the first round. Each escalation fires once per breach
+//! because its firing row is committed with its effects.
+
+use super::condition::{Variables, timestamp};
+use super::context::{clock_value, ticket_value};
+use super::sla::{self, Reconciled, SlaTicket};
+use super::{Escalation, Rules};
+use crate::App;
+use crate::domain::address;
+use crate::domain::ticket::queue_display_name;
+use crate::domain::views::TicketChange;
+use crate::ingest::own_message_id;
+use crate::store::{OutgoingMail, SlaUpdate, StoreError, Ticket, TicketSnapshot};
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Tickets handled per round before the next query.
+const BATCH: i64 = 200;
+
+/// The longest sleep: a check time written by another node (or the CLI)
+/// is seen at most this late.
+const MAX_SLEEP: Duration = Duration::from_secs(60);
+
+/// Counts for the benchmark and logs.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Round {
+    pub tickets: usize,
+    pub fired: usize,
+}
+
+pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    let mut changes = app.store.subscribe();
+    loop {
+        match run_due(&app, Utc::now()).await {
+            Ok(round) if round.tickets as i64 >= BATCH => continue,
+            Ok(round) => {
+                if round.tickets > 0 {
+                    tracing::debug!(tickets = round.tickets, fired = round.fired, "sla round");
+                }
+            }
+            Err(err) => tracing::warn!(%err, "sla scheduler: round failed; retrying"),
+        }
+        let sleep = match app.store.sla_next_check().await {
+            Ok(Some(at)) => (at - Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .min(MAX_SLEEP),
+            Ok(None) => MAX_SLEEP,
+            Err(err) => {
+                tracing::warn!(%err, "sla scheduler: cannot read the next check time");
+                MAX_SLEEP
+            }
+        };
+        if sleep.is_zero() {
+            // Due already (another round's leftovers): a short breath so a
+            // failing store is not hammered.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(sleep) => {}
+            _ = app.rules_reloaded.notified() => {}
+            // A change may have moved a clock: look again (changes come in
+            // bursts; the next round reads them all).
+            changed = changes.recv() => {
+                if matches!(changed, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+    }
+}
+
+/// One round: every ticket whose check time has come.
+pub async fn run_due(app: &App, now: DateTime<Utc>) -> Result<Round, StoreError> {
+    let rules = app.rules.current();
+    let due = app.store.sla_due(now, BATCH).await?;
+    let mut round = Round::default();
+    for (number, check_at) in due {
+        round.tickets += 1;
+        match check_ticket(app, &rules, number, check_at, now).await {
+            Ok(fired) => round.fired += fired,
+            Err(err) => {
+                tracing::warn!(ticket = number, %err, "sla check failed");
+                // Not looked at again in a tight loop: in a minute.
+                let update = SlaUpdate {
+                    next_check: Some(now + chrono::Duration::minutes(1)),
+                    ..unchanged(app, number).await?
+                };
+                app.store.save_sla(number, check_at, &update).await?;
+            }
+        }
+    }
+    Ok(round)
+}
+
+async fn unchanged(app: &App, number: i64) -> Result<SlaUpdate, StoreError> {
+    let t = app.store.ticket(number).await?;
+    Ok(SlaUpdate {
+        first_response_due: t.first_response_due,
+        next_response_due: t.next_response_due,
+        resolution_due: t.resolution_due,
+        paused_at: t.sla_paused_at,
+        overdue: t.sla_overdue,
+        next_check: None,
+    })
+}
+
+pub fn sla_ticket(t: &Ticket) -> SlaTicket {
+    SlaTicket {
+        number: t.number,
+        policy: t.sla_policy.clone(),
+        status: t.status,
+        created_at: t.created_at,
+        first_response_at: t.first_response_at,
+        customer_waiting_since: t.customer_waiting_since,
+        first_response_due: t.first_response_due,
+        next_response_due: t.next_response_due,
+        resolution_due: t.resolution_due,
+        paused_at: t.sla_paused_at,
+        overdue: t.sla_overdue,
+    }
+}
+
+/// Brings one ticket's clocks up to date and fires what is due; returns
+/// how many escalations fired.
+async fn check_ticket(
+    app: &App,
+    rules: &Rules,
+    number: i64,
+    check_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    let ticket = app.store.ticket(number).await?;
+    let state = sla_ticket(&ticket);
+    let policy = ticket.sla_policy.as_deref().and_then(|p| rules.policy(p));
+    let reconciled = sla::reconcile(&state, policy, now, &rules.warning_leads());
+    let mut fired = 0;
+    if ticket.sla_policy.is_some() && !matches!(ticket.status, crate::domain::ticket::Status::Closed) {
+        let variables = escalation_variables(&ticket, &state, &reconciled, now);
+        for escalation in &rules.escalations {
+            match escalation.when.evaluate(&variables) {
+                Ok(true) => {
+                    let breach = sla::breach_key(&escalation.when.reads, &reconciled);
+                    if fire(app, &ticket, &reconciled, escalation, &breach, now).await? {
+                        fired += 1;
+                    }
+                }
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::warn!(ticket = number, escalation = %escalation.name, %err,
+                        "escalation skipped: its condition failed");
+                }
+            }
+        }
+    }
+    let update = SlaUpdate {
+        first_response_due: reconciled.first_response_due,
+        next_response_due: reconciled.next_response_due,
+        resolution_due: reconciled.resolution_due,
+        paused_at: reconciled.paused_at,
+        overdue: reconciled.overdue,
+        next_check: reconciled.next_check,
+    };
+    // Firing wrote a new check time (its change may move the clocks):
+    // this save then does not apply, and the next round reads it afresh.
+    app.store.save_sla(number, check_at, &update).await?;
+    Ok(fired)
+}
+
+pub fn escalation_variables(
+    ticket: &Ticket,
+    state: &SlaTicket,
+    reconciled: &Reconciled,
+    now: DateTime<Utc>,
+) -> Variables {
+    let mut v = Variables::default();
+    v.set("ticket", ticket_value(&snapshot(ticket), false, now));
+    for (name, clock) in reconciled.clocks(state) {
+        v.set(name, clock_value(&clock, now));
+    }
+    v.set("now", timestamp(now));
+    v
+}
+
+pub fn snapshot(t: &Ticket) -> TicketSnapshot {
+    TicketSnapshot {
+        number: t.number,
+        queue: t.queue.clone(),
+        priority: t.priority.to_string(),
+        status: t.status.to_string(),
+        tags: t.tags.clone(),
+        customer: t.customer_address.clone(),
+        owner: t.owner.clone(),
+        created_at: Some(t.created_at),
+        messages: t.message_count,
+    }
+}
+
+/// Fires one escalation unless it fired for this breach before.
+async fn fire(
+    app: &App,
+    ticket: &Ticket,
+    reconciled: &Reconciled,
+    escalation: &Escalation,
+    breach: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let owner = match &escalation.owner {
+        Some(email) => match app
+            .store
+            .agents()
+            .await?
+            .into_iter()
+            .find(|a| a.email.eq_ignore_ascii_case(email))
+        {
+            Some(agent) => Some(Some(agent.id)),
+            None => {
+                tracing::warn!(escalation = %escalation.name, %email, "escalation owner is no agent");
+                None
+            }
+        },
+        None => None,
+    };
+    let change = TicketChange {
+        priority: escalation.priority,
+        queue: escalation.queue.clone(),
+        owner,
+        add_tags: escalation.tags.clone(),
+        ..TicketChange::default()
+    };
+    let queue_address = app
+        .queues()
+        .await?
+        .iter()
+        .find(|q| q.name == ticket.queue)
+        .map(|q| q.address.clone())
+        .unwrap_or_else(|| format!("support@{}", app.config.hostname));
+    let notices = notices(app, &queue_address, ticket, reconciled, escalation, now);
+    let fired = app
+        .store
+        .fire_escalation(ticket.number, &escalation.name, breach, &change, &notices)
+        .await?;
+    if let Some(done) = &fired {
+        tracing::info!(ticket = ticket.number, escalation = %escalation.name, done = %done.join(", "), "escalation fired");
+    }
+    Ok(fired.is_some())
+}
+
+/// The notification mails of an escalation, one per address, from the
+/// ticket's queue.
+fn notices(
+    app: &App,
+    queue_address: &str,
+    ticket: &Ticket,
+    reconciled: &Reconciled,
+    escalation: &Escalation,
+    now: DateTime<Utc>,
+) -> Vec<OutgoingMail> {
+    if escalation.notify.is_empty() {
+        return Vec::new();
+    }
+    let queue_address = queue_address.to_string();
+    let clocks: Vec<serde_json::Value> = reconciled
+        .clocks(&sla_ticket(ticket))
+        .iter()
+        .filter(|(_, c)| c.running || c.paused)
+        .map(|(name, c)| {
+            serde_json::json!({
+                "name": name.replace('_', " "),
+                "due": c.due.map(|d| d.to_rfc3339()),
+                "breached": c.running && c.due.is_some_and(|d| d <= now),
+            })
+        })
+        .collect();
+    let context = serde_json::json!({
+        "ticket": {
+            "number": ticket.number,
+            "subject": ticket.subject,
+            "queue": ticket.queue,
+            "priority": ticket.priority.to_string(),
+            "status": ticket.status.to_string(),
+            "owner": ticket.owner,
+            "customer": ticket.customer_address,
+        },
+        "escalation": {"name": escalation.name},
+        "clocks": clocks,
+    });
+    let rendered = match app.templates.render(&escalation.template, &context) {
+        Ok(r) => r,
+        Err(err) => {
+            tracing::warn!(escalation = %escalation.name, %err, "escalation notice not built");
+            return Vec::new();
+        }
+    };
+    let mut mails = Vec::new();
+    for to in &escalation.notify {
+        let to = address::normalize(to);
+        let message_id = own_message_id(&app.config.hostname, ticket.number);
+        let built = mail_builder::MessageBuilder::new()
+            .from((
+                format!("{} escalations", queue_display_name(&ticket.queue)),
+                queue_address.clone(),
+            ))
+            .to(to.clone())
+            .subject(rendered.subject.clone())
+            .message_id(message_id.clone())
+            .header(
+                "Auto-Submitted",
+                mail_builder::headers::raw::Raw::new("auto-generated"),
+            )
+            .header(
+                "X-Postdesk-Ticket",
+                mail_builder::headers::raw::Raw::new(ticket.number.to_string()),
+            )
+            .text_body(rendered.body.clone())
+            .write_to_vec();
+        match built {
+            Ok(mut raw) => {
+                if !raw.ends_with(b"\r\n") {
+                    raw.extend_from_slice(b"\r\n");
+                }
+                mails.push(OutgoingMail {
+                    message_id,
+                    mail_from: queue_address.clone(),
+                    rcpt_to: to,
+                    sender: queue_address.clone(),
+                    from_name: Some(format!("{} escalations", queue_display_name(&ticket.queue))),
+                    subject: rendered.subject.clone(),
+                    raw,
+                });
+            }
+            Err(err) => tracing::warn!(%err, "escalation notice not built"),
+        }
+    }
+    mails
+}

@@ -1,0 +1,284 @@
+//! SLA clocks and escalations in the store: which tickets the scheduler
+//! must look at, saving what it worked out, and firing an escalation
+//! exactly once (the firing row, the ticket change, the notices and the
+//! event commit together, or none of them).
+
+use super::events::{Events, insert_events};
+use super::imap::apply_ticket_change;
+use super::inbound::{OutgoingMail, queue_outgoing};
+use super::{Change, Result, Store, StoreError, dispatch, dispatch_read, parse_column};
+use crate::domain::views::TicketChange;
+use crate::domain::ticket::{MessageKind, Priority, Status};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::Row;
+
+/// Due times and state the scheduler worked out for one ticket.
+#[derive(Debug, Clone)]
+pub struct SlaUpdate {
+    pub first_response_due: Option<DateTime<Utc>>,
+    pub next_response_due: Option<DateTime<Utc>>,
+    pub resolution_due: Option<DateTime<Utc>>,
+    pub paused_at: Option<DateTime<Utc>>,
+    pub overdue: bool,
+    pub next_check: Option<DateTime<Utc>>,
+}
+
+/// One line of `postdesk sla report`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SlaReportRow {
+    pub queue: String,
+    pub tickets: i64,
+    /// Tickets with an SLA policy.
+    pub with_sla: i64,
+    /// Tickets that missed a due time (answered or resolved late, or still
+    /// running past it).
+    pub breached: i64,
+    pub overdue_now: i64,
+    /// (created_at, first_response_at, policy) of answered tickets, for
+    /// the median in business hours (computed by the caller, who has the
+    /// calendars).
+    #[serde(skip)]
+    pub first_responses: Vec<(DateTime<Utc>, DateTime<Utc>, Option<String>)>,
+}
+
+impl Store {
+    /// Tickets whose clocks need a look at `now`, oldest first, with the
+    /// check time they were read with (for [`Store::save_sla`]).
+    pub async fn sla_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<(i64, DateTime<Utc>)>> {
+        Ok(dispatch_read!(self, pool => {
+            sqlx::query_as(
+                "SELECT number, sla_check_at FROM tickets WHERE sla_check_at <= $1
+                 ORDER BY sla_check_at LIMIT $2",
+            )
+            .bind(now)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// When the scheduler must wake next (None: no clock anywhere).
+    pub async fn sla_next_check(&self) -> Result<Option<DateTime<Utc>>> {
+        Ok(dispatch_read!(self, pool => {
+            sqlx::query_scalar("SELECT MIN(sla_check_at) FROM tickets")
+                .fetch_one(pool)
+                .await?
+        }))
+    }
+
+    /// Saves the scheduler's work, unless the ticket changed since it was
+    /// read (its check time moved): then it is looked at again instead.
+    /// Returns whether it was saved.
+    pub async fn save_sla(
+        &self,
+        number: i64,
+        read_check_at: DateTime<Utc>,
+        update: &SlaUpdate,
+    ) -> Result<bool> {
+        let (saved, overdue_changed): (u64, bool) = dispatch!(self, pool => {
+            let before: Option<bool> = sqlx::query_scalar("SELECT sla_overdue FROM tickets WHERE number = $1")
+                .bind(number)
+                .fetch_optional(pool)
+                .await?;
+            let saved = sqlx::query(
+                "UPDATE tickets SET first_response_due = $1, next_response_due = $2,
+                     resolution_due = $3, sla_paused_at = $4, sla_overdue = $5, sla_check_at = $6
+                 WHERE number = $7 AND sla_check_at = $8",
+            )
+            .bind(update.first_response_due)
+            .bind(update.next_response_due)
+            .bind(update.resolution_due)
+            .bind(update.paused_at)
+            .bind(update.overdue)
+            .bind(update.next_check)
+            .bind(number)
+            .bind(read_check_at)
+            .execute(pool)
+            .await?
+            .rows_affected();
+            (saved, before != Some(update.overdue))
+        });
+        if saved > 0 && overdue_changed {
+            // The Overdue and Urgent folders of IMAP clients change.
+            self.announce(Change::Ticket(number));
+        }
+        Ok(saved > 0)
+    }
+
+    /// Sets a ticket's policy and first due times (a rule at ingest does
+    /// this in the filing transaction; this is for everything else).
+    pub async fn set_sla_policy(&self, number: i64, policy: Option<&str>) -> Result<()> {
+        dispatch!(self, pool => {
+            sqlx::query(
+                "UPDATE tickets SET sla_policy = $1, first_response_due = NULL,
+                     next_response_due = NULL, resolution_due = NULL, sla_check_at = $2
+                 WHERE number = $3",
+            )
+            .bind(policy)
+            .bind(Utc::now())
+            .bind(number)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Asks the scheduler to look at every ticket with clocks (new rules
+    /// may warn earlier or later).
+    pub async fn sla_recheck_all(&self, now: DateTime<Utc>) -> Result<u64> {
+        Ok(dispatch!(self, pool => {
+            sqlx::query("UPDATE tickets SET sla_check_at = $1 WHERE sla_policy IS NOT NULL AND status <> 'closed'")
+                .bind(now)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }))
+    }
+
+    /// Fires escalation `name` for this breach of ticket `number`, once:
+    /// if it fired before (here, before a restart, or on another node),
+    /// nothing happens and the result is None. Otherwise the change, the
+    /// notices (queued for delivery, kept in the ticket) and an event are
+    /// committed with the firing, and the result says what was done.
+    pub async fn fire_escalation(
+        &self,
+        number: i64,
+        name: &str,
+        breach: &str,
+        change: &TicketChange,
+        notices: &[OutgoingMail],
+    ) -> Result<Option<Vec<String>>> {
+        let now = Utc::now();
+        let actor = format!("escalation '{name}'");
+        let done: Option<Vec<String>> = dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let claimed = sqlx::query(
+                "INSERT INTO sla_escalations (ticket, escalation, breach, fired_at)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            )
+            .bind(number)
+            .bind(name)
+            .bind(breach)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if claimed == 0 {
+                None
+            } else {
+                let mut done = apply_ticket_change!(tx, number, change, now);
+                for notice in notices {
+                    queue_outgoing!(tx, number, notice, "escalation", now);
+                    done.push(format!("notified {}", notice.rcpt_to));
+                }
+                let mut events = Events::default();
+                let detail = if done.is_empty() {
+                    format!("fired ({breach}): nothing left to change")
+                } else {
+                    format!("fired ({breach}): {}", done.join(", "))
+                };
+                events.add(number, now, &actor, "escalated", detail);
+                sqlx::query("UPDATE tickets SET updated_at = $1, sla_check_at = $1 WHERE number = $2")
+                    .bind(now)
+                    .bind(number)
+                    .execute(&mut *tx)
+                    .await?;
+                insert_events!(tx, events);
+                tx.commit().await?;
+                Some(done)
+            }
+        });
+        if done.is_some() {
+            self.announce(Change::Ticket(number));
+            if !notices.is_empty() {
+                self.announce(Change::OutboundQueued);
+            }
+        }
+        Ok(done)
+    }
+
+    /// How often each escalation fired for a ticket (tests, `ticket show`).
+    pub async fn escalations_fired(&self, number: i64) -> Result<Vec<(String, String)>> {
+        Ok(dispatch_read!(self, pool => {
+            sqlx::query_as(
+                "SELECT escalation, breach FROM sla_escalations WHERE ticket = $1 ORDER BY fired_at",
+            )
+            .bind(number)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Per queue: tickets, those with an SLA, breaches, and the answered
+    /// tickets' first-response times.
+    pub async fn sla_report(&self, now: DateTime<Utc>) -> Result<Vec<SlaReportRow>> {
+        let rows = dispatch_read!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT q.name AS queue, t.sla_policy, t.created_at, t.status, t.first_response_at,
+                     t.first_response_due, t.next_response_due, t.resolution_due, t.done_at,
+                     t.sla_overdue
+                 FROM tickets t JOIN queues q ON q.id = t.queue_id ORDER BY q.name, t.number",
+            )
+            .fetch_all(pool)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push((
+                    row.try_get::<String, _>("queue")?,
+                    row.try_get::<Option<String>, _>("sla_policy")?,
+                    row.try_get::<DateTime<Utc>, _>("created_at")?,
+                    parse_column::<Status>(&row.try_get::<String, _>("status")?, "status")?,
+                    row.try_get::<Option<DateTime<Utc>>, _>("first_response_at")?,
+                    [
+                        row.try_get::<Option<DateTime<Utc>>, _>("first_response_due")?,
+                        row.try_get::<Option<DateTime<Utc>>, _>("next_response_due")?,
+                        row.try_get::<Option<DateTime<Utc>>, _>("resolution_due")?,
+                    ],
+                    row.try_get::<Option<DateTime<Utc>>, _>("done_at")?,
+                    row.try_get::<bool, _>("sla_overdue")?,
+                ));
+            }
+            out
+        });
+        let mut report: Vec<SlaReportRow> = Vec::new();
+        for (queue, policy, created, status, first_response_at, dues, done_at, overdue) in rows {
+            if report.last().is_none_or(|r| r.queue != queue) {
+                report.push(SlaReportRow {
+                    queue: queue.clone(),
+                    tickets: 0,
+                    with_sla: 0,
+                    breached: 0,
+                    overdue_now: 0,
+                    first_responses: Vec::new(),
+                });
+            }
+            let Some(row) = report.last_mut() else {
+                return Err(StoreError::Corrupt("report row vanished".into()));
+            };
+            row.tickets += 1;
+            row.with_sla += i64::from(policy.is_some());
+            row.overdue_now += i64::from(overdue);
+            let [first_due, next_due, resolution_due] = dues;
+            let late = |due: Option<DateTime<Utc>>, stopped: Option<DateTime<Utc>>| {
+                due.is_some_and(|d| stopped.unwrap_or(now) > d)
+            };
+            let resolved_at = if status.is_done() { done_at.or(Some(now)) } else { None };
+            if overdue
+                || late(first_due, first_response_at)
+                || (next_due.is_some() && overdue)
+                || (status.is_done() && late(resolution_due, resolved_at))
+            {
+                row.breached += 1;
+            }
+            if let Some(answered) = first_response_at {
+                row.first_responses.push((created, answered, policy));
+            }
+        }
+        Ok(report)
+    }
+}
