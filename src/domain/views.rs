@@ -151,14 +151,16 @@ impl Folder {
                 queue: Some(queue.clone()),
                 ..open
             },
+            // High and urgent priority, and whatever is late.
             Folder::Urgent => ViewFilter {
                 priorities: &[Priority::High, Priority::Urgent],
+                or_overdue: true,
                 ..open
             },
-            // Nothing is overdue until SLA clocks exist (the rules issue):
-            // the folder is there so clients subscribe to it once.
+            // A running SLA clock past its due time (the scheduler sets
+            // and clears the mark, so the folder changes without mail).
             Folder::Overdue => ViewFilter {
-                nothing: true,
+                overdue: true,
                 ..open
             },
             Folder::Waiting => ViewFilter {
@@ -274,8 +276,10 @@ pub struct ViewFilter {
     pub disposition: Option<Disposition>,
     /// Only tickets done within the Closed window.
     pub recently_done: bool,
-    /// The view holds nothing (yet).
-    pub nothing: bool,
+    /// Only overdue tickets (a running SLA clock past due).
+    pub overdue: bool,
+    /// `priorities`, or overdue whatever the priority.
+    pub or_overdue: bool,
 }
 
 /// A change to one ticket, applied as one domain operation (one

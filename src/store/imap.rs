@@ -131,8 +131,8 @@ fn view_condition(filter: &ViewFilter) -> String {
         "($2 OR t.queue_id IN (SELECT queue_id FROM agent_queues WHERE agent_id = $1))".to_string(),
         "($3 = '' OR q.name = $3)".to_string(),
     ];
-    if filter.nothing {
-        clauses.push("1 = 0".into());
+    if filter.overdue {
+        clauses.push("t.sla_overdue".into());
     }
     if !filter.statuses.is_empty() {
         let list: Vec<String> = filter
@@ -148,7 +148,11 @@ fn view_condition(filter: &ViewFilter) -> String {
             .iter()
             .map(|p: &Priority| format!("'{}'", p.as_str()))
             .collect();
-        clauses.push(format!("t.priority IN ({})", list.join(", ")));
+        if filter.or_overdue {
+            clauses.push(format!("(t.priority IN ({}) OR t.sla_overdue)", list.join(", ")));
+        } else {
+            clauses.push(format!("t.priority IN ({})", list.join(", ")));
+        }
     }
     match filter.owner {
         OwnerFilter::Anyone => {}

@@ -1,0 +1,273 @@
+//! The rules engine over real sockets: mail in → rules applied → priority,
+//! queue, tags and due times set; the Overdue and Urgent folders; an
+//! escalation that fires exactly once with the server restarted between
+//! its due time and its firing; reloads, broken and good.
+
+mod common;
+
+use common::imap::{ImapClient, add_agent};
+use common::sink::Sink;
+use common::{TestServer, deliver, eventually, message, relay, ticket_of};
+use postdesk::domain::ticket::Priority;
+use postdesk::store::TicketFilter;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const RULES: &str = r#"
+default_sla = "standard"
+
+[sla.standard]
+first_response = "2h"
+resolution = "1d"
+
+[sla.urgent]
+calendar = "24x7"
+first_response = "1h"
+resolution = "8h"
+
+[[rule]]
+name = "Outages are urgent"
+when = 'subject.matches("(?i)\\b(outage|down)\\b") || from.domain in ["bigcustomer.example"]'
+priority = "urgent"
+sla = "urgent"
+tags = ["outage"]
+
+[[rule]]
+name = "Billing goes to billing"
+when = 'to.local == "billing" || body.contains("invoice")'
+queue = "billing"
+"#;
+
+fn write_rules(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("rules.toml");
+    std::fs::write(&path, text).expect("write rules");
+    path
+}
+
+/// A server on `text`; the returned directory holds the rules file.
+async fn start_with_rules(backend: &common::Backend, text: &str) -> (TestServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_rules(dir.path(), text);
+    let server = TestServer::start_with(backend, |c| c.rules = Some(path.clone())).await;
+    (server, dir)
+}
+
+#[tokio::test]
+async fn mail_in_gets_priority_queue_tags_and_due_times_from_the_rules() {
+    for backend in common::backends() {
+        let (server, _rules) = start_with_rules(&backend, RULES).await;
+        let before = chrono::Utc::now();
+        let reply = deliver(
+            server.smtp(),
+            "ann@example.org",
+            &["support@desk.test"],
+            &message("Ann <ann@example.org>", "support@desk.test", "VPN is DOWN", "r1@example.org", "", "Nothing works."),
+        )
+        .await;
+        let number = ticket_of(&reply);
+        let t = server.store().ticket(number).await.expect("ticket");
+        assert_eq!(t.priority, Priority::Urgent, "{}", backend.name());
+        assert_eq!(t.tags, vec!["outage".to_string()]);
+        assert_eq!(t.sla_policy.as_deref(), Some("urgent"));
+        let due = t.first_response_due.expect("first response due");
+        assert!(due >= before + chrono::Duration::hours(1) && due <= chrono::Utc::now() + chrono::Duration::hours(1));
+        let resolution = t.resolution_due.expect("resolution due");
+        assert_eq!(resolution - due, chrono::Duration::hours(7));
+        let events = server.store().ticket_events(number).await.expect("events");
+        let lines: Vec<String> = events.iter().map(|e| e.detail.clone()).collect();
+        assert!(lines.contains(&"rule 'Outages are urgent' set priority urgent".to_string()), "{lines:?}");
+        assert!(lines.contains(&"rule 'Outages are urgent' set sla urgent".to_string()), "{lines:?}");
+
+        // An invoice goes to billing with the default SLA, and its
+        // acknowledgement comes from billing.
+        let reply = deliver(
+            server.smtp(),
+            "bob@example.net",
+            &["support@desk.test"],
+            &message("bob@example.net", "support@desk.test", "Question", "r2@example.net", "", "Where is my invoice?"),
+        )
+        .await;
+        let number = ticket_of(&reply);
+        let t = server.store().ticket(number).await.expect("ticket");
+        assert_eq!(t.queue, "billing");
+        assert_eq!(t.priority, Priority::Normal);
+        assert_eq!(t.sla_policy.as_deref(), Some("standard"));
+        let acks = server.outbound(None).await;
+        let ack = acks.iter().find(|o| o.ticket == Some(number)).expect("ack");
+        assert_eq!(ack.mail_from, "billing@desk.test");
+
+        // Nothing is late yet.
+        let overdue = server
+            .store()
+            .tickets(&TicketFilter { overdue: true, ..TicketFilter::default() })
+            .await
+            .expect("tickets");
+        assert!(overdue.is_empty());
+        server.stop().await;
+    }
+}
+
+const FAST: &str = r#"
+[sla.fast]
+first_response = "3s"
+resolution = "1h"
+
+[[rule]]
+name = "Everything is fast"
+when = 'true'
+sla = "fast"
+
+[[escalation]]
+name = "Late means urgent"
+when = "first_response.breached"
+priority = "urgent"
+notify = ["lead@example.test"]
+"#;
+
+#[tokio::test]
+async fn an_escalation_fires_once_across_restarts_and_the_ticket_shows_as_overdue() {
+    for backend in common::backends() {
+        let sink = Sink::start(Vec::new(), None).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = write_rules(dir.path(), FAST);
+        let mut server = TestServer::start_with(&backend, |c| {
+            c.rules = Some(path.clone());
+            c.outbound.relay = relay(sink.addr);
+        })
+        .await;
+        add_agent(&server, "alice@desk.test", &["support"], false).await;
+        let reply = deliver(
+            server.smtp(),
+            "ann@example.org",
+            &["support@desk.test"],
+            &message("ann@example.org", "support@desk.test", "Printer", "f1@example.org", "", "It jams."),
+        )
+        .await;
+        let number = ticket_of(&reply);
+        // Down before the due time; up again after it.
+        if let Some(running) = server.running.take() {
+            running.shutdown().await;
+        }
+        tokio::time::sleep(Duration::from_millis(3500)).await;
+        server.restart().await;
+
+        eventually("the escalation fired after the restart", || async {
+            server.store().ticket(number).await.expect("ticket").priority == Priority::Urgent
+        })
+        .await;
+        eventually("the ticket is marked overdue", || async {
+            server.store().ticket(number).await.expect("ticket").sla_overdue
+        })
+        .await;
+        let fired = server.store().escalations_fired(number).await.expect("fired");
+        assert_eq!(fired.len(), 1, "{fired:?}");
+        eventually("the lead got the notice", || async {
+            sink.accepted().iter().any(|m| m.rcpt_to == vec!["lead@example.test".to_string()])
+        })
+        .await;
+        let notice = sink
+            .accepted()
+            .into_iter()
+            .find(|m| m.rcpt_to == vec!["lead@example.test".to_string()])
+            .expect("notice");
+        let text = String::from_utf8_lossy(&notice.data).to_string();
+        assert!(text.contains(&format!("[#{number}] Late means urgent")), "{text}");
+
+        // Agents see it in Overdue and Urgent.
+        let mut alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+        for folder in ["Overdue", "Urgent"] {
+            let status = alice.cmd(&format!("STATUS {folder} (MESSAGES)")).await;
+            assert!(status.all_text().contains("MESSAGES 1"), "{folder}: {}", status.all_text());
+        }
+
+        // Another restart and a reload (every ticket is looked at again):
+        // it does not fire twice.
+        server.restart().await;
+        server.app().reload_rules().await.expect("reload");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        postdesk::rules::scheduler::run_due(server.app(), chrono::Utc::now())
+            .await
+            .expect("round");
+        assert_eq!(server.store().escalations_fired(number).await.expect("fired").len(), 1);
+        let notices = server
+            .outbound(None)
+            .await
+            .into_iter()
+            .filter(|o| o.purpose == "escalation")
+            .count();
+        assert_eq!(notices, 1);
+
+        // Pending stops the clocks: no longer overdue, out of Overdue.
+        server
+            .store()
+            .change_ticket(
+                number,
+                &postdesk::domain::views::TicketChange {
+                    status: Some(postdesk::domain::ticket::Status::Pending),
+                    ..Default::default()
+                },
+                "test",
+                "waiting on the customer",
+            )
+            .await
+            .expect("pending");
+        eventually("the pause took the ticket out of Overdue", || async {
+            !server.store().ticket(number).await.expect("ticket").sla_overdue
+        })
+        .await;
+        let t = server.store().ticket(number).await.expect("ticket");
+        assert!(t.sla_paused_at.is_some());
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_broken_rules_file_is_refused_on_reload_and_the_old_rules_stay() {
+    for backend in common::backends() {
+        let (server, dir) = start_with_rules(&backend, RULES).await;
+
+        write_rules(dir.path(), &RULES.replace("to.local ==", "to.lokal =="));
+        let err = server.app().reload_rules().await.expect_err("broken file");
+        let text = err.to_string();
+        assert!(text.contains("rules.toml:22:"), "{text}");
+        assert!(text.contains("unknown field 'to.lokal'"), "{text}");
+
+        let reply = deliver(
+            server.smtp(),
+            "ann@example.org",
+            &["support@desk.test"],
+            &message("ann@example.org", "support@desk.test", "Outage", "b1@example.org", "", "down"),
+        )
+        .await;
+        let t = server.store().ticket(ticket_of(&reply)).await.expect("ticket");
+        assert_eq!(t.priority, Priority::Urgent, "the old rules still apply");
+
+        // A good edit takes effect.
+        write_rules(dir.path(), &RULES.replace("priority = \"urgent\"", "priority = \"high\""));
+        server.app().reload_rules().await.expect("reload");
+        let reply = deliver(
+            server.smtp(),
+            "ann@example.org",
+            &["support@desk.test"],
+            &message("ann@example.org", "support@desk.test", "Outage again", "b2@example.org", "", "down"),
+        )
+        .await;
+        let t = server.store().ticket(ticket_of(&reply)).await.expect("ticket");
+        assert_eq!(t.priority, Priority::High);
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_server_does_not_start_on_a_broken_rules_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_rules(dir.path(), &RULES.replace("\"1h\"", "\"an hour\""));
+    let mut config = common::test_config(&common::Backend::Sqlite, dir.path()).await;
+    config.rules = Some(path);
+    let err = match postdesk::server::start(config).await {
+        Err(err) => err.to_string(),
+        Ok(_) => panic!("started on a broken rules file"),
+    };
+    assert!(err.contains("rules.toml:10:"), "{err}");
+    assert!(err.contains("first_response"), "{err}");
+}
