@@ -48,7 +48,9 @@ fn next_due(t: &Ticket) -> String {
     if t.sla_paused_at.is_some() {
         return "paused".into();
     }
-    let first = t.first_response_due.filter(|_| t.first_response_at.is_none());
+    let first = t
+        .first_response_due
+        .filter(|_| t.first_response_at.is_none());
     let due = [first, t.next_response_due, t.resolution_due]
         .into_iter()
         .flatten()
@@ -66,7 +68,14 @@ pub fn sla_report_table(rows: &[SlaReportLine]) -> String {
         return "no tickets\n".to_string();
     }
     table(
-        &["QUEUE", "TICKETS", "WITH SLA", "BREACHED", "OVERDUE NOW", "MEDIAN FIRST RESPONSE"],
+        &[
+            "QUEUE",
+            "TICKETS",
+            "WITH SLA",
+            "BREACHED",
+            "OVERDUE NOW",
+            "MEDIAN FIRST RESPONSE",
+        ],
         rows.iter()
             .map(|r| {
                 vec![
@@ -99,7 +108,10 @@ pub struct SlaReportLine {
 }
 
 impl SlaReportLine {
-    pub fn from_store(row: crate::store::SlaReportRow, rules: &crate::rules::Rules) -> SlaReportLine {
+    pub fn from_store(
+        row: crate::store::SlaReportRow,
+        rules: &crate::rules::Rules,
+    ) -> SlaReportLine {
         let always = crate::rules::calendar::Calendar::always();
         let mut hours: Vec<f64> = row
             .first_responses
@@ -342,7 +354,7 @@ impl TicketView {
             let _ = writeln!(out, "  {:<9}since {}", "waiting", when(since));
         }
         if let Some(policy) = &t.sla_policy {
-            let mut line = format!("{policy}");
+            let mut line = policy.to_string();
             if t.sla_overdue {
                 line.push_str(", OVERDUE");
             }
@@ -353,7 +365,11 @@ impl TicketView {
             let clocks = [
                 ("first response", t.first_response_due, t.first_response_at),
                 ("next response", t.next_response_due, None),
-                ("resolution", t.resolution_due, t.done_at.filter(|_| t.status.is_done())),
+                (
+                    "resolution",
+                    t.resolution_due,
+                    t.done_at.filter(|_| t.status.is_done()),
+                ),
             ];
             for (name, due, met) in clocks {
                 let Some(due) = due else { continue };
@@ -748,9 +764,11 @@ impl RulesTest {
         let evaluation = rules.evaluate(&variables, &snapshot, new, now);
         let verdicts = rules.explain(&variables, &snapshot, new, now);
         let effects = crate::rules::effects(rules, &evaluation, &queues, new, now);
-        let policy_name = effects.sla.as_ref().map(|s| s.policy.clone()).or_else(|| {
-            existing.as_ref().and_then(|t| t.sla_policy.clone())
-        });
+        let policy_name = effects
+            .sla
+            .as_ref()
+            .map(|s| s.policy.clone())
+            .or_else(|| existing.as_ref().and_then(|t| t.sla_policy.clone()));
         let mut deadlines = Vec::new();
         if let Some(policy) = policy_name.as_deref().and_then(|p| rules.policy(p)) {
             let start = existing.as_ref().map_or(now, |t| t.created_at);
@@ -810,7 +828,12 @@ impl RulesTest {
         };
         let _ = writeln!(out, "\nrules:");
         for r in &self.rules {
-            let _ = write!(out, "  {:<12} {}", r.verdict.split(':').next().unwrap_or(""), r.name);
+            let _ = write!(
+                out,
+                "  {:<12} {}",
+                r.verdict.split(':').next().unwrap_or(""),
+                r.name
+            );
             if let Some((_, err)) = r.verdict.split_once(": ") {
                 let _ = write!(out, " ({err})");
             }
@@ -823,8 +846,14 @@ impl RulesTest {
         let fields = [
             ("priority", self.priority.clone()),
             ("queue", self.move_to_queue.clone()),
-            ("add tags", (!self.add_tags.is_empty()).then(|| self.add_tags.join(", "))),
-            ("remove tags", (!self.remove_tags.is_empty()).then(|| self.remove_tags.join(", "))),
+            (
+                "add tags",
+                (!self.add_tags.is_empty()).then(|| self.add_tags.join(", ")),
+            ),
+            (
+                "remove tags",
+                (!self.remove_tags.is_empty()).then(|| self.remove_tags.join(", ")),
+            ),
             ("owner", self.owner.clone()),
             ("sla", self.sla.clone()),
             ("auto-reply", self.auto_reply.clone()),
@@ -833,7 +862,12 @@ impl RulesTest {
             let _ = writeln!(out, "  {name:<12} {}", value.as_deref().unwrap_or("-"));
         }
         for (clock, due) in &self.deadlines {
-            let _ = writeln!(out, "  {:<12} {}", clock.replace('_', " "), due.format("%Y-%m-%d %H:%M UTC"));
+            let _ = writeln!(
+                out,
+                "  {:<12} {}",
+                clock.replace('_', " "),
+                due.format("%Y-%m-%d %H:%M UTC")
+            );
         }
         out
     }

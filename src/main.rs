@@ -4,8 +4,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use postdesk::config::Config;
 use postdesk::domain::ticket::Status;
-use postdesk::store::{OutboundStatus, TicketFilter};
 use postdesk::rules::Rules;
+use postdesk::store::{OutboundStatus, TicketFilter};
 use postdesk::{App, cli_output, import, passwords, server};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -355,7 +355,7 @@ async fn run(cli: Cli) -> Result<()> {
             let rules = app.rules.current();
             let lines: Vec<cli_output::SlaReportLine> = app
                 .store
-                .sla_report(chrono::Utc::now())
+                .sla_report()
                 .await?
                 .into_iter()
                 .map(|row| cli_output::SlaReportLine::from_store(row, &rules))
@@ -565,9 +565,9 @@ async fn agent(config: Config, command: AgentCommand) -> Result<()> {
 
 async fn rules_command(config: Config, command: RulesCommand) -> Result<()> {
     let configured = || {
-        config.rules_path().context(
-            "no rules file: name one, or set `rules = \"rules.toml\"` in postdesk.toml",
-        )
+        config
+            .rules_path()
+            .context("no rules file: name one, or set `rules = \"rules.toml\"` in postdesk.toml")
     };
     match command {
         RulesCommand::Check { file } => {
@@ -609,8 +609,9 @@ async fn rules_command(config: Config, command: RulesCommand) -> Result<()> {
             let path = configured()?;
             Rules::load(&path)?;
             let pid_file = config.data_dir.join(server::PID_FILE);
-            let pid = std::fs::read_to_string(&pid_file)
-                .with_context(|| format!("no running server: cannot read {}", pid_file.display()))?;
+            let pid = std::fs::read_to_string(&pid_file).with_context(|| {
+                format!("no running server: cannot read {}", pid_file.display())
+            })?;
             let pid: u32 = pid
                 .trim()
                 .parse()
@@ -620,9 +621,15 @@ async fn rules_command(config: Config, command: RulesCommand) -> Result<()> {
                 .status()
                 .context("cannot run kill")?;
             if !status.success() {
-                bail!("no server runs as process {pid} (stale {})", pid_file.display());
+                bail!(
+                    "no server runs as process {pid} (stale {})",
+                    pid_file.display()
+                );
             }
-            println!("{}: ok; server (pid {pid}) asked to reload it", path.display());
+            println!(
+                "{}: ok; server (pid {pid}) asked to reload it",
+                path.display()
+            );
             Ok(())
         }
     }

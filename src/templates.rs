@@ -37,7 +37,10 @@ pub struct Rendered {
 
 const BUILT_IN: &[(&str, &str)] = &[
     ("ack.txt", include_str!("../templates/ack.txt")),
-    ("escalation.txt", include_str!("../templates/escalation.txt")),
+    (
+        "escalation.txt",
+        include_str!("../templates/escalation.txt"),
+    ),
 ];
 
 impl Templates {
@@ -71,10 +74,11 @@ impl Templates {
                     continue;
                 }
                 let path = entry.path();
-                let source = std::fs::read_to_string(&path).map_err(|source| TemplateError::Read {
-                    path: path.display().to_string(),
-                    source,
-                })?;
+                let source =
+                    std::fs::read_to_string(&path).map_err(|source| TemplateError::Read {
+                        path: path.display().to_string(),
+                        source,
+                    })?;
                 env.add_template_owned(name.clone(), source)
                     .map_err(|source| TemplateError::Syntax { name, source })?;
             }

@@ -522,3 +522,241 @@ async fn search_and_reindex_with_and_without_a_running_server() {
         assert_eq!(status["documents"], 3, "{status}");
     }
 }
+
+const RULES: &str = r#"default_sla = "standard"
+
+[calendar.office]
+timezone = "Europe/Berlin"
+hours = { mon = "09:00-17:00", tue = "09:00-17:00", wed = "09:00-17:00", thu = "09:00-17:00", fri = "09:00-15:00" }
+
+[sla.standard]
+calendar = "office"
+first_response = "8h"
+resolution = "5d"
+
+[sla.urgent]
+first_response = "1h"
+
+[[rule]]
+name = "Outages are urgent"
+when = 'subject.matches("(?i)\\b(outage|down)\\b")'
+priority = "urgent"
+sla = "urgent"
+tags = ["outage"]
+"#;
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
+
+#[tokio::test]
+async fn rules_check_test_and_sla_report() {
+    for backend in common::backends() {
+        let server = TestServer::start(&backend).await;
+        let config = config_file(&server);
+        let dir = server.dir.path();
+        std::fs::write(dir.join("rules.toml"), RULES).expect("rules");
+        let mut text = std::fs::read_to_string(&config).expect("config");
+        text.insert_str(0, "rules = \"rules.toml\"\n");
+        std::fs::write(&config, text).expect("config");
+
+        // check: the configured file, and a broken one named on the line.
+        let out = ok(postdesk(&config, &["rules", "check"], None));
+        assert!(
+            out.contains("ok: 2 calendars, 2 SLA policies, 1 rules, 0 escalations"),
+            "{out}"
+        );
+        std::fs::write(
+            dir.join("broken.toml"),
+            RULES.replace("\"5d\"", "\"5 days\""),
+        )
+        .expect("broken");
+        let broken = dir.join("broken.toml");
+        let failed = postdesk(
+            &config,
+            &["rules", "check", broken.to_str().expect("path")],
+            None,
+        );
+        assert!(!failed.status.success());
+        assert!(
+            stderr(&failed).contains("broken.toml:10:"),
+            "{}",
+            stderr(&failed)
+        );
+        assert!(
+            stderr(&failed).contains("resolution"),
+            "{}",
+            stderr(&failed)
+        );
+
+        // test: which rules match, what the deadlines would be; nothing changes.
+        let eml = dir.join("outage.eml");
+        std::fs::write(
+            &eml,
+            message(
+                "ann@example.org",
+                "support@desk.test",
+                "Mail server down",
+                "t1@example.org",
+                "",
+                "Help",
+            ),
+        )
+        .expect("eml");
+        let before = json(&config, &["ticket", "list", "--json"]);
+        let out = ok(postdesk(
+            &config,
+            &["rules", "test", eml.to_str().expect("path")],
+            None,
+        ));
+        assert!(
+            out.contains("matched      Outages are urgent: set priority urgent"),
+            "{out}"
+        );
+        assert!(out.contains("priority     urgent"), "{out}");
+        assert!(out.contains("first response"), "{out}");
+        let report = json(
+            &config,
+            &["rules", "test", eml.to_str().expect("path"), "--json"],
+        );
+        assert_eq!(report["rules"][0]["verdict"], "matched");
+        assert_eq!(report["sla"], "urgent");
+        assert_eq!(report["deadlines"][0][0], "first_response");
+        assert_eq!(
+            json(&config, &["ticket", "list", "--json"]),
+            before,
+            "rules test changes nothing"
+        );
+
+        // The server has no rules configured; a ticket filed now has no SLA,
+        // and `rules test --ticket` reads it as a follow-up.
+        let reply = deliver(
+            server.smtp(),
+            "ann@example.org",
+            &["support@desk.test"],
+            &message(
+                "ann@example.org",
+                "support@desk.test",
+                "Printer",
+                "t2@example.org",
+                "",
+                "jams",
+            ),
+        )
+        .await;
+        let number = ticket_of(&reply).to_string();
+        let report = json(
+            &config,
+            &[
+                "rules",
+                "test",
+                eml.to_str().expect("path"),
+                "--ticket",
+                &number,
+                "--json",
+            ],
+        );
+        assert_eq!(
+            report["ticket"].as_i64().map(|n| n.to_string()),
+            Some(number.clone())
+        );
+        assert_eq!(report["auto_reply"], serde_json::Value::Null);
+
+        let overdue = json(&config, &["ticket", "list", "--overdue", "--json"]);
+        assert_eq!(overdue, serde_json::json!([]));
+        let sla = json(&config, &["sla", "report", "--json"]);
+        let support = sla
+            .as_array()
+            .and_then(|rows| rows.iter().find(|r| r["queue"] == "support"))
+            .expect("support row")
+            .clone();
+        assert_eq!(support["tickets"], 1);
+        assert_eq!(support["breached"], 0);
+        let table = ok(postdesk(&config, &["sla", "report"], None));
+        assert!(table.contains("MEDIAN FIRST RESPONSE"), "{table}");
+
+        // reload with no server running for this data directory.
+        let failed = postdesk(&config, &["rules", "reload"], None);
+        assert!(!failed.status.success());
+        assert!(
+            stderr(&failed).contains("no running server"),
+            "{}",
+            stderr(&failed)
+        );
+        server.stop().await;
+    }
+}
+
+/// `postdesk serve` as a process: `rules reload` checks the file, then the
+/// server reloads it on SIGHUP; a broken file never reaches it, and a
+/// SIGHUP with a broken file keeps the old rules.
+#[test]
+fn rules_reload_reaches_a_running_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("rules.toml"), RULES).expect("rules");
+    let config = dir.path().join("postdesk.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "hostname = \"desk.test\"\ndata_dir = \"{}\"\nrules = \"rules.toml\"\n\
+             [smtp]\nlisten = \"127.0.0.1:0\"\n[imap]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n\
+             [submission]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n",
+            dir.path().display()
+        ),
+    )
+    .expect("config");
+    let child = Command::new(env!("CARGO_BIN_EXE_postdesk"))
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let pid_file = dir.path().join("postdesk.pid");
+    for _ in 0..600 {
+        if pid_file.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let pid = std::fs::read_to_string(&pid_file).expect("the server wrote its pid");
+    assert_eq!(pid.trim(), child.id().to_string());
+
+    let out = ok(postdesk(&config, &["rules", "reload"], None));
+    assert!(out.contains("asked to reload it"), "{out}");
+    // A broken file is refused before the server hears of it.
+    std::fs::write(
+        dir.path().join("rules.toml"),
+        RULES.replace("Europe/Berlin", "Mars/Olympus"),
+    )
+    .expect("broken");
+    let failed = postdesk(&config, &["rules", "reload"], None);
+    assert!(!failed.status.success());
+    assert!(
+        stderr(&failed).contains("rules.toml:4:"),
+        "{}",
+        stderr(&failed)
+    );
+    // A plain SIGHUP with the broken file: refused by the server too.
+    let hup = Command::new("kill")
+        .args(["-HUP", pid.trim()])
+        .status()
+        .expect("kill");
+    assert!(hup.success());
+    std::thread::sleep(std::time::Duration::from_millis(500));
+
+    let term = Command::new("kill")
+        .args(["-TERM", pid.trim()])
+        .status()
+        .expect("kill");
+    assert!(term.success());
+    let output = child.wait_with_output().expect("wait");
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("rules reloaded"), "{log}");
+    assert!(log.contains("rules not reloaded"), "{log}");
+    assert!(
+        !pid_file.exists(),
+        "the pid file is removed on a clean stop"
+    );
+}

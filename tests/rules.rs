@@ -45,7 +45,10 @@ fn write_rules(dir: &Path, text: &str) -> PathBuf {
 }
 
 /// A server on `text`; the returned directory holds the rules file.
-async fn start_with_rules(backend: &common::Backend, text: &str) -> (TestServer, tempfile::TempDir) {
+async fn start_with_rules(
+    backend: &common::Backend,
+    text: &str,
+) -> (TestServer, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = write_rules(dir.path(), text);
     let server = TestServer::start_with(backend, |c| c.rules = Some(path.clone())).await;
@@ -61,7 +64,14 @@ async fn mail_in_gets_priority_queue_tags_and_due_times_from_the_rules() {
             server.smtp(),
             "ann@example.org",
             &["support@desk.test"],
-            &message("Ann <ann@example.org>", "support@desk.test", "VPN is DOWN", "r1@example.org", "", "Nothing works."),
+            &message(
+                "Ann <ann@example.org>",
+                "support@desk.test",
+                "VPN is DOWN",
+                "r1@example.org",
+                "",
+                "Nothing works.",
+            ),
         )
         .await;
         let number = ticket_of(&reply);
@@ -70,13 +80,22 @@ async fn mail_in_gets_priority_queue_tags_and_due_times_from_the_rules() {
         assert_eq!(t.tags, vec!["outage".to_string()]);
         assert_eq!(t.sla_policy.as_deref(), Some("urgent"));
         let due = t.first_response_due.expect("first response due");
-        assert!(due >= before + chrono::Duration::hours(1) && due <= chrono::Utc::now() + chrono::Duration::hours(1));
+        assert!(
+            due >= before + chrono::Duration::hours(1)
+                && due <= chrono::Utc::now() + chrono::Duration::hours(1)
+        );
         let resolution = t.resolution_due.expect("resolution due");
         assert_eq!(resolution - due, chrono::Duration::hours(7));
         let events = server.store().ticket_events(number).await.expect("events");
         let lines: Vec<String> = events.iter().map(|e| e.detail.clone()).collect();
-        assert!(lines.contains(&"rule 'Outages are urgent' set priority urgent".to_string()), "{lines:?}");
-        assert!(lines.contains(&"rule 'Outages are urgent' set sla urgent".to_string()), "{lines:?}");
+        assert!(
+            lines.contains(&"rule 'Outages are urgent' set priority urgent".to_string()),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&"rule 'Outages are urgent' set sla urgent".to_string()),
+            "{lines:?}"
+        );
 
         // An invoice goes to billing with the default SLA, and its
         // acknowledgement comes from billing.
@@ -84,7 +103,14 @@ async fn mail_in_gets_priority_queue_tags_and_due_times_from_the_rules() {
             server.smtp(),
             "bob@example.net",
             &["support@desk.test"],
-            &message("bob@example.net", "support@desk.test", "Question", "r2@example.net", "", "Where is my invoice?"),
+            &message(
+                "bob@example.net",
+                "support@desk.test",
+                "Question",
+                "r2@example.net",
+                "",
+                "Where is my invoice?",
+            ),
         )
         .await;
         let number = ticket_of(&reply);
@@ -99,7 +125,10 @@ async fn mail_in_gets_priority_queue_tags_and_due_times_from_the_rules() {
         // Nothing is late yet.
         let overdue = server
             .store()
-            .tickets(&TicketFilter { overdue: true, ..TicketFilter::default() })
+            .tickets(&TicketFilter {
+                overdue: true,
+                ..TicketFilter::default()
+            })
             .await
             .expect("tickets");
         assert!(overdue.is_empty());
@@ -140,7 +169,14 @@ async fn an_escalation_fires_once_across_restarts_and_the_ticket_shows_as_overdu
             server.smtp(),
             "ann@example.org",
             &["support@desk.test"],
-            &message("ann@example.org", "support@desk.test", "Printer", "f1@example.org", "", "It jams."),
+            &message(
+                "ann@example.org",
+                "support@desk.test",
+                "Printer",
+                "f1@example.org",
+                "",
+                "It jams.",
+            ),
         )
         .await;
         let number = ticket_of(&reply);
@@ -152,17 +188,34 @@ async fn an_escalation_fires_once_across_restarts_and_the_ticket_shows_as_overdu
         server.restart().await;
 
         eventually("the escalation fired after the restart", || async {
-            server.store().ticket(number).await.expect("ticket").priority == Priority::Urgent
+            server
+                .store()
+                .ticket(number)
+                .await
+                .expect("ticket")
+                .priority
+                == Priority::Urgent
         })
         .await;
         eventually("the ticket is marked overdue", || async {
-            server.store().ticket(number).await.expect("ticket").sla_overdue
+            server
+                .store()
+                .ticket(number)
+                .await
+                .expect("ticket")
+                .sla_overdue
         })
         .await;
-        let fired = server.store().escalations_fired(number).await.expect("fired");
+        let fired = server
+            .store()
+            .escalations_fired(number)
+            .await
+            .expect("fired");
         assert_eq!(fired.len(), 1, "{fired:?}");
         eventually("the lead got the notice", || async {
-            sink.accepted().iter().any(|m| m.rcpt_to == vec!["lead@example.test".to_string()])
+            sink.accepted()
+                .iter()
+                .any(|m| m.rcpt_to == vec!["lead@example.test".to_string()])
         })
         .await;
         let notice = sink
@@ -171,13 +224,20 @@ async fn an_escalation_fires_once_across_restarts_and_the_ticket_shows_as_overdu
             .find(|m| m.rcpt_to == vec!["lead@example.test".to_string()])
             .expect("notice");
         let text = String::from_utf8_lossy(&notice.data).to_string();
-        assert!(text.contains(&format!("[#{number}] Late means urgent")), "{text}");
+        assert!(
+            text.contains(&format!("[#{number}] Late means urgent")),
+            "{text}"
+        );
 
         // Agents see it in Overdue and Urgent.
         let mut alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
         for folder in ["Overdue", "Urgent"] {
             let status = alice.cmd(&format!("STATUS {folder} (MESSAGES)")).await;
-            assert!(status.all_text().contains("MESSAGES 1"), "{folder}: {}", status.all_text());
+            assert!(
+                status.all_text().contains("MESSAGES 1"),
+                "{folder}: {}",
+                status.all_text()
+            );
         }
 
         // Another restart and a reload (every ticket is looked at again):
@@ -188,7 +248,15 @@ async fn an_escalation_fires_once_across_restarts_and_the_ticket_shows_as_overdu
         postdesk::rules::scheduler::run_due(server.app(), chrono::Utc::now())
             .await
             .expect("round");
-        assert_eq!(server.store().escalations_fired(number).await.expect("fired").len(), 1);
+        assert_eq!(
+            server
+                .store()
+                .escalations_fired(number)
+                .await
+                .expect("fired")
+                .len(),
+            1
+        );
         let notices = server
             .outbound(None)
             .await
@@ -212,7 +280,12 @@ async fn an_escalation_fires_once_across_restarts_and_the_ticket_shows_as_overdu
             .await
             .expect("pending");
         eventually("the pause took the ticket out of Overdue", || async {
-            !server.store().ticket(number).await.expect("ticket").sla_overdue
+            !server
+                .store()
+                .ticket(number)
+                .await
+                .expect("ticket")
+                .sla_overdue
         })
         .await;
         let t = server.store().ticket(number).await.expect("ticket");
@@ -236,23 +309,48 @@ async fn a_broken_rules_file_is_refused_on_reload_and_the_old_rules_stay() {
             server.smtp(),
             "ann@example.org",
             &["support@desk.test"],
-            &message("ann@example.org", "support@desk.test", "Outage", "b1@example.org", "", "down"),
+            &message(
+                "ann@example.org",
+                "support@desk.test",
+                "Outage",
+                "b1@example.org",
+                "",
+                "down",
+            ),
         )
         .await;
-        let t = server.store().ticket(ticket_of(&reply)).await.expect("ticket");
+        let t = server
+            .store()
+            .ticket(ticket_of(&reply))
+            .await
+            .expect("ticket");
         assert_eq!(t.priority, Priority::Urgent, "the old rules still apply");
 
         // A good edit takes effect.
-        write_rules(dir.path(), &RULES.replace("priority = \"urgent\"", "priority = \"high\""));
+        write_rules(
+            dir.path(),
+            &RULES.replace("priority = \"urgent\"", "priority = \"high\""),
+        );
         server.app().reload_rules().await.expect("reload");
         let reply = deliver(
             server.smtp(),
             "ann@example.org",
             &["support@desk.test"],
-            &message("ann@example.org", "support@desk.test", "Outage again", "b2@example.org", "", "down"),
+            &message(
+                "ann@example.org",
+                "support@desk.test",
+                "Outage again",
+                "b2@example.org",
+                "",
+                "down",
+            ),
         )
         .await;
-        let t = server.store().ticket(ticket_of(&reply)).await.expect("ticket");
+        let t = server
+            .store()
+            .ticket(ticket_of(&reply))
+            .await
+            .expect("ticket");
         assert_eq!(t.priority, Priority::High);
         server.stop().await;
     }

@@ -12,6 +12,8 @@ ALTER TABLE tickets ADD COLUMN sla_paused_at TIMESTAMPTZ;
 ALTER TABLE tickets ADD COLUMN sla_check_at TIMESTAMPTZ;
 -- A running clock is past its due time (the Overdue folder).
 ALTER TABLE tickets ADD COLUMN sla_overdue BOOLEAN NOT NULL DEFAULT FALSE;
+-- Once overdue, always counted as breached (`postdesk sla report`).
+ALTER TABLE tickets ADD COLUMN sla_breached BOOLEAN NOT NULL DEFAULT FALSE;
 CREATE INDEX tickets_sla_check ON tickets(sla_check_at) WHERE sla_check_at IS NOT NULL;
 CREATE INDEX tickets_sla_overdue ON tickets(sla_overdue) WHERE sla_overdue;
 

@@ -12,6 +12,8 @@ ALTER TABLE tickets ADD COLUMN sla_paused_at TEXT;
 ALTER TABLE tickets ADD COLUMN sla_check_at TEXT;
 -- A running clock is past its due time (the Overdue folder).
 ALTER TABLE tickets ADD COLUMN sla_overdue INTEGER NOT NULL DEFAULT 0;
+-- Once overdue, always counted as breached (`postdesk sla report`).
+ALTER TABLE tickets ADD COLUMN sla_breached INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX tickets_sla_check ON tickets(sla_check_at) WHERE sla_check_at IS NOT NULL;
 CREATE INDEX tickets_sla_overdue ON tickets(sla_overdue) WHERE sla_overdue;
 

@@ -69,7 +69,10 @@ thread_local! {
 /// from message data cannot grow the cache without bound.
 const REGEX_CACHE_SIZE: usize = 512;
 
-fn cached_matches(text: &CelString<'_>, pattern: &CelString<'_>) -> Result<CelBool, ExecutionError> {
+fn cached_matches(
+    text: &CelString<'_>,
+    pattern: &CelString<'_>,
+) -> Result<CelBool, ExecutionError> {
     REGEXES.with(|cache| {
         let mut cache = cache.borrow_mut();
         if let Some(re) = cache.get(pattern.inner()) {
@@ -129,7 +132,9 @@ impl Condition {
         check.walk(&mut expr);
         if let Some(message) = check.problem {
             // The AST keeps no positions; the name is found in the source.
-            let (line, column) = check.position.map_or((1, 1), |needle| locate(source, &needle));
+            let (line, column) = check
+                .position
+                .map_or((1, 1), |needle| locate(source, &needle));
             return Err(ConditionError {
                 line,
                 column,
@@ -261,7 +266,9 @@ impl Check {
                 }
             }
             Expr::Call(call) => {
-                if call.func_name == "matches" && call.args.len() + usize::from(call.target.is_some()) == 2 {
+                if call.func_name == "matches"
+                    && call.args.len() + usize::from(call.target.is_some()) == 2
+                {
                     if let Some(IdedExpr {
                         expr: Expr::Literal(LiteralValue::String(pattern)),
                         ..
@@ -274,10 +281,12 @@ impl Check {
                     call.func_name = CACHED_MATCHES.to_string();
                 }
                 if call.func_name == "duration"
-                    && let [IdedExpr {
-                        expr: Expr::Literal(LiteralValue::String(text)),
-                        ..
-                    }] = call.args.as_slice()
+                    && let [
+                        IdedExpr {
+                            expr: Expr::Literal(LiteralValue::String(text)),
+                            ..
+                        },
+                    ] = call.args.as_slice()
                 {
                     match parse_cel_duration(text.inner()) {
                         Some(d) => self.durations.push(d),
@@ -353,7 +362,9 @@ fn parse_cel_duration(text: &str) -> Option<chrono::Duration> {
         let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.')?;
         let number: f64 = rest[..digits].parse().ok()?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let nanos_per = match &rest[..unit_len] {
             "h" => 3_600e9,
             "m" => 60e9,
@@ -419,10 +430,13 @@ mod tests {
         let err = Condition::compile("subject.contains('x') &&", MESSAGE_SCHEMA).unwrap_err();
         assert_eq!(err.line, 1);
         let err = Condition::compile("from.domian == 'x'", MESSAGE_SCHEMA).unwrap_err();
-        assert!(err.message.contains("unknown field 'from.domian'"), "{err:?}");
+        assert!(
+            err.message.contains("unknown field 'from.domian'"),
+            "{err:?}"
+        );
         assert_eq!((err.line, err.column), (1, 1));
-        let err = Condition::compile("subject == 'a' ||\n  sender == 'x'", MESSAGE_SCHEMA)
-            .unwrap_err();
+        let err =
+            Condition::compile("subject == 'a' ||\n  sender == 'x'", MESSAGE_SCHEMA).unwrap_err();
         assert!(err.message.contains("unknown field 'sender'"), "{err:?}");
         assert_eq!((err.line, err.column), (2, 3));
         let err = Condition::compile("subject.matches('(unclosed')", MESSAGE_SCHEMA).unwrap_err();

@@ -48,7 +48,10 @@ fn addresses(list: Option<&Address<'_>>) -> Vec<(String, Option<String>)> {
     list.iter()
         .filter_map(|a| {
             let addr = a.address.as_deref()?;
-            Some((address::normalize(addr), a.name.as_deref().map(str::to_string)))
+            Some((
+                address::normalize(addr),
+                a.name.as_deref().map(str::to_string),
+            ))
         })
         .collect()
 }
@@ -98,7 +101,11 @@ pub fn message_variables(raw: &[u8], reached: &str) -> Variables {
     // The first of each header, by lowercase name.
     let mut headers: Vec<(String, Value)> = Vec::new();
     let mut attachments = Vec::new();
-    let mut auth = (String::from("none"), String::from("none"), String::from("none"));
+    let mut auth = (
+        String::from("none"),
+        String::from("none"),
+        String::from("none"),
+    );
     if let Some(m) = &parsed {
         let root = m.parts.first();
         for header in root.map(|p| p.headers.as_slice()).unwrap_or_default() {
@@ -106,7 +113,11 @@ pub fn message_variables(raw: &[u8], reached: &str) -> Variables {
             if headers.iter().any(|(n, _)| *n == name) {
                 continue;
             }
-            let text = header_text(raw, header.offset_start as usize, header.offset_end as usize);
+            let text = header_text(
+                raw,
+                header.offset_start as usize,
+                header.offset_end as usize,
+            );
             if name == "authentication-results" {
                 auth = read_auth_results(&text);
             }
@@ -130,7 +141,10 @@ pub fn message_variables(raw: &[u8], reached: &str) -> Variables {
     }
     v.set(
         "headers",
-        map(headers.iter().map(|(n, v)| (n.as_str(), v.clone())).collect()),
+        map(headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.clone()))
+            .collect()),
     );
     v.set("attachments", Value::List(Arc::new(attachments)));
     v.set(
@@ -185,10 +199,7 @@ pub fn clock_value(c: &ClockFacts, now: DateTime<Utc>) -> Value {
         _ => NOT_RUNNING,
     };
     map(vec![
-        (
-            "due",
-            c.due.map_or(Value::Null, timestamp),
-        ),
+        ("due", c.due.map_or(Value::Null, timestamp)),
         ("remaining", Value::Duration(remaining)),
         (
             "breached",
@@ -233,20 +244,34 @@ Content-Disposition: attachment; filename=invoice.pdf\r\n\
 
     #[test]
     fn every_message_field_is_readable() {
-        assert!(check("from.address == 'ann@bigcustomer.example' && from.name == 'Ann Example'"));
-        assert!(check("from.domain == 'bigcustomer.example' && from.local == 'ann'"));
+        assert!(check(
+            "from.address == 'ann@bigcustomer.example' && from.name == 'Ann Example'"
+        ));
+        assert!(check(
+            "from.domain == 'bigcustomer.example' && from.local == 'ann'"
+        ));
         assert!(check("to.local == 'support' && to.name == 'Support'"));
         assert!(check("'bob@example.org' in cc && size(recipients) == 2"));
-        assert!(check("subject.startsWith('Invoice') && body.contains('check the invoice')"));
+        assert!(check(
+            "subject.startsWith('Invoice') && body.contains('check the invoice')"
+        ));
         assert!(check("headers['x-priority'] == '1'"));
-        assert!(check("attachments.exists(a, a.type == 'application/pdf' && a.name.endsWith('.pdf'))"));
-        assert!(check("auth.spf == 'pass' && auth.dkim == 'fail' && auth.dmarc == 'none'"));
+        assert!(check(
+            "attachments.exists(a, a.type == 'application/pdf' && a.name.endsWith('.pdf'))"
+        ));
+        assert!(check(
+            "auth.spf == 'pass' && auth.dkim == 'fail' && auth.dmarc == 'none'"
+        ));
     }
 
     #[test]
     fn an_unparseable_message_still_has_every_variable() {
         let v = message_variables(b"", "support@example.test");
-        let c = Condition::compile("subject == '' && body == '' && size(attachments) == 0", MESSAGE_SCHEMA).unwrap();
+        let c = Condition::compile(
+            "subject == '' && body == '' && size(attachments) == 0",
+            MESSAGE_SCHEMA,
+        )
+        .unwrap();
         assert_eq!(c.evaluate(&v), Ok(true));
     }
 }

@@ -258,15 +258,24 @@ impl Rules {
                 Some(c) => (c.get_ref().clone(), c.span().start),
                 None => (ALWAYS.to_string(), sla.span().start),
             };
-            let calendar = rules.calendars.get(&calendar_name).cloned().ok_or_else(|| {
-                at(
-                    offset,
-                    format!(
-                        "sla '{name}': unknown calendar '{calendar_name}' (known: {})",
-                        rules.calendars.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ),
-                )
-            })?;
+            let calendar = rules
+                .calendars
+                .get(&calendar_name)
+                .cloned()
+                .ok_or_else(|| {
+                    at(
+                        offset,
+                        format!(
+                            "sla '{name}': unknown calendar '{calendar_name}' (known: {})",
+                            rules
+                                .calendars
+                                .keys()
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    )
+                })?;
             let target = |value: &Option<Spanned<String>>, key: &str| {
                 value
                     .as_ref()
@@ -290,7 +299,9 @@ impl Rules {
             {
                 return Err(at(
                     sla.span().start,
-                    format!("sla '{name}' sets no target (first_response, next_response or resolution)"),
+                    format!(
+                        "sla '{name}' sets no target (first_response, next_response or resolution)"
+                    ),
                 ));
             }
             rules.policies.insert(name.clone(), policy);
@@ -305,7 +316,12 @@ impl Rules {
                     format!(
                         "{what}: unknown sla '{}' (known: {})",
                         name.get_ref(),
-                        rules.policies.keys().cloned().collect::<Vec<_>>().join(", ")
+                        rules
+                            .policies
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 ))
             }
@@ -333,10 +349,9 @@ impl Rules {
             Condition::compile(when.get_ref(), schema).map_err(|err| {
                 // The expression starts after the quote that opens it.
                 let start = when.span().start;
-                let quote = text[start..]
-                    .find(['"', '\''])
-                    .map_or(start, |q| start + q);
-                let triple = text[quote..].starts_with("\"\"\"") || text[quote..].starts_with("'''");
+                let quote = text[start..].find(['"', '\'']).map_or(start, |q| start + q);
+                let triple =
+                    text[quote..].starts_with("\"\"\"") || text[quote..].starts_with("'''");
                 let mut offset = quote + if triple { 3 } else { 1 };
                 if triple && text[offset..].starts_with('\n') {
                     offset += 1;
@@ -373,7 +388,10 @@ impl Rules {
                     AutoReplyToml::Enabled(false) => Some(AutoReply::Off),
                     AutoReplyToml::Enabled(true) => Some(AutoReply::Template("ack.txt".into())),
                     AutoReplyToml::Template(name) if name.trim().is_empty() => {
-                        return Err(at(value.span().start, format!("{what}: auto_reply names no template")));
+                        return Err(at(
+                            value.span().start,
+                            format!("{what}: auto_reply names no template"),
+                        ));
                     }
                     AutoReplyToml::Template(name) => Some(AutoReply::Template(name.clone())),
                 },
@@ -399,7 +417,10 @@ impl Rules {
             let e = escalation.get_ref();
             let what = format!("escalation '{}'", e.name);
             if seen.contains(&e.name) {
-                return Err(at(escalation.span().start, format!("{what} is defined twice")));
+                return Err(at(
+                    escalation.span().start,
+                    format!("{what} is defined twice"),
+                ));
             }
             seen.push(e.name.clone());
             let built = Escalation {
@@ -411,7 +432,10 @@ impl Rules {
                 owner: e.owner.clone(),
                 tags: e.tags.clone(),
                 notify: e.notify.clone(),
-                template: e.template.clone().unwrap_or_else(|| "escalation.txt".into()),
+                template: e
+                    .template
+                    .clone()
+                    .unwrap_or_else(|| "escalation.txt".into()),
             };
             if built.priority.is_none()
                 && built.queue.is_none()

@@ -71,9 +71,8 @@ pub fn initial_dues(
     policy: &Policy,
     start: DateTime<Utc>,
 ) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
-    let due = |target: Option<BusinessDuration>| {
-        target.and_then(|t| policy.calendar.deadline(start, t))
-    };
+    let due =
+        |target: Option<BusinessDuration>| target.and_then(|t| policy.calendar.deadline(start, t));
     (due(policy.first_response), due(policy.resolution))
 }
 
@@ -156,9 +155,7 @@ pub fn reconcile(
     let overdue = running.iter().any(|due| *due <= now);
     let next_check = running
         .iter()
-        .flat_map(|due| {
-            std::iter::once(*due).chain(leads.iter().map(move |lead| *due - *lead))
-        })
+        .flat_map(|due| std::iter::once(*due).chain(leads.iter().map(move |lead| *due - *lead)))
         .filter(|at| *at > now)
         .min();
     Reconciled {
@@ -232,7 +229,12 @@ mod tests {
 
     #[test]
     fn a_new_ticket_gets_first_response_and_resolution_clocks() {
-        let r = reconcile(&ticket(), Some(&policy()), at(9, 0), &[Duration::minutes(30)]);
+        let r = reconcile(
+            &ticket(),
+            Some(&policy()),
+            at(9, 0),
+            &[Duration::minutes(30)],
+        );
         assert_eq!(r.first_response_due, Some(at(10, 0)));
         assert_eq!(r.resolution_due, Some(at(17, 0)));
         assert_eq!(r.next_response_due, None);

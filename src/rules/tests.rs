@@ -13,7 +13,12 @@ fn parse(text: &str) -> Result<Rules, RulesError> {
 
 fn error(text: &str) -> (usize, String) {
     match parse(text) {
-        Err(RulesError::Invalid { line, message, path, .. }) => {
+        Err(RulesError::Invalid {
+            line,
+            message,
+            path,
+            ..
+        }) => {
             assert_eq!(path, Path::new("rules.toml"));
             (line, message)
         }
@@ -43,7 +48,9 @@ fn the_example_file_loads() {
 
 #[test]
 fn a_cel_syntax_error_names_its_line_and_column() {
-    let text = format!("{BASE}\n[[rule]]\nname = \"x\"\nwhen = 'subject.contains(\"a\") &&'\npriority = \"high\"\n");
+    let text = format!(
+        "{BASE}\n[[rule]]\nname = \"x\"\nwhen = 'subject.contains(\"a\") &&'\npriority = \"high\"\n"
+    );
     let (line, message) = error(&text);
     assert_eq!(line, 12, "{message}");
     assert!(message.starts_with("rule 'x':"), "{message}");
@@ -65,7 +72,9 @@ fn a_bad_duration_names_its_line() {
     let (line, message) = error(&text);
     assert_eq!(line, 8, "{message}");
     assert!(message.contains("first_response"), "{message}");
-    let text = format!("{BASE}\n[[escalation]]\nname = \"w\"\nwhen = \"first_response.remaining < duration('half an hour')\"\nnotify = [\"lead@example.test\"]\n");
+    let text = format!(
+        "{BASE}\n[[escalation]]\nname = \"w\"\nwhen = \"first_response.remaining < duration('half an hour')\"\nnotify = [\"lead@example.test\"]\n"
+    );
     let (line, message) = error(&text);
     assert_eq!(line, 12, "{message}");
     assert!(message.contains("bad duration"), "{message}");
@@ -83,21 +92,30 @@ fn an_unknown_calendar_names_its_line() {
 fn other_mistakes_are_named_too() {
     let (line, message) = error(&BASE.replace("Europe/Berlin", "Europe/Berln"));
     assert_eq!(line, 3, "{message}");
-    let (line, message) = error(&format!("{BASE}\n[[rule]]\nname = \"x\"\nwhen = 'true'\nsla = \"gold\"\n"));
+    let (line, message) = error(&format!(
+        "{BASE}\n[[rule]]\nname = \"x\"\nwhen = 'true'\nsla = \"gold\"\n"
+    ));
     assert_eq!(line, 13, "{message}");
     assert!(message.contains("unknown sla 'gold'"), "{message}");
-    let (line, message) = error(&format!("{BASE}\n[[rule]]\nname = \"x\"\nwhen = 'true'\npriority = \"asap\"\n"));
+    let (line, message) = error(&format!(
+        "{BASE}\n[[rule]]\nname = \"x\"\nwhen = 'true'\npriority = \"asap\"\n"
+    ));
     assert_eq!(line, 13, "{message}");
     assert!(message.contains("unknown priority"), "{message}");
-    let (line, message) = error(&format!("{BASE}\n[[rule]]\nname = \"x\"\nwhen = 'true'\nprio = \"high\"\n"));
+    let (line, message) = error(&format!(
+        "{BASE}\n[[rule]]\nname = \"x\"\nwhen = 'true'\nprio = \"high\"\n"
+    ));
     assert_eq!(line, 13, "{message}");
     assert!(message.contains("prio"), "{message}");
-    let (_, message) = error(&format!("{BASE}\n[[escalation]]\nname = \"x\"\nwhen = 'true'\n"));
+    let (_, message) = error(&format!(
+        "{BASE}\n[[escalation]]\nname = \"x\"\nwhen = 'true'\n"
+    ));
     assert!(message.contains("does nothing"), "{message}");
 }
 
 fn message(subject: &str, from: &str, body: &str) -> condition::Variables {
-    let raw = format!("From: {from}\r\nTo: support@example.test\r\nSubject: {subject}\r\n\r\n{body}\r\n");
+    let raw =
+        format!("From: {from}\r\nTo: support@example.test\r\nSubject: {subject}\r\n\r\n{body}\r\n");
     context::message_variables(raw.as_bytes(), "support@example.test")
 }
 
@@ -112,7 +130,12 @@ fn every_action_is_decided_and_logged() {
     .unwrap();
     let now = Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap();
     let ticket = TicketSnapshot::default();
-    let e = rules.evaluate(&message("Outage!", "ann@example.org", ""), &ticket, true, now);
+    let e = rules.evaluate(
+        &message("Outage!", "ann@example.org", ""),
+        &ticket,
+        true,
+        now,
+    );
     assert_eq!(e.priority, Some(Priority::Urgent));
     assert_eq!(e.sla.as_deref(), Some("urgent"));
     assert_eq!(e.add_tags, vec!["outage".to_string()]);
@@ -121,9 +144,18 @@ fn every_action_is_decided_and_logged() {
     assert_eq!(e.queue.as_deref(), Some("billing"));
     assert_eq!(e.auto_reply, Some(AutoReply::Off));
     let lines = e.event_lines();
-    assert!(lines.contains(&"rule 'Outage' set priority urgent".to_string()), "{lines:?}");
-    assert!(lines.contains(&"rule 'Not vip' stopped the rules".to_string()), "{lines:?}");
-    assert!(!lines.iter().any(|l| l.contains("Never")), "stop ends the rules: {lines:?}");
+    assert!(
+        lines.contains(&"rule 'Outage' set priority urgent".to_string()),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&"rule 'Not vip' stopped the rules".to_string()),
+        "{lines:?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("Never")),
+        "stop ends the rules: {lines:?}"
+    );
 
     let queues = vec![crate::store::Queue {
         id: 7,
@@ -131,15 +163,29 @@ fn every_action_is_decided_and_logged() {
         address: "billing@example.test".into(),
     }];
     let effects = effects(&rules, &e, &queues, true, now);
-    assert_eq!(effects.queue, Some((7, "billing".into(), "billing@example.test".into())));
+    assert_eq!(
+        effects.queue,
+        Some((7, "billing".into(), "billing@example.test".into()))
+    );
     assert_eq!(effects.auto_reply, Some(None));
     let sla = effects.sla.unwrap();
     assert_eq!(sla.policy, "urgent");
-    assert_eq!(sla.first_response_due, Some(now + chrono::Duration::hours(1)));
+    assert_eq!(
+        sla.first_response_due,
+        Some(now + chrono::Duration::hours(1))
+    );
 
     // Another sender: only the first rule, which chose a template.
-    let e = rules.evaluate(&message("outage", "bob@example.net", ""), &ticket, true, now);
-    assert_eq!(e.auto_reply, Some(AutoReply::Template("urgent-ack.txt".into())));
+    let e = rules.evaluate(
+        &message("outage", "bob@example.net", ""),
+        &ticket,
+        true,
+        now,
+    );
+    assert_eq!(
+        e.auto_reply,
+        Some(AutoReply::Template("urgent-ack.txt".into()))
+    );
     assert_eq!(e.priority, Some(Priority::Low), "later rules override");
 }
 
@@ -151,17 +197,31 @@ fn a_failing_condition_skips_its_rule_only() {
     ))
     .unwrap();
     let now = Utc::now();
-    let e = rules.evaluate(&message("x", "a@b.example", "("), &TicketSnapshot::default(), true, now);
+    let e = rules.evaluate(
+        &message("x", "a@b.example", "("),
+        &TicketSnapshot::default(),
+        true,
+        now,
+    );
     assert_eq!(e.priority, Some(Priority::High));
     assert_eq!(e.errors.len(), 1);
-    assert!(e.event_lines().iter().any(|l| l.starts_with("rule 'Broken' skipped")));
+    assert!(
+        e.event_lines()
+            .iter()
+            .any(|l| l.starts_with("rule 'Broken' skipped"))
+    );
 }
 
 #[test]
 fn the_default_sla_applies_to_new_tickets_only() {
     let rules = parse(&format!("default_sla = \"standard\"\n{BASE}")).unwrap();
     let now = Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap();
-    let e = rules.evaluate(&message("x", "a@b.example", ""), &TicketSnapshot::default(), true, now);
+    let e = rules.evaluate(
+        &message("x", "a@b.example", ""),
+        &TicketSnapshot::default(),
+        true,
+        now,
+    );
     let new = effects(&rules, &e, &[], true, now);
     // 8 business hours from Monday 11:00 Berlin (10:00 UTC): Monday has 6
     // left, Tuesday–Thursday are closed, Friday 09:00 + 2h is 11:00 Berlin.

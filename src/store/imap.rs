@@ -149,7 +149,10 @@ fn view_condition(filter: &ViewFilter) -> String {
             .map(|p: &Priority| format!("'{}'", p.as_str()))
             .collect();
         if filter.or_overdue {
-            clauses.push(format!("(t.priority IN ({}) OR t.sla_overdue)", list.join(", ")));
+            clauses.push(format!(
+                "(t.priority IN ({}) OR t.sla_overdue)",
+                list.join(", ")
+            ));
         } else {
             clauses.push(format!("t.priority IN ({})", list.join(", ")));
         }
@@ -917,117 +920,131 @@ impl Store {
 /// of the one change operation: IMAP moves, mail commands, escalations.
 macro_rules! apply_ticket_change {
     ($tx:ident, $number:expr, $change:expr, $now:expr) => {{
-            let row = sqlx::query(
-                "SELECT t.status, t.priority, q.name AS queue, t.owner_id, t.disposition
+        let row = sqlx::query(
+            "SELECT t.status, t.priority, q.name AS queue, t.owner_id, t.disposition
                  FROM tickets t JOIN queues q ON q.id = t.queue_id WHERE t.number = $1",
-            )
-            .bind($number)
-            .fetch_optional(&mut *$tx)
-            .await?;
-            let Some(row) = row else {
-                return Err(StoreError::NotFound(format!("no ticket #{}", $number)));
-            };
-            let status: Status = parse_column(&row.try_get::<String, _>("status")?, "status")?;
-            let priority: Priority = parse_column(&row.try_get::<String, _>("priority")?, "priority")?;
-            let queue: String = row.try_get("queue")?;
-            let owner: Option<i64> = row.try_get("owner_id")?;
-            let disposition: Option<String> = row.try_get("disposition")?;
-            let mut done = Vec::new();
+        )
+        .bind($number)
+        .fetch_optional(&mut *$tx)
+        .await?;
+        let Some(row) = row else {
+            return Err(StoreError::NotFound(format!("no ticket #{}", $number)));
+        };
+        let status: Status = parse_column(&row.try_get::<String, _>("status")?, "status")?;
+        let priority: Priority = parse_column(&row.try_get::<String, _>("priority")?, "priority")?;
+        let queue: String = row.try_get("queue")?;
+        let owner: Option<i64> = row.try_get("owner_id")?;
+        let disposition: Option<String> = row.try_get("disposition")?;
+        let mut done = Vec::new();
 
-            let next_status = match $change.status {
-                Some(s) => s,
-                None if $change.reopen && !matches!(status, Status::New | Status::Open) => Status::Open,
-                None => status,
-            };
-            if next_status != status {
-                let done_at = next_status.is_done().then_some($now);
-                sqlx::query("UPDATE tickets SET status = $1, done_at = $2, sla_check_at = $4 WHERE number = $3")
-                    .bind(next_status.as_str())
-                    .bind(done_at)
-                    .bind($number)
-                    .bind($now)
-                    .execute(&mut *$tx)
-                    .await?;
-                done.push(format!("status {status} → {next_status}"));
-            }
-            if let Some(p) = $change.priority && p != priority {
-                sqlx::query("UPDATE tickets SET priority = $1 WHERE number = $2")
-                    .bind(p.as_str())
-                    .bind($number)
-                    .execute(&mut *$tx)
-                    .await?;
-                done.push(format!("priority {priority} → {p}"));
-            }
-            if let Some(q) = &$change.queue && *q != queue {
-                let updated = sqlx::query(
-                    "UPDATE tickets SET queue_id = (SELECT id FROM queues WHERE name = $1)
-                     WHERE number = $2 AND EXISTS (SELECT 1 FROM queues WHERE name = $1)",
-                )
-                .bind(q)
+        let next_status = match $change.status {
+            Some(s) => s,
+            None if $change.reopen && !matches!(status, Status::New | Status::Open) => Status::Open,
+            None => status,
+        };
+        if next_status != status {
+            let done_at = next_status.is_done().then_some($now);
+            sqlx::query(
+                "UPDATE tickets SET status = $1, done_at = $2, sla_check_at = $4 WHERE number = $3",
+            )
+            .bind(next_status.as_str())
+            .bind(done_at)
+            .bind($number)
+            .bind($now)
+            .execute(&mut *$tx)
+            .await?;
+            done.push(format!("status {status} → {next_status}"));
+        }
+        if let Some(p) = $change.priority
+            && p != priority
+        {
+            sqlx::query("UPDATE tickets SET priority = $1 WHERE number = $2")
+                .bind(p.as_str())
                 .bind($number)
                 .execute(&mut *$tx)
-                .await?
-                .rows_affected();
-                if updated == 0 {
-                    return Err(StoreError::NotFound(format!("no queue '{q}'")));
-                }
-                done.push(format!("queue {queue} → {q}"));
+                .await?;
+            done.push(format!("priority {priority} → {p}"));
+        }
+        if let Some(q) = &$change.queue
+            && *q != queue
+        {
+            let updated = sqlx::query(
+                "UPDATE tickets SET queue_id = (SELECT id FROM queues WHERE name = $1)
+                     WHERE number = $2 AND EXISTS (SELECT 1 FROM queues WHERE name = $1)",
+            )
+            .bind(q)
+            .bind($number)
+            .execute(&mut *$tx)
+            .await?
+            .rows_affected();
+            if updated == 0 {
+                return Err(StoreError::NotFound(format!("no queue '{q}'")));
             }
-            if let Some(o) = $change.owner && o != owner {
-                sqlx::query("UPDATE tickets SET owner_id = $1 WHERE number = $2")
-                    .bind(o)
-                    .bind($number)
-                    .execute(&mut *$tx)
-                    .await?;
-                let name = match o {
-                    Some(id) => sqlx::query_scalar::<_, String>("SELECT email FROM agents WHERE id = $1")
+            done.push(format!("queue {queue} → {q}"));
+        }
+        if let Some(o) = $change.owner
+            && o != owner
+        {
+            sqlx::query("UPDATE tickets SET owner_id = $1 WHERE number = $2")
+                .bind(o)
+                .bind($number)
+                .execute(&mut *$tx)
+                .await?;
+            let name = match o {
+                Some(id) => {
+                    sqlx::query_scalar::<_, String>("SELECT email FROM agents WHERE id = $1")
                         .bind(id)
                         .fetch_optional(&mut *$tx)
                         .await?
-                        .unwrap_or_else(|| format!("agent {id}")),
-                    None => "nobody".to_string(),
-                };
-                done.push(format!("owner → {name}"));
-            }
-            if let Some(d) = $change.disposition {
-                let next = d.map(|d| d.as_str().to_string());
-                if next != disposition {
-                    sqlx::query("UPDATE tickets SET disposition = $1, disposition_at = $2 WHERE number = $3")
-                        .bind(&next)
-                        .bind(next.as_ref().map(|_| $now))
-                        .bind($number)
-                        .execute(&mut *$tx)
-                        .await?;
-                    done.push(match (&disposition, &next) {
-                        (_, Some(n)) => format!("marked {n}"),
-                        (Some(old), None) => format!("restored from {old}"),
-                        (None, None) => String::new(),
-                    });
+                        .unwrap_or_else(|| format!("agent {id}"))
                 }
+                None => "nobody".to_string(),
+            };
+            done.push(format!("owner → {name}"));
+        }
+        if let Some(d) = $change.disposition {
+            let next = d.map(|d| d.as_str().to_string());
+            if next != disposition {
+                sqlx::query(
+                    "UPDATE tickets SET disposition = $1, disposition_at = $2 WHERE number = $3",
+                )
+                .bind(&next)
+                .bind(next.as_ref().map(|_| $now))
+                .bind($number)
+                .execute(&mut *$tx)
+                .await?;
+                done.push(match (&disposition, &next) {
+                    (_, Some(n)) => format!("marked {n}"),
+                    (Some(old), None) => format!("restored from {old}"),
+                    (None, None) => String::new(),
+                });
             }
-            for tag in &$change.add_tags {
-                let added = sqlx::query("INSERT INTO ticket_tags (ticket, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                    .bind($number)
-                    .bind(tag)
-                    .execute(&mut *$tx)
-                    .await?
-                    .rows_affected();
-                if added > 0 {
-                    done.push(format!("tag +{tag}"));
-                }
+        }
+        for tag in &$change.add_tags {
+            let added = sqlx::query(
+                "INSERT INTO ticket_tags (ticket, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind($number)
+            .bind(tag)
+            .execute(&mut *$tx)
+            .await?
+            .rows_affected();
+            if added > 0 {
+                done.push(format!("tag +{tag}"));
             }
-            for tag in &$change.remove_tags {
-                let removed = sqlx::query("DELETE FROM ticket_tags WHERE ticket = $1 AND tag = $2")
-                    .bind($number)
-                    .bind(tag)
-                    .execute(&mut *$tx)
-                    .await?
-                    .rows_affected();
-                if removed > 0 {
-                    done.push(format!("tag -{tag}"));
-                }
+        }
+        for tag in &$change.remove_tags {
+            let removed = sqlx::query("DELETE FROM ticket_tags WHERE ticket = $1 AND tag = $2")
+                .bind($number)
+                .bind(tag)
+                .execute(&mut *$tx)
+                .await?
+                .rows_affected();
+            if removed > 0 {
+                done.push(format!("tag -{tag}"));
             }
-            done
+        }
+        done
     }};
 }
 pub(crate) use apply_ticket_change;

@@ -126,11 +126,12 @@ macro_rules! snapshot_ticket {
         match row {
             None => None,
             Some(row) => {
-                let tags: Vec<String> =
-                    sqlx::query_scalar("SELECT tag FROM ticket_tags WHERE ticket = $1 ORDER BY tag")
-                        .bind($number)
-                        .fetch_all(&mut *$conn)
-                        .await?;
+                let tags: Vec<String> = sqlx::query_scalar(
+                    "SELECT tag FROM ticket_tags WHERE ticket = $1 ORDER BY tag",
+                )
+                .bind($number)
+                .fetch_all(&mut *$conn)
+                .await?;
                 Some(TicketSnapshot {
                     number: row.try_get("number")?,
                     queue: row.try_get("queue")?,

@@ -7,8 +7,8 @@ use super::events::{Events, insert_events};
 use super::imap::apply_ticket_change;
 use super::inbound::{OutgoingMail, queue_outgoing};
 use super::{Change, Result, Store, StoreError, dispatch, dispatch_read, parse_column};
-use crate::domain::views::TicketChange;
 use crate::domain::ticket::{MessageKind, Priority, Status};
+use crate::domain::views::TicketChange;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
@@ -31,8 +31,8 @@ pub struct SlaReportRow {
     pub tickets: i64,
     /// Tickets with an SLA policy.
     pub with_sla: i64,
-    /// Tickets that missed a due time (answered or resolved late, or still
-    /// running past it).
+    /// Tickets that missed a due time: overdue now or before, or answered
+    /// or resolved late.
     pub breached: i64,
     pub overdue_now: i64,
     /// (created_at, first_response_at, policy) of answered tickets, for
@@ -87,7 +87,8 @@ impl Store {
                 .await?;
             let saved = sqlx::query(
                 "UPDATE tickets SET first_response_due = $1, next_response_due = $2,
-                     resolution_due = $3, sla_paused_at = $4, sla_overdue = $5, sla_check_at = $6
+                     resolution_due = $3, sla_paused_at = $4, sla_overdue = $5, sla_check_at = $6,
+                     sla_breached = (sla_breached OR $5)
                  WHERE number = $7 AND sla_check_at = $8",
             )
             .bind(update.first_response_due)
@@ -216,12 +217,11 @@ impl Store {
 
     /// Per queue: tickets, those with an SLA, breaches, and the answered
     /// tickets' first-response times.
-    pub async fn sla_report(&self, now: DateTime<Utc>) -> Result<Vec<SlaReportRow>> {
+    pub async fn sla_report(&self) -> Result<Vec<SlaReportRow>> {
         let rows = dispatch_read!(self, pool => {
             let rows = sqlx::query(
                 "SELECT q.name AS queue, t.sla_policy, t.created_at, t.status, t.first_response_at,
-                     t.first_response_due, t.next_response_due, t.resolution_due, t.done_at,
-                     t.sla_overdue
+                     t.first_response_due, t.resolution_due, t.done_at, t.sla_overdue, t.sla_breached
                  FROM tickets t JOIN queues q ON q.id = t.queue_id ORDER BY q.name, t.number",
             )
             .fetch_all(pool)
@@ -236,17 +236,19 @@ impl Store {
                     row.try_get::<Option<DateTime<Utc>>, _>("first_response_at")?,
                     [
                         row.try_get::<Option<DateTime<Utc>>, _>("first_response_due")?,
-                        row.try_get::<Option<DateTime<Utc>>, _>("next_response_due")?,
                         row.try_get::<Option<DateTime<Utc>>, _>("resolution_due")?,
                     ],
                     row.try_get::<Option<DateTime<Utc>>, _>("done_at")?,
                     row.try_get::<bool, _>("sla_overdue")?,
+                    row.try_get::<bool, _>("sla_breached")?,
                 ));
             }
             out
         });
         let mut report: Vec<SlaReportRow> = Vec::new();
-        for (queue, policy, created, status, first_response_at, dues, done_at, overdue) in rows {
+        for (queue, policy, created, status, first_response_at, dues, done_at, overdue, breached) in
+            rows
+        {
             if report.last().is_none_or(|r| r.queue != queue) {
                 report.push(SlaReportRow {
                     queue: queue.clone(),
@@ -263,15 +265,16 @@ impl Store {
             row.tickets += 1;
             row.with_sla += i64::from(policy.is_some());
             row.overdue_now += i64::from(overdue);
-            let [first_due, next_due, resolution_due] = dues;
-            let late = |due: Option<DateTime<Utc>>, stopped: Option<DateTime<Utc>>| {
-                due.is_some_and(|d| stopped.unwrap_or(now) > d)
-            };
-            let resolved_at = if status.is_done() { done_at.or(Some(now)) } else { None };
-            if overdue
+            // Late: marked overdue by the scheduler at some point, or
+            // answered or resolved after the due time (also when the
+            // scheduler never saw it late).
+            let late = |due: Option<DateTime<Utc>>, at: Option<DateTime<Utc>>| matches!((due, at), (Some(due), Some(at)) if at > due);
+            let [first_due, resolution_due] = dues;
+            let resolved_at = done_at.filter(|_| status.is_done());
+            if breached
+                || overdue
                 || late(first_due, first_response_at)
-                || (next_due.is_some() && overdue)
-                || (status.is_done() && late(resolution_due, resolved_at))
+                || late(resolution_due, resolved_at)
             {
                 row.breached += 1;
             }
