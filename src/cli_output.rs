@@ -763,7 +763,13 @@ impl RulesTest {
         let new = existing.is_none();
         let evaluation = rules.evaluate(&variables, &snapshot, new, now);
         let verdicts = rules.explain(&variables, &snapshot, new, now);
-        let effects = crate::rules::effects(rules, &evaluation, &queues, new, now);
+        let effects = crate::rules::effects(
+            rules,
+            &evaluation,
+            &queues,
+            existing.as_ref().map(|_| &snapshot),
+            now,
+        );
         let policy_name = effects
             .sla
             .as_ref()
@@ -791,7 +797,7 @@ impl RulesTest {
                     .matched
                     .iter()
                     .find(|(n, _)| *n == name)
-                    .map(|(_, did)| did.clone())
+                    .map(|(_, did)| did.iter().map(ToString::to_string).collect())
                     .unwrap_or_default();
                 RuleVerdict {
                     name,

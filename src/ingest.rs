@@ -328,7 +328,7 @@ fn rule_hook(
         };
         let ticket = joined.unwrap_or(&new_ticket);
         let evaluation = rules.evaluate(&variables, ticket, joined.is_none(), now);
-        crate::rules::effects(&rules, &evaluation, &queues, joined.is_none(), now)
+        crate::rules::effects(&rules, &evaluation, &queues, joined, now)
     }))
 }
 

@@ -538,12 +538,55 @@ impl Rules {
     }
 }
 
+/// One thing a matching rule does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Priority(Priority),
+    Queue(String),
+    Tag(String),
+    Untag(String),
+    Sla(String),
+    Owner(String),
+    AutoReply(AutoReply),
+    Stop,
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::Priority(p) => write!(f, "set priority {p}"),
+            Action::Queue(q) => write!(f, "set queue {q}"),
+            Action::Tag(t) => write!(f, "added tag {t}"),
+            Action::Untag(t) => write!(f, "removed tag {t}"),
+            Action::Sla(s) => write!(f, "set sla {s}"),
+            Action::Owner(o) => write!(f, "set owner {o}"),
+            Action::AutoReply(AutoReply::Off) => write!(f, "turned the acknowledgement off"),
+            Action::AutoReply(AutoReply::Template(t)) => write!(f, "chose acknowledgement {t}"),
+            Action::Stop => write!(f, "stopped the rules"),
+        }
+    }
+}
+
+impl Action {
+    /// Actions that replace each other (the last one counts).
+    fn slot(&self) -> Option<u8> {
+        match self {
+            Action::Priority(_) => Some(0),
+            Action::Queue(_) => Some(1),
+            Action::Sla(_) => Some(2),
+            Action::Owner(_) => Some(3),
+            Action::AutoReply(_) => Some(4),
+            Action::Tag(_) | Action::Untag(_) | Action::Stop => None,
+        }
+    }
+}
+
 /// What the rules decided for one message; later rules override earlier
 /// ones for single-valued actions.
 #[derive(Debug, Default, Clone)]
 pub struct Evaluation {
-    /// The rules that matched, each with what it did ("set priority urgent").
-    pub matched: Vec<(String, Vec<String>)>,
+    /// The rules that matched, each with its actions.
+    pub matched: Vec<(String, Vec<Action>)>,
     /// Rules skipped because their condition failed at run time.
     pub errors: Vec<(String, String)>,
     pub priority: Option<Priority>,
@@ -561,84 +604,143 @@ impl Evaluation {
         let mut did = Vec::new();
         if let Some(p) = a.priority {
             self.priority = Some(p);
-            did.push(format!("set priority {p}"));
+            did.push(Action::Priority(p));
         }
         if let Some(q) = &a.queue {
             self.queue = Some(q.clone());
-            did.push(format!("set queue {q}"));
+            did.push(Action::Queue(q.clone()));
         }
         for tag in &a.tags {
             self.remove_tags.retain(|t| t != tag);
             if !self.add_tags.contains(tag) {
                 self.add_tags.push(tag.clone());
             }
-            did.push(format!("added tag {tag}"));
+            did.push(Action::Tag(tag.clone()));
         }
         for tag in &a.remove_tags {
             self.add_tags.retain(|t| t != tag);
             if !self.remove_tags.contains(tag) {
                 self.remove_tags.push(tag.clone());
             }
-            did.push(format!("removed tag {tag}"));
+            did.push(Action::Untag(tag.clone()));
         }
         if let Some(s) = &a.sla {
             self.sla = Some(s.clone());
-            did.push(format!("set sla {s}"));
+            did.push(Action::Sla(s.clone()));
         }
         if let Some(o) = &a.owner {
             self.owner = Some(o.clone());
-            did.push(format!("set owner {o}"));
+            did.push(Action::Owner(o.clone()));
         }
         if let Some(reply) = &a.auto_reply {
             self.auto_reply = Some(reply.clone());
-            did.push(match reply {
-                AutoReply::Off => "turned the acknowledgement off".to_string(),
-                AutoReply::Template(t) => format!("chose acknowledgement {t}"),
-            });
+            did.push(Action::AutoReply(reply.clone()));
         }
         if a.stop {
-            did.push("stopped the rules".into());
+            did.push(Action::Stop);
         }
         self.matched.push((rule.name.clone(), did));
     }
 
-    /// One line per action for the ticket's event log.
-    pub fn event_lines(&self) -> Vec<String> {
-        self.matched
-            .iter()
-            .flat_map(|(rule, did)| did.iter().map(move |d| format!("rule '{rule}' {d}")))
-            .chain(
-                self.errors
-                    .iter()
-                    .map(|(rule, err)| format!("rule '{rule}' skipped: {err}")),
-            )
-            .collect()
+    /// One line per action that takes effect, for the ticket's event log:
+    /// an action a later rule replaced, or one that changes nothing on the
+    /// ticket (`current`; None: a new ticket), is left out.
+    pub fn event_lines(&self, current: Option<&TicketSnapshot>) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut replaced = [false; 5];
+        let mut added: Vec<&str> = Vec::new();
+        for (rule, did) in self.matched.iter().rev() {
+            let mut rule_lines = Vec::new();
+            for action in did.iter().rev() {
+                if let Some(slot) = action.slot() {
+                    if replaced[usize::from(slot)] {
+                        continue;
+                    }
+                    replaced[usize::from(slot)] = true;
+                }
+                let final_tag = match action {
+                    Action::Tag(t) => self.add_tags.contains(t),
+                    Action::Untag(t) => self.remove_tags.contains(t),
+                    _ => true,
+                };
+                let tag_seen = match action {
+                    Action::Tag(t) | Action::Untag(t) => {
+                        let seen = added.contains(&t.as_str());
+                        added.push(t);
+                        seen
+                    }
+                    _ => false,
+                };
+                if !final_tag || tag_seen || current.is_some_and(|t| changes_nothing(action, t)) {
+                    continue;
+                }
+                rule_lines.push(format!("rule '{rule}' {action}"));
+            }
+            let only_stop =
+                rule_lines.len() == 1 && did.len() > 1 && did.last() == Some(&Action::Stop);
+            if !only_stop {
+                lines.extend(rule_lines);
+            }
+        }
+        lines.reverse();
+        lines.extend(
+            self.errors
+                .iter()
+                .map(|(rule, err)| format!("rule '{rule}' skipped: {err}")),
+        );
+        lines
     }
 }
 
-/// Turns an evaluation into what the filer applies: names resolved to
-/// queues, the SLA (a rule's, else the default for a new ticket) into due
-/// times from `now`.
+/// Whether `action` leaves ticket `t` as it is.
+fn changes_nothing(action: &Action, t: &TicketSnapshot) -> bool {
+    match action {
+        Action::Priority(p) => t.priority == p.as_str(),
+        Action::Queue(q) => t.queue.eq_ignore_ascii_case(q),
+        Action::Tag(tag) => t.tags.contains(tag),
+        Action::Untag(tag) => !t.tags.contains(tag),
+        Action::Sla(s) => t.sla_policy.as_deref() == Some(s.as_str()),
+        Action::Owner(o) => t
+            .owner
+            .as_deref()
+            .is_some_and(|x| x.eq_ignore_ascii_case(o)),
+        // Only a new ticket is acknowledged.
+        Action::AutoReply(_) => true,
+        Action::Stop => false,
+    }
+}
+
+/// Turns an evaluation into what the filer applies, leaving out what
+/// changes nothing on the ticket (`current`; None: a new ticket): names
+/// resolved to queues, the SLA (a rule's, else the default for a new
+/// ticket) into due times from `now`.
 pub fn effects(
     rules: &Rules,
     evaluation: &Evaluation,
     queues: &[Queue],
-    new: bool,
+    current: Option<&TicketSnapshot>,
     now: DateTime<Utc>,
 ) -> RuleEffects {
-    let mut events = evaluation.event_lines();
-    let queue = evaluation.queue.as_ref().and_then(|name| {
-        let found = queues
-            .iter()
-            .find(|q| q.name.eq_ignore_ascii_case(name) || q.address.eq_ignore_ascii_case(name));
-        if found.is_none() {
-            events.push(format!("queue '{name}' not set: no such queue"));
-        }
-        found.map(|q| (q.id, q.name.clone(), q.address.clone()))
-    });
+    let new = current.is_none();
+    let unchanged = |action: Action| current.is_some_and(|t| changes_nothing(&action, t));
+    let mut events = evaluation.event_lines(current);
+    let queue = evaluation
+        .queue
+        .as_ref()
+        .filter(|q| !unchanged(Action::Queue((*q).clone())))
+        .and_then(|name| {
+            let found = queues.iter().find(|q| {
+                q.name.eq_ignore_ascii_case(name) || q.address.eq_ignore_ascii_case(name)
+            });
+            if found.is_none() {
+                events.push(format!("queue '{name}' not set: no such queue"));
+            }
+            found.map(|q| (q.id, q.name.clone(), q.address.clone()))
+        });
     let policy_name = evaluation
         .sla
         .clone()
+        .filter(|s| !unchanged(Action::Sla(s.clone())))
         .or_else(|| new.then(|| rules.default_sla.clone()).flatten());
     let sla = policy_name.and_then(|name| {
         let policy = rules.policy(&name)?;
@@ -658,11 +760,26 @@ pub fn effects(
         })
     });
     RuleEffects {
-        priority: evaluation.priority,
+        priority: evaluation
+            .priority
+            .filter(|p| !unchanged(Action::Priority(*p))),
         queue,
-        add_tags: evaluation.add_tags.clone(),
-        remove_tags: evaluation.remove_tags.clone(),
-        owner: evaluation.owner.clone(),
+        add_tags: evaluation
+            .add_tags
+            .iter()
+            .filter(|t| !unchanged(Action::Tag((*t).clone())))
+            .cloned()
+            .collect(),
+        remove_tags: evaluation
+            .remove_tags
+            .iter()
+            .filter(|t| !unchanged(Action::Untag((*t).clone())))
+            .cloned()
+            .collect(),
+        owner: evaluation
+            .owner
+            .clone()
+            .filter(|o| !unchanged(Action::Owner(o.clone()))),
         sla,
         auto_reply: evaluation.auto_reply.as_ref().map(|a| match a {
             AutoReply::Off => None,

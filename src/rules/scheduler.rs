@@ -210,6 +210,7 @@ pub fn snapshot(t: &Ticket) -> TicketSnapshot {
         tags: t.tags.clone(),
         customer: t.customer_address.clone(),
         owner: t.owner.clone(),
+        sla_policy: t.sla_policy.clone(),
         created_at: Some(t.created_at),
         messages: t.message_count,
     }

@@ -143,7 +143,7 @@ fn every_action_is_decided_and_logged() {
     assert_eq!(e.owner.as_deref(), Some("lead@example.test"));
     assert_eq!(e.queue.as_deref(), Some("billing"));
     assert_eq!(e.auto_reply, Some(AutoReply::Off));
-    let lines = e.event_lines();
+    let lines = e.event_lines(None);
     assert!(
         lines.contains(&"rule 'Outage' set priority urgent".to_string()),
         "{lines:?}"
@@ -162,7 +162,7 @@ fn every_action_is_decided_and_logged() {
         name: "billing".into(),
         address: "billing@example.test".into(),
     }];
-    let effects = effects(&rules, &e, &queues, true, now);
+    let effects = effects(&rules, &e, &queues, None, now);
     assert_eq!(
         effects.queue,
         Some((7, "billing".into(), "billing@example.test".into()))
@@ -206,7 +206,7 @@ fn a_failing_condition_skips_its_rule_only() {
     assert_eq!(e.priority, Some(Priority::High));
     assert_eq!(e.errors.len(), 1);
     assert!(
-        e.event_lines()
+        e.event_lines(None)
             .iter()
             .any(|l| l.starts_with("rule 'Broken' skipped"))
     );
@@ -222,12 +222,40 @@ fn the_default_sla_applies_to_new_tickets_only() {
         true,
         now,
     );
-    let new = effects(&rules, &e, &[], true, now);
+    let new = effects(&rules, &e, &[], None, now);
     // 8 business hours from Monday 11:00 Berlin (10:00 UTC): Monday has 6
     // left, Tuesday–Thursday are closed, Friday 09:00 + 2h is 11:00 Berlin.
     assert_eq!(
         new.sla.unwrap().first_response_due,
         Some(Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).unwrap())
     );
-    assert!(effects(&rules, &e, &[], false, now).sla.is_none());
+    assert!(
+        effects(&rules, &e, &[], Some(&TicketSnapshot::default()), now)
+            .sla
+            .is_none()
+    );
+}
+
+#[test]
+fn on_a_follow_up_only_changes_are_applied_and_logged() {
+    let rules = parse(&format!(
+        "{BASE}\n[[rule]]\nname = \"Outage\"\nwhen = 'true'\npriority = \"urgent\"\ntags = [\"outage\", \"new\"]\nsla = \"standard\"\n"
+    ))
+    .unwrap();
+    let now = Utc::now();
+    let current = TicketSnapshot {
+        priority: "urgent".into(),
+        tags: vec!["outage".into()],
+        sla_policy: Some("standard".into()),
+        ..TicketSnapshot::default()
+    };
+    let e = rules.evaluate(&message("x", "a@b.example", ""), &current, false, now);
+    let effects = effects(&rules, &e, &[], Some(&current), now);
+    assert_eq!(effects.priority, None);
+    assert_eq!(effects.add_tags, vec!["new".to_string()]);
+    assert!(effects.sla.is_none());
+    assert_eq!(
+        effects.events,
+        vec!["rule 'Outage' added tag new".to_string()]
+    );
 }

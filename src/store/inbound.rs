@@ -115,7 +115,7 @@ macro_rules! snapshot_ticket {
     ($conn:ident, $number:expr) => {{
         let row = sqlx::query(
             "SELECT t.number, q.name AS queue, t.priority, t.status, t.customer_address,
-                 a.email AS owner, t.created_at,
+                 a.email AS owner, t.sla_policy, t.created_at,
                  (SELECT COUNT(*) FROM messages m WHERE m.ticket = t.number) AS messages
              FROM tickets t JOIN queues q ON q.id = t.queue_id
              LEFT JOIN agents a ON a.id = t.owner_id WHERE t.number = $1",
@@ -140,6 +140,7 @@ macro_rules! snapshot_ticket {
                     tags,
                     customer: row.try_get("customer_address")?,
                     owner: row.try_get("owner")?,
+                    sla_policy: row.try_get("sla_policy")?,
                     created_at: row.try_get("created_at")?,
                     messages: row.try_get("messages")?,
                 })
@@ -303,6 +304,7 @@ pub struct TicketSnapshot {
     pub tags: Vec<String>,
     pub customer: String,
     pub owner: Option<String>,
+    pub sla_policy: Option<String>,
     pub created_at: Option<DateTime<Utc>>,
     pub messages: i64,
 }

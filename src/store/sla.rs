@@ -111,24 +111,6 @@ impl Store {
         Ok(saved > 0)
     }
 
-    /// Sets a ticket's policy and first due times (a rule at ingest does
-    /// this in the filing transaction; this is for everything else).
-    pub async fn set_sla_policy(&self, number: i64, policy: Option<&str>) -> Result<()> {
-        dispatch!(self, pool => {
-            sqlx::query(
-                "UPDATE tickets SET sla_policy = $1, first_response_due = NULL,
-                     next_response_due = NULL, resolution_due = NULL, sla_check_at = $2
-                 WHERE number = $3",
-            )
-            .bind(policy)
-            .bind(Utc::now())
-            .bind(number)
-            .execute(pool)
-            .await?;
-        });
-        Ok(())
-    }
-
     /// Asks the scheduler to look at every ticket with clocks (new rules
     /// may warn earlier or later).
     pub async fn sla_recheck_all(&self, now: DateTime<Utc>) -> Result<u64> {
