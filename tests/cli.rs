@@ -705,7 +705,7 @@ fn rules_reload_reaches_a_running_server() {
         ),
     )
     .expect("config");
-    let child = Command::new(env!("CARGO_BIN_EXE_postdesk"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_postdesk"))
         .arg("--config")
         .arg(&config)
         .arg("serve")
@@ -713,6 +713,33 @@ fn rules_reload_reaches_a_running_server() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("serve");
+    // The server's log, read as it is written.
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let log = log.clone();
+        let stderr = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                log.lock().expect("log").push_str(&(line + "\n"));
+            }
+        })
+    };
+    let wait_for_log = |needle: &str| {
+        for _ in 0..200 {
+            if log.lock().expect("log").contains(needle) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!(
+            "the server never logged '{needle}': {}",
+            log.lock().expect("log")
+        );
+    };
     let pid_file = dir.path().join("postdesk.pid");
     for _ in 0..600 {
         if pid_file.exists() {
@@ -725,6 +752,7 @@ fn rules_reload_reaches_a_running_server() {
 
     let out = ok(postdesk(&config, &["rules", "reload"], None));
     assert!(out.contains("asked to reload it"), "{out}");
+    wait_for_log("rules reloaded");
     // A broken file is refused before the server hears of it.
     std::fs::write(
         dir.path().join("rules.toml"),
@@ -744,17 +772,23 @@ fn rules_reload_reaches_a_running_server() {
         .status()
         .expect("kill");
     assert!(hup.success());
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    wait_for_log("rules not reloaded");
+    assert_eq!(
+        log.lock()
+            .expect("log")
+            .matches("rules not reloaded")
+            .count(),
+        1,
+        "only the plain SIGHUP reached the server with the broken file"
+    );
 
     let term = Command::new("kill")
         .args(["-TERM", pid.trim()])
         .status()
         .expect("kill");
     assert!(term.success());
-    let output = child.wait_with_output().expect("wait");
-    let log = String::from_utf8_lossy(&output.stderr);
-    assert!(log.contains("rules reloaded"), "{log}");
-    assert!(log.contains("rules not reloaded"), "{log}");
+    assert!(child.wait().expect("wait").success());
+    let _ = reader.join();
     assert!(
         !pid_file.exists(),
         "the pid file is removed on a clean stop"
