@@ -45,6 +45,9 @@ fn when(at: DateTime<Utc>) -> String {
 
 /// The earliest due time of a running SLA clock, "!" when past.
 fn next_due(t: &Ticket) -> String {
+    if t.sla_policy.is_none() {
+        return "-".into();
+    }
     if t.sla_paused_at.is_some() {
         return "paused".into();
     }

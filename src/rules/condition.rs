@@ -155,12 +155,12 @@ impl Condition {
     /// Evaluates to a boolean; anything else is an error (a rule that is
     /// neither true nor false matches nothing).
     pub fn evaluate(&self, variables: &Variables) -> Result<bool, String> {
-        let mut context = Context::with_env(ENV.clone());
-        for (name, value) in &variables.0 {
-            if self.reads.contains(name) {
-                context.add_variable_from_value(*name, value.clone());
-            }
-        }
+        self.evaluate_in(&variables.context())
+    }
+
+    /// Evaluates in a context built once for many conditions (a message's
+    /// rules share one: building it costs more than most conditions).
+    pub fn evaluate_in(&self, context: &Context<'_, '_>) -> Result<bool, String> {
         match context.resolve(&self.expr) {
             Ok(Value::Bool(b)) => Ok(b),
             Ok(other) => Err(format!("condition gave {other:?}, not true or false")),
@@ -174,6 +174,15 @@ impl Condition {
 pub struct Variables(pub Vec<(&'static str, Value)>);
 
 impl Variables {
+    /// A CEL context holding every variable.
+    pub fn context(&self) -> Context<'static, 'static> {
+        let mut context = Context::with_env(ENV.clone());
+        for (name, value) in &self.0 {
+            context.add_variable_from_value(*name, value.clone());
+        }
+        context
+    }
+
     pub fn set(&mut self, name: &'static str, value: Value) {
         self.0.retain(|(n, _)| *n != name);
         self.0.push((name, value));

@@ -465,9 +465,10 @@ impl Rules {
         let mut variables = message.clone();
         variables.set("ticket", context::ticket_value(ticket, new, now));
         variables.set("now", condition::timestamp(now));
+        let context = variables.context();
         let mut evaluation = Evaluation::default();
         for rule in &self.rules {
-            match rule.when.evaluate(&variables) {
+            match rule.when.evaluate_in(&context) {
                 Ok(true) => {
                     evaluation.apply(rule);
                     if rule.actions.stop {
@@ -497,6 +498,7 @@ impl Rules {
         let mut variables = message.clone();
         variables.set("ticket", context::ticket_value(ticket, new, now));
         variables.set("now", condition::timestamp(now));
+        let context = variables.context();
         let mut stopped = false;
         self.rules
             .iter()
@@ -504,7 +506,7 @@ impl Rules {
                 let verdict = if stopped {
                     "not reached".to_string()
                 } else {
-                    match rule.when.evaluate(&variables) {
+                    match rule.when.evaluate_in(&context) {
                         Ok(true) => {
                             stopped = rule.actions.stop;
                             "matched".to_string()

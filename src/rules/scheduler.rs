@@ -155,20 +155,27 @@ async fn check_ticket(
     if ticket.sla_policy.is_some()
         && !matches!(ticket.status, crate::domain::ticket::Status::Closed)
     {
-        let variables = escalation_variables(&ticket, &state, &reconciled, now);
-        for escalation in &rules.escalations {
-            match escalation.when.evaluate(&variables) {
-                Ok(true) => {
-                    let breach = sla::breach_key(&escalation.when.reads, &reconciled);
-                    if fire(app, &ticket, &reconciled, escalation, &breach, now).await? {
-                        fired += 1;
+        // Decided first, fired after: a CEL context is not `Send`, so it
+        // must not live across the store's awaits.
+        let due: Vec<&Escalation> = {
+            let context = escalation_variables(&ticket, &state, &reconciled, now).context();
+            rules
+                .escalations
+                .iter()
+                .filter(|escalation| match escalation.when.evaluate_in(&context) {
+                    Ok(holds) => holds,
+                    Err(err) => {
+                        tracing::warn!(ticket = number, escalation = %escalation.name, %err,
+                            "escalation skipped: its condition failed");
+                        false
                     }
-                }
-                Ok(false) => {}
-                Err(err) => {
-                    tracing::warn!(ticket = number, escalation = %escalation.name, %err,
-                        "escalation skipped: its condition failed");
-                }
+                })
+                .collect()
+        };
+        for escalation in due {
+            let breach = sla::breach_key(&escalation.when.reads, &reconciled);
+            if fire(app, &ticket, &reconciled, escalation, &breach, now).await? {
+                fired += 1;
             }
         }
     }

@@ -86,6 +86,17 @@ pub fn reconcile(
     now: DateTime<Utc>,
     leads: &[Duration],
 ) -> Reconciled {
+    if t.policy.is_none() {
+        // No SLA: no clocks to run, pause or report late.
+        return Reconciled {
+            first_response_due: t.first_response_due,
+            next_response_due: t.next_response_due,
+            resolution_due: t.resolution_due,
+            paused_at: None,
+            overdue: false,
+            next_check: None,
+        };
+    }
     let always = Calendar::always();
     let calendar = policy.map_or(&always, |p| p.calendar.as_ref());
     let mut first = t.first_response_due;
@@ -116,7 +127,7 @@ pub fn reconcile(
         resolution = resume(resolution);
     }
 
-    if let Some(policy) = policy.filter(|_| t.policy.is_some()) {
+    if let Some(policy) = policy {
         let deadline = |start: DateTime<Utc>, target: Option<BusinessDuration>| {
             target.and_then(|target| policy.calendar.deadline(start, target))
         };
