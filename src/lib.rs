@@ -46,8 +46,6 @@ pub enum AppError {
     Search(#[from] search::SearchError),
     #[error(transparent)]
     Dkim(#[from] dkim::DkimError),
-    #[error(transparent)]
-    Rules(#[from] rules::RulesError),
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -44,6 +44,23 @@ fn write_rules(dir: &Path, text: &str) -> PathBuf {
     path
 }
 
+/// A customer's message to support@; returns its ticket.
+async fn customer_writes(
+    server: &TestServer,
+    from: &str,
+    subject: &str,
+    id: &str,
+    body: &str,
+) -> i64 {
+    let sender = from
+        .rsplit(['<', ' '])
+        .next()
+        .unwrap_or(from)
+        .trim_end_matches('>');
+    let mail = message(from, "support@desk.test", subject, id, "", body);
+    ticket_of(&deliver(server.smtp(), sender, &["support@desk.test"], &mail).await)
+}
+
 /// A server on `text`; the returned directory holds the rules file.
 async fn start_with_rules(
     backend: &common::Backend,
@@ -60,21 +77,14 @@ async fn mail_in_gets_priority_queue_tags_and_due_times_from_the_rules() {
     for backend in common::backends() {
         let (server, _rules) = start_with_rules(&backend, RULES).await;
         let before = chrono::Utc::now();
-        let reply = deliver(
-            server.smtp(),
-            "ann@example.org",
-            &["support@desk.test"],
-            &message(
-                "Ann <ann@example.org>",
-                "support@desk.test",
-                "VPN is DOWN",
-                "r1@example.org",
-                "",
-                "Nothing works.",
-            ),
+        let number = customer_writes(
+            &server,
+            "Ann <ann@example.org>",
+            "VPN is DOWN",
+            "r1@example.org",
+            "Nothing works.",
         )
         .await;
-        let number = ticket_of(&reply);
         let t = server.store().ticket(number).await.expect("ticket");
         assert_eq!(t.priority, Priority::Urgent, "{}", backend.name());
         assert_eq!(t.tags, vec!["outage".to_string()]);
@@ -99,21 +109,14 @@ async fn mail_in_gets_priority_queue_tags_and_due_times_from_the_rules() {
 
         // An invoice goes to billing with the default SLA, and its
         // acknowledgement comes from billing.
-        let reply = deliver(
-            server.smtp(),
+        let number = customer_writes(
+            &server,
             "bob@example.net",
-            &["support@desk.test"],
-            &message(
-                "bob@example.net",
-                "support@desk.test",
-                "Question",
-                "r2@example.net",
-                "",
-                "Where is my invoice?",
-            ),
+            "Question",
+            "r2@example.net",
+            "Where is my invoice?",
         )
         .await;
-        let number = ticket_of(&reply);
         let t = server.store().ticket(number).await.expect("ticket");
         assert_eq!(t.queue, "billing");
         assert_eq!(t.priority, Priority::Normal);
@@ -165,21 +168,14 @@ async fn an_escalation_fires_once_across_restarts_and_the_ticket_shows_as_overdu
         })
         .await;
         add_agent(&server, "alice@desk.test", &["support"], false).await;
-        let reply = deliver(
-            server.smtp(),
+        let number = customer_writes(
+            &server,
             "ann@example.org",
-            &["support@desk.test"],
-            &message(
-                "ann@example.org",
-                "support@desk.test",
-                "Printer",
-                "f1@example.org",
-                "",
-                "It jams.",
-            ),
+            "Printer",
+            "f1@example.org",
+            "It jams.",
         )
         .await;
-        let number = ticket_of(&reply);
         // Down before the due time; up again after it.
         if let Some(running) = server.running.take() {
             running.shutdown().await;
@@ -305,25 +301,15 @@ async fn a_broken_rules_file_is_refused_on_reload_and_the_old_rules_stay() {
         assert!(text.contains("rules.toml:22:"), "{text}");
         assert!(text.contains("unknown field 'to.lokal'"), "{text}");
 
-        let reply = deliver(
-            server.smtp(),
+        let number = customer_writes(
+            &server,
             "ann@example.org",
-            &["support@desk.test"],
-            &message(
-                "ann@example.org",
-                "support@desk.test",
-                "Outage",
-                "b1@example.org",
-                "",
-                "down",
-            ),
+            "Outage",
+            "b1@example.org",
+            "down",
         )
         .await;
-        let t = server
-            .store()
-            .ticket(ticket_of(&reply))
-            .await
-            .expect("ticket");
+        let t = server.store().ticket(number).await.expect("ticket");
         assert_eq!(t.priority, Priority::Urgent, "the old rules still apply");
 
         // A good edit takes effect.
@@ -332,25 +318,15 @@ async fn a_broken_rules_file_is_refused_on_reload_and_the_old_rules_stay() {
             &RULES.replace("priority = \"urgent\"", "priority = \"high\""),
         );
         server.app().reload_rules().await.expect("reload");
-        let reply = deliver(
-            server.smtp(),
+        let number = customer_writes(
+            &server,
             "ann@example.org",
-            &["support@desk.test"],
-            &message(
-                "ann@example.org",
-                "support@desk.test",
-                "Outage again",
-                "b2@example.org",
-                "",
-                "down",
-            ),
+            "Outage again",
+            "b2@example.org",
+            "down",
         )
         .await;
-        let t = server
-            .store()
-            .ticket(ticket_of(&reply))
-            .await
-            .expect("ticket");
+        let t = server.store().ticket(number).await.expect("ticket");
         assert_eq!(t.priority, Priority::High);
         server.stop().await;
     }

@@ -23,21 +23,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use toml::Spanned;
 
-#[derive(Debug, thiserror::Error)]
-pub enum RulesError {
-    #[error("{path}: cannot read: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}:{line}:{column}: {message}")]
-    Invalid {
-        path: PathBuf,
-        line: usize,
-        column: usize,
-        message: String,
-    },
-}
+/// A rules file is configuration: its mistakes are reported the same way
+/// (file, line, column, problem).
+pub use crate::config::ConfigError as RulesError;
 
 /// The name of the built-in calendar where every second is business time.
 pub const ALWAYS: &str = "24x7";

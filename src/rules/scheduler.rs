@@ -9,7 +9,7 @@
 
 use super::condition::{Variables, timestamp};
 use super::context::{clock_value, ticket_value};
-use super::sla::{self, Reconciled, SlaTicket};
+use super::sla::{self, SlaTicket};
 use super::{Escalation, Rules};
 use crate::App;
 use crate::domain::address;
@@ -179,24 +179,16 @@ async fn check_ticket(
             }
         }
     }
-    let update = SlaUpdate {
-        first_response_due: reconciled.first_response_due,
-        next_response_due: reconciled.next_response_due,
-        resolution_due: reconciled.resolution_due,
-        paused_at: reconciled.paused_at,
-        overdue: reconciled.overdue,
-        next_check: reconciled.next_check,
-    };
     // Firing wrote a new check time (its change may move the clocks):
     // this save then does not apply, and the next round reads it afresh.
-    app.store.save_sla(number, check_at, &update).await?;
+    app.store.save_sla(number, check_at, &reconciled).await?;
     Ok(fired)
 }
 
 pub fn escalation_variables(
     ticket: &Ticket,
     state: &SlaTicket,
-    reconciled: &Reconciled,
+    reconciled: &SlaUpdate,
     now: DateTime<Utc>,
 ) -> Variables {
     let mut v = Variables::default();
@@ -227,7 +219,7 @@ pub fn snapshot(t: &Ticket) -> TicketSnapshot {
 async fn fire(
     app: &App,
     ticket: &Ticket,
-    reconciled: &Reconciled,
+    reconciled: &SlaUpdate,
     escalation: &Escalation,
     breach: &str,
     now: DateTime<Utc>,
@@ -279,7 +271,7 @@ fn notices(
     app: &App,
     queue_address: &str,
     ticket: &Ticket,
-    reconciled: &Reconciled,
+    reconciled: &SlaUpdate,
     escalation: &Escalation,
     now: DateTime<Utc>,
 ) -> Vec<OutgoingMail> {

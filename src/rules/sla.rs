@@ -10,6 +10,7 @@ use super::Policy;
 use super::calendar::{BusinessDuration, Calendar};
 use super::context::ClockFacts;
 use crate::domain::ticket::Status;
+pub use crate::store::SlaUpdate;
 use chrono::{DateTime, Duration, Utc};
 
 /// A ticket's clock facts, as stored.
@@ -28,21 +29,7 @@ pub struct SlaTicket {
     pub overdue: bool,
 }
 
-/// The clocks after [`reconcile`], and when to look again.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reconciled {
-    pub first_response_due: Option<DateTime<Utc>>,
-    pub next_response_due: Option<DateTime<Utc>>,
-    pub resolution_due: Option<DateTime<Utc>>,
-    pub paused_at: Option<DateTime<Utc>>,
-    /// A running clock is past due.
-    pub overdue: bool,
-    /// The next instant something can change without any mail arriving: a
-    /// due time, or a warning lead before one. None: nothing will.
-    pub next_check: Option<DateTime<Utc>>,
-}
-
-impl Reconciled {
+impl SlaUpdate {
     pub fn clocks(&self, t: &SlaTicket) -> [(&'static str, ClockFacts); 3] {
         let paused = self.paused_at.is_some();
         let clock = |due: Option<DateTime<Utc>>, stopped: bool| ClockFacts {
@@ -85,10 +72,10 @@ pub fn reconcile(
     policy: Option<&Policy>,
     now: DateTime<Utc>,
     leads: &[Duration],
-) -> Reconciled {
+) -> SlaUpdate {
     if t.policy.is_none() {
         // No SLA: no clocks to run, pause or report late.
-        return Reconciled {
+        return SlaUpdate {
             first_response_due: t.first_response_due,
             next_response_due: t.next_response_due,
             resolution_due: t.resolution_due,
@@ -149,7 +136,7 @@ pub fn reconcile(
         }
     }
 
-    let reconciled = Reconciled {
+    let reconciled = SlaUpdate {
         first_response_due: first,
         next_response_due: next,
         resolution_due: resolution,
@@ -169,7 +156,7 @@ pub fn reconcile(
         .flat_map(|due| std::iter::once(*due).chain(leads.iter().map(move |lead| *due - *lead)))
         .filter(|at| *at > now)
         .min();
-    Reconciled {
+    SlaUpdate {
         overdue,
         next_check,
         ..reconciled
@@ -179,7 +166,7 @@ pub fn reconcile(
 /// The identity of a breach for an escalation: the clocks its condition
 /// reads and their due times. A new due time (the next customer message,
 /// a pause) is a new breach; the same one never fires twice.
-pub fn breach_key(reads: &[&str], reconciled: &Reconciled) -> String {
+pub fn breach_key(reads: &[&str], reconciled: &SlaUpdate) -> String {
     let mut parts = Vec::new();
     for (name, due) in [
         ("first_response", reconciled.first_response_due),

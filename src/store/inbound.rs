@@ -4,9 +4,11 @@
 //! say 250.
 
 use super::events::{Events, insert_events, placeholders, rows};
+use super::imap::apply_ticket_change;
 use super::{Backend, Change, Result, Store, StoreError, parse_column};
 use crate::domain::threading::{self, Candidates, LinkReason, Placement, TicketFacts};
 use crate::domain::ticket::{MessageKind, Priority, Status};
+use crate::domain::views::TicketChange;
 use chrono::{DateTime, Duration, Utc};
 use sqlx::Row;
 use sqlx::SqlitePool;
@@ -149,54 +151,40 @@ macro_rules! snapshot_ticket {
     }};
 }
 
-/// Applies what the rules decided to ticket `$ticket`, with an event per
-/// action.
+/// Applies what the rules decided to ticket `$ticket` through the one
+/// ticket operation ([`apply_ticket_change!`]), with an event per action.
 macro_rules! apply_rule_effects {
     ($conn:ident, $ticket:expr, $effects:expr, $now:expr, $events:ident) => {{
         let effects: &RuleEffects = &$effects;
-        if let Some(priority) = effects.priority {
-            sqlx::query("UPDATE tickets SET priority = $1 WHERE number = $2")
-                .bind(priority.as_str())
-                .bind($ticket)
-                .execute(&mut *$conn)
-                .await?;
-        }
-        if let Some((queue_id, _, _)) = &effects.queue {
-            sqlx::query("UPDATE tickets SET queue_id = $1 WHERE number = $2")
-                .bind(*queue_id)
-                .bind($ticket)
-                .execute(&mut *$conn)
-                .await?;
-        }
-        for tag in &effects.add_tags {
-            sqlx::query("INSERT INTO ticket_tags (ticket, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind($ticket)
-                .bind(tag)
-                .execute(&mut *$conn)
-                .await?;
-        }
-        for tag in &effects.remove_tags {
-            sqlx::query("DELETE FROM ticket_tags WHERE ticket = $1 AND tag = $2")
-                .bind($ticket)
-                .bind(tag)
-                .execute(&mut *$conn)
-                .await?;
-        }
-        if let Some(owner) = &effects.owner {
-            let assigned = sqlx::query(
-                "UPDATE tickets SET owner_id = (SELECT id FROM agents WHERE lower(email) = lower($1))
-                 WHERE number = $2 AND EXISTS (SELECT 1 FROM agents WHERE lower(email) = lower($1))",
-            )
-            .bind(owner)
-            .bind($ticket)
-            .execute(&mut *$conn)
-            .await?
-            .rows_affected();
-            if assigned == 0 {
-                $events.add($ticket, $now, "rules", "rule",
-                    format!("owner {owner} not set: no such agent"));
+        let owner = match &effects.owner {
+            None => None,
+            Some(email) => {
+                let id: Option<i64> =
+                    sqlx::query_scalar("SELECT id FROM agents WHERE lower(email) = lower($1)")
+                        .bind(email)
+                        .fetch_optional(&mut *$conn)
+                        .await?;
+                if id.is_none() {
+                    $events.add(
+                        $ticket,
+                        $now,
+                        "rules",
+                        "rule",
+                        format!("owner {email} not set: no such agent"),
+                    );
+                }
+                id.map(Some)
             }
-        }
+        };
+        let change = TicketChange {
+            priority: effects.priority,
+            queue: effects.queue.as_ref().map(|(_, name, _)| name.clone()),
+            owner,
+            add_tags: effects.add_tags.clone(),
+            remove_tags: effects.remove_tags.clone(),
+            ..TicketChange::default()
+        };
+        apply_ticket_change!($conn, $ticket, change, $now);
         if let Some(sla) = &effects.sla {
             sqlx::query(
                 "UPDATE tickets SET sla_policy = $1, first_response_due = $2, resolution_due = $3,

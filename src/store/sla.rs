@@ -13,14 +13,18 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
 
-/// Due times and state the scheduler worked out for one ticket.
-#[derive(Debug, Clone)]
+/// A ticket's clocks brought up to date (`rules::sla::reconcile`), and
+/// when to look again.
+#[derive(Debug, Clone, PartialEq)]
 pub struct SlaUpdate {
     pub first_response_due: Option<DateTime<Utc>>,
     pub next_response_due: Option<DateTime<Utc>>,
     pub resolution_due: Option<DateTime<Utc>>,
     pub paused_at: Option<DateTime<Utc>>,
+    /// A running clock is past due.
     pub overdue: bool,
+    /// The next instant something can change without any mail arriving: a
+    /// due time, or a warning lead before one. None: nothing will.
     pub next_check: Option<DateTime<Utc>>,
 }
 
