@@ -345,3 +345,86 @@ async fn a_server_does_not_start_on_a_broken_rules_file() {
     assert!(err.contains("rules.toml:10:"), "{err}");
     assert!(err.contains("first_response"), "{err}");
 }
+
+#[tokio::test]
+async fn rules_choose_the_owner_and_the_acknowledgement() {
+    for backend in common::backends() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let templates = dir.path().join("templates");
+        std::fs::create_dir_all(&templates).expect("templates dir");
+        std::fs::write(
+            templates.join("vip-ack.txt"),
+            "Subject: [#{{ ticket.number }}] We are on it\n\nDear customer, a senior engineer has your request.\n",
+        )
+        .expect("template");
+        let path = write_rules(
+            dir.path(),
+            r#"
+[[rule]]
+name = "VIPs get Alice"
+when = 'from.domain == "vip.example"'
+owner = "alice@desk.test"
+auto_reply = "vip-ack.txt"
+
+[[rule]]
+name = "No answer to robots"
+when = 'from.local.startsWith("noreply")'
+auto_reply = false
+"#,
+        );
+        let server = TestServer::start_with(&backend, |c| {
+            c.rules = Some(path.clone());
+            c.autoreply.templates_dir = Some(templates.clone());
+        })
+        .await;
+        add_agent(&server, "alice@desk.test", &["support"], false).await;
+
+        let vip = customer_writes(
+            &server,
+            "ceo@vip.example",
+            "Help",
+            "v1@vip.example",
+            "please",
+        )
+        .await;
+        let t = server.store().ticket(vip).await.expect("ticket");
+        assert_eq!(
+            t.owner.as_deref(),
+            Some("alice@desk.test"),
+            "{}",
+            backend.name()
+        );
+        let messages = server.store().ticket_messages(vip).await.expect("messages");
+        let ack = messages
+            .iter()
+            .find(|m| m.kind == "auto_reply")
+            .expect("ack");
+        assert_eq!(ack.subject, format!("[#{vip}] We are on it"));
+
+        let robot = customer_writes(
+            &server,
+            "noreply@shop.example",
+            "Order",
+            "n1@shop.example",
+            "shipped",
+        )
+        .await;
+        let messages = server
+            .store()
+            .ticket_messages(robot)
+            .await
+            .expect("messages");
+        assert!(
+            messages.iter().all(|m| m.kind != "auto_reply"),
+            "no acknowledgement"
+        );
+        let events = server.store().ticket_events(robot).await.expect("events");
+        assert!(
+            events
+                .iter()
+                .any(|e| e.detail == "rule 'No answer to robots' turned the acknowledgement off"),
+            "{events:?}"
+        );
+        server.stop().await;
+    }
+}
