@@ -96,6 +96,8 @@ pub struct Condition {
     expr: IdedExpr,
     /// The top-level names it reads (to build only those).
     pub reads: Vec<&'static str>,
+    /// Those of them it reads whole, not only as `name.field`.
+    pub whole: Vec<&'static str>,
     /// Every `duration('…')` literal in it: an escalation that compares a
     /// clock's `remaining` with one wants to be looked at that long before
     /// the due time.
@@ -125,6 +127,7 @@ impl Condition {
             schema,
             bound: Vec::new(),
             reads: Vec::new(),
+            whole: Vec::new(),
             durations: Vec::new(),
             problem: None,
             position: None,
@@ -142,12 +145,16 @@ impl Condition {
             });
         }
         let Check {
-            reads, durations, ..
+            reads,
+            whole,
+            durations,
+            ..
         } = check;
         Ok(Condition {
             source: source.to_string(),
             expr,
             reads,
+            whole,
             durations,
         })
     }
@@ -155,7 +162,9 @@ impl Condition {
     /// Evaluates to a boolean; anything else is an error (a rule that is
     /// neither true nor false matches nothing).
     pub fn evaluate(&self, variables: &Variables) -> Result<bool, String> {
-        self.evaluate_in(&variables.context())
+        let mut needs = Needs::default();
+        needs.add(self);
+        self.evaluate_in(&variables.context(&needs))
     }
 
     /// Evaluates in a context built once for many conditions (a message's
@@ -169,15 +178,57 @@ impl Condition {
     }
 }
 
+/// What a set of conditions reads, so that a context binds only that: a
+/// message's 64 KB body or its headers cost nothing when no rule reads
+/// them.
+#[derive(Debug, Default, Clone)]
+pub struct Needs {
+    roots: Vec<&'static str>,
+    whole: Vec<&'static str>,
+}
+
+impl Needs {
+    pub fn add(&mut self, condition: &Condition) {
+        for (list, names) in [
+            (&mut self.roots, &condition.reads),
+            (&mut self.whole, &condition.whole),
+        ] {
+            for name in names {
+                if !list.contains(name) {
+                    list.push(name);
+                }
+            }
+        }
+    }
+}
+
 /// The values of a context, by top-level name.
 #[derive(Debug, Default, Clone)]
 pub struct Variables(pub Vec<(&'static str, Value)>);
 
 impl Variables {
-    /// A CEL context holding every variable.
-    pub fn context(&self) -> Context<'static, 'static> {
+    /// A CEL context holding what `needs` says is read.
+    pub fn context(&self, needs: &Needs) -> Context<'static, 'static> {
         let mut context = Context::with_env(ENV.clone());
         for (name, value) in &self.0 {
+            if !needs.roots.contains(name) {
+                continue;
+            }
+            // `from.domain` is first looked up as a variable of that whole
+            // name: binding the fields of the documented maps that way
+            // spares the map select in every rule.
+            if let Value::Map(map) = value
+                && *name != "headers"
+            {
+                for (key, field) in map.map.iter() {
+                    if let Key::String(key) = key {
+                        context.add_variable_from_value(format!("{name}.{key}"), field.clone());
+                    }
+                }
+                if !needs.whole.contains(name) {
+                    continue;
+                }
+            }
             context.add_variable_from_value(*name, value.clone());
         }
         context
@@ -214,6 +265,7 @@ struct Check {
     /// Names bound by comprehensions (`exists(x, …)`) around this point.
     bound: Vec<String>,
     reads: Vec<&'static str>,
+    whole: Vec<&'static str>,
     durations: Vec<chrono::Duration>,
     problem: Option<String>,
     position: Option<String>,
@@ -224,6 +276,16 @@ impl Check {
         if self.problem.is_none() {
             self.problem = Some(message);
             self.position = Some(needle.to_string());
+        }
+    }
+
+    /// Marks `name` as read whole (not as `name.field`).
+    fn read_whole(&mut self, name: &str) {
+        if let Some((n, _)) = self.schema.iter().find(|(n, _)| *n == name)
+            && !self.whole.contains(n)
+            && !self.bound.iter().any(|b| b == name)
+        {
+            self.whole.push(n);
         }
     }
 
@@ -254,24 +316,38 @@ impl Check {
             Expr::Ident(name) => {
                 let name = name.clone();
                 self.root(&name);
+                self.read_whole(&name);
             }
             Expr::Select(select) => {
+                let mut flat = None;
                 if let Expr::Ident(root) = &select.operand.expr {
                     let root = root.clone();
-                    if let Some(Some(fields)) = self.root(&root)
-                        && !fields.contains(&select.field.as_str())
-                    {
-                        let field = select.field.clone();
-                        self.fail(
-                            format!(
-                                "unknown field '{root}.{field}' (known: {})",
-                                fields.join(", ")
-                            ),
-                            &format!("{root}.{field}"),
-                        );
+                    let field = select.field.clone();
+                    if let Some(Some(fields)) = self.root(&root) {
+                        if !fields.contains(&field.as_str()) {
+                            self.fail(
+                                format!(
+                                    "unknown field '{root}.{field}' (known: {})",
+                                    fields.join(", ")
+                                ),
+                                &format!("{root}.{field}"),
+                            );
+                        } else if !select.test {
+                            flat = Some(format!("{root}.{field}"));
+                        }
+                    }
+                    if flat.is_none() {
+                        self.read_whole(&root);
                     }
                 } else {
                     self.walk(&mut select.operand);
+                }
+                // `from.domain` becomes the variable "from.domain" that
+                // [`Variables::context`] binds: a name lookup, where the
+                // interpreter would join the qualified name anew and select
+                // from the map on every evaluation.
+                if let Some(name) = flat {
+                    expr.expr = Expr::Ident(name);
                 }
             }
             Expr::Call(call) => {

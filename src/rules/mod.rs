@@ -40,6 +40,9 @@ pub struct Rules {
     pub default_sla: Option<String>,
     pub rules: Vec<Rule>,
     pub escalations: Vec<Escalation>,
+    /// What the rules read, and what the escalations read.
+    pub rule_needs: condition::Needs,
+    pub escalation_needs: condition::Needs,
 }
 
 #[derive(Debug, Clone)]
@@ -176,6 +179,8 @@ impl Rules {
             default_sla: None,
             rules: Vec::new(),
             escalations: Vec::new(),
+            rule_needs: condition::Needs::default(),
+            escalation_needs: condition::Needs::default(),
         }
     }
 
@@ -439,6 +444,12 @@ impl Rules {
             rules.escalations.push(built);
         }
         rules.default_sla = file.default_sla.map(|s| s.into_inner());
+        for rule in &rules.rules {
+            rules.rule_needs.add(&rule.when);
+        }
+        for escalation in &rules.escalations {
+            rules.escalation_needs.add(&escalation.when);
+        }
         Ok(rules)
     }
 
@@ -453,7 +464,7 @@ impl Rules {
         let mut variables = message.clone();
         variables.set("ticket", context::ticket_value(ticket, new, now));
         variables.set("now", condition::timestamp(now));
-        let context = variables.context();
+        let context = variables.context(&self.rule_needs);
         let mut evaluation = Evaluation::default();
         for rule in &self.rules {
             match rule.when.evaluate_in(&context) {
@@ -486,7 +497,7 @@ impl Rules {
         let mut variables = message.clone();
         variables.set("ticket", context::ticket_value(ticket, new, now));
         variables.set("now", condition::timestamp(now));
-        let context = variables.context();
+        let context = variables.context(&self.rule_needs);
         let mut stopped = false;
         self.rules
             .iter()

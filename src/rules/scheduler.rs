@@ -56,6 +56,9 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
             }
             Err(err) => tracing::warn!(%err, "sla scheduler: round failed; retrying"),
         }
+        // What this round changed announced itself; what others changed
+        // meanwhile moved a check time in the store, read just below.
+        while changes.try_recv().is_ok() {}
         let sleep = match app.store.sla_next_check().await {
             Ok(Some(at)) => (at - Utc::now())
                 .to_std()
@@ -90,36 +93,41 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
 pub async fn run_due(app: &App, now: DateTime<Utc>) -> Result<Round, StoreError> {
     ROUNDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let rules = app.rules.current();
+    let leads = rules.warning_leads();
     let due = app.store.sla_due(now, BATCH).await?;
+    let numbers: Vec<i64> = due.iter().map(|(n, _)| *n).collect();
+    // One query for the batch, one transaction for its saves: a round
+    // costs a few statements, not a few per ticket.
+    let tickets = app.store.tickets_by_number(&numbers).await?;
     let mut round = Round::default();
+    let mut saves = Vec::with_capacity(due.len());
     for (number, check_at) in due {
         round.tickets += 1;
-        match check_ticket(app, &rules, number, check_at, now).await {
-            Ok(fired) => round.fired += fired,
+        let Some(ticket) = tickets.iter().find(|t| t.number == number) else {
+            continue;
+        };
+        let (reconciled, fired) = match check_ticket(app, &rules, &leads, ticket, now).await {
+            Ok(checked) => checked,
             Err(err) => {
                 tracing::warn!(ticket = number, %err, "sla check failed");
                 // Not looked at again in a tight loop: in a minute.
+                let state = sla_ticket(ticket);
                 let update = SlaUpdate {
+                    first_response_due: state.first_response_due,
+                    next_response_due: state.next_response_due,
+                    resolution_due: state.resolution_due,
+                    paused_at: state.paused_at,
+                    overdue: state.overdue,
                     next_check: Some(now + chrono::Duration::minutes(1)),
-                    ..unchanged(app, number).await?
                 };
-                app.store.save_sla(number, check_at, &update).await?;
+                (update, 0)
             }
-        }
+        };
+        round.fired += fired;
+        saves.push((number, check_at, ticket.sla_overdue, reconciled));
     }
+    app.store.save_sla(&saves).await?;
     Ok(round)
-}
-
-async fn unchanged(app: &App, number: i64) -> Result<SlaUpdate, StoreError> {
-    let t = app.store.ticket(number).await?;
-    Ok(SlaUpdate {
-        first_response_due: t.first_response_due,
-        next_response_due: t.next_response_due,
-        resolution_due: t.resolution_due,
-        paused_at: t.sla_paused_at,
-        overdue: t.sla_overdue,
-        next_check: None,
-    })
 }
 
 pub fn sla_ticket(t: &Ticket) -> SlaTicket {
@@ -139,18 +147,18 @@ pub fn sla_ticket(t: &Ticket) -> SlaTicket {
 }
 
 /// Brings one ticket's clocks up to date and fires what is due; returns
-/// how many escalations fired.
+/// the clocks to save and how many escalations fired.
 async fn check_ticket(
     app: &App,
     rules: &Rules,
-    number: i64,
-    check_at: DateTime<Utc>,
+    leads: &[chrono::Duration],
+    ticket: &Ticket,
     now: DateTime<Utc>,
-) -> Result<usize, StoreError> {
-    let ticket = app.store.ticket(number).await?;
-    let state = sla_ticket(&ticket);
+) -> Result<(SlaUpdate, usize), StoreError> {
+    let number = ticket.number;
+    let state = sla_ticket(ticket);
     let policy = ticket.sla_policy.as_deref().and_then(|p| rules.policy(p));
-    let reconciled = sla::reconcile(&state, policy, now, &rules.warning_leads());
+    let reconciled = sla::reconcile(&state, policy, now, leads);
     let mut fired = 0;
     if ticket.sla_policy.is_some()
         && !matches!(ticket.status, crate::domain::ticket::Status::Closed)
@@ -158,7 +166,8 @@ async fn check_ticket(
         // Decided first, fired after: a CEL context is not `Send`, so it
         // must not live across the store's awaits.
         let due: Vec<&Escalation> = {
-            let context = escalation_variables(&ticket, &state, &reconciled, now).context();
+            let context = escalation_variables(ticket, &state, &reconciled, now)
+                .context(&rules.escalation_needs);
             rules
                 .escalations
                 .iter()
@@ -174,15 +183,14 @@ async fn check_ticket(
         };
         for escalation in due {
             let breach = sla::breach_key(&escalation.when.reads, &reconciled);
-            if fire(app, &ticket, &reconciled, escalation, &breach, now).await? {
+            if fire(app, ticket, &reconciled, escalation, &breach, now).await? {
                 fired += 1;
             }
         }
     }
     // Firing wrote a new check time (its change may move the clocks):
-    // this save then does not apply, and the next round reads it afresh.
-    app.store.save_sla(number, check_at, &reconciled).await?;
-    Ok(fired)
+    // the save then does not apply, and the next round reads it afresh.
+    Ok((reconciled, fired))
 }
 
 pub fn escalation_variables(

@@ -75,44 +75,47 @@ impl Store {
         }))
     }
 
-    /// Saves the scheduler's work, unless the ticket changed since it was
-    /// read (its check time moved): then it is looked at again instead.
-    /// Returns whether it was saved.
-    pub async fn save_sla(
-        &self,
-        number: i64,
-        read_check_at: DateTime<Utc>,
-        update: &SlaUpdate,
-    ) -> Result<bool> {
-        let (saved, overdue_changed): (u64, bool) = dispatch!(self, pool => {
-            let before: Option<bool> = sqlx::query_scalar("SELECT sla_overdue FROM tickets WHERE number = $1")
-                .bind(number)
-                .fetch_optional(pool)
-                .await?;
-            let saved = sqlx::query(
-                "UPDATE tickets SET first_response_due = $1, next_response_due = $2,
-                     resolution_due = $3, sla_paused_at = $4, sla_overdue = $5, sla_check_at = $6,
-                     sla_breached = (sla_breached OR $5)
-                 WHERE number = $7 AND sla_check_at = $8",
-            )
-            .bind(update.first_response_due)
-            .bind(update.next_response_due)
-            .bind(update.resolution_due)
-            .bind(update.paused_at)
-            .bind(update.overdue)
-            .bind(update.next_check)
-            .bind(number)
-            .bind(read_check_at)
-            .execute(pool)
-            .await?
-            .rows_affected();
-            (saved, before != Some(update.overdue))
+    /// Saves the scheduler's work on a batch of tickets in one
+    /// transaction: (ticket, the check time it was read with, whether it was
+    /// overdue, the update). A ticket that changed since it was read (its
+    /// check time moved) is left alone and looked at again instead.
+    pub async fn save_sla(&self, saves: &[(i64, DateTime<Utc>, bool, SlaUpdate)]) -> Result<()> {
+        if saves.is_empty() {
+            return Ok(());
+        }
+        let changed: Vec<i64> = dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let mut changed = Vec::new();
+            for (number, read_check_at, was_overdue, update) in saves {
+                let saved = sqlx::query(
+                    "UPDATE tickets SET first_response_due = $1, next_response_due = $2,
+                         resolution_due = $3, sla_paused_at = $4, sla_overdue = $5, sla_check_at = $6,
+                         sla_breached = (sla_breached OR $5)
+                     WHERE number = $7 AND sla_check_at = $8",
+                )
+                .bind(update.first_response_due)
+                .bind(update.next_response_due)
+                .bind(update.resolution_due)
+                .bind(update.paused_at)
+                .bind(update.overdue)
+                .bind(update.next_check)
+                .bind(*number)
+                .bind(*read_check_at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if saved > 0 && *was_overdue != update.overdue {
+                    changed.push(*number);
+                }
+            }
+            tx.commit().await?;
+            changed
         });
-        if saved > 0 && overdue_changed {
-            // The Overdue and Urgent folders of IMAP clients change.
+        // The Overdue and Urgent folders of IMAP clients change.
+        for number in changed {
             self.announce(Change::Ticket(number));
         }
-        Ok(saved > 0)
+        Ok(())
     }
 
     /// Asks the scheduler to look at every ticket with clocks (new rules

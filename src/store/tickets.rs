@@ -193,6 +193,31 @@ impl Store {
         Ok(tickets)
     }
 
+    /// The listed tickets (those that exist), in number order.
+    pub async fn tickets_by_number(&self, numbers: &[i64]) -> Result<Vec<Ticket>> {
+        if numbers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {TICKET_COLUMNS} WHERE t.number IN ({}) ORDER BY t.number",
+            super::events::placeholders(1, numbers.len())
+        );
+        let mut tickets = dispatch_read!(self, pool => {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for number in numbers {
+                query = query.bind(*number);
+            }
+            let rows = query.fetch_all(pool).await?;
+            let mut tickets = Vec::with_capacity(rows.len());
+            for row in &rows {
+                tickets.push(ticket_from_row!(row));
+            }
+            tickets
+        });
+        self.fill_tags(&mut tickets).await?;
+        Ok(tickets)
+    }
+
     pub async fn ticket(&self, number: i64) -> Result<Ticket> {
         let sql = format!("SELECT {TICKET_COLUMNS} WHERE t.number = $1");
         let ticket = dispatch_read!(self, pool => {
