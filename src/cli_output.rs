@@ -511,6 +511,25 @@ pub async fn welcome(running: &RunningServer, config_file: &Path) -> Result<Stri
             );
         }
     }
+    let rules = app.rules.current();
+    match &rules.source {
+        Some(path) => {
+            let _ = writeln!(
+                out,
+                "  rules          {}: {} rules, {} SLA policies, {} escalations (postdesk rules reload)",
+                path.display(),
+                rules.rules.len(),
+                rules.policies.len(),
+                rules.escalations.len()
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "  rules          none (set rules = \"rules.toml\" in the configuration; see examples/rules.toml)"
+            );
+        }
+    }
     if let Some((login, password)) = &running.bootstrap_admin {
         let _ = writeln!(
             out,

@@ -821,10 +821,6 @@ impl RulesHandle {
         }
     }
 
-    pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
-    }
-
     /// Reads the file again; a file with mistakes is refused and the rules
     /// in force stay.
     pub fn reload(&self) -> Result<Arc<Rules>, RulesError> {

@@ -294,7 +294,7 @@ fn notices(
         .map(|(name, c)| {
             serde_json::json!({
                 "name": name.replace('_', " "),
-                "due": c.due.map(|d| d.to_rfc3339()),
+                "due": c.due.map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string()),
                 "breached": c.running && c.due.is_some_and(|d| d <= now),
             })
         })
@@ -310,6 +310,7 @@ fn notices(
             "customer": ticket.customer_address,
         },
         "escalation": {"name": escalation.name},
+        "late": reconciled.overdue,
         "clocks": clocks,
     });
     let rendered = match app.templates.render(&escalation.template, &context) {

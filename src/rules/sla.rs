@@ -176,7 +176,10 @@ pub fn breach_key(reads: &[&str], reconciled: &SlaUpdate) -> String {
         if reads.contains(&name) {
             parts.push(format!(
                 "{name}={}",
-                due.map_or_else(|| "-".to_string(), |d| d.to_rfc3339())
+                due.map_or_else(
+                    || "-".to_string(),
+                    |d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                )
             ));
         }
     }
@@ -341,7 +344,7 @@ mod tests {
         let r = reconcile(&ticket(), Some(&policy()), at(9, 0), &[]);
         assert_eq!(
             breach_key(&["first_response", "ticket"], &r),
-            "first_response=2026-11-23T10:00:00+00:00"
+            "first_response=2026-11-23T10:00:00Z"
         );
         assert_eq!(breach_key(&["ticket"], &r), "ticket");
     }

@@ -169,7 +169,7 @@ macro_rules! apply_rule_effects {
                         $ticket,
                         $now,
                         "rules",
-                        "rule",
+                        "applied",
                         format!("owner {email} not set: no such agent"),
                     );
                 }
@@ -199,7 +199,7 @@ macro_rules! apply_rule_effects {
             .await?;
         }
         for line in &effects.events {
-            $events.add($ticket, $now, "rules", "rule", line.clone());
+            $events.add($ticket, $now, "rules", "applied", line.clone());
         }
     }};
 }
