@@ -428,3 +428,150 @@ auto_reply = false
         server.stop().await;
     }
 }
+
+const PAUSING: &str = r#"
+[sla.quick]
+first_response = "6s"
+
+[[rule]]
+name = "All quick"
+when = 'true'
+sla = "quick"
+
+[[escalation]]
+name = "Warn"
+when = "first_response.remaining < duration('5s')"
+notify = ["lead@example.test"]
+"#;
+
+/// Pending stops the clock; the customer's answer resumes it with what
+/// was left. The warning, sent before the pause, holds again after it: it
+/// is the same clock, so it is not sent again.
+#[tokio::test]
+async fn a_paused_clock_resumes_with_what_was_left_and_warns_once() {
+    for backend in common::backends() {
+        let (server, _rules) = start_with_rules(&backend, PAUSING).await;
+        let number = customer_writes(
+            &server,
+            "ann@example.org",
+            "Slow VPN",
+            "p1@example.org",
+            "slow",
+        )
+        .await;
+        let first_due = server
+            .store()
+            .ticket(number)
+            .await
+            .expect("ticket")
+            .first_response_due
+            .expect("due");
+        eventually("the warning fired", || async {
+            !server
+                .store()
+                .escalations_fired(number)
+                .await
+                .expect("fired")
+                .is_empty()
+        })
+        .await;
+        server
+            .store()
+            .change_ticket(
+                number,
+                &postdesk::domain::views::TicketChange {
+                    status: Some(postdesk::domain::ticket::Status::Pending),
+                    ..Default::default()
+                },
+                "test",
+                "asked the customer",
+            )
+            .await
+            .expect("pending");
+        eventually("the clocks stand still", || async {
+            server
+                .store()
+                .ticket(number)
+                .await
+                .expect("ticket")
+                .sla_paused_at
+                .is_some()
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(
+            !server
+                .store()
+                .ticket(number)
+                .await
+                .expect("ticket")
+                .sla_overdue,
+            "{}: nothing is late while paused",
+            backend.name()
+        );
+        // The customer answers: open again, the clock goes on.
+        let mail = message(
+            "ann@example.org",
+            "support@desk.test",
+            "Re: Slow VPN",
+            "p2@example.org",
+            "In-Reply-To: <p1@example.org>\r\n",
+            "still slow",
+        );
+        let again = ticket_of(
+            &deliver(
+                server.smtp(),
+                "ann@example.org",
+                &["support@desk.test"],
+                &mail,
+            )
+            .await,
+        );
+        assert_eq!(again, number);
+        eventually("the clock resumed", || async {
+            server
+                .store()
+                .ticket(number)
+                .await
+                .expect("ticket")
+                .sla_paused_at
+                .is_none()
+        })
+        .await;
+        let resumed_due = server
+            .store()
+            .ticket(number)
+            .await
+            .expect("ticket")
+            .first_response_due
+            .expect("due");
+        assert!(
+            resumed_due >= first_due + chrono::Duration::seconds(2),
+            "the pause moved the due time: {first_due} → {resumed_due}"
+        );
+        eventually("the resumed clock ran out", || async {
+            server
+                .store()
+                .ticket(number)
+                .await
+                .expect("ticket")
+                .sla_overdue
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let fired = server
+            .store()
+            .escalations_fired(number)
+            .await
+            .expect("fired");
+        assert_eq!(fired.len(), 1, "{fired:?}");
+        let notices = server
+            .outbound(None)
+            .await
+            .into_iter()
+            .filter(|o| o.purpose == "escalation")
+            .count();
+        assert_eq!(notices, 1);
+        server.stop().await;
+    }
+}

@@ -101,32 +101,40 @@ pub async fn run_due(app: &App, now: DateTime<Utc>) -> Result<Round, StoreError>
     let tickets = app.store.tickets_by_number(&numbers).await?;
     let mut round = Round::default();
     let mut saves = Vec::with_capacity(due.len());
+    let mut to_fire = Vec::new();
     for (number, check_at) in due {
         round.tickets += 1;
         let Some(ticket) = tickets.iter().find(|t| t.number == number) else {
             continue;
         };
-        let (reconciled, fired) = match check_ticket(app, &rules, &leads, ticket, now).await {
-            Ok(checked) => checked,
-            Err(err) => {
-                tracing::warn!(ticket = number, %err, "sla check failed");
-                // Not looked at again in a tight loop: in a minute.
-                let state = sla_ticket(ticket);
-                let update = SlaUpdate {
-                    first_response_due: state.first_response_due,
-                    next_response_due: state.next_response_due,
-                    resolution_due: state.resolution_due,
-                    paused_at: state.paused_at,
-                    overdue: state.overdue,
-                    next_check: Some(now + chrono::Duration::minutes(1)),
-                };
-                (update, 0)
-            }
-        };
-        round.fired += fired;
+        let (reconciled, escalations) = check_ticket(&rules, &leads, ticket, now);
+        if !escalations.is_empty() {
+            to_fire.push((ticket, reconciled.clone(), escalations));
+        }
         saves.push((number, check_at, ticket.sla_overdue, reconciled));
     }
-    app.store.save_sla(&saves).await?;
+    // The clocks are saved before anything fires: a firing moves the
+    // ticket's check time, and clocks saved after it would be refused and
+    // worked out anew (a resumed clock then gets a new due time, which is
+    // a new breach).
+    let saved = app.store.save_sla(&saves).await?;
+    for (ticket, reconciled, escalations) in to_fire {
+        if !saved.contains(&ticket.number) {
+            // Changed since it was read: the next round decides afresh.
+            continue;
+        }
+        for escalation in escalations {
+            let breach = sla::breach_key(&escalation.when.reads, &sla_ticket(ticket));
+            match fire(app, ticket, &reconciled, escalation, &breach, now).await {
+                Ok(true) => round.fired += 1,
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::warn!(ticket = ticket.number, escalation = %escalation.name, %err,
+                        "escalation not fired; the next round tries again");
+                }
+            }
+        }
+    }
     Ok(round)
 }
 
@@ -146,51 +154,38 @@ pub fn sla_ticket(t: &Ticket) -> SlaTicket {
     }
 }
 
-/// Brings one ticket's clocks up to date and fires what is due; returns
-/// the clocks to save and how many escalations fired.
-async fn check_ticket(
-    app: &App,
-    rules: &Rules,
+/// Brings one ticket's clocks up to date and decides which escalations
+/// hold (pure: a CEL context is not `Send` and stays out of any await).
+fn check_ticket<'r>(
+    rules: &'r Rules,
     leads: &[chrono::Duration],
     ticket: &Ticket,
     now: DateTime<Utc>,
-) -> Result<(SlaUpdate, usize), StoreError> {
-    let number = ticket.number;
+) -> (SlaUpdate, Vec<&'r Escalation>) {
     let state = sla_ticket(ticket);
     let policy = ticket.sla_policy.as_deref().and_then(|p| rules.policy(p));
     let reconciled = sla::reconcile(&state, policy, now, leads);
-    let mut fired = 0;
-    if ticket.sla_policy.is_some()
-        && !matches!(ticket.status, crate::domain::ticket::Status::Closed)
+    if ticket.sla_policy.is_none()
+        || matches!(ticket.status, crate::domain::ticket::Status::Closed)
+        || rules.escalations.is_empty()
     {
-        // Decided first, fired after: a CEL context is not `Send`, so it
-        // must not live across the store's awaits.
-        let due: Vec<&Escalation> = {
-            let context = escalation_variables(ticket, &state, &reconciled, now)
-                .context(&rules.escalation_needs);
-            rules
-                .escalations
-                .iter()
-                .filter(|escalation| match escalation.when.evaluate_in(&context) {
-                    Ok(holds) => holds,
-                    Err(err) => {
-                        tracing::warn!(ticket = number, escalation = %escalation.name, %err,
-                            "escalation skipped: its condition failed");
-                        false
-                    }
-                })
-                .collect()
-        };
-        for escalation in due {
-            let breach = sla::breach_key(&escalation.when.reads, &reconciled);
-            if fire(app, ticket, &reconciled, escalation, &breach, now).await? {
-                fired += 1;
-            }
-        }
+        return (reconciled, Vec::new());
     }
-    // Firing wrote a new check time (its change may move the clocks):
-    // the save then does not apply, and the next round reads it afresh.
-    Ok((reconciled, fired))
+    let context =
+        escalation_variables(ticket, &state, &reconciled, now).context(&rules.escalation_needs);
+    let holding = rules
+        .escalations
+        .iter()
+        .filter(|escalation| match escalation.when.evaluate_in(&context) {
+            Ok(holds) => holds,
+            Err(err) => {
+                tracing::warn!(ticket = ticket.number, escalation = %escalation.name, %err,
+                    "escalation skipped: its condition failed");
+                false
+            }
+        })
+        .collect();
+    (reconciled, holding)
 }
 
 pub fn escalation_variables(

@@ -163,30 +163,31 @@ pub fn reconcile(
     }
 }
 
-/// The identity of a breach for an escalation: the clocks its condition
-/// reads and their due times. A new due time (the next customer message,
-/// a pause) is a new breach; the same one never fires twice.
-pub fn breach_key(reads: &[&str], reconciled: &SlaUpdate) -> String {
+/// The identity of a breach for an escalation: the clock cycles its
+/// condition reads. The first-response and resolution clocks run once per
+/// ticket; the next-response clock once per customer message that started
+/// it. A pause moves a due time but is the same cycle, so nothing fires
+/// twice for it; the next customer message is a new cycle.
+pub fn breach_key(reads: &[&str], t: &SlaTicket) -> String {
+    let since = |at: Option<DateTime<Utc>>| {
+        at.map_or_else(
+            || "-".to_string(),
+            |d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        )
+    };
     let mut parts = Vec::new();
-    for (name, due) in [
-        ("first_response", reconciled.first_response_due),
-        ("next_response", reconciled.next_response_due),
-        ("resolution", reconciled.resolution_due),
-    ] {
+    for name in ["first_response", "next_response", "resolution"] {
         if reads.contains(&name) {
-            parts.push(format!(
-                "{name}={}",
-                due.map_or_else(
-                    || "-".to_string(),
-                    |d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                )
-            ));
+            parts.push(match name {
+                "next_response" => format!("{name} since {}", since(t.customer_waiting_since)),
+                _ => name.to_string(),
+            });
         }
     }
     if parts.is_empty() {
         "ticket".to_string()
     } else {
-        parts.join(" ")
+        parts.join(", ")
     }
 }
 
@@ -340,12 +341,16 @@ mod tests {
     }
 
     #[test]
-    fn breach_keys_name_the_clocks_read() {
-        let r = reconcile(&ticket(), Some(&policy()), at(9, 0), &[]);
+    fn breach_keys_name_the_clock_cycles_read() {
+        let t = ticket();
         assert_eq!(
-            breach_key(&["first_response", "ticket"], &r),
-            "first_response=2026-11-23T10:00:00Z"
+            breach_key(&["first_response", "ticket"], &t),
+            "first_response"
         );
-        assert_eq!(breach_key(&["ticket"], &r), "ticket");
+        assert_eq!(
+            breach_key(&["next_response", "resolution"], &t),
+            "next_response since 2026-11-23T09:00:00Z, resolution"
+        );
+        assert_eq!(breach_key(&["ticket"], &t), "ticket");
     }
 }

@@ -79,12 +79,17 @@ impl Store {
     /// transaction: (ticket, the check time it was read with, whether it was
     /// overdue, the update). A ticket that changed since it was read (its
     /// check time moved) is left alone and looked at again instead.
-    pub async fn save_sla(&self, saves: &[(i64, DateTime<Utc>, bool, SlaUpdate)]) -> Result<()> {
+    /// Returns the tickets saved.
+    pub async fn save_sla(
+        &self,
+        saves: &[(i64, DateTime<Utc>, bool, SlaUpdate)],
+    ) -> Result<Vec<i64>> {
         if saves.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
-        let changed: Vec<i64> = dispatch!(self, pool => {
+        let (saved, changed): (Vec<i64>, Vec<i64>) = dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
+            let mut saved_numbers = Vec::new();
             let mut changed = Vec::new();
             for (number, read_check_at, was_overdue, update) in saves {
                 let saved = sqlx::query(
@@ -104,18 +109,21 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-                if saved > 0 && *was_overdue != update.overdue {
-                    changed.push(*number);
+                if saved > 0 {
+                    saved_numbers.push(*number);
+                    if *was_overdue != update.overdue {
+                        changed.push(*number);
+                    }
                 }
             }
             tx.commit().await?;
-            changed
+            (saved_numbers, changed)
         });
         // The Overdue and Urgent folders of IMAP clients change.
         for number in changed {
             self.announce(Change::Ticket(number));
         }
-        Ok(())
+        Ok(saved)
     }
 
     /// Asks the scheduler to look at every ticket with clocks (new rules
