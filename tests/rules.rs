@@ -153,6 +153,8 @@ sla = "fast"
 name = "Late means urgent"
 when = "first_response.breached"
 priority = "urgent"
+queue = "BILLING"
+owner = "nobody@desk.test"
 notify = ["lead@example.test"]
 "#;
 
@@ -167,7 +169,7 @@ async fn an_escalation_fires_once_across_restarts_and_the_ticket_shows_as_overdu
             c.outbound.relay = relay(sink.addr);
         })
         .await;
-        add_agent(&server, "alice@desk.test", &["support"], false).await;
+        add_agent(&server, "alice@desk.test", &["support", "billing"], false).await;
         let number = customer_writes(
             &server,
             "ann@example.org",
@@ -193,6 +195,18 @@ async fn an_escalation_fires_once_across_restarts_and_the_ticket_shows_as_overdu
                 == Priority::Urgent
         })
         .await;
+        // A queue named in another case is found; an owner who is no agent
+        // is left out and said, and does not stop the rest.
+        let t = server.store().ticket(number).await.expect("ticket");
+        assert_eq!(t.queue, "billing");
+        let events = server.store().ticket_events(number).await.expect("events");
+        assert!(
+            events.iter().any(|e| e.kind == "escalated"
+                && e.detail.contains("priority normal → urgent")
+                && e.detail
+                    .contains("owner nobody@desk.test not set: no such agent")),
+            "{events:?}"
+        );
         eventually("the ticket is marked overdue", || async {
             server
                 .store()

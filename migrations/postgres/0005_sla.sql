@@ -7,6 +7,9 @@ ALTER TABLE tickets ADD COLUMN resolution_due TIMESTAMPTZ;
 -- Set while the ticket waits on the customer (pending) or is done: the
 -- clocks stand still, and resume with what was left when it is active again.
 ALTER TABLE tickets ADD COLUMN sla_paused_at TIMESTAMPTZ;
+-- When a paused ticket became active again (the scheduler gives the
+-- clocks back what they had left from this instant on).
+ALTER TABLE tickets ADD COLUMN sla_resumed_at TIMESTAMPTZ;
 -- When the scheduler must look at the ticket next: a due time, a warning
 -- before one, or "now" after anything that moves a clock. NULL: never.
 ALTER TABLE tickets ADD COLUMN sla_check_at TIMESTAMPTZ;

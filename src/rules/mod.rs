@@ -519,15 +519,14 @@ impl Rules {
             .collect()
     }
 
-    /// How long before a due time escalations may want to act: every
-    /// positive `duration('…')` they compare with.
+    /// How long before a due time escalations may want a look: every
+    /// `duration('…')` they compare with (a negative one: that long after).
     pub fn warning_leads(&self) -> Vec<chrono::Duration> {
         let mut leads: Vec<chrono::Duration> = self
             .escalations
             .iter()
             .flat_map(|e| e.when.durations.iter().copied())
-            .map(|d| d.abs())
-            .filter(|d| *d > chrono::Duration::zero())
+            .filter(|d| !d.is_zero())
             .collect();
         leads.sort();
         leads.dedup();

@@ -16,7 +16,7 @@ use crate::domain::address;
 use crate::domain::ticket::queue_display_name;
 use crate::domain::views::TicketChange;
 use crate::ingest::own_message_id;
-use crate::store::{OutgoingMail, SlaUpdate, StoreError, Ticket, TicketSnapshot};
+use crate::store::{Firing, OutgoingMail, SlaUpdate, StoreError, Ticket, TicketSnapshot};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,30 +108,26 @@ pub async fn run_due(app: &App, now: DateTime<Utc>) -> Result<Round, StoreError>
             continue;
         };
         let (reconciled, escalations) = check_ticket(&rules, &leads, ticket, now);
-        if !escalations.is_empty() {
-            to_fire.push((ticket, reconciled.clone(), escalations));
+        let save = (number, check_at, ticket.sla_overdue, reconciled);
+        if escalations.is_empty() {
+            saves.push(save);
+        } else {
+            // Saved with its firings, in one transaction.
+            to_fire.push((ticket, save, escalations));
         }
-        saves.push((number, check_at, ticket.sla_overdue, reconciled));
     }
-    // The clocks are saved before anything fires: a firing moves the
-    // ticket's check time, and clocks saved after it would be refused and
-    // worked out anew (a resumed clock then gets a new due time, which is
-    // a new breach).
-    let saved = app.store.save_sla(&saves).await?;
-    for (ticket, reconciled, escalations) in to_fire {
-        if !saved.contains(&ticket.number) {
-            // Changed since it was read: the next round decides afresh.
-            continue;
-        }
-        for escalation in escalations {
-            let breach = sla::breach_key(&escalation.when.reads, &sla_ticket(ticket));
-            match fire(app, ticket, &reconciled, escalation, &breach, now).await {
-                Ok(true) => round.fired += 1,
-                Ok(false) => {}
-                Err(err) => {
-                    tracing::warn!(ticket = ticket.number, escalation = %escalation.name, %err,
-                        "escalation not fired; the next round tries again");
-                }
+    app.store.save_sla(&saves).await?;
+    for (ticket, save, escalations) in to_fire {
+        match fire(app, ticket, &save, &escalations, now).await {
+            Ok(fired) => round.fired += fired,
+            Err(err) => {
+                tracing::warn!(ticket = ticket.number, %err,
+                    "escalations not fired; looked at again in a minute");
+                let (number, check_at, overdue, mut update) = save;
+                update.next_check = Some(now + chrono::Duration::minutes(1));
+                app.store
+                    .save_sla(&[(number, check_at, overdue, update)])
+                    .await?;
             }
         }
     }
@@ -150,6 +146,7 @@ pub fn sla_ticket(t: &Ticket) -> SlaTicket {
         next_response_due: t.next_response_due,
         resolution_due: t.resolution_due,
         paused_at: t.sla_paused_at,
+        resumed_at: t.sla_resumed_at,
         overdue: t.sla_overdue,
     }
 }
@@ -218,54 +215,71 @@ pub fn snapshot(t: &Ticket) -> TicketSnapshot {
     }
 }
 
-/// Fires one escalation unless it fired for this breach before.
+/// Saves a ticket's clocks and fires the escalations that hold, each
+/// once per breach, in one transaction; returns how many fired.
 async fn fire(
     app: &App,
     ticket: &Ticket,
-    reconciled: &SlaUpdate,
-    escalation: &Escalation,
-    breach: &str,
+    save: &(i64, DateTime<Utc>, bool, SlaUpdate),
+    escalations: &[&Escalation],
     now: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    let owner = match &escalation.owner {
-        Some(email) => match app
-            .store
-            .agents()
-            .await?
-            .into_iter()
-            .find(|a| a.email.eq_ignore_ascii_case(email))
-        {
-            Some(agent) => Some(Some(agent.id)),
-            None => {
-                tracing::warn!(escalation = %escalation.name, %email, "escalation owner is no agent");
-                None
-            }
-        },
-        None => None,
-    };
-    let change = TicketChange {
-        priority: escalation.priority,
-        queue: escalation.queue.clone(),
-        owner,
-        add_tags: escalation.tags.clone(),
-        ..TicketChange::default()
-    };
-    let queue_address = app
-        .queues()
-        .await?
+) -> Result<usize, StoreError> {
+    let reconciled = &save.3;
+    let queues = app.queues().await?;
+    let queue_address = queues
         .iter()
         .find(|q| q.name == ticket.queue)
         .map(|q| q.address.clone())
         .unwrap_or_else(|| format!("support@{}", app.config.hostname));
-    let notices = notices(app, &queue_address, ticket, reconciled, escalation, now);
-    let fired = app
-        .store
-        .fire_escalation(ticket.number, &escalation.name, breach, &change, &notices)
-        .await?;
-    if let Some(done) = &fired {
-        tracing::info!(ticket = ticket.number, escalation = %escalation.name, done = %done.join(", "), "escalation fired");
+    let agents = if escalations.iter().any(|e| e.owner.is_some()) {
+        app.store.agents().await?
+    } else {
+        Vec::new()
+    };
+    let state = sla_ticket(ticket);
+    let mut firings = Vec::with_capacity(escalations.len());
+    for escalation in escalations {
+        let mut problems = Vec::new();
+        // Names are resolved as rules resolve them; one that names nothing
+        // is left out (and said), never allowed to undo the whole firing.
+        let queue = escalation.queue.as_ref().and_then(|name| {
+            let found = queues.iter().find(|q| {
+                q.name.eq_ignore_ascii_case(name) || q.address.eq_ignore_ascii_case(name)
+            });
+            if found.is_none() {
+                problems.push(format!("queue '{name}' not set: no such queue"));
+            }
+            found.map(|q| q.name.clone())
+        });
+        let owner = escalation.owner.as_ref().and_then(|email| {
+            let found = agents.iter().find(|a| a.email.eq_ignore_ascii_case(email));
+            if found.is_none() {
+                problems.push(format!("owner {email} not set: no such agent"));
+            }
+            found.map(|a| Some(a.id))
+        });
+        firings.push(Firing {
+            name: escalation.name.clone(),
+            breaches: sla::breach_keys(&escalation.when.reads, &state, reconciled),
+            change: TicketChange {
+                priority: escalation.priority,
+                queue,
+                owner,
+                add_tags: escalation.tags.clone(),
+                ..TicketChange::default()
+            },
+            notices: notices(app, &queue_address, ticket, reconciled, escalation, now),
+            problems,
+        });
     }
-    Ok(fired.is_some())
+    let Some(fired) = app.store.save_sla_and_fire(save, &firings).await? else {
+        // Changed since it was read: the next round decides afresh.
+        return Ok(0);
+    };
+    for (name, done) in &fired {
+        tracing::info!(ticket = ticket.number, escalation = %name, done = %done.join(", "), "escalation fired");
+    }
+    Ok(fired.len())
 }
 
 /// The notification mails of an escalation, one per address, from the

@@ -26,6 +26,9 @@ pub struct SlaTicket {
     pub next_response_due: Option<DateTime<Utc>>,
     pub resolution_due: Option<DateTime<Utc>>,
     pub paused_at: Option<DateTime<Utc>>,
+    /// When it became active again after a pause (recorded with the status
+    /// change; None: the scheduler's `now` is used).
+    pub resumed_at: Option<DateTime<Utc>>,
     pub overdue: bool,
 }
 
@@ -95,12 +98,14 @@ pub fn reconcile(
         paused_at.get_or_insert(now);
     } else if let Some(since) = paused_at.take() {
         // Resume: each clock gets back the business time it had left when
-        // it stopped; one already late stays late.
+        // it stopped, from the moment the ticket became active; one already
+        // late stays late.
+        let resumed = t.resumed_at.unwrap_or(now).clamp(since, now.max(since));
         let resume = |due: Option<DateTime<Utc>>| {
             due.map(|d| {
                 if d > since {
                     calendar
-                        .add_business_time(now.max(since), calendar.business_between(since, d))
+                        .add_business_time(resumed, calendar.business_between(since, d))
                         .unwrap_or(d)
                 } else {
                     d
@@ -163,32 +168,34 @@ pub fn reconcile(
     }
 }
 
-/// The identity of a breach for an escalation: the clock cycles its
-/// condition reads. The first-response and resolution clocks run once per
-/// ticket; the next-response clock once per customer message that started
-/// it. A pause moves a due time but is the same cycle, so nothing fires
-/// twice for it; the next customer message is a new cycle.
-pub fn breach_key(reads: &[&str], t: &SlaTicket) -> String {
-    let since = |at: Option<DateTime<Utc>>| {
-        at.map_or_else(
-            || "-".to_string(),
-            |d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        )
-    };
-    let mut parts = Vec::new();
-    for name in ["first_response", "next_response", "resolution"] {
-        if reads.contains(&name) {
-            parts.push(match name {
-                "next_response" => format!("{name} since {}", since(t.customer_waiting_since)),
-                _ => name.to_string(),
-            });
-        }
+/// The breaches an escalation claims: one per clock cycle its condition
+/// reads. The first-response and resolution clocks run once per ticket;
+/// the next-response clock once per customer message that started it, and
+/// only while it runs. A pause moves a due time but is the same cycle. An
+/// escalation fires when any of its breaches is new, so one that reads
+/// several clocks fires again only for a new cycle, never for a reply that
+/// stops a clock.
+pub fn breach_keys(reads: &[&str], t: &SlaTicket, clocks: &SlaUpdate) -> Vec<String> {
+    let mut keys = Vec::new();
+    if reads.contains(&"first_response") && clocks.first_response_due.is_some() {
+        keys.push("first_response".to_string());
     }
-    if parts.is_empty() {
-        "ticket".to_string()
-    } else {
-        parts.join(", ")
+    if reads.contains(&"next_response")
+        && clocks.next_response_due.is_some()
+        && let Some(since) = t.customer_waiting_since
+    {
+        keys.push(format!(
+            "next_response since {}",
+            since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ));
     }
+    if reads.contains(&"resolution") && clocks.resolution_due.is_some() {
+        keys.push("resolution".to_string());
+    }
+    if keys.is_empty() {
+        keys.push("ticket".to_string());
+    }
+    keys
 }
 
 #[cfg(test)]
@@ -225,6 +232,7 @@ mod tests {
             next_response_due: None,
             resolution_due: None,
             paused_at: None,
+            resumed_at: None,
             overdue: false,
         }
     }
@@ -301,6 +309,22 @@ mod tests {
     }
 
     #[test]
+    fn pauses_count_from_the_recorded_status_changes_not_from_the_scheduler() {
+        let mut t = ticket();
+        t.first_response_due = Some(at(10, 0));
+        t.resolution_due = Some(at(17, 0));
+        // Pending at 9:40 and open again at 11:00, both recorded; the
+        // scheduler only gets to it at 12:00 (it was down).
+        t.paused_at = Some(at(9, 40));
+        t.resumed_at = Some(at(11, 0));
+        t.status = Status::Open;
+        let r = reconcile(&t, Some(&policy()), at(12, 0), &[]);
+        assert_eq!(r.first_response_due, Some(at(11, 20)));
+        assert!(r.overdue, "late since 11:20");
+        assert_eq!(r.resolution_due, Some(at(18, 20)));
+    }
+
+    #[test]
     fn resolving_stops_the_resolution_clock_and_reopening_resumes_it() {
         let mut t = ticket();
         t.first_response_at = Some(at(9, 10));
@@ -342,15 +366,36 @@ mod tests {
 
     #[test]
     fn breach_keys_name_the_clock_cycles_read() {
-        let t = ticket();
+        let mut t = ticket();
+        let r = reconcile(&t, Some(&policy()), at(9, 0), &[]);
         assert_eq!(
-            breach_key(&["first_response", "ticket"], &t),
-            "first_response"
+            breach_keys(&["first_response", "ticket"], &t, &r),
+            ["first_response"]
         );
+        // No next-response clock runs before the first answer.
         assert_eq!(
-            breach_key(&["next_response", "resolution"], &t),
-            "next_response since 2026-11-23T09:00:00Z, resolution"
+            breach_keys(&["next_response", "resolution"], &t, &r),
+            ["resolution"]
         );
-        assert_eq!(breach_key(&["ticket"], &t), "ticket");
+        t.first_response_at = Some(at(9, 30));
+        t.customer_waiting_since = Some(at(10, 0));
+        let r = reconcile(&t, Some(&policy()), at(10, 0), &[]);
+        assert_eq!(
+            breach_keys(&["next_response", "resolution"], &t, &r),
+            ["next_response since 2026-11-23T10:00:00Z", "resolution"]
+        );
+        assert_eq!(breach_keys(&["ticket"], &t, &r), ["ticket"]);
+    }
+
+    #[test]
+    fn a_negative_lead_looks_again_after_the_due_time() {
+        let r = reconcile(
+            &ticket(),
+            Some(&policy()),
+            at(10, 30),
+            &[Duration::hours(-2)],
+        );
+        // First response was due at 10:00: "late by more than 2h" wants 12:00.
+        assert_eq!(r.next_check, Some(at(12, 0)));
     }
 }

@@ -944,9 +944,11 @@ macro_rules! apply_ticket_change {
         };
         if next_status != status {
             let done_at = next_status.is_done().then_some($now);
-            sqlx::query(
-                "UPDATE tickets SET status = $1, done_at = $2, sla_check_at = $4 WHERE number = $3",
-            )
+            sqlx::query(concat!(
+                "UPDATE tickets SET status = $1, done_at = $2, ",
+                $crate::store::sla_pause_columns!("$1", "$4"),
+                " WHERE number = $3"
+            ))
             .bind(next_status.as_str())
             .bind(done_at)
             .bind($number)
@@ -1043,6 +1045,16 @@ macro_rules! apply_ticket_change {
             if removed > 0 {
                 done.push(format!("tag -{tag}"));
             }
+        }
+        if !done.is_empty() {
+            // Any change may move a clock or make an escalation hold.
+            sqlx::query(
+                "UPDATE tickets SET sla_check_at = $1 WHERE number = $2 AND sla_policy IS NOT NULL",
+            )
+            .bind($now)
+            .bind($number)
+            .execute(&mut *$tx)
+            .await?;
         }
         done
     }};

@@ -548,15 +548,16 @@ macro_rules! define_filer {
                         .map(|(_, status)| *status)
                         .unwrap_or(Status::Open);
                     let next = current.after_customer_message();
-                    sqlx::query(
+                    sqlx::query(concat!(
                         "UPDATE tickets SET status = $1,
                              done_at = CASE WHEN $1 = status THEN done_at ELSE NULL END,
                              updated_at = CASE WHEN updated_at < $2 THEN $2 ELSE updated_at END,
                              customer_waiting_since = CASE WHEN $4 THEN COALESCE(customer_waiting_since, $2)
                                  ELSE customer_waiting_since END,
-                             sla_check_at = CASE WHEN sla_policy IS NULL THEN sla_check_at ELSE $2 END
-                         WHERE number = $3",
-                    )
+                             sla_check_at = CASE WHEN sla_policy IS NULL THEN sla_check_at ELSE $2 END, ",
+                        $crate::store::sla_pause_columns!("$1", "$2"),
+                        " WHERE number = $3"
+                    ))
                     .bind(next.as_str())
                     .bind(m.received_at)
                     .bind(ticket)

@@ -30,7 +30,7 @@ pub use inbound::{
 };
 pub use outbound::{DELIVERY_FAILED_TAG, FailureNote, OutboundItem, OutboundStatus};
 pub use search::{IndexableMessage, IndexableTicket, SystemNote, TicketChange};
-pub use sla::{SlaReportRow, SlaUpdate};
+pub use sla::{Firing, SlaReportRow, SlaUpdate};
 pub use tickets::{Event, MessageRecord, Ticket, TicketFilter};
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -124,6 +124,30 @@ macro_rules! dispatch_read {
     };
 }
 pub(crate) use {dispatch, dispatch_read};
+
+/// The SET clauses that record when SLA clocks stop and go on, for an
+/// UPDATE that sets the status to the parameter `$status` at `$at` (both
+/// given as "$n" literals). The scheduler, which may run later, measures
+/// from these instants rather than from when it gets to the ticket.
+macro_rules! sla_pause_columns {
+    ($status:literal, $at:literal) => {
+        concat!(
+            "sla_paused_at = CASE WHEN ",
+            $status,
+            " IN ('pending', 'resolved', 'closed') ",
+            "THEN COALESCE(sla_paused_at, ",
+            $at,
+            ") ELSE sla_paused_at END, ",
+            "sla_resumed_at = CASE WHEN ",
+            $status,
+            " IN ('pending', 'resolved', 'closed') THEN NULL ",
+            "WHEN sla_paused_at IS NOT NULL THEN COALESCE(sla_resumed_at, ",
+            $at,
+            ") ELSE NULL END"
+        )
+    };
+}
+pub(crate) use sla_pause_columns;
 
 /// Bytes of an SQLite database mapped into memory (address space, not
 /// resident memory: the kernel pages it in and out like its file cache).

@@ -13,6 +13,26 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
 
+/// Saves a ticket's clocks if its check time is still the one read
+/// ($8): the compare-and-set that keeps a concurrent change (or another
+/// node's scheduler) from being overwritten.
+const SAVE_CLOCKS: &str = "UPDATE tickets SET first_response_due = $1, next_response_due = $2,
+        resolution_due = $3, sla_paused_at = $4, sla_overdue = $5, sla_check_at = $6,
+        sla_breached = (sla_breached OR $5),
+        sla_resumed_at = CASE WHEN $4 IS NULL THEN NULL ELSE sla_resumed_at END
+    WHERE number = $7 AND sla_check_at = $8";
+
+/// One escalation to fire: the breaches it claims (it fires if any is
+/// new), what it changes, the notices it sends, and what it could not do.
+#[derive(Debug, Clone)]
+pub struct Firing {
+    pub name: String,
+    pub breaches: Vec<String>,
+    pub change: TicketChange,
+    pub notices: Vec<OutgoingMail>,
+    pub problems: Vec<String>,
+}
+
 /// A ticket's clocks brought up to date (`rules::sla::reconcile`), and
 /// when to look again.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,7 +77,7 @@ impl Store {
         Ok(dispatch_read!(self, pool => {
             sqlx::query_as(
                 "SELECT number, sla_check_at FROM tickets WHERE sla_check_at <= $1
-                 ORDER BY sla_check_at LIMIT $2",
+                 ORDER BY sla_check_at, number LIMIT $2",
             )
             .bind(now)
             .bind(limit)
@@ -92,12 +112,7 @@ impl Store {
             let mut saved_numbers = Vec::new();
             let mut changed = Vec::new();
             for (number, read_check_at, was_overdue, update) in saves {
-                let saved = sqlx::query(
-                    "UPDATE tickets SET first_response_due = $1, next_response_due = $2,
-                         resolution_due = $3, sla_paused_at = $4, sla_overdue = $5, sla_check_at = $6,
-                         sla_breached = (sla_breached OR $5)
-                     WHERE number = $7 AND sla_check_at = $8",
-                )
+                let saved = sqlx::query(SAVE_CLOCKS)
                 .bind(update.first_response_due)
                 .bind(update.next_response_due)
                 .bind(update.resolution_due)
@@ -138,66 +153,99 @@ impl Store {
         }))
     }
 
-    /// Fires escalation `name` for this breach of ticket `number`, once:
-    /// if it fired before (here, before a restart, or on another node),
-    /// nothing happens and the result is None. Otherwise the change, the
-    /// notices (queued for delivery, kept in the ticket) and an event are
-    /// committed with the firing, and the result says what was done.
-    pub async fn fire_escalation(
+    /// Saves a ticket's clocks and fires its escalations in one
+    /// transaction, each at most once per breach: an escalation whose
+    /// breaches all fired before (here, before a restart, or on another
+    /// node) does nothing. If the ticket changed since it was read (its
+    /// check time moved) nothing is saved or fired and the result is None
+    /// (the next round decides afresh); otherwise it is what each fired
+    /// escalation did.
+    pub async fn save_sla_and_fire(
         &self,
-        number: i64,
-        name: &str,
-        breach: &str,
-        change: &TicketChange,
-        notices: &[OutgoingMail],
-    ) -> Result<Option<Vec<String>>> {
+        save: &(i64, DateTime<Utc>, bool, SlaUpdate),
+        firings: &[Firing],
+    ) -> Result<Option<Vec<(String, Vec<String>)>>> {
+        let (number, read_check_at, was_overdue, update) = save;
+        let number = *number;
         let now = Utc::now();
-        let actor = format!("escalation '{name}'");
-        let done: Option<Vec<String>> = dispatch!(self, pool => {
+        let fired: Option<Vec<(String, Vec<String>)>> = dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
-            let claimed = sqlx::query(
-                "INSERT INTO sla_escalations (ticket, escalation, breach, fired_at)
-                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-            )
-            .bind(number)
-            .bind(name)
-            .bind(breach)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if claimed == 0 {
+            let saved = sqlx::query(SAVE_CLOCKS)
+                .bind(update.first_response_due)
+                .bind(update.next_response_due)
+                .bind(update.resolution_due)
+                .bind(update.paused_at)
+                .bind(update.overdue)
+                .bind(update.next_check)
+                .bind(number)
+                .bind(*read_check_at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if saved == 0 {
                 None
             } else {
-                let mut done = apply_ticket_change!(tx, number, change, now);
-                for notice in notices {
-                    queue_outgoing!(tx, number, notice, "escalation", now);
-                    done.push(format!("notified {}", notice.rcpt_to));
-                }
+                let mut fired = Vec::new();
                 let mut events = Events::default();
-                let detail = if done.is_empty() {
-                    format!("fired ({breach}): nothing left to change")
-                } else {
-                    format!("fired ({breach}): {}", done.join(", "))
-                };
-                events.add(number, now, &actor, "escalated", detail);
-                sqlx::query("UPDATE tickets SET updated_at = $1, sla_check_at = $1 WHERE number = $2")
-                    .bind(now)
-                    .bind(number)
-                    .execute(&mut *tx)
-                    .await?;
-                insert_events!(tx, events);
+                for firing in firings {
+                    let mut claimed = 0;
+                    for breach in &firing.breaches {
+                        claimed += sqlx::query(
+                            "INSERT INTO sla_escalations (ticket, escalation, breach, fired_at)
+                             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                        )
+                        .bind(number)
+                        .bind(&firing.name)
+                        .bind(breach)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    }
+                    if claimed == 0 {
+                        continue;
+                    }
+                    let mut done = apply_ticket_change!(tx, number, &firing.change, now);
+                    for notice in &firing.notices {
+                        queue_outgoing!(tx, number, notice, "escalation", now);
+                        done.push(format!("notified {}", notice.rcpt_to));
+                    }
+                    done.extend(firing.problems.iter().cloned());
+                    let breach = firing.breaches.join(", ");
+                    let detail = if done.is_empty() {
+                        format!("fired ({breach}): nothing left to change")
+                    } else {
+                        format!("fired ({breach}): {}", done.join(", "))
+                    };
+                    events.add(number, now, &format!("escalation '{}'", firing.name), "escalated", detail);
+                    fired.push((firing.name.clone(), done));
+                }
+                if !fired.is_empty() {
+                    // What fired may move the clocks: look again.
+                    sqlx::query("UPDATE tickets SET updated_at = $1, sla_check_at = $1 WHERE number = $2")
+                        .bind(now)
+                        .bind(number)
+                        .execute(&mut *tx)
+                        .await?;
+                    insert_events!(tx, events);
+                }
                 tx.commit().await?;
-                Some(done)
+                Some(fired)
             }
         });
-        if done.is_some() {
-            self.announce(Change::Ticket(number));
-            if !notices.is_empty() {
+        if let Some(fired) = &fired {
+            if !fired.is_empty() || *was_overdue != update.overdue {
+                self.announce(Change::Ticket(number));
+            }
+            if fired.iter().any(|(name, _)| {
+                firings
+                    .iter()
+                    .any(|f| f.name == *name && !f.notices.is_empty())
+            }) {
                 self.announce(Change::OutboundQueued);
             }
         }
-        Ok(done)
+        Ok(fired)
     }
 
     /// How often each escalation fired for a ticket (tests, `ticket show`).

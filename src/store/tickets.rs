@@ -37,6 +37,9 @@ pub struct Ticket {
     pub resolution_due: Option<DateTime<Utc>>,
     /// Since when the clocks stand still (pending, or done).
     pub sla_paused_at: Option<DateTime<Utc>>,
+    /// When it became active again (until the scheduler has moved the
+    /// clocks on).
+    pub sla_resumed_at: Option<DateTime<Utc>>,
     /// A running clock is past its due time.
     pub sla_overdue: bool,
 }
@@ -81,7 +84,7 @@ const TICKET_COLUMNS: &str =
     t.status, t.priority, a.email AS owner, t.linked_ticket, t.created_at, t.updated_at, t.done_at,
     t.first_response_at, t.last_response_at, t.customer_waiting_since,
     t.sla_policy, t.first_response_due, t.next_response_due, t.resolution_due, t.sla_paused_at,
-    t.sla_overdue,
+    t.sla_resumed_at, t.sla_overdue,
     (SELECT COUNT(*) FROM messages m WHERE m.ticket = t.number) AS message_count
     FROM tickets t JOIN queues q ON q.id = t.queue_id LEFT JOIN agents a ON a.id = t.owner_id";
 
@@ -111,6 +114,7 @@ macro_rules! ticket_from_row {
             next_response_due: row.try_get("next_response_due")?,
             resolution_due: row.try_get("resolution_due")?,
             sla_paused_at: row.try_get("sla_paused_at")?,
+            sla_resumed_at: row.try_get("sla_resumed_at")?,
             sla_overdue: row.try_get("sla_overdue")?,
         }
     }};
