@@ -61,6 +61,19 @@ async fn customer_writes(
     ticket_of(&deliver(server.smtp(), sender, &["support@desk.test"], &mail).await)
 }
 
+/// An agent sets the ticket pending (the clocks stop).
+async fn set_pending(server: &TestServer, number: i64, why: &str) {
+    let pending = postdesk::domain::views::TicketChange {
+        status: Some(postdesk::domain::ticket::Status::Pending),
+        ..Default::default()
+    };
+    server
+        .store()
+        .change_ticket(number, &pending, "test", why)
+        .await
+        .expect("pending");
+}
+
 /// A server on `text`; the returned directory holds the rules file.
 async fn start_with_rules(
     backend: &common::Backend,
@@ -276,19 +289,7 @@ async fn an_escalation_fires_once_across_restarts_and_the_ticket_shows_as_overdu
         assert_eq!(notices, 1);
 
         // Pending stops the clocks: no longer overdue, out of Overdue.
-        server
-            .store()
-            .change_ticket(
-                number,
-                &postdesk::domain::views::TicketChange {
-                    status: Some(postdesk::domain::ticket::Status::Pending),
-                    ..Default::default()
-                },
-                "test",
-                "waiting on the customer",
-            )
-            .await
-            .expect("pending");
+        set_pending(&server, number, "waiting on the customer").await;
         eventually("the pause took the ticket out of Overdue", || async {
             !server
                 .store()
@@ -489,19 +490,7 @@ async fn a_paused_clock_resumes_with_what_was_left_and_warns_once() {
                 .is_empty()
         })
         .await;
-        server
-            .store()
-            .change_ticket(
-                number,
-                &postdesk::domain::views::TicketChange {
-                    status: Some(postdesk::domain::ticket::Status::Pending),
-                    ..Default::default()
-                },
-                "test",
-                "asked the customer",
-            )
-            .await
-            .expect("pending");
+        set_pending(&server, number, "asked the customer").await;
         eventually("the clocks stand still", || async {
             server
                 .store()

@@ -22,6 +22,29 @@ const SAVE_CLOCKS: &str = "UPDATE tickets SET first_response_due = $1, next_resp
         sla_resumed_at = CASE WHEN $4 IS NULL THEN NULL ELSE sla_resumed_at END
     WHERE number = $7 AND sla_check_at = $8";
 
+/// The [`SAVE_CLOCKS`] statement with its parameters.
+fn save_clocks<'q, DB: sqlx::Database>(
+    update: &SlaUpdate,
+    number: impl std::borrow::Borrow<i64>,
+    read_check_at: DateTime<Utc>,
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>
+where
+    Option<DateTime<Utc>>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    DateTime<Utc>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    sqlx::query(SAVE_CLOCKS)
+        .bind(update.first_response_due)
+        .bind(update.next_response_due)
+        .bind(update.resolution_due)
+        .bind(update.paused_at)
+        .bind(update.overdue)
+        .bind(update.next_check)
+        .bind(*number.borrow())
+        .bind(read_check_at)
+}
+
 /// One escalation to fire: the breaches it claims (it fires if any is
 /// new), what it changes, the notices it sends, and what it could not do.
 #[derive(Debug, Clone)]
@@ -112,15 +135,7 @@ impl Store {
             let mut saved_numbers = Vec::new();
             let mut changed = Vec::new();
             for (number, read_check_at, was_overdue, update) in saves {
-                let saved = sqlx::query(SAVE_CLOCKS)
-                .bind(update.first_response_due)
-                .bind(update.next_response_due)
-                .bind(update.resolution_due)
-                .bind(update.paused_at)
-                .bind(update.overdue)
-                .bind(update.next_check)
-                .bind(*number)
-                .bind(*read_check_at)
+                let saved = save_clocks(update, number, *read_check_at)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
@@ -170,15 +185,7 @@ impl Store {
         let now = Utc::now();
         let fired: Option<Vec<(String, Vec<String>)>> = dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
-            let saved = sqlx::query(SAVE_CLOCKS)
-                .bind(update.first_response_due)
-                .bind(update.next_response_due)
-                .bind(update.resolution_due)
-                .bind(update.paused_at)
-                .bind(update.overdue)
-                .bind(update.next_check)
-                .bind(number)
-                .bind(*read_check_at)
+            let saved = save_clocks(update, number, *read_check_at)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
