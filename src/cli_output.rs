@@ -800,14 +800,18 @@ impl RulesTest {
         let mut deadlines = Vec::new();
         if let Some(policy) = policy_name.as_deref().and_then(|p| rules.policy(p)) {
             let start = existing.as_ref().map_or(now, |t| t.created_at);
-            let clocks = [
-                ("first_response", policy.first_response),
-                ("next_response", policy.next_response.filter(|_| !new)),
-                ("resolution", policy.resolution),
-            ];
-            for (name, target) in clocks {
-                let from = if name == "next_response" { now } else { start };
-                if let Some(due) = target.and_then(|t| policy.calendar.deadline(from, t)) {
+            let (first_response, resolution) = crate::rules::sla::initial_dues(policy, start);
+            // A follow-up starts the next-response clock now.
+            let next_response = policy
+                .next_response
+                .filter(|_| !new)
+                .and_then(|target| policy.calendar.deadline(now, target));
+            for (name, due) in [
+                ("first_response", first_response),
+                ("next_response", next_response),
+                ("resolution", resolution),
+            ] {
+                if let Some(due) = due {
                     deadlines.push((name.to_string(), due));
                 }
             }

@@ -16,6 +16,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use mail_parser::{Address, HeaderName, Message, MessageParser, MimeHeaders};
 use serde::Serialize;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// The SMTP envelope of a message (or what import makes up for one).
 #[derive(Debug, Clone)]
@@ -105,7 +106,7 @@ pub async fn ingest(
 /// queue list it is given).
 fn prepare(
     app: &App,
-    queues: &[Queue],
+    queues: &Arc<Vec<Queue>>,
     envelope: &Envelope,
     raw: Vec<u8>,
     mode: &Mode,
@@ -247,7 +248,9 @@ fn prepare(
     // Historical mail (import) is filed as it was; rules and SLA clocks
     // are for mail arriving now.
     let rules = match (mode, &kind) {
-        (Mode::Live, InboundKind::Customer) => rule_hook(app, queues, &queue, &raw, &sender, now),
+        (Mode::Live, InboundKind::Customer) => {
+            rule_hook(app, queues.clone(), &queue, &raw, &sender, now)
+        }
         _ => None,
     };
 
@@ -303,7 +306,7 @@ fn prepare(
 /// knows the ticket (None when there is nothing to run).
 fn rule_hook(
     app: &App,
-    queues: &[Queue],
+    queues: Arc<Vec<Queue>>,
     queue: &Queue,
     raw: &[u8],
     customer: &str,
@@ -314,7 +317,6 @@ fn rule_hook(
         return None;
     }
     let variables = crate::rules::context::message_variables(raw, &queue.address);
-    let queues: Vec<Queue> = queues.to_vec();
     let queue = queue.clone();
     let customer = customer.to_string();
     Some(Box::new(move |joined: Option<&TicketSnapshot>| {

@@ -77,6 +77,16 @@ impl App {
     /// Connects to the store, migrates it, and creates or updates the
     /// configured queues (or the default `support@HOSTNAME` on a fresh store).
     pub async fn open(config: Config) -> Result<Arc<App>, AppError> {
+        let rules = rules::RulesHandle::open(config.rules_path());
+        App::open_with_rules(config, rules).await
+    }
+
+    /// As [`App::open`], with rules already loaded (a server loads them
+    /// strictly, before anything else).
+    pub async fn open_with_rules(
+        config: Config,
+        rules: rules::RulesHandle,
+    ) -> Result<Arc<App>, AppError> {
         let store = Store::connect(&config.database_url()).await?;
         store.migrate().await?;
         let existing = store.queues().await?;
@@ -86,7 +96,6 @@ impl App {
             }
         }
         let templates = templates::Templates::load(config.autoreply.templates_dir.as_deref())?;
-        let rules = rules::RulesHandle::open(config.rules_path());
         let queues = store.queues().await?;
         Ok(Arc::new(App {
             config: Arc::new(config),

@@ -52,10 +52,8 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
     let dkim = crate::dkim::Dkim::load(&config.outbound)?.map(Arc::new);
     // A server does not start on a rules file with mistakes (a CLI
     // command still runs, without rules).
-    if let Some(path) = config.rules_path() {
-        crate::rules::Rules::load(&path)?;
-    }
-    let app = App::open(config).await?;
+    let rules = crate::rules::RulesHandle::load(config.rules_path())?;
+    let app = App::open_with_rules(config, rules).await?;
     let bootstrap_admin = bootstrap_admin(&app).await?;
 
     let (shutdown, watcher) = watch::channel(false);

@@ -88,10 +88,6 @@ impl Templates {
         })
     }
 
-    pub fn has(&self, name: &str) -> bool {
-        self.env.get_template(name).is_ok()
-    }
-
     pub fn render(&self, name: &str, context: impl Serialize) -> Result<Rendered, TemplateError> {
         let syntax = |source| TemplateError::Syntax {
             name: name.to_string(),

@@ -61,6 +61,10 @@ async fn customer_writes(
     ticket_of(&deliver(server.smtp(), sender, &["support@desk.test"], &mail).await)
 }
 
+async fn ticket(server: &TestServer, number: i64) -> postdesk::store::Ticket {
+    server.store().ticket(number).await.expect("ticket")
+}
+
 /// An agent sets the ticket pending (the clocks stop).
 async fn set_pending(server: &TestServer, number: i64, why: &str) {
     let pending = postdesk::domain::views::TicketChange {
@@ -98,7 +102,7 @@ async fn mail_in_gets_priority_queue_tags_and_due_times_from_the_rules() {
             "Nothing works.",
         )
         .await;
-        let t = server.store().ticket(number).await.expect("ticket");
+        let t = ticket(&server, number).await;
         assert_eq!(t.priority, Priority::Urgent, "{}", backend.name());
         assert_eq!(t.tags, vec!["outage".to_string()]);
         assert_eq!(t.sla_policy.as_deref(), Some("urgent"));
@@ -130,7 +134,7 @@ async fn mail_in_gets_priority_queue_tags_and_due_times_from_the_rules() {
             "Where is my invoice?",
         )
         .await;
-        let t = server.store().ticket(number).await.expect("ticket");
+        let t = ticket(&server, number).await;
         assert_eq!(t.queue, "billing");
         assert_eq!(t.priority, Priority::Normal);
         assert_eq!(t.sla_policy.as_deref(), Some("standard"));
@@ -199,18 +203,12 @@ async fn an_escalation_fires_once_across_restarts_and_the_ticket_shows_as_overdu
         server.restart().await;
 
         eventually("the escalation fired after the restart", || async {
-            server
-                .store()
-                .ticket(number)
-                .await
-                .expect("ticket")
-                .priority
-                == Priority::Urgent
+            ticket(&server, number).await.priority == Priority::Urgent
         })
         .await;
         // A queue named in another case is found; an owner who is no agent
         // is left out and said, and does not stop the rest.
-        let t = server.store().ticket(number).await.expect("ticket");
+        let t = ticket(&server, number).await;
         assert_eq!(t.queue, "billing");
         let events = server.store().ticket_events(number).await.expect("events");
         assert!(
@@ -221,12 +219,7 @@ async fn an_escalation_fires_once_across_restarts_and_the_ticket_shows_as_overdu
             "{events:?}"
         );
         eventually("the ticket is marked overdue", || async {
-            server
-                .store()
-                .ticket(number)
-                .await
-                .expect("ticket")
-                .sla_overdue
+            ticket(&server, number).await.sla_overdue
         })
         .await;
         let fired = server
@@ -291,15 +284,10 @@ async fn an_escalation_fires_once_across_restarts_and_the_ticket_shows_as_overdu
         // Pending stops the clocks: no longer overdue, out of Overdue.
         set_pending(&server, number, "waiting on the customer").await;
         eventually("the pause took the ticket out of Overdue", || async {
-            !server
-                .store()
-                .ticket(number)
-                .await
-                .expect("ticket")
-                .sla_overdue
+            !ticket(&server, number).await.sla_overdue
         })
         .await;
-        let t = server.store().ticket(number).await.expect("ticket");
+        let t = ticket(&server, number).await;
         assert!(t.sla_paused_at.is_some());
         server.stop().await;
     }
@@ -324,7 +312,7 @@ async fn a_broken_rules_file_is_refused_on_reload_and_the_old_rules_stay() {
             "down",
         )
         .await;
-        let t = server.store().ticket(number).await.expect("ticket");
+        let t = ticket(&server, number).await;
         assert_eq!(t.priority, Priority::Urgent, "the old rules still apply");
 
         // A good edit takes effect.
@@ -341,7 +329,7 @@ async fn a_broken_rules_file_is_refused_on_reload_and_the_old_rules_stay() {
             "down",
         )
         .await;
-        let t = server.store().ticket(number).await.expect("ticket");
+        let t = ticket(&server, number).await;
         assert_eq!(t.priority, Priority::High);
         server.stop().await;
     }
@@ -402,7 +390,7 @@ auto_reply = false
             "please",
         )
         .await;
-        let t = server.store().ticket(vip).await.expect("ticket");
+        let t = ticket(&server, vip).await;
         assert_eq!(
             t.owner.as_deref(),
             Some("alice@desk.test"),
@@ -474,11 +462,8 @@ async fn a_paused_clock_resumes_with_what_was_left_and_warns_once() {
             "slow",
         )
         .await;
-        let first_due = server
-            .store()
-            .ticket(number)
+        let first_due = ticket(&server, number)
             .await
-            .expect("ticket")
             .first_response_due
             .expect("due");
         eventually("the warning fired", || async {
@@ -492,23 +477,12 @@ async fn a_paused_clock_resumes_with_what_was_left_and_warns_once() {
         .await;
         set_pending(&server, number, "asked the customer").await;
         eventually("the clocks stand still", || async {
-            server
-                .store()
-                .ticket(number)
-                .await
-                .expect("ticket")
-                .sla_paused_at
-                .is_some()
+            ticket(&server, number).await.sla_paused_at.is_some()
         })
         .await;
         tokio::time::sleep(Duration::from_secs(3)).await;
         assert!(
-            !server
-                .store()
-                .ticket(number)
-                .await
-                .expect("ticket")
-                .sla_overdue,
+            !ticket(&server, number).await.sla_overdue,
             "{}: nothing is late while paused",
             backend.name()
         );
@@ -532,20 +506,11 @@ async fn a_paused_clock_resumes_with_what_was_left_and_warns_once() {
         );
         assert_eq!(again, number);
         eventually("the clock resumed", || async {
-            server
-                .store()
-                .ticket(number)
-                .await
-                .expect("ticket")
-                .sla_paused_at
-                .is_none()
+            ticket(&server, number).await.sla_paused_at.is_none()
         })
         .await;
-        let resumed_due = server
-            .store()
-            .ticket(number)
+        let resumed_due = ticket(&server, number)
             .await
-            .expect("ticket")
             .first_response_due
             .expect("due");
         assert!(
@@ -553,12 +518,7 @@ async fn a_paused_clock_resumes_with_what_was_left_and_warns_once() {
             "the pause moved the due time: {first_due} → {resumed_due}"
         );
         eventually("the resumed clock ran out", || async {
-            server
-                .store()
-                .ticket(number)
-                .await
-                .expect("ticket")
-                .sla_overdue
+            ticket(&server, number).await.sla_overdue
         })
         .await;
         tokio::time::sleep(Duration::from_secs(2)).await;

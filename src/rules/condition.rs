@@ -92,7 +92,6 @@ fn cached_matches(
 /// A compiled condition.
 #[derive(Debug)]
 pub struct Condition {
-    pub source: String,
     expr: IdedExpr,
     /// The top-level names it reads (to build only those).
     pub reads: Vec<&'static str>,
@@ -151,7 +150,6 @@ impl Condition {
             ..
         } = check;
         Ok(Condition {
-            source: source.to_string(),
             expr,
             reads,
             whole,

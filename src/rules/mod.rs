@@ -461,10 +461,7 @@ impl Rules {
         new: bool,
         now: DateTime<Utc>,
     ) -> Evaluation {
-        let mut variables = message.clone();
-        variables.set("ticket", context::ticket_value(ticket, new, now));
-        variables.set("now", condition::timestamp(now));
-        let context = variables.context(&self.rule_needs);
+        let context = self.rule_context(message, ticket, new, now);
         let mut evaluation = Evaluation::default();
         for rule in &self.rules {
             match rule.when.evaluate_in(&context) {
@@ -484,6 +481,20 @@ impl Rules {
         evaluation
     }
 
+    /// The CEL context of the rules for a message in its ticket.
+    fn rule_context(
+        &self,
+        message: &Variables,
+        ticket: &TicketSnapshot,
+        new: bool,
+        now: DateTime<Utc>,
+    ) -> cel::Context<'static, 'static> {
+        let mut variables = message.clone();
+        variables.set("ticket", context::ticket_value(ticket, new, now));
+        variables.set("now", condition::timestamp(now));
+        variables.context(&self.rule_needs)
+    }
+
     /// Each rule's verdict on a message, in file order, for `postdesk
     /// rules test`: "matched", "no match", "not reached" (an earlier rule
     /// stopped) or the error that skips it.
@@ -494,10 +505,7 @@ impl Rules {
         new: bool,
         now: DateTime<Utc>,
     ) -> Vec<(String, String)> {
-        let mut variables = message.clone();
-        variables.set("ticket", context::ticket_value(ticket, new, now));
-        variables.set("now", condition::timestamp(now));
-        let context = variables.context(&self.rule_needs);
+        let context = self.rule_context(message, ticket, new, now);
         let mut stopped = false;
         self.rules
             .iter()
@@ -796,21 +804,29 @@ pub struct RulesHandle {
 }
 
 impl RulesHandle {
-    /// Loads the configured file (none configured: no rules). A file with
-    /// mistakes is logged and no rules are in force; `server::start`
-    /// refuses it before this.
-    pub fn open(path: Option<PathBuf>) -> RulesHandle {
+    /// Loads the configured file (none configured: no rules); a file with
+    /// mistakes is refused, as a server must refuse it.
+    pub fn load(path: Option<PathBuf>) -> Result<RulesHandle, RulesError> {
         let rules = match &path {
-            Some(p) => Rules::load(p).unwrap_or_else(|err| {
-                tracing::error!(%err, "rules not loaded");
-                Rules::empty()
-            }),
+            Some(p) => Rules::load(p)?,
             None => Rules::empty(),
         };
-        RulesHandle {
+        Ok(RulesHandle {
             current: RwLock::new(Arc::new(rules)),
             path,
-        }
+        })
+    }
+
+    /// As [`RulesHandle::load`], but a file with mistakes is logged and no
+    /// rules are in force: a CLI command still runs.
+    pub fn open(path: Option<PathBuf>) -> RulesHandle {
+        RulesHandle::load(path.clone()).unwrap_or_else(|err| {
+            tracing::error!(%err, "rules not loaded");
+            RulesHandle {
+                current: RwLock::new(Arc::new(Rules::empty())),
+                path,
+            }
+        })
     }
 
     pub fn current(&self) -> Arc<Rules> {

@@ -25,7 +25,7 @@ const SAVE_CLOCKS: &str = "UPDATE tickets SET first_response_due = $1, next_resp
 /// The [`SAVE_CLOCKS`] statement with its parameters.
 fn save_clocks<'q, DB: sqlx::Database>(
     update: &SlaUpdate,
-    number: impl std::borrow::Borrow<i64>,
+    number: i64,
     read_check_at: DateTime<Utc>,
 ) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>
 where
@@ -41,7 +41,7 @@ where
         .bind(update.paused_at)
         .bind(update.overdue)
         .bind(update.next_check)
-        .bind(*number.borrow())
+        .bind(number)
         .bind(read_check_at)
 }
 
@@ -122,38 +122,30 @@ impl Store {
     /// transaction: (ticket, the check time it was read with, whether it was
     /// overdue, the update). A ticket that changed since it was read (its
     /// check time moved) is left alone and looked at again instead.
-    /// Returns the tickets saved.
-    pub async fn save_sla(
-        &self,
-        saves: &[(i64, DateTime<Utc>, bool, SlaUpdate)],
-    ) -> Result<Vec<i64>> {
+    pub async fn save_sla(&self, saves: &[(i64, DateTime<Utc>, bool, SlaUpdate)]) -> Result<()> {
         if saves.is_empty() {
-            return Ok(Vec::new());
+            return Ok(());
         }
-        let (saved, changed): (Vec<i64>, Vec<i64>) = dispatch!(self, pool => {
+        let changed: Vec<i64> = dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
-            let mut saved_numbers = Vec::new();
             let mut changed = Vec::new();
             for (number, read_check_at, was_overdue, update) in saves {
-                let saved = save_clocks(update, number, *read_check_at)
+                let saved = save_clocks(update, *number, *read_check_at)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-                if saved > 0 {
-                    saved_numbers.push(*number);
-                    if *was_overdue != update.overdue {
-                        changed.push(*number);
-                    }
+                if saved > 0 && *was_overdue != update.overdue {
+                    changed.push(*number);
                 }
             }
             tx.commit().await?;
-            (saved_numbers, changed)
+            changed
         });
         // The Overdue and Urgent folders of IMAP clients change.
         for number in changed {
             self.announce(Change::Ticket(number));
         }
-        Ok(saved)
+        Ok(())
     }
 
     /// Asks the scheduler to look at every ticket with clocks (new rules
