@@ -21,8 +21,8 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use postdesk::App;
 use postdesk::config::Config;
+use postdesk::domain::automation::TicketSnapshot;
 use postdesk::rules::{Rules, condition::Variables, context::message_variables};
-use postdesk::store::TicketSnapshot;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -113,8 +113,8 @@ fn rules_bench(count: usize, corpus: &Path, runs: usize, kind: Option<usize>) ->
     );
     let ticket = TicketSnapshot {
         queue: "support".into(),
-        priority: "normal".into(),
-        status: "new".into(),
+        priority: postdesk::domain::ticket::Priority::Normal,
+        status: postdesk::domain::ticket::Status::New,
         ..TicketSnapshot::default()
     };
     let now = chrono::Utc::now();

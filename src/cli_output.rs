@@ -226,7 +226,7 @@ pub fn message_table(messages: &[MessageRecord]) -> String {
                 vec![
                     m.id.to_string(),
                     when(m.received_at),
-                    m.kind.clone(),
+                    m.kind.to_string(),
                     shorten(&m.sender, 32),
                     m.size.to_string(),
                     shorten(&m.subject, 40),
@@ -392,7 +392,7 @@ impl TicketView {
             .map(|m| {
                 vec![
                     when(m.sent_at),
-                    m.kind.clone(),
+                    m.kind.to_string(),
                     shorten(&m.sender, 32),
                     m.size.to_string(),
                     shorten(&m.subject, 50),
@@ -774,10 +774,10 @@ impl RulesTest {
         let variables = crate::rules::context::message_variables(raw, &queue.address);
         let snapshot = match &existing {
             Some(t) => crate::rules::scheduler::snapshot(t),
-            None => crate::store::TicketSnapshot {
+            None => crate::domain::automation::TicketSnapshot {
                 queue: queue.name.clone(),
-                priority: "normal".into(),
-                status: "new".into(),
+                priority: crate::domain::ticket::Priority::Normal,
+                status: crate::domain::ticket::Status::New,
                 created_at: Some(now),
                 ..Default::default()
             },
@@ -837,7 +837,7 @@ impl RulesTest {
             queue: queue.name.clone(),
             rules: rules_out,
             priority: evaluation.priority.map(|p| p.to_string()),
-            move_to_queue: effects.queue.map(|(_, name, _)| name),
+            move_to_queue: effects.queue.map(|queue| queue.name),
             add_tags: evaluation.add_tags.clone(),
             remove_tags: evaluation.remove_tags.clone(),
             owner: evaluation.owner.clone(),

@@ -6,12 +6,15 @@
 //! a message, and then the caller tells the sender to try again.
 
 use crate::App;
-use crate::domain::ticket::queue_display_name;
-use crate::domain::{address, loops, message_id, subject};
-use crate::store::{
-    AckContext, AutoReplyPlan, FileOutcome, InboundKind, InboundRequest, NewMessage, OutgoingMail,
-    Queue, RuleHook, StoreError, TicketSnapshot,
+use crate::domain::automation::{RuleHook, TicketSnapshot};
+use crate::domain::filing::{
+    AckContext, AutoReplyPlan, FileOutcome, InboundKind, InboundRequest, NewMessage,
 };
+use crate::domain::outgoing::OutgoingMail;
+use crate::domain::ticket::{Priority, Status, queue_display_name};
+use crate::domain::{address, loops, message_id, subject};
+use crate::rules::condition::Variables;
+use crate::store::{Queue, StoreError};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use mail_parser::{Address, HeaderName, Message, MessageParser, MimeHeaders};
 use serde::Serialize;
@@ -113,7 +116,6 @@ fn prepare(
 ) -> Result<(InboundRequest, Vec<String>), IngestError> {
     let config = &app.config;
     let mut problems = Vec::new();
-    let facts = read_facts(&raw, &mut problems);
 
     let is_queue_address = |addr: &str| {
         address::Recipient::parse(addr).is_some_and(|r| queues.iter().any(|q| q.address == r.base))
@@ -134,6 +136,16 @@ fn prepare(
             .cloned(),
     }
     .ok_or(IngestError::NoQueue)?;
+    // One parse for the pipeline's facts and the rules' variables (rules
+    // and SLA clocks are for mail arriving now, not historical mail).
+    let rules = app.rules.current();
+    let rules_run =
+        matches!(mode, Mode::Live) && !(rules.rules.is_empty() && rules.default_sla.is_none());
+    let (facts, variables) = read_facts(
+        &raw,
+        &mut problems,
+        rules_run.then_some(queue.address.as_str()),
+    );
     let plus_tickets: Vec<i64> = recipients
         .iter()
         .filter(|r| queues.iter().any(|q| q.address == r.base))
@@ -156,7 +168,7 @@ fn prepare(
         None => {
             problems.push("no Message-ID".into());
             // A content hash: a client retrying the same bytes is still one message.
-            (synthetic_message_id(&raw), false)
+            (message_id::synthetic(&raw), false)
         }
     };
     let received_at = envelope.received_at;
@@ -177,9 +189,7 @@ fn prepare(
     };
 
     let own_domain = config.message_id_domain();
-    let is_own = has_message_id
-        && message_id.starts_with("pd.")
-        && message_id::domain(&message_id).is_some_and(|d| d.eq_ignore_ascii_case(&own_domain));
+    let is_own = has_message_id && message_id::is_own(&message_id, &own_domain);
     let kind = if facts.is_report || (envelope_from.is_empty() && address::is_robot_sender(&sender))
     {
         let bounced = bounced_message_ids(&raw)
@@ -247,10 +257,15 @@ fn prepare(
 
     // Historical mail (import) is filed as it was; rules and SLA clocks
     // are for mail arriving now.
-    let rules = match (mode, &kind) {
-        (Mode::Live, InboundKind::Customer) => {
-            rule_hook(app, queues.clone(), &queue, &raw, &sender, now)
-        }
+    let rules = match (variables, &kind) {
+        (Some(variables), InboundKind::Customer) => Some(rule_hook(
+            rules,
+            variables,
+            queues.clone(),
+            &queue,
+            &sender,
+            now,
+        )),
         _ => None,
     };
 
@@ -303,27 +318,22 @@ fn prepare(
 }
 
 /// The rules of rules.toml for this message, run by the filer once it
-/// knows the ticket (None when there is nothing to run).
+/// knows the ticket.
 fn rule_hook(
-    app: &App,
+    rules: Arc<crate::rules::Rules>,
+    variables: Variables,
     queues: Arc<Vec<Queue>>,
     queue: &Queue,
-    raw: &[u8],
     customer: &str,
     now: DateTime<Utc>,
-) -> Option<RuleHook> {
-    let rules = app.rules.current();
-    if rules.rules.is_empty() && rules.default_sla.is_none() {
-        return None;
-    }
-    let variables = crate::rules::context::message_variables(raw, &queue.address);
+) -> RuleHook {
     let queue = queue.clone();
     let customer = customer.to_string();
-    Some(Box::new(move |joined: Option<&TicketSnapshot>| {
+    Box::new(move |joined: Option<&TicketSnapshot>| {
         let new_ticket = TicketSnapshot {
             queue: queue.name.clone(),
-            priority: crate::domain::ticket::Priority::Normal.to_string(),
-            status: crate::domain::ticket::Status::New.to_string(),
+            priority: Priority::Normal,
+            status: Status::New,
             customer: customer.clone(),
             created_at: Some(now),
             ..TicketSnapshot::default()
@@ -331,7 +341,7 @@ fn rule_hook(
         let ticket = joined.unwrap_or(&new_ticket);
         let evaluation = rules.evaluate(&variables, ticket, joined.is_none(), now);
         crate::rules::effects(&rules, &evaluation, &queues, joined, now)
-    }))
+    })
 }
 
 /// What the pipeline reads from a message before it touches the store:
@@ -353,7 +363,7 @@ pub struct Inspection {
 
 pub fn inspect(raw: &[u8]) -> Inspection {
     let mut problems = Vec::new();
-    let facts = read_facts(raw, &mut problems);
+    let (facts, _) = read_facts(raw, &mut problems, None);
     let subject = facts.subject.clone().unwrap_or_default();
     Inspection {
         title: subject::clean(&subject),
@@ -369,31 +379,42 @@ pub fn inspect(raw: &[u8]) -> Inspection {
     }
 }
 
-/// Parses the message and reads what the pipeline needs. A parser panic
-/// (mail-parser has debug assertions that malformed MIME can reach) must
-/// not cost the message or the session: it is caught and the message is
-/// stored flagged, like any other message the parser cannot read.
-fn read_facts(raw: &[u8], problems: &mut Vec<String>) -> Facts {
+/// Parses the message once and reads what the pipeline needs, and, with
+/// `rules_reached` (the queue address it came in through), the rules'
+/// variables from the same parse. A parser panic (mail-parser has debug
+/// assertions that malformed MIME can reach) must not cost the message or
+/// the session: it is caught and the message is stored flagged, like any
+/// other message the parser cannot read (the rules then see an empty one).
+fn read_facts(
+    raw: &[u8],
+    problems: &mut Vec<String>,
+    rules_reached: Option<&str>,
+) -> (Facts, Option<Variables>) {
     let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut local = Vec::new();
-        let facts = MessageParser::default()
-            .parse(raw)
-            .map(|message| Facts::read(&message, &mut local));
-        (facts, local)
+        let message = MessageParser::default().parse(raw);
+        let facts = message
+            .as_ref()
+            .map(|message| Facts::read(message, &mut local));
+        let variables = rules_reached
+            .map(|reached| crate::rules::context::variables_of(raw, message.as_ref(), reached));
+        (facts, variables, local)
     }));
     match parsed {
-        Ok((Some(facts), local)) => {
+        Ok((Some(facts), variables, local)) => {
             problems.extend(local);
-            facts
+            (facts, variables)
         }
-        Ok((None, _)) => {
+        Ok((None, variables, _)) => {
             problems.push("unparseable message".to_string());
-            Facts::default()
+            (Facts::default(), variables)
         }
         Err(_) => {
             tracing::warn!("mail parser panicked; message stored unparsed");
             problems.push("unparseable message (parser failure)".to_string());
-            Facts::default()
+            let variables = rules_reached
+                .map(|reached| crate::rules::context::variables_of(raw, None, reached));
+            (Facts::default(), variables)
         }
     }
 }
@@ -577,26 +598,6 @@ fn find_subslice(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-fn synthetic_message_id(raw: &[u8]) -> String {
-    format!("{}@no-message-id.postdesk.invalid", content_digest(raw))
-}
-
-/// The first 128 bits of the SHA-256 of a message, in hex: the same bytes
-/// always give the same id, so a client retrying them is recognised.
-pub fn content_digest(raw: &[u8]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, raw);
-    digest.as_ref()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// A fresh Message-ID under our own domain: `pd.<ticket>.<random>@<hostname>`.
-pub fn own_message_id(hostname: &str, ticket: i64) -> String {
-    let random: u64 = rand::random();
-    format!("pd.{ticket}.{random:016x}@{}", hostname.to_lowercase())
-}
-
 /// The message an acknowledgement answers.
 struct Answered {
     to: String,
@@ -636,7 +637,7 @@ fn ack_plan(app: &App, queue: &Queue, answered: Answered) -> AutoReplyPlan {
                     }),
                 )
                 .map_err(|e| e.to_string())?;
-            let message_id = own_message_id(&hostname, ctx.ticket);
+            let message_id = message_id::own_message_id(&hostname, ctx.ticket);
             let display = format!("{} support", queue_display_name(&ctx.queue_name));
             let raw_header = |text: String| mail_builder::headers::raw::Raw::new(text);
             let mut builder = mail_builder::MessageBuilder::new()
@@ -702,18 +703,5 @@ mod tests {
             delivery_failures(raw),
             vec!["carol@example.com: 5.1.1 (smtp; 550 no such user)".to_string()]
         );
-    }
-
-    #[test]
-    fn synthetic_ids_are_stable_per_content() {
-        assert_eq!(synthetic_message_id(b"abc"), synthetic_message_id(b"abc"));
-        assert_ne!(synthetic_message_id(b"abc"), synthetic_message_id(b"abd"));
-    }
-
-    #[test]
-    fn own_ids_carry_ticket_and_domain() {
-        let id = own_message_id("Desk.Example", 42);
-        assert!(id.starts_with("pd.42."));
-        assert!(id.ends_with("@desk.example"));
     }
 }

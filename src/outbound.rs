@@ -165,7 +165,7 @@ fn failure_note(
         "delivery of {} to {} failed permanently: {error}",
         item.purpose, item.rcpt_to
     );
-    let message_id = crate::ingest::own_message_id(hostname, ticket);
+    let message_id = crate::domain::message_id::own_message_id(hostname, ticket);
     match FailureNote::compose(
         hostname,
         ticket,

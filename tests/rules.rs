@@ -67,13 +67,15 @@ async fn ticket(server: &TestServer, number: i64) -> postdesk::store::Ticket {
 
 /// An agent sets the ticket pending (the clocks stop).
 async fn set_pending(server: &TestServer, number: i64, why: &str) {
-    let pending = postdesk::domain::views::TicketChange {
+    let pending = postdesk::domain::change::TicketChange {
         status: Some(postdesk::domain::ticket::Status::Pending),
         ..Default::default()
     };
+    let request =
+        postdesk::domain::change::ChangeRequest::asked(pending, why, "test", chrono::Utc::now());
     server
         .store()
-        .change_ticket(number, &pending, "test", why)
+        .change_ticket(number, &request)
         .await
         .expect("pending");
 }

@@ -189,9 +189,7 @@ async fn corpus_queries_have_known_answers() {
         );
 
         // State changes reach the index: closing a ticket makes it a closed one.
-        server
-            .store()
-            .set_status(hello[0], Status::Closed, "test", chrono::Utc::now())
+        common::set_status(server.store(), hello[0], Status::Closed, chrono::Utc::now())
             .await
             .expect("close");
         let mut closed = Vec::new();
@@ -400,9 +398,7 @@ async fn a_new_ticket_gets_a_note_naming_the_similar_resolved_one() {
         )
         .await;
         for ticket in [vpn, printer] {
-            server
-                .store()
-                .set_status(ticket, Status::Resolved, "test", chrono::Utc::now())
+            common::set_status(server.store(), ticket, Status::Resolved, chrono::Utc::now())
                 .await
                 .expect("resolve");
         }

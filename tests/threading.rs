@@ -251,16 +251,22 @@ async fn closed_tickets_reopen_inside_the_window_and_link_after_it() {
         )
         .await;
         let now = Utc::now();
-        server
-            .store()
-            .set_status(recent, Status::Closed, "test", now - Duration::days(29))
-            .await
-            .expect("close");
-        server
-            .store()
-            .set_status(old, Status::Closed, "test", now - Duration::days(31))
-            .await
-            .expect("close");
+        common::set_status(
+            server.store(),
+            recent,
+            Status::Closed,
+            now - Duration::days(29),
+        )
+        .await
+        .expect("close");
+        common::set_status(
+            server.store(),
+            old,
+            Status::Closed,
+            now - Duration::days(31),
+        )
+        .await
+        .expect("close");
 
         let again = send(
             &server,
@@ -291,9 +297,7 @@ async fn closed_tickets_reopen_inside_the_window_and_link_after_it() {
         assert_eq!(new.linked_ticket, Some(old));
         assert_eq!(new.subject, "Old");
         // A pending ticket becomes open when the customer writes.
-        server
-            .store()
-            .set_status(recent, Status::Pending, "test", Utc::now())
+        common::set_status(server.store(), recent, Status::Pending, Utc::now())
             .await
             .expect("pending");
         send(
@@ -324,16 +328,14 @@ async fn reopen_window_is_configurable() {
             "",
         )
         .await;
-        server
-            .store()
-            .set_status(
-                ticket,
-                Status::Resolved,
-                "test",
-                Utc::now() - Duration::days(3),
-            )
-            .await
-            .expect("resolve");
+        common::set_status(
+            server.store(),
+            ticket,
+            Status::Resolved,
+            Utc::now() - Duration::days(3),
+        )
+        .await
+        .expect("resolve");
         let next = send(
             &server,
             "alice@example.com",

@@ -4,10 +4,15 @@
 //! rules can be unit-tested exhaustively and reused by every protocol.
 
 pub mod address;
+pub mod automation;
+pub mod change;
 pub mod commands;
+pub mod filing;
 pub mod loops;
 pub mod message_id;
+pub mod outgoing;
 pub mod quoting;
+pub mod sla;
 pub mod subject;
 pub mod threading;
 pub mod ticket;

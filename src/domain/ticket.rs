@@ -1,13 +1,18 @@
-//! Tickets: status and priority and the transitions a customer message causes.
+//! Tickets: status, priority, Junk/Trash standing, message and event
+//! kinds, and the transitions a customer message causes. Every one is an
+//! enum from the store to the protocols; the text forms are for columns,
+//! the CLI and IMAP.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
 /// Where a ticket stands. `Pending` means "waiting on the customer".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    #[default]
     New,
     Open,
     Pending,
@@ -38,6 +43,12 @@ impl Status {
     /// reopens them (inside the reopen window) or opens a linked ticket.
     pub fn is_done(self) -> bool {
         matches!(self, Status::Resolved | Status::Closed)
+    }
+
+    /// While a ticket waits on the customer or is done, its SLA clocks
+    /// stand still.
+    pub fn pauses_clocks(self) -> bool {
+        matches!(self, Status::Pending | Status::Resolved | Status::Closed)
     }
 
     /// The status a ticket takes when its customer writes again (and the
@@ -78,10 +89,13 @@ impl FromStr for Status {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Priority {
     Low,
+    #[default]
     Normal,
     High,
     Urgent,
@@ -165,18 +179,230 @@ impl MessageKind {
         }
     }
 
+    pub const ALL: [MessageKind; 6] = [
+        MessageKind::Customer,
+        MessageKind::Reply,
+        MessageKind::Note,
+        MessageKind::AutoReply,
+        MessageKind::Bounce,
+        MessageKind::Unfiled,
+    ];
+
     pub fn parse(s: &str) -> Option<MessageKind> {
-        [
-            MessageKind::Customer,
-            MessageKind::Reply,
-            MessageKind::Note,
-            MessageKind::AutoReply,
-            MessageKind::Bounce,
-            MessageKind::Unfiled,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
+        MessageKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
+}
+
+impl fmt::Display for MessageKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for MessageKind {
+    type Err = ParseEnumError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        MessageKind::parse(s).ok_or_else(|| ParseEnumError {
+            kind: "message kind",
+            value: s.to_string(),
+            expected: "customer, reply, note, auto_reply, bounce, unfiled",
+        })
+    }
+}
+
+/// `kind == "customer"` reads as the column does.
+impl PartialEq<&str> for MessageKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// Junk and Trash: kept beside the status so that restoring a ticket gives
+/// back the status it had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Disposition {
+    Spam,
+    Trash,
+}
+
+impl Disposition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Disposition::Spam => "spam",
+            Disposition::Trash => "trash",
+        }
+    }
+}
+
+impl FromStr for Disposition {
+    type Err = ParseEnumError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Disposition::Spam, Disposition::Trash]
+            .into_iter()
+            .find(|d| d.as_str() == s)
+            .ok_or_else(|| ParseEnumError {
+                kind: "disposition",
+                value: s.to_string(),
+                expected: "spam, trash",
+            })
+    }
+}
+
+/// What a line of a ticket's history records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    /// The ticket was opened (by mail, or by an agent writing first).
+    Created,
+    /// It was linked to an older ticket, or a follow-up was linked to it.
+    Linked,
+    /// A customer's message reopened it.
+    Reopened,
+    /// A customer's message changed its status.
+    Status,
+    /// An agent or administrator changed it.
+    Changed,
+    /// A message was stored with problems.
+    Flagged,
+    /// A delivery status report about its mail arrived.
+    DeliveryReport,
+    /// An acknowledgement was queued, suppressed, or could not be built.
+    AutoReply,
+    AutoReplySuppressed,
+    AutoReplyFailed,
+    /// rules.toml acted at ingest.
+    Applied,
+    /// An escalation fired.
+    Escalated,
+    /// An agent's public reply.
+    Reply,
+    /// An agent's internal note.
+    Note,
+    /// Mail of the ticket was delivered, or given up on.
+    Delivered,
+    DeliveryFailed,
+    /// An administrator retried or cancelled a delivery.
+    Outbound,
+    /// An agent's mail commands were refused.
+    CommandError,
+    /// The "possibly related tickets" note.
+    SimilarTickets,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 19] = [
+        EventKind::Created,
+        EventKind::Linked,
+        EventKind::Reopened,
+        EventKind::Status,
+        EventKind::Changed,
+        EventKind::Flagged,
+        EventKind::DeliveryReport,
+        EventKind::AutoReply,
+        EventKind::AutoReplySuppressed,
+        EventKind::AutoReplyFailed,
+        EventKind::Applied,
+        EventKind::Escalated,
+        EventKind::Reply,
+        EventKind::Note,
+        EventKind::Delivered,
+        EventKind::DeliveryFailed,
+        EventKind::Outbound,
+        EventKind::CommandError,
+        EventKind::SimilarTickets,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Created => "created",
+            EventKind::Linked => "linked",
+            EventKind::Reopened => "reopened",
+            EventKind::Status => "status",
+            EventKind::Changed => "changed",
+            EventKind::Flagged => "flagged",
+            EventKind::DeliveryReport => "delivery-report",
+            EventKind::AutoReply => "auto-reply",
+            EventKind::AutoReplySuppressed => "auto-reply-suppressed",
+            EventKind::AutoReplyFailed => "auto-reply-failed",
+            EventKind::Applied => "applied",
+            EventKind::Escalated => "escalated",
+            EventKind::Reply => "reply",
+            EventKind::Note => "note",
+            EventKind::Delivered => "delivered",
+            EventKind::DeliveryFailed => "delivery-failed",
+            EventKind::Outbound => "outbound",
+            EventKind::CommandError => "command-error",
+            EventKind::SimilarTickets => "similar-tickets",
+        }
+    }
+
+    /// Whether an event of this kind may change what the search index
+    /// holds of a ticket (status, queue, priority, tags, standing,
+    /// customer). The match is exhaustive: a new kind must say.
+    pub fn changes_indexed_fields(self) -> bool {
+        match self {
+            // A ticket's first message is indexed with the state it opened with.
+            EventKind::Created
+            | EventKind::AutoReply
+            | EventKind::AutoReplySuppressed
+            | EventKind::AutoReplyFailed
+            | EventKind::Delivered
+            | EventKind::Flagged
+            | EventKind::Note
+            | EventKind::CommandError
+            | EventKind::Outbound
+            | EventKind::Linked
+            | EventKind::SimilarTickets => false,
+            // A reply sets status and owner; delivery reports and failures
+            // may tag the ticket.
+            EventKind::Reopened
+            | EventKind::Status
+            | EventKind::Changed
+            | EventKind::DeliveryReport
+            | EventKind::Applied
+            | EventKind::Escalated
+            | EventKind::Reply
+            | EventKind::DeliveryFailed => true,
+        }
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for EventKind {
+    type Err = ParseEnumError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        EventKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| ParseEnumError {
+                kind: "event kind",
+                value: s.to_string(),
+                expected: "created, linked, reopened, status, changed, …",
+            })
+    }
+}
+
+/// `kind == "reopened"` reads as the column does.
+impl PartialEq<&str> for EventKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// A line to add to a ticket's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub ticket: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub kind: EventKind,
+    pub detail: String,
 }
 
 #[cfg(test)]
@@ -203,6 +429,15 @@ mod tests {
         assert_eq!(Status::Closed.after_customer_message(), Status::Open);
         assert!(Status::Resolved.is_done() && Status::Closed.is_done());
         assert!(!Status::Pending.is_done());
+    }
+
+    #[test]
+    fn event_kinds_round_trip() {
+        for kind in EventKind::ALL {
+            assert_eq!(kind.as_str().parse::<EventKind>().ok(), Some(kind));
+        }
+        assert!("nope".parse::<EventKind>().is_err());
+        assert!(EventKind::Changed == "changed");
     }
 
     #[test]

@@ -2,10 +2,12 @@
 //! tickets each view holds, and what moving a message into a view does to
 //! its ticket.
 //!
-//! Pure: the store turns a [`ViewFilter`] into SQL and applies a
-//! [`TicketChange`]; the IMAP session only maps names to [`Folder`]s.
+//! Pure: the store turns a [`ViewFilter`] into SQL and a move becomes a
+//! [`TicketChange`] (see `change`); the IMAP session only maps names to
+//! [`Folder`]s.
 
-use super::ticket::{Priority, Status};
+use super::change::TicketChange;
+use super::ticket::{Disposition, Priority, Status};
 
 /// The hierarchy delimiter of every mailbox name.
 pub const DELIMITER: char = '/';
@@ -238,23 +240,6 @@ impl Folder {
     }
 }
 
-/// Junk and Trash: kept beside the status so that restoring a ticket gives
-/// back the status it had.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Disposition {
-    Spam,
-    Trash,
-}
-
-impl Disposition {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Disposition::Spam => "spam",
-            Disposition::Trash => "trash",
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OwnerFilter {
     #[default]
@@ -280,29 +265,6 @@ pub struct ViewFilter {
     pub overdue: bool,
     /// `priorities`, or overdue whatever the priority.
     pub or_overdue: bool,
-}
-
-/// A change to one ticket, applied as one domain operation (one
-/// transaction, one event). `None` leaves a field alone.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TicketChange {
-    pub status: Option<Status>,
-    /// Pending, resolved and closed tickets become open (views of open tickets).
-    pub reopen: bool,
-    pub priority: Option<Priority>,
-    pub queue: Option<String>,
-    /// `Some(None)`: nobody owns it.
-    pub owner: Option<Option<i64>>,
-    /// `Some(None)`: restore from Junk or Trash.
-    pub disposition: Option<Option<Disposition>>,
-    pub add_tags: Vec<String>,
-    pub remove_tags: Vec<String>,
-}
-
-impl TicketChange {
-    pub fn is_empty(&self) -> bool {
-        *self == TicketChange::default()
-    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 use super::mailboxes::mailbox_name;
 use super::response::uid_set;
 use super::session::{Reply, Session};
+use crate::domain::change::ChangeRequest;
 use crate::store::{Member, MessageRef, StorageItem, StoreError};
 use imap_codec::imap_types::mailbox::Mailbox as ImapMailbox;
 use imap_codec::imap_types::sequence::SequenceSet;
@@ -79,7 +80,15 @@ impl Session {
                 if let Err(err) = self
                     .app
                     .store
-                    .change_ticket(*ticket, &change, &agent.email, &cause)
+                    .change_ticket(
+                        *ticket,
+                        &ChangeRequest::asked(
+                            change.clone(),
+                            &cause,
+                            &agent.email,
+                            chrono::Utc::now(),
+                        ),
+                    )
                     .await
                 {
                     return err.into();

@@ -5,8 +5,8 @@
 //! session. In the agent's own folders flags are simply stored.
 
 use super::session::{Reply, Session};
+use crate::domain::change::{ChangeRequest, TicketChange};
 use crate::domain::ticket::Priority;
-use crate::domain::views::TicketChange;
 use crate::store::{FlagOp, MessageRef};
 use imap_codec::imap_types::command::StoreModifier;
 use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
@@ -240,7 +240,15 @@ impl Session {
                 continue;
             }
             store
-                .change_ticket(ticket, &change, &agent.email, "flags changed over IMAP")
+                .change_ticket(
+                    ticket,
+                    &ChangeRequest::asked(
+                        change,
+                        "flags changed over IMAP",
+                        &agent.email,
+                        chrono::Utc::now(),
+                    ),
+                )
                 .await
                 .map_err(Reply::from)?;
         }

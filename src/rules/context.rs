@@ -4,10 +4,10 @@
 
 use super::condition::{Variables, map, string, strings, timestamp};
 use crate::domain::address;
-use crate::store::TicketSnapshot;
+use crate::domain::automation::TicketSnapshot;
 use cel::Value;
 use chrono::{DateTime, Utc};
-use mail_parser::{Address, MessageParser, MimeHeaders};
+use mail_parser::{Address, Message, MessageParser, MimeHeaders};
 use std::sync::Arc;
 
 /// Body text beyond this is not matched (a rule looks for words near the
@@ -20,8 +20,8 @@ pub fn ticket_value(t: &TicketSnapshot, new: bool, now: DateTime<Utc>) -> Value 
     map(vec![
         ("number", Value::Int(t.number)),
         ("queue", string(&t.queue)),
-        ("priority", string(&t.priority)),
-        ("status", string(&t.status)),
+        ("priority", string(t.priority.as_str())),
+        ("status", string(t.status.as_str())),
         ("tags", strings(&t.tags)),
         ("customer", string(&t.customer)),
         ("owner", string(t.owner.as_deref().unwrap_or(""))),
@@ -60,9 +60,15 @@ fn addresses(list: Option<&Address<'_>>) -> Vec<(String, Option<String>)> {
 /// `cc`, `recipients`, `subject`, `body`, `headers`, `attachments`, `auth`.
 /// `reached` is the queue address the message came in through.
 pub fn message_variables(raw: &[u8], reached: &str) -> Variables {
+    variables_of(raw, MessageParser::default().parse(raw).as_ref(), reached)
+}
+
+/// As [`message_variables`], from a parse the caller made already (ingest
+/// parses each message once, for its own facts and the rules alike).
+/// `parsed` is None for a message the parser could not read.
+pub fn variables_of(raw: &[u8], parsed: Option<&Message<'_>>, reached: &str) -> Variables {
     let mut v = Variables::default();
-    let parsed = MessageParser::default().parse(raw);
-    let (from, to, cc, subject) = match &parsed {
+    let (from, to, cc, subject) = match parsed {
         Some(m) => (
             addresses(m.from()).into_iter().next(),
             addresses(m.to()),
@@ -85,7 +91,6 @@ pub fn message_variables(raw: &[u8], reached: &str) -> Variables {
     v.set("subject", string(&subject));
 
     let mut body = parsed
-        .as_ref()
         .and_then(|m| m.body_text(0))
         .map(|b| b.into_owned())
         .unwrap_or_default();
@@ -106,7 +111,7 @@ pub fn message_variables(raw: &[u8], reached: &str) -> Variables {
         String::from("none"),
         String::from("none"),
     );
-    if let Some(m) = &parsed {
+    if let Some(m) = parsed {
         let root = m.parts.first();
         for header in root.map(|p| p.headers.as_slice()).unwrap_or_default() {
             let name = header.name.as_str().to_ascii_lowercase();

@@ -12,8 +12,10 @@ pub mod scheduler;
 pub mod sla;
 
 use crate::config::line_column;
+use crate::domain::automation::{QueueChoice, RuleEffects, TicketSnapshot};
+use crate::domain::sla::SlaStart;
 use crate::domain::ticket::Priority;
-use crate::store::{Queue, RuleEffects, SlaStart, TicketSnapshot};
+use crate::store::Queue;
 use calendar::{BusinessDuration, Calendar};
 use chrono::{DateTime, Utc};
 use condition::{Condition, ESCALATION_SCHEMA, MESSAGE_SCHEMA, Variables};
@@ -703,7 +705,7 @@ impl Evaluation {
 /// Whether `action` leaves ticket `t` as it is.
 fn changes_nothing(action: &Action, t: &TicketSnapshot) -> bool {
     match action {
-        Action::Priority(p) => t.priority == p.as_str(),
+        Action::Priority(p) => t.priority == *p,
         Action::Queue(q) => t.queue.eq_ignore_ascii_case(q),
         Action::Tag(tag) => t.tags.contains(tag),
         Action::Untag(tag) => !t.tags.contains(tag),
@@ -743,7 +745,11 @@ pub fn effects(
             if found.is_none() {
                 events.push(format!("queue '{name}' not set: no such queue"));
             }
-            found.map(|q| (q.id, q.name.clone(), q.address.clone()))
+            found.map(|q| QueueChoice {
+                id: q.id,
+                name: q.name.clone(),
+                address: q.address.clone(),
+            })
         });
     let policy_name = evaluation
         .sla

@@ -13,10 +13,13 @@ use super::sla::{self, SlaTicket};
 use super::{Escalation, Rules};
 use crate::App;
 use crate::domain::address;
+use crate::domain::automation::TicketSnapshot;
+use crate::domain::change::TicketChange;
+use crate::domain::message_id::own_message_id;
+use crate::domain::outgoing::OutgoingMail;
+use crate::domain::sla::{ClockSave, Firing, SlaUpdate};
 use crate::domain::ticket::queue_display_name;
-use crate::domain::views::TicketChange;
-use crate::ingest::own_message_id;
-use crate::store::{Firing, OutgoingMail, SlaUpdate, StoreError, Ticket, TicketSnapshot};
+use crate::store::{StoreError, Ticket};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,7 +111,12 @@ pub async fn run_due(app: &App, now: DateTime<Utc>) -> Result<Round, StoreError>
             continue;
         };
         let (reconciled, escalations) = check_ticket(&rules, &leads, ticket, now);
-        let save = (number, check_at, ticket.sla_overdue, reconciled);
+        let save = ClockSave {
+            ticket: number,
+            read_check_at: check_at,
+            was_overdue: ticket.sla_overdue,
+            update: reconciled,
+        };
         if escalations.is_empty() {
             saves.push(save);
         } else {
@@ -123,11 +131,9 @@ pub async fn run_due(app: &App, now: DateTime<Utc>) -> Result<Round, StoreError>
             Err(err) => {
                 tracing::warn!(ticket = ticket.number, %err,
                     "escalations not fired; looked at again in a minute");
-                let (number, check_at, overdue, mut update) = save;
-                update.next_check = Some(now + chrono::Duration::minutes(1));
-                app.store
-                    .save_sla(&[(number, check_at, overdue, update)])
-                    .await?;
+                let mut save = save;
+                save.update.next_check = Some(now + chrono::Duration::minutes(1));
+                app.store.save_sla(&[save]).await?;
             }
         }
     }
@@ -204,8 +210,8 @@ pub fn snapshot(t: &Ticket) -> TicketSnapshot {
     TicketSnapshot {
         number: t.number,
         queue: t.queue.clone(),
-        priority: t.priority.to_string(),
-        status: t.status.to_string(),
+        priority: t.priority,
+        status: t.status,
         tags: t.tags.clone(),
         customer: t.customer_address.clone(),
         owner: t.owner.clone(),
@@ -220,11 +226,11 @@ pub fn snapshot(t: &Ticket) -> TicketSnapshot {
 async fn fire(
     app: &App,
     ticket: &Ticket,
-    save: &(i64, DateTime<Utc>, bool, SlaUpdate),
+    save: &ClockSave,
     escalations: &[&Escalation],
     now: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
-    let reconciled = &save.3;
+    let reconciled = &save.update;
     let queues = app.queues().await?;
     let queue_address = queues
         .iter()

@@ -9,8 +9,8 @@
 use super::Policy;
 use super::calendar::{BusinessDuration, Calendar};
 use super::context::ClockFacts;
+pub use crate::domain::sla::SlaUpdate;
 use crate::domain::ticket::Status;
-pub use crate::store::SlaUpdate;
 use chrono::{DateTime, Duration, Utc};
 
 /// A ticket's clock facts, as stored.

@@ -2,7 +2,7 @@
 //! file and line.
 
 use super::*;
-use crate::store::TicketSnapshot;
+use crate::domain::automation::TicketSnapshot;
 use chrono::TimeZone;
 
 const EXAMPLE: &str = include_str!("../../examples/rules.toml");
@@ -165,7 +165,11 @@ fn every_action_is_decided_and_logged() {
     let effects = effects(&rules, &e, &queues, None, now);
     assert_eq!(
         effects.queue,
-        Some((7, "billing".into(), "billing@example.test".into()))
+        Some(crate::domain::automation::QueueChoice {
+            id: 7,
+            name: "billing".into(),
+            address: "billing@example.test".into()
+        })
     );
     assert_eq!(effects.auto_reply, Some(None));
     let sla = effects.sla.unwrap();
@@ -244,7 +248,7 @@ fn on_a_follow_up_only_changes_are_applied_and_logged() {
     .unwrap();
     let now = Utc::now();
     let current = TicketSnapshot {
-        priority: "urgent".into(),
+        priority: Priority::Urgent,
         tags: vec!["outage".into()],
         sla_policy: Some("standard".into()),
         ..TicketSnapshot::default()

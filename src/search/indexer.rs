@@ -18,6 +18,7 @@
 use super::document::MessageText;
 use super::{Fields, Progress, SearchError, SearchIndex};
 use crate::App;
+use crate::domain::ticket::EventKind;
 use crate::store::{IndexableMessage, IndexableTicket, Store};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
@@ -180,11 +181,11 @@ impl Indexer {
         // ticket changes, and only for changes of what the index holds.
         let refresh: BTreeSet<i64> = changes
             .iter()
-            .filter(|c| changes_indexed_fields(&c.kind))
+            .filter(|c| c.kind.changes_indexed_fields())
             .map(|c| c.ticket)
             .collect();
         for change in &changes {
-            if change.kind == "created" {
+            if change.kind == EventKind::Created {
                 self.created.push((change.ticket, change.at));
             }
         }
@@ -351,30 +352,6 @@ pub fn request_rebuild(dir: &Path) -> Result<String, SearchError> {
     Ok(token)
 }
 
-/// Whether an event of this kind may change what the index holds of a
-/// ticket (status, queue, priority, tags, standing, customer). The events
-/// listed leave all of that as it was; any other, including kinds added
-/// later, makes the ticket's messages be indexed again.
-fn changes_indexed_fields(kind: &str) -> bool {
-    // Not listed, so re-indexed: "reply" (status, owner), and
-    // "delivery-report"/"delivery-failed" (they may tag the ticket).
-    !matches!(
-        kind,
-        // A ticket's first message is indexed with the state it opened with.
-        "created"
-            | "auto-reply"
-            | "auto-reply-suppressed"
-            | "auto-reply-failed"
-            | "delivered"
-            | "flagged"
-            | "note"
-            | "command-error"
-            | "outbound"
-            | "linked"
-            | "similar-tickets"
-    )
-}
-
 fn id_u64(id: i64) -> u64 {
     u64::try_from(id).unwrap_or_default()
 }
@@ -396,18 +373,18 @@ fn document(
         if message.is_system_note() {
             "system"
         } else {
-            &message.kind
+            message.kind.as_str()
         },
     );
     if let Some(ticket) = ticket {
         doc.add_text(fields.queue, &ticket.queue);
-        doc.add_text(fields.status, &ticket.status);
-        doc.add_text(fields.priority, &ticket.priority);
+        doc.add_text(fields.status, ticket.status.as_str());
+        doc.add_text(fields.priority, ticket.priority.as_str());
         for tag in &ticket.tags {
             doc.add_text(fields.tag, tag);
         }
-        if let Some(disposition) = &ticket.disposition {
-            doc.add_text(fields.disposition, disposition);
+        if let Some(disposition) = ticket.disposition {
+            doc.add_text(fields.disposition, disposition.as_str());
         }
         doc.add_text(fields.customer, &ticket.customer_address);
         if let Some(name) = &ticket.customer_name {

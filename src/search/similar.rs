@@ -18,7 +18,7 @@ use super::document::MessageText;
 use super::tokenizer::{is_cjk, similarity_analyzer};
 use super::{SearchError, SearchIndex};
 use crate::App;
-use crate::domain::ticket::MessageKind;
+use crate::domain::ticket::{EventKind, MessageKind};
 use crate::store::SystemNote;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -209,7 +209,7 @@ pub async fn add_note(
     let note = compose(&app.config.hostname, ticket, &lines)?;
     Ok(app
         .store
-        .add_system_note(ticket, chrono::Utc::now(), "similar-tickets", &note)
+        .add_system_note(ticket, chrono::Utc::now(), EventKind::SimilarTickets, &note)
         .await?)
 }
 

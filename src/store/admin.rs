@@ -28,15 +28,14 @@ impl Store {
     /// Creates a queue, or updates the address of the queue with this name.
     pub async fn upsert_queue(&self, name: &str, address: &str) -> Result<Queue> {
         let now = Utc::now();
-        dispatch!(self, pool => {
+        dispatch!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let taken: Option<String> = sqlx::query_scalar(
-                "SELECT name FROM queues WHERE address = $1 AND name <> $2",
-            )
-            .bind(address)
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let taken: Option<String> =
+                sqlx::query_scalar("SELECT name FROM queues WHERE address = $1 AND name <> $2")
+                    .bind(address)
+                    .bind(name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             if let Some(other) = taken {
                 return Err(StoreError::Conflict(format!(
                     "address {address} already belongs to queue '{other}'"
@@ -62,7 +61,7 @@ impl Store {
     }
 
     pub async fn queues(&self) -> Result<Vec<Queue>> {
-        dispatch_read!(self, pool => {
+        dispatch_read!(self, |pool| {
             let rows = sqlx::query("SELECT id, name, address FROM queues ORDER BY name")
                 .fetch_all(pool)
                 .await?;
@@ -98,7 +97,7 @@ impl Store {
         // An async block, so that `?` inside ends here and the error can be
         // told apart below.
         let result: Result<i64> = async {
-            dispatch!(self, pool => {
+            dispatch!(self, |pool| {
                 let mut tx = pool.begin().await?;
                 let id: i64 = sqlx::query_scalar(
                     "INSERT INTO agents (email, name, password_hash, is_admin, created_at)
@@ -133,7 +132,7 @@ impl Store {
     }
 
     pub async fn set_agent_password(&self, email: &str, password_hash: &str) -> Result<()> {
-        let changed = dispatch!(self, pool => {
+        let changed = dispatch!(self, |pool| {
             sqlx::query("UPDATE agents SET password_hash = $1 WHERE email = $2")
                 .bind(password_hash)
                 .bind(email)
@@ -148,7 +147,7 @@ impl Store {
     }
 
     pub async fn agents(&self) -> Result<Vec<Agent>> {
-        dispatch_read!(self, pool => {
+        dispatch_read!(self, |pool| {
             let rows = sqlx::query(
                 "SELECT id, email, name, password_hash, is_admin, created_at FROM agents ORDER BY email",
             )
@@ -184,8 +183,10 @@ impl Store {
     }
 
     pub async fn agent_count(&self) -> Result<i64> {
-        dispatch_read!(self, pool => {
-            Ok(sqlx::query_scalar("SELECT COUNT(*) FROM agents").fetch_one(pool).await?)
+        dispatch_read!(self, |pool| {
+            Ok(sqlx::query_scalar("SELECT COUNT(*) FROM agents")
+                .fetch_one(pool)
+                .await?)
         })
     }
 }

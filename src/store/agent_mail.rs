@@ -3,12 +3,11 @@
 //! transaction with its events. A new outbound ticket is opened in the same
 //! transaction when the mail names no ticket.
 
-use super::events::{Events, insert_events};
-use super::inbound::{NewMessage, insert_message};
-use super::{Change, Result, Store, dispatch};
-use crate::domain::ticket::{MessageKind, Priority, Status};
+use super::{Change, Result, Store, Tx};
+use crate::domain::change::{Cause, ChangeRequest, TicketChange};
+use crate::domain::filing::{MAX_REFERENCES, NewMessage};
+use crate::domain::ticket::{EventKind, MessageKind, NewEvent};
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 
 /// Where agent mail goes.
 #[derive(Debug, Clone)]
@@ -66,142 +65,9 @@ pub struct AgentMailFiled {
 
 impl Store {
     pub async fn file_agent_mail(&self, request: &AgentMailRequest) -> Result<AgentMailFiled> {
-        let r = request;
-        let filed: AgentMailFiled = dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let existing = sqlx::query("SELECT id, ticket FROM messages WHERE message_id = $1 AND sender = $2")
-                .bind(&r.message_id)
-                .bind(&r.sender)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some(row) = existing
-                && let Some(ticket) = row.try_get::<Option<i64>, _>("ticket")?
-            {
-                return Ok(AgentMailFiled {
-                    ticket,
-                    message: row.try_get("id")?,
-                    created: false,
-                    duplicate: true,
-                    queued: 0,
-                });
-            }
-            let mut events = Events::default();
-            let (ticket, created) = match &r.target {
-                ReplyTarget::Ticket(number) => (*number, false),
-                ReplyTarget::New { queue_id, title, customer_address, customer_name } => {
-                    let number: i64 = sqlx::query_scalar(
-                        "INSERT INTO tickets (queue_id, subject, customer_address, customer_name, status,
-                             priority, owner_id, created_at, updated_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING number",
-                    )
-                    .bind(queue_id)
-                    .bind(title)
-                    .bind(customer_address)
-                    .bind(customer_name)
-                    .bind(Status::Pending.as_str())
-                    .bind(Priority::Normal.as_str())
-                    .bind(r.agent_id)
-                    .bind(r.now)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    events.add(number, r.now, &r.actor, "created",
-                        format!("outbound ticket opened by {} writing to {customer_address}", r.actor));
-                    (number, true)
-                }
-            };
-            let raw = (r.build)(ticket);
-            let m = NewMessage {
-                message_id: r.message_id.clone(),
-                has_message_id: true,
-                sender: r.sender.clone(),
-                from_name: r.from_name.clone(),
-                envelope_from: r.envelope_from.clone(),
-                envelope_to: r.envelope_to.clone(),
-                subject: r.subject.clone(),
-                sent_at: r.now,
-                received_at: r.now,
-                problems: Vec::new(),
-                remote_addr: r.remote_addr.clone(),
-                references: Vec::new(),
-                participants: Vec::new(),
-                raw,
-            };
-            let message = insert_message!(tx, m, Some(ticket), r.kind, None::<&String>);
-            let mut ids: Vec<&String> = vec![&r.message_id];
-            ids.extend(r.references.iter().take(64));
-            for id in ids {
-                sqlx::query("INSERT INTO thread_ids (message_id, ticket) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                    .bind(id)
-                    .bind(ticket)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            let mut queued = 0;
-            if r.kind == MessageKind::Reply {
-                for recipient in &r.recipients {
-                    sqlx::query(
-                        "INSERT INTO outbound (ticket, message, purpose, mail_from, rcpt_to, status, attempts,
-                             next_attempt_at, created_at, updated_at)
-                         VALUES ($1, $2, 'reply', $3, $4, 'queued', 0, $5, $5, $5)",
-                    )
-                    .bind(ticket)
-                    .bind(message)
-                    .bind(&r.mail_from)
-                    .bind(recipient)
-                    .bind(r.now)
-                    .execute(&mut *tx)
-                    .await?;
-                    sqlx::query("INSERT INTO ticket_participants (ticket, address) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                        .bind(ticket)
-                        .bind(recipient)
-                        .execute(&mut *tx)
-                        .await?;
-                    queued += 1;
-                }
-                // The answer stops the first-response clock (once) and the
-                // next-response clock; a new ticket is now being worked on,
-                // and an unowned one belongs to whoever answered.
-                let before = sqlx::query("SELECT status, owner_id FROM tickets WHERE number = $1")
-                    .bind(ticket)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let status: String = before.try_get("status")?;
-                let owner: Option<i64> = before.try_get("owner_id")?;
-                sqlx::query(
-                    "UPDATE tickets SET first_response_at = COALESCE(first_response_at, $1),
-                         last_response_at = $1, customer_waiting_since = NULL,
-                         next_response_due = NULL,
-                         sla_check_at = CASE WHEN sla_policy IS NULL THEN sla_check_at ELSE $1 END,
-                         status = CASE WHEN status = 'new' THEN 'open' ELSE status END,
-                         owner_id = COALESCE(owner_id, $2),
-                         updated_at = CASE WHEN updated_at < $1 THEN $1 ELSE updated_at END
-                     WHERE number = $3",
-                )
-                .bind(r.now)
-                .bind(r.agent_id)
-                .bind(ticket)
-                .execute(&mut *tx)
-                .await?;
-                let mut detail = format!("public reply by {} to {}", r.actor, r.recipients.join(", "));
-                if status == Status::New.as_str() {
-                    detail.push_str("; status new → open");
-                }
-                if owner.is_none() && !created {
-                    detail.push_str(&format!("; owner → {}", r.actor));
-                }
-                events.add(ticket, r.now, &r.actor, "reply", detail);
-            } else {
-                sqlx::query("UPDATE tickets SET updated_at = $1 WHERE number = $2 AND updated_at < $1")
-                    .bind(r.now)
-                    .bind(ticket)
-                    .execute(&mut *tx)
-                    .await?;
-                events.add(ticket, r.now, &r.actor, "note", format!("internal note by {}", r.actor));
-            }
-            insert_events!(tx, events);
-            tx.commit().await?;
-            AgentMailFiled { ticket, message, created, duplicate: false, queued }
-        });
+        let mut tx = self.begin().await?;
+        let filed = file_agent_mail(&mut tx, request).await?;
+        tx.commit().await?;
         self.announce(Change::Ticket(filed.ticket));
         if filed.queued > 0 {
             self.announce(Change::OutboundQueued);
@@ -212,7 +78,7 @@ impl Store {
     /// The ticket the first of these Message-IDs (most relevant first)
     /// leads to.
     pub async fn ticket_by_references(&self, ids: &[String]) -> Result<Option<i64>> {
-        super::dispatch_read!(self, pool => {
+        super::dispatch_read!(self, |pool| {
             for id in ids.iter().take(64) {
                 let ticket: Option<i64> = sqlx::query_scalar(
                     "SELECT ticket FROM thread_ids WHERE message_id = $1 ORDER BY ticket DESC LIMIT 1",
@@ -227,4 +93,103 @@ impl Store {
             Ok(None)
         })
     }
+}
+
+/// Files an agent's mail on a transaction the caller owns: the message,
+/// the ids that lead to its ticket, for a reply its deliveries and
+/// recipients, and the ticket change it makes (the one change operation).
+async fn file_agent_mail(tx: &mut Tx, r: &AgentMailRequest) -> Result<AgentMailFiled> {
+    if let Some((message, Some(ticket))) = tx.stored_message(&r.message_id, &r.sender).await? {
+        return Ok(AgentMailFiled {
+            ticket,
+            message,
+            created: false,
+            duplicate: true,
+            queued: 0,
+        });
+    }
+    let (ticket, created) = match &r.target {
+        ReplyTarget::Ticket(number) => (*number, false),
+        ReplyTarget::New {
+            queue_id,
+            title,
+            customer_address,
+            customer_name,
+        } => {
+            let number = tx
+                .open_outbound_ticket(
+                    *queue_id,
+                    title,
+                    customer_address,
+                    customer_name.as_deref(),
+                    r.agent_id,
+                    r.now,
+                )
+                .await?;
+            tx.insert_events(&[NewEvent {
+                ticket: number,
+                at: r.now,
+                actor: r.actor.clone(),
+                kind: EventKind::Created,
+                detail: format!(
+                    "outbound ticket opened by {} writing to {customer_address}",
+                    r.actor
+                ),
+            }])
+            .await?;
+            (number, true)
+        }
+    };
+    let m = NewMessage {
+        message_id: r.message_id.clone(),
+        has_message_id: true,
+        sender: r.sender.clone(),
+        from_name: r.from_name.clone(),
+        envelope_from: r.envelope_from.clone(),
+        envelope_to: r.envelope_to.clone(),
+        subject: r.subject.clone(),
+        sent_at: r.now,
+        received_at: r.now,
+        problems: Vec::new(),
+        remote_addr: r.remote_addr.clone(),
+        references: Vec::new(),
+        participants: Vec::new(),
+        raw: (r.build)(ticket),
+    };
+    let message = tx.insert_message(&m, Some(ticket), r.kind, None).await?;
+    let mut ids: Vec<&str> = vec![r.message_id.as_str()];
+    ids.extend(r.references.iter().take(MAX_REFERENCES).map(String::as_str));
+    ids.dedup();
+    tx.insert_thread_ids(ticket, &ids).await?;
+    let mut queued = 0;
+    let cause = if r.kind == MessageKind::Reply {
+        for recipient in &r.recipients {
+            tx.queue_delivery(ticket, message, "reply", &r.mail_from, recipient, r.now)
+                .await?;
+            queued += 1;
+        }
+        let recipients: Vec<&String> = r.recipients.iter().collect();
+        tx.insert_participants(ticket, &recipients).await?;
+        Cause::Replied {
+            agent: r.agent_id,
+            recipients: r.recipients.clone(),
+            new_ticket: created,
+        }
+    } else {
+        Cause::Noted
+    };
+    let change = ChangeRequest {
+        change: TicketChange::default(),
+        cause,
+        actor: r.actor.clone(),
+        at: r.now,
+    };
+    tx.change_ticket(ticket, &change).await?;
+    Ok(AgentMailFiled {
+        ticket,
+        message,
+        created,
+        duplicate: false,
+        queued,
+    })
 }

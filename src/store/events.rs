@@ -1,24 +1,8 @@
 //! The event log of tickets: every change writes its events in the same
-//! transaction as the change, through [`Events`] and [`insert_events!`].
+//! transaction as the change ([`Tx::insert_events`]).
 
-use chrono::{DateTime, Utc};
-
-/// Events of one change, written with one statement before its commit.
-#[derive(Default)]
-pub(crate) struct Events(pub(crate) Vec<(i64, DateTime<Utc>, String, &'static str, String)>);
-
-impl Events {
-    pub(crate) fn add(
-        &mut self,
-        ticket: i64,
-        at: DateTime<Utc>,
-        actor: &str,
-        kind: &'static str,
-        detail: String,
-    ) {
-        self.0.push((ticket, at, actor.to_string(), kind, detail));
-    }
-}
+use super::{Result, Tx, on_tx};
+use crate::domain::ticket::NewEvent;
 
 /// `$first, $first+1, …` for `count` parameters.
 pub(crate) fn placeholders(first: usize, count: usize) -> String {
@@ -36,25 +20,28 @@ pub(crate) fn rows(count: usize, width: usize) -> String {
         .join(", ")
 }
 
-/// Writes the collected events on `$conn` (one statement for all).
-macro_rules! insert_events {
-    ($tx:ident, $events:expr) => {{
-        if !$events.0.is_empty() {
-            let sql = format!(
-                "INSERT INTO ticket_events (ticket, at, actor, kind, detail) VALUES {}",
-                $crate::store::events::rows($events.0.len(), 5)
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (ticket, at, actor, kind, detail) in &$events.0 {
-                query = query
-                    .bind(*ticket)
-                    .bind(*at)
-                    .bind(actor)
-                    .bind(*kind)
-                    .bind(detail);
-            }
-            query.execute(&mut *$tx).await?;
+impl Tx {
+    /// Writes events (one statement for all).
+    pub(crate) async fn insert_events(&mut self, events: &[NewEvent]) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
         }
-    }};
+        let sql = format!(
+            "INSERT INTO ticket_events (ticket, at, actor, kind, detail) VALUES {}",
+            rows(events.len(), 5)
+        );
+        on_tx!(self, |conn| {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for event in events {
+                query = query
+                    .bind(event.ticket)
+                    .bind(event.at)
+                    .bind(&event.actor)
+                    .bind(event.kind.as_str())
+                    .bind(&event.detail);
+            }
+            query.execute(&mut *conn).await?;
+        });
+        Ok(())
+    }
 }
-pub(crate) use insert_events;

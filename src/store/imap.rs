@@ -10,10 +10,10 @@
 //! MODSEQ. Reconciling is skipped when nothing that could matter changed
 //! since the last time (the sync marker).
 
-use super::events::{Events, insert_events, placeholders, rows};
-use super::{Change, Result, Store, StoreError, dispatch, dispatch_read, parse_column};
+use super::events::{placeholders, rows};
+use super::{Change, Result, Store, StoreError, dispatch, dispatch_read};
 use crate::domain::ticket::{Priority, Status};
-use crate::domain::views::{OwnerFilter, TicketChange, ViewFilter};
+use crate::domain::views::{OwnerFilter, ViewFilter};
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 use std::collections::{BTreeSet, HashMap};
@@ -205,7 +205,7 @@ fn derived_flags(seen: bool, answered: bool, urgent: bool, tags: &[String]) -> S
 impl Store {
     /// The agent with this address, for LOGIN (case-insensitive).
     pub async fn login_agent(&self, email: &str) -> Result<Option<LoginAgent>> {
-        dispatch_read!(self, pool => {
+        dispatch_read!(self, |pool| {
             let row = sqlx::query(
                 "SELECT id, email, name, is_admin, password_hash FROM agents WHERE LOWER(email) = LOWER($1)",
             )
@@ -216,7 +216,9 @@ impl Store {
             let id: i64 = row.try_get("id")?;
             let is_admin: bool = row.try_get("is_admin")?;
             let queues: Vec<String> = if is_admin {
-                sqlx::query_scalar("SELECT name FROM queues ORDER BY name").fetch_all(pool).await?
+                sqlx::query_scalar("SELECT name FROM queues ORDER BY name")
+                    .fetch_all(pool)
+                    .await?
             } else {
                 sqlx::query_scalar(
                     "SELECT q.name FROM agent_queues aq JOIN queues q ON q.id = aq.queue_id
@@ -238,9 +240,12 @@ impl Store {
     }
 
     pub async fn imap_mailboxes(&self, agent_id: i64) -> Result<Vec<Mailbox>> {
-        dispatch_read!(self, pool => {
+        dispatch_read!(self, |pool| {
             let sql = format!("SELECT {MAILBOX_COLUMNS} WHERE agent_id = $1 ORDER BY name");
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(agent_id).fetch_all(pool).await?;
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(agent_id)
+                .fetch_all(pool)
+                .await?;
             let mut boxes = Vec::with_capacity(rows.len());
             for row in &rows {
                 boxes.push(mailbox_from_row!(row));
@@ -253,12 +258,17 @@ impl Store {
     /// reconcile is visible to them, and every command of every session
     /// reads here, which must not queue behind SQLite's one writer.
     pub async fn imap_mailbox(&self, id: i64) -> Result<Mailbox> {
-        dispatch_read!(self, pool => {
+        dispatch_read!(self, |pool| {
             let sql = format!("SELECT {MAILBOX_COLUMNS} WHERE id = $1");
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?;
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?;
             match row {
                 Some(row) => Ok(mailbox_from_row!(row)),
-                None => Err(StoreError::NotFound(format!("mailbox {id} no longer exists"))),
+                None => Err(StoreError::NotFound(format!(
+                    "mailbox {id} no longer exists"
+                ))),
             }
         })
     }
@@ -273,7 +283,7 @@ impl Store {
         subscribed: bool,
     ) -> Result<()> {
         let now = Utc::now();
-        dispatch!(self, pool => {
+        dispatch!(self, |pool| {
             let mut tx = pool.begin().await?;
             let existing: Vec<String> =
                 sqlx::query_scalar("SELECT name FROM imap_mailboxes WHERE agent_id = $1")
@@ -317,11 +327,20 @@ impl Store {
     /// Deletes a storage mailbox with its members; stored messages no other
     /// mailbox holds go with it.
     pub async fn imap_delete_mailbox(&self, id: i64) -> Result<()> {
-        dispatch!(self, pool => {
+        dispatch!(self, |pool| {
             let mut tx = pool.begin().await?;
-            sqlx::query("DELETE FROM imap_members WHERE mailbox_id = $1").bind(id).execute(&mut *tx).await?;
-            sqlx::query(DELETE_ORPHANS).bind(id).execute(&mut *tx).await?;
-            sqlx::query("DELETE FROM imap_mailboxes WHERE id = $1").bind(id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM imap_members WHERE mailbox_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(DELETE_ORPHANS)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM imap_mailboxes WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             Ok(())
         })
@@ -330,7 +349,7 @@ impl Store {
     /// Renames a storage mailbox (and the ones under it). UIDs and
     /// UIDVALIDITY stay: the messages are the same.
     pub async fn imap_rename_mailboxes(&self, renames: &[(i64, String)]) -> Result<()> {
-        dispatch!(self, pool => {
+        dispatch!(self, |pool| {
             let mut tx = pool.begin().await?;
             for (id, name) in renames {
                 sqlx::query("UPDATE imap_mailboxes SET name = $1 WHERE id = $2")
@@ -345,7 +364,7 @@ impl Store {
     }
 
     pub async fn imap_subscribe(&self, id: i64, subscribed: bool) -> Result<()> {
-        dispatch!(self, pool => {
+        dispatch!(self, |pool| {
             sqlx::query("UPDATE imap_mailboxes SET subscribed = $1 WHERE id = $2")
                 .bind(subscribed)
                 .bind(id)
@@ -359,7 +378,7 @@ impl Store {
     /// message, a ticket event (every domain operation writes one), or the
     /// agent's \Seen set. Three index lookups.
     pub async fn imap_sync_marker(&self, agent_id: i64) -> Result<String> {
-        dispatch_read!(self, pool => {
+        dispatch_read!(self, |pool| {
             let row = sqlx::query(
                 "SELECT (SELECT COALESCE(MAX(id), 0) FROM messages) AS m,
                         (SELECT COALESCE(MAX(id), 0) FROM ticket_events) AS e,
@@ -377,7 +396,7 @@ impl Store {
 
     /// What [`Store::imap_sync_marker`] watches, for all agents at once.
     pub async fn imap_global_marker(&self) -> Result<String> {
-        dispatch_read!(self, pool => {
+        dispatch_read!(self, |pool| {
             let row = sqlx::query(
                 "SELECT (SELECT COALESCE(MAX(id), 0) FROM messages) AS m,
                         (SELECT COALESCE(MAX(id), 0) FROM ticket_events) AS e,
@@ -411,16 +430,21 @@ impl Store {
     ) -> Result<bool> {
         let condition = view_condition(filter);
         let queue = filter.queue.clone().unwrap_or_default();
-        let lock = match self.backend {
-            super::Backend::Postgres(_) => " FOR UPDATE",
-            super::Backend::Sqlite { .. } => "",
-        };
+        let lock = self.backend.lock(super::RowLock::Wait);
         let now = Utc::now();
-        let changed = dispatch!(self, pool => {
+        let changed = dispatch!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let sql = format!("SELECT synced_marker, uidnext, highestmodseq FROM imap_mailboxes WHERE id = $1{lock}");
-            let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(mailbox_id).fetch_optional(&mut *tx).await? else {
-                return Err(StoreError::NotFound(format!("mailbox {mailbox_id} no longer exists")));
+            let sql = format!(
+                "SELECT synced_marker, uidnext, highestmodseq FROM imap_mailboxes WHERE id = $1{lock}"
+            );
+            let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(mailbox_id)
+                .fetch_optional(&mut *tx)
+                .await?
+            else {
+                return Err(StoreError::NotFound(format!(
+                    "mailbox {mailbox_id} no longer exists"
+                )));
             };
             let synced: Option<String> = row.try_get("synced_marker")?;
             if !force && synced.as_deref() == Some(marker) {
@@ -482,7 +506,9 @@ impl Store {
             let mut gone: Vec<i64> = Vec::new();
             for (uid, message, flags) in current {
                 match message {
-                    Some(message) => { present.insert(message, (uid, flags)); }
+                    Some(message) => {
+                        present.insert(message, (uid, flags));
+                    }
                     None => gone.push(uid),
                 }
             }
@@ -522,7 +548,12 @@ impl Store {
                 );
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for (uid, message, flags) in chunk {
-                    query = query.bind(mailbox_id).bind(*uid).bind(*message).bind(flags).bind(modseq);
+                    query = query
+                        .bind(mailbox_id)
+                        .bind(*uid)
+                        .bind(*message)
+                        .bind(flags)
+                        .bind(modseq);
                 }
                 query.execute(&mut *tx).await?;
             }
@@ -556,7 +587,7 @@ impl Store {
 
     /// Every member of a mailbox, by ascending UID.
     pub async fn imap_members(&self, mailbox_id: i64) -> Result<Vec<Member>> {
-        dispatch_read!(self, pool => {
+        dispatch_read!(self, |pool| {
             let rows = sqlx::query(
                 "SELECT uid, message_id, stored_id, flags, modseq FROM imap_members
                  WHERE mailbox_id = $1 ORDER BY uid",
@@ -575,11 +606,8 @@ impl Store {
     /// Makes the messages up to `uid` no longer recent for later sessions;
     /// returns the UID above which they are recent for this one.
     pub async fn imap_claim_recent(&self, mailbox_id: i64, uid: u32) -> Result<u32> {
-        let lock = match self.backend {
-            super::Backend::Postgres(_) => " FOR UPDATE",
-            super::Backend::Sqlite { .. } => "",
-        };
-        dispatch!(self, pool => {
+        let lock = self.backend.lock(super::RowLock::Wait);
+        dispatch!(self, |pool| {
             let mut tx = pool.begin().await?;
             let sql = format!("SELECT recent_uid FROM imap_mailboxes WHERE id = $1{lock}");
             let previous: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
@@ -601,7 +629,7 @@ impl Store {
 
     /// Message counts for STATUS: (messages, unseen).
     pub async fn imap_counts(&self, mailbox_id: i64) -> Result<(u32, u32, u32)> {
-        dispatch_read!(self, pool => {
+        dispatch_read!(self, |pool| {
             let row = sqlx::query(
                 "SELECT COUNT(*) AS total,
                         COALESCE(SUM(CASE WHEN flags LIKE '%\\Seen%' THEN 0 ELSE 1 END), 0) AS unseen,
@@ -663,7 +691,7 @@ impl Store {
                 MessageRef::Stored,
             ),
         ];
-        dispatch_read!(self, pool => {
+        dispatch_read!(self, |pool| {
             for (ids, select, reference) in sources {
                 for chunk in ids.chunks(500) {
                     let sql = format!("{select} WHERE id IN ({})", placeholders(1, chunk.len()));
@@ -673,11 +701,14 @@ impl Store {
                     }
                     for row in query.fetch_all(pool).await? {
                         let size: i64 = row.try_get("size")?;
-                        contents.insert(reference(row.try_get("id")?), Content {
-                            raw: row.try_get("raw")?,
-                            size: usize::try_from(size).unwrap_or_default(),
-                            internal_date: row.try_get("internal_date")?,
-                        });
+                        contents.insert(
+                            reference(row.try_get("id")?),
+                            Content {
+                                raw: row.try_get("raw")?,
+                                size: usize::try_from(size).unwrap_or_default(),
+                                internal_date: row.try_get("internal_date")?,
+                            },
+                        );
                     }
                 }
             }
@@ -688,7 +719,7 @@ impl Store {
     /// The ticket of each of these messages.
     pub async fn message_tickets(&self, ids: &[i64]) -> Result<HashMap<i64, i64>> {
         let mut tickets = HashMap::new();
-        dispatch_read!(self, pool => {
+        dispatch_read!(self, |pool| {
             for chunk in ids.chunks(500) {
                 let sql = format!(
                     "SELECT id, ticket FROM messages WHERE ticket IS NOT NULL AND id IN ({})",
@@ -707,7 +738,7 @@ impl Store {
     /// A reply or note already recorded with this Message-ID (the Sent copy
     /// an agent's client appends after submitting through postdesk).
     pub async fn reply_by_message_id(&self, message_id: &str) -> Result<Option<i64>> {
-        dispatch_read!(self, pool => {
+        dispatch_read!(self, |pool| {
             Ok(sqlx::query_scalar(
                 "SELECT id FROM messages WHERE message_id = $1 AND kind IN ('reply', 'note') ORDER BY id LIMIT 1",
             )
@@ -726,14 +757,17 @@ impl Store {
         items: &[(StorageItem, String)],
     ) -> Result<Vec<u32>> {
         let now = Utc::now();
-        let uids = dispatch!(self, pool => {
+        let uids = dispatch!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let row = sqlx::query("SELECT uidnext, highestmodseq FROM imap_mailboxes WHERE id = $1")
-                .bind(mailbox_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let row =
+                sqlx::query("SELECT uidnext, highestmodseq FROM imap_mailboxes WHERE id = $1")
+                    .bind(mailbox_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             let Some(row) = row else {
-                return Err(StoreError::NotFound(format!("mailbox {mailbox_id} no longer exists")));
+                return Err(StoreError::NotFound(format!(
+                    "mailbox {mailbox_id} no longer exists"
+                )));
             };
             let mut uidnext: i64 = row.try_get("uidnext")?;
             let modseq: i64 = row.try_get::<i64, _>("highestmodseq")? + 1;
@@ -790,7 +824,7 @@ impl Store {
         if uids.is_empty() {
             return Ok(());
         }
-        dispatch!(self, pool => {
+        dispatch!(self, |pool| {
             let mut tx = pool.begin().await?;
             for chunk in uids.chunks(500) {
                 let sql = format!(
@@ -803,11 +837,16 @@ impl Store {
                 }
                 query.execute(&mut *tx).await?;
             }
-            sqlx::query(DELETE_ORPHANS).bind(mailbox_id).execute(&mut *tx).await?;
-            sqlx::query("UPDATE imap_mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1")
+            sqlx::query(DELETE_ORPHANS)
                 .bind(mailbox_id)
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query(
+                "UPDATE imap_mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1",
+            )
+            .bind(mailbox_id)
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             Ok(())
         })
@@ -822,7 +861,7 @@ impl Store {
         uids: &[u32],
         op: &FlagOp,
     ) -> Result<u64> {
-        dispatch!(self, pool => {
+        dispatch!(self, |pool| {
             let mut tx = pool.begin().await?;
             let modseq: i64 = sqlx::query_scalar(
                 "UPDATE imap_mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1 RETURNING highestmodseq",
@@ -860,7 +899,7 @@ impl Store {
         if messages.is_empty() {
             return Ok(());
         }
-        dispatch!(self, pool => {
+        dispatch!(self, |pool| {
             let mut tx = pool.begin().await?;
             for message in messages {
                 let sql = if seen {
@@ -868,7 +907,11 @@ impl Store {
                 } else {
                     "DELETE FROM agent_seen WHERE agent_id = $1 AND message_id = $2"
                 };
-                sqlx::query(sql).bind(agent_id).bind(*message).execute(&mut *tx).await?;
+                sqlx::query(sql)
+                    .bind(agent_id)
+                    .bind(*message)
+                    .execute(&mut *tx)
+                    .await?;
             }
             sqlx::query("UPDATE agents SET seen_version = seen_version + 1 WHERE id = $1")
                 .bind(agent_id)
@@ -880,186 +923,7 @@ impl Store {
         self.announce(Change::Seen(agent_id));
         Ok(())
     }
-
-    /// The domain operation behind IMAP moves and flags (and, later, mail
-    /// commands): applies `change` to a ticket in one transaction and writes
-    /// one event describing all of it. Returns what changed (empty: nothing).
-    pub async fn change_ticket(
-        &self,
-        number: i64,
-        change: &TicketChange,
-        actor: &str,
-        cause: &str,
-    ) -> Result<Vec<String>> {
-        let now = Utc::now();
-        let done: Vec<String> = dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let done = apply_ticket_change!(tx, number, change, now);
-            if !done.is_empty() {
-                sqlx::query("UPDATE tickets SET updated_at = $1 WHERE number = $2")
-                    .bind(now)
-                    .bind(number)
-                    .execute(&mut *tx)
-                    .await?;
-                let mut events = Events::default();
-                events.add(number, now, actor, "changed", format!("{cause}: {}", done.join(", ")));
-                insert_events!(tx, events);
-            }
-            tx.commit().await?;
-            done
-        });
-        if !done.is_empty() {
-            self.announce(Change::Ticket(number));
-        }
-        Ok(done)
-    }
 }
-
-/// Applies a [`TicketChange`] to ticket `$number` on `$tx`; evaluates to
-/// what changed, one phrase each (empty: nothing). Shared by every caller
-/// of the one change operation: IMAP moves, mail commands, escalations.
-macro_rules! apply_ticket_change {
-    ($tx:ident, $number:expr, $change:expr, $now:expr) => {{
-        let row = sqlx::query(
-            "SELECT t.status, t.priority, q.name AS queue, t.owner_id, t.disposition
-                 FROM tickets t JOIN queues q ON q.id = t.queue_id WHERE t.number = $1",
-        )
-        .bind($number)
-        .fetch_optional(&mut *$tx)
-        .await?;
-        let Some(row) = row else {
-            return Err(StoreError::NotFound(format!("no ticket #{}", $number)));
-        };
-        let status: Status = parse_column(&row.try_get::<String, _>("status")?, "status")?;
-        let priority: Priority = parse_column(&row.try_get::<String, _>("priority")?, "priority")?;
-        let queue: String = row.try_get("queue")?;
-        let owner: Option<i64> = row.try_get("owner_id")?;
-        let disposition: Option<String> = row.try_get("disposition")?;
-        let mut done = Vec::new();
-
-        let next_status = match $change.status {
-            Some(s) => s,
-            None if $change.reopen && !matches!(status, Status::New | Status::Open) => Status::Open,
-            None => status,
-        };
-        if next_status != status {
-            let done_at = next_status.is_done().then_some($now);
-            sqlx::query(concat!(
-                "UPDATE tickets SET status = $1, done_at = $2, ",
-                $crate::store::sla_pause_columns!("$1", "$4"),
-                " WHERE number = $3"
-            ))
-            .bind(next_status.as_str())
-            .bind(done_at)
-            .bind($number)
-            .bind($now)
-            .execute(&mut *$tx)
-            .await?;
-            done.push(format!("status {status} → {next_status}"));
-        }
-        if let Some(p) = $change.priority
-            && p != priority
-        {
-            sqlx::query("UPDATE tickets SET priority = $1 WHERE number = $2")
-                .bind(p.as_str())
-                .bind($number)
-                .execute(&mut *$tx)
-                .await?;
-            done.push(format!("priority {priority} → {p}"));
-        }
-        if let Some(q) = &$change.queue
-            && *q != queue
-        {
-            let updated = sqlx::query(
-                "UPDATE tickets SET queue_id = (SELECT id FROM queues WHERE name = $1)
-                     WHERE number = $2 AND EXISTS (SELECT 1 FROM queues WHERE name = $1)",
-            )
-            .bind(q)
-            .bind($number)
-            .execute(&mut *$tx)
-            .await?
-            .rows_affected();
-            if updated == 0 {
-                return Err(StoreError::NotFound(format!("no queue '{q}'")));
-            }
-            done.push(format!("queue {queue} → {q}"));
-        }
-        if let Some(o) = $change.owner
-            && o != owner
-        {
-            sqlx::query("UPDATE tickets SET owner_id = $1 WHERE number = $2")
-                .bind(o)
-                .bind($number)
-                .execute(&mut *$tx)
-                .await?;
-            let name = match o {
-                Some(id) => {
-                    sqlx::query_scalar::<_, String>("SELECT email FROM agents WHERE id = $1")
-                        .bind(id)
-                        .fetch_optional(&mut *$tx)
-                        .await?
-                        .unwrap_or_else(|| format!("agent {id}"))
-                }
-                None => "nobody".to_string(),
-            };
-            done.push(format!("owner → {name}"));
-        }
-        if let Some(d) = $change.disposition {
-            let next = d.map(|d| d.as_str().to_string());
-            if next != disposition {
-                sqlx::query(
-                    "UPDATE tickets SET disposition = $1, disposition_at = $2 WHERE number = $3",
-                )
-                .bind(&next)
-                .bind(next.as_ref().map(|_| $now))
-                .bind($number)
-                .execute(&mut *$tx)
-                .await?;
-                done.push(match (&disposition, &next) {
-                    (_, Some(n)) => format!("marked {n}"),
-                    (Some(old), None) => format!("restored from {old}"),
-                    (None, None) => String::new(),
-                });
-            }
-        }
-        for tag in &$change.add_tags {
-            let added = sqlx::query(
-                "INSERT INTO ticket_tags (ticket, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            )
-            .bind($number)
-            .bind(tag)
-            .execute(&mut *$tx)
-            .await?
-            .rows_affected();
-            if added > 0 {
-                done.push(format!("tag +{tag}"));
-            }
-        }
-        for tag in &$change.remove_tags {
-            let removed = sqlx::query("DELETE FROM ticket_tags WHERE ticket = $1 AND tag = $2")
-                .bind($number)
-                .bind(tag)
-                .execute(&mut *$tx)
-                .await?
-                .rows_affected();
-            if removed > 0 {
-                done.push(format!("tag -{tag}"));
-            }
-        }
-        if !done.is_empty() {
-            // Any change may move a clock or make an escalation hold.
-            sqlx::query(
-                "UPDATE tickets SET sla_check_at = $1 WHERE number = $2 AND sla_policy IS NOT NULL",
-            )
-            .bind($now)
-            .bind($number)
-            .execute(&mut *$tx)
-            .await?;
-        }
-        done
-    }};
-}
-pub(crate) use apply_ticket_change;
 
 /// A STORE: replace the flags, add to them, or remove from them.
 #[derive(Debug, Clone)]

@@ -1,8 +1,17 @@
 //! The store: the source of truth, on SQLite (embedded default) or PostgreSQL.
 //!
-//! One API over both backends. Each operation is written once as a macro
-//! body and compiled for each pool type ([`dispatch!`]); SQL is kept to the
+//! One API over both backends. Each statement is written once and compiled
+//! for each pool type ([`dispatch!`], [`on_tx!`]); SQL is kept to the
 //! common dialect (`$n` parameters work on both) so the two cannot drift.
+//! The store only stores: what a change or a filing does is decided in
+//! `domain` from facts the store read, and the store executes that plan.
+//!
+//! Why not sqlx's `Any` driver: it maps every value to a small common set
+//! of types (no `DateTime<Utc>` on both backends, integers and booleans
+//! that SQLite and PostgreSQL encode differently), needs each query's
+//! dialect spelled out anyway (`FOR UPDATE`, `SKIP LOCKED`), and decodes
+//! through an extra layer on every row of a header sync. One body compiled
+//! per backend keeps native types and native speed.
 //!
 //! SQLite allows one writer at a time; instead of letting concurrent
 //! transactions fight over the lock (and fail with SQLITE_BUSY when a read
@@ -12,25 +21,24 @@
 mod admin;
 mod agent_mail;
 mod events;
+mod filing;
 mod imap;
-mod inbound;
+mod messages;
 mod outbound;
 mod search;
 mod sla;
+mod ticket_change;
 mod tickets;
 
 pub use admin::{Agent, Queue};
 pub use agent_mail::{AgentMailFiled, AgentMailRequest, BuildAgentMail, ReplyTarget};
+pub use filing::WriterStats;
 pub use imap::{
     Content, FlagOp, LoginAgent, Mailbox, Member, MessageRef, StorageItem, Viewer, join_flags,
 };
-pub use inbound::{
-    AckContext, AutoReplyPlan, FileOutcome, InboundKind, InboundRequest, NewMessage, OutgoingMail,
-    RuleEffects, RuleHook, SlaStart, TicketSnapshot,
-};
-pub use outbound::{DELIVERY_FAILED_TAG, FailureNote, OutboundItem, OutboundStatus};
-pub use search::{IndexableMessage, IndexableTicket, SystemNote, TicketChange};
-pub use sla::{Firing, SlaReportRow, SlaUpdate};
+pub use outbound::{FailureNote, OutboundItem, OutboundStatus};
+pub use search::{IndexableMessage, IndexableTicket, LoggedEvent, SystemNote};
+pub use sla::SlaReportRow;
 pub use tickets::{Event, MessageRecord, Ticket, TicketFilter};
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -100,13 +108,21 @@ pub(crate) enum Backend {
 pub struct Store {
     pub(crate) backend: Backend,
     changes: broadcast::Sender<Change>,
-    /// The SQLite group-commit writer's queue (see [`inbound::sqlite_writer`]).
-    filer: Option<tokio::sync::mpsc::Sender<inbound::FileJob>>,
+    /// The SQLite group-commit writer's queue (see [`filing::sqlite_writer`]).
+    filer: Option<tokio::sync::mpsc::Sender<filing::FileJob>>,
+    /// What that writer did (batches formed, messages refiled).
+    writer_stats: std::sync::Arc<std::sync::Mutex<WriterStats>>,
 }
 
 /// Runs `$body` with `$pool` bound to the writing pool of either backend.
+///
+/// The body is compiled once per backend: sqlx's connection and row types
+/// differ per database, and generic code over `sqlx::Database` needs a
+/// bound for every type bound and decoded (see the module doc). Written as
+/// `dispatch!(store, |pool| { … })` so that rustfmt formats the body. The
+/// body only runs statements; decisions are made before, in `domain`.
 macro_rules! dispatch {
-    ($store:expr, $pool:ident => $body:expr) => {
+    ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.backend {
             $crate::store::Backend::Sqlite { write: $pool, .. } => $body,
             $crate::store::Backend::Postgres($pool) => $body,
@@ -116,38 +132,91 @@ macro_rules! dispatch {
 
 /// Runs `$body` with `$pool` bound to the reading pool of either backend.
 macro_rules! dispatch_read {
-    ($store:expr, $pool:ident => $body:expr) => {
+    ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.backend {
             $crate::store::Backend::Sqlite { read: $pool, .. } => $body,
             $crate::store::Backend::Postgres($pool) => $body,
         }
     };
 }
-pub(crate) use {dispatch, dispatch_read};
 
-/// The SET clauses that record when SLA clocks stop and go on, for an
-/// UPDATE that sets the status to the parameter `$status` at `$at` (both
-/// given as "$n" literals). The scheduler, which may run later, measures
-/// from these instants rather than from when it gets to the ticket.
-macro_rules! sla_pause_columns {
-    ($status:literal, $at:literal) => {
-        concat!(
-            "sla_paused_at = CASE WHEN ",
-            $status,
-            " IN ('pending', 'resolved', 'closed') ",
-            "THEN COALESCE(sla_paused_at, ",
-            $at,
-            ") ELSE sla_paused_at END, ",
-            "sla_resumed_at = CASE WHEN ",
-            $status,
-            " IN ('pending', 'resolved', 'closed') THEN NULL ",
-            "WHEN sla_paused_at IS NOT NULL THEN COALESCE(sla_resumed_at, ",
-            $at,
-            ") ELSE NULL END"
-        )
+/// Runs `$body` with `$conn` bound to the connection of an open
+/// transaction ([`Tx`]), compiled once per backend like [`dispatch!`].
+macro_rules! on_tx {
+    ($tx:expr, |$conn:ident| $body:expr) => {
+        match $tx {
+            $crate::store::Tx::Sqlite(tx) => {
+                let $conn: &mut sqlx::SqliteConnection = &mut *tx;
+                $body
+            }
+            $crate::store::Tx::Postgres(tx) => {
+                let $conn: &mut sqlx::PgConnection = &mut *tx;
+                $body
+            }
+        }
     };
 }
-pub(crate) use sla_pause_columns;
+pub(crate) use {dispatch, dispatch_read, on_tx};
+
+/// An open transaction on either backend. Operations that read facts,
+/// let the domain decide and then write (filing a message, changing a
+/// ticket) are plain async functions over a `Tx`; each statement they run
+/// is one method compiled per backend with [`on_tx!`].
+pub(crate) enum Tx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl Tx {
+    pub(crate) async fn commit(self) -> Result<()> {
+        match self {
+            Tx::Sqlite(tx) => tx.commit().await?,
+            Tx::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+
+    /// The clause a SELECT ends with to lock what it reads until the commit
+    /// (see [`RowLock`]).
+    pub(crate) fn lock(&self, lock: RowLock) -> &'static str {
+        match self {
+            Tx::Sqlite(_) => "",
+            Tx::Postgres(_) => lock.postgres_clause(),
+        }
+    }
+}
+
+/// How a read inside a write transaction locks its rows. SQLite needs no
+/// clause: its one writer's transaction excludes every other writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RowLock {
+    /// Wait for another transaction holding the rows.
+    Wait,
+    /// Wait for the ticket's row only, in a join with other tables.
+    WaitForTicket,
+    /// Pass over rows another node holds (a job queue: several nodes claim
+    /// deliveries side by side).
+    SkipLocked,
+}
+
+impl RowLock {
+    fn postgres_clause(self) -> &'static str {
+        match self {
+            RowLock::Wait => " FOR UPDATE",
+            RowLock::WaitForTicket => " FOR UPDATE OF t",
+            RowLock::SkipLocked => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+}
+
+impl Backend {
+    pub(crate) fn lock(&self, lock: RowLock) -> &'static str {
+        match self {
+            Backend::Sqlite { .. } => "",
+            Backend::Postgres(_) => lock.postgres_clause(),
+        }
+    }
+}
 
 /// Bytes of an SQLite database mapped into memory (address space, not
 /// resident memory: the kernel pages it in and out like its file cache).
@@ -282,10 +351,15 @@ impl Store {
             return Err(StoreError::UnsupportedUrl(url.to_string()));
         };
         let (changes, _) = broadcast::channel(1024);
+        let writer_stats = std::sync::Arc::default();
         let filer = match &backend {
             Backend::Sqlite { write, .. } => {
                 let (jobs, queue) = tokio::sync::mpsc::channel(1024);
-                tokio::spawn(inbound::sqlite_writer(write.clone(), queue));
+                tokio::spawn(filing::sqlite_writer(
+                    write.clone(),
+                    queue,
+                    std::sync::Arc::clone(&writer_stats),
+                ));
                 Some(jobs)
             }
             Backend::Postgres(_) => None,
@@ -294,6 +368,7 @@ impl Store {
             backend,
             changes,
             filer,
+            writer_stats,
         })
     }
 
@@ -314,6 +389,23 @@ impl Store {
         }
     }
 
+    /// Opens a transaction on the writing pool.
+    pub(crate) async fn begin(&self) -> Result<Tx> {
+        Ok(match &self.backend {
+            Backend::Sqlite { write, .. } => Tx::Sqlite(write.begin().await?),
+            Backend::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// What the SQLite group-commit writer did so far (all zero on
+    /// PostgreSQL, where each message commits on its own).
+    pub fn writer_stats(&self) -> WriterStats {
+        self.writer_stats
+            .lock()
+            .map(|stats| *stats)
+            .unwrap_or_default()
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.changes.subscribe()
     }
@@ -327,7 +419,9 @@ impl Store {
     /// (used by tests to install a failing trigger; not for production paths).
     pub async fn execute_unchecked(&self, sql: &str) -> Result<()> {
         let sql = sqlx::AssertSqlSafe(sql.to_string());
-        dispatch!(self, pool => { sqlx::raw_sql(sql).execute(pool).await?; });
+        dispatch!(self, |pool| {
+            sqlx::raw_sql(sql).execute(pool).await?;
+        });
         Ok(())
     }
 

@@ -2,9 +2,12 @@
 //! marked sent, retried later, or failed. A node that dies mid-delivery
 //! leaves an expired lease that the next claim picks up again.
 
-use super::events::{Events, insert_events};
-use super::{Change, Result, Store, StoreError, dispatch, dispatch_read, parse_column};
-use crate::domain::ticket::MessageKind;
+use super::{
+    Change, Result, RowLock, Store, StoreError, dispatch, dispatch_read, on_tx, parse_column,
+};
+use crate::domain::change::{Cause, ChangeRequest, TicketChange};
+use crate::domain::filing::DELIVERY_FAILED_TAG;
+use crate::domain::ticket::{EventKind, NewEvent};
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use sqlx::Row;
@@ -57,10 +60,6 @@ impl FromStr for OutboundStatus {
     }
 }
 
-/// The tag a ticket gets when mail to its customer could not be delivered
-/// (the relay refused it, or the customer's side sent a bounce).
-pub const DELIVERY_FAILED_TAG: &str = "delivery-failed";
-
 /// The internal note that tells agents a delivery failed for good.
 pub type FailureNote = super::search::SystemNote;
 
@@ -105,7 +104,7 @@ impl Store {
         let sql = format!(
             "SELECT {ITEM_COLUMNS} FROM outbound WHERE ($1 IS NULL OR status = $1) ORDER BY id"
         );
-        dispatch_read!(self, pool => {
+        dispatch_read!(self, |pool| {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(status.map(|s| s.as_str()))
                 .fetch_all(pool)
@@ -127,21 +126,14 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<(OutboundItem, Vec<u8>)>> {
         let until = now + lease;
-        let select = match &self.backend {
-            super::Backend::Sqlite { .. } => format!(
-                "SELECT {ITEM_COLUMNS} FROM outbound
-                 WHERE (status = 'queued' AND next_attempt_at <= $1)
-                    OR (status = 'sending' AND claimed_until <= $1)
-                 ORDER BY next_attempt_at LIMIT $2"
-            ),
-            super::Backend::Postgres(_) => format!(
-                "SELECT {ITEM_COLUMNS} FROM outbound
-                 WHERE (status = 'queued' AND next_attempt_at <= $1)
-                    OR (status = 'sending' AND claimed_until <= $1)
-                 ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED"
-            ),
-        };
-        dispatch!(self, pool => {
+        let select = format!(
+            "SELECT {ITEM_COLUMNS} FROM outbound
+             WHERE (status = 'queued' AND next_attempt_at <= $1)
+                OR (status = 'sending' AND claimed_until <= $1)
+             ORDER BY next_attempt_at LIMIT $2{}",
+            self.backend.lock(RowLock::SkipLocked)
+        );
+        dispatch!(self, |pool| {
             let mut tx = pool.begin().await?;
             let rows = sqlx::query(sqlx::AssertSqlSafe(select))
                 .bind(now)
@@ -159,10 +151,12 @@ impl Store {
                     .await?;
                 item.status = OutboundStatus::Sending;
                 let raw: Vec<u8> = match item.message {
-                    Some(message) => sqlx::query_scalar("SELECT raw FROM messages WHERE id = $1")
-                        .bind(message)
-                        .fetch_one(&mut *tx)
-                        .await?,
+                    Some(message) => {
+                        sqlx::query_scalar("SELECT raw FROM messages WHERE id = $1")
+                            .bind(message)
+                            .fetch_one(&mut *tx)
+                            .await?
+                    }
                     None => Vec::new(),
                 };
                 claimed.push((item, raw));
@@ -173,25 +167,29 @@ impl Store {
     }
 
     pub async fn outbound_sent(&self, id: i64, now: DateTime<Utc>, reply: &str) -> Result<()> {
-        dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let ticket: Option<i64> = sqlx::query_scalar(
+        let mut tx = self.begin().await?;
+        let ticket: Option<i64> = on_tx!(&mut tx, |conn| {
+            sqlx::query_scalar(
                 "UPDATE outbound SET status = 'sent', attempts = attempts + 1, claimed_until = NULL,
                      last_error = NULL, updated_at = $1 WHERE id = $2 RETURNING ticket",
             )
             .bind(now)
             .bind(id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut *conn)
             .await?
-            .flatten();
-            if let Some(ticket) = ticket {
-                let mut events = Events::default();
-                events.add(ticket, now, "postdesk", "delivered", format!("outbound #{id} delivered: {reply}"));
-                insert_events!(tx, events);
-            }
-            tx.commit().await?;
-            Ok(())
-        })
+            .flatten()
+        });
+        if let Some(ticket) = ticket {
+            tx.insert_events(&[NewEvent {
+                ticket,
+                at: now,
+                actor: "postdesk".to_string(),
+                kind: EventKind::Delivered,
+                detail: format!("outbound #{id} delivered: {reply}"),
+            }])
+            .await?;
+        }
+        tx.commit().await
     }
 
     pub async fn outbound_retry_later(
@@ -201,7 +199,7 @@ impl Store {
         next: DateTime<Utc>,
         error: &str,
     ) -> Result<()> {
-        dispatch!(self, pool => {
+        dispatch!(self, |pool| {
             sqlx::query(
                 "UPDATE outbound SET status = 'queued', attempts = attempts + 1, claimed_until = NULL,
                      next_attempt_at = $1, last_error = $2, updated_at = $3 WHERE id = $4",
@@ -217,8 +215,8 @@ impl Store {
     }
 
     /// Gives up on a delivery and records the failure on its ticket: the
-    /// event and the internal note (composed by the caller) in one
-    /// transaction with the status change.
+    /// change (tag and event) and the internal note (composed by the
+    /// caller) in one transaction with the status change.
     pub async fn outbound_failed(
         &self,
         id: i64,
@@ -226,50 +224,50 @@ impl Store {
         error: &str,
         note: Option<&FailureNote>,
     ) -> Result<()> {
-        let result: Result<Option<i64>> = dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let ticket: Option<Option<i64>> = sqlx::query_scalar(
+        let mut tx = self.begin().await?;
+        let ticket: Option<Option<i64>> = on_tx!(&mut tx, |conn| {
+            sqlx::query_scalar(
                 "UPDATE outbound SET status = 'failed', attempts = attempts + 1, claimed_until = NULL,
                      last_error = $1, updated_at = $2 WHERE id = $3 RETURNING ticket",
             )
             .bind(error)
             .bind(now)
             .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(ticket) = ticket else {
-                return Err(StoreError::NotFound(format!("no outbound #{id}")));
-            };
-            if let (Some(ticket), Some(note)) = (ticket, note) {
-                let mut events = Events::default();
-                events.add(ticket, now, "postdesk", "delivery-failed", note.detail.clone());
-                insert_events!(tx, events);
-                sqlx::query("INSERT INTO ticket_tags (ticket, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                    .bind(ticket)
-                    .bind(DELIVERY_FAILED_TAG)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(
-                    "INSERT INTO messages (ticket, kind, message_id, has_message_id, sender, envelope_from,
-                         envelope_to, subject, sent_at, received_at, size, raw, header_len)
-                     VALUES ($1, $2, $3, TRUE, $4, '', '', $5, $6, $6, $7, $8, $9)",
-                )
-                .bind(ticket)
-                .bind(MessageKind::Note.as_str())
-                .bind(&note.message_id)
-                .bind(&note.sender)
-                .bind(&note.subject)
-                .bind(now)
-                .bind(i64::try_from(note.raw.len()).unwrap_or(i64::MAX))
-                .bind(&note.raw[..])
-                .bind(super::header_len(&note.raw))
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-            Ok(ticket)
+            .fetch_optional(&mut *conn)
+            .await?
         });
-        if let Some(ticket) = result? {
+        let Some(ticket) = ticket else {
+            return Err(StoreError::NotFound(format!("no outbound #{id}")));
+        };
+        let noted = match (ticket, note) {
+            (Some(ticket), Some(note)) => {
+                let change = ChangeRequest {
+                    change: TicketChange {
+                        add_tags: vec![DELIVERY_FAILED_TAG.to_string()],
+                        ..TicketChange::default()
+                    },
+                    cause: Cause::DeliveryFailed {
+                        detail: note.detail.clone(),
+                    },
+                    actor: "postdesk".to_string(),
+                    at: now,
+                };
+                tx.change_ticket(ticket, &change).await?;
+                tx.insert_system_note(
+                    ticket,
+                    &note.message_id,
+                    &note.sender,
+                    &note.subject,
+                    &note.raw,
+                    now,
+                )
+                .await?;
+                Some(ticket)
+            }
+            _ => None,
+        };
+        tx.commit().await?;
+        if let Some(ticket) = noted {
             self.announce(Change::Ticket(ticket));
         }
         Ok(())
@@ -289,7 +287,11 @@ impl Store {
                 actor,
                 now,
                 OutboundStatus::Queued,
-                &["queued", "failed", "cancelled"],
+                &[
+                    OutboundStatus::Queued,
+                    OutboundStatus::Failed,
+                    OutboundStatus::Cancelled,
+                ],
             )
             .await?;
         self.announce(Change::OutboundQueued);
@@ -308,7 +310,7 @@ impl Store {
             actor,
             now,
             OutboundStatus::Cancelled,
-            &["queued", "failed"],
+            &[OutboundStatus::Queued, OutboundStatus::Failed],
         )
         .await
     }
@@ -319,27 +321,37 @@ impl Store {
         actor: &str,
         now: DateTime<Utc>,
         status: OutboundStatus,
-        from: &[&str],
+        from: &[OutboundStatus],
     ) -> Result<OutboundItem> {
         let select = format!("SELECT {ITEM_COLUMNS} FROM outbound WHERE id = $1");
-        let item = dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let row = sqlx::query(sqlx::AssertSqlSafe(select.clone()))
+        let mut tx = self.begin().await?;
+        let item: Option<OutboundItem> = on_tx!(&mut tx, |conn| {
+            match sqlx::query(sqlx::AssertSqlSafe(select))
                 .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(row) = row else {
-                return Err(StoreError::NotFound(format!("no outbound #{id}")));
-            };
-            let mut item = item_from_row!(&row);
-            if !from.contains(&item.status.as_str()) {
-                let why = match item.status {
-                    OutboundStatus::Sending => "it is being delivered right now; look again in a moment",
-                    OutboundStatus::Sent => "it was delivered already",
-                    _ => "not in that state",
-                };
-                return Err(StoreError::Conflict(format!("outbound #{id} is {}: {why}", item.status)));
+                .fetch_optional(&mut *conn)
+                .await?
+            {
+                Some(row) => Some(item_from_row!(&row)),
+                None => None,
             }
+        });
+        let Some(mut item) = item else {
+            return Err(StoreError::NotFound(format!("no outbound #{id}")));
+        };
+        if !from.contains(&item.status) {
+            let why = match item.status {
+                OutboundStatus::Sending => {
+                    "it is being delivered right now; look again in a moment"
+                }
+                OutboundStatus::Sent => "it was delivered already",
+                _ => "not in that state",
+            };
+            return Err(StoreError::Conflict(format!(
+                "outbound #{id} is {}: {why}",
+                item.status
+            )));
+        }
+        on_tx!(&mut tx, |conn| {
             sqlx::query(
                 "UPDATE outbound SET status = $1, attempts = CASE WHEN $1 = 'queued' THEN 0 ELSE attempts END,
                      next_attempt_at = CASE WHEN $1 = 'queued' THEN $2 ELSE next_attempt_at END,
@@ -349,28 +361,31 @@ impl Store {
             .bind(status.as_str())
             .bind(now)
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
-            if let Some(ticket) = item.ticket {
-                let what = match status {
-                    OutboundStatus::Queued => "queued again",
-                    _ => "cancelled",
-                };
-                let mut events = Events::default();
-                events.add(ticket, now, actor, "outbound",
-                    format!("outbound #{id} to {} {what} by {actor}", item.rcpt_to));
-                insert_events!(tx, events);
-            }
-            tx.commit().await?;
-            item.status = status;
-            item
         });
+        if let Some(ticket) = item.ticket {
+            let what = match status {
+                OutboundStatus::Queued => "queued again",
+                _ => "cancelled",
+            };
+            tx.insert_events(&[NewEvent {
+                ticket,
+                at: now,
+                actor: actor.to_string(),
+                kind: EventKind::Outbound,
+                detail: format!("outbound #{id} to {} {what} by {actor}", item.rcpt_to),
+            }])
+            .await?;
+        }
+        tx.commit().await?;
+        item.status = status;
         Ok(item)
     }
 
     /// Due now or at the earliest later time, for the worker's sleep.
     pub async fn next_outbound_due(&self) -> Result<Option<DateTime<Utc>>> {
-        dispatch_read!(self, pool => {
+        dispatch_read!(self, |pool| {
             Ok(sqlx::query_scalar(
                 "SELECT MIN(CASE WHEN status = 'queued' THEN next_attempt_at ELSE claimed_until END)
                  FROM outbound WHERE status IN ('queued', 'sending')",

@@ -3,8 +3,8 @@
 //! cursor for each (see `search::indexer`).
 
 use super::events::placeholders;
-use super::{Result, Store, dispatch, dispatch_read};
-use crate::domain::ticket::MessageKind;
+use super::{Result, Store, dispatch_read, parse_column};
+use crate::domain::ticket::{Disposition, EventKind, MessageKind, NewEvent, Priority, Status};
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 use std::collections::HashMap;
@@ -16,7 +16,7 @@ use std::collections::HashMap;
 pub struct IndexableMessage {
     pub id: i64,
     pub ticket: Option<i64>,
-    pub kind: String,
+    pub kind: MessageKind,
     pub sender: String,
     pub from_name: Option<String>,
     pub subject: String,
@@ -29,9 +29,7 @@ impl IndexableMessage {
     /// acknowledgement on every ticket would only add noise; the IMAP
     /// folders leave them out too).
     pub fn indexed(&self) -> bool {
-        self.ticket.is_some()
-            && self.kind != MessageKind::AutoReply.as_str()
-            && self.kind != MessageKind::Unfiled.as_str()
+        self.ticket.is_some() && !matches!(self.kind, MessageKind::AutoReply | MessageKind::Unfiled)
     }
 
     /// A note postdesk wrote itself (delivery failure, similar tickets):
@@ -39,7 +37,7 @@ impl IndexableMessage {
     /// (a "possibly related" note would make every new ticket match the
     /// old ones it names).
     pub fn is_system_note(&self) -> bool {
-        self.kind == MessageKind::Note.as_str() && self.sender.starts_with("postdesk@")
+        self.kind == MessageKind::Note && self.sender.starts_with("postdesk@")
     }
 }
 
@@ -48,21 +46,21 @@ impl IndexableMessage {
 pub struct IndexableTicket {
     pub number: i64,
     pub queue: String,
-    pub status: String,
-    pub priority: String,
-    /// `spam` or `trash` when the ticket was put aside.
-    pub disposition: Option<String>,
+    pub status: Status,
+    pub priority: Priority,
+    /// Junk or Trash, when the ticket was put aside.
+    pub disposition: Option<Disposition>,
     pub customer_address: String,
     pub customer_name: Option<String>,
     pub tags: Vec<String>,
 }
 
-/// An event of the ticket log.
+/// An event of the ticket log, as the index follows it.
 #[derive(Debug, Clone)]
-pub struct TicketChange {
+pub struct LoggedEvent {
     pub event: i64,
     pub ticket: i64,
-    pub kind: String,
+    pub kind: EventKind,
     pub at: DateTime<Utc>,
 }
 
@@ -130,7 +128,7 @@ macro_rules! indexable_from_row {
         IndexableMessage {
             id: row.try_get("id")?,
             ticket: row.try_get("ticket")?,
-            kind: row.try_get("kind")?,
+            kind: parse_column(&row.try_get::<String, _>("kind")?, "message kind")?,
             sender: row.try_get("sender")?,
             from_name: row.try_get("from_name")?,
             subject: row.try_get("subject")?,
@@ -155,8 +153,10 @@ impl Store {
             &format!("SELECT {INDEXABLE_COLUMNS} FROM messages"),
             also.len(),
         );
-        dispatch_read!(self, pool => {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after).bind(limit);
+        dispatch_read!(self, |pool| {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(after)
+                .bind(limit);
             for id in also {
                 query = query.bind(*id);
             }
@@ -182,7 +182,7 @@ impl Store {
                 "SELECT {INDEXABLE_COLUMNS} FROM messages WHERE id <= $1 AND ticket IN ({}) ORDER BY id",
                 placeholders(2, chunk.len())
             );
-            dispatch_read!(self, pool => {
+            dispatch_read!(self, |pool| {
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(up_to);
                 for number in chunk {
                     query = query.bind(*number);
@@ -202,20 +202,22 @@ impl Store {
         after: i64,
         also: &[i64],
         limit: i64,
-    ) -> Result<Vec<TicketChange>> {
+    ) -> Result<Vec<LoggedEvent>> {
         let sql = after_cursor("SELECT id, ticket, kind, at FROM ticket_events", also.len());
-        dispatch_read!(self, pool => {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after).bind(limit);
+        dispatch_read!(self, |pool| {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(after)
+                .bind(limit);
             for id in also {
                 query = query.bind(*id);
             }
             let rows = query.fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
             for row in &rows {
-                out.push(TicketChange {
+                out.push(LoggedEvent {
                     event: row.try_get("id")?,
                     ticket: row.try_get("ticket")?,
-                    kind: row.try_get("kind")?,
+                    kind: parse_column(&row.try_get::<String, _>("kind")?, "event kind")?,
                     at: row.try_get("at")?,
                 });
             }
@@ -237,9 +239,10 @@ impl Store {
                  FROM tickets t JOIN queues q ON q.id = t.queue_id WHERE t.number IN ({list})"
             );
             let tags_sql = format!("SELECT ticket, tag FROM ticket_tags WHERE ticket IN ({list})");
-            dispatch_read!(self, pool => {
+            dispatch_read!(self, |pool| {
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                let mut tags_query = sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(tags_sql));
+                let mut tags_query =
+                    sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(tags_sql));
                 for number in chunk {
                     query = query.bind(*number);
                     tags_query = tags_query.bind(*number);
@@ -248,9 +251,12 @@ impl Store {
                     let ticket = IndexableTicket {
                         number: row.try_get("number")?,
                         queue: row.try_get("queue")?,
-                        status: row.try_get("status")?,
-                        priority: row.try_get("priority")?,
-                        disposition: row.try_get("disposition")?,
+                        status: parse_column(&row.try_get::<String, _>("status")?, "status")?,
+                        priority: parse_column(&row.try_get::<String, _>("priority")?, "priority")?,
+                        disposition: match row.try_get::<Option<String>, _>("disposition")? {
+                            Some(d) => Some(parse_column(&d, "disposition")?),
+                            None => None,
+                        },
                         customer_address: row.try_get("customer_address")?,
                         customer_name: row.try_get("customer_name")?,
                         tags: Vec::new(),
@@ -270,16 +276,18 @@ impl Store {
     /// The highest message id and when that message arrived: how far the
     /// index has to go.
     pub async fn newest_message(&self) -> Result<Option<(i64, DateTime<Utc>)>> {
-        dispatch_read!(self, pool => {
-            Ok(sqlx::query_as("SELECT id, received_at FROM messages ORDER BY id DESC LIMIT 1")
-                .fetch_optional(pool)
-                .await?)
+        dispatch_read!(self, |pool| {
+            Ok(
+                sqlx::query_as("SELECT id, received_at FROM messages ORDER BY id DESC LIMIT 1")
+                    .fetch_optional(pool)
+                    .await?,
+            )
         })
     }
 
     /// When the oldest message above `after` arrived (the index lag).
     pub async fn first_message_after(&self, after: i64) -> Result<Option<DateTime<Utc>>> {
-        dispatch_read!(self, pool => {
+        dispatch_read!(self, |pool| {
             Ok(sqlx::query_scalar(
                 "SELECT received_at FROM messages WHERE id > $1 ORDER BY id LIMIT 1",
             )
@@ -296,37 +304,31 @@ impl Store {
         &self,
         ticket: i64,
         now: DateTime<Utc>,
-        event_kind: &'static str,
+        event_kind: EventKind,
         note: &SystemNote,
     ) -> Result<bool> {
-        let added = dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let inserted = sqlx::query(
-                "INSERT INTO messages (ticket, kind, message_id, has_message_id, sender, envelope_from,
-                     envelope_to, subject, sent_at, received_at, size, raw, header_len)
-                 VALUES ($1, $2, $3, TRUE, $4, '', '', $5, $6, $6, $7, $8, $9)
-                 ON CONFLICT DO NOTHING",
+        let mut tx = self.begin().await?;
+        let added = tx
+            .insert_system_note(
+                ticket,
+                &note.message_id,
+                &note.sender,
+                &note.subject,
+                &note.raw,
+                now,
             )
-            .bind(ticket)
-            .bind(MessageKind::Note.as_str())
-            .bind(&note.message_id)
-            .bind(&note.sender)
-            .bind(&note.subject)
-            .bind(now)
-            .bind(i64::try_from(note.raw.len()).unwrap_or(i64::MAX))
-            .bind(&note.raw[..])
-            .bind(super::header_len(&note.raw))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if inserted == 1 {
-                let mut events = super::events::Events::default();
-                events.add(ticket, now, "postdesk", event_kind, note.detail.clone());
-                super::events::insert_events!(tx, events);
-            }
-            tx.commit().await?;
-            inserted == 1
-        });
+            .await?;
+        if added {
+            tx.insert_events(&[NewEvent {
+                ticket,
+                at: now,
+                actor: "postdesk".to_string(),
+                kind: event_kind,
+                detail: note.detail.clone(),
+            }])
+            .await?;
+        }
+        tx.commit().await?;
         if added {
             self.announce(super::Change::Ticket(ticket));
         }

@@ -3,12 +3,10 @@
 //! exactly once (the firing row, the ticket change, the notices and the
 //! event commit together, or none of them).
 
-use super::events::{Events, insert_events};
-use super::imap::apply_ticket_change;
-use super::inbound::{OutgoingMail, queue_outgoing};
-use super::{Change, Result, Store, StoreError, dispatch, dispatch_read, parse_column};
-use crate::domain::ticket::{MessageKind, Priority, Status};
-use crate::domain::views::TicketChange;
+use super::{Change, Result, Store, StoreError, Tx, dispatch, dispatch_read, on_tx, parse_column};
+use crate::domain::change::{Cause, ChangeRequest};
+use crate::domain::sla::{ClockSave, Firing, SlaUpdate};
+use crate::domain::ticket::Status;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
@@ -22,53 +20,54 @@ const SAVE_CLOCKS: &str = "UPDATE tickets SET first_response_due = $1, next_resp
         sla_resumed_at = CASE WHEN $4 IS NULL THEN NULL ELSE sla_resumed_at END
     WHERE number = $7 AND sla_check_at = $8";
 
-/// The [`SAVE_CLOCKS`] statement with its parameters.
-fn save_clocks<'q, DB: sqlx::Database>(
-    update: &SlaUpdate,
-    number: i64,
-    read_check_at: DateTime<Utc>,
-) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>
-where
-    Option<DateTime<Utc>>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    DateTime<Utc>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-{
-    sqlx::query(SAVE_CLOCKS)
-        .bind(update.first_response_due)
-        .bind(update.next_response_due)
-        .bind(update.resolution_due)
-        .bind(update.paused_at)
-        .bind(update.overdue)
-        .bind(update.next_check)
-        .bind(number)
-        .bind(read_check_at)
-}
+impl Tx {
+    /// Saves a ticket's clocks with the compare-and-set of [`SAVE_CLOCKS`];
+    /// false when the ticket changed since it was read.
+    async fn save_clocks(&mut self, save: &ClockSave) -> Result<bool> {
+        let update: &SlaUpdate = &save.update;
+        on_tx!(self, |conn| {
+            let saved = sqlx::query(SAVE_CLOCKS)
+                .bind(update.first_response_due)
+                .bind(update.next_response_due)
+                .bind(update.resolution_due)
+                .bind(update.paused_at)
+                .bind(update.overdue)
+                .bind(update.next_check)
+                .bind(save.ticket)
+                .bind(save.read_check_at)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+            Ok(saved > 0)
+        })
+    }
 
-/// One escalation to fire: the breaches it claims (it fires if any is
-/// new), what it changes, the notices it sends, and what it could not do.
-#[derive(Debug, Clone)]
-pub struct Firing {
-    pub name: String,
-    pub breaches: Vec<String>,
-    pub change: TicketChange,
-    pub notices: Vec<OutgoingMail>,
-    pub problems: Vec<String>,
-}
-
-/// A ticket's clocks brought up to date (`rules::sla::reconcile`), and
-/// when to look again.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SlaUpdate {
-    pub first_response_due: Option<DateTime<Utc>>,
-    pub next_response_due: Option<DateTime<Utc>>,
-    pub resolution_due: Option<DateTime<Utc>>,
-    pub paused_at: Option<DateTime<Utc>>,
-    /// A running clock is past due.
-    pub overdue: bool,
-    /// The next instant something can change without any mail arriving: a
-    /// due time, or a warning lead before one. None: nothing will.
-    pub next_check: Option<DateTime<Utc>>,
+    /// Claims an escalation's breaches for a ticket; true when any was new
+    /// (the escalation fires).
+    async fn claim_breaches(
+        &mut self,
+        ticket: i64,
+        firing: &Firing,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut claimed = 0;
+        for breach in &firing.breaches {
+            claimed += on_tx!(self, |conn| {
+                sqlx::query(
+                    "INSERT INTO sla_escalations (ticket, escalation, breach, fired_at)
+                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                )
+                .bind(ticket)
+                .bind(&firing.name)
+                .bind(breach)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+            });
+        }
+        Ok(claimed > 0)
+    }
 }
 
 /// One line of `postdesk sla report`.
@@ -97,7 +96,7 @@ impl Store {
         now: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<(i64, DateTime<Utc>)>> {
-        Ok(dispatch_read!(self, pool => {
+        Ok(dispatch_read!(self, |pool| {
             sqlx::query_as(
                 "SELECT number, sla_check_at FROM tickets WHERE sla_check_at <= $1
                  ORDER BY sla_check_at, number LIMIT $2",
@@ -111,7 +110,7 @@ impl Store {
 
     /// When the scheduler must wake next (None: no clock anywhere).
     pub async fn sla_next_check(&self) -> Result<Option<DateTime<Utc>>> {
-        Ok(dispatch_read!(self, pool => {
+        Ok(dispatch_read!(self, |pool| {
             sqlx::query_scalar("SELECT MIN(sla_check_at) FROM tickets")
                 .fetch_one(pool)
                 .await?
@@ -119,28 +118,20 @@ impl Store {
     }
 
     /// Saves the scheduler's work on a batch of tickets in one
-    /// transaction: (ticket, the check time it was read with, whether it was
-    /// overdue, the update). A ticket that changed since it was read (its
-    /// check time moved) is left alone and looked at again instead.
-    pub async fn save_sla(&self, saves: &[(i64, DateTime<Utc>, bool, SlaUpdate)]) -> Result<()> {
+    /// transaction. A ticket that changed since it was read (its check
+    /// time moved) is left alone and looked at again instead.
+    pub async fn save_sla(&self, saves: &[ClockSave]) -> Result<()> {
         if saves.is_empty() {
             return Ok(());
         }
-        let changed: Vec<i64> = dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let mut changed = Vec::new();
-            for (number, read_check_at, was_overdue, update) in saves {
-                let saved = save_clocks(update, *number, *read_check_at)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if saved > 0 && *was_overdue != update.overdue {
-                    changed.push(*number);
-                }
+        let mut tx = self.begin().await?;
+        let mut changed = Vec::new();
+        for save in saves {
+            if tx.save_clocks(save).await? && save.was_overdue != save.update.overdue {
+                changed.push(save.ticket);
             }
-            tx.commit().await?;
-            changed
-        });
+        }
+        tx.commit().await?;
         // The Overdue and Urgent folders of IMAP clients change.
         for number in changed {
             self.announce(Change::Ticket(number));
@@ -151,7 +142,7 @@ impl Store {
     /// Asks the scheduler to look at every ticket with clocks (new rules
     /// may warn earlier or later).
     pub async fn sla_recheck_all(&self, now: DateTime<Utc>) -> Result<u64> {
-        Ok(dispatch!(self, pool => {
+        Ok(dispatch!(self, |pool| {
             sqlx::query("UPDATE tickets SET sla_check_at = $1 WHERE sla_policy IS NOT NULL AND status <> 'closed'")
                 .bind(now)
                 .execute(pool)
@@ -169,87 +160,52 @@ impl Store {
     /// escalation did.
     pub async fn save_sla_and_fire(
         &self,
-        save: &(i64, DateTime<Utc>, bool, SlaUpdate),
+        save: &ClockSave,
         firings: &[Firing],
     ) -> Result<Option<Vec<(String, Vec<String>)>>> {
-        let (number, read_check_at, was_overdue, update) = save;
-        let number = *number;
+        let number = save.ticket;
         let now = Utc::now();
-        let fired: Option<Vec<(String, Vec<String>)>> = dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let saved = save_clocks(update, number, *read_check_at)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if saved == 0 {
-                None
-            } else {
-                let mut fired = Vec::new();
-                let mut events = Events::default();
-                for firing in firings {
-                    let mut claimed = 0;
-                    for breach in &firing.breaches {
-                        claimed += sqlx::query(
-                            "INSERT INTO sla_escalations (ticket, escalation, breach, fired_at)
-                             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                        )
-                        .bind(number)
-                        .bind(&firing.name)
-                        .bind(breach)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                    }
-                    if claimed == 0 {
-                        continue;
-                    }
-                    let mut done = apply_ticket_change!(tx, number, &firing.change, now);
-                    for notice in &firing.notices {
-                        queue_outgoing!(tx, number, notice, "escalation", now);
-                        done.push(format!("notified {}", notice.rcpt_to));
-                    }
-                    done.extend(firing.problems.iter().cloned());
-                    let breach = firing.breaches.join(", ");
-                    let detail = if done.is_empty() {
-                        format!("fired ({breach}): nothing left to change")
-                    } else {
-                        format!("fired ({breach}): {}", done.join(", "))
-                    };
-                    events.add(number, now, &format!("escalation '{}'", firing.name), "escalated", detail);
-                    fired.push((firing.name.clone(), done));
-                }
-                if !fired.is_empty() {
-                    // What fired may move the clocks: look again.
-                    sqlx::query("UPDATE tickets SET updated_at = $1, sla_check_at = $1 WHERE number = $2")
-                        .bind(now)
-                        .bind(number)
-                        .execute(&mut *tx)
-                        .await?;
-                    insert_events!(tx, events);
-                }
-                tx.commit().await?;
-                Some(fired)
-            }
-        });
-        if let Some(fired) = &fired {
-            if !fired.is_empty() || *was_overdue != update.overdue {
-                self.announce(Change::Ticket(number));
-            }
-            if fired.iter().any(|(name, _)| {
-                firings
-                    .iter()
-                    .any(|f| f.name == *name && !f.notices.is_empty())
-            }) {
-                self.announce(Change::OutboundQueued);
-            }
+        let mut tx = self.begin().await?;
+        if !tx.save_clocks(save).await? {
+            return Ok(None);
         }
-        Ok(fired)
+        let mut fired = Vec::new();
+        let mut notified = false;
+        for firing in firings {
+            if !tx.claim_breaches(number, firing, now).await? {
+                continue;
+            }
+            for notice in &firing.notices {
+                tx.queue_outgoing(number, notice, "escalation", now).await?;
+                notified = true;
+            }
+            let request = ChangeRequest {
+                change: firing.change.clone(),
+                cause: Cause::Escalation {
+                    name: firing.name.clone(),
+                    breaches: firing.breaches.clone(),
+                    notified: firing.notices.iter().map(|n| n.rcpt_to.clone()).collect(),
+                    problems: firing.problems.clone(),
+                },
+                actor: format!("escalation '{}'", firing.name),
+                at: now,
+            };
+            let plan = tx.change_ticket(number, &request).await?;
+            fired.push((firing.name.clone(), plan.done));
+        }
+        tx.commit().await?;
+        if !fired.is_empty() || save.was_overdue != save.update.overdue {
+            self.announce(Change::Ticket(number));
+        }
+        if notified {
+            self.announce(Change::OutboundQueued);
+        }
+        Ok(Some(fired))
     }
 
     /// How often each escalation fired for a ticket (tests, `ticket show`).
     pub async fn escalations_fired(&self, number: i64) -> Result<Vec<(String, String)>> {
-        Ok(dispatch_read!(self, pool => {
+        Ok(dispatch_read!(self, |pool| {
             sqlx::query_as(
                 "SELECT escalation, breach FROM sla_escalations WHERE ticket = $1 ORDER BY fired_at",
             )
@@ -262,7 +218,7 @@ impl Store {
     /// Per queue: tickets, those with an SLA, breaches, and the answered
     /// tickets' first-response times.
     pub async fn sla_report(&self) -> Result<Vec<SlaReportRow>> {
-        let rows = dispatch_read!(self, pool => {
+        let rows = dispatch_read!(self, |pool| {
             let rows = sqlx::query(
                 "SELECT q.name AS queue, t.sla_policy, t.created_at, t.status, t.first_response_at,
                      t.first_response_due, t.resolution_due, t.done_at, t.sla_overdue, t.sla_breached

@@ -1,8 +1,7 @@
 //! Reading tickets, their messages and their history.
 
-use super::events::{Events, insert_events};
 use super::{Result, Store, StoreError, dispatch_read, parse_column};
-use crate::domain::ticket::{Priority, Status};
+use crate::domain::ticket::{EventKind, MessageKind, Priority, Status};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
@@ -48,7 +47,7 @@ pub struct Ticket {
 pub struct MessageRecord {
     pub id: i64,
     pub ticket: Option<i64>,
-    pub kind: String,
+    pub kind: MessageKind,
     pub message_id: String,
     pub has_message_id: bool,
     pub sender: String,
@@ -66,7 +65,7 @@ pub struct MessageRecord {
 pub struct Event {
     pub at: DateTime<Utc>,
     pub actor: String,
-    pub kind: String,
+    pub kind: EventKind,
     pub detail: String,
 }
 
@@ -126,7 +125,7 @@ macro_rules! message_from_row {
         MessageRecord {
             id: row.try_get("id")?,
             ticket: row.try_get("ticket")?,
-            kind: row.try_get("kind")?,
+            kind: parse_column(&row.try_get::<String, _>("kind")?, "message kind")?,
             message_id: row.try_get("message_id")?,
             has_message_id: row.try_get("has_message_id")?,
             sender: row.try_get("sender")?,
@@ -175,7 +174,7 @@ impl Store {
             n += 1;
             sql.push_str(&format!(" LIMIT ${n}"));
         }
-        let mut tickets = dispatch_read!(self, pool => {
+        let mut tickets = dispatch_read!(self, |pool| {
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for status in &filter.status {
                 query = query.bind(status.as_str());
@@ -206,7 +205,7 @@ impl Store {
             "SELECT {TICKET_COLUMNS} WHERE t.number IN ({}) ORDER BY t.number",
             super::events::placeholders(1, numbers.len())
         );
-        let mut tickets = dispatch_read!(self, pool => {
+        let mut tickets = dispatch_read!(self, |pool| {
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for number in numbers {
                 query = query.bind(*number);
@@ -224,7 +223,7 @@ impl Store {
 
     pub async fn ticket(&self, number: i64) -> Result<Ticket> {
         let sql = format!("SELECT {TICKET_COLUMNS} WHERE t.number = $1");
-        let ticket = dispatch_read!(self, pool => {
+        let ticket = dispatch_read!(self, |pool| {
             let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(number)
                 .fetch_optional(pool)
@@ -248,7 +247,7 @@ impl Store {
         ) else {
             return Ok(());
         };
-        let pairs: Vec<(i64, String)> = dispatch_read!(self, pool => {
+        let pairs: Vec<(i64, String)> = dispatch_read!(self, |pool| {
             sqlx::query_as(
                 "SELECT ticket, tag FROM ticket_tags WHERE ticket BETWEEN $1 AND $2 ORDER BY tag",
             )
@@ -273,8 +272,11 @@ impl Store {
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE ticket = $1 ORDER BY sent_at, id"
         );
-        dispatch_read!(self, pool => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(number).fetch_all(pool).await?;
+        dispatch_read!(self, |pool| {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(number)
+                .fetch_all(pool)
+                .await?;
             let mut out = Vec::with_capacity(rows.len());
             for row in &rows {
                 out.push(message_from_row!(row));
@@ -287,8 +289,10 @@ impl Store {
     pub async fn unfiled_messages(&self) -> Result<Vec<MessageRecord>> {
         let sql =
             format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE ticket IS NULL ORDER BY id");
-        dispatch_read!(self, pool => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?;
+        dispatch_read!(self, |pool| {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch_all(pool)
+                .await?;
             let mut out = Vec::with_capacity(rows.len());
             for row in &rows {
                 out.push(message_from_row!(row));
@@ -299,7 +303,7 @@ impl Store {
 
     /// The stored bytes of a message, exactly as received.
     pub async fn raw_message(&self, id: i64) -> Result<Vec<u8>> {
-        dispatch_read!(self, pool => {
+        dispatch_read!(self, |pool| {
             sqlx::query_scalar::<_, Vec<u8>>("SELECT raw FROM messages WHERE id = $1")
                 .bind(id)
                 .fetch_optional(pool)
@@ -309,7 +313,7 @@ impl Store {
     }
 
     pub async fn ticket_events(&self, number: i64) -> Result<Vec<Event>> {
-        dispatch_read!(self, pool => {
+        dispatch_read!(self, |pool| {
             let rows = sqlx::query(
                 "SELECT at, actor, kind, detail FROM ticket_events WHERE ticket = $1 ORDER BY id",
             )
@@ -321,7 +325,7 @@ impl Store {
                 out.push(Event {
                     at: row.try_get("at")?,
                     actor: row.try_get("actor")?,
-                    kind: row.try_get("kind")?,
+                    kind: parse_column(&row.try_get::<String, _>("kind")?, "event kind")?,
                     detail: row.try_get("detail")?,
                 });
             }
@@ -331,50 +335,14 @@ impl Store {
 
     /// Counts of stored messages and tickets, for tools and tests.
     pub async fn counts(&self) -> Result<(i64, i64)> {
-        dispatch_read!(self, pool => {
-            let messages: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages").fetch_one(pool).await?;
-            let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets").fetch_one(pool).await?;
+        dispatch_read!(self, |pool| {
+            let messages: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages")
+                .fetch_one(pool)
+                .await?;
+            let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets")
+                .fetch_one(pool)
+                .await?;
             Ok((messages, tickets))
         })
-    }
-}
-
-impl Store {
-    /// The domain operation "set status": the change and its event in one
-    /// transaction. `at` is when it happened (tests and imports may
-    /// backdate it); done statuses record it as the ticket's done time.
-    pub async fn set_status(
-        &self,
-        number: i64,
-        status: Status,
-        actor: &str,
-        at: DateTime<Utc>,
-    ) -> Result<()> {
-        let done_at = status.is_done().then_some(at);
-        let result: Result<()> = super::dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let current: Option<String> = sqlx::query_scalar("SELECT status FROM tickets WHERE number = $1")
-                .bind(number)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(current) = current else {
-                return Err(StoreError::NotFound(format!("no ticket #{number}")));
-            };
-            sqlx::query("UPDATE tickets SET status = $1, done_at = $2, updated_at = $3 WHERE number = $4")
-                .bind(status.as_str())
-                .bind(done_at)
-                .bind(at)
-                .bind(number)
-                .execute(&mut *tx)
-                .await?;
-            let mut events = Events::default();
-            events.add(number, at, actor, "status", format!("{current} → {status}"));
-            insert_events!(tx, events);
-            tx.commit().await?;
-            Ok(())
-        });
-        result?;
-        self.announce(super::Change::Ticket(number));
-        Ok(())
     }
 }

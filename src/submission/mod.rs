@@ -19,9 +19,9 @@
 pub mod rewrite;
 
 use crate::App;
+use crate::domain::change::{ChangeRequest, TicketChange};
 use crate::domain::commands::{Command, Commands};
-use crate::domain::ticket::{MessageKind, queue_display_name};
-use crate::domain::views::TicketChange;
+use crate::domain::ticket::{EventKind, MessageKind, queue_display_name};
 use crate::domain::{address, message_id, subject};
 use crate::store::{
     AgentMailRequest, LoginAgent, Queue, ReplyTarget, StoreError, SystemNote, Ticket,
@@ -274,7 +274,10 @@ pub async fn submit(
     if command_errors.is_empty() && !change.is_empty() {
         changed = app
             .store
-            .change_ticket(number, &change, &agent.email, "mail command")
+            .change_ticket(
+                number,
+                &ChangeRequest::asked(change, "mail command", &agent.email, Utc::now()),
+            )
             .await?;
     }
     if !command_errors.is_empty() && outcome != Outcome::Duplicate {
@@ -308,7 +311,7 @@ async fn file(
     let message_id = header
         .message_id
         .clone()
-        .unwrap_or_else(|| own_submission_id(&hostname, stripped));
+        .unwrap_or_else(|| message_id::own_submission_id(&hostname, stripped));
     let display = format!("{} via {}", agent.name, queue_display_name(&queue.name));
     let (sender, from_name) = match kind {
         MessageKind::Reply => (queue.address.clone(), Some(display.clone())),
@@ -389,16 +392,6 @@ fn note_subject(tagged: &str) -> String {
         }
         _ => format!("[note] {tagged}"),
     }
-}
-
-/// A Message-ID for a mail that came without one, the same for the same
-/// bytes (so that a client's retry is recognized).
-fn own_submission_id(hostname: &str, raw: &[u8]) -> String {
-    format!(
-        "pd.agent.{}@{}",
-        crate::ingest::content_digest(raw),
-        hostname.to_lowercase()
-    )
 }
 
 fn from_queue<'q>(queues: &'q [Queue], from: &str) -> Option<&'q Queue> {
@@ -582,7 +575,7 @@ async fn report_command_errors(
         agent.email,
         errors.join("; ")
     );
-    let id = crate::ingest::own_message_id(&app.config.hostname, ticket);
+    let id = message_id::own_message_id(&app.config.hostname, ticket);
     let note = SystemNote::compose(
         &app.config.hostname,
         ticket,
@@ -593,7 +586,7 @@ async fn report_command_errors(
     )
     .map_err(|e| SubmitError::Store(StoreError::Corrupt(e)))?;
     app.store
-        .add_system_note(ticket, now, "command-error", &note)
+        .add_system_note(ticket, now, EventKind::CommandError, &note)
         .await?;
     Ok(())
 }

@@ -431,3 +431,21 @@ where
     }
     panic!("timed out waiting for: {what}");
 }
+
+/// Sets a ticket's status at `at` through the one ticket-change operation,
+/// as an agent's move would (tests may backdate it).
+pub async fn set_status(
+    store: &postdesk::store::Store,
+    number: i64,
+    status: postdesk::domain::ticket::Status,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<String>, postdesk::store::StoreError> {
+    use postdesk::domain::change::{ChangeRequest, TicketChange};
+    let change = TicketChange {
+        status: Some(status),
+        ..TicketChange::default()
+    };
+    store
+        .change_ticket(number, &ChangeRequest::asked(change, "test", "test", at))
+        .await
+}

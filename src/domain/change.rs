@@ -1,0 +1,809 @@
+//! The one way a ticket changes.
+//!
+//! Every change of a ticket's status, priority, owner, queue, tags, Junk
+//! and Trash standing, SLA policy and response clocks (IMAP moves and
+//! flags, mail commands, rules at ingest, escalations, a customer's reply,
+//! an agent's reply, delivery reports, the CLI) is a [`ChangeRequest`]: what
+//! to change ([`TicketChange`]) and why ([`Cause`]). [`plan_change`] decides,
+//! from the ticket as it is ([`TicketState`], read in the transaction that
+//! applies the plan), which columns take which values and which events the
+//! history records. The store only executes the [`ChangePlan`].
+//!
+//! Keeping the decision here means the drift of several writers (one
+//! forgetting the SLA pause bookkeeping, another its own UPDATE) cannot
+//! happen, and every rule is unit-tested without a database.
+
+use super::sla::SlaStart;
+use super::threading;
+use super::ticket::{Disposition, EventKind, NewEvent, Priority, Status};
+use chrono::{DateTime, Utc};
+
+/// A change asked of one ticket. `None` (or an empty list) leaves a field
+/// alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TicketChange {
+    pub status: Option<Status>,
+    /// Pending, resolved and closed tickets become open (the views of open
+    /// tickets: moving a message there means "work on this again").
+    pub reopen: bool,
+    pub priority: Option<Priority>,
+    /// A queue by name.
+    pub queue: Option<String>,
+    /// An agent by id; `Some(None)`: nobody owns it.
+    pub owner: Option<Option<i64>>,
+    /// `Some(None)`: restore from Junk or Trash.
+    pub disposition: Option<Option<Disposition>>,
+    pub add_tags: Vec<String>,
+    pub remove_tags: Vec<String>,
+    /// An SLA policy and the due times its clocks start with (rules).
+    pub sla: Option<SlaStart>,
+}
+
+impl TicketChange {
+    pub fn is_empty(&self) -> bool {
+        *self == TicketChange::default()
+    }
+}
+
+/// Why a ticket changes: decides the side effects that belong to the
+/// occasion (clocks, the last-update time) and how the history tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cause {
+    /// An agent or administrator asked (IMAP move or flags, mail command,
+    /// CLI): one `changed` event "{why}: {what changed}", when anything did.
+    Asked(String),
+    /// A customer's message joined the ticket (threaded by `rule`): a
+    /// pending or done ticket is open again. `waits`: the message starts
+    /// the next-response clock (a customer's; not our own mail coming back).
+    CustomerWrote {
+        rule: threading::Rule,
+        reopen: bool,
+        waits: bool,
+    },
+    /// An agent's public reply: the response clocks stop, a new ticket is
+    /// being worked on, an unowned one belongs to whoever answered.
+    Replied {
+        agent: i64,
+        recipients: Vec<String>,
+        /// The reply opened the ticket (an outbound ticket).
+        new_ticket: bool,
+    },
+    /// An agent's internal note.
+    Noted,
+    /// A delivery status report about the ticket's mail arrived; `detail`
+    /// is the history line (the change tags the ticket when it reports a
+    /// failure).
+    DeliveryReport { detail: String },
+    /// postdesk gave up delivering the ticket's mail.
+    DeliveryFailed { detail: String },
+    /// rules.toml at ingest; `lines` are the rules' own account of what
+    /// they did (one event each).
+    Rules { lines: Vec<String> },
+    /// An escalation fired for these breaches; `notified` are the addresses
+    /// its notices are queued to, `problems` what it could not do.
+    Escalation {
+        name: String,
+        breaches: Vec<String>,
+        notified: Vec<String>,
+        problems: Vec<String>,
+    },
+}
+
+/// A change with its cause, who made it and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeRequest {
+    pub change: TicketChange,
+    pub cause: Cause,
+    /// Who made it, for the history ("alice@example.com", "smtp", "rules").
+    pub actor: String,
+    pub at: DateTime<Utc>,
+}
+
+impl ChangeRequest {
+    /// A change an agent or administrator asked for.
+    pub fn asked(
+        change: TicketChange,
+        why: impl Into<String>,
+        actor: impl Into<String>,
+        at: DateTime<Utc>,
+    ) -> ChangeRequest {
+        ChangeRequest {
+            change,
+            cause: Cause::Asked(why.into()),
+            actor: actor.into(),
+            at,
+        }
+    }
+}
+
+/// What the decision reads of a ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketState {
+    pub number: i64,
+    pub status: Status,
+    pub priority: Priority,
+    pub queue: String,
+    pub owner: Option<i64>,
+    pub disposition: Option<Disposition>,
+    pub tags: Vec<String>,
+    /// The ticket runs SLA clocks (has a policy).
+    pub has_sla: bool,
+    pub sla_paused_at: Option<DateTime<Utc>>,
+    pub sla_resumed_at: Option<DateTime<Utc>>,
+    pub first_response_at: Option<DateTime<Utc>>,
+    pub customer_waiting_since: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Facts a change needs besides the ticket: what the names it uses stand
+/// for (read by the store before deciding).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangeFacts {
+    /// The id of the queue the change names, if it exists.
+    pub queue_id: Option<i64>,
+    /// The address of the agent the change makes owner (for the history;
+    /// None when there is no such agent any more).
+    pub owner_email: Option<String>,
+}
+
+/// One column of `tickets` and the value the plan gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Column {
+    Status(Status),
+    DoneAt(Option<DateTime<Utc>>),
+    SlaPausedAt(Option<DateTime<Utc>>),
+    SlaResumedAt(Option<DateTime<Utc>>),
+    Priority(Priority),
+    QueueId(i64),
+    OwnerId(Option<i64>),
+    Disposition(Option<Disposition>),
+    DispositionAt(Option<DateTime<Utc>>),
+    SlaPolicy(String),
+    FirstResponseDue(Option<DateTime<Utc>>),
+    NextResponseDue(Option<DateTime<Utc>>),
+    ResolutionDue(Option<DateTime<Utc>>),
+    FirstResponseAt(DateTime<Utc>),
+    LastResponseAt(DateTime<Utc>),
+    CustomerWaitingSince(Option<DateTime<Utc>>),
+    UpdatedAt(DateTime<Utc>),
+    SlaCheckAt(DateTime<Utc>),
+}
+
+/// What the store does to one ticket, in one transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangePlan {
+    pub number: i64,
+    /// Columns to set, each at most once.
+    pub set: Vec<Column>,
+    pub add_tags: Vec<String>,
+    pub remove_tags: Vec<String>,
+    pub events: Vec<NewEvent>,
+    /// What changed, one phrase each ("status open → closed"); empty when
+    /// the request changed nothing the history would name.
+    pub done: Vec<String>,
+}
+
+impl ChangePlan {
+    fn set(&mut self, column: Column) {
+        let same_column = |c: &Column| std::mem::discriminant(c) == std::mem::discriminant(&column);
+        self.set.retain(|c| !same_column(c));
+        self.set.push(column);
+    }
+
+    /// The status the plan gives the ticket, if it changes it.
+    pub fn status(&self) -> Option<Status> {
+        self.set.iter().find_map(|c| match c {
+            Column::Status(s) => Some(*s),
+            _ => None,
+        })
+    }
+}
+
+/// Why a change cannot be made at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChangeError {
+    #[error("no queue '{0}'")]
+    NoQueue(String),
+}
+
+/// Decides what a request does to a ticket as it is now.
+pub fn plan_change(
+    current: &TicketState,
+    request: &ChangeRequest,
+    facts: &ChangeFacts,
+) -> Result<ChangePlan, ChangeError> {
+    let now = request.at;
+    let change = &request.change;
+    let mut plan = ChangePlan {
+        number: current.number,
+        ..ChangePlan::default()
+    };
+
+    // What the occasion itself asks, besides the requested fields.
+    let mut status = change.status;
+    let mut owner = change.owner;
+    match &request.cause {
+        Cause::CustomerWrote { .. } if status.is_none() => {
+            status = Some(current.status.after_customer_message());
+        }
+        Cause::Replied { agent, .. } => {
+            if current.status == Status::New && status.is_none() {
+                status = Some(Status::Open);
+            }
+            if current.owner.is_none() && owner.is_none() {
+                owner = Some(Some(*agent));
+            }
+        }
+        _ => {}
+    }
+
+    let next_status = match status {
+        Some(s) => s,
+        None if change.reopen && !matches!(current.status, Status::New | Status::Open) => {
+            Status::Open
+        }
+        None => current.status,
+    };
+    if next_status != current.status {
+        plan.set(Column::Status(next_status));
+        plan.set(Column::DoneAt(next_status.is_done().then_some(now)));
+        // The SLA clocks stand still while the ticket waits on the
+        // customer or is done, and go on when it is active again; the
+        // scheduler measures from these instants, whenever it gets there.
+        if next_status.pauses_clocks() {
+            plan.set(Column::SlaPausedAt(Some(
+                current.sla_paused_at.unwrap_or(now),
+            )));
+            plan.set(Column::SlaResumedAt(None));
+        } else {
+            let resumed = current
+                .sla_paused_at
+                .map(|_| current.sla_resumed_at.unwrap_or(now));
+            plan.set(Column::SlaResumedAt(resumed));
+        }
+        plan.done
+            .push(format!("status {} → {next_status}", current.status));
+    }
+    if let Some(p) = change.priority
+        && p != current.priority
+    {
+        plan.set(Column::Priority(p));
+        plan.done
+            .push(format!("priority {} → {p}", current.priority));
+    }
+    if let Some(q) = &change.queue
+        && *q != current.queue
+    {
+        let id = facts
+            .queue_id
+            .ok_or_else(|| ChangeError::NoQueue(q.clone()))?;
+        plan.set(Column::QueueId(id));
+        plan.done.push(format!("queue {} → {q}", current.queue));
+    }
+    if let Some(o) = owner
+        && o != current.owner
+    {
+        plan.set(Column::OwnerId(o));
+        let name = match (o, &facts.owner_email) {
+            (None, _) => "nobody".to_string(),
+            (Some(_), Some(email)) => email.clone(),
+            (Some(id), None) => format!("agent {id}"),
+        };
+        plan.done.push(format!("owner → {name}"));
+    }
+    if let Some(d) = change.disposition
+        && d != current.disposition
+    {
+        plan.set(Column::Disposition(d));
+        plan.set(Column::DispositionAt(d.map(|_| now)));
+        plan.done.push(match (current.disposition, d) {
+            (_, Some(next)) => format!("marked {}", next.as_str()),
+            (Some(old), None) => format!("restored from {}", old.as_str()),
+            (None, None) => String::new(),
+        });
+    }
+    let has_tag = |tags: &[String], tag: &str| tags.iter().any(|t| t == tag);
+    for tag in &change.add_tags {
+        if !has_tag(&current.tags, tag) && !has_tag(&plan.add_tags, tag) {
+            plan.add_tags.push(tag.clone());
+            plan.done.push(format!("tag +{tag}"));
+        }
+    }
+    for tag in &change.remove_tags {
+        if has_tag(&current.tags, tag) && !has_tag(&plan.remove_tags, tag) {
+            plan.remove_tags.push(tag.clone());
+            plan.done.push(format!("tag -{tag}"));
+        }
+    }
+    let mut has_sla = current.has_sla;
+    if let Some(sla) = &change.sla {
+        plan.set(Column::SlaPolicy(sla.policy.clone()));
+        plan.set(Column::FirstResponseDue(sla.first_response_due));
+        plan.set(Column::ResolutionDue(sla.resolution_due));
+        plan.set(Column::NextResponseDue(None));
+        has_sla = true;
+    }
+    // Any change may move a clock or make an escalation hold.
+    let recheck = (has_sla && !plan.done.is_empty()) || change.sla.is_some();
+    if recheck {
+        plan.set(Column::SlaCheckAt(now));
+    }
+
+    // The occasion: its clocks, its last-update time and its history.
+    // Mail dated before the last update does not move it back.
+    let touch = |plan: &mut ChangePlan| {
+        if now > current.updated_at {
+            plan.set(Column::UpdatedAt(now));
+        }
+    };
+    let event = |kind: EventKind, detail: String| NewEvent {
+        ticket: current.number,
+        at: now,
+        actor: request.actor.clone(),
+        kind,
+        detail,
+    };
+    match &request.cause {
+        Cause::Asked(why) => {
+            if !plan.done.is_empty() {
+                plan.set(Column::UpdatedAt(now));
+                let detail = format!("{why}: {}", plan.done.join(", "));
+                plan.events.push(event(EventKind::Changed, detail));
+            }
+        }
+        Cause::CustomerWrote {
+            rule,
+            reopen,
+            waits,
+        } => {
+            touch(&mut plan);
+            if *waits {
+                plan.set(Column::CustomerWaitingSince(Some(
+                    current.customer_waiting_since.unwrap_or(now),
+                )));
+            }
+            if current.has_sla {
+                plan.set(Column::SlaCheckAt(now));
+            }
+            if next_status != current.status {
+                let kind = if *reopen {
+                    EventKind::Reopened
+                } else {
+                    EventKind::Status
+                };
+                let detail = format!(
+                    "{} → {next_status}: customer wrote ({})",
+                    current.status,
+                    rule.as_str()
+                );
+                plan.events.push(event(kind, detail));
+            }
+        }
+        Cause::Replied {
+            recipients,
+            new_ticket,
+            ..
+        } => {
+            plan.set(Column::FirstResponseAt(
+                current.first_response_at.unwrap_or(now),
+            ));
+            plan.set(Column::LastResponseAt(now));
+            plan.set(Column::CustomerWaitingSince(None));
+            plan.set(Column::NextResponseDue(None));
+            if has_sla {
+                plan.set(Column::SlaCheckAt(now));
+            }
+            touch(&mut plan);
+            let mut detail = format!(
+                "public reply by {} to {}",
+                request.actor,
+                recipients.join(", ")
+            );
+            if current.status == Status::New && next_status == Status::Open {
+                detail.push_str("; status new → open");
+            }
+            if current.owner.is_none() && !new_ticket {
+                detail.push_str(&format!("; owner → {}", request.actor));
+            }
+            plan.events.push(event(EventKind::Reply, detail));
+        }
+        Cause::Noted => {
+            touch(&mut plan);
+            let detail = format!("internal note by {}", request.actor);
+            plan.events.push(event(EventKind::Note, detail));
+        }
+        Cause::DeliveryReport { detail } => {
+            touch(&mut plan);
+            plan.events
+                .push(event(EventKind::DeliveryReport, detail.clone()));
+        }
+        Cause::DeliveryFailed { detail } => {
+            plan.events
+                .push(event(EventKind::DeliveryFailed, detail.clone()));
+        }
+        Cause::Rules { lines } => {
+            for line in lines {
+                plan.events.push(event(EventKind::Applied, line.clone()));
+            }
+        }
+        Cause::Escalation {
+            name: _,
+            breaches,
+            notified,
+            problems,
+        } => {
+            plan.done
+                .extend(notified.iter().map(|to| format!("notified {to}")));
+            plan.done.extend(problems.iter().cloned());
+            let breach = breaches.join(", ");
+            let detail = if plan.done.is_empty() {
+                format!("fired ({breach}): nothing left to change")
+            } else {
+                format!("fired ({breach}): {}", plan.done.join(", "))
+            };
+            plan.events.push(event(EventKind::Escalated, detail));
+            // What fired may move the clocks: look again.
+            plan.set(Column::UpdatedAt(now));
+            plan.set(Column::SlaCheckAt(now));
+        }
+    }
+    Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Duration, TimeZone};
+
+    fn at(hour: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 2, hour, 0, 0)
+            .single()
+            .unwrap_or_default()
+    }
+
+    fn ticket(status: Status) -> TicketState {
+        TicketState {
+            number: 7,
+            status,
+            priority: Priority::Normal,
+            queue: "support".into(),
+            owner: None,
+            disposition: None,
+            tags: vec!["vpn".into()],
+            has_sla: true,
+            sla_paused_at: None,
+            sla_resumed_at: None,
+            first_response_at: None,
+            customer_waiting_since: None,
+            updated_at: at(8),
+        }
+    }
+
+    fn asked(change: TicketChange) -> ChangeRequest {
+        ChangeRequest::asked(
+            change,
+            "moved to Closed over IMAP",
+            "alice@desk.test",
+            at(10),
+        )
+    }
+
+    fn plan(current: &TicketState, request: &ChangeRequest) -> ChangePlan {
+        plan_change(current, request, &ChangeFacts::default()).unwrap_or_default()
+    }
+
+    #[test]
+    fn closing_records_done_time_pauses_clocks_and_writes_one_event() {
+        let closed = plan(
+            &ticket(Status::Open),
+            &asked(TicketChange {
+                status: Some(Status::Closed),
+                ..TicketChange::default()
+            }),
+        );
+        assert_eq!(closed.status(), Some(Status::Closed));
+        assert!(closed.set.contains(&Column::DoneAt(Some(at(10)))));
+        assert!(closed.set.contains(&Column::SlaPausedAt(Some(at(10)))));
+        assert!(closed.set.contains(&Column::SlaResumedAt(None)));
+        assert!(closed.set.contains(&Column::SlaCheckAt(at(10))));
+        assert!(closed.set.contains(&Column::UpdatedAt(at(10))));
+        assert_eq!(closed.done, vec!["status open → closed".to_string()]);
+        assert_eq!(closed.events.len(), 1);
+        assert_eq!(closed.events[0].kind, EventKind::Changed);
+        assert_eq!(
+            closed.events[0].detail,
+            "moved to Closed over IMAP: status open → closed"
+        );
+    }
+
+    #[test]
+    fn a_pause_keeps_its_first_instant_and_a_resume_records_when() {
+        let mut pending = ticket(Status::Pending);
+        pending.sla_paused_at = Some(at(9));
+        let again = plan(
+            &pending,
+            &asked(TicketChange {
+                status: Some(Status::Closed),
+                ..TicketChange::default()
+            }),
+        );
+        assert!(again.set.contains(&Column::SlaPausedAt(Some(at(9)))));
+        let resumed = plan(
+            &pending,
+            &asked(TicketChange {
+                reopen: true,
+                ..TicketChange::default()
+            }),
+        );
+        assert_eq!(resumed.status(), Some(Status::Open));
+        assert!(resumed.set.contains(&Column::SlaResumedAt(Some(at(10)))));
+        assert!(resumed.set.contains(&Column::DoneAt(None)));
+        // A ticket that never paused has nothing to resume.
+        let fresh = plan(
+            &ticket(Status::New),
+            &asked(TicketChange {
+                status: Some(Status::Open),
+                ..TicketChange::default()
+            }),
+        );
+        assert!(fresh.set.contains(&Column::SlaResumedAt(None)));
+    }
+
+    #[test]
+    fn nothing_to_change_writes_nothing() {
+        let same = plan(
+            &ticket(Status::Open),
+            &asked(TicketChange {
+                status: Some(Status::Open),
+                priority: Some(Priority::Normal),
+                add_tags: vec!["vpn".into()],
+                remove_tags: vec!["absent".into()],
+                reopen: true,
+                ..TicketChange::default()
+            }),
+        );
+        assert_eq!(same.set, Vec::new());
+        assert!(same.events.is_empty() && same.done.is_empty());
+    }
+
+    #[test]
+    fn fields_are_phrased_in_one_order() {
+        let mut current = ticket(Status::Open);
+        current.has_sla = false;
+        let request = asked(TicketChange {
+            priority: Some(Priority::Urgent),
+            queue: Some("billing".into()),
+            owner: Some(Some(3)),
+            disposition: Some(Some(Disposition::Spam)),
+            add_tags: vec!["vip".into(), "vip".into()],
+            remove_tags: vec!["vpn".into()],
+            ..TicketChange::default()
+        });
+        let facts = ChangeFacts {
+            queue_id: Some(2),
+            owner_email: Some("bob@desk.test".into()),
+        };
+        let planned = plan_change(&current, &request, &facts).unwrap_or_default();
+        assert_eq!(
+            planned.done,
+            vec![
+                "priority normal → urgent",
+                "queue support → billing",
+                "owner → bob@desk.test",
+                "marked spam",
+                "tag +vip",
+                "tag -vpn"
+            ]
+        );
+        assert!(planned.set.contains(&Column::QueueId(2)));
+        assert!(planned.set.contains(&Column::DispositionAt(Some(at(10)))));
+        assert!(
+            !planned
+                .set
+                .iter()
+                .any(|c| matches!(c, Column::SlaCheckAt(_))),
+            "no clocks, nothing to look at"
+        );
+        assert_eq!(planned.add_tags, vec!["vip".to_string()]);
+    }
+
+    #[test]
+    fn an_unknown_queue_refuses_the_whole_change() {
+        let request = asked(TicketChange {
+            queue: Some("nowhere".into()),
+            status: Some(Status::Closed),
+            ..TicketChange::default()
+        });
+        assert_eq!(
+            plan_change(&ticket(Status::Open), &request, &ChangeFacts::default()),
+            Err(ChangeError::NoQueue("nowhere".into()))
+        );
+    }
+
+    #[test]
+    fn a_customer_writing_reopens_and_starts_the_wait() {
+        let mut closed = ticket(Status::Closed);
+        closed.sla_paused_at = Some(at(9));
+        let request = ChangeRequest {
+            change: TicketChange::default(),
+            cause: Cause::CustomerWrote {
+                rule: threading::Rule::Reference,
+                reopen: true,
+                waits: true,
+            },
+            actor: "smtp".into(),
+            at: at(10),
+        };
+        let reopened = plan(&closed, &request);
+        assert_eq!(reopened.status(), Some(Status::Open));
+        assert!(reopened.set.contains(&Column::DoneAt(None)));
+        assert!(reopened.set.contains(&Column::SlaResumedAt(Some(at(10)))));
+        assert!(
+            reopened
+                .set
+                .contains(&Column::CustomerWaitingSince(Some(at(10))))
+        );
+        assert!(reopened.set.contains(&Column::UpdatedAt(at(10))));
+        assert_eq!(reopened.events[0].kind, EventKind::Reopened);
+        assert_eq!(
+            reopened.events[0].detail,
+            "closed → open: customer wrote (references)"
+        );
+        // A new ticket stays new; an earlier wait is kept; a message dated
+        // before the last update does not move it back.
+        let mut new = ticket(Status::New);
+        new.customer_waiting_since = Some(at(7));
+        new.updated_at = at(11);
+        let joined = plan(&new, &request);
+        assert_eq!(joined.status(), None);
+        assert!(joined.events.is_empty());
+        assert!(
+            joined
+                .set
+                .contains(&Column::CustomerWaitingSince(Some(at(7))))
+        );
+        assert!(!joined.set.iter().any(|c| matches!(c, Column::UpdatedAt(_))));
+        assert!(joined.set.contains(&Column::SlaCheckAt(at(10))));
+    }
+
+    #[test]
+    fn a_reply_stops_the_clocks_opens_and_takes_the_ticket() {
+        let request = ChangeRequest {
+            change: TicketChange::default(),
+            cause: Cause::Replied {
+                agent: 4,
+                recipients: vec!["carol@example.com".into()],
+                new_ticket: false,
+            },
+            actor: "alice@desk.test".into(),
+            at: at(10),
+        };
+        let mut current = ticket(Status::New);
+        current.customer_waiting_since = Some(at(9));
+        let replied = plan_change(
+            &current,
+            &request,
+            &ChangeFacts {
+                owner_email: Some("alice@desk.test".into()),
+                ..ChangeFacts::default()
+            },
+        )
+        .unwrap_or_default();
+        assert_eq!(replied.status(), Some(Status::Open));
+        assert!(replied.set.contains(&Column::OwnerId(Some(4))));
+        assert!(replied.set.contains(&Column::FirstResponseAt(at(10))));
+        assert!(replied.set.contains(&Column::CustomerWaitingSince(None)));
+        assert!(replied.set.contains(&Column::NextResponseDue(None)));
+        assert_eq!(
+            replied.events[0].detail,
+            "public reply by alice@desk.test to carol@example.com; status new → open; owner → alice@desk.test"
+        );
+        // A second reply keeps the first response time and the owner.
+        let mut answered = ticket(Status::Open);
+        answered.first_response_at = Some(at(9));
+        answered.owner = Some(5);
+        let again = plan(&answered, &request);
+        assert!(again.set.contains(&Column::FirstResponseAt(at(9))));
+        assert!(!again.set.iter().any(|c| matches!(c, Column::OwnerId(_))));
+        assert_eq!(
+            again.events[0].detail,
+            "public reply by alice@desk.test to carol@example.com"
+        );
+    }
+
+    #[test]
+    fn an_escalation_reports_what_it_did_and_looks_again() {
+        let request = ChangeRequest {
+            change: TicketChange {
+                priority: Some(Priority::Urgent),
+                ..TicketChange::default()
+            },
+            cause: Cause::Escalation {
+                name: "late".into(),
+                breaches: vec!["first_response".into()],
+                notified: vec!["lead@desk.test".into()],
+                problems: vec!["owner x not set: no such agent".into()],
+            },
+            actor: "escalation 'late'".into(),
+            at: at(10),
+        };
+        let fired = plan(&ticket(Status::Open), &request);
+        assert_eq!(
+            fired.events[0].detail,
+            "fired (first_response): priority normal → urgent, notified lead@desk.test, owner x not set: no such agent"
+        );
+        assert!(fired.set.contains(&Column::SlaCheckAt(at(10))));
+        let mut urgent = ticket(Status::Open);
+        urgent.priority = Priority::Urgent;
+        let nothing = plan(
+            &urgent,
+            &ChangeRequest {
+                cause: Cause::Escalation {
+                    name: "late".into(),
+                    breaches: vec!["first_response".into()],
+                    notified: vec![],
+                    problems: vec![],
+                },
+                ..request
+            },
+        );
+        assert_eq!(
+            nothing.events[0].detail,
+            "fired (first_response): nothing left to change"
+        );
+    }
+
+    #[test]
+    fn rules_write_their_own_lines_and_start_the_sla() {
+        let request = ChangeRequest {
+            change: TicketChange {
+                priority: Some(Priority::High),
+                sla: Some(SlaStart {
+                    policy: "standard".into(),
+                    first_response_due: Some(at(12)),
+                    resolution_due: Some(at(12) + Duration::days(2)),
+                }),
+                ..TicketChange::default()
+            },
+            cause: Cause::Rules {
+                lines: vec!["rule 'vip': priority high".into()],
+            },
+            actor: "rules".into(),
+            at: at(10),
+        };
+        let mut current = ticket(Status::New);
+        current.has_sla = false;
+        let applied = plan(&current, &request);
+        assert!(applied.set.contains(&Column::SlaPolicy("standard".into())));
+        assert!(applied.set.contains(&Column::SlaCheckAt(at(10))));
+        assert_eq!(applied.events.len(), 1);
+        assert_eq!(applied.events[0].kind, EventKind::Applied);
+        assert!(
+            !applied
+                .set
+                .iter()
+                .any(|c| matches!(c, Column::UpdatedAt(_)))
+        );
+    }
+
+    #[test]
+    fn a_delivery_report_tags_once_and_is_always_recorded() {
+        let request = ChangeRequest {
+            change: TicketChange {
+                add_tags: vec!["delivery-failed".into()],
+                ..TicketChange::default()
+            },
+            cause: Cause::DeliveryReport {
+                detail: "delivery status report".into(),
+            },
+            actor: "smtp".into(),
+            at: at(10),
+        };
+        let mut tagged = ticket(Status::Open);
+        tagged.tags.push("delivery-failed".into());
+        let again = plan(&tagged, &request);
+        assert!(again.add_tags.is_empty());
+        assert_eq!(again.events.len(), 1);
+        assert_eq!(again.events[0].kind, EventKind::DeliveryReport);
+    }
+}

@@ -1,0 +1,560 @@
+//! Filing an inbound message in one transaction: gather the facts (SQL),
+//! let `domain` decide (duplicate, bounce target, threading, the change to
+//! a joined ticket, the rules, the acknowledgement, thread ids and
+//! participants), execute. When it commits, the message is safe and SMTP
+//! may say 250.
+//!
+//! On SQLite, messages arriving together share one transaction and one
+//! fsync (group commit, [`sqlite_writer`]); on PostgreSQL each has its own.
+
+use super::{Backend, Change, Result, Store, StoreError, Tx, on_tx, parse_column};
+use crate::domain::automation::TicketSnapshot;
+use crate::domain::filing::{
+    self, Acknowledgement, FileOutcome, InboundKind, InboundRequest, MAX_REFERENCES,
+};
+use crate::domain::threading::{self, Candidates, Placement, TicketFacts};
+use crate::domain::ticket::{EventKind, MessageKind, NewEvent, Priority, Status};
+use chrono::{DateTime, Duration, Utc};
+use sqlx::Row;
+use tokio::sync::{mpsc, oneshot};
+
+/// A new ticket's row, as the domain opened it.
+struct NewTicket<'a> {
+    queue_id: i64,
+    subject: &'a str,
+    customer_address: &'a str,
+    customer_name: Option<&'a str>,
+    status: Status,
+    owner: Option<i64>,
+    linked: Option<i64>,
+    at: DateTime<Utc>,
+    /// Since when the customer waits (an inbound ticket: from the start).
+    waiting_since: Option<DateTime<Utc>>,
+}
+
+impl Tx {
+    /// Threading facts of these tickets: number, status, done time.
+    async fn ticket_facts(&mut self, number: i64) -> Result<Option<TicketFacts>> {
+        on_tx!(self, |conn| {
+            let row = sqlx::query("SELECT number, status, done_at FROM tickets WHERE number = $1")
+                .bind(number)
+                .fetch_optional(&mut *conn)
+                .await?;
+            Ok(match row {
+                Some(row) => Some(TicketFacts {
+                    number: row.try_get("number")?,
+                    status: parse_column(&row.try_get::<String, _>("status")?, "status")?,
+                    done_at: row.try_get("done_at")?,
+                }),
+                None => None,
+            })
+        })
+    }
+
+    /// The ticket the first of `ids` that leads anywhere leads to (threading
+    /// rule 1), most relevant id first, the newest ticket among equals.
+    async fn ticket_by_reference(&mut self, ids: &[&String]) -> Result<Option<TicketFacts>> {
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let sql = format!(
+            "SELECT r.message_id, t.number, t.status, t.done_at FROM thread_ids r
+             JOIN tickets t ON t.number = r.ticket WHERE r.message_id IN ({})
+             ORDER BY t.number DESC",
+            super::events::placeholders(1, ids.len())
+        );
+        let found: Vec<(String, TicketFacts)> = on_tx!(self, |conn| {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in ids {
+                query = query.bind(*id);
+            }
+            let mut found = Vec::new();
+            for row in query.fetch_all(&mut *conn).await? {
+                found.push((
+                    row.try_get("message_id")?,
+                    TicketFacts {
+                        number: row.try_get("number")?,
+                        status: parse_column(&row.try_get::<String, _>("status")?, "status")?,
+                        done_at: row.try_get("done_at")?,
+                    },
+                ));
+            }
+            found
+        });
+        Ok(ids.iter().find_map(|id| {
+            found
+                .iter()
+                .find(|(found_id, _)| found_id == *id)
+                .map(|(_, facts)| facts.clone())
+        }))
+    }
+
+    async fn is_participant(&mut self, ticket: i64, address: &str) -> Result<bool> {
+        on_tx!(self, |conn| {
+            let found: Option<i64> = sqlx::query_scalar(
+                "SELECT ticket FROM ticket_participants WHERE ticket = $1 AND address = $2",
+            )
+            .bind(ticket)
+            .bind(address)
+            .fetch_optional(&mut *conn)
+            .await?;
+            Ok(found.is_some())
+        })
+    }
+
+    /// The ticket of the first of these Message-IDs stored in a ticket.
+    async fn ticket_of_messages(&mut self, ids: &[&String]) -> Result<Option<i64>> {
+        for id in ids {
+            let ticket: Option<i64> = on_tx!(self, |conn| {
+                sqlx::query_scalar::<_, Option<i64>>(
+                    "SELECT ticket FROM messages WHERE message_id = $1 AND ticket IS NOT NULL
+                     ORDER BY id LIMIT 1",
+                )
+                .bind(*id)
+                .fetch_optional(&mut *conn)
+                .await?
+                .flatten()
+            });
+            if ticket.is_some() {
+                return Ok(ticket);
+            }
+        }
+        Ok(None)
+    }
+
+    /// What the rules read of a ticket.
+    async fn ticket_snapshot(&mut self, number: i64) -> Result<Option<TicketSnapshot>> {
+        on_tx!(self, |conn| {
+            let row = sqlx::query(
+                "SELECT t.number, q.name AS queue, t.priority, t.status, t.customer_address,
+                     a.email AS owner, t.sla_policy, t.created_at,
+                     (SELECT COUNT(*) FROM messages m WHERE m.ticket = t.number) AS messages
+                 FROM tickets t JOIN queues q ON q.id = t.queue_id
+                 LEFT JOIN agents a ON a.id = t.owner_id WHERE t.number = $1",
+            )
+            .bind(number)
+            .fetch_optional(&mut *conn)
+            .await?;
+            let Some(row) = row else { return Ok(None) };
+            let tags: Vec<String> =
+                sqlx::query_scalar("SELECT tag FROM ticket_tags WHERE ticket = $1 ORDER BY tag")
+                    .bind(number)
+                    .fetch_all(&mut *conn)
+                    .await?;
+            Ok(Some(TicketSnapshot {
+                number: row.try_get("number")?,
+                queue: row.try_get("queue")?,
+                priority: parse_column::<Priority>(
+                    &row.try_get::<String, _>("priority")?,
+                    "priority",
+                )?,
+                status: parse_column::<Status>(&row.try_get::<String, _>("status")?, "status")?,
+                tags,
+                customer: row.try_get("customer_address")?,
+                owner: row.try_get("owner")?,
+                sla_policy: row.try_get("sla_policy")?,
+                created_at: row.try_get("created_at")?,
+                messages: row.try_get("messages")?,
+            }))
+        })
+    }
+
+    /// The id of the agent with this address.
+    pub(crate) async fn agent_id(&mut self, email: &str) -> Result<Option<i64>> {
+        on_tx!(self, |conn| {
+            Ok(
+                sqlx::query_scalar("SELECT id FROM agents WHERE lower(email) = lower($1)")
+                    .bind(email)
+                    .fetch_optional(&mut *conn)
+                    .await?,
+            )
+        })
+    }
+
+    /// Acknowledgements queued to `to` since `since` (the loop guard).
+    async fn recent_acknowledgements(&mut self, to: &str, since: DateTime<Utc>) -> Result<i64> {
+        on_tx!(self, |conn| {
+            Ok(sqlx::query_scalar(
+                "SELECT COUNT(*) FROM outbound WHERE rcpt_to = $1 AND purpose = 'ack' AND created_at > $2",
+            )
+            .bind(to)
+            .bind(since)
+            .fetch_one(&mut *conn)
+            .await?)
+        })
+    }
+
+    /// Opens a ticket; returns its number.
+    async fn insert_ticket(&mut self, t: &NewTicket<'_>) -> Result<i64> {
+        on_tx!(self, |conn| {
+            Ok(sqlx::query_scalar(
+                "INSERT INTO tickets (queue_id, subject, customer_address, customer_name, status,
+                     priority, owner_id, linked_ticket, created_at, updated_at, customer_waiting_since)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) RETURNING number",
+            )
+            .bind(t.queue_id)
+            .bind(t.subject)
+            .bind(t.customer_address)
+            .bind(t.customer_name)
+            .bind(t.status.as_str())
+            .bind(Priority::Normal.as_str())
+            .bind(t.owner)
+            .bind(t.linked)
+            .bind(t.at)
+            .bind(t.waiting_since)
+            .fetch_one(&mut *conn)
+            .await?)
+        })
+    }
+
+    /// Opens a ticket an agent's mail starts (an outbound ticket): it waits
+    /// for the customer (pending) and belongs to the agent.
+    pub(crate) async fn open_outbound_ticket(
+        &mut self,
+        queue_id: i64,
+        title: &str,
+        customer_address: &str,
+        customer_name: Option<&str>,
+        agent: i64,
+        at: DateTime<Utc>,
+    ) -> Result<i64> {
+        self.insert_ticket(&NewTicket {
+            queue_id,
+            subject: title,
+            customer_address,
+            customer_name,
+            status: Status::Pending,
+            owner: Some(agent),
+            linked: None,
+            at,
+            waiting_since: None,
+        })
+        .await
+    }
+}
+
+/// Files one message on a transaction the caller owns (and commits).
+pub(crate) async fn file(tx: &mut Tx, request: &InboundRequest) -> Result<FileOutcome> {
+    let m = &request.message;
+    if let Some((message, ticket)) = tx.stored_message(&m.message_id, &m.sender).await? {
+        return Ok(FileOutcome::Duplicate { message, ticket });
+    }
+
+    // Bounces go to the ticket of the message they bounce, or nowhere.
+    if let InboundKind::Bounce { bounced, failures } = &request.kind {
+        let ids: Vec<&String> = bounced
+            .iter()
+            .chain(m.references.iter())
+            .take(MAX_REFERENCES)
+            .collect();
+        let found = tx.ticket_of_messages(&ids).await?;
+        return match filing::place_bounce(request, failures, found) {
+            Err(reason) => {
+                let id = tx
+                    .insert_message(m, None, MessageKind::Unfiled, Some(&reason))
+                    .await?;
+                Ok(FileOutcome::Unfiled {
+                    message: id,
+                    reason,
+                })
+            }
+            Ok((ticket, change)) => {
+                let id = tx
+                    .insert_message(m, Some(ticket), MessageKind::Bounce, None)
+                    .await?;
+                tx.change_ticket(ticket, &change).await?;
+                Ok(FileOutcome::Filed {
+                    message: id,
+                    ticket,
+                    created: false,
+                    reopened: false,
+                    linked: None,
+                    auto_reply: Err("message is a delivery report".into()),
+                })
+            }
+        };
+    }
+
+    // Threading: gather the candidates of each rule, then decide.
+    let mut candidates = Candidates {
+        by_reference: tx.ticket_by_reference(&m.lookup_ids()).await?,
+        ..Candidates::default()
+    };
+    for number in &request.plus_tickets {
+        if let Some(facts) = tx.ticket_facts(*number).await? {
+            candidates.by_plus_address = Some(facts);
+            break;
+        }
+    }
+    for number in &request.subject_tags {
+        if let Some(facts) = tx.ticket_facts(*number).await? {
+            let participant = tx.is_participant(*number, &m.sender).await?;
+            candidates.by_subject_tag = Some((facts, participant));
+            break;
+        }
+    }
+    let placement = threading::place(&candidates, request.now, request.reopen_window);
+
+    let mut events: Vec<NewEvent> = Vec::new();
+    let (ticket, created, reopened, linked) = match placement {
+        Placement::Join { ticket, reopen, .. } => {
+            if let Some(change) = filing::join_change(request, &placement) {
+                events.extend(tx.apply_change(ticket, &change).await?.events);
+            }
+            (ticket, false, reopen, None)
+        }
+        Placement::New { linked } => {
+            if let Some(reason) = filing::refuses_new_ticket(&request.kind) {
+                let id = tx
+                    .insert_message(m, None, MessageKind::Unfiled, Some(&reason))
+                    .await?;
+                return Ok(FileOutcome::Unfiled {
+                    message: id,
+                    reason,
+                });
+            }
+            let number = tx
+                .insert_ticket(&NewTicket {
+                    queue_id: request.queue_id,
+                    subject: &request.title,
+                    customer_address: &request.customer_address,
+                    customer_name: request.customer_name.as_deref(),
+                    status: Status::New,
+                    owner: None,
+                    linked: linked.map(|(n, _)| n),
+                    at: request.now,
+                    waiting_since: Some(request.now),
+                })
+                .await?;
+            events.extend(filing::opening_events(request, number, linked));
+            (number, true, false, linked.map(|(n, _)| n))
+        }
+    };
+
+    let effects = match (&request.rules, &request.kind) {
+        (Some(hook), InboundKind::Customer) => {
+            let snapshot = if created {
+                None
+            } else {
+                tx.ticket_snapshot(ticket).await?
+            };
+            let effects = hook(snapshot.as_ref());
+            let owner = match &effects.owner {
+                Some(email) => Some(tx.agent_id(email).await?),
+                None => None,
+            };
+            if let Some(change) = filing::rules_change(&effects, owner, request.now) {
+                events.extend(tx.apply_change(ticket, &change).await?.events);
+            }
+            Some(effects)
+        }
+        _ => None,
+    };
+    let message = tx
+        .insert_message(m, Some(ticket), MessageKind::Customer, None)
+        .await?;
+    events.extend(filing::flagged_event(request, ticket));
+
+    let plan = request.auto_reply.as_ref();
+    let recent = match plan {
+        Some(plan) if filing::needs_rate_count(created, Some(plan), effects.as_ref()) => {
+            tx.recent_acknowledgements(&plan.to, request.now - Duration::hours(1))
+                .await?
+        }
+        _ => 0,
+    };
+    let mut ack_id = None;
+    let auto_reply = match filing::acknowledgement(ticket, created, plan, effects.as_ref(), recent)
+    {
+        Acknowledgement::Skip { reason, recorded } => {
+            if recorded {
+                events.push(filing::postdesk_event(
+                    ticket,
+                    request.now,
+                    EventKind::AutoReplySuppressed,
+                    reason.clone(),
+                ));
+            }
+            Err(reason)
+        }
+        Acknowledgement::Send(context) => {
+            // Some(plan) is what made the decision Send.
+            let built = match plan {
+                Some(plan) => (plan.build)(&context),
+                None => Err("auto-reply not requested".to_string()),
+            };
+            match built {
+                Ok(mail) => {
+                    let id = tx.queue_outgoing(ticket, &mail, "ack", request.now).await?;
+                    ack_id = Some(mail.message_id.clone());
+                    events.push(filing::postdesk_event(
+                        ticket,
+                        request.now,
+                        EventKind::AutoReply,
+                        format!("acknowledgement queued to {}", mail.rcpt_to),
+                    ));
+                    Ok(id)
+                }
+                Err(problem) => {
+                    events.push(filing::postdesk_event(
+                        ticket,
+                        request.now,
+                        EventKind::AutoReplyFailed,
+                        format!("acknowledgement not built: {problem}"),
+                    ));
+                    Err(problem)
+                }
+            }
+        }
+    };
+
+    let thread_ids = filing::thread_ids(m, ack_id.as_deref());
+    let thread_ids: Vec<&str> = thread_ids.iter().map(String::as_str).collect();
+    tx.insert_thread_ids(ticket, &thread_ids).await?;
+    tx.insert_participants(ticket, &filing::participants(m, &request.customer_address))
+        .await?;
+    tx.insert_events(&events).await?;
+    Ok(FileOutcome::Filed {
+        message,
+        ticket,
+        created,
+        reopened,
+        linked,
+        auto_reply,
+    })
+}
+
+impl Store {
+    pub async fn file_inbound(&self, request: InboundRequest) -> Result<FileOutcome> {
+        let result = self.file_inbound_once(request).await;
+        if let Ok(outcome) = &result {
+            if let Some(ticket) = outcome.ticket() {
+                self.announce(Change::Ticket(ticket));
+            }
+            if let FileOutcome::Filed {
+                auto_reply: Ok(_), ..
+            } = outcome
+            {
+                self.announce(Change::OutboundQueued);
+            }
+        }
+        result
+    }
+
+    async fn file_inbound_once(&self, request: InboundRequest) -> Result<FileOutcome> {
+        match &self.backend {
+            Backend::Sqlite { .. } => {
+                let filer = self.filer.as_ref().ok_or_else(|| {
+                    StoreError::Unavailable("the SQLite writer is not running".into())
+                })?;
+                let (reply, answer) = oneshot::channel();
+                filer
+                    .send(FileJob { request, reply })
+                    .await
+                    .map_err(|_| StoreError::Unavailable("the SQLite writer stopped".into()))?;
+                answer
+                    .await
+                    .map_err(|_| StoreError::Unavailable("the SQLite writer stopped".into()))?
+            }
+            Backend::Postgres(_) => match self.file_alone(&request).await {
+                // Another node stored the same message (Message-ID and
+                // sender) a moment ago: filing again finds it.
+                Err(err) if err.is_unique_violation() => self.file_alone(&request).await,
+                other => other,
+            },
+        }
+    }
+
+    async fn file_alone(&self, request: &InboundRequest) -> Result<FileOutcome> {
+        let mut tx = self.begin().await?;
+        let outcome = file(&mut tx, request).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+}
+
+/// A message waiting for the SQLite writer, and where its verdict goes.
+pub(crate) struct FileJob {
+    request: InboundRequest,
+    reply: oneshot::Sender<Result<FileOutcome>>,
+}
+
+/// Messages filed in one SQLite transaction at most.
+const MAX_BATCH: usize = 64;
+
+/// What the group-commit writer did, for tests and logs.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Transactions that filed more than one message and committed.
+    pub shared_commits: u64,
+    /// The most messages one committed transaction filed.
+    pub largest_batch: usize,
+    /// Messages filed again on their own after their batch failed.
+    pub refiled: u64,
+}
+
+/// Group commit for SQLite: files every message waiting when the writer
+/// gets to them in one transaction, one fsync for all, and answers each
+/// only after the commit. SQLite has one writer anyway; batching spares a
+/// commit per message. If anything in a batch fails, the batch is rolled
+/// back and each message is filed again on its own, so one bad message
+/// costs no other its acceptance.
+pub(crate) async fn sqlite_writer(
+    pool: sqlx::SqlitePool,
+    mut jobs: mpsc::Receiver<FileJob>,
+    stats: std::sync::Arc<std::sync::Mutex<WriterStats>>,
+) {
+    let record = |update: &dyn Fn(&mut WriterStats)| {
+        if let Ok(mut stats) = stats.lock() {
+            update(&mut stats);
+        }
+    };
+    while let Some(first) = jobs.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if batch.len() > 1 {
+            match file_batch(&pool, &batch).await {
+                Ok(outcomes) => {
+                    let size = batch.len();
+                    record(&|s| {
+                        s.shared_commits += 1;
+                        s.largest_batch = s.largest_batch.max(size);
+                    });
+                    for (job, outcome) in batch.into_iter().zip(outcomes) {
+                        let _ = job.reply.send(Ok(outcome));
+                    }
+                    continue;
+                }
+                Err(err) => {
+                    let size = batch.len() as u64;
+                    record(&|s| s.refiled += size);
+                    tracing::debug!(%err, size, "batch rolled back; filing one by one")
+                }
+            }
+        }
+        for job in batch {
+            let outcome = file_batch(&pool, std::slice::from_ref(&job))
+                .await
+                .map(|mut outcomes| outcomes.remove(0));
+            if outcome.is_ok() {
+                record(&|s| s.largest_batch = s.largest_batch.max(1));
+            }
+            let _ = job.reply.send(outcome);
+        }
+    }
+}
+
+async fn file_batch(pool: &sqlx::SqlitePool, jobs: &[FileJob]) -> Result<Vec<FileOutcome>> {
+    let mut tx = Tx::Sqlite(pool.begin().await?);
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        outcomes.push(file(&mut tx, &job.request).await?);
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}
