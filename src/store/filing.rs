@@ -558,3 +558,141 @@ async fn file_batch(pool: &sqlx::SqlitePool, jobs: &[FileJob]) -> Result<Vec<Fil
     tx.commit().await?;
     Ok(outcomes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::filing::NewMessage;
+    use std::sync::{Arc, Mutex};
+
+    fn request(n: usize, subject: &str, queue_id: i64) -> InboundRequest {
+        let now = Utc::now();
+        let sender = format!("customer{n}@example.com");
+        InboundRequest {
+            message: NewMessage {
+                message_id: format!("m{n}.{subject}@example.com"),
+                has_message_id: true,
+                sender: sender.clone(),
+                from_name: None,
+                envelope_from: sender.clone(),
+                envelope_to: vec!["support@desk.test".into()],
+                subject: subject.to_string(),
+                sent_at: now,
+                received_at: now,
+                problems: Vec::new(),
+                remote_addr: None,
+                references: Vec::new(),
+                participants: vec![sender.clone()],
+                raw: format!("Subject: {subject}\r\n\r\nhello\r\n").into_bytes(),
+            },
+            kind: InboundKind::Customer,
+            queue_id,
+            plus_tickets: Vec::new(),
+            subject_tags: Vec::new(),
+            title: subject.to_string(),
+            customer_address: sender,
+            customer_name: None,
+            now,
+            reopen_window: Duration::days(30),
+            auto_reply: None,
+            actor: "test".into(),
+            rules: None,
+        }
+    }
+
+    /// Queues `subjects` for a writer that is not running yet, then runs it
+    /// until it has answered them all: everything waits when it starts, so
+    /// what it batches is not left to timing.
+    async fn file_all(
+        store: &Store,
+        queue_id: i64,
+        subjects: &[&str],
+    ) -> (Vec<Result<FileOutcome>>, WriterStats) {
+        let Backend::Sqlite { write, .. } = &store.backend else {
+            panic!("an SQLite store");
+        };
+        let (jobs, queue) = mpsc::channel(subjects.len());
+        let mut answers = Vec::new();
+        for (n, subject) in subjects.iter().enumerate() {
+            let (reply, answer) = oneshot::channel();
+            let job = FileJob {
+                request: request(n, subject, queue_id),
+                reply,
+            };
+            assert!(jobs.send(job).await.is_ok(), "queued");
+            answers.push(answer);
+        }
+        drop(jobs);
+        let stats = Arc::new(Mutex::new(WriterStats::default()));
+        sqlite_writer(write.clone(), queue, Arc::clone(&stats)).await;
+        let mut outcomes = Vec::new();
+        for answer in answers {
+            outcomes.push(
+                answer
+                    .await
+                    .unwrap_or_else(|_| Err(StoreError::Unavailable("no answer".into()))),
+            );
+        }
+        let stats = *stats.lock().expect("stats");
+        (outcomes, stats)
+    }
+
+    #[tokio::test]
+    async fn waiting_messages_share_one_commit_and_a_failing_one_is_refiled_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/desk.db", dir.path().display());
+        let store = Store::connect(&url).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        let queue = store
+            .upsert_queue("support", "support@desk.test")
+            .await
+            .expect("queue");
+
+        let (outcomes, stats) = file_all(&store, queue.id, &["a", "b", "c", "d"]).await;
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o, Ok(FileOutcome::Filed { created: true, .. }))),
+            "{outcomes:?}"
+        );
+        assert_eq!(
+            stats,
+            WriterStats {
+                shared_commits: 1,
+                largest_batch: 4,
+                refiled: 0
+            }
+        );
+
+        store
+            .execute_unchecked(
+                "CREATE TRIGGER fail_me BEFORE INSERT ON messages \
+                 WHEN NEW.subject = 'fail-me' \
+                 BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+            )
+            .await
+            .expect("trigger");
+        let (outcomes, stats) = file_all(&store, queue.id, &["e", "fail-me", "f"]).await;
+        assert!(
+            matches!(outcomes[0], Ok(FileOutcome::Filed { .. })),
+            "{outcomes:?}"
+        );
+        assert!(outcomes[1].is_err(), "{outcomes:?}");
+        assert!(
+            matches!(outcomes[2], Ok(FileOutcome::Filed { .. })),
+            "{outcomes:?}"
+        );
+        // The batch of three rolled back; each was filed again on its own.
+        assert_eq!(
+            stats,
+            WriterStats {
+                shared_commits: 0,
+                largest_batch: 1,
+                refiled: 3
+            }
+        );
+        let (messages, tickets) = store.counts().await.expect("counts");
+        assert_eq!((messages, tickets), (6, 6));
+        store.close().await;
+    }
+}
