@@ -21,7 +21,7 @@ mod session;
 mod slots;
 mod store_flags;
 
-pub use slots::{AgentSlot, AgentSlots};
+pub use slots::AgentSlots;
 
 use crate::App;
 use crate::config::ImapConfig;
@@ -73,13 +73,13 @@ pub async fn serve(
     agent_slots: Arc<AgentSlots>,
     mut shutdown: Shutdown,
 ) {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
     let refusal = "* BYE [UNAVAILABLE] Too many connections, try again later\r\n";
     while let Some(net::Accepted {
         socket,
         peer,
         permit,
-    }) = net::accept(&listener, &slots, &mut shutdown, "imap", refusal).await
+    }) = net::accept(&listener, &connections, &mut shutdown, "imap", refusal).await
     {
         let app = app.clone();
         let tls = tls.clone();

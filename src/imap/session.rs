@@ -2,9 +2,10 @@
 //! STARTTLS, IDLE, and the untagged updates that keep the client's view of
 //! the selected mailbox current.
 
+use super::Limits;
 use super::extended;
 use super::selected::Selected;
-use super::{AgentSlot, AgentSlots, Limits};
+use super::slots::{AgentSlot, AgentSlots};
 use crate::App;
 use crate::domain::views::Folder;
 use crate::net::{self, Shutdown, Stream};
@@ -39,10 +40,10 @@ pub enum Flow {
     StartTls,
 }
 
-/// A tagged reply for the end of a command.
 /// Bytes read from a client at a time.
 const READ_CHUNK: usize = 4096;
 
+/// A tagged reply for the end of a command.
 pub struct Reply {
     pub status: &'static str,
     pub text: String,
