@@ -278,13 +278,16 @@ async fn scheduler_bench(tickets: usize, seconds: u64) -> Result<()> {
         rss_after / 1024
     );
 
-    let (shutdown, watcher) = tokio::sync::watch::channel(false);
+    let shutdown = postdesk::net::ShutdownTrigger::new();
     let rounds_before =
         postdesk::rules::scheduler::ROUNDS.load(std::sync::atomic::Ordering::Relaxed);
     let (_, cpu_before) = usage();
-    let task = tokio::spawn(postdesk::rules::scheduler::run(app.clone(), watcher));
+    let task = tokio::spawn(postdesk::rules::scheduler::run(
+        app.clone(),
+        shutdown.subscribe(),
+    ));
     tokio::time::sleep(Duration::from_secs(seconds)).await;
-    let _ = shutdown.send(true);
+    shutdown.trigger();
     let _ = task.await;
     let rounds = postdesk::rules::scheduler::ROUNDS.load(std::sync::atomic::Ordering::Relaxed)
         - rounds_before;

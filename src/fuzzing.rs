@@ -73,7 +73,8 @@ impl SmtpHarness {
         self.runtime.block_on(async {
             let (mut client, server) = tokio::io::duplex(256 * 1024);
             let peer = "127.0.0.1:25".parse().unwrap_or_else(|e| panic!("{e}"));
-            let (_never, stopping) = tokio::sync::watch::channel(false);
+            // Held until the session ends: a fuzzed session never shuts down.
+            let never_triggered = crate::net::ShutdownTrigger::new();
             let session = Session::new(
                 self.app.clone(),
                 crate::smtp::Role::Inbound,
@@ -82,7 +83,7 @@ impl SmtpHarness {
                 false,
                 None,
                 self.limits.clone(),
-                stopping,
+                never_triggered.subscribe(),
             );
             let task = tokio::spawn(session.run());
             let _ = client.write_all(data).await;

@@ -8,11 +8,12 @@
 use crate::App;
 use crate::config::{OutboundConfig, RelaySecurity, RelayUrl};
 use crate::dkim::Dkim;
+use crate::net::Shutdown;
 use crate::store::{Change, FailureNote, OutboundItem};
 use chrono::{DateTime, Duration, Utc};
 use mail_send::SmtpClientBuilder;
 use std::sync::Arc;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast;
 
 /// How long a claimed delivery is ours before another worker may retry it.
 const LEASE_SECONDS: i64 = 600;
@@ -30,15 +31,15 @@ pub enum Verdict {
     Permanent(String),
 }
 
-/// Runs until `shutdown` turns true; signs with `dkim` when it is given.
-pub async fn run(app: Arc<App>, dkim: Option<Arc<Dkim>>, mut shutdown: watch::Receiver<bool>) {
+/// Runs until the shutdown; signs with `dkim` when it is given.
+pub async fn run(app: Arc<App>, dkim: Option<Arc<Dkim>>, mut shutdown: Shutdown) {
     let mut changes = app.store.subscribe();
     let Some(relay) = app.config.outbound.relay.clone() else {
         tracing::info!("no [outbound] relay configured: outbound mail stays queued");
         return;
     };
     loop {
-        if *shutdown.borrow() {
+        if shutdown.is_stopping() {
             return;
         }
         match deliver_due(&app, &relay, dkim.as_deref()).await {
@@ -60,7 +61,7 @@ pub async fn run(app: Arc<App>, dkim: Option<Arc<Dkim>>, mut shutdown: watch::Re
             }
         };
         tokio::select! {
-            _ = shutdown.changed() => return,
+            _ = shutdown.stopped() => return,
             _ = tokio::time::sleep(wait) => {}
             _ = wait_for_queued(&mut changes) => {}
         }

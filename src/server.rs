@@ -2,11 +2,12 @@
 //! stops them on request.
 
 use crate::config::Config;
+use crate::net::{Shutdown, ShutdownTrigger};
 use crate::search::{SearchIndex, indexer};
 use crate::{App, AppError, imap, outbound, passwords, smtp, tls};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::sync::watch;
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
@@ -25,14 +26,14 @@ pub struct RunningServer {
     pub submissions_addr: SocketAddr,
     /// Credentials of the bootstrap admin when this start created it.
     pub bootstrap_admin: Option<(String, String)>,
-    shutdown: watch::Sender<bool>,
+    shutdown: ShutdownTrigger,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl RunningServer {
     /// Stops accepting, stops the workers, and closes the store.
     pub async fn shutdown(self) {
-        let _ = self.shutdown.send(true);
+        self.shutdown.trigger();
         for task in self.tasks {
             let _ = task.await;
         }
@@ -56,16 +57,16 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
     let app = App::open_with_rules(config, rules).await?;
     let bootstrap_admin = bootstrap_admin(&app).await?;
 
-    let (shutdown, watcher) = watch::channel(false);
-    let listener = crate::net::bind(app.config.smtp.listen).await?;
+    let shutdown = ShutdownTrigger::new();
+    let listener = bind(app.config.smtp.listen).await?;
     let smtp_addr = listener.local_addr().map_err(|source| AppError::Io {
         context: "smtp listener".into(),
         source,
     })?;
     let limits = smtp::Limits::from_config(&app.config.smtp);
-    let imap_listener = crate::net::bind(app.config.imap.listen).await?;
-    let imaps_listener = crate::net::bind(app.config.imap.tls_listen).await?;
-    let local = |l: &tokio::net::TcpListener, what: &str| {
+    let imap_listener = bind(app.config.imap.listen).await?;
+    let imaps_listener = bind(app.config.imap.tls_listen).await?;
+    let local = |l: &TcpListener, what: &str| {
         l.local_addr().map_err(|source| AppError::Io {
             context: format!("{what} listener"),
             source,
@@ -73,13 +74,13 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
     };
     let imap_addr = local(&imap_listener, "imap")?;
     let imaps_addr = local(&imaps_listener, "imaps")?;
-    let submission_listener = crate::net::bind(app.config.submission.listen).await?;
-    let submissions_listener = crate::net::bind(app.config.submission.tls_listen).await?;
+    let submission_listener = bind(app.config.submission.listen).await?;
+    let submissions_listener = bind(app.config.submission.tls_listen).await?;
     let submission_addr = local(&submission_listener, "submission")?;
     let submissions_addr = local(&submissions_listener, "submission (TLS)")?;
     let acceptor = TlsAcceptor::from(tls_config);
     let imap_limits = Arc::new(imap::Limits::from_config(&app.config.imap));
-    let imap_shared = Arc::new(imap::Shared::default());
+    let imap_agent_slots = Arc::new(imap::AgentSlots::default());
     let index = open_search_index(&app.config.data_dir)?;
     let _ = app.search.set(index.clone());
     let mut tasks = vec![
@@ -89,8 +90,8 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
             acceptor.clone(),
             false,
             imap_limits.clone(),
-            imap_shared.clone(),
-            watcher.clone(),
+            imap_agent_slots.clone(),
+            shutdown.subscribe(),
         )),
         tokio::spawn(imap::serve(
             app.clone(),
@@ -98,11 +99,14 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
             acceptor.clone(),
             true,
             imap_limits,
-            imap_shared,
-            watcher.clone(),
+            imap_agent_slots,
+            shutdown.subscribe(),
         )),
-        tokio::spawn(imap::watch_external_changes(app.clone(), watcher.clone())),
-        tokio::spawn(outbound::run(app.clone(), dkim, watcher.clone())),
+        tokio::spawn(imap::watch_external_changes(
+            app.clone(),
+            shutdown.subscribe(),
+        )),
+        tokio::spawn(outbound::run(app.clone(), dkim, shutdown.subscribe())),
     ];
     // Customers' mail, and agents' with STARTTLS and over implicit TLS.
     for (role, listener, implicit_tls) in [
@@ -117,15 +121,22 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
             Some(acceptor.clone()),
             implicit_tls,
             limits.clone(),
-            watcher.clone(),
+            shutdown.subscribe(),
         )));
     }
     tasks.push(tokio::spawn(crate::rules::scheduler::run(
         app.clone(),
-        watcher.clone(),
+        shutdown.subscribe(),
     )));
-    tasks.push(tokio::spawn(reload_on_sighup(app.clone(), watcher.clone())));
-    tasks.push(tokio::spawn(indexer::run(app.clone(), index, watcher)));
+    tasks.push(tokio::spawn(reload_on_sighup(
+        app.clone(),
+        shutdown.subscribe(),
+    )));
+    tasks.push(tokio::spawn(indexer::run(
+        app.clone(),
+        index,
+        shutdown.subscribe(),
+    )));
     Ok(RunningServer {
         app,
         smtp_addr,
@@ -140,7 +151,7 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
 }
 
 /// SIGHUP reloads rules.toml (as `postdesk rules reload` asks).
-async fn reload_on_sighup(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+async fn reload_on_sighup(app: Arc<App>, mut shutdown: Shutdown) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -154,14 +165,22 @@ async fn reload_on_sighup(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
                     // The outcome is logged inside.
                     let _ = app.reload_rules().await;
                 }
-                _ = shutdown.changed() => return,
+                _ = shutdown.stopped() => return,
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = (app, shutdown.changed().await);
+        let _ = (app, shutdown.stopped().await);
     }
+}
+
+/// Opens a listener; the error names the address.
+async fn bind(addr: SocketAddr) -> Result<TcpListener, AppError> {
+    crate::net::bind(addr).await.map_err(|err| AppError::Io {
+        context: format!("cannot listen on {}", err.addr),
+        source: err.source,
+    })
 }
 
 /// Opens the search index; one that cannot be read (a disk that filled

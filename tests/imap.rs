@@ -646,3 +646,50 @@ async fn extended_search_and_list_answer_in_one_round_trip() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn connections_per_agent_are_limited_and_freed_however_a_session_ends() {
+    let server = TestServer::start_with(&Backend::Sqlite, |c| {
+        c.imap.max_connections_per_agent = 2;
+    })
+    .await;
+    add_agent(&server, "alice@desk.test", &["support"], false).await;
+    add_agent(&server, "bob@desk.test", &["billing"], false).await;
+    let mut first = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+    let second = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+    let (mut third, _) = ImapClient::connect(server.imap()).await;
+    let refused = third.cmd("LOGIN alice@desk.test secret").await;
+    assert_eq!(refused.status(), "NO");
+    assert!(refused.tagged.contains("[LIMIT]"), "{}", refused.all_text());
+    // Another agent is not held back by alice's sessions.
+    let _bob = ImapClient::login(server.imap(), "bob@desk.test", "secret").await;
+    // LOGOUT gives its slot back.
+    assert!(first.cmd("LOGOUT").await.ok());
+    eventually(&mut third, "LOGIN alice@desk.test secret", |r| r.ok()).await;
+    // So does a client that just goes away.
+    drop(second);
+    let (mut fourth, _) = ImapClient::connect(server.imap()).await;
+    eventually(&mut fourth, "LOGIN alice@desk.test secret", |r| r.ok()).await;
+    let (mut fifth, _) = ImapClient::connect(server.imap()).await;
+    let refused = fifth.cmd("LOGIN alice@desk.test secret").await;
+    assert!(refused.tagged.contains("[LIMIT]"), "{}", refused.all_text());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_shutdown_says_bye_to_waiting_and_idling_clients() {
+    let server = TestServer::start(&Backend::Sqlite).await;
+    add_agent(&server, "alice@desk.test", &["support"], false).await;
+    let mut waiting = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+    let mut idling = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+    assert!(idling.cmd("SELECT INBOX").await.ok());
+    idling.send_raw(b"i1 IDLE\r\n").await;
+    assert!(idling.read_line().await.text.starts_with('+'));
+    server.stop().await;
+    let bye = waiting.read_line().await;
+    assert_eq!(bye.text, "* BYE [UNAVAILABLE] Server shutting down");
+    let bye = idling.read_line().await;
+    assert_eq!(bye.text, "* BYE [UNAVAILABLE] Server shutting down");
+    let done = idling.read_until_tagged("i1").await;
+    assert!(done.ok(), "{}", done.all_text());
+}

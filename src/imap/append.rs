@@ -6,7 +6,7 @@
 //! linked to that reply instead of being stored twice.
 
 use super::mailboxes::mailbox_name;
-use super::session::{Reply, Session};
+use super::session::{LoggedIn, Reply, Session};
 use crate::domain::views::Folder;
 use crate::store::{MessageRef, StorageItem, join_flags};
 use chrono::{DateTime, Utc};
@@ -18,13 +18,14 @@ use imap_codec::imap_types::mailbox::Mailbox as ImapMailbox;
 impl Session {
     pub async fn append(
         &mut self,
+        login: &LoggedIn,
         target: &ImapMailbox<'_>,
         flags: &[Flag<'_>],
         date: Option<&ImapDateTime>,
         message: &LiteralOrLiteral8<'_>,
     ) -> Reply {
         let name = mailbox_name(target);
-        let (mailbox, folder) = match self.find_mailbox(&name).await {
+        let (mailbox, folder) = match self.find_mailbox(login, &name).await {
             Ok(found) => found,
             Err(_) => return Reply::no(format!("[TRYCREATE] No mailbox named {name}")),
         };
@@ -58,22 +59,21 @@ impl Session {
                 Err(err) => return err.into(),
             }
         }
-        let Some(agent) = &self.agent else {
-            return Reply::bad("Log in first");
-        };
         match self
             .app
             .store
-            .imap_add_to_storage(mailbox.id, agent.id, &[(item, flags)])
+            .imap_add_to_storage(mailbox.id, login.agent.id, &[(item, flags)])
             .await
         {
-            Ok(uids) => {
-                let uid = uids.first().copied().unwrap_or(0);
-                Reply::ok(format!(
+            Ok(uids) => match uids.first() {
+                Some(uid) => Reply::ok(format!(
                     "[APPENDUID {} {uid}] APPEND completed",
                     mailbox.uidvalidity
-                ))
-            }
+                )),
+                // Stored, but under no UID the store told of: APPENDUID
+                // may be left out (RFC 4315 §3), a made-up UID may not.
+                None => Reply::ok("APPEND completed"),
+            },
             Err(err) => err.into(),
         }
     }

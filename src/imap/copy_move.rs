@@ -6,7 +6,8 @@
 
 use super::mailboxes::mailbox_name;
 use super::response::uid_set;
-use super::session::{Reply, Session};
+use super::selected::Selected;
+use super::session::{LoggedIn, Reply, Session};
 use crate::domain::change::ChangeRequest;
 use crate::store::{Member, MessageRef, StorageItem, StoreError};
 use imap_codec::imap_types::mailbox::Mailbox as ImapMailbox;
@@ -16,6 +17,8 @@ use std::collections::BTreeSet;
 impl Session {
     pub async fn copy_or_move(
         &mut self,
+        login: &LoggedIn,
+        selected: &Selected,
         set: &SequenceSet,
         target: &ImapMailbox<'_>,
         uid: bool,
@@ -23,13 +26,11 @@ impl Session {
     ) -> Reply {
         let verb = if moving { "MOVE" } else { "COPY" };
         let target_name = mailbox_name(target);
-        let (target, folder) = match self.find_mailbox(&target_name).await {
+        let (target, folder) = match self.find_mailbox(login, &target_name).await {
             Ok(found) => found,
             Err(_) => return Reply::no(format!("[TRYCREATE] No mailbox named {target_name}")),
         };
-        let (Some(selected), Some(agent)) = (&self.selected, &self.agent) else {
-            return Reply::bad("No mailbox selected");
-        };
+        let agent = &login.agent;
         if moving && selected.read_only {
             return Reply::no("[READ-ONLY] Mailbox is read-only");
         }
@@ -71,7 +72,7 @@ impl Session {
                     "[CANNOT] Only tickets' messages go into views; this is a message of your own",
                 );
             }
-            let tickets = match self.ticket_numbers_visible(&ids).await {
+            let tickets = match self.ticket_numbers_visible(login, &ids).await {
                 Ok(tickets) => tickets,
                 Err(reply) => return reply,
             };
@@ -96,7 +97,7 @@ impl Session {
             }
             // The target shows the ticket now: its UIDs for these messages.
             let members = match async {
-                self.reconcile(target.id, &folder, true, "").await?;
+                self.reconcile(login, target.id, &folder, true, "").await?;
                 self.app.store.imap_members(target.id).await
             }
             .await
@@ -130,9 +131,8 @@ impl Session {
                 return err.into();
             }
             if source_is_view
-                && let Some(selected) = &self.selected
                 && let Err(err) = self
-                    .reconcile(source_id, &selected.folder.clone(), true, "")
+                    .reconcile(login, source_id, &selected.folder, true, "")
                     .await
             {
                 return err.into();
@@ -162,10 +162,12 @@ impl Session {
 
     /// The tickets of these messages, refusing any the agent may not see
     /// (a personal copy of a message from a queue they have since left).
-    async fn ticket_numbers_visible(&self, messages: &[i64]) -> Result<BTreeSet<i64>, Reply> {
-        let Some(agent) = &self.agent else {
-            return Err(Reply::bad("Log in first"));
-        };
+    async fn ticket_numbers_visible(
+        &self,
+        login: &LoggedIn,
+        messages: &[i64],
+    ) -> Result<BTreeSet<i64>, Reply> {
+        let agent = &login.agent;
         let tickets = self
             .app
             .store

@@ -5,8 +5,9 @@
 
 use super::render::{self, SectionKind};
 use super::response;
-use super::session::{Reply, Session};
-use crate::store::{FlagOp, MessageRef, join_flags};
+use super::selected::Selected;
+use super::session::{LoggedIn, Reply, Session};
+use crate::store::{Content, FlagOp, MessageRef, StoreError, join_flags};
 use imap_codec::imap_types::command::FetchModifier;
 use imap_codec::imap_types::fetch::{
     Macro, MacroOrMessageDataItemNames, MessageDataItemName, Part, Section as ImapSection,
@@ -152,6 +153,8 @@ fn sets_seen(item: &MessageDataItemName<'_>) -> bool {
 impl Session {
     pub async fn fetch(
         &mut self,
+        login: &LoggedIn,
+        selected: &mut Selected,
         set: &SequenceSet,
         items: &MacroOrMessageDataItemNames<'_>,
         uid: bool,
@@ -200,9 +203,6 @@ impl Session {
         if uid && !items.contains(&MessageDataItemName::Uid) {
             items.insert(0, MessageDataItemName::Uid);
         }
-        let Some(selected) = &self.selected else {
-            return Reply::bad("No mailbox selected");
-        };
         let Ok(mut indexes) = selected.resolve(set, uid) else {
             return Reply::bad("Invalid message sequence number");
         };
@@ -212,7 +212,10 @@ impl Session {
         if indexes.is_empty() {
             return Reply::ok("FETCH completed");
         }
-        if let Err(reply) = self.mark_seen_by_fetch(&indexes, &items).await {
+        if let Err(reply) = self
+            .mark_seen_by_fetch(login, selected, &indexes, &items)
+            .await
+        {
             return reply;
         }
         let with_content = items.iter().any(needs_content);
@@ -240,11 +243,9 @@ impl Session {
             .zip(&sections)
             .all(|(item, section)| header_only(item, section))
             .then_some(HEADER_PREFIX);
+        let mut vanished = false;
         for batch in indexes.chunks(BATCH) {
             let contents = if with_content {
-                let Some(selected) = &self.selected else {
-                    return Reply::bad("No mailbox selected");
-                };
                 let refs: Vec<MessageRef> = batch
                     .iter()
                     .map(|i| selected.messages[*i].message)
@@ -257,11 +258,15 @@ impl Session {
                 HashMap::new()
             };
             for &index in batch {
-                self.write_fetch(index, &items, &sections, &contents);
+                vanished |= !self.write_fetch(selected, index, &items, &sections, &contents);
             }
             if self.flush_if_large().await.is_err() {
                 return Reply::no("connection lost");
             }
+        }
+        if vanished {
+            // RFC 2180 §4.1.3, as Dovecot answers it.
+            return Reply::no("[EXPUNGEISSUED] Some of the requested messages no longer exist");
         }
         Reply::ok("FETCH completed")
     }
@@ -272,7 +277,7 @@ impl Session {
         &self,
         refs: &[MessageRef],
         prefix: Option<usize>,
-    ) -> Result<HashMap<MessageRef, crate::store::Content>, crate::store::StoreError> {
+    ) -> Result<HashMap<MessageRef, Content>, StoreError> {
         let mut contents = self.app.store.imap_contents(refs, prefix).await?;
         let truncated: Vec<MessageRef> = contents
             .iter()
@@ -287,75 +292,80 @@ impl Session {
         Ok(contents)
     }
 
+    /// Writes one message's FETCH response. False, writing nothing, when
+    /// an item needs the message's bytes and the store no longer has them
+    /// (another session expunged the message since this one last looked).
     fn write_fetch(
         &mut self,
+        selected: &Selected,
         index: usize,
         items: &[MessageDataItemName<'_>],
         sections: &[Option<Section>],
-        contents: &HashMap<MessageRef, crate::store::Content>,
-    ) {
-        let Some(selected) = &self.selected else {
-            return;
-        };
+        contents: &HashMap<MessageRef, Content>,
+    ) -> bool {
         let message = &selected.messages[index];
         let content = contents.get(&message.message);
+        if content.is_none() && items.iter().any(needs_content) {
+            return false;
+        }
         let out = &mut self.out;
         out.extend_from_slice(format!("* {} FETCH (", index + 1).as_bytes());
-        let empty: &[u8] = b"";
-        let raw = content.map(|c| c.raw.as_slice()).unwrap_or(empty);
         for (n, item) in items.iter().enumerate() {
             if n > 0 {
                 out.push(b' ');
             }
-            match item {
-                MessageDataItemName::Uid => {
+            match (item, content) {
+                (MessageDataItemName::Uid, _) => {
                     out.extend_from_slice(format!("UID {}", message.uid).as_bytes())
                 }
-                MessageDataItemName::Flags => {
+                (MessageDataItemName::Flags, _) => {
                     out.extend_from_slice(b"FLAGS ");
                     response::write_flags(out, &message.flags, selected.extra_flags(index));
                 }
-                MessageDataItemName::ModSeq => {
+                (MessageDataItemName::ModSeq, _) => {
                     out.extend_from_slice(format!("MODSEQ ({})", message.modseq).as_bytes())
                 }
-                MessageDataItemName::InternalDate => {
+                // Checked on entry: every other item has the message's bytes.
+                (_, None) => {}
+                (MessageDataItemName::InternalDate, Some(content)) => {
                     out.extend_from_slice(b"INTERNALDATE ");
-                    let date = content.map(|c| c.internal_date).unwrap_or_default();
-                    response::write_internal_date(out, date);
+                    response::write_internal_date(out, content.internal_date);
                 }
-                MessageDataItemName::Rfc822Size => out.extend_from_slice(
-                    format!("RFC822.SIZE {}", content.map(|c| c.size).unwrap_or(0)).as_bytes(),
-                ),
-                MessageDataItemName::Envelope => {
+                (MessageDataItemName::Rfc822Size, Some(content)) => {
+                    out.extend_from_slice(format!("RFC822.SIZE {}", content.size).as_bytes())
+                }
+                (MessageDataItemName::Envelope, Some(content)) => {
                     out.extend_from_slice(b"ENVELOPE ");
-                    render::write_envelope(out, raw);
+                    render::write_envelope(out, &content.raw);
                 }
-                MessageDataItemName::BodyStructure => {
+                (MessageDataItemName::BodyStructure, Some(content)) => {
                     out.extend_from_slice(b"BODYSTRUCTURE ");
-                    render::write_bodystructure(out, raw, true);
+                    render::write_bodystructure(out, &content.raw, true);
                 }
-                MessageDataItemName::Body => {
+                (MessageDataItemName::Body, Some(content)) => {
                     out.extend_from_slice(b"BODY ");
-                    render::write_bodystructure(out, raw, false);
+                    render::write_bodystructure(out, &content.raw, false);
                 }
-                MessageDataItemName::Rfc822 => {
+                (MessageDataItemName::Rfc822, Some(content)) => {
                     out.extend_from_slice(b"RFC822 ");
-                    render::write_literal(out, raw);
+                    render::write_literal(out, &content.raw);
                 }
-                MessageDataItemName::Rfc822Header => {
+                (MessageDataItemName::Rfc822Header, Some(content)) => {
+                    let raw = content.raw.as_slice();
                     out.extend_from_slice(b"RFC822.HEADER ");
                     render::write_literal(out, &raw[..render::header_end(raw)]);
                 }
-                MessageDataItemName::Rfc822Text => {
+                (MessageDataItemName::Rfc822Text, Some(content)) => {
+                    let raw = content.raw.as_slice();
                     out.extend_from_slice(b"RFC822.TEXT ");
                     render::write_literal(out, &raw[render::header_end(raw)..]);
                 }
-                MessageDataItemName::BodyExt { partial, .. } => {
+                (MessageDataItemName::BodyExt { partial, .. }, Some(content)) => {
                     let Some(Some((name, part, kind))) = sections.get(n) else {
                         continue;
                     };
                     out.extend_from_slice(format!("BODY[{name}]").as_bytes());
-                    let data = render::section_bytes(raw, part, kind.clone());
+                    let data = render::section_bytes(&content.raw, part, kind.clone());
                     match (data, partial) {
                         (None, _) => out.extend_from_slice(b" NIL"),
                         (Some(data), None) => {
@@ -370,21 +380,24 @@ impl Session {
                         }
                     }
                 }
-                MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {}
+                (
+                    MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. },
+                    Some(_),
+                ) => {}
             }
         }
         out.extend_from_slice(b")\r\n");
+        true
     }
 
     /// Sets `\Seen` on messages fetched with BODY[...] (not PEEK).
     async fn mark_seen_by_fetch(
         &mut self,
+        login: &LoggedIn,
+        selected: &mut Selected,
         indexes: &[usize],
         items: &[MessageDataItemName<'_>],
     ) -> Result<(), Reply> {
-        let Some(selected) = &mut self.selected else {
-            return Ok(());
-        };
         if selected.read_only || !items.iter().any(sets_seen) {
             return Ok(());
         }
@@ -414,9 +427,8 @@ impl Session {
                     MessageRef::Stored(_) => None,
                 })
                 .collect();
-            let agent = self.agent.as_ref().map(|a| a.id).unwrap_or_default();
             store
-                .imap_set_seen(agent, &ids, true)
+                .imap_set_seen(login.agent.id, &ids, true)
                 .await
                 .map_err(Reply::from)?;
         } else {

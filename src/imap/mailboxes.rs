@@ -4,7 +4,7 @@
 use super::extended::ListExtended;
 use super::response;
 use super::selected::Selected;
-use super::session::{Reply, Session};
+use super::session::{LoggedIn, Reply, Session};
 use crate::domain::views::{DELIMITER, Folder};
 use crate::store::{Mailbox, StoreError};
 use imap_codec::imap_types::command::SelectParameter;
@@ -57,18 +57,9 @@ fn list_order(folder: &Folder) -> (u8, String) {
 }
 
 impl Session {
-    fn agent_queues(&self) -> Vec<String> {
-        self.agent
-            .as_ref()
-            .map(|a| a.queues.clone())
-            .unwrap_or_default()
-    }
-
     /// The agent's mailboxes, creating the standard ones on first use.
-    pub async fn mailboxes(&self) -> Result<Vec<Mailbox>, StoreError> {
-        let Some(agent) = &self.agent else {
-            return Ok(Vec::new());
-        };
+    pub async fn mailboxes(&self, login: &LoggedIn) -> Result<Vec<Mailbox>, StoreError> {
+        let agent = &login.agent;
         let names: Vec<String> = Folder::standard(&agent.queues)
             .iter()
             .map(Folder::name)
@@ -86,16 +77,20 @@ impl Session {
         boxes.retain(|b| {
             !(b.name
                 .starts_with(&format!("{}{DELIMITER}", crate::domain::views::QUEUES))
-                && matches!(self.folder_of(&b.name), Folder::Personal(_)))
+                && matches!(login.folder_of(&b.name), Folder::Personal(_)))
         });
         Ok(boxes)
     }
 
     /// The mailbox with this name, or NO [NONEXISTENT].
-    pub async fn find_mailbox(&self, name: &str) -> Result<(Mailbox, Folder), Reply> {
-        let folder = self.folder_of(name);
+    pub async fn find_mailbox(
+        &self,
+        login: &LoggedIn,
+        name: &str,
+    ) -> Result<(Mailbox, Folder), Reply> {
+        let folder = login.folder_of(name);
         let canonical = folder.name();
-        let boxes = self.mailboxes().await.map_err(Reply::from)?;
+        let boxes = self.mailboxes(login).await.map_err(Reply::from)?;
         boxes
             .into_iter()
             .find(|b| b.name == canonical)
@@ -112,14 +107,18 @@ impl Session {
     /// happened. SELECT on a large quiet folder therefore reads no tickets.
     pub async fn reconcile(
         &self,
+        login: &LoggedIn,
         mailbox_id: i64,
         folder: &Folder,
         force: bool,
         known: &str,
     ) -> Result<String, StoreError> {
-        let (Some(viewer), Some(filter)) = (self.viewer(), folder.filter()) else {
+        // The agent's own folders hold what was put there: nothing to bring
+        // up to date.
+        let Some(filter) = folder.filter() else {
             return Ok(String::new());
         };
+        let viewer = login.viewer();
         let mut marker = self.app.store.imap_sync_marker(viewer.agent_id).await?;
         if matches!(folder, Folder::Closed) {
             let hour = chrono::Utc::now().timestamp() / 3600;
@@ -135,14 +134,14 @@ impl Session {
         Ok(marker)
     }
 
+    /// SELECT and EXAMINE: the mailbox now selected, and the reply.
     pub async fn select(
         &mut self,
+        login: &LoggedIn,
         name: &ImapMailbox<'_>,
         parameters: &[SelectParameter],
         read_only: bool,
-    ) -> Reply {
-        // A failed SELECT leaves no mailbox selected (RFC 3501 §6.3.1).
-        self.selected = None;
+    ) -> Result<(Selected, Reply), Reply> {
         if parameters
             .iter()
             .any(|p| matches!(p, SelectParameter::CondStore))
@@ -153,29 +152,18 @@ impl Session {
             .iter()
             .any(|p| matches!(p, SelectParameter::QResync { .. }))
         {
-            return Reply::bad("QRESYNC is not supported");
+            return Err(Reply::bad("QRESYNC is not supported"));
         }
         let name = mailbox_name(name);
-        let (mailbox, folder) = match self.find_mailbox(&name).await {
-            Ok(found) => found,
-            Err(reply) => return reply,
-        };
-        let marker = match self.reconcile(mailbox.id, &folder, false, "").await {
-            Ok(marker) => marker,
-            Err(err) => return err.into(),
-        };
+        let (mailbox, folder) = self.find_mailbox(login, &name).await?;
+        let marker = self
+            .reconcile(login, mailbox.id, &folder, false, "")
+            .await?;
         let store = &self.app.store;
-        let (mailbox, members) = match async {
-            Ok::<_, StoreError>((
-                store.imap_mailbox(mailbox.id).await?,
-                store.imap_members(mailbox.id).await?,
-            ))
-        }
-        .await
-        {
-            Ok(pair) => pair,
-            Err(err) => return err.into(),
-        };
+        let (mailbox, members) = (
+            store.imap_mailbox(mailbox.id).await?,
+            store.imap_members(mailbox.id).await?,
+        );
         let first_unseen = members
             .iter()
             .position(|m| !m.flags.split(' ').any(|f| f == "\\Seen"));
@@ -186,10 +174,7 @@ impl Session {
         let recent_above = if read_only {
             mailbox.recent_uid
         } else {
-            match self.app.store.imap_claim_recent(mailbox.id, newest).await {
-                Ok(previous) => previous,
-                Err(err) => return err.into(),
-            }
+            self.app.store.imap_claim_recent(mailbox.id, newest).await?
         };
         let mut selected = Selected::new(mailbox, folder, read_only, members);
         selected.marker = marker;
@@ -215,46 +200,31 @@ impl Session {
             )
             .as_bytes(),
         );
-        self.selected = Some(selected);
-        if read_only {
+        let reply = if read_only {
             Reply::ok("[READ-ONLY] EXAMINE completed")
         } else {
             Reply::ok("[READ-WRITE] SELECT completed")
-        }
+        };
+        Ok((selected, reply))
     }
 
-    /// CLOSE expunges silently (in the agent's own folders); UNSELECT does not.
-    pub async fn close(&mut self, expunge: bool) -> Reply {
-        if let Some(selected) = &self.selected
-            && expunge
-            && !selected.read_only
-            && selected.folder.is_storage()
-        {
+    /// CLOSE expunges silently (in the agent's own folders); UNSELECT does
+    /// not. Ok: the mailbox may be left; Err: it stays selected.
+    pub async fn close(&mut self, selected: &Selected, expunge: bool) -> Result<(), Reply> {
+        if expunge && !selected.read_only && selected.folder.is_storage() {
             let doomed: Vec<u32> = (0..selected.messages.len())
                 .filter(|i| selected.has_flag(*i, "\\Deleted"))
                 .map(|i| selected.messages[i].uid)
                 .collect();
-            if let Err(err) = self
-                .app
+            self.app
                 .store
                 .imap_expunge(selected.mailbox.id, &doomed)
-                .await
-            {
-                return err.into();
-            }
+                .await?;
         }
-        self.selected = None;
-        Reply::ok(if expunge {
-            "CLOSE completed"
-        } else {
-            "UNSELECT completed"
-        })
+        Ok(())
     }
 
-    pub async fn expunge(&mut self, only: Option<&SequenceSet>) -> Reply {
-        let Some(selected) = &mut self.selected else {
-            return Reply::bad("No mailbox selected");
-        };
+    pub async fn expunge(&mut self, selected: &mut Selected, only: Option<&SequenceSet>) -> Reply {
         if selected.read_only {
             return Reply::no("[READ-ONLY] Mailbox is read-only");
         }
@@ -295,6 +265,7 @@ impl Session {
 
     pub async fn list(
         &mut self,
+        login: &LoggedIn,
         reference: &ImapMailbox<'_>,
         pattern: &ListMailbox<'_>,
         lsub: bool,
@@ -312,14 +283,19 @@ impl Session {
             patterns: vec![pattern],
             ..Default::default()
         };
-        self.list_extended(&list, lsub).await
+        self.list_extended(login, &list, lsub).await
     }
 
     /// LIST in all its forms (RFC 3501, RFC 5258 selection and return
     /// options, RFC 5819 STATUS), and LSUB (`lsub`: subscribed mailboxes and
     /// the unsubscribed parents of subscribed ones, as RFC 3501 §6.3.9 has
     /// it, without the extended attributes).
-    pub async fn list_extended(&mut self, list: &ListExtended, lsub: bool) -> Reply {
+    pub async fn list_extended(
+        &mut self,
+        login: &LoggedIn,
+        list: &ListExtended,
+        lsub: bool,
+    ) -> Reply {
         let command = if lsub { "LSUB" } else { "LIST" };
         if list.patterns.iter().all(Vec::is_empty) && !lsub {
             self.out
@@ -341,14 +317,13 @@ impl Session {
                 }
             })
         };
-        let boxes = match self.mailboxes().await {
+        let boxes = match self.mailboxes(login).await {
             Ok(boxes) => boxes,
             Err(err) => return err.into(),
         };
-        let queues = self.agent_queues();
         let mut folders: Vec<(Folder, &Mailbox)> = boxes
             .iter()
-            .map(|b| (Folder::parse(&b.name, &queues), b))
+            .map(|b| (login.folder_of(&b.name), b))
             .collect();
         folders.sort_by_key(|(f, _)| list_order(f));
         let names: Vec<&str> = boxes.iter().map(|b| b.name.as_str()).collect();
@@ -454,7 +429,7 @@ impl Session {
         // cannot be read is left out, the LIST still succeeds.
         if let Some(items) = &list.return_status {
             for name in statuses {
-                let reply = self.status_of(&name, items).await;
+                let reply = self.status_of(login, &name, items).await;
                 if reply.status != "OK" {
                     tracing::debug!(mailbox = %name, reason = %reply.text, "LIST-STATUS skipped");
                 }
@@ -463,17 +438,28 @@ impl Session {
         Reply::ok(format!("{command} completed"))
     }
 
-    pub async fn status(&mut self, name: &ImapMailbox<'_>, items: &[StatusDataItemName]) -> Reply {
-        self.status_of(&mailbox_name(name), items).await
+    pub async fn status(
+        &mut self,
+        login: &LoggedIn,
+        name: &ImapMailbox<'_>,
+        items: &[StatusDataItemName],
+    ) -> Reply {
+        self.status_of(login, &mailbox_name(name), items).await
     }
 
-    async fn status_of(&mut self, name: &str, items: &[StatusDataItemName]) -> Reply {
-        let (mailbox, folder) = match self.find_mailbox(name).await {
+    async fn status_of(
+        &mut self,
+        login: &LoggedIn,
+        name: &str,
+        items: &[StatusDataItemName],
+    ) -> Reply {
+        let (mailbox, folder) = match self.find_mailbox(login, name).await {
             Ok(found) => found,
             Err(reply) => return reply,
         };
         let result = async {
-            self.reconcile(mailbox.id, &folder, false, "").await?;
+            self.reconcile(login, mailbox.id, &folder, false, "")
+                .await?;
             let mailbox = self.app.store.imap_mailbox(mailbox.id).await?;
             let counts = self.app.store.imap_counts(mailbox.id).await?;
             Ok::<_, StoreError>((mailbox, counts))
@@ -509,7 +495,7 @@ impl Session {
         Reply::ok("STATUS completed")
     }
 
-    pub async fn create(&mut self, name: &ImapMailbox<'_>) -> Reply {
+    pub async fn create(&mut self, login: &LoggedIn, name: &ImapMailbox<'_>) -> Reply {
         let name = mailbox_name(name);
         let name = name.trim_end_matches(DELIMITER).to_string();
         if name.is_empty() || name.split(DELIMITER).any(str::is_empty) {
@@ -518,14 +504,14 @@ impl Session {
         if Folder::is_reserved(&name)
             || Folder::is_reserved(name.split(DELIMITER).next().unwrap_or(""))
         {
-            return match self.find_mailbox(&name).await {
+            return match self.find_mailbox(login, &name).await {
                 Ok(_) => Reply::no(format!(
                     "[ALREADYEXISTS] {name} exists (it is a ticket view)"
                 )),
                 Err(_) => Reply::no(format!("[CANNOT] {name} is reserved for ticket views")),
             };
         }
-        let boxes = match self.mailboxes().await {
+        let boxes = match self.mailboxes(login).await {
             Ok(boxes) => boxes,
             Err(err) => return err.into(),
         };
@@ -544,13 +530,10 @@ impl Session {
                 names.push(path.clone());
             }
         }
-        let Some(agent) = &self.agent else {
-            return Reply::bad("Log in first");
-        };
         match self
             .app
             .store
-            .imap_ensure_mailboxes(agent.id, &names, false)
+            .imap_ensure_mailboxes(login.agent.id, &names, false)
             .await
         {
             Ok(()) => Reply::ok("CREATE completed"),
@@ -558,9 +541,15 @@ impl Session {
         }
     }
 
-    pub async fn delete(&mut self, name: &ImapMailbox<'_>) -> Reply {
+    /// DELETE; the mailbox is no longer selected if it was.
+    pub async fn delete(
+        &mut self,
+        login: &LoggedIn,
+        selected: &mut Option<Box<Selected>>,
+        name: &ImapMailbox<'_>,
+    ) -> Reply {
         let name = mailbox_name(name);
-        let (mailbox, folder) = match self.find_mailbox(&name).await {
+        let (mailbox, folder) = match self.find_mailbox(login, &name).await {
             Ok(found) => found,
             Err(reply) => return reply,
         };
@@ -569,12 +558,11 @@ impl Session {
                 "[CANNOT] {name} is a ticket view or a standard folder"
             ));
         }
-        if self
-            .selected
+        if selected
             .as_ref()
             .is_some_and(|s| s.mailbox.id == mailbox.id)
         {
-            self.selected = None;
+            *selected = None;
         }
         match self.app.store.imap_delete_mailbox(mailbox.id).await {
             Ok(()) => Reply::ok("DELETE completed"),
@@ -582,10 +570,17 @@ impl Session {
         }
     }
 
-    pub async fn rename(&mut self, from: &ImapMailbox<'_>, to: &ImapMailbox<'_>) -> Reply {
+    /// RENAME; a selected mailbox among those renamed takes its new name.
+    pub async fn rename(
+        &mut self,
+        login: &LoggedIn,
+        selected: Option<&mut Selected>,
+        from: &ImapMailbox<'_>,
+        to: &ImapMailbox<'_>,
+    ) -> Reply {
         let from = mailbox_name(from);
         let to = mailbox_name(to).trim_end_matches(DELIMITER).to_string();
-        let (mailbox, folder) = match self.find_mailbox(&from).await {
+        let (mailbox, folder) = match self.find_mailbox(login, &from).await {
             Ok(found) => found,
             Err(reply) => return reply,
         };
@@ -600,7 +595,7 @@ impl Session {
         {
             return Reply::no(format!("[CANNOT] {to} is reserved for ticket views"));
         }
-        let boxes = match self.mailboxes().await {
+        let boxes = match self.mailboxes(login).await {
             Ok(boxes) => boxes,
             Err(err) => return err.into(),
         };
@@ -629,16 +624,14 @@ impl Session {
         }
         let result = async {
             self.app.store.imap_rename_mailboxes(&renames).await?;
-            if let Some(agent) = &self.agent {
-                self.app
-                    .store
-                    .imap_ensure_mailboxes(agent.id, &parents, false)
-                    .await?;
-            }
+            self.app
+                .store
+                .imap_ensure_mailboxes(login.agent.id, &parents, false)
+                .await?;
             Ok::<_, StoreError>(())
         }
         .await;
-        if let Some(selected) = &mut self.selected
+        if let Some(selected) = selected
             && let Some((_, name)) = renames.iter().find(|(id, _)| *id == selected.mailbox.id)
         {
             selected.mailbox.name = name.clone();
@@ -650,9 +643,14 @@ impl Session {
         }
     }
 
-    pub async fn subscribe(&mut self, name: &ImapMailbox<'_>, subscribed: bool) -> Reply {
+    pub async fn subscribe(
+        &mut self,
+        login: &LoggedIn,
+        name: &ImapMailbox<'_>,
+        subscribed: bool,
+    ) -> Reply {
         let name = mailbox_name(name);
-        let (mailbox, _) = match self.find_mailbox(&name).await {
+        let (mailbox, _) = match self.find_mailbox(login, &name).await {
             Ok(found) => found,
             Err(reply) if !subscribed => {
                 // Unsubscribing a name that no longer exists is fine.

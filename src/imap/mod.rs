@@ -18,17 +18,19 @@ mod response;
 mod search;
 mod selected;
 mod session;
+mod slots;
 mod store_flags;
+
+pub use slots::AgentSlots;
 
 use crate::App;
 use crate::config::ImapConfig;
-use crate::smtp::Stream;
-use std::collections::HashMap;
+use crate::net::{self, Shutdown, Stream};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 /// Protocol limits (from `[imap]`).
@@ -60,39 +62,7 @@ impl Limits {
     }
 }
 
-/// State shared by every session of a server: connections per agent.
-#[derive(Default)]
-pub struct Shared {
-    per_agent: Mutex<HashMap<i64, usize>>,
-}
-
-impl Shared {
-    /// Counts a session of the agent; false when the agent has `max` already.
-    pub fn enter(&self, agent: i64, max: usize) -> bool {
-        let Ok(mut map) = self.per_agent.lock() else {
-            return false;
-        };
-        let count = map.entry(agent).or_insert(0);
-        if *count >= max {
-            return false;
-        }
-        *count += 1;
-        true
-    }
-
-    pub fn leave(&self, agent: i64) {
-        if let Ok(mut map) = self.per_agent.lock()
-            && let Some(count) = map.get_mut(&agent)
-        {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                map.remove(&agent);
-            }
-        }
-    }
-}
-
-/// Serves one listener until `shutdown`. `implicit_tls`: the connection
+/// Serves one listener until the shutdown. `implicit_tls`: the connection
 /// starts with the TLS handshake (port 993 style).
 pub async fn serve(
     app: Arc<App>,
@@ -100,31 +70,33 @@ pub async fn serve(
     tls: TlsAcceptor,
     implicit_tls: bool,
     limits: Arc<Limits>,
-    shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
+    agent_slots: Arc<AgentSlots>,
+    mut shutdown: Shutdown,
 ) {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
     let refusal = "* BYE [UNAVAILABLE] Too many connections, try again later\r\n";
-    while let Some(crate::net::Accepted {
+    while let Some(net::Accepted {
         socket,
         peer,
         permit,
-    }) = crate::net::accept(&listener, &slots, &mut shutdown, "imap", refusal).await
+    }) = net::accept(&listener, &connections, &mut shutdown, "imap", refusal).await
     {
         let app = app.clone();
         let tls = tls.clone();
         let limits = limits.clone();
-        let shared = shared.clone();
+        let agent_slots = agent_slots.clone();
         let stopping = shutdown.clone();
         tokio::spawn(async move {
-            let stream: Box<dyn Stream + Sync> = if implicit_tls {
-                match tokio::time::timeout(limits.login_timeout, tls.accept(socket)).await {
-                    Ok(Ok(stream)) => Box::new(stream),
-                    Ok(Err(err)) => {
+            // Dropped however the task ends, which frees the slot.
+            let _permit = permit;
+            let stream: Box<dyn Stream> = if implicit_tls {
+                match net::accept_tls(&tls, socket, limits.login_timeout).await {
+                    Ok(stream) => stream,
+                    Err(net::HandshakeError::Failed(err)) => {
                         tracing::debug!(%peer, %err, "imaps handshake failed");
                         return;
                     }
-                    Err(_) => return,
+                    Err(net::HandshakeError::Timeout) => return,
                 }
             } else {
                 Box::new(socket)
@@ -136,13 +108,12 @@ pub async fn serve(
                 Some(tls),
                 implicit_tls,
                 limits,
-                shared,
+                agent_slots,
                 stopping,
             );
             if let Err(err) = session.run().await {
                 tracing::debug!(%peer, %err, "imap session ended");
             }
-            drop(permit);
         });
     }
 }
@@ -150,11 +121,11 @@ pub async fn serve(
 /// Watches the store for changes made outside this process (the CLI,
 /// other nodes on PostgreSQL) and announces them, so IDLE sessions hear of
 /// every change within a second without each polling the database.
-pub async fn watch_external_changes(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+pub async fn watch_external_changes(app: Arc<App>, mut shutdown: Shutdown) {
     let mut last = String::new();
     loop {
         tokio::select! {
-            _ = shutdown.changed() => return,
+            _ = shutdown.stopped() => return,
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
         match app.store.imap_global_marker().await {

@@ -11,6 +11,7 @@
 //! are CC, BCC, HEADER and keys the index cannot answer.
 
 use super::extended;
+use super::selected::Selected;
 use super::session::{Reply, Session};
 use crate::search::SearchIndex;
 use crate::search::query::{self, FieldName, Node};
@@ -31,7 +32,9 @@ struct Candidate<'a> {
     uid: u32,
     modseq: u64,
     flags: Vec<&'a str>,
-    internal_date: DateTime<Utc>,
+    /// None when the message's bytes were not read (no key needs them) or
+    /// are gone (expunged by another session).
+    internal_date: Option<DateTime<Utc>>,
     raw: &'a [u8],
     parsed: Option<Message<'a>>,
     /// The message's id when the search index has it.
@@ -283,7 +286,7 @@ fn matches(key: &SearchKey<'_>, c: &Candidate<'_>, ctx: &Context) -> bool {
             .as_ref()
             .is_some_and(|m| contains(&header_text(m, c.raw, name), needle))
     };
-    let internal_day = c.internal_date.date_naive();
+    let internal_day = c.internal_date.map(|date| date.date_naive());
     match key {
         SearchKey::And(keys) => keys.as_ref().iter().all(|k| matches(k, c, ctx)),
         SearchKey::Or(a, b) => matches(a, c, ctx) || matches(b, c, ctx),
@@ -308,9 +311,9 @@ fn matches(key: &SearchKey<'_>, c: &Candidate<'_>, ctx: &Context) -> bool {
         SearchKey::Unkeyword(k) => !flag(k.as_ref()),
         SearchKey::Larger(n) => c.raw.len() > *n as usize,
         SearchKey::Smaller(n) => c.raw.len() < *n as usize,
-        SearchKey::Before(date) => internal_day < *date.as_ref(),
-        SearchKey::On(date) => internal_day == *date.as_ref(),
-        SearchKey::Since(date) => internal_day >= *date.as_ref(),
+        SearchKey::Before(date) => internal_day.is_some_and(|day| day < *date.as_ref()),
+        SearchKey::On(date) => internal_day.is_some_and(|day| day == *date.as_ref()),
+        SearchKey::Since(date) => internal_day.is_some_and(|day| day >= *date.as_ref()),
         SearchKey::SentBefore(date) => c
             .parsed
             .as_ref()
@@ -366,6 +369,7 @@ fn body_contains(c: &Candidate<'_>, needle: &str) -> bool {
 impl Session {
     pub async fn search(
         &mut self,
+        selected: &Selected,
         charset: Option<&Charset<'_>>,
         criteria: &[SearchKey<'_>],
         uid: bool,
@@ -376,9 +380,6 @@ impl Session {
                 return Reply::no("[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset");
             }
         }
-        let Some(selected) = &self.selected else {
-            return Reply::bad("No mailbox selected");
-        };
         let with_modseq = criteria.iter().any(uses_modseq);
         if with_modseq {
             self.condstore = true;
@@ -441,7 +442,7 @@ impl Session {
                     uid: message.uid,
                     modseq: message.modseq,
                     flags,
-                    internal_date: content.map(|c| c.internal_date).unwrap_or_default(),
+                    internal_date: content.map(|c| c.internal_date),
                     raw,
                     parsed: if content.is_some() {
                         MessageParser::default().parse(raw)

@@ -2,12 +2,13 @@
 //! STARTTLS, IDLE, and the untagged updates that keep the client's view of
 //! the selected mailbox current.
 
+use super::Limits;
 use super::extended;
 use super::selected::Selected;
-use super::{Limits, Shared};
+use super::slots::{AgentSlot, AgentSlots};
 use crate::App;
 use crate::domain::views::Folder;
-use crate::smtp::Stream;
+use crate::net::{self, Shutdown, Stream};
 use crate::store::{Change, LoginAgent, StoreError, Viewer};
 use base64::Engine;
 use imap_codec::CommandCodec;
@@ -21,7 +22,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast;
 use tokio_rustls::TlsAcceptor;
 
 #[derive(Debug, thiserror::Error)]
@@ -39,10 +40,10 @@ pub enum Flow {
     StartTls,
 }
 
-/// A tagged reply for the end of a command.
 /// Bytes read from a client at a time.
 const READ_CHUNK: usize = 4096;
 
+/// A tagged reply for the end of a command.
 pub struct Reply {
     pub status: &'static str,
     pub text: String,
@@ -80,21 +81,79 @@ impl From<StoreError> for Reply {
     }
 }
 
+/// The agent logged in on a connection. Holds one of the agent's
+/// connection slots for as long as the session keeps it.
+pub struct LoggedIn {
+    pub agent: LoginAgent,
+    _slot: AgentSlot,
+}
+
+impl LoggedIn {
+    /// Who is looking, as the views' queries need it.
+    pub fn viewer(&self) -> Viewer {
+        Viewer {
+            agent_id: self.agent.id,
+            is_admin: self.agent.is_admin,
+        }
+    }
+
+    /// What a mailbox name means to this agent.
+    pub fn folder_of(&self, name: &str) -> Folder {
+        Folder::parse(name, &self.agent.queues)
+    }
+}
+
+/// Where a connection stands (RFC 3501 §3), after Stalwart's session
+/// state: a selected mailbox comes with the agent who selected it. There is
+/// no logout state: the session ends with the LOGOUT command.
+pub enum State {
+    NotAuthenticated,
+    Authenticated {
+        login: LoggedIn,
+    },
+    Selected {
+        login: LoggedIn,
+        mailbox: Box<Selected>,
+    },
+}
+
+impl State {
+    fn login(&self) -> Option<&LoggedIn> {
+        match self {
+            State::NotAuthenticated => None,
+            State::Authenticated { login } | State::Selected { login, .. } => Some(login),
+        }
+    }
+
+    fn is_logged_in(&self) -> bool {
+        self.login().is_some()
+    }
+
+    /// The state of a logged-in session, with `mailbox` selected or none.
+    fn logged_in(login: LoggedIn, mailbox: Option<Box<Selected>>) -> State {
+        match mailbox {
+            Some(mailbox) => State::Selected { login, mailbox },
+            None => State::Authenticated { login },
+        }
+    }
+}
+
+/// One connection. Its [`State`] is not kept here but handed from command
+/// to command (see [`Session::serve`]), so that a command answers from the
+/// agent and mailbox its state has, never from a default.
 pub struct Session {
     pub app: Arc<App>,
     pub peer: SocketAddr,
-    stream: Box<dyn Stream + Sync>,
+    stream: Box<dyn Stream>,
     tls: Option<TlsAcceptor>,
     is_tls: bool,
     pub limits: Arc<Limits>,
-    shared: Arc<Shared>,
-    stopping: watch::Receiver<bool>,
+    agent_slots: Arc<AgentSlots>,
+    shutdown: Shutdown,
     fragments: Fragmentizer,
     /// Bytes buffered toward the command being framed (guards memory).
     pending: usize,
     pub out: Vec<u8>,
-    pub agent: Option<LoginAgent>,
-    pub selected: Option<Selected>,
     pub condstore: bool,
     /// RETURN options of the SEARCH being run (ESEARCH, RFC 4731).
     pub search_return: Option<extended::SearchReturn>,
@@ -109,12 +168,12 @@ impl Session {
     pub fn new(
         app: Arc<App>,
         peer: SocketAddr,
-        stream: Box<dyn Stream + Sync>,
+        stream: Box<dyn Stream>,
         tls: Option<TlsAcceptor>,
         is_tls: bool,
         limits: Arc<Limits>,
-        shared: Arc<Shared>,
-        stopping: watch::Receiver<bool>,
+        agent_slots: Arc<AgentSlots>,
+        shutdown: Shutdown,
     ) -> Session {
         let max = limits
             .max_literal_size
@@ -129,31 +188,22 @@ impl Session {
             fragments: Fragmentizer::new(u32::try_from(max).unwrap_or(u32::MAX)),
             pending: 0,
             limits,
-            shared,
-            stopping,
+            agent_slots,
+            shutdown,
             out: Vec::with_capacity(1024),
-            agent: None,
-            selected: None,
             condstore: false,
             search_return: None,
             changes,
         }
     }
 
-    pub fn viewer(&self) -> Option<Viewer> {
-        self.agent.as_ref().map(|a| Viewer {
-            agent_id: a.id,
-            is_admin: a.is_admin,
-        })
-    }
-
     fn auth_allowed(&self) -> bool {
         self.is_tls || (self.limits.plaintext_auth_on_loopback && super::is_loopback(&self.peer))
     }
 
-    pub fn capabilities(&self) -> String {
+    pub fn capabilities(&self, logged_in: bool) -> String {
         let mut caps = vec!["IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE"];
-        if self.agent.is_none() {
+        if !logged_in {
             if !self.is_tls && self.tls.is_some() {
                 caps.push("STARTTLS");
             }
@@ -182,22 +232,24 @@ impl Session {
     pub async fn run(mut self) -> Result<(), SessionError> {
         let greeting = format!(
             "* OK [CAPABILITY {}] postdesk ready\r\n",
-            self.capabilities()
+            self.capabilities(false)
         );
         self.stream.write_all(greeting.as_bytes()).await?;
-        let result = self.serve().await;
-        if let Some(agent) = &self.agent {
-            self.shared.leave(agent.id);
-        }
-        result
+        self.serve().await
     }
 
+    /// Runs commands until the connection ends. The state lives here, so
+    /// however the session ends (LOGOUT, an error, a panic, the task being
+    /// dropped) the agent's connection slot goes with it.
     async fn serve(&mut self) -> Result<(), SessionError> {
+        let mut state = State::NotAuthenticated;
         loop {
-            let Some(message) = self.next_message().await? else {
+            let timeout = self.timeout(&state);
+            let Some(message) = self.next_message(timeout).await? else {
                 return Ok(());
             };
-            let flow = self.handle(message).await;
+            let flow;
+            (state, flow) = self.handle(state, message).await;
             self.flush().await?;
             match flow {
                 Flow::Continue => {}
@@ -230,8 +282,9 @@ impl Session {
         Ok(())
     }
 
-    fn timeout(&self) -> Duration {
-        if self.agent.is_some() {
+    /// How long a client in this state may stay silent.
+    fn timeout(&self, state: &State) -> Duration {
+        if state.is_logged_in() {
             self.limits.idle_timeout
         } else {
             self.limits.login_timeout
@@ -241,7 +294,7 @@ impl Session {
     /// Reads until a whole command (line plus literals) is framed. Sends the
     /// continuation request a synchronizing literal needs, and refuses one
     /// that is too large before the client sends it. None: the client left.
-    async fn next_message(&mut self) -> Result<Option<Vec<u8>>, SessionError> {
+    async fn next_message(&mut self, timeout: Duration) -> Result<Option<Vec<u8>>, SessionError> {
         // Small on purpose: the buffer is part of every connection's state
         // while it waits, and a thousand idle clients wait here at once.
         let mut buffer = [0u8; READ_CHUNK];
@@ -301,17 +354,15 @@ impl Session {
                 self.flush().await?;
                 return Ok(None);
             }
-            let stop = *self.stopping.borrow();
-            if stop {
+            if self.shutdown.is_stopping() {
                 self.out
                     .extend_from_slice(b"* BYE [UNAVAILABLE] Server shutting down\r\n");
                 self.flush().await?;
                 return Ok(None);
             }
-            let timeout = self.timeout();
             let read = tokio::select! {
                 read = tokio::time::timeout(timeout, self.stream.read(&mut buffer)) => read,
-                _ = self.stopping.changed() => continue,
+                _ = self.shutdown.stopped() => continue,
             };
             let n = match read {
                 Ok(Ok(0)) => return Ok(None),
@@ -329,12 +380,13 @@ impl Session {
         }
     }
 
-    async fn handle(&mut self, message: Vec<u8>) -> Flow {
+    /// Answers one framed command; returns the state it leaves.
+    async fn handle(&mut self, state: State, message: Vec<u8>) -> (State, Flow) {
         // imap-codec reads every command except the extended forms of
         // `extended`, which exist only after login and are tried only when
         // the codec cannot read a command. A SEARCH with RETURN options goes
         // back to the codec without them.
-        let logged_in = self.agent.is_some();
+        let logged_in = state.is_logged_in();
         let without_return;
         let mut decoded = CommandCodec::default().decode(&message);
         if logged_in && !matches!(decoded, Ok((b"", _))) {
@@ -348,52 +400,54 @@ impl Session {
                     let tag = self.current_tag();
                     self.out
                         .extend_from_slice(format!("{tag} BAD {why}\r\n").as_bytes());
-                    return Flow::Continue;
+                    return (state, Flow::Continue);
                 }
                 None => {}
             }
         }
-        let (tag, name, (reply, flow)) = match decoded {
+        let (mut state, tag, name, reply, flow) = match decoded {
             Ok((b"", command)) => {
                 let tag = command.tag.as_ref().to_string();
                 let name = command.body.name();
                 tracing::trace!(peer = %self.peer, %tag, name, "imap command");
-                (tag, name, self.dispatch(command).await)
+                let (state, reply, flow) = self.dispatch(state, command).await;
+                (state, tag, name, reply, flow)
             }
-            _ => match extended::parse_list(&message).filter(|_| logged_in) {
-                Some(Ok((tag, list))) => {
+            _ => match (state.login(), extended::parse_list(&message)) {
+                (Some(login), Some(Ok((tag, list)))) => {
                     tracing::trace!(peer = %self.peer, %tag, "imap extended LIST");
-                    let reply = self.list_extended(&list, false).await;
-                    (tag, "LIST", (reply, Flow::Continue))
+                    let reply = self.list_extended(login, &list, false).await;
+                    (state, tag, "LIST", reply, Flow::Continue)
                 }
-                Some(Err(why)) => (
-                    self.current_tag(),
-                    "LIST",
-                    (Reply::bad(why), Flow::Continue),
-                ),
-                None => {
+                (Some(_), Some(Err(why))) => {
+                    let tag = self.current_tag();
+                    (state, tag, "LIST", Reply::bad(why), Flow::Continue)
+                }
+                _ => {
                     self.search_return = None;
                     let tag = self.current_tag();
                     let what = describe_parse_failure(&message);
                     self.out
                         .extend_from_slice(format!("{tag} BAD {what}\r\n").as_bytes());
-                    return Flow::Continue;
+                    return (state, Flow::Continue);
                 }
             },
         };
         self.search_return = None;
         // Pending changes are announced before the tagged reply (RFC 3501
         // §7): after commands that allow EXPUNGE, and EXISTS/FLAGS otherwise.
-        if self.selected.is_some() && !matches!(flow, Flow::Close) {
+        if let State::Selected { login, mailbox } = &mut state
+            && !matches!(flow, Flow::Close)
+        {
             let allow_expunge =
                 !matches!(name, "FETCH" | "STORE" | "SEARCH") || matches!(reply.status, "BAD");
-            if let Err(err) = self.refresh(allow_expunge).await {
+            if let Err(err) = self.refresh(login, mailbox, allow_expunge).await {
                 tracing::warn!(%err, "imap refresh");
             }
         }
         self.out
             .extend_from_slice(format!("{tag} {} {}\r\n", reply.status, reply.text).as_bytes());
-        flow
+        (state, flow)
     }
 
     /// The tag of the command being framed (or just framed), for replies to
@@ -405,13 +459,14 @@ impl Session {
             .unwrap_or_else(|| "*".into())
     }
 
-    async fn dispatch(&mut self, command: Command<'_>) -> (Reply, Flow) {
-        let authenticated = self.agent.is_some();
-        let selected = self.selected.is_some();
+    /// Answers a parsed command in the state the session is in; returns
+    /// the state the command leaves.
+    async fn dispatch(&mut self, state: State, command: Command<'_>) -> (State, Reply, Flow) {
         let body = command.body;
+        // Commands of every state (RFC 3501 §6.1).
         let reply = match body {
             CommandBody::Capability => {
-                let caps = self.capabilities();
+                let caps = self.capabilities(state.is_logged_in());
                 self.out
                     .extend_from_slice(format!("* CAPABILITY {caps}\r\n").as_bytes());
                 Reply::ok("CAPABILITY completed")
@@ -419,7 +474,7 @@ impl Session {
             CommandBody::Noop => Reply::ok("NOOP completed"),
             CommandBody::Logout => {
                 self.out.extend_from_slice(b"* BYE Logging out\r\n");
-                return (Reply::ok("LOGOUT completed"), Flow::Close);
+                return (state, Reply::ok("LOGOUT completed"), Flow::Close);
             }
             CommandBody::Id { .. } => {
                 self.out.extend_from_slice(
@@ -431,16 +486,37 @@ impl Session {
                 );
                 Reply::ok("ID completed")
             }
-            CommandBody::StartTLS if !authenticated => {
-                if self.is_tls {
+            body => {
+                return match state {
+                    State::NotAuthenticated => self.not_authenticated(body).await,
+                    State::Authenticated { login } => self.logged_in(login, None, body).await,
+                    State::Selected { login, mailbox } => {
+                        self.logged_in(login, Some(mailbox), body).await
+                    }
+                };
+            }
+        };
+        (state, reply, Flow::Continue)
+    }
+
+    /// Commands before login (RFC 3501 §6.2).
+    async fn not_authenticated(&mut self, body: CommandBody<'_>) -> (State, Reply, Flow) {
+        let attempt = match body {
+            CommandBody::StartTLS => {
+                let reply = if self.is_tls {
                     Reply::bad("TLS is already active")
                 } else if self.tls.is_none() {
                     Reply::no("TLS is not available")
                 } else {
-                    return (Reply::ok("Begin TLS negotiation now"), Flow::StartTls);
-                }
+                    return (
+                        State::NotAuthenticated,
+                        Reply::ok("Begin TLS negotiation now"),
+                        Flow::StartTls,
+                    );
+                };
+                Err(reply)
             }
-            CommandBody::Login { username, password } if !authenticated => {
+            CommandBody::Login { username, password } => {
                 let user = String::from_utf8_lossy(username.as_ref()).into_owned();
                 let pass = String::from_utf8_lossy(password.declassify().as_ref()).into_owned();
                 self.login(&user, &pass).await
@@ -448,23 +524,45 @@ impl Session {
             CommandBody::Authenticate {
                 mechanism,
                 initial_response,
-            } if !authenticated => match mechanism {
+            } => match mechanism {
                 AuthMechanism::Plain => {
                     let response = match initial_response {
                         Some(ir) => Some(ir.declassify().to_vec()),
                         None => self.sasl_continuation().await,
                     };
                     match response {
-                        None => Reply::bad("AUTHENTICATE cancelled"),
+                        None => Err(Reply::bad("AUTHENTICATE cancelled")),
                         Some(data) => self.authenticate_plain(&data).await,
                     }
                 }
-                _ => Reply::no("Unsupported authentication mechanism; use PLAIN"),
+                _ => Err(Reply::no("Unsupported authentication mechanism; use PLAIN")),
             },
+            _ => Err(Reply::bad("Log in first")),
+        };
+        match attempt {
+            Ok(login) => {
+                let reply = Reply::ok(format!(
+                    "[CAPABILITY {}] Logged in",
+                    self.capabilities(true)
+                ));
+                (State::Authenticated { login }, reply, Flow::Continue)
+            }
+            Err(reply) => (State::NotAuthenticated, reply, Flow::Continue),
+        }
+    }
+
+    /// Commands after login (RFC 3501 §6.3), and with a mailbox selected
+    /// (§6.4).
+    async fn logged_in(
+        &mut self,
+        login: LoggedIn,
+        mut selected: Option<Box<Selected>>,
+        body: CommandBody<'_>,
+    ) -> (State, Reply, Flow) {
+        let reply = match body {
             CommandBody::StartTLS
             | CommandBody::Login { .. }
             | CommandBody::Authenticate { .. } => Reply::bad("Already authenticated"),
-            _ if !authenticated => Reply::bad("Log in first"),
             CommandBody::Enable { capabilities } => {
                 let mut enabled = Vec::new();
                 for cap in capabilities.as_ref() {
@@ -485,79 +583,153 @@ impl Session {
             CommandBody::Select {
                 mailbox,
                 parameters,
-            } => self.select(&mailbox, &parameters, false).await,
+            } => {
+                // A failed SELECT leaves no mailbox selected (RFC 3501 §6.3.1).
+                selected = None;
+                match self.select(&login, &mailbox, &parameters, false).await {
+                    Ok((mailbox, reply)) => {
+                        selected = Some(Box::new(mailbox));
+                        reply
+                    }
+                    Err(reply) => reply,
+                }
+            }
             CommandBody::Examine {
                 mailbox,
                 parameters,
-            } => self.select(&mailbox, &parameters, true).await,
-            CommandBody::Create { mailbox } => self.create(&mailbox).await,
-            CommandBody::Delete { mailbox } => self.delete(&mailbox).await,
-            CommandBody::Rename { from, to } => self.rename(&from, &to).await,
-            CommandBody::Subscribe { mailbox } => self.subscribe(&mailbox, true).await,
-            CommandBody::Unsubscribe { mailbox } => self.subscribe(&mailbox, false).await,
+            } => {
+                selected = None;
+                match self.select(&login, &mailbox, &parameters, true).await {
+                    Ok((mailbox, reply)) => {
+                        selected = Some(Box::new(mailbox));
+                        reply
+                    }
+                    Err(reply) => reply,
+                }
+            }
+            CommandBody::Create { mailbox } => self.create(&login, &mailbox).await,
+            CommandBody::Delete { mailbox } => self.delete(&login, &mut selected, &mailbox).await,
+            CommandBody::Rename { from, to } => {
+                self.rename(&login, selected.as_deref_mut(), &from, &to)
+                    .await
+            }
+            CommandBody::Subscribe { mailbox } => self.subscribe(&login, &mailbox, true).await,
+            CommandBody::Unsubscribe { mailbox } => self.subscribe(&login, &mailbox, false).await,
             CommandBody::List {
                 reference,
                 mailbox_wildcard,
-            } => self.list(&reference, &mailbox_wildcard, false).await,
+            } => {
+                self.list(&login, &reference, &mailbox_wildcard, false)
+                    .await
+            }
             CommandBody::Lsub {
                 reference,
                 mailbox_wildcard,
-            } => self.list(&reference, &mailbox_wildcard, true).await,
+            } => self.list(&login, &reference, &mailbox_wildcard, true).await,
             CommandBody::Status {
                 mailbox,
                 item_names,
-            } => self.status(&mailbox, &item_names).await,
+            } => self.status(&login, &mailbox, &item_names).await,
             CommandBody::Append {
                 mailbox,
                 flags,
                 date,
                 message,
-            } => self.append(&mailbox, &flags, date.as_ref(), &message).await,
-            CommandBody::Idle => return self.idle().await,
-            _ if !selected => Reply::bad("Select a mailbox first"),
-            CommandBody::Check => Reply::ok("CHECK completed"),
-            CommandBody::Close => self.close(true).await,
-            CommandBody::Unselect => self.close(false).await,
-            CommandBody::Expunge => self.expunge(None).await,
-            CommandBody::ExpungeUid { sequence_set } => self.expunge(Some(&sequence_set)).await,
-            CommandBody::Search {
-                charset,
-                criteria,
-                uid,
-            } => self.search(charset.as_ref(), criteria.as_ref(), uid).await,
-            CommandBody::Fetch {
-                sequence_set,
-                macro_or_item_names,
-                uid,
-                modifiers,
             } => {
-                self.fetch(&sequence_set, &macro_or_item_names, uid, &modifiers)
+                self.append(&login, &mailbox, &flags, date.as_ref(), &message)
                     .await
             }
-            CommandBody::Store {
-                sequence_set,
-                kind,
-                response,
-                flags,
-                uid,
-                modifiers,
-            } => {
-                self.store_flags(&sequence_set, &kind, &response, &flags, uid, &modifiers)
-                    .await
+            CommandBody::Idle => {
+                let (reply, flow) = self.idle(&login, selected.as_deref_mut()).await;
+                return (State::logged_in(login, selected), reply, flow);
             }
-            CommandBody::Copy {
-                sequence_set,
-                mailbox,
-                uid,
-            } => self.copy_or_move(&sequence_set, &mailbox, uid, false).await,
-            CommandBody::Move {
-                sequence_set,
-                mailbox,
-                uid,
-            } => self.copy_or_move(&sequence_set, &mailbox, uid, true).await,
-            other => Reply::bad(format!("{} is not supported", other.name())),
+            body => match selected.as_deref_mut() {
+                None => Reply::bad("Select a mailbox first"),
+                Some(mailbox) => match body {
+                    CommandBody::Check => Reply::ok("CHECK completed"),
+                    CommandBody::Close => match self.close(mailbox, true).await {
+                        Ok(()) => {
+                            selected = None;
+                            Reply::ok("CLOSE completed")
+                        }
+                        Err(reply) => reply,
+                    },
+                    CommandBody::Unselect => match self.close(mailbox, false).await {
+                        Ok(()) => {
+                            selected = None;
+                            Reply::ok("UNSELECT completed")
+                        }
+                        Err(reply) => reply,
+                    },
+                    CommandBody::Expunge => self.expunge(mailbox, None).await,
+                    CommandBody::ExpungeUid { sequence_set } => {
+                        self.expunge(mailbox, Some(&sequence_set)).await
+                    }
+                    CommandBody::Search {
+                        charset,
+                        criteria,
+                        uid,
+                    } => {
+                        self.search(mailbox, charset.as_ref(), criteria.as_ref(), uid)
+                            .await
+                    }
+                    CommandBody::Fetch {
+                        sequence_set,
+                        macro_or_item_names,
+                        uid,
+                        modifiers,
+                    } => {
+                        self.fetch(
+                            &login,
+                            mailbox,
+                            &sequence_set,
+                            &macro_or_item_names,
+                            uid,
+                            &modifiers,
+                        )
+                        .await
+                    }
+                    CommandBody::Store {
+                        sequence_set,
+                        kind,
+                        response,
+                        flags,
+                        uid,
+                        modifiers,
+                    } => {
+                        self.store_flags(
+                            &login,
+                            mailbox,
+                            &sequence_set,
+                            &kind,
+                            &response,
+                            &flags,
+                            uid,
+                            &modifiers,
+                        )
+                        .await
+                    }
+                    CommandBody::Copy {
+                        sequence_set,
+                        mailbox: target,
+                        uid,
+                    } => {
+                        self.copy_or_move(&login, mailbox, &sequence_set, &target, uid, false)
+                            .await
+                    }
+                    CommandBody::Move {
+                        sequence_set,
+                        mailbox: target,
+                        uid,
+                    } => {
+                        self.copy_or_move(&login, mailbox, &sequence_set, &target, uid, true)
+                            .await
+                    }
+                    other => Reply::bad(format!("{} is not supported", other.name())),
+                },
+            },
         };
-        (reply, Flow::Continue)
+        (State::logged_in(login, selected), reply, Flow::Continue)
     }
 
     /// Reads the client's answer to an empty continuation request (SASL):
@@ -565,7 +737,7 @@ impl Session {
     async fn sasl_continuation(&mut self) -> Option<Vec<u8>> {
         self.out.extend_from_slice(b"+ \r\n");
         self.flush().await.ok()?;
-        let line = self.next_message().await.ok()??;
+        let line = self.next_message(self.limits.login_timeout).await.ok()??;
         let line = line
             .strip_suffix(b"\r\n")
             .or_else(|| line.strip_suffix(b"\n"))?;
@@ -575,43 +747,47 @@ impl Session {
         base64::engine::general_purpose::STANDARD.decode(line).ok()
     }
 
-    async fn authenticate_plain(&mut self, data: &[u8]) -> Reply {
+    async fn authenticate_plain(&mut self, data: &[u8]) -> Result<LoggedIn, Reply> {
         // authzid NUL authcid NUL password (RFC 4616).
         let mut parts = data.split(|b| *b == 0);
         let (Some(authzid), Some(user), Some(pass), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Reply::bad("Malformed PLAIN response");
+            return Err(Reply::bad("Malformed PLAIN response"));
         };
         let user = String::from_utf8_lossy(user).into_owned();
         if !authzid.is_empty() && !authzid.eq_ignore_ascii_case(user.as_bytes()) {
-            return Reply::no("[AUTHORIZATIONFAILED] Acting as another user is not allowed");
+            return Err(Reply::no(
+                "[AUTHORIZATIONFAILED] Acting as another user is not allowed",
+            ));
         }
         let pass = String::from_utf8_lossy(pass).into_owned();
         self.login(&user, &pass).await
     }
 
-    async fn login(&mut self, user: &str, pass: &str) -> Reply {
+    /// Checks the credentials and takes one of the agent's connection slots.
+    async fn login(&mut self, user: &str, pass: &str) -> Result<LoggedIn, Reply> {
         if !self.auth_allowed() {
-            return Reply::no("[PRIVACYREQUIRED] Use STARTTLS (or port 993) before logging in");
+            return Err(Reply::no(
+                "[PRIVACYREQUIRED] Use STARTTLS (or port 993) before logging in",
+            ));
         }
         let agent = match self.app.authenticate(user, pass, self.peer.ip()).await {
             Ok(agent) => agent,
-            Err(err) => return Reply::no(format!("[UNAVAILABLE] {err}")),
+            Err(err) => return Err(Reply::no(format!("[UNAVAILABLE] {err}"))),
         };
         let Some(agent) = agent else {
             tracing::info!(peer = %self.peer, user, "imap: login failed");
-            return Reply::no("[AUTHENTICATIONFAILED] Invalid credentials");
+            return Err(Reply::no("[AUTHENTICATIONFAILED] Invalid credentials"));
         };
-        if !self
-            .shared
-            .enter(agent.id, self.limits.max_connections_per_agent)
-        {
-            return Reply::no("[LIMIT] Too many connections for this account");
-        }
+        let Some(slot) = self
+            .agent_slots
+            .take(agent.id, self.limits.max_connections_per_agent)
+        else {
+            return Err(Reply::no("[LIMIT] Too many connections for this account"));
+        };
         tracing::info!(peer = %self.peer, agent = %agent.email, "imap: logged in");
-        self.agent = Some(agent);
-        Reply::ok(format!("[CAPABILITY {}] Logged in", self.capabilities()))
+        Ok(LoggedIn { agent, _slot: slot })
     }
 
     async fn start_tls(&mut self) -> Result<(), SessionError> {
@@ -622,52 +798,39 @@ impl Session {
             .saturating_add(self.limits.max_line_length);
         self.fragments = Fragmentizer::new(u32::try_from(max).unwrap_or(u32::MAX));
         self.pending = 0;
-        let Some(acceptor) = self.tls.clone() else {
+        let Some(acceptor) = &self.tls else {
             return Ok(());
         };
-        let plain = std::mem::replace(
-            &mut self.stream,
-            Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink())),
-        );
-        let secured =
-            match tokio::time::timeout(self.limits.login_timeout, acceptor.accept(plain)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(err)) => {
-                    tracing::debug!(peer = %self.peer, %err, "TLS handshake failed");
-                    return Err(SessionError::Io(err));
-                }
-                Err(_) => return Err(SessionError::Timeout),
-            };
-        self.stream = Box::new(secured);
+        let limit = self.limits.login_timeout;
+        match net::start_tls(&mut self.stream, acceptor, limit).await {
+            Ok(()) => {}
+            Err(net::HandshakeError::Failed(err)) => {
+                tracing::debug!(peer = %self.peer, %err, "TLS handshake failed");
+                return Err(SessionError::Io(err));
+            }
+            Err(net::HandshakeError::Timeout) => return Err(SessionError::Timeout),
+        }
         self.is_tls = true;
         Ok(())
     }
 
-    /// The folders this agent has, in LIST order.
-    pub fn folder_of(&self, name: &str) -> Folder {
-        let queues = self
-            .agent
-            .as_ref()
-            .map(|a| a.queues.as_slice())
-            .unwrap_or(&[]);
-        Folder::parse(name, queues)
-    }
-
     /// Reconciles the selected view if anything changed, then tells the
     /// client what is new (see [`Selected::apply`]).
-    pub async fn refresh(&mut self, allow_expunge: bool) -> Result<(), StoreError> {
-        let Some(selected) = &self.selected else {
-            return Ok(());
-        };
-        let (id, folder, known) = (
-            selected.mailbox.id,
-            selected.folder.clone(),
-            selected.marker.clone(),
-        );
-        let marker = self.reconcile(id, &folder, false, &known).await?;
-        let Some(selected) = self.selected.as_mut() else {
-            return Ok(());
-        };
+    pub async fn refresh(
+        &mut self,
+        login: &LoggedIn,
+        selected: &mut Selected,
+        allow_expunge: bool,
+    ) -> Result<(), StoreError> {
+        let marker = self
+            .reconcile(
+                login,
+                selected.mailbox.id,
+                &selected.folder,
+                false,
+                &selected.marker,
+            )
+            .await?;
         selected.marker = marker;
         let store = &self.app.store;
         let mailbox = match store.imap_mailbox(selected.mailbox.id).await {
@@ -703,9 +866,15 @@ impl Session {
     }
 
     /// IDLE (RFC 2177): reports changes as they happen until DONE.
-    async fn idle(&mut self) -> (Reply, Flow) {
+    async fn idle(
+        &mut self,
+        login: &LoggedIn,
+        mut selected: Option<&mut Selected>,
+    ) -> (Reply, Flow) {
         self.out.extend_from_slice(b"+ idling\r\n");
-        if let Err(err) = self.refresh(true).await {
+        if let Some(selected) = selected.as_deref_mut()
+            && let Err(err) = self.refresh(login, selected, true).await
+        {
             tracing::warn!(%err, "imap refresh");
         }
         if self.flush().await.is_err() {
@@ -726,8 +895,7 @@ impl Session {
                     return (Reply::bad("Expected DONE"), Flow::Continue);
                 }
             }
-            let stop = *self.stopping.borrow();
-            if stop {
+            if self.shutdown.is_stopping() {
                 self.out
                     .extend_from_slice(b"* BYE [UNAVAILABLE] Server shutting down\r\n");
                 let _ = self.flush().await;
@@ -751,7 +919,9 @@ impl Session {
                     // Let a burst of changes settle, then report them once.
                     tokio::time::sleep(SETTLE).await;
                     while self.changes.try_recv().is_ok() {}
-                    if let Err(err) = self.refresh(true).await {
+                    if let Some(selected) = selected.as_deref_mut()
+                        && let Err(err) = self.refresh(login, selected, true).await
+                    {
                         tracing::warn!(%err, "imap refresh");
                     }
                     if self.flush().await.is_err() {
@@ -763,7 +933,7 @@ impl Session {
                     let _ = self.flush().await;
                     return (Reply::ok("IDLE terminated"), Flow::Close);
                 }
-                _ = self.stopping.changed() => {}
+                _ = self.shutdown.stopped() => {}
             }
         }
     }

@@ -4,7 +4,8 @@
 //! the ticket's urgency, keywords are its tags, `\Deleted` lives in the
 //! session. In the agent's own folders flags are simply stored.
 
-use super::session::{Reply, Session};
+use super::selected::Selected;
+use super::session::{LoggedIn, Reply, Session};
 use crate::domain::change::{ChangeRequest, TicketChange};
 use crate::domain::ticket::Priority;
 use crate::store::{FlagOp, MessageRef};
@@ -22,8 +23,11 @@ fn flag_op(kind: &StoreType, flags: &[String]) -> FlagOp {
 }
 
 impl Session {
+    #[allow(clippy::too_many_arguments)]
     pub async fn store_flags(
         &mut self,
+        login: &LoggedIn,
+        selected: &mut Selected,
         set: &SequenceSet,
         kind: &StoreType,
         response: &StoreResponse,
@@ -42,9 +46,6 @@ impl Session {
         if flags.iter().any(|f| f.eq_ignore_ascii_case("\\Recent")) {
             return Reply::bad("\\Recent cannot be stored");
         }
-        let Some(selected) = &self.selected else {
-            return Reply::bad("No mailbox selected");
-        };
         if selected.read_only {
             return Reply::no("[READ-ONLY] Mailbox is read-only");
         }
@@ -61,22 +62,22 @@ impl Session {
             }
         }
         let result = if selected.folder.is_view() {
-            self.store_in_view(&targets, kind, &flags).await
+            self.store_in_view(login, selected, &targets, kind, &flags)
+                .await
         } else {
-            self.store_in_storage(&targets, kind, &flags).await
+            self.store_in_storage(selected, &targets, kind, &flags)
+                .await
         };
         if let Err(reply) = result {
             return reply;
         }
         // Changes land in the view's membership; report them (and, unless
         // .SILENT, every targeted message even if nothing changed).
-        let reported = match self.refresh_reporting().await {
+        let reported = match self.refresh_reporting(login, selected).await {
             Ok(reported) => reported,
             Err(err) => return err.into(),
         };
-        if matches!(response, StoreResponse::Answer)
-            && let Some(selected) = &self.selected
-        {
+        if matches!(response, StoreResponse::Answer) {
             let condstore = self.condstore;
             for index in targets {
                 if index < selected.messages.len()
@@ -98,41 +99,33 @@ impl Session {
 
     /// Refresh without expunges (STORE may not announce them), returning the
     /// UIDs whose flags were reported.
-    async fn refresh_reporting(&mut self) -> Result<BTreeSet<u32>, crate::store::StoreError> {
-        let before: BTreeMap<u32, String> = self
-            .selected
-            .as_ref()
-            .map(|s| {
-                s.messages
-                    .iter()
-                    .map(|m| (m.uid, m.flags.clone()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        self.refresh(false).await?;
-        let after = self
-            .selected
-            .as_ref()
-            .map(|s| {
-                s.messages
-                    .iter()
-                    .filter(|m| before.get(&m.uid) != Some(&m.flags))
-                    .map(|m| m.uid)
-                    .collect()
-            })
-            .unwrap_or_default();
+    async fn refresh_reporting(
+        &mut self,
+        login: &LoggedIn,
+        selected: &mut Selected,
+    ) -> Result<BTreeSet<u32>, crate::store::StoreError> {
+        let before: BTreeMap<u32, String> = selected
+            .messages
+            .iter()
+            .map(|m| (m.uid, m.flags.clone()))
+            .collect();
+        self.refresh(login, selected, false).await?;
+        let after = selected
+            .messages
+            .iter()
+            .filter(|m| before.get(&m.uid) != Some(&m.flags))
+            .map(|m| m.uid)
+            .collect();
         Ok(after)
     }
 
     async fn store_in_storage(
         &mut self,
+        selected: &Selected,
         targets: &[usize],
         kind: &StoreType,
         flags: &[String],
     ) -> Result<(), Reply> {
-        let Some(selected) = &mut self.selected else {
-            return Ok(());
-        };
         let uids: Vec<u32> = targets.iter().map(|i| selected.messages[*i].uid).collect();
         if uids.is_empty() {
             return Ok(());
@@ -147,13 +140,13 @@ impl Session {
 
     async fn store_in_view(
         &mut self,
+        login: &LoggedIn,
+        selected: &mut Selected,
         targets: &[usize],
         kind: &StoreType,
         flags: &[String],
     ) -> Result<(), Reply> {
-        let (Some(selected), Some(agent)) = (&mut self.selected, &self.agent) else {
-            return Ok(());
-        };
+        let agent = &login.agent;
         let mut seen = Vec::new();
         let mut unseen = Vec::new();
         // Per ticket: the change its messages' new flags ask for.

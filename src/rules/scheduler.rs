@@ -19,11 +19,11 @@ use crate::domain::message_id::own_message_id;
 use crate::domain::outgoing::OutgoingMail;
 use crate::domain::sla::{ClockSave, Firing, SlaUpdate};
 use crate::domain::ticket::queue_display_name;
+use crate::net::Shutdown;
 use crate::store::{StoreError, Ticket};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
 
 /// Tickets handled per round before the next query.
 const BATCH: i64 = 200;
@@ -47,7 +47,7 @@ pub struct Round {
     pub fired: usize,
 }
 
-pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(app: Arc<App>, mut shutdown: Shutdown) {
     let mut changes = app.store.subscribe();
     loop {
         match run_due(&app, Utc::now()).await {
@@ -84,9 +84,9 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            _ = shutdown.changed() => return,
+            _ = shutdown.stopped() => return,
         }
-        if *shutdown.borrow() {
+        if shutdown.is_stopping() {
             return;
         }
     }

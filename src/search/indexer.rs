@@ -19,6 +19,7 @@ use super::document::MessageText;
 use super::{Fields, Progress, SearchError, SearchIndex};
 use crate::App;
 use crate::domain::ticket::EventKind;
+use crate::net::Shutdown;
 use crate::store::{IndexableMessage, IndexableTicket, Store};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,7 +27,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tantivy::{IndexWriter, TantivyDocument, TantivyError, Term};
-use tokio::sync::watch;
 
 /// Messages read from the store per round.
 const MESSAGE_BATCH: i64 = 500;
@@ -424,10 +424,7 @@ fn document(
 /// Takes the index's write lock, waiting while another process (an
 /// offline `postdesk reindex`) holds it; meanwhile that process's commits
 /// are made visible to this one's searches.
-async fn acquire(
-    index: &Arc<SearchIndex>,
-    shutdown: &mut watch::Receiver<bool>,
-) -> Option<Indexer> {
+async fn acquire(index: &Arc<SearchIndex>, shutdown: &mut Shutdown) -> Option<Indexer> {
     let mut warned = false;
     loop {
         match Indexer::new(index.clone()) {
@@ -443,10 +440,10 @@ async fn acquire(
             }
         }
         tokio::select! {
-            _ = shutdown.changed() => {}
+            _ = shutdown.stopped() => {}
             _ = tokio::time::sleep(POLL) => {}
         }
-        if *shutdown.borrow() {
+        if shutdown.is_stopping() {
             return None;
         }
     }
@@ -455,7 +452,7 @@ async fn acquire(
 /// Runs the indexer until `shutdown`: follows the store, commits at most
 /// every `commit_interval`, and writes the similar-tickets notes of new
 /// tickets once they are searchable.
-pub async fn run(app: Arc<App>, index: Arc<SearchIndex>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(app: Arc<App>, index: Arc<SearchIndex>, mut shutdown: Shutdown) {
     let Some(mut indexer) = acquire(&index, &mut shutdown).await else {
         return;
     };
@@ -469,7 +466,7 @@ pub async fn run(app: Arc<App>, index: Arc<SearchIndex>, mut shutdown: watch::Re
     let start = indexer.position();
     let mut caught_up = false;
     loop {
-        if *shutdown.borrow() {
+        if shutdown.is_stopping() {
             break;
         }
         if let Err(err) = indexer.take_rebuild_request().await {
@@ -480,7 +477,7 @@ pub async fn run(app: Arc<App>, index: Arc<SearchIndex>, mut shutdown: watch::Re
             Err(err) => {
                 tracing::warn!(%err, "search indexer");
                 tokio::select! {
-                    _ = shutdown.changed() => {}
+                    _ = shutdown.stopped() => {}
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
                 continue;
@@ -491,7 +488,7 @@ pub async fn run(app: Arc<App>, index: Arc<SearchIndex>, mut shutdown: watch::Re
             if round.read == 0 && since_commit < interval {
                 // Let more changes gather into this commit.
                 tokio::select! {
-                    _ = shutdown.changed() => {}
+                    _ = shutdown.stopped() => {}
                     _ = tokio::time::sleep(interval - since_commit) => {}
                 }
                 continue;
@@ -524,7 +521,7 @@ pub async fn run(app: Arc<App>, index: Arc<SearchIndex>, mut shutdown: watch::Re
             }
         }
         tokio::select! {
-            _ = shutdown.changed() => {}
+            _ = shutdown.stopped() => {}
             _ = changes.recv() => {}
             _ = tokio::time::sleep(POLL) => {}
         }

@@ -2,10 +2,11 @@
 
 use super::session::{Role, Session};
 use crate::App;
+use crate::net::{self, Shutdown, Stream};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 /// Protocol limits of a listener (from `[smtp]`).
@@ -32,7 +33,7 @@ impl Limits {
     }
 }
 
-/// Serves until `shutdown` turns true. `implicit_tls`: every connection
+/// Serves until the shutdown. `implicit_tls`: every connection
 /// starts with the TLS handshake (the port 465 convention).
 pub async fn serve(
     app: Arc<App>,
@@ -41,7 +42,7 @@ pub async fn serve(
     tls: Option<TlsAcceptor>,
     implicit_tls: bool,
     limits: Limits,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: Shutdown,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let limits = Arc::new(limits);
@@ -49,28 +50,28 @@ pub async fn serve(
         "421 4.7.0 {} Too many connections, try again later\r\n",
         app.config.hostname
     );
-    while let Some(crate::net::Accepted {
+    while let Some(net::Accepted {
         socket,
         peer,
         permit,
-    }) = crate::net::accept(&listener, &slots, &mut shutdown, "smtp", &refusal).await
+    }) = net::accept(&listener, &slots, &mut shutdown, "smtp", &refusal).await
     {
         let app = app.clone();
         let tls = tls.clone();
         let limits = limits.clone();
         let stopping = shutdown.clone();
         tokio::spawn(async move {
-            let stream: Box<dyn super::Stream> = match (&tls, implicit_tls) {
+            // Dropped however the task ends, which frees the slot.
+            let _permit = permit;
+            let stream: Box<dyn Stream> = match (&tls, implicit_tls) {
                 (Some(acceptor), true) => {
-                    match tokio::time::timeout(limits.command_timeout, acceptor.accept(socket))
-                        .await
-                    {
-                        Ok(Ok(secured)) => Box::new(secured),
-                        Ok(Err(err)) => {
+                    match net::accept_tls(acceptor, socket, limits.command_timeout).await {
+                        Ok(secured) => secured,
+                        Err(net::HandshakeError::Failed(err)) => {
                             tracing::debug!(%peer, %err, "TLS handshake failed");
                             return;
                         }
-                        Err(_) => return,
+                        Err(net::HandshakeError::Timeout) => return,
                     }
                 }
                 _ => Box::new(socket),
@@ -81,7 +82,6 @@ pub async fn serve(
             if let Err(err) = session.run().await {
                 tracing::debug!(%peer, %err, "smtp session ended");
             }
-            drop(permit);
         });
     }
     drop(listener);

@@ -8,9 +8,3 @@ mod session;
 
 pub use listener::{Limits, serve};
 pub use session::{Role, Session};
-
-use tokio::io::{AsyncRead, AsyncWrite};
-
-/// A connection, plain or TLS, behind one type so that STARTTLS can swap it.
-pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}

@@ -7,10 +7,10 @@
 //! smtp-proto's receiver. Replies are collected and flushed when the client
 //! has nothing more buffered, which is what PIPELINING asks for.
 
-use super::Stream;
 use super::listener::Limits;
 use crate::App;
 use crate::ingest::{self, Envelope, Mode};
+use crate::net::{self, Shutdown, Stream};
 use crate::store::LoginAgent;
 use crate::submission::{self, SubmissionEnvelope, SubmitError};
 use base64::Engine;
@@ -21,20 +21,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
-
-/// Resolves once the server is shutting down (never, if nobody can tell).
-async fn stopping(receiver: &mut watch::Receiver<bool>) {
-    loop {
-        if *receiver.borrow_and_update() {
-            return;
-        }
-        if receiver.changed().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    }
-}
 
 /// After this many errors in one session the client is sent away.
 const MAX_ERRORS: u32 = 20;
@@ -109,15 +96,15 @@ pub struct Session {
     input: Vec<u8>,
     output: Vec<u8>,
     errors: u32,
-    stopping: watch::Receiver<bool>,
+    shutdown: Shutdown,
     /// When the command line or DATA/BDAT transfer under way must be
     /// complete: a client trickling bytes cannot hold a session forever.
     deadline: Option<Instant>,
 }
 
 impl Session {
-    /// `stopping` turns true when the server shuts down: a transfer under
-    /// way is finished, an idle client is told 421 4.3.2.
+    /// At the `shutdown` a transfer under way is finished, an idle client
+    /// is told 421 4.3.2.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         app: Arc<App>,
@@ -127,10 +114,10 @@ impl Session {
         is_tls: bool,
         tls: Option<TlsAcceptor>,
         limits: Arc<Limits>,
-        stopping: watch::Receiver<bool>,
+        shutdown: Shutdown,
     ) -> Session {
         Session {
-            stopping,
+            shutdown,
             app,
             role,
             agent: None,
@@ -169,27 +156,18 @@ impl Session {
                     // Anything pipelined after STARTTLS was sent in clear
                     // text and must not be acted on (RFC 3207 §4.2).
                     self.input.clear();
-                    let Some(acceptor) = self.tls.clone() else {
+                    let Some(acceptor) = &self.tls else {
                         return Ok(());
                     };
-                    let plain = std::mem::replace(
-                        &mut self.stream,
-                        Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink())),
-                    );
-                    let secured = match tokio::time::timeout(
-                        self.limits.command_timeout,
-                        acceptor.accept(plain),
-                    )
-                    .await
-                    {
-                        Ok(Ok(stream)) => stream,
-                        Ok(Err(err)) => {
+                    let limit = self.limits.command_timeout;
+                    match net::start_tls(&mut self.stream, acceptor, limit).await {
+                        Ok(()) => {}
+                        Err(net::HandshakeError::Failed(err)) => {
                             tracing::debug!(peer = %self.peer, %err, "TLS handshake failed");
                             return Ok(());
                         }
-                        Err(_) => return Err(SessionError::Timeout),
-                    };
-                    self.stream = Box::new(secured);
+                        Err(net::HandshakeError::Timeout) => return Err(SessionError::Timeout),
+                    }
                     self.is_tls = true;
                     self.helo = None;
                     self.tx = None;
@@ -225,7 +203,7 @@ impl Session {
         let mut chunk = [0u8; READ_CHUNK];
         let read = tokio::select! {
             read = tokio::time::timeout_at(deadline.into(), self.stream.read(&mut chunk)) => read,
-            _ = stopping(&mut self.stopping), if idle => {
+            _ = self.shutdown.stopped(), if idle => {
                 let line = format!("421 4.3.2 {} Service shutting down, try again later\r\n", self.hostname());
                 self.output.extend_from_slice(line.as_bytes());
                 return Ok(Next::Close);
