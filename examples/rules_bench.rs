@@ -261,7 +261,8 @@ async fn scheduler_bench(tickets: usize, seconds: u64) -> Result<()> {
     let started = Instant::now();
     let mut handled = 0;
     loop {
-        let round = postdesk::rules::scheduler::run_due(&app, chrono::Utc::now()).await?;
+        let round =
+            postdesk::rules::scheduler::run_due(&app.scheduler(), chrono::Utc::now()).await?;
         handled += round.tickets;
         if round.tickets == 0 {
             break;
@@ -283,7 +284,7 @@ async fn scheduler_bench(tickets: usize, seconds: u64) -> Result<()> {
         postdesk::rules::scheduler::ROUNDS.load(std::sync::atomic::Ordering::Relaxed);
     let (_, cpu_before) = usage();
     let task = tokio::spawn(postdesk::rules::scheduler::run(
-        app.clone(),
+        app.scheduler(),
         shutdown.subscribe(),
     ));
     tokio::time::sleep(Duration::from_secs(seconds)).await;

@@ -63,9 +63,9 @@ pub struct App {
     /// Failed logins, shared by IMAP and submission.
     pub logins: passwords::LoginThrottle,
     /// The rules in force (reloaded on SIGHUP).
-    pub rules: rules::RulesHandle,
+    pub rules: Arc<rules::RulesHandle>,
     /// Wakes the SLA scheduler after a reload.
-    pub rules_reloaded: tokio::sync::Notify,
+    pub rules_reloaded: Arc<tokio::sync::Notify>,
     queues: RwLock<(Instant, Arc<Vec<Queue>>)>,
 }
 
@@ -103,8 +103,8 @@ impl App {
             templates,
             search: std::sync::OnceLock::new(),
             logins: passwords::LoginThrottle::default(),
-            rules,
-            rules_reloaded: tokio::sync::Notify::new(),
+            rules: Arc::new(rules),
+            rules_reloaded: Arc::new(tokio::sync::Notify::new()),
             queues: RwLock::new((Instant::now(), Arc::new(queues))),
         }))
     }
@@ -129,6 +129,17 @@ impl App {
                 tracing::error!(%err, "rules not reloaded; the rules in force stay");
                 Err(err.into())
             }
+        }
+    }
+
+    /// What the SLA scheduler works with: its share of the handles.
+    pub fn scheduler(&self) -> rules::scheduler::Scheduler {
+        rules::scheduler::Scheduler {
+            store: self.store.clone(),
+            rules: Arc::clone(&self.rules),
+            templates: self.templates.clone(),
+            hostname: self.config.hostname.clone(),
+            reloaded: Arc::clone(&self.rules_reloaded),
         }
     }
 

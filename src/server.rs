@@ -125,7 +125,7 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
         )));
     }
     tasks.push(tokio::spawn(crate::rules::scheduler::run(
-        app.clone(),
+        app.scheduler(),
         shutdown.subscribe(),
     )));
     tasks.push(tokio::spawn(reload_on_sighup(
@@ -133,7 +133,8 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
         shutdown.subscribe(),
     )));
     tasks.push(tokio::spawn(indexer::run(
-        app.clone(),
+        app.store.clone(),
+        app.config.clone(),
         index,
         shutdown.subscribe(),
     )));

@@ -263,7 +263,7 @@ async fn an_escalation_fires_once_across_restarts_and_the_ticket_shows_as_overdu
         server.restart().await;
         server.app().reload_rules().await.expect("reload");
         tokio::time::sleep(Duration::from_millis(500)).await;
-        postdesk::rules::scheduler::run_due(server.app(), chrono::Utc::now())
+        postdesk::rules::scheduler::run_due(&server.app().scheduler(), chrono::Utc::now())
             .await
             .expect("round");
         assert_eq!(

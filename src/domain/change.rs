@@ -56,7 +56,7 @@ pub enum Cause {
     /// pending or done ticket is open again. `waits`: the message starts
     /// the next-response clock (a customer's; not our own mail coming back).
     CustomerWrote {
-        rule: threading::Rule,
+        rule: threading::JoinRule,
         reopen: bool,
         waits: bool,
     },
@@ -627,7 +627,7 @@ mod tests {
         let request = ChangeRequest {
             change: TicketChange::default(),
             cause: Cause::CustomerWrote {
-                rule: threading::Rule::Reference,
+                rule: threading::JoinRule::Reference,
                 reopen: true,
                 waits: true,
             },

@@ -31,18 +31,18 @@ pub struct Candidates {
 
 /// Which rule matched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rule {
+pub enum JoinRule {
     Reference,
     PlusAddress,
     SubjectTag,
 }
 
-impl Rule {
+impl JoinRule {
     pub fn as_str(self) -> &'static str {
         match self {
-            Rule::Reference => "references",
-            Rule::PlusAddress => "plus-address",
-            Rule::SubjectTag => "subject tag",
+            JoinRule::Reference => "references",
+            JoinRule::PlusAddress => "plus-address",
+            JoinRule::SubjectTag => "subject tag",
         }
     }
 }
@@ -71,7 +71,7 @@ pub enum Placement {
     /// message arrived inside the reopen window.
     Join {
         ticket: i64,
-        rule: Rule,
+        rule: JoinRule,
         reopen: bool,
     },
     /// The message opens a new ticket, linked to an older one when it
@@ -84,17 +84,17 @@ pub fn place(candidates: &Candidates, now: DateTime<Utc>, reopen_window: Duratio
     let joined = candidates
         .by_reference
         .as_ref()
-        .map(|t| (t, Rule::Reference))
+        .map(|t| (t, JoinRule::Reference))
         .or_else(|| {
             candidates
                 .by_plus_address
                 .as_ref()
-                .map(|t| (t, Rule::PlusAddress))
+                .map(|t| (t, JoinRule::PlusAddress))
         });
     let joined = match joined {
         Some(found) => Some(found),
         None => match &candidates.by_subject_tag {
-            Some((ticket, true)) => Some((ticket, Rule::SubjectTag)),
+            Some((ticket, true)) => Some((ticket, JoinRule::SubjectTag)),
             Some((ticket, false)) => {
                 return Placement::New {
                     linked: Some((ticket.number, LinkReason::StrangerQuotedTag)),
@@ -180,7 +180,7 @@ mod tests {
             decide(c),
             Placement::Join {
                 ticket: 1,
-                rule: Rule::Reference,
+                rule: JoinRule::Reference,
                 reopen: false
             }
         );
@@ -197,7 +197,7 @@ mod tests {
             decide(c),
             Placement::Join {
                 ticket: 2,
-                rule: Rule::PlusAddress,
+                rule: JoinRule::PlusAddress,
                 reopen: false
             }
         );
@@ -213,7 +213,7 @@ mod tests {
             decide(c),
             Placement::Join {
                 ticket: 3,
-                rule: Rule::SubjectTag,
+                rule: JoinRule::SubjectTag,
                 reopen: false
             }
         );
@@ -297,7 +297,7 @@ mod tests {
             decide(c),
             Placement::Join {
                 ticket: 7,
-                rule: Rule::Reference,
+                rule: JoinRule::Reference,
                 reopen: false
             }
         );

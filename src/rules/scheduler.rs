@@ -7,11 +7,11 @@
 //! handled on the first round. Each escalation fires once per breach
 //! because its firing row is committed with its effects.
 
+use super::RulesHandle;
 use super::condition::{Variables, timestamp};
 use super::context::{clock_value, ticket_value};
 use super::sla::{self, SlaTicket};
 use super::{Escalation, Rules};
-use crate::App;
 use crate::domain::address;
 use crate::domain::automation::TicketSnapshot;
 use crate::domain::change::TicketChange;
@@ -20,10 +20,12 @@ use crate::domain::outgoing::OutgoingMail;
 use crate::domain::sla::{ClockSave, Firing, SlaUpdate};
 use crate::domain::ticket::queue_display_name;
 use crate::net::Shutdown;
-use crate::store::{StoreError, Ticket};
+use crate::store::{Store, StoreError, Ticket};
+use crate::templates::Templates;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 
 /// Tickets handled per round before the next query.
 const BATCH: i64 = 200;
@@ -42,12 +44,24 @@ pub static ROUNDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::
 
 /// Counts for the benchmark and logs.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Round {
+pub struct SchedulerRound {
     pub tickets: usize,
     pub fired: usize,
 }
 
-pub async fn run(app: Arc<App>, mut shutdown: Shutdown) {
+/// What the scheduler works with (its share of the server's handles).
+#[derive(Clone)]
+pub struct Scheduler {
+    pub store: Store,
+    pub rules: Arc<RulesHandle>,
+    pub templates: Templates,
+    /// For the Message-IDs of escalation notices.
+    pub hostname: String,
+    /// Notified when rules.toml was reloaded.
+    pub reloaded: Arc<Notify>,
+}
+
+pub async fn run(app: Scheduler, mut shutdown: Shutdown) {
     let mut changes = app.store.subscribe();
     loop {
         match run_due(&app, Utc::now()).await {
@@ -75,7 +89,7 @@ pub async fn run(app: Arc<App>, mut shutdown: Shutdown) {
         };
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {}
-            _ = app.rules_reloaded.notified() => {}
+            _ = app.reloaded.notified() => {}
             // A change may have moved a clock: look again (changes come in
             // bursts; the next round reads them all).
             changed = changes.recv() => {
@@ -93,7 +107,7 @@ pub async fn run(app: Arc<App>, mut shutdown: Shutdown) {
 }
 
 /// One round: every ticket whose check time has come.
-pub async fn run_due(app: &App, now: DateTime<Utc>) -> Result<Round, StoreError> {
+pub async fn run_due(app: &Scheduler, now: DateTime<Utc>) -> Result<SchedulerRound, StoreError> {
     ROUNDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let rules = app.rules.current();
     let leads = rules.warning_leads();
@@ -102,7 +116,7 @@ pub async fn run_due(app: &App, now: DateTime<Utc>) -> Result<Round, StoreError>
     // One query for the batch, one transaction for its saves: a round
     // costs a few statements, not a few per ticket.
     let tickets = app.store.tickets_by_number(&numbers).await?;
-    let mut round = Round::default();
+    let mut round = SchedulerRound::default();
     let mut saves = Vec::with_capacity(due.len());
     let mut to_fire = Vec::new();
     for (number, check_at) in due {
@@ -224,19 +238,19 @@ pub fn snapshot(t: &Ticket) -> TicketSnapshot {
 /// Saves a ticket's clocks and fires the escalations that hold, each
 /// once per breach, in one transaction; returns how many fired.
 async fn fire(
-    app: &App,
+    app: &Scheduler,
     ticket: &Ticket,
     save: &ClockSave,
     escalations: &[&Escalation],
     now: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
     let reconciled = &save.update;
-    let queues = app.queues().await?;
+    let queues = app.store.queues().await?;
     let queue_address = queues
         .iter()
         .find(|q| q.name == ticket.queue)
         .map(|q| q.address.clone())
-        .unwrap_or_else(|| format!("support@{}", app.config.hostname));
+        .unwrap_or_else(|| format!("support@{}", app.hostname));
     let agents = if escalations.iter().any(|e| e.owner.is_some()) {
         app.store.agents().await?
     } else {
@@ -291,7 +305,7 @@ async fn fire(
 /// The notification mails of an escalation, one per address, from the
 /// ticket's queue.
 fn notices(
-    app: &App,
+    app: &Scheduler,
     queue_address: &str,
     ticket: &Ticket,
     reconciled: &SlaUpdate,
@@ -338,7 +352,7 @@ fn notices(
     let mut mails = Vec::new();
     for to in &escalation.notify {
         let to = address::normalize(to);
-        let message_id = own_message_id(&app.config.hostname, ticket.number);
+        let message_id = own_message_id(&app.hostname, ticket.number);
         let built = mail_builder::MessageBuilder::new()
             .from((
                 format!("{} escalations", queue_display_name(&ticket.queue)),

@@ -17,7 +17,7 @@
 
 use super::document::MessageText;
 use super::{Fields, Progress, SearchError, SearchIndex};
-use crate::App;
+use crate::config::Config;
 use crate::domain::ticket::EventKind;
 use crate::net::Shutdown;
 use crate::store::{IndexableMessage, IndexableTicket, Store};
@@ -101,7 +101,7 @@ impl Cursor {
 
 /// What a round did.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Round {
+pub struct IndexRound {
     /// Rows read from the store (0: caught up).
     pub read: usize,
     /// Documents written.
@@ -165,7 +165,7 @@ impl Indexer {
 
     /// Reads one batch of new messages and ticket changes and writes their
     /// documents (not yet committed).
-    pub async fn round(&mut self, store: &Store) -> Result<Round, SearchError> {
+    pub async fn round(&mut self, store: &Store) -> Result<IndexRound, SearchError> {
         let messages = store
             .indexable_messages(self.messages.seen, &self.messages.gaps(), MESSAGE_BATCH)
             .await?;
@@ -174,7 +174,7 @@ impl Indexer {
             .await?;
         let read = messages.len() + changes.len();
         if read == 0 {
-            return Ok(Round::default());
+            return Ok(IndexRound::default());
         }
         // A message read now gets its ticket's current state; only the
         // messages indexed in earlier rounds need indexing again when their
@@ -240,7 +240,7 @@ impl Indexer {
         self.messages.saw(message_ids, now);
         self.events.saw(event_ids, now);
         self.dirty = true;
-        Ok(Round { read, indexed })
+        Ok(IndexRound { read, indexed })
     }
 
     /// Makes everything written so far durable and searchable, with the
@@ -452,16 +452,26 @@ async fn acquire(index: &Arc<SearchIndex>, shutdown: &mut Shutdown) -> Option<In
 /// Runs the indexer until `shutdown`: follows the store, commits at most
 /// every `commit_interval`, and writes the similar-tickets notes of new
 /// tickets once they are searchable.
-pub async fn run(app: Arc<App>, index: Arc<SearchIndex>, mut shutdown: Shutdown) {
+pub async fn run(
+    store: Store,
+    config: Arc<Config>,
+    index: Arc<SearchIndex>,
+    mut shutdown: Shutdown,
+) {
     let Some(mut indexer) = acquire(&index, &mut shutdown).await else {
         return;
     };
     // Similar-ticket notes are written beside the indexing, so that a
     // burst of new tickets does not hold up making mail searchable.
     let (notes, note_queue) = tokio::sync::mpsc::channel(SIMILAR_BACKLOG);
-    let note_writer = tokio::spawn(write_similar_notes(app.clone(), index.clone(), note_queue));
-    let mut changes = app.store.subscribe();
-    let interval = Duration::from_millis(app.config.search.commit_interval_ms);
+    let note_writer = tokio::spawn(write_similar_notes(
+        store.clone(),
+        config.clone(),
+        index.clone(),
+        note_queue,
+    ));
+    let mut changes = store.subscribe();
+    let interval = Duration::from_millis(config.search.commit_interval_ms);
     let mut last_commit = Instant::now();
     let start = indexer.position();
     let mut caught_up = false;
@@ -472,7 +482,7 @@ pub async fn run(app: Arc<App>, index: Arc<SearchIndex>, mut shutdown: Shutdown)
         if let Err(err) = indexer.take_rebuild_request().await {
             tracing::warn!(%err, "search index rebuild");
         }
-        let round = match indexer.round(&app.store).await {
+        let round = match indexer.round(&store).await {
             Ok(round) => round,
             Err(err) => {
                 tracing::warn!(%err, "search indexer");
@@ -498,7 +508,8 @@ pub async fn run(app: Arc<App>, index: Arc<SearchIndex>, mut shutdown: Shutdown)
                     last_commit = Instant::now();
                     for ticket in indexer.take_created() {
                         if let Err(err) =
-                            super::similar::add_note(&app, indexer.index.clone(), ticket).await
+                            super::similar::add_note(&store, &config, indexer.index.clone(), ticket)
+                                .await
                         {
                             tracing::warn!(%err, ticket, "similar tickets note");
                         }
@@ -539,12 +550,13 @@ pub async fn run(app: Arc<App>, index: Arc<SearchIndex>, mut shutdown: Shutdown)
 const SIMILAR_BACKLOG: usize = 10_000;
 
 async fn write_similar_notes(
-    app: Arc<App>,
+    store: Store,
+    config: Arc<Config>,
     index: Arc<SearchIndex>,
     mut tickets: tokio::sync::mpsc::Receiver<i64>,
 ) {
     while let Some(ticket) = tickets.recv().await {
-        if let Err(err) = super::similar::add_note(&app, index.clone(), ticket).await {
+        if let Err(err) = super::similar::add_note(&store, &config, index.clone(), ticket).await {
             tracing::warn!(%err, ticket, "similar tickets note");
         }
     }

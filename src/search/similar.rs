@@ -17,9 +17,9 @@
 use super::document::MessageText;
 use super::tokenizer::{is_cjk, similarity_analyzer};
 use super::{SearchError, SearchIndex};
-use crate::App;
+use crate::config::Config;
 use crate::domain::ticket::{EventKind, MessageKind};
-use crate::store::SystemNote;
+use crate::store::{Store, SystemNote};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tantivy::Term;
@@ -160,20 +160,19 @@ const QUERY_TERMS: usize = 30;
 /// Adds the note to a new ticket when similar tickets exist; true when a
 /// note was added.
 pub async fn add_note(
-    app: &App,
+    store: &Store,
+    config: &Config,
     index: Arc<SearchIndex>,
     ticket: i64,
 ) -> Result<bool, SearchError> {
-    let config = &app.config.search;
+    let hostname = &config.hostname;
+    let config = &config.search;
     if !config.similar || config.similar_max == 0 {
         return Ok(false);
     }
-    let current = app.store.ticket(ticket).await?;
-    let messages = app.store.indexable_messages_of(&[ticket], i64::MAX).await?;
-    let Some(first) = messages
-        .iter()
-        .find(|m| m.kind == MessageKind::Customer.as_str())
-    else {
+    let current = store.ticket(ticket).await?;
+    let messages = store.indexable_messages_of(&[ticket], i64::MAX).await?;
+    let Some(first) = messages.iter().find(|m| m.kind == MessageKind::Customer) else {
         return Ok(false);
     };
     let text = MessageText::parse(&first.raw);
@@ -199,16 +198,15 @@ pub async fn add_note(
     }
     let mut lines = Vec::with_capacity(hits.len());
     for (number, _) in &hits {
-        let other = app.store.ticket(*number).await?;
+        let other = store.ticket(*number).await?;
         let when = other.done_at.unwrap_or(other.updated_at).format("%Y-%m-%d");
         lines.push(format!(
             "Possibly related: #{} {} — {} {when}",
             other.number, other.subject, other.status
         ));
     }
-    let note = compose(&app.config.hostname, ticket, &lines)?;
-    Ok(app
-        .store
+    let note = compose(hostname, ticket, &lines)?;
+    Ok(store
         .add_system_note(ticket, chrono::Utc::now(), EventKind::SimilarTickets, &note)
         .await?)
 }
