@@ -534,6 +534,17 @@ impl Config {
 /// without a configuration file.
 pub const DEFAULT_FILE: &str = include_str!("../examples/postdesk.toml");
 
+/// A database or relay URL as it may be shown: the password replaced by `****`.
+pub fn redact_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("****"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
 /// 1-based line and column of a byte offset.
 pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
@@ -614,6 +625,15 @@ address = "billing@example.test"
             relay.and_then(|r| r.credentials.clone()),
             Some(("user".into(), "p@ss".into()))
         );
+    }
+
+    #[test]
+    fn passwords_in_database_urls_are_hidden() {
+        assert_eq!(
+            redact_password("postgres://u:secret@h/db"),
+            "postgres://u:****@h/db"
+        );
+        assert_eq!(redact_password("sqlite://x.db"), "sqlite://x.db");
     }
 
     #[test]

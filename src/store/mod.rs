@@ -15,6 +15,7 @@ mod events;
 mod imap;
 mod inbound;
 mod outbound;
+mod read_only;
 mod search;
 mod sla;
 mod tickets;
@@ -64,6 +65,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The database's schema is missing or does not match this postdesk
+    /// (from [`Store::connect_read_only`], which does not migrate).
+    #[error("database {url} {problem}")]
+    Schema { url: String, problem: String },
 }
 
 impl StoreError {
