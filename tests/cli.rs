@@ -491,7 +491,7 @@ async fn read_only_commands_leave_the_database_unchanged() {
 
 /// A read-only command on a database that does not exist yet creates and
 /// migrates nothing, and says what to do; so does one on a database whose
-/// schema is behind.
+/// schema is behind. Once migrated, the read-only store refuses writes.
 #[tokio::test]
 async fn read_only_commands_do_not_create_or_migrate_a_database() {
     for backend in common::backends() {
@@ -545,12 +545,24 @@ async fn read_only_commands_do_not_create_or_migrate_a_database() {
             ok(postdesk_async(&config, &["ticket", "list"]).await),
             "no tickets\n"
         );
-
-        // A schema that is behind this postdesk's is not migrated either:
-        // forget the newest migration, as if an older postdesk had migrated.
         let url = postgres
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("postdesk.db").display()));
+        let read_only = postdesk::store::Store::connect_read_only(&url)
+            .await
+            .expect("a migrated database opens read-only");
+        assert!(
+            read_only
+                .execute_unchecked("CREATE TABLE probe (x INTEGER)")
+                .await
+                .is_err(),
+            "{}: a read-only store refuses writes",
+            backend.name()
+        );
+        read_only.close().await;
+
+        // A schema that is behind this postdesk's is not migrated either:
+        // forget the newest migration, as if an older postdesk had migrated.
         let store = postdesk::store::Store::connect(&url).await.expect("store");
         store
             .execute_unchecked(
