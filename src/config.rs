@@ -244,12 +244,14 @@ impl RelayUrl {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_string();
-        let credentials = (!url.username().is_empty()).then(|| {
-            (
-                decode_userinfo(url.username()),
-                decode_userinfo(url.password().unwrap_or("")),
-            )
-        });
+        let credentials = if url.username().is_empty() {
+            None
+        } else {
+            Some((
+                decode_userinfo(url.username(), "user name")?,
+                decode_userinfo(url.password().unwrap_or(""), "password")?,
+            ))
+        };
         Ok(RelayUrl {
             host,
             port: url.port().unwrap_or(default_port),
@@ -259,11 +261,14 @@ impl RelayUrl {
     }
 }
 
-fn decode_userinfo(text: &str) -> String {
-    url::form_urlencoded::parse(format!("x={text}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| text.to_string())
+/// The user name or password of a URL as written before percent-encoding.
+/// Only `%XX` is decoded: a `+` in a URL's userinfo is a plus sign (it
+/// means a space only in form-encoded query strings).
+fn decode_userinfo(text: &str, what: &str) -> Result<String, String> {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8()
+        .map(|decoded| decoded.into_owned())
+        .map_err(|_| format!("the relay URL's {what} is not UTF-8 once percent-decoded"))
 }
 
 fn relay_url<'de, D: Deserializer<'de>>(de: D) -> Result<Option<RelayUrl>, D::Error> {
@@ -529,6 +534,17 @@ impl Config {
 /// without a configuration file.
 pub const DEFAULT_FILE: &str = include_str!("../examples/postdesk.toml");
 
+/// A database or relay URL as it may be shown: the password replaced by `****`.
+pub fn redact_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("****"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
 /// 1-based line and column of a byte offset.
 pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
@@ -608,6 +624,40 @@ address = "billing@example.test"
         assert_eq!(
             relay.and_then(|r| r.credentials.clone()),
             Some(("user".into(), "p@ss".into()))
+        );
+    }
+
+    #[test]
+    fn passwords_in_database_urls_are_hidden() {
+        assert_eq!(
+            redact_password("postgres://u:secret@h/db"),
+            "postgres://u:****@h/db"
+        );
+        assert_eq!(redact_password("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    #[test]
+    fn relay_credentials_are_percent_decoded_and_plus_stays_plus() {
+        let relay = RelayUrl::parse("smtps://us%65r%40corp:a+b%2Bc%25d%3A%2F%20e@relay.example");
+        assert_eq!(
+            relay.as_ref().ok().and_then(|r| r.credentials.clone()),
+            Some(("user@corp".into(), "a+b+c%d:/ e".into()))
+        );
+        assert_eq!(relay.as_ref().ok().map(|r| r.port), Some(465));
+        let no_password = RelayUrl::parse("smtp://user@relay.example:2525");
+        assert_eq!(
+            no_password.ok().and_then(|r| r.credentials),
+            Some(("user".into(), String::new()))
+        );
+        assert!(
+            RelayUrl::parse("smtp://relay.example")
+                .ok()
+                .is_some_and(|r| r.credentials.is_none())
+        );
+        let not_utf8 = RelayUrl::parse("smtp://user:%FF@relay.example").err();
+        assert!(
+            not_utf8.as_deref().is_some_and(|e| e.contains("password")),
+            "{not_utf8:?}"
         );
     }
 

@@ -7,7 +7,6 @@ use crate::App;
 use crate::ingest::{self, Envelope, Mode};
 use crate::store::Queue;
 use chrono::Utc;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -43,12 +42,23 @@ pub struct ImportSummary {
     pub skipped: Vec<(usize, String)>,
 }
 
+/// How far an import has come, for a progress display: `done` of `total`
+/// `unit`s (bytes of an mbox file, files of a Maildir).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImportProgress {
+    pub done: u64,
+    pub total: u64,
+    pub unit: &'static str,
+}
+
+/// Imports every message of `path` into `queue`; `progress` hears how far
+/// it has come, first with nothing done, then after each message.
 pub async fn import(
     app: &App,
     format: Format,
     path: &Path,
     queue: &Queue,
-    show_progress: bool,
+    mut progress: impl FnMut(ImportProgress),
 ) -> Result<ImportSummary, ImportError> {
     let open_error = |source| ImportError::Open {
         path: path.to_path_buf(),
@@ -58,16 +68,21 @@ pub async fn import(
     match format {
         Format::Mbox => {
             let file = std::fs::File::open(path).map_err(open_error)?;
-            let total = file.metadata().map(|m| m.len()).unwrap_or(0);
-            let bar = progress(show_progress, total, "bytes");
+            let mut at = ImportProgress {
+                done: 0,
+                total: file.metadata().map(|m| m.len()).unwrap_or(0),
+                unit: "bytes",
+            };
+            progress(at);
             let messages = mail_parser::mailbox::mbox::MessageIterator::new(BufReader::new(file));
             for (index, message) in messages.enumerate() {
                 match message {
                     Ok(message) => {
                         let from = message.from().to_string();
                         let contents = message.unwrap_contents();
-                        bar.inc(contents.len() as u64);
+                        at.done += contents.len() as u64;
                         one(app, queue, &from, contents, index + 1, &mut summary).await;
+                        progress(at);
                     }
                     Err(err) => {
                         summary.read += 1;
@@ -77,7 +92,6 @@ pub async fn import(
                     }
                 }
             }
-            bar.finish_and_clear();
         }
         Format::Maildir => {
             let mut entries: Vec<(u64, PathBuf)> = Vec::new();
@@ -94,9 +108,13 @@ pub async fn import(
             }
             // Oldest first, so that threads build in the order they happened.
             entries.sort();
-            let bar = progress(show_progress, entries.len() as u64, "messages");
+            let mut at = ImportProgress {
+                done: 0,
+                total: entries.len() as u64,
+                unit: "messages",
+            };
+            progress(at);
             for (index, (_, file)) in entries.iter().enumerate() {
-                bar.inc(1);
                 match std::fs::read(file) {
                     Ok(contents) => one(app, queue, "", contents, index + 1, &mut summary).await,
                     Err(err) => {
@@ -106,12 +124,13 @@ pub async fn import(
                             .push((index + 1, format!("{}: {err}", file.display())));
                     }
                 }
+                at.done += 1;
+                progress(at);
             }
             for err in unreadable {
                 summary.read += 1;
                 summary.skipped.push((0, format!("unreadable: {err}")));
             }
-            bar.finish_and_clear();
         }
     }
     Ok(summary)
@@ -147,17 +166,4 @@ async fn one(
             summary.skipped.push((position, err.to_string()));
         }
     }
-}
-
-pub(crate) fn progress(show: bool, total: u64, unit: &str) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(total);
-    let template =
-        format!("{{elapsed_precise}} [{{bar:40}}] {{pos}}/{{len}} {unit} ({{eta}} left)");
-    if let Ok(style) = ProgressStyle::with_template(&template) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar
 }

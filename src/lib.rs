@@ -5,7 +5,7 @@
 //! message of one. The [`domain`] holds the rules (threading, loop
 //! protection) as pure functions; [`outbound`] delivers what postdesk sends.
 
-pub mod cli_output;
+pub mod cli;
 pub mod config;
 pub mod dkim;
 pub mod domain;

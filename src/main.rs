@@ -1,13 +1,12 @@
-//! The `postdesk` command line: parses arguments and calls into the library.
+//! The `postdesk` command line: the arguments, and which function of
+//! [`postdesk::cli`] each command calls.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use postdesk::config::Config;
+use postdesk::cli;
 use postdesk::domain::ticket::Status;
-use postdesk::rules::Rules;
+use postdesk::import::Format;
 use postdesk::store::{OutboundStatus, TicketFilter};
-use postdesk::{App, cli_output, import, passwords, server};
-use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -293,389 +292,110 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
-/// Finds and loads the configuration (see `--config`).
-fn load_config(global: &Global) -> Result<(Config, Option<PathBuf>)> {
-    let explicit = global.config.clone();
-    let candidates = match &explicit {
-        Some(path) => vec![path.clone()],
-        None => {
-            let data_dir = global
-                .data_dir
-                .clone()
-                .unwrap_or_else(|| Config::default().data_dir);
-            vec![
-                PathBuf::from("postdesk.toml"),
-                data_dir.join("postdesk.toml"),
-            ]
-        }
-    };
-    let found = candidates
-        .into_iter()
-        .find(|p| explicit.is_some() || p.exists());
-    let mut config = match &found {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
-    if let Some(dir) = &global.data_dir {
-        config.data_dir = dir.clone();
-    }
-    Ok((config, found))
-}
-
 async fn run(cli: Cli) -> Result<()> {
-    let (config, config_path) = load_config(&cli.global)?;
+    let (config, config_file) = cli::load_config(cli.global.config, cli.global.data_dir)?;
     match cli.command {
-        Command::Serve => serve(config, config_path).await,
-        Command::Migrate => {
-            let app = App::open(config).await?;
-            println!("database {} is up to date", app.config.database_url());
-            Ok(())
+        Command::Serve => cli::serve::serve(config, config_file).await?,
+        Command::Migrate => cli::migrate::migrate(config).await?,
+        Command::Queue(QueueCommand::Add { name, address }) => {
+            cli::queue::add(config, &name, &address).await?
         }
-        Command::Queue(command) => {
-            let app = App::open(config).await?;
-            match command {
-                QueueCommand::Add { name, address } => {
-                    postdesk::config::validate_queue_name(&name).map_err(anyhow::Error::msg)?;
-                    let address =
-                        postdesk::config::validate_address(&address).map_err(anyhow::Error::msg)?;
-                    let queue = app.store.upsert_queue(&name, &address).await?;
-                    println!("queue {} <{}>", queue.name, queue.address);
-                }
-                QueueCommand::List { json } => {
-                    let queues = app.store.queues().await?;
-                    print_out(json, &queues, || cli_output::queue_table(&queues))?;
-                }
-            }
-            Ok(())
-        }
-        Command::Agent(command) => agent(config, command).await,
-        Command::Rules(command) => rules_command(config, command).await,
-        Command::Sla(SlaCommand::Report { json }) => {
-            let app = App::open(config).await?;
-            let rules = app.rules.current();
-            let lines: Vec<cli_output::SlaReportLine> = app
-                .store
-                .sla_report()
-                .await?
-                .into_iter()
-                .map(|row| cli_output::SlaReportLine::from_store(row, &rules))
-                .collect();
-            print_out(json, &lines, || cli_output::sla_report_table(&lines))
-        }
-        Command::Ticket(command) => ticket(config, command).await,
-        Command::Outbound(OutboundCommand::List { status, json }) => {
-            let app = App::open(config).await?;
-            let items = app.store.outbound(status).await?;
-            print_out(json, &items, || {
-                cli_output::outbound_table(&items, app.config.outbound.relay.is_some())
-            })
-        }
-        Command::Outbound(OutboundCommand::Retry { ids }) => {
-            let app = App::open(config).await?;
-            for id in ids {
-                let item = app
-                    .store
-                    .outbound_retry(id, "cli", chrono::Utc::now())
-                    .await?;
-                println!("outbound #{id} to {} queued again", item.rcpt_to);
-            }
-            if app.config.outbound.relay.is_none() {
-                println!("(no [outbound] relay is configured: it waits for one)");
-            }
-            Ok(())
-        }
-        Command::Outbound(OutboundCommand::Cancel { ids }) => {
-            let app = App::open(config).await?;
-            for id in ids {
-                let item = app
-                    .store
-                    .outbound_cancel(id, "cli", chrono::Utc::now())
-                    .await?;
-                println!("outbound #{id} to {} cancelled", item.rcpt_to);
-            }
-            Ok(())
-        }
-        Command::Message(command) => {
-            let app = App::open(config).await?;
-            match command {
-                MessageCommand::Unfiled { json } => {
-                    let messages = app.store.unfiled_messages().await?;
-                    print_out(json, &messages, || cli_output::message_table(&messages))
-                }
-                MessageCommand::Raw { id } => {
-                    let raw = app.store.raw_message(id).await?;
-                    let mut out = std::io::stdout().lock();
-                    out.write_all(&raw)?;
-                    out.flush()?;
-                    Ok(())
-                }
-            }
-        }
-        Command::Search {
-            query,
-            limit,
-            all,
-            status,
-            json,
-        } => {
-            let app = App::open(config).await?;
-            if status {
-                let status = postdesk::search::cli::status(&app).await?;
-                return print_out(json, &status, || cli_output::index_status(&status));
-            }
-            let query = query.join(" ");
-            let found = postdesk::search::cli::search(&app, &query, limit, all, !json).await?;
-            let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
-            print_out(json, &found, || {
-                cli_output::search_results(&found, terminal)
-            })
-        }
-        Command::Reindex { json } => {
-            let app = App::open(config).await?;
-            let rebuilt = postdesk::search::cli::reindex(&app, !json).await?;
-            print_out(json, &rebuilt, || cli_output::rebuilt(&rebuilt))
-        }
-        Command::Import {
-            format,
-            path,
-            queue,
-            json,
-        } => {
-            let app = App::open(config).await?;
-            let queue = app.store.queue_by_name(&queue).await?;
-            let format = match format {
-                ImportFormat::Mbox => import::Format::Mbox,
-                ImportFormat::Maildir => import::Format::Maildir,
-            };
-            let summary = import::import(&app, format, &path, &queue, !json).await?;
-            print_out(json, &summary, || cli_output::import_summary(&summary))
-        }
-    }
-}
-
-async fn serve(config: Config, config_path: Option<PathBuf>) -> Result<()> {
-    let written = match config_path {
-        Some(path) => path,
-        None => {
-            // First start without a file: leave the defaults where the admin
-            // will look for them, and use that file from now on.
-            let path = config.data_dir.join("postdesk.toml");
-            std::fs::create_dir_all(&config.data_dir)
-                .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
-            std::fs::write(&path, postdesk::config::DEFAULT_FILE)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            path
-        }
-    };
-    let pid_file = config.data_dir.join(server::PID_FILE);
-    let running = server::start(config).await?;
-    // `postdesk rules reload` finds the server here.
-    if let Err(err) = std::fs::write(&pid_file, format!("{}\n", std::process::id())) {
-        tracing::warn!(%err, file = %pid_file.display(), "cannot write the pid file");
-    }
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{}", cli_output::welcome(&running, &written).await?)?;
-    drop(out);
-    shutdown_signal().await;
-    tracing::info!("shutting down");
-    running.shutdown().await;
-    let _ = std::fs::remove_file(&pid_file);
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-}
-
-fn read_password(from_stdin: bool) -> Result<(String, bool)> {
-    if !from_stdin {
-        return Ok((passwords::generate(), true));
-    }
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    let password = line.trim_end_matches(['\r', '\n']).to_string();
-    if password.len() < 8 {
-        bail!("the password must have at least 8 characters");
-    }
-    Ok((password, false))
-}
-
-async fn agent(config: Config, command: AgentCommand) -> Result<()> {
-    let app = App::open(config).await?;
-    match command {
-        AgentCommand::Add {
+        Command::Queue(QueueCommand::List { json }) => cli::queue::list(&config, json).await?,
+        Command::Agent(AgentCommand::Add {
             email,
             name,
             admin,
             queues,
             password_stdin,
-        } => {
-            let email = postdesk::domain::address::normalize(&email);
-            if postdesk::domain::address::split(&email).is_none() {
-                bail!("'{email}' is not a mail address");
-            }
-            let mut members = Vec::new();
-            for queue in &queues {
-                members.push(app.store.queue_by_name(queue).await?);
-            }
-            let (password, generated) = read_password(password_stdin)?;
-            let hash = passwords::hash(&password)?;
-            let name =
-                name.unwrap_or_else(|| email.split('@').next().unwrap_or(&email).to_string());
-            app.store
-                .add_agent(&email, &name, &hash, admin, &members)
-                .await?;
-            println!("agent {email} added{}", if admin { " (admin)" } else { "" });
-            if generated {
-                println!("password: {password}");
-            }
+        }) => {
+            let agent = cli::agent::NewAgent {
+                email,
+                name,
+                admin,
+                queues,
+                password_stdin,
+            };
+            cli::agent::add(config, agent).await?
         }
-        AgentCommand::List { json } => {
-            let agents = app.store.agents().await?;
-            print_out(json, &agents, || cli_output::agent_table(&agents))?;
-        }
-        AgentCommand::Passwd {
+        Command::Agent(AgentCommand::List { json }) => cli::agent::list(&config, json).await?,
+        Command::Agent(AgentCommand::Passwd {
             email,
             password_stdin,
-        } => {
-            let email = postdesk::domain::address::normalize(&email);
-            let (password, generated) = read_password(password_stdin)?;
-            app.store
-                .set_agent_password(&email, &passwords::hash(&password)?)
-                .await?;
-            println!("password of {email} changed");
-            if generated {
-                println!("password: {password}");
-            }
-        }
-    }
-    Ok(())
-}
-
-async fn rules_command(config: Config, command: RulesCommand) -> Result<()> {
-    let configured = || {
-        config
-            .rules_path()
-            .context("no rules file: name one, or set `rules = \"rules.toml\"` in postdesk.toml")
-    };
-    match command {
-        RulesCommand::Check { file } => {
-            let path = match file {
-                Some(path) => path,
-                None => configured()?,
-            };
-            let rules = Rules::load(&path)?;
-            println!(
-                "{}: ok: {} calendars, {} SLA policies, {} rules, {} escalations",
-                path.display(),
-                rules.calendars.len(),
-                rules.policies.len(),
-                rules.rules.len(),
-                rules.escalations.len()
-            );
-            Ok(())
-        }
-        RulesCommand::Test {
-            message,
-            ticket,
-            rules,
-            to,
-            json,
-        } => {
-            let path = match rules {
-                Some(path) => path,
-                None => configured()?,
-            };
-            let rules = Rules::load(&path)?;
-            let raw = std::fs::read(&message)
-                .with_context(|| format!("cannot read {}", message.display()))?;
-            let app = App::open(config).await?;
-            let report =
-                cli_output::RulesTest::run(&app, &rules, &raw, ticket.map(|t| t.0), to).await?;
-            print_out(json, &report, || report.render())
-        }
-        RulesCommand::Reload => {
-            let path = configured()?;
-            Rules::load(&path)?;
-            let pid_file = config.data_dir.join(server::PID_FILE);
-            let pid = std::fs::read_to_string(&pid_file).with_context(|| {
-                format!("no running server: cannot read {}", pid_file.display())
-            })?;
-            let pid: u32 = pid
-                .trim()
-                .parse()
-                .with_context(|| format!("{} holds no process id", pid_file.display()))?;
-            let status = std::process::Command::new("kill")
-                .args(["-HUP", &pid.to_string()])
-                .status()
-                .context("cannot run kill")?;
-            if !status.success() {
-                bail!(
-                    "no server runs as process {pid} (stale {})",
-                    pid_file.display()
-                );
-            }
-            println!(
-                "{}: ok; server (pid {pid}) asked to reload it",
-                path.display()
-            );
-            Ok(())
-        }
-    }
-}
-
-async fn ticket(config: Config, command: TicketCommand) -> Result<()> {
-    let app = App::open(config).await?;
-    match command {
-        TicketCommand::List {
+        }) => cli::agent::passwd(config, &email, password_stdin).await?,
+        Command::Ticket(TicketCommand::List {
             status,
             queue,
             overdue,
             json,
-        } => {
+        }) => {
             let filter = TicketFilter {
                 status,
                 queue,
                 overdue,
                 limit: None,
             };
-            let tickets = app.store.tickets(&filter).await?;
-            print_out(json, &tickets, || cli_output::ticket_table(&tickets))
+            cli::ticket::list(&config, filter, json).await?
         }
-        TicketCommand::Show { number, json } => {
-            let view = cli_output::TicketView::load(&app.store, number.0).await?;
-            print_out(json, &view, || view.render())
+        Command::Ticket(TicketCommand::Show { number, json }) => {
+            cli::ticket::show(&config, number.0, json).await?
         }
-        TicketCommand::Export { number } => {
-            let mut out = std::io::stdout().lock();
-            cli_output::export_mbox(&app.store, number.0, &mut out).await?;
-            Ok(())
+        Command::Ticket(TicketCommand::Export { number }) => {
+            cli::ticket::export(&config, number.0).await?
         }
-    }
-}
-
-fn print_out<T: serde::Serialize>(
-    json: bool,
-    value: &T,
-    text: impl FnOnce() -> String,
-) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    if json {
-        serde_json::to_writer_pretty(&mut out, value)?;
-        writeln!(out)?;
-    } else {
-        write!(out, "{}", text())?;
+        Command::Outbound(OutboundCommand::List { status, json }) => {
+            cli::outbound::list(&config, status, json).await?
+        }
+        Command::Outbound(OutboundCommand::Retry { ids }) => {
+            cli::outbound::retry(config, &ids).await?
+        }
+        Command::Outbound(OutboundCommand::Cancel { ids }) => {
+            cli::outbound::cancel(config, &ids).await?
+        }
+        Command::Message(MessageCommand::Unfiled { json }) => {
+            cli::message::unfiled(&config, json).await?
+        }
+        Command::Message(MessageCommand::Raw { id }) => cli::message::raw(&config, id).await?,
+        Command::Search {
+            status: true, json, ..
+        } => cli::search::status(&config, json).await?,
+        Command::Search {
+            query,
+            limit,
+            all,
+            json,
+            ..
+        } => cli::search::search(&config, &query.join(" "), limit, all, json).await?,
+        Command::Reindex { json } => cli::search::reindex(&config, json).await?,
+        Command::Rules(RulesCommand::Check { file }) => cli::rules::check(&config, file)?,
+        Command::Rules(RulesCommand::Test {
+            message,
+            ticket,
+            rules,
+            to,
+            json,
+        }) => {
+            let request = cli::rules::TestRequest {
+                message,
+                ticket: ticket.map(|t| t.0),
+                rules,
+                to,
+            };
+            cli::rules::test(&config, request, json).await?
+        }
+        Command::Rules(RulesCommand::Reload) => cli::rules::reload(&config)?,
+        Command::Sla(SlaCommand::Report { json }) => cli::sla::report(&config, json).await?,
+        Command::Import {
+            format,
+            path,
+            queue,
+            json,
+        } => {
+            let format = match format {
+                ImportFormat::Mbox => Format::Mbox,
+                ImportFormat::Maildir => Format::Maildir,
+            };
+            cli::import::import(config, format, &path, &queue, json).await?
+        }
     }
     Ok(())
 }

@@ -401,6 +401,200 @@ fn configuration_mistakes_name_file_and_line() {
     assert!(stderr.contains("absent.toml: cannot read"), "{stderr}");
 }
 
+/// Commands that only look at the database neither migrate it nor write
+/// to it: queues configured differently in postdesk.toml are not created
+/// or changed by them (only `migrate` and a server start do that).
+#[tokio::test]
+async fn read_only_commands_leave_the_database_unchanged() {
+    for backend in common::backends() {
+        let server = TestServer::start(&backend).await;
+        let mail = message(
+            "kim@example.com",
+            "support@desk.test",
+            "Printer jammed",
+            "ro-1@example.com",
+            "",
+            "Paper everywhere.",
+        );
+        let ticket = ticket_of(
+            &deliver(
+                server.smtp(),
+                "kim@example.com",
+                &["support@desk.test"],
+                &mail,
+            )
+            .await,
+        )
+        .to_string();
+        let config = config_file(&server);
+        let mut text = std::fs::read_to_string(&config).expect("config");
+        text.push_str(
+            "[[queue]]\nname = \"support\"\naddress = \"help@desk.test\"\n\
+             [[queue]]\nname = \"sales\"\naddress = \"sales@desk.test\"\n",
+        );
+        std::fs::write(&config, text).expect("config");
+        let rules = server.dir.path().join("rules.toml");
+        std::fs::write(&rules, RULES).expect("rules");
+        let eml = server.dir.path().join("test.eml");
+        std::fs::write(&eml, &mail).expect("eml");
+        let queues_before = server.store().queues().await.expect("queues");
+        let tickets_before = json(&config, &["ticket", "list", "--json"]);
+
+        let rules = rules.to_str().expect("path");
+        let eml = eml.to_str().expect("path");
+        for args in [
+            &["ticket", "list"][..],
+            &["ticket", "list", "--overdue", "--json"],
+            &["ticket", "show", &ticket],
+            &["ticket", "export", &ticket],
+            &["queue", "list"],
+            &["agent", "list"],
+            &["outbound", "list"],
+            &["message", "unfiled"],
+            &["sla", "report"],
+            &["rules", "check", rules],
+            &["rules", "test", eml, "--rules", rules],
+            &["search", "printer"],
+            &["search", "--status"],
+            &["reindex"],
+        ] {
+            ok(postdesk_async(&config, args).await);
+        }
+
+        assert_eq!(
+            server.store().queues().await.expect("queues"),
+            queues_before,
+            "{}: no read-only command touched the queues",
+            backend.name()
+        );
+        let listed = json(&config, &["queue", "list", "--json"]);
+        assert_eq!(
+            listed
+                .as_array()
+                .map(|queues| queues.iter().any(|q| q["address"] == "help@desk.test")),
+            Some(false),
+            "{listed}"
+        );
+        assert_eq!(json(&config, &["ticket", "list", "--json"]), tickets_before);
+
+        // `migrate` is the command that applies the configuration.
+        ok(postdesk_async(&config, &["migrate"]).await);
+        let support = server
+            .store()
+            .queue_by_name("support")
+            .await
+            .expect("support");
+        assert_eq!(support.address, "help@desk.test");
+        server.stop().await;
+    }
+}
+
+/// A read-only command on a database that does not exist yet creates and
+/// migrates nothing, and says what to do; so does one on a database whose
+/// schema is behind. Once migrated, the read-only store refuses writes.
+#[tokio::test]
+async fn read_only_commands_do_not_create_or_migrate_a_database() {
+    for backend in common::backends() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().join("data");
+        let config = dir.path().join("postdesk.toml");
+        let mut text = format!(
+            "hostname = \"desk.test\"\ndata_dir = \"{}\"\n",
+            data_dir.display()
+        );
+        let postgres = match &backend {
+            Backend::Sqlite => None,
+            Backend::Postgres(base) => Some(common::fresh_postgres_database(base).await),
+        };
+        if let Some(url) = &postgres {
+            text.push_str(&format!("database_url = \"{url}\"\n"));
+        }
+        std::fs::write(&config, text).expect("config");
+
+        for args in [
+            &["ticket", "list"][..],
+            &["queue", "list"],
+            &["agent", "list"],
+            &["outbound", "list"],
+            &["sla", "report"],
+            &["search", "--status"],
+        ] {
+            let out = postdesk_async(&config, args).await;
+            assert!(!out.status.success(), "{args:?} on {}", backend.name());
+            let stderr = stderr(&out);
+            assert!(
+                stderr.contains("is not initialized: run `postdesk migrate` or start the server"),
+                "{args:?} on {}: {stderr}",
+                backend.name()
+            );
+        }
+        match &postgres {
+            None => assert!(
+                !data_dir.exists(),
+                "neither the data directory nor the database was created"
+            ),
+            Some(url) => assert_eq!(
+                postgres_tables(url).await,
+                Vec::<String>::new(),
+                "no table was created"
+            ),
+        }
+
+        ok(postdesk_async(&config, &["migrate"]).await);
+        assert_eq!(
+            ok(postdesk_async(&config, &["ticket", "list"]).await),
+            "no tickets\n"
+        );
+        let url = postgres
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("postdesk.db").display()));
+        let read_only = postdesk::store::Store::connect_read_only(&url)
+            .await
+            .expect("a migrated database opens read-only");
+        assert!(
+            read_only
+                .execute_unchecked("CREATE TABLE probe (x INTEGER)")
+                .await
+                .is_err(),
+            "{}: a read-only store refuses writes",
+            backend.name()
+        );
+        read_only.close().await;
+
+        // A schema that is behind this postdesk's is not migrated either:
+        // forget the newest migration, as if an older postdesk had migrated.
+        let store = postdesk::store::Store::connect(&url).await.expect("store");
+        store
+            .execute_unchecked(
+                "DELETE FROM _sqlx_migrations \
+                 WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)",
+            )
+            .await
+            .expect("forget the newest migration");
+        store.close().await;
+        let out = postdesk_async(&config, &["ticket", "list"]).await;
+        assert!(!out.status.success());
+        assert!(
+            stderr(&out).contains("and this postdesk needs version")
+                && stderr(&out).contains("run `postdesk migrate`"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
+/// The tables of a PostgreSQL database's public schema.
+async fn postgres_tables(url: &str) -> Vec<String> {
+    use sqlx::Connection;
+    let mut db = sqlx::PgConnection::connect(url).await.expect("postgres");
+    sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
+    )
+    .fetch_all(&mut db)
+    .await
+    .expect("tables")
+}
+
 /// Runs the CLI without blocking the runtime the test's server runs on
 /// (a rebuild asked of the running server needs that server to run).
 async fn postdesk_async(config: &Path, args: &[&str]) -> Output {

@@ -127,7 +127,7 @@ async fn mailing_list_archives_import_into_their_reference_threads() {
                 .await
                 .expect("queue");
             let path = corpus().join("threads").join(file);
-            let summary = import::import(server.app(), Format::Mbox, &path, &queue, false)
+            let summary = import::import(server.app(), Format::Mbox, &path, &queue, |_| {})
                 .await
                 .expect("import");
             assert_eq!(summary.read, *messages, "{file}");
@@ -160,7 +160,7 @@ async fn mailing_list_archives_import_into_their_reference_threads() {
             );
 
             // Importing again changes nothing.
-            let again = import::import(server.app(), Format::Mbox, &path, &queue, false)
+            let again = import::import(server.app(), Format::Mbox, &path, &queue, |_| {})
                 .await
                 .expect("import again");
             assert_eq!(again.stored, 0, "{file}");
@@ -201,7 +201,7 @@ async fn a_maildir_imports_oldest_first_and_reports_unreadable_files() {
             .queue_by_name("billing")
             .await
             .expect("queue");
-        let summary = import::import(server.app(), Format::Maildir, &maildir, &queue, false)
+        let summary = import::import(server.app(), Format::Maildir, &maildir, &queue, |_| {})
             .await
             .expect("import");
         assert_eq!(
@@ -245,7 +245,7 @@ async fn an_import_reports_a_message_it_cannot_store_and_goes_on() {
             .queue_by_name("support")
             .await
             .expect("queue");
-        let summary = import::import(server.app(), Format::Mbox, &path, &queue, false)
+        let summary = import::import(server.app(), Format::Mbox, &path, &queue, |_| {})
             .await
             .expect("import");
         assert_eq!((summary.read, summary.stored), (3, 2), "{summary:?}");

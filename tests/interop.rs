@@ -17,7 +17,7 @@ fn require(program: &str) -> bool {
         return true;
     }
     assert!(
-        std::env::var_os("CI").is_none(),
+        !common::in_ci(),
         "{program} is required in CI (.ci/run installs it)"
     );
     eprintln!("notice: {program} is not installed; its interop test is skipped");

@@ -117,7 +117,7 @@ async fn corpus_queries_have_known_answers() {
                 .queue_by_name("support")
                 .await
                 .expect("queue"),
-            false,
+            |_| {},
         )
         .await
         .expect("import");

@@ -8,7 +8,6 @@
 //! directory; any number of readers (the IMAP sessions, `postdesk search`)
 //! open it beside the one writer.
 
-pub mod cli;
 pub mod document;
 pub mod indexer;
 pub mod query;

@@ -25,6 +25,7 @@ mod filing;
 mod imap;
 mod messages;
 mod outbound;
+mod read_only;
 mod search;
 mod sla;
 mod ticket_change;
@@ -72,6 +73,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The database's schema is missing or does not match this postdesk
+    /// (from [`Store::connect_read_only`], which does not migrate).
+    #[error("database {url} {problem}")]
+    Schema { url: String, problem: String },
 }
 
 impl StoreError {
@@ -192,7 +197,10 @@ impl Tx {
 pub(crate) enum RowLock {
     /// Wait for another transaction holding the rows.
     Wait,
-    /// Wait for the ticket's row only, in a join with other tables.
+    /// Wait for the ticket's row only, in a join with other tables, as the
+    /// UPDATE that follows would: `NO KEY` leaves the key-share locks that
+    /// inserting its events and messages takes compatible (a plain FOR
+    /// UPDATE would make those wait, and deadlock against them).
     WaitForTicket,
     /// Pass over rows another node holds (a job queue: several nodes claim
     /// deliveries side by side).
@@ -203,7 +211,7 @@ impl RowLock {
     fn postgres_clause(self) -> &'static str {
         match self {
             RowLock::Wait => " FOR UPDATE",
-            RowLock::WaitForTicket => " FOR UPDATE OF t",
+            RowLock::WaitForTicket => " FOR NO KEY UPDATE OF t",
             RowLock::SkipLocked => " FOR UPDATE SKIP LOCKED",
         }
     }

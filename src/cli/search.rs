@@ -1,18 +1,50 @@
-//! `postdesk search` and `postdesk reindex`.
+//! `postdesk search` and `postdesk reindex`: both read the database and
+//! never write it (they open it read-only); the search index is theirs.
 //!
 //! Both work with and without a running server. The server holds the
 //! index's write lock and keeps it current; a command then only reads
 //! (search) or asks the server to rebuild and follows its progress
 //! (reindex). Without a server the command takes the lock itself.
 
-use super::indexer::{self, Indexer};
-use super::{SearchError, SearchIndex, TicketHit};
-use crate::App;
+use super::{CliResult, open_read_only, output, print_out, progress_bar};
+use crate::config::Config;
 use crate::domain::ticket::Status;
+use crate::search::indexer::{self, Indexer};
+use crate::search::{SearchError, SearchIndex, TicketHit};
+use crate::store::Store;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// `postdesk search QUERY`: the best tickets first.
+pub async fn search(
+    config: &Config,
+    query: &str,
+    limit: usize,
+    put_aside: bool,
+    json: bool,
+) -> CliResult<()> {
+    let store = open_read_only(config).await?;
+    let found = find(&config.data_dir, &store, query, limit, put_aside, !json).await?;
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    print_out(json, &found, || output::search_results(&found, terminal))
+}
+
+/// `postdesk search --status`: the index's size and lag.
+pub async fn status(config: &Config, json: bool) -> CliResult<()> {
+    let store = open_read_only(config).await?;
+    let status = index_status(&config.data_dir, &store).await?;
+    print_out(json, &status, || output::index_status(&status))
+}
+
+/// `postdesk reindex`: rebuilds the index from the database.
+pub async fn reindex(config: &Config, json: bool) -> CliResult<()> {
+    let store = open_read_only(config).await?;
+    let rebuilt = rebuild(&config.data_dir, &store, !json).await?;
+    print_out(json, &rebuilt, || output::rebuilt(&rebuilt))
+}
 
 /// One ticket found, as printed.
 #[derive(Debug, Clone, Serialize)]
@@ -48,25 +80,26 @@ pub struct IndexStatus {
     pub kept_by_server: bool,
 }
 
-fn open(app: &App) -> Result<Arc<SearchIndex>, SearchError> {
-    SearchIndex::open(&SearchIndex::directory(&app.config.data_dir))
+fn open(data_dir: &Path) -> CliResult<Arc<SearchIndex>, SearchError> {
+    SearchIndex::open(&SearchIndex::directory(data_dir))
 }
 
 /// Searches; without a server, first brings the index up to date
 /// (`progress` shows a bar when that is a long way).
-pub async fn search(
-    app: &App,
+pub async fn find(
+    data_dir: &Path,
+    store: &Store,
     query: &str,
     limit: usize,
     put_aside: bool,
     progress: bool,
-) -> Result<Vec<Found>, SearchError> {
+) -> CliResult<Vec<Found>, SearchError> {
     // Parse first: a typo is reported before any work.
-    super::query::parse(query)?;
-    let index = open(app)?;
+    crate::search::query::parse(query)?;
+    let index = open(data_dir)?;
     match Indexer::new(index.clone()) {
         Ok(mut indexer) => {
-            catch_up(app, &mut indexer, progress).await?;
+            catch_up(store, &mut indexer, progress).await?;
         }
         Err(SearchError::Locked(_)) => {}
         Err(err) => return Err(err),
@@ -88,7 +121,7 @@ pub async fn search(
         highlighted,
     } in hits
     {
-        let Ok(t) = app.store.ticket(ticket).await else {
+        let Ok(t) = store.ticket(ticket).await else {
             continue;
         };
         found.push(Found {
@@ -110,21 +143,20 @@ pub async fn search(
     Ok(found)
 }
 
-async fn catch_up(app: &App, indexer: &mut Indexer, show: bool) -> Result<usize, SearchError> {
-    let newest = app
-        .store
-        .newest_message()
-        .await?
-        .map(|(id, _)| id)
-        .unwrap_or(0);
+async fn catch_up(
+    store: &Store,
+    indexer: &mut Indexer,
+    show: bool,
+) -> CliResult<usize, SearchError> {
+    let newest = newest_message(store).await?;
     let start = indexer.position();
-    let bar = crate::import::progress(
+    let bar = progress_bar(
         show && newest - start > 2000,
         bar_len(newest - start),
         "messages",
     );
     let indexed = indexer
-        .catch_up(&app.store, |at| bar.set_position(bar_len(at - start)))
+        .catch_up(store, |at| bar.set_position(bar_len(at - start)))
         .await?;
     bar.finish_and_clear();
     Ok(indexed)
@@ -132,6 +164,11 @@ async fn catch_up(app: &App, indexer: &mut Indexer, show: bool) -> Result<usize,
 
 fn bar_len(n: i64) -> u64 {
     u64::try_from(n).unwrap_or_default()
+}
+
+/// The id of the newest stored message (0: none).
+async fn newest_message(store: &Store) -> CliResult<i64, SearchError> {
+    Ok(store.newest_message().await?.map(|(id, _)| id).unwrap_or(0))
 }
 
 /// What `postdesk reindex` did.
@@ -150,21 +187,20 @@ pub struct Rebuilt {
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Rebuilds the index from the store.
-pub async fn reindex(app: &App, show: bool) -> Result<Rebuilt, SearchError> {
+pub async fn rebuild(
+    data_dir: &Path,
+    store: &Store,
+    show: bool,
+) -> CliResult<Rebuilt, SearchError> {
     let started = Instant::now();
-    let index = open(app)?;
-    let newest = app
-        .store
-        .newest_message()
-        .await?
-        .map(|(id, _)| id)
-        .unwrap_or(0);
-    let bar = crate::import::progress(show, bar_len(newest), "messages");
+    let index = open(data_dir)?;
+    let newest = newest_message(store).await?;
+    let bar = progress_bar(show, bar_len(newest), "messages");
     let by_server = match Indexer::new(index.clone()) {
         Ok(mut indexer) => {
             indexer.restart(None).await?;
             indexer
-                .catch_up(&app.store, |at| bar.set_position(bar_len(at.min(newest))))
+                .catch_up(store, |at| bar.set_position(bar_len(at.min(newest))))
                 .await?;
             false
         }
@@ -209,21 +245,16 @@ pub async fn reindex(app: &App, show: bool) -> Result<Rebuilt, SearchError> {
 }
 
 /// The index's size and lag.
-pub async fn status(app: &App) -> Result<IndexStatus, SearchError> {
-    let index = open(app)?;
+pub async fn index_status(data_dir: &Path, store: &Store) -> CliResult<IndexStatus, SearchError> {
+    let index = open(data_dir)?;
     let kept_by_server = index.is_written_elsewhere();
-    let (lag_messages, waiting) = indexer::lag(&index, &app.store).await?;
+    let (lag_messages, waiting) = indexer::lag(&index, store).await?;
     Ok(IndexStatus {
         directory: index.dir().display().to_string(),
         documents: index.documents(),
         bytes: index.size_on_disk(),
         indexed_through: index.progress()?.messages,
-        newest_message: app
-            .store
-            .newest_message()
-            .await?
-            .map(|(id, _)| id)
-            .unwrap_or(0),
+        newest_message: newest_message(store).await?,
         lag_messages,
         lag_seconds: waiting.map(|d| d.num_milliseconds() as f64 / 1000.0),
         kept_by_server,
