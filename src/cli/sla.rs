@@ -2,8 +2,8 @@
 
 use super::{CliResult, open_read_only, output, print_out};
 use crate::config::Config;
+use crate::domain::sla::SlaReportRow;
 use crate::rules::{Rules, RulesHandle, calendar::Calendar};
-use crate::store::SlaReportRow;
 use serde::Serialize;
 
 /// A queue's SLA figures, with the median first-response time measured

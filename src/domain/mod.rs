@@ -7,6 +7,7 @@ pub mod address;
 pub mod automation;
 pub mod change;
 pub mod commands;
+pub mod delivery;
 pub mod filing;
 pub mod loops;
 pub mod message_id;

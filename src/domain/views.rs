@@ -8,6 +8,7 @@
 
 use super::change::TicketChange;
 use super::ticket::{Disposition, Priority, Status};
+use std::collections::{BTreeSet, HashMap};
 
 /// The hierarchy delimiter of every mailbox name.
 pub const DELIMITER: char = '/';
@@ -267,6 +268,118 @@ pub struct ViewFilter {
     pub or_overdue: bool,
 }
 
+/// Flags as stored: sorted, space-separated, system flags first.
+pub fn join_flags<'a>(flags: impl IntoIterator<Item = &'a str>) -> String {
+    let set: BTreeSet<&str> = flags.into_iter().filter(|f| !f.is_empty()).collect();
+    set.into_iter().collect::<Vec<_>>().join(" ")
+}
+
+/// A view member's flags for one agent, derived from the ticket: `\Seen`
+/// per agent, `\Answered` when an agent replied after it, `\Flagged` ⇔
+/// urgent, keywords ⇔ the ticket's tags.
+pub fn derived_flags(seen: bool, answered: bool, urgent: bool, tags: &[String]) -> String {
+    let mut flags: Vec<&str> = Vec::with_capacity(3 + tags.len());
+    if seen {
+        flags.push("\\Seen");
+    }
+    if answered {
+        flags.push("\\Answered");
+    }
+    if urgent {
+        flags.push("\\Flagged");
+    }
+    flags.extend(tags.iter().map(String::as_str));
+    join_flags(flags)
+}
+
+/// A STORE: replace the flags, add to them, or remove from them.
+#[derive(Debug, Clone)]
+pub enum FlagOp {
+    Replace(Vec<String>),
+    Add(Vec<String>),
+    Remove(Vec<String>),
+}
+
+impl FlagOp {
+    /// The new flag set. Keywords compare case-insensitively (RFC 3501 §2.3.2).
+    pub fn apply(&self, current: &str) -> String {
+        let has = |list: &[String], f: &str| list.iter().any(|x| x.eq_ignore_ascii_case(f));
+        let current: Vec<String> = current
+            .split(' ')
+            .filter(|f| !f.is_empty())
+            .map(String::from)
+            .collect();
+        let next: Vec<String> = match self {
+            FlagOp::Replace(flags) => flags.clone(),
+            FlagOp::Add(flags) => {
+                let mut next = current.clone();
+                next.extend(flags.iter().filter(|f| !has(&current, f)).cloned());
+                next
+            }
+            FlagOp::Remove(flags) => current.into_iter().filter(|f| !has(flags, f)).collect(),
+        };
+        join_flags(next.iter().map(String::as_str))
+    }
+}
+
+/// How a view's materialized membership changes to show what it should
+/// (see `store::imap`): UIDs ascend and are never reused, so a message that
+/// left and came back gets a new one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MembershipChange {
+    /// UIDs of members to remove (their ticket left the view, or they
+    /// were not a ticket's message).
+    pub gone: Vec<i64>,
+    /// (uid, message, flags) of messages that entered, in message order.
+    pub added: Vec<(i64, i64, String)>,
+    /// (uid, flags) of members whose flags changed.
+    pub reflagged: Vec<(i64, String)>,
+    /// The mailbox's next UID afterwards.
+    pub uidnext: i64,
+}
+
+/// Compares what a view should hold, `wanted` (message, flags) in message
+/// order, with what it holds, `current` (uid, message or None for a stored
+/// message, flags); new members get UIDs from `uidnext` on.
+pub fn membership_change(
+    wanted: Vec<(i64, String)>,
+    current: Vec<(i64, Option<i64>, String)>,
+    mut uidnext: i64,
+) -> MembershipChange {
+    let mut present: HashMap<i64, (i64, String)> = HashMap::with_capacity(current.len());
+    let mut gone: Vec<i64> = Vec::new();
+    for (uid, message, flags) in current {
+        match message {
+            Some(message) => {
+                present.insert(message, (uid, flags));
+            }
+            None => gone.push(uid),
+        }
+    }
+    let mut added = Vec::new();
+    let mut reflagged = Vec::new();
+    for (message, flags) in wanted {
+        match present.remove(&message) {
+            Some((uid, old)) => {
+                if old != flags {
+                    reflagged.push((uid, flags));
+                }
+            }
+            None => {
+                added.push((uidnext, message, flags));
+                uidnext += 1;
+            }
+        }
+    }
+    gone.extend(present.into_values().map(|(uid, _)| uid));
+    MembershipChange {
+        gone,
+        added,
+        reflagged,
+        uidnext,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,6 +427,57 @@ mod tests {
         assert_eq!(trash.status, None);
         assert!(Folder::Overdue.move_into(7).is_err());
         assert!(Folder::Personal("x".into()).move_into(7).is_err());
+    }
+
+    #[test]
+    fn flags_are_stored_sorted_and_unique() {
+        assert_eq!(
+            join_flags(["\\Seen", "billing", "\\Flagged", "billing"]),
+            "\\Flagged \\Seen billing"
+        );
+        assert_eq!(derived_flags(false, false, false, &[]), "");
+        assert_eq!(
+            derived_flags(true, true, true, &["vpn".into()]),
+            "\\Answered \\Flagged \\Seen vpn"
+        );
+    }
+
+    #[test]
+    fn membership_keeps_uids_renumbers_newcomers_and_drops_leavers() {
+        let current = vec![
+            (1, Some(10), "\\Seen".to_string()),
+            (2, Some(11), String::new()),
+            (3, None, String::new()),
+            (4, Some(12), String::new()),
+        ];
+        let wanted = vec![
+            (10, "\\Seen".to_string()),
+            (11, "\\Flagged".to_string()),
+            (13, String::new()),
+            (14, "vpn".to_string()),
+        ];
+        let mut change = membership_change(wanted, current, 5);
+        change.gone.sort_unstable();
+        assert_eq!(change.gone, vec![3, 4]);
+        assert_eq!(change.reflagged, vec![(2, "\\Flagged".to_string())]);
+        assert_eq!(
+            change.added,
+            vec![(5, 13, String::new()), (6, 14, "vpn".to_string())]
+        );
+        assert_eq!(change.uidnext, 7);
+        // Nothing to do leaves the UIDs where they were.
+        let same = membership_change(
+            vec![(10, String::new())],
+            vec![(1, Some(10), String::new())],
+            2,
+        );
+        assert_eq!(
+            same,
+            MembershipChange {
+                uidnext: 2,
+                ..MembershipChange::default()
+            }
+        );
     }
 
     #[test]

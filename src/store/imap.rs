@@ -13,10 +13,13 @@
 use super::events::{placeholders, rows};
 use super::{Change, Result, Store, StoreError, dispatch, dispatch_read};
 use crate::domain::ticket::{Priority, Status};
-use crate::domain::views::{OwnerFilter, ViewFilter};
+pub use crate::domain::views::{FlagOp, join_flags};
+use crate::domain::views::{
+    MembershipChange, OwnerFilter, ViewFilter, derived_flags, membership_change,
+};
 use chrono::{DateTime, Utc};
 use sqlx::Row;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 /// One mailbox of one agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,28 +183,6 @@ const DELETE_ORPHANS: &str = "DELETE FROM agent_messages
     WHERE agent_id = (SELECT agent_id FROM imap_mailboxes WHERE id = $1)
     AND NOT EXISTS (SELECT 1 FROM imap_members m WHERE m.stored_id = agent_messages.id)";
 
-/// Flags as stored: sorted, space-separated, system flags first.
-pub fn join_flags<'a>(flags: impl IntoIterator<Item = &'a str>) -> String {
-    let set: BTreeSet<&str> = flags.into_iter().filter(|f| !f.is_empty()).collect();
-    set.into_iter().collect::<Vec<_>>().join(" ")
-}
-
-/// A view member's flags for one agent, derived from the ticket.
-fn derived_flags(seen: bool, answered: bool, urgent: bool, tags: &[String]) -> String {
-    let mut flags: Vec<&str> = Vec::with_capacity(3 + tags.len());
-    if seen {
-        flags.push("\\Seen");
-    }
-    if answered {
-        flags.push("\\Answered");
-    }
-    if urgent {
-        flags.push("\\Flagged");
-    }
-    flags.extend(tags.iter().map(String::as_str));
-    join_flags(flags)
-}
-
 impl Store {
     /// The agent with this address, for LOGIN (case-insensitive).
     pub async fn login_agent(&self, email: &str) -> Result<Option<LoginAgent>> {
@@ -327,8 +308,17 @@ impl Store {
     /// Deletes a storage mailbox with its members; stored messages no other
     /// mailbox holds go with it.
     pub async fn imap_delete_mailbox(&self, id: i64) -> Result<()> {
+        let select = format!(
+            "SELECT id FROM imap_mailboxes WHERE id = $1{}",
+            self.backend.lock(super::RowLock::Wait)
+        );
         dispatch!(self, |pool| {
             let mut tx = pool.begin().await?;
+            // The mailbox before its members, as in every writer.
+            sqlx::query(sqlx::AssertSqlSafe(select))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
             sqlx::query("DELETE FROM imap_members WHERE mailbox_id = $1")
                 .bind(id)
                 .execute(&mut *tx)
@@ -450,7 +440,7 @@ impl Store {
             if !force && synced.as_deref() == Some(marker) {
                 return Ok(false);
             }
-            let mut uidnext: i64 = row.try_get("uidnext")?;
+            let uidnext: i64 = row.try_get("uidnext")?;
             let modseq: i64 = row.try_get::<i64, _>("highestmodseq")? + 1;
 
             let sql = format!(
@@ -502,32 +492,12 @@ impl Store {
             .bind(mailbox_id)
             .fetch_all(&mut *tx)
             .await?;
-            let mut present: HashMap<i64, (i64, String)> = HashMap::with_capacity(current.len());
-            let mut gone: Vec<i64> = Vec::new();
-            for (uid, message, flags) in current {
-                match message {
-                    Some(message) => {
-                        present.insert(message, (uid, flags));
-                    }
-                    None => gone.push(uid),
-                }
-            }
-            let mut added: Vec<(i64, i64, String)> = Vec::new();
-            let mut reflagged: Vec<(i64, String)> = Vec::new();
-            for (message, flags) in wanted {
-                match present.remove(&message) {
-                    Some((uid, old)) => {
-                        if old != flags {
-                            reflagged.push((uid, flags));
-                        }
-                    }
-                    None => {
-                        added.push((uidnext, message, flags));
-                        uidnext += 1;
-                    }
-                }
-            }
-            gone.extend(present.into_values().map(|(uid, _)| uid));
+            let MembershipChange {
+                gone,
+                added,
+                reflagged,
+                uidnext,
+            } = membership_change(wanted, current, uidnext);
             let changed = !(gone.is_empty() && added.is_empty() && reflagged.is_empty());
 
             for chunk in gone.chunks(500) {
@@ -757,13 +727,18 @@ impl Store {
         items: &[(StorageItem, String)],
     ) -> Result<Vec<u32>> {
         let now = Utc::now();
+        // Locked until the commit: two APPENDs must not take one UID, and
+        // the mailbox comes before its members, as in every writer.
+        let select = format!(
+            "SELECT uidnext, highestmodseq FROM imap_mailboxes WHERE id = $1{}",
+            self.backend.lock(super::RowLock::Wait)
+        );
         let uids = dispatch!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let row =
-                sqlx::query("SELECT uidnext, highestmodseq FROM imap_mailboxes WHERE id = $1")
-                    .bind(mailbox_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            let row = sqlx::query(sqlx::AssertSqlSafe(select))
+                .bind(mailbox_id)
+                .fetch_optional(&mut *tx)
+                .await?;
             let Some(row) = row else {
                 return Err(StoreError::NotFound(format!(
                     "mailbox {mailbox_id} no longer exists"
@@ -826,6 +801,15 @@ impl Store {
         }
         dispatch!(self, |pool| {
             let mut tx = pool.begin().await?;
+            // The mailbox row first, as every writer of its members takes
+            // it (a reconcile locks it before deleting members): one lock
+            // order, no deadlock between an EXPUNGE and a session's sync.
+            sqlx::query(
+                "UPDATE imap_mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1",
+            )
+            .bind(mailbox_id)
+            .execute(&mut *tx)
+            .await?;
             for chunk in uids.chunks(500) {
                 let sql = format!(
                     "DELETE FROM imap_members WHERE mailbox_id = $1 AND uid IN ({})",
@@ -841,12 +825,6 @@ impl Store {
                 .bind(mailbox_id)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(
-                "UPDATE imap_mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1",
-            )
-            .bind(mailbox_id)
-            .execute(&mut *tx)
-            .await?;
             tx.commit().await?;
             Ok(())
         })
@@ -925,36 +903,6 @@ impl Store {
     }
 }
 
-/// A STORE: replace the flags, add to them, or remove from them.
-#[derive(Debug, Clone)]
-pub enum FlagOp {
-    Replace(Vec<String>),
-    Add(Vec<String>),
-    Remove(Vec<String>),
-}
-
-impl FlagOp {
-    /// The new flag set. Keywords compare case-insensitively (RFC 3501 §2.3.2).
-    pub fn apply(&self, current: &str) -> String {
-        let has = |list: &[String], f: &str| list.iter().any(|x| x.eq_ignore_ascii_case(f));
-        let current: Vec<String> = current
-            .split(' ')
-            .filter(|f| !f.is_empty())
-            .map(String::from)
-            .collect();
-        let next: Vec<String> = match self {
-            FlagOp::Replace(flags) => flags.clone(),
-            FlagOp::Add(flags) => {
-                let mut next = current.clone();
-                next.extend(flags.iter().filter(|f| !has(&current, f)).cloned());
-                next
-            }
-            FlagOp::Remove(flags) => current.into_iter().filter(|f| !has(flags, f)).collect(),
-        };
-        join_flags(next.iter().map(String::as_str))
-    }
-}
-
 /// What goes into a storage mailbox.
 #[derive(Debug, Clone)]
 pub enum StorageItem {
@@ -968,19 +916,6 @@ pub enum StorageItem {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn flags_are_stored_sorted_and_unique() {
-        assert_eq!(
-            join_flags(["\\Seen", "billing", "\\Flagged", "billing"]),
-            "\\Flagged \\Seen billing"
-        );
-        assert_eq!(derived_flags(false, false, false, &[]), "");
-        assert_eq!(
-            derived_flags(true, true, true, &["vpn".into()]),
-            "\\Answered \\Flagged \\Seen vpn"
-        );
-    }
 
     #[test]
     fn views_are_always_scoped_to_visible_queues() {

@@ -6,59 +6,12 @@ use super::{
     Change, Result, RowLock, Store, StoreError, dispatch, dispatch_read, on_tx, parse_column,
 };
 use crate::domain::change::{Cause, ChangeRequest, TicketChange};
+pub use crate::domain::delivery::OutboundStatus;
 use crate::domain::filing::DELIVERY_FAILED_TAG;
 use crate::domain::ticket::{EventKind, NewEvent};
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use sqlx::Row;
-use std::fmt;
-use std::str::FromStr;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OutboundStatus {
-    /// Waiting for its next attempt (or for a relay to be configured).
-    Queued,
-    /// Claimed by a delivery worker.
-    Sending,
-    Sent,
-    /// Given up: a permanent error or too many attempts.
-    Failed,
-    /// Stopped by an admin (`postdesk outbound cancel`).
-    Cancelled,
-}
-
-impl OutboundStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutboundStatus::Queued => "queued",
-            OutboundStatus::Sending => "sending",
-            OutboundStatus::Sent => "sent",
-            OutboundStatus::Failed => "failed",
-            OutboundStatus::Cancelled => "cancelled",
-        }
-    }
-}
-
-impl fmt::Display for OutboundStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for OutboundStatus {
-    type Err = ();
-    fn from_str(s: &str) -> std::result::Result<Self, ()> {
-        match s {
-            "queued" => Ok(OutboundStatus::Queued),
-            "sending" => Ok(OutboundStatus::Sending),
-            "sent" => Ok(OutboundStatus::Sent),
-            "failed" => Ok(OutboundStatus::Failed),
-            "cancelled" => Ok(OutboundStatus::Cancelled),
-            _ => Err(()),
-        }
-    }
-}
 
 /// The internal note that tells agents a delivery failed for good.
 pub type FailureNote = super::search::SystemNote;
@@ -282,17 +235,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<OutboundItem> {
         let item = self
-            .outbound_set_status(
-                id,
-                actor,
-                now,
-                OutboundStatus::Queued,
-                &[
-                    OutboundStatus::Queued,
-                    OutboundStatus::Failed,
-                    OutboundStatus::Cancelled,
-                ],
-            )
+            .outbound_set_status(id, actor, now, OutboundStatus::Queued)
             .await?;
         self.announce(Change::OutboundQueued);
         Ok(item)
@@ -305,14 +248,8 @@ impl Store {
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<OutboundItem> {
-        self.outbound_set_status(
-            id,
-            actor,
-            now,
-            OutboundStatus::Cancelled,
-            &[OutboundStatus::Queued, OutboundStatus::Failed],
-        )
-        .await
+        self.outbound_set_status(id, actor, now, OutboundStatus::Cancelled)
+            .await
     }
 
     async fn outbound_set_status(
@@ -321,7 +258,6 @@ impl Store {
         actor: &str,
         now: DateTime<Utc>,
         status: OutboundStatus,
-        from: &[OutboundStatus],
     ) -> Result<OutboundItem> {
         let select = format!("SELECT {ITEM_COLUMNS} FROM outbound WHERE id = $1");
         let mut tx = self.begin().await?;
@@ -338,14 +274,7 @@ impl Store {
         let Some(mut item) = item else {
             return Err(StoreError::NotFound(format!("no outbound #{id}")));
         };
-        if !from.contains(&item.status) {
-            let why = match item.status {
-                OutboundStatus::Sending => {
-                    "it is being delivered right now; look again in a moment"
-                }
-                OutboundStatus::Sent => "it was delivered already",
-                _ => "not in that state",
-            };
+        if let Err(why) = item.status.may_become(status) {
             return Err(StoreError::Conflict(format!(
                 "outbound #{id} is {}: {why}",
                 item.status

@@ -3,12 +3,11 @@
 //! exactly once (the firing row, the ticket change, the notices and the
 //! event commit together, or none of them).
 
-use super::{Change, Result, Store, StoreError, Tx, dispatch, dispatch_read, on_tx, parse_column};
+use super::{Change, Result, Store, Tx, dispatch, dispatch_read, on_tx, parse_column};
 use crate::domain::change::{Cause, ChangeRequest};
-use crate::domain::sla::{ClockSave, Firing, SlaUpdate};
+use crate::domain::sla::{ClockSave, Firing, SlaFacts, SlaReportRow, SlaUpdate, report};
 use crate::domain::ticket::Status;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use sqlx::Row;
 
 /// Saves a ticket's clocks if its check time is still the one read
@@ -68,24 +67,6 @@ impl Tx {
         }
         Ok(claimed > 0)
     }
-}
-
-/// One line of `postdesk sla report`.
-#[derive(Debug, Clone, Serialize)]
-pub struct SlaReportRow {
-    pub queue: String,
-    pub tickets: i64,
-    /// Tickets with an SLA policy.
-    pub with_sla: i64,
-    /// Tickets that missed a due time: overdue now or before, or answered
-    /// or resolved late.
-    pub breached: i64,
-    pub overdue_now: i64,
-    /// (created_at, first_response_at, policy) of answered tickets, for
-    /// the median in business hours (computed by the caller, who has the
-    /// calendars).
-    #[serde(skip)]
-    pub first_responses: Vec<(DateTime<Utc>, DateTime<Utc>, Option<String>)>,
 }
 
 impl Store {
@@ -216,7 +197,7 @@ impl Store {
     }
 
     /// Per queue: tickets, those with an SLA, breaches, and the answered
-    /// tickets' first-response times.
+    /// tickets' first-response times (see [`crate::domain::sla::report`]).
     pub async fn sla_report(&self) -> Result<Vec<SlaReportRow>> {
         let rows = dispatch_read!(self, |pool| {
             let rows = sqlx::query(
@@ -228,60 +209,21 @@ impl Store {
             .await?;
             let mut out = Vec::with_capacity(rows.len());
             for row in &rows {
-                out.push((
-                    row.try_get::<String, _>("queue")?,
-                    row.try_get::<Option<String>, _>("sla_policy")?,
-                    row.try_get::<DateTime<Utc>, _>("created_at")?,
-                    parse_column::<Status>(&row.try_get::<String, _>("status")?, "status")?,
-                    row.try_get::<Option<DateTime<Utc>>, _>("first_response_at")?,
-                    [
-                        row.try_get::<Option<DateTime<Utc>>, _>("first_response_due")?,
-                        row.try_get::<Option<DateTime<Utc>>, _>("resolution_due")?,
-                    ],
-                    row.try_get::<Option<DateTime<Utc>>, _>("done_at")?,
-                    row.try_get::<bool, _>("sla_overdue")?,
-                    row.try_get::<bool, _>("sla_breached")?,
-                ));
+                out.push(SlaFacts {
+                    queue: row.try_get("queue")?,
+                    policy: row.try_get("sla_policy")?,
+                    created_at: row.try_get("created_at")?,
+                    status: parse_column::<Status>(&row.try_get::<String, _>("status")?, "status")?,
+                    first_response_at: row.try_get("first_response_at")?,
+                    first_response_due: row.try_get("first_response_due")?,
+                    resolution_due: row.try_get("resolution_due")?,
+                    done_at: row.try_get("done_at")?,
+                    overdue: row.try_get("sla_overdue")?,
+                    breached: row.try_get("sla_breached")?,
+                });
             }
             out
         });
-        let mut report: Vec<SlaReportRow> = Vec::new();
-        for (queue, policy, created, status, first_response_at, dues, done_at, overdue, breached) in
-            rows
-        {
-            if report.last().is_none_or(|r| r.queue != queue) {
-                report.push(SlaReportRow {
-                    queue: queue.clone(),
-                    tickets: 0,
-                    with_sla: 0,
-                    breached: 0,
-                    overdue_now: 0,
-                    first_responses: Vec::new(),
-                });
-            }
-            let Some(row) = report.last_mut() else {
-                return Err(StoreError::Corrupt("report row vanished".into()));
-            };
-            row.tickets += 1;
-            row.with_sla += i64::from(policy.is_some());
-            row.overdue_now += i64::from(overdue);
-            // Late: marked overdue by the scheduler at some point, or
-            // answered or resolved after the due time (also when the
-            // scheduler never saw it late).
-            let late = |due: Option<DateTime<Utc>>, at: Option<DateTime<Utc>>| matches!((due, at), (Some(due), Some(at)) if at > due);
-            let [first_due, resolution_due] = dues;
-            let resolved_at = done_at.filter(|_| status.is_done());
-            if breached
-                || overdue
-                || late(first_due, first_response_at)
-                || late(resolution_due, resolved_at)
-            {
-                row.breached += 1;
-            }
-            if let Some(answered) = first_response_at {
-                row.first_responses.push((created, answered, policy));
-            }
-        }
-        Ok(report)
+        Ok(report(rows))
     }
 }
