@@ -199,6 +199,40 @@ impl ChangePlan {
     }
 }
 
+/// How a ticket opens: its first status, priority and owner, and whether
+/// the customer waits for an answer from the start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opening {
+    pub status: Status,
+    pub priority: Priority,
+    pub owner: Option<i64>,
+    pub customer_waiting_since: Option<DateTime<Utc>>,
+}
+
+impl Opening {
+    /// A customer's message opens a ticket: new, nobody's, and the
+    /// customer waits from now on.
+    pub fn by_customer(at: DateTime<Utc>) -> Opening {
+        Opening {
+            status: Status::New,
+            priority: Priority::Normal,
+            owner: None,
+            customer_waiting_since: Some(at),
+        }
+    }
+
+    /// An agent writing to a customer first: the ticket waits for the
+    /// customer (pending) and belongs to the agent.
+    pub fn by_agent(agent: i64) -> Opening {
+        Opening {
+            status: Status::Pending,
+            priority: Priority::Normal,
+            owner: Some(agent),
+            customer_waiting_since: None,
+        }
+    }
+}
+
 /// Why a change cannot be made at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChangeError {

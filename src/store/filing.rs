@@ -9,6 +9,7 @@
 
 use super::{Backend, Change, Result, Store, StoreError, Tx, on_tx, parse_column};
 use crate::domain::automation::TicketSnapshot;
+use crate::domain::change::Opening;
 use crate::domain::filing::{
     self, Acknowledgement, FileOutcome, InboundKind, InboundRequest, MAX_REFERENCES,
 };
@@ -18,18 +19,15 @@ use chrono::{DateTime, Duration, Utc};
 use sqlx::Row;
 use tokio::sync::{mpsc, oneshot};
 
-/// A new ticket's row, as the domain opened it.
+/// A new ticket's row: how it opens is the domain's [`Opening`].
 struct NewTicket<'a> {
     queue_id: i64,
     subject: &'a str,
     customer_address: &'a str,
     customer_name: Option<&'a str>,
-    status: Status,
-    owner: Option<i64>,
+    opening: Opening,
     linked: Option<i64>,
     at: DateTime<Utc>,
-    /// Since when the customer waits (an inbound ticket: from the start).
-    waiting_since: Option<DateTime<Utc>>,
 }
 
 impl Tx {
@@ -196,19 +194,18 @@ impl Tx {
             .bind(t.subject)
             .bind(t.customer_address)
             .bind(t.customer_name)
-            .bind(t.status.as_str())
-            .bind(Priority::Normal.as_str())
-            .bind(t.owner)
+            .bind(t.opening.status.as_str())
+            .bind(t.opening.priority.as_str())
+            .bind(t.opening.owner)
             .bind(t.linked)
             .bind(t.at)
-            .bind(t.waiting_since)
+            .bind(t.opening.customer_waiting_since)
             .fetch_one(&mut *conn)
             .await?)
         })
     }
 
-    /// Opens a ticket an agent's mail starts (an outbound ticket): it waits
-    /// for the customer (pending) and belongs to the agent.
+    /// Opens the ticket an agent's mail starts (an outbound ticket).
     pub(crate) async fn open_outbound_ticket(
         &mut self,
         queue_id: i64,
@@ -223,11 +220,9 @@ impl Tx {
             subject: title,
             customer_address,
             customer_name,
-            status: Status::Pending,
-            owner: Some(agent),
+            opening: Opening::by_agent(agent),
             linked: None,
             at,
-            waiting_since: None,
         })
         .await
     }
@@ -319,11 +314,9 @@ pub(crate) async fn file(tx: &mut Tx, request: &InboundRequest) -> Result<FileOu
                     subject: &request.title,
                     customer_address: &request.customer_address,
                     customer_name: request.customer_name.as_deref(),
-                    status: Status::New,
-                    owner: None,
+                    opening: Opening::by_customer(request.now),
                     linked: linked.map(|(n, _)| n),
                     at: request.now,
-                    waiting_since: Some(request.now),
                 })
                 .await?;
             events.extend(filing::opening_events(request, number, linked));
