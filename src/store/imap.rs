@@ -11,7 +11,7 @@
 //! since the last time (the sync marker).
 
 use super::events::{placeholders, rows};
-use super::{Change, Result, Store, StoreError, dispatch, dispatch_read};
+use super::{Change, Result, Store, StoreError, dispatch, dispatch_read, parse_column};
 use crate::domain::ticket::{Priority, Status};
 pub use crate::domain::views::{FlagOp, join_flags};
 use crate::domain::views::{
@@ -476,11 +476,12 @@ impl Store {
             let mut wanted: Vec<(i64, String)> = Vec::with_capacity(wanted_rows.len());
             for row in &wanted_rows {
                 let ticket: i64 = row.try_get("ticket")?;
-                let priority: String = row.try_get("priority")?;
+                let priority: Priority =
+                    parse_column(&row.try_get::<String, _>("priority")?, "priority")?;
                 let flags = derived_flags(
                     row.try_get("seen")?,
                     row.try_get("answered")?,
-                    priority == Priority::Urgent.as_str(),
+                    priority == Priority::Urgent,
                     tags.get(&ticket).map(Vec::as_slice).unwrap_or(&[]),
                 );
                 wanted.push((row.try_get("id")?, flags));
