@@ -34,7 +34,8 @@ static NOTICE: Once = Once::new();
 
 /// Defines a test that runs once per backend, as a module of the test's name
 /// holding `sqlite` and `postgres` tests: a failure names its backend
-/// (`imap::flags_are_ticket_state::postgres`), and the two run in parallel.
+/// (`imap::flags_are_ticket_state::postgres`), and the harness can run the
+/// two at once.
 /// The PostgreSQL one follows [`postgres_url`]: without
 /// `POSTDESK_TEST_POSTGRES` it passes without running (failing in CI).
 /// Each [`TestServer`] it starts gets its own fresh database.
