@@ -2,9 +2,9 @@
 //! configuration and database: queues, agents, tickets, export, outbound,
 //! import, and configuration errors with file and line.
 
-mod common;
+use crate::common;
 
-use common::{Backend, TestServer, deliver, message, ticket_of};
+use crate::common::{Backend, TestServer, backend_test, deliver, message, ticket_of};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -358,12 +358,11 @@ async fn run_all(backend: Backend) {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn the_cli_manages_a_running_server() {
-    for backend in common::backends() {
+backend_test!(
+    async fn the_cli_manages_a_running_server(backend: Backend) {
         run_all(backend).await;
     }
-}
+);
 
 #[test]
 fn configuration_mistakes_name_file_and_line() {
@@ -401,12 +400,11 @@ fn configuration_mistakes_name_file_and_line() {
     assert!(stderr.contains("absent.toml: cannot read"), "{stderr}");
 }
 
-/// Commands that only look at the database neither migrate it nor write
-/// to it: queues configured differently in postdesk.toml are not created
-/// or changed by them (only `migrate` and a server start do that).
-#[tokio::test]
-async fn read_only_commands_leave_the_database_unchanged() {
-    for backend in common::backends() {
+backend_test!(
+    /// Commands that only look at the database neither migrate it nor write
+    /// to it: queues configured differently in postdesk.toml are not created
+    /// or changed by them (only `migrate` and a server start do that).
+    async fn read_only_commands_leave_the_database_unchanged(backend: Backend) {
         let server = TestServer::start(&backend).await;
         let mail = message(
             "kim@example.com",
@@ -487,14 +485,13 @@ async fn read_only_commands_leave_the_database_unchanged() {
         assert_eq!(support.address, "help@desk.test");
         server.stop().await;
     }
-}
+);
 
-/// A read-only command on a database that does not exist yet creates and
-/// migrates nothing, and says what to do; so does one on a database whose
-/// schema is behind. Once migrated, the read-only store refuses writes.
-#[tokio::test]
-async fn read_only_commands_do_not_create_or_migrate_a_database() {
-    for backend in common::backends() {
+backend_test!(
+    /// A read-only command on a database that does not exist yet creates and
+    /// migrates nothing, and says what to do; so does one on a database whose
+    /// schema is behind. Once migrated, the read-only store refuses writes.
+    async fn read_only_commands_do_not_create_or_migrate_a_database(backend: Backend) {
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().join("data");
         let config = dir.path().join("postdesk.toml");
@@ -581,7 +578,7 @@ async fn read_only_commands_do_not_create_or_migrate_a_database() {
             stderr(&out)
         );
     }
-}
+);
 
 /// The tables of a PostgreSQL database's public schema.
 async fn postgres_tables(url: &str) -> Vec<String> {
@@ -608,9 +605,8 @@ async fn postdesk_async(config: &Path, args: &[&str]) -> Output {
     .expect("cli task")
 }
 
-#[tokio::test]
-async fn search_and_reindex_with_and_without_a_running_server() {
-    for backend in common::backends() {
+backend_test!(
+    async fn search_and_reindex_with_and_without_a_running_server(backend: Backend) {
         let server = TestServer::start(&backend).await;
         let config = config_file(&server);
         for (i, (subject, body)) in [
@@ -715,7 +711,7 @@ async fn search_and_reindex_with_and_without_a_running_server() {
         assert_eq!(status["kept_by_server"], false, "{status}");
         assert_eq!(status["documents"], 3, "{status}");
     }
-}
+);
 
 const RULES: &str = r#"default_sla = "standard"
 
@@ -743,9 +739,8 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).to_string()
 }
 
-#[tokio::test]
-async fn rules_check_test_and_sla_report() {
-    for backend in common::backends() {
+backend_test!(
+    async fn rules_check_test_and_sla_report(backend: Backend) {
         let server = TestServer::start(&backend).await;
         let config = config_file(&server);
         let dir = server.dir.path();
@@ -879,7 +874,7 @@ async fn rules_check_test_and_sla_report() {
         );
         server.stop().await;
     }
-}
+);
 
 /// `postdesk serve` as a process: `rules reload` checks the file, then the
 /// server reloads it on SIGHUP; a broken file never reaches it, and a

@@ -2,7 +2,7 @@
 //! (BDAT, so the bytes are sent exactly) and comes back byte-exact; the
 //! mailing-list archives import into the expected number of threads.
 
-mod common;
+use crate::common;
 
 use common::{SmtpClient, TestServer};
 use postdesk::import::{self, Format};

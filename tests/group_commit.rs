@@ -2,13 +2,12 @@
 //! commit that holds it. On SQLite concurrent messages share a commit (group
 //! commit); one that fails must cost no other message its 250.
 
-mod common;
+use crate::common;
 
-use common::{TestServer, deliver, message};
+use crate::common::{Backend, TestServer, backend_test, deliver, message};
 
-#[tokio::test]
-async fn concurrent_senders_each_get_their_own_verdict() {
-    for backend in common::backends() {
+backend_test!(
+    async fn concurrent_senders_each_get_their_own_verdict(backend: Backend) {
         let server = TestServer::start(&backend).await;
         common::install_failing_trigger(&server).await;
         let senders = 40;
@@ -57,11 +56,10 @@ async fn concurrent_senders_each_get_their_own_verdict() {
         );
         server.stop().await;
     }
-}
+);
 
-#[tokio::test]
-async fn the_same_message_from_two_sessions_at_once_is_stored_once() {
-    for backend in common::backends() {
+backend_test!(
+    async fn the_same_message_from_two_sessions_at_once_is_stored_once(backend: Backend) {
         let server = TestServer::start(&backend).await;
         for round in 0..10 {
             let id = format!("twice{round}@example.com");
@@ -95,4 +93,4 @@ async fn the_same_message_from_two_sessions_at_once_is_stored_once() {
         );
         server.stop().await;
     }
-}
+);

@@ -1,21 +1,9 @@
 //! The IMAP view over real sockets, on every backend: folders as ticket
 //! views, moves as ticket actions, flags as ticket state, permissions.
 
-mod common;
-
-use common::imap::{ImapClient, add_agent, eventually, search_numbers};
-use common::{Backend, TestServer, deliver, message, ticket_of};
+use crate::common::imap::{ImapClient, add_agent, eventually, search_numbers};
+use crate::common::{Backend, TestServer, backend_test, deliver, message, ticket_of};
 use postdesk::domain::ticket::{Priority, Status};
-
-async fn each_backend<F, Fut>(test: F)
-where
-    F: Fn(Backend) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    for backend in common::backends() {
-        test(backend).await;
-    }
-}
 
 /// A server with alice (support), bob (billing) and one support ticket of
 /// two customer messages. Returns the server and the ticket number.
@@ -63,28 +51,55 @@ async fn desk(backend: &Backend) -> (TestServer, i64) {
     (server, ticket)
 }
 
-#[tokio::test]
-async fn an_agent_sees_tickets_as_folders_and_fetches_exact_bytes() {
-    each_backend(|backend| async move {
+backend_test!(
+    async fn an_agent_sees_tickets_as_folders_and_fetches_exact_bytes(backend: Backend) {
         let (server, ticket) = desk(&backend).await;
         let mut alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
 
         let list = alice.cmd("LIST \"\" \"*\"").await;
         assert!(list.ok(), "{}", list.all_text());
-        let names: Vec<&str> = list.lines("LIST").iter().map(|l| l.text.rsplit(' ').next().unwrap_or("")).collect();
+        let names: Vec<&str> = list
+            .lines("LIST")
+            .iter()
+            .map(|l| l.text.rsplit(' ').next().unwrap_or(""))
+            .collect();
         for expected in [
-            "\"INBOX\"", "\"Unassigned\"", "\"Queues\"", "\"Queues/support\"", "\"Urgent\"", "\"Overdue\"",
-            "\"Waiting\"", "\"Closed\"", "\"Sent\"", "\"Drafts\"", "\"Junk\"", "\"Trash\"",
+            "\"INBOX\"",
+            "\"Unassigned\"",
+            "\"Queues\"",
+            "\"Queues/support\"",
+            "\"Urgent\"",
+            "\"Overdue\"",
+            "\"Waiting\"",
+            "\"Closed\"",
+            "\"Sent\"",
+            "\"Drafts\"",
+            "\"Junk\"",
+            "\"Trash\"",
         ] {
-            assert!(names.contains(&expected), "{expected} missing from {names:?}");
+            assert!(
+                names.contains(&expected),
+                "{expected} missing from {names:?}"
+            );
         }
-        assert!(!names.contains(&"\"Queues/billing\""), "alice cannot see billing");
-        let trash = list.lines("LIST").into_iter().find(|l| l.text.ends_with("\"Trash\"")).expect("Trash");
+        assert!(
+            !names.contains(&"\"Queues/billing\""),
+            "alice cannot see billing"
+        );
+        let trash = list
+            .lines("LIST")
+            .into_iter()
+            .find(|l| l.text.ends_with("\"Trash\""))
+            .expect("Trash");
         assert!(trash.text.contains("\\Trash"), "{}", trash.text);
 
         let select = alice.cmd("SELECT Unassigned").await;
         assert!(select.ok(), "{}", select.all_text());
-        assert!(select.untagged.iter().any(|l| l.text == "* 2 EXISTS"), "{}", select.all_text());
+        assert!(
+            select.untagged.iter().any(|l| l.text == "* 2 EXISTS"),
+            "{}",
+            select.all_text()
+        );
         assert!(select.tagged.contains("[READ-WRITE]"));
 
         // Thunderbird's header sync.
@@ -95,31 +110,70 @@ async fn an_agent_sees_tickets_as_folders_and_fetches_exact_bytes() {
         let fetches = headers.fetches();
         assert_eq!(fetches.len(), 2);
         let subject = String::from_utf8_lossy(&fetches[0].literals[0]).into_owned();
-        assert!(subject.contains("Subject: VPN drops every 30 minutes\r\n"), "{subject}");
+        assert!(
+            subject.contains("Subject: VPN drops every 30 minutes\r\n"),
+            "{subject}"
+        );
         assert!(subject.ends_with("\r\n\r\n"), "{subject:?}");
-        assert!(fetches[0].text.contains("FLAGS (\\Recent)"), "{}", fetches[0].text);
+        assert!(
+            fetches[0].text.contains("FLAGS (\\Recent)"),
+            "{}",
+            fetches[0].text
+        );
 
         // BODY[] is the stored message, byte for byte, and marks it seen.
-        let messages = server.store().ticket_messages(ticket).await.expect("messages");
-        let raw = server.store().raw_message(messages[0].id).await.expect("raw");
+        let messages = server
+            .store()
+            .ticket_messages(ticket)
+            .await
+            .expect("messages");
+        let raw = server
+            .store()
+            .raw_message(messages[0].id)
+            .await
+            .expect("raw");
         let body = alice.cmd("FETCH 1 BODY[]").await;
         assert!(body.ok(), "{}", body.all_text());
         assert_eq!(body.fetches()[0].literals[0], raw);
-        assert!(body.fetches()[0].text.contains("\\Seen"), "{}", body.fetches()[0].text);
-        let size = alice.cmd("FETCH 1 (RFC822.SIZE BODY.PEEK[]<0.10> ENVELOPE BODYSTRUCTURE)").await;
+        assert!(
+            body.fetches()[0].text.contains("\\Seen"),
+            "{}",
+            body.fetches()[0].text
+        );
+        let size = alice
+            .cmd("FETCH 1 (RFC822.SIZE BODY.PEEK[]<0.10> ENVELOPE BODYSTRUCTURE)")
+            .await;
         let line = &size.fetches()[0];
-        assert!(line.text.contains(&format!("RFC822.SIZE {}", raw.len())), "{}", line.text);
+        assert!(
+            line.text.contains(&format!("RFC822.SIZE {}", raw.len())),
+            "{}",
+            line.text
+        );
         assert!(line.text.contains("BODY[]<0>"), "{}", line.text);
         assert_eq!(line.literals[0], raw[..10].to_vec());
-        assert!(line.text.contains("ENVELOPE (\"Mon, 23 Nov 2026 10:00:00 +0000\" \"VPN drops every 30 minutes\""), "{}", line.text);
-        assert!(line.text.contains("BODYSTRUCTURE (\"text\" \"plain\""), "{}", line.text);
+        assert!(
+            line.text.contains(
+                "ENVELOPE (\"Mon, 23 Nov 2026 10:00:00 +0000\" \"VPN drops every 30 minutes\""
+            ),
+            "{}",
+            line.text
+        );
+        assert!(
+            line.text.contains("BODYSTRUCTURE (\"text\" \"plain\""),
+            "{}",
+            line.text
+        );
 
         // \Seen is per agent: bob (admin here? no) — an admin sees it unseen.
         add_agent(&server, "root@desk.test", &[], true).await;
         let mut root = ImapClient::login(server.imap(), "root@desk.test", "secret").await;
         root.cmd("SELECT Unassigned").await;
         let flags = root.cmd("FETCH 1:* FLAGS").await;
-        assert!(flags.fetches().iter().all(|f| !f.text.contains("\\Seen")), "{}", flags.all_text());
+        assert!(
+            flags.fetches().iter().all(|f| !f.text.contains("\\Seen")),
+            "{}",
+            flags.all_text()
+        );
         let unseen = alice.cmd("SEARCH UNSEEN").await;
         assert_eq!(search_numbers(&unseen), vec![2]);
         let text = alice.cmd("SEARCH TEXT \"still dropping\"").await;
@@ -129,13 +183,11 @@ async fn an_agent_sees_tickets_as_folders_and_fetches_exact_bytes() {
 
         alice.cmd("LOGOUT").await;
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn moving_a_message_changes_its_ticket_and_idle_reports_it() {
-    each_backend(|backend| async move {
+backend_test!(
+    async fn moving_a_message_changes_its_ticket_and_idle_reports_it(backend: Backend) {
         let (server, ticket) = desk(&backend).await;
         let mut alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
         let mut watcher = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
@@ -243,13 +295,11 @@ async fn moving_a_message_changes_its_ticket_and_idle_reports_it() {
             "{events:?}"
         );
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn flags_are_ticket_state() {
-    each_backend(|backend| async move {
+backend_test!(
+    async fn flags_are_ticket_state(backend: Backend) {
         let (server, ticket) = desk(&backend).await;
         let mut alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
         alice.cmd("SELECT Unassigned").await;
@@ -305,13 +355,11 @@ async fn flags_are_ticket_state() {
             stored
         );
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn an_agent_cannot_reach_a_queue_they_cannot_see() {
-    each_backend(|backend| async move {
+backend_test!(
+    async fn an_agent_cannot_reach_a_queue_they_cannot_see(backend: Backend) {
         let (server, _ticket) = desk(&backend).await;
         let mut bob = ImapClient::login(server.imap(), "bob@desk.test", "secret").await;
         let list = bob.cmd("LIST \"\" *").await;
@@ -338,13 +386,11 @@ async fn an_agent_cannot_reach_a_queue_they_cannot_see() {
         let copy = bob.cmd("UID COPY 1:* Closed").await;
         assert!(copy.ok(), "{}", copy.all_text());
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn personal_folders_are_real_storage() {
-    each_backend(|backend| async move {
+backend_test!(
+    async fn personal_folders_are_real_storage(backend: Backend) {
         let (server, ticket) = desk(&backend).await;
         let mut alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
         let reserved = alice.cmd("CREATE Closed").await;
@@ -409,13 +455,11 @@ async fn personal_folders_are_real_storage() {
         );
         assert!(alice.cmd("DELETE Archive/VPN").await.ok());
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn uids_survive_a_restart_and_never_repeat() {
-    each_backend(|backend| async move {
+backend_test!(
+    async fn uids_survive_a_restart_and_never_repeat(backend: Backend) {
         let (mut server, _ticket) = desk(&backend).await;
         let mut alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
         let before = alice.cmd("SELECT Unassigned").await;
@@ -451,9 +495,8 @@ async fn uids_survive_a_restart_and_never_repeat() {
             "{fresh:?} after {uids:?}"
         );
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
 #[tokio::test]
 async fn the_protocol_layer_handles_literals_pipelining_and_errors() {
@@ -542,9 +585,8 @@ async fn new_mail_reaches_an_idle_client_within_a_second() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn extended_search_and_list_answer_in_one_round_trip() {
-    each_backend(|backend| async move {
+backend_test!(
+    async fn extended_search_and_list_answer_in_one_round_trip(backend: Backend) {
         let (server, _ticket) = desk(&backend).await;
         let mut alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
         let caps = alice.cmd("CAPABILITY").await.all_text();
@@ -643,9 +685,8 @@ async fn extended_search_and_list_answer_in_one_round_trip() {
             "BAD"
         );
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
 #[tokio::test]
 async fn connections_per_agent_are_limited_and_freed_however_a_session_ends() {

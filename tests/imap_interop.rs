@@ -5,10 +5,10 @@
 //! `.ci/run` installs curl, isync and imapclient; elsewhere a missing tool
 //! skips its part with a notice.
 
-mod common;
+use crate::common;
 
-use common::imap::add_agent;
-use common::{Backend, TestServer, deliver, message, ticket_of};
+use crate::common::imap::add_agent;
+use crate::common::{Backend, TestServer, deliver, message, ticket_of};
 use mail_parser::MimeHeaders;
 use postdesk::domain::ticket::Status;
 use std::process::Command;

@@ -3,9 +3,9 @@
 //! (STARTTLS, UTF-8 headers, a reply). `.ci/run` installs swaks; elsewhere a
 //! missing swaks skips its part with a notice.
 
-mod common;
+use crate::common;
 
-use common::TestServer;
+use crate::common::{Backend, TestServer, backend_test};
 use std::process::Command;
 
 fn have(program: &str) -> bool {
@@ -24,12 +24,11 @@ fn require(program: &str) -> bool {
     false
 }
 
-#[tokio::test]
-async fn swaks_delivers_over_starttls_and_with_pipelining() {
-    if !require("swaks") {
-        return;
-    }
-    for backend in common::backends() {
+backend_test!(
+    async fn swaks_delivers_over_starttls_and_with_pipelining(backend: Backend) {
+        if !require("swaks") {
+            return;
+        }
         let server = TestServer::start(&backend).await;
         let addr = server.smtp();
         let run = |args: Vec<String>| {
@@ -98,14 +97,13 @@ async fn swaks_delivers_over_starttls_and_with_pipelining() {
         );
         server.stop().await;
     }
-}
+);
 
-#[tokio::test]
-async fn swaks_submits_an_agent_reply_with_auth_over_starttls() {
-    if !require("swaks") {
-        return;
-    }
-    for backend in common::backends() {
+backend_test!(
+    async fn swaks_submits_an_agent_reply_with_auth_over_starttls(backend: Backend) {
+        if !require("swaks") {
+            return;
+        }
         // No loopback exemption: AUTH only after STARTTLS, as from outside.
         let server = TestServer::start_with(&backend, |c| {
             c.submission.plaintext_auth_on_loopback = false;
@@ -192,14 +190,13 @@ async fn swaks_submits_an_agent_reply_with_auth_over_starttls() {
         assert!(String::from_utf8_lossy(&output.stdout).contains("535 5.7.8"));
         server.stop().await;
     }
-}
+);
 
-#[tokio::test]
-async fn python_smtplib_sends_a_thread() {
-    if !require("python3") {
-        return;
-    }
-    for backend in common::backends() {
+backend_test!(
+    async fn python_smtplib_sends_a_thread(backend: Backend) {
+        if !require("python3") {
+            return;
+        }
         let server = TestServer::start(&backend).await;
         let port = server.smtp().port();
         let script = format!(
@@ -257,4 +254,4 @@ print("sent")
         );
         server.stop().await;
     }
-}
+);

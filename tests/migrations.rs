@@ -3,7 +3,7 @@
 //! migrated, has the same tables with the same columns, nullable alike. A
 //! column added to one backend only fails here.
 
-mod common;
+use crate::common;
 
 use sqlx::Connection;
 use std::collections::BTreeMap;

@@ -3,10 +3,10 @@
 //! are recorded on the ticket, the queue survives a restart, and two
 //! postdesks answering each other stop.
 
-mod common;
-
-use common::sink::{Rewrite, Sink};
-use common::{TestServer, deliver, eventually, message, relay, ticket_of};
+use crate::common::sink::{Rewrite, Sink};
+use crate::common::{
+    Backend, TestServer, backend_test, deliver, eventually, message, relay, ticket_of,
+};
 use postdesk::config::RelayUrl;
 use postdesk::store::OutboundStatus;
 use std::sync::Arc;
@@ -32,9 +32,8 @@ async fn open_ticket(server: &TestServer, id: &str) -> i64 {
     )
 }
 
-#[tokio::test]
-async fn the_acknowledgement_is_delivered_through_the_relay() {
-    for backend in common::backends() {
+backend_test!(
+    async fn the_acknowledgement_is_delivered_through_the_relay(backend: Backend) {
         let sink = Sink::start(vec![], None).await;
         let server =
             TestServer::start_with(&backend, |c| c.outbound.relay = relay(sink.addr)).await;
@@ -68,11 +67,12 @@ async fn the_acknowledgement_is_delivered_through_the_relay() {
         .await;
         server.stop().await;
     }
-}
+);
 
-#[tokio::test]
-async fn a_temporary_failure_is_retried_and_a_permanent_one_lands_on_the_ticket() {
-    for backend in common::backends() {
+backend_test!(
+    async fn a_temporary_failure_is_retried_and_a_permanent_one_lands_on_the_ticket(
+        backend: Backend,
+    ) {
         // 1st attempt of the 1st ack: 451; its retry: 250; the 2nd ack: 550.
         let sink = Sink::start(vec![451, 250, 550], None).await;
         let server = TestServer::start_with(&backend, |c| {
@@ -82,6 +82,12 @@ async fn a_temporary_failure_is_retried_and_a_permanent_one_lands_on_the_ticket(
         .await;
         let first = open_ticket(&server, "r1@example.com").await;
         eventually("retry delivered", || async { sink.accepted().len() == 1 }).await;
+        // The sink accepts before the worker records the delivery (status
+        // and attempt count in one update): wait for that record.
+        eventually("retry recorded as sent", || async {
+            server.outbound(Some(OutboundStatus::Sent)).await.len() == 1
+        })
+        .await;
         let items = server.outbound(None).await;
         assert_eq!(items[0].attempts, 2, "{items:?}");
         assert_eq!(items[0].status, OutboundStatus::Sent);
@@ -137,11 +143,10 @@ async fn a_temporary_failure_is_retried_and_a_permanent_one_lands_on_the_ticket(
         );
         server.stop().await;
     }
-}
+);
 
-#[tokio::test]
-async fn queued_mail_waits_for_a_relay_and_survives_a_restart() {
-    for backend in common::backends() {
+backend_test!(
+    async fn queued_mail_waits_for_a_relay_and_survives_a_restart(backend: Backend) {
         let mut server = TestServer::start(&backend).await;
         open_ticket(&server, "q1@example.com").await;
         open_ticket(&server, "q2@example.com").await;
@@ -157,7 +162,7 @@ async fn queued_mail_waits_for_a_relay_and_survives_a_restart() {
         assert_eq!(sink.messages().len(), 2);
         server.stop().await;
     }
-}
+);
 
 /// A relay that strips every loop signal and threading hint, as a broken
 /// forwarder would: only the per-sender rate limit can stop the loop.
@@ -198,9 +203,8 @@ fn strip_loop_headers() -> Rewrite {
     })
 }
 
-#[tokio::test]
-async fn two_auto_responders_facing_each_other_stop() {
-    for backend in common::backends() {
+backend_test!(
+    async fn two_auto_responders_facing_each_other_stop(backend: Backend) {
         for honest_headers in [true, false] {
             let limit = 3;
             // A's relay forwards to B and B's to A, through header-stripping
@@ -295,11 +299,10 @@ async fn two_auto_responders_facing_each_other_stop() {
             b.stop().await;
         }
     }
-}
+);
 
-#[tokio::test]
-async fn delivery_through_a_starttls_relay_is_byte_exact() {
-    for backend in common::backends() {
+backend_test!(
+    async fn delivery_through_a_starttls_relay_is_byte_exact(backend: Backend) {
         // The customer's side: another postdesk, reached with STARTTLS on
         // its self-signed certificate, that files what it receives.
         let customer_side = TestServer::start_with(&backend, |c| {
@@ -356,4 +359,4 @@ async fn delivery_through_a_starttls_relay_is_byte_exact() {
         server.stop().await;
         customer_side.stop().await;
     }
-}
+);

@@ -3,11 +3,13 @@
 //! escalation that fires exactly once with the server restarted between
 //! its due time and its firing; reloads, broken and good.
 
-mod common;
+use crate::common;
 
-use common::imap::{ImapClient, add_agent};
-use common::sink::Sink;
-use common::{TestServer, deliver, eventually, message, relay, ticket_of};
+use crate::common::imap::{ImapClient, add_agent};
+use crate::common::sink::Sink;
+use crate::common::{
+    Backend, TestServer, backend_test, deliver, eventually, message, relay, ticket_of,
+};
 use postdesk::domain::ticket::Priority;
 use postdesk::store::TicketFilter;
 use std::path::{Path, PathBuf};
@@ -91,9 +93,8 @@ async fn start_with_rules(
     (server, dir)
 }
 
-#[tokio::test]
-async fn mail_in_gets_priority_queue_tags_and_due_times_from_the_rules() {
-    for backend in common::backends() {
+backend_test!(
+    async fn mail_in_gets_priority_queue_tags_and_due_times_from_the_rules(backend: Backend) {
         let (server, _rules) = start_with_rules(&backend, RULES).await;
         let before = chrono::Utc::now();
         let number = customer_writes(
@@ -156,7 +157,7 @@ async fn mail_in_gets_priority_queue_tags_and_due_times_from_the_rules() {
         assert!(overdue.is_empty());
         server.stop().await;
     }
-}
+);
 
 const FAST: &str = r#"
 [sla.fast]
@@ -177,9 +178,10 @@ owner = "nobody@desk.test"
 notify = ["lead@example.test"]
 "#;
 
-#[tokio::test]
-async fn an_escalation_fires_once_across_restarts_and_the_ticket_shows_as_overdue() {
-    for backend in common::backends() {
+backend_test!(
+    async fn an_escalation_fires_once_across_restarts_and_the_ticket_shows_as_overdue(
+        backend: Backend,
+    ) {
         let sink = Sink::start(Vec::new(), None).await;
         let dir = tempfile::tempdir().expect("tempdir");
         let path = write_rules(dir.path(), FAST);
@@ -293,11 +295,10 @@ async fn an_escalation_fires_once_across_restarts_and_the_ticket_shows_as_overdu
         assert!(t.sla_paused_at.is_some());
         server.stop().await;
     }
-}
+);
 
-#[tokio::test]
-async fn a_broken_rules_file_is_refused_on_reload_and_the_old_rules_stay() {
-    for backend in common::backends() {
+backend_test!(
+    async fn a_broken_rules_file_is_refused_on_reload_and_the_old_rules_stay(backend: Backend) {
         let (server, dir) = start_with_rules(&backend, RULES).await;
 
         write_rules(dir.path(), &RULES.replace("to.local ==", "to.lokal =="));
@@ -335,7 +336,7 @@ async fn a_broken_rules_file_is_refused_on_reload_and_the_old_rules_stay() {
         assert_eq!(t.priority, Priority::High);
         server.stop().await;
     }
-}
+);
 
 #[tokio::test]
 async fn a_server_does_not_start_on_a_broken_rules_file() {
@@ -351,9 +352,8 @@ async fn a_server_does_not_start_on_a_broken_rules_file() {
     assert!(err.contains("first_response"), "{err}");
 }
 
-#[tokio::test]
-async fn rules_choose_the_owner_and_the_acknowledgement() {
-    for backend in common::backends() {
+backend_test!(
+    async fn rules_choose_the_owner_and_the_acknowledgement(backend: Backend) {
         let dir = tempfile::tempdir().expect("tempdir");
         let templates = dir.path().join("templates");
         std::fs::create_dir_all(&templates).expect("templates dir");
@@ -432,7 +432,7 @@ auto_reply = false
         );
         server.stop().await;
     }
-}
+);
 
 const PAUSING: &str = r#"
 [sla.quick]
@@ -449,12 +449,11 @@ when = "first_response.remaining < duration('5s')"
 notify = ["lead@example.test"]
 "#;
 
-/// Pending stops the clock; the customer's answer resumes it with what
-/// was left. The warning, sent before the pause, holds again after it: it
-/// is the same clock, so it is not sent again.
-#[tokio::test]
-async fn a_paused_clock_resumes_with_what_was_left_and_warns_once() {
-    for backend in common::backends() {
+backend_test!(
+    /// Pending stops the clock; the customer's answer resumes it with what
+    /// was left. The warning, sent before the pause, holds again after it: it
+    /// is the same clock, so it is not sent again.
+    async fn a_paused_clock_resumes_with_what_was_left_and_warns_once(backend: Backend) {
         let (server, _rules) = start_with_rules(&backend, PAUSING).await;
         let number = customer_writes(
             &server,
@@ -539,4 +538,4 @@ async fn a_paused_clock_resumes_with_what_was_left_and_warns_once() {
         assert_eq!(notices, 1);
         server.stop().await;
     }
-}
+);

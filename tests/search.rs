@@ -2,10 +2,10 @@
 //! catching up with mail stored while it was not running, IMAP SEARCH
 //! kept to the agent's queues, and the similar-tickets note.
 
-mod common;
+use crate::common;
 
-use common::imap::{ImapClient, add_agent, search_numbers};
-use common::{SmtpClient, TestServer};
+use crate::common::imap::{ImapClient, add_agent, search_numbers};
+use crate::common::{Backend, SmtpClient, TestServer, backend_test};
 use postdesk::domain::ticket::Status;
 use postdesk::search::SearchIndex;
 use std::path::PathBuf;
@@ -91,10 +91,9 @@ fn tickets(server: &TestServer, query: &str) -> Vec<i64> {
         .collect()
 }
 
-#[tokio::test]
-async fn corpus_queries_have_known_answers() {
-    let mime = corpus().join("mime");
-    for backend in common::backends() {
+backend_test!(
+    async fn corpus_queries_have_known_answers(backend: Backend) {
+        let mime = corpus().join("mime");
         let server = TestServer::start(&backend).await;
         let mut ticket_of = std::collections::HashMap::new();
         for name in [
@@ -203,11 +202,10 @@ async fn corpus_queries_have_known_answers() {
         assert_eq!(closed, hello);
         server.stop().await;
     }
-}
+);
 
-#[tokio::test]
-async fn mail_stored_while_the_indexer_was_down_is_caught_up_at_start() {
-    for backend in common::backends() {
+backend_test!(
+    async fn mail_stored_while_the_indexer_was_down_is_caught_up_at_start(backend: Backend) {
         let mut server = TestServer::start(&backend).await;
         let first = deliver(
             &server,
@@ -280,11 +278,10 @@ async fn mail_stored_while_the_indexer_was_down_is_caught_up_at_start() {
         assert_eq!(aside, 1);
         server.stop().await;
     }
-}
+);
 
-#[tokio::test]
-async fn imap_search_never_returns_messages_of_queues_the_agent_cannot_see() {
-    for backend in common::backends() {
+backend_test!(
+    async fn imap_search_never_returns_messages_of_queues_the_agent_cannot_see(backend: Backend) {
         let server = TestServer::start(&backend).await;
         add_agent(&server, "ann@desk.test", &["support"], false).await;
         add_agent(&server, "root@desk.test", &[], true).await;
@@ -368,11 +365,10 @@ async fn imap_search_never_returns_messages_of_queues_the_agent_cannot_see() {
         assert!(tickets.iter().any(|t| t.number == support));
         server.stop().await;
     }
-}
+);
 
-#[tokio::test]
-async fn a_new_ticket_gets_a_note_naming_the_similar_resolved_one() {
-    for backend in common::backends() {
+backend_test!(
+    async fn a_new_ticket_gets_a_note_naming_the_similar_resolved_one(backend: Backend) {
         let server = TestServer::start(&backend).await;
         let vpn = deliver(
             &server,
@@ -506,4 +502,4 @@ async fn a_new_ticket_gets_a_note_naming_the_similar_resolved_one() {
         assert_eq!(tickets(&server, "\"possibly related\""), Vec::<i64>::new());
         server.stop().await;
     }
-}
+);

@@ -3,10 +3,12 @@
 //! and reply codes, "250 only after commit", and duplicate deliveries, on
 //! every backend.
 
-mod common;
+use crate::common;
 
-use common::tls::tls_handshake;
-use common::{Backend, Reply, SmtpClient, TestServer, dot_stuff, message, ticket_of};
+use crate::common::tls::tls_handshake;
+use crate::common::{
+    Backend, Reply, SmtpClient, TestServer, backend_test, dot_stuff, message, ticket_of,
+};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -121,9 +123,8 @@ async fn read_raw_line(stream: &mut TcpStream) -> String {
     String::from_utf8(line).expect("utf-8 reply")
 }
 
-#[tokio::test]
-async fn greeting_ehlo_extensions_and_helo() {
-    for backend in common::backends() {
+backend_test!(
+    async fn greeting_ehlo_extensions_and_helo(backend: Backend) {
         let server = TestServer::start(&backend).await;
         let (mut client, greeting) = SmtpClient::connect(server.smtp()).await;
         expect(&backend, &greeting, 220, "desk.test");
@@ -173,11 +174,10 @@ async fn greeting_ehlo_extensions_and_helo() {
         assert_bytes(&backend, &customer_raw(&server, ticket).await, &raw);
         server.stop().await;
     }
-}
+);
 
-#[tokio::test]
-async fn data_is_unstuffed_byte_exact() {
-    for backend in common::backends() {
+backend_test!(
+    async fn data_is_unstuffed_byte_exact(backend: Backend) {
         let server = TestServer::start(&backend).await;
         let mut client = connect(&server).await;
 
@@ -278,11 +278,10 @@ async fn data_is_unstuffed_byte_exact() {
         expect(&backend, &client.cmd("NOOP").await, 250, "2.0.0");
         server.stop().await;
     }
-}
+);
 
-#[tokio::test]
-async fn command_lines_split_across_reads() {
-    for backend in common::backends() {
+backend_test!(
+    async fn command_lines_split_across_reads(backend: Backend) {
         let server = TestServer::start(&backend).await;
         let mut client = connect(&server).await;
         // A command in two segments, then one a byte at a time: the server
@@ -311,11 +310,10 @@ async fn command_lines_split_across_reads() {
         expect(&backend, &client.cmd("RSET").await, 250, "2.0.0");
         server.stop().await;
     }
-}
+);
 
-#[tokio::test]
-async fn eight_bit_mime_and_smtputf8() {
-    for backend in common::backends() {
+backend_test!(
+    async fn eight_bit_mime_and_smtputf8(backend: Backend) {
         let server = TestServer::start(&backend).await;
         let mut client = connect(&server).await;
         ehlo(&mut client, &backend).await;
@@ -366,11 +364,10 @@ async fn eight_bit_mime_and_smtputf8() {
         assert_eq!(t.customer_address, "jörg@例え.jp");
         server.stop().await;
     }
-}
+);
 
-#[tokio::test]
-async fn bdat_chunks_are_stored_exactly() {
-    for backend in common::backends() {
+backend_test!(
+    async fn bdat_chunks_are_stored_exactly(backend: Backend) {
         let server = TestServer::start(&backend).await;
         let mut client = connect(&server).await;
         ehlo(&mut client, &backend).await;
@@ -443,11 +440,10 @@ async fn bdat_chunks_are_stored_exactly() {
         assert_bytes(&backend, &customer_raw(&server, ticket).await, &raw);
         server.stop().await;
     }
-}
+);
 
-#[tokio::test]
-async fn bdat_out_of_sequence() {
-    for backend in common::backends() {
+backend_test!(
+    async fn bdat_out_of_sequence(backend: Backend) {
         let server = TestServer::start(&backend).await;
         let mut client = connect(&server).await;
         ehlo(&mut client, &backend).await;
@@ -502,11 +498,10 @@ async fn bdat_out_of_sequence() {
         assert_bytes(&backend, &customer_raw(&server, ticket).await, &raw);
         server.stop().await;
     }
-}
+);
 
-#[tokio::test]
-async fn pipelining() {
-    for backend in common::backends() {
+backend_test!(
+    async fn pipelining(backend: Backend) {
         let server = TestServer::start(&backend).await;
         let mut client = connect(&server).await;
         let r = ehlo(&mut client, &backend).await;
@@ -569,11 +564,10 @@ async fn pipelining() {
         assert_bytes(&backend, &customer_raw(&server, ticket).await, &raw);
         server.stop().await;
     }
-}
+);
 
-#[tokio::test]
-async fn starttls_then_mail() {
-    for backend in common::backends() {
+backend_test!(
+    async fn starttls_then_mail(backend: Backend) {
         let server = TestServer::start(&backend).await;
         let mut client = connect(&server).await;
         let r = ehlo(&mut client, &backend).await;
@@ -617,11 +611,10 @@ async fn starttls_then_mail() {
         expect(&backend, &client.cmd("QUIT").await, 221, "2.0.0");
         server.stop().await;
     }
-}
+);
 
-#[tokio::test]
-async fn starttls_discards_pipelined_commands() {
-    for backend in common::backends() {
+backend_test!(
+    async fn starttls_discards_pipelined_commands(backend: Backend) {
         let server = TestServer::start(&backend).await;
         let mut client = connect(&server).await;
         ehlo(&mut client, &backend).await;
@@ -658,11 +651,10 @@ async fn starttls_discards_pipelined_commands() {
         expect(&backend, &client.cmd("NOOP").await, 250, "2.0.0");
         server.stop().await;
     }
-}
+);
 
-#[tokio::test]
-async fn size_declared_too_big_is_552() {
-    for backend in common::backends() {
+backend_test!(
+    async fn size_declared_too_big_is_552(backend: Backend) {
         let server = TestServer::start(&backend).await;
         let mut client = connect(&server).await;
         ehlo(&mut client, &backend).await;
@@ -677,11 +669,10 @@ async fn size_declared_too_big_is_552() {
         expect(&backend, &r, 250, "2.1.0");
         server.stop().await;
     }
-}
+);
 
-#[tokio::test]
-async fn oversized_messages_are_552_and_not_stored() {
-    for backend in common::backends() {
+backend_test!(
+    async fn oversized_messages_are_552_and_not_stored(backend: Backend) {
         let server = TestServer::start_with(&backend, |c| c.smtp.max_message_size = 2000).await;
         let mut client = connect(&server).await;
         let r = ehlo(&mut client, &backend).await;
@@ -771,11 +762,10 @@ async fn oversized_messages_are_552_and_not_stored() {
         assert_bytes(&backend, &customer_raw(&server, ticket).await, &exact);
         server.stop().await;
     }
-}
+);
 
-#[tokio::test]
-async fn recipients_unknown_plus_and_too_many() {
-    for backend in common::backends() {
+backend_test!(
+    async fn recipients_unknown_plus_and_too_many(backend: Backend) {
         let server = TestServer::start_with(&backend, |c| c.smtp.max_recipients = 2).await;
         let mut client = connect(&server).await;
         ehlo(&mut client, &backend).await;
@@ -830,11 +820,10 @@ async fn recipients_unknown_plus_and_too_many() {
         );
         server.stop().await;
     }
-}
+);
 
-#[tokio::test]
-async fn overlong_command_lines_are_500() {
-    for backend in common::backends() {
+backend_test!(
+    async fn overlong_command_lines_are_500(backend: Backend) {
         let server = TestServer::start_with(&backend, |c| c.smtp.max_line_length = 600).await;
         let mut client = connect(&server).await;
         ehlo(&mut client, &backend).await;
@@ -873,11 +862,10 @@ async fn overlong_command_lines_are_500() {
         expect(&backend, &client.cmd("RSET").await, 250, "2.0.0 Reset");
         server.stop().await;
     }
-}
+);
 
-#[tokio::test]
-async fn idle_clients_time_out_with_421() {
-    for backend in common::backends() {
+backend_test!(
+    async fn idle_clients_time_out_with_421(backend: Backend) {
         let server = TestServer::start_with(&backend, |c| c.smtp.command_timeout = 1).await;
         let mut client = connect(&server).await;
         ehlo(&mut client, &backend).await;
@@ -912,14 +900,13 @@ async fn idle_clients_time_out_with_421() {
         assert_eq!(counts(&server).await, before, "{}", backend.name());
         server.stop().await;
     }
-}
+);
 
-#[tokio::test]
-async fn a_trickling_client_cannot_outlast_the_transfer_deadline() {
-    // With a per-read timeout of 2 s, a byte every 300 ms until 1.6 s would
-    // keep the session until 3.6 s; the deadline for the whole transfer
-    // ends it at 2 s.
-    for backend in common::backends() {
+backend_test!(
+    async fn a_trickling_client_cannot_outlast_the_transfer_deadline(backend: Backend) {
+        // With a per-read timeout of 2 s, a byte every 300 ms until 1.6 s would
+        // keep the session until 3.6 s; the deadline for the whole transfer
+        // ends it at 2 s.
         let server = TestServer::start_with(&backend, |c| {
             c.smtp.data_timeout = 2;
             c.smtp.command_timeout = 2;
@@ -950,11 +937,10 @@ async fn a_trickling_client_cannot_outlast_the_transfer_deadline() {
         assert_eq!(counts(&server).await, before);
         server.stop().await;
     }
-}
+);
 
-#[tokio::test]
-async fn the_bdat_chunk_that_goes_over_the_limit_is_refused() {
-    for backend in common::backends() {
+backend_test!(
+    async fn the_bdat_chunk_that_goes_over_the_limit_is_refused(backend: Backend) {
         let server = TestServer::start_with(&backend, |c| c.smtp.max_message_size = 2000).await;
         let before = counts(&server).await;
         let mut client = connect(&server).await;
@@ -974,11 +960,10 @@ async fn the_bdat_chunk_that_goes_over_the_limit_is_refused() {
         assert_eq!(counts(&server).await, before);
         server.stop().await;
     }
-}
+);
 
-#[tokio::test]
-async fn too_many_connections_get_421() {
-    for backend in common::backends() {
+backend_test!(
+    async fn too_many_connections_get_421(backend: Backend) {
         let server = TestServer::start_with(&backend, |c| c.smtp.max_connections = 1).await;
         let mut first = connect(&server).await;
         ehlo(&mut first, &backend).await;
@@ -1005,11 +990,10 @@ async fn too_many_connections_get_421() {
         assert!(accepted, "{}: slot not released", backend.name());
         server.stop().await;
     }
-}
+);
 
-#[tokio::test]
-async fn command_sequence_errors() {
-    for backend in common::backends() {
+backend_test!(
+    async fn command_sequence_errors(backend: Backend) {
         let server = TestServer::start(&backend).await;
         let mut client = connect(&server).await;
         expect(
@@ -1077,11 +1061,10 @@ async fn command_sequence_errors() {
         assert_eq!(counts(&server).await.0, 0, "{}", backend.name());
         server.stop().await;
     }
-}
+);
 
-#[tokio::test]
-async fn other_commands_and_quit() {
-    for backend in common::backends() {
+backend_test!(
+    async fn other_commands_and_quit(backend: Backend) {
         let server = TestServer::start(&backend).await;
         let mut client = connect(&server).await;
         ehlo(&mut client, &backend).await;
@@ -1122,11 +1105,10 @@ async fn other_commands_and_quit() {
         assert!(client.is_closed().await, "{}", backend.name());
         server.stop().await;
     }
-}
+);
 
-#[tokio::test]
-async fn reply_250_only_after_commit() {
-    for backend in common::backends() {
+backend_test!(
+    async fn reply_250_only_after_commit(backend: Backend) {
         let server = TestServer::start(&backend).await;
         common::install_failing_trigger(&server).await;
         let before = counts(&server).await;
@@ -1184,11 +1166,10 @@ async fn reply_250_only_after_commit() {
         expect(&backend, &client.cmd("QUIT").await, 221, "2.0.0");
         server.stop().await;
     }
-}
+);
 
-#[tokio::test]
-async fn duplicate_deliveries_are_stored_once() {
-    for backend in common::backends() {
+backend_test!(
+    async fn duplicate_deliveries_are_stored_once(backend: Backend) {
         let server = TestServer::start(&backend).await;
         let before = counts(&server).await;
         let raw = message(
@@ -1248,11 +1229,10 @@ async fn duplicate_deliveries_are_stored_once() {
         assert_eq!(t.queue, "support", "{}", backend.name());
         server.stop().await;
     }
-}
+);
 
-#[tokio::test]
-async fn shutdown_finishes_transfers_and_sends_idle_clients_away() {
-    for backend in common::backends() {
+backend_test!(
+    async fn shutdown_finishes_transfers_and_sends_idle_clients_away(backend: Backend) {
         let server = TestServer::start(&backend).await;
         let mut idle = connect(&server).await;
         ehlo(&mut idle, &backend).await;
@@ -1282,4 +1262,4 @@ async fn shutdown_finishes_transfers_and_sends_idle_clients_away() {
             .expect("shutdown finished")
             .expect("join");
     }
-}
+);

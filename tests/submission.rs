@@ -4,13 +4,14 @@
 //! commands and their errors, permissions, outbound tickets, retries,
 //! bounces and restarts.
 
-mod common;
+use crate::common;
 
-use common::imap::{ImapClient, add_agent};
-use common::sink::Sink;
-use common::tls::tls_handshake;
-use common::{
-    Reply, SmtpClient, TestServer, deliver, dot_stuff, eventually, message, relay, ticket_of,
+use crate::common::imap::{ImapClient, add_agent};
+use crate::common::sink::Sink;
+use crate::common::tls::tls_handshake;
+use crate::common::{
+    Backend, Reply, SmtpClient, TestServer, backend_test, deliver, dot_stuff, eventually, message,
+    relay, ticket_of,
 };
 use postdesk::domain::ticket::{Priority, Status};
 use postdesk::store::OutboundStatus;
@@ -140,9 +141,10 @@ JVBERi0xLjQKJcfsj6IKNSAwIG9iago8PC9MZW5ndGggNiAwIFI+PgpzdHJlYW0K\r\n\
     )
 }
 
-#[tokio::test]
-async fn a_reply_reaches_the_customer_rewritten_threaded_and_without_commands() {
-    for backend in common::backends() {
+backend_test!(
+    async fn a_reply_reaches_the_customer_rewritten_threaded_and_without_commands(
+        backend: Backend,
+    ) {
         let sink = Sink::start(vec![], None).await;
         let server =
             TestServer::start_with(&backend, |c| c.outbound.relay = relay(sink.addr)).await;
@@ -279,16 +281,15 @@ async fn a_reply_reaches_the_customer_rewritten_threaded_and_without_commands() 
         );
         server.stop().await;
     }
-}
+);
 
 async fn refused(reply: &Reply, code: u16, text: &str) {
     assert_eq!(reply.code, code, "{reply:?}");
     assert!(reply.text().contains(text), "{reply:?}");
 }
 
-#[tokio::test]
-async fn notes_commands_errors_and_permissions() {
-    for backend in common::backends() {
+backend_test!(
+    async fn notes_commands_errors_and_permissions(backend: Backend) {
         let server = TestServer::start(&backend).await;
         add_agent(&server, "alice@desk.test", &["support"], false).await;
         add_agent(&server, "dan@desk.test", &["support"], false).await;
@@ -579,7 +580,7 @@ async fn notes_commands_errors_and_permissions() {
         refused(&r, 550, "names no ticket").await;
         server.stop().await;
     }
-}
+);
 
 async fn notes_of(server: &TestServer, ticket: i64) -> Vec<String> {
     let mut notes = Vec::new();
@@ -701,9 +702,10 @@ async fn implicit_tls_port_accepts_an_agent() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn replies_are_retried_failures_and_bounces_land_on_the_ticket_and_a_restart_sends_once() {
-    for backend in common::backends() {
+backend_test!(
+    async fn replies_are_retried_failures_and_bounces_land_on_the_ticket_and_a_restart_sends_once(
+        backend: Backend,
+    ) {
         // The acknowledgement goes through; the first reply is deferred once;
         // the second is refused for good.
         let sink = Sink::start(vec![250, 451, 250, 550], None).await;
@@ -817,7 +819,7 @@ Diagnostic-Code: smtp; 550 5.1.1 <carol@example.com>: Recipient address rejected
         }
         server.stop().await;
     }
-}
+);
 
 /// DNS answers for the DKIM check, without DNS.
 struct TxtRecords(std::sync::Mutex<std::collections::HashMap<Box<str>, mail_auth::Txt>>);

@@ -1,9 +1,9 @@
 //! Threading over real SMTP, on every backend: every rule of DESIGN.md §3.
 
-mod common;
+use crate::common;
 
+use crate::common::{Backend, TestServer, backend_test, deliver, message, ticket_of};
 use chrono::{Duration, Utc};
-use common::{Backend, TestServer, deliver, message, ticket_of};
 use postdesk::domain::ticket::Status;
 
 async fn status_of(server: &TestServer, ticket: i64) -> Status {
@@ -22,19 +22,8 @@ async fn send(
     ticket_of(&deliver(server.smtp(), from, &[to], &body).await)
 }
 
-async fn each_backend<F, Fut>(test: F)
-where
-    F: Fn(Backend) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    for backend in common::backends() {
-        test(backend).await;
-    }
-}
-
-#[tokio::test]
-async fn references_in_reply_to_and_plus_address_join_the_ticket() {
-    each_backend(|backend| async move {
+backend_test!(
+    async fn references_in_reply_to_and_plus_address_join_the_ticket(backend: Backend) {
         let server = TestServer::start(&backend).await;
         let first = send(
             &server,
@@ -98,13 +87,11 @@ async fn references_in_reply_to_and_plus_address_join_the_ticket() {
             "VPN drops"
         );
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_reply_to_our_acknowledgement_joins_the_ticket() {
-    each_backend(|backend| async move {
+backend_test!(
+    async fn a_reply_to_our_acknowledgement_joins_the_ticket(backend: Backend) {
         let server = TestServer::start(&backend).await;
         let ticket = send(
             &server,
@@ -151,13 +138,11 @@ async fn a_reply_to_our_acknowledgement_joins_the_ticket() {
         .await;
         assert_eq!(reply, ticket);
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn a_subject_tag_joins_only_for_participants() {
-    each_backend(|backend| async move {
+backend_test!(
+    async fn a_subject_tag_joins_only_for_participants(backend: Backend) {
         let server = TestServer::start(&backend).await;
         let cc = "Cc: Dave <dave@example.com>\r\n";
         let ticket = send(
@@ -224,13 +209,11 @@ async fn a_subject_tag_joins_only_for_participants() {
             .expect("messages");
         assert!(messages.iter().all(|m| m.sender != "mallory@evil.example"));
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn closed_tickets_reopen_inside_the_window_and_link_after_it() {
-    each_backend(|backend| async move {
+backend_test!(
+    async fn closed_tickets_reopen_inside_the_window_and_link_after_it(backend: Backend) {
         let server = TestServer::start(&backend).await;
         let recent = send(
             &server,
@@ -311,13 +294,11 @@ async fn closed_tickets_reopen_inside_the_window_and_link_after_it() {
         .await;
         assert_eq!(status_of(&server, recent).await, Status::Open);
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn reopen_window_is_configurable() {
-    each_backend(|backend| async move {
+backend_test!(
+    async fn reopen_window_is_configurable(backend: Backend) {
         let server = TestServer::start_with(&backend, |c| c.tickets.reopen_window_days = 2).await;
         let ticket = send(
             &server,
@@ -347,13 +328,11 @@ async fn reopen_window_is_configurable() {
         .await;
         assert_ne!(next, ticket);
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn subjects_lose_reply_prefixes_and_queue_follows_the_address() {
-    each_backend(|backend| async move {
+backend_test!(
+    async fn subjects_lose_reply_prefixes_and_queue_follows_the_address(backend: Backend) {
         let server = TestServer::start(&backend).await;
         let t = send(
             &server,
@@ -380,13 +359,11 @@ async fn subjects_lose_reply_prefixes_and_queue_follows_the_address() {
         .await;
         assert_ne!(u, t);
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn our_own_mail_never_opens_a_ticket() {
-    each_backend(|backend| async move {
+backend_test!(
+    async fn our_own_mail_never_opens_a_ticket(backend: Backend) {
         let server = TestServer::start(&backend).await;
         let before = server.store().counts().await.expect("counts");
         let body = message(
@@ -418,17 +395,29 @@ async fn our_own_mail_never_opens_a_ticket() {
                 .contains("own mail")
         );
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn delivery_reports_attach_to_the_bounced_ticket() {
-    each_backend(|backend| async move {
+backend_test!(
+    async fn delivery_reports_attach_to_the_bounced_ticket(backend: Backend) {
         let server = TestServer::start(&backend).await;
-        let ticket = send(&server, "alice@typo.example", "support@desk.test", "Help", "b1@typo.example", "").await;
-        let ack = server.store().ticket_messages(ticket).await.expect("messages")
-            .into_iter().find(|m| m.kind == "auto_reply").expect("ack");
+        let ticket = send(
+            &server,
+            "alice@typo.example",
+            "support@desk.test",
+            "Help",
+            "b1@typo.example",
+            "",
+        )
+        .await;
+        let ack = server
+            .store()
+            .ticket_messages(ticket)
+            .await
+            .expect("messages")
+            .into_iter()
+            .find(|m| m.kind == "auto_reply")
+            .expect("ack");
         let dsn = format!(
             "From: Mail Delivery System <MAILER-DAEMON@mx.example>\r\nTo: support@desk.test\r\n\
              Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn1@mx.example>\r\n\
@@ -446,25 +435,37 @@ async fn delivery_reports_attach_to_the_bounced_ticket() {
         assert_eq!(ticket_of(&reply), ticket);
         let after = server.store().counts().await.expect("counts");
         assert_eq!(after.1, before.1, "a bounce never opens a ticket");
-        let messages = server.store().ticket_messages(ticket).await.expect("messages");
+        let messages = server
+            .store()
+            .ticket_messages(ticket)
+            .await
+            .expect("messages");
         assert!(messages.iter().any(|m| m.kind == "bounce"));
         let events = server.store().ticket_events(ticket).await.expect("events");
         assert!(events.iter().any(|e| e.kind == "delivery-report"));
 
         // A report about mail postdesk never sent is kept, unfiled.
-        let stray = dsn.replace(&ack.message_id, "unknown@nowhere").replace("dsn1@", "dsn2@");
+        let stray = dsn
+            .replace(&ack.message_id, "unknown@nowhere")
+            .replace("dsn1@", "dsn2@");
         let reply = deliver(server.smtp(), "", &["support@desk.test"], stray.as_bytes()).await;
         assert_eq!(reply.code, 250);
         assert_eq!(server.store().counts().await.expect("counts").1, before.1);
-        assert_eq!(server.store().unfiled_messages().await.expect("unfiled").len(), 1);
+        assert_eq!(
+            server
+                .store()
+                .unfiled_messages()
+                .await
+                .expect("unfiled")
+                .len(),
+            1
+        );
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn no_acknowledgement_for_automatic_or_list_mail() {
-    each_backend(|backend| async move {
+backend_test!(
+    async fn no_acknowledgement_for_automatic_or_list_mail(backend: Backend) {
         let server = TestServer::start(&backend).await;
         let cases = [
             ("Auto-Submitted: auto-replied\r\n", "alice@example.com"),
@@ -495,13 +496,11 @@ async fn no_acknowledgement_for_automatic_or_list_mail() {
         }
         assert!(server.outbound(None).await.is_empty());
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn acknowledgements_are_rate_limited_per_sender() {
-    each_backend(|backend| async move {
+backend_test!(
+    async fn acknowledgements_are_rate_limited_per_sender(backend: Backend) {
         let server =
             TestServer::start_with(&backend, |c| c.autoreply.max_per_sender_per_hour = 3).await;
         for i in 0..6 {
@@ -540,13 +539,11 @@ async fn acknowledgements_are_rate_limited_per_sender() {
             1
         );
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn malformed_mail_is_stored_and_flagged() {
-    each_backend(|backend| async move {
+backend_test!(
+    async fn malformed_mail_is_stored_and_flagged(backend: Backend) {
         let server = TestServer::start(&backend).await;
         // No From, no Message-ID, no Date, no blank line before the body.
         let raw = b"Subject: broken\r\nthis line is not a header\r\n".to_vec();
@@ -595,13 +592,11 @@ async fn malformed_mail_is_stored_and_flagged() {
             1
         );
         server.stop().await;
-    })
-    .await;
-}
+    }
+);
 
-#[tokio::test]
-async fn an_original_arriving_after_its_reply_joins_the_reply_s_ticket() {
-    each_backend(|backend| async move {
+backend_test!(
+    async fn an_original_arriving_after_its_reply_joins_the_reply_s_ticket(backend: Backend) {
         let server = TestServer::start(&backend).await;
         // Dave's answer (Alice in Cc) reaches us before Alice's own mail.
         let reply = send(
@@ -624,6 +619,5 @@ async fn an_original_arriving_after_its_reply_joins_the_reply_s_ticket() {
         .await;
         assert_eq!(original, reply);
         server.stop().await;
-    })
-    .await;
-}
+    }
+);

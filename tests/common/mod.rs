@@ -32,6 +32,50 @@ impl Backend {
 
 static NOTICE: Once = Once::new();
 
+/// Defines a test that runs once per backend, as a module of the test's name
+/// holding `sqlite` and `postgres` tests: a failure names its backend
+/// (`imap::flags_are_ticket_state::postgres`), and the harness can run the
+/// two at once.
+/// The PostgreSQL one follows [`postgres_url`]: without
+/// `POSTDESK_TEST_POSTGRES` it passes without running (failing in CI).
+/// Each [`TestServer`] it starts gets its own fresh database.
+///
+/// ```ignore
+/// backend_test!(
+///     async fn flags_are_ticket_state(backend: Backend) {
+///         let server = TestServer::start(&backend).await;
+///         // …
+///     }
+/// );
+/// ```
+macro_rules! backend_test {
+    (
+        $(#[$attribute:meta])*
+        async fn $name:ident($backend:ident: $backend_type:ty $(,)?) $body:block
+    ) => {
+        $(#[$attribute])*
+        mod $name {
+            use super::*;
+
+            #[tokio::test]
+            async fn sqlite() {
+                let $backend: $backend_type = $crate::common::Backend::Sqlite;
+                $body
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                let Some(url) = $crate::common::postgres_url() else {
+                    return;
+                };
+                let $backend: $backend_type = $crate::common::Backend::Postgres(url);
+                $body
+            }
+        }
+    };
+}
+pub(crate) use backend_test;
+
 /// SQLite always; PostgreSQL when `POSTDESK_TEST_POSTGRES` names a server.
 pub fn backends() -> Vec<Backend> {
     let mut backends = vec![Backend::Sqlite];
@@ -49,8 +93,14 @@ pub fn postgres_url() -> Option<String> {
                 !in_ci(),
                 "POSTDESK_TEST_POSTGRES must name a PostgreSQL server in CI (.ci/run sets it)"
             );
+            // Straight to stderr: the test harness captures `eprintln!`,
+            // and a skipped PostgreSQL test still reports `ok`.
             NOTICE.call_once(|| {
-                eprintln!("notice: POSTDESK_TEST_POSTGRES is not set; the PostgreSQL runs of these tests are skipped");
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr().lock(),
+                    "notice: POSTDESK_TEST_POSTGRES is not set; the PostgreSQL runs of these tests are skipped"
+                );
             });
             None
         }

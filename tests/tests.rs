@@ -1,0 +1,21 @@
+//! The integration tests: one binary, one module per area, and the shared
+//! harness in `common`. Per-backend tests are `backend_test!`s, named
+//! `<area>::<test>::sqlite` and `<area>::<test>::postgres`.
+
+mod common;
+
+mod architecture;
+mod cli;
+mod corpus;
+mod fuzz_replay;
+mod group_commit;
+mod imap;
+mod imap_interop;
+mod interop;
+mod migrations;
+mod outbound;
+mod rules;
+mod search;
+mod smtp_protocol;
+mod submission;
+mod threading;
