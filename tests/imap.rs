@@ -734,3 +734,19 @@ async fn a_shutdown_says_bye_to_waiting_and_idling_clients() {
     let done = idling.read_until_tagged("i1").await;
     assert!(done.ok(), "{}", done.all_text());
 }
+
+backend_test!(
+    /// IDLE sessions hear of changes other processes make (the CLI, another
+    /// node) through a marker read every second: it must read on every
+    /// backend (on PostgreSQL a SUM over bigint is NUMERIC).
+    async fn the_change_marker_moves_with_a_change_on_every_backend(backend: Backend) {
+        let (server, ticket) = desk(&backend).await;
+        let before = server.store().imap_global_marker().await.expect("marker");
+        crate::common::set_status(server.store(), ticket, Status::Pending, chrono::Utc::now())
+            .await
+            .expect("pending");
+        let after = server.store().imap_global_marker().await.expect("marker");
+        assert_ne!(before, after, "{}", backend.name());
+        server.stop().await;
+    }
+);

@@ -390,7 +390,7 @@ impl Store {
             let row = sqlx::query(
                 "SELECT (SELECT COALESCE(MAX(id), 0) FROM messages) AS m,
                         (SELECT COALESCE(MAX(id), 0) FROM ticket_events) AS e,
-                        (SELECT COALESCE(SUM(seen_version), 0) FROM agents) AS s",
+                        (SELECT CAST(COALESCE(SUM(seen_version), 0) AS BIGINT) FROM agents) AS s",
             )
             .fetch_one(pool)
             .await?;

@@ -146,6 +146,31 @@ pub async fn fresh_postgres_database(base_url: &str) -> String {
     url.to_string()
 }
 
+/// Drops a test's database once the test is done with it (the server
+/// stopped): a suite run makes a hundred, and the machine's PostgreSQL
+/// keeps what it is given. A failing test leaves its database for a look.
+pub async fn drop_postgres_database(base_url: &str, url: &str) {
+    use sqlx::Connection;
+    let Some(name) = url::Url::parse(url)
+        .ok()
+        .map(|u| u.path().trim_start_matches('/').to_string())
+        .filter(|name| name.starts_with("postdesk_test_"))
+    else {
+        return;
+    };
+    let Ok(mut admin) = sqlx::PgConnection::connect(base_url).await else {
+        return;
+    };
+    // FORCE: a pool's idle connections may still be closing.
+    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+    if let Err(err) = sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+        .execute(&mut admin)
+        .await
+    {
+        eprintln!("test database {name} not dropped: {err}");
+    }
+}
+
 /// A configuration for a test: loopback, ephemeral ports, temp data dir.
 pub async fn test_config(backend: &Backend, dir: &std::path::Path) -> Config {
     let mut config = Config {
@@ -252,6 +277,9 @@ impl TestServer {
     pub async fn stop(mut self) {
         if let Some(running) = self.running.take() {
             running.shutdown().await;
+        }
+        if let (Backend::Postgres(base), Some(url)) = (&self.backend, &self.config.database_url) {
+            drop_postgres_database(base, url).await;
         }
     }
 }
