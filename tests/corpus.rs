@@ -115,10 +115,10 @@ async fn every_mime_sample_is_stored_byte_exact() {
 }
 
 /// Samples whose body structure nests deeper than imap-codec's response
-/// parser follows: it stops at a fixed recursion limit (8 levels, a
-/// message/rfc822 part counting as two), a guard of the client, not a
-/// syntax rule. This one is three forwarded messages deep; its structure's
-/// syntax is checked by the strict reader of the unit tests
+/// parser follows: it stops at 7 levels of nested bodies (a fixed limit of
+/// 8 recursions), a guard of the client, not a syntax rule. This one has 8
+/// (three forwarded messages, each in a multipart); its structure's syntax
+/// is checked by the strict reader of the unit tests
 /// (`imap::encode::tests`), and its ENVELOPE here.
 const DEEPER_THAN_IMAP_CODEC_FOLLOWS: &[&str] = &["mime4j-mimetools-frag.eml"];
 
@@ -310,7 +310,9 @@ struct CodecClient {
 
 impl CodecClient {
     async fn connect(server: &TestServer) -> CodecClient {
-        let stream = TcpStream::connect(server.imap()).await.expect("connect imap");
+        let stream = TcpStream::connect(server.imap())
+            .await
+            .expect("connect imap");
         let mut client = CodecClient {
             stream,
             buffer: Vec::new(),
