@@ -488,6 +488,19 @@ AAECAwQFBgcICQ==\r\n\
     }
 
     #[test]
+    fn odd_headers_pass_through_as_the_mime_scanner_reads_them() {
+        // A stray whitespace line before the first field goes; LF line
+        // endings, a line without colon and a last field without line
+        // ending stay as written (the last one completed with CRLF).
+        let raw = b" \r\nFrom: a@desk.test\nNo colon here\nsubject : old\n\tfolded\nX-Last: 1";
+        let out = rewrite_header(raw, &[Field::raw("Subject", "new")]);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "From: a@desk.test\nNo colon here\nSubject: new\r\nX-Last: 1\r\n\r\n"
+        );
+    }
+
+    #[test]
     fn header_fields_are_replaced_in_place_and_added_at_the_end() {
         let raw = b"From: Alice <alice@desk.test>\r\nSubject: Re: VPN\r\n drops\r\nBcc: boss@desk.test\r\nX-Other: kept\r\n\r\nbody\r\n";
         let out = rewrite_header(

@@ -13,7 +13,7 @@
 //! list), which imap-codec's string types and encoder decide differently,
 //! and building its validated `Cow` types for every value of every message
 //! would slow the first sync of a large folder. imap-codec checks our output
-//! instead: tests/corpus.rs and the `imap_render` fuzz target decode it
+//! instead: tests/corpus.rs and the `mime_render` fuzz target decode it
 //! with its response parser.
 
 pub mod body_structure;
