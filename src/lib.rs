@@ -14,6 +14,7 @@ pub mod fuzzing;
 pub mod imap;
 pub mod import;
 pub mod ingest;
+pub mod mime;
 pub mod net;
 pub mod outbound;
 pub mod passwords;

@@ -1,6 +1,6 @@
 //! The fuzz targets' seeds, replayed on stable Rust (cargo-fuzz needs
-//! nightly; see fuzz/README.md): the SMTP session seeds in fuzz/seeds and,
-//! for the message parsers, every sample of the shared MIME corpus.
+//! nightly; see fuzz/README.md): the seeds in fuzz/seeds and, for the
+//! message parsers, every sample of the shared MIME corpus.
 
 use std::path::PathBuf;
 
@@ -28,12 +28,16 @@ fn smtp_session_seeds() {
     }
 }
 
-#[test]
-fn inspect_message_seeds() {
+fn corpus_samples() -> Vec<PathBuf> {
     let corpus = std::env::var_os("POSTDESK_CORPUS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus")));
-    for sample in files(corpus.join("mime")) {
+    files(corpus.join("mime"))
+}
+
+#[test]
+fn inspect_message_seeds() {
+    for sample in corpus_samples() {
         let data = std::fs::read(&sample).expect("sample");
         postdesk::fuzzing::inspect_message(&data);
         // Truncations and a flipped byte on the way, as a fuzzer would try.
@@ -43,5 +47,22 @@ fn inspect_message_seeds() {
             *b ^= 0x5a;
         }
         postdesk::fuzzing::inspect_message(&flipped);
+    }
+}
+
+#[test]
+fn mime_render_seeds() {
+    for seed in files(PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fuzz/seeds/mime_render"
+    ))) {
+        let data = std::fs::read(&seed).expect("seed");
+        postdesk::fuzzing::mime_render(&data);
+    }
+    for sample in corpus_samples() {
+        let data = std::fs::read(&sample).expect("sample");
+        postdesk::fuzzing::mime_render(&data);
+        // A truncation, as a fuzzer would try: parts cut off mid-way.
+        postdesk::fuzzing::mime_render(&data[..data.len() / 2]);
     }
 }

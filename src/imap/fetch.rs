@@ -3,10 +3,11 @@
 //! Message data is sliced from the stored bytes; nothing is re-encoded, so
 //! what the client gets is what the customer sent.
 
-use super::render::{self, SectionKind};
+use super::encode::{self, SectionKind};
 use super::response;
 use super::selected::Selected;
 use super::session::{LoggedIn, Reply, Session};
+use crate::mime::header;
 use crate::store::{Content, FlagOp, MessageRef, StoreError, join_flags};
 use imap_codec::imap_types::command::FetchModifier;
 use imap_codec::imap_types::fetch::{
@@ -282,7 +283,7 @@ impl Session {
         let truncated: Vec<MessageRef> = contents
             .iter()
             .filter(|(_, c)| {
-                c.raw.len() < c.size && render::terminated_header_len(&c.raw).is_none()
+                c.raw.len() < c.size && header::terminated_header_len(&c.raw).is_none()
             })
             .map(|(r, _)| *r)
             .collect();
@@ -336,47 +337,47 @@ impl Session {
                 }
                 (MessageDataItemName::Envelope, Some(content)) => {
                     out.extend_from_slice(b"ENVELOPE ");
-                    render::write_envelope(out, &content.raw);
+                    encode::write_envelope(out, &content.raw);
                 }
                 (MessageDataItemName::BodyStructure, Some(content)) => {
                     out.extend_from_slice(b"BODYSTRUCTURE ");
-                    render::write_bodystructure(out, &content.raw, true);
+                    encode::write_bodystructure(out, &content.raw, true);
                 }
                 (MessageDataItemName::Body, Some(content)) => {
                     out.extend_from_slice(b"BODY ");
-                    render::write_bodystructure(out, &content.raw, false);
+                    encode::write_bodystructure(out, &content.raw, false);
                 }
                 (MessageDataItemName::Rfc822, Some(content)) => {
                     out.extend_from_slice(b"RFC822 ");
-                    render::write_literal(out, &content.raw);
+                    encode::write_literal(out, &content.raw);
                 }
                 (MessageDataItemName::Rfc822Header, Some(content)) => {
                     let raw = content.raw.as_slice();
                     out.extend_from_slice(b"RFC822.HEADER ");
-                    render::write_literal(out, &raw[..render::header_end(raw)]);
+                    encode::write_literal(out, &raw[..header::header_end(raw)]);
                 }
                 (MessageDataItemName::Rfc822Text, Some(content)) => {
                     let raw = content.raw.as_slice();
                     out.extend_from_slice(b"RFC822.TEXT ");
-                    render::write_literal(out, &raw[render::header_end(raw)..]);
+                    encode::write_literal(out, &raw[header::header_end(raw)..]);
                 }
                 (MessageDataItemName::BodyExt { partial, .. }, Some(content)) => {
                     let Some(Some((name, part, kind))) = sections.get(n) else {
                         continue;
                     };
                     out.extend_from_slice(format!("BODY[{name}]").as_bytes());
-                    let data = render::section_bytes(&content.raw, part, kind.clone());
+                    let data = encode::section_bytes(&content.raw, part, kind.clone());
                     match (data, partial) {
                         (None, _) => out.extend_from_slice(b" NIL"),
                         (Some(data), None) => {
                             out.push(b' ');
-                            render::write_literal(out, &data);
+                            encode::write_literal(out, &data);
                         }
                         (Some(data), Some((origin, length))) => {
                             let start = (*origin as usize).min(data.len());
                             let end = start.saturating_add(length.get() as usize).min(data.len());
                             out.extend_from_slice(format!("<{origin}> ").as_bytes());
-                            render::write_literal(out, &data[start..end]);
+                            encode::write_literal(out, &data[start..end]);
                         }
                     }
                 }

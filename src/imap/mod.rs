@@ -10,10 +10,10 @@
 
 mod append;
 mod copy_move;
+pub(crate) mod encode;
 mod extended;
 mod fetch;
 mod mailboxes;
-pub mod render;
 mod response;
 mod search;
 mod selected;

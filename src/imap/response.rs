@@ -1,9 +1,9 @@
 //! Writing responses: the small pieces of IMAP syntax (RFC 3501 §9) that
-//! every command needs. Strings go through [`render::write_string`], which
+//! every command needs. Strings go through [`encode::write_string`], which
 //! picks a quoted string or a literal, so nothing a message contains can
 //! break the syntax.
 
-use super::render;
+use super::encode;
 use chrono::{DateTime, Utc};
 
 /// An atom when the value is one (RFC 3501 ATOM-CHAR), else a string.
@@ -17,14 +17,14 @@ pub fn write_astring(out: &mut Vec<u8>, value: &[u8]) {
     if atom {
         out.extend_from_slice(value);
     } else {
-        render::write_string(out, value);
+        encode::write_string(out, value);
     }
 }
 
 /// A mailbox name: always quoted (or a literal), as Dovecot does, so
 /// clients never have to guess about atoms.
 pub fn write_mailbox(out: &mut Vec<u8>, name: &str) {
-    render::write_string(out, name.as_bytes());
+    encode::write_string(out, name.as_bytes());
 }
 
 /// `(\Seen \Flagged tag)` from stored flags, with session-only extras.

@@ -347,7 +347,7 @@ fn matches(key: &SearchKey<'_>, c: &Candidate<'_>, ctx: &Context) -> bool {
         SearchKey::Body(s) => body_contains(c, &string(s)),
         SearchKey::Text(s) => {
             let needle = string(s);
-            let header_end = super::render::header_end(c.raw);
+            let header_end = crate::mime::header::header_end(c.raw);
             contains(&String::from_utf8_lossy(&c.raw[..header_end]), &needle)
                 || c.parsed.as_ref().is_some_and(|m| {
                     m.headers()

@@ -290,7 +290,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
 /// The `header_len` stored with a message: where IMAP splits its header
 /// from its body, so that a header-only FETCH reads no more than that.
 pub(crate) fn header_len(raw: &[u8]) -> i64 {
-    i64::try_from(crate::imap::render::header_end(raw)).unwrap_or(i64::MAX)
+    i64::try_from(crate::mime::header::header_end(raw)).unwrap_or(i64::MAX)
 }
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {

@@ -12,7 +12,7 @@
 
 use crate::domain::commands::{self, Commands};
 use crate::domain::quoting::split_quoted;
-use crate::imap::render::header_end;
+use crate::mime::header::{self, Field as HeaderField, header_end};
 use mail_builder::encoders::{Base64Encoder, QuotedPrintableEncoder};
 use mail_builder::headers::Header;
 use mail_parser::{Encoding, Message, MessageParser, PartType};
@@ -311,37 +311,13 @@ impl Field {
     }
 }
 
-/// The header fields, each with its continuation lines.
-fn header_fields(header: &[u8]) -> Vec<&[u8]> {
-    let mut fields: Vec<&[u8]> = Vec::new();
-    let mut start = 0;
-    let mut at = 0;
-    while at < header.len() {
-        let end = header[at..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map(|p| at + p + 1)
-            .unwrap_or(header.len());
-        let line = &header[at..end];
-        let continues = matches!(line.first(), Some(b' ' | b'\t'));
-        if !continues && at > start {
-            fields.push(&header[start..at]);
-            start = at;
-        }
-        at = end;
-    }
-    if at > start {
-        fields.push(&header[start..at]);
-    }
-    fields
-        .into_iter()
-        .filter(|f| !f.iter().all(u8::is_ascii_whitespace))
-        .collect()
-}
-
-fn field_name(field: &[u8]) -> &[u8] {
-    let end = field.iter().position(|&b| b == b':').unwrap_or(0);
-    field[..end].trim_ascii()
+/// The header fields as the mime module reads them (each with its
+/// continuation lines), the same fields IMAP serves. Fields of whitespace
+/// only are dropped: such a line can only stand before the first field
+/// (anywhere else it continues the field above), carries nothing, and
+/// left at the top of the header it reads as a continuation of no field.
+fn header_fields(header: &[u8]) -> impl Iterator<Item = HeaderField<'_>> {
+    header::fields(header).filter(|field| !field.raw.iter().all(u8::is_ascii_whitespace))
 }
 
 /// The message with its header fields replaced: each field in `changes`
@@ -353,11 +329,7 @@ pub fn rewrite_header(raw: &[u8], changes: &[Field]) -> Vec<u8> {
     let mut out = Vec::with_capacity(raw.len() + 256);
     let mut written = vec![false; changes.len()];
     for field in header_fields(header) {
-        let name = field_name(field);
-        match changes
-            .iter()
-            .position(|c| c.name.as_bytes().eq_ignore_ascii_case(name))
-        {
+        match changes.iter().position(|c| field.is(c.name.as_bytes())) {
             Some(i) => {
                 if !written[i] {
                     written[i] = true;
@@ -367,8 +339,8 @@ pub fn rewrite_header(raw: &[u8], changes: &[Field]) -> Vec<u8> {
                 }
             }
             None => {
-                out.extend_from_slice(field);
-                if !field.ends_with(b"\n") {
+                out.extend_from_slice(field.raw);
+                if !field.raw.ends_with(b"\n") {
                     out.extend_from_slice(b"\r\n");
                 }
             }
@@ -384,7 +356,9 @@ pub fn rewrite_header(raw: &[u8], changes: &[Field]) -> Vec<u8> {
     out
 }
 
-/// The text and HTML bodies as a client shows them.
+/// The text and HTML bodies as a client shows them. This reads with
+/// mail-parser, not the mime module: it needs the decoded text (transfer
+/// encoding and charset undone), and the mime module only finds parts.
 #[cfg(test)]
 fn body_texts(raw: &[u8]) -> (String, String) {
     let message = MessageParser::default().parse(raw);
@@ -406,16 +380,13 @@ mod tests {
     /// The message's own header fields of one name, unfolded, for reading.
     pub fn header_value(raw: &[u8], name: &str) -> Option<String> {
         let header = &raw[..header_end(raw)];
-        header_fields(header).into_iter().find_map(|field| {
-            field_name(field)
-                .eq_ignore_ascii_case(name.as_bytes())
-                .then(|| {
-                    let colon = field.iter().position(|&b| b == b':').unwrap_or(0);
-                    String::from_utf8_lossy(&field[colon + 1..])
-                        .split_whitespace()
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
+        header_fields(header).find_map(|field| {
+            field.is(name.as_bytes()).then(|| {
+                String::from_utf8_lossy(field.value)
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
         })
     }
 
@@ -514,6 +485,19 @@ AAECAwQFBgcICQ==\r\n\
         );
         let plain = read_agent_mail(b"Subject: x\r\n\r\nNo commands here.\r\n");
         assert!(plain.commands.is_empty() && plain.says_something);
+    }
+
+    #[test]
+    fn odd_headers_pass_through_as_the_mime_scanner_reads_them() {
+        // A stray whitespace line before the first field goes; LF line
+        // endings, a line without colon and a last field without line
+        // ending stay as written (the last one completed with CRLF).
+        let raw = b" \r\nFrom: a@desk.test\nNo colon here\nsubject : old\n\tfolded\nX-Last: 1";
+        let out = rewrite_header(raw, &[Field::raw("Subject", "new")]);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "From: a@desk.test\nNo colon here\nSubject: new\r\nX-Last: 1\r\n\r\n"
+        );
     }
 
     #[test]
