@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::imap::encode::body_structure::{Body, line_count};
 use crate::imap::encode::{self, SectionKind, section_bytes};
 use crate::mime::tree::{Part, PartKind};
-use crate::smtp::{Limits, Session};
+use crate::smtp::{SmtpLimits, SmtpSession};
 use crate::{App, ingest};
 use imap_codec::decode::Decoder;
 use std::ops::Range;
@@ -38,7 +38,7 @@ pub fn inspect_message(data: &[u8]) {
 pub struct SmtpHarness {
     runtime: tokio::runtime::Runtime,
     app: Arc<App>,
-    limits: Arc<Limits>,
+    limits: Arc<SmtpLimits>,
     dir: std::path::PathBuf,
 }
 
@@ -60,7 +60,7 @@ impl SmtpHarness {
         config.smtp.max_recipients = 4;
         config.smtp.command_timeout = 1;
         config.smtp.data_timeout = 1;
-        let limits = Arc::new(Limits::from_config(&config.smtp));
+        let limits = Arc::new(SmtpLimits::from_config(&config.smtp));
         let app = runtime
             .block_on(App::open(config))
             .unwrap_or_else(|e| panic!("fuzz harness store: {e}"));
@@ -80,7 +80,7 @@ impl SmtpHarness {
             let peer = "127.0.0.1:25".parse().unwrap_or_else(|e| panic!("{e}"));
             // Held until the session ends: a fuzzed session never shuts down.
             let never_triggered = crate::net::ShutdownTrigger::new();
-            let session = Session::new(
+            let session = SmtpSession::new(
                 self.app.clone(),
                 crate::smtp::Role::Inbound,
                 peer,

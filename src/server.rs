@@ -63,7 +63,7 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
         context: "smtp listener".into(),
         source,
     })?;
-    let limits = smtp::Limits::from_config(&app.config.smtp);
+    let limits = smtp::SmtpLimits::from_config(&app.config.smtp);
     let imap_listener = bind(app.config.imap.listen).await?;
     let imaps_listener = bind(app.config.imap.tls_listen).await?;
     let local = |l: &TcpListener, what: &str| {
@@ -79,7 +79,7 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
     let submission_addr = local(&submission_listener, "submission")?;
     let submissions_addr = local(&submissions_listener, "submission (TLS)")?;
     let acceptor = TlsAcceptor::from(tls_config);
-    let imap_limits = Arc::new(imap::Limits::from_config(&app.config.imap));
+    let imap_limits = Arc::new(imap::ImapLimits::from_config(&app.config.imap));
     let imap_agent_slots = Arc::new(imap::AgentSlots::default());
     let index = open_search_index(&app.config.data_dir)?;
     let _ = app.search.set(index.clone());

@@ -7,7 +7,7 @@
 use crate::common;
 
 use common::imap::{ImapClient, add_agent};
-use common::{SmtpClient, TestServer};
+use common::{Backend, SmtpClient, TestServer, backend_test};
 use imap_codec::ResponseCodec;
 use imap_codec::decode::{Decoder, ResponseDecodeError};
 use imap_codec::imap_types::body::{Body, BodyStructure, SpecificFields};
@@ -48,10 +48,9 @@ fn mime_samples() -> Vec<PathBuf> {
     files
 }
 
-#[tokio::test]
-async fn every_mime_sample_is_stored_byte_exact() {
-    let files = mime_samples();
-    for backend in common::backends() {
+backend_test!(
+    async fn every_mime_sample_is_stored_byte_exact(backend: Backend) {
+        let files = mime_samples();
         let server = TestServer::start(&backend).await;
         let (mut client, _) = SmtpClient::connect(server.smtp()).await;
         assert_eq!(client.cmd("EHLO corpus.test").await.code, 250);
@@ -112,7 +111,7 @@ async fn every_mime_sample_is_stored_byte_exact() {
         assert_eq!(seen + unfiled.len(), stored, "{}", backend.name());
         server.stop().await;
     }
-}
+);
 
 /// Samples whose body structure nests deeper than imap-codec's response
 /// parser follows: it stops at 7 levels of nested bodies (a fixed limit of
@@ -122,20 +121,19 @@ async fn every_mime_sample_is_stored_byte_exact() {
 /// (`imap::encode::tests`), and its ENVELOPE here.
 const DEEPER_THAN_IMAP_CODEC_FOLLOWS: &[&str] = &["mime4j-mimetools-frag.eml"];
 
-/// Every sample is fetched with ENVELOPE, BODYSTRUCTURE and BODY, and the
-/// responses are decoded by imap-codec's response parser, which must read
-/// every byte of them; its reading of BODY must be its reading of
-/// BODYSTRUCTURE without the extension data. The samples are appended to
-/// an agent's Drafts, so that each is one known message; those an IMAP
-/// literal cannot carry (NUL bytes; postdesk has no BINARY extension) go
-/// in over SMTP instead and are fetched from their ticket's view.
-#[tokio::test]
-async fn every_mime_sample_fetches_as_imap_codec_reads_it() {
-    let (files, with_nul): (Vec<PathBuf>, Vec<PathBuf>) = mime_samples()
-        .into_iter()
-        .partition(|file| !std::fs::read(file).expect("read sample").contains(&0));
-    assert!(with_nul.len() < 3, "{with_nul:?}");
-    for backend in common::backends() {
+backend_test!(
+    /// Every sample is fetched with ENVELOPE, BODYSTRUCTURE and BODY, and the
+    /// responses are decoded by imap-codec's response parser, which must read
+    /// every byte of them; its reading of BODY must be its reading of
+    /// BODYSTRUCTURE without the extension data. The samples are appended to
+    /// an agent's Drafts, so that each is one known message; those an IMAP
+    /// literal cannot carry (NUL bytes; postdesk has no BINARY extension) go
+    /// in over SMTP instead and are fetched from their ticket's view.
+    async fn every_mime_sample_fetches_as_imap_codec_reads_it(backend: Backend) {
+        let (files, with_nul): (Vec<PathBuf>, Vec<PathBuf>) = mime_samples()
+            .into_iter()
+            .partition(|file| !std::fs::read(file).expect("read sample").contains(&0));
+        assert!(with_nul.len() < 3, "{with_nul:?}");
         let server = TestServer::start(&backend).await;
         add_agent(&server, "alice@desk.test", &["support"], false).await;
         let mut appender = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
@@ -226,7 +224,7 @@ async fn every_mime_sample_fetches_as_imap_codec_reads_it() {
         }
         server.stop().await;
     }
-}
+);
 
 /// How many of ENVELOPE, BODYSTRUCTURE and BODY a sample's FETCH asks for.
 fn items_expected(name: &str) -> usize {
@@ -407,9 +405,8 @@ const EXPECTED: &[(&str, usize, usize)] = &[
     ("mailbox-imagemagick-2000.mbox", 45, 28),
 ];
 
-#[tokio::test]
-async fn mailing_list_archives_import_into_their_reference_threads() {
-    for backend in common::backends() {
+backend_test!(
+    async fn mailing_list_archives_import_into_their_reference_threads(backend: Backend) {
         for (file, messages, threads) in EXPECTED {
             let server = TestServer::start(&backend).await;
             let queue = server
@@ -459,11 +456,10 @@ async fn mailing_list_archives_import_into_their_reference_threads() {
             server.stop().await;
         }
     }
-}
+);
 
-#[tokio::test]
-async fn a_maildir_imports_oldest_first_and_reports_unreadable_files() {
-    for backend in common::backends() {
+backend_test!(
+    async fn a_maildir_imports_oldest_first_and_reports_unreadable_files(backend: Backend) {
         let server = TestServer::start(&backend).await;
         let maildir = server.dir.path().join("Maildir");
         for sub in ["cur", "new", "tmp"] {
@@ -509,11 +505,10 @@ async fn a_maildir_imports_oldest_first_and_reports_unreadable_files() {
         assert_eq!(tickets[0].message_count, 2);
         server.stop().await;
     }
-}
+);
 
-#[tokio::test]
-async fn an_import_reports_a_message_it_cannot_store_and_goes_on() {
-    for backend in common::backends() {
+backend_test!(
+    async fn an_import_reports_a_message_it_cannot_store_and_goes_on(backend: Backend) {
         let server = TestServer::start(&backend).await;
         common::install_failing_trigger(&server).await;
         let mut mbox = Vec::new();
@@ -548,4 +543,4 @@ async fn an_import_reports_a_message_it_cannot_store_and_goes_on() {
         );
         server.stop().await;
     }
-}
+);

@@ -6,7 +6,7 @@
 //! linked to that reply instead of being stored twice.
 
 use super::mailboxes::mailbox_name;
-use super::session::{LoggedIn, Reply, Session};
+use super::session::{ImapSession, LoggedIn, Reply};
 use crate::domain::views::Folder;
 use crate::store::{MessageRef, StorageItem, join_flags};
 use chrono::{DateTime, Utc};
@@ -15,7 +15,7 @@ use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
 use imap_codec::imap_types::flag::Flag;
 use imap_codec::imap_types::mailbox::Mailbox as ImapMailbox;
 
-impl Session {
+impl ImapSession {
     pub async fn append(
         &mut self,
         login: &LoggedIn,

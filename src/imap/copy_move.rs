@@ -7,14 +7,14 @@
 use super::mailboxes::mailbox_name;
 use super::response::uid_set;
 use super::selected::Selected;
-use super::session::{LoggedIn, Reply, Session};
+use super::session::{ImapSession, LoggedIn, Reply};
 use crate::domain::change::ChangeRequest;
 use crate::store::{Member, MessageRef, StorageItem, StoreError};
 use imap_codec::imap_types::mailbox::Mailbox as ImapMailbox;
 use imap_codec::imap_types::sequence::SequenceSet;
 use std::collections::BTreeSet;
 
-impl Session {
+impl ImapSession {
     pub async fn copy_or_move(
         &mut self,
         login: &LoggedIn,

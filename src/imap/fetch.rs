@@ -6,7 +6,7 @@
 use super::encode::{self, SectionKind};
 use super::response;
 use super::selected::Selected;
-use super::session::{LoggedIn, Reply, Session};
+use super::session::{ImapSession, LoggedIn, Reply};
 use crate::mime::header;
 use crate::store::{Content, FlagOp, MessageRef, StoreError, join_flags};
 use imap_codec::imap_types::command::FetchModifier;
@@ -151,7 +151,7 @@ fn sets_seen(item: &MessageDataItemName<'_>) -> bool {
     )
 }
 
-impl Session {
+impl ImapSession {
     pub async fn fetch(
         &mut self,
         login: &LoggedIn,

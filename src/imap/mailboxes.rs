@@ -4,7 +4,7 @@
 use super::extended::ListExtended;
 use super::response;
 use super::selected::Selected;
-use super::session::{LoggedIn, Reply, Session};
+use super::session::{ImapSession, LoggedIn, Reply};
 use crate::domain::views::{DELIMITER, Folder};
 use crate::store::{Mailbox, StoreError};
 use imap_codec::imap_types::command::SelectParameter;
@@ -56,7 +56,7 @@ fn list_order(folder: &Folder) -> (u8, String) {
     (rank, folder.name())
 }
 
-impl Session {
+impl ImapSession {
     /// The agent's mailboxes, creating the standard ones on first use.
     pub async fn mailboxes(&self, login: &LoggedIn) -> Result<Vec<Mailbox>, StoreError> {
         let agent = &login.agent;

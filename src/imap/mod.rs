@@ -35,7 +35,7 @@ use tokio_rustls::TlsAcceptor;
 
 /// Protocol limits (from `[imap]`).
 #[derive(Debug, Clone)]
-pub struct Limits {
+pub struct ImapLimits {
     pub max_connections: usize,
     pub max_connections_per_agent: usize,
     pub max_line_length: usize,
@@ -47,9 +47,9 @@ pub struct Limits {
     pub closed_window: chrono::Duration,
 }
 
-impl Limits {
-    pub fn from_config(config: &ImapConfig) -> Limits {
-        Limits {
+impl ImapLimits {
+    pub fn from_config(config: &ImapConfig) -> ImapLimits {
+        ImapLimits {
             max_connections: config.max_connections.max(1),
             max_connections_per_agent: config.max_connections_per_agent.max(1),
             max_line_length: config.max_line_length.max(1024),
@@ -69,7 +69,7 @@ pub async fn serve(
     listener: TcpListener,
     tls: TlsAcceptor,
     implicit_tls: bool,
-    limits: Arc<Limits>,
+    limits: Arc<ImapLimits>,
     agent_slots: Arc<AgentSlots>,
     mut shutdown: Shutdown,
 ) {
@@ -101,7 +101,7 @@ pub async fn serve(
             } else {
                 Box::new(socket)
             };
-            let session = session::Session::new(
+            let session = session::ImapSession::new(
                 app,
                 peer,
                 stream,

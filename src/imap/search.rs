@@ -12,7 +12,7 @@
 
 use super::extended;
 use super::selected::Selected;
-use super::session::{Reply, Session};
+use super::session::{ImapSession, Reply};
 use crate::search::SearchIndex;
 use crate::search::query::{self, FieldName, Node};
 use crate::store::{Content, MessageRef};
@@ -366,7 +366,7 @@ fn body_contains(c: &Candidate<'_>, needle: &str) -> bool {
         .is_some_and(|m| contains(&body_text(m), needle))
 }
 
-impl Session {
+impl ImapSession {
     pub async fn search(
         &mut self,
         selected: &Selected,

@@ -125,7 +125,7 @@ impl Selected {
         Ok(picked)
     }
 
-    /// Session-only flags of a message: \Recent, and a view's `\Deleted`.
+    /// ImapSession-only flags of a message: \Recent, and a view's `\Deleted`.
     pub fn extra_flags(&self, index: usize) -> &'static [&'static str] {
         let uid = self.messages[index].uid;
         let deleted = self.folder.is_view() && self.deleted.contains(&uid);

@@ -2,7 +2,7 @@
 //! STARTTLS, IDLE, and the untagged updates that keep the client's view of
 //! the selected mailbox current.
 
-use super::Limits;
+use super::ImapLimits;
 use super::extended;
 use super::selected::Selected;
 use super::slots::{AgentSlot, AgentSlots};
@@ -26,7 +26,7 @@ use tokio::sync::broadcast;
 use tokio_rustls::TlsAcceptor;
 
 #[derive(Debug, thiserror::Error)]
-pub enum SessionError {
+pub enum ImapSessionError {
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
     #[error("timed out")]
@@ -139,15 +139,15 @@ impl State {
 }
 
 /// One connection. Its [`State`] is not kept here but handed from command
-/// to command (see [`Session::serve`]), so that a command answers from the
+/// to command (see [`ImapSession::serve`]), so that a command answers from the
 /// agent and mailbox its state has, never from a default.
-pub struct Session {
+pub struct ImapSession {
     pub app: Arc<App>,
     pub peer: SocketAddr,
     stream: Box<dyn Stream>,
     tls: Option<TlsAcceptor>,
     is_tls: bool,
-    pub limits: Arc<Limits>,
+    pub limits: Arc<ImapLimits>,
     agent_slots: Arc<AgentSlots>,
     shutdown: Shutdown,
     fragments: Fragmentizer,
@@ -163,7 +163,7 @@ pub struct Session {
 /// Longest wait for more change notices before refreshing (debounce).
 const SETTLE: Duration = Duration::from_millis(30);
 
-impl Session {
+impl ImapSession {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         app: Arc<App>,
@@ -171,15 +171,15 @@ impl Session {
         stream: Box<dyn Stream>,
         tls: Option<TlsAcceptor>,
         is_tls: bool,
-        limits: Arc<Limits>,
+        limits: Arc<ImapLimits>,
         agent_slots: Arc<AgentSlots>,
         shutdown: Shutdown,
-    ) -> Session {
+    ) -> ImapSession {
         let max = limits
             .max_literal_size
             .saturating_add(limits.max_line_length);
         let changes = app.store.subscribe();
-        Session {
+        ImapSession {
             app,
             peer,
             stream,
@@ -229,7 +229,7 @@ impl Session {
         caps.join(" ")
     }
 
-    pub async fn run(mut self) -> Result<(), SessionError> {
+    pub async fn run(mut self) -> Result<(), ImapSessionError> {
         let greeting = format!(
             "* OK [CAPABILITY {}] postdesk ready\r\n",
             self.capabilities(false)
@@ -241,7 +241,7 @@ impl Session {
     /// Runs commands until the connection ends. The state lives here, so
     /// however the session ends (LOGOUT, an error, a panic, the task being
     /// dropped) the agent's connection slot goes with it.
-    async fn serve(&mut self) -> Result<(), SessionError> {
+    async fn serve(&mut self) -> Result<(), ImapSessionError> {
         let mut state = State::NotAuthenticated;
         loop {
             let timeout = self.timeout(&state);
@@ -262,7 +262,7 @@ impl Session {
         }
     }
 
-    pub async fn flush(&mut self) -> Result<(), SessionError> {
+    pub async fn flush(&mut self) -> Result<(), ImapSessionError> {
         if !self.out.is_empty() {
             self.stream.write_all(&self.out).await?;
             self.stream.flush().await?;
@@ -275,7 +275,7 @@ impl Session {
     }
 
     /// Writes out what is buffered when it grows large (long FETCH responses).
-    pub async fn flush_if_large(&mut self) -> Result<(), SessionError> {
+    pub async fn flush_if_large(&mut self) -> Result<(), ImapSessionError> {
         if self.out.len() >= 256 * 1024 {
             self.flush().await?;
         }
@@ -294,7 +294,10 @@ impl Session {
     /// Reads until a whole command (line plus literals) is framed. Sends the
     /// continuation request a synchronizing literal needs, and refuses one
     /// that is too large before the client sends it. None: the client left.
-    async fn next_message(&mut self, timeout: Duration) -> Result<Option<Vec<u8>>, SessionError> {
+    async fn next_message(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<Vec<u8>>, ImapSessionError> {
         // Small on purpose: the buffer is part of every connection's state
         // while it waits, and a thousand idle clients wait here at once.
         let mut buffer = [0u8; READ_CHUNK];
@@ -372,7 +375,7 @@ impl Session {
                     self.out
                         .extend_from_slice(b"* BYE Autologout; idle for too long\r\n");
                     self.flush().await?;
-                    return Err(SessionError::Timeout);
+                    return Err(ImapSessionError::Timeout);
                 }
             };
             self.pending += n;
@@ -790,7 +793,7 @@ impl Session {
         Ok(LoggedIn { agent, _slot: slot })
     }
 
-    async fn start_tls(&mut self) -> Result<(), SessionError> {
+    async fn start_tls(&mut self) -> Result<(), ImapSessionError> {
         // Anything pipelined after STARTTLS came in clear text (RFC 3501 §6.2.1).
         let max = self
             .limits
@@ -806,9 +809,9 @@ impl Session {
             Ok(()) => {}
             Err(net::HandshakeError::Failed(err)) => {
                 tracing::debug!(peer = %self.peer, %err, "TLS handshake failed");
-                return Err(SessionError::Io(err));
+                return Err(ImapSessionError::Io(err));
             }
-            Err(net::HandshakeError::Timeout) => return Err(SessionError::Timeout),
+            Err(net::HandshakeError::Timeout) => return Err(ImapSessionError::Timeout),
         }
         self.is_tls = true;
         Ok(())

@@ -5,7 +5,7 @@
 //! session. In the agent's own folders flags are simply stored.
 
 use super::selected::Selected;
-use super::session::{LoggedIn, Reply, Session};
+use super::session::{ImapSession, LoggedIn, Reply};
 use crate::domain::change::{ChangeRequest, TicketChange};
 use crate::domain::ticket::Priority;
 use crate::store::{FlagOp, MessageRef};
@@ -22,7 +22,7 @@ fn flag_op(kind: &StoreType, flags: &[String]) -> FlagOp {
     }
 }
 
-impl Session {
+impl ImapSession {
     #[allow(clippy::too_many_arguments)]
     pub async fn store_flags(
         &mut self,

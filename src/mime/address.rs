@@ -16,7 +16,7 @@ use super::slice;
 /// marker.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Address {
-    Mailbox(Mailbox),
+    Mailbox(MailboxAddress),
     /// The start of a group, with its display name.
     GroupStart(Vec<u8>),
     /// The end of the group started last (also added when the `;` is
@@ -27,7 +27,7 @@ pub enum Address {
 /// A mailbox as written. Any part may be missing (empty) in malformed
 /// input: `postmaster` has no domain, `Some Name` no address at all.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Mailbox {
+pub struct MailboxAddress {
     /// The display name: the words before `<…>` joined by one space,
     /// quoted strings unquoted; or, for `addr-spec (comment)`, the last
     /// comment (as Dovecot does). None when there is neither.
@@ -197,7 +197,7 @@ fn phrase(tokens: &[Token<'_>]) -> Vec<u8> {
 /// `addr-spec (comment)` (the comment becomes the name, as in Dovecot), a
 /// lone word (a local part without domain) or several words without `@`
 /// (a name without address). `None` for a segment without any word.
-fn segment_address(tokens: &[Token<'_>]) -> Option<Mailbox> {
+fn segment_address(tokens: &[Token<'_>]) -> Option<MailboxAddress> {
     let angle = tokens
         .iter()
         .enumerate()
@@ -208,7 +208,7 @@ fn segment_address(tokens: &[Token<'_>]) -> Option<Mailbox> {
     if let Some((i, inner)) = angle {
         let name =
             Some(phrase(tokens.get(..i).unwrap_or_default())).filter(|name| !name.is_empty());
-        return Some(Mailbox {
+        return Some(MailboxAddress {
             name,
             ..addr_spec(&tokenize(inner))
         });
@@ -222,9 +222,9 @@ fn segment_address(tokens: &[Token<'_>]) -> Option<Mailbox> {
         return None;
     }
     if words > 1 && !has_at {
-        return Some(Mailbox {
+        return Some(MailboxAddress {
             name: Some(phrase(tokens)),
-            ..Mailbox::default()
+            ..MailboxAddress::default()
         });
     }
     let comment = tokens
@@ -235,7 +235,7 @@ fn segment_address(tokens: &[Token<'_>]) -> Option<Mailbox> {
             _ => None,
         })
         .filter(|comment| !comment.is_empty());
-    Some(Mailbox {
+    Some(MailboxAddress {
         name: comment,
         ..addr_spec(tokens)
     })
@@ -246,7 +246,7 @@ fn segment_address(tokens: &[Token<'_>]) -> Option<Mailbox> {
 /// the local part and the domain is one word; anything after it is
 /// dropped, as in Dovecot (so that `a@b.example c@d.example`, missing its
 /// comma, gives `a@b.example`).
-fn addr_spec(tokens: &[Token<'_>]) -> Mailbox {
+fn addr_spec(tokens: &[Token<'_>]) -> MailboxAddress {
     let colon = tokens.iter().position(|t| *t == Token::Special(b':'));
     let (route, rest) = match colon {
         Some(colon) if tokens.first() == Some(&Token::Special(b'@')) => (
@@ -267,7 +267,7 @@ fn addr_spec(tokens: &[Token<'_>]) -> Mailbox {
         }
         None => (concat(rest), Vec::new()),
     };
-    Mailbox {
+    MailboxAddress {
         name: None,
         route,
         local_part,
@@ -293,7 +293,7 @@ mod tests {
     use super::*;
 
     fn mailbox(name: Option<&str>, route: Option<&str>, local: &str, domain: &str) -> Address {
-        Address::Mailbox(Mailbox {
+        Address::Mailbox(MailboxAddress {
             name: name.map(|n| n.as_bytes().to_vec()),
             route: route.map(|r| r.as_bytes().to_vec()),
             local_part: local.as_bytes().to_vec(),

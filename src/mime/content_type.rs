@@ -90,12 +90,12 @@ impl ContentType {
 
 /// A parsed Content-Disposition (`inline`, `attachment`, … as written).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Disposition {
+pub struct ContentDisposition {
     pub kind: Vec<u8>,
     pub params: Vec<Param>,
 }
 
-impl Disposition {
+impl ContentDisposition {
     /// Parses an unfolded value; `None` without a disposition token.
     pub fn parse(value: &[u8]) -> Option<Self> {
         let mut cursor = Cursor::new(value);
@@ -104,7 +104,7 @@ impl Disposition {
         if kind.is_empty() {
             return None;
         }
-        Some(Disposition {
+        Some(ContentDisposition {
             kind: kind.to_vec(),
             params: cursor.params(),
         })
@@ -124,7 +124,7 @@ pub struct ContentFields {
     pub id: Option<Vec<u8>>,
     pub description: Option<Vec<u8>>,
     pub md5: Option<Vec<u8>>,
-    pub disposition: Option<Disposition>,
+    pub disposition: Option<ContentDisposition>,
     /// The language tags of Content-Language.
     pub language: Vec<Vec<u8>>,
     pub location: Option<Vec<u8>>,
@@ -152,7 +152,9 @@ impl ContentFields {
             } else if is(b"md5") {
                 set_once(&mut content.md5, || Some(value()));
             } else if is(b"disposition") {
-                set_once(&mut content.disposition, || Disposition::parse(&value()));
+                set_once(&mut content.disposition, || {
+                    ContentDisposition::parse(&value())
+                });
             } else if is(b"location") {
                 set_once(&mut content.location, || Some(value()));
             } else if is(b"language") && content.language.is_empty() {
@@ -390,12 +392,12 @@ mod tests {
 
     #[test]
     fn rfc_2231_parameters_keep_their_written_names() {
-        let parsed = Disposition::parse(
+        let parsed = ContentDisposition::parse(
             b"attachment; filename*0*=iso-8859-1''%E4rger; filename*1=.txt; name*=utf-8''x",
         );
         assert_eq!(
             parsed,
-            Some(Disposition {
+            Some(ContentDisposition {
                 kind: b"attachment".to_vec(),
                 params: params(&[
                     ("filename*0*", "iso-8859-1''%E4rger"),

@@ -1,7 +1,7 @@
 //! The header block of a message or MIME part (RFC 5322 §2.2): where it
 //! ends, its fields as written, and their values unfolded.
 //!
-//! Fields are kept byte-exact (folding and line endings as the sender wrote
+//! HeaderFields are kept byte-exact (folding and line endings as the sender wrote
 //! them), because IMAP serves them that way (`BODY[HEADER.FIELDS]`) and
 //! submission rewrites some of them while passing the others through.
 //! Both LF and CRLF line endings are accepted: stored mail has either.
@@ -91,11 +91,11 @@ impl<'a> Field<'a> {
 /// that ends it. A line starting with whitespace continues the field
 /// before it; one at the very start of the block is a field of its own.
 #[derive(Clone, Debug)]
-pub struct Fields<'a> {
+pub struct HeaderFields<'a> {
     rest: &'a [u8],
 }
 
-impl<'a> Iterator for Fields<'a> {
+impl<'a> Iterator for HeaderFields<'a> {
     type Item = Field<'a>;
 
     fn next(&mut self) -> Option<Field<'a>> {
@@ -116,8 +116,8 @@ impl<'a> Iterator for Fields<'a> {
 
 /// The fields of the header block at the start of `header` (which may
 /// run on into the body: iteration stops at the empty line).
-pub fn fields(header: &[u8]) -> Fields<'_> {
-    Fields { rest: header }
+pub fn fields(header: &[u8]) -> HeaderFields<'_> {
+    HeaderFields { rest: header }
 }
 
 /// The (still folded) values of every field called `name`, in order.

@@ -1,6 +1,6 @@
 //! Accepts SMTP connections, bounded in number, and runs a session on each.
 
-use super::session::{Role, Session};
+use super::session::{Role, SmtpSession};
 use crate::App;
 use crate::net::{self, Shutdown, Stream};
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use tokio_rustls::TlsAcceptor;
 
 /// Protocol limits of a listener (from `[smtp]`).
 #[derive(Debug, Clone)]
-pub struct Limits {
+pub struct SmtpLimits {
     pub max_message_size: usize,
     pub max_recipients: usize,
     pub max_connections: usize,
@@ -20,9 +20,9 @@ pub struct Limits {
     pub max_line_length: usize,
 }
 
-impl Limits {
-    pub fn from_config(config: &crate::config::SmtpConfig) -> Limits {
-        Limits {
+impl SmtpLimits {
+    pub fn from_config(config: &crate::config::SmtpConfig) -> SmtpLimits {
+        SmtpLimits {
             max_message_size: config.max_message_size,
             max_recipients: config.max_recipients,
             max_connections: config.max_connections,
@@ -41,7 +41,7 @@ pub async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     implicit_tls: bool,
-    limits: Limits,
+    limits: SmtpLimits,
     mut shutdown: Shutdown,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -78,7 +78,7 @@ pub async fn serve(
             };
             let tls = if implicit_tls { None } else { tls };
             let session =
-                Session::new(app, role, peer, stream, implicit_tls, tls, limits, stopping);
+                SmtpSession::new(app, role, peer, stream, implicit_tls, tls, limits, stopping);
             if let Err(err) = session.run().await {
                 tracing::debug!(%peer, %err, "smtp session ended");
             }

@@ -6,5 +6,5 @@
 mod listener;
 mod session;
 
-pub use listener::{Limits, serve};
-pub use session::{Role, Session};
+pub use listener::{SmtpLimits, serve};
+pub use session::{Role, SmtpSession};

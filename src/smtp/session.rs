@@ -7,7 +7,7 @@
 //! smtp-proto's receiver. Replies are collected and flushed when the client
 //! has nothing more buffered, which is what PIPELINING asks for.
 
-use super::listener::Limits;
+use super::listener::SmtpLimits;
 use crate::App;
 use crate::ingest::{self, Envelope, Mode};
 use crate::net::{self, Shutdown, Stream};
@@ -28,7 +28,7 @@ const MAX_ERRORS: u32 = 20;
 const READ_CHUNK: usize = 16 * 1024;
 
 #[derive(Debug, thiserror::Error)]
-pub enum SessionError {
+pub enum SmtpSessionError {
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
     #[error("client timed out")]
@@ -80,7 +80,7 @@ enum Next {
     StartTls,
 }
 
-pub struct Session {
+pub struct SmtpSession {
     app: Arc<App>,
     role: Role,
     /// The agent logged in on a submission session.
@@ -88,7 +88,7 @@ pub struct Session {
     peer: SocketAddr,
     stream: Box<dyn Stream>,
     tls: Option<TlsAcceptor>,
-    limits: Arc<Limits>,
+    limits: Arc<SmtpLimits>,
     is_tls: bool,
     helo: Option<String>,
     tx: Option<Transaction>,
@@ -102,7 +102,7 @@ pub struct Session {
     deadline: Option<Instant>,
 }
 
-impl Session {
+impl SmtpSession {
     /// At the `shutdown` a transfer under way is finished, an idle client
     /// is told 421 4.3.2.
     #[allow(clippy::too_many_arguments)]
@@ -113,10 +113,10 @@ impl Session {
         stream: Box<dyn Stream>,
         is_tls: bool,
         tls: Option<TlsAcceptor>,
-        limits: Arc<Limits>,
+        limits: Arc<SmtpLimits>,
         shutdown: Shutdown,
-    ) -> Session {
-        Session {
+    ) -> SmtpSession {
+        SmtpSession {
             shutdown,
             app,
             role,
@@ -140,7 +140,7 @@ impl Session {
         &self.app.config.hostname
     }
 
-    pub async fn run(mut self) -> Result<(), SessionError> {
+    pub async fn run(mut self) -> Result<(), SmtpSessionError> {
         let greeting = format!("220 {} ESMTP postdesk ready\r\n", self.hostname());
         self.output.extend_from_slice(greeting.as_bytes());
         loop {
@@ -166,7 +166,7 @@ impl Session {
                             tracing::debug!(peer = %self.peer, %err, "TLS handshake failed");
                             return Ok(());
                         }
-                        Err(net::HandshakeError::Timeout) => return Err(SessionError::Timeout),
+                        Err(net::HandshakeError::Timeout) => return Err(SmtpSessionError::Timeout),
                     }
                     self.is_tls = true;
                     self.helo = None;
@@ -181,7 +181,7 @@ impl Session {
     /// `Continue` only when it cannot go on without more input: nothing is
     /// buffered, or only the start of a command line is (a line split across
     /// reads, which must not be processed again and again without reading).
-    async fn step(&mut self) -> Result<Next, SessionError> {
+    async fn step(&mut self) -> Result<Next, SmtpSessionError> {
         match self.process().await? {
             Next::Continue => {}
             other => return Ok(other),
@@ -227,7 +227,7 @@ impl Session {
         }
     }
 
-    async fn process(&mut self) -> Result<Next, SessionError> {
+    async fn process(&mut self) -> Result<Next, SmtpSessionError> {
         while !self.input.is_empty() {
             if self.too_many_errors() {
                 return Ok(Next::Close);
@@ -739,7 +739,7 @@ impl Session {
         self.reply(line);
     }
 
-    async fn flush(&mut self) -> Result<(), SessionError> {
+    async fn flush(&mut self) -> Result<(), SmtpSessionError> {
         if !self.output.is_empty() {
             self.stream.write_all(&self.output).await?;
             self.stream.flush().await?;

@@ -28,7 +28,7 @@ use crate::store::{
 };
 use chrono::{DateTime, Utc};
 use mail_parser::{Address, MessageParser};
-use rewrite::{Field, read_agent_mail, rewrite_header};
+use rewrite::{HeaderEdit, read_agent_mail, rewrite_header};
 use std::net::SocketAddr;
 
 #[derive(Debug, thiserror::Error)]
@@ -326,28 +326,28 @@ async fn file(
     let build = Box::new(move |ticket: i64| {
         let tagged = subject::with_ticket_tag(&subject_text, ticket);
         let mut fields = vec![
-            Field::remove("Bcc"),
-            Field::remove("Return-Path"),
-            Field::remove("X-Postdesk-Note"),
-            Field::raw("X-Postdesk-Ticket", &ticket.to_string()),
+            HeaderEdit::remove("Bcc"),
+            HeaderEdit::remove("Return-Path"),
+            HeaderEdit::remove("X-Postdesk-Note"),
+            HeaderEdit::raw("X-Postdesk-Ticket", &ticket.to_string()),
         ];
         if kind == MessageKind::Reply {
-            fields.push(Field::address("From", &display, &queue_address));
-            fields.push(Field::remove("Sender"));
-            fields.push(Field::raw(
+            fields.push(HeaderEdit::address("From", &display, &queue_address));
+            fields.push(HeaderEdit::remove("Sender"));
+            fields.push(HeaderEdit::raw(
                 "Reply-To",
                 &format!("<{}>", address::plus_address(&queue_address, ticket)),
             ));
-            fields.push(Field::text("Subject", &tagged));
+            fields.push(HeaderEdit::text("Subject", &tagged));
         } else {
-            fields.push(Field::text("Subject", &note_subject(&tagged)));
-            fields.push(Field::raw("X-Postdesk-Note", "yes"));
+            fields.push(HeaderEdit::text("Subject", &note_subject(&tagged)));
+            fields.push(HeaderEdit::raw("X-Postdesk-Note", "yes"));
         }
         if !has_message_id {
-            fields.push(Field::raw("Message-ID", &format!("<{id_for_build}>")));
+            fields.push(HeaderEdit::raw("Message-ID", &format!("<{id_for_build}>")));
         }
         if !has_date {
-            fields.push(Field::raw("Date", &now.to_rfc2822()));
+            fields.push(HeaderEdit::raw("Date", &now.to_rfc2822()));
         }
         let mut raw = rewrite_header(&body, &fields);
         if !raw.ends_with(b"\r\n") {

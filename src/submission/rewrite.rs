@@ -258,43 +258,43 @@ fn find_ci(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// A header field to write in place of the fields of the same name.
-pub struct Field {
+pub struct HeaderEdit {
     pub name: &'static str,
     /// The whole field, `Name: value\r\n`; None removes the field.
     pub bytes: Option<Vec<u8>>,
 }
 
-impl Field {
-    pub fn remove(name: &'static str) -> Field {
-        Field { name, bytes: None }
+impl HeaderEdit {
+    pub fn remove(name: &'static str) -> HeaderEdit {
+        HeaderEdit { name, bytes: None }
     }
 
     /// `Name: "Display" <address>`, the name encoded as RFC 2047 needs.
-    pub fn address(name: &'static str, display: &str, address: &str) -> Field {
+    pub fn address(name: &'static str, display: &str, address: &str) -> HeaderEdit {
         let value = mail_builder::headers::address::Address::new_address(
             Some(display.to_string()),
             address.to_string(),
         );
-        Field::with(name, &value)
+        HeaderEdit::with(name, &value)
     }
 
     /// An unstructured field (Subject), encoded and folded as needed.
-    pub fn text(name: &'static str, text: &str) -> Field {
-        Field::with(
+    pub fn text(name: &'static str, text: &str) -> HeaderEdit {
+        HeaderEdit::with(
             name,
             &mail_builder::headers::text::Text::new(text.to_string()),
         )
     }
 
     /// A field whose value is plain ASCII already (`<id@host>`, `yes`).
-    pub fn raw(name: &'static str, value: &str) -> Field {
-        Field {
+    pub fn raw(name: &'static str, value: &str) -> HeaderEdit {
+        HeaderEdit {
             name,
             bytes: Some(format!("{name}: {value}\r\n").into_bytes()),
         }
     }
 
-    fn with(name: &'static str, value: &impl Header) -> Field {
+    fn with(name: &'static str, value: &impl Header) -> HeaderEdit {
         let mut bytes = format!("{name}: ").into_bytes();
         let written = bytes.len();
         // Writing into a Vec cannot fail.
@@ -304,7 +304,7 @@ impl Field {
         if !bytes.ends_with(b"\r\n") {
             bytes.extend_from_slice(b"\r\n");
         }
-        Field {
+        HeaderEdit {
             name,
             bytes: Some(bytes),
         }
@@ -323,7 +323,7 @@ fn header_fields(header: &[u8]) -> impl Iterator<Item = HeaderField<'_>> {
 /// The message with its header fields replaced: each field in `changes`
 /// takes the place of the first field of its name (others of that name
 /// go), or is added at the end of the header. The body is not touched.
-pub fn rewrite_header(raw: &[u8], changes: &[Field]) -> Vec<u8> {
+pub fn rewrite_header(raw: &[u8], changes: &[HeaderEdit]) -> Vec<u8> {
     let body_at = header_end(raw);
     let header = &raw[..body_at];
     let mut out = Vec::with_capacity(raw.len() + 256);
@@ -493,7 +493,7 @@ AAECAwQFBgcICQ==\r\n\
         // endings, a line without colon and a last field without line
         // ending stay as written (the last one completed with CRLF).
         let raw = b" \r\nFrom: a@desk.test\nNo colon here\nsubject : old\n\tfolded\nX-Last: 1";
-        let out = rewrite_header(raw, &[Field::raw("Subject", "new")]);
+        let out = rewrite_header(raw, &[HeaderEdit::raw("Subject", "new")]);
         assert_eq!(
             String::from_utf8_lossy(&out),
             "From: a@desk.test\nNo colon here\nSubject: new\r\nX-Last: 1\r\n\r\n"
@@ -506,10 +506,10 @@ AAECAwQFBgcICQ==\r\n\
         let out = rewrite_header(
             raw,
             &[
-                Field::address("From", "Alice via Support", "support@desk.test"),
-                Field::text("Subject", "[#12] Re: VPN drops – again"),
-                Field::remove("Bcc"),
-                Field::raw("Reply-To", "<support+12@desk.test>"),
+                HeaderEdit::address("From", "Alice via Support", "support@desk.test"),
+                HeaderEdit::text("Subject", "[#12] Re: VPN drops – again"),
+                HeaderEdit::remove("Bcc"),
+                HeaderEdit::raw("Reply-To", "<support+12@desk.test>"),
             ],
         );
         let out = String::from_utf8_lossy(&out);

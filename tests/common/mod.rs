@@ -76,13 +76,6 @@ macro_rules! backend_test {
 }
 pub(crate) use backend_test;
 
-/// SQLite always; PostgreSQL when `POSTDESK_TEST_POSTGRES` names a server.
-pub fn backends() -> Vec<Backend> {
-    let mut backends = vec![Backend::Sqlite];
-    backends.extend(postgres_url().map(Backend::Postgres));
-    backends
-}
-
 /// The PostgreSQL server of `POSTDESK_TEST_POSTGRES`. Unset: the PostgreSQL
 /// runs are skipped with a notice, except in CI, where that is a failure.
 pub fn postgres_url() -> Option<String> {

@@ -8,9 +8,9 @@
 //! transfer encoding. The sizes are those of the bytes `BODY[part]` serves
 //! (both come from the same [`Part`] offsets).
 
-use super::envelope::Envelope;
+use super::envelope::ImapEnvelope;
 use super::string::{write_nstring, write_number_prefix, write_string};
-use crate::mime::content_type::{ContentFields, Disposition, Param};
+use crate::mime::content_type::{ContentDisposition, ContentFields, Param};
 use crate::mime::tree::{Part, PartKind};
 use std::borrow::Cow;
 
@@ -39,7 +39,7 @@ pub struct SinglePart {
 pub struct MessagePart {
     pub fields: BodyFields,
     /// The envelope of the encapsulated message.
-    pub envelope: Envelope,
+    pub envelope: ImapEnvelope,
     /// The structure of the encapsulated message.
     pub body: Box<Body>,
     /// Lines of the whole part body (the encapsulated message).
@@ -83,11 +83,11 @@ pub struct MultipartExtension {
     pub common: CommonExtension,
 }
 
-/// Disposition, language and location: the extension data single parts
+/// ContentDisposition, language and location: the extension data single parts
 /// and multiparts share.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CommonExtension {
-    pub disposition: Option<Disposition>,
+    pub disposition: Option<ContentDisposition>,
     pub language: Vec<Vec<u8>>,
     pub location: Option<Vec<u8>>,
 }
@@ -167,7 +167,7 @@ impl Body {
                 let params = content_type.map(|ct| ct.params).unwrap_or_default();
                 Body::Message(MessagePart {
                     fields: fields(params, false),
-                    envelope: Envelope::of_header(inner.header_bytes(raw)),
+                    envelope: ImapEnvelope::of_header(inner.header_bytes(raw)),
                     body: Box::new(Body::of_part(raw, inner, true)),
                     lines: line_count(part.body_bytes(raw)),
                     extension: SinglePartExtension { md5, common },
@@ -312,7 +312,7 @@ impl SinglePartExtension {
 }
 
 impl CommonExtension {
-    /// Disposition, language and location, each preceded by a space. A
+    /// ContentDisposition, language and location, each preceded by a space. A
     /// language list is always a parenthesized list (Dovecot's form).
     fn write(&self, out: &mut Vec<u8>) {
         out.push(b' ');

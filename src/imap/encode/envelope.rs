@@ -1,5 +1,5 @@
 //! The ENVELOPE of a message (RFC 3501 §7.4.2): read from the header by
-//! the mime module into an [`Envelope`], then encoded.
+//! the mime module into an [`ImapEnvelope`], then encoded.
 //!
 //! Values are the raw header values, unfolded: clients decode RFC 2047
 //! encoded words themselves, and a name re-encoded from a decoded one would
@@ -15,25 +15,25 @@ use crate::mime::header::{fields, unfold};
 /// placeholder is sent instead, the same one Dovecot uses.
 const MISSING_DOMAIN: &[u8] = b"MISSING_DOMAIN";
 
-/// Mailbox name of an address without local part (see [`MISSING_DOMAIN`]).
+/// MailboxAddress name of an address without local part (see [`MISSING_DOMAIN`]).
 const MISSING_MAILBOX: &[u8] = b"MISSING_MAILBOX";
 
 /// The envelope of one header block. As in Dovecot, a repeated text field
 /// gives its last value and repeated address fields are merged as if they
 /// were one comma-separated list.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Envelope {
+pub struct ImapEnvelope {
     pub date: Option<Vec<u8>>,
     /// For display (see [`for_humans`]).
     pub subject: Option<Vec<u8>>,
-    pub from: Vec<Address>,
-    /// As the header says; [`Envelope::sender`] applies the default.
-    pub sender: Vec<Address>,
-    /// As the header says; [`Envelope::reply_to`] applies the default.
-    pub reply_to: Vec<Address>,
-    pub to: Vec<Address>,
-    pub cc: Vec<Address>,
-    pub bcc: Vec<Address>,
+    pub from: Vec<ImapAddress>,
+    /// As the header says; [`ImapEnvelope::sender`] applies the default.
+    pub sender: Vec<ImapAddress>,
+    /// As the header says; [`ImapEnvelope::reply_to`] applies the default.
+    pub reply_to: Vec<ImapAddress>,
+    pub to: Vec<ImapAddress>,
+    pub cc: Vec<ImapAddress>,
+    pub bcc: Vec<ImapAddress>,
     pub in_reply_to: Option<Vec<u8>>,
     pub message_id: Option<Vec<u8>>,
 }
@@ -42,14 +42,14 @@ pub struct Envelope {
 /// uses the same structure: the start of group "g" is `(NIL NIL "g" NIL)`,
 /// its end `(NIL NIL NIL NIL)`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Address {
+pub struct ImapAddress {
     pub name: Option<Vec<u8>>,
     pub adl: Option<Vec<u8>>,
     pub mailbox: Option<Vec<u8>>,
     pub host: Option<Vec<u8>>,
 }
 
-impl From<address::Address> for Address {
+impl From<address::Address> for ImapAddress {
     /// A real (non-group) address gets placeholders for missing parts,
     /// because a NIL host would read as group syntax; its name is shown
     /// as Dovecot shows it ([`for_humans`]).
@@ -62,7 +62,7 @@ impl From<address::Address> for Address {
             }
         };
         match parsed {
-            address::Address::Mailbox(mailbox) => Address {
+            address::Address::Mailbox(mailbox) => ImapAddress {
                 name: mailbox
                     .name
                     .map(|name| for_humans(&name))
@@ -71,19 +71,19 @@ impl From<address::Address> for Address {
                 mailbox: Some(or(mailbox.local_part, MISSING_MAILBOX)),
                 host: Some(or(mailbox.domain, MISSING_DOMAIN)),
             },
-            address::Address::GroupStart(name) => Address {
+            address::Address::GroupStart(name) => ImapAddress {
                 mailbox: Some(name),
-                ..Address::default()
+                ..ImapAddress::default()
             },
-            address::Address::GroupEnd => Address::default(),
+            address::Address::GroupEnd => ImapAddress::default(),
         }
     }
 }
 
-impl Envelope {
+impl ImapEnvelope {
     /// Reads the envelope of a header block in one pass over its fields.
-    pub fn of_header(header: &[u8]) -> Envelope {
-        let mut envelope = Envelope::default();
+    pub fn of_header(header: &[u8]) -> ImapEnvelope {
+        let mut envelope = ImapEnvelope::default();
         let (mut date, mut subject, mut in_reply_to, mut message_id) = (None, None, None, None);
         for field in fields(header) {
             let list = if field.is(b"From") {
@@ -113,7 +113,7 @@ impl Envelope {
             list.extend(
                 parse_address_list(&unfold(field.value))
                     .into_iter()
-                    .map(Address::from),
+                    .map(ImapAddress::from),
             );
         }
         envelope.date = date.map(unfold);
@@ -124,7 +124,7 @@ impl Envelope {
     }
 
     /// Sender, defaulting to From (RFC 3501 §7.4.2).
-    pub fn sender(&self) -> &[Address] {
+    pub fn sender(&self) -> &[ImapAddress] {
         if self.sender.is_empty() {
             &self.from
         } else {
@@ -133,7 +133,7 @@ impl Envelope {
     }
 
     /// Reply-To, defaulting to From (RFC 3501 §7.4.2).
-    pub fn reply_to(&self) -> &[Address] {
+    pub fn reply_to(&self) -> &[ImapAddress] {
         if self.reply_to.is_empty() {
             &self.from
         } else {
@@ -188,7 +188,7 @@ fn for_humans(value: &[u8]) -> Vec<u8> {
 }
 
 /// An address list, or NIL for an empty one (RFC 3501 has no empty list).
-fn write_addresses(out: &mut Vec<u8>, list: &[Address]) {
+fn write_addresses(out: &mut Vec<u8>, list: &[ImapAddress]) {
     if list.is_empty() {
         out.extend_from_slice(b"NIL");
         return;
@@ -276,7 +276,7 @@ mod tests {
 
     #[test]
     fn typed_values_before_encoding() {
-        let envelope = Envelope::of_header(&crlf(concat!(
+        let envelope = ImapEnvelope::of_header(&crlf(concat!(
             "Subject: first\n",
             "Subject:  last\n\t one \n",
             "From: x@y (Only  a\tcomment)\n",
@@ -287,7 +287,7 @@ mod tests {
         assert_eq!(envelope.subject.as_deref(), Some(&b"last one"[..]));
         assert_eq!(
             envelope.from,
-            [Address {
+            [ImapAddress {
                 name: Some(b"Only a comment".to_vec()),
                 adl: None,
                 mailbox: Some(b"x".to_vec()),
@@ -296,7 +296,7 @@ mod tests {
         );
         assert_eq!(
             envelope.to,
-            [Address {
+            [ImapAddress {
                 name: None,
                 adl: None,
                 mailbox: Some(MISSING_MAILBOX.to_vec()),

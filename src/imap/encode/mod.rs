@@ -3,7 +3,7 @@
 //!
 //! Each item is built in two steps: [`crate::mime`] parses the raw message
 //! (header fields, addresses, Content-Type, the MIME tree), the parse
-//! becomes typed IMAP values ([`envelope::Envelope`],
+//! becomes typed IMAP values ([`envelope::ImapEnvelope`],
 //! [`body_structure::Body`]), and those are encoded here.
 //!
 //! The encoders are our own rather than imap-codec's (whose types parse
@@ -31,7 +31,7 @@ use crate::mime::header::header_end;
 /// Appends the ENVELOPE of the message's top-level header.
 pub fn write_envelope(out: &mut Vec<u8>, raw: &[u8]) {
     let header = raw.get(..header_end(raw)).unwrap_or_default();
-    envelope::Envelope::of_header(header).write(out);
+    envelope::ImapEnvelope::of_header(header).write(out);
 }
 
 /// Appends the BODYSTRUCTURE of the message (with extension data) when
