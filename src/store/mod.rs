@@ -229,6 +229,9 @@ impl Backend {
 /// resident memory: the kernel pages it in and out like its file cache).
 const MMAP_SIZE: u64 = 1 << 30;
 
+// Migrations are compiled into the binary so that a copied binary can
+// create its database anywhere (sqlx's `migrate!` macro would pull in the
+// query macros, which compile every driver a second time).
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
         1,
@@ -284,9 +287,6 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
-/// Migrations are compiled into the binary so that a copied binary can
-/// create its database anywhere (sqlx's `migrate!` macro would pull in the
-/// query macros, which compile every driver a second time).
 /// The `header_len` stored with a message: where IMAP splits its header
 /// from its body, so that a header-only FETCH reads no more than that.
 pub(crate) fn header_len(raw: &[u8]) -> i64 {
