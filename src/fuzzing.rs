@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Every parser a stored message goes through (ingest and the search
-/// index), on arbitrary bytes.
+/// index), and the search query parser, on arbitrary bytes.
 pub fn inspect_message(data: &[u8]) {
     let inspection = ingest::inspect(data);
     // Whatever the input, the title is what its subject says, cleaned.

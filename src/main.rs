@@ -113,7 +113,7 @@ enum RulesCommand {
         /// A rules file other than the configured one.
         #[arg(long)]
         rules: Option<PathBuf>,
-        /// The queue address it arrives at (default: the first queue).
+        /// The queue (address or name) it arrives at (default: the first queue).
         #[arg(long)]
         to: Option<String>,
         #[arg(long)]

@@ -3,7 +3,7 @@
 //! Every change of a ticket's status, priority, owner, queue, tags, Junk
 //! and Trash standing, SLA policy and response clocks (IMAP moves and
 //! flags, mail commands, rules at ingest, escalations, a customer's reply,
-//! an agent's reply, delivery reports, the CLI) is a [`ChangeRequest`]: what
+//! an agent's reply, delivery reports) is a [`ChangeRequest`]: what
 //! to change ([`TicketChange`]) and why ([`Cause`]). [`plan_change`] decides,
 //! from the ticket as it is ([`TicketState`], read in the transaction that
 //! applies the plan), which columns take which values and which events the
@@ -49,8 +49,8 @@ impl TicketChange {
 /// occasion (clocks, the last-update time) and how the history tells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cause {
-    /// An agent or administrator asked (IMAP move or flags, mail command,
-    /// CLI): one `changed` event "{why}: {what changed}", when anything did.
+    /// An agent or administrator asked (IMAP move or flags, mail command):
+    /// one `changed` event "{why}: {what changed}", when anything did.
     Asked(String),
     /// A customer's message joined the ticket (threaded by `rule`): a
     /// pending or done ticket is open again. `waits`: the message starts

@@ -1,7 +1,7 @@
 //! Filing an inbound message: the request ingest builds, and every decision
 //! the filing makes, as pure functions of facts the store read in the
 //! filing transaction. The store runs "gather facts → decide (here) →
-//! execute"; threading itself is [`threading::place`].
+//! execute"; threading itself is [`threading::place`](super::threading::place).
 
 use super::automation::{RuleEffects, RuleHook};
 use super::change::{Cause, ChangeRequest, TicketChange};
@@ -37,13 +37,13 @@ pub struct NewMessage {
     /// Every Message-ID this message refers to, most relevant first
     /// (In-Reply-To, then References from the newest).
     pub references: Vec<String>,
-    /// Addresses on the message other than our own (From, To, Cc).
+    /// Addresses on the message other than our own (From, Reply-To, To, Cc).
     pub participants: Vec<String>,
     pub raw: Vec<u8>,
 }
 
 impl NewMessage {
-    /// "Name <address>", or the address.
+    /// `Name <address>`, or the address.
     pub fn display_sender(&self) -> String {
         match &self.from_name {
             Some(name) if !name.is_empty() => format!("{name} <{}>", self.sender),

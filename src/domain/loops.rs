@@ -15,7 +15,7 @@ pub struct AutoReplyFacts<'a> {
     pub has_list_id: bool,
     pub has_list_unsubscribe: bool,
     pub x_auto_response_suppress: Option<&'a str>,
-    /// `X-Loop`, `X-Autoreply`, `X-Autorespond` and friends.
+    /// `X-Autoreply`, `X-Autorespond`, `X-Auto-Reply` or `X-Autoresponder`.
     pub has_vendor_autoreply_header: bool,
     /// The message is a delivery or disposition report.
     pub is_report: bool,

@@ -69,9 +69,9 @@ pub fn normalize(id: &str) -> String {
         .collect()
 }
 
-/// An id worth matching on: non-empty, bounded, and not an address quoted
-/// in brackets by a confused client (`<alice@example.com>` is an address,
-/// but also a syntactically valid id; we accept it, as others do).
+/// An id worth matching on: non-empty, bounded, and without a stray `<`.
+/// An address in brackets (`<alice@example.com>`, from a confused client)
+/// is also a syntactically valid id; we accept it, as others do.
 pub fn is_plausible(id: &str) -> bool {
     !id.is_empty() && id.len() <= 2000 && !id.contains('<')
 }

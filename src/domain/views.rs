@@ -25,7 +25,7 @@ pub enum Folder {
     Queues,
     /// All open tickets of one queue.
     Queue(String),
-    /// Open tickets with priority high or urgent.
+    /// Open tickets with priority high or urgent, and overdue ones.
     Urgent,
     /// Open tickets with a breached SLA clock.
     Overdue,
@@ -268,7 +268,8 @@ pub struct ViewFilter {
     pub or_overdue: bool,
 }
 
-/// Flags as stored: sorted, space-separated, system flags first.
+/// Flags as stored: sorted byte-wise, without duplicates, space-separated
+/// (the same flags always give the same string).
 pub fn join_flags<'a>(flags: impl IntoIterator<Item = &'a str>) -> String {
     let set: BTreeSet<&str> = flags.into_iter().filter(|f| !f.is_empty()).collect();
     set.into_iter().collect::<Vec<_>>().join(" ")

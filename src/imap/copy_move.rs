@@ -1,7 +1,8 @@
 //! COPY, MOVE and their UID forms (RFC 3501 §6.4.7, RFC 6851, RFC 4315).
 //!
 //! Into a view, a message carries its ticket: the view says what the ticket
-//! becomes ([`Folder::move_into`]), applied through the domain operation.
+//! becomes ([`Folder::move_into`](crate::domain::views::Folder::move_into)),
+//! applied through the domain operation.
 //! Into the agent's own folders, a message is copied and no ticket changes.
 
 use super::mailboxes::mailbox_name;

@@ -82,7 +82,7 @@ impl ImapSession {
         Ok(boxes)
     }
 
-    /// The mailbox with this name, or NO [NONEXISTENT].
+    /// The mailbox with this name, or `NO [NONEXISTENT]`.
     pub async fn find_mailbox(
         &self,
         login: &LoggedIn,

@@ -2,10 +2,10 @@
 //!
 //! imap-codec parses commands (its `Fragmentizer` frames lines and literals
 //! before parsing, so a malformed command never desynchronizes the stream);
-//! responses are written by hand in [`response`], because most of their
+//! responses are written by hand in `response`, because most of their
 //! bytes are message data served byte-exact.
 //!
-//! One file per group of commands, after Stalwart's layout: [`session`]
+//! One file per group of commands, after Stalwart's layout: `session`
 //! runs a connection, the others answer commands.
 
 mod append;

@@ -125,7 +125,7 @@ impl Selected {
         Ok(picked)
     }
 
-    /// ImapSession-only flags of a message: \Recent, and a view's `\Deleted`.
+    /// Session-only flags of a message: \Recent, and a view's `\Deleted`.
     pub fn extra_flags(&self, index: usize) -> &'static [&'static str] {
         let uid = self.messages[index].uid;
         let deleted = self.folder.is_view() && self.deleted.contains(&uid);
@@ -180,7 +180,7 @@ impl Selected {
     /// Takes in the mailbox's current membership and writes what the client
     /// must hear: EXPUNGE for members that left (only if `allow_expunge`:
     /// RFC 3501 §7.4.1 forbids them during FETCH, STORE and SEARCH), EXISTS
-    /// for new ones, FETCH FLAGS for changed flags. Returns the indexes whose
+    /// for new ones, FETCH FLAGS for changed flags. Returns the UIDs whose
     /// flags were reported.
     pub fn apply(
         &mut self,

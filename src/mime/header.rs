@@ -1,7 +1,7 @@
 //! The header block of a message or MIME part (RFC 5322 §2.2): where it
 //! ends, its fields as written, and their values unfolded.
 //!
-//! HeaderFields are kept byte-exact (folding and line endings as the sender wrote
+//! Fields are kept byte-exact (folding and line endings as the sender wrote
 //! them), because IMAP serves them that way (`BODY[HEADER.FIELDS]`) and
 //! submission rewrites some of them while passing the others through.
 //! Both LF and CRLF line endings are accepted: stored mail has either.
@@ -11,8 +11,8 @@ use super::slice;
 /// Offset just after the empty line that ends the header at the start of
 /// `raw` (`raw.len()` when there is none, as in Dovecot: then everything is
 /// header). This is the one split of header and body that every layer
-/// uses: the stored `header_len`, IMAP's RFC822.HEADER / BODY[HEADER] /
-/// BODY[TEXT], and submission's header rewrite.
+/// uses: the stored `header_len`, IMAP's `RFC822.HEADER` / `BODY[HEADER]` /
+/// `BODY[TEXT]`, and submission's header rewrite.
 pub fn header_end(raw: &[u8]) -> usize {
     terminated_header_len(raw).unwrap_or(raw.len())
 }

@@ -341,7 +341,7 @@ impl Calendar {
     /// instant if closed), go to the same business-time offset into the N-th
     /// following open day (a non-holiday day with any opening time left after DST
     /// conversion); if that day is shorter than the offset, clamp to its closing
-    /// time. Then add `time` as business time. For always(), 1d == 24h exactly.
+    /// time. Then add `time` as business time. For [`Calendar::always`], 1d == 24h exactly.
     ///
     /// The offset is business time, not wall time, so a ticket arriving an hour
     /// before Friday's early close is due an hour before the target day's close.

@@ -12,7 +12,7 @@
 //! `commit_interval`. On PostgreSQL, ids are handed out before their
 //! transactions commit, so a smaller id can appear after a larger one: the
 //! ids skipped over are kept as gaps and asked for again until they appear
-//! or [`GAP_WAIT`] has passed (a rolled-back transaction leaves a gap for
+//! or `GAP_WAIT` has passed (a rolled-back transaction leaves a gap for
 //! ever). The committed cursor stays below the oldest open gap.
 
 use super::document::MessageText;

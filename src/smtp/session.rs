@@ -338,7 +338,7 @@ impl SmtpSession {
         Some(Some(line))
     }
 
-    /// After MAX_ERRORS errors the client is told goodbye (421).
+    /// After [`MAX_ERRORS`] errors the client is told goodbye (421).
     fn too_many_errors(&mut self) -> bool {
         if self.errors < MAX_ERRORS {
             return false;

@@ -1,7 +1,7 @@
 //! Filing an inbound message in one transaction: gather the facts (SQL),
-//! let `domain` decide (duplicate, bounce target, threading, the change to
-//! a joined ticket, the rules, the acknowledgement, thread ids and
-//! participants), execute. When it commits, the message is safe and SMTP
+//! let `domain` decide (bounce target, threading, the change to a joined
+//! ticket, the rules, the acknowledgement, thread ids and participants),
+//! execute. When it commits, the message is safe and SMTP
 //! may say 250.
 //!
 //! On SQLite, messages arriving together share one transaction and one
@@ -31,7 +31,7 @@ struct NewTicket<'a> {
 }
 
 impl Tx {
-    /// Threading facts of these tickets: number, status, done time.
+    /// Threading facts of a ticket: number, status, done time.
     async fn ticket_facts(&mut self, number: i64) -> Result<Option<TicketFacts>> {
         on_tx!(self, |conn| {
             let row = sqlx::query("SELECT number, status, done_at FROM tickets WHERE number = $1")

@@ -407,8 +407,8 @@ impl Store {
 
     /// Brings a view's membership in line with the tickets (see the module
     /// doc). Skipped when `marker` equals the one the mailbox was last
-    /// reconciled against, unless `force` (the Closed window moves with
-    /// time, so SELECT forces). Returns whether anything changed.
+    /// reconciled against, unless `force` (COPY and MOVE, right after
+    /// changing the tickets). Returns whether anything changed.
     pub async fn imap_reconcile(
         &self,
         mailbox_id: i64,
@@ -598,7 +598,7 @@ impl Store {
         })
     }
 
-    /// Message counts for STATUS: (messages, unseen).
+    /// Message counts for STATUS: (messages, unseen, recent).
     pub async fn imap_counts(&self, mailbox_id: i64) -> Result<(u32, u32, u32)> {
         dispatch_read!(self, |pool| {
             let row = sqlx::query(
@@ -617,10 +617,10 @@ impl Store {
         })
     }
 
-    /// The bytes and dates of messages, by reference.
-    /// The raw bytes of these messages; with `prefix`, only each header
-    /// (or, where its length was not recorded, up to `prefix` leading bytes):
-    /// a header sync need not read bodies and attachments.
+    /// The bytes, sizes and dates of messages, by reference; with `prefix`,
+    /// only each header (or, where its length was not recorded, up to
+    /// `prefix` leading bytes): a header sync need not read bodies and
+    /// attachments.
     pub async fn imap_contents(
         &self,
         refs: &[MessageRef],
@@ -719,8 +719,8 @@ impl Store {
         })
     }
 
-    /// Adds messages to a storage mailbox: `Err`-free refs are linked,
-    /// `raw` bodies are stored first. Returns the new UIDs in order.
+    /// Adds messages to a storage mailbox: existing messages are linked,
+    /// new ones are stored first. Returns the new UIDs in order.
     pub async fn imap_add_to_storage(
         &self,
         mailbox_id: i64,

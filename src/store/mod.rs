@@ -1,7 +1,7 @@
 //! The store: the source of truth, on SQLite (embedded default) or PostgreSQL.
 //!
 //! One API over both backends. Each statement is written once and compiled
-//! for each pool type ([`dispatch!`], [`on_tx!`]); SQL is kept to the
+//! for each pool type (`dispatch!`, `on_tx!`); SQL is kept to the
 //! common dialect (`$n` parameters work on both) so the two cannot drift.
 //! The store only stores: what a change or a filing does is decided in
 //! `domain` from facts the store read, and the store executes that plan.
@@ -90,8 +90,8 @@ impl StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// What changed, for the parts of the server that react to changes (outbound
-/// worker now; IMAP IDLE and the search indexer later).
+/// What changed, for the parts of the server that react to changes (the
+/// outbound worker, IMAP IDLE, the search indexer, the SLA scheduler).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     Ticket(i64),

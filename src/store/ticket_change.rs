@@ -1,9 +1,9 @@
 //! The one ticket-change operation, as the store executes it: read the
-//! ticket (locked until the commit on PostgreSQL), let
-//! [`plan_change`](crate::domain::change::plan_change) decide, then write
-//! the planned columns, tags and events in the same transaction. Nothing
-//! else writes a ticket's status, priority, owner, queue, tags, standing,
-//! SLA policy or response clocks.
+//! ticket (locked until the commit on PostgreSQL), let [`plan_change`]
+//! decide, then write the planned columns, tags and events in the same
+//! transaction. Nothing else changes a ticket's status, priority, owner,
+//! queue, tags, standing, SLA policy or response times; the SLA scheduler
+//! saves the clocks it works out itself ([`Store::save_sla`]).
 
 use super::events::placeholders;
 use super::{Change, Result, RowLock, Store, StoreError, Tx, on_tx, parse_column};
@@ -251,7 +251,7 @@ impl Tx {
 
 impl Store {
     /// Changes a ticket in its own transaction (IMAP moves and flags, mail
-    /// commands, the CLI, tests). Returns what changed, one phrase each
+    /// commands, tests). Returns what changed, one phrase each
     /// (empty: nothing).
     pub async fn change_ticket(&self, number: i64, request: &ChangeRequest) -> Result<Vec<String>> {
         let mut tx = self.begin().await?;

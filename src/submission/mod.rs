@@ -4,7 +4,7 @@
 //!
 //! - A mail naming a ticket (plus-address recipient, In-Reply-To or
 //!   References, `[#n]` in the subject) with an outside recipient is a
-//!   public reply: From becomes "Alice via Support" <queue address>,
+//!   public reply: From becomes `"Alice via Support" <queue address>`,
 //!   Reply-To the ticket's plus-address, the subject gets its `[#n]` tag,
 //!   and it is stored and queued to each outside recipient.
 //! - With only postdesk's own addresses (queues, agents) among its
@@ -380,7 +380,7 @@ async fn file(
     Ok(app.store.file_agent_mail(&request).await?)
 }
 
-/// "[#12] Re: VPN drops" → "[#12] [note] Re: VPN drops": a note says so in
+/// `[#12] Re: VPN drops` → `[#12] [note] Re: VPN drops`: a note says so in
 /// the subject the agents' clients list.
 fn note_subject(tagged: &str) -> String {
     if tagged.contains("[note]") {

@@ -83,7 +83,7 @@ pub struct MultipartExtension {
     pub common: CommonExtension,
 }
 
-/// ContentDisposition, language and location: the extension data single parts
+/// Disposition, language and location: the extension data single parts
 /// and multiparts share.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CommonExtension {
@@ -312,7 +312,7 @@ impl SinglePartExtension {
 }
 
 impl CommonExtension {
-    /// ContentDisposition, language and location, each preceded by a space. A
+    /// Disposition, language and location, each preceded by a space. A
     /// language list is always a parenthesized list (Dovecot's form).
     fn write(&self, out: &mut Vec<u8>) {
         out.push(b' ');

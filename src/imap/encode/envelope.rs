@@ -3,7 +3,7 @@
 //!
 //! Values are the raw header values, unfolded: clients decode RFC 2047
 //! encoded words themselves, and a name re-encoded from a decoded one would
-//! differ byte-wise from what the client sees in BODY[HEADER]. Where RFC
+//! differ byte-wise from what the client sees in `BODY[HEADER]`. Where RFC
 //! 3501 leaves room the values follow Dovecot (see each item).
 
 use super::string::write_nstring;
@@ -15,7 +15,7 @@ use crate::mime::header::{fields, unfold};
 /// placeholder is sent instead, the same one Dovecot uses.
 const MISSING_DOMAIN: &[u8] = b"MISSING_DOMAIN";
 
-/// MailboxAddress name of an address without local part (see [`MISSING_DOMAIN`]).
+/// Mailbox name of an address without local part (see [`MISSING_DOMAIN`]).
 const MISSING_MAILBOX: &[u8] = b"MISSING_MAILBOX";
 
 /// The envelope of one header block. As in Dovecot, a repeated text field
