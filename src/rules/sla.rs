@@ -51,11 +51,6 @@ impl SlaUpdate {
     }
 }
 
-/// Whether the clocks stand still: waiting on the customer, or done.
-pub fn pauses(status: Status) -> bool {
-    matches!(status, Status::Pending | Status::Resolved | Status::Closed)
-}
-
 /// Initial due times for a ticket given `policy` at `start`.
 pub fn initial_dues(
     policy: &Policy,
@@ -94,7 +89,7 @@ pub fn reconcile(
     let mut resolution = t.resolution_due;
     let mut paused_at = t.paused_at;
 
-    if pauses(t.status) {
+    if t.status.pauses_clocks() {
         paused_at.get_or_insert(now);
     } else if let Some(since) = paused_at.take() {
         // Resume: each clock gets back the business time it had left when

@@ -79,7 +79,7 @@ impl Store {
     /// leads to.
     pub async fn ticket_by_references(&self, ids: &[String]) -> Result<Option<i64>> {
         super::dispatch_read!(self, |pool| {
-            for id in ids.iter().take(64) {
+            for id in ids.iter().take(MAX_REFERENCES) {
                 let ticket: Option<i64> = sqlx::query_scalar(
                     "SELECT ticket FROM thread_ids WHERE message_id = $1 ORDER BY ticket DESC LIMIT 1",
                 )

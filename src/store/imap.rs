@@ -172,6 +172,8 @@ fn view_condition(filter: &ViewFilter) -> String {
     if filter.recently_done {
         clauses.push("t.done_at >= $4".into());
     } else {
+        // Always true: it only names $4, which every view binds, so that
+        // PostgreSQL learns the parameter's type.
         clauses.push("(t.done_at IS NULL OR t.done_at >= $4 OR $4 IS NOT NULL)".into());
     }
     clauses.join(" AND ")
