@@ -41,6 +41,7 @@ pub struct Config {
     pub tickets: TicketConfig,
     pub autoreply: AutoReplyConfig,
     pub search: SearchConfig,
+    pub storage: StorageConfig,
     /// rules.toml: calendars, SLA policies, rules and escalations. A
     /// relative path is read from the directory of this file.
     pub rules: Option<PathBuf>,
@@ -65,6 +66,7 @@ impl Default for Config {
             tickets: TicketConfig::default(),
             autoreply: AutoReplyConfig::default(),
             search: SearchConfig::default(),
+            storage: StorageConfig::default(),
             rules: None,
             queues: Vec::new(),
             source: None,
@@ -82,6 +84,9 @@ pub struct SmtpConfig {
     pub max_recipients: usize,
     /// Simultaneous SMTP connections; more get `421 4.7.0`.
     pub max_connections: usize,
+    /// Simultaneous connections from one address (an IPv6 /64 counts as
+    /// one), so that one sender cannot take every slot; more get `421 4.7.0`.
+    pub max_connections_per_address: usize,
     /// Seconds a client may stay silent between commands (RFC 5321 §4.5.3.2
     /// asks for at least 5 minutes).
     pub command_timeout: u64,
@@ -98,6 +103,7 @@ impl Default for SmtpConfig {
             max_message_size: 25 * 1024 * 1024,
             max_recipients: 100,
             max_connections: 500,
+            max_connections_per_address: 50,
             command_timeout: 300,
             data_timeout: 600,
             max_line_length: 2048,
@@ -137,6 +143,16 @@ pub struct ImapConfig {
     pub plaintext_auth_on_loopback: bool,
     pub max_connections: usize,
     pub max_connections_per_agent: usize,
+    /// Simultaneous connections from one address (an IPv6 /64 counts as one).
+    pub max_connections_per_address: usize,
+    /// Connections not logged in yet, from anywhere: strangers can hold at
+    /// most these, so logged-in agents always find a slot.
+    pub max_unauthenticated: usize,
+    /// Seconds a client has from connecting to being logged in.
+    pub login_timeout: u64,
+    /// Seconds a logged-in client has to send a whole command line once it
+    /// started one (a literal gets this plus time for its size at 32 KiB/s).
+    pub command_timeout: u64,
     /// The longest command line, and the largest literal (APPEND).
     pub max_line_length: usize,
     pub max_literal_size: usize,
@@ -154,6 +170,10 @@ impl Default for ImapConfig {
             plaintext_auth_on_loopback: true,
             max_connections: 2000,
             max_connections_per_agent: 20,
+            max_connections_per_address: 100,
+            max_unauthenticated: 200,
+            login_timeout: 60,
+            command_timeout: 60,
             max_line_length: 64 * 1024,
             max_literal_size: 50 * 1024 * 1024,
             idle_timeout: 30 * 60,
@@ -337,6 +357,22 @@ impl Default for SearchConfig {
             similar_max: 3,
             similar_min_score: 0.25,
         }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Below this much free space (MiB) on the data directory's file
+    /// system, new mail is refused with `452 4.3.1` before the database
+    /// runs into the wall; 0 turns the floor off (a failed write still
+    /// pauses acceptance for a few seconds).
+    pub min_free_mb: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig { min_free_mb: 256 }
     }
 }
 

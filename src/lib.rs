@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod disk;
 pub mod dkim;
 pub mod domain;
 #[doc(hidden)]
@@ -61,6 +62,8 @@ pub struct App {
     pub templates: templates::Templates,
     /// The search index, once a server opened it (IMAP SEARCH reads it).
     pub search: std::sync::OnceLock<Arc<search::SearchIndex>>,
+    /// Whether there is room for new mail (the low-disk guard).
+    pub disk: disk::DiskGuard,
     /// Failed logins, shared by IMAP and submission.
     pub logins: passwords::LoginThrottle,
     /// The rules in force (reloaded on SIGHUP).
@@ -98,7 +101,9 @@ impl App {
         }
         let templates = templates::Templates::load(config.autoreply.templates_dir.as_deref())?;
         let queues = store.queues().await?;
+        let disk = disk::DiskGuard::new(&config.data_dir, config.storage.min_free_mb);
         Ok(Arc::new(App {
+            disk,
             config: Arc::new(config),
             store,
             templates,

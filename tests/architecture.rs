@@ -18,6 +18,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("passwords", 3),
     ("templates", 3),
     ("dkim", 3),
+    ("disk", 3),
     ("store", 3),
     ("net", 4),
     ("rules", 5),

@@ -14,6 +14,7 @@ pub mod message_id;
 pub mod outgoing;
 pub mod quoting;
 pub mod sla;
+pub mod storage;
 pub mod subject;
 pub mod threading;
 pub mod ticket;

@@ -25,9 +25,15 @@ impl ImapSession {
         message: &LiteralOrLiteral8<'_>,
     ) -> Reply {
         let name = mailbox_name(target);
+        if let Err(refusal) = self.app.disk.admit() {
+            return Reply::no(format!("[UNAVAILABLE] Not stored: {refusal}"));
+        }
         let (mailbox, folder) = match self.find_mailbox(login, &name).await {
             Ok(found) => found,
-            Err(_) => return Reply::no(format!("[TRYCREATE] No mailbox named {name}")),
+            Err(reply) if reply.text.starts_with("[NONEXISTENT]") => {
+                return Reply::no(format!("[TRYCREATE] No mailbox named {name}"));
+            }
+            Err(reply) => return reply,
         };
         if folder.is_view() {
             return Reply::no(format!(

@@ -29,6 +29,7 @@ use crate::net::{self, Shutdown, Stream};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
@@ -41,8 +42,13 @@ pub struct ImapLimits {
     pub max_line_length: usize,
     pub max_literal_size: usize,
     pub idle_timeout: Duration,
-    /// Before login, a client gets less patience than the RFC's 30 minutes.
+    /// From connecting to being logged in, all of it: a stranger who
+    /// trickles bytes cannot keep a connection longer than this.
     pub login_timeout: Duration,
+    /// For one command of a logged-in client, from its first byte.
+    pub command_timeout: Duration,
+    pub max_connections_per_address: usize,
+    pub max_unauthenticated: usize,
     pub plaintext_auth_on_loopback: bool,
     pub closed_window: chrono::Duration,
 }
@@ -55,7 +61,10 @@ impl ImapLimits {
             max_line_length: config.max_line_length.max(1024),
             max_literal_size: config.max_literal_size,
             idle_timeout: Duration::from_secs(config.idle_timeout.max(60)),
-            login_timeout: Duration::from_secs(120),
+            login_timeout: Duration::from_secs(config.login_timeout.max(1)),
+            command_timeout: Duration::from_secs(config.command_timeout.max(1)),
+            max_connections_per_address: config.max_connections_per_address.max(1),
+            max_unauthenticated: config.max_unauthenticated.max(1),
             plaintext_auth_on_loopback: config.plaintext_auth_on_loopback,
             closed_window: chrono::Duration::days(i64::from(config.closed_days)),
         }
@@ -73,22 +82,34 @@ pub async fn serve(
     agent_slots: Arc<AgentSlots>,
     mut shutdown: Shutdown,
 ) {
-    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let connections = net::Slots::new(limits.max_connections, limits.max_connections_per_address);
+    let strangers = Arc::new(Semaphore::new(limits.max_unauthenticated));
     let refusal = "* BYE [UNAVAILABLE] Too many connections, try again later\r\n";
     while let Some(net::Accepted {
-        socket,
+        mut socket,
         peer,
         permit,
+        address_permit,
     }) = net::accept(&listener, &connections, &mut shutdown, "imap", refusal).await
     {
+        // Until it logs in, a connection also holds one of the few slots
+        // for strangers, so that they can never take the agents' slots.
+        let Ok(stranger) = strangers.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "imap: too many connections not logged in");
+            tokio::spawn(async move {
+                let _ = socket.write_all(refusal.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            });
+            continue;
+        };
         let app = app.clone();
         let tls = tls.clone();
         let limits = limits.clone();
         let agent_slots = agent_slots.clone();
         let stopping = shutdown.clone();
         tokio::spawn(async move {
-            // Dropped however the task ends, which frees the slot.
-            let _permit = permit;
+            // Dropped however the task ends, which frees the slots.
+            let _permits = (permit, address_permit);
             let stream: Box<dyn Stream> = if implicit_tls {
                 match net::accept_tls(&tls, socket, limits.login_timeout).await {
                     Ok(stream) => stream,
@@ -109,6 +130,7 @@ pub async fn serve(
                 implicit_tls,
                 limits,
                 agent_slots,
+                stranger,
                 stopping,
             );
             if let Err(err) = session.run().await {

@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::broadcast;
+use tokio::sync::{OwnedSemaphorePermit, broadcast};
 use tokio_rustls::TlsAcceptor;
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +76,11 @@ impl From<StoreError> for Reply {
         tracing::warn!(%err, "imap: store error");
         match err {
             StoreError::NotFound(what) => Reply::no(format!("[NONEXISTENT] {what}")),
+            // A full disk is a storage outage, not a missing folder: the
+            // client should try again later.
+            other if other.is_storage_full() => {
+                Reply::no("[UNAVAILABLE] The server's storage is full; try again later")
+            }
             other => Reply::no(format!("[SERVERBUG] {other}")),
         }
     }
@@ -151,8 +156,17 @@ pub struct ImapSession {
     agent_slots: Arc<AgentSlots>,
     shutdown: Shutdown,
     fragments: Fragmentizer,
-    /// Bytes buffered toward the command being framed (guards memory).
+    /// Bytes read toward the command being framed (0: between commands).
     pending: usize,
+    /// Where the line being framed starts in the command's bytes, and
+    /// whether a literal is being read instead of a line.
+    line_start: usize,
+    in_literal: bool,
+    /// Everything before login must be done by then (`login_timeout`).
+    login_deadline: tokio::time::Instant,
+    /// One of the few slots for connections not logged in, given back at
+    /// login.
+    stranger: Option<OwnedSemaphorePermit>,
     pub out: Vec<u8>,
     pub condstore: bool,
     /// RETURN options of the SEARCH being run (ESEARCH, RFC 4731).
@@ -173,11 +187,9 @@ impl ImapSession {
         is_tls: bool,
         limits: Arc<ImapLimits>,
         agent_slots: Arc<AgentSlots>,
+        stranger: OwnedSemaphorePermit,
         shutdown: Shutdown,
     ) -> ImapSession {
-        let max = limits
-            .max_literal_size
-            .saturating_add(limits.max_line_length);
         let changes = app.store.subscribe();
         ImapSession {
             app,
@@ -185,8 +197,12 @@ impl ImapSession {
             stream,
             tls,
             is_tls,
-            fragments: Fragmentizer::new(u32::try_from(max).unwrap_or(u32::MAX)),
+            fragments: framer(&limits),
             pending: 0,
+            line_start: 0,
+            in_literal: false,
+            login_deadline: tokio::time::Instant::now() + limits.login_timeout,
+            stranger: Some(stranger),
             limits,
             agent_slots,
             shutdown,
@@ -244,12 +260,15 @@ impl ImapSession {
     async fn serve(&mut self) -> Result<(), ImapSessionError> {
         let mut state = State::NotAuthenticated;
         loop {
-            let timeout = self.timeout(&state);
-            let Some(message) = self.next_message(timeout).await? else {
+            let Some(message) = self.next_message(state.is_logged_in()).await? else {
                 return Ok(());
             };
             let flow;
             (state, flow) = self.handle(state, message).await;
+            if state.is_logged_in() {
+                // Logged in: a stranger's slot is free again.
+                self.stranger = None;
+            }
             self.flush().await?;
             match flow {
                 Flow::Continue => {}
@@ -282,61 +301,79 @@ impl ImapSession {
         Ok(())
     }
 
-    /// How long a client in this state may stay silent.
-    fn timeout(&self, state: &State) -> Duration {
-        if state.is_logged_in() {
-            self.limits.idle_timeout
-        } else {
-            self.limits.login_timeout
-        }
-    }
-
     /// Reads until a whole command (line plus literals) is framed. Sends the
     /// continuation request a synchronizing literal needs, and refuses one
-    /// that is too large before the client sends it. None: the client left.
-    async fn next_message(
-        &mut self,
-        timeout: Duration,
-    ) -> Result<Option<Vec<u8>>, ImapSessionError> {
+    /// that is too large before the client sends it. None: the client left
+    /// or was sent away.
+    ///
+    /// Deadlines are per command, not per read: before login everything
+    /// must be done by the login deadline; after login a client may wait
+    /// `idle_timeout` between commands, and a command has `command_timeout`
+    /// from its first byte (plus time for its literals' size). A line
+    /// longer than `max_line_length` ends the connection having buffered
+    /// no more than that: the stream cannot be resynchronized.
+    async fn next_message(&mut self, logged_in: bool) -> Result<Option<Vec<u8>>, ImapSessionError> {
         // Small on purpose: the buffer is part of every connection's state
         // while it waits, and a thousand idle clients wait here at once.
         let mut buffer = [0u8; READ_CHUNK];
+        let mut command_deadline = None;
+        let max_literal = if logged_in {
+            self.limits.max_literal_size
+        } else {
+            self.limits.max_line_length
+        };
         loop {
             while let Some(fragment) = self.fragments.progress() {
-                if let FragmentInfo::Line {
-                    announcement: Some(literal),
-                    ..
-                } = fragment
-                {
-                    let too_large = literal.length as usize > self.limits.max_literal_size;
-                    match (literal.mode, too_large) {
-                        (LiteralMode::Sync, false) => {
-                            self.out.extend_from_slice(b"+ Ready for literal data\r\n");
-                            self.flush().await?;
+                match fragment {
+                    FragmentInfo::Line {
+                        announcement: Some(literal),
+                        end,
+                        ..
+                    } => {
+                        self.line_start = end;
+                        self.in_literal = true;
+                        let length = literal.length as usize;
+                        let too_large = length > max_literal;
+                        match (literal.mode, too_large) {
+                            (LiteralMode::Sync, false) => {
+                                self.out.extend_from_slice(b"+ Ready for literal data\r\n");
+                                self.flush().await?;
+                            }
+                            (LiteralMode::Sync, true) => {
+                                let tag = self.current_tag();
+                                self.out.extend_from_slice(
+                                    format!(
+                                        "{tag} NO [TOOBIG] Literal larger than {max_literal} bytes\r\n"
+                                    )
+                                    .as_bytes(),
+                                );
+                                self.flush().await?;
+                                self.fragments.skip_message();
+                                self.end_of_message();
+                                continue;
+                            }
+                            (LiteralMode::NonSync, true) => self.fragments.poison_message(),
+                            (LiteralMode::NonSync, false) => {}
                         }
-                        (LiteralMode::Sync, true) => {
-                            let tag = self.current_tag();
-                            self.out.extend_from_slice(
-                                format!(
-                                    "{tag} NO [TOOBIG] Literal larger than {} bytes\r\n",
-                                    self.limits.max_literal_size
-                                )
-                                .as_bytes(),
+                        if logged_in {
+                            command_deadline = Some(
+                                tokio::time::Instant::now()
+                                    + self.limits.command_timeout
+                                    + literal_transfer_time(length),
                             );
-                            self.flush().await?;
-                            self.fragments.skip_message();
-                            self.pending = 0;
-                            continue;
                         }
-                        (LiteralMode::NonSync, true) => self.fragments.poison_message(),
-                        (LiteralMode::NonSync, false) => {}
                     }
+                    FragmentInfo::Literal { end, .. } => {
+                        self.line_start = end;
+                        self.in_literal = false;
+                    }
+                    FragmentInfo::Line { .. } => {}
                 }
                 if self.fragments.is_message_complete() {
                     let message = self.fragments.message_bytes().to_vec();
                     let too_long = self.fragments.is_max_message_size_exceeded()
                         || self.fragments.is_message_poisoned();
-                    self.pending = 0;
+                    self.end_of_message();
                     if too_long {
                         let tag = self.current_tag();
                         self.out.extend_from_slice(
@@ -349,11 +386,25 @@ impl ImapSession {
                     return Ok(Some(message));
                 }
             }
-            // A line without its end that keeps growing is refused before
-            // it can take memory: the stream cannot be resynchronized.
-            if self.pending > self.limits.max_line_length + self.limits.max_literal_size {
-                self.out
-                    .extend_from_slice(b"* BYE [TOOBIG] Line too long\r\n");
+            let line_so_far = self
+                .fragments
+                .message_bytes()
+                .len()
+                .saturating_sub(self.line_start);
+            let too_much_before_login = !logged_in
+                && self.fragments.message_bytes().len() > max_command_before_login(&self.limits);
+            if (!self.in_literal && line_so_far > self.limits.max_line_length)
+                || too_much_before_login
+            {
+                let tag = self.current_tag();
+                self.out.extend_from_slice(
+                    format!(
+                        "{tag} BAD [TOOBIG] Command line longer than {} bytes\r\n\
+                         * BYE [TOOBIG] Command line too long\r\n",
+                        self.limits.max_line_length
+                    )
+                    .as_bytes(),
+                );
                 self.flush().await?;
                 return Ok(None);
             }
@@ -363,8 +414,16 @@ impl ImapSession {
                 self.flush().await?;
                 return Ok(None);
             }
+            let now = tokio::time::Instant::now();
+            let deadline = if !logged_in {
+                self.login_deadline
+            } else if self.pending == 0 {
+                now + self.limits.idle_timeout
+            } else {
+                *command_deadline.get_or_insert(now + self.limits.command_timeout)
+            };
             let read = tokio::select! {
-                read = tokio::time::timeout(timeout, self.stream.read(&mut buffer)) => read,
+                read = tokio::time::timeout_at(deadline, self.stream.read(&mut buffer)) => read,
                 _ = self.shutdown.stopped() => continue,
             };
             let n = match read {
@@ -372,8 +431,12 @@ impl ImapSession {
                 Ok(Ok(n)) => n,
                 Ok(Err(err)) => return Err(err.into()),
                 Err(_) => {
-                    self.out
-                        .extend_from_slice(b"* BYE Autologout; idle for too long\r\n");
+                    let why = match (logged_in, self.pending) {
+                        (false, _) => "* BYE Login time is up\r\n",
+                        (true, 0) => "* BYE Autologout; idle for too long\r\n",
+                        (true, _) => "* BYE Command not completed in time\r\n",
+                    };
+                    self.out.extend_from_slice(why.as_bytes());
                     self.flush().await?;
                     return Err(ImapSessionError::Timeout);
                 }
@@ -381,6 +444,13 @@ impl ImapSession {
             self.pending += n;
             self.fragments.enqueue_bytes(&buffer[..n]);
         }
+    }
+
+    /// A command was framed (or skipped): the next one starts.
+    fn end_of_message(&mut self) {
+        self.pending = 0;
+        self.line_start = 0;
+        self.in_literal = false;
     }
 
     /// Answers one framed command; returns the state it leaves.
@@ -528,6 +598,8 @@ impl ImapSession {
                 mechanism,
                 initial_response,
             } => match mechanism {
+                // Refused before the client is asked for its credentials.
+                AuthMechanism::Plain if !self.auth_allowed() => Err(privacy_required()),
                 AuthMechanism::Plain => {
                     let response = match initial_response {
                         Some(ir) => Some(ir.declassify().to_vec()),
@@ -740,7 +812,7 @@ impl ImapSession {
     async fn sasl_continuation(&mut self) -> Option<Vec<u8>> {
         self.out.extend_from_slice(b"+ \r\n");
         self.flush().await.ok()?;
-        let line = self.next_message(self.limits.login_timeout).await.ok()??;
+        let line = self.next_message(false).await.ok()??;
         let line = line
             .strip_suffix(b"\r\n")
             .or_else(|| line.strip_suffix(b"\n"))?;
@@ -771,9 +843,7 @@ impl ImapSession {
     /// Checks the credentials and takes one of the agent's connection slots.
     async fn login(&mut self, user: &str, pass: &str) -> Result<LoggedIn, Reply> {
         if !self.auth_allowed() {
-            return Err(Reply::no(
-                "[PRIVACYREQUIRED] Use STARTTLS (or port 993) before logging in",
-            ));
+            return Err(privacy_required());
         }
         let agent = match self.app.authenticate(user, pass, self.peer.ip()).await {
             Ok(agent) => agent,
@@ -795,17 +865,15 @@ impl ImapSession {
 
     async fn start_tls(&mut self) -> Result<(), ImapSessionError> {
         // Anything pipelined after STARTTLS came in clear text (RFC 3501 §6.2.1).
-        let max = self
-            .limits
-            .max_literal_size
-            .saturating_add(self.limits.max_line_length);
-        self.fragments = Fragmentizer::new(u32::try_from(max).unwrap_or(u32::MAX));
-        self.pending = 0;
+        self.fragments = framer(&self.limits);
+        self.end_of_message();
         let Some(acceptor) = &self.tls else {
             return Ok(());
         };
-        let limit = self.limits.login_timeout;
-        match net::start_tls(&mut self.stream, acceptor, limit).await {
+        let left = self
+            .login_deadline
+            .saturating_duration_since(tokio::time::Instant::now());
+        match net::start_tls(&mut self.stream, acceptor, left).await {
             Ok(()) => {}
             Err(net::HandshakeError::Failed(err)) => {
                 tracing::debug!(peer = %self.peer, %err, "TLS handshake failed");
@@ -890,7 +958,7 @@ impl ImapSession {
             while let Some(fragment) = self.fragments.progress() {
                 if self.fragments.is_message_complete() {
                     let line = self.fragments.fragment_bytes(fragment).to_vec();
-                    self.pending = 0;
+                    self.end_of_message();
                     let word = line.trim_ascii();
                     if word.eq_ignore_ascii_case(b"DONE") {
                         return (Reply::ok("IDLE terminated"), Flow::Continue);
@@ -940,6 +1008,32 @@ impl ImapSession {
             }
         }
     }
+}
+
+fn privacy_required() -> Reply {
+    Reply::no("[PRIVACYREQUIRED] Use STARTTLS (or port 993) before logging in")
+}
+
+/// The framer for a session: a command may carry an APPEND's literal
+/// (before login, [`ImapSession::next_message`] allows much less).
+fn framer(limits: &ImapLimits) -> Fragmentizer {
+    let max = limits
+        .max_literal_size
+        .saturating_add(limits.max_line_length);
+    Fragmentizer::new(u32::try_from(max).unwrap_or(u32::MAX))
+}
+
+/// The most a command may hold before login: LOGIN with two literals.
+fn max_command_before_login(limits: &ImapLimits) -> usize {
+    limits.max_line_length.saturating_mul(3)
+}
+
+/// Slowest transfer a literal is given time for, in bytes per second
+/// (on top of `command_timeout`).
+const SLOWEST_LITERAL_RATE: usize = 32 * 1024;
+
+fn literal_transfer_time(length: usize) -> Duration {
+    Duration::from_secs(u64::try_from(length / SLOWEST_LITERAL_RATE).unwrap_or(u64::MAX))
 }
 
 /// A BAD reply's text for a command imap-codec could not parse: the

@@ -4,9 +4,11 @@
 //!
 //! A low layer: it knows sockets and TLS, no protocol.
 
+mod per_address;
 mod shutdown;
 mod starttls;
 
+pub use per_address::{AddressPermit, PerAddress};
 pub use shutdown::{Shutdown, ShutdownTrigger};
 pub use starttls::{HandshakeError, accept_tls, start_tls};
 
@@ -27,14 +29,31 @@ pub struct Accepted {
     pub peer: SocketAddr,
     /// Holds one of the listener's slots until the session ends.
     pub permit: OwnedSemaphorePermit,
+    /// And one of its address's.
+    pub address_permit: AddressPermit,
 }
 
-/// Waits for the next connection that gets a slot. A connection over the
+/// A listener's connection limits: in all, and per remote address.
+pub struct Slots {
+    pub all: Arc<Semaphore>,
+    pub per_address: Arc<PerAddress>,
+}
+
+impl Slots {
+    pub fn new(all: usize, per_address: usize) -> Slots {
+        Slots {
+            all: Arc::new(Semaphore::new(all)),
+            per_address: PerAddress::new(per_address),
+        }
+    }
+}
+
+/// Waits for the next connection that gets a slot. A connection over a
 /// limit is sent `refusal` (the protocol's "try later" line) and closed.
 /// None once the shutdown has begun.
 pub async fn accept(
     listener: &TcpListener,
-    slots: &Arc<Semaphore>,
+    slots: &Slots,
     shutdown: &mut Shutdown,
     protocol: &'static str,
     refusal: &str,
@@ -54,16 +73,26 @@ pub async fn accept(
             }
         };
         let _ = socket.set_nodelay(true);
-        match slots.clone().try_acquire_owned() {
-            Ok(permit) => {
+        let permits = (
+            slots.all.clone().try_acquire_owned(),
+            slots.per_address.try_acquire(peer.ip()),
+        );
+        match permits {
+            (Ok(permit), Some(address_permit)) => {
                 return Some(Accepted {
                     socket,
                     peer,
                     permit,
+                    address_permit,
                 });
             }
-            Err(_) => {
-                tracing::warn!(%peer, protocol, "too many connections");
+            (all, _) => {
+                let reason = if all.is_err() {
+                    "too many connections"
+                } else {
+                    "too many connections from this address"
+                };
+                tracing::warn!(%peer, protocol, reason);
                 let line = refusal.to_string();
                 tokio::spawn(async move {
                     let _ = socket.write_all(line.as_bytes()).await;

@@ -449,6 +449,29 @@ async fn acquire(index: &Arc<SearchIndex>, shutdown: &mut Shutdown) -> Option<In
     }
 }
 
+/// A new writer after the old one failed: tantivy's writer is dead for
+/// good after an I/O error (a full disk), and what it held uncommitted is
+/// lost with it. The new one starts from the position the index last
+/// committed, so those messages are read from the store again.
+async fn reopen(
+    indexer: Indexer,
+    index: &Arc<SearchIndex>,
+    shutdown: &mut Shutdown,
+) -> Option<Indexer> {
+    drop(indexer);
+    let fresh = acquire(index, shutdown).await?;
+    // The failed commits left segment files nothing refers to: on a full
+    // disk they hold the very space the index needs to catch up.
+    let collected = Indexer::with_writer(&fresh.writer, |writer| {
+        writer.garbage_collect_files().wait()
+    });
+    if let Err(err) = collected {
+        tracing::warn!(%err, "search index garbage collection");
+    }
+    tracing::info!(position = fresh.position(), "search index writer reopened");
+    Some(fresh)
+}
+
 /// Runs the indexer until `shutdown`: follows the store, commits at most
 /// every `commit_interval`, and writes the similar-tickets notes of new
 /// tickets once they are searchable.
@@ -490,6 +513,12 @@ pub async fn run(
                     _ = shutdown.stopped() => {}
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
+                if !matches!(err, SearchError::Store(_)) {
+                    let Some(fresh) = reopen(indexer, &index, &mut shutdown).await else {
+                        return;
+                    };
+                    indexer = fresh;
+                }
                 continue;
             }
         };
@@ -515,7 +544,18 @@ pub async fn run(
                         }
                     }
                 }
-                Err(err) => tracing::warn!(%err, "search index commit"),
+                Err(err) => {
+                    tracing::warn!(%err, "search index commit");
+                    tokio::select! {
+                        _ = shutdown.stopped() => {}
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                    let Some(fresh) = reopen(indexer, &index, &mut shutdown).await else {
+                        return;
+                    };
+                    indexer = fresh;
+                    continue;
+                }
             }
         }
         if round.read > 0 {

@@ -6,7 +6,6 @@ use crate::net::{self, Shutdown, Stream};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 /// Protocol limits of a listener (from `[smtp]`).
@@ -15,6 +14,7 @@ pub struct SmtpLimits {
     pub max_message_size: usize,
     pub max_recipients: usize,
     pub max_connections: usize,
+    pub max_connections_per_address: usize,
     pub command_timeout: Duration,
     pub data_timeout: Duration,
     pub max_line_length: usize,
@@ -26,6 +26,7 @@ impl SmtpLimits {
             max_message_size: config.max_message_size,
             max_recipients: config.max_recipients,
             max_connections: config.max_connections,
+            max_connections_per_address: config.max_connections_per_address,
             command_timeout: Duration::from_secs(config.command_timeout),
             data_timeout: Duration::from_secs(config.data_timeout),
             max_line_length: config.max_line_length.max(512),
@@ -44,7 +45,7 @@ pub async fn serve(
     limits: SmtpLimits,
     mut shutdown: Shutdown,
 ) {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let slots = net::Slots::new(limits.max_connections, limits.max_connections_per_address);
     let limits = Arc::new(limits);
     let refusal = format!(
         "421 4.7.0 {} Too many connections, try again later\r\n",
@@ -54,6 +55,7 @@ pub async fn serve(
         socket,
         peer,
         permit,
+        address_permit,
     }) = net::accept(&listener, &slots, &mut shutdown, "smtp", &refusal).await
     {
         let app = app.clone();
@@ -62,7 +64,7 @@ pub async fn serve(
         let stopping = shutdown.clone();
         tokio::spawn(async move {
             // Dropped however the task ends, which frees the slot.
-            let _permit = permit;
+            let _permits = (permit, address_permit);
             let stream: Box<dyn Stream> = match (&tls, implicit_tls) {
                 (Some(acceptor), true) => {
                     match net::accept_tls(acceptor, socket, limits.command_timeout).await {
@@ -89,7 +91,7 @@ pub async fn serve(
     // at most the data timeout; then the runtime ends what is left, which
     // was not acknowledged and will be retried by its sender.
     let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
-    let drained = tokio::time::timeout(limits.data_timeout, slots.acquire_many(all)).await;
+    let drained = tokio::time::timeout(limits.data_timeout, slots.all.acquire_many(all)).await;
     if drained.is_err() {
         tracing::warn!("smtp: sessions still running at shutdown were cut off");
     }

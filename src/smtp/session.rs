@@ -16,15 +16,22 @@ use crate::submission::{self, SubmissionEnvelope, SubmitError};
 use base64::Engine;
 use chrono::Utc;
 use smtp_proto::request::receiver::{BdatReceiver, DataReceiver};
-use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN, Error as ParseError, MAIL_BODY_BINARYMIME, Request};
+use smtp_proto::{
+    AUTH_LOGIN, AUTH_PLAIN, Error as ParseError, MAIL_BODY_BINARYMIME, MAIL_SMTPUTF8, Request,
+};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsAcceptor;
 
-/// After this many errors in one session the client is sent away.
+/// After this many errors in one session the client is sent away. Only
+/// the client's mistakes count: refused recipients, a full disk or a failed
+/// commit are answers, not errors (a message to 200 addresses must not end
+/// its session).
 const MAX_ERRORS: u32 = 20;
+/// RFC 3463 4.3.1: the mail system is full. The sender retries later.
+const INSUFFICIENT_STORAGE: &str = "452 4.3.1 Insufficient system storage, try again later";
 const READ_CHUNK: usize = 16 * 1024;
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +75,8 @@ enum Phase {
 #[derive(Default)]
 struct Transaction {
     mail_from: String,
+    /// MAIL FROM said SMTPUTF8: addresses may be UTF-8 (RFC 6531).
+    smtputf8: bool,
     rcpt_to: Vec<String>,
     body: Vec<u8>,
     too_big: bool,
@@ -422,11 +431,18 @@ impl SmtpSession {
                     self.reply_error("552 5.3.4 Message size exceeds fixed maximum message size");
                 } else if from.flags & MAIL_BODY_BINARYMIME != 0 {
                     self.reply_error("555 5.5.4 BODY=BINARYMIME is not supported");
+                } else if !from.address.is_ascii() && from.flags & MAIL_SMTPUTF8 == 0 {
+                    self.reply_error("553 5.6.7 Non-ASCII address without SMTPUTF8");
                 } else if let Some(refusal) = refusal {
                     self.reply_error(&refusal);
+                } else if let Err(refusal) = self.app.disk.admit() {
+                    // Not the client's fault: not counted as an error.
+                    tracing::warn!(peer = %self.peer, %refusal, "mail refused: storage");
+                    self.reply(INSUFFICIENT_STORAGE);
                 } else {
                     self.tx = Some(Transaction {
                         mail_from: from.address.to_string(),
+                        smtputf8: from.flags & MAIL_SMTPUTF8 != 0,
                         ..Transaction::default()
                     });
                     self.reply("250 2.1.0 Sender OK");
@@ -448,6 +464,20 @@ impl SmtpSession {
                     self.reply("354 Start mail input; end with <CRLF>.<CRLF>");
                 }
             },
+            Request::Bdat { .. } if bdat_size(line).is_none() => {
+                // smtp-proto saturates (and wraps) a size too large for a
+                // number: reading that many bytes would swallow every later
+                // command. Refused, and the transaction with it.
+                self.tx = None;
+                self.reply_error("501 5.5.4 BDAT chunk size is not a number this server can read");
+            }
+            Request::Bdat { chunk_size, .. } if chunk_size > self.limits.max_message_size => {
+                // Bigger than a whole message may be: refused before any of
+                // it is read (RFC 3030 §2), so what follows is read as
+                // commands again.
+                self.tx = None;
+                self.reply_error("552 5.3.4 Message size exceeds fixed maximum message size");
+            }
             Request::Bdat { chunk_size, is_last } => {
                 let valid = self.tx.as_ref().is_some_and(|tx| !tx.rcpt_to.is_empty());
                 let receiver = BdatReceiver::new(chunk_size, is_last);
@@ -511,8 +541,15 @@ impl SmtpSession {
             self.reply_error("503 5.5.1 MAIL first");
             return;
         };
+        if !address.is_ascii() && !tx.smtputf8 {
+            self.reply_error("553 5.6.7 Non-ASCII address without SMTPUTF8");
+            return;
+        }
+        // Refusals of a recipient are not the client's errors (RFC 5321
+        // §4.5.3.1.10: the client sends the message to those accepted and
+        // tries the others later).
         if tx.rcpt_to.len() >= self.limits.max_recipients {
-            self.reply_error("452 4.5.3 Too many recipients");
+            self.reply("452 4.5.3 Too many recipients");
             return;
         }
         if self.role == Role::Submission {
@@ -531,10 +568,10 @@ impl SmtpSession {
                 }
                 self.reply("250 2.1.5 Recipient OK");
             }
-            Ok(None) => self.reply_error(&format!("550 5.1.1 <{address}>: no such mailbox here")),
+            Ok(None) => self.reply(&format!("550 5.1.1 <{address}>: no such mailbox here")),
             Err(err) => {
                 tracing::error!(%err, "recipient lookup");
-                self.reply_error("451 4.3.0 Temporary lookup failure, try again later");
+                self.reply("451 4.3.0 Temporary lookup failure, try again later");
             }
         }
     }
@@ -591,7 +628,11 @@ impl SmtpSession {
             }
             Err(err) => {
                 tracing::error!(peer = %self.peer, %err, "message not committed");
-                self.reply_error("451 4.3.0 Message not stored, try again later");
+                let full = match &err {
+                    ingest::IngestError::Store(err) => err.is_storage_full(),
+                    ingest::IngestError::NoQueue => false,
+                };
+                self.store_failed(full);
             }
         }
     }
@@ -724,8 +765,19 @@ impl SmtpSession {
             }
             Err(SubmitError::Store(err)) => {
                 tracing::error!(peer = %self.peer, %err, "agent mail not committed");
-                self.reply_error("451 4.3.0 Message not stored, try again later");
+                self.store_failed(err.is_storage_full());
             }
+        }
+    }
+
+    /// The message was not committed: the sender keeps it and retries. A
+    /// full disk also holds back new mail for a moment (see `crate::disk`).
+    fn store_failed(&mut self, storage_full: bool) {
+        if storage_full {
+            self.app.disk.write_failed();
+            self.reply(INSUFFICIENT_STORAGE);
+        } else {
+            self.reply("451 4.3.0 Message not stored, try again later");
         }
     }
 
@@ -747,6 +799,17 @@ impl SmtpSession {
         }
         Ok(())
     }
+}
+
+/// The chunk size of a BDAT line, when it is a number that fits (RFC 3030:
+/// `chunk-size = 1*DIGIT`).
+fn bdat_size(line: &[u8]) -> Option<usize> {
+    let text = std::str::from_utf8(line).ok()?;
+    let size = text.split_ascii_whitespace().nth(1)?;
+    if size.is_empty() || !size.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    size.parse().ok()
 }
 
 /// Why a submission's MAIL FROM is refused, if it is (None on the

@@ -86,6 +86,26 @@ impl StoreError {
             _ => false,
         }
     }
+
+    /// True when the write failed for want of space: SQLite's
+    /// SQLITE_FULL, PostgreSQL's class 53 (disk full, insufficient
+    /// resources), or ENOSPC from the file system. The server then answers
+    /// "insufficient storage" (452 4.3.1) instead of a generic failure.
+    pub fn is_storage_full(&self) -> bool {
+        const ENOSPC: i32 = 28;
+        match self {
+            StoreError::Database(sqlx::Error::Database(db)) => match db.code().as_deref() {
+                // SQLite: SQLITE_FULL (13), and its extended codes.
+                Some(code) if code.parse::<i32>().is_ok_and(|c| c & 0xff == 13) => true,
+                // PostgreSQL SQLSTATE 53000 insufficient_resources, 53100 disk_full.
+                Some("53000" | "53100") => true,
+                _ => false,
+            },
+            StoreError::Database(sqlx::Error::Io(err)) => err.raw_os_error() == Some(ENOSPC),
+            StoreError::CreateDir { source, .. } => source.raw_os_error() == Some(ENOSPC),
+            _ => false,
+        }
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -293,6 +313,35 @@ pub(crate) fn header_len(raw: &[u8]) -> i64 {
     i64::try_from(crate::mime::header::header_end(raw)).unwrap_or(i64::MAX)
 }
 
+/// Whether the SQLite writer connection may be handed out: it must be
+/// outside any transaction, in sqlx's bookkeeping and in SQLite's.
+///
+/// After SQLITE_FULL (and I/O errors) the two disagree: a failed COMMIT or
+/// ROLLBACK left sqlx's transaction depth above zero, so every later
+/// `begin()` became a SAVEPOINT inside a transaction that was never
+/// committed, and the writer kept answering "committed" while nothing
+/// reached the disk (issue 15: 4,662 acknowledged messages lost; the
+/// disk-full test reproduces it). A connection that fails this check is
+/// closed and the pool opens a fresh one, so the next transaction starts
+/// from what is really on disk.
+async fn writer_is_clean(conn: &mut sqlx::SqliteConnection) -> sqlx::Result<bool> {
+    use sqlx::Connection;
+    // Queued behind the rollback a dropped transaction left, so what
+    // follows sees the connection after it.
+    conn.ping().await?;
+    if conn.is_in_transaction() {
+        tracing::warn!("discarding the SQLite writer connection: a transaction is still open");
+        return Ok(false);
+    }
+    // SQLite's own view: BEGIN fails inside a transaction. Plain statements,
+    // not sqlx's transaction API, so its depth counter is not touched.
+    if let Err(err) = sqlx::raw_sql("BEGIN; ROLLBACK").execute(&mut *conn).await {
+        tracing::warn!(%err, "discarding the SQLite writer connection");
+        return Ok(false);
+    }
+    Ok(true)
+}
+
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {
     Migrator::with_migrations(
         migrations
@@ -338,6 +387,7 @@ impl Store {
             let write = SqlitePoolOptions::new()
                 .max_connections(1)
                 .acquire_timeout(Duration::from_secs(60))
+                .before_acquire(|conn, _| Box::pin(writer_is_clean(conn)))
                 .connect_with(options.clone())
                 .await?;
             let read = SqlitePoolOptions::new()
