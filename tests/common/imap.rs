@@ -80,6 +80,11 @@ impl ImapClient {
         client
     }
 
+    /// The connection itself, for tests that speak bytes from here on.
+    pub fn into_stream(self) -> TcpStream {
+        self.stream.into_inner()
+    }
+
     pub async fn send_raw(&mut self, bytes: &[u8]) {
         self.stream.get_mut().write_all(bytes).await.expect("write");
     }
