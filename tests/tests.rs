@@ -7,6 +7,7 @@ mod common;
 mod architecture;
 mod cli;
 mod corpus;
+mod crash;
 mod durability;
 mod fuzz_replay;
 mod group_commit;

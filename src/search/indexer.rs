@@ -16,7 +16,7 @@
 //! ever). The committed cursor stays below the oldest open gap.
 
 use super::document::MessageText;
-use super::{Fields, Progress, SearchError, SearchIndex};
+use super::{Fields, Progress, SavedCursor, SearchError, SearchIndex};
 use crate::config::Config;
 use crate::domain::ticket::EventKind;
 use crate::net::Shutdown;
@@ -61,6 +61,29 @@ impl Cursor {
         Cursor {
             seen: through,
             gaps: BTreeMap::new(),
+        }
+    }
+
+    /// The cursor as committed: its gaps are waited for again from `now`
+    /// (a transaction in flight at a crash commits within moments, or
+    /// never), the ids it had read are not read again.
+    fn restore(durable: i64, saved: Option<&SavedCursor>, now: Instant) -> Cursor {
+        let mut cursor = Cursor::new(durable);
+        if let Some(saved) = saved
+            && saved.seen >= durable
+        {
+            cursor.seen = saved.seen;
+            for gap in saved.gaps.iter().filter(|gap| **gap > durable) {
+                cursor.gaps.insert(*gap, now);
+            }
+        }
+        cursor
+    }
+
+    fn saved(&self) -> SavedCursor {
+        SavedCursor {
+            seen: self.seen,
+            gaps: self.gaps(),
         }
     }
 
@@ -116,6 +139,8 @@ pub struct Indexer {
     events: Cursor,
     generation: Option<String>,
     dirty: bool,
+    /// The positions (messages, events) the last commit saved.
+    committed: (i64, i64),
     /// Tickets opened since the last commit: they get a similar-tickets
     /// note once their first message is searchable.
     created: Vec<(i64, DateTime<Utc>)>,
@@ -133,10 +158,12 @@ impl Indexer {
             Err(err) => return Err(err.into()),
         };
         let progress = index.progress()?;
+        let now = Instant::now();
         Ok(Indexer {
             writer: Arc::new(Mutex::new(writer)),
-            messages: Cursor::new(progress.messages),
-            events: Cursor::new(progress.events),
+            messages: Cursor::restore(progress.messages, progress.message_cursor.as_ref(), now),
+            events: Cursor::restore(progress.events, progress.event_cursor.as_ref(), now),
+            committed: (progress.messages, progress.events),
             generation: progress.generation,
             dirty: false,
             created: Vec::new(),
@@ -253,7 +280,10 @@ impl Indexer {
             messages: self.messages.durable(),
             events: self.events.durable(),
             generation: self.generation.clone(),
+            message_cursor: Some(self.messages.saved()),
+            event_cursor: Some(self.events.saved()),
         };
+        let positions = (progress.messages, progress.events);
         let payload =
             serde_json::to_string(&progress).map_err(|err| SearchError::Task(err.to_string()))?;
         let writer = self.writer.clone();
@@ -268,7 +298,18 @@ impl Indexer {
         .map_err(|err| SearchError::Task(err.to_string()))??;
         self.index.reload()?;
         self.dirty = false;
+        self.committed = positions;
         Ok(())
+    }
+
+    /// Whether skipped ids gave up waiting since the last commit, so that
+    /// the position moved without a document written: it is committed
+    /// too, or a restart would wait for those ids again.
+    pub fn position_moved(&mut self) -> bool {
+        let now = Instant::now();
+        self.messages.expire(now);
+        self.events.expire(now);
+        (self.messages.durable(), self.events.durable()) != self.committed
     }
 
     /// Reads and indexes until the index has everything the store has,
@@ -561,6 +602,12 @@ pub async fn run(
         if round.read > 0 {
             continue;
         }
+        if !indexer.is_dirty()
+            && indexer.position_moved()
+            && let Err(err) = indexer.commit().await
+        {
+            tracing::warn!(%err, "search index commit");
+        }
         if !caught_up {
             caught_up = true;
             if indexer.position() > start {
@@ -608,18 +655,47 @@ pub async fn lag(
     index: &SearchIndex,
     store: &Store,
 ) -> Result<(i64, Option<chrono::Duration>), SearchError> {
-    let through = index.progress()?.messages;
-    let newest = store.newest_message().await?.map(|(id, _)| id).unwrap_or(0);
-    let waiting = store
-        .first_message_after(through)
-        .await?
-        .map(|at| Utc::now() - at);
-    Ok(((newest - through).max(0), waiting))
+    let progress = index.progress()?;
+    let cursor = Cursor::restore(
+        progress.messages,
+        progress.message_cursor.as_ref(),
+        Instant::now(),
+    );
+    let (count, oldest) = store
+        .unindexed_messages(cursor.seen, &cursor.gaps())
+        .await?;
+    Ok((count, oldest.map(|at| Utc::now() - at)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_restored_cursor_reads_nothing_again_and_waits_for_its_gaps_a_moment() {
+        let start = Instant::now();
+        let mut cursor = Cursor::new(10);
+        cursor.saw([11, 14, 15], start);
+        let saved = cursor.saved();
+        assert_eq!(
+            saved,
+            SavedCursor {
+                seen: 15,
+                gaps: vec![12, 13]
+            }
+        );
+        // After a crash: the committed position is 11.
+        let later = start + Duration::from_secs(3600);
+        let mut restored = Cursor::restore(11, Some(&saved), later);
+        assert_eq!(restored.seen, 15, "14 and 15 are not read again");
+        assert_eq!(restored.gaps(), [12, 13]);
+        assert_eq!(restored.durable(), 11);
+        restored.saw([13], later);
+        restored.expire(later + GAP_WAIT);
+        assert_eq!(restored.durable(), 15, "12 never came");
+        // An index from before cursors were saved starts at its position.
+        assert_eq!(Cursor::restore(11, None, later).seen, 11);
+    }
 
     #[test]
     fn a_cursor_waits_for_skipped_ids_then_gives_up() {

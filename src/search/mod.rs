@@ -63,6 +63,21 @@ pub struct Progress {
     /// The rebuild request this index state answers (see [`indexer`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation: Option<String>,
+    /// Where the message cursor stood beyond `messages`: the highest id
+    /// read and the ids skipped below it that may still commit. Saved so
+    /// that a restart (or a crash) neither reads again what is indexed nor
+    /// waits for ids that will never come (absent in older indexes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_cursor: Option<SavedCursor>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_cursor: Option<SavedCursor>,
+}
+
+/// A cursor over ids that may commit out of order, as committed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SavedCursor {
+    pub seen: i64,
+    pub gaps: Vec<i64>,
 }
 
 /// One ticket found by a search: its best-matching message.

@@ -285,15 +285,32 @@ impl Store {
         })
     }
 
-    /// When the oldest message above `after` arrived (the index lag).
-    pub async fn first_message_after(&self, after: i64) -> Result<Option<DateTime<Utc>>> {
+    /// Messages the index has not read: above `after`, or among the
+    /// `gaps` below it. How many, and when the oldest of them arrived (the
+    /// index lag).
+    pub async fn unindexed_messages(
+        &self,
+        after: i64,
+        gaps: &[i64],
+    ) -> Result<(i64, Option<DateTime<Utc>>)> {
+        let mut condition = "id > $1".to_string();
+        if !gaps.is_empty() {
+            condition.push_str(&format!(" OR id IN ({})", placeholders(2, gaps.len())));
+        }
+        let count_sql = format!("SELECT COUNT(*) FROM messages WHERE {condition}");
+        let oldest_sql =
+            format!("SELECT received_at FROM messages WHERE {condition} ORDER BY id LIMIT 1");
         dispatch_read!(self, |pool| {
-            Ok(sqlx::query_scalar(
-                "SELECT received_at FROM messages WHERE id > $1 ORDER BY id LIMIT 1",
-            )
-            .bind(after)
-            .fetch_optional(pool)
-            .await?)
+            let mut count = sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql)).bind(after);
+            let mut oldest = sqlx::query_scalar(sqlx::AssertSqlSafe(oldest_sql)).bind(after);
+            for id in gaps {
+                count = count.bind(*id);
+                oldest = oldest.bind(*id);
+            }
+            Ok((
+                count.fetch_one(pool).await?,
+                oldest.fetch_optional(pool).await?,
+            ))
         })
     }
 
