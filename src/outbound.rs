@@ -15,8 +15,12 @@ use mail_send::SmtpClientBuilder;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
-/// How long a claimed delivery is ours before another worker may retry it.
-const LEASE_SECONDS: i64 = 600;
+/// How long a claimed delivery is ours before another worker may take it
+/// over. Short, and renewed every [`RENEW_EVERY`] while the delivery is
+/// under way, so that a crashed node's claims are taken over within
+/// seconds, not minutes.
+const LEASE_SECONDS: i64 = 20;
+const RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 /// Deliveries claimed per round.
 const BATCH: i64 = 16;
 /// How long an idle worker sleeps before it looks at the queue again.
@@ -85,20 +89,51 @@ pub async fn deliver_due(
     dkim: Option<&Dkim>,
 ) -> Result<usize, crate::store::StoreError> {
     let now = Utc::now();
-    let claimed = app
-        .store
-        .claim_outbound(now, Duration::seconds(LEASE_SECONDS), BATCH)
-        .await?;
+    let lease = Duration::seconds(LEASE_SECONDS);
+    for item in app.store.interrupted_handovers(now, lease).await? {
+        let error = "the delivery was interrupted while the relay was receiving it \
+                     (postdesk stopped); it may or may not have arrived, so it is not \
+                     sent again by itself: `postdesk outbound retry` sends it again";
+        tracing::warn!(id = item.id, to = %item.rcpt_to, "{error}");
+        give_up(app, &item, now, error).await?;
+    }
+    let claimed = app.store.claim_outbound(now, lease, BATCH).await?;
     let count = claimed.len();
+    let ids: Vec<i64> = claimed.iter().map(|(item, _)| item.id).collect();
     let config = &app.config.outbound;
     let deliveries = claimed.into_iter().map(|(item, raw)| async move {
         let verdict = match sign(dkim, raw) {
-            Ok(signed) => send(relay, config, &app.config.hostname, &item, &signed).await,
+            Ok(signed) => {
+                let handing_over = || app.store.outbound_handing_over(item.id, Utc::now());
+                send(
+                    relay,
+                    config,
+                    &app.config.hostname,
+                    &item,
+                    &signed,
+                    handing_over,
+                )
+                .await
+            }
             Err(problem) => Verdict::Permanent(format!("cannot DKIM-sign: {problem}")),
         };
         settle(app, config, &item, verdict).await
     });
-    for result in futures_util::future::join_all(deliveries).await {
+    // The claims are renewed while the deliveries run (a slow relay may
+    // take its time), and lapse within seconds if this process dies.
+    let all = futures_util::future::join_all(deliveries);
+    tokio::pin!(all);
+    let results = loop {
+        tokio::select! {
+            results = &mut all => break results,
+            _ = tokio::time::sleep(RENEW_EVERY) => {
+                if let Err(err) = app.store.renew_outbound_claims(&ids, Utc::now() + lease).await {
+                    tracing::warn!(%err, "outbound: renewing claims");
+                }
+            }
+        }
+    };
+    for result in results {
         result?;
     }
     Ok(count)
@@ -207,13 +242,23 @@ pub fn next_attempt(now: DateTime<Utc>, base_seconds: u64, attempts: i64) -> Dat
 }
 
 /// One delivery attempt; classifies the outcome by the relay's reply code.
-pub async fn send(
+/// `handing_over` is recorded after the relay accepted the envelope and
+/// before the message itself goes out: a crash before it is safe to repeat,
+/// one after it is not (see [`deliver_due`]). What stays at-least-once is
+/// the moment between the relay's 250 and the record of it: a crash there
+/// leaves the row `handing-over`, which is failed with a note, not resent.
+pub async fn send<F, Fut>(
     relay: &RelayUrl,
     config: &OutboundConfig,
     hostname: &str,
     item: &OutboundItem,
     raw: &[u8],
-) -> Verdict {
+    handing_over: F,
+) -> Verdict
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<(), crate::store::StoreError>>,
+{
     if raw.is_empty() {
         return Verdict::Permanent("nothing to send: the message body is missing".into());
     }
@@ -242,26 +287,63 @@ pub async fn send(
     }
     let result = match relay.security {
         RelaySecurity::Plain => match builder.connect_plain().await {
-            Ok(client) => transmit(client, message).await,
-            Err(err) => Err(err),
+            Ok(client) => transmit(client, message, handing_over).await,
+            Err(err) => Err(err.into()),
         },
         RelaySecurity::StartTls | RelaySecurity::ImplicitTls => match builder.connect().await {
-            Ok(client) => transmit(client, message).await,
-            Err(err) => Err(err),
+            Ok(client) => transmit(client, message, handing_over).await,
+            Err(err) => Err(err.into()),
         },
     };
     match result {
         Ok(()) => Verdict::Delivered(format!("accepted by {}:{}", relay.host, relay.port)),
-        Err(err) => classify(err),
+        Err(Attempt::Relay(err)) => classify(err),
+        Err(Attempt::Store(err)) => Verdict::Temporary(format!("not handed over: {err}")),
     }
 }
 
-/// Sends one message on a connected client (plain or TLS) and says goodbye.
-async fn transmit<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+/// What stopped an attempt.
+enum Attempt {
+    Relay(mail_send::Error),
+    /// The hand-over could not be recorded: nothing was sent.
+    Store(crate::store::StoreError),
+}
+
+impl From<mail_send::Error> for Attempt {
+    fn from(err: mail_send::Error) -> Attempt {
+        Attempt::Relay(err)
+    }
+}
+
+/// Sends one message on a connected client (plain or TLS) and says
+/// goodbye: the envelope, then the hand-over record, then the message.
+async fn transmit<T, F, Fut>(
     mut client: mail_send::SmtpClient<T>,
     message: mail_send::smtp::message::Message<'_>,
-) -> mail_send::Result<()> {
-    let sent = client.send(message).await;
+    handing_over: F,
+) -> Result<(), Attempt>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<(), crate::store::StoreError>>,
+{
+    let sent = async {
+        client
+            .mail_from(
+                message.mail_from.email.as_ref(),
+                &message.mail_from.parameters,
+            )
+            .await?;
+        for rcpt in &message.rcpt_to {
+            client
+                .rcpt_to(rcpt.email.as_ref(), &rcpt.parameters)
+                .await?;
+        }
+        handing_over().await.map_err(Attempt::Store)?;
+        client.data(message.body.as_ref()).await?;
+        Ok(())
+    }
+    .await;
     let _ = client.quit().await;
     sent
 }

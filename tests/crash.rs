@@ -277,7 +277,8 @@ backend_test!(
         assert_eq!(hits.len(), stored.len(), "every stored message is found");
 
         // The IMAP view shows each of them once.
-        let mut imap = ImapClient::login(serving.imap, "watcher@desk.test", "secret-password").await;
+        let mut imap =
+            ImapClient::login(serving.imap, "watcher@desk.test", "secret-password").await;
         let r = imap.cmd("SELECT Queues/support").await;
         assert!(r.ok(), "{}", r.all_text());
         let r = imap.cmd(&format!("SEARCH BODY {MARKER}")).await;

@@ -360,3 +360,80 @@ backend_test!(
         customer_side.stop().await;
     }
 );
+
+backend_test!(
+    /// A node that died mid-delivery: what it had only claimed is delivered
+    /// by the next worker within seconds of its short lease running out;
+    /// what it had begun handing to the relay is not sent a second time
+    /// blindly but failed with a note, for a person to retry.
+    async fn a_dead_workers_deliveries_are_taken_over_and_none_goes_twice(backend: Backend) {
+        let sink = Sink::start(vec![], None).await;
+        // No relay yet: the acknowledgements wait in the queue.
+        let mut server = TestServer::start(&backend).await;
+        let claimed_ticket = open_ticket(&server, "t1@example.com").await;
+        let body = message(
+            "Bob <bob@example.com>",
+            "support@desk.test",
+            "Scanner on fire",
+            "t2@example.com",
+            "",
+            "Help!",
+        );
+        let handed_ticket = ticket_of(
+            &deliver(
+                server.smtp(),
+                "bob@example.com",
+                &["support@desk.test"],
+                &body,
+            )
+            .await,
+        );
+        // The other node claims both, starts handing one over, and dies:
+        // its lease has run out.
+        let now = chrono::Utc::now();
+        let claimed = server
+            .store()
+            .claim_outbound(now, chrono::Duration::seconds(-30), 16)
+            .await
+            .expect("claim");
+        assert_eq!(claimed.len(), 2);
+        let handed = claimed
+            .iter()
+            .find(|(item, _)| item.ticket == Some(handed_ticket))
+            .expect("the second ack")
+            .0
+            .id;
+        server
+            .store()
+            .outbound_handing_over(handed, now)
+            .await
+            .expect("handing over");
+
+        server.config.outbound.relay = relay(sink.addr);
+        server.restart().await;
+        eventually("the claimed delivery is taken over", || async {
+            sink.accepted().len() == 1
+        })
+        .await;
+        eventually("the interrupted one is failed", || async {
+            server.outbound(Some(OutboundStatus::Failed)).await.len() == 1
+        })
+        .await;
+        let failed = &server.outbound(Some(OutboundStatus::Failed)).await[0];
+        assert_eq!(failed.ticket, Some(handed_ticket));
+        let error = failed.last_error.clone().unwrap_or_default();
+        assert!(error.contains("interrupted"), "{error}");
+        assert_eq!(sink.accepted()[0].rcpt_to, ["alice@example.com"]);
+        let raw = String::from_utf8_lossy(&sink.accepted()[0].data).into_owned();
+        assert!(raw.contains(&format!("#{claimed_ticket}")), "{raw}");
+        // The agents learn of it on the ticket.
+        let ticket = server.store().ticket(handed_ticket).await.expect("ticket");
+        assert!(
+            ticket.tags.iter().any(|t| t == "delivery-failed"),
+            "{ticket:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(sink.messages().len(), 1, "nothing was sent twice");
+        server.stop().await;
+    }
+);

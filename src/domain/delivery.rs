@@ -12,6 +12,9 @@ pub enum OutboundStatus {
     Queued,
     /// Claimed by a delivery worker.
     Sending,
+    /// The worker has begun handing the message to the relay (DATA): if
+    /// it dies now, nobody can tell whether the relay took it.
+    HandingOver,
     Sent,
     /// Given up: a permanent error or too many attempts.
     Failed,
@@ -24,6 +27,7 @@ impl OutboundStatus {
         match self {
             OutboundStatus::Queued => "queued",
             OutboundStatus::Sending => "sending",
+            OutboundStatus::HandingOver => "handing-over",
             OutboundStatus::Sent => "sent",
             OutboundStatus::Failed => "failed",
             OutboundStatus::Cancelled => "cancelled",
@@ -43,6 +47,7 @@ impl FromStr for OutboundStatus {
         match s {
             "queued" => Ok(OutboundStatus::Queued),
             "sending" => Ok(OutboundStatus::Sending),
+            "handing-over" => Ok(OutboundStatus::HandingOver),
             "sent" => Ok(OutboundStatus::Sent),
             "failed" => Ok(OutboundStatus::Failed),
             "cancelled" => Ok(OutboundStatus::Cancelled),
@@ -64,13 +69,18 @@ impl OutboundStatus {
             ],
             OutboundStatus::Cancelled => &[OutboundStatus::Queued, OutboundStatus::Failed],
             // The worker's transitions, not an administrator's.
-            OutboundStatus::Sending | OutboundStatus::Sent | OutboundStatus::Failed => &[],
+            OutboundStatus::Sending
+            | OutboundStatus::HandingOver
+            | OutboundStatus::Sent
+            | OutboundStatus::Failed => &[],
         };
         if allowed.contains(&self) {
             return Ok(());
         }
         Err(match self {
-            OutboundStatus::Sending => "it is being delivered right now; look again in a moment",
+            OutboundStatus::Sending | OutboundStatus::HandingOver => {
+                "it is being delivered right now; look again in a moment"
+            }
             OutboundStatus::Sent => "it was delivered already",
             _ => "not in that state",
         })

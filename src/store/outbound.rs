@@ -1,6 +1,9 @@
-//! The durable outbound queue: rows are claimed for a lease, delivered, and
-//! marked sent, retried later, or failed. A node that dies mid-delivery
-//! leaves an expired lease that the next claim picks up again.
+//! The durable outbound queue: rows are claimed for a short lease that the
+//! worker renews while it delivers, then marked sent, retried later, or
+//! failed. A node that dies mid-delivery leaves a lease that expires within
+//! seconds: a row it had only claimed is claimed again; a row it had begun
+//! to hand to the relay (`handing-over`) is not sent again blindly (see
+//! [`Store::interrupted_handovers`]).
 
 use super::{
     Change, Result, RowLock, Store, StoreError, dispatch, dispatch_read, on_tx, parse_column,
@@ -317,10 +320,84 @@ impl Store {
         dispatch_read!(self, |pool| {
             Ok(sqlx::query_scalar(
                 "SELECT MIN(CASE WHEN status = 'queued' THEN next_attempt_at ELSE claimed_until END)
-                 FROM outbound WHERE status IN ('queued', 'sending')",
+                 FROM outbound WHERE status IN ('queued', 'sending', 'handing-over')",
             )
             .fetch_one(pool)
             .await?)
+        })
+    }
+
+    /// Keeps this worker's claims while it is still delivering them.
+    pub async fn renew_outbound_claims(&self, ids: &[i64], until: DateTime<Utc>) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "UPDATE outbound SET claimed_until = $1
+             WHERE status IN ('sending', 'handing-over') AND id IN ({})",
+            super::events::placeholders(2, ids.len())
+        );
+        dispatch!(self, |pool| {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(until);
+            for id in ids {
+                query = query.bind(*id);
+            }
+            query.execute(pool).await?;
+            Ok(())
+        })
+    }
+
+    /// Recorded before the message goes to the relay: from here on a crash
+    /// leaves the delivery's fate unknown.
+    pub async fn outbound_handing_over(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
+        dispatch!(self, |pool| {
+            sqlx::query(
+                "UPDATE outbound SET status = 'handing-over', updated_at = $1
+                 WHERE id = $2 AND status = 'sending'",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// Deliveries whose worker died while handing them to the relay (the
+    /// lease ran out in `handing-over`). The relay may have accepted them:
+    /// sending again could deliver the same message twice, so the caller
+    /// marks them failed with a note instead, for a person to retry. They
+    /// are taken (their lease renewed) so that one worker handles each.
+    pub async fn interrupted_handovers(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Vec<OutboundItem>> {
+        let select = format!(
+            "SELECT {ITEM_COLUMNS} FROM outbound
+             WHERE status = 'handing-over' AND claimed_until <= $1
+             ORDER BY id LIMIT 100{}",
+            self.backend.lock(RowLock::SkipLocked)
+        );
+        let until = now + lease;
+        dispatch!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let rows = sqlx::query(sqlx::AssertSqlSafe(select))
+                .bind(now)
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut taken = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let item = item_from_row!(row);
+                sqlx::query("UPDATE outbound SET claimed_until = $1 WHERE id = $2")
+                    .bind(until)
+                    .bind(item.id)
+                    .execute(&mut *tx)
+                    .await?;
+                taken.push(item);
+            }
+            tx.commit().await?;
+            Ok(taken)
         })
     }
 }
