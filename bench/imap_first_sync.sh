@@ -22,6 +22,13 @@ BIN=${POSTDESK_BIN:-target/release/postdesk}
 [ -x "$BIN" ] || { echo "build first: cargo build --release" >&2; exit 2; }
 DATA=$(mktemp -d /tmp/postdesk-bench.XXXXXX)
 SMTP_PORT=${SMTP_PORT:-12525} IMAP_PORT=${IMAP_PORT:-12243}
+# All the IDLE clients come from 127.0.0.1: lift the per-address limits
+# (builds from before they existed do not know the keys).
+LIMITS=""
+if grep -q max_unauthenticated "$BIN"; then
+  LIMITS="max_connections_per_address = 1200
+max_unauthenticated = 1200"
+fi
 cat > "$DATA/postdesk.toml" <<TOML
 hostname = "desk.bench"
 data_dir = "$DATA"
@@ -32,6 +39,7 @@ max_connections = 100
 listen = "127.0.0.1:$IMAP_PORT"
 tls_listen = "127.0.0.1:0"
 max_connections_per_agent = 1100
+$LIMITS
 [autoreply]
 enabled = false
 [[queue]]

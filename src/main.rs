@@ -71,6 +71,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What runs and how it is doing: listeners, queues, outbound backlog,
+    /// index lag, disk free against the floor, database size.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
     /// Rebuild the search index from the store (a running server does it
     /// and this command follows its progress).
     Reindex {
@@ -366,6 +372,7 @@ async fn run(cli: Cli) -> Result<()> {
             ..
         } => cli::search::search(&config, &query.join(" "), limit, all, json).await?,
         Command::Reindex { json } => cli::search::reindex(&config, json).await?,
+        Command::Status { json } => cli::status::status(&config, json).await?,
         Command::Rules(RulesCommand::Check { file }) => cli::rules::check(&config, file)?,
         Command::Rules(RulesCommand::Test {
             message,

@@ -983,3 +983,49 @@ fn rules_reload_reaches_a_running_server() {
         "the pid file is removed on a clean stop"
     );
 }
+
+backend_test!(
+    /// `postdesk status`: backend, queues, outbound backlog, index lag, disk
+    /// against the floor, database size; and the floor shows as a refusal.
+    async fn status_shows_what_an_administrator_checks_first(backend: Backend) {
+        let server = TestServer::start(&backend).await;
+        let body = message(
+            "alice@example.com",
+            "support@desk.test",
+            "Status",
+            "status-1@example.com",
+            "",
+            "Hello.",
+        );
+        ticket_of(
+            &deliver(
+                server.smtp(),
+                "alice@example.com",
+                &["support@desk.test"],
+                &body,
+            )
+            .await,
+        );
+        let config = config_file(&server);
+        let status = json(&config, &["status", "--json"]);
+        assert_eq!(status["backend"], backend.name());
+        let queues = status["queues"].to_string();
+        assert!(queues.contains("support@desk.test"), "{queues}");
+        // No relay in tests: the acknowledgement waits.
+        assert_eq!(status["outbound"]["queued"], 1, "{status}");
+        assert!(status["database_bytes"].as_i64().unwrap_or(0) > 0);
+        assert_eq!(status["disk_floor_bytes"], 256 * 1024 * 1024);
+        assert!(status["disk_free_bytes"].as_u64().is_some());
+        assert!(status["refusing_mail"].is_null(), "{status}");
+        let text = ok(postdesk(&config, &["status"], None));
+        assert!(text.contains("disk free"), "{text}");
+
+        // A floor above what is free: the refusal is named.
+        let mut file = std::fs::read_to_string(&config).expect("config");
+        file.push_str("[storage]\nmin_free_mb = 100000000\n");
+        std::fs::write(&config, file).expect("config");
+        let text = ok(postdesk(&config, &["status"], None));
+        assert!(text.contains("REFUSING NEW MAIL"), "{text}");
+        server.stop().await;
+    }
+);

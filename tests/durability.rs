@@ -507,8 +507,10 @@ backend_test!(
         assert_eq!(client.cmd("NOOP").await.code, 250);
         assert_eq!(client.cmd("MAIL FROM:<big@client.test>").await.code, 250);
         assert_eq!(client.cmd("RCPT TO:<support@desk.test>").await.code, 250);
-        let r = client.cmd("BDAT 5000 LAST").await;
-        expect(&r, 552, "5.3.4");
+        // Larger than a message may be: read (RFC 3030 §2) and refused.
+        client.send_raw(b"BDAT 5000 LAST\r\n").await;
+        client.send_raw(&[b'x'; 5000]).await;
+        expect(&client.reply().await, 552, "5.3.4");
         assert_eq!(client.cmd("NOOP").await.code, 250);
         assert_eq!(client.cmd("QUIT").await.code, 221);
         server.stop().await;
@@ -703,6 +705,26 @@ backend_test!(
         assert_eq!(r.status(), "NO", "{}", r.all_text());
         assert!(r.tagged.contains("[PRIVACYREQUIRED]"), "{}", r.all_text());
         assert!(r.untagged.is_empty(), "no continuation: {}", r.all_text());
+        server.stop().await;
+    }
+);
+
+backend_test!(
+    /// RFC 3501 §5.1.3: new mailbox names are modified UTF-7.
+    async fn mailbox_names_must_be_modified_utf7(backend: Backend) {
+        let server = TestServer::start(&backend).await;
+        common::imap::add_agent(&server, "alice@desk.test", &["support"], false).await;
+        let mut alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+        for bad in ["\"Acme & Co\"", "\"&AGE-\"", "\"&U/BTFw-\""] {
+            let r = alice.cmd(&format!("CREATE {bad}")).await;
+            assert_eq!(r.status(), "BAD", "{bad}: {}", r.all_text());
+        }
+        let r = alice.cmd("CREATE \"Entw&APw-rfe\"").await;
+        assert!(r.ok(), "{}", r.all_text());
+        let r = alice.cmd("RENAME \"Entw&APw-rfe\" \"Bad & name\"").await;
+        assert_eq!(r.status(), "BAD", "{}", r.all_text());
+        let r = alice.cmd("RENAME \"Entw&APw-rfe\" \"Acme &- Co\"").await;
+        assert!(r.ok(), "{}", r.all_text());
         server.stop().await;
     }
 );

@@ -203,16 +203,27 @@ fn strip_loop_headers() -> Rewrite {
     })
 }
 
+/// A free loopback address for a server started later (B's, which A's
+/// relay must know first). Drawn below Linux's ephemeral range
+/// (32768–60999): a port from that range, freed and bound again later,
+/// can meanwhile become the source port of any outgoing connection.
+fn port_for_later() -> std::net::SocketAddr {
+    for _ in 0..200 {
+        let port: u16 = rand::random_range(20_000..32_000);
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return listener.local_addr().expect("addr");
+        }
+    }
+    panic!("no free port below the ephemeral range");
+}
+
 backend_test!(
     async fn two_auto_responders_facing_each_other_stop(backend: Backend) {
         for honest_headers in [true, false] {
             let limit = 3;
             // A's relay forwards to B and B's to A, through header-stripping
             // forwarders when !honest_headers.
-            let b_port = std::net::TcpListener::bind("127.0.0.1:0")
-                .expect("port")
-                .local_addr()
-                .expect("addr");
+            let b_port = port_for_later();
             let keep: Rewrite = Arc::new(|d: &[u8]| d.to_vec());
             let rewrite = if honest_headers {
                 keep.clone()

@@ -18,6 +18,7 @@ pub mod rules;
 pub mod search;
 pub mod serve;
 pub mod sla;
+pub mod status;
 pub mod ticket;
 
 use crate::config::{Config, ConfigError};

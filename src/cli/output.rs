@@ -534,6 +534,67 @@ pub fn search_results(found: &[Found], terminal: bool) -> String {
     out
 }
 
+pub fn status(status: &super::status::Status) -> String {
+    let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "server     {}",
+        match status.server_pid {
+            Some(pid) => format!("running (pid {pid})"),
+            None => "not running".to_string(),
+        }
+    );
+    for (name, addr) in &status.listeners {
+        let _ = writeln!(out, "  {name:<12} {addr}");
+    }
+    let _ = writeln!(
+        out,
+        "database   {} ({:.1} MiB)",
+        status.backend,
+        mib(u64::try_from(status.database_bytes).unwrap_or(0))
+    );
+    for (name, address) in &status.queues {
+        let _ = writeln!(out, "queue      {name} <{address}>");
+    }
+    let backlog: Vec<String> = status
+        .outbound
+        .iter()
+        .map(|(state, count)| format!("{count} {state}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "outbound   {}",
+        if backlog.is_empty() {
+            "nothing waiting".to_string()
+        } else {
+            backlog.join(", ")
+        }
+    );
+    let _ = writeln!(
+        out,
+        "index lag  {}",
+        match status.index_lag {
+            Some(0) => "none".to_string(),
+            Some(n) => format!("{n} messages"),
+            None => "no index yet".to_string(),
+        }
+    );
+    let _ = writeln!(
+        out,
+        "disk free  {} (new mail is refused below {:.0} MiB)",
+        match status.disk_free_bytes {
+            Some(bytes) => format!("{:.0} MiB", mib(bytes)),
+            None => "unknown".to_string(),
+        },
+        mib(status.disk_floor_bytes)
+    );
+    if let Some(why) = &status.refusing_mail {
+        let _ = writeln!(out, "REFUSING NEW MAIL: {why}");
+    }
+    out
+}
+
 pub fn index_status(status: &IndexStatus) -> String {
     let lag = match status.lag_seconds {
         Some(seconds) if status.lag_messages > 0 => {

@@ -10,6 +10,7 @@ pub mod commands;
 pub mod delivery;
 pub mod filing;
 pub mod loops;
+pub mod mailbox_name;
 pub mod message_id;
 pub mod outgoing;
 pub mod quoting;

@@ -21,6 +21,16 @@ pub fn mailbox_name(mailbox: &ImapMailbox<'_>) -> String {
     }
 }
 
+/// A name a client wants to create must be modified UTF-7 (RFC 3501
+/// §5.1.3): anything else would be shown garbled by every other client.
+fn valid_new_name(mailbox: &ImapMailbox<'_>) -> Result<(), Reply> {
+    match mailbox {
+        ImapMailbox::Inbox => Ok(()),
+        ImapMailbox::Other(other) => crate::domain::mailbox_name::validate(other.as_ref())
+            .map_err(|why| Reply::bad(format!("Invalid mailbox name: {why}"))),
+    }
+}
+
 /// RFC 3501 §6.3.8 wildcards: `*` matches anything, `%` anything but the
 /// hierarchy delimiter.
 fn wildcard_match(pattern: &[u8], name: &[u8]) -> bool {
@@ -496,6 +506,9 @@ impl ImapSession {
     }
 
     pub async fn create(&mut self, login: &LoggedIn, name: &ImapMailbox<'_>) -> Reply {
+        if let Err(why) = valid_new_name(name) {
+            return why;
+        }
         let name = mailbox_name(name);
         let name = name.trim_end_matches(DELIMITER).to_string();
         if name.is_empty() || name.split(DELIMITER).any(str::is_empty) {
@@ -578,6 +591,9 @@ impl ImapSession {
         from: &ImapMailbox<'_>,
         to: &ImapMailbox<'_>,
     ) -> Reply {
+        if let Err(why) = valid_new_name(to) {
+            return why;
+        }
         let from = mailbox_name(from);
         let to = mailbox_name(to).trim_end_matches(DELIMITER).to_string();
         let (mailbox, folder) = match self.find_mailbox(login, &from).await {

@@ -471,13 +471,6 @@ impl SmtpSession {
                 self.tx = None;
                 self.reply_error("501 5.5.4 BDAT chunk size is not a number this server can read");
             }
-            Request::Bdat { chunk_size, .. } if chunk_size > self.limits.max_message_size => {
-                // Bigger than a whole message may be: refused before any of
-                // it is read (RFC 3030 §2), so what follows is read as
-                // commands again.
-                self.tx = None;
-                self.reply_error("552 5.3.4 Message size exceeds fixed maximum message size");
-            }
             Request::Bdat { chunk_size, is_last } => {
                 let valid = self.tx.as_ref().is_some_and(|tx| !tx.rcpt_to.is_empty());
                 let receiver = BdatReceiver::new(chunk_size, is_last);

@@ -190,3 +190,26 @@ impl Store {
         })
     }
 }
+
+impl Store {
+    /// The database's size on disk, in bytes (SQLite: its pages, the WAL
+    /// not counted; PostgreSQL: `pg_database_size`).
+    pub async fn database_size(&self) -> Result<i64> {
+        match &self.backend {
+            super::Backend::Sqlite { read, .. } => {
+                let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+                    .fetch_one(read)
+                    .await?;
+                let size: i64 = sqlx::query_scalar("PRAGMA page_size")
+                    .fetch_one(read)
+                    .await?;
+                Ok(pages.saturating_mul(size))
+            }
+            super::Backend::Postgres(pool) => Ok(sqlx::query_scalar(
+                "SELECT pg_database_size(current_database())",
+            )
+            .fetch_one(pool)
+            .await?),
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Mailbox names as IMAP4rev1 clients send them: modified UTF-7 (RFC 3501
+//! §5.1.3). Hand-written because only validation is needed (names are
+//! stored as the client wrote them) and the rules are few: printable
+//! US-ASCII stands for itself, `&-` is `&`, and `&…-` is UTF-16 in a
+//! base64 variant that uses `,` for `/` and no padding.
+
+/// Why a name is not modified UTF-7.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalid {
+    /// A byte outside printable US-ASCII (8-bit or a control character).
+    NotAscii,
+    /// `&` without its closing `-`, or a shift sequence that does not
+    /// decode to UTF-16 (bad base64, leftover bits, lone surrogates).
+    BadShift,
+    /// A shift sequence that encodes printable US-ASCII, which must be
+    /// written as itself.
+    AsciiEncoded,
+}
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Invalid::NotAscii => "mailbox names are 7-bit: use modified UTF-7 (RFC 3501 5.1.3)",
+            Invalid::BadShift => "an &…- sequence that is not modified UTF-7 (RFC 3501 5.1.3)",
+            Invalid::AsciiEncoded => {
+                "printable ASCII must not be encoded in modified UTF-7 (RFC 3501 5.1.3)"
+            }
+        })
+    }
+}
+
+/// Checks that `name` is valid modified UTF-7.
+pub fn validate(name: &[u8]) -> Result<(), Invalid> {
+    let mut rest = name;
+    while let Some((&byte, tail)) = rest.split_first() {
+        if !(0x20..=0x7e).contains(&byte) {
+            return Err(Invalid::NotAscii);
+        }
+        if byte != b'&' {
+            rest = tail;
+            continue;
+        }
+        let end = tail
+            .iter()
+            .position(|b| *b == b'-')
+            .ok_or(Invalid::BadShift)?;
+        let encoded = &tail[..end];
+        if !encoded.is_empty() {
+            check_shift(encoded)?;
+        }
+        rest = &tail[end + 1..];
+    }
+    Ok(())
+}
+
+fn check_shift(encoded: &[u8]) -> Result<(), Invalid> {
+    let mut bits: u32 = 0;
+    let mut count = 0;
+    let mut units = Vec::new();
+    for &c in encoded {
+        let value = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b',' => 63,
+            _ => return Err(Invalid::BadShift),
+        };
+        bits = (bits << 6) | u32::from(value);
+        count += 6;
+        if count >= 16 {
+            count -= 16;
+            units.push(((bits >> count) & 0xffff) as u16);
+        }
+    }
+    // Leftover bits are padding: fewer than 6, and zero.
+    if count >= 6 || bits & ((1 << count) - 1) != 0 {
+        return Err(Invalid::BadShift);
+    }
+    let mut any = false;
+    for decoded in char::decode_utf16(units) {
+        let c = decoded.map_err(|_| Invalid::BadShift)?;
+        if (' '..='~').contains(&c) {
+            return Err(Invalid::AsciiEncoded);
+        }
+        any = true;
+    }
+    if any { Ok(()) } else { Err(Invalid::BadShift) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rfc_examples_and_plain_names_are_valid() {
+        assert_eq!(validate(b"INBOX"), Ok(()));
+        assert_eq!(validate(b"Customers/Acme & Co"), Err(Invalid::BadShift));
+        assert_eq!(validate(b"Customers/Acme &- Co"), Ok(()));
+        // RFC 3501 §5.1.3: "~peter/mail/台北/日本語".
+        assert_eq!(validate(b"~peter/mail/&U,BTFw-/&ZeVnLIqe-"), Ok(()));
+        assert_eq!(validate(b"Entw&APw-rfe"), Ok(()));
+    }
+
+    #[test]
+    fn eight_bit_bad_base64_and_encoded_ascii_are_refused() {
+        assert_eq!(validate("Entwürfe".as_bytes()), Err(Invalid::NotAscii));
+        assert_eq!(validate(b"a\tb"), Err(Invalid::NotAscii));
+        assert_eq!(validate(b"&U,BTFw"), Err(Invalid::BadShift), "no closing -");
+        assert_eq!(
+            validate(b"&U/BTFw-"),
+            Err(Invalid::BadShift),
+            "/ is not modified base64"
+        );
+        assert_eq!(
+            validate(b"&AGE-"),
+            Err(Invalid::AsciiEncoded),
+            "'a' encoded"
+        );
+        assert_eq!(
+            validate(b"&2D0-"),
+            Err(Invalid::BadShift),
+            "a lone surrogate"
+        );
+        assert_eq!(validate(b"&APx-x&APw"), Err(Invalid::BadShift));
+        assert_eq!(validate(b"&A-"), Err(Invalid::BadShift), "leftover bits");
+    }
+}
