@@ -534,7 +534,7 @@ pub fn search_results(found: &[Found], terminal: bool) -> String {
     out
 }
 
-pub fn status(status: &super::status::Status) -> String {
+pub fn status(status: &super::status::ServerStatus) -> String {
     let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
     let mut out = String::new();
     let _ = writeln!(

@@ -12,7 +12,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Status {
+pub struct ServerStatus {
     /// The pid of the running server (from its pid file), if it is alive.
     pub server_pid: Option<u32>,
     pub backend: &'static str,
@@ -47,7 +47,7 @@ pub async fn status(config: &Config, json: bool) -> CliResult<()> {
         }
     };
     let disk = DiskGuard::new(&config.data_dir, config.storage.min_free_mb).status();
-    let status = Status {
+    let status = ServerStatus {
         server_pid: running_server(config),
         backend: store.backend_name(),
         listeners: vec![
