@@ -728,3 +728,59 @@ backend_test!(
         server.stop().await;
     }
 );
+
+backend_test!(
+    /// Large literals share one budget across connections (twice the
+    /// largest literal): while two 40 MB APPENDs are under way a third
+    /// waits for its share, and is refused with `NO [LIMIT]` when its
+    /// command deadline passes first; the session goes on.
+    async fn large_appends_share_a_memory_budget(backend: Backend) {
+        let server = TestServer::start_with(&backend, |c| {
+            c.imap.max_literal_size = 40 * 1024 * 1024;
+            c.imap.command_timeout = 2;
+        })
+        .await;
+        common::imap::add_agent(&server, "alice@desk.test", &["support"], false).await;
+        let size = 40 * 1024 * 1024;
+        let mut holders = Vec::new();
+        for _ in 0..2 {
+            let mut client = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+            client
+                .send_raw(format!("h1 APPEND Drafts {{{size}}}\r\n").as_bytes())
+                .await;
+            let line = client.read_line().await;
+            assert!(line.text.starts_with("+"), "{line:?}");
+            holders.push(client);
+        }
+        let mut third = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+        let started = Instant::now();
+        third
+            .send_raw(format!("t1 APPEND Drafts {{{size}}}\r\n").as_bytes())
+            .await;
+        let r = third.read_until_tagged("t1").await;
+        assert!(r.tagged.starts_with("t1 NO [LIMIT]"), "{}", r.all_text());
+        assert!(started.elapsed() >= Duration::from_secs(1));
+        assert!(third.cmd("NOOP").await.ok(), "the session goes on");
+        // One holder gives up its share (disconnects): room again.
+        drop(holders.pop());
+        let mut room = false;
+        for _ in 0..20 {
+            third.send_raw(b"t2 APPEND Drafts {5}\r\n").await;
+            let line = third.read_line().await;
+            assert!(line.text.starts_with("+"), "small literals need no budget");
+            third.send_raw(b"hello\r\n").await;
+            assert!(third.read_until_tagged("t2").await.ok());
+            third
+                .send_raw(format!("t3 APPEND Drafts {{{size}}}\r\n").as_bytes())
+                .await;
+            let line = third.read_line().await;
+            if line.text.starts_with("+") {
+                room = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(room, "a share came back");
+        server.stop().await;
+    }
+);

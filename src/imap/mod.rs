@@ -13,6 +13,7 @@ mod copy_move;
 pub(crate) mod encode;
 mod extended;
 mod fetch;
+mod framing;
 mod mailboxes;
 mod response;
 mod search;
@@ -51,6 +52,10 @@ pub struct ImapLimits {
     pub max_unauthenticated: usize,
     pub plaintext_auth_on_loopback: bool,
     pub closed_window: chrono::Duration,
+    /// Literal data (APPEND) all connections may hold in memory at once,
+    /// in KiB: a command with a large literal waits for its share (or is
+    /// refused with `NO [LIMIT]` when its deadline passes first).
+    pub literal_budget: Arc<Semaphore>,
 }
 
 impl ImapLimits {
@@ -65,10 +70,17 @@ impl ImapLimits {
             command_timeout: Duration::from_secs(config.command_timeout.max(1)),
             max_connections_per_address: config.max_connections_per_address.max(1),
             max_unauthenticated: config.max_unauthenticated.max(1),
+            literal_budget: Arc::new(Semaphore::new(literal_budget_kib(config.max_literal_size))),
             plaintext_auth_on_loopback: config.plaintext_auth_on_loopback,
             closed_window: chrono::Duration::days(i64::from(config.closed_days)),
         }
     }
+}
+
+/// Two of the largest literals at a time, and at least 64 MiB: a handful
+/// of agents appending large messages at once get through, a crowd waits.
+fn literal_budget_kib(max_literal_size: usize) -> usize {
+    (max_literal_size.saturating_mul(2) / 1024).clamp(64 * 1024, Semaphore::MAX_PERMITS)
 }
 
 /// Serves one listener until the shutdown. `implicit_tls`: the connection

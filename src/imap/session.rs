@@ -4,6 +4,7 @@
 
 use super::ImapLimits;
 use super::extended;
+use super::framing::Framer;
 use super::selected::Selected;
 use super::slots::{AgentSlot, AgentSlots};
 use crate::App;
@@ -13,7 +14,7 @@ use crate::store::{Change, LoginAgent, StoreError, Viewer};
 use base64::Engine;
 use imap_codec::CommandCodec;
 use imap_codec::decode::Decoder;
-use imap_codec::fragmentizer::{FragmentInfo, Fragmentizer};
+use imap_codec::fragmentizer::FragmentInfo;
 use imap_codec::imap_types::auth::AuthMechanism;
 use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::LiteralMode;
@@ -155,13 +156,9 @@ pub struct ImapSession {
     pub limits: Arc<ImapLimits>,
     agent_slots: Arc<AgentSlots>,
     shutdown: Shutdown,
-    fragments: Fragmentizer,
-    /// Bytes read toward the command being framed (0: between commands).
-    pending: usize,
-    /// Where the line being framed starts in the command's bytes, and
-    /// whether a literal is being read instead of a line.
-    line_start: usize,
-    in_literal: bool,
+    framer: Framer,
+    /// This command's share of the listener's literal budget.
+    literal_budget: Vec<OwnedSemaphorePermit>,
     /// Everything before login must be done by then (`login_timeout`).
     login_deadline: tokio::time::Instant,
     /// One of the few slots for connections not logged in, given back at
@@ -197,10 +194,8 @@ impl ImapSession {
             stream,
             tls,
             is_tls,
-            fragments: framer(&limits),
-            pending: 0,
-            line_start: 0,
-            in_literal: false,
+            framer: framer(&limits),
+            literal_budget: Vec::new(),
             login_deadline: tokio::time::Instant::now() + limits.login_timeout,
             stranger: Some(stranger),
             limits,
@@ -265,6 +260,8 @@ impl ImapSession {
             };
             let flow;
             (state, flow) = self.handle(state, message).await;
+            // Answered: its literals' memory is free again.
+            self.literal_budget.clear();
             if state.is_logged_in() {
                 // Logged in: a stranger's slot is free again.
                 self.stranger = None;
@@ -323,59 +320,56 @@ impl ImapSession {
             self.limits.max_line_length
         };
         loop {
-            while let Some(fragment) = self.fragments.progress() {
-                match fragment {
-                    FragmentInfo::Line {
-                        announcement: Some(literal),
-                        end,
-                        ..
-                    } => {
-                        self.line_start = end;
-                        self.in_literal = true;
-                        let length = literal.length as usize;
-                        let too_large = length > max_literal;
-                        match (literal.mode, too_large) {
-                            (LiteralMode::Sync, false) => {
-                                self.out.extend_from_slice(b"+ Ready for literal data\r\n");
-                                self.flush().await?;
-                            }
-                            (LiteralMode::Sync, true) => {
-                                let tag = self.current_tag();
-                                self.out.extend_from_slice(
-                                    format!(
-                                        "{tag} NO [TOOBIG] Literal larger than {max_literal} bytes\r\n"
-                                    )
-                                    .as_bytes(),
-                                );
-                                self.flush().await?;
-                                self.fragments.skip_message();
-                                self.end_of_message();
-                                continue;
-                            }
-                            (LiteralMode::NonSync, true) => self.fragments.poison_message(),
-                            (LiteralMode::NonSync, false) => {}
+            while let Some(fragment) = self.framer.next() {
+                if let FragmentInfo::Line {
+                    announcement: Some(literal),
+                    ..
+                } = fragment
+                {
+                    let length = literal.length as usize;
+                    let deadline = tokio::time::Instant::now()
+                        + self.limits.command_timeout
+                        + literal_transfer_time(length);
+                    // Waiting for a share of the budget gets the command's
+                    // time, not the transfer's.
+                    let wait_until = tokio::time::Instant::now() + self.limits.command_timeout;
+                    let refusal = if length > max_literal {
+                        Some(format!("[TOOBIG] Literal larger than {max_literal} bytes"))
+                    } else if !self.reserve_literal(length, wait_until).await {
+                        Some("[LIMIT] The server is receiving too much at once; try again".into())
+                    } else {
+                        None
+                    };
+                    match (literal.mode, refusal) {
+                        (LiteralMode::Sync, None) => {
+                            self.out.extend_from_slice(b"+ Ready for literal data\r\n");
+                            self.flush().await?;
                         }
-                        if logged_in {
-                            command_deadline = Some(
-                                tokio::time::Instant::now()
-                                    + self.limits.command_timeout
-                                    + literal_transfer_time(length),
-                            );
+                        (LiteralMode::Sync, Some(refusal)) => {
+                            let tag = self.current_tag();
+                            self.out
+                                .extend_from_slice(format!("{tag} NO {refusal}\r\n").as_bytes());
+                            self.flush().await?;
+                            self.framer.skip_message();
+                            self.literal_budget.clear();
+                            continue;
                         }
+                        // Its data comes anyway: read and dropped (the
+                        // framer keeps no more than its limit of it).
+                        (LiteralMode::NonSync, Some(_)) => self.framer.poison_message(),
+                        (LiteralMode::NonSync, None) => {}
                     }
-                    FragmentInfo::Literal { end, .. } => {
-                        self.line_start = end;
-                        self.in_literal = false;
+                    if logged_in {
+                        command_deadline = Some(deadline);
                     }
-                    FragmentInfo::Line { .. } => {}
                 }
-                if self.fragments.is_message_complete() {
-                    let message = self.fragments.message_bytes().to_vec();
-                    let too_long = self.fragments.is_max_message_size_exceeded()
-                        || self.fragments.is_message_poisoned();
-                    self.end_of_message();
-                    if too_long {
-                        let tag = self.current_tag();
+                if self.framer.is_message_complete() {
+                    let message = self.framer.message_bytes().to_vec();
+                    let refused = self.framer.is_refused();
+                    self.framer.end_of_message();
+                    if refused {
+                        self.literal_budget.clear();
+                        let tag = self.current_tag_of(&message);
                         self.out.extend_from_slice(
                             format!("{tag} NO [TOOBIG] Command or literal too large\r\n")
                                 .as_bytes(),
@@ -386,16 +380,13 @@ impl ImapSession {
                     return Ok(Some(message));
                 }
             }
-            let line_so_far = self
-                .fragments
-                .message_bytes()
-                .len()
-                .saturating_sub(self.line_start);
+            let line_too_long = self
+                .framer
+                .line_so_far()
+                .is_some_and(|length| length > self.limits.max_line_length);
             let too_much_before_login = !logged_in
-                && self.fragments.message_bytes().len() > max_command_before_login(&self.limits);
-            if (!self.in_literal && line_so_far > self.limits.max_line_length)
-                || too_much_before_login
-            {
+                && self.framer.message_bytes().len() > max_command_before_login(&self.limits);
+            if line_too_long || too_much_before_login {
                 let tag = self.current_tag();
                 self.out.extend_from_slice(
                     format!(
@@ -417,7 +408,7 @@ impl ImapSession {
             let now = tokio::time::Instant::now();
             let deadline = if !logged_in {
                 self.login_deadline
-            } else if self.pending == 0 {
+            } else if self.framer.pending() == 0 {
                 now + self.limits.idle_timeout
             } else {
                 *command_deadline.get_or_insert(now + self.limits.command_timeout)
@@ -431,7 +422,7 @@ impl ImapSession {
                 Ok(Ok(n)) => n,
                 Ok(Err(err)) => return Err(err.into()),
                 Err(_) => {
-                    let why = match (logged_in, self.pending) {
+                    let why = match (logged_in, self.framer.pending()) {
                         (false, _) => "* BYE Login time is up\r\n",
                         (true, 0) => "* BYE Autologout; idle for too long\r\n",
                         (true, _) => "* BYE Command not completed in time\r\n",
@@ -441,16 +432,27 @@ impl ImapSession {
                     return Err(ImapSessionError::Timeout);
                 }
             };
-            self.pending += n;
-            self.fragments.enqueue_bytes(&buffer[..n]);
+            self.framer.push(&buffer[..n]);
         }
     }
 
-    /// A command was framed (or skipped): the next one starts.
-    fn end_of_message(&mut self) {
-        self.pending = 0;
-        self.line_start = 0;
-        self.in_literal = false;
+    /// Takes a share of the listener's budget for literal data in memory
+    /// (all connections together) for a literal of `length` bytes, waiting
+    /// until `deadline` at most. Small literals (a password, a search
+    /// string) need none. Held until the command has been answered.
+    async fn reserve_literal(&mut self, length: usize, deadline: tokio::time::Instant) -> bool {
+        if length <= SMALL_LITERAL {
+            return true;
+        }
+        let kib = u32::try_from(length.div_ceil(1024)).unwrap_or(u32::MAX);
+        let budget = Arc::clone(&self.limits.literal_budget);
+        match tokio::time::timeout_at(deadline, budget.acquire_many_owned(kib)).await {
+            Ok(Ok(permit)) => {
+                self.literal_budget.push(permit);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Answers one framed command; returns the state it leaves.
@@ -526,10 +528,22 @@ impl ImapSession {
     /// The tag of the command being framed (or just framed), for replies to
     /// commands that cannot be parsed; `*` when it has none.
     fn current_tag(&self) -> String {
-        self.fragments
+        self.framer
             .decode_tag()
             .map(|t| t.as_ref().to_string())
             .unwrap_or_else(|| "*".into())
+    }
+
+    /// The tag of a framed command (the framer may have moved on).
+    fn current_tag_of(&self, message: &[u8]) -> String {
+        let end = message
+            .iter()
+            .position(|b| *b == b' ' || *b == b'\r' || *b == b'\n')
+            .unwrap_or(message.len());
+        match std::str::from_utf8(&message[..end]) {
+            Ok(tag) if !tag.is_empty() => tag.to_string(),
+            _ => "*".into(),
+        }
     }
 
     /// Answers a parsed command in the state the session is in; returns
@@ -865,8 +879,7 @@ impl ImapSession {
 
     async fn start_tls(&mut self) -> Result<(), ImapSessionError> {
         // Anything pipelined after STARTTLS came in clear text (RFC 3501 §6.2.1).
-        self.fragments = framer(&self.limits);
-        self.end_of_message();
+        self.framer.reset();
         let Some(acceptor) = &self.tls else {
             return Ok(());
         };
@@ -955,10 +968,10 @@ impl ImapSession {
         let mut buffer = [0u8; 64];
         loop {
             // Framing is line based here: the only valid input is DONE.
-            while let Some(fragment) = self.fragments.progress() {
-                if self.fragments.is_message_complete() {
-                    let line = self.fragments.fragment_bytes(fragment).to_vec();
-                    self.end_of_message();
+            while let Some(fragment) = self.framer.next() {
+                if self.framer.is_message_complete() {
+                    let line = self.framer.fragment_bytes(fragment).to_vec();
+                    self.framer.end_of_message();
                     let word = line.trim_ascii();
                     if word.eq_ignore_ascii_case(b"DONE") {
                         return (Reply::ok("IDLE terminated"), Flow::Continue);
@@ -976,11 +989,10 @@ impl ImapSession {
                 read = self.stream.read(&mut buffer) => match read {
                     Ok(0) | Err(_) => return (Reply::bad("connection lost"), Flow::Close),
                     Ok(n) => {
-                        self.pending += n;
-                        if self.pending > self.limits.max_line_length {
+                        self.framer.push(&buffer[..n]);
+                        if self.framer.pending() > self.limits.max_line_length {
                             return (Reply::bad("Expected DONE"), Flow::Close);
                         }
-                        self.fragments.enqueue_bytes(&buffer[..n]);
                     }
                 },
                 change = self.changes.recv() => {
@@ -1016,12 +1028,16 @@ fn privacy_required() -> Reply {
 
 /// The framer for a session: a command may carry an APPEND's literal
 /// (before login, [`ImapSession::next_message`] allows much less).
-fn framer(limits: &ImapLimits) -> Fragmentizer {
-    let max = limits
-        .max_literal_size
-        .saturating_add(limits.max_line_length);
-    Fragmentizer::new(u32::try_from(max).unwrap_or(u32::MAX))
+fn framer(limits: &ImapLimits) -> Framer {
+    Framer::new(
+        limits
+            .max_literal_size
+            .saturating_add(limits.max_line_length),
+    )
 }
+
+/// Literals up to this size take nothing from the literal budget.
+const SMALL_LITERAL: usize = 64 * 1024;
 
 /// The most a command may hold before login: LOGIN with two literals.
 fn max_command_before_login(limits: &ImapLimits) -> usize {
