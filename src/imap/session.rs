@@ -364,9 +364,8 @@ impl ImapSession {
                     }
                 }
                 if self.framer.is_message_complete() {
-                    let message = self.framer.message_bytes().to_vec();
                     let refused = self.framer.is_refused();
-                    self.framer.end_of_message();
+                    let message = self.framer.take_message();
                     if refused {
                         self.literal_budget.clear();
                         let tag = self.current_tag_of(&message);
