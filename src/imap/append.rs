@@ -68,7 +68,7 @@ impl ImapSession {
         match self
             .app
             .store
-            .imap_add_to_storage(mailbox.id, login.agent.id, &[(item, flags)])
+            .imap_add_to_storage(mailbox.id, login.agent.id, vec![(item, flags)])
             .await
         {
             Ok(uids) => match uids.first() {

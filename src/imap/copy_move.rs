@@ -115,7 +115,7 @@ impl ImapSession {
             dest_uids = match self
                 .app
                 .store
-                .imap_add_to_storage(target.id, agent.id, &items)
+                .imap_add_to_storage(target.id, agent.id, items)
                 .await
             {
                 Ok(uids) => uids,

@@ -727,7 +727,7 @@ impl Store {
         &self,
         mailbox_id: i64,
         agent_id: i64,
-        items: &[(StorageItem, String)],
+        items: Vec<(StorageItem, String)>,
     ) -> Result<Vec<u32>> {
         let now = Utc::now();
         // Locked until the commit: two APPENDs must not take one UID, and
@@ -752,18 +752,20 @@ impl Store {
             let mut uids = Vec::with_capacity(items.len());
             for (item, flags) in items {
                 let (message, stored) = match item {
-                    StorageItem::Existing(MessageRef::Ticket(id)) => (Some(*id), None),
-                    StorageItem::Existing(MessageRef::Stored(id)) => (None, Some(*id)),
+                    StorageItem::Existing(MessageRef::Ticket(id)) => (Some(id), None),
+                    StorageItem::Existing(MessageRef::Stored(id)) => (None, Some(id)),
                     StorageItem::New { raw, internal_date } => {
+                        let (size, header_len) = (raw.len() as i64, super::header_len(&raw));
+                        // Bound by value: a large APPEND is not copied again.
                         let id: i64 = sqlx::query_scalar(
                             "INSERT INTO agent_messages (agent_id, internal_date, size, raw, header_len)
                              VALUES ($1, $2, $3, $4, $5) RETURNING id",
                         )
                         .bind(agent_id)
                         .bind(internal_date.unwrap_or(now))
-                        .bind(raw.len() as i64)
-                        .bind(raw.as_slice())
-                        .bind(super::header_len(raw))
+                        .bind(size)
+                        .bind(raw)
+                        .bind(header_len)
                         .fetch_one(&mut *tx)
                         .await?;
                         (None, Some(id))
