@@ -127,6 +127,7 @@ async fn a_full_disk_refuses_with_452_loses_nothing_and_recovers_without_restart
         c.search.similar = false;
     })
     .await;
+    common::imap::add_agent(&server, "alice@desk.test", &["support"], false).await;
     // Freed later: room for the index to catch up with what it missed.
     let ballast = disk.ballast(12);
     // Eight senders at once, as on a real server: messages share group
@@ -166,6 +167,18 @@ async fn a_full_disk_refuses_with_452_loses_nothing_and_recovers_without_restart
     }
     assert_all_stored(&server, &accepted).await;
     let full = server.store().counts().await.expect("counts");
+
+    // IMAP with the disk full: folders do not "vanish", an APPEND is
+    // refused as a storage outage, the session goes on.
+    let mut alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+    let r = alice.cmd("SELECT Queues/support").await;
+    assert!(!r.tagged.contains("NONEXISTENT"), "{}", r.all_text());
+    let r = alice
+        .append("Drafts", "", b"Subject: draft\r\n\r\nhello\r\n")
+        .await;
+    assert_eq!(r.status(), "NO", "{}", r.all_text());
+    assert!(r.tagged.contains("[UNAVAILABLE]"), "{}", r.all_text());
+    assert!(alice.cmd("NOOP").await.ok());
 
     // Space returns: mail is taken again by the same server (after the
     // moment a failed write holds mail back).
