@@ -209,19 +209,8 @@ async fn a_full_disk_refuses_with_452_loses_nothing_and_recovers_without_restart
 
     // The search index, whose writer the full disk killed, follows again:
     // every stored message becomes searchable without a restart.
-    let newest = server
-        .store()
-        .newest_message()
-        .await
-        .expect("newest")
-        .map(|(id, _)| id)
-        .unwrap_or(0);
+    common::wait_until_indexed(&server, 20).await;
     let index = server.app().search.get().expect("index").clone();
-    common::eventually("the index catches up after the disk was full", || {
-        let index = index.clone();
-        async move { index.indexed_through() >= newest }
-    })
-    .await;
     let hits = index
         .search(&format!("\"Disk test {resumed_n}\""), 50, false)
         .expect("search");
@@ -389,6 +378,34 @@ async fn read_until_closed(stream: &mut TcpStream) -> (String, bool) {
     (String::from_utf8_lossy(&seen).into_owned(), false)
 }
 
+/// Sends `byte` every 150 ms (each read alone well in time) until the
+/// server closes the connection or 6 s pass; what it said, and after how
+/// long it closed.
+async fn trickle(stream: &mut TcpStream, byte: u8) -> (String, Option<Duration>) {
+    let started = Instant::now();
+    let mut buffer = [0u8; 4096];
+    let mut seen = Vec::new();
+    for _ in 0..40 {
+        if stream.write_all(&[byte]).await.is_err() {
+            return (
+                String::from_utf8_lossy(&seen).into_owned(),
+                Some(started.elapsed()),
+            );
+        }
+        match tokio::time::timeout(Duration::from_millis(150), stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                return (
+                    String::from_utf8_lossy(&seen).into_owned(),
+                    Some(started.elapsed()),
+                );
+            }
+            Ok(Ok(n)) => seen.extend_from_slice(&buffer[..n]),
+            Err(_) => {}
+        }
+    }
+    (String::from_utf8_lossy(&seen).into_owned(), None)
+}
+
 /// Writes `total` bytes of one endless line in chunks, reading what the
 /// server answers meanwhile; stops when the server closes. Returns the
 /// answer and how much was written before the server shut the door.
@@ -451,6 +468,22 @@ backend_test!(
     }
 );
 
+/// DATA with a small message from many@client.test; the final reply.
+async fn data(client: &mut SmtpClient<TcpStream>, subject: &str, id: &str) -> Reply {
+    assert_eq!(client.cmd("DATA").await.code, 354);
+    let raw = message(
+        "many@client.test",
+        "support@desk.test",
+        subject,
+        id,
+        "",
+        "Hello.",
+    );
+    client.send_raw(&common::dot_stuff(&raw)).await;
+    client.send_raw(b".\r\n").await;
+    client.reply().await
+}
+
 backend_test!(
     /// RFC 5321 §4.5.3.1.10: a client sends the message to the recipients
     /// that were accepted. Refused recipients are answers, not errors: the
@@ -465,18 +498,12 @@ backend_test!(
             let r = client.cmd(&format!("RCPT TO:<nobody{n}@desk.test>")).await;
             expect(&r, 550, "5.1.1");
         }
-        assert_eq!(client.cmd("DATA").await.code, 354);
-        let raw = message(
-            "many@client.test",
-            "support@desk.test",
+        let r = data(
+            &mut client,
             "To one queue and 25 strangers",
             "many-1@client.test",
-            "",
-            "Hello.",
-        );
-        client.send_raw(&common::dot_stuff(&raw)).await;
-        client.send_raw(b".\r\n").await;
-        let r = client.reply().await;
+        )
+        .await;
         let ticket = common::ticket_of(&r);
 
         // 150 recipients: the first 100 (the limit) accepted, the rest 452.
@@ -491,18 +518,8 @@ backend_test!(
                 expect(&r, 452, "4.5.3");
             }
         }
-        assert_eq!(client.cmd("DATA").await.code, 354);
-        let raw = message(
-            "many@client.test",
-            "support@desk.test",
-            "To 150 addresses",
-            "many-2@client.test",
-            "",
-            "Hello again.",
-        );
-        client.send_raw(&common::dot_stuff(&raw)).await;
-        client.send_raw(b".\r\n").await;
-        assert_eq!(client.reply().await.code, 250);
+        let r = data(&mut client, "To 150 addresses", "many-2@client.test").await;
+        assert_eq!(r.code, 250, "{r:?}");
         assert_eq!(client.cmd("QUIT").await.code, 221);
         server.stop().await;
     }
@@ -559,29 +576,9 @@ backend_test!(
         assert!(greeting.text.starts_with("* OK"));
         drop(client);
         let mut stream = TcpStream::connect(server.imap()).await.expect("connect");
-        let started = Instant::now();
         stream.write_all(b"a1 LOGIN ").await.expect("write");
-        let mut closed_after = None;
-        let mut buffer = [0u8; 4096];
-        let mut seen = Vec::new();
-        for _ in 0..40 {
-            // One byte every 150 ms: each read alone is well in time.
-            if stream.write_all(b"x").await.is_err() {
-                closed_after = Some(started.elapsed());
-                break;
-            }
-            if let Ok(Ok(n)) =
-                tokio::time::timeout(Duration::from_millis(150), stream.read(&mut buffer)).await
-            {
-                seen.extend_from_slice(&buffer[..n]);
-                if n == 0 {
-                    closed_after = Some(started.elapsed());
-                    break;
-                }
-            }
-        }
+        let (seen, closed_after) = trickle(&mut stream, b'x').await;
         let closed_after = closed_after.expect("the server closed the connection");
-        let seen = String::from_utf8_lossy(&seen);
         assert!(seen.contains("* BYE"), "{seen}");
         assert!(
             closed_after < Duration::from_secs(5),
@@ -682,27 +679,9 @@ backend_test!(
         let alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
         let mut stream = alice.into_stream();
         stream.write_all(b"a2 NOO").await.expect("write");
-        let started = Instant::now();
-        let mut text = String::new();
-        for _ in 0..40 {
-            let _ = stream.write_all(b"O").await;
-            let (more, closed) = {
-                let mut buffer = [0u8; 512];
-                match tokio::time::timeout(Duration::from_millis(150), stream.read(&mut buffer))
-                    .await
-                {
-                    Ok(Ok(0)) | Ok(Err(_)) => (String::new(), true),
-                    Ok(Ok(n)) => (String::from_utf8_lossy(&buffer[..n]).into_owned(), false),
-                    Err(_) => (String::new(), false),
-                }
-            };
-            text.push_str(&more);
-            if closed {
-                break;
-            }
-        }
+        let (text, closed_after) = trickle(&mut stream, b'O').await;
         assert!(text.contains("* BYE"), "{text}");
-        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(closed_after.is_some_and(|after| after < Duration::from_secs(5)));
         server.stop().await;
     }
 );

@@ -64,22 +64,8 @@ fn index(server: &TestServer) -> Arc<SearchIndex> {
         .clone()
 }
 
-/// Waits (bounded) until every stored message is searchable.
 async fn indexed(server: &TestServer) {
-    let newest = server
-        .store()
-        .newest_message()
-        .await
-        .expect("newest")
-        .map(|(id, _)| id)
-        .unwrap_or(0);
-    for _ in 0..100 {
-        if index(server).indexed_through() >= newest {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the index never reached message {newest}");
+    crate::common::wait_until_indexed(server, 5).await;
 }
 
 fn tickets(server: &TestServer, query: &str) -> Vec<i64> {

@@ -509,6 +509,30 @@ pub fn relay(addr: SocketAddr) -> Option<postdesk::config::RelayUrl> {
     Some(postdesk::config::RelayUrl::parse(&format!("smtp://{addr}")).expect("relay url"))
 }
 
+/// Waits (at most `seconds`) until every message stored now is searchable.
+pub async fn wait_until_indexed(server: &TestServer, seconds: u64) {
+    let newest = server
+        .store()
+        .newest_message()
+        .await
+        .expect("newest")
+        .map(|(id, _)| id)
+        .unwrap_or(0);
+    let index = server
+        .app()
+        .search
+        .get()
+        .expect("the server opened the index")
+        .clone();
+    for _ in 0..seconds * 20 {
+        if index.indexed_through() >= newest {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the index never reached message {newest}");
+}
+
 /// Polls `check` every 50 ms for at most 20 s.
 pub async fn eventually<F, Fut>(what: &str, check: F)
 where
