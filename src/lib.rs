@@ -19,6 +19,7 @@ pub mod mime;
 pub mod net;
 pub mod outbound;
 pub mod passwords;
+pub mod private_files;
 pub mod rules;
 pub mod search;
 pub mod server;

@@ -268,6 +268,7 @@ fn parse_outbound_status(s: &str) -> Result<OutboundStatus, String> {
 }
 
 fn main() -> Result<()> {
+    postdesk::private_files::make_new_files_private();
     postdesk::tls::install_crypto_provider();
     let cli = Cli::parse();
     let default_level = if matches!(cli.command, Command::Serve) {

@@ -78,23 +78,15 @@ fn generate_self_signed(hostname: &str, cert_path: &Path, key_path: &Path) -> Re
         })?;
     }
     let write = |path: &Path, text: String| {
-        std::fs::write(path, text).map_err(|e| TlsError::File {
+        // The key is private from its creation; the certificate is public
+        // anyway, but lives in the same private directory.
+        crate::private_files::write_private(path, text.as_bytes()).map_err(|e| TlsError::File {
             path: path.to_path_buf(),
             message: e.to_string(),
         })
     };
     write(key_path, certified.signing_key.serialize_pem())?;
-    restrict_permissions(key_path);
     write(cert_path, certified.cert.pem())?;
     tracing::info!(path = %cert_path.display(), "generated a self-signed TLS certificate");
     Ok(())
 }
-
-#[cfg(unix)]
-fn restrict_permissions(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
-}
-
-#[cfg(not(unix))]
-fn restrict_permissions(_path: &Path) {}

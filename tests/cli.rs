@@ -1029,3 +1029,71 @@ backend_test!(
         server.stop().await;
     }
 );
+
+/// Private by default: under umask 022, a first start creates the data
+/// directory 0700 and the database, its WAL, the index and the TLS key
+/// 0600; a configuration file others can read is named in a warning.
+#[cfg(unix)]
+#[test]
+fn a_first_start_keeps_the_data_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let config = dir.path().join("postdesk.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "hostname = \"desk.test\"\ndata_dir = \"{}\"\n\
+             [smtp]\nlisten = \"127.0.0.1:0\"\n[imap]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n\
+             [submission]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n",
+            data.display()
+        ),
+    )
+    .expect("config");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("umask 022; exec \"$0\" --config \"$1\" serve")
+        .arg(env!("CARGO_BIN_EXE_postdesk"))
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let pid_file = data.join("postdesk.pid");
+    for _ in 0..600 {
+        if pid_file.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(pid_file.exists(), "the server started");
+    let mode = |path: &Path| {
+        std::fs::metadata(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&data), 0o700);
+    for file in [
+        "postdesk.db",
+        "postdesk.db-wal",
+        "postdesk.db-shm",
+        "tls/key.pem",
+    ] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+    let index = data.join("index-v1");
+    assert_eq!(mode(&index), 0o700);
+    for entry in std::fs::read_dir(&index).expect("index").flatten() {
+        assert_eq!(mode(&entry.path()) & 0o077, 0, "{}", entry.path().display());
+    }
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let output = child.wait_with_output().expect("wait");
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        log.contains("readable by other users") && log.contains("postdesk.toml"),
+        "{log}"
+    );
+}

@@ -20,6 +20,7 @@ pub async fn serve(config: Config, config_file: Option<PathBuf>) -> CliResult<()
     if let Err(err) = std::fs::write(&pid_file, format!("{}\n", std::process::id())) {
         tracing::warn!(%err, file = %pid_file.display(), "cannot write the pid file");
     }
+    warn_if_readable_by_others(&running.app.config, &config_file);
     let welcome = Welcome::gather(&running, &config_file).await?;
     print_line(output::welcome(&welcome))?;
     shutdown_signal().await;
@@ -27,6 +28,32 @@ pub async fn serve(config: Config, config_file: Option<PathBuf>) -> CliResult<()
     running.shutdown().await;
     let _ = std::fs::remove_file(&pid_file);
     Ok(())
+}
+
+/// Data made before postdesk kept it private (or opened up since): named
+/// at every start until it is fixed.
+fn warn_if_readable_by_others(config: &Config, config_file: &Path) {
+    let data = &config.data_dir;
+    let mut paths = vec![
+        data.clone(),
+        data.join("postdesk.db"),
+        data.join("postdesk.db-wal"),
+        data.join("postdesk.db-shm"),
+        data.join("index-v1"),
+        data.join("tls"),
+        data.join("tls").join("key.pem"),
+        config_file.to_path_buf(),
+    ];
+    if let Some(key) = &config.tls.key {
+        paths.push(key.clone());
+    }
+    for path in crate::private_files::readable_by_others(paths.iter().map(PathBuf::as_path)) {
+        tracing::warn!(
+            path = %path.display(),
+            "readable by other users: it holds messages, password hashes or secrets \
+             (chmod go-rwx, or chmod 700 for a directory)"
+        );
+    }
 }
 
 /// First start without a file: leave the defaults where the admin will
@@ -37,7 +64,7 @@ fn write_default_config(data_dir: &Path) -> CliResult<PathBuf> {
         "cannot create {}",
         data_dir.display()
     )))?;
-    std::fs::write(&path, config::DEFAULT_FILE)
+    crate::private_files::write_private(&path, config::DEFAULT_FILE.as_bytes())
         .map_err(CliError::io(format!("cannot write {}", path.display())))?;
     Ok(path)
 }
