@@ -167,35 +167,52 @@ impl App {
         Ok(fresh)
     }
 
-    /// Checks an agent's login (IMAP and submission alike): slowed down
-    /// after repeated failures of the address or the client's IP. None:
-    /// no such agent or a wrong password.
+    /// Checks an agent's login (IMAP and submission alike), slowed down by
+    /// earlier failures as [`domain::login`] decides: a pair (address, IP)
+    /// that failed waits before its password is checked, a failure is
+    /// answered late, and one IP has only a few attempts checked at once.
+    /// Unknown users are checked against a dummy hash, so they take as long
+    /// as known ones. A failure is logged as one line for fail2ban:
+    /// `authentication failed: user=… ip=… service=…`. None: no such agent
+    /// or a wrong password.
     pub async fn authenticate(
         &self,
         user: &str,
         password: &str,
         ip: std::net::IpAddr,
+        service: &str,
     ) -> Result<Option<store::LoginAgent>, store::StoreError> {
-        let delay = self.logins.login_delay(user, ip);
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
+        let _slot = self.logins.attempt(ip).await;
+        let before = domain::login::delay_before_check(self.logins.failures(user, ip));
+        if !before.is_zero() {
+            tokio::time::sleep(before).await;
         }
         let agent = self.store.login_agent(user).await?;
+        let verifier = passwords::Verifier::global();
         let verified = match &agent {
-            Some(agent) => {
-                passwords::Verifier::global()
-                    .verify(password, &agent.password_hash)
-                    .await
+            Some(agent) => verifier.verify(password, &agent.password_hash).await,
+            None => {
+                if let Some(dummy) = passwords::dummy_hash() {
+                    verifier.verify(password, dummy).await;
+                }
+                false
             }
-            None => false,
         };
         if verified {
-            self.logins.login_succeeded(user);
-            Ok(agent)
-        } else {
-            self.logins.login_failed(user, ip);
-            Ok(None)
+            self.logins.login_succeeded(user, ip);
+            return Ok(agent);
         }
+        self.logins.login_failed(user, ip);
+        tracing::warn!(
+            target: "postdesk::auth",
+            "authentication failed: user={} ip={ip} service={service}",
+            user.escape_debug()
+        );
+        let after = domain::login::delay_after_failure(self.logins.failures(user, ip));
+        if !after.is_zero() {
+            tokio::time::sleep(after).await;
+        }
+        Ok(None)
     }
 
     /// The queue an address (or its plus-address) belongs to.

@@ -1,10 +1,11 @@
 //! Agent passwords: argon2id hashes, and generated passwords for bootstrap.
 
+use crate::domain::login;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
@@ -99,11 +100,19 @@ impl Verifier {
     }
 }
 
-/// Login throttling shared by IMAP and SMTP submission: failures are
-/// counted per address and per client IP.
+/// Failed logins, counted per (address, IP), per address and per IP (see
+/// [`crate::domain::login`]), and the attempts each IP has in flight.
 #[derive(Default)]
 pub struct LoginThrottle {
-    failures: Mutex<HashMap<String, Failures>>,
+    failures: Mutex<HashMap<FailureKey, Failures>>,
+    in_flight: Mutex<HashMap<IpAddr, Arc<tokio::sync::Semaphore>>>,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum FailureKey {
+    Pair(String, IpAddr),
+    Address(String),
+    Ip(IpAddr),
 }
 
 #[derive(Clone, Copy)]
@@ -114,32 +123,57 @@ struct Failures {
 
 /// Failures are forgotten after this long without another.
 const FAILURE_MEMORY: Duration = Duration::from_secs(15 * 60);
+/// Login attempts one IP may have checked at once; more wait their turn,
+/// so guessing in parallel is no faster than guessing in a row.
+const ATTEMPTS_IN_FLIGHT_PER_IP: usize = 4;
+
+/// A place in an IP's queue of login attempts, held until the answer.
+pub struct AttemptSlot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
 
 impl LoginThrottle {
-    /// How long to wait before answering a login attempt: nothing for the
-    /// first three failures of an address or IP, then doubling up to 30 s,
-    /// so guessing passwords gets slow without locking the real agent out.
-    pub fn login_delay(&self, address: &str, ip: IpAddr) -> Duration {
-        let Ok(map) = self.failures.lock() else {
-            return Duration::ZERO;
+    /// Waits for one of the IP's attempt slots.
+    pub async fn attempt(&self, ip: IpAddr) -> Option<AttemptSlot> {
+        let semaphore = {
+            let mut in_flight = self.in_flight.lock().ok()?;
+            // Forget the IPs nobody is logging in from.
+            in_flight.retain(|_, s| Arc::strong_count(s) > 1);
+            Arc::clone(in_flight.entry(ip).or_insert_with(|| {
+                Arc::new(tokio::sync::Semaphore::new(ATTEMPTS_IN_FLIGHT_PER_IP))
+            }))
         };
-        let worst = [address.to_lowercase(), ip.to_string()]
-            .iter()
-            .filter_map(|key| map.get(key))
-            .filter(|f| f.last.elapsed() < FAILURE_MEMORY)
-            .map(|f| f.count)
-            .max()
-            .unwrap_or(0);
-        match worst {
-            0..=2 => Duration::ZERO,
-            n => Duration::from_secs(1u64 << (n - 3).min(5)).min(Duration::from_secs(30)),
+        let permit = semaphore.acquire_owned().await.ok()?;
+        Some(AttemptSlot { _permit: permit })
+    }
+
+    /// The failures that bear on an attempt of `address` from `ip`.
+    pub fn failures(&self, address: &str, ip: IpAddr) -> login::Failures {
+        let Ok(map) = self.failures.lock() else {
+            return login::Failures::default();
+        };
+        let address = address.to_lowercase();
+        let count = |key: FailureKey| {
+            map.get(&key)
+                .filter(|f| f.last.elapsed() < FAILURE_MEMORY)
+                .map_or(0, |f| f.count)
+        };
+        login::Failures {
+            pair: count(FailureKey::Pair(address.clone(), ip)),
+            address: count(FailureKey::Address(address)),
+            ip: count(FailureKey::Ip(ip)),
         }
     }
 
     pub fn login_failed(&self, address: &str, ip: IpAddr) {
         if let Ok(mut map) = self.failures.lock() {
             map.retain(|_, f| f.last.elapsed() < FAILURE_MEMORY);
-            for key in [address.to_lowercase(), ip.to_string()] {
+            let address = address.to_lowercase();
+            for key in [
+                FailureKey::Pair(address.clone(), ip),
+                FailureKey::Address(address),
+                FailureKey::Ip(ip),
+            ] {
                 let entry = map.entry(key).or_insert(Failures {
                     count: 0,
                     last: Instant::now(),
@@ -150,11 +184,21 @@ impl LoginThrottle {
         }
     }
 
-    pub fn login_succeeded(&self, address: &str) {
+    /// The owner got in from there: that pair starts clean. The address's
+    /// and the IP's counts stay, for whoever guesses elsewhere.
+    pub fn login_succeeded(&self, address: &str, ip: IpAddr) {
         if let Ok(mut map) = self.failures.lock() {
-            map.remove(&address.to_lowercase());
+            map.remove(&FailureKey::Pair(address.to_lowercase(), ip));
         }
     }
+}
+
+/// A hash no password matches, checked for unknown users so that they cost
+/// what a known user costs (no telling which addresses exist by timing).
+pub fn dummy_hash() -> Option<&'static str> {
+    static DUMMY: std::sync::LazyLock<Option<String>> =
+        std::sync::LazyLock::new(|| hash(&generate()).ok());
+    DUMMY.as_deref()
 }
 
 /// A password to print once: 20 characters without look-alikes.

@@ -1051,7 +1051,7 @@ fn a_first_start_keeps_the_data_private() {
     )
     .expect("config");
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-    let mut child = Command::new("sh")
+    let child = Command::new("sh")
         .arg("-c")
         .arg("umask 022; exec \"$0\" --config \"$1\" serve")
         .arg(env!("CARGO_BIN_EXE_postdesk"))

@@ -5,6 +5,7 @@
 mod common;
 
 mod architecture;
+mod boundary;
 mod cli;
 mod corpus;
 mod crash;

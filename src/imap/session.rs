@@ -858,7 +858,11 @@ impl ImapSession {
         if !self.auth_allowed() {
             return Err(privacy_required());
         }
-        let agent = match self.app.authenticate(user, pass, self.peer.ip()).await {
+        let agent = match self
+            .app
+            .authenticate(user, pass, self.peer.ip(), "imap")
+            .await
+        {
             Ok(agent) => agent,
             Err(err) => return Err(Reply::no(format!("[UNAVAILABLE] {err}"))),
         };

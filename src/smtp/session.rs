@@ -717,7 +717,11 @@ impl SmtpSession {
     }
 
     async fn log_in(&mut self, user: &str, password: &str) {
-        match self.app.authenticate(user, password, self.peer.ip()).await {
+        match self
+            .app
+            .authenticate(user, password, self.peer.ip(), "submission")
+            .await
+        {
             Ok(Some(agent)) => {
                 tracing::info!(peer = %self.peer, agent = %agent.email, "submission: logged in");
                 self.agent = Some(agent);

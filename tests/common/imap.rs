@@ -63,6 +63,21 @@ pub struct ImapClient {
 impl ImapClient {
     pub async fn connect(addr: SocketAddr) -> (ImapClient, Line) {
         let stream = TcpStream::connect(addr).await.expect("connect imap");
+        Self::over(stream).await
+    }
+
+    /// Connects from another loopback address (127.0.0.0/8 is all
+    /// loopback): a second client machine, as the server sees it.
+    pub async fn connect_from(source: std::net::Ipv4Addr, addr: SocketAddr) -> (ImapClient, Line) {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(SocketAddr::from((source, 0)))
+            .expect("bind the source address");
+        let stream = socket.connect(addr).await.expect("connect imap");
+        Self::over(stream).await
+    }
+
+    async fn over(stream: TcpStream) -> (ImapClient, Line) {
         let mut client = ImapClient {
             stream: BufReader::new(stream),
             next_tag: 1,
