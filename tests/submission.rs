@@ -491,8 +491,12 @@ backend_test!(
             &bobs,
         )
         .await;
-        refused(&r, 550, "which you do not work in").await;
+        refused(&r, 550, &format!("ticket #{ticket} is not in your queues")).await;
         assert!(r.text().starts_with("5.7.1"), "{r:?}");
+        assert!(
+            !r.text().contains("support"),
+            "the queue is not named: {r:?}"
+        );
         assert_eq!(queued().await, before + 1, "refused: nothing sent");
         assert_eq!(
             server
@@ -917,3 +921,63 @@ async fn replies_leave_dkim_signed_and_the_signature_verifies() {
     );
     server.stop().await;
 }
+
+backend_test!(
+    /// An agent opens tickets in, and sends as, only the queues they work
+    /// in: bob (billing) writing to a customer with support@ in Cc, or with
+    /// support@ only in the envelope, is refused and nothing is sent.
+    async fn a_new_outbound_mail_never_borrows_another_queue(backend: Backend) {
+        let server = TestServer::start(&backend).await;
+        add_agent(&server, "bob@desk.test", &["billing"], false).await;
+        let before = server.outbound(None).await.len();
+        let tickets_before = server.store().counts().await.expect("counts").1;
+        let raw = b"From: bob@desk.test\r\nTo: dave@example.com\r\nCc: support@desk.test\r\n\
+                    Subject: Your account\r\nMessage-ID: <bob-new-1@desk.test>\r\n\r\nHello Dave.\r\n";
+        let r = submit(
+            &server,
+            "bob@desk.test",
+            "bob@desk.test",
+            &["dave@example.com", "support@desk.test"],
+            raw,
+        )
+        .await;
+        refused(&r, 550, "you do not work in queue 'support'").await;
+        // The queue address in the envelope only.
+        let raw = b"From: bob@desk.test\r\nTo: dave@example.com\r\n\
+                    Subject: Your account\r\nMessage-ID: <bob-new-2@desk.test>\r\n\r\nHello Dave.\r\n";
+        let r = submit(
+            &server,
+            "bob@desk.test",
+            "bob@desk.test",
+            &["dave@example.com", "support@desk.test"],
+            raw,
+        )
+        .await;
+        refused(&r, 550, "you do not work in queue 'support'").await;
+        assert_eq!(server.outbound(None).await.len(), before, "nothing sent");
+        assert_eq!(
+            server.store().counts().await.expect("counts").1,
+            tickets_before,
+            "no ticket opened"
+        );
+        // His own queue is fine: a billing ticket, sent as billing.
+        let raw = b"From: bob@desk.test\r\nTo: dave@example.com\r\nCc: billing@desk.test\r\n\
+                    Subject: Your invoice\r\nMessage-ID: <bob-new-3@desk.test>\r\n\r\nHello Dave.\r\n";
+        let r = submit(
+            &server,
+            "bob@desk.test",
+            "bob@desk.test",
+            &["dave@example.com", "billing@desk.test"],
+            raw,
+        )
+        .await;
+        assert_eq!(r.code, 250, "{r:?}");
+        let sent = server.outbound(None).await;
+        assert_eq!(sent.len(), before + 1);
+        assert_eq!(
+            sent.last().map(|o| o.mail_from.as_str()),
+            Some("billing@desk.test")
+        );
+        server.stop().await;
+    }
+);

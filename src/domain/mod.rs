@@ -14,6 +14,7 @@ pub mod loops;
 pub mod mailbox_name;
 pub mod message_id;
 pub mod outgoing;
+pub mod permission;
 pub mod quoting;
 pub mod sla;
 pub mod storage;

@@ -22,7 +22,7 @@ use crate::App;
 use crate::domain::change::{ChangeRequest, TicketChange};
 use crate::domain::commands::{Command, Commands};
 use crate::domain::ticket::{EventKind, MessageKind, queue_display_name};
-use crate::domain::{address, message_id, subject};
+use crate::domain::{address, message_id, permission, subject};
 use crate::store::{
     AgentMailRequest, LoginAgent, Queue, ReplyTarget, StoreError, SystemNote, Ticket,
 };
@@ -104,13 +104,26 @@ pub struct SubmissionEnvelope {
     pub remote_addr: Option<SocketAddr>,
 }
 
+/// A refused action, as the agent's SMTP reply.
+fn denied(why: permission::Denied) -> SubmitError {
+    SubmitError::Refused(format!("550 5.7.1 {why}; nothing was sent"))
+}
+
 /// May this agent send as this address? Their own, or a queue they work in.
 pub fn may_send_as(agent: &LoginAgent, queues: &[Queue], sender: &str) -> bool {
     let sender = address::normalize(sender);
     sender == agent.email.to_lowercase()
-        || queues
-            .iter()
-            .any(|q| q.address == sender && agent.queues.contains(&q.name))
+        || queues.iter().any(|q| {
+            q.address == sender
+                && permission::may_use_queue(
+                    permission::Actor {
+                        is_admin: agent.is_admin,
+                        queues: &agent.queues,
+                    },
+                    &q.name,
+                )
+                .is_ok()
+        })
 }
 
 fn refused_sender(sender: &str) -> SubmitError {
@@ -159,15 +172,13 @@ pub async fn submit(
         }
     }
 
+    let actor = permission::Actor {
+        is_admin: agent.is_admin,
+        queues: &agent.queues,
+    };
     let ticket = find_ticket(app, &plus_tickets, &header).await?;
-    if let Some(ticket) = &ticket
-        && !agent.is_admin
-        && !agent.queues.contains(&ticket.queue)
-    {
-        return Err(SubmitError::Refused(format!(
-            "550 5.7.1 Ticket #{} is in queue '{}', which you do not work in; nothing was sent",
-            ticket.number, ticket.queue
-        )));
+    if let Some(ticket) = &ticket {
+        permission::may_act_on_ticket(actor, ticket.number, &ticket.queue).map_err(denied)?;
     }
 
     // Where the mail goes: the ticket it names, or a new outbound ticket.
@@ -192,6 +203,12 @@ pub async fn submit(
                     "550 5.6.0 Nothing to send: the mail holds only commands and names no ticket"
                         .into(),
                 ));
+            }
+            // Every queue address among the recipients must be one of the
+            // agent's: a new ticket is never opened in, nor sent as,
+            // another queue.
+            for queue in &queue_recipients {
+                permission::may_use_queue(actor, &queue.name).map_err(denied)?;
             }
             let queue = from_queue(&queues, &from)
                 .or_else(|| queue_recipients.first().copied())
@@ -440,7 +457,11 @@ fn resolve_commands(
 ) -> (TicketChange, Vec<String>) {
     let mut errors = commands.errors();
     let mut change = TicketChange::default();
-    let may_see = |queue: &str| agent.is_admin || agent.queues.iter().any(|q| q == queue);
+    let actor = permission::Actor {
+        is_admin: agent.is_admin,
+        queues: &agent.queues,
+    };
+    let may_see = |queue: &str| actor.works_in(queue);
     // The queue the ticket will be in, for checking an assignee.
     let final_queue = commands
         .parsed()
