@@ -101,3 +101,19 @@ backend_test!(
         server.stop().await;
     }
 );
+
+backend_test!(
+    /// View names are reserved in any case: a personal `queues/support`
+    /// would pass for the support view in a client's folder list.
+    async fn view_names_are_reserved_in_every_case(backend: Backend) {
+        let server = TestServer::start(&backend).await;
+        add_agent(&server, "bob@desk.test", &["billing"], false).await;
+        let mut bob = ImapClient::login(server.imap(), "bob@desk.test", "secret").await;
+        for name in ["queues/support", "QUEUES/support", "queues", "unassigned"] {
+            let r = bob.cmd(&format!("CREATE \"{name}\"")).await;
+            assert_eq!(r.status(), "NO", "{name}: {}", r.all_text());
+        }
+        assert!(bob.cmd("CREATE \"Projects/queues\"").await.ok());
+        server.stop().await;
+    }
+);

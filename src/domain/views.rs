@@ -126,12 +126,14 @@ impl Folder {
     }
 
     /// A name agents may not use for their own folders: every view's name
-    /// and everything under `Queues/`.
+    /// and everything under `Queues/`, in any case (a personal
+    /// `queues/support` would pass for the view in a client's list).
     pub fn is_reserved(name: &str) -> bool {
-        name.eq_ignore_ascii_case("INBOX")
-            || name == QUEUES
-            || name.starts_with(&format!("{QUEUES}{DELIMITER}"))
-            || Self::fixed().iter().any(|f| f.name() == name)
+        let top = name.split(DELIMITER).next().unwrap_or(name);
+        top.eq_ignore_ascii_case(QUEUES)
+            || Self::fixed()
+                .iter()
+                .any(|f| f.name().eq_ignore_ascii_case(name))
     }
 
     /// Which tickets the view holds; None for storage folders.
@@ -411,6 +413,10 @@ mod tests {
             assert!(Folder::is_reserved(&folder.name()), "{folder:?}");
         }
         assert!(Folder::is_reserved("Queues/anything"));
+        assert!(Folder::is_reserved("queues/support"));
+        assert!(Folder::is_reserved("QUEUES"));
+        assert!(Folder::is_reserved("inbox"));
+        assert!(Folder::is_reserved("unassigned"));
         assert!(!Folder::is_reserved("Projects"));
         assert!(!Folder::is_reserved("Queuesx"));
     }
