@@ -981,3 +981,63 @@ backend_test!(
         server.stop().await;
     }
 );
+
+backend_test!(
+    /// Message-IDs belong to their author: bob (billing) appending a stub
+    /// with alice's reply's Message-ID to his Sent folder gets his stub
+    /// back, not her text; bob submitting a mail with that Message-ID gets
+    /// a fresh one, and the customer's next reply still lands in alice's
+    /// ticket.
+    async fn message_ids_are_not_borrowed(backend: Backend) {
+        let server = TestServer::start(&backend).await;
+        add_agent(&server, "alice@desk.test", &["support"], false).await;
+        add_agent(&server, "bob@desk.test", &["billing"], false).await;
+        let ticket = customer_writes(&server, "vpn-1@example.com", "VPN drops").await;
+        alice_answers(&server, "vpn-1@example.com", "alice-reply-1@desk.test").await;
+
+        // Bob's Sent copy carrying alice's id is his own copy.
+        let mut bob = ImapClient::login(server.imap(), "bob@desk.test", "secret").await;
+        let stub = b"Message-ID: <alice-reply-1@desk.test>\r\nSubject: stub\r\n\r\nstub\r\n";
+        assert!(bob.append("Sent", "\\Seen", stub).await.ok());
+        assert!(bob.cmd("SELECT Sent").await.ok());
+        let fetched = bob.cmd("FETCH 1 BODY.PEEK[]").await;
+        let bytes = fetched
+            .fetches()
+            .first()
+            .and_then(|line| line.literals.first().cloned())
+            .unwrap_or_default();
+        assert_eq!(bytes, stub, "{}", fetched.all_text());
+
+        // Bob submits a new mail with alice's id: it is filed (a billing
+        // ticket), under another id.
+        let raw = b"From: bob@desk.test\r\nTo: dave@example.com\r\nSubject: Invoice\r\n\
+                    Message-ID: <alice-reply-1@desk.test>\r\n\r\nHello Dave.\r\n";
+        let r = submit(
+            &server,
+            "bob@desk.test",
+            "bob@desk.test",
+            &["dave@example.com"],
+            raw,
+        )
+        .await;
+        assert_eq!(r.code, 250, "{r:?}");
+        // Carol answers alice's reply: it joins alice's ticket.
+        let answer = message(
+            "Carol Customer <carol@example.com>",
+            "support@desk.test",
+            "Re: VPN drops",
+            "vpn-2@example.com",
+            "In-Reply-To: <alice-reply-1@desk.test>\r\nReferences: <alice-reply-1@desk.test>\r\n",
+            "Thanks, that helped.",
+        );
+        let r = deliver(
+            server.smtp(),
+            "carol@example.com",
+            &["support@desk.test"],
+            &answer,
+        )
+        .await;
+        assert_eq!(ticket_of(&r), ticket, "the reply stays in alice's ticket");
+        server.stop().await;
+    }
+);

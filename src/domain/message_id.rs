@@ -30,6 +30,13 @@ pub fn own_submission_id(hostname: &str, raw: &[u8]) -> String {
     )
 }
 
+/// A new id for an agent's mail whose own id could not be kept (it was
+/// another message's).
+pub fn fresh_submission_id(hostname: &str) -> String {
+    let random: u64 = rand::random();
+    format!("pd.agent.{random:016x}@{}", hostname.to_lowercase())
+}
+
 /// The first 128 bits of the SHA-256 of a message, in hex: the same bytes
 /// always give the same id, so a client retrying them is recognised.
 pub fn content_digest(raw: &[u8]) -> String {

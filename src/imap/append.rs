@@ -59,7 +59,12 @@ impl ImapSession {
         if folder == Folder::Sent
             && let Some(id) = message_id_of(raw)
         {
-            match self.app.store.reply_by_message_id(&id).await {
+            match self
+                .app
+                .store
+                .reply_by_message_id(&id, login.agent.id)
+                .await
+            {
                 Ok(Some(reply)) => item = StorageItem::Existing(MessageRef::Ticket(reply)),
                 Ok(None) => {}
                 Err(err) => return err.into(),

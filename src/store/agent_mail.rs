@@ -3,7 +3,7 @@
 //! transaction with its events. A new outbound ticket is opened in the same
 //! transaction when the mail names no ticket.
 
-use super::{Change, Result, Store, Tx};
+use super::{Change, Result, Store, Tx, on_tx};
 use crate::domain::change::{Cause, ChangeRequest, TicketChange};
 use crate::domain::filing::{MAX_REFERENCES, NewMessage};
 use crate::domain::ticket::{EventKind, MessageKind, NewEvent};
@@ -157,6 +157,13 @@ async fn file_agent_mail(tx: &mut Tx, r: &AgentMailRequest) -> Result<AgentMailF
         raw: (r.build)(ticket),
     };
     let message = tx.insert_message(&m, Some(ticket), r.kind, None).await?;
+    on_tx!(tx, |conn| {
+        sqlx::query("UPDATE messages SET author_agent_id = $1 WHERE id = $2")
+            .bind(r.agent_id)
+            .bind(message)
+            .execute(&mut *conn)
+            .await?;
+    });
     let mut ids: Vec<&str> = vec![r.message_id.as_str()];
     ids.extend(r.references.iter().take(MAX_REFERENCES).map(String::as_str));
     ids.dedup();

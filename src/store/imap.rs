@@ -710,14 +710,42 @@ impl Store {
 
     /// A reply or note already recorded with this Message-ID (the Sent copy
     /// an agent's client appends after submitting through postdesk).
-    pub async fn reply_by_message_id(&self, message_id: &str) -> Result<Option<i64>> {
+    /// The stored reply or note with this Message-ID that `author` wrote:
+    /// an agent's Sent copy links to their own mail only, never to a
+    /// colleague's (which would show its text to whoever knows its id).
+    pub async fn reply_by_message_id(&self, message_id: &str, author: i64) -> Result<Option<i64>> {
         dispatch_read!(self, |pool| {
             Ok(sqlx::query_scalar(
-                "SELECT id FROM messages WHERE message_id = $1 AND kind IN ('reply', 'note') ORDER BY id LIMIT 1",
+                "SELECT id FROM messages WHERE message_id = $1 AND kind IN ('reply', 'note')
+                 AND author_agent_id = $2 ORDER BY id LIMIT 1",
             )
             .bind(message_id)
+            .bind(author)
             .fetch_optional(pool)
             .await?)
+        })
+    }
+
+    /// Whether a Message-ID is taken by a message other than this agent's
+    /// own earlier submission of it (`sender`: a client's retry).
+    pub async fn message_id_taken(
+        &self,
+        message_id: &str,
+        author: i64,
+        sender: &str,
+    ) -> Result<bool> {
+        dispatch_read!(self, |pool| {
+            let other: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM messages WHERE message_id = $1
+                 AND NOT (sender = $2 AND author_agent_id IS NOT NULL AND author_agent_id = $3)
+                 LIMIT 1",
+            )
+            .bind(message_id)
+            .bind(sender)
+            .bind(author)
+            .fetch_optional(pool)
+            .await?;
+            Ok(other.is_some())
         })
     }
 

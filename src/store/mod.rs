@@ -278,6 +278,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "sla",
         include_str!("../../migrations/sqlite/0005_sla.sql"),
     ),
+    (
+        6,
+        "authorship",
+        include_str!("../../migrations/sqlite/0006_authorship.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -304,6 +309,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "sla",
         include_str!("../../migrations/postgres/0005_sla.sql"),
+    ),
+    (
+        6,
+        "authorship",
+        include_str!("../../migrations/postgres/0006_authorship.sql"),
     ),
 ];
 

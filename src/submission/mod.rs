@@ -325,19 +325,31 @@ async fn file(
     let hostname = app.config.hostname.clone();
     // A client that sends no Message-ID gets one of ours; it is fixed
     // before the ticket number is known so that a retry finds the mail.
-    let message_id = header
-        .message_id
-        .clone()
-        .unwrap_or_else(|| message_id::own_submission_id(&hostname, stripped));
     let display = format!("{} via {}", agent.name, queue_display_name(&queue.name));
     let (sender, from_name) = match kind {
         MessageKind::Reply => (queue.address.clone(), Some(display.clone())),
         _ => (agent.email.to_lowercase(), Some(agent.name.clone())),
     };
+    let mut message_id = header
+        .message_id
+        .clone()
+        .unwrap_or_else(|| message_id::own_submission_id(&hostname, stripped));
+    // A Message-ID that is already another message's (a colleague's reply,
+    // a customer's mail) is not borrowed: it would lead that message's
+    // replies here. The mail gets one of ours; a client's retry of its
+    // own mail keeps its id and is recognized as the same mail.
+    let replaced_id = app
+        .store
+        .message_id_taken(&message_id, agent.id, &sender)
+        .await?;
+    if replaced_id {
+        tracing::warn!(agent = %agent.email, id = %message_id, "a submitted Message-ID is taken: given a fresh one");
+        message_id = message_id::fresh_submission_id(&hostname);
+    }
     let subject_text = header.subject.clone().unwrap_or_default();
     let body = stripped.to_vec();
     let has_date = header.has_date;
-    let has_message_id = header.message_id.is_some();
+    let has_message_id = header.message_id.is_some() && !replaced_id;
     let queue_address = queue.address.clone();
     let id_for_build = message_id.clone();
     let build = Box::new(move |ticket: i64| {
