@@ -931,28 +931,30 @@ backend_test!(
         add_agent(&server, "bob@desk.test", &["billing"], false).await;
         let before = server.outbound(None).await.len();
         let tickets_before = server.store().counts().await.expect("counts").1;
-        let raw = b"From: bob@desk.test\r\nTo: dave@example.com\r\nCc: support@desk.test\r\n\
-                    Subject: Your account\r\nMessage-ID: <bob-new-1@desk.test>\r\n\r\nHello Dave.\r\n";
-        let r = submit(
-            &server,
-            "bob@desk.test",
-            "bob@desk.test",
-            &["dave@example.com", "support@desk.test"],
-            raw,
-        )
-        .await;
+        // Bob writes to Dave, with `cc` in the header (if any) and
+        // `queue` in the envelope.
+        let bob_writes = |cc: Option<&'static str>, queue: &'static str, n: u32| {
+            let cc = cc.map(|cc| format!("Cc: {cc}\r\n")).unwrap_or_default();
+            let raw = format!(
+                "From: bob@desk.test\r\nTo: dave@example.com\r\n{cc}Subject: Your account\r\n\
+                 Message-ID: <bob-new-{n}@desk.test>\r\n\r\nHello Dave.\r\n"
+            );
+            let server = &server;
+            async move {
+                submit(
+                    server,
+                    "bob@desk.test",
+                    "bob@desk.test",
+                    &["dave@example.com", queue],
+                    raw.as_bytes(),
+                )
+                .await
+            }
+        };
+        let r = bob_writes(Some("support@desk.test"), "support@desk.test", 1).await;
         refused(&r, 550, "you do not work in queue 'support'").await;
         // The queue address in the envelope only.
-        let raw = b"From: bob@desk.test\r\nTo: dave@example.com\r\n\
-                    Subject: Your account\r\nMessage-ID: <bob-new-2@desk.test>\r\n\r\nHello Dave.\r\n";
-        let r = submit(
-            &server,
-            "bob@desk.test",
-            "bob@desk.test",
-            &["dave@example.com", "support@desk.test"],
-            raw,
-        )
-        .await;
+        let r = bob_writes(None, "support@desk.test", 2).await;
         refused(&r, 550, "you do not work in queue 'support'").await;
         assert_eq!(server.outbound(None).await.len(), before, "nothing sent");
         assert_eq!(
@@ -961,16 +963,7 @@ backend_test!(
             "no ticket opened"
         );
         // His own queue is fine: a billing ticket, sent as billing.
-        let raw = b"From: bob@desk.test\r\nTo: dave@example.com\r\nCc: billing@desk.test\r\n\
-                    Subject: Your invoice\r\nMessage-ID: <bob-new-3@desk.test>\r\n\r\nHello Dave.\r\n";
-        let r = submit(
-            &server,
-            "bob@desk.test",
-            "bob@desk.test",
-            &["dave@example.com", "billing@desk.test"],
-            raw,
-        )
-        .await;
+        let r = bob_writes(Some("billing@desk.test"), "billing@desk.test", 3).await;
         assert_eq!(r.code, 250, "{r:?}");
         let sent = server.outbound(None).await;
         assert_eq!(sent.len(), before + 1);

@@ -27,7 +27,7 @@ pub struct Failures {
     pub ip: u32,
 }
 
-/// Nothing for the first three failures, then 1 s, doubling up to 30 s.
+/// Nothing until three failures, then 1 s, doubling up to 30 s.
 fn backoff(failures: u32) -> Duration {
     match failures.checked_sub(FREE_FAILURES) {
         None => Duration::ZERO,
@@ -69,10 +69,12 @@ mod tests {
             pair: n,
             ..Failures::default()
         };
-        assert_eq!(delay_before_check(pair(3)), Duration::ZERO);
+        // Three failures go free; the attempt after them waits.
+        assert_eq!(delay_before_check(pair(2)), Duration::ZERO);
+        assert_eq!(delay_before_check(pair(3)), Duration::from_secs(1));
         assert_eq!(delay_before_check(pair(4)), Duration::from_secs(2));
-        assert_eq!(delay_after_failure(pair(4)), Duration::from_secs(2));
-        assert_eq!(delay_after_failure(pair(3)), Duration::from_secs(1));
+        assert_eq!(delay_after_failure(pair(2)), Duration::ZERO);
+        assert_eq!(delay_after_failure(pair(8)), Duration::from_secs(30));
         assert_eq!(delay_after_failure(pair(40)), MAX_DELAY);
     }
 }
