@@ -188,8 +188,7 @@ fn prepare(
         Mode::Import { .. } => (sent_at, sent_at),
     };
 
-    let own_domain = config.message_id_domain();
-    let is_own = has_message_id && message_id::is_own(&message_id, &own_domain);
+    let is_own = has_message_id && app.own_ids.is_own(&message_id);
     let kind = if facts.is_report || (envelope_from.is_empty() && address::is_robot_sender(&sender))
     {
         let bounced = bounced_message_ids(&raw)
@@ -610,7 +609,7 @@ struct Answered {
 
 fn ack_plan(app: &App, queue: &Queue, answered: Answered) -> AutoReplyPlan {
     let templates = app.templates.clone();
-    let hostname = app.config.hostname.clone();
+    let own_ids = app.own_ids.clone();
     let Answered {
         to,
         to_name,
@@ -637,7 +636,7 @@ fn ack_plan(app: &App, queue: &Queue, answered: Answered) -> AutoReplyPlan {
                     }),
                 )
                 .map_err(|e| e.to_string())?;
-            let message_id = message_id::own_message_id(&hostname, ctx.ticket);
+            let message_id = own_ids.mint(ctx.ticket);
             let display = format!("{} support", queue_display_name(&ctx.queue_name));
             let raw_header = |text: String| mail_builder::headers::raw::Raw::new(text);
             let mut builder = mail_builder::MessageBuilder::new()

@@ -65,6 +65,8 @@ pub struct App {
     pub search: std::sync::OnceLock<Arc<search::SearchIndex>>,
     /// Whether there is room for new mail (the low-disk guard).
     pub disk: disk::DiskGuard,
+    /// Mints and recognizes postdesk's own Message-IDs.
+    pub own_ids: domain::message_id::OwnIds,
     /// Failed logins, shared by IMAP and submission.
     pub logins: passwords::LoginThrottle,
     /// The rules in force (reloaded on SIGHUP).
@@ -103,8 +105,12 @@ impl App {
         let templates = templates::Templates::load(config.autoreply.templates_dir.as_deref())?;
         let queues = store.queues().await?;
         let disk = disk::DiskGuard::new(&config.data_dir, config.storage.min_free_mb);
+        let secret = store.secret("message-id-key").await?;
+        let own_ids =
+            domain::message_id::OwnIds::new(&config.message_id_domain(), secret.as_bytes());
         Ok(Arc::new(App {
             disk,
+            own_ids,
             config: Arc::new(config),
             store,
             templates,
@@ -146,6 +152,7 @@ impl App {
             rules: Arc::clone(&self.rules),
             templates: self.templates.clone(),
             hostname: self.config.hostname.clone(),
+            own_ids: self.own_ids.clone(),
             reloaded: Arc::clone(&self.rules_reloaded),
         }
     }

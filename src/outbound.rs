@@ -184,26 +184,21 @@ async fn give_up(
 ) -> Result<(), crate::store::StoreError> {
     let note = item
         .ticket
-        .and_then(|ticket| failure_note(&app.config.hostname, ticket, item, error));
+        .and_then(|ticket| failure_note(app, ticket, item, error));
     app.store
         .outbound_failed(item.id, now, error, note.as_ref())
         .await
 }
 
 /// The note agents see in the ticket: an internal message from postdesk.
-fn failure_note(
-    hostname: &str,
-    ticket: i64,
-    item: &OutboundItem,
-    error: &str,
-) -> Option<FailureNote> {
+fn failure_note(app: &App, ticket: i64, item: &OutboundItem, error: &str) -> Option<FailureNote> {
     let detail = format!(
         "delivery of {} to {} failed permanently: {error}",
         item.purpose, item.rcpt_to
     );
-    let message_id = crate::domain::message_id::own_message_id(hostname, ticket);
+    let message_id = app.own_ids.mint(ticket);
     match FailureNote::compose(
-        hostname,
+        &app.config.hostname,
         ticket,
         message_id,
         "Delivery failed",

@@ -335,7 +335,7 @@ async fn run_all(backend: Backend) {
         "support@desk.test",
         "support@desk.test",
         "Looped",
-        "pd.1.00ff@desk.test",
+        &server.app().own_ids.mint(1),
         "",
         "loop",
     );

@@ -365,12 +365,31 @@ backend_test!(
 backend_test!(
     async fn our_own_mail_never_opens_a_ticket(backend: Backend) {
         let server = TestServer::start(&backend).await;
+        // An outsider's mail with an id of our shape but without our key's
+        // tag is a customer's mail: it opens a ticket.
+        let forged = message(
+            "mallory@example.com",
+            "support@desk.test",
+            "Not yours",
+            "pd.99.0123456789abcdef.0a1b2c3d4e5f@desk.test",
+            "",
+            "hello",
+        );
+        let r = deliver(
+            server.smtp(),
+            "mallory@example.com",
+            &["support@desk.test"],
+            &forged,
+        )
+        .await;
+        assert!(r.text().contains("accepted as ticket"), "{r:?}");
         let before = server.store().counts().await.expect("counts");
+        let own_id = server.app().own_ids.mint(99);
         let body = message(
             "support@desk.test",
             "support@desk.test",
             "[#99] Looped",
-            "pd.99.0123456789abcdef@desk.test",
+            &own_id,
             "",
             "loop",
         );

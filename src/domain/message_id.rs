@@ -1,40 +1,79 @@
 //! Message-IDs as threading keys, and the ones postdesk mints.
 
-/// A fresh Message-ID under our own domain: `pd.<ticket>.<random>@<hostname>`.
-/// The `pd.` prefix and the domain let ingest recognise our own mail coming
-/// back (a loop) without a lookup. The random part is the one thing here
-/// not derived from the inputs: ids must never repeat.
-pub fn own_message_id(hostname: &str, ticket: i64) -> String {
-    let random: u64 = rand::random();
-    format!("pd.{ticket}.{random:016x}@{}", hostname.to_lowercase())
+/// Mints and recognizes postdesk's own Message-IDs:
+/// `pd.<what>.<tag>@<domain>`, where the tag is a keyed hash (HMAC-SHA256
+/// with the server's secret, kept in the database so every node shares
+/// it) of what precedes it. Ingest recognizes its own mail coming back (a
+/// loop) without a lookup, and outside mail cannot pass for postdesk's by
+/// choosing an id of that shape.
+#[derive(Clone)]
+pub struct OwnIds {
+    domain: String,
+    key: ring::hmac::Key,
 }
 
-/// Whether `id` is one postdesk minted under `domain` ([`own_message_id`]).
-pub fn is_own(id: &str, domain: &str) -> bool {
-    id.starts_with("pd.") && self::domain(id).is_some_and(|d| d.eq_ignore_ascii_case(domain))
+/// Hex digits of the tag: 48 bits, no guessing them by trying.
+const TAG_BYTES: usize = 6;
+
+impl OwnIds {
+    pub fn new(domain: &str, secret: &[u8]) -> OwnIds {
+        OwnIds {
+            domain: domain.to_lowercase(),
+            key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret),
+        }
+    }
+
+    fn tag(&self, local: &str) -> String {
+        ring::hmac::sign(&self.key, local.as_bytes()).as_ref()[..TAG_BYTES]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    fn tagged(&self, local: String) -> String {
+        let tag = self.tag(&local);
+        format!("{local}.{tag}@{}", self.domain)
+    }
+
+    /// A fresh id for mail about `ticket` (an acknowledgement, a note, an
+    /// escalation). The random part is the one thing here not derived from
+    /// the inputs: ids must never repeat.
+    pub fn mint(&self, ticket: i64) -> String {
+        let random: u64 = rand::random();
+        self.tagged(format!("pd.{ticket}.{random:016x}"))
+    }
+
+    /// The id of an agent's mail that came without one, the same for the
+    /// same bytes (so that a client's retry is recognized).
+    pub fn for_submission(&self, raw: &[u8]) -> String {
+        self.tagged(format!("pd.agent.{}", content_digest(raw)))
+    }
+
+    /// A new id for an agent's mail whose own id could not be kept (it was
+    /// another message's).
+    pub fn fresh_submission(&self) -> String {
+        let random: u64 = rand::random();
+        self.tagged(format!("pd.agent.{random:016x}"))
+    }
+
+    /// Whether `id` is one this postdesk minted.
+    pub fn is_own(&self, id: &str) -> bool {
+        let Some((local, domain)) = id.rsplit_once('@') else {
+            return false;
+        };
+        let Some((body, tag)) = local.rsplit_once('.') else {
+            return false;
+        };
+        domain.eq_ignore_ascii_case(&self.domain)
+            && body.starts_with("pd.")
+            && tag.eq_ignore_ascii_case(&self.tag(body))
+    }
 }
 
 /// The id of a customer's message that came without one: a content hash,
 /// so that a client retrying the same bytes is still one message.
 pub fn synthetic(raw: &[u8]) -> String {
     format!("{}@no-message-id.postdesk.invalid", content_digest(raw))
-}
-
-/// The id of an agent's mail that came without one, the same for the same
-/// bytes (so that a client's retry is recognized).
-pub fn own_submission_id(hostname: &str, raw: &[u8]) -> String {
-    format!(
-        "pd.agent.{}@{}",
-        content_digest(raw),
-        hostname.to_lowercase()
-    )
-}
-
-/// A new id for an agent's mail whose own id could not be kept (it was
-/// another message's).
-pub fn fresh_submission_id(hostname: &str) -> String {
-    let random: u64 = rand::random();
-    format!("pd.agent.{random:016x}@{}", hostname.to_lowercase())
 }
 
 /// The first 128 bits of the SHA-256 of a message, in hex: the same bytes
@@ -99,13 +138,20 @@ mod tests {
     }
 
     #[test]
-    fn own_ids_carry_ticket_and_domain() {
-        let id = own_message_id("Desk.Example", 42);
+    fn own_ids_carry_ticket_domain_and_a_tag_only_the_key_makes() {
+        let ids = OwnIds::new("Desk.Example", b"secret");
+        let id = ids.mint(42);
         assert!(id.starts_with("pd.42."));
         assert!(id.ends_with("@desk.example"));
-        assert!(is_own(&id, "desk.example"));
-        assert!(!is_own("pd.42.x@other.example", "desk.example"));
-        assert!(!is_own("42.x@desk.example", "desk.example"));
+        assert!(ids.is_own(&id));
+        assert!(ids.is_own(&id.replace("@desk.example", "@DESK.example")));
+        assert!(ids.is_own(&ids.for_submission(b"mail")));
+        assert!(ids.is_own(&ids.fresh_submission()));
+        // The shape alone is not enough: outside mail cannot pass for ours.
+        assert!(!ids.is_own("pd.42.0123456789abcdef@desk.example"));
+        assert!(!ids.is_own("pd.42.0123456789abcdef.0a1b2c3d4e5f@desk.example"));
+        assert!(!OwnIds::new("desk.example", b"another").is_own(&id));
+        assert!(!ids.is_own(&id.replace("@desk.example", "@other.example")));
     }
 
     #[test]

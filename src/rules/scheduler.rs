@@ -15,7 +15,6 @@ use super::{Escalation, Rules};
 use crate::domain::address;
 use crate::domain::automation::TicketSnapshot;
 use crate::domain::change::TicketChange;
-use crate::domain::message_id::own_message_id;
 use crate::domain::outgoing::OutgoingMail;
 use crate::domain::sla::{ClockSave, Firing, SlaUpdate};
 use crate::domain::ticket::queue_display_name;
@@ -55,8 +54,9 @@ pub struct Scheduler {
     pub store: Store,
     pub rules: Arc<RulesHandle>,
     pub templates: Templates,
-    /// For the Message-IDs of escalation notices.
     pub hostname: String,
+    /// For the Message-IDs of escalation notices.
+    pub own_ids: crate::domain::message_id::OwnIds,
     /// Notified when rules.toml was reloaded.
     pub reloaded: Arc<Notify>,
 }
@@ -352,7 +352,7 @@ fn notices(
     let mut mails = Vec::new();
     for to in &escalation.notify {
         let to = address::normalize(to);
-        let message_id = own_message_id(&app.hostname, ticket.number);
+        let message_id = app.own_ids.mint(ticket.number);
         let built = mail_builder::MessageBuilder::new()
             .from((
                 format!("{} escalations", queue_display_name(&ticket.queue)),

@@ -213,3 +213,28 @@ impl Store {
         }
     }
 }
+
+impl Store {
+    /// A server-wide secret by name, made (32 random bytes, hex) the first
+    /// time any node asks; every node then reads the same one.
+    pub async fn secret(&self, name: &str) -> Result<String> {
+        let fresh: String = (0..32)
+            .map(|_| format!("{:02x}", rand::random::<u8>()))
+            .collect();
+        dispatch!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(name)
+            .bind(&fresh)
+            .execute(pool)
+            .await?;
+            Ok(
+                sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+                    .bind(name)
+                    .fetch_one(pool)
+                    .await?,
+            )
+        })
+    }
+}

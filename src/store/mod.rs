@@ -283,6 +283,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "authorship",
         include_str!("../../migrations/sqlite/0006_authorship.sql"),
     ),
+    (
+        7,
+        "settings",
+        include_str!("../../migrations/sqlite/0007_settings.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -314,6 +319,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "authorship",
         include_str!("../../migrations/postgres/0006_authorship.sql"),
+    ),
+    (
+        7,
+        "settings",
+        include_str!("../../migrations/postgres/0007_settings.sql"),
     ),
 ];
 

@@ -322,7 +322,6 @@ async fn file(
     outside: &[String],
     now: DateTime<Utc>,
 ) -> Result<crate::store::AgentMailFiled, SubmitError> {
-    let hostname = app.config.hostname.clone();
     // A client that sends no Message-ID gets one of ours; it is fixed
     // before the ticket number is known so that a retry finds the mail.
     let display = format!("{} via {}", agent.name, queue_display_name(&queue.name));
@@ -333,7 +332,7 @@ async fn file(
     let mut message_id = header
         .message_id
         .clone()
-        .unwrap_or_else(|| message_id::own_submission_id(&hostname, stripped));
+        .unwrap_or_else(|| app.own_ids.for_submission(stripped));
     // A Message-ID that is already another message's (a colleague's reply,
     // a customer's mail) is not borrowed: it would lead that message's
     // replies here. The mail gets one of ours; a client's retry of its
@@ -344,7 +343,7 @@ async fn file(
         .await?;
     if replaced_id {
         tracing::warn!(agent = %agent.email, id = %message_id, "a submitted Message-ID is taken: given a fresh one");
-        message_id = message_id::fresh_submission_id(&hostname);
+        message_id = app.own_ids.fresh_submission();
     }
     let subject_text = header.subject.clone().unwrap_or_default();
     let body = stripped.to_vec();
@@ -608,7 +607,7 @@ async fn report_command_errors(
         agent.email,
         errors.join("; ")
     );
-    let id = message_id::own_message_id(&app.config.hostname, ticket);
+    let id = app.own_ids.mint(ticket);
     let note = SystemNote::compose(
         &app.config.hostname,
         ticket,
