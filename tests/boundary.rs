@@ -117,3 +117,66 @@ backend_test!(
         server.stop().await;
     }
 );
+
+backend_test!(
+    /// Anyone may write to a ticket's plus-address (as designed), but a
+    /// new participant entering that way is marked in the history.
+    async fn a_stranger_joining_by_plus_address_is_marked(backend: Backend) {
+        let server = TestServer::start(&backend).await;
+        let first = crate::common::message(
+            "carol@example.com",
+            "support@desk.test",
+            "Printer",
+            "p-1@example.com",
+            "",
+            "It jams.",
+        );
+        let r = crate::common::deliver(
+            server.smtp(),
+            "carol@example.com",
+            &["support@desk.test"],
+            &first,
+        )
+        .await;
+        let ticket = crate::common::ticket_of(&r);
+        let plus = format!("support+{ticket}@desk.test");
+        // Carol herself, through the plus-address: nothing to mark.
+        let again = crate::common::message(
+            "carol@example.com",
+            &plus,
+            "More",
+            "p-2@example.com",
+            "",
+            "Still.",
+        );
+        let r =
+            crate::common::deliver(server.smtp(), "carol@example.com", &[plus.as_str()], &again)
+                .await;
+        assert_eq!(crate::common::ticket_of(&r), ticket);
+        // A stranger: joins, and is named in the history.
+        let stranger = crate::common::message(
+            "mallory@example.net",
+            &plus,
+            "Hi",
+            "p-3@example.net",
+            "",
+            "Hello.",
+        );
+        let r = crate::common::deliver(
+            server.smtp(),
+            "mallory@example.net",
+            &[plus.as_str()],
+            &stranger,
+        )
+        .await;
+        assert_eq!(crate::common::ticket_of(&r), ticket);
+        let events = server.store().ticket_events(ticket).await.expect("events");
+        let joined: Vec<_> = events
+            .iter()
+            .filter(|e| e.detail.starts_with("joined by plus-address"))
+            .collect();
+        assert_eq!(joined.len(), 1, "{events:?}");
+        assert!(joined[0].detail.contains("mallory@example.net"));
+        server.stop().await;
+    }
+);

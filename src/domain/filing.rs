@@ -6,7 +6,7 @@
 use super::automation::{RuleEffects, RuleHook};
 use super::change::{Cause, ChangeRequest, TicketChange};
 use super::outgoing::OutgoingMail;
-use super::threading::{LinkReason, Placement};
+use super::threading::{JoinRule, LinkReason, Placement};
 use super::ticket::{EventKind, NewEvent};
 use chrono::{DateTime, Duration, Utc};
 
@@ -209,6 +209,36 @@ pub fn join_change(request: &InboundRequest, placement: &Placement) -> Option<Ch
         },
         actor: request.actor.clone(),
         at: request.message.received_at,
+    })
+}
+
+/// A message that joined by the ticket's plus-address from an address not
+/// yet taking part: marked in the history, so agents see who entered.
+pub fn stranger_join_event(
+    request: &InboundRequest,
+    placement: &Placement,
+    sender_took_part: bool,
+) -> Option<NewEvent> {
+    let Placement::Join {
+        ticket,
+        rule: JoinRule::PlusAddress,
+        ..
+    } = placement
+    else {
+        return None;
+    };
+    if sender_took_part || !matches!(request.kind, InboundKind::Customer) {
+        return None;
+    }
+    Some(NewEvent {
+        ticket: *ticket,
+        at: request.now,
+        actor: request.actor.clone(),
+        kind: EventKind::Joined,
+        detail: format!(
+            "joined by plus-address from a new participant: {}",
+            request.message.sender
+        ),
     })
 }
 

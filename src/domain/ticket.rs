@@ -288,10 +288,13 @@ pub enum EventKind {
     CommandError,
     /// The "possibly related tickets" note.
     SimilarTickets,
+    /// Someone not yet taking part wrote to the ticket's plus-address and
+    /// joined it: agents see who entered.
+    Joined,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 19] = [
+    pub const ALL: [EventKind; 20] = [
         EventKind::Created,
         EventKind::Linked,
         EventKind::Reopened,
@@ -311,6 +314,7 @@ impl EventKind {
         EventKind::Outbound,
         EventKind::CommandError,
         EventKind::SimilarTickets,
+        EventKind::Joined,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -334,6 +338,7 @@ impl EventKind {
             EventKind::Outbound => "outbound",
             EventKind::CommandError => "command-error",
             EventKind::SimilarTickets => "similar-tickets",
+            EventKind::Joined => "joined",
         }
     }
 
@@ -353,7 +358,8 @@ impl EventKind {
             | EventKind::CommandError
             | EventKind::Outbound
             | EventKind::Linked
-            | EventKind::SimilarTickets => false,
+            | EventKind::SimilarTickets
+            | EventKind::Joined => false,
             // A reply sets status and owner; delivery reports and failures
             // may tag the ticket.
             EventKind::Reopened

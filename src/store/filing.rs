@@ -293,6 +293,15 @@ pub(crate) async fn file(tx: &mut Tx, request: &InboundRequest) -> Result<FileOu
     let mut events: Vec<NewEvent> = Vec::new();
     let (ticket, created, reopened, linked) = match placement {
         Placement::Join { ticket, reopen, .. } => {
+            // Only a plus-address join is checked (one query, then).
+            let took_part = match placement {
+                Placement::Join {
+                    rule: threading::JoinRule::PlusAddress,
+                    ..
+                } => tx.is_participant(ticket, &m.sender).await?,
+                _ => true,
+            };
+            events.extend(filing::stranger_join_event(request, &placement, took_part));
             if let Some(change) = filing::join_change(request, &placement) {
                 events.extend(tx.apply_change(ticket, &change).await?.events);
             }
