@@ -67,6 +67,10 @@ pub struct App {
     pub disk: disk::DiskGuard,
     /// Mints and recognizes postdesk's own Message-IDs.
     pub own_ids: domain::message_id::OwnIds,
+    /// Every agent's session epoch and whether they are disabled, as last
+    /// read from the store (a server refreshes it every second, so that a
+    /// disabled agent's sessions end within seconds, on every node).
+    pub sessions: tokio::sync::watch::Sender<Arc<SessionEpochs>>,
     /// Failed logins, shared by IMAP and submission.
     pub logins: passwords::LoginThrottle,
     /// The rules in force (reloaded on SIGHUP).
@@ -75,6 +79,9 @@ pub struct App {
     pub rules_reloaded: Arc<tokio::sync::Notify>,
     queues: RwLock<(Instant, Arc<Vec<Queue>>)>,
 }
+
+/// Agent id → (session epoch, disabled).
+pub type SessionEpochs = std::collections::HashMap<i64, (i64, bool)>;
 
 /// How long the queue list is trusted before it is read again (so that a
 /// `postdesk queue add` reaches a running server without a restart).
@@ -108,9 +115,11 @@ impl App {
         let secret = store.secret("message-id-key").await?;
         let own_ids =
             domain::message_id::OwnIds::new(&config.message_id_domain(), secret.as_bytes());
+        let (sessions, _) = tokio::sync::watch::channel(Arc::new(SessionEpochs::new()));
         Ok(Arc::new(App {
             disk,
             own_ids,
+            sessions,
             config: Arc::new(config),
             store,
             templates,
@@ -220,6 +229,31 @@ impl App {
             tokio::time::sleep(after).await;
         }
         Ok(None)
+    }
+
+    /// Whether a session an agent opened at `epoch` may go on: not when
+    /// the agent was disabled or got a new password since (both move the
+    /// epoch past the session's). A reading older than the login (an agent
+    /// added or enabled a moment ago) does not end it.
+    pub fn session_is_current(&self, agent: i64, epoch: i64) -> bool {
+        match self.sessions.borrow().get(&agent) {
+            Some((now, _)) => *now <= epoch,
+            None => true,
+        }
+    }
+
+    /// Reads the agents' session epochs again; tells the sessions when
+    /// something changed.
+    pub async fn refresh_sessions(&self) -> Result<(), store::StoreError> {
+        let fresh = self.store.session_epochs().await?;
+        self.sessions.send_if_modified(|current| {
+            if **current == fresh {
+                return false;
+            }
+            *current = Arc::new(fresh);
+            true
+        });
+        Ok(())
     }
 
     /// The queue an address (or its plus-address) belongs to.

@@ -181,11 +181,17 @@ enum AgentCommand {
         json: bool,
     },
     /// Set an agent's password; prints a generated one unless --password-stdin.
+    /// The agent's open sessions end.
     Passwd {
         email: String,
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Refuse an agent's logins from now on and end their open IMAP and
+    /// submission sessions within seconds (on every node).
+    Disable { email: String },
+    /// Let a disabled agent log in again.
+    Enable { email: String },
 }
 
 #[derive(Subcommand)]
@@ -329,6 +335,12 @@ async fn run(cli: Cli) -> Result<()> {
             email,
             password_stdin,
         }) => cli::agent::passwd(config, &email, password_stdin).await?,
+        Command::Agent(AgentCommand::Disable { email }) => {
+            cli::agent::set_disabled(config, &email, true).await?
+        }
+        Command::Agent(AgentCommand::Enable { email }) => {
+            cli::agent::set_disabled(config, &email, false).await?
+        }
         Command::Ticket(TicketCommand::List {
             status,
             queue,

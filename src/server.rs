@@ -102,6 +102,7 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
             imap_agent_slots,
             shutdown.subscribe(),
         )),
+        tokio::spawn(watch_sessions(app.clone(), shutdown.subscribe())),
         tokio::spawn(imap::watch_external_changes(
             app.clone(),
             shutdown.subscribe(),
@@ -226,5 +227,19 @@ async fn bootstrap_admin(app: &App) -> Result<Option<(String, String)>, AppError
         // Another node created it first.
         Err(crate::store::StoreError::Conflict(_)) => Ok(None),
         Err(err) => Err(err.into()),
+    }
+}
+
+/// Keeps the agents' session epochs current (every second, from the
+/// store, so changes made by the CLI or on another node arrive too).
+async fn watch_sessions(app: Arc<App>, mut shutdown: Shutdown) {
+    loop {
+        if let Err(err) = app.refresh_sessions().await {
+            tracing::warn!(%err, "agent sessions watch");
+        }
+        tokio::select! {
+            _ = shutdown.stopped() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        }
     }
 }

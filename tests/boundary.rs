@@ -180,3 +180,80 @@ backend_test!(
         server.stop().await;
     }
 );
+
+backend_test!(
+    /// Offboarding: `agent disable` refuses new logins at once and ends
+    /// the agent's IMAP session in IDLE within seconds, and their
+    /// submission session at its next command; `enable` lets them in
+    /// again; a new password ends the sessions opened with the old one.
+    async fn disabling_an_agent_ends_their_sessions(backend: Backend) {
+        let server = TestServer::start(&backend).await;
+        add_agent(&server, "alice@desk.test", &["support"], false).await;
+        let mut idle = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+        assert!(idle.cmd("SELECT INBOX").await.ok());
+        idle.send_raw(b"i1 IDLE\r\n").await;
+        assert!(idle.read_line().await.text.starts_with('+'));
+        let mut submission = crate::common::SmtpClient::connect(server.submission())
+            .await
+            .0;
+        assert_eq!(submission.cmd("EHLO agent.test").await.code, 250);
+        let auth = {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(b"\0alice@desk.test\0secret")
+        };
+        assert_eq!(
+            submission.cmd(&format!("AUTH PLAIN {auth}")).await.code,
+            235
+        );
+
+        server
+            .store()
+            .set_agent_disabled("alice@desk.test", true)
+            .await
+            .expect("disable");
+        let started = Instant::now();
+        let bye = idle.read_line().await;
+        assert!(bye.text.starts_with("* BYE"), "{bye:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        let (ok, _) = timed_login(&server, Ipv4Addr::LOCALHOST, "alice@desk.test", "secret").await;
+        assert!(!ok, "a disabled agent cannot log in");
+        let ended = submission.cmd("NOOP").await;
+        assert_eq!(ended.code, 421, "{ended:?}");
+
+        server
+            .store()
+            .set_agent_disabled("alice@desk.test", false)
+            .await
+            .expect("enable");
+        let mut alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+        assert!(alice.cmd("NOOP").await.ok());
+        // A new password ends the session opened with the old one.
+        let hash = postdesk::passwords::hash("another secret").expect("hash");
+        server
+            .store()
+            .set_agent_password("alice@desk.test", &hash)
+            .await
+            .expect("passwd");
+        let mut ended = false;
+        'outer: for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            alice.send_raw(b"n1 NOOP\r\n").await;
+            loop {
+                let line = alice.read_line().await;
+                if line.text.starts_with("* BYE") {
+                    ended = true;
+                    break 'outer;
+                }
+                if line.text.starts_with("n1 ") {
+                    break;
+                }
+            }
+        }
+        assert!(ended, "the old password's session ended");
+        server.stop().await;
+    }
+);

@@ -69,6 +69,21 @@ pub async fn passwd(config: Config, email: &str, password_stdin: bool) -> CliRes
     Ok(())
 }
 
+/// `postdesk agent disable|enable EMAIL`.
+pub async fn set_disabled(config: Config, email: &str, disabled: bool) -> CliResult<()> {
+    let app = open_for_writing(config).await?;
+    let email = address::normalize(email);
+    app.store.set_agent_disabled(&email, disabled).await?;
+    if disabled {
+        print_line(format_args!(
+            "{email} is disabled: logins are refused and open sessions end within seconds"
+        ))?;
+    } else {
+        print_line(format_args!("{email} may log in again"))?;
+    }
+    Ok(())
+}
+
 /// The first line of standard input, or a generated password (true).
 fn read_password(from_stdin: bool) -> CliResult<(String, bool)> {
     if !from_stdin {

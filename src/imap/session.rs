@@ -164,6 +164,10 @@ pub struct ImapSession {
     /// One of the few slots for connections not logged in, given back at
     /// login.
     stranger: Option<OwnedSemaphorePermit>,
+    /// The logged-in agent and the session epoch they logged in at: the
+    /// session ends when the agent's epoch moves (disabled, new password).
+    session: Option<(i64, i64)>,
+    epochs: tokio::sync::watch::Receiver<Arc<crate::SessionEpochs>>,
     pub out: Vec<u8>,
     pub condstore: bool,
     /// RETURN options of the SEARCH being run (ESEARCH, RFC 4731).
@@ -188,7 +192,10 @@ impl ImapSession {
         shutdown: Shutdown,
     ) -> ImapSession {
         let changes = app.store.subscribe();
+        let epochs = app.sessions.subscribe();
         ImapSession {
+            session: None,
+            epochs,
             app,
             peer,
             stream,
@@ -258,13 +265,17 @@ impl ImapSession {
             let Some(message) = self.next_message(state.is_logged_in()).await? else {
                 return Ok(());
             };
+            if self.session_ended().await? {
+                return Ok(());
+            }
             let flow;
             (state, flow) = self.handle(state, message).await;
             // Answered: its literals' memory is free again.
             self.literal_budget.clear();
-            if state.is_logged_in() {
+            if let Some(login) = state.login() {
                 // Logged in: a stranger's slot is free again.
                 self.stranger = None;
+                self.session = Some((login.agent.id, login.agent.epoch));
             }
             self.flush().await?;
             match flow {
@@ -415,6 +426,12 @@ impl ImapSession {
             let read = tokio::select! {
                 read = tokio::time::timeout_at(deadline, self.stream.read(&mut buffer)) => read,
                 _ = self.shutdown.stopped() => continue,
+                _ = self.epochs.changed(), if self.session.is_some() => {
+                    if self.session_ended().await? {
+                        return Ok(None);
+                    }
+                    continue;
+                }
             };
             let n = match read {
                 Ok(Ok(0)) => return Ok(None),
@@ -433,6 +450,24 @@ impl ImapSession {
             };
             self.framer.push(&buffer[..n]);
         }
+    }
+
+    /// Whether an administrator ended this agent's sessions (disabled
+    /// them, set a new password); if so the client is told and the session
+    /// ends.
+    async fn session_ended(&mut self) -> Result<bool, ImapSessionError> {
+        let Some((agent, epoch)) = self.session else {
+            return Ok(false);
+        };
+        if self.app.session_is_current(agent, epoch) {
+            return Ok(false);
+        }
+        tracing::info!(peer = %self.peer, agent, "imap: session ended by an administrator");
+        self.out.extend_from_slice(
+            b"* BYE [UNAVAILABLE] This session was ended by an administrator\r\n",
+        );
+        self.flush().await?;
+        Ok(true)
     }
 
     /// Takes a share of the listener's budget for literal data in memory
@@ -1012,6 +1047,11 @@ impl ImapSession {
                     }
                     if self.flush().await.is_err() {
                         return (Reply::bad("connection lost"), Flow::Close);
+                    }
+                }
+                _ = self.epochs.changed(), if self.session.is_some() => {
+                    if matches!(self.session_ended().await, Ok(true) | Err(_)) {
+                        return (Reply::ok("IDLE terminated"), Flow::Close);
                     }
                 }
                 _ = tokio::time::sleep_until(deadline) => {

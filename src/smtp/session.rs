@@ -361,6 +361,18 @@ impl SmtpSession {
     }
 
     async fn command(&mut self, line: &[u8]) -> Next {
+        // An agent disabled (or given a new password) since AUTH: the
+        // session ends at its next command.
+        if let Some(agent) = &self.agent
+            && !self.app.session_is_current(agent.id, agent.epoch)
+        {
+            let line = format!(
+                "421 4.7.0 {} This session was ended by an administrator",
+                self.hostname()
+            );
+            self.reply(&line);
+            return Next::Close;
+        }
         let request = Request::parse(&mut line.iter());
         let request = match request {
             Ok(request) => request,

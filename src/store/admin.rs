@@ -133,12 +133,16 @@ impl Store {
 
     pub async fn set_agent_password(&self, email: &str, password_hash: &str) -> Result<()> {
         let changed = dispatch!(self, |pool| {
-            sqlx::query("UPDATE agents SET password_hash = $1 WHERE email = $2")
-                .bind(password_hash)
-                .bind(email)
-                .execute(pool)
-                .await?
-                .rows_affected()
+            // A new password ends the agent's open sessions.
+            sqlx::query(
+                "UPDATE agents SET password_hash = $1, sessions_epoch = sessions_epoch + 1
+                 WHERE email = $2",
+            )
+            .bind(password_hash)
+            .bind(email)
+            .execute(pool)
+            .await?
+            .rows_affected()
         });
         if changed == 0 {
             return Err(StoreError::NotFound(format!("no agent {email}")));
@@ -235,6 +239,43 @@ impl Store {
                     .fetch_one(pool)
                     .await?,
             )
+        })
+    }
+}
+
+impl Store {
+    /// Disables (or enables again) an agent: a disabled agent cannot log
+    /// in, and their open sessions end (the epoch moves).
+    pub async fn set_agent_disabled(&self, email: &str, disabled: bool) -> Result<()> {
+        let changed = dispatch!(self, |pool| {
+            sqlx::query(
+                "UPDATE agents SET disabled = $1, sessions_epoch = sessions_epoch + 1
+                 WHERE LOWER(email) = LOWER($2)",
+            )
+            .bind(disabled)
+            .bind(email)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        if changed == 0 {
+            return Err(StoreError::NotFound(format!("no agent {email}")));
+        }
+        Ok(())
+    }
+
+    /// Every agent's session epoch, and whether they are disabled: what a
+    /// running session compares with the epoch it logged in at.
+    pub async fn session_epochs(&self) -> Result<std::collections::HashMap<i64, (i64, bool)>> {
+        dispatch_read!(self, |pool| {
+            let rows: Vec<(i64, i64, bool)> =
+                sqlx::query_as("SELECT id, sessions_epoch, disabled FROM agents")
+                    .fetch_all(pool)
+                    .await?;
+            Ok(rows
+                .into_iter()
+                .map(|(id, epoch, disabled)| (id, (epoch, disabled)))
+                .collect())
         })
     }
 }

@@ -79,6 +79,9 @@ pub struct LoginAgent {
     pub password_hash: String,
     /// The queues this agent may see (all of them for an admin).
     pub queues: Vec<String>,
+    /// The agent's session epoch at login: when it moves (disabled, new
+    /// password), the session ends.
+    pub epoch: i64,
 }
 
 const MAILBOX_COLUMNS: &str = "id, agent_id, name, uidvalidity, uidnext, highestmodseq, subscribed, recent_uid FROM imap_mailboxes";
@@ -190,7 +193,8 @@ impl Store {
     pub async fn login_agent(&self, email: &str) -> Result<Option<LoginAgent>> {
         dispatch_read!(self, |pool| {
             let row = sqlx::query(
-                "SELECT id, email, name, is_admin, password_hash FROM agents WHERE LOWER(email) = LOWER($1)",
+                "SELECT id, email, name, is_admin, password_hash, sessions_epoch FROM agents
+                 WHERE LOWER(email) = LOWER($1) AND NOT disabled",
             )
             .bind(email)
             .fetch_optional(pool)
@@ -218,6 +222,7 @@ impl Store {
                 is_admin,
                 password_hash: row.try_get("password_hash")?,
                 queues,
+                epoch: row.try_get("sessions_epoch")?,
             }))
         })
     }

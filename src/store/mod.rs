@@ -288,6 +288,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "settings",
         include_str!("../../migrations/sqlite/0007_settings.sql"),
     ),
+    (
+        8,
+        "offboarding",
+        include_str!("../../migrations/sqlite/0008_offboarding.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -324,6 +329,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "settings",
         include_str!("../../migrations/postgres/0007_settings.sql"),
+    ),
+    (
+        8,
+        "offboarding",
+        include_str!("../../migrations/postgres/0008_offboarding.sql"),
     ),
 ];
 

@@ -718,6 +718,7 @@ mod tests {
             is_admin: false,
             password_hash: String::new(),
             queues: vec!["support".into()],
+            epoch: 0,
         };
         assert_eq!(find_agent(&agents, &me, "me").map(|a| a.id), Ok(1));
         assert_eq!(find_agent(&agents, &me, "Alice").map(|a| a.id), Ok(1));
