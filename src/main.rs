@@ -71,6 +71,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The administrators' audit log: who changed which agent or queue,
+    /// when, with which command.
+    Audit {
+        #[arg(long)]
+        json: bool,
+    },
     /// What runs and how it is doing: listeners, queues, outbound backlog,
     /// index lag, disk free against the floor, database size.
     Status {
@@ -386,6 +392,7 @@ async fn run(cli: Cli) -> Result<()> {
         } => cli::search::search(&config, &query.join(" "), limit, all, json).await?,
         Command::Reindex { json } => cli::search::reindex(&config, json).await?,
         Command::Status { json } => cli::status::status(&config, json).await?,
+        Command::Audit { json } => cli::audit::list(&config, json).await?,
         Command::Rules(RulesCommand::Check { file }) => cli::rules::check(&config, file)?,
         Command::Rules(RulesCommand::Test {
             message,

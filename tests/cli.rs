@@ -1097,3 +1097,65 @@ fn a_first_start_keeps_the_data_private() {
         "{log}"
     );
 }
+
+backend_test!(
+    /// Every administrative change made with the CLI is in the audit log:
+    /// who ran it, what, on what, and the command (never a password).
+    async fn administrative_changes_are_audited(backend: Backend) {
+        let server = TestServer::start(&backend).await;
+        let config = config_file(&server);
+        ok(postdesk(
+            &config,
+            &["queue", "add", "hr", "hr@desk.test"],
+            None,
+        ));
+        ok(postdesk(
+            &config,
+            &[
+                "agent",
+                "add",
+                "erin@desk.test",
+                "--queue",
+                "hr",
+                "--password-stdin",
+            ],
+            Some("a-secret-password\n"),
+        ));
+        ok(postdesk(
+            &config,
+            &["agent", "disable", "erin@desk.test"],
+            None,
+        ));
+        ok(postdesk(
+            &config,
+            &["agent", "enable", "erin@desk.test"],
+            None,
+        ));
+        let log = json(&config, &["audit", "--json"]);
+        let entries = log.as_array().cloned().unwrap_or_default();
+        let actions: Vec<&str> = entries
+            .iter()
+            .filter_map(|e| e["action"].as_str())
+            .collect();
+        assert_eq!(
+            actions,
+            ["queue add", "agent add", "agent disable", "agent enable"],
+            "{log}"
+        );
+        assert_eq!(entries[1]["target"], "erin@desk.test");
+        assert!(
+            entries[2]["command"]
+                .as_str()
+                .is_some_and(|c| c.contains("agent disable erin@desk.test"))
+        );
+        assert!(
+            entries
+                .iter()
+                .all(|e| e["actor"].as_str().is_some_and(|a| !a.is_empty()))
+        );
+        assert!(!log.to_string().contains("a-secret-password"));
+        let text = ok(postdesk(&config, &["audit"], None));
+        assert!(text.contains("agent disable"), "{text}");
+        server.stop().await;
+    }
+);

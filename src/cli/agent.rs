@@ -1,4 +1,4 @@
-//! `postdesk agent add|list|passwd`.
+//! `postdesk agent add|list|passwd|disable|enable`.
 
 use super::{CliError, CliResult, open_for_writing, open_read_only, output, print_line, print_out};
 use crate::config::Config;
@@ -38,6 +38,7 @@ pub async fn add(config: Config, agent: NewAgent) -> CliResult<()> {
     app.store
         .add_agent(&email, &name, &hash, agent.admin, &members)
         .await?;
+    super::audit::record(&app, "agent add", &email).await?;
     print_line(format_args!(
         "agent {email} added{}",
         if agent.admin { " (admin)" } else { "" }
@@ -62,6 +63,7 @@ pub async fn passwd(config: Config, email: &str, password_stdin: bool) -> CliRes
     app.store
         .set_agent_password(&email, &passwords::hash(&password)?)
         .await?;
+    super::audit::record(&app, "agent passwd", &email).await?;
     print_line(format_args!("password of {email} changed"))?;
     if generated {
         print_line(format_args!("password: {password}"))?;
@@ -74,6 +76,12 @@ pub async fn set_disabled(config: Config, email: &str, disabled: bool) -> CliRes
     let app = open_for_writing(config).await?;
     let email = address::normalize(email);
     app.store.set_agent_disabled(&email, disabled).await?;
+    let action = if disabled {
+        "agent disable"
+    } else {
+        "agent enable"
+    };
+    super::audit::record(&app, action, &email).await?;
     if disabled {
         print_line(format_args!(
             "{email} is disabled: logins are refused and open sessions end within seconds"

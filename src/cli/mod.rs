@@ -8,6 +8,7 @@
 //! ([`open_for_writing`]).
 
 pub mod agent;
+pub mod audit;
 pub mod import;
 pub mod message;
 pub mod migrate;

@@ -534,6 +534,25 @@ pub fn search_results(found: &[Found], terminal: bool) -> String {
     out
 }
 
+pub fn audit_table(entries: &[crate::store::AuditEntry]) -> String {
+    if entries.is_empty() {
+        return "no administrative changes recorded\n".to_string();
+    }
+    let mut out = String::new();
+    for e in entries {
+        let _ = writeln!(
+            out,
+            "{}  {:<10} {:<14} {:<30} postdesk {}",
+            e.at.format("%Y-%m-%d %H:%M:%S"),
+            e.actor,
+            e.action,
+            e.target,
+            e.command
+        );
+    }
+    out
+}
+
 pub fn status(status: &super::status::ServerStatus) -> String {
     let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
     let mut out = String::new();

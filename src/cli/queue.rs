@@ -9,6 +9,12 @@ pub async fn add(config: Config, name: &str, address: &str) -> CliResult<()> {
     let address = config::validate_address(address).map_err(CliError::Invalid)?;
     let app = open_for_writing(config).await?;
     let queue = app.store.upsert_queue(name, &address).await?;
+    super::audit::record(
+        &app,
+        "queue add",
+        &format!("{} <{}>", queue.name, queue.address),
+    )
+    .await?;
     print_line(format_args!("queue {} <{}>", queue.name, queue.address))
 }
 

@@ -279,3 +279,62 @@ impl Store {
         })
     }
 }
+
+/// One administrative change, as `postdesk audit` lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuditEntry {
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// The system user who ran the command.
+    pub actor: String,
+    /// What was done: `agent add`, `agent disable`, `queue add`, …
+    pub action: String,
+    /// What it was done to (an agent's address, a queue).
+    pub target: String,
+    /// The command line, passwords never in it.
+    pub command: String,
+}
+
+impl Store {
+    pub async fn record_audit(&self, entry: &AuditEntry) -> Result<()> {
+        dispatch!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO audit_log (at, actor, action, target, command) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(entry.at)
+            .bind(&entry.actor)
+            .bind(&entry.action)
+            .bind(&entry.target)
+            .bind(&entry.command)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// The audit log, oldest first.
+    pub async fn audit_log(&self) -> Result<Vec<AuditEntry>> {
+        dispatch_read!(self, |pool| {
+            let rows: Vec<(
+                chrono::DateTime<chrono::Utc>,
+                String,
+                String,
+                String,
+                String,
+            )> = sqlx::query_as(
+                "SELECT at, actor, action, target, command FROM audit_log ORDER BY id",
+            )
+            .fetch_all(pool)
+            .await?;
+            Ok(rows
+                .into_iter()
+                .map(|(at, actor, action, target, command)| AuditEntry {
+                    at,
+                    actor,
+                    action,
+                    target,
+                    command,
+                })
+                .collect())
+        })
+    }
+}

@@ -31,7 +31,7 @@ mod sla;
 mod ticket_change;
 mod tickets;
 
-pub use admin::{Agent, Queue};
+pub use admin::{Agent, AuditEntry, Queue};
 pub use agent_mail::{AgentMailFiled, AgentMailRequest, BuildAgentMail, ReplyTarget};
 pub use filing::WriterStats;
 pub use imap::{
@@ -293,6 +293,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "offboarding",
         include_str!("../../migrations/sqlite/0008_offboarding.sql"),
     ),
+    (
+        9,
+        "audit",
+        include_str!("../../migrations/sqlite/0009_audit.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -334,6 +339,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "offboarding",
         include_str!("../../migrations/postgres/0008_offboarding.sql"),
+    ),
+    (
+        9,
+        "audit",
+        include_str!("../../migrations/postgres/0009_audit.sql"),
     ),
 ];
 
