@@ -67,8 +67,7 @@ pub struct App {
     pub disk: disk::DiskGuard,
     /// Mints and recognizes postdesk's own Message-IDs.
     pub own_ids: domain::message_id::OwnIds,
-    /// Every agent's session epoch and whether they are disabled, as last
-    /// read from the store (a server refreshes it every second, so that a
+    /// Every agent's session epoch, as last read from the store (a server refreshes it every second, so that a
     /// disabled agent's sessions end within seconds, on every node).
     pub sessions: tokio::sync::watch::Sender<Arc<SessionEpochs>>,
     /// Failed logins, shared by IMAP and submission.
@@ -80,8 +79,8 @@ pub struct App {
     queues: RwLock<(Instant, Arc<Vec<Queue>>)>,
 }
 
-/// Agent id → (session epoch, disabled).
-pub type SessionEpochs = std::collections::HashMap<i64, (i64, bool)>;
+/// Agent id → session epoch (moved by disabling and by a new password).
+pub type SessionEpochs = std::collections::HashMap<i64, i64>;
 
 /// How long the queue list is trusted before it is read again (so that a
 /// `postdesk queue add` reaches a running server without a restart).
@@ -237,7 +236,7 @@ impl App {
     /// added or enabled a moment ago) does not end it.
     pub fn session_is_current(&self, agent: i64, epoch: i64) -> bool {
         match self.sessions.borrow().get(&agent) {
-            Some((now, _)) => *now <= epoch,
+            Some(now) => *now <= epoch,
             None => true,
         }
     }

@@ -490,6 +490,14 @@ async fn acquire(index: &Arc<SearchIndex>, shutdown: &mut Shutdown) -> Option<In
     }
 }
 
+/// A second's pause after a failure (cut short by the shutdown).
+async fn pause(shutdown: &mut Shutdown) {
+    tokio::select! {
+        _ = shutdown.stopped() => {}
+        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+    }
+}
+
 /// A new writer after the old one failed: tantivy's writer is dead for
 /// good after an I/O error (a full disk), and what it held uncommitted is
 /// lost with it. The new one starts from the position the index last
@@ -550,10 +558,7 @@ pub async fn run(
             Ok(round) => round,
             Err(err) => {
                 tracing::warn!(%err, "search indexer");
-                tokio::select! {
-                    _ = shutdown.stopped() => {}
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
+                pause(&mut shutdown).await;
                 if !matches!(err, SearchError::Store(_)) {
                     let Some(fresh) = reopen(indexer, &index, &mut shutdown).await else {
                         return;
@@ -587,10 +592,7 @@ pub async fn run(
                 }
                 Err(err) => {
                     tracing::warn!(%err, "search index commit");
-                    tokio::select! {
-                        _ = shutdown.stopped() => {}
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    }
+                    pause(&mut shutdown).await;
                     let Some(fresh) = reopen(indexer, &index, &mut shutdown).await else {
                         return;
                     };

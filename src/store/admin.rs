@@ -144,10 +144,7 @@ impl Store {
             .await?
             .rows_affected()
         });
-        if changed == 0 {
-            return Err(StoreError::NotFound(format!("no agent {email}")));
-        }
-        Ok(())
+        agent_changed(changed, email)
     }
 
     pub async fn agents(&self) -> Result<Vec<Agent>> {
@@ -216,9 +213,7 @@ impl Store {
             .await?),
         }
     }
-}
 
-impl Store {
     /// A server-wide secret by name, made (32 random bytes, hex) the first
     /// time any node asks; every node then reads the same one.
     pub async fn secret(&self, name: &str) -> Result<String> {
@@ -241,9 +236,7 @@ impl Store {
             )
         })
     }
-}
 
-impl Store {
     /// Disables (or enables again) an agent: a disabled agent cannot log
     /// in, and their open sessions end (the epoch moves).
     pub async fn set_agent_disabled(&self, email: &str, disabled: bool) -> Result<()> {
@@ -258,24 +251,17 @@ impl Store {
             .await?
             .rows_affected()
         });
-        if changed == 0 {
-            return Err(StoreError::NotFound(format!("no agent {email}")));
-        }
-        Ok(())
+        agent_changed(changed, email)
     }
 
-    /// Every agent's session epoch, and whether they are disabled: what a
-    /// running session compares with the epoch it logged in at.
-    pub async fn session_epochs(&self) -> Result<std::collections::HashMap<i64, (i64, bool)>> {
+    /// Every agent's session epoch: what a running session compares with
+    /// the epoch it logged in at.
+    pub async fn session_epochs(&self) -> Result<std::collections::HashMap<i64, i64>> {
         dispatch_read!(self, |pool| {
-            let rows: Vec<(i64, i64, bool)> =
-                sqlx::query_as("SELECT id, sessions_epoch, disabled FROM agents")
-                    .fetch_all(pool)
-                    .await?;
-            Ok(rows
-                .into_iter()
-                .map(|(id, epoch, disabled)| (id, (epoch, disabled)))
-                .collect())
+            let rows: Vec<(i64, i64)> = sqlx::query_as("SELECT id, sessions_epoch FROM agents")
+                .fetch_all(pool)
+                .await?;
+            Ok(rows.into_iter().collect())
         })
     }
 }
@@ -337,4 +323,12 @@ impl Store {
                 .collect())
         })
     }
+}
+
+/// An UPDATE of one agent by address: none changed means no such agent.
+fn agent_changed(changed: u64, email: &str) -> Result<()> {
+    if changed == 0 {
+        return Err(StoreError::NotFound(format!("no agent {email}")));
+    }
+    Ok(())
 }

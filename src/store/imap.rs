@@ -84,6 +84,16 @@ pub struct LoginAgent {
     pub epoch: i64,
 }
 
+impl LoginAgent {
+    /// The agent as the permission checks see them.
+    pub fn actor(&self) -> crate::domain::permission::Actor<'_> {
+        crate::domain::permission::Actor {
+            is_admin: self.is_admin,
+            queues: &self.queues,
+        }
+    }
+}
+
 const MAILBOX_COLUMNS: &str = "id, agent_id, name, uidvalidity, uidnext, highestmodseq, subscribed, recent_uid FROM imap_mailboxes";
 
 macro_rules! mailbox_from_row {
@@ -713,11 +723,10 @@ impl Store {
         Ok(tickets)
     }
 
-    /// A reply or note already recorded with this Message-ID (the Sent copy
-    /// an agent's client appends after submitting through postdesk).
-    /// The stored reply or note with this Message-ID that `author` wrote:
-    /// an agent's Sent copy links to their own mail only, never to a
-    /// colleague's (which would show its text to whoever knows its id).
+    /// The stored reply or note with this Message-ID that `author` wrote,
+    /// for the Sent copy an agent's client appends after submitting through
+    /// postdesk: it links to their own mail only, never to a colleague's
+    /// (which would show its text to whoever knows its id).
     pub async fn reply_by_message_id(&self, message_id: &str, author: i64) -> Result<Option<i64>> {
         dispatch_read!(self, |pool| {
             Ok(sqlx::query_scalar(
@@ -741,6 +750,8 @@ impl Store {
     ) -> Result<bool> {
         dispatch_read!(self, |pool| {
             let other: Option<i64> = sqlx::query_scalar(
+                // `IS NOT NULL`: with a NULL author (a customer's mail) the
+                // test must be false, not NULL, or NOT would drop the row.
                 "SELECT id FROM messages WHERE message_id = $1
                  AND NOT (sender = $2 AND author_agent_id IS NOT NULL AND author_agent_id = $3)
                  LIMIT 1",

@@ -113,17 +113,9 @@ fn denied(why: permission::Denied) -> SubmitError {
 pub fn may_send_as(agent: &LoginAgent, queues: &[Queue], sender: &str) -> bool {
     let sender = address::normalize(sender);
     sender == agent.email.to_lowercase()
-        || queues.iter().any(|q| {
-            q.address == sender
-                && permission::may_use_queue(
-                    permission::Actor {
-                        is_admin: agent.is_admin,
-                        queues: &agent.queues,
-                    },
-                    &q.name,
-                )
-                .is_ok()
-        })
+        || queues
+            .iter()
+            .any(|q| q.address == sender && agent.actor().works_in(&q.name))
 }
 
 fn refused_sender(sender: &str) -> SubmitError {
@@ -172,10 +164,7 @@ pub async fn submit(
         }
     }
 
-    let actor = permission::Actor {
-        is_admin: agent.is_admin,
-        queues: &agent.queues,
-    };
+    let actor = agent.actor();
     let ticket = find_ticket(app, &plus_tickets, &header).await?;
     if let Some(ticket) = &ticket {
         permission::may_act_on_ticket(actor, ticket.number, &ticket.queue).map_err(denied)?;
@@ -322,13 +311,13 @@ async fn file(
     outside: &[String],
     now: DateTime<Utc>,
 ) -> Result<crate::store::AgentMailFiled, SubmitError> {
-    // A client that sends no Message-ID gets one of ours; it is fixed
-    // before the ticket number is known so that a retry finds the mail.
     let display = format!("{} via {}", agent.name, queue_display_name(&queue.name));
     let (sender, from_name) = match kind {
         MessageKind::Reply => (queue.address.clone(), Some(display.clone())),
         _ => (agent.email.to_lowercase(), Some(agent.name.clone())),
     };
+    // A client that sends no Message-ID gets one of ours; it is fixed
+    // before the ticket number is known so that a retry finds the mail.
     let mut message_id = header
         .message_id
         .clone()
@@ -468,10 +457,7 @@ fn resolve_commands(
 ) -> (TicketChange, Vec<String>) {
     let mut errors = commands.errors();
     let mut change = TicketChange::default();
-    let actor = permission::Actor {
-        is_admin: agent.is_admin,
-        queues: &agent.queues,
-    };
+    let actor = agent.actor();
     let may_see = |queue: &str| actor.works_in(queue);
     // The queue the ticket will be in, for checking an assignee.
     let final_queue = commands
