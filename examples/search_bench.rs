@@ -148,13 +148,13 @@ fn queries(config: PathBuf, n: usize, seed: u64) -> Result<()> {
     for (kind, texts) in kinds {
         // One untimed pass warms the page cache and the term dictionaries.
         for text in texts.iter().take(20) {
-            index.search(text, 10, false)?;
+            index.search(text, 10, false, None)?;
         }
         let mut millis = Vec::with_capacity(texts.len());
         let mut empty = 0;
         for text in &texts {
             let started = Instant::now();
-            let hits = index.search(text, 10, false)?;
+            let hits = index.search(text, 10, false, None)?;
             millis.push(started.elapsed().as_secs_f64() * 1000.0);
             empty += usize::from(hits.is_empty());
         }

@@ -144,12 +144,35 @@ impl App {
                 );
                 self.store.sla_recheck_all(chrono::Utc::now()).await?;
                 self.rules_reloaded.notify_waiters();
+                self.audit_rules_loaded().await;
                 Ok(rules)
             }
             Err(err) => {
                 tracing::error!(%err, "rules not reloaded; the rules in force stay");
                 Err(err.into())
             }
+        }
+    }
+
+    /// Records in the audit log which rules file (by digest) this node now
+    /// runs, whoever sent the signal.
+    async fn audit_rules_loaded(&self) {
+        let Some(path) = self.config.rules_path() else {
+            return;
+        };
+        let target = match rules::RulesHandle::file_digest(&path) {
+            Ok(digest) => format!("{} sha256 {digest}", path.display()),
+            Err(err) => format!("{} ({err})", path.display()),
+        };
+        let entry = store::AuditEntry {
+            at: chrono::Utc::now(),
+            actor: format!("server on {} (SIGHUP)", self.config.hostname),
+            action: "rules loaded".to_string(),
+            target,
+            command: String::new(),
+        };
+        if let Err(err) = self.store.record_audit(&entry).await {
+            tracing::warn!(%err, "the rules reload is not in the audit log");
         }
     }
 

@@ -4,7 +4,9 @@
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use postdesk::cli;
-use postdesk::domain::ticket::Status;
+use postdesk::domain::change::TicketChange;
+use postdesk::domain::permission::AgentRole;
+use postdesk::domain::ticket::{Priority, Status};
 use postdesk::import::Format;
 use postdesk::store::{OutboundStatus, TicketFilter};
 use std::path::PathBuf;
@@ -26,6 +28,11 @@ struct Global {
     /// Data directory (overrides `data_dir` of the configuration).
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Act as this agent: the command may do only what the agent's role
+    /// and queues allow, and the audit log names them. Without it the
+    /// command line is the server's administrator.
+    #[arg(long = "as", global = true, env = "POSTDESK_AS", value_name = "AGENT")]
+    acting_as: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -171,8 +178,12 @@ enum AgentCommand {
         /// Display name (default: the address's local part).
         #[arg(long)]
         name: Option<String>,
-        /// Administrators see every queue.
-        #[arg(long)]
+        /// agent (their queues), lead (also reassigns tickets and reads
+        /// the reports), admin (everything, every queue).
+        #[arg(long, default_value = "agent", value_parser = parse_role)]
+        role: AgentRole,
+        /// The same as --role admin.
+        #[arg(long, conflicts_with = "role")]
         admin: bool,
         /// A queue the agent works (repeatable).
         #[arg(long = "queue")]
@@ -181,6 +192,25 @@ enum AgentCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Change an agent's name, role or queues; a new role or new queues end
+    /// the agent's open sessions, so that they apply at once.
+    Set {
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, value_parser = parse_role)]
+        role: Option<AgentRole>,
+        /// The agent's queues from now on (repeatable; replaces them all).
+        #[arg(long = "queue")]
+        queues: Vec<String>,
+        /// Take the agent out of every queue.
+        #[arg(long, conflicts_with = "queues")]
+        no_queues: bool,
+    },
+    /// Remove an agent for good: no more logins, open sessions end, their
+    /// open tickets go back to Unassigned; their name stays on what they
+    /// wrote and did.
+    Remove { email: String },
     /// List agents.
     List {
         #[arg(long)]
@@ -224,6 +254,29 @@ enum TicketCommand {
     },
     /// Write a ticket's messages as an mbox to standard output.
     Export { number: TicketNumber },
+    /// Change a ticket as a mail command or an IMAP move would, recorded in
+    /// its history (with --as AGENT, within the agent's permissions).
+    Set {
+        number: TicketNumber,
+        /// new, open, pending, resolved, closed.
+        #[arg(long)]
+        status: Option<Status>,
+        /// low, normal, high, urgent.
+        #[arg(long)]
+        priority: Option<Priority>,
+        /// An agent's address, or `nobody`.
+        #[arg(long)]
+        owner: Option<String>,
+        /// A queue by name or address.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Add a tag (repeatable).
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        /// Remove a tag (repeatable).
+        #[arg(long = "untag")]
+        untags: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -274,6 +327,10 @@ impl std::str::FromStr for TicketNumber {
     }
 }
 
+fn parse_role(s: &str) -> Result<AgentRole, String> {
+    s.parse()
+}
+
 fn parse_outbound_status(s: &str) -> Result<OutboundStatus, String> {
     s.parse()
         .map_err(|_| format!("'{s}' is not one of queued, sending, sent, failed, cancelled"))
@@ -313,6 +370,31 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 
 async fn run(cli: Cli) -> Result<()> {
     let (config, config_file) = cli::load_config(cli.global.config, cli.global.data_dir)?;
+    let operator = cli::Operator::resolve(&config, cli.global.acting_as.as_deref()).await?;
+    if let Some(agent) = &operator.agent {
+        cli::audit::set_acting_agent(&agent.email);
+    }
+    // What an agent named with --as may not do at all: the server's own
+    // work and administration.
+    match &cli.command {
+        Command::Serve | Command::Migrate => operator.administer("run or migrate the server")?,
+        Command::Queue(QueueCommand::Add { .. }) => operator.administer("manage queues")?,
+        Command::Agent(AgentCommand::List { .. }) => {}
+        Command::Agent(_) => operator.administer("manage agents")?,
+        Command::Outbound(OutboundCommand::Retry { .. } | OutboundCommand::Cancel { .. }) => {
+            operator.administer("retry or cancel deliveries")?
+        }
+        Command::Outbound(_) | Command::Message(_) | Command::Status { .. } => {
+            operator.administer("look at the server's mail and state")?
+        }
+        Command::Reindex { .. } | Command::Import { .. } => {
+            operator.administer("rebuild the index or import mail")?
+        }
+        Command::Rules(RulesCommand::Reload) => operator.administer("reload the rules")?,
+        Command::Audit { .. } => operator.administer("read the audit log")?,
+        Command::Sla(_) => operator.read_reports()?,
+        _ => {}
+    }
     match cli.command {
         Command::Serve => cli::serve::serve(config, config_file).await?,
         Command::Migrate => cli::migrate::migrate(config).await?,
@@ -323,6 +405,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Agent(AgentCommand::Add {
             email,
             name,
+            role,
             admin,
             queues,
             password_stdin,
@@ -330,13 +413,30 @@ async fn run(cli: Cli) -> Result<()> {
             let agent = cli::agent::NewAgent {
                 email,
                 name,
-                admin,
+                role: if admin { AgentRole::Admin } else { role },
                 queues,
                 password_stdin,
             };
             cli::agent::add(config, agent).await?
         }
         Command::Agent(AgentCommand::List { json }) => cli::agent::list(&config, json).await?,
+        Command::Agent(AgentCommand::Set {
+            email,
+            name,
+            role,
+            queues,
+            no_queues,
+        }) => {
+            let changes = cli::agent::AgentChanges {
+                name,
+                role,
+                queues: (no_queues || !queues.is_empty()).then_some(queues),
+            };
+            cli::agent::set(config, &email, changes).await?
+        }
+        Command::Agent(AgentCommand::Remove { email }) => {
+            cli::agent::remove(config, &email).await?
+        }
         Command::Agent(AgentCommand::Passwd {
             email,
             password_stdin,
@@ -357,15 +457,37 @@ async fn run(cli: Cli) -> Result<()> {
                 status,
                 queue,
                 overdue,
-                limit: None,
+                ..TicketFilter::default()
             };
-            cli::ticket::list(&config, filter, json).await?
+            cli::ticket::list(&config, &operator, filter, json).await?
         }
         Command::Ticket(TicketCommand::Show { number, json }) => {
-            cli::ticket::show(&config, number.0, json).await?
+            cli::ticket::show(&config, &operator, number.0, json).await?
         }
         Command::Ticket(TicketCommand::Export { number }) => {
-            cli::ticket::export(&config, number.0).await?
+            cli::ticket::export(&config, &operator, number.0).await?
+        }
+        Command::Ticket(TicketCommand::Set {
+            number,
+            status,
+            priority,
+            owner,
+            queue,
+            tags,
+            untags,
+        }) => {
+            let edit = cli::ticket::TicketEdit {
+                change: TicketChange {
+                    status,
+                    priority,
+                    queue,
+                    add_tags: tags,
+                    remove_tags: untags,
+                    ..TicketChange::default()
+                },
+                owner,
+            };
+            cli::ticket::set(config, &operator, number.0, edit).await?
         }
         Command::Outbound(OutboundCommand::List { status, json }) => {
             cli::outbound::list(&config, status, json).await?
@@ -389,7 +511,7 @@ async fn run(cli: Cli) -> Result<()> {
             all,
             json,
             ..
-        } => cli::search::search(&config, &query.join(" "), limit, all, json).await?,
+        } => cli::search::search(&config, &operator, &query.join(" "), limit, all, json).await?,
         Command::Reindex { json } => cli::search::reindex(&config, json).await?,
         Command::Status { json } => cli::status::status(&config, json).await?,
         Command::Audit { json } => cli::audit::list(&config, json).await?,
@@ -409,8 +531,10 @@ async fn run(cli: Cli) -> Result<()> {
             };
             cli::rules::test(&config, request, json).await?
         }
-        Command::Rules(RulesCommand::Reload) => cli::rules::reload(&config)?,
-        Command::Sla(SlaCommand::Report { json }) => cli::sla::report(&config, json).await?,
+        Command::Rules(RulesCommand::Reload) => cli::rules::reload(&config).await?,
+        Command::Sla(SlaCommand::Report { json }) => {
+            cli::sla::report(&config, &operator, json).await?
+        }
         Command::Import {
             format,
             path,

@@ -2,6 +2,7 @@
 //! stops them on request.
 
 use crate::config::Config;
+use crate::domain::permission::AgentRole;
 use crate::net::{Shutdown, ShutdownTrigger};
 use crate::search::{SearchIndex, indexer};
 use crate::{App, AppError, imap, outbound, passwords, smtp, tls};
@@ -220,7 +221,7 @@ async fn bootstrap_admin(app: &App) -> Result<Option<(String, String)>, AppError
     let queues = app.store.queues().await?;
     match app
         .store
-        .add_agent(&email, "Administrator", &hash, true, &queues)
+        .add_agent(&email, "Administrator", &hash, AgentRole::Admin, &queues)
         .await
     {
         Ok(_) => Ok(Some((email, password))),

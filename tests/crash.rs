@@ -273,7 +273,7 @@ backend_test!(
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert_eq!(lag.0, 0, "the index lags: {lag:?}");
-        let hits = index.search(MARKER, 100_000, false).expect("search");
+        let hits = index.search(MARKER, 100_000, false, None).expect("search");
         assert_eq!(hits.len(), stored.len(), "every stored message is found");
 
         // The IMAP view shows each of them once.

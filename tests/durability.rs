@@ -212,12 +212,12 @@ async fn a_full_disk_refuses_with_452_loses_nothing_and_recovers_without_restart
     common::wait_until_indexed(&server, 20).await;
     let index = server.app().search.get().expect("index").clone();
     let hits = index
-        .search(&format!("\"Disk test {resumed_n}\""), 50, false)
+        .search(&format!("\"Disk test {resumed_n}\""), 50, false, None)
         .expect("search");
     assert_eq!(hits.len(), 1, "{hits:?}");
     assert_eq!(hits[0].ticket, resumed_ticket);
     assert_eq!(
-        index.search("disk", 500, false).map(|h| h.len()).ok(),
+        index.search("disk", 500, false, None).map(|h| h.len()).ok(),
         Some(accepted.len()),
         "every stored message is searchable"
     );

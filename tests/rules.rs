@@ -73,8 +73,12 @@ async fn set_pending(server: &TestServer, number: i64, why: &str) {
         status: Some(postdesk::domain::ticket::Status::Pending),
         ..Default::default()
     };
-    let request =
-        postdesk::domain::change::ChangeRequest::asked(pending, why, "test", chrono::Utc::now());
+    let request = postdesk::domain::change::ChangeRequest::administrative(
+        pending,
+        why,
+        "test",
+        chrono::Utc::now(),
+    );
     server
         .store()
         .change_ticket(number, &request)

@@ -70,7 +70,7 @@ async fn indexed(server: &TestServer) {
 
 fn tickets(server: &TestServer, query: &str) -> Vec<i64> {
     index(server)
-        .search(query, 50, false)
+        .search(query, 50, false, None)
         .unwrap_or_else(|e| panic!("{query}: {e}"))
         .into_iter()
         .map(|hit| hit.ticket)
@@ -166,7 +166,7 @@ backend_test!(
             ssl.len()
         );
         let error = index(&server)
-            .search("status:clsoed", 5, false)
+            .search("status:clsoed", 5, false, None)
             .unwrap_err();
         assert!(
             error.to_string().contains("unknown status 'clsoed'"),

@@ -1,9 +1,11 @@
-//! `postdesk agent add|list|passwd|disable|enable`.
+//! `postdesk agent add|list|set|passwd|disable|enable|remove`.
 
 use super::{CliError, CliResult, open_for_writing, open_read_only, output, print_line, print_out};
 use crate::config::Config;
 use crate::domain::address;
+use crate::domain::permission::AgentRole;
 use crate::passwords;
+use crate::store::AgentUpdate;
 use std::io::BufRead;
 
 /// What `agent add` is asked to create.
@@ -11,7 +13,7 @@ pub struct NewAgent {
     pub email: String,
     /// Default: the address's local part.
     pub name: Option<String>,
-    pub admin: bool,
+    pub role: AgentRole,
     /// Names or addresses of the queues the agent works.
     pub queues: Vec<String>,
     /// Read the password from standard input instead of generating one.
@@ -26,23 +28,22 @@ pub async fn add(config: Config, agent: NewAgent) -> CliResult<()> {
         )));
     }
     let app = open_for_writing(config).await?;
-    let mut members = Vec::new();
-    for queue in &agent.queues {
-        members.push(app.store.queue_by_name(queue).await?);
-    }
+    let members = queues_named(&app, &agent.queues).await?;
     let (password, generated) = read_password(agent.password_stdin)?;
     let hash = passwords::hash(&password)?;
     let name = agent
         .name
         .unwrap_or_else(|| email.split('@').next().unwrap_or(&email).to_string());
     app.store
-        .add_agent(&email, &name, &hash, agent.admin, &members)
+        .add_agent(&email, &name, &hash, agent.role, &members)
         .await?;
-    super::audit::record(&app, "agent add", &email).await?;
-    print_line(format_args!(
-        "agent {email} added{}",
-        if agent.admin { " (admin)" } else { "" }
-    ))?;
+    super::audit::record(
+        &app.store,
+        "agent add",
+        &format!("{email} role {} queues {}", agent.role, names(&members)),
+    )
+    .await?;
+    print_line(format_args!("agent {email} added ({})", agent.role))?;
     if generated {
         print_line(format_args!("password: {password}"))?;
     }
@@ -63,7 +64,7 @@ pub async fn passwd(config: Config, email: &str, password_stdin: bool) -> CliRes
     app.store
         .set_agent_password(&email, &passwords::hash(&password)?)
         .await?;
-    super::audit::record(&app, "agent passwd", &email).await?;
+    super::audit::record(&app.store, "agent passwd", &email).await?;
     print_line(format_args!("password of {email} changed"))?;
     if generated {
         print_line(format_args!("password: {password}"))?;
@@ -81,7 +82,7 @@ pub async fn set_disabled(config: Config, email: &str, disabled: bool) -> CliRes
     } else {
         "agent enable"
     };
-    super::audit::record(&app, action, &email).await?;
+    super::audit::record(&app.store, action, &email).await?;
     if disabled {
         print_line(format_args!(
             "{email} is disabled: logins are refused and open sessions end within seconds"
@@ -90,6 +91,103 @@ pub async fn set_disabled(config: Config, email: &str, disabled: bool) -> CliRes
         print_line(format_args!("{email} may log in again"))?;
     }
     Ok(())
+}
+
+/// What `agent set` is asked to change.
+pub struct AgentChanges {
+    pub name: Option<String>,
+    pub role: Option<AgentRole>,
+    /// Replaces the agent's queues when given (names or addresses).
+    pub queues: Option<Vec<String>>,
+}
+
+/// `postdesk agent set EMAIL`: name, role, queues. A new role or new
+/// queues end the agent's open sessions, so that they apply at once.
+pub async fn set(config: Config, email: &str, changes: AgentChanges) -> CliResult<()> {
+    if changes.name.is_none() && changes.role.is_none() && changes.queues.is_none() {
+        return Err(CliError::Invalid(
+            "nothing to change: give --name, --role or --queue".into(),
+        ));
+    }
+    let app = open_for_writing(config).await?;
+    let email = address::normalize(email);
+    let queues = match &changes.queues {
+        Some(names) => Some(queues_named(&app, names).await?),
+        None => None,
+    };
+    let mut what = Vec::new();
+    if let Some(name) = &changes.name {
+        what.push(format!("name '{name}'"));
+    }
+    if let Some(role) = changes.role {
+        what.push(format!("role {role}"));
+    }
+    if let Some(queues) = &queues {
+        what.push(format!("queues {}", names(queues)));
+    }
+    let update = AgentUpdate {
+        name: changes.name,
+        role: changes.role,
+        queues,
+    };
+    app.store.update_agent(&email, &update).await?;
+    super::audit::record(
+        &app.store,
+        "agent set",
+        &format!("{email} {}", what.join(", ")),
+    )
+    .await?;
+    print_line(format_args!("{email}: {}", what.join(", ")))?;
+    if update.role.is_some() || update.queues.is_some() {
+        print_line("their open sessions end within seconds and log in again with the new rights")?;
+    }
+    Ok(())
+}
+
+/// `postdesk agent remove EMAIL`.
+pub async fn remove(config: Config, email: &str) -> CliResult<()> {
+    let app = open_for_writing(config).await?;
+    let email = address::normalize(email);
+    let handed_back = app
+        .store
+        .remove_agent(&email, &super::audit::operator())
+        .await?;
+    super::audit::record(&app.store, "agent remove", &email).await?;
+    print_line(format_args!(
+        "{email} is removed: no more logins, open sessions end within seconds; \
+         their name stays on what they wrote"
+    ))?;
+    if !handed_back.is_empty() {
+        let numbers: Vec<String> = handed_back.iter().map(|n| format!("#{n}")).collect();
+        print_line(format_args!(
+            "back to Unassigned: {} ticket(s): {}",
+            numbers.len(),
+            numbers.join(" ")
+        ))?;
+    }
+    Ok(())
+}
+
+async fn queues_named(app: &crate::App, names: &[String]) -> CliResult<Vec<crate::store::Queue>> {
+    let mut queues = Vec::new();
+    for name in names {
+        let queue = app.store.queue_by_name(name).await?;
+        if !queues.contains(&queue) {
+            queues.push(queue);
+        }
+    }
+    Ok(queues)
+}
+
+fn names(queues: &[crate::store::Queue]) -> String {
+    if queues.is_empty() {
+        return "(none)".to_string();
+    }
+    queues
+        .iter()
+        .map(|q| q.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The first line of standard input, or a generated password (true).

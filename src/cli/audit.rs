@@ -1,19 +1,38 @@
-//! The administrators' audit log: every change to agents and queues made
-//! with the CLI is recorded with who ran it, when, and the command line;
-//! `postdesk audit` lists it.
+//! The administrators' audit log: every change to agents, queues and the
+//! rules made with the CLI is recorded with who ran it, when, and the
+//! command line; `postdesk audit` lists it.
 
 use super::{CliResult, open_read_only, output, print_out};
-use crate::App;
 use crate::config::Config;
-use crate::store::AuditEntry;
+use crate::store::{AuditEntry, Store};
+use std::sync::OnceLock;
+
+/// The agent named with `--as`, for the log: set once, by `main`, before
+/// the command runs (who runs a command is a fact of the process, like its
+/// arguments, which the log records too).
+static ACTING_AGENT: OnceLock<String> = OnceLock::new();
+
+/// Records that this process acts as an agent (`--as`).
+pub fn set_acting_agent(email: &str) {
+    let _ = ACTING_AGENT.set(email.to_string());
+}
+
+/// Who runs this command, for the log and the tickets' history: the agent
+/// of `--as` (and the system user behind them), else the system user.
+pub fn operator() -> String {
+    match ACTING_AGENT.get() {
+        Some(agent) => format!("{agent} (system user {})", system_user()),
+        None => system_user(),
+    }
+}
 
 /// Records one administrative change.
-pub async fn record(app: &App, action: &str, target: &str) -> CliResult<()> {
+pub async fn record(store: &Store, action: &str, target: &str) -> CliResult<()> {
     let command: Vec<String> = std::env::args().skip(1).collect();
-    app.store
+    store
         .record_audit(&AuditEntry {
             at: chrono::Utc::now(),
-            actor: system_user(),
+            actor: operator(),
             action: action.to_string(),
             target: target.to_string(),
             command: command.join(" "),

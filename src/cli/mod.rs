@@ -23,6 +23,7 @@ pub mod status;
 pub mod ticket;
 
 use crate::config::{Config, ConfigError};
+use crate::domain::permission::{self, Actor, AgentRole, Denied};
 use crate::store::{Store, StoreError};
 use crate::{App, AppError};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -56,6 +57,9 @@ pub enum CliError {
     /// The command ran and could not do its work, for the reason given.
     #[error("{0}")]
     Failed(String),
+    /// `--as AGENT` and the agent may not do this.
+    #[error("{0}")]
+    Denied(#[from] Denied),
 }
 
 impl CliError {
@@ -112,6 +116,69 @@ pub async fn open_for_writing(config: Config) -> CliResult<Arc<App>> {
 /// is an error that says to run `postdesk migrate`.
 pub async fn open_read_only(config: &Config) -> CliResult<Store> {
     Ok(Store::connect_read_only(&config.database_url()).await?)
+}
+
+/// Who runs a command. Whoever can read the data directory can do
+/// anything (the database is theirs), so the command line acts as the
+/// server's administrator; `--as AGENT` narrows a command to what that
+/// agent may do (for delegated shells and scripts), and the audit log
+/// names the agent.
+#[derive(Debug, Clone, Default)]
+pub struct Operator {
+    /// The agent named with `--as`, with their role and queues.
+    pub agent: Option<Actor>,
+}
+
+impl Operator {
+    /// Looks up `--as AGENT` (an active agent; the address, any case).
+    pub async fn resolve(config: &Config, acting_as: Option<&str>) -> CliResult<Operator> {
+        let Some(email) = acting_as else {
+            return Ok(Operator::default());
+        };
+        let store = open_read_only(config).await?;
+        let agent = store.login_agent(email).await?;
+        store.close().await;
+        match agent {
+            Some(agent) => Ok(Operator {
+                agent: Some(agent.actor()),
+            }),
+            None => Err(CliError::Invalid(format!(
+                "--as {email}: no active agent with this address"
+            ))),
+        }
+    }
+
+    /// Refuses unless the operator may manage agents, queues and rules.
+    pub fn administer(&self, what: &str) -> CliResult<()> {
+        match &self.agent {
+            Some(agent) => Ok(permission::may_administer(agent, what)?),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses unless the operator may read the reports.
+    pub fn read_reports(&self) -> CliResult<()> {
+        match &self.agent {
+            Some(agent) => Ok(permission::may_read_reports(agent)?),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses a ticket outside the operator's queues.
+    pub fn see_ticket(&self, number: i64, queue: &str) -> CliResult<()> {
+        match &self.agent {
+            Some(agent) => Ok(permission::may_act_on_ticket(agent, number, queue)?),
+            None => Ok(()),
+        }
+    }
+
+    /// The queues the operator sees; None: every queue.
+    pub fn queues(&self) -> Option<&[String]> {
+        self.agent
+            .as_ref()
+            .filter(|a| a.role != AgentRole::Admin)
+            .map(|a| a.queues.as_slice())
+    }
 }
 
 /// Prints `value` as pretty JSON, or `text()` for people.

@@ -7,6 +7,7 @@ use super::search::{Found, IndexStatus, Rebuilt};
 use super::serve::Welcome;
 use super::sla::SlaReportLine;
 use super::ticket::TicketView;
+use crate::domain::permission::AgentRole;
 use crate::import::ImportSummary;
 use crate::store::{Agent, MessageRecord, OutboundItem, Queue, Ticket};
 use chrono::{DateTime, Utc};
@@ -120,18 +121,23 @@ pub fn queue_table(queues: &[Queue]) -> String {
 
 pub fn agent_table(agents: &[Agent]) -> String {
     table(
-        &["EMAIL", "NAME", "ROLE", "QUEUES"],
+        &["EMAIL", "NAME", "ROLE", "QUEUES", "STATE"],
         agents
             .iter()
             .map(|a| {
                 vec![
                     a.email.clone(),
                     a.name.clone(),
-                    if a.is_admin { "admin" } else { "agent" }.to_string(),
-                    if a.is_admin {
+                    a.role.to_string(),
+                    if a.role == AgentRole::Admin {
                         "(all)".to_string()
                     } else {
                         a.queues.join(", ")
+                    },
+                    match (a.removed_at, a.disabled) {
+                        (Some(at), _) => format!("removed {}", at.format("%Y-%m-%d")),
+                        (None, true) => "disabled".to_string(),
+                        (None, false) => "active".to_string(),
                     },
                 ]
             })

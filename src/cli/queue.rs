@@ -10,7 +10,7 @@ pub async fn add(config: Config, name: &str, address: &str) -> CliResult<()> {
     let app = open_for_writing(config).await?;
     let queue = app.store.upsert_queue(name, &address).await?;
     super::audit::record(
-        &app,
+        &app.store,
         "queue add",
         &format!("{} <{}>", queue.name, queue.address),
     )

@@ -4,7 +4,7 @@
 use super::{CliError, CliResult, open_read_only, output, print_line, print_out};
 use crate::config::Config;
 use crate::domain::automation::TicketSnapshot;
-use crate::rules::{self, AutoReply, Rules};
+use crate::rules::{self, AutoReply, Rules, RulesHandle};
 use crate::server::PID_FILE;
 use crate::store::{Queue, Store, StoreError};
 use chrono::{DateTime, Utc};
@@ -212,9 +212,13 @@ impl RulesTest {
 
 /// Checks the configured rules file, then asks the running server to load
 /// it (SIGHUP to the pid in DATA_DIR/postdesk.pid).
-pub fn reload(config: &Config) -> CliResult<()> {
+/// Recorded in the audit log with the file's digest, so that "which rules
+/// were in force" has an answer.
+pub async fn reload(config: &Config) -> CliResult<()> {
     let path = rules_file(config, None)?;
     Rules::load(&path)?;
+    let digest = RulesHandle::file_digest(&path)
+        .map_err(CliError::io(format!("cannot read {}", path.display())))?;
     let pid_file = config.data_dir.join(PID_FILE);
     let pid = std::fs::read_to_string(&pid_file).map_err(CliError::io(format!(
         "no running server: cannot read {}",
@@ -234,6 +238,14 @@ pub fn reload(config: &Config) -> CliResult<()> {
             pid_file.display()
         )));
     }
+    let store = crate::store::Store::connect(&config.database_url()).await?;
+    super::audit::record(
+        &store,
+        "rules reload",
+        &format!("{} sha256 {digest}", path.display()),
+    )
+    .await?;
+    store.close().await;
     print_line(format_args!(
         "{}: ok; server (pid {pid}) asked to reload it",
         path.display()

@@ -6,7 +6,7 @@
 //! (search) or asks the server to rebuild and follows its progress
 //! (reindex). Without a server the command takes the lock itself.
 
-use super::{CliResult, open_read_only, output, print_out, progress_bar};
+use super::{CliResult, Operator, open_read_only, output, print_out, progress_bar};
 use crate::config::Config;
 use crate::domain::ticket::Status;
 use crate::search::indexer::{self, Indexer};
@@ -19,15 +19,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// `postdesk search QUERY`: the best tickets first.
+/// Run `--as` an agent, only their queues' tickets are found.
 pub async fn search(
     config: &Config,
+    operator: &Operator,
     query: &str,
     limit: usize,
     put_aside: bool,
     json: bool,
 ) -> CliResult<()> {
     let store = open_read_only(config).await?;
-    let found = find(&config.data_dir, &store, query, limit, put_aside, !json).await?;
+    let scope = Scope {
+        limit,
+        put_aside,
+        queues: operator.queues().map(<[String]>::to_vec),
+    };
+    let found = find(&config.data_dir, &store, query, scope, !json).await?;
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
     print_out(json, &found, || output::search_results(&found, terminal))
 }
@@ -86,12 +93,21 @@ fn open(data_dir: &Path) -> CliResult<Arc<SearchIndex>, SearchError> {
 
 /// Searches; without a server, first brings the index up to date
 /// (`progress` shows a bar when that is a long way).
+/// Which tickets a search may return, and how many.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub limit: usize,
+    /// Include spam, trash and postdesk's own notes.
+    pub put_aside: bool,
+    /// Only these queues' tickets; None: every queue.
+    pub queues: Option<Vec<String>>,
+}
+
 pub async fn find(
     data_dir: &Path,
     store: &Store,
     query: &str,
-    limit: usize,
-    put_aside: bool,
+    scope: Scope,
     progress: bool,
 ) -> CliResult<Vec<Found>, SearchError> {
     // Parse first: a typo is reported before any work.
@@ -107,9 +123,16 @@ pub async fn find(
     let hits = {
         let index = index.clone();
         let query = query.to_string();
-        tokio::task::spawn_blocking(move || index.search(&query, limit, put_aside))
-            .await
-            .map_err(|err| SearchError::Task(err.to_string()))??
+        tokio::task::spawn_blocking(move || {
+            index.search(
+                &query,
+                scope.limit,
+                scope.put_aside,
+                scope.queues.as_deref(),
+            )
+        })
+        .await
+        .map_err(|err| SearchError::Task(err.to_string()))??
     };
     let mut found = Vec::with_capacity(hits.len());
     for TicketHit {

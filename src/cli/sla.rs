@@ -1,6 +1,6 @@
 //! `postdesk sla report`: read-only.
 
-use super::{CliResult, open_read_only, output, print_out};
+use super::{CliResult, Operator, open_read_only, output, print_out};
 use crate::config::Config;
 use crate::domain::sla::SlaReportRow;
 use crate::rules::{Rules, RulesHandle, calendar::Calendar};
@@ -51,7 +51,8 @@ impl SlaReportLine {
     }
 }
 
-pub async fn report(config: &Config, json: bool) -> CliResult<()> {
+/// Run `--as` a lead, only their queues.
+pub async fn report(config: &Config, operator: &Operator, json: bool) -> CliResult<()> {
     let store = open_read_only(config).await?;
     // As a CLI command always did: a rules file with mistakes is logged and
     // the report measures on plain clock time.
@@ -60,6 +61,11 @@ pub async fn report(config: &Config, json: bool) -> CliResult<()> {
         .sla_report()
         .await?
         .into_iter()
+        .filter(|row| {
+            operator
+                .queues()
+                .is_none_or(|queues| queues.iter().any(|q| q.eq_ignore_ascii_case(&row.queue)))
+        })
         .map(|row| SlaReportLine::from_store(row, &rules))
         .collect();
     print_out(json, &lines, || output::sla_report_table(&lines))

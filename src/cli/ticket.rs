@@ -1,13 +1,24 @@
-//! `postdesk ticket list|show|export`: read-only.
+//! `postdesk ticket list|show|export` (read-only) and `ticket set` (the
+//! one ticket-change operation, as the operator: `--as AGENT` applies the
+//! agent's permissions).
 
-use super::{CliError, CliResult, open_read_only, output, print_out};
+use super::{
+    CliError, CliResult, Operator, open_for_writing, open_read_only, output, print_line, print_out,
+};
 use crate::config::Config;
+use crate::domain::change::{ChangeRequest, TicketChange};
 use crate::store::{Event, MessageRecord, Store, StoreError, Ticket, TicketFilter};
 use serde::Serialize;
 use std::io::Write;
 
-pub async fn list(config: &Config, filter: TicketFilter, json: bool) -> CliResult<()> {
+pub async fn list(
+    config: &Config,
+    operator: &Operator,
+    mut filter: TicketFilter,
+    json: bool,
+) -> CliResult<()> {
     let store = open_read_only(config).await?;
+    filter.within = operator.queues().map(<[String]>::to_vec);
     let tickets = store.tickets(&filter).await?;
     print_out(json, &tickets, || output::ticket_table(&tickets))
 }
@@ -31,17 +42,18 @@ impl TicketView {
     }
 }
 
-pub async fn show(config: &Config, number: i64, json: bool) -> CliResult<()> {
+pub async fn show(config: &Config, operator: &Operator, number: i64, json: bool) -> CliResult<()> {
     let store = open_read_only(config).await?;
+    operator.see_ticket(number, &store.ticket(number).await?.queue)?;
     let view = TicketView::load(&store, number).await?;
     print_out(json, &view, || output::ticket_view(&view))
 }
 
 /// Writes a ticket's messages to standard output as an mboxrd file, one
 /// message at a time.
-pub async fn export(config: &Config, number: i64) -> CliResult<()> {
+pub async fn export(config: &Config, operator: &Operator, number: i64) -> CliResult<()> {
     let store = open_read_only(config).await?;
-    store.ticket(number).await?;
+    operator.see_ticket(number, &store.ticket(number).await?.queue)?;
     let mut out = std::io::stdout().lock();
     for message in store.ticket_messages(number).await? {
         let raw = store.raw_message(message.id).await?;
@@ -49,4 +61,73 @@ pub async fn export(config: &Config, number: i64) -> CliResult<()> {
         out.write_all(&entry).map_err(CliError::io("export"))?;
     }
     out.flush().map_err(CliError::io("export"))
+}
+
+/// What `ticket set` asks: a [`TicketChange`] whose owner is still an
+/// address (`nobody` for none).
+pub struct TicketEdit {
+    pub change: TicketChange,
+    pub owner: Option<String>,
+}
+
+/// `postdesk ticket set NUMBER …`: changes a ticket as the mail commands
+/// and IMAP moves do, recorded in its history with the operator's name.
+pub async fn set(
+    config: Config,
+    operator: &Operator,
+    number: i64,
+    edit: TicketEdit,
+) -> CliResult<()> {
+    let app = open_for_writing(config).await?;
+    let mut change = edit.change;
+    if let Some(owner) = edit.owner {
+        change.owner = Some(if owner.eq_ignore_ascii_case("nobody") {
+            None
+        } else {
+            let wanted = crate::domain::address::normalize(&owner);
+            let agents = app.store.agents().await?;
+            let agent = agents
+                .iter()
+                .find(|a| a.email.eq_ignore_ascii_case(&wanted) && a.removed_at.is_none())
+                .ok_or_else(|| CliError::Invalid(format!("no agent {wanted}")))?;
+            Some(agent.id)
+        });
+    }
+    if let Some(queue) = &change.queue {
+        change.queue = Some(app.store.queue_by_name(queue).await?.name);
+    }
+    if change.is_empty() {
+        return Err(CliError::Invalid(
+            "nothing to change: give --status, --priority, --owner, --queue, --tag or --untag"
+                .into(),
+        ));
+    }
+    let now = chrono::Utc::now();
+    let request = match &operator.agent {
+        Some(agent) => {
+            // The ticket's queue is not named to an agent outside it.
+            let ticket = app.store.ticket(number).await?;
+            operator.see_ticket(number, &ticket.queue)?;
+            ChangeRequest::asked(change, "postdesk ticket set", agent, now)
+        }
+        None => ChangeRequest::administrative(
+            change,
+            "postdesk ticket set",
+            super::audit::operator(),
+            now,
+        ),
+    };
+    let done = app
+        .store
+        .change_ticket(number, &request)
+        .await
+        .map_err(|err| match err {
+            StoreError::Denied(why) => CliError::Denied(why),
+            other => other.into(),
+        })?;
+    if done.is_empty() {
+        print_line(format_args!("ticket #{number}: nothing changed"))
+    } else {
+        print_line(format_args!("ticket #{number}: {}", done.join(", ")))
+    }
 }

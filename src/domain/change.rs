@@ -13,6 +13,7 @@
 //! forgetting the SLA pause bookkeeping, another its own UPDATE) cannot
 //! happen, and every rule is unit-tested without a database.
 
+use super::permission::{self, Actor, Asked, Assignee, Denied, Ownership};
 use super::sla::SlaStart;
 use super::threading;
 use super::ticket::{Disposition, EventKind, NewEvent, Priority, Status};
@@ -96,21 +97,45 @@ pub struct ChangeRequest {
     pub cause: Cause,
     /// Who made it, for the history ("alice@example.com", "smtp", "rules").
     pub actor: String,
+    /// The agent whose request this is: [`plan_change`] refuses what
+    /// [`permission::may_change`] does not allow them. None: postdesk
+    /// itself (rules, escalations, mail arriving) or an administrator at
+    /// the server's command line.
+    pub agent: Option<Actor>,
     pub at: DateTime<Utc>,
 }
 
 impl ChangeRequest {
-    /// A change an agent or administrator asked for.
+    /// A change an agent asked for (IMAP move or flags, mail command, the
+    /// command line run as the agent): checked against their permissions.
     pub fn asked(
         change: TicketChange,
         why: impl Into<String>,
-        actor: impl Into<String>,
+        agent: &Actor,
         at: DateTime<Utc>,
     ) -> ChangeRequest {
         ChangeRequest {
             change,
             cause: Cause::Asked(why.into()),
-            actor: actor.into(),
+            actor: agent.email.clone(),
+            agent: Some(agent.clone()),
+            at,
+        }
+    }
+
+    /// A change the server's administrator makes (`postdesk agent remove`
+    /// handing the agent's tickets back): no agent's permissions apply.
+    pub fn administrative(
+        change: TicketChange,
+        why: impl Into<String>,
+        who: impl Into<String>,
+        at: DateTime<Utc>,
+    ) -> ChangeRequest {
+        ChangeRequest {
+            change,
+            cause: Cause::Asked(why.into()),
+            actor: who.into(),
+            agent: None,
             at,
         }
     }
@@ -141,9 +166,9 @@ pub struct TicketState {
 pub struct ChangeFacts {
     /// The id of the queue the change names, if it exists.
     pub queue_id: Option<i64>,
-    /// The address of the agent the change makes owner (for the history;
-    /// None when there is no such agent any more).
-    pub owner_email: Option<String>,
+    /// The agent the change makes owner (for the history and the
+    /// permission check; None when there is no such agent).
+    pub owner: Option<Assignee>,
 }
 
 /// One column of `tickets` and the value the plan gives it.
@@ -238,6 +263,9 @@ impl Opening {
 pub enum ChangeError {
     #[error("no queue '{0}'")]
     NoQueue(String),
+    /// The agent asking may not make this change.
+    #[error("{0}")]
+    Denied(Denied),
 }
 
 /// Decides what a request does to a ticket as it is now.
@@ -248,6 +276,17 @@ pub fn plan_change(
 ) -> Result<ChangePlan, ChangeError> {
     let now = request.at;
     let change = &request.change;
+    if let Some(agent) = &request.agent {
+        let asked = Asked {
+            number: current.number,
+            queue: &current.queue,
+            ownership: Ownership::of(current.owner, agent),
+            new_queue: change.queue.as_deref().filter(|q| *q != current.queue),
+            new_owner: change.owner.filter(|o| *o != current.owner),
+            assignee: facts.owner.as_ref(),
+        };
+        permission::may_change(agent, asked).map_err(ChangeError::Denied)?;
+    }
     let mut plan = ChangePlan {
         number: current.number,
         ..ChangePlan::default()
@@ -318,9 +357,9 @@ pub fn plan_change(
         && o != current.owner
     {
         plan.set(Column::OwnerId(o));
-        let name = match (o, &facts.owner_email) {
+        let name = match (o, &facts.owner) {
             (None, _) => "nobody".to_string(),
-            (Some(_), Some(email)) => email.clone(),
+            (Some(_), Some(owner)) => owner.email.clone(),
             (Some(id), None) => format!("agent {id}"),
         };
         plan.done.push(format!("owner → {name}"));
@@ -487,6 +526,7 @@ pub fn plan_change(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::permission::AgentRole;
     use chrono::{Duration, TimeZone};
 
     fn at(hour: u32) -> DateTime<Utc> {
@@ -513,11 +553,30 @@ mod tests {
         }
     }
 
+    fn alice(role: AgentRole) -> Actor {
+        Actor {
+            id: 1,
+            email: "alice@desk.test".into(),
+            role,
+            queues: vec!["support".into()],
+        }
+    }
+
+    fn assignee(id: i64, email: &str, queues: &[&str]) -> Assignee {
+        Assignee {
+            id,
+            email: email.into(),
+            role: AgentRole::Agent,
+            queues: queues.iter().map(|q| q.to_string()).collect(),
+            active: true,
+        }
+    }
+
     fn asked(change: TicketChange) -> ChangeRequest {
         ChangeRequest::asked(
             change,
             "moved to Closed over IMAP",
-            "alice@desk.test",
+            &alice(AgentRole::Admin),
             at(10),
         )
     }
@@ -615,7 +674,7 @@ mod tests {
         });
         let facts = ChangeFacts {
             queue_id: Some(2),
-            owner_email: Some("bob@desk.test".into()),
+            owner: Some(assignee(3, "bob@desk.test", &["billing"])),
         };
         let planned = plan_change(&current, &request, &facts).unwrap_or_default();
         assert_eq!(
@@ -666,6 +725,7 @@ mod tests {
                 waits: true,
             },
             actor: "smtp".into(),
+            agent: None,
             at: at(10),
         };
         let reopened = plan(&closed, &request);
@@ -710,6 +770,7 @@ mod tests {
                 new_ticket: false,
             },
             actor: "alice@desk.test".into(),
+            agent: None,
             at: at(10),
         };
         let mut current = ticket(Status::New);
@@ -718,7 +779,7 @@ mod tests {
             &current,
             &request,
             &ChangeFacts {
-                owner_email: Some("alice@desk.test".into()),
+                owner: Some(assignee(4, "alice@desk.test", &["support"])),
                 ..ChangeFacts::default()
             },
         )
@@ -759,6 +820,7 @@ mod tests {
                 problems: vec!["owner x not set: no such agent".into()],
             },
             actor: "escalation 'late'".into(),
+            agent: None,
             at: at(10),
         };
         let fired = plan(&ticket(Status::Open), &request);
@@ -803,6 +865,7 @@ mod tests {
                 lines: vec!["rule 'vip': priority high".into()],
             },
             actor: "rules".into(),
+            agent: None,
             at: at(10),
         };
         let mut current = ticket(Status::New);
@@ -831,6 +894,7 @@ mod tests {
                 detail: "delivery status report".into(),
             },
             actor: "smtp".into(),
+            agent: None,
             at: at(10),
         };
         let mut tagged = ticket(Status::Open);
@@ -839,5 +903,52 @@ mod tests {
         assert!(again.add_tags.is_empty());
         assert_eq!(again.events.len(), 1);
         assert_eq!(again.events[0].kind, EventKind::DeliveryReport);
+    }
+
+    #[test]
+    fn an_agents_request_is_checked_before_anything_is_planned() {
+        let current = TicketState {
+            owner: Some(9),
+            ..ticket(Status::Open)
+        };
+        let grab = TicketChange {
+            owner: Some(Some(1)),
+            ..TicketChange::default()
+        };
+        let facts = ChangeFacts {
+            owner: Some(assignee(1, "alice@desk.test", &["support"])),
+            ..ChangeFacts::default()
+        };
+        let by = |role| ChangeRequest::asked(grab.clone(), "moved to INBOX", &alice(role), at(10));
+        assert_eq!(
+            plan_change(&current, &by(AgentRole::Agent), &facts),
+            Err(ChangeError::Denied(Denied::OwnedByColleague(
+                current.number
+            )))
+        );
+        assert!(plan_change(&current, &by(AgentRole::Lead), &facts).is_ok());
+        let elsewhere = TicketState {
+            queue: "security".into(),
+            ..current.clone()
+        };
+        let close = ChangeRequest::asked(
+            TicketChange {
+                status: Some(Status::Closed),
+                ..TicketChange::default()
+            },
+            "moved to Closed",
+            &alice(AgentRole::Lead),
+            at(10),
+        );
+        assert_eq!(
+            plan_change(&elsewhere, &close, &facts),
+            Err(ChangeError::Denied(Denied::TicketNotYours(current.number)))
+        );
+        // postdesk's own changes (rules, escalations) are not an agent's.
+        let rules = ChangeRequest {
+            agent: None,
+            ..close
+        };
+        assert!(plan_change(&elsewhere, &rules, &facts).is_ok());
     }
 }

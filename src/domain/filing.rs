@@ -182,6 +182,7 @@ pub fn place_bounce(
             change,
             cause: Cause::DeliveryReport { detail },
             actor: request.actor.clone(),
+            agent: None,
             at: m.received_at,
         },
     ))
@@ -208,6 +209,7 @@ pub fn join_change(request: &InboundRequest, placement: &Placement) -> Option<Ch
             waits: matches!(request.kind, InboundKind::Customer),
         },
         actor: request.actor.clone(),
+        agent: None,
         at: request.message.received_at,
     })
 }
@@ -311,6 +313,7 @@ pub fn rules_change(
         change,
         cause: Cause::Rules { lines },
         actor: "rules".to_string(),
+        agent: None,
         at,
     })
 }

@@ -9,7 +9,8 @@ use super::mailboxes::mailbox_name;
 use super::response::uid_set;
 use super::selected::Selected;
 use super::session::{ImapSession, LoggedIn, Reply};
-use crate::domain::change::ChangeRequest;
+use crate::domain::change::{ChangeRequest, TicketChange};
+use crate::domain::permission::{self, Asked, Assignee, Ownership};
 use crate::store::{Member, MessageRef, StorageItem, StoreError};
 use imap_codec::imap_types::mailbox::Mailbox as ImapMailbox;
 use imap_codec::imap_types::sequence::SequenceSet;
@@ -73,23 +74,19 @@ impl ImapSession {
                     "[CANNOT] Only tickets' messages go into views; this is a message of your own",
                 );
             }
-            let tickets = match self.ticket_numbers_visible(login, &ids).await {
+            let tickets = match self.tickets_to_change(login, &ids, &change).await {
                 Ok(tickets) => tickets,
                 Err(reply) => return reply,
             };
             let cause = format!("moved to {} over IMAP", folder.name());
+            let actor = agent.actor();
             for ticket in &tickets {
                 if let Err(err) = self
                     .app
                     .store
                     .change_ticket(
                         *ticket,
-                        &ChangeRequest::asked(
-                            change.clone(),
-                            &cause,
-                            &agent.email,
-                            chrono::Utc::now(),
-                        ),
+                        &ChangeRequest::asked(change.clone(), &cause, &actor, chrono::Utc::now()),
                     )
                     .await
                 {
@@ -161,14 +158,17 @@ impl ImapSession {
         }
     }
 
-    /// The tickets of these messages, refusing any the agent may not see
-    /// (a personal copy of a message from a queue they have since left).
-    async fn ticket_numbers_visible(
+    /// The tickets of these messages, all of which the agent may make this
+    /// change to: checked before any is changed, so that a MOVE of several
+    /// tickets does all or nothing. (The change itself is checked again
+    /// where it is planned.)
+    async fn tickets_to_change(
         &self,
         login: &LoggedIn,
         messages: &[i64],
+        change: &TicketChange,
     ) -> Result<BTreeSet<i64>, Reply> {
-        let agent = &login.agent;
+        let actor = login.agent.actor();
         let tickets = self
             .app
             .store
@@ -182,21 +182,39 @@ impl ImapSession {
             };
             numbers.insert(*ticket);
         }
-        if !agent.is_admin {
-            for number in &numbers {
-                let ticket = self
-                    .app
-                    .store
-                    .ticket(*number)
-                    .await
-                    .map_err(|e: StoreError| Reply::from(e))?;
-                if !agent.queues.contains(&ticket.queue) {
-                    return Err(Reply::no(format!(
-                        "[NOPERM] Ticket #{number} is in queue {}, which you cannot see",
-                        ticket.queue
-                    )));
-                }
-            }
+        // Taking a ticket makes the agent its owner: they are the assignee.
+        let me = Assignee {
+            id: actor.id,
+            email: actor.email.clone(),
+            role: actor.role,
+            queues: actor.queues.clone(),
+            active: true,
+        };
+        for number in &numbers {
+            let ticket = self
+                .app
+                .store
+                .ticket(*number)
+                .await
+                .map_err(|e: StoreError| Reply::from(e))?;
+            let ownership = Ownership::of_email(ticket.owner.as_deref(), &actor);
+            let new_owner = change.owner.filter(|owner| match owner {
+                None => ownership != Ownership::Nobody,
+                Some(id) => *id != actor.id || ownership != Ownership::TheActor,
+            });
+            let asked = Asked {
+                number: *number,
+                queue: &ticket.queue,
+                ownership,
+                new_queue: change
+                    .queue
+                    .as_deref()
+                    .filter(|q| !q.eq_ignore_ascii_case(&ticket.queue)),
+                new_owner,
+                assignee: Some(&me),
+            };
+            permission::may_change(&actor, asked)
+                .map_err(|why| Reply::no(format!("[NOPERM] {why}")))?;
         }
         Ok(numbers)
     }

@@ -8,6 +8,7 @@ use super::framing::Framer;
 use super::selected::Selected;
 use super::slots::{AgentSlot, AgentSlots};
 use crate::App;
+use crate::domain::permission::AgentRole;
 use crate::domain::views::Folder;
 use crate::net::{self, Shutdown, Stream};
 use crate::store::{Change, LoginAgent, StoreError, Viewer};
@@ -99,7 +100,7 @@ impl LoggedIn {
     pub fn viewer(&self) -> Viewer {
         Viewer {
             agent_id: self.agent.id,
-            is_admin: self.agent.is_admin,
+            sees_every_queue: self.agent.role == AgentRole::Admin,
         }
     }
 

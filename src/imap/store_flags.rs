@@ -238,7 +238,7 @@ impl ImapSession {
                     &ChangeRequest::asked(
                         change,
                         "flags changed over IMAP",
-                        &agent.email,
+                        &agent.actor(),
                         chrono::Utc::now(),
                     ),
                 )

@@ -844,6 +844,14 @@ impl RulesHandle {
 
     /// Reads the file again; a file with mistakes is refused and the rules
     /// in force stay.
+    /// The SHA-256 of a rules file's bytes (hex), for the audit log: which
+    /// version of the file was checked or loaded.
+    pub fn file_digest(path: &std::path::Path) -> std::io::Result<String> {
+        let bytes = std::fs::read(path)?;
+        let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
+        Ok(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect())
+    }
+
     pub fn reload(&self) -> Result<Arc<Rules>, RulesError> {
         let Some(path) = &self.path else {
             return Ok(self.current());

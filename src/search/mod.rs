@@ -211,15 +211,35 @@ impl SearchIndex {
     /// The best `limit` tickets for a query in the language of [`query`],
     /// each with its best message and a snippet of it. Tickets put aside
     /// as spam or trash, and postdesk's own notes, are left out unless
-    /// `put_aside` is set.
+    /// `put_aside` is set. `queues`: only tickets of these queues (an
+    /// agent's search); None: every queue.
     pub fn search(
         &self,
         text: &str,
         limit: usize,
         put_aside: bool,
+        queues: Option<&[String]>,
     ) -> Result<Vec<TicketHit>, SearchError> {
         let node = query::parse(text)?;
         let mut query = self.compile(&node);
+        if let Some(queues) = queues {
+            let any_of: Vec<(Occur, Box<dyn Query>)> = queues
+                .iter()
+                .map(|q| {
+                    (
+                        Occur::Should,
+                        self.keyword_query(self.fields.queue, &q.to_lowercase()),
+                    )
+                })
+                .collect();
+            if any_of.is_empty() {
+                return Ok(Vec::new());
+            }
+            query = Box::new(BooleanQuery::new(vec![
+                (Occur::Must, query),
+                (Occur::Must, Box::new(BooleanQuery::new(any_of))),
+            ]));
+        }
         if !put_aside {
             query = Box::new(BooleanQuery::new(vec![
                 (Occur::Must, query),

@@ -1,6 +1,8 @@
 //! Queues and agents.
 
-use super::{Result, Store, StoreError, dispatch, dispatch_read};
+use super::{Change, Result, Store, StoreError, dispatch, dispatch_read, on_tx};
+use crate::domain::change::{ChangeRequest, TicketChange};
+use crate::domain::permission::{AgentRole, Assignee};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
@@ -17,11 +19,42 @@ pub struct Agent {
     pub id: i64,
     pub email: String,
     pub name: String,
-    pub is_admin: bool,
+    pub role: AgentRole,
     pub queues: Vec<String>,
     pub created_at: DateTime<Utc>,
+    /// Refused at login until enabled again.
+    pub disabled: bool,
+    /// Removed: kept for the history, never active again.
+    pub removed_at: Option<DateTime<Utc>>,
     #[serde(skip)]
     pub password_hash: String,
+}
+
+impl Agent {
+    /// May be given tickets: neither disabled nor removed.
+    pub fn is_active(&self) -> bool {
+        !self.disabled && self.removed_at.is_none()
+    }
+
+    /// The agent as a new owner, for the permission check.
+    pub fn as_assignee(&self) -> Assignee {
+        Assignee {
+            id: self.id,
+            email: self.email.clone(),
+            role: self.role,
+            queues: self.queues.clone(),
+            active: self.is_active(),
+        }
+    }
+}
+
+/// What `agent set` changes; `None` leaves it.
+#[derive(Debug, Clone, Default)]
+pub struct AgentUpdate {
+    pub name: Option<String>,
+    pub role: Option<AgentRole>,
+    /// Replaces the agent's queues.
+    pub queues: Option<Vec<Queue>>,
 }
 
 impl Store {
@@ -90,7 +123,7 @@ impl Store {
         email: &str,
         name: &str,
         password_hash: &str,
-        is_admin: bool,
+        role: AgentRole,
         queues: &[Queue],
     ) -> Result<i64> {
         let now = Utc::now();
@@ -100,13 +133,13 @@ impl Store {
             dispatch!(self, |pool| {
                 let mut tx = pool.begin().await?;
                 let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO agents (email, name, password_hash, is_admin, created_at)
+                    "INSERT INTO agents (email, name, password_hash, role, created_at)
                      VALUES ($1, $2, $3, $4, $5) RETURNING id",
                 )
                 .bind(email)
                 .bind(name)
                 .bind(password_hash)
-                .bind(is_admin)
+                .bind(role.as_str())
                 .bind(now)
                 .fetch_one(&mut *tx)
                 .await?;
@@ -124,7 +157,10 @@ impl Store {
         .await;
         result.map_err(|err| {
             if err.is_unique_violation() {
-                StoreError::Conflict(format!("an agent {email} already exists"))
+                StoreError::Conflict(format!(
+                    "an agent {email} already exists (a removed agent's address stays theirs, \
+                     so that the history keeps its name)"
+                ))
             } else {
                 err
             }
@@ -150,7 +186,8 @@ impl Store {
     pub async fn agents(&self) -> Result<Vec<Agent>> {
         dispatch_read!(self, |pool| {
             let rows = sqlx::query(
-                "SELECT id, email, name, password_hash, is_admin, created_at FROM agents ORDER BY email",
+                "SELECT id, email, name, password_hash, role, created_at, disabled, removed_at
+                 FROM agents ORDER BY email",
             )
             .fetch_all(pool)
             .await?;
@@ -173,9 +210,11 @@ impl Store {
                     id,
                     email: row.try_get("email")?,
                     name: row.try_get("name")?,
-                    is_admin: row.try_get("is_admin")?,
+                    role: super::parse_column(&row.try_get::<String, _>("role")?, "role")?,
                     queues,
                     created_at: row.try_get("created_at")?,
+                    disabled: row.try_get("disabled")?,
+                    removed_at: row.try_get("removed_at")?,
                     password_hash: row.try_get("password_hash")?,
                 });
             }
@@ -254,6 +293,112 @@ impl Store {
         agent_changed(changed, email)
     }
 
+    /// Changes an agent's name, role or queues. A new role or new queues
+    /// end the agent's open sessions (the epoch moves), so that every
+    /// session works with what the agent may do now; a client logs in
+    /// again at once.
+    pub async fn update_agent(&self, email: &str, update: &AgentUpdate) -> Result<()> {
+        let ends_sessions = update.role.is_some() || update.queues.is_some();
+        let mut tx = self.begin().await?;
+        let id: Option<i64> = on_tx!(&mut tx, |conn| {
+            sqlx::query_scalar(
+                "SELECT id FROM agents WHERE LOWER(email) = LOWER($1) AND removed_at IS NULL",
+            )
+            .bind(email)
+            .fetch_optional(&mut *conn)
+            .await?
+        });
+        let Some(id) = id else {
+            return Err(StoreError::NotFound(format!("no agent {email}")));
+        };
+        let role = update.role.map(AgentRole::as_str);
+        on_tx!(&mut tx, |conn| {
+            sqlx::query(
+                "UPDATE agents SET name = COALESCE($1, name), role = COALESCE($2, role),
+                 sessions_epoch = sessions_epoch + $3 WHERE id = $4",
+            )
+            .bind(update.name.as_deref())
+            .bind(role)
+            .bind(i64::from(ends_sessions))
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+            if let Some(queues) = &update.queues {
+                sqlx::query("DELETE FROM agent_queues WHERE agent_id = $1")
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+                for queue in queues {
+                    sqlx::query("INSERT INTO agent_queues (agent_id, queue_id) VALUES ($1, $2)")
+                        .bind(id)
+                        .bind(queue.id)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+            }
+        });
+        tx.commit().await?;
+        self.announce(Change::External);
+        Ok(())
+    }
+
+    /// Removes an agent: they can never log in again, their open sessions
+    /// end, they leave their queues and their open tickets go back to
+    /// Unassigned (each a ticket change by `who`, in the history). The row
+    /// stays, so that what they wrote and did keeps their name. Returns the
+    /// tickets handed back.
+    pub async fn remove_agent(&self, email: &str, who: &str) -> Result<Vec<i64>> {
+        let now = Utc::now();
+        let mut tx = self.begin().await?;
+        let id: Option<i64> = on_tx!(&mut tx, |conn| {
+            sqlx::query_scalar(
+                "SELECT id FROM agents WHERE LOWER(email) = LOWER($1) AND removed_at IS NULL",
+            )
+            .bind(email)
+            .fetch_optional(&mut *conn)
+            .await?
+        });
+        let Some(id) = id else {
+            return Err(StoreError::NotFound(format!("no agent {email}")));
+        };
+        let owned: Vec<i64> = on_tx!(&mut tx, |conn| {
+            sqlx::query(
+                "UPDATE agents SET removed_at = $1, disabled = TRUE,
+                 sessions_epoch = sessions_epoch + 1 WHERE id = $2",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query("DELETE FROM agent_queues WHERE agent_id = $1")
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query_scalar(
+                "SELECT number FROM tickets WHERE owner_id = $1
+                 AND status NOT IN ('resolved', 'closed') ORDER BY number",
+            )
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?
+        });
+        let give_back = TicketChange {
+            owner: Some(None),
+            ..TicketChange::default()
+        };
+        for number in &owned {
+            let request =
+                ChangeRequest::administrative(give_back.clone(), "agent removed", who, now);
+            tx.change_ticket(*number, &request).await?;
+        }
+        tx.commit().await?;
+        for number in &owned {
+            self.announce(Change::Ticket(*number));
+        }
+        self.announce(Change::External);
+        Ok(owned)
+    }
+
     /// Every agent's session epoch: what a running session compares with
     /// the epoch it logged in at.
     pub async fn session_epochs(&self) -> Result<std::collections::HashMap<i64, i64>> {
@@ -270,7 +415,8 @@ impl Store {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AuditEntry {
     pub at: chrono::DateTime<chrono::Utc>,
-    /// The system user who ran the command.
+    /// Who: the system user who ran the command (and the agent of `--as`),
+    /// or the server that loaded a rules file.
     pub actor: String,
     /// What was done: `agent add`, `agent disable`, `queue add`, …
     pub action: String,

@@ -189,6 +189,7 @@ async fn file_agent_mail(tx: &mut Tx, r: &AgentMailRequest) -> Result<AgentMailF
         change: TicketChange::default(),
         cause,
         actor: r.actor.clone(),
+        agent: None,
         at: r.now,
     };
     tx.change_ticket(ticket, &change).await?;

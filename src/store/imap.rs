@@ -12,6 +12,7 @@
 
 use super::events::{placeholders, rows};
 use super::{Change, Result, Store, StoreError, dispatch, dispatch_read, parse_column};
+use crate::domain::permission::{Actor, AgentRole};
 use crate::domain::ticket::{Priority, Status};
 pub use crate::domain::views::{FlagOp, join_flags};
 use crate::domain::views::{
@@ -66,7 +67,8 @@ pub struct Content {
 #[derive(Debug, Clone)]
 pub struct Viewer {
     pub agent_id: i64,
-    pub is_admin: bool,
+    /// An admin: every queue, whatever they are a member of.
+    pub sees_every_queue: bool,
 }
 
 /// An agent as IMAP and submission log them in.
@@ -75,7 +77,7 @@ pub struct LoginAgent {
     pub id: i64,
     pub email: String,
     pub name: String,
-    pub is_admin: bool,
+    pub role: AgentRole,
     pub password_hash: String,
     /// The queues this agent may see (all of them for an admin).
     pub queues: Vec<String>,
@@ -86,10 +88,12 @@ pub struct LoginAgent {
 
 impl LoginAgent {
     /// The agent as the permission checks see them.
-    pub fn actor(&self) -> crate::domain::permission::Actor<'_> {
-        crate::domain::permission::Actor {
-            is_admin: self.is_admin,
-            queues: &self.queues,
+    pub fn actor(&self) -> Actor {
+        Actor {
+            id: self.id,
+            email: self.email.clone(),
+            role: self.role,
+            queues: self.queues.clone(),
         }
     }
 }
@@ -203,16 +207,16 @@ impl Store {
     pub async fn login_agent(&self, email: &str) -> Result<Option<LoginAgent>> {
         dispatch_read!(self, |pool| {
             let row = sqlx::query(
-                "SELECT id, email, name, is_admin, password_hash, sessions_epoch FROM agents
-                 WHERE LOWER(email) = LOWER($1) AND NOT disabled",
+                "SELECT id, email, name, role, password_hash, sessions_epoch FROM agents
+                 WHERE LOWER(email) = LOWER($1) AND NOT disabled AND removed_at IS NULL",
             )
             .bind(email)
             .fetch_optional(pool)
             .await?;
             let Some(row) = row else { return Ok(None) };
             let id: i64 = row.try_get("id")?;
-            let is_admin: bool = row.try_get("is_admin")?;
-            let queues: Vec<String> = if is_admin {
+            let role: AgentRole = parse_column(&row.try_get::<String, _>("role")?, "role")?;
+            let queues: Vec<String> = if role == AgentRole::Admin {
                 sqlx::query_scalar("SELECT name FROM queues ORDER BY name")
                     .fetch_all(pool)
                     .await?
@@ -229,7 +233,7 @@ impl Store {
                 id,
                 email: row.try_get("email")?,
                 name: row.try_get("name")?,
-                is_admin,
+                role,
                 password_hash: row.try_get("password_hash")?,
                 queues,
                 epoch: row.try_get("sessions_epoch")?,
@@ -470,7 +474,7 @@ impl Store {
             );
             let wanted_rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(viewer.agent_id)
-                .bind(viewer.is_admin)
+                .bind(viewer.sees_every_queue)
                 .bind(&queue)
                 .bind(closed_since)
                 .fetch_all(&mut *tx)
@@ -481,7 +485,7 @@ impl Store {
             );
             let tag_rows: Vec<(i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .bind(viewer.agent_id)
-                .bind(viewer.is_admin)
+                .bind(viewer.sees_every_queue)
                 .bind(&queue)
                 .bind(closed_since)
                 .fetch_all(&mut *tx)

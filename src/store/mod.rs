@@ -31,7 +31,7 @@ mod sla;
 mod ticket_change;
 mod tickets;
 
-pub use admin::{Agent, AuditEntry, Queue};
+pub use admin::{Agent, AgentUpdate, AuditEntry, Queue};
 pub use agent_mail::{AgentMailFiled, AgentMailRequest, BuildAgentMail, ReplyTarget};
 pub use filing::WriterStats;
 pub use imap::{
@@ -68,6 +68,9 @@ pub enum StoreError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// An agent asked for what their role or queues do not allow.
+    #[error("{0}")]
+    Denied(crate::domain::permission::Denied),
     #[error("corrupt row: {0}")]
     Corrupt(String),
     #[error("store unavailable: {0}")]

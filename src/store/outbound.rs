@@ -206,6 +206,7 @@ impl Store {
                         detail: note.detail.clone(),
                     },
                     actor: "postdesk".to_string(),
+                    agent: None,
                     at: now,
                 };
                 tx.change_ticket(ticket, &change).await?;

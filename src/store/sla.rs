@@ -169,6 +169,7 @@ impl Store {
                     problems: firing.problems.clone(),
                 },
                 actor: format!("escalation '{}'", firing.name),
+                agent: None,
                 at: now,
             };
             let plan = tx.change_ticket(number, &request).await?;

@@ -10,6 +10,7 @@ use super::{Change, Result, RowLock, Store, StoreError, Tx, on_tx, parse_column}
 use crate::domain::change::{
     ChangeError, ChangeFacts, ChangePlan, ChangeRequest, Column, TicketState, plan_change,
 };
+use crate::domain::permission::Assignee;
 use crate::domain::ticket::{Disposition, Status};
 use chrono::{DateTime, Utc};
 use sqlx::Row;
@@ -147,19 +148,39 @@ impl Tx {
                 }
                 None => None,
             };
-            let owner_email: Option<String> = match owner {
+            let owner = match owner {
                 Some(id) => {
-                    sqlx::query_scalar("SELECT email FROM agents WHERE id = $1")
-                        .bind(id)
-                        .fetch_optional(&mut *conn)
-                        .await?
+                    let row = sqlx::query(
+                        "SELECT email, role, disabled, removed_at FROM agents WHERE id = $1",
+                    )
+                    .bind(id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    match row {
+                        Some(row) => {
+                            let queues: Vec<String> = sqlx::query_scalar(
+                                "SELECT q.name FROM agent_queues aq
+                                 JOIN queues q ON q.id = aq.queue_id WHERE aq.agent_id = $1",
+                            )
+                            .bind(id)
+                            .fetch_all(&mut *conn)
+                            .await?;
+                            let disabled: bool = row.try_get("disabled")?;
+                            let removed_at: Option<DateTime<Utc>> = row.try_get("removed_at")?;
+                            Some(Assignee {
+                                id,
+                                email: row.try_get("email")?,
+                                role: parse_column(&row.try_get::<String, _>("role")?, "role")?,
+                                queues,
+                                active: !disabled && removed_at.is_none(),
+                            })
+                        }
+                        None => None,
+                    }
                 }
                 None => None,
             };
-            Ok(ChangeFacts {
-                queue_id,
-                owner_email,
-            })
+            Ok(ChangeFacts { queue_id, owner })
         })
     }
 
@@ -243,6 +264,7 @@ impl Tx {
         let facts = self.change_facts(request).await?;
         let plan = plan_change(&current, request, &facts).map_err(|err| match err {
             ChangeError::NoQueue(_) => StoreError::NotFound(err.to_string()),
+            ChangeError::Denied(why) => StoreError::Denied(why),
         })?;
         self.execute_columns(&plan).await?;
         Ok(plan)

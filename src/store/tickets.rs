@@ -76,6 +76,8 @@ pub struct TicketFilter {
     /// Only tickets with a running SLA clock past its due time.
     pub overdue: bool,
     pub limit: Option<i64>,
+    /// Only tickets of these queues (an agent's view); None: every queue.
+    pub within: Option<Vec<String>>,
 }
 
 const TICKET_COLUMNS: &str =
@@ -166,6 +168,17 @@ impl Store {
             n += 1;
             sql.push_str(&format!(" AND (q.name = ${n} OR q.address = ${n})"));
         }
+        if let Some(within) = &filter.within {
+            if within.is_empty() {
+                return Ok(Vec::new());
+            }
+            let first = n + 1;
+            n += within.len();
+            sql.push_str(&format!(
+                " AND q.name IN ({})",
+                super::events::placeholders(first, within.len())
+            ));
+        }
         if filter.overdue {
             sql.push_str(" AND t.sla_overdue");
         }
@@ -180,6 +193,9 @@ impl Store {
                 query = query.bind(status.as_str());
             }
             if let Some(queue) = &filter.queue {
+                query = query.bind(queue.clone());
+            }
+            for queue in filter.within.iter().flatten() {
                 query = query.bind(queue.clone());
             }
             if let Some(limit) = filter.limit {

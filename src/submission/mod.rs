@@ -21,8 +21,9 @@ pub mod rewrite;
 use crate::App;
 use crate::domain::change::{ChangeRequest, TicketChange};
 use crate::domain::commands::{Command, Commands};
+use crate::domain::permission::{self, Actor, Asked, Assignee, Ownership};
 use crate::domain::ticket::{EventKind, MessageKind, queue_display_name};
-use crate::domain::{address, message_id, permission, subject};
+use crate::domain::{address, message_id, subject};
 use crate::store::{
     AgentMailRequest, LoginAgent, Queue, ReplyTarget, StoreError, SystemNote, Ticket,
 };
@@ -167,7 +168,7 @@ pub async fn submit(
     let actor = agent.actor();
     let ticket = find_ticket(app, &plus_tickets, &header).await?;
     if let Some(ticket) = &ticket {
-        permission::may_act_on_ticket(actor, ticket.number, &ticket.queue).map_err(denied)?;
+        permission::may_act_on_ticket(&actor, ticket.number, &ticket.queue).map_err(denied)?;
     }
 
     // Where the mail goes: the ticket it names, or a new outbound ticket.
@@ -197,7 +198,7 @@ pub async fn submit(
             // agent's: a new ticket is never opened in, nor sent as,
             // another queue.
             for queue in &queue_recipients {
-                permission::may_use_queue(actor, &queue.name).map_err(denied)?;
+                permission::may_use_queue(&actor, &queue.name).map_err(denied)?;
             }
             let queue = from_queue(&queues, &from)
                 .or_else(|| queue_recipients.first().copied())
@@ -223,8 +224,17 @@ pub async fn submit(
         }
     };
 
+    // A new outbound ticket is the agent's own from the start.
+    let target_facts = CommandTarget {
+        number: ticket.as_ref().map(|t| t.number),
+        queue: &queue.name,
+        ownership: match &ticket {
+            Some(t) => Ownership::of_email(t.owner.as_deref(), &actor),
+            None => Ownership::TheActor,
+        },
+    };
     let (change, command_errors) =
-        resolve_commands(&mail.commands, agent, &agents, &queues, &queue.name);
+        resolve_commands(&mail.commands, &actor, &agents, &queues, target_facts);
     let held = mail.commands.hold() && !command_errors.is_empty();
     if held && ticket.is_none() {
         return Err(SubmitError::Refused(format!(
@@ -277,14 +287,16 @@ pub async fn submit(
     };
 
     let mut changed = Vec::new();
+    let mut command_errors = command_errors;
     if command_errors.is_empty() && !change.is_empty() {
-        changed = app
-            .store
-            .change_ticket(
-                number,
-                &ChangeRequest::asked(change, "mail command", &agent.email, Utc::now()),
-            )
-            .await?;
+        let request = ChangeRequest::asked(change, "mail command", &actor, Utc::now());
+        match app.store.change_ticket(number, &request).await {
+            Ok(done) => changed = done,
+            // The ticket changed hands between the check above and now:
+            // the mail is filed, the commands are refused like any other.
+            Err(StoreError::Denied(why)) => command_errors.push(format!("the commands: {why}")),
+            Err(err) => return Err(err.into()),
+        }
     }
     if !command_errors.is_empty() && outcome != Outcome::Duplicate {
         report_command_errors(app, number, agent, &command_errors, &outcome, now).await?;
@@ -450,30 +462,51 @@ async fn find_ticket(
 /// against what the agent may do. Any error leaves the ticket untouched.
 fn resolve_commands(
     commands: &Commands,
-    agent: &LoginAgent,
+    actor: &Actor,
     agents: &[crate::store::Agent],
     queues: &[Queue],
-    ticket_queue: &str,
+    target: CommandTarget<'_>,
 ) -> (TicketChange, Vec<String>) {
     let mut errors = commands.errors();
     let mut change = TicketChange::default();
-    let actor = agent.actor();
-    let may_see = |queue: &str| actor.works_in(queue);
     // The queue the ticket will be in, for checking an assignee.
     let final_queue = commands
         .parsed()
         .filter_map(|(_, c)| match c {
-            Command::Queue(name) => Some(name.clone()),
+            Command::Queue(name) => queues
+                .iter()
+                .find(|q| q.name.eq_ignore_ascii_case(name))
+                .map(|q| q.name.clone()),
             _ => None,
         })
         .last()
-        .unwrap_or_else(|| ticket_queue.to_string());
+        .unwrap_or_else(|| target.queue.to_string());
+    // What the permission check is asked about a new owner. A new ticket
+    // has no number yet; it is the agent's own in a queue of theirs, so no
+    // refusal can name it.
+    let may_own = |new_owner: Option<i64>, assignee: Option<&Assignee>| {
+        permission::may_change(
+            actor,
+            Asked {
+                number: target.number.unwrap_or_default(),
+                queue: target.queue,
+                ownership: target.ownership,
+                new_queue: (!final_queue.eq_ignore_ascii_case(target.queue))
+                    .then_some(final_queue.as_str()),
+                new_owner: Some(new_owner),
+                assignee,
+            },
+        )
+    };
     for (line, command) in commands.parsed() {
         let fail = |why: String| format!("line {}: {}: {why}", line.line, line.text);
         match command {
             Command::Status(status) => change.status = Some(*status),
             Command::Priority(priority) => change.priority = Some(*priority),
-            Command::Unassign => change.owner = Some(None),
+            Command::Unassign => match may_own(None, None) {
+                Ok(()) => change.owner = Some(None),
+                Err(why) => errors.push(fail(why.to_string())),
+            },
             Command::Hold => {}
             Command::Tag(tags) => {
                 for tag in tags {
@@ -500,28 +533,17 @@ fn resolve_commands(
                         known.join(", ")
                     )));
                 }
-                Some(queue) if !may_see(&queue.name) => {
-                    errors.push(fail(format!("you do not work in queue '{}'", queue.name)))
-                }
-                Some(queue) => change.queue = Some(queue.name.clone()),
+                Some(queue) => match permission::may_use_queue(actor, &queue.name) {
+                    Ok(()) => change.queue = Some(queue.name.clone()),
+                    Err(why) => errors.push(fail(why.to_string())),
+                },
             },
-            Command::Assign(who) => match find_agent(agents, agent, who) {
+            Command::Assign(who) => match find_agent(agents, actor, who) {
                 Err(why) => errors.push(fail(why)),
-                Ok(assignee) => {
-                    let sees = assignee.is_admin
-                        || assignee
-                            .queues
-                            .iter()
-                            .any(|q| q.eq_ignore_ascii_case(&final_queue));
-                    if sees {
-                        change.owner = Some(Some(assignee.id));
-                    } else {
-                        errors.push(fail(format!(
-                            "{} does not work in queue '{final_queue}'",
-                            assignee.email
-                        )));
-                    }
-                }
+                Ok(assignee) => match may_own(Some(assignee.id), Some(&assignee.as_assignee())) {
+                    Ok(()) => change.owner = Some(Some(assignee.id)),
+                    Err(why) => errors.push(fail(why.to_string())),
+                },
             },
         }
     }
@@ -531,10 +553,19 @@ fn resolve_commands(
     (change, errors)
 }
 
+/// The ticket a mail's commands act on, as the permission check sees it.
+#[derive(Debug, Clone, Copy)]
+struct CommandTarget<'a> {
+    /// None: the ticket the mail opens.
+    number: Option<i64>,
+    queue: &'a str,
+    ownership: Ownership,
+}
+
 /// An agent by address, by the part before the @, or `me`.
 fn find_agent<'a>(
     agents: &'a [crate::store::Agent],
-    me: &LoginAgent,
+    me: &Actor,
     who: &str,
 ) -> Result<&'a crate::store::Agent, String> {
     let who = who.to_lowercase();
@@ -544,11 +575,12 @@ fn find_agent<'a>(
             .find(|a| a.id == me.id)
             .ok_or_else(|| "you are no longer an agent".to_string());
     }
-    if let Some(agent) = agents.iter().find(|a| a.email.to_lowercase() == who) {
+    // A removed agent keeps their row for the history, not their name.
+    let agents = agents.iter().filter(|a| a.removed_at.is_none());
+    if let Some(agent) = agents.clone().find(|a| a.email.to_lowercase() == who) {
         return Ok(agent);
     }
     let by_local: Vec<&crate::store::Agent> = agents
-        .iter()
         .filter(|a| address::split(&a.email.to_lowercase()).is_some_and(|(local, _)| local == who))
         .collect();
     match by_local.as_slice() {
@@ -673,6 +705,7 @@ fn read_header(raw: &[u8]) -> HeaderFacts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::permission::AgentRole;
 
     #[test]
     fn notes_are_marked_after_the_ticket_tag() {
@@ -687,9 +720,11 @@ mod tests {
             id,
             email: email.into(),
             name: email.into(),
-            is_admin: false,
+            role: AgentRole::Agent,
             queues: vec!["support".into()],
             created_at: Utc::now(),
+            disabled: false,
+            removed_at: None,
             password_hash: String::new(),
         };
         let agents = vec![
@@ -697,14 +732,11 @@ mod tests {
             agent(2, "bob@desk.test"),
             agent(3, "bob@other.test"),
         ];
-        let me = LoginAgent {
+        let me = Actor {
             id: 1,
             email: "alice@desk.test".into(),
-            name: "Alice".into(),
-            is_admin: false,
-            password_hash: String::new(),
+            role: AgentRole::Agent,
             queues: vec!["support".into()],
-            epoch: 0,
         };
         assert_eq!(find_agent(&agents, &me, "me").map(|a| a.id), Ok(1));
         assert_eq!(find_agent(&agents, &me, "Alice").map(|a| a.id), Ok(1));

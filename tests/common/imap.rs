@@ -2,6 +2,7 @@
 //! returns responses with their literals, so tests can check bytes.
 
 use super::TestServer;
+use postdesk::domain::permission::AgentRole;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -209,6 +210,16 @@ impl ImapClient {
 
 /// Adds an agent with password "secret" who may see `queues`.
 pub async fn add_agent(server: &TestServer, email: &str, queues: &[&str], admin: bool) {
+    let role = if admin {
+        AgentRole::Admin
+    } else {
+        AgentRole::Agent
+    };
+    add_agent_as(server, email, queues, role).await;
+}
+
+/// Adds an agent with password "secret", a role and `queues`.
+pub async fn add_agent_as(server: &TestServer, email: &str, queues: &[&str], role: AgentRole) {
     let store = server.store();
     let all = store.queues().await.expect("queues");
     let theirs: Vec<_> = all
@@ -221,7 +232,7 @@ pub async fn add_agent(server: &TestServer, email: &str, queues: &[&str], admin:
             email,
             email.split('@').next().unwrap_or(email),
             &hash,
-            admin,
+            role,
             &theirs,
         )
         .await

@@ -562,6 +562,9 @@ pub async fn set_status(
         ..TicketChange::default()
     };
     store
-        .change_ticket(number, &ChangeRequest::asked(change, "test", "test", at))
+        .change_ticket(
+            number,
+            &ChangeRequest::administrative(change, "test", "test", at),
+        )
         .await
 }
