@@ -257,3 +257,136 @@ backend_test!(
         server.stop().await;
     }
 );
+
+/// An agent's submission over the submission port (AUTH PLAIN on
+/// loopback, where the test configuration allows it): the final reply.
+async fn submit_as(
+    server: &TestServer,
+    user: &str,
+    to: &[&str],
+    raw: &[u8],
+) -> crate::common::Reply {
+    let mut client = crate::common::SmtpClient::connect(server.submission())
+        .await
+        .0;
+    assert_eq!(client.cmd("EHLO agent.test").await.code, 250);
+    let auth = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0secret"))
+    };
+    assert_eq!(client.cmd(&format!("AUTH PLAIN {auth}")).await.code, 235);
+    assert_eq!(client.cmd(&format!("MAIL FROM:<{user}>")).await.code, 250);
+    for rcpt in to {
+        assert_eq!(client.cmd(&format!("RCPT TO:<{rcpt}>")).await.code, 250);
+    }
+    assert_eq!(client.cmd("DATA").await.code, 354);
+    client.send_raw(&crate::common::dot_stuff(raw)).await;
+    client.send_raw(b".\r\n").await;
+    let reply = client.reply().await;
+    let _ = client.cmd("QUIT").await;
+    reply
+}
+
+backend_test!(
+    /// Roles: an agent takes an unowned ticket and cannot take or release
+    /// a colleague's, over IMAP (a MOVE into INBOX or Unassigned) nor by
+    /// mail command (`#assign`); a lead of the queue reassigns it. Every
+    /// refusal leaves the ticket as it was and names no queue.
+    async fn only_leads_reassign_a_colleagues_ticket(backend: Backend) {
+        use postdesk::domain::permission::AgentRole;
+        let server = TestServer::start(&backend).await;
+        add_agent(&server, "alice@desk.test", &["support"], false).await;
+        add_agent(&server, "bob@desk.test", &["support"], false).await;
+        crate::common::imap::add_agent_as(&server, "lina@desk.test", &["support"], AgentRole::Lead)
+            .await;
+        let first = crate::common::message(
+            "carol@example.com",
+            "support@desk.test",
+            "VPN drops",
+            "r-1@example.com",
+            "",
+            "Every 30 minutes.",
+        );
+        let r = crate::common::deliver(
+            server.smtp(),
+            "carol@example.com",
+            &["support@desk.test"],
+            &first,
+        )
+        .await;
+        let ticket = crate::common::ticket_of(&r);
+
+        // Alice takes the unowned ticket.
+        let mut alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+        assert!(alice.cmd("SELECT Unassigned").await.ok());
+        let took = alice.cmd("UID MOVE 1 INBOX").await;
+        assert!(took.ok(), "{}", took.all_text());
+        assert_eq!(
+            owner_of(&server, ticket).await.as_deref(),
+            Some("alice@desk.test")
+        );
+
+        // Bob, an agent of the same queue, can neither take it nor give it up.
+        let mut bob = ImapClient::login(server.imap(), "bob@desk.test", "secret").await;
+        assert!(bob.cmd("SELECT Queues/support").await.ok());
+        for target in ["INBOX", "Unassigned"] {
+            let refused = bob.cmd(&format!("UID MOVE 1:* {target}")).await;
+            assert!(!refused.ok(), "{}", refused.all_text());
+            let text = refused.all_text();
+            assert!(
+                text.contains("[NOPERM]") && text.contains("belongs to a colleague"),
+                "{text}"
+            );
+            assert!(!text.contains("support"), "no queue named: {text}");
+        }
+        assert_eq!(
+            owner_of(&server, ticket).await.as_deref(),
+            Some("alice@desk.test")
+        );
+        // By mail command: the note is filed, the command refused.
+        let note = format!(
+            "From: bob@desk.test\r\nTo: support+{ticket}@desk.test\r\nSubject: [#{ticket}] mine\r\n\
+             Message-ID: <bob-note-1@desk.test>\r\n\r\n#assign bob\r\nI know this customer.\r\n"
+        );
+        let plus = format!("support+{ticket}@desk.test");
+        let r = submit_as(&server, "bob@desk.test", &[plus.as_str()], note.as_bytes()).await;
+        assert_eq!(r.code, 250, "{r:?}");
+        assert!(r.text().contains("command error"), "{r:?}");
+        assert_eq!(
+            owner_of(&server, ticket).await.as_deref(),
+            Some("alice@desk.test")
+        );
+        // Closing a colleague's ticket is no reassignment: bob may.
+        // The lead may reassign.
+        let mut lina = ImapClient::login(server.imap(), "lina@desk.test", "secret").await;
+        assert!(lina.cmd("SELECT Queues/support").await.ok());
+        let taken = lina.cmd("UID MOVE 1:* INBOX").await;
+        assert!(taken.ok(), "{}", taken.all_text());
+        assert_eq!(
+            owner_of(&server, ticket).await.as_deref(),
+            Some("lina@desk.test")
+        );
+        let note = format!(
+            "From: lina@desk.test\r\nTo: support+{ticket}@desk.test\r\nSubject: [#{ticket}] yours\r\n\
+             Message-ID: <lina-note-1@desk.test>\r\n\r\n#assign bob\r\nBob, please take it.\r\n"
+        );
+        let r = submit_as(&server, "lina@desk.test", &[plus.as_str()], note.as_bytes()).await;
+        assert_eq!(r.code, 250, "{r:?}");
+        assert_eq!(
+            owner_of(&server, ticket).await.as_deref(),
+            Some("bob@desk.test")
+        );
+        let events = server.store().ticket_events(ticket).await.expect("events");
+        assert!(
+            events
+                .iter()
+                .any(|e| e.actor == "lina@desk.test" && e.detail.contains("owner → bob@desk.test")),
+            "{events:?}"
+        );
+        server.stop().await;
+    }
+);
+
+async fn owner_of(server: &TestServer, ticket: i64) -> Option<String> {
+    server.store().ticket(ticket).await.expect("ticket").owner
+}

@@ -128,7 +128,7 @@ async fn run_all(backend: Backend) {
             .as_array()
             .expect("array")
             .iter()
-            .any(|a| a["email"] == "admin@desk.test" && a["is_admin"] == true)
+            .any(|a| a["email"] == "admin@desk.test" && a["role"] == "admin")
     );
     let stored = server.store().agents().await.expect("agents");
     let hash = &stored
@@ -1142,7 +1142,7 @@ backend_test!(
             ["queue add", "agent add", "agent disable", "agent enable"],
             "{log}"
         );
-        assert_eq!(entries[1]["target"], "erin@desk.test");
+        assert_eq!(entries[1]["target"], "erin@desk.test role agent queues hr");
         assert!(
             entries[2]["command"]
                 .as_str()
@@ -1156,6 +1156,233 @@ backend_test!(
         assert!(!log.to_string().contains("a-secret-password"));
         let text = ok(postdesk(&config, &["audit"], None));
         assert!(text.contains("agent disable"), "{text}");
+        server.stop().await;
+    }
+);
+
+backend_test!(
+    /// The command line run `--as` an agent does what the agent may, and
+    /// no more: their queues' tickets only (a refusal names no queue), no
+    /// administration, no reports but a lead's, reassignment a lead's.
+    /// `agent set` changes role and queues and ends the agent's open
+    /// sessions; `agent remove` hands their tickets back and keeps their
+    /// name on what they did.
+    async fn agents_roles_and_removal_on_the_command_line(backend: Backend) {
+        let server = TestServer::start(&backend).await;
+        let config = config_file(&server);
+        for (email, role) in [("bob@desk.test", "agent"), ("lina@desk.test", "lead")] {
+            ok(postdesk(
+                &config,
+                &[
+                    "agent",
+                    "add",
+                    email,
+                    "--role",
+                    role,
+                    "--queue",
+                    "support",
+                    "--password-stdin",
+                ],
+                Some("secret-password\n"),
+            ));
+        }
+        let deliver_to = |queue: &'static str, id: &'static str| {
+            let body = message("carol@example.com", queue, "Help", id, "", "Please.");
+            let smtp = server.smtp();
+            async move { ticket_of(&deliver(smtp, "carol@example.com", &[queue], &body).await) }
+        };
+        let support = deliver_to("support@desk.test", "cli-r1@example.com").await;
+        let billing = deliver_to("billing@desk.test", "cli-r2@example.com").await;
+        let as_bob = |args: &[&str]| {
+            let mut all = vec!["--as", "bob@desk.test"];
+            all.extend_from_slice(args);
+            postdesk(&config, &all, None)
+        };
+        let refused = |output: Output| {
+            assert!(!output.status.success(), "{output:?}");
+            String::from_utf8_lossy(&output.stderr).to_string()
+        };
+
+        // Bob sees his queue's tickets only; another queue's ticket is
+        // "not in your queues", its queue unnamed.
+        let listed = json(
+            &config,
+            &["--as", "bob@desk.test", "ticket", "list", "--json"],
+        );
+        let numbers: Vec<i64> = listed
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter_map(|t| t["number"].as_i64())
+            .collect();
+        assert_eq!(numbers, [support]);
+        let why = refused(as_bob(&["ticket", "show", &billing.to_string()]));
+        assert!(
+            why.contains(&format!("ticket #{billing} is not in your queues")),
+            "{why}"
+        );
+        assert!(!why.contains("billing"), "{why}");
+        assert!(ok(as_bob(&["ticket", "show", &support.to_string()])).contains("Help"));
+        // No administration, no reports.
+        let why = refused(as_bob(&["agent", "add", "x@desk.test"]));
+        assert!(why.contains("only an admin may manage agents"), "{why}");
+        let why = refused(as_bob(&["sla", "report"]));
+        assert!(why.contains("only a lead or an admin"), "{why}");
+        ok(postdesk(
+            &config,
+            &["--as", "lina@desk.test", "sla", "report"],
+            None,
+        ));
+
+        // Bob takes the ticket; Lina (lead) reassigns it; Bob cannot take it back.
+        ok(as_bob(&[
+            "ticket",
+            "set",
+            &support.to_string(),
+            "--owner",
+            "bob@desk.test",
+        ]));
+        ok(postdesk(
+            &config,
+            &[
+                "--as",
+                "lina@desk.test",
+                "ticket",
+                "set",
+                &support.to_string(),
+                "--owner",
+                "lina@desk.test",
+            ],
+            None,
+        ));
+        let why = refused(as_bob(&[
+            "ticket",
+            "set",
+            &support.to_string(),
+            "--owner",
+            "bob@desk.test",
+        ]));
+        assert!(why.contains("belongs to a colleague"), "{why}");
+        let why = refused(as_bob(&[
+            "ticket",
+            "set",
+            &billing.to_string(),
+            "--status",
+            "closed",
+        ]));
+        assert!(why.contains("not in your queues"), "{why}");
+        let shown = json(&config, &["ticket", "show", &support.to_string(), "--json"]);
+        assert_eq!(shown["owner"], "lina@desk.test");
+        assert!(
+            shown["events"]
+                .as_array()
+                .expect("events")
+                .iter()
+                .any(|e| e["actor"] == "bob@desk.test"
+                    && e["detail"]
+                        .as_str()
+                        .is_some_and(|d| d.contains("postdesk ticket set"))),
+            "{shown}"
+        );
+
+        // agent set: a new role and queue end Bob's open session, and his
+        // next login sees the new queue.
+        let mut idle = crate::common::imap::ImapClient::login(
+            server.imap(),
+            "bob@desk.test",
+            "secret-password",
+        )
+        .await;
+        assert!(idle.cmd("SELECT INBOX").await.ok());
+        idle.send_raw(b"i1 IDLE\r\n").await;
+        assert!(idle.read_line().await.text.starts_with('+'));
+        let set = ok(postdesk(
+            &config,
+            &[
+                "agent",
+                "set",
+                "bob@desk.test",
+                "--role",
+                "lead",
+                "--queue",
+                "billing",
+            ],
+            None,
+        ));
+        assert!(
+            set.contains("role lead") && set.contains("queues billing"),
+            "{set}"
+        );
+        let bye = idle.read_line().await;
+        assert!(bye.text.starts_with("* BYE"), "{bye:?}");
+        let mut bob = crate::common::imap::ImapClient::login(
+            server.imap(),
+            "bob@desk.test",
+            "secret-password",
+        )
+        .await;
+        let list = bob.cmd("LIST \"\" \"Queues/*\"").await.all_text();
+        assert!(
+            list.contains("Queues/billing") && !list.contains("Queues/support"),
+            "{list}"
+        );
+        let agents = json(&config, &["agent", "list", "--json"]);
+        let listed_bob = agents
+            .as_array()
+            .expect("array")
+            .iter()
+            .find(|a| a["email"] == "bob@desk.test")
+            .cloned()
+            .expect("bob");
+        assert_eq!(listed_bob["role"], "lead");
+        assert_eq!(listed_bob["queues"], serde_json::json!(["billing"]));
+
+        // agent remove: Lina's open ticket goes back to Unassigned, she
+        // cannot log in, her name stays in the history, her address stays hers.
+        let removed = ok(postdesk(
+            &config,
+            &["agent", "remove", "lina@desk.test"],
+            None,
+        ));
+        assert!(removed.contains(&format!("#{support}")), "{removed}");
+        let shown = json(&config, &["ticket", "show", &support.to_string(), "--json"]);
+        assert!(shown["owner"].is_null(), "{shown}");
+        assert!(
+            shown["events"]
+                .as_array()
+                .expect("events")
+                .iter()
+                .any(|e| e["actor"] == "lina@desk.test"),
+            "{shown}"
+        );
+        let again = postdesk(&config, &["agent", "add", "lina@desk.test"], None);
+        assert!(!again.status.success());
+        let (mut login, _) = crate::common::imap::ImapClient::connect(server.imap()).await;
+        let refused_login = login.cmd("LOGIN lina@desk.test secret-password").await;
+        assert!(!refused_login.ok(), "{}", refused_login.all_text());
+        let why = refused(postdesk(
+            &config,
+            &["--as", "lina@desk.test", "ticket", "list"],
+            None,
+        ));
+        assert!(why.contains("no active agent"), "{why}");
+        let listed = ok(postdesk(&config, &["agent", "list"], None));
+        assert!(listed.contains("removed"), "{listed}");
+
+        // All of it is in the audit log, bob's work named as his.
+        let log = json(&config, &["audit", "--json"]);
+        let actions: Vec<&str> = log
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter_map(|e| e["action"].as_str())
+            .collect();
+        assert!(
+            actions.contains(&"agent set") && actions.contains(&"agent remove"),
+            "{log}"
+        );
+        let why = refused(as_bob(&["audit"]));
+        assert!(why.contains("only an admin"), "{why}");
         server.stop().await;
     }
 );

@@ -291,7 +291,15 @@ async fn refused(reply: &Reply, code: u16, text: &str) {
 backend_test!(
     async fn notes_commands_errors_and_permissions(backend: Backend) {
         let server = TestServer::start(&backend).await;
-        add_agent(&server, "alice@desk.test", &["support"], false).await;
+        // Alice leads the support queue: she hands a ticket to Dan and
+        // takes it back (an agent may not take a colleague's ticket).
+        crate::common::imap::add_agent_as(
+            &server,
+            "alice@desk.test",
+            &["support"],
+            postdesk::domain::permission::AgentRole::Lead,
+        )
+        .await;
         add_agent(&server, "dan@desk.test", &["support"], false).await;
         add_agent(&server, "bob@desk.test", &["billing"], false).await;
         let ticket = customer_writes(&server, "p1@example.com", "Printer on fire").await;

@@ -301,6 +301,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit",
         include_str!("../../migrations/sqlite/0009_audit.sql"),
     ),
+    (
+        10,
+        "roles",
+        include_str!("../../migrations/sqlite/0010_roles.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -347,6 +352,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "audit",
         include_str!("../../migrations/postgres/0009_audit.sql"),
+    ),
+    (
+        10,
+        "roles",
+        include_str!("../../migrations/postgres/0010_roles.sql"),
     ),
 ];
 
