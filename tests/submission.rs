@@ -1039,6 +1039,91 @@ backend_test!(
         )
         .await;
         assert_eq!(ticket_of(&r), ticket, "the reply stays in alice's ticket");
+
+        // Alice's own stub with her reply's id is not her reply either: the
+        // Sent copy links only when it carries the bytes she submitted (a
+        // Bcc her client kept in the copy does not matter).
+        let mut alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+        assert!(alice.append("Sent", "\\Seen", stub).await.ok());
+        let with_bcc = thunderbird_reply("", "vpn-1@example.com", "alice-reply-1@desk.test")
+            .replacen("\r\n\r\n", "\r\nBcc: lead@desk.test\r\n\r\n", 1);
+        assert!(
+            alice
+                .append("Sent", "\\Seen", with_bcc.as_bytes())
+                .await
+                .ok()
+        );
+        assert!(alice.cmd("SELECT Sent").await.ok());
+        let fetched = alice.cmd("FETCH 1:2 BODY.PEEK[]").await;
+        let bodies: Vec<Vec<u8>> = fetched
+            .fetches()
+            .iter()
+            .filter_map(|line| line.literals.first().cloned())
+            .collect();
+        assert_eq!(bodies.len(), 2, "{}", fetched.all_text());
+        assert_eq!(bodies[0], stub, "the stub is her own copy");
+        let linked = String::from_utf8_lossy(&bodies[1]);
+        assert!(
+            linked.contains("alice via Support") && !linked.contains("Bcc:"),
+            "the real copy shows the stored reply: {linked}"
+        );
+
+        // A stranger's new mail whose own Message-ID is alice's reply's (or
+        // carol's) does not enter the ticket by it: a new ticket.
+        for (n, borrowed) in ["alice-reply-1@desk.test", "vpn-1@example.com"]
+            .iter()
+            .enumerate()
+        {
+            let forged = message(
+                "Mallory <mallory@example.net>",
+                "support@desk.test",
+                &format!("Hello {n}"),
+                borrowed,
+                "",
+                "Let me in.",
+            );
+            let r = deliver(
+                server.smtp(),
+                "mallory@example.net",
+                &["support@desk.test"],
+                &forged,
+            )
+            .await;
+            assert_ne!(ticket_of(&r), ticket, "{borrowed} is not mallory's to use");
+        }
+        // Carol's own mail sent again is still recognized as the same mail.
+        let again = message(
+            "Carol Customer <carol@example.com>",
+            "support@desk.test",
+            "Re: VPN drops",
+            "vpn-2@example.com",
+            "In-Reply-To: <alice-reply-1@desk.test>\r\nReferences: <alice-reply-1@desk.test>\r\n",
+            "Thanks, that helped.",
+        );
+        let before = server
+            .store()
+            .ticket_messages(ticket)
+            .await
+            .expect("messages")
+            .len();
+        let r = deliver(
+            server.smtp(),
+            "carol@example.com",
+            &["support@desk.test"],
+            &again,
+        )
+        .await;
+        assert_eq!(r.code, 250, "{r:?}");
+        assert_eq!(
+            server
+                .store()
+                .ticket_messages(ticket)
+                .await
+                .expect("messages")
+                .len(),
+            before,
+            "a duplicate"
+        );
         server.stop().await;
     }
 );

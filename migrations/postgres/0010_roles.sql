@@ -8,3 +8,6 @@ ALTER TABLE agents DROP COLUMN is_admin;
 -- A removed agent stays as a row, so that the history keeps their name on
 -- what they wrote and did; they cannot log in and are given no tickets.
 ALTER TABLE agents ADD COLUMN removed_at TIMESTAMPTZ;
+-- The digest of the bytes an agent submitted (domain/sent_copy.rs): their
+-- client's copy in Sent is linked to the stored mail only when it matches.
+ALTER TABLE messages ADD COLUMN submitted_digest TEXT;

@@ -53,10 +53,13 @@ impl NewMessage {
 
     /// The ids the threading lookup tries, most relevant first: the
     /// references, then the message's own id (a ticket's message named this
-    /// one: its reply arrived first).
-    pub fn lookup_ids(&self) -> Vec<&String> {
+    /// one: its reply arrived first). The own id only when no stored
+    /// message carries it already (`own_id_is_taken`): a Message-ID is its
+    /// author's, and mail from someone else reusing a ticket's message id
+    /// must not enter that ticket by it.
+    pub fn lookup_ids(&self, own_id_is_taken: bool) -> Vec<&String> {
         let mut ids: Vec<&String> = self.references.iter().take(MAX_REFERENCES).collect();
-        if self.has_message_id {
+        if self.has_message_id && !own_id_is_taken {
             ids.push(&self.message_id);
         }
         ids

@@ -7,6 +7,7 @@
 
 use super::mailboxes::mailbox_name;
 use super::session::{ImapSession, LoggedIn, Reply};
+use crate::domain::sent_copy::submission_digest;
 use crate::domain::views::Folder;
 use crate::store::{MessageRef, StorageItem, join_flags};
 use chrono::{DateTime, Utc};
@@ -62,7 +63,7 @@ impl ImapSession {
             match self
                 .app
                 .store
-                .reply_by_message_id(&id, login.agent.id)
+                .reply_by_message_id(&id, login.agent.id, &submission_digest(raw))
                 .await
             {
                 Ok(Some(reply)) => item = StorageItem::Existing(MessageRef::Ticket(reply)),

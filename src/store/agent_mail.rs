@@ -47,6 +47,8 @@ pub struct AgentMailRequest {
     /// Outside recipients of a reply.
     pub recipients: Vec<String>,
     pub remote_addr: Option<String>,
+    /// [`crate::domain::sent_copy::submission_digest`] of the submitted bytes.
+    pub submitted_digest: String,
     pub now: DateTime<Utc>,
     pub build: BuildAgentMail,
 }
@@ -158,11 +160,14 @@ async fn file_agent_mail(tx: &mut Tx, r: &AgentMailRequest) -> Result<AgentMailF
     };
     let message = tx.insert_message(&m, Some(ticket), r.kind, None).await?;
     on_tx!(tx, |conn| {
-        sqlx::query("UPDATE messages SET author_agent_id = $1 WHERE id = $2")
-            .bind(r.agent_id)
-            .bind(message)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "UPDATE messages SET author_agent_id = $1, submitted_digest = $2 WHERE id = $3",
+        )
+        .bind(r.agent_id)
+        .bind(&r.submitted_digest)
+        .bind(message)
+        .execute(&mut *conn)
+        .await?;
     });
     let mut ids: Vec<&str> = vec![r.message_id.as_str()];
     ids.extend(r.references.iter().take(MAX_REFERENCES).map(String::as_str));

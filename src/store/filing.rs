@@ -270,9 +270,18 @@ pub(crate) async fn file(tx: &mut Tx, request: &InboundRequest) -> Result<FileOu
         };
     }
 
-    // Threading: gather the candidates of each rule, then decide.
+    // Threading: gather the candidates of each rule, then decide. The same
+    // Message-ID from the same sender returned above as a duplicate; from
+    // anyone else it is a borrowed id, which threads nothing.
+    let own_id_is_taken = m.has_message_id && tx.message_id_stored(&m.message_id).await?;
+    if own_id_is_taken {
+        tracing::info!(message_id = %m.message_id, sender = %m.sender,
+            "a stored message of another sender has this Message-ID: not threaded by it");
+    }
     let mut candidates = Candidates {
-        by_reference: tx.ticket_by_reference(&m.lookup_ids()).await?,
+        by_reference: tx
+            .ticket_by_reference(&m.lookup_ids(own_id_is_taken))
+            .await?,
         ..Candidates::default()
     };
     for number in &request.plus_tickets {

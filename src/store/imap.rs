@@ -727,18 +727,25 @@ impl Store {
         Ok(tickets)
     }
 
-    /// The stored reply or note with this Message-ID that `author` wrote,
-    /// for the Sent copy an agent's client appends after submitting through
-    /// postdesk: it links to their own mail only, never to a colleague's
-    /// (which would show its text to whoever knows its id).
-    pub async fn reply_by_message_id(&self, message_id: &str, author: i64) -> Result<Option<i64>> {
+    /// The stored reply or note with this Message-ID that `author` wrote
+    /// and whose submitted bytes had this digest, for the Sent copy an
+    /// agent's client appends after submitting through postdesk: it links
+    /// to their own mail only, never to a colleague's (which would show its
+    /// text to whoever knows its id), and only to the mail it copies.
+    pub async fn reply_by_message_id(
+        &self,
+        message_id: &str,
+        author: i64,
+        digest: &str,
+    ) -> Result<Option<i64>> {
         dispatch_read!(self, |pool| {
             Ok(sqlx::query_scalar(
                 "SELECT id FROM messages WHERE message_id = $1 AND kind IN ('reply', 'note')
-                 AND author_agent_id = $2 ORDER BY id LIMIT 1",
+                 AND author_agent_id = $2 AND submitted_digest = $3 ORDER BY id LIMIT 1",
             )
             .bind(message_id)
             .bind(author)
+            .bind(digest)
             .fetch_optional(pool)
             .await?)
         })

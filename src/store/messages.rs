@@ -33,6 +33,18 @@ impl Tx {
         })
     }
 
+    /// Whether any stored message has this Message-ID.
+    pub(crate) async fn message_id_stored(&mut self, message_id: &str) -> Result<bool> {
+        on_tx!(self, |conn| {
+            let found: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM messages WHERE message_id = $1 LIMIT 1")
+                    .bind(message_id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            Ok(found.is_some())
+        })
+    }
+
     /// Inserts a message row; returns its id. `problem` is added to the
     /// message's own problems.
     pub(crate) async fn insert_message(

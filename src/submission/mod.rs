@@ -29,7 +29,7 @@ use crate::store::{
 };
 use chrono::{DateTime, Utc};
 use mail_parser::{Address, MessageParser};
-use rewrite::{HeaderEdit, read_agent_mail, rewrite_header};
+use rewrite::{AgentMail, HeaderEdit, read_agent_mail, rewrite_header};
 use std::net::SocketAddr;
 
 #[derive(Debug, thiserror::Error)]
@@ -254,16 +254,7 @@ pub async fn submit(
         (Some(kind), target) => {
             let recipients = if public { outside.as_slice() } else { &[] };
             let filed = file(
-                app,
-                agent,
-                envelope,
-                &header,
-                &mail.stripped,
-                target,
-                queue,
-                kind,
-                recipients,
-                now,
+                app, agent, envelope, &header, &mail, target, queue, kind, recipients, now,
             )
             .await?;
             let outcome = if filed.duplicate {
@@ -316,7 +307,7 @@ async fn file(
     agent: &LoginAgent,
     envelope: &SubmissionEnvelope,
     header: &HeaderFacts,
-    stripped: &[u8],
+    mail: &AgentMail,
     target: ReplyTarget,
     queue: &Queue,
     kind: MessageKind,
@@ -333,7 +324,7 @@ async fn file(
     let mut message_id = header
         .message_id
         .clone()
-        .unwrap_or_else(|| app.own_ids.for_submission(stripped));
+        .unwrap_or_else(|| app.own_ids.for_submission(&mail.stripped));
     // A Message-ID that is already another message's (a colleague's reply,
     // a customer's mail) is not borrowed: it would lead that message's
     // replies here. The mail gets one of ours; a client's retry of its
@@ -347,7 +338,7 @@ async fn file(
         message_id = app.own_ids.fresh_submission();
     }
     let subject_text = header.subject.clone().unwrap_or_default();
-    let body = stripped.to_vec();
+    let body = mail.stripped.clone();
     let has_date = header.has_date;
     let has_message_id = header.message_id.is_some() && !replaced_id;
     let queue_address = queue.address.clone();
@@ -403,6 +394,7 @@ async fn file(
         mail_from: queue.address.clone(),
         recipients: outside.to_vec(),
         remote_addr: envelope.remote_addr.map(|a| a.to_string()),
+        submitted_digest: mail.digest.clone(),
         now,
         build,
     };

@@ -12,6 +12,7 @@
 
 use crate::domain::commands::{self, Commands};
 use crate::domain::quoting::split_quoted;
+use crate::domain::sent_copy::submission_digest;
 use crate::mime::header::{self, Field as HeaderField, header_end};
 use mail_builder::encoders::{Base64Encoder, QuotedPrintableEncoder};
 use mail_builder::headers::Header;
@@ -28,6 +29,9 @@ pub struct AgentMail {
     /// of only `#close` above the customer's quoted mail says nothing to
     /// the customer.
     pub says_something: bool,
+    /// What the agent submitted, as their client's Sent copy must match
+    /// it ([`submission_digest`]).
+    pub digest: String,
 }
 
 /// Reads the commands and removes them. Malformed MIME is not an error:
@@ -45,6 +49,7 @@ pub fn read_agent_mail(raw: &[u8]) -> AgentMail {
             commands: Commands::default(),
             stripped: raw.to_vec(),
             says_something: !raw.is_empty(),
+            digest: submission_digest(raw),
         },
     }
 }
@@ -60,6 +65,7 @@ fn read_parsed(raw: &[u8], message: &Message<'_>) -> AgentMail {
             commands,
             stripped: raw.to_vec(),
             says_something,
+            digest: submission_digest(raw),
         };
     }
     let mut edits: Vec<(usize, usize, Vec<u8>)> = Vec::new();
@@ -119,6 +125,7 @@ fn read_parsed(raw: &[u8], message: &Message<'_>) -> AgentMail {
         commands,
         stripped,
         says_something,
+        digest: submission_digest(raw),
     }
 }
 
