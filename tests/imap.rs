@@ -750,3 +750,146 @@ backend_test!(
         server.stop().await;
     }
 );
+
+/// `(UID, flags without \Recent, sorted)` of every message a session shows.
+async fn view_of(client: &mut ImapClient) -> Vec<(u32, Vec<String>)> {
+    let fetched = client.cmd("UID FETCH 1:* (FLAGS)").await;
+    assert!(fetched.ok(), "{}", fetched.all_text());
+    let mut view = Vec::new();
+    for line in fetched.fetches() {
+        let text = &line.text;
+        let uid = text
+            .split("UID ")
+            .nth(1)
+            .and_then(|rest| rest.split([' ', ')']).next())
+            .and_then(|n| n.parse::<u32>().ok())
+            .unwrap_or_else(|| panic!("no UID in {text}"));
+        let flags = text
+            .split("FLAGS (")
+            .nth(1)
+            .and_then(|rest| rest.split(')').next())
+            .unwrap_or_default();
+        let mut flags: Vec<String> = flags
+            .split(' ')
+            .filter(|f| !f.is_empty() && *f != "\\Recent")
+            .map(str::to_string)
+            .collect();
+        flags.sort();
+        view.push((uid, flags));
+    }
+    view.sort();
+    view
+}
+
+backend_test!(
+    /// A selected view is kept up to date by what changed (the tickets a
+    /// change names, the members changed since the session's MODSEQ, the
+    /// UIDs that left), not by reading it again: after every step of a
+    /// mixed sequence of new mail, replies, moves, flags and tags made by
+    /// others, the long-lived session shows exactly what a fresh SELECT
+    /// shows.
+    async fn an_incrementally_kept_view_equals_a_fresh_one(backend: Backend) {
+        use postdesk::domain::permission::AgentRole;
+        // Nothing writes behind the test's back: the "possibly related"
+        // notes would land at any time.
+        let server = TestServer::start_with(&backend, |c| c.search.similar = false).await;
+        add_agent(&server, "alice@desk.test", &["support"], false).await;
+        crate::common::imap::add_agent_as(&server, "lina@desk.test", &["support"], AgentRole::Lead)
+            .await;
+        let mut watcher = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+        assert!(watcher.cmd("SELECT Queues/support").await.ok());
+        let mut inbox = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+        assert!(inbox.cmd("SELECT INBOX").await.ok());
+        let mut lina = ImapClient::login(server.imap(), "lina@desk.test", "secret").await;
+
+        // A small deterministic generator: the same sequence every run.
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut tickets: Vec<i64> = Vec::new();
+        for step in 0..40 {
+            let choice = if tickets.is_empty() { 0 } else { next(7) };
+            match choice {
+                0 | 1 => {
+                    let body = message(
+                        "carol@customer.example",
+                        "support@desk.test",
+                        &format!("Problem {step}"),
+                        &format!("inc-{step}@customer.example"),
+                        "",
+                        "It broke.",
+                    );
+                    let r = deliver(
+                        server.smtp(),
+                        "carol@customer.example",
+                        &["support@desk.test"],
+                        &body,
+                    )
+                    .await;
+                    tickets.push(ticket_of(&r));
+                }
+                2 => {
+                    let ticket = tickets[next(tickets.len() as u64) as usize];
+                    let plus = format!("support+{ticket}@desk.test");
+                    let body = message(
+                        "carol@customer.example",
+                        &plus,
+                        "More",
+                        &format!("inc-more-{step}@customer.example"),
+                        "",
+                        "Still broken.",
+                    );
+                    deliver(
+                        server.smtp(),
+                        "carol@customer.example",
+                        &[plus.as_str()],
+                        &body,
+                    )
+                    .await;
+                }
+                choice => {
+                    // Lina acts on one ticket's first message from the queue view.
+                    assert!(lina.cmd("SELECT Queues/support").await.ok());
+                    let count = view_of(&mut lina).await.len() as u64;
+                    if count == 0 {
+                        continue;
+                    }
+                    let n = next(count) + 1;
+                    let command = match choice {
+                        3 => format!("MOVE {n} Closed"),
+                        4 => format!("MOVE {n} INBOX"),
+                        5 => format!("STORE {n} +FLAGS (\\Flagged)"),
+                        _ => format!("STORE {n} +FLAGS (billing{})", step % 3),
+                    };
+                    let done = lina.cmd(&command).await;
+                    assert!(done.ok(), "{command}: {}", done.all_text());
+                    if choice == 4 && step % 2 == 0 {
+                        // Some go to Alice.
+                        assert!(lina.cmd("SELECT INBOX").await.ok());
+                        let mine = lina.cmd("MOVE 1:* Unassigned").await;
+                        assert!(mine.ok(), "{}", mine.all_text());
+                        let mut alice =
+                            ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+                        assert!(alice.cmd("SELECT Unassigned").await.ok());
+                        let took = alice.cmd("MOVE 1 INBOX").await;
+                        assert!(took.ok(), "{}", took.all_text());
+                    }
+                }
+            }
+            for (client, folder) in [(&mut watcher, "Queues/support"), (&mut inbox, "INBOX")] {
+                // The long-lived session hears the changes (NOOP refreshes it).
+                assert!(client.cmd("NOOP").await.ok());
+                let kept = view_of(client).await;
+                let mut fresh = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+                assert!(fresh.cmd(&format!("EXAMINE {folder}")).await.ok());
+                let expected = view_of(&mut fresh).await;
+                assert_eq!(kept, expected, "step {step}, {folder}");
+            }
+        }
+        server.stop().await;
+    }
+);

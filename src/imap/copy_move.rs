@@ -53,6 +53,9 @@ impl ImapSession {
         let source_is_view = selected.folder.is_view();
         let same_mailbox = source_id == target.id;
         let dest_uids: Vec<u32>;
+        // The tickets a MOVE into a view changed: the source is brought up
+        // to date for them only.
+        let mut moved_tickets: Option<Vec<i64>> = None;
 
         if folder.is_view() {
             if same_mailbox {
@@ -94,8 +97,10 @@ impl ImapSession {
                 }
             }
             // The target shows the ticket now: its UIDs for these messages.
+            let moved: Vec<i64> = tickets.iter().copied().collect();
             let members = match async {
-                self.reconcile(login, target.id, &folder, true, "").await?;
+                self.reconcile_tickets(login, target.id, &folder, &moved, None)
+                    .await?;
                 self.app.store.imap_members(target.id).await
             }
             .await
@@ -104,6 +109,7 @@ impl ImapSession {
                 Err(err) => return err.into(),
             };
             dest_uids = map_uids(&sources, &members);
+            moved_tickets = Some(moved);
         } else {
             let items: Vec<(StorageItem, String)> = sources
                 .iter()
@@ -128,12 +134,20 @@ impl ImapSession {
             if let Err(err) = self.app.store.imap_expunge(source_id, &source_uids).await {
                 return err.into();
             }
-            if source_is_view
-                && let Err(err) = self
-                    .reconcile(login, source_id, &selected.folder, true, "")
-                    .await
-            {
-                return err.into();
+            if source_is_view {
+                let reconciled = match &moved_tickets {
+                    Some(tickets) => {
+                        self.reconcile_tickets(login, source_id, &selected.folder, tickets, None)
+                            .await
+                    }
+                    None => self
+                        .reconcile(login, source_id, &selected.folder, true, "")
+                        .await
+                        .map(|_| ()),
+                };
+                if let Err(err) = reconciled {
+                    return err.into();
+                }
             }
         }
         let code = if dest_uids.len() == source_uids.len() {

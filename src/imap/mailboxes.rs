@@ -111,10 +111,7 @@ impl ImapSession {
     /// Brings a view up to date before it is shown, unless the sync marker
     /// still equals `known`. Returns the marker it is now current with.
     ///
-    /// The Closed view also changes with time (tickets age out of its
-    /// window), so its marker carries the hour: a quiet Closed folder is
-    /// re-checked once an hour, and every other view only when something
-    /// happened. SELECT on a large quiet folder therefore reads no tickets.
+    /// SELECT on a large quiet folder therefore reads no tickets.
     pub async fn reconcile(
         &self,
         login: &LoggedIn,
@@ -128,18 +125,53 @@ impl ImapSession {
         let Some(filter) = folder.filter() else {
             return Ok(String::new());
         };
-        let viewer = login.viewer();
-        let mut marker = self.app.store.imap_sync_marker(viewer.agent_id).await?;
-        if matches!(folder, Folder::Closed) {
-            let hour = chrono::Utc::now().timestamp() / 3600;
-            marker.push_str(&format!(".h{hour}"));
-        }
+        let marker = self.view_marker(login, folder).await?;
         if force || marker != known {
             let since = chrono::Utc::now() - self.limits.closed_window;
             self.app
                 .store
-                .imap_reconcile(mailbox_id, &viewer, &filter, since, &marker, force)
+                .imap_reconcile(mailbox_id, &login.viewer(), &filter, since, &marker, force)
                 .await?;
+        }
+        Ok(marker)
+    }
+
+    /// Brings the messages of these tickets in a view up to date, at the
+    /// cost of those tickets (`marker`: see
+    /// [`crate::store::Store::imap_reconcile_tickets`]).
+    pub async fn reconcile_tickets(
+        &self,
+        login: &LoggedIn,
+        mailbox_id: i64,
+        folder: &Folder,
+        tickets: &[i64],
+        marker: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let Some(filter) = folder.filter() else {
+            return Ok(());
+        };
+        let since = chrono::Utc::now() - self.limits.closed_window;
+        self.app
+            .store
+            .imap_reconcile_tickets(mailbox_id, &login.viewer(), &filter, since, tickets, marker)
+            .await?;
+        Ok(())
+    }
+
+    /// What a view's content depends on, as one string: when it is the one
+    /// a view was last brought up to date with, nothing changed. The Closed
+    /// view also changes with time (tickets age out of its window), so its
+    /// marker carries the hour: a quiet Closed folder is re-checked once an
+    /// hour, and every other view only when something happened.
+    pub async fn view_marker(
+        &self,
+        login: &LoggedIn,
+        folder: &Folder,
+    ) -> Result<String, StoreError> {
+        let mut marker = self.app.store.imap_sync_marker(login.agent.id).await?;
+        if matches!(folder, Folder::Closed) {
+            let hour = chrono::Utc::now().timestamp() / 3600;
+            marker.push_str(&format!(".h{hour}"));
         }
         Ok(marker)
     }
@@ -166,6 +198,9 @@ impl ImapSession {
         }
         let name = mailbox_name(name);
         let (mailbox, folder) = self.find_mailbox(login, &name).await?;
+        // What was heard before is taken in by this reconcile (it reads the
+        // marker after): the selected view starts with a clean slate.
+        self.forget_heard_changes();
         let marker = self
             .reconcile(login, mailbox.id, &folder, false, "")
             .await?;

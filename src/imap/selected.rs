@@ -6,7 +6,8 @@ use super::response;
 use crate::domain::views::Folder;
 use crate::store::{Mailbox, Member, MessageRef};
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
 pub struct Message {
@@ -42,6 +43,9 @@ pub struct Selected {
     pub recent: HashSet<u32>,
     /// Keywords announced in FLAGS: a client may reject one it was not told of.
     pub keywords: BTreeSet<String>,
+    /// When the session last read the mailbox's members (in full or by
+    /// MODSEQ).
+    pub refreshed_at: Instant,
 }
 
 fn keywords_of(flags: &str) -> impl Iterator<Item = &str> {
@@ -71,7 +75,41 @@ impl Selected {
             messages: members.into_iter().map(Message::from).collect(),
             deleted: HashSet::new(),
             marker: String::new(),
+            refreshed_at: Instant::now(),
         }
+    }
+
+    /// Whether the members changed since the MODSEQ this session knows can
+    /// be read instead of all of them: it knows one (not while expunges
+    /// are held back), and the UIDs that left since are still remembered.
+    pub fn knows_changes_since(&self) -> bool {
+        let kept = Duration::from_secs(crate::store::EXPUNGED_KEPT_SECONDS.unsigned_abs() / 2);
+        self.mailbox.highestmodseq > 0 && self.refreshed_at.elapsed() < kept
+    }
+
+    /// The mailbox's members as they are now, from what this session knows
+    /// and what changed since: `changed` members (new or reflagged) and
+    /// the UIDs that left.
+    pub fn members_after(&mut self, changed: Vec<Member>, gone: &[u32]) -> Vec<Member> {
+        self.refreshed_at = Instant::now();
+        let gone: HashSet<u32> = gone.iter().copied().collect();
+        let mut changed: BTreeMap<u32, Member> = changed.into_iter().map(|m| (m.uid, m)).collect();
+        let mut members: Vec<Member> = self
+            .messages
+            .iter()
+            .filter(|m| !gone.contains(&m.uid))
+            .map(|m| {
+                changed.remove(&m.uid).unwrap_or_else(|| Member {
+                    uid: m.uid,
+                    message: m.message,
+                    flags: m.flags.clone(),
+                    modseq: m.modseq,
+                })
+            })
+            .collect();
+        members.extend(changed.into_values().filter(|m| !gone.contains(&m.uid)));
+        members.sort_by_key(|m| m.uid);
+        members
     }
 
     pub fn max_uid(&self) -> u32 {

@@ -20,6 +20,7 @@ use imap_codec::imap_types::auth::AuthMechanism;
 use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::LiteralMode;
 use imap_codec::imap_types::extensions::enable::CapabilityEnable;
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -174,7 +175,22 @@ pub struct ImapSession {
     /// RETURN options of the SEARCH being run (ESEARCH, RFC 4731).
     pub search_return: Option<extended::SearchReturn>,
     changes: broadcast::Receiver<Change>,
+    /// Changes announced since the selected view was last refreshed.
+    heard: Heard,
 }
+
+/// What a session has heard changed: the tickets, or that it cannot tell
+/// (a change without tickets, a lost announcement), when the view is
+/// brought up to date in full.
+#[derive(Debug, Default)]
+struct Heard {
+    tickets: BTreeSet<i64>,
+    everything: bool,
+}
+
+/// More changed tickets than this in one refresh: the whole view is
+/// reconciled instead (one query then beats a long list of numbers).
+const MAX_SCOPED_TICKETS: usize = 500;
 
 /// Longest wait for more change notices before refreshing (debounce).
 const SETTLE: Duration = Duration::from_millis(30);
@@ -213,6 +229,7 @@ impl ImapSession {
             condstore: false,
             search_return: None,
             changes,
+            heard: Heard::default(),
         }
     }
 
@@ -937,24 +954,85 @@ impl ImapSession {
         Ok(())
     }
 
-    /// Reconciles the selected view if anything changed, then tells the
-    /// client what is new (see [`Selected::apply`]).
+    /// Takes in one announced change.
+    fn hear(&mut self, change: Result<Change, broadcast::error::TryRecvError>, agent: i64) -> bool {
+        match change {
+            Ok(Change::Ticket(number)) => {
+                self.heard.tickets.insert(number);
+                if self.heard.tickets.len() > MAX_SCOPED_TICKETS {
+                    self.heard.tickets.clear();
+                    self.heard.everything = true;
+                }
+            }
+            // Our own \Seen flags changed somewhere: which messages is not
+            // said.
+            Ok(Change::Seen(id)) if id == agent => self.heard.everything = true,
+            Ok(Change::Seen(_) | Change::OutboundQueued) => {}
+            Ok(Change::External) | Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                self.heard.everything = true;
+            }
+            Err(_) => return false,
+        }
+        true
+    }
+
+    /// Every change announced so far, taken from the channel.
+    fn take_heard(&mut self, agent: i64) -> Heard {
+        loop {
+            let change = self.changes.try_recv();
+            if !self.hear(change, agent) {
+                break;
+            }
+        }
+        std::mem::take(&mut self.heard)
+    }
+
+    /// Forgets what was heard (a view being selected is reconciled anew).
+    pub fn forget_heard_changes(&mut self) {
+        while self.changes.try_recv().is_ok() {}
+        self.heard = Heard::default();
+    }
+
+    /// Brings the selected view up to date with what changed, then tells
+    /// the client what is new (see [`Selected::apply`]).
+    ///
+    /// The cost follows the changes, not the view: the tickets announced
+    /// since the last refresh are reconciled (a full reconcile only when
+    /// a change did not say which tickets), and the session reads the
+    /// members changed since the MODSEQ it knows and the UIDs that left.
     pub async fn refresh(
         &mut self,
         login: &LoggedIn,
         selected: &mut Selected,
         allow_expunge: bool,
     ) -> Result<(), StoreError> {
-        let marker = self
-            .reconcile(
-                login,
-                selected.mailbox.id,
-                &selected.folder,
-                false,
-                &selected.marker,
-            )
-            .await?;
-        selected.marker = marker;
+        let heard = self.take_heard(login.agent.id);
+        if selected.folder.is_view() {
+            // Read after the changes were taken: every change it covers
+            // was announced, and is in `heard` or will be heard next time.
+            let marker = self.view_marker(login, &selected.folder).await?;
+            let scoped = !heard.everything && !heard.tickets.is_empty();
+            if scoped {
+                let tickets: Vec<i64> = heard.tickets.into_iter().collect();
+                self.reconcile_tickets(
+                    login,
+                    selected.mailbox.id,
+                    &selected.folder,
+                    &tickets,
+                    Some(&marker),
+                )
+                .await?;
+            } else if heard.everything || !heard.tickets.is_empty() || marker != selected.marker {
+                let known = if heard.everything || !heard.tickets.is_empty() {
+                    ""
+                } else {
+                    selected.marker.as_str()
+                };
+                self.reconcile(login, selected.mailbox.id, &selected.folder, false, known)
+                    .await?;
+            }
+            selected.marker = marker;
+        }
         let store = &self.app.store;
         let mailbox = match store.imap_mailbox(selected.mailbox.id).await {
             Ok(mailbox) => mailbox,
@@ -969,7 +1047,15 @@ impl ImapSession {
         {
             return Ok(());
         }
-        let members = store.imap_members(mailbox.id).await?;
+        let members = if selected.knows_changes_since() {
+            let (changed, gone) = store
+                .imap_changes_since(mailbox.id, selected.mailbox.highestmodseq)
+                .await?;
+            selected.members_after(changed, &gone)
+        } else {
+            selected.refreshed_at = std::time::Instant::now();
+            store.imap_members(mailbox.id).await?
+        };
         let newest = members.last().map(|m| m.uid).unwrap_or(0);
         let recent_above = if selected.read_only || newest <= selected.max_uid() {
             mailbox.recent_uid
@@ -1035,12 +1121,19 @@ impl ImapSession {
                     }
                 },
                 change = self.changes.recv() => {
-                    if matches!(change, Err(broadcast::error::RecvError::Closed)) {
-                        return (Reply::ok("IDLE terminated"), Flow::Close);
-                    }
-                    // Let a burst of changes settle, then report them once.
+                    let change = match change {
+                        Ok(change) => Ok(change),
+                        Err(broadcast::error::RecvError::Closed) => {
+                            return (Reply::ok("IDLE terminated"), Flow::Close);
+                        }
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            Err(broadcast::error::TryRecvError::Lagged(n))
+                        }
+                    };
+                    self.hear(change, login.agent.id);
+                    // Let a burst of changes settle, then report them once
+                    // (the refresh takes in the rest of the burst).
                     tokio::time::sleep(SETTLE).await;
-                    while self.changes.try_recv().is_ok() {}
                     if let Some(selected) = selected.as_deref_mut()
                         && let Err(err) = self.refresh(login, selected, true).await
                     {

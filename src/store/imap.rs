@@ -22,6 +22,11 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 use std::collections::HashMap;
 
+/// How long the UIDs that left a mailbox are remembered for sessions that
+/// refresh by MODSEQ ([`Store::imap_changes_since`]); a session that last
+/// refreshed longer ago than half of it reads the whole mailbox instead.
+pub const EXPUNGED_KEPT_SECONDS: i64 = 24 * 3600;
+
 /// One mailbox of one agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mailbox {
@@ -430,6 +435,11 @@ impl Store {
     /// doc). Skipped when `marker` equals the one the mailbox was last
     /// reconciled against, unless `force` (COPY and MOVE, right after
     /// changing the tickets). Returns whether anything changed.
+    ///
+    /// What the view should hold is read on the read pool (on SQLite the
+    /// writer only writes); the members are read in the writing
+    /// transaction, which holds the mailbox row, so that the diff is made
+    /// against what it replaces.
     pub async fn imap_reconcile(
         &self,
         mailbox_id: i64,
@@ -439,10 +449,153 @@ impl Store {
         marker: &str,
         force: bool,
     ) -> Result<bool> {
-        let condition = view_condition(filter);
+        if !force && self.imap_synced_marker(mailbox_id).await?.as_deref() == Some(marker) {
+            return Ok(false);
+        }
+        let wanted = self.view_wanted(viewer, filter, closed_since, None).await?;
+        self.write_membership(mailbox_id, wanted, None, Some(marker), force)
+            .await
+    }
+
+    /// As [`Store::imap_reconcile`] for the messages of these tickets only:
+    /// what a change of a few tickets costs a session, whatever the size
+    /// of the view. `marker`, when given, is recorded as the mailbox's sync
+    /// marker: the caller (a session with the view selected) has taken in
+    /// every change announced up to it.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn imap_reconcile_tickets(
+        &self,
+        mailbox_id: i64,
+        viewer: &Viewer,
+        filter: &ViewFilter,
+        closed_since: DateTime<Utc>,
+        tickets: &[i64],
+        marker: Option<&str>,
+    ) -> Result<bool> {
+        let wanted = self
+            .view_wanted(viewer, filter, closed_since, Some(tickets))
+            .await?;
+        self.write_membership(mailbox_id, wanted, Some(tickets), marker, true)
+            .await
+    }
+
+    async fn imap_synced_marker(&self, mailbox_id: i64) -> Result<Option<String>> {
+        dispatch_read!(self, |pool| {
+            let marker: Option<Option<String>> =
+                sqlx::query_scalar("SELECT synced_marker FROM imap_mailboxes WHERE id = $1")
+                    .bind(mailbox_id)
+                    .fetch_optional(pool)
+                    .await?;
+            Ok(marker.flatten())
+        })
+    }
+
+    /// The messages a view should hold (of `tickets` only, when given),
+    /// each with the flags it should show, by ascending message id.
+    async fn view_wanted(
+        &self,
+        viewer: &Viewer,
+        filter: &ViewFilter,
+        closed_since: DateTime<Utc>,
+        tickets: Option<&[i64]>,
+    ) -> Result<Vec<(i64, String)>> {
+        let mut condition = view_condition(filter);
+        if let Some(tickets) = tickets {
+            if tickets.is_empty() {
+                return Ok(Vec::new());
+            }
+            condition.push_str(&format!(
+                " AND t.number IN ({})",
+                placeholders(5, tickets.len())
+            ));
+        }
         let queue = filter.queue.clone().unwrap_or_default();
+        let tickets = tickets.unwrap_or(&[]);
+        let (wanted_rows, tag_rows) = dispatch_read!(self, |pool| {
+            let sql = format!(
+                "SELECT m.id, m.ticket, t.priority,
+                    EXISTS (SELECT 1 FROM agent_seen s WHERE s.agent_id = $1 AND s.message_id = m.id) AS seen,
+                    (m.kind = 'customer' AND EXISTS (SELECT 1 FROM messages r
+                        WHERE r.ticket = m.ticket AND r.kind = 'reply' AND r.id > m.id)) AS answered
+                 FROM messages m JOIN tickets t ON t.number = m.ticket JOIN queues q ON q.id = t.queue_id
+                 WHERE m.kind <> 'auto_reply' AND {condition} ORDER BY m.id"
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(viewer.agent_id)
+                .bind(viewer.sees_every_queue)
+                .bind(&queue)
+                .bind(closed_since);
+            for ticket in tickets {
+                query = query.bind(*ticket);
+            }
+            let mut wanted = Vec::new();
+            for row in query.fetch_all(pool).await? {
+                let priority: String = row.try_get("priority")?;
+                wanted.push((
+                    row.try_get::<i64, _>("id")?,
+                    row.try_get::<i64, _>("ticket")?,
+                    priority,
+                    row.try_get::<bool, _>("seen")?,
+                    row.try_get::<bool, _>("answered")?,
+                ));
+            }
+            let sql = format!(
+                "SELECT tt.ticket, tt.tag FROM ticket_tags tt JOIN tickets t ON t.number = tt.ticket
+                 JOIN queues q ON q.id = t.queue_id WHERE {condition}"
+            );
+            let mut query = sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(sql))
+                .bind(viewer.agent_id)
+                .bind(viewer.sees_every_queue)
+                .bind(&queue)
+                .bind(closed_since);
+            for ticket in tickets {
+                query = query.bind(*ticket);
+            }
+            (wanted, query.fetch_all(pool).await?)
+        });
+        let mut tags: HashMap<i64, Vec<String>> = HashMap::new();
+        for (ticket, tag) in tag_rows {
+            tags.entry(ticket).or_default().push(tag);
+        }
+        let mut wanted = Vec::with_capacity(wanted_rows.len());
+        for (id, ticket, priority, seen, answered) in wanted_rows {
+            let priority: Priority = parse_column(&priority, "priority")?;
+            let flags = derived_flags(
+                seen,
+                answered,
+                priority == Priority::Urgent,
+                tags.get(&ticket).map(Vec::as_slice).unwrap_or(&[]),
+            );
+            wanted.push((id, flags));
+        }
+        Ok(wanted)
+    }
+
+    /// Makes a mailbox hold `wanted` (for the messages of `tickets` only,
+    /// when given): one transaction that holds the mailbox row, reads the
+    /// members it replaces, writes the difference under a new MODSEQ and
+    /// records the UIDs that left (for sessions that refresh by MODSEQ).
+    async fn write_membership(
+        &self,
+        mailbox_id: i64,
+        wanted: Vec<(i64, String)>,
+        tickets: Option<&[i64]>,
+        marker: Option<&str>,
+        force: bool,
+    ) -> Result<bool> {
         let lock = self.backend.lock(super::RowLock::Wait);
         let now = Utc::now();
+        let scope = tickets.unwrap_or(&[]);
+        let members_sql = match tickets {
+            None => {
+                "SELECT uid, message_id, flags FROM imap_members WHERE mailbox_id = $1".to_string()
+            }
+            Some(tickets) => format!(
+                "SELECT uid, message_id, flags FROM imap_members WHERE mailbox_id = $1
+                 AND message_id IN (SELECT id FROM messages WHERE ticket IN ({}))",
+                placeholders(2, tickets.len().max(1))
+            ),
+        };
         let changed = dispatch!(self, |pool| {
             let mut tx = pool.begin().await?;
             let sql = format!(
@@ -458,62 +611,24 @@ impl Store {
                 )));
             };
             let synced: Option<String> = row.try_get("synced_marker")?;
-            if !force && synced.as_deref() == Some(marker) {
+            if !force && synced.is_some() && synced.as_deref() == marker {
                 return Ok(false);
             }
             let uidnext: i64 = row.try_get("uidnext")?;
             let modseq: i64 = row.try_get::<i64, _>("highestmodseq")? + 1;
+            let marker = marker.map(str::to_string).or(synced);
 
-            let sql = format!(
-                "SELECT m.id, m.ticket, t.priority,
-                    EXISTS (SELECT 1 FROM agent_seen s WHERE s.agent_id = $1 AND s.message_id = m.id) AS seen,
-                    (m.kind = 'customer' AND EXISTS (SELECT 1 FROM messages r
-                        WHERE r.ticket = m.ticket AND r.kind = 'reply' AND r.id > m.id)) AS answered
-                 FROM messages m JOIN tickets t ON t.number = m.ticket JOIN queues q ON q.id = t.queue_id
-                 WHERE m.kind <> 'auto_reply' AND {condition} ORDER BY m.id"
-            );
-            let wanted_rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(viewer.agent_id)
-                .bind(viewer.sees_every_queue)
-                .bind(&queue)
-                .bind(closed_since)
-                .fetch_all(&mut *tx)
-                .await?;
-            let sql = format!(
-                "SELECT tt.ticket, tt.tag FROM ticket_tags tt JOIN tickets t ON t.number = tt.ticket
-                 JOIN queues q ON q.id = t.queue_id WHERE {condition}"
-            );
-            let tag_rows: Vec<(i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(viewer.agent_id)
-                .bind(viewer.sees_every_queue)
-                .bind(&queue)
-                .bind(closed_since)
-                .fetch_all(&mut *tx)
-                .await?;
-            let mut tags: HashMap<i64, Vec<String>> = HashMap::new();
-            for (ticket, tag) in tag_rows {
-                tags.entry(ticket).or_default().push(tag);
+            let mut query =
+                sqlx::query_as(sqlx::AssertSqlSafe(members_sql.clone())).bind(mailbox_id);
+            if tickets.is_some() {
+                if scope.is_empty() {
+                    query = query.bind(0_i64);
+                }
+                for ticket in scope {
+                    query = query.bind(*ticket);
+                }
             }
-            let mut wanted: Vec<(i64, String)> = Vec::with_capacity(wanted_rows.len());
-            for row in &wanted_rows {
-                let ticket: i64 = row.try_get("ticket")?;
-                let priority: Priority =
-                    parse_column(&row.try_get::<String, _>("priority")?, "priority")?;
-                let flags = derived_flags(
-                    row.try_get("seen")?,
-                    row.try_get("answered")?,
-                    priority == Priority::Urgent,
-                    tags.get(&ticket).map(Vec::as_slice).unwrap_or(&[]),
-                );
-                wanted.push((row.try_get("id")?, flags));
-            }
-
-            let current: Vec<(i64, Option<i64>, String)> = sqlx::query_as(
-                "SELECT uid, message_id, flags FROM imap_members WHERE mailbox_id = $1",
-            )
-            .bind(mailbox_id)
-            .fetch_all(&mut *tx)
-            .await?;
+            let current: Vec<(i64, Option<i64>, String)> = query.fetch_all(&mut *tx).await?;
             let MembershipChange {
                 gone,
                 added,
@@ -530,6 +645,16 @@ impl Store {
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(mailbox_id);
                 for uid in chunk {
                     query = query.bind(*uid);
+                }
+                query.execute(&mut *tx).await?;
+                let sql = format!(
+                    "INSERT INTO imap_expunged (mailbox_id, uid, modseq, expunged_at) VALUES {}
+                     ON CONFLICT DO NOTHING",
+                    rows(chunk.len(), 4)
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for uid in chunk {
+                    query = query.bind(mailbox_id).bind(*uid).bind(modseq).bind(now);
                 }
                 query.execute(&mut *tx).await?;
             }
@@ -558,12 +683,21 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
+            if tickets.is_none() {
+                // Tombstones outlive any session that could still ask for
+                // them (sessions older than this refresh in full).
+                sqlx::query("DELETE FROM imap_expunged WHERE mailbox_id = $1 AND expunged_at < $2")
+                    .bind(mailbox_id)
+                    .bind(now - chrono::Duration::seconds(EXPUNGED_KEPT_SECONDS))
+                    .execute(&mut *tx)
+                    .await?;
+            }
             sqlx::query(
                 "UPDATE imap_mailboxes SET synced_marker = $1, synced_at = $2, uidnext = $3,
                      highestmodseq = CASE WHEN $4 THEN $5 ELSE highestmodseq END
                  WHERE id = $6",
             )
-            .bind(marker)
+            .bind(&marker)
             .bind(now)
             .bind(uidnext)
             .bind(changed)
@@ -575,6 +709,42 @@ impl Store {
             changed
         });
         Ok(changed)
+    }
+
+    /// What changed in a mailbox after `modseq`: the members added or
+    /// reflagged since (by ascending UID) and the UIDs that left. A session
+    /// that knows the mailbox at `modseq` refreshes with this, at the cost
+    /// of the changes, not of the mailbox. Read the mailbox row before
+    /// calling, so that nothing up to its MODSEQ is missed.
+    pub async fn imap_changes_since(
+        &self,
+        mailbox_id: i64,
+        modseq: u64,
+    ) -> Result<(Vec<Member>, Vec<u32>)> {
+        let since = i64::try_from(modseq).unwrap_or(i64::MAX);
+        dispatch_read!(self, |pool| {
+            let rows = sqlx::query(
+                "SELECT uid, message_id, stored_id, flags, modseq FROM imap_members
+                 WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid",
+            )
+            .bind(mailbox_id)
+            .bind(since)
+            .fetch_all(pool)
+            .await?;
+            let mut members = Vec::with_capacity(rows.len());
+            for row in &rows {
+                members.push(member_from_row!(row));
+            }
+            let gone: Vec<i64> = sqlx::query_scalar(
+                "SELECT uid FROM imap_expunged WHERE mailbox_id = $1 AND modseq > $2",
+            )
+            .bind(mailbox_id)
+            .bind(since)
+            .fetch_all(pool)
+            .await?;
+            let gone = gone.into_iter().map(to_u32).collect::<Result<Vec<u32>>>()?;
+            Ok((members, gone))
+        })
     }
 
     /// Every member of a mailbox, by ascending UID.
@@ -864,12 +1034,14 @@ impl Store {
             // The mailbox row first, as every writer of its members takes
             // it (a reconcile locks it before deleting members): one lock
             // order, no deadlock between an EXPUNGE and a session's sync.
-            sqlx::query(
-                "UPDATE imap_mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1",
+            let modseq: i64 = sqlx::query_scalar(
+                "UPDATE imap_mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1
+                 RETURNING highestmodseq",
             )
             .bind(mailbox_id)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
+            let now = Utc::now();
             for chunk in uids.chunks(500) {
                 let sql = format!(
                     "DELETE FROM imap_members WHERE mailbox_id = $1 AND uid IN ({})",
@@ -878,6 +1050,22 @@ impl Store {
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(mailbox_id);
                 for uid in chunk {
                     query = query.bind(i64::from(*uid));
+                }
+                query.execute(&mut *tx).await?;
+                // Remembered for sessions that refresh by MODSEQ; a UID is
+                // never used twice, so a second EXPUNGE of it is a no-op.
+                let sql = format!(
+                    "INSERT INTO imap_expunged (mailbox_id, uid, modseq, expunged_at) VALUES {}
+                     ON CONFLICT DO NOTHING",
+                    rows(chunk.len(), 4)
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for uid in chunk {
+                    query = query
+                        .bind(mailbox_id)
+                        .bind(i64::from(*uid))
+                        .bind(modseq)
+                        .bind(now);
                 }
                 query.execute(&mut *tx).await?;
             }

@@ -35,7 +35,8 @@ pub use admin::{Agent, AgentUpdate, AuditEntry, Queue};
 pub use agent_mail::{AgentMailFiled, AgentMailRequest, BuildAgentMail, ReplyTarget};
 pub use filing::WriterStats;
 pub use imap::{
-    Content, FlagOp, LoginAgent, Mailbox, Member, MessageRef, StorageItem, Viewer, join_flags,
+    Content, EXPUNGED_KEPT_SECONDS, FlagOp, LoginAgent, Mailbox, Member, MessageRef, StorageItem,
+    Viewer, join_flags,
 };
 pub use outbound::{FailureNote, OutboundItem, OutboundStatus};
 pub use search::{IndexableMessage, IndexableTicket, LoggedEvent, SystemNote};
@@ -306,6 +307,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "roles",
         include_str!("../../migrations/sqlite/0010_roles.sql"),
     ),
+    (
+        12,
+        "view_changes",
+        include_str!("../../migrations/sqlite/0012_view_changes.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -357,6 +363,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         10,
         "roles",
         include_str!("../../migrations/postgres/0010_roles.sql"),
+    ),
+    (
+        12,
+        "view_changes",
+        include_str!("../../migrations/postgres/0012_view_changes.sql"),
     ),
 ];
 
