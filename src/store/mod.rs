@@ -298,6 +298,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit",
         include_str!("../../migrations/sqlite/0009_audit.sql"),
     ),
+    (
+        11,
+        "inbound_auth",
+        include_str!("../../migrations/sqlite/0011_inbound_auth.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -344,6 +349,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "audit",
         include_str!("../../migrations/postgres/0009_audit.sql"),
+    ),
+    (
+        11,
+        "inbound_auth",
+        include_str!("../../migrations/postgres/0011_inbound_auth.sql"),
     ),
 ];
 
