@@ -3,6 +3,7 @@
 //! PostgreSQL database; and a small line-level SMTP client for conversations.
 #![allow(dead_code)]
 
+pub mod dns;
 pub mod imap;
 pub mod sink;
 pub mod tls;
