@@ -8,13 +8,13 @@
 use crate::common::dns::DnsStub;
 use crate::common::{Backend, TestServer, backend_test, deliver, eventually, message, ticket_of};
 use base64::Engine;
-use ring::signature::KeyPair;
 use mail_auth::common::crypto::Ed25519Key;
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::DkimSigner;
 use postdesk::config::{Config, VerifyMode};
 use postdesk::domain::sender_auth::{AuthSource, AuthVerdict, DmarcPolicy, SenderAuth};
 use postdesk::domain::ticket::EventKind;
+use ring::signature::KeyPair;
 use std::time::{Duration, Instant};
 
 /// Every server here tags a ticket whose mail passed DMARC, so that each
