@@ -251,3 +251,53 @@ fn dkim_verdict(result: &DkimResult) -> AuthVerdict {
         DkimResult::None => AuthVerdict::None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verifier(relays: &[&str]) -> SenderVerifier {
+        let mut config = Config::default();
+        config.smtp.trusted_relays = relays.iter().filter_map(|r| r.parse().ok()).collect();
+        SenderVerifier::new(&config)
+    }
+
+    #[test]
+    fn only_configured_relays_are_trusted() {
+        let v = verifier(&["10.0.0.5/32", "192.0.2.0/24", "2001:db8::/32"]);
+        let trusted = |ip: &str| ip.parse().is_ok_and(|ip| v.is_trusted_relay(ip));
+        assert!(trusted("10.0.0.5"));
+        assert!(!trusted("10.0.0.6"));
+        assert!(trusted("192.0.2.200"));
+        // An IPv4 client seen on an IPv6 socket is the same client.
+        assert!(trusted("::ffff:192.0.2.7"));
+        assert!(trusted("2001:db8::25"));
+        assert!(!verifier(&[]).is_trusted_relay(IpAddr::from([127, 0, 0, 1])));
+    }
+
+    #[tokio::test]
+    async fn a_header_from_anyone_else_is_not_read_and_off_checks_nothing() {
+        let raw = b"Authentication-Results: mx; dmarc=pass\r\nFrom: a@b.test\r\n\r\nhi\r\n";
+        let mut config = Config::default();
+        config.smtp.verify = VerifyMode::Off;
+        config.smtp.trusted_relays = vec![ipnet::IpNet::from(IpAddr::from([10, 0, 0, 5]))];
+        let v = SenderVerifier::new(&config);
+        let client = |ip: [u8; 4]| SmtpClient {
+            ip: IpAddr::from(ip),
+            helo: Some("mx.b.test"),
+            mail_from: "a@b.test",
+        };
+        assert_eq!(v.check(&client([192, 0, 2, 1]), raw).await, None);
+        let relayed = v.check(&client([10, 0, 0, 5]), raw).await;
+        assert_eq!(
+            relayed.map(|a| (a.dmarc, a.source)),
+            Some((AuthVerdict::Pass, AuthSource::TrustedRelay))
+        );
+        // A trusted relay that wrote no verdicts: nothing is known.
+        assert_eq!(
+            v.check(&client([10, 0, 0, 5]), b"From: a@b.test\r\n\r\nhi\r\n")
+                .await,
+            None
+        );
+    }
+}

@@ -484,6 +484,13 @@ mod tests {
         assert_eq!(read.as_ref().map(|a| (a.spf, a.dmarc)), Some((Fail, None)));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_header_is_read_without_panic(text in "\\PC*") {
+            let _ = from_authentication_results(&text);
+        }
+    }
+
     #[test]
     fn verdicts_keep_their_names() {
         for v in [Pass, Fail, SoftFail, Neutral, None, TempError, PermError] {
