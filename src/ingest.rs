@@ -254,7 +254,7 @@ fn prepare(
                 is_report: matches!(kind, InboundKind::Bounce { .. }),
                 is_own_message: is_own,
             });
-            let treatment = sender_auth::ack_treatment(auth.as_ref());
+            let treatment = sender_auth::ack_treatment(auth.as_ref(), reply_to == sender);
             match (reason, treatment) {
                 (Some(reason), _) => {
                     tracing::debug!(%message_id, reason, "no acknowledgement");

@@ -48,18 +48,21 @@ async fn checking_server(
     (server, dir)
 }
 
-/// A fresh Ed25519 key for mail-auth's signer, and its DNS record.
-fn dkim_key() -> (Ed25519Key, String) {
+/// A fresh Ed25519 key (PKCS#8) for mail-auth's signer, and its DNS record.
+fn dkim_key() -> (Vec<u8>, String) {
     let rng = ring::rand::SystemRandom::new();
     let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).expect("generate");
     let pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("key pair");
     let public = base64::engine::general_purpose::STANDARD.encode(pair.public_key().as_ref());
-    let key = Ed25519Key::from_pkcs8_der(pkcs8.as_ref()).expect("mail-auth key");
-    (key, format!("v=DKIM1; k=ed25519; p={public}"))
+    (
+        pkcs8.as_ref().to_vec(),
+        format!("v=DKIM1; k=ed25519; p={public}"),
+    )
 }
 
 /// `raw` with a DKIM-Signature of `domain` (selector `sel`) on top.
-fn signed(key: Ed25519Key, domain: &str, raw: &[u8]) -> Vec<u8> {
+fn signed(pkcs8: &[u8], domain: &str, raw: &[u8]) -> Vec<u8> {
+    let key = Ed25519Key::from_pkcs8_der(pkcs8).expect("mail-auth key");
     let signature = DkimSigner::from_key(key)
         .domain(domain)
         .selector("sel")
@@ -132,7 +135,7 @@ backend_test!(
             server.smtp(),
             "grace@good.test",
             &["support@desk.test"],
-            &signed(key, "good.test", &body),
+            &signed(&key, "good.test", &body),
         )
         .await;
         let ticket = ticket_of(&reply);
@@ -162,6 +165,42 @@ backend_test!(
                 .any(|q| q == "sel._domainkey.good.test TXT"),
             "{:?}",
             dns.queries()
+        );
+
+        // Authenticated, but answered elsewhere (Reply-To): DMARC vouches
+        // for the From address only, so that one repeats nothing.
+        let body = message(
+            "Grace Hopper <grace@good.test>",
+            "support@desk.test",
+            "Buy cheap pills",
+            "g2@good.test",
+            "Reply-To: someone@else.test\r\n",
+            "Hello",
+        );
+        let ticket = ticket_of(
+            &deliver(
+                server.smtp(),
+                "grace@good.test",
+                &["support@desk.test"],
+                &signed(&key, "good.test", &body),
+            )
+            .await,
+        );
+        assert_eq!(
+            stored_auth(&server, ticket).await.map(|a| a.dmarc),
+            Some(AuthVerdict::Pass)
+        );
+        let acks = acks_to(&server, "someone@else.test").await;
+        assert_eq!(acks.len(), 1);
+        assert!(
+            acks[0].contains(&format!("Subject: We received your message [#{ticket}]")),
+            "{}",
+            acks[0]
+        );
+        assert!(
+            !acks[0].contains("pills") && !acks[0].contains("Grace"),
+            "{}",
+            acks[0]
         );
         server.stop().await;
     }

@@ -329,8 +329,11 @@ pub enum AckTreatment {
 }
 
 /// Decides the acknowledgement's treatment from the message's verdicts
-/// (None: not checked, e.g. `[smtp] verify = "off"`).
-pub fn ack_treatment(auth: Option<&SenderAuth>) -> AckTreatment {
+/// (None: not checked, e.g. `[smtp] verify = "off"`). `to_author`: the
+/// acknowledgement goes to the From address DMARC vouches for, not to a
+/// Reply-To elsewhere (a sender with a good domain could otherwise aim
+/// its own words at anyone).
+pub fn ack_treatment(auth: Option<&SenderAuth>, to_author: bool) -> AckTreatment {
     let Some(auth) = auth else {
         return AckTreatment::Neutral;
     };
@@ -350,7 +353,7 @@ pub fn ack_treatment(auth: Option<&SenderAuth>) -> AckTreatment {
         }
         _ => {}
     }
-    if auth.dmarc == AuthVerdict::Pass {
+    if auth.dmarc == AuthVerdict::Pass && to_author {
         AckTreatment::Full
     } else {
         AckTreatment::Neutral
@@ -361,6 +364,21 @@ pub fn ack_treatment(auth: Option<&SenderAuth>) -> AckTreatment {
 mod tests {
     use super::*;
     use AuthVerdict::*;
+
+    fn ack_treatment_of(auth: Option<&SenderAuth>) -> AckTreatment {
+        ack_treatment(auth, true)
+    }
+
+    #[test]
+    fn a_reply_to_elsewhere_gets_the_neutral_acknowledgement() {
+        let passed = auth(Pass, Option::None);
+        assert_eq!(ack_treatment(Some(&passed), false), AckTreatment::Neutral);
+        let failed = auth(Fail, Option::None);
+        assert!(matches!(
+            ack_treatment(Some(&failed), false),
+            AckTreatment::Withhold(_)
+        ));
+    }
 
     fn auth(dmarc: AuthVerdict, policy: Option<DmarcPolicy>) -> SenderAuth {
         SenderAuth {
@@ -376,18 +394,18 @@ mod tests {
     #[test]
     fn only_dmarc_pass_gets_the_full_acknowledgement() {
         assert_eq!(
-            ack_treatment(Some(&auth(Pass, Some(DmarcPolicy::Reject)))),
+            ack_treatment_of(Some(&auth(Pass, Some(DmarcPolicy::Reject)))),
             AckTreatment::Full
         );
-        assert_eq!(ack_treatment(Option::None), AckTreatment::Neutral);
+        assert_eq!(ack_treatment_of(Option::None), AckTreatment::Neutral);
         for verdict in [None, TempError, PermError, SoftFail, Neutral] {
             assert_eq!(
-                ack_treatment(Some(&auth(verdict, Option::None))),
+                ack_treatment_of(Some(&auth(verdict, Option::None))),
                 AckTreatment::Neutral,
                 "{verdict}"
             );
             assert_eq!(
-                ack_treatment(Some(&auth(verdict, Some(DmarcPolicy::None)))),
+                ack_treatment_of(Some(&auth(verdict, Some(DmarcPolicy::None)))),
                 AckTreatment::Neutral,
                 "{verdict}"
             );
@@ -397,14 +415,14 @@ mod tests {
     #[test]
     fn failing_or_unaligned_mail_of_strict_domains_gets_none() {
         assert!(matches!(
-            ack_treatment(Some(&auth(Fail, Some(DmarcPolicy::None)))),
+            ack_treatment_of(Some(&auth(Fail, Some(DmarcPolicy::None)))),
             AckTreatment::Withhold(reason) if reason == "DMARC failed for example.com"
         ));
         for policy in [DmarcPolicy::Reject, DmarcPolicy::Quarantine] {
             for verdict in [TempError, PermError, None] {
                 assert!(
                     matches!(
-                        ack_treatment(Some(&auth(verdict, Some(policy)))),
+                        ack_treatment_of(Some(&auth(verdict, Some(policy)))),
                         AckTreatment::Withhold(reason) if reason.contains("not aligned")
                     ),
                     "{verdict} {policy:?}"
