@@ -94,6 +94,32 @@ pub struct SmtpConfig {
     pub data_timeout: u64,
     /// Command lines longer than this get `500 5.5.2` (RFC 5321 §4.5.3.1.4: 512).
     pub max_line_length: usize,
+    /// Whether postdesk checks SPF, DKIM and DMARC itself (it is the MX).
+    pub verify: VerifyMode,
+    /// Resolvers for those checks (`"IP"` or `"IP:PORT"`); empty: the
+    /// system's (resolv.conf).
+    #[serde(deserialize_with = "dns_servers")]
+    pub dns_servers: Vec<SocketAddr>,
+    /// Seconds one DNS query may take; the whole check gets a few of these,
+    /// then whatever is unanswered counts as `temperror` (mail is never
+    /// refused or held for authentication alone).
+    pub dns_timeout: u64,
+    /// Clients (addresses or CIDR networks) that checked the mail already:
+    /// from them the topmost `Authentication-Results` header is taken
+    /// instead of checking; from anyone else that header is ignored.
+    #[serde(deserialize_with = "ip_networks")]
+    pub trusted_relays: Vec<ipnet::IpNet>,
+}
+
+/// `[smtp] verify`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyMode {
+    /// SPF, DKIM and DMARC (with alignment) with mail-auth.
+    Dmarc,
+    /// No checks: every message's result is unknown (acknowledgements then
+    /// never repeat the subject or the sender's name).
+    Off,
 }
 
 impl Default for SmtpConfig {
@@ -107,6 +133,10 @@ impl Default for SmtpConfig {
             command_timeout: 300,
             data_timeout: 600,
             max_line_length: 2048,
+            verify: VerifyMode::Dmarc,
+            dns_servers: Vec::new(),
+            dns_timeout: 5,
+            trusted_relays: Vec::new(),
         }
     }
 }
@@ -317,8 +347,14 @@ impl Default for TicketConfig {
 pub struct AutoReplyConfig {
     /// Send the acknowledgement of templates/ack.txt for new tickets.
     pub enabled: bool,
-    /// At most this many automatic answers per sender per hour.
-    pub max_per_sender_per_hour: u32,
+    /// At most this many acknowledgements to one address per hour (the
+    /// old name `max_per_sender_per_hour` still works), counted in the
+    /// database, so across all nodes.
+    #[serde(alias = "max_per_sender_per_hour")]
+    pub ack_per_recipient_per_hour: u32,
+    /// At most this many acknowledgements per hour altogether (a flood of
+    /// forged senders cannot turn postdesk into a mail cannon).
+    pub ack_global_per_hour: u32,
     /// A directory whose `ack.txt` replaces the built-in template.
     pub templates_dir: Option<PathBuf>,
 }
@@ -327,7 +363,8 @@ impl Default for AutoReplyConfig {
     fn default() -> Self {
         AutoReplyConfig {
             enabled: true,
-            max_per_sender_per_hour: 5,
+            ack_per_recipient_per_hour: 3,
+            ack_global_per_hour: 500,
             templates_dir: None,
         }
     }
@@ -374,6 +411,41 @@ impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig { min_free_mb: 256 }
     }
+}
+
+/// DNS servers as `"IP"` (port 53) or `"IP:PORT"`.
+fn dns_servers<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<SocketAddr>, D::Error> {
+    Vec::<String>::deserialize(de)?
+        .iter()
+        .map(|text| {
+            text.parse::<SocketAddr>()
+                .or_else(|_| {
+                    text.parse::<std::net::IpAddr>()
+                        .map(|ip| SocketAddr::new(ip, 53))
+                })
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "invalid DNS server '{text}': expected an IP address, optionally with :PORT"
+                    ))
+                })
+        })
+        .collect()
+}
+
+/// Addresses (`10.0.0.5`, `2001:db8::1`) or networks (`192.0.2.0/24`).
+fn ip_networks<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    Vec::<String>::deserialize(de)?
+        .iter()
+        .map(|text| {
+            text.parse::<ipnet::IpNet>()
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "invalid trusted relay '{text}': expected an IP address or a network such as 192.0.2.0/24"
+                    ))
+                })
+        })
+        .collect()
 }
 
 fn fraction<'de, D: Deserializer<'de>>(de: D) -> Result<f32, D::Error> {
@@ -510,6 +582,9 @@ impl Config {
             return Err(inconsistent(
                 "[smtp] max_message_size and max_recipients must be positive".into(),
             ));
+        }
+        if self.smtp.dns_timeout == 0 {
+            return Err(inconsistent("[smtp] dns_timeout must be positive".into()));
         }
         if let Some(url) = &self.database_url
             && !(url.starts_with("sqlite:")
@@ -664,6 +739,31 @@ address = "billing@example.test"
     }
 
     #[test]
+    fn sender_checks_parse() {
+        let text = "[smtp]\nverify = \"off\"\ndns_servers = [\"127.0.0.1:5353\", \"::1\"]\n\
+                    trusted_relays = [\"10.0.0.5\", \"192.0.2.0/24\", \"2001:db8::/32\"]\n\
+                    [autoreply]\nmax_per_sender_per_hour = 7\nack_global_per_hour = 9\n";
+        let config = parse(text);
+        let Ok(config) = config else {
+            panic!("{config:?}");
+        };
+        assert_eq!(config.smtp.verify, VerifyMode::Off);
+        assert_eq!(
+            config.smtp.dns_servers,
+            vec![
+                SocketAddr::from(([127, 0, 0, 1], 5353)),
+                "[::1]:53".parse().unwrap_or(SocketAddr::from(([0; 4], 0)))
+            ]
+        );
+        let relays = &config.smtp.trusted_relays;
+        assert!(relays[0].contains(&std::net::IpAddr::from([10, 0, 0, 5])));
+        assert!(!relays[0].contains(&std::net::IpAddr::from([10, 0, 0, 6])));
+        assert!(relays[1].contains(&std::net::IpAddr::from([192, 0, 2, 77])));
+        assert_eq!(config.autoreply.ack_per_recipient_per_hour, 7);
+        assert_eq!(config.autoreply.ack_global_per_hour, 9);
+    }
+
+    #[test]
     fn passwords_in_database_urls_are_hidden() {
         assert_eq!(
             redact_password("postgres://u:secret@h/db"),
@@ -731,6 +831,21 @@ address = "billing@example.test"
                 "not a fraction",
             ),
             (
+                "[smtp]\nverify = \"spf\"\n",
+                "postdesk.toml:2:10:",
+                "unknown variant `spf`, expected `dmarc` or `off`",
+            ),
+            (
+                "[smtp]\ntrusted_relays = [\"10.0.0.5\", \"10.0.0/8\"]\n",
+                "postdesk.toml:2:18:",
+                "invalid trusted relay '10.0.0/8'",
+            ),
+            (
+                "[smtp]\ndns_servers = [\"resolver\"]\n",
+                "postdesk.toml:2:15:",
+                "invalid DNS server 'resolver'",
+            ),
+            (
                 "[tls]\ncert = \"c.pem\"\n",
                 "postdesk.toml:",
                 "both cert and key",
@@ -788,9 +903,16 @@ address = "billing@example.test"
         );
         assert_eq!(parsed.outbound.max_age, defaults.outbound.max_age);
         assert_eq!(
-            parsed.autoreply.max_per_sender_per_hour,
-            defaults.autoreply.max_per_sender_per_hour
+            parsed.autoreply.ack_per_recipient_per_hour,
+            defaults.autoreply.ack_per_recipient_per_hour
         );
+        assert_eq!(
+            parsed.autoreply.ack_global_per_hour,
+            defaults.autoreply.ack_global_per_hour
+        );
+        assert_eq!(parsed.smtp.verify, defaults.smtp.verify);
+        assert_eq!(parsed.smtp.dns_timeout, defaults.smtp.dns_timeout);
+        assert!(parsed.smtp.trusted_relays.is_empty() && parsed.smtp.dns_servers.is_empty());
         assert_eq!(
             parsed.search.commit_interval_ms,
             defaults.search.commit_interval_ms

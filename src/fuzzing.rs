@@ -31,6 +31,17 @@ pub fn inspect_message(data: &[u8]) {
     }
     // The same bytes as a search query: an answer or an error, never a panic.
     let _ = crate::search::query::parse(&String::from_utf8_lossy(data));
+    // What sender authentication reads of a message: mail-auth's parse (the
+    // DKIM signatures, From) and a trusted relay's Authentication-Results
+    // header, as its first such field and as the bytes as one value.
+    let _ = mail_auth::AuthenticatedMessage::parse(data);
+    if let Some(value) = crate::mime::header::field_values(data, b"Authentication-Results").next() {
+        let value = crate::mime::header::unfold(value);
+        let _ = crate::domain::sender_auth::from_authentication_results(&String::from_utf8_lossy(
+            &value,
+        ));
+    }
+    let _ = crate::domain::sender_auth::from_authentication_results(&String::from_utf8_lossy(data));
 }
 
 /// A real SMTP session (over an in-memory pipe) against a real store in a
@@ -60,6 +71,9 @@ impl SmtpHarness {
         config.smtp.max_recipients = 4;
         config.smtp.command_timeout = 1;
         config.smtp.data_timeout = 1;
+        // No DNS per input: the checks' own parsers are fuzzed by
+        // `inspect_message`.
+        config.smtp.verify = crate::config::VerifyMode::Off;
         let limits = Arc::new(SmtpLimits::from_config(&config.smtp));
         let app = runtime
             .block_on(App::open(config))

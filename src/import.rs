@@ -148,6 +148,7 @@ async fn one(
     let envelope = Envelope {
         mail_from: envelope_from.to_string(),
         rcpt_to: vec![queue.address.clone()],
+        helo: None,
         remote_addr: None,
         received_at: Utc::now(),
     };

@@ -8,9 +8,10 @@
 use crate::App;
 use crate::domain::automation::{RuleHook, TicketSnapshot};
 use crate::domain::filing::{
-    AckContext, AutoReplyPlan, FileOutcome, InboundKind, InboundRequest, NewMessage,
+    AckCaps, AckContext, AutoReplyPlan, FileOutcome, InboundKind, InboundRequest, NewMessage,
 };
 use crate::domain::outgoing::OutgoingMail;
+use crate::domain::sender_auth::{self, AckTreatment, SenderAuth};
 use crate::domain::ticket::{Priority, Status, queue_display_name};
 use crate::domain::{address, loops, message_id, subject};
 use crate::rules::condition::Variables;
@@ -27,6 +28,8 @@ pub struct Envelope {
     /// `MAIL FROM`; empty for the null return path.
     pub mail_from: String,
     pub rcpt_to: Vec<String>,
+    /// The client's EHLO/HELO name (SPF's HELO identity).
+    pub helo: Option<String>,
     pub remote_addr: Option<SocketAddr>,
     pub received_at: DateTime<Utc>,
 }
@@ -67,7 +70,20 @@ pub async fn ingest(
     mode: Mode,
 ) -> Result<IngestReport, IngestError> {
     let queues = app.queues().await?;
-    let (request, problems) = prepare(app, &queues, envelope, raw, &mode)?;
+    // Who sent it, for mail arriving now over SMTP (imports have no client
+    // to check). Before anything is stored: the verdicts go with the message.
+    let auth = match (&mode, envelope.remote_addr) {
+        (Mode::Live, Some(addr)) => {
+            let client = crate::verify::SmtpClient {
+                ip: addr.ip(),
+                helo: envelope.helo.as_deref(),
+                mail_from: &envelope.mail_from,
+            };
+            app.sender_auth.check(&client, &raw).await
+        }
+        _ => None,
+    };
+    let (request, problems) = prepare(app, &queues, envelope, raw, &mode, auth)?;
     let outcome = app.store.file_inbound(request).await?;
     let report = match outcome {
         FileOutcome::Duplicate { message, ticket } => IngestReport {
@@ -113,6 +129,7 @@ fn prepare(
     envelope: &Envelope,
     raw: Vec<u8>,
     mode: &Mode,
+    auth: Option<SenderAuth>,
 ) -> Result<(InboundRequest, Vec<String>), IngestError> {
     let config = &app.config;
     let mut problems = Vec::new();
@@ -141,11 +158,14 @@ fn prepare(
     let rules = app.rules.current();
     let rules_run =
         matches!(mode, Mode::Live) && !(rules.rules.is_empty() && rules.default_sla.is_none());
-    let (facts, variables) = read_facts(
+    let (facts, mut variables) = read_facts(
         &raw,
         &mut problems,
         rules_run.then_some(queue.address.as_str()),
     );
+    if let Some(variables) = variables.as_mut() {
+        variables.set("auth", crate::rules::context::auth_value(auth.as_ref()));
+    }
     let plus_tickets: Vec<i64> = recipients
         .iter()
         .filter(|r| queues.iter().any(|q| q.address == r.base))
@@ -219,6 +239,7 @@ fn prepare(
     };
 
     let reply_to = facts.reply_to.clone().unwrap_or_else(|| sender.clone());
+    let mut auto_reply_withheld = None;
     let auto_reply = match mode {
         Mode::Live if config.autoreply.enabled => {
             let reason = loops::suppression_reason(&loops::AutoReplyFacts {
@@ -233,22 +254,33 @@ fn prepare(
                 is_report: matches!(kind, InboundKind::Bounce { .. }),
                 is_own_message: is_own,
             });
-            match reason {
-                Some(reason) => {
+            let treatment = sender_auth::ack_treatment(auth.as_ref(), reply_to == sender);
+            match (reason, treatment) {
+                (Some(reason), _) => {
                     tracing::debug!(%message_id, reason, "no acknowledgement");
                     None
                 }
-                None => Some(ack_plan(
-                    app,
-                    &queue,
-                    Answered {
-                        to: reply_to.clone(),
-                        to_name: facts.from_name.clone(),
-                        message_id: has_message_id.then(|| message_id.clone()),
-                        references: facts.references.clone(),
-                        title: title.clone(),
-                    },
-                )),
+                (None, AckTreatment::Withhold(reason)) => {
+                    tracing::info!(%message_id, %sender, reason, "no acknowledgement");
+                    auto_reply_withheld = Some(reason);
+                    None
+                }
+                (None, treatment) => {
+                    // Unauthenticated mail may come from anyone: its
+                    // acknowledgement repeats nothing the sender wrote.
+                    let full = treatment == AckTreatment::Full;
+                    Some(ack_plan(
+                        app,
+                        &queue,
+                        Answered {
+                            to: reply_to.clone(),
+                            to_name: facts.from_name.clone().filter(|_| full),
+                            message_id: has_message_id.then(|| message_id.clone()),
+                            references: facts.references.clone(),
+                            title: full.then(|| title.clone()),
+                        },
+                    ))
+                }
             }
         }
         _ => None,
@@ -295,6 +327,7 @@ fn prepare(
             remote_addr: envelope.remote_addr.map(|a| a.to_string()),
             references,
             participants,
+            auth,
             raw,
         },
         kind,
@@ -307,6 +340,7 @@ fn prepare(
         now,
         reopen_window: Duration::days(i64::from(config.tickets.reopen_window_days)),
         auto_reply,
+        auto_reply_withheld,
         actor: match mode {
             Mode::Live => "smtp".into(),
             Mode::Import { .. } => "import".into(),
@@ -604,7 +638,8 @@ struct Answered {
     /// Its Message-ID, when it had one of its own.
     message_id: Option<String>,
     references: Vec<String>,
-    title: String,
+    /// The ticket's title, when the acknowledgement may repeat it.
+    title: Option<String>,
 }
 
 fn ack_plan(app: &App, queue: &Queue, answered: Answered) -> AutoReplyPlan {
@@ -622,17 +657,31 @@ fn ack_plan(app: &App, queue: &Queue, answered: Answered) -> AutoReplyPlan {
         to: to.clone(),
         queue_name: queue.name.clone(),
         queue_address: queue.address.clone(),
-        max_per_hour: app.config.autoreply.max_per_sender_per_hour,
+        caps: AckCaps {
+            per_recipient: app.config.autoreply.ack_per_recipient_per_hour,
+            global: app.config.autoreply.ack_global_per_hour,
+        },
         // Built inside the filing transaction, once the ticket number exists;
         // a template error there becomes a ticket event, not a lost message.
         build: Box::new(move |ctx: &AckContext| {
+            // What the sender wrote is left out of the context when it may
+            // not be repeated, so that no template can repeat it.
+            let mut ticket = serde_json::json!({"number": ctx.ticket});
+            if let Some(title) = &title {
+                ticket["subject"] = serde_json::json!(title);
+            }
+            let mut customer = serde_json::json!({"address": &to});
+            if let Some(name) = &to_name {
+                customer["name"] = serde_json::json!(name);
+            }
             let rendered = templates
                 .render(
                     &ctx.template,
                     serde_json::json!({
-                        "ticket": {"number": ctx.ticket, "subject": title},
-                        "customer": {"name": &to_name, "address": &to},
+                        "ticket": ticket,
+                        "customer": customer,
                         "queue": {"name": ctx.queue_name, "address": ctx.queue_address},
+                        "authenticated": title.is_some(),
                     }),
                 )
                 .map_err(|e| e.to_string())?;

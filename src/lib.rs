@@ -28,6 +28,7 @@ pub mod store;
 pub mod submission;
 pub mod templates;
 pub mod tls;
+pub mod verify;
 
 use config::Config;
 use std::sync::Arc;
@@ -72,6 +73,8 @@ pub struct App {
     pub sessions: tokio::sync::watch::Sender<Arc<SessionEpochs>>,
     /// Failed logins, shared by IMAP and submission.
     pub logins: passwords::LoginThrottle,
+    /// SPF, DKIM and DMARC of inbound mail (or a trusted relay's verdicts).
+    pub sender_auth: verify::SenderVerifier,
     /// The rules in force (reloaded on SIGHUP).
     pub rules: Arc<rules::RulesHandle>,
     /// Wakes the SLA scheduler after a reload.
@@ -115,6 +118,7 @@ impl App {
         let own_ids =
             domain::message_id::OwnIds::new(&config.message_id_domain(), secret.as_bytes());
         let (sessions, _) = tokio::sync::watch::channel(Arc::new(SessionEpochs::new()));
+        let sender_auth = verify::SenderVerifier::new(&config);
         Ok(Arc::new(App {
             disk,
             own_ids,
@@ -124,6 +128,7 @@ impl App {
             templates,
             search: std::sync::OnceLock::new(),
             logins: passwords::LoginThrottle::default(),
+            sender_auth,
             rules: Arc::new(rules),
             rules_reloaded: Arc::new(tokio::sync::Notify::new()),
             queues: RwLock::new((Instant::now(), Arc::new(queues))),

@@ -143,6 +143,33 @@ mod tests {
     }
 
     #[test]
+    fn without_subject_and_name_the_acknowledgement_is_neutral() {
+        let templates = Templates::load(None).map_err(|e| e.to_string());
+        let rendered = templates.and_then(|t| {
+            t.render(
+                "ack.txt",
+                json!({
+                    "ticket": {"number": 7},
+                    "customer": {"address": "alice@example.com"},
+                    "queue": {"name": "support", "address": "support@example.test"},
+                    "authenticated": false,
+                }),
+            )
+            .map_err(|e| e.to_string())
+        });
+        let Ok(rendered) = rendered else {
+            panic!("{rendered:?}");
+        };
+        assert_eq!(rendered.subject, "We received your message [#7]");
+        assert!(rendered.body.starts_with("Hello,\n"), "{}", rendered.body);
+        assert!(
+            rendered.body.contains("is now ticket #7.\n\nAn agent"),
+            "{}",
+            rendered.body
+        );
+    }
+
+    #[test]
     fn an_override_without_subject_is_rejected_at_render() {
         let dir = tempfile::tempdir().map_err(|e| e.to_string());
         let Ok(dir) = dir else { return };

@@ -19,6 +19,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("templates", 3),
     ("dkim", 3),
     ("disk", 3),
+    ("verify", 3),
     ("private_files", 2),
     ("store", 3),
     ("net", 4),

@@ -888,7 +888,7 @@ fn rules_reload_reaches_a_running_server() {
         &config,
         format!(
             "hostname = \"desk.test\"\ndata_dir = \"{}\"\nrules = \"rules.toml\"\n\
-             [smtp]\nlisten = \"127.0.0.1:0\"\n[imap]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n\
+             [smtp]\nlisten = \"127.0.0.1:0\"\nverify = \"off\"\n[imap]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n\
              [submission]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n",
             dir.path().display()
         ),
@@ -1044,7 +1044,7 @@ fn a_first_start_keeps_the_data_private() {
         &config,
         format!(
             "hostname = \"desk.test\"\ndata_dir = \"{}\"\n\
-             [smtp]\nlisten = \"127.0.0.1:0\"\n[imap]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n\
+             [smtp]\nlisten = \"127.0.0.1:0\"\nverify = \"off\"\n[imap]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n\
              [submission]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n",
             data.display()
         ),

@@ -35,9 +35,30 @@ async fn open_ticket(server: &TestServer, id: &str) -> i64 {
 backend_test!(
     async fn the_acknowledgement_is_delivered_through_the_relay(backend: Backend) {
         let sink = Sink::start(vec![], None).await;
-        let server =
-            TestServer::start_with(&backend, |c| c.outbound.relay = relay(sink.addr)).await;
-        let ticket = open_ticket(&server, "d1@example.com").await;
+        // Authenticated mail (a trusted relay says DMARC passed) gets the
+        // acknowledgement that repeats its subject and greets by name.
+        let server = TestServer::start_with(&backend, |c| {
+            c.outbound.relay = relay(sink.addr);
+            c.smtp.trusted_relays = vec!["127.0.0.1/32".parse().expect("net")];
+        })
+        .await;
+        let body = message(
+            "Alice <alice@example.com>",
+            "support@desk.test",
+            "Printer on fire",
+            "d1@example.com",
+            "Authentication-Results: mx.example.net; dmarc=pass header.from=example.com\r\n",
+            "Help!",
+        );
+        let ticket = ticket_of(
+            &deliver(
+                server.smtp(),
+                "alice@example.com",
+                &["support@desk.test"],
+                &body,
+            )
+            .await,
+        );
         eventually("ack delivered", || async { !sink.accepted().is_empty() }).await;
         let got = &sink.accepted()[0];
         assert_eq!(got.mail_from, "support@desk.test");
@@ -238,7 +259,7 @@ backend_test!(
                     address: "support@a.test".into(),
                 }];
                 c.outbound.relay = relay(a_to_b.addr);
-                c.autoreply.max_per_sender_per_hour = limit;
+                c.autoreply.ack_per_recipient_per_hour = limit;
             })
             .await;
             let b_to_a = Sink::start(vec![], Some((a.smtp(), rewrite))).await;
@@ -250,7 +271,7 @@ backend_test!(
                     address: "help@b.test".into(),
                 }];
                 c.outbound.relay = relay(b_to_a.addr);
-                c.autoreply.max_per_sender_per_hour = limit;
+                c.autoreply.ack_per_recipient_per_hour = limit;
             })
             .await;
 
@@ -348,8 +369,10 @@ backend_test!(
             .await
             .expect("tickets");
         assert_eq!(received.len(), 1);
+        // The acknowledgement of unauthenticated mail (checks are off in
+        // the tests) repeats nothing of it.
         assert_eq!(
-            received[0].subject, "Printer on fire",
+            received[0].subject, "We received your message",
             "the [#n] tag is ours, not the title"
         );
         let got = customer_side

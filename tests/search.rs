@@ -215,6 +215,7 @@ backend_test!(
         let envelope = postdesk::ingest::Envelope {
             mail_from: "b@example.org".into(),
             rcpt_to: vec!["support@desk.test".into()],
+            helo: None,
             remote_addr: None,
             received_at: chrono::Utc::now(),
         };

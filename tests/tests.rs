@@ -19,6 +19,7 @@ mod migrations;
 mod outbound;
 mod rules;
 mod search;
+mod sender_auth;
 mod smtp_protocol;
 mod submission;
 mod threading;

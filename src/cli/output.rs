@@ -339,6 +339,7 @@ pub fn ticket_view(view: &TicketView) -> String {
                 shorten(&m.sender, 32),
                 m.size.to_string(),
                 shorten(&m.subject, 50),
+                m.auth.as_ref().map(|a| a.summary()).unwrap_or_default(),
                 m.problems
                     .clone()
                     .map(|p| format!("[{p}]"))
@@ -347,7 +348,9 @@ pub fn ticket_view(view: &TicketView) -> String {
         })
         .collect();
     for line in table(
-        &["DATE", "KIND", "FROM", "BYTES", "SUBJECT", "PROBLEMS"],
+        &[
+            "DATE", "KIND", "FROM", "BYTES", "SUBJECT", "AUTH", "PROBLEMS",
+        ],
         rows,
     )
     .lines()

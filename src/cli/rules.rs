@@ -128,7 +128,19 @@ impl RulesTest {
             to.as_deref(),
             existing.as_ref().map(|t| t.queue.as_str()),
         )?;
-        let variables = rules::context::message_variables(raw, &queue.address);
+        let mut variables = rules::context::message_variables(raw, &queue.address);
+        // A saved message has no SMTP client to check: its topmost
+        // Authentication-Results header is taken as a trusted relay's
+        // would be (at ingest only a trusted relay's counts).
+        let auth = crate::mime::header::field_values(raw, b"Authentication-Results")
+            .next()
+            .and_then(|value| {
+                let value = crate::mime::header::unfold(value);
+                crate::domain::sender_auth::from_authentication_results(&String::from_utf8_lossy(
+                    &value,
+                ))
+            });
+        variables.set("auth", rules::context::auth_value(auth.as_ref()));
         let snapshot = match &existing {
             Some(t) => rules::scheduler::snapshot(t),
             None => TicketSnapshot {

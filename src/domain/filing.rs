@@ -6,6 +6,7 @@
 use super::automation::{RuleEffects, RuleHook};
 use super::change::{Cause, ChangeRequest, TicketChange};
 use super::outgoing::OutgoingMail;
+use super::sender_auth::SenderAuth;
 use super::threading::{JoinRule, LinkReason, Placement};
 use super::ticket::{EventKind, NewEvent};
 use chrono::{DateTime, Duration, Utc};
@@ -39,6 +40,8 @@ pub struct NewMessage {
     pub references: Vec<String>,
     /// Addresses on the message other than our own (From, Reply-To, To, Cc).
     pub participants: Vec<String>,
+    /// SPF, DKIM and DMARC as checked at arrival (None: not checked).
+    pub auth: Option<SenderAuth>,
     pub raw: Vec<u8>,
 }
 
@@ -102,7 +105,7 @@ pub struct AutoReplyPlan {
     /// the filing transaction).
     pub queue_name: String,
     pub queue_address: String,
-    pub max_per_hour: u32,
+    pub caps: AckCaps,
     pub build: BuildAck,
 }
 
@@ -124,6 +127,9 @@ pub struct InboundRequest {
     pub reopen_window: Duration,
     /// An acknowledgement to send if this opens a new ticket.
     pub auto_reply: Option<AutoReplyPlan>,
+    /// Why ingest planned none though it would have (authentication):
+    /// written to the history of a ticket the message opens.
+    pub auto_reply_withheld: Option<String>,
     /// Who files it, for the event log ("smtp", "import").
     pub actor: String,
     /// The rules to run on a customer's message (None: no rules).
@@ -331,15 +337,14 @@ pub enum Acknowledgement {
     Skip { reason: String, recorded: bool },
 }
 
-/// Decides the acknowledgement of a message filed in `ticket`. `recent`:
-/// how many acknowledgements went to its address in the last hour (read
-/// only when the answer depends on it: see [`needs_rate_count`]).
+/// Decides the acknowledgement of a message filed in `ticket` (before
+/// the hourly caps, [`ack_cap`], which the store counts only for an
+/// acknowledgement that would go out).
 pub fn acknowledgement(
     ticket: i64,
     created: bool,
-    plan: Option<&AutoReplyPlan>,
+    request: &InboundRequest,
     effects: Option<&RuleEffects>,
-    recent: i64,
 ) -> Acknowledgement {
     let skip = |reason: &str| Acknowledgement::Skip {
         reason: reason.to_string(),
@@ -349,23 +354,21 @@ pub fn acknowledgement(
         Some(choice) => choice,
         None => Some("ack.txt".to_string()),
     };
-    let plan = match (created, plan) {
-        (false, _) => return skip("not a new ticket"),
-        (true, None) => return skip("auto-reply not requested"),
-        (true, Some(plan)) => plan,
+    let plan = match (created, &request.auto_reply, &request.auto_reply_withheld) {
+        (false, _, _) => return skip("not a new ticket"),
+        // Agents should see why a new customer heard nothing.
+        (true, None, Some(reason)) => {
+            return Acknowledgement::Skip {
+                reason: format!("no acknowledgement: {reason}"),
+                recorded: true,
+            };
+        }
+        (true, None, None) => return skip("auto-reply not requested"),
+        (true, Some(plan), _) => plan,
     };
     let Some(template) = template else {
         return skip("a rule turned the acknowledgement off");
     };
-    if recent >= i64::from(plan.max_per_hour) {
-        return Acknowledgement::Skip {
-            reason: format!(
-                "rate limit: {recent} automatic answers to {} in the last hour",
-                plan.to
-            ),
-            recorded: true,
-        };
-    }
     let (queue_name, queue_address) = match effects.and_then(|e| e.queue.as_ref()) {
         Some(queue) => (queue.name.clone(), queue.address.clone()),
         None => (plan.queue_name.clone(), plan.queue_address.clone()),
@@ -378,6 +381,33 @@ pub fn acknowledgement(
     })
 }
 
+/// The hourly limits on acknowledgements, shared by all nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AckCaps {
+    /// To one address: a loop with another auto-responder, or a forger
+    /// aiming acknowledgements at one victim, stops here.
+    pub per_recipient: u32,
+    /// Altogether: many forged senders cannot make postdesk a mail cannon.
+    pub global: u32,
+}
+
+/// Why an acknowledgement to `to` is not sent, given how many went to
+/// `to` and altogether in the last hour (counted under a lock, so that
+/// several nodes together keep the limits); None: it may go.
+pub fn ack_cap(to: &str, to_recent: i64, all_recent: i64, caps: AckCaps) -> Option<String> {
+    if to_recent >= i64::from(caps.per_recipient) {
+        Some(format!(
+            "rate limit: {to_recent} automatic answers to {to} in the last hour"
+        ))
+    } else if all_recent >= i64::from(caps.global) {
+        Some(format!(
+            "global rate limit: {all_recent} acknowledgements in the last hour"
+        ))
+    } else {
+        None
+    }
+}
+
 /// An event postdesk itself records (acknowledgements).
 pub fn postdesk_event(ticket: i64, at: DateTime<Utc>, kind: EventKind, detail: String) -> NewEvent {
     NewEvent {
@@ -387,15 +417,6 @@ pub fn postdesk_event(ticket: i64, at: DateTime<Utc>, kind: EventKind, detail: S
         kind,
         detail,
     }
-}
-
-/// Whether [`acknowledgement`] needs the count of recent acknowledgements.
-pub fn needs_rate_count(
-    created: bool,
-    plan: Option<&AutoReplyPlan>,
-    effects: Option<&RuleEffects>,
-) -> bool {
-    created && plan.is_some() && !matches!(effects.and_then(|e| e.auto_reply.as_ref()), Some(None))
 }
 
 /// The Message-IDs that lead to the ticket from now on: the message's
@@ -435,4 +456,25 @@ pub fn flagged_event(request: &InboundRequest, ticket: i64) -> Option<NewEvent> 
             m.problems.join("; ")
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acknowledgements_stop_at_either_cap() {
+        let caps = AckCaps {
+            per_recipient: 3,
+            global: 10,
+        };
+        assert_eq!(ack_cap("a@x.test", 2, 9, caps), None);
+        assert!(ack_cap("a@x.test", 3, 0, caps).is_some_and(|r| r.contains("to a@x.test")));
+        assert!(ack_cap("a@x.test", 0, 10, caps).is_some_and(|r| r.starts_with("global")));
+        let none = AckCaps {
+            per_recipient: 0,
+            global: 0,
+        };
+        assert!(ack_cap("a@x.test", 0, 0, none).is_some());
+    }
 }

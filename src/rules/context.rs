@@ -5,6 +5,7 @@
 use super::condition::{Variables, map, string, strings, timestamp};
 use crate::domain::address;
 use crate::domain::automation::TicketSnapshot;
+use crate::domain::sender_auth::{AuthVerdict, SenderAuth};
 use cel::Value;
 use chrono::{DateTime, Utc};
 use mail_parser::{Address, Message, MessageParser, MimeHeaders};
@@ -106,11 +107,6 @@ pub fn variables_of(raw: &[u8], parsed: Option<&Message<'_>>, reached: &str) -> 
     // The first of each header, by lowercase name.
     let mut headers: Vec<(String, Value)> = Vec::new();
     let mut attachments = Vec::new();
-    let mut auth = (
-        String::from("none"),
-        String::from("none"),
-        String::from("none"),
-    );
     if let Some(m) = parsed {
         let root = m.parts.first();
         for header in root.map(|p| p.headers.as_slice()).unwrap_or_default() {
@@ -123,9 +119,6 @@ pub fn variables_of(raw: &[u8], parsed: Option<&Message<'_>>, reached: &str) -> 
                 header.offset_start as usize,
                 header.offset_end as usize,
             );
-            if name == "authentication-results" {
-                auth = read_auth_results(&text);
-            }
             headers.push((name, string(&text)));
         }
         for part in m.attachments() {
@@ -152,15 +145,23 @@ pub fn variables_of(raw: &[u8], parsed: Option<&Message<'_>>, reached: &str) -> 
             .collect()),
     );
     v.set("attachments", Value::List(Arc::new(attachments)));
-    v.set(
-        "auth",
-        map(vec![
-            ("spf", string(&auth.0)),
-            ("dkim", string(&auth.1)),
-            ("dmarc", string(&auth.2)),
-        ]),
-    );
+    // Not from the message's own headers: anyone can write an
+    // Authentication-Results header. Ingest sets the verified results.
+    v.set("auth", auth_value(None));
     v
+}
+
+/// The `auth` variable: the verdicts postdesk checked (or took from a
+/// trusted relay); "none" each when nothing was checked.
+pub fn auth_value(auth: Option<&SenderAuth>) -> Value {
+    let verdict = |pick: fn(&SenderAuth) -> AuthVerdict| {
+        string(auth.map_or(AuthVerdict::None, pick).as_str())
+    };
+    map(vec![
+        ("spf", verdict(|a| a.spf)),
+        ("dkim", verdict(|a| a.dkim)),
+        ("dmarc", verdict(|a| a.dmarc)),
+    ])
 }
 
 /// A header's value as written, unfolded.
@@ -171,19 +172,6 @@ fn header_text(raw: &[u8], start: usize, end: usize) -> String {
         .replace('\n', "")
         .trim()
         .to_string()
-}
-
-/// spf, dkim and dmarc results from an Authentication-Results header
-/// (RFC 8601) that the receiving MTA added: "pass", "fail", … or "none".
-fn read_auth_results(text: &str) -> (String, String, String) {
-    let find = |method: &str| {
-        text.split([';', ' ', '\t'])
-            .filter_map(|token| token.trim().split_once('='))
-            .find(|(k, _)| k.eq_ignore_ascii_case(method))
-            .map(|(_, v)| v.trim().to_ascii_lowercase())
-            .unwrap_or_else(|| "none".into())
-    };
-    (find("spf"), find("dkim"), find("dmarc"))
 }
 
 /// One SLA clock as an escalation reads it.
@@ -264,9 +252,33 @@ Content-Disposition: attachment; filename=invoice.pdf\r\n\
         assert!(check(
             "attachments.exists(a, a.type == 'application/pdf' && a.name.endsWith('.pdf'))"
         ));
+        // The message's own Authentication-Results header is not believed.
         assert!(check(
-            "auth.spf == 'pass' && auth.dkim == 'fail' && auth.dmarc == 'none'"
+            "auth.spf == 'none' && auth.dkim == 'none' && auth.dmarc == 'none'"
         ));
+    }
+
+    #[test]
+    fn auth_is_what_was_verified() {
+        use crate::domain::sender_auth::AuthSource;
+        let mut v = message_variables(MAIL, "support@example.test");
+        v.set(
+            "auth",
+            auth_value(Some(&SenderAuth {
+                spf: AuthVerdict::SoftFail,
+                dkim: AuthVerdict::Pass,
+                dmarc: AuthVerdict::Pass,
+                policy: None,
+                domain: None,
+                source: AuthSource::Verified,
+            })),
+        );
+        let c = Condition::compile(
+            "auth.spf == 'softfail' && auth.dkim == 'pass' && auth.dmarc == 'pass'",
+            MESSAGE_SCHEMA,
+        )
+        .unwrap();
+        assert_eq!(c.evaluate(&v), Ok(true));
     }
 
     #[test]

@@ -614,6 +614,7 @@ impl SmtpSession {
         let envelope = Envelope {
             mail_from: tx.mail_from,
             rcpt_to: tx.rcpt_to,
+            helo: self.helo.clone(),
             remote_addr: Some(self.peer),
             received_at: Utc::now(),
         };

@@ -156,6 +156,7 @@ async fn file_agent_mail(tx: &mut Tx, r: &AgentMailRequest) -> Result<AgentMailF
         remote_addr: r.remote_addr.clone(),
         references: Vec::new(),
         participants: Vec::new(),
+        auth: None,
         raw: (r.build)(ticket),
     };
     let message = tx.insert_message(&m, Some(ticket), r.kind, None).await?;

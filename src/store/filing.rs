@@ -169,16 +169,51 @@ impl Tx {
         })
     }
 
-    /// Acknowledgements queued to `to` since `since` (the loop guard).
-    async fn recent_acknowledgements(&mut self, to: &str, since: DateTime<Utc>) -> Result<i64> {
+    /// Acknowledgements counted against the caps since `since`: to `to`,
+    /// and altogether. Takes the caps' lock row first (held until the
+    /// filing commits), so that on PostgreSQL another node's filing waits
+    /// here and then counts this one's claim: two nodes cannot both take
+    /// the last acknowledgement of the hour. (SQLite has one writer.)
+    async fn lock_and_count_acks(&mut self, to: &str, since: DateTime<Utc>) -> Result<(i64, i64)> {
+        let scope = ack_scope(to);
         on_tx!(self, |conn| {
-            Ok(sqlx::query_scalar(
-                "SELECT COUNT(*) FROM outbound WHERE rcpt_to = $1 AND purpose = 'ack' AND created_at > $2",
+            sqlx::query(
+                "INSERT INTO ack_lock (name, claims) VALUES ('acknowledgements', 1)
+                 ON CONFLICT (name) DO UPDATE SET claims = ack_lock.claims + 1",
             )
-            .bind(to)
-            .bind(since)
-            .fetch_one(&mut *conn)
-            .await?)
+            .execute(&mut *conn)
+            .await?;
+            let to_recent: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM ack_sent WHERE scope = $1 AND at > $2")
+                    .bind(&scope)
+                    .bind(since)
+                    .fetch_one(&mut *conn)
+                    .await?;
+            let all_recent: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM ack_sent WHERE scope = 'all' AND at > $1")
+                    .bind(since)
+                    .fetch_one(&mut *conn)
+                    .await?;
+            Ok((to_recent, all_recent))
+        })
+    }
+
+    /// Counts an acknowledgement to `to` against the caps, and forgets
+    /// claims older than `since` (they count no more).
+    async fn claim_ack(&mut self, to: &str, at: DateTime<Utc>, since: DateTime<Utc>) -> Result<()> {
+        let scope = ack_scope(to);
+        on_tx!(self, |conn| {
+            sqlx::query("DELETE FROM ack_sent WHERE scope IN ($1, 'all') AND at <= $2")
+                .bind(&scope)
+                .bind(since)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query("INSERT INTO ack_sent (scope, at) VALUES ($1, $2), ('all', $2)")
+                .bind(&scope)
+                .bind(at)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
         })
     }
 
@@ -226,6 +261,11 @@ impl Tx {
         })
         .await
     }
+}
+
+/// The caps' name for acknowledgements to one address.
+fn ack_scope(to: &str) -> String {
+    format!("to:{}", to.to_lowercase())
 }
 
 /// Files one message on a transaction the caller owns (and commits).
@@ -366,17 +406,8 @@ pub(crate) async fn file(tx: &mut Tx, request: &InboundRequest) -> Result<FileOu
         .await?;
     events.extend(filing::flagged_event(request, ticket));
 
-    let plan = request.auto_reply.as_ref();
-    let recent = match plan {
-        Some(plan) if filing::needs_rate_count(created, Some(plan), effects.as_ref()) => {
-            tx.recent_acknowledgements(&plan.to, request.now - Duration::hours(1))
-                .await?
-        }
-        _ => 0,
-    };
     let mut ack_id = None;
-    let auto_reply = match filing::acknowledgement(ticket, created, plan, effects.as_ref(), recent)
-    {
+    let auto_reply = match filing::acknowledgement(ticket, created, request, effects.as_ref()) {
         Acknowledgement::Skip { reason, recorded } => {
             if recorded {
                 events.push(filing::postdesk_event(
@@ -390,21 +421,40 @@ pub(crate) async fn file(tx: &mut Tx, request: &InboundRequest) -> Result<FileOu
         }
         Acknowledgement::Send(context) => {
             // Some(plan) is what made the decision Send.
-            let built = match plan {
-                Some(plan) => (plan.build)(&context),
+            let built = match &request.auto_reply {
+                Some(plan) => (plan.build)(&context).map(|mail| (plan, mail)),
                 None => Err("auto-reply not requested".to_string()),
             };
             match built {
-                Ok(mail) => {
-                    let id = tx.queue_outgoing(ticket, &mail, "ack", request.now).await?;
-                    ack_id = Some(mail.message_id.clone());
-                    events.push(filing::postdesk_event(
-                        ticket,
-                        request.now,
-                        EventKind::AutoReply,
-                        format!("acknowledgement queued to {}", mail.rcpt_to),
-                    ));
-                    Ok(id)
+                Ok((plan, mail)) => {
+                    // Counted last, when the acknowledgement is ready: the
+                    // caps' lock is held from here to the commit only.
+                    let since = request.now - Duration::hours(1);
+                    let (to_recent, all_recent) = tx.lock_and_count_acks(&plan.to, since).await?;
+                    match filing::ack_cap(&plan.to, to_recent, all_recent, plan.caps) {
+                        Some(reason) => {
+                            tracing::info!(ticket, to = %plan.to, %reason, "no acknowledgement");
+                            events.push(filing::postdesk_event(
+                                ticket,
+                                request.now,
+                                EventKind::AutoReplySuppressed,
+                                reason.clone(),
+                            ));
+                            Err(reason)
+                        }
+                        None => {
+                            tx.claim_ack(&plan.to, request.now, since).await?;
+                            let id = tx.queue_outgoing(ticket, &mail, "ack", request.now).await?;
+                            ack_id = Some(mail.message_id.clone());
+                            events.push(filing::postdesk_event(
+                                ticket,
+                                request.now,
+                                EventKind::AutoReply,
+                                format!("acknowledgement queued to {}", mail.rcpt_to),
+                            ));
+                            Ok(id)
+                        }
+                    }
                 }
                 Err(problem) => {
                     events.push(filing::postdesk_event(
@@ -594,6 +644,7 @@ mod tests {
                 remote_addr: None,
                 references: Vec::new(),
                 participants: vec![sender.clone()],
+                auth: None,
                 raw: format!("Subject: {subject}\r\n\r\nhello\r\n").into_bytes(),
             },
             kind: InboundKind::Customer,
@@ -606,6 +657,7 @@ mod tests {
             now,
             reopen_window: Duration::days(30),
             auto_reply: None,
+            auto_reply_withheld: None,
             actor: "test".into(),
             rules: None,
         }

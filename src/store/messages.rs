@@ -58,12 +58,15 @@ impl Tx {
         problems.extend(problem);
         let problems = (!problems.is_empty()).then(|| problems.join("; "));
         let header_len = super::header_len(&m.raw);
+        let auth = m.auth.as_ref();
         on_tx!(self, |conn| {
             Ok(sqlx::query_scalar(
                 "INSERT INTO messages (ticket, kind, message_id, has_message_id, sender, from_name,
                      envelope_from, envelope_to, subject, sent_at, received_at, size, problems,
-                     remote_addr, raw, header_len)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                     remote_addr, raw, header_len, auth_spf, auth_dkim, auth_dmarc, auth_policy,
+                     auth_domain, auth_source)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                     $17, $18, $19, $20, $21, $22)
                  RETURNING id",
             )
             .bind(ticket)
@@ -82,6 +85,12 @@ impl Tx {
             .bind(&m.remote_addr)
             .bind(&m.raw[..])
             .bind(header_len)
+            .bind(auth.map(|a| a.spf.as_str()))
+            .bind(auth.map(|a| a.dkim.as_str()))
+            .bind(auth.map(|a| a.dmarc.as_str()))
+            .bind(auth.and_then(|a| a.policy).map(|p| p.as_str()))
+            .bind(auth.and_then(|a| a.domain.as_deref()))
+            .bind(auth.map(|a| a.source.as_str()))
             .fetch_one(&mut *conn)
             .await?)
         })
@@ -217,6 +226,7 @@ impl Tx {
             remote_addr: None,
             references: Vec::new(),
             participants: Vec::new(),
+            auth: None,
             raw: mail.raw.clone(),
         };
         let message = self

@@ -308,6 +308,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0010_roles.sql"),
     ),
     (
+        11,
+        "inbound_auth",
+        include_str!("../../migrations/sqlite/0011_inbound_auth.sql"),
+    ),
+    (
         12,
         "view_changes",
         include_str!("../../migrations/sqlite/0012_view_changes.sql"),
@@ -363,6 +368,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         10,
         "roles",
         include_str!("../../migrations/postgres/0010_roles.sql"),
+    ),
+    (
+        11,
+        "inbound_auth",
+        include_str!("../../migrations/postgres/0011_inbound_auth.sql"),
     ),
     (
         12,

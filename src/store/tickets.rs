@@ -1,6 +1,7 @@
 //! Reading tickets, their messages and their history.
 
 use super::{Result, Store, StoreError, dispatch_read, parse_column};
+use crate::domain::sender_auth::{AuthSource, AuthVerdict, DmarcPolicy, SenderAuth};
 use crate::domain::ticket::{EventKind, MessageKind, Priority, Status};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -59,6 +60,8 @@ pub struct MessageRecord {
     pub received_at: DateTime<Utc>,
     pub size: i64,
     pub problems: Option<String>,
+    /// SPF, DKIM and DMARC as checked at arrival; None: not checked.
+    pub auth: Option<SenderAuth>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -139,13 +142,46 @@ macro_rules! message_from_row {
             received_at: row.try_get("received_at")?,
             size: row.try_get("size")?,
             problems: row.try_get("problems")?,
+            auth: auth_from_columns(
+                row.try_get("auth_source")?,
+                [
+                    row.try_get("auth_spf")?,
+                    row.try_get("auth_dkim")?,
+                    row.try_get("auth_dmarc")?,
+                ],
+                row.try_get("auth_policy")?,
+                row.try_get("auth_domain")?,
+            ),
         }
     }};
 }
 
+/// A message's stored verdicts (written by `insert_message` from the same
+/// names, so a value it does not know reads as `none`).
+fn auth_from_columns(
+    source: Option<String>,
+    [spf, dkim, dmarc]: [Option<String>; 3],
+    policy: Option<String>,
+    domain: Option<String>,
+) -> Option<SenderAuth> {
+    let verdict = |text: Option<String>| {
+        text.and_then(|t| AuthVerdict::parse(&t))
+            .unwrap_or_default()
+    };
+    Some(SenderAuth {
+        source: AuthSource::parse(source.as_deref()?)?,
+        spf: verdict(spf),
+        dkim: verdict(dkim),
+        dmarc: verdict(dmarc),
+        policy: policy.and_then(|p| DmarcPolicy::parse(&p)),
+        domain,
+    })
+}
+
 const MESSAGE_COLUMNS: &str =
     "id, ticket, kind, message_id, has_message_id, sender, from_name, envelope_from,
-    envelope_to, subject, sent_at, received_at, size, problems";
+    envelope_to, subject, sent_at, received_at, size, problems, auth_spf, auth_dkim, auth_dmarc,
+    auth_policy, auth_domain, auth_source";
 
 impl Store {
     pub async fn tickets(&self, filter: &TicketFilter) -> Result<Vec<Ticket>> {

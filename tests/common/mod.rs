@@ -3,6 +3,7 @@
 //! PostgreSQL database; and a small line-level SMTP client for conversations.
 #![allow(dead_code)]
 
+pub mod dns;
 pub mod imap;
 pub mod sink;
 pub mod tls;
@@ -180,6 +181,9 @@ pub async fn test_config(backend: &Backend, dir: &std::path::Path) -> Config {
     config.imap.tls_listen = "127.0.0.1:0".parse().expect("addr");
     config.submission.listen = "127.0.0.1:0".parse().expect("addr");
     config.submission.tls_listen = "127.0.0.1:0".parse().expect("addr");
+    // No real DNS in the tests: the sender-authentication tests turn the
+    // checks on against their own DNS server.
+    config.smtp.verify = postdesk::config::VerifyMode::Off;
     config.queues = vec![
         postdesk::config::QueueConfig {
             name: "support".into(),
