@@ -996,12 +996,41 @@ backend_test!(
         let ticket = customer_writes(&server, "vpn-1@example.com", "VPN drops").await;
         alice_answers(&server, "vpn-1@example.com", "alice-reply-1@desk.test").await;
 
-        // Bob's Sent copy carrying alice's id is his own copy.
+        // Alice's internal note on the ticket.
+        let plus = format!("support+{ticket}@desk.test");
+        let note = format!(
+            "From: alice@desk.test\r\nTo: {plus}\r\nSubject: [#{ticket}] checked\r\n\
+             Message-ID: <alice-note-1@desk.test>\r\n\r\nThe VPN gateway logs show resets.\r\n"
+        );
+        let r = submit(
+            &server,
+            "alice@desk.test",
+            "alice@desk.test",
+            &[&plus],
+            note.as_bytes(),
+        )
+        .await;
+        assert_eq!(r.code, 250, "{r:?}");
+
+        // Bob's Sent copies carrying alice's reply's and note's ids are his
+        // own copies: her text stays hers.
         let mut bob = ImapClient::login(server.imap(), "bob@desk.test", "secret").await;
+        let note_stub =
+            b"Message-ID: <alice-note-1@desk.test>\r\nSubject: stub\r\n\r\nnote stub\r\n";
+        assert!(bob.append("Sent", "\\Seen", note_stub).await.ok());
+        assert!(bob.cmd("SELECT Sent").await.ok());
+        let fetched = bob.cmd("FETCH 1 BODY.PEEK[]").await;
+        let bytes = fetched
+            .fetches()
+            .first()
+            .and_then(|line| line.literals.first().cloned())
+            .unwrap_or_default();
+        assert_eq!(bytes, note_stub, "{}", fetched.all_text());
+        assert!(bob.cmd("UNSELECT").await.ok());
         let stub = b"Message-ID: <alice-reply-1@desk.test>\r\nSubject: stub\r\n\r\nstub\r\n";
         assert!(bob.append("Sent", "\\Seen", stub).await.ok());
         assert!(bob.cmd("SELECT Sent").await.ok());
-        let fetched = bob.cmd("FETCH 1 BODY.PEEK[]").await;
+        let fetched = bob.cmd("FETCH 2 BODY.PEEK[]").await;
         let bytes = fetched
             .fetches()
             .first()
