@@ -48,13 +48,12 @@ similar = false
 enabled = false
 TOML
   # Builds before inbound authentication do not know `verify`; later ones
-  # must not ask DNS about loopback senders.
-  if "$1" --config "$data/postdesk.toml" rules check >/dev/null 2>&1 \
-     && sed 's/^VERIFY$/verify = "off"/' "$data/postdesk.toml" > "$data/t" \
-     && "$1" --config "$data/t" migrate >/dev/null 2>&1; then
-    mv "$data/t" "$data/postdesk.toml"
+  # must not ask DNS about the generated senders' domains.
+  sed 's/^VERIFY$/verify = "off"/' "$data/postdesk.toml" > "$data/with-verify.toml"
+  if "$1" --config "$data/with-verify.toml" migrate >/dev/null 2>&1; then
+    mv "$data/with-verify.toml" "$data/postdesk.toml"
   else
-    sed -i '/^VERIFY$/d' "$data/postdesk.toml"; rm -f "$data/t"
+    sed -i '/^VERIFY$/d' "$data/postdesk.toml"; rm -f "$data/with-verify.toml"
   fi
   echo 'bench-password' | "$1" --config "$data/postdesk.toml" agent add agent@desk.bench \
     --queue support --password-stdin >/dev/null
