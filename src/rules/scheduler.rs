@@ -67,6 +67,7 @@ pub struct Scheduler {
 pub async fn run(app: Scheduler, mut shutdown: Shutdown) {
     let mut changes = app.store.subscribe();
     loop {
+        let round_started = tokio::time::Instant::now();
         match run_due(&app, Utc::now()).await {
             // A full batch: there may be more due.
             Ok(round) if round.tickets as i64 >= BATCH => continue,
@@ -80,11 +81,15 @@ pub async fn run(app: Scheduler, mut shutdown: Shutdown) {
         // What this round changed announced itself; what others changed
         // meanwhile moved a check time in the store, read just below.
         while changes.try_recv().is_ok() {}
+        // Until the next check time, but at least MIN_SLEEP after the
+        // last round began (not after now: a check time that comes soon
+        // after a round is not put off by a whole MIN_SLEEP).
         let sleep = match app.store.sla_next_check().await {
-            Ok(Some(at)) => (at - Utc::now())
-                .to_std()
-                .unwrap_or(Duration::ZERO)
-                .clamp(MIN_SLEEP, MAX_SLEEP),
+            Ok(Some(at)) => {
+                let until = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+                let spacing = MIN_SLEEP.saturating_sub(round_started.elapsed());
+                until.max(spacing).min(MAX_SLEEP)
+            }
             Ok(None) => MAX_SLEEP,
             Err(err) => {
                 tracing::warn!(%err, "sla scheduler: cannot read the next check time");
@@ -116,6 +121,17 @@ pub async fn run(app: Scheduler, mut shutdown: Shutdown) {
 /// other nodes' schedulers are passed over, not waited for).
 pub async fn run_due(app: &Scheduler, now: DateTime<Utc>) -> Result<SchedulerRound, StoreError> {
     ROUNDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // A look on the reading side first: a round woken by a change that
+    // moved no clock due takes no write transaction (on SQLite, the one
+    // writer that ingest needs).
+    if !app
+        .store
+        .sla_next_check()
+        .await?
+        .is_some_and(|next| next <= now)
+    {
+        return Ok(SchedulerRound::default());
+    }
     let parallel = match app.store.backend_name() {
         "postgres" => PARALLEL_BATCHES,
         _ => 1,
