@@ -32,8 +32,10 @@ const BATCH: i64 = 100;
 /// Batches worked on at once on PostgreSQL (SQLite has one writer).
 const PARALLEL_BATCHES: usize = 4;
 
-/// The longest sleep: a check time written by another node (or the CLI)
-/// is seen at most this late.
+/// The longest sleep. Another process's change wakes the scheduler as
+/// its own do (on PostgreSQL every node's changes are announced to every
+/// node); a check time written by the CLI on SQLite, which announces
+/// nothing to the server, is seen at most this late.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
 
 /// The shortest timed sleep: tickets due within the same quarter second
