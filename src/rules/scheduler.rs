@@ -126,11 +126,11 @@ pub async fn run_due(app: &Scheduler, now: DateTime<Utc>) -> Result<SchedulerRou
     // A look on the reading side first: a round woken by a change that
     // moved no clock due takes no write transaction (on SQLite, the one
     // writer that ingest needs).
-    if !app
+    if app
         .store
         .sla_next_check()
         .await?
-        .is_some_and(|next| next <= now)
+        .is_none_or(|next| next > now)
     {
         return Ok(SchedulerRound::default());
     }
