@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release --example rules_bench -- rules [--rules 200] [--corpus DIR] [--runs 5]
 //! cargo run --release --example rules_bench -- scheduler [--tickets 100000] [--seconds 60]
+//! cargo run --example rules_bench -- burst [--tickets 2000] [--nodes 2] [--postgres URL]
 //! ```
 //!
 //! `rules`: what 200 rules add to each message: the time to build the
@@ -16,6 +17,13 @@
 //! the catch-up (every ticket needs a first look, as after downtime), then
 //! the real scheduler task for `--seconds`: wake-ups per minute, tickets
 //! handled, CPU time and resident memory.
+//!
+//! `burst`: N tickets whose first response falls due at the same instant
+//! (a few seconds after the start), an escalation on the breach, and the
+//! real scheduler task of one or more nodes (on PostgreSQL, `--nodes 2`
+//! runs two schedulers on one database, as two servers would): how late
+//! each escalation fired after its due time (p50, p99, max) and whether
+//! each fired exactly once.
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -51,6 +59,16 @@ enum Mode {
         #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
+    Burst {
+        #[arg(long, default_value_t = 2000)]
+        tickets: usize,
+        /// Schedulers on one database (more than one needs --postgres).
+        #[arg(long, default_value_t = 1)]
+        nodes: usize,
+        /// A PostgreSQL server: a fresh database is made on it (and dropped).
+        #[arg(long)]
+        postgres: Option<String>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -65,6 +83,14 @@ fn main() -> Result<()> {
         Mode::Scheduler { tickets, seconds } => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(scheduler_bench(tickets, seconds))
+        }
+        Mode::Burst {
+            tickets,
+            nodes,
+            postgres,
+        } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(burst_bench(tickets, nodes, postgres))
         }
     }
 }
@@ -310,4 +336,147 @@ async fn scheduler_bench(tickets: usize, seconds: u64) -> Result<()> {
     );
     app.store.close().await;
     Ok(())
+}
+
+const BURST_RULES: &str = r#"
+[sla.burst]
+first_response = "1h"
+
+[[escalation]]
+name = "Late"
+when = "first_response.breached"
+priority = "urgent"
+tags = ["late"]
+"#;
+
+async fn burst_bench(tickets: usize, nodes: usize, postgres: Option<String>) -> Result<()> {
+    use sqlx::Connection;
+    anyhow::ensure!(
+        nodes == 1 || postgres.is_some(),
+        "several nodes need --postgres"
+    );
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("rules.toml"), BURST_RULES)?;
+    let database_url = match &postgres {
+        Some(base) => {
+            let name = format!("postdesk_bench_{:016x}", rand::random::<u64>());
+            let mut admin = sqlx::PgConnection::connect(base).await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut admin)
+                .await?;
+            let mut url = url::Url::parse(base)?;
+            url.set_path(&format!("/{name}"));
+            Some((url.to_string(), name))
+        }
+        None => None,
+    };
+    let config = Config {
+        data_dir: dir.path().to_path_buf(),
+        rules: Some(dir.path().join("rules.toml")),
+        database_url: database_url.as_ref().map(|(url, _)| url.clone()),
+        ..Config::default()
+    };
+    let mut apps = Vec::new();
+    for _ in 0..nodes {
+        apps.push(App::open(config.clone()).await?);
+    }
+    let app = apps[0].clone();
+    let queue = app
+        .queues()
+        .await?
+        .first()
+        .map(|q| q.id)
+        .context("no queue")?;
+    // Due a few seconds from now, all at once: created an hour earlier on
+    // a one-hour first-response clock.
+    let now = chrono::Utc::now();
+    let due = now + chrono::Duration::seconds(5);
+    let created = (due - chrono::Duration::hours(1)).to_rfc3339();
+    let sql = match app.store.backend_name() {
+        "postgres" => format!(
+            "INSERT INTO tickets (queue_id, subject, customer_address, status, priority, created_at,
+                 updated_at, customer_waiting_since, sla_policy, sla_check_at)
+             SELECT {queue}, 'ticket ' || i, 'c' || i || '@example.com', 'open', 'normal',
+                 '{created}', '{now}', '{created}', 'burst', '{now}'
+             FROM generate_series(1, {tickets}) AS i",
+            now = now.to_rfc3339(),
+        ),
+        _ => format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {tickets})
+             INSERT INTO tickets (queue_id, subject, customer_address, status, priority, created_at,
+                 updated_at, customer_waiting_since, sla_policy, sla_check_at)
+             SELECT {queue}, 'ticket ' || i, 'c' || i || '@example.com', 'open', 'normal',
+                 '{created}', '{now}', '{created}', 'burst', '{now}' FROM n",
+            now = now.to_rfc3339(),
+        ),
+    };
+    app.store.execute_unchecked(&sql).await?;
+    let shutdown = postdesk::net::ShutdownTrigger::new();
+    let tasks: Vec<_> = apps
+        .iter()
+        .map(|app| {
+            tokio::spawn(postdesk::rules::scheduler::run(
+                app.scheduler(),
+                shutdown.subscribe(),
+            ))
+        })
+        .collect();
+    // Wait until every ticket's escalation fired (or a minute passed).
+    let deadline = Instant::now() + Duration::from_secs(60) + Duration::from_secs(5);
+    let mut fired = Vec::new();
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        fired = fired_times(&app).await?;
+        if fired.len() >= tickets {
+            break;
+        }
+    }
+    let all_done = chrono::Utc::now();
+    shutdown.trigger();
+    for task in tasks {
+        let _ = task.await;
+    }
+    let mut late: Vec<Duration> = fired
+        .iter()
+        .map(|(_, at)| (*at - due).to_std().unwrap_or(Duration::ZERO))
+        .collect();
+    let mut per_ticket = std::collections::HashMap::new();
+    for (ticket, _) in &fired {
+        *per_ticket.entry(*ticket).or_insert(0) += 1;
+    }
+    let twice = per_ticket.values().filter(|n| **n > 1).count();
+    late.sort();
+    let at = |q: f64| {
+        late.get(((late.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    println!(
+        "{tickets} tickets due at once, {nodes} node(s) on {}: {} escalations fired ({} tickets, {twice} more than once); \
+         lateness p50 {:.2} s, p99 {:.2} s, max {:.2} s; all seen fired {:.2} s after the due time",
+        app.store.backend_name(),
+        fired.len(),
+        per_ticket.len(),
+        at(0.5).as_secs_f64(),
+        at(0.99).as_secs_f64(),
+        late.last().copied().unwrap_or_default().as_secs_f64(),
+        (all_done - due).num_milliseconds() as f64 / 1000.0,
+    );
+    for app in &apps {
+        app.store.close().await;
+    }
+    if let (Some(base), Some((_, name))) = (&postgres, &database_url) {
+        let mut admin = sqlx::PgConnection::connect(base).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut admin)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Every escalation fired so far: the ticket and when it fired.
+async fn fired_times(app: &App) -> Result<Vec<(i64, chrono::DateTime<chrono::Utc>)>> {
+    Ok(app.store.escalation_firings().await?)
 }

@@ -395,158 +395,166 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Sla(_) => operator.read_reports()?,
         _ => {}
     }
-    match cli.command {
-        Command::Serve => cli::serve::serve(config, config_file).await?,
-        Command::Migrate => cli::migrate::migrate(config).await?,
-        Command::Queue(QueueCommand::Add { name, address }) => {
-            cli::queue::add(config, &name, &address).await?
-        }
-        Command::Queue(QueueCommand::List { json }) => cli::queue::list(&config, json).await?,
-        Command::Agent(AgentCommand::Add {
-            email,
-            name,
-            role,
-            admin,
-            queues,
-            password_stdin,
-        }) => {
-            let agent = cli::agent::NewAgent {
+    let done: Result<()> = async {
+        match cli.command {
+            Command::Serve => cli::serve::serve(config, config_file).await?,
+            Command::Migrate => cli::migrate::migrate(config).await?,
+            Command::Queue(QueueCommand::Add { name, address }) => {
+                cli::queue::add(config, &name, &address).await?
+            }
+            Command::Queue(QueueCommand::List { json }) => cli::queue::list(&config, json).await?,
+            Command::Agent(AgentCommand::Add {
                 email,
                 name,
-                role: if admin { AgentRole::Admin } else { role },
+                role,
+                admin,
                 queues,
                 password_stdin,
-            };
-            cli::agent::add(config, agent).await?
-        }
-        Command::Agent(AgentCommand::List { json }) => cli::agent::list(&config, json).await?,
-        Command::Agent(AgentCommand::Set {
-            email,
-            name,
-            role,
-            queues,
-            no_queues,
-        }) => {
-            let changes = cli::agent::AgentChanges {
+            }) => {
+                let agent = cli::agent::NewAgent {
+                    email,
+                    name,
+                    role: if admin { AgentRole::Admin } else { role },
+                    queues,
+                    password_stdin,
+                };
+                cli::agent::add(config, agent).await?
+            }
+            Command::Agent(AgentCommand::List { json }) => cli::agent::list(&config, json).await?,
+            Command::Agent(AgentCommand::Set {
+                email,
                 name,
                 role,
-                queues: (no_queues || !queues.is_empty()).then_some(queues),
-            };
-            cli::agent::set(config, &email, changes).await?
-        }
-        Command::Agent(AgentCommand::Remove { email }) => {
-            cli::agent::remove(config, &email).await?
-        }
-        Command::Agent(AgentCommand::Passwd {
-            email,
-            password_stdin,
-        }) => cli::agent::passwd(config, &email, password_stdin).await?,
-        Command::Agent(AgentCommand::Disable { email }) => {
-            cli::agent::set_disabled(config, &email, true).await?
-        }
-        Command::Agent(AgentCommand::Enable { email }) => {
-            cli::agent::set_disabled(config, &email, false).await?
-        }
-        Command::Ticket(TicketCommand::List {
-            status,
-            queue,
-            overdue,
-            json,
-        }) => {
-            let filter = TicketFilter {
+                queues,
+                no_queues,
+            }) => {
+                let changes = cli::agent::AgentChanges {
+                    name,
+                    role,
+                    queues: (no_queues || !queues.is_empty()).then_some(queues),
+                };
+                cli::agent::set(config, &email, changes).await?
+            }
+            Command::Agent(AgentCommand::Remove { email }) => {
+                cli::agent::remove(config, &email).await?
+            }
+            Command::Agent(AgentCommand::Passwd {
+                email,
+                password_stdin,
+            }) => cli::agent::passwd(config, &email, password_stdin).await?,
+            Command::Agent(AgentCommand::Disable { email }) => {
+                cli::agent::set_disabled(config, &email, true).await?
+            }
+            Command::Agent(AgentCommand::Enable { email }) => {
+                cli::agent::set_disabled(config, &email, false).await?
+            }
+            Command::Ticket(TicketCommand::List {
                 status,
                 queue,
                 overdue,
-                ..TicketFilter::default()
-            };
-            cli::ticket::list(&config, &operator, filter, json).await?
-        }
-        Command::Ticket(TicketCommand::Show { number, json }) => {
-            cli::ticket::show(&config, &operator, number.0, json).await?
-        }
-        Command::Ticket(TicketCommand::Export { number }) => {
-            cli::ticket::export(&config, &operator, number.0).await?
-        }
-        Command::Ticket(TicketCommand::Set {
-            number,
-            status,
-            priority,
-            owner,
-            queue,
-            tags,
-            untags,
-        }) => {
-            let edit = cli::ticket::TicketEdit {
-                change: TicketChange {
+                json,
+            }) => {
+                let filter = TicketFilter {
                     status,
-                    priority,
                     queue,
-                    add_tags: tags,
-                    remove_tags: untags,
-                    ..TicketChange::default()
-                },
+                    overdue,
+                    ..TicketFilter::default()
+                };
+                cli::ticket::list(&config, &operator, filter, json).await?
+            }
+            Command::Ticket(TicketCommand::Show { number, json }) => {
+                cli::ticket::show(&config, &operator, number.0, json).await?
+            }
+            Command::Ticket(TicketCommand::Export { number }) => {
+                cli::ticket::export(&config, &operator, number.0).await?
+            }
+            Command::Ticket(TicketCommand::Set {
+                number,
+                status,
+                priority,
                 owner,
-            };
-            cli::ticket::set(config, &operator, number.0, edit).await?
-        }
-        Command::Outbound(OutboundCommand::List { status, json }) => {
-            cli::outbound::list(&config, status, json).await?
-        }
-        Command::Outbound(OutboundCommand::Retry { ids }) => {
-            cli::outbound::retry(config, &ids).await?
-        }
-        Command::Outbound(OutboundCommand::Cancel { ids }) => {
-            cli::outbound::cancel(config, &ids).await?
-        }
-        Command::Message(MessageCommand::Unfiled { json }) => {
-            cli::message::unfiled(&config, json).await?
-        }
-        Command::Message(MessageCommand::Raw { id }) => cli::message::raw(&config, id).await?,
-        Command::Search {
-            status: true, json, ..
-        } => cli::search::status(&config, json).await?,
-        Command::Search {
-            query,
-            limit,
-            all,
-            json,
-            ..
-        } => cli::search::search(&config, &operator, &query.join(" "), limit, all, json).await?,
-        Command::Reindex { json } => cli::search::reindex(&config, json).await?,
-        Command::Status { json } => cli::status::status(&config, json).await?,
-        Command::Audit { json } => cli::audit::list(&config, json).await?,
-        Command::Rules(RulesCommand::Check { file }) => cli::rules::check(&config, file)?,
-        Command::Rules(RulesCommand::Test {
-            message,
-            ticket,
-            rules,
-            to,
-            json,
-        }) => {
-            let request = cli::rules::TestRequest {
+                queue,
+                tags,
+                untags,
+            }) => {
+                let edit = cli::ticket::TicketEdit {
+                    change: TicketChange {
+                        status,
+                        priority,
+                        queue,
+                        add_tags: tags,
+                        remove_tags: untags,
+                        ..TicketChange::default()
+                    },
+                    owner,
+                };
+                cli::ticket::set(config, &operator, number.0, edit).await?
+            }
+            Command::Outbound(OutboundCommand::List { status, json }) => {
+                cli::outbound::list(&config, status, json).await?
+            }
+            Command::Outbound(OutboundCommand::Retry { ids }) => {
+                cli::outbound::retry(config, &ids).await?
+            }
+            Command::Outbound(OutboundCommand::Cancel { ids }) => {
+                cli::outbound::cancel(config, &ids).await?
+            }
+            Command::Message(MessageCommand::Unfiled { json }) => {
+                cli::message::unfiled(&config, json).await?
+            }
+            Command::Message(MessageCommand::Raw { id }) => cli::message::raw(&config, id).await?,
+            Command::Search {
+                status: true, json, ..
+            } => cli::search::status(&config, json).await?,
+            Command::Search {
+                query,
+                limit,
+                all,
+                json,
+                ..
+            } => {
+                cli::search::search(&config, &operator, &query.join(" "), limit, all, json).await?
+            }
+            Command::Reindex { json } => cli::search::reindex(&config, json).await?,
+            Command::Status { json } => cli::status::status(&config, json).await?,
+            Command::Audit { json } => cli::audit::list(&config, json).await?,
+            Command::Rules(RulesCommand::Check { file }) => cli::rules::check(&config, file)?,
+            Command::Rules(RulesCommand::Test {
                 message,
-                ticket: ticket.map(|t| t.0),
+                ticket,
                 rules,
                 to,
-            };
-            cli::rules::test(&config, request, json).await?
+                json,
+            }) => {
+                let request = cli::rules::TestRequest {
+                    message,
+                    ticket: ticket.map(|t| t.0),
+                    rules,
+                    to,
+                };
+                cli::rules::test(&config, request, json).await?
+            }
+            Command::Rules(RulesCommand::Reload) => cli::rules::reload(&config).await?,
+            Command::Sla(SlaCommand::Report { json }) => {
+                cli::sla::report(&config, &operator, json).await?
+            }
+            Command::Import {
+                format,
+                path,
+                queue,
+                json,
+            } => {
+                let format = match format {
+                    ImportFormat::Mbox => Format::Mbox,
+                    ImportFormat::Maildir => Format::Maildir,
+                };
+                cli::import::import(config, format, &path, &queue, json).await?
+            }
         }
-        Command::Rules(RulesCommand::Reload) => cli::rules::reload(&config).await?,
-        Command::Sla(SlaCommand::Report { json }) => {
-            cli::sla::report(&config, &operator, json).await?
-        }
-        Command::Import {
-            format,
-            path,
-            queue,
-            json,
-        } => {
-            let format = match format {
-                ImportFormat::Mbox => Format::Mbox,
-                ImportFormat::Maildir => Format::Maildir,
-            };
-            cli::import::import(config, format, &path, &queue, json).await?
-        }
+        Ok(())
     }
-    Ok(())
+    .await;
+    // What the command changed reaches the other nodes before it exits.
+    cli::finish().await;
+    done
 }

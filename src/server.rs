@@ -104,12 +104,26 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
             shutdown.subscribe(),
         )),
         tokio::spawn(watch_sessions(app.clone(), shutdown.subscribe())),
-        tokio::spawn(imap::watch_external_changes(
-            app.clone(),
-            shutdown.subscribe(),
-        )),
         tokio::spawn(outbound::run(app.clone(), dkim, shutdown.subscribe())),
     ];
+    // Other processes' changes: on PostgreSQL every node hears them from
+    // the database (LISTEN, in place before the server counts as
+    // started); on SQLite the command line's are looked for.
+    match app.store.change_listener().await? {
+        Some(listener) => {
+            let mut stopping = shutdown.subscribe();
+            tasks.push(tokio::spawn(async move {
+                tokio::select! {
+                    _ = listener.run() => {}
+                    _ = stopping.stopped() => {}
+                }
+            }));
+        }
+        None => tasks.push(tokio::spawn(imap::watch_external_changes(
+            app.clone(),
+            shutdown.subscribe(),
+        ))),
+    }
     // Customers' mail, and agents' with STARTTLS and over implicit TLS.
     for (role, listener, implicit_tls) in [
         (smtp::Role::Inbound, listener, false),

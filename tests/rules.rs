@@ -543,3 +543,107 @@ backend_test!(
         server.stop().await;
     }
 );
+
+const BURST: &str = r#"
+[sla.burst]
+first_response = "1h"
+
+[[escalation]]
+name = "Late"
+when = "first_response.breached"
+tags = ["late"]
+"#;
+
+backend_test!(
+    /// Many tickets falling due at the same instant (issue 17): the
+    /// scheduler works through them in batches and fires each escalation
+    /// once, promptly; on PostgreSQL a second node's scheduler shares the
+    /// burst without firing anything twice.
+    async fn a_burst_of_due_tickets_fires_each_escalation_once(backend: Backend) {
+        const TICKETS: usize = 500;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = write_rules(dir.path(), BURST);
+        let server = TestServer::start_with(&backend, |c| c.rules = Some(path.clone())).await;
+        let second_node = postdesk::net::ShutdownTrigger::new();
+        let mut second = None;
+        if matches!(backend, Backend::Postgres(_)) {
+            let app = postdesk::App::open(server.config.clone())
+                .await
+                .expect("second node");
+            // It hears of the first node's changes as a server does.
+            let listener = app
+                .store
+                .change_listener()
+                .await
+                .expect("listen")
+                .expect("a listener on PostgreSQL");
+            tokio::spawn(listener.run());
+            let task = tokio::spawn(postdesk::rules::scheduler::run(
+                app.scheduler(),
+                second_node.subscribe(),
+            ));
+            second = Some((app, task));
+        }
+        let queue = server.store().queues().await.expect("queues")[0].id;
+        let now = chrono::Utc::now();
+        let due = now + chrono::Duration::seconds(3);
+        let created = (due - chrono::Duration::hours(1)).to_rfc3339();
+        let rows = match backend {
+            Backend::Postgres(_) => format!("generate_series(1, {TICKETS}) AS i"),
+            Backend::Sqlite => format!(
+                "(WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {TICKETS}) SELECT i FROM n)"
+            ),
+        };
+        let sql = format!(
+            "INSERT INTO tickets (queue_id, subject, customer_address, status, priority, created_at,
+                 updated_at, customer_waiting_since, sla_policy, sla_check_at)
+             SELECT {queue}, 'ticket ' || i, 'c' || i || '@example.com', 'open', 'normal',
+                 '{created}', '{now}', '{created}', 'burst', '{now}' FROM {rows}",
+            now = now.to_rfc3339(),
+        );
+        server
+            .store()
+            .execute_unchecked(&sql)
+            .await
+            .expect("tickets");
+        // Written behind the schedulers' backs: a change (here a customer's
+        // mail, on any node) makes them look.
+        customer_writes(
+            &server,
+            "ann@example.org",
+            "Wake up",
+            "wake@example.org",
+            "Hi.",
+        )
+        .await;
+        let mut fired = Vec::new();
+        for _ in 0..600 {
+            fired = server.store().escalation_firings().await.expect("firings");
+            if fired.len() >= TICKETS {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(fired.len(), TICKETS, "{}", backend.name());
+        let tickets: std::collections::BTreeSet<i64> = fired.iter().map(|(t, _)| *t).collect();
+        assert_eq!(
+            tickets.len(),
+            TICKETS,
+            "each ticket's escalation fired once"
+        );
+        let latest = fired.iter().map(|(_, at)| *at).max().expect("fired");
+        // The product says within a second; the margin is for a loaded
+        // test machine.
+        assert!(
+            latest - due < chrono::Duration::seconds(10),
+            "the last escalation fired {} late",
+            latest - due
+        );
+        if let Some((app, task)) = second {
+            second_node.trigger();
+            let _ = task.await;
+            app.store.close().await;
+        }
+        server.stop().await;
+    }
+);

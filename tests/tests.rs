@@ -7,6 +7,7 @@ mod common;
 mod architecture;
 mod boundary;
 mod cli;
+mod cluster;
 mod corpus;
 mod crash;
 mod durability;

@@ -108,7 +108,27 @@ pub fn load_config(
 /// Opens the database for a command that changes it, as a server start
 /// does: migrates it and creates or updates the configured queues.
 pub async fn open_for_writing(config: Config) -> CliResult<Arc<App>> {
-    Ok(App::open(config).await?)
+    let app = App::open(config).await?;
+    if let Ok(mut opened) = OPENED.lock() {
+        opened.push(app.store.clone());
+    }
+    Ok(app)
+}
+
+/// The stores this command opened for writing (see [`finish`]).
+static OPENED: std::sync::Mutex<Vec<Store>> = std::sync::Mutex::new(Vec::new());
+
+/// Sends what the command changed to the running servers (on PostgreSQL
+/// the announcements go out a moment after each commit, and the process
+/// is about to exit).
+pub async fn finish() {
+    let opened = match OPENED.lock() {
+        Ok(mut opened) => std::mem::take(&mut *opened),
+        Err(_) => return,
+    };
+    for store in opened {
+        store.flush_announcements().await;
+    }
 }
 
 /// Opens the database for a command that only looks at it: no migration,

@@ -152,9 +152,10 @@ pub async fn serve(
     }
 }
 
-/// Watches the store for changes made outside this process (the CLI,
-/// other nodes on PostgreSQL) and announces them, so IDLE sessions hear of
-/// every change within a second without each polling the database.
+/// Watches an SQLite store for changes made outside this process (the
+/// CLI) and announces them, so IDLE sessions hear of every change within
+/// a second without each polling the database. (On PostgreSQL every
+/// process announces its changes to every node: see `store::notify`.)
 pub async fn watch_external_changes(app: Arc<App>, mut shutdown: Shutdown) {
     let mut last = String::new();
     loop {

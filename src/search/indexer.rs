@@ -39,8 +39,10 @@ const WRITER_MEMORY: usize = 64 * 1024 * 1024;
 const GAP_WAIT: Duration = Duration::from_secs(30);
 /// Gaps tracked at most; a larger jump (a sequence reset) is not a gap.
 const MAX_GAPS: i64 = 1000;
-/// How often the store is looked at without a change announced in this
-/// process (other nodes, the CLI).
+/// How often the store is looked at without a change announced: on
+/// SQLite for the CLI's changes; on PostgreSQL, where every process
+/// announces its changes to every node, only while ids skipped over are
+/// waited for (or a rebuild was asked for).
 const POLL: Duration = Duration::from_secs(2);
 /// The file `postdesk reindex` leaves in the index directory for a
 /// running server.
@@ -178,6 +180,16 @@ impl Indexer {
 
     pub fn is_dirty(&self) -> bool {
         self.dirty
+    }
+
+    /// Whether ids skipped over are still waited for (they may commit
+    /// without anyone announcing it again).
+    fn has_gaps(&self) -> bool {
+        !self.messages.gaps.is_empty() || !self.events.gaps.is_empty()
+    }
+
+    fn rebuild_requested(&self) -> bool {
+        self.index.dir.join(REBUILD_REQUEST).exists()
     }
 
     fn with_writer<T>(
@@ -620,10 +632,17 @@ pub async fn run(
                 );
             }
         }
-        tokio::select! {
-            _ = shutdown.stopped() => {}
-            _ = changes.recv() => {}
-            _ = tokio::time::sleep(POLL) => {}
+        let polls = !store.announces_every_change();
+        loop {
+            tokio::select! {
+                _ = shutdown.stopped() => break,
+                _ = changes.recv() => break,
+                _ = tokio::time::sleep(POLL) => {
+                    if polls || indexer.has_gaps() || indexer.rebuild_requested() {
+                        break;
+                    }
+                }
+            }
         }
     }
     if indexer.is_dirty()

@@ -24,6 +24,7 @@ mod events;
 mod filing;
 mod imap;
 mod messages;
+mod notify;
 mod outbound;
 mod read_only;
 mod search;
@@ -38,8 +39,10 @@ pub use imap::{
     Content, EXPUNGED_KEPT_SECONDS, FlagOp, LoginAgent, Mailbox, Member, MessageRef, StorageItem,
     Viewer, join_flags,
 };
+pub use notify::ChangeListener;
 pub use outbound::{FailureNote, OutboundItem, OutboundStatus};
 pub use search::{IndexableMessage, IndexableTicket, LoggedEvent, SystemNote};
+pub use sla::{SlaClaim, SlaWork};
 pub use tickets::{Event, MessageRecord, Ticket, TicketFilter};
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -136,6 +139,11 @@ pub(crate) enum Backend {
 pub struct Store {
     pub(crate) backend: Backend,
     changes: broadcast::Sender<Change>,
+    /// This process among the nodes of one database (random per start): its
+    /// own notifications come back to it and are ignored.
+    node: u64,
+    /// Sends announced changes to the other nodes (PostgreSQL).
+    notifier: Option<notify::Notifier>,
     /// The SQLite group-commit writer's queue (see [`filing::sqlite_writer`]).
     filer: Option<tokio::sync::mpsc::Sender<filing::FileJob>>,
     /// What that writer did (batches formed, messages refiled).
@@ -495,9 +503,16 @@ impl Store {
             }
             Backend::Postgres(_) => None,
         };
+        let node = rand::random();
+        let notifier = match &backend {
+            Backend::Postgres(pool) => Some(notify::Notifier::start(pool.clone(), node)),
+            Backend::Sqlite { .. } => None,
+        };
         Ok(Store {
             backend,
             changes,
+            node,
+            notifier,
             filer,
             writer_stats,
         })
@@ -541,9 +556,35 @@ impl Store {
         self.changes.subscribe()
     }
 
+    /// Tells this process's workers and sessions of a committed change, and
+    /// on PostgreSQL the other nodes too (see [`notify`]).
     pub(crate) fn announce(&self, change: Change) {
+        if let Some(notifier) = &self.notifier {
+            notifier.push(change.clone());
+        }
+        self.announce_local(change);
+    }
+
+    /// Whether every change made by any process reaches [`Store::subscribe`]
+    /// (PostgreSQL: through NOTIFY, once [`Store::change_listener`] runs).
+    /// On SQLite a command line process's changes are not announced to
+    /// the server, which must look for them.
+    pub fn announces_every_change(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
+    /// Tells only this process (of another node's change).
+    pub(crate) fn announce_local(&self, change: Change) {
         // Nobody listening (a CLI command) is fine.
         let _ = self.changes.send(change);
+    }
+
+    /// Waits until the changes announced so far were sent to the other
+    /// nodes (a command line process before it exits).
+    pub async fn flush_announcements(&self) {
+        if let Some(notifier) = &self.notifier {
+            notifier.flush().await;
+        }
     }
 
     /// Runs one statement of test or maintenance SQL on the writing pool
@@ -557,6 +598,7 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        self.flush_announcements().await;
         match &self.backend {
             Backend::Sqlite { write, read } => {
                 read.close().await;

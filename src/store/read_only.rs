@@ -62,6 +62,9 @@ impl Store {
         let store = Store {
             backend,
             changes,
+            node: rand::random(),
+            // Nothing to tell other nodes: nothing is written.
+            notifier: None,
             // No writer task: nothing is filed through a read-only store.
             filer: None,
             writer_stats: std::sync::Arc::default(),

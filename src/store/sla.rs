@@ -3,7 +3,7 @@
 //! exactly once (the firing row, the ticket change, the notices and the
 //! event commit together, or none of them).
 
-use super::{Change, Result, Store, Tx, dispatch, dispatch_read, on_tx, parse_column};
+use super::{Change, Result, RowLock, Store, Tx, dispatch, dispatch_read, on_tx, parse_column};
 use crate::domain::change::{Cause, ChangeRequest};
 use crate::domain::sla::{ClockSave, Firing, SlaFacts, SlaReportRow, SlaUpdate, report};
 use crate::domain::ticket::Status;
@@ -66,6 +66,110 @@ impl Tx {
             });
         }
         Ok(claimed > 0)
+    }
+}
+
+/// What firing a ticket's escalations did.
+struct Fired {
+    /// Each escalation that fired, with what it did.
+    fired: Vec<(String, Vec<String>)>,
+    /// Whether notices were queued.
+    notified: bool,
+}
+
+impl Tx {
+    /// Saves a ticket's clocks and fires its escalations (see
+    /// [`Store::save_sla_and_fire`]); None when the ticket changed since
+    /// it was read.
+    async fn save_and_fire(
+        &mut self,
+        save: &ClockSave,
+        firings: &[Firing],
+        now: DateTime<Utc>,
+    ) -> Result<Option<Fired>> {
+        let number = save.ticket;
+        if !self.save_clocks(save).await? {
+            return Ok(None);
+        }
+        let mut fired = Vec::new();
+        let mut notified = false;
+        for firing in firings {
+            if !self.claim_breaches(number, firing, now).await? {
+                continue;
+            }
+            for notice in &firing.notices {
+                self.queue_outgoing(number, notice, "escalation", now)
+                    .await?;
+                notified = true;
+            }
+            let request = ChangeRequest {
+                change: firing.change.clone(),
+                cause: Cause::Escalation {
+                    name: firing.name.clone(),
+                    breaches: firing.breaches.clone(),
+                    notified: firing.notices.iter().map(|n| n.rcpt_to.clone()).collect(),
+                    problems: firing.problems.clone(),
+                },
+                actor: format!("escalation '{}'", firing.name),
+                agent: None,
+                at: now,
+            };
+            let plan = self.change_ticket(number, &request).await?;
+            fired.push((firing.name.clone(), plan.done));
+        }
+        Ok(Some(Fired { fired, notified }))
+    }
+}
+
+/// Tickets the scheduler claimed, and the transaction that holds them.
+pub struct SlaClaim {
+    tx: Tx,
+    due: Vec<(i64, DateTime<Utc>)>,
+}
+
+/// A ticket's clocks to save, with the escalations that fire with them
+/// (none: only the clocks).
+pub type SlaWork = (ClockSave, Vec<Firing>);
+
+impl SlaClaim {
+    /// The claimed tickets and the check time each was read with.
+    pub fn due(&self) -> &[(i64, DateTime<Utc>)] {
+        &self.due
+    }
+
+    /// Saves the work on every claimed ticket and fires its escalations,
+    /// in the claim's one transaction: a burst costs one commit per
+    /// batch, not one per ticket. Any failure undoes the whole batch (the
+    /// caller then does it ticket by ticket). Returns what fired, by ticket.
+    pub async fn finish(
+        mut self,
+        store: &Store,
+        work: &[SlaWork],
+    ) -> Result<Vec<(i64, Vec<(String, Vec<String>)>)>> {
+        let now = Utc::now();
+        let mut done = Vec::new();
+        for (save, firings) in work {
+            let outcome = if firings.is_empty() {
+                self.tx.save_clocks(save).await?.then_some(Fired {
+                    fired: Vec::new(),
+                    notified: false,
+                })
+            } else {
+                self.tx.save_and_fire(save, firings, now).await?
+            };
+            if let Some(outcome) = outcome {
+                done.push((save, outcome));
+            }
+        }
+        self.tx.commit().await?;
+        let mut fired = Vec::new();
+        for (save, outcome) in done {
+            store.announce_fired(save, &outcome);
+            if !outcome.fired.is_empty() {
+                fired.push((save.ticket, outcome.fired));
+            }
+        }
+        Ok(fired)
     }
 }
 
@@ -144,45 +248,47 @@ impl Store {
         save: &ClockSave,
         firings: &[Firing],
     ) -> Result<Option<Vec<(String, Vec<String>)>>> {
-        let number = save.ticket;
-        let now = Utc::now();
         let mut tx = self.begin().await?;
-        if !tx.save_clocks(save).await? {
-            return Ok(None);
-        }
-        let mut fired = Vec::new();
-        let mut notified = false;
-        for firing in firings {
-            if !tx.claim_breaches(number, firing, now).await? {
-                continue;
-            }
-            for notice in &firing.notices {
-                tx.queue_outgoing(number, notice, "escalation", now).await?;
-                notified = true;
-            }
-            let request = ChangeRequest {
-                change: firing.change.clone(),
-                cause: Cause::Escalation {
-                    name: firing.name.clone(),
-                    breaches: firing.breaches.clone(),
-                    notified: firing.notices.iter().map(|n| n.rcpt_to.clone()).collect(),
-                    problems: firing.problems.clone(),
-                },
-                actor: format!("escalation '{}'", firing.name),
-                agent: None,
-                at: now,
-            };
-            let plan = tx.change_ticket(number, &request).await?;
-            fired.push((firing.name.clone(), plan.done));
-        }
+        let outcome = tx.save_and_fire(save, firings, Utc::now()).await?;
         tx.commit().await?;
-        if !fired.is_empty() || save.was_overdue != save.update.overdue {
-            self.announce(Change::Ticket(number));
+        let Some(outcome) = outcome else {
+            return Ok(None);
+        };
+        self.announce_fired(save, &outcome);
+        Ok(Some(outcome.fired))
+    }
+
+    fn announce_fired(&self, save: &ClockSave, outcome: &Fired) {
+        if !outcome.fired.is_empty() || save.was_overdue != save.update.overdue {
+            self.announce(Change::Ticket(save.ticket));
         }
-        if notified {
+        if outcome.notified {
             self.announce(Change::OutboundQueued);
         }
-        Ok(Some(fired))
+    }
+
+    /// Claims up to `limit` tickets whose clocks need a look at `now`,
+    /// oldest first, for the scheduler to work on in one transaction
+    /// ([`SlaClaim::finish`]). On PostgreSQL the rows stay locked until
+    /// then and rows another scheduler holds are passed over, so the
+    /// schedulers of several nodes (and several rounds of one) share a
+    /// burst without doing any ticket twice; on SQLite the transaction
+    /// holds the one writer.
+    pub async fn sla_claim(&self, now: DateTime<Utc>, limit: i64) -> Result<SlaClaim> {
+        let mut tx = self.begin().await?;
+        let sql = format!(
+            "SELECT number, sla_check_at FROM tickets WHERE sla_check_at <= $1
+             ORDER BY sla_check_at, number LIMIT $2{}",
+            tx.lock(RowLock::SkipLocked)
+        );
+        let due = on_tx!(&mut tx, |conn| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&mut *conn)
+                .await?
+        });
+        Ok(SlaClaim { tx, due })
     }
 
     /// How often each escalation fired for a ticket (tests, `ticket show`).
@@ -194,6 +300,15 @@ impl Store {
             .bind(number)
             .fetch_all(pool)
             .await?
+        }))
+    }
+
+    /// Every escalation firing: the ticket and when it fired (benchmarks).
+    pub async fn escalation_firings(&self) -> Result<Vec<(i64, DateTime<Utc>)>> {
+        Ok(dispatch_read!(self, |pool| {
+            sqlx::query_as("SELECT ticket, fired_at FROM sla_escalations ORDER BY fired_at")
+                .fetch_all(pool)
+                .await?
         }))
     }
 
