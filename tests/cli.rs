@@ -1293,6 +1293,13 @@ backend_test!(
             "secret-password",
         )
         .await;
+        // The views he has seen so far are his support queue's.
+        let before = idle.cmd("SELECT Queues").await;
+        assert!(
+            before.all_text().contains("1 EXISTS"),
+            "{}",
+            before.all_text()
+        );
         assert!(idle.cmd("SELECT INBOX").await.ok());
         idle.send_raw(b"i1 IDLE\r\n").await;
         assert!(idle.read_line().await.text.starts_with('+'));
@@ -1321,6 +1328,22 @@ backend_test!(
             "secret-password",
         )
         .await;
+        // His views are worked out anew: the billing ticket, none of support's.
+        assert!(bob.cmd("SELECT Queues").await.ok());
+        let shown = bob
+            .cmd("UID FETCH 1:* (BODY.PEEK[HEADER.FIELDS (To)])")
+            .await;
+        let headers: Vec<String> = shown
+            .fetches()
+            .iter()
+            .flat_map(|l| {
+                l.literals
+                    .iter()
+                    .map(|b| String::from_utf8_lossy(b).to_string())
+            })
+            .collect();
+        assert_eq!(headers.len(), 1, "{}", shown.all_text());
+        assert!(headers[0].contains("billing@desk.test"), "{headers:?}");
         let list = bob.cmd("LIST \"\" \"Queues/*\"").await.all_text();
         assert!(
             list.contains("Queues/billing") && !list.contains("Queues/support"),

@@ -52,7 +52,16 @@ fn system_user() -> String {
     }
     #[cfg(unix)]
     {
-        format!("uid {}", rustix::process::getuid().as_raw())
+        // No login variables (a service, a container): the name the
+        // password database gives the uid, which says more than a number.
+        let uid = rustix::process::getuid().as_raw();
+        let named = std::fs::read_to_string("/etc/passwd")
+            .ok()
+            .and_then(|passwd| user_name(&passwd, uid));
+        match named {
+            Some(name) => format!("{name} (uid {uid})"),
+            None => format!("uid {uid}"),
+        }
     }
     #[cfg(not(unix))]
     {
@@ -60,9 +69,31 @@ fn system_user() -> String {
     }
 }
 
+/// The user name of `uid` in an /etc/passwd text.
+#[cfg(unix)]
+fn user_name(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let uid_field = fields.nth(1)?;
+        (uid_field.parse::<u32>().ok()? == uid).then(|| name.to_string())
+    })
+}
+
 /// `postdesk audit`: read-only.
 pub async fn list(config: &Config, json: bool) -> CliResult<()> {
     let store = open_read_only(config).await?;
     let entries = store.audit_log().await?;
     print_out(json, &entries, || output::audit_table(&entries))
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    #[test]
+    fn a_uid_is_named_from_the_password_database() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\npostdesk:x:998:998::/var/lib/postdesk:/usr/sbin/nologin\n";
+        assert_eq!(super::user_name(passwd, 998).as_deref(), Some("postdesk"));
+        assert_eq!(super::user_name(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(super::user_name(passwd, 5), None);
+    }
 }

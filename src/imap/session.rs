@@ -79,6 +79,7 @@ impl From<StoreError> for Reply {
         tracing::warn!(%err, "imap: store error");
         match err {
             StoreError::NotFound(what) => Reply::no(format!("[NONEXISTENT] {what}")),
+            StoreError::Denied(why) => Reply::no(format!("[NOPERM] {why}")),
             // A full disk is a storage outage, not a missing folder: the
             // client should try again later.
             other if other.is_storage_full() => {

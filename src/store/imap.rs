@@ -398,7 +398,8 @@ impl Store {
             let row = sqlx::query(
                 "SELECT (SELECT COALESCE(MAX(id), 0) FROM messages) AS m,
                         (SELECT COALESCE(MAX(id), 0) FROM ticket_events) AS e,
-                        (SELECT seen_version FROM agents WHERE id = $1) AS s",
+                        (SELECT seen_version FROM agents WHERE id = $1) AS s,
+                        (SELECT sessions_epoch FROM agents WHERE id = $1) AS p",
             )
             .bind(agent_id)
             .fetch_one(pool)
@@ -406,7 +407,10 @@ impl Store {
             let m: i64 = row.try_get("m")?;
             let e: i64 = row.try_get("e")?;
             let s: Option<i64> = row.try_get("s")?;
-            Ok(format!("{m}.{e}.{}", s.unwrap_or(0)))
+            // The session epoch moves with the agent's role and queues:
+            // every view is then worked out anew for what they may see.
+            let p: Option<i64> = row.try_get("p")?;
+            Ok(format!("{m}.{e}.{}.p{}", s.unwrap_or(0), p.unwrap_or(0)))
         })
     }
 
