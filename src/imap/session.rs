@@ -1058,11 +1058,14 @@ impl ImapSession {
             store.imap_members(mailbox.id).await?
         };
         let newest = members.last().map(|m| m.uid).unwrap_or(0);
-        let recent_above = if selected.read_only || newest <= selected.max_uid() {
-            mailbox.recent_uid
-        } else {
-            store.imap_claim_recent(mailbox.id, newest).await?
-        };
+        // Another session of the agent may have claimed the new messages'
+        // \Recent already: then nothing is written.
+        let recent_above =
+            if selected.read_only || newest <= selected.max_uid() || newest <= mailbox.recent_uid {
+                mailbox.recent_uid
+            } else {
+                store.imap_claim_recent(mailbox.id, newest).await?
+            };
         let condstore = self.condstore;
         selected.apply(
             mailbox,

@@ -147,6 +147,19 @@ fn to_u64(value: i64) -> Result<u64> {
     u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative MODSEQ {value}")))
 }
 
+/// The members of a mailbox (`$1`), or only those showing messages of
+/// these tickets (`$2`…; one placeholder bound to 0 when there are none).
+fn members_sql(tickets: Option<&[i64]>) -> String {
+    match tickets {
+        None => "SELECT uid, message_id, flags FROM imap_members WHERE mailbox_id = $1".to_string(),
+        Some(tickets) => format!(
+            "SELECT uid, message_id, flags FROM imap_members WHERE mailbox_id = $1
+             AND message_id IN (SELECT id FROM messages WHERE ticket IN ({}))",
+            placeholders(2, tickets.len().max(1))
+        ),
+    }
+}
+
 /// The WHERE clause of a view over `messages m JOIN tickets t JOIN queues q`.
 /// Parameters: $1 agent id, $2 is admin, $3 queue name ('' for any), $4 the
 /// start of the Closed window. Enum values are inlined: they are our own
@@ -479,8 +492,36 @@ impl Store {
         let wanted = self
             .view_wanted(viewer, filter, closed_since, Some(tickets))
             .await?;
+        // Several sessions of one agent hear the same change: the first
+        // brings the mailbox up to date, the others find nothing to do
+        // here, on the read side, and leave the writer alone.
+        let current = self.scoped_members(mailbox_id, tickets).await?;
+        let preview = membership_change(wanted.clone(), current, 0);
+        if preview.gone.is_empty() && preview.added.is_empty() && preview.reflagged.is_empty() {
+            return Ok(false);
+        }
         self.write_membership(mailbox_id, wanted, Some(tickets), marker, true)
             .await
+    }
+
+    /// The members of a mailbox that show messages of these tickets, as
+    /// committed (the read pool).
+    async fn scoped_members(
+        &self,
+        mailbox_id: i64,
+        tickets: &[i64],
+    ) -> Result<Vec<(i64, Option<i64>, String)>> {
+        let sql = members_sql(Some(tickets));
+        dispatch_read!(self, |pool| {
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(mailbox_id);
+            if tickets.is_empty() {
+                query = query.bind(0_i64);
+            }
+            for ticket in tickets {
+                query = query.bind(*ticket);
+            }
+            Ok(query.fetch_all(pool).await?)
+        })
     }
 
     async fn imap_synced_marker(&self, mailbox_id: i64) -> Result<Option<String>> {
@@ -590,16 +631,7 @@ impl Store {
         let lock = self.backend.lock(super::RowLock::Wait);
         let now = Utc::now();
         let scope = tickets.unwrap_or(&[]);
-        let members_sql = match tickets {
-            None => {
-                "SELECT uid, message_id, flags FROM imap_members WHERE mailbox_id = $1".to_string()
-            }
-            Some(tickets) => format!(
-                "SELECT uid, message_id, flags FROM imap_members WHERE mailbox_id = $1
-                 AND message_id IN (SELECT id FROM messages WHERE ticket IN ({}))",
-                placeholders(2, tickets.len().max(1))
-            ),
-        };
+        let members_sql = members_sql(tickets);
         let changed = dispatch!(self, |pool| {
             let mut tx = pool.begin().await?;
             let sql = format!(
