@@ -99,7 +99,7 @@ impl ImapSession {
             // The target shows the ticket now: its UIDs for these messages.
             let moved: Vec<i64> = tickets.iter().copied().collect();
             let members = match async {
-                self.reconcile_tickets(login, target.id, &folder, &moved, None)
+                self.reconcile_tickets(login, target.id, &folder, &moved)
                     .await?;
                 self.app.store.imap_members(target.id).await
             }
@@ -137,7 +137,7 @@ impl ImapSession {
             if source_is_view {
                 let reconciled = match &moved_tickets {
                     Some(tickets) => {
-                        self.reconcile_tickets(login, source_id, &selected.folder, tickets, None)
+                        self.reconcile_tickets(login, source_id, &selected.folder, tickets)
                             .await
                     }
                     None => self

@@ -137,15 +137,13 @@ impl ImapSession {
     }
 
     /// Brings the messages of these tickets in a view up to date, at the
-    /// cost of those tickets (`marker`: see
-    /// [`crate::store::Store::imap_reconcile_tickets`]).
+    /// cost of those tickets.
     pub async fn reconcile_tickets(
         &self,
         login: &LoggedIn,
         mailbox_id: i64,
         folder: &Folder,
         tickets: &[i64],
-        marker: Option<&str>,
     ) -> Result<(), StoreError> {
         let Some(filter) = folder.filter() else {
             return Ok(());
@@ -153,7 +151,7 @@ impl ImapSession {
         let since = chrono::Utc::now() - self.limits.closed_window;
         self.app
             .store
-            .imap_reconcile_tickets(mailbox_id, &login.viewer(), &filter, since, tickets, marker)
+            .imap_reconcile_tickets(mailbox_id, &login.viewer(), &filter, since, tickets)
             .await?;
         Ok(())
     }

@@ -46,6 +46,8 @@ pub struct Selected {
     /// When the session last read the mailbox's members (in full or by
     /// MODSEQ).
     pub refreshed_at: Instant,
+    /// When the view was last reconciled in full for this session.
+    pub reconciled_in_full_at: Instant,
 }
 
 fn keywords_of(flags: &str) -> impl Iterator<Item = &str> {
@@ -76,6 +78,7 @@ impl Selected {
             deleted: HashSet::new(),
             marker: String::new(),
             refreshed_at: Instant::now(),
+            reconciled_in_full_at: Instant::now(),
         }
     }
 

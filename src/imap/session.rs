@@ -189,6 +189,10 @@ struct Heard {
     everything: bool,
 }
 
+/// How often a selected view is reconciled in full even when every change
+/// was announced with its tickets.
+const FULL_RECONCILE_EVERY: Duration = Duration::from_secs(300);
+
 /// More changed tickets than this in one refresh: the whole view is
 /// reconciled instead (one query then beats a long list of numbers).
 const MAX_SCOPED_TICKETS: usize = 500;
@@ -1012,25 +1016,29 @@ impl ImapSession {
             // Read after the changes were taken: every change it covers
             // was announced, and is in `heard` or will be heard next time.
             let marker = self.view_marker(login, &selected.folder).await?;
-            let scoped = !heard.everything && !heard.tickets.is_empty();
-            if scoped {
+            // A change committed but never announced (a node that died
+            // between its commit and its NOTIFY) is caught up within this.
+            let due_in_full = selected.reconciled_in_full_at.elapsed() >= FULL_RECONCILE_EVERY;
+            if !heard.everything && !heard.tickets.is_empty() && !due_in_full {
                 let tickets: Vec<i64> = heard.tickets.into_iter().collect();
-                self.reconcile_tickets(
+                self.reconcile_tickets(login, selected.mailbox.id, &selected.folder, &tickets)
+                    .await?;
+            } else if due_in_full
+                || heard.everything
+                || !heard.tickets.is_empty()
+                || marker != selected.marker
+            {
+                // The mailbox's own sync marker is written by full
+                // reconciles only, so it is skipped only when truly current.
+                self.reconcile(
                     login,
                     selected.mailbox.id,
                     &selected.folder,
-                    &tickets,
-                    Some(&marker),
+                    due_in_full,
+                    "",
                 )
                 .await?;
-            } else if heard.everything || !heard.tickets.is_empty() || marker != selected.marker {
-                let known = if heard.everything || !heard.tickets.is_empty() {
-                    ""
-                } else {
-                    selected.marker.as_str()
-                };
-                self.reconcile(login, selected.mailbox.id, &selected.folder, false, known)
-                    .await?;
+                selected.reconciled_in_full_at = std::time::Instant::now();
             }
             selected.marker = marker;
         }

@@ -476,10 +476,9 @@ impl Store {
 
     /// As [`Store::imap_reconcile`] for the messages of these tickets only:
     /// what a change of a few tickets costs a session, whatever the size
-    /// of the view. `marker`, when given, is recorded as the mailbox's sync
-    /// marker: the caller (a session with the view selected) has taken in
-    /// every change announced up to it.
-    #[allow(clippy::too_many_arguments)]
+    /// of the view. The mailbox's sync marker is left as it is: it says
+    /// what a full reconcile saw, and a reconcile of some tickets cannot
+    /// vouch for the others.
     pub async fn imap_reconcile_tickets(
         &self,
         mailbox_id: i64,
@@ -487,7 +486,6 @@ impl Store {
         filter: &ViewFilter,
         closed_since: DateTime<Utc>,
         tickets: &[i64],
-        marker: Option<&str>,
     ) -> Result<bool> {
         let wanted = self
             .view_wanted(viewer, filter, closed_since, Some(tickets))
@@ -500,7 +498,7 @@ impl Store {
         if preview.gone.is_empty() && preview.added.is_empty() && preview.reflagged.is_empty() {
             return Ok(false);
         }
-        self.write_membership(mailbox_id, wanted, Some(tickets), marker, true)
+        self.write_membership(mailbox_id, wanted, Some(tickets), None, true)
             .await
     }
 
