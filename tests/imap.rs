@@ -736,8 +736,9 @@ async fn a_shutdown_says_bye_to_waiting_and_idling_clients() {
 }
 
 backend_test!(
-    /// IDLE sessions hear of changes other processes make (the CLI, another
-    /// node) through a marker read every second: it must read on every
+    /// On SQLite, IDLE sessions hear of changes the CLI makes through a
+    /// marker read every second (other nodes on PostgreSQL are heard by
+    /// LISTEN/NOTIFY, tests/cluster.rs); the marker must read on every
     /// backend (on PostgreSQL a SUM over bigint is NUMERIC).
     async fn the_change_marker_moves_with_a_change_on_every_backend(backend: Backend) {
         let (server, ticket) = desk(&backend).await;
