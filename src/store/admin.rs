@@ -478,3 +478,35 @@ fn agent_changed(changed: u64, email: &str) -> Result<()> {
     }
     Ok(())
 }
+
+impl Store {
+    /// Whether the writer answers: a trivial write transaction (`/healthz`).
+    /// A read-only or locked-out database fails here.
+    pub async fn check_writable(&self) -> Result<()> {
+        dispatch!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query("CREATE TEMP TABLE IF NOT EXISTS health_check (n INTEGER)")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO health_check (n) VALUES (1)")
+                .execute(&mut *tx)
+                .await?;
+            tx.rollback().await?;
+            Ok(())
+        })
+    }
+
+    /// Deliveries waiting or under way (the outbound queue's depth), and
+    /// those given up on.
+    pub async fn outbound_depth(&self) -> Result<(i64, i64)> {
+        dispatch_read!(self, |pool| {
+            Ok(sqlx::query_as(
+                "SELECT COALESCE(SUM(CASE WHEN status IN ('queued', 'sending', 'handing-over') THEN 1 ELSE 0 END), 0),
+                        COALESCE(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), 0)
+                 FROM outbound",
+            )
+            .fetch_one(pool)
+            .await?)
+        })
+    }
+}
