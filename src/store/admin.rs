@@ -480,17 +480,18 @@ fn agent_changed(changed: u64, email: &str) -> Result<()> {
 }
 
 impl Store {
-    /// Whether the writer answers: a trivial write transaction (`/healthz`).
-    /// A read-only or locked-out database fails here.
+    /// Whether the writer answers: a write into the database itself, rolled
+    /// back (`/healthz`). A read-only, full-locked or unreachable database
+    /// fails here.
     pub async fn check_writable(&self) -> Result<()> {
         dispatch!(self, |pool| {
             let mut tx = pool.begin().await?;
-            sqlx::query("CREATE TEMP TABLE IF NOT EXISTS health_check (n INTEGER)")
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("INSERT INTO health_check (n) VALUES (1)")
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO settings (name, value) VALUES ('health-check', '')
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            )
+            .execute(&mut *tx)
+            .await?;
             tx.rollback().await?;
             Ok(())
         })
