@@ -38,6 +38,8 @@ VERIFY
 [submission]
 listen = "127.0.0.1:0"
 tls_listen = "127.0.0.1:0"
+[http]
+listen = "127.0.0.1:0"
 [imap]
 listen = "127.0.0.1:$imap"
 tls_listen = "127.0.0.1:0"

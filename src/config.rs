@@ -36,6 +36,7 @@ pub struct Config {
     pub smtp: SmtpConfig,
     pub submission: SubmissionConfig,
     pub imap: ImapConfig,
+    pub http: HttpConfig,
     pub tls: TlsConfig,
     pub outbound: OutboundConfig,
     pub tickets: TicketConfig,
@@ -61,6 +62,7 @@ impl Default for Config {
             smtp: SmtpConfig::default(),
             submission: SubmissionConfig::default(),
             imap: ImapConfig::default(),
+            http: HttpConfig::default(),
             tls: TlsConfig::default(),
             outbound: OutboundConfig::default(),
             tickets: TicketConfig::default(),
@@ -210,6 +212,36 @@ impl Default for ImapConfig {
             closed_days: 30,
         }
     }
+}
+
+/// The operations listener (`/metrics`, `/healthz`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// None (`listen = ""`): no HTTP listener.
+    #[serde(deserialize_with = "optional_address")]
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 2080))),
+        }
+    }
+}
+
+/// `"IP:PORT"`, or `""` for none.
+fn optional_address<'de, D: Deserializer<'de>>(de: D) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(de)?;
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    text.parse::<SocketAddr>().map(Some).map_err(|_| {
+        serde::de::Error::custom(format!(
+            "invalid listen address '{text}': expected IP:PORT, or \"\" for no HTTP listener"
+        ))
+    })
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -676,6 +708,18 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, String> {
         Config::parse(text, Path::new("postdesk.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_http_listener_is_on_by_default_and_can_be_turned_off() {
+        let on = parse("").ok().and_then(|c| c.http.listen);
+        assert_eq!(on, Some(SocketAddr::from(([127, 0, 0, 1], 2080))));
+        let off = parse("[http]\nlisten = \"\"\n").map(|c| c.http.listen);
+        assert_eq!(off, Ok(None));
+        let wrong = parse("[http]\nlisten = \"nowhere\"\n")
+            .err()
+            .unwrap_or_default();
+        assert!(wrong.starts_with("postdesk.toml:2:10:"), "{wrong}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod dkim;
 pub mod domain;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod http;
 pub mod imap;
 pub mod import;
 pub mod ingest;
@@ -26,6 +27,7 @@ pub mod server;
 pub mod smtp;
 pub mod store;
 pub mod submission;
+pub mod telemetry;
 pub mod templates;
 pub mod tls;
 pub mod verify;
@@ -79,6 +81,8 @@ pub struct App {
     pub rules: Arc<rules::RulesHandle>,
     /// Wakes the SLA scheduler after a reload.
     pub rules_reloaded: Arc<tokio::sync::Notify>,
+    /// This server's gauges for `/metrics` (sessions, queue depth, lags).
+    pub gauges: Arc<telemetry::Gauges>,
     queues: RwLock<(Instant, Arc<Vec<Queue>>)>,
 }
 
@@ -131,6 +135,7 @@ impl App {
             sender_auth,
             rules: Arc::new(rules),
             rules_reloaded: Arc::new(tokio::sync::Notify::new()),
+            gauges: Arc::default(),
             queues: RwLock::new((Instant::now(), Arc::new(queues))),
         }))
     }

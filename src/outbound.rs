@@ -152,10 +152,14 @@ async fn settle(
             app.store.outbound_sent(item.id, now, &reply).await
         }
         Verdict::Permanent(error) => {
+            metrics::counter!(crate::telemetry::OUTBOUND_FAILURES, "kind" => "permanent")
+                .increment(1);
             tracing::warn!(id = item.id, to = %item.rcpt_to, %error, "delivery failed permanently");
             give_up(app, item, now, &error).await
         }
         Verdict::Temporary(error) => {
+            metrics::counter!(crate::telemetry::OUTBOUND_FAILURES, "kind" => "temporary")
+                .increment(1);
             let attempts = item.attempts + 1;
             let age = now - item.created_at;
             if attempts >= i64::from(config.max_attempts)

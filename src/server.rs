@@ -25,6 +25,8 @@ pub struct RunningServer {
     /// SMTP submission with STARTTLS, and over implicit TLS.
     pub submission_addr: SocketAddr,
     pub submissions_addr: SocketAddr,
+    /// The operations listener (`/metrics`, `/healthz`), unless turned off.
+    pub http_addr: Option<SocketAddr>,
     /// Credentials of the bootstrap admin when this start created it.
     pub bootstrap_admin: Option<(String, String)>,
     shutdown: ShutdownTrigger,
@@ -79,6 +81,16 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
     let submissions_listener = bind(app.config.submission.tls_listen).await?;
     let submission_addr = local(&submission_listener, "submission")?;
     let submissions_addr = local(&submissions_listener, "submission (TLS)")?;
+    let http_listener = match app.config.http.listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    let http_addr = match &http_listener {
+        Some(l) => Some(local(l, "http")?),
+        None => None,
+    };
+    // The recorder is in place before the first message is counted.
+    let _ = crate::telemetry::handle();
     let acceptor = TlsAcceptor::from(tls_config);
     let imap_limits = Arc::new(imap::ImapLimits::from_config(&app.config.imap));
     let imap_agent_slots = Arc::new(imap::AgentSlots::default());
@@ -154,6 +166,18 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
         index,
         shutdown.subscribe(),
     )));
+    tasks.push(tokio::spawn(crate::http::refresh_gauges(
+        app.clone(),
+        shutdown.subscribe(),
+    )));
+    // Last, so that `/healthz` answers only once every listener is up.
+    if let Some(listener) = http_listener {
+        tasks.push(tokio::spawn(crate::http::serve(
+            app.clone(),
+            listener,
+            shutdown.subscribe(),
+        )));
+    }
     Ok(RunningServer {
         app,
         smtp_addr,
@@ -161,6 +185,7 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
         imaps_addr,
         submission_addr,
         submissions_addr,
+        http_addr,
         bootstrap_admin,
         shutdown,
         tasks,

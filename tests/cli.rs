@@ -889,7 +889,7 @@ fn rules_reload_reaches_a_running_server() {
         format!(
             "hostname = \"desk.test\"\ndata_dir = \"{}\"\nrules = \"rules.toml\"\n\
              [smtp]\nlisten = \"127.0.0.1:0\"\nverify = \"off\"\n[imap]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n\
-             [submission]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n",
+             [submission]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
             dir.path().display()
         ),
     )
@@ -1045,7 +1045,7 @@ fn a_first_start_keeps_the_data_private() {
         format!(
             "hostname = \"desk.test\"\ndata_dir = \"{}\"\n\
              [smtp]\nlisten = \"127.0.0.1:0\"\nverify = \"off\"\n[imap]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n\
-             [submission]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n",
+             [submission]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
             data.display()
         ),
     )

@@ -56,7 +56,7 @@ impl Node {
                 "hostname = \"desk.test\"\ndata_dir = \"{data}\"\ndatabase_url = \"{database_url}\"\n\
                  rules = \"{rules}\"\n\
                  [smtp]\nlisten = \"127.0.0.1:0\"\n\
-                 [submission]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n\
+                 [submission]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\n\
                  [imap]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\nplaintext_auth_on_loopback = true\n\
                  [outbound]\nrelay = \"smtp://{relay}\"\n\
                  [[queue]]\nname = \"support\"\naddress = \"support@desk.test\"\n",

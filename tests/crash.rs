@@ -177,7 +177,7 @@ backend_test!(
                 "hostname = \"desk.test\"\ndata_dir = \"{}\"\ndatabase_url = \"{url}\"\n\
                  [smtp]\nlisten = \"127.0.0.1:0\"\nverify = \"off\"\n\
                  [imap]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n\
-                 [submission]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n\
+                 [submission]\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\n\
                  [search]\nsimilar = false\n[storage]\nmin_free_mb = 1\n",
                 dir.path().display()
             ),

@@ -520,6 +520,7 @@ backend_test!(
                 config.imap.tls_listen = "127.0.0.1:0".parse().expect("addr");
                 config.submission.listen = "127.0.0.1:0".parse().expect("addr");
                 config.submission.tls_listen = "127.0.0.1:0".parse().expect("addr");
+                config.http.listen = Some("127.0.0.1:0".parse().expect("addr"));
                 Some(postdesk::server::start(config).await.expect("second node"))
             }
             Backend::Sqlite => None,

@@ -13,6 +13,7 @@ mod crash;
 mod durability;
 mod fuzz_replay;
 mod group_commit;
+mod http;
 mod imap;
 mod imap_interop;
 mod interop;

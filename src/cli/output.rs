@@ -424,6 +424,17 @@ pub fn welcome(w: &Welcome) -> String {
         "  agents (SMTP)  submission {} (STARTTLS), {} (TLS)",
         w.submission, w.submissions
     );
+    match &w.http {
+        Some(addr) => {
+            let _ = writeln!(
+                out,
+                "  operations     http://{addr}/metrics, http://{addr}/healthz"
+            );
+        }
+        None => {
+            let _ = writeln!(out, "  operations     off ([http] listen = \"\")");
+        }
+    }
     for (name, address) in &w.queues {
         let _ = writeln!(out, "  queue          {name} <{address}>");
     }

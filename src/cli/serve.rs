@@ -97,6 +97,8 @@ pub struct Welcome {
     pub imaps: SocketAddr,
     pub submission: SocketAddr,
     pub submissions: SocketAddr,
+    /// `/metrics` and `/healthz`, unless turned off.
+    pub http: Option<SocketAddr>,
     /// Name and address of each queue.
     pub queues: Vec<(String, String)>,
     /// Host and port of the outbound relay.
@@ -128,6 +130,7 @@ impl Welcome {
             imaps: running.imaps_addr,
             submission: running.submission_addr,
             submissions: running.submissions_addr,
+            http: running.http_addr,
             queues: app
                 .store
                 .queues()

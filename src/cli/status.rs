@@ -59,6 +59,13 @@ pub async fn status(config: &Config, json: bool) -> CliResult<()> {
             ),
             ("imap".into(), config.imap.listen.to_string()),
             ("imaps".into(), config.imap.tls_listen.to_string()),
+            (
+                "http".into(),
+                config
+                    .http
+                    .listen
+                    .map_or_else(|| "off".to_string(), |a| a.to_string()),
+            ),
         ],
         queues: store
             .queues()

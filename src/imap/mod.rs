@@ -122,6 +122,7 @@ pub async fn serve(
         tokio::spawn(async move {
             // Dropped however the task ends, which frees the slots.
             let _permits = (permit, address_permit);
+            let _session = crate::telemetry::Held::new(app.gauges.clone(), |g| &g.imap_sessions);
             let stream: Box<dyn Stream> = if implicit_tls {
                 match net::accept_tls(&tls, socket, limits.login_timeout).await {
                     Ok(stream) => stream,

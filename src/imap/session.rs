@@ -1093,6 +1093,7 @@ impl ImapSession {
         mut selected: Option<&mut Selected>,
     ) -> (Reply, Flow) {
         self.out.extend_from_slice(b"+ idling\r\n");
+        let _idling = crate::telemetry::Held::new(self.app.gauges.clone(), |g| &g.imap_idle);
         if let Some(selected) = selected.as_deref_mut()
             && let Err(err) = self.refresh(login, selected, true).await
         {

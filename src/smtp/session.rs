@@ -13,6 +13,7 @@ use crate::ingest::{self, Envelope, Mode};
 use crate::net::{self, Shutdown, Stream};
 use crate::store::LoginAgent;
 use crate::submission::{self, SubmissionEnvelope, SubmitError};
+use crate::telemetry;
 use base64::Engine;
 use chrono::Utc;
 use smtp_proto::request::receiver::{BdatReceiver, DataReceiver};
@@ -440,16 +441,19 @@ impl SmtpSession {
                 } else if self.tx.is_some() {
                     self.reply_error("503 5.5.1 Nested MAIL command");
                 } else if from.size > self.limits.max_message_size {
+                    self.refused("too_big");
                     self.reply_error("552 5.3.4 Message size exceeds fixed maximum message size");
                 } else if from.flags & MAIL_BODY_BINARYMIME != 0 {
                     self.reply_error("555 5.5.4 BODY=BINARYMIME is not supported");
                 } else if !from.address.is_ascii() && from.flags & MAIL_SMTPUTF8 == 0 {
                     self.reply_error("553 5.6.7 Non-ASCII address without SMTPUTF8");
                 } else if let Some(refusal) = refusal {
+                    self.refused("sender_not_allowed");
                     self.reply_error(&refusal);
                 } else if let Err(refusal) = self.app.disk.admit() {
                     // Not the client's fault: not counted as an error.
                     tracing::warn!(peer = %self.peer, %refusal, "mail refused: storage");
+                    self.refused("storage");
                     self.reply(INSUFFICIENT_STORAGE);
                 } else {
                     self.tx = Some(Transaction {
@@ -554,6 +558,7 @@ impl SmtpSession {
         // §4.5.3.1.10: the client sends the message to those accepted and
         // tries the others later).
         if tx.rcpt_to.len() >= self.limits.max_recipients {
+            self.refused("too_many_recipients");
             self.reply("452 4.5.3 Too many recipients");
             return;
         }
@@ -573,9 +578,13 @@ impl SmtpSession {
                 }
                 self.reply("250 2.1.5 Recipient OK");
             }
-            Ok(None) => self.reply(&format!("550 5.1.1 <{address}>: no such mailbox here")),
+            Ok(None) => {
+                self.refused("unknown_recipient");
+                self.reply(&format!("550 5.1.1 <{address}>: no such mailbox here"));
+            }
             Err(err) => {
                 tracing::error!(%err, "recipient lookup");
+                self.refused("lookup_failure");
                 self.reply("451 4.3.0 Temporary lookup failure, try again later");
             }
         }
@@ -586,6 +595,7 @@ impl SmtpSession {
             // RFC 3030 §2: the chunk that goes over is refused, and with it
             // the transaction; the client sends no further chunks.
             self.tx = None;
+            self.refused("too_big");
             self.reply_error("552 5.3.4 Message size exceeds fixed maximum message size");
             return;
         }
@@ -604,6 +614,7 @@ impl SmtpSession {
             return;
         };
         if tx.too_big {
+            self.refused("too_big");
             self.reply_error("552 5.3.4 Message size exceeds fixed maximum message size");
             return;
         }
@@ -618,8 +629,12 @@ impl SmtpSession {
             remote_addr: Some(self.peer),
             received_at: Utc::now(),
         };
+        let started = std::time::Instant::now();
         match ingest::ingest(&self.app, &envelope, tx.body, Mode::Live).await {
             Ok(report) => {
+                metrics::histogram!(telemetry::INGEST_SECONDS)
+                    .record(started.elapsed().as_secs_f64());
+                telemetry::accepted(self.listener());
                 let line = match (report.ticket, report.duplicate) {
                     (Some(ticket), false) => {
                         format!("250 2.0.0 Message accepted as ticket #{ticket}")
@@ -766,11 +781,13 @@ impl SmtpSession {
             Ok(submitted) => {
                 tracing::info!(peer = %self.peer, agent = %agent.email, ticket = submitted.ticket,
                     outcome = ?submitted.outcome, changed = ?submitted.changed, "agent mail filed");
+                telemetry::accepted(self.listener());
                 let line = format!("250 2.0.0 {}", submitted.summary());
                 self.reply(&line);
             }
             Err(SubmitError::Refused(line)) => {
                 tracing::info!(peer = %self.peer, agent = %agent.email, %line, "agent mail refused");
+                self.refused("submission_refused");
                 self.reply_error(&line);
             }
             Err(SubmitError::Store(err)) => {
@@ -783,12 +800,30 @@ impl SmtpSession {
     /// The message was not committed: the sender keeps it and retries. A
     /// full disk also holds back new mail for a moment (see `crate::disk`).
     fn store_failed(&mut self, storage_full: bool) {
+        self.refused(if storage_full {
+            "storage"
+        } else {
+            "not_stored"
+        });
         if storage_full {
             self.app.disk.write_failed();
             self.reply(INSUFFICIENT_STORAGE);
         } else {
             self.reply("451 4.3.0 Message not stored, try again later");
         }
+    }
+
+    /// The listener's name in the metrics.
+    fn listener(&self) -> &'static str {
+        match self.role {
+            Role::Inbound => "inbound",
+            Role::Submission => "submission",
+        }
+    }
+
+    /// Counts a refused message or recipient under `reason`.
+    fn refused(&self, reason: &'static str) {
+        telemetry::refused(self.listener(), reason);
     }
 
     fn reply(&mut self, line: &str) {

@@ -478,3 +478,36 @@ fn agent_changed(changed: u64, email: &str) -> Result<()> {
     }
     Ok(())
 }
+
+impl Store {
+    /// Whether the writer answers: a write into the database itself, rolled
+    /// back (`/healthz`). A read-only, full-locked or unreachable database
+    /// fails here.
+    pub async fn check_writable(&self) -> Result<()> {
+        dispatch!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO settings (name, value) VALUES ('health-check', '')
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            )
+            .execute(&mut *tx)
+            .await?;
+            tx.rollback().await?;
+            Ok(())
+        })
+    }
+
+    /// Deliveries waiting or under way (the outbound queue's depth), and
+    /// those given up on.
+    pub async fn outbound_depth(&self) -> Result<(i64, i64)> {
+        dispatch_read!(self, |pool| {
+            Ok(sqlx::query_as(
+                "SELECT COALESCE(SUM(CASE WHEN status IN ('queued', 'sending', 'handing-over') THEN 1 ELSE 0 END), 0),
+                        COALESCE(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), 0)
+                 FROM outbound",
+            )
+            .fetch_one(pool)
+            .await?)
+        })
+    }
+}

@@ -181,6 +181,7 @@ pub async fn test_config(backend: &Backend, dir: &std::path::Path) -> Config {
     config.imap.tls_listen = "127.0.0.1:0".parse().expect("addr");
     config.submission.listen = "127.0.0.1:0".parse().expect("addr");
     config.submission.tls_listen = "127.0.0.1:0".parse().expect("addr");
+    config.http.listen = Some("127.0.0.1:0".parse().expect("addr"));
     // No real DNS in the tests: the sender-authentication tests turn the
     // checks on against their own DNS server.
     config.smtp.verify = postdesk::config::VerifyMode::Off;
@@ -237,6 +238,13 @@ impl TestServer {
         self.running().imap_addr
     }
 
+    /// The operations listener (`/metrics`, `/healthz`).
+    pub fn http(&self) -> SocketAddr {
+        self.running()
+            .http_addr
+            .expect("the tests' servers listen on HTTP")
+    }
+
     pub fn submission(&self) -> SocketAddr {
         self.running().submission_addr
     }
@@ -268,6 +276,7 @@ impl TestServer {
         config.imap.tls_listen = "127.0.0.1:0".parse().expect("addr");
         config.submission.listen = "127.0.0.1:0".parse().expect("addr");
         config.submission.tls_listen = "127.0.0.1:0".parse().expect("addr");
+        config.http.listen = Some("127.0.0.1:0".parse().expect("addr"));
         self.running = Some(postdesk::server::start(config).await.expect("restart"));
     }
 
