@@ -33,8 +33,6 @@ max_connections = 200
 [submission]
 listen = "127.0.0.1:0"
 tls_listen = "127.0.0.1:0"
-[http]
-listen = "127.0.0.1:0"
 [imap]
 listen = "127.0.0.1:0"
 tls_listen = "127.0.0.1:0"

@@ -38,8 +38,6 @@ VERIFY
 [submission]
 listen = "127.0.0.1:0"
 tls_listen = "127.0.0.1:0"
-[http]
-listen = "127.0.0.1:0"
 [imap]
 listen = "127.0.0.1:$imap"
 tls_listen = "127.0.0.1:0"
@@ -49,14 +47,21 @@ similar = false
 [autoreply]
 enabled = false
 TOML
-  # Builds before inbound authentication do not know `verify`; later ones
-  # must not ask DNS about the generated senders' domains.
-  sed 's/^VERIFY$/verify = "off"/' "$data/postdesk.toml" > "$data/with-verify.toml"
-  if "$1" --config "$data/with-verify.toml" migrate >/dev/null 2>&1; then
-    mv "$data/with-verify.toml" "$data/postdesk.toml"
-  else
-    sed -i '/^VERIFY$/d' "$data/postdesk.toml"; rm -f "$data/with-verify.toml"
+  # Builds before inbound authentication do not know `verify` (later ones
+  # must not ask DNS about the generated senders' domains), builds before
+  # the operations listener no `[http]` (later ones get an ephemeral port):
+  # each is added when the build takes it.
+  sed -i '/^VERIFY$/d' "$data/postdesk.toml"
+  sed 's/^\[smtp\]$/[smtp]\nverify = "off"/' "$data/postdesk.toml" > "$data/try.toml"
+  if "$1" --config "$data/try.toml" migrate >/dev/null 2>&1; then
+    mv "$data/try.toml" "$data/postdesk.toml"
   fi
+  cp "$data/postdesk.toml" "$data/try.toml"
+  printf '[http]\nlisten = "127.0.0.1:0"\n' >> "$data/try.toml"
+  if "$1" --config "$data/try.toml" migrate >/dev/null 2>&1; then
+    mv "$data/try.toml" "$data/postdesk.toml"
+  fi
+  rm -f "$data/try.toml"
   echo 'bench-password' | "$1" --config "$data/postdesk.toml" agent add agent@desk.bench \
     --queue support --password-stdin >/dev/null
   "$1" --config "$data/postdesk.toml" serve > "$data/serve.log" 2>&1 &
