@@ -1,5 +1,5 @@
 //! What the server counts for `/metrics`: the metric names, the process's
-//! Prometheus recorder (the `metrics` facade; rendered by `crate::http`,
+//! Prometheus recorder (the `metrics` facade; rendered by the HTTP listener,
 //! never with the exporter's own listener), and the gauges of one server
 //! that are set at scrape time.
 //!

@@ -79,11 +79,15 @@ pub fn synthetic(raw: &[u8]) -> String {
 /// The first 128 bits of the SHA-256 of a message, in hex: the same bytes
 /// always give the same id, so a client retrying them is recognised.
 pub fn content_digest(raw: &[u8]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, raw);
-    digest.as_ref()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    let mut hex = sha256_hex(raw);
+    hex.truncate(32);
+    hex
+}
+
+/// The SHA-256 of some bytes, in hex (message and file fingerprints).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Extracts every `<id>` from a header value, tolerating junk around them

@@ -2,7 +2,7 @@
 //! keeps with it, how they are read from a trusted relay's
 //! `Authentication-Results` header, and what they allow an acknowledgement
 //! to do. The checks themselves (DNS, signatures) are mail-auth's, run by
-//! `crate::verify`; everything here is a pure function of their outcome.
+//! the server's verifier (src/verify.rs); everything here is a pure function of their outcome.
 
 use serde::Serialize;
 

@@ -34,8 +34,7 @@ pub fn submission_digest(raw: &[u8]) -> String {
     while canonical.ends_with(b"\r\n") {
         canonical.truncate(canonical.len() - 2);
     }
-    let digest = ring::digest::digest(&ring::digest::SHA256, &canonical);
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    super::message_id::sha256_hex(&canonical)
 }
 
 #[cfg(test)]

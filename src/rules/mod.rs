@@ -848,8 +848,7 @@ impl RulesHandle {
     /// version of the file was checked or loaded.
     pub fn file_digest(path: &std::path::Path) -> std::io::Result<String> {
         let bytes = std::fs::read(path)?;
-        let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
-        Ok(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect())
+        Ok(crate::domain::message_id::sha256_hex(&bytes))
     }
 
     pub fn reload(&self) -> Result<Arc<Rules>, RulesError> {
