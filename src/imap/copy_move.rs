@@ -10,7 +10,7 @@ use super::response::uid_set;
 use super::selected::Selected;
 use super::session::{ImapSession, LoggedIn, Reply};
 use crate::domain::change::{ChangeRequest, TicketChange};
-use crate::domain::permission::{self, Asked, Assignee, Ownership};
+use crate::domain::permission::{self, Asked, Ownership};
 use crate::store::{Member, MessageRef, StorageItem, StoreError};
 use imap_codec::imap_types::mailbox::Mailbox as ImapMailbox;
 use imap_codec::imap_types::sequence::SequenceSet;
@@ -197,13 +197,7 @@ impl ImapSession {
             numbers.insert(*ticket);
         }
         // Taking a ticket makes the agent its owner: they are the assignee.
-        let me = Assignee {
-            id: actor.id,
-            email: actor.email.clone(),
-            role: actor.role,
-            queues: actor.queues.clone(),
-            active: true,
-        };
+        let me = login.agent.as_assignee();
         for number in &numbers {
             let ticket = self
                 .app

@@ -12,7 +12,7 @@
 
 use super::events::{placeholders, rows};
 use super::{Change, Result, Store, StoreError, dispatch, dispatch_read, parse_column};
-use crate::domain::permission::{Actor, AgentRole};
+use crate::domain::permission::{Actor, AgentRole, Assignee};
 use crate::domain::ticket::{Priority, Status};
 pub use crate::domain::views::{FlagOp, join_flags};
 use crate::domain::views::{
@@ -101,6 +101,18 @@ impl LoginAgent {
             queues: self.queues.clone(),
         }
     }
+
+    /// The agent as the new owner of a ticket they take (logged in, so
+    /// active).
+    pub fn as_assignee(&self) -> Assignee {
+        Assignee {
+            id: self.id,
+            email: self.email.clone(),
+            role: self.role,
+            queues: self.queues.clone(),
+            active: true,
+        }
+    }
 }
 
 const MAILBOX_COLUMNS: &str = "id, agent_id, name, uidvalidity, uidnext, highestmodseq, subscribed, recent_uid FROM imap_mailboxes";
@@ -145,6 +157,25 @@ fn to_u32(value: i64) -> Result<u32> {
 
 fn to_u64(value: i64) -> Result<u64> {
     u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative MODSEQ {value}")))
+}
+
+/// Deletes `count` members of a mailbox (`$1`) by UID (`$2`…).
+fn delete_members_sql(count: usize) -> String {
+    format!(
+        "DELETE FROM imap_members WHERE mailbox_id = $1 AND uid IN ({})",
+        placeholders(2, count)
+    )
+}
+
+/// Remembers `count` UIDs that left a mailbox, each bound as (mailbox,
+/// UID, MODSEQ, time), for sessions that refresh by MODSEQ; a UID is never
+/// used twice, so remembering it again is a no-op.
+fn remember_expunged_sql(count: usize) -> String {
+    format!(
+        "INSERT INTO imap_expunged (mailbox_id, uid, modseq, expunged_at) VALUES {}
+         ON CONFLICT DO NOTHING",
+        rows(count, 4)
+    )
 }
 
 /// The members of a mailbox (`$1`), or only those showing messages of
@@ -672,20 +703,13 @@ impl Store {
             let changed = !(gone.is_empty() && added.is_empty() && reflagged.is_empty());
 
             for chunk in gone.chunks(500) {
-                let sql = format!(
-                    "DELETE FROM imap_members WHERE mailbox_id = $1 AND uid IN ({})",
-                    placeholders(2, chunk.len())
-                );
+                let sql = delete_members_sql(chunk.len());
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(mailbox_id);
                 for uid in chunk {
                     query = query.bind(*uid);
                 }
                 query.execute(&mut *tx).await?;
-                let sql = format!(
-                    "INSERT INTO imap_expunged (mailbox_id, uid, modseq, expunged_at) VALUES {}
-                     ON CONFLICT DO NOTHING",
-                    rows(chunk.len(), 4)
-                );
+                let sql = remember_expunged_sql(chunk.len());
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for uid in chunk {
                     query = query.bind(mailbox_id).bind(*uid).bind(modseq).bind(now);
@@ -1077,22 +1101,13 @@ impl Store {
             .await?;
             let now = Utc::now();
             for chunk in uids.chunks(500) {
-                let sql = format!(
-                    "DELETE FROM imap_members WHERE mailbox_id = $1 AND uid IN ({})",
-                    placeholders(2, chunk.len())
-                );
+                let sql = delete_members_sql(chunk.len());
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(mailbox_id);
                 for uid in chunk {
                     query = query.bind(i64::from(*uid));
                 }
                 query.execute(&mut *tx).await?;
-                // Remembered for sessions that refresh by MODSEQ; a UID is
-                // never used twice, so a second EXPUNGE of it is a no-op.
-                let sql = format!(
-                    "INSERT INTO imap_expunged (mailbox_id, uid, modseq, expunged_at) VALUES {}
-                     ON CONFLICT DO NOTHING",
-                    rows(chunk.len(), 4)
-                );
+                let sql = remember_expunged_sql(chunk.len());
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for uid in chunk {
                     query = query
