@@ -29,6 +29,14 @@ pub const INDEX_LAG: &str = "postdesk_search_index_lag_messages";
 pub const SCHEDULER_LAG: &str = "postdesk_sla_scheduler_lag_seconds";
 /// Free space on the data directory's file system, bytes.
 pub const DISK_FREE: &str = "postdesk_disk_free_bytes";
+/// How long opening a write transaction waited for the connection, by
+/// pool (`write`: SQLite's single writer or the PostgreSQL pool), seconds.
+/// On SQLite every write queues here, so this is the writer's queue time.
+pub const DB_ACQUIRE_SECONDS: &str = "postdesk_db_acquire_duration_seconds";
+/// Connections of a database pool, by pool and state (`busy`, `idle`, `max`).
+pub const DB_CONNECTIONS: &str = "postdesk_db_pool_connections";
+/// Messages waiting for SQLite's group-commit writer.
+pub const DB_FILING_QUEUE: &str = "postdesk_db_filing_queue";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -43,7 +51,12 @@ pub fn handle() -> &'static PrometheusHandle {
         let builder = PrometheusBuilder::new();
         let builder = match builder
             .set_buckets_for_metric(Matcher::Full(INGEST_SECONDS.into()), LATENCY_BUCKETS)
-        {
+            .and_then(|builder| {
+                builder.set_buckets_for_metric(
+                    Matcher::Full(DB_ACQUIRE_SECONDS.into()),
+                    LATENCY_BUCKETS,
+                )
+            }) {
             Ok(builder) => builder,
             // Only an empty bucket list fails.
             Err(_) => PrometheusBuilder::new(),

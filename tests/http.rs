@@ -187,3 +187,52 @@ backend_test!(
         server.stop().await;
     }
 );
+
+backend_test!(
+    async fn metrics_show_the_database_pools_and_their_waits(backend: Backend) {
+        let server = TestServer::start(&backend).await;
+        let waits = |m: &str| {
+            value(
+                m,
+                "postdesk_db_acquire_duration_seconds_count",
+                &[("pool", "write")],
+            )
+        };
+        let before = metrics(&server).await;
+        let body = message(
+            "ann@example.org",
+            "support@desk.test",
+            "Printer",
+            "pool-waits@example.org",
+            "",
+            "It jams.",
+        );
+        let reply = deliver(
+            server.smtp(),
+            "ann@example.org",
+            &["support@desk.test"],
+            &body,
+        )
+        .await;
+        ticket_of(&reply);
+        let after = metrics(&server).await;
+        assert!(waits(&after) >= waits(&before) + 1.0, "{after}");
+        let max = |pool: &str| {
+            value(
+                &after,
+                "postdesk_db_pool_connections",
+                &[("pool", pool), ("state", "max")],
+            )
+        };
+        match backend {
+            Backend::Sqlite => {
+                // One writer, which queues every write; a few readers.
+                assert_eq!(max("write"), 1.0, "{after}");
+                assert!(max("read") >= 2.0, "{after}");
+                assert!(after.contains("postdesk_db_filing_queue"), "{after}");
+            }
+            Backend::Postgres(_) => assert!(max("postgres") >= 2.0, "{after}"),
+        }
+        server.stop().await;
+    }
+);

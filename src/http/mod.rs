@@ -99,6 +99,17 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     metrics::gauge!(telemetry::OUTBOUND_FAILED).set(read(&gauges.outbound_failed));
     metrics::gauge!(telemetry::INDEX_LAG).set(read(&gauges.index_lag));
     metrics::gauge!(telemetry::SCHEDULER_LAG).set(read(&gauges.scheduler_lag_seconds));
+    let usage = app.store.pool_usage();
+    for pool in &usage.pools {
+        let name = pool.pool;
+        metrics::gauge!(telemetry::DB_CONNECTIONS, "pool" => name, "state" => "busy")
+            .set(pool.busy as f64);
+        metrics::gauge!(telemetry::DB_CONNECTIONS, "pool" => name, "state" => "idle")
+            .set(pool.idle as f64);
+        metrics::gauge!(telemetry::DB_CONNECTIONS, "pool" => name, "state" => "max")
+            .set(f64::from(pool.max));
+    }
+    metrics::gauge!(telemetry::DB_FILING_QUEUE).set(usage.filing_queue as f64);
     if let Some(free) = app.disk.status().available {
         metrics::gauge!(telemetry::DISK_FREE).set(free as f64);
     }

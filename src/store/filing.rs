@@ -510,7 +510,11 @@ impl Store {
                 })?;
                 let (reply, answer) = oneshot::channel();
                 filer
-                    .send(FileJob { request, reply })
+                    .send(FileJob {
+                        request,
+                        reply,
+                        queued_at: std::time::Instant::now(),
+                    })
                     .await
                     .map_err(|_| StoreError::Unavailable("the SQLite writer stopped".into()))?;
                 answer
@@ -538,6 +542,9 @@ impl Store {
 pub(crate) struct FileJob {
     request: InboundRequest,
     reply: oneshot::Sender<Result<FileOutcome>>,
+    /// When it was queued: its wait for the writer is counted in
+    /// [`crate::telemetry::DB_ACQUIRE_SECONDS`] like other writes'.
+    queued_at: std::time::Instant,
 }
 
 /// Messages filed in one SQLite transaction at most.
@@ -612,6 +619,10 @@ pub(crate) async fn sqlite_writer(
 
 async fn file_batch(pool: &sqlx::SqlitePool, jobs: &[FileJob]) -> Result<Vec<FileOutcome>> {
     let mut tx = Tx::Sqlite(pool.begin().await?);
+    for job in jobs {
+        metrics::histogram!(crate::telemetry::DB_ACQUIRE_SECONDS, "pool" => "write")
+            .record(job.queued_at.elapsed().as_secs_f64());
+    }
     let mut outcomes = Vec::with_capacity(jobs.len());
     for job in jobs {
         outcomes.push(file(&mut tx, &job.request).await?);
@@ -681,6 +692,7 @@ mod tests {
             let job = FileJob {
                 request: request(n, subject, queue_id),
                 reply,
+                queued_at: std::time::Instant::now(),
             };
             assert!(jobs.send(job).await.is_ok(), "queued");
             answers.push(answer);

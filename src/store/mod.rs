@@ -535,12 +535,61 @@ impl Store {
         }
     }
 
-    /// Opens a transaction on the writing pool.
+    /// Opens a transaction on the writing pool. The wait is counted
+    /// ([`crate::telemetry::DB_ACQUIRE_SECONDS`]): on SQLite every write
+    /// queues for the one writer here, so a slow writer shows as waits.
     pub(crate) async fn begin(&self) -> Result<Tx> {
-        Ok(match &self.backend {
+        let started = std::time::Instant::now();
+        let tx = match &self.backend {
             Backend::Sqlite { write, .. } => Tx::Sqlite(write.begin().await?),
             Backend::Postgres(pool) => Tx::Postgres(pool.begin().await?),
-        })
+        };
+        metrics::histogram!(crate::telemetry::DB_ACQUIRE_SECONDS, "pool" => "write")
+            .record(started.elapsed().as_secs_f64());
+        Ok(tx)
+    }
+
+    /// The connections of each pool now, for `/metrics`: busy, idle and
+    /// the most the pool opens; and the messages queued for SQLite's
+    /// group-commit writer.
+    pub fn pool_usage(&self) -> PoolUsage {
+        let of = |name, size: u32, idle: usize, max: u32| PoolConnections {
+            pool: name,
+            busy: (size as usize).saturating_sub(idle),
+            idle,
+            max,
+        };
+        let pools = match &self.backend {
+            Backend::Sqlite { write, read } => vec![
+                of(
+                    "write",
+                    write.size(),
+                    write.num_idle(),
+                    write.options().get_max_connections(),
+                ),
+                of(
+                    "read",
+                    read.size(),
+                    read.num_idle(),
+                    read.options().get_max_connections(),
+                ),
+            ],
+            Backend::Postgres(pool) => vec![of(
+                "postgres",
+                pool.size(),
+                pool.num_idle(),
+                pool.options().get_max_connections(),
+            )],
+        };
+        let filing_queue = self
+            .filer
+            .as_ref()
+            .map(|jobs| jobs.max_capacity() - jobs.capacity())
+            .unwrap_or(0);
+        PoolUsage {
+            pools,
+            filing_queue,
+        }
     }
 
     /// What the SQLite group-commit writer did so far (all zero on
@@ -607,6 +656,23 @@ impl Store {
             Backend::Postgres(pool) => pool.close().await,
         }
     }
+}
+
+/// One pool's connections (see [`Store::pool_usage`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolConnections {
+    pub pool: &'static str,
+    pub busy: usize,
+    pub idle: usize,
+    pub max: u32,
+}
+
+/// The database pools' state now (see [`Store::pool_usage`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolUsage {
+    pub pools: Vec<PoolConnections>,
+    /// Messages waiting for SQLite's group-commit writer (0 on PostgreSQL).
+    pub filing_queue: usize,
 }
 
 pub(crate) fn parse_column<T: FromStr>(value: &str, what: &str) -> Result<T> {
