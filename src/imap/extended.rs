@@ -24,6 +24,18 @@ impl Token {
         matches!(self, Token::Atom(a) if a.eq_ignore_ascii_case(word.as_bytes()))
     }
 
+    /// The token as the client wrote it, for error texts (a list as `(…)`).
+    fn describe(&self) -> String {
+        match self {
+            Token::Atom(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+            Token::String(bytes) => format!("\"{}\"", String::from_utf8_lossy(bytes)),
+            Token::List(items) => {
+                let inner: Vec<String> = items.iter().map(Token::describe).collect();
+                format!("({})", inner.join(" "))
+            }
+        }
+    }
+
     /// The bytes of an atom or string (a mailbox name or pattern).
     fn text(&self) -> Option<&[u8]> {
         match self {
@@ -157,13 +169,16 @@ pub fn split_search_return(message: &[u8]) -> Option<Result<(Vec<u8>, SearchRetu
 }
 
 /// Writes `* ESEARCH (TAG "t") [UID] ...` for these hits (ascending
-/// message numbers or UIDs), and `MODSEQ` when the search used it.
+/// message numbers or UIDs, each with its MODSEQ), and `MODSEQ` when the
+/// search used it: the highest MODSEQ of the messages the response
+/// returns (RFC 4731 §3.2, RFC 7162 §3.1.5), so of the MIN and MAX messages
+/// alone when neither ALL nor COUNT was asked for.
 pub fn write_esearch(
     out: &mut Vec<u8>,
     wanted: &SearchReturn,
     uid: bool,
-    hits: &[u32],
-    modseq: Option<u64>,
+    hits: &[(u32, u64)],
+    with_modseq: bool,
 ) {
     let mut line = String::from("* ESEARCH (TAG ");
     line.push_str(&quote(&wanted.tag));
@@ -171,20 +186,34 @@ pub fn write_esearch(
     if uid {
         line.push_str(" UID");
     }
-    if let (true, Some(min)) = (wanted.min, hits.iter().min()) {
+    let min = hits.iter().min_by_key(|(n, _)| *n);
+    let max = hits.iter().max_by_key(|(n, _)| *n);
+    let mut returned_modseq: Option<u64> = None;
+    let mut returned = |modseq: u64| {
+        returned_modseq = Some(returned_modseq.map_or(modseq, |m| m.max(modseq)));
+    };
+    if let (true, Some((min, modseq))) = (wanted.min, min) {
         line.push_str(&format!(" MIN {min}"));
+        returned(*modseq);
     }
-    if let (true, Some(max)) = (wanted.max, hits.iter().max()) {
+    if let (true, Some((max, modseq))) = (wanted.max, max) {
         line.push_str(&format!(" MAX {max}"));
+        returned(*modseq);
     }
     if wanted.all && !hits.is_empty() {
+        let numbers: Vec<u32> = hits.iter().map(|(n, _)| *n).collect();
         line.push_str(" ALL ");
-        line.push_str(&sequence_set(hits));
+        line.push_str(&sequence_set(&numbers));
     }
     if wanted.count {
         line.push_str(&format!(" COUNT {}", hits.len()));
     }
-    if let (Some(modseq), false) = (modseq, hits.is_empty()) {
+    if wanted.all || wanted.count {
+        for (_, modseq) in hits {
+            returned(*modseq);
+        }
+    }
+    if let (true, Some(modseq)) = (with_modseq, returned_modseq) {
         line.push_str(&format!(" MODSEQ {modseq}"));
     }
     line.push_str("\r\n");
@@ -233,17 +262,22 @@ pub struct ListExtended {
     pub return_subscribed: bool,
     /// Return STATUS (RFC 5819): a STATUS response per selectable mailbox.
     pub return_status: Option<Vec<StatusDataItemName>>,
+    /// Gmail's XLIST, as Outlook 2013/2016 send it: a LIST answered with
+    /// `* XLIST` lines whose attributes name the special folders (`\Inbox`,
+    /// `\Spam`, …).
+    pub xlist: bool,
 }
 
 /// Parses `tag LIST [(selection)] reference (pattern | (patterns))
-/// [RETURN (options)]`. None when the command is no LIST; Err with a
-/// reason when it is one but malformed.
+/// [RETURN (options)]`, or `tag XLIST reference pattern`. None when the
+/// command is neither; Err with a reason when it is one but malformed.
 pub fn parse_list(message: &[u8]) -> Option<Result<(String, ListExtended), String>> {
     let (Token::Atom(tag), pos) = next_token(message, 0)? else {
         return None;
     };
     let (word, mut pos) = next_token(message, pos)?;
-    if !word.is_atom("LIST") {
+    let xlist = word.is_atom("XLIST");
+    if !word.is_atom("LIST") && !xlist {
         return None;
     }
     let tag = String::from_utf8_lossy(&tag).into_owned();
@@ -254,6 +288,23 @@ pub fn parse_list(message: &[u8]) -> Option<Result<(String, ListExtended), Strin
     }
     if !message[pos..].trim_ascii().is_empty() {
         return Some(Err("Malformed LIST arguments".into()));
+    }
+    if xlist {
+        let Ok([reference, pattern]) = <[Token; 2]>::try_from(args) else {
+            return Some(Err("XLIST takes a reference and a pattern".into()));
+        };
+        let (Some(reference), Some(pattern)) = (reference.text(), pattern.text()) else {
+            return Some(Err("Malformed XLIST arguments".into()));
+        };
+        return Some(Ok((
+            tag,
+            ListExtended {
+                reference: String::from_utf8_lossy(reference).into_owned(),
+                patterns: vec![pattern.to_vec()],
+                xlist: true,
+                ..Default::default()
+            },
+        )));
     }
     Some(list_arguments(args).map(|list| (tag, list)))
 }
@@ -271,7 +322,12 @@ fn list_arguments(mut args: Vec<Token>) -> Result<ListExtended, String> {
                 o if o.is_atom("RECURSIVEMATCH") => list.recursive_match = true,
                 o if o.is_atom("REMOTE") => {}
                 o if o.is_atom("SPECIAL-USE") => list.only_special_use = true,
-                other => return Err(format!("Unknown LIST selection option {other:?}")),
+                other => {
+                    return Err(format!(
+                        "Unknown LIST selection option {}",
+                        other.describe()
+                    ));
+                }
             }
         }
         // RFC 5258 §3: RECURSIVEMATCH alone is an error.
@@ -308,7 +364,9 @@ fn list_arguments(mut args: Vec<Token>) -> Result<ListExtended, String> {
                         list.return_status =
                             Some(items.iter().map(status_item).collect::<Result<_, _>>()?);
                     }
-                    other => return Err(format!("Unknown LIST return option {other:?}")),
+                    other => {
+                        return Err(format!("Unknown LIST return option {}", other.describe()));
+                    }
                 }
             }
         }
@@ -373,16 +431,42 @@ mod tests {
             count: true,
         };
         let mut out = Vec::new();
-        write_esearch(&mut out, &wanted, true, &[2, 3, 4, 7, 9, 10], Some(12));
+        let hits = [(2, 5), (3, 12), (4, 1), (7, 2), (9, 3), (10, 4)];
+        write_esearch(&mut out, &wanted, true, &hits, true);
         assert_eq!(
             String::from_utf8_lossy(&out),
             "* ESEARCH (TAG \"A\") UID MIN 2 MAX 10 ALL 2:4,7,9:10 COUNT 6 MODSEQ 12\r\n"
         );
         out.clear();
-        write_esearch(&mut out, &wanted, false, &[], None);
+        write_esearch(&mut out, &wanted, false, &[], true);
         assert_eq!(
             String::from_utf8_lossy(&out),
             "* ESEARCH (TAG \"A\") COUNT 0\r\n"
+        );
+        // MIN and MAX alone: the MODSEQ of those two messages, not of
+        // every match.
+        let min_max = SearchReturn {
+            tag: "B".into(),
+            min: true,
+            max: true,
+            ..Default::default()
+        };
+        out.clear();
+        write_esearch(&mut out, &min_max, false, &hits, true);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "* ESEARCH (TAG \"B\") MIN 2 MAX 10 MODSEQ 5\r\n"
+        );
+        let only_max = SearchReturn {
+            tag: "C".into(),
+            max: true,
+            ..Default::default()
+        };
+        out.clear();
+        write_esearch(&mut out, &only_max, false, &hits, true);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "* ESEARCH (TAG \"C\") MAX 10 MODSEQ 4\r\n"
         );
     }
 
@@ -411,10 +495,14 @@ mod tests {
             parse_list(b"z LIST (RECURSIVEMATCH) \"\" *\r\n"),
             Some(Err(_))
         ));
-        assert!(matches!(
+        assert_eq!(
             parse_list(b"z LIST \"\" * RETURN (BOGUS)\r\n"),
-            Some(Err(_))
-        ));
+            Some(Err("Unknown LIST return option BOGUS".into()))
+        );
+        assert_eq!(
+            parse_list(b"z LIST (imaptest) \"\" \"\"\r\n"),
+            Some(Err("Unknown LIST selection option imaptest".into()))
+        );
         assert!(parse_list(b"z LSUB \"\" *\r\n").is_none());
     }
 }
