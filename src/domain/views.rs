@@ -119,6 +119,13 @@ impl Folder {
         }
     }
 
+    /// Whether LIST marks the folder `\\Noinferiors` (no folder can be
+    /// made under it): the archive, so that Thunderbird archives into it
+    /// directly instead of into yearly subfolders it would try to create.
+    pub fn has_no_inferiors(&self) -> bool {
+        matches!(self, Folder::Closed)
+    }
+
     /// The attribute Gmail's XLIST gives the folder (as Outlook 2013/2016
     /// read it): the special-use one, with XLIST's own names for INBOX and
     /// Junk.
@@ -430,6 +437,8 @@ mod tests {
         assert_eq!(Folder::Junk.xlist_attribute(), Some("\\Spam"));
         assert_eq!(Folder::Sent.xlist_attribute(), Some("\\Sent"));
         assert_eq!(Folder::Urgent.xlist_attribute(), None);
+        assert!(Folder::Closed.has_no_inferiors());
+        assert!(!Folder::Queues.has_no_inferiors());
     }
 
     #[test]

@@ -424,6 +424,9 @@ impl ImapSession {
             let children = names.iter().any(|n| n.starts_with(&prefix));
             let mut attributes = vec![if children {
                 "\\HasChildren"
+            } else if folder.has_no_inferiors() {
+                // Implies \HasNoChildren (RFC 5258 §4).
+                "\\Noinferiors"
             } else {
                 "\\HasNoChildren"
             }];
