@@ -413,6 +413,37 @@ backend_test!(
         let mut fits = note(1);
         fits.resize(100_000, b'x');
         assert!(alice.append("Projects", "", &fits).await.ok());
+        // RFC 7889's STATUS item, alone, with others, and in LIST-STATUS.
+        let status = alice.cmd("STATUS Projects (MESSAGES APPENDLIMIT)").await;
+        assert!(status.ok(), "{}", status.all_text());
+        assert!(
+            status
+                .untagged
+                .iter()
+                .any(|l| l.text == "* STATUS \"Projects\" (MESSAGES 1 APPENDLIMIT 100000)"),
+            "{}",
+            status.all_text()
+        );
+        let alone = alice.cmd("STATUS Projects (APPENDLIMIT)").await;
+        assert!(
+            alone.all_text().contains("(APPENDLIMIT 100000)"),
+            "{}",
+            alone.all_text()
+        );
+        let listed = alice
+            .cmd("LIST \"\" \"Projects\" RETURN (STATUS (APPENDLIMIT UIDNEXT))")
+            .await;
+        assert!(
+            listed.all_text().contains("(APPENDLIMIT 100000 UIDNEXT 2)"),
+            "{}",
+            listed.all_text()
+        );
+        let bogus = alice.cmd("STATUS Projects (APPENDLIMIT BOGUS)").await;
+        assert!(
+            bogus.tagged.ends_with(" BAD Unknown STATUS item BOGUS"),
+            "{}",
+            bogus.all_text()
+        );
         server.stop().await;
     }
 );

@@ -1,6 +1,7 @@
 //! The command forms imap-codec does not parse yet: `SEARCH RETURN (...)`
-//! (ESEARCH, RFC 4731) and the extended LIST of RFC 5258 with the STATUS
-//! return option of RFC 5819 (LIST-STATUS).
+//! (ESEARCH, RFC 4731), the extended LIST of RFC 5258 with the STATUS
+//! return option of RFC 5819 (LIST-STATUS), Gmail's XLIST, and STATUS with
+//! the APPENDLIMIT item of RFC 7889.
 //!
 //! Written here because imap-codec 2.0.0-alpha.10 models neither (its
 //! LIST-EXTENDED feature covers response data only). The parts these
@@ -261,7 +262,7 @@ pub struct ListExtended {
     /// Return SUBSCRIBED (implied by selecting it): mark \Subscribed.
     pub return_subscribed: bool,
     /// Return STATUS (RFC 5819): a STATUS response per selectable mailbox.
-    pub return_status: Option<Vec<StatusDataItemName>>,
+    pub return_status: Option<Vec<StatusItem>>,
     /// Gmail's XLIST, as Outlook 2013/2016 send it: a LIST answered with
     /// `* XLIST` lines whose attributes name the special folders (`\Inbox`,
     /// `\Spam`, …).
@@ -375,25 +376,69 @@ fn list_arguments(mut args: Vec<Token>) -> Result<ListExtended, String> {
     Ok(list)
 }
 
-fn status_item(token: &Token) -> Result<StatusDataItemName, String> {
+/// A STATUS item: one imap-codec reads, or APPENDLIMIT (RFC 7889), which
+/// it does not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusItem {
+    Codec(StatusDataItemName),
+    AppendLimit,
+}
+
+/// Parses `tag STATUS mailbox (items)` with an APPENDLIMIT among the items
+/// (imap-codec reads every other STATUS). None when the command is no
+/// STATUS; Err with a reason when it is one but malformed.
+pub fn parse_status(message: &[u8]) -> Option<Result<(String, Vec<u8>, Vec<StatusItem>), String>> {
+    let (Token::Atom(tag), pos) = next_token(message, 0)? else {
+        return None;
+    };
+    let (word, mut pos) = next_token(message, pos)?;
+    if !word.is_atom("STATUS") {
+        return None;
+    }
+    let tag = String::from_utf8_lossy(&tag).into_owned();
+    let mut args = Vec::new();
+    while let Some((token, next)) = next_token(message, pos) {
+        args.push(token);
+        pos = next;
+    }
+    let parsed = match <[Token; 2]>::try_from(args) {
+        Ok([mailbox, Token::List(items)]) if message[pos..].trim_ascii().is_empty() => {
+            let Some(name) = mailbox.text() else {
+                return Some(Err("Malformed mailbox name".into()));
+            };
+            items
+                .iter()
+                .map(status_item)
+                .collect::<Result<Vec<_>, _>>()
+                .map(|items| (tag, name.to_vec(), items))
+        }
+        _ => Err("STATUS takes a mailbox and a list of items".into()),
+    };
+    Some(parsed)
+}
+
+fn status_item(token: &Token) -> Result<StatusItem, String> {
     let Token::Atom(name) = token else {
         return Err("Malformed STATUS item".into());
     };
-    Ok(match name.to_ascii_uppercase().as_slice() {
-        b"MESSAGES" => StatusDataItemName::Messages,
-        b"RECENT" => StatusDataItemName::Recent,
-        b"UIDNEXT" => StatusDataItemName::UidNext,
-        b"UIDVALIDITY" => StatusDataItemName::UidValidity,
-        b"UNSEEN" => StatusDataItemName::Unseen,
-        b"HIGHESTMODSEQ" => StatusDataItemName::HighestModSeq,
-        b"DELETED" => StatusDataItemName::Deleted,
-        other => {
-            return Err(format!(
-                "Unknown STATUS item {}",
-                String::from_utf8_lossy(other)
-            ));
-        }
-    })
+    Ok(StatusItem::Codec(
+        match name.to_ascii_uppercase().as_slice() {
+            b"MESSAGES" => StatusDataItemName::Messages,
+            b"RECENT" => StatusDataItemName::Recent,
+            b"UIDNEXT" => StatusDataItemName::UidNext,
+            b"UIDVALIDITY" => StatusDataItemName::UidValidity,
+            b"UNSEEN" => StatusDataItemName::Unseen,
+            b"HIGHESTMODSEQ" => StatusDataItemName::HighestModSeq,
+            b"DELETED" => StatusDataItemName::Deleted,
+            b"APPENDLIMIT" => return Ok(StatusItem::AppendLimit),
+            other => {
+                return Err(format!(
+                    "Unknown STATUS item {}",
+                    String::from_utf8_lossy(other)
+                ));
+            }
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -471,6 +516,30 @@ mod tests {
     }
 
     #[test]
+    fn status_reads_appendlimit() {
+        assert_eq!(
+            parse_status(b"s STATUS \"Projects\" (MESSAGES APPENDLIMIT)\r\n"),
+            Some(Ok((
+                "s".into(),
+                b"Projects".to_vec(),
+                vec![
+                    StatusItem::Codec(StatusDataItemName::Messages),
+                    StatusItem::AppendLimit
+                ]
+            )))
+        );
+        assert!(matches!(
+            parse_status(b"s STATUS Projects (BOGUS)\r\n"),
+            Some(Err(_))
+        ));
+        assert!(matches!(
+            parse_status(b"s STATUS Projects\r\n"),
+            Some(Err(_))
+        ));
+        assert!(parse_status(b"s SELECT Projects\r\n").is_none());
+    }
+
+    #[test]
     fn extended_list_reads_selection_patterns_and_return_options() {
         let Some(Ok((tag, list))) = parse_list(
             b"x LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (\"INBOX\" %) RETURN (CHILDREN STATUS (MESSAGES UNSEEN))\r\n",
@@ -483,8 +552,8 @@ mod tests {
         assert_eq!(
             list.return_status,
             Some(vec![
-                StatusDataItemName::Messages,
-                StatusDataItemName::Unseen
+                StatusItem::Codec(StatusDataItemName::Messages),
+                StatusItem::Codec(StatusDataItemName::Unseen)
             ])
         );
         let Some(Ok((_, plain))) = parse_list(b"y list \"\" {1+}\r\n*\r\n") else {

@@ -1,7 +1,7 @@
 //! Mailbox commands: SELECT, EXAMINE, CLOSE, UNSELECT, EXPUNGE, LIST, LSUB,
 //! STATUS, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE.
 
-use super::extended::ListExtended;
+use super::extended::{ListExtended, StatusItem};
 use super::response;
 use super::selected::Selected;
 use super::session::{ImapSession, LoggedIn, Reply};
@@ -536,15 +536,13 @@ impl ImapSession {
         name: &ImapMailbox<'_>,
         items: &[StatusDataItemName],
     ) -> Reply {
-        self.status_of(login, &mailbox_name(name), items).await
+        let items: Vec<StatusItem> = items.iter().cloned().map(StatusItem::Codec).collect();
+        self.status_of(login, &mailbox_name(name), &items).await
     }
 
-    async fn status_of(
-        &mut self,
-        login: &LoggedIn,
-        name: &str,
-        items: &[StatusDataItemName],
-    ) -> Reply {
+    /// STATUS of the mailbox with this name, with any items including
+    /// APPENDLIMIT (RFC 7889).
+    pub async fn status_of(&mut self, login: &LoggedIn, name: &str, items: &[StatusItem]) -> Reply {
         let (mailbox, folder) = match self.find_mailbox(login, name).await {
             Ok(found) => found,
             Err(reply) => return reply,
@@ -563,6 +561,15 @@ impl ImapSession {
         };
         let mut parts = Vec::new();
         for item in items {
+            let item = match item {
+                StatusItem::Codec(item) => item,
+                StatusItem::AppendLimit => {
+                    // The same limit for every mailbox: APPEND's literal
+                    // limit.
+                    parts.push(format!("APPENDLIMIT {}", self.limits.max_literal_size));
+                    continue;
+                }
+            };
             match item {
                 StatusDataItemName::Messages => parts.push(format!("MESSAGES {messages}")),
                 StatusDataItemName::Recent => parts.push(format!("RECENT {recent}")),

@@ -576,12 +576,23 @@ impl ImapSession {
                         Flow::Continue,
                     )
                 }
+                (Some(login), None) => match extended::parse_status(&message) {
+                    Some(Ok((tag, name, items))) => {
+                        let name = String::from_utf8_lossy(&name).into_owned();
+                        let reply = self.status_of(login, &name, &items).await;
+                        (state, tag, "STATUS", reply, Flow::Continue)
+                    }
+                    Some(Err(why)) => {
+                        let tag = self.current_tag();
+                        (state, tag, "STATUS", Reply::bad(why), Flow::Continue)
+                    }
+                    None => {
+                        self.refuse_unparsed(&message);
+                        return (state, Flow::Continue);
+                    }
+                },
                 _ => {
-                    self.search_return = None;
-                    let tag = self.current_tag();
-                    let what = describe_parse_failure(&message);
-                    self.out
-                        .extend_from_slice(format!("{tag} BAD {what}\r\n").as_bytes());
+                    self.refuse_unparsed(&message);
                     return (state, Flow::Continue);
                 }
             },
@@ -601,6 +612,16 @@ impl ImapSession {
         self.out
             .extend_from_slice(format!("{tag} {} {}\r\n", reply.status, reply.text).as_bytes());
         (state, flow)
+    }
+
+    /// Answers a command nobody could parse: BAD, naming the command when
+    /// it is one postdesk serves.
+    fn refuse_unparsed(&mut self, message: &[u8]) {
+        self.search_return = None;
+        let tag = self.current_tag();
+        let what = describe_parse_failure(message);
+        self.out
+            .extend_from_slice(format!("{tag} BAD {what}\r\n").as_bytes());
     }
 
     /// The tag of the command being framed (or just framed), for replies to
