@@ -384,10 +384,13 @@ pub enum StatusItem {
     AppendLimit,
 }
 
+/// A STATUS command read by hand: its tag, the mailbox name, the items.
+pub type StatusCommand = (String, Vec<u8>, Vec<StatusItem>);
+
 /// Parses `tag STATUS mailbox (items)` with an APPENDLIMIT among the items
 /// (imap-codec reads every other STATUS). None when the command is no
 /// STATUS; Err with a reason when it is one but malformed.
-pub fn parse_status(message: &[u8]) -> Option<Result<(String, Vec<u8>, Vec<StatusItem>), String>> {
+pub fn parse_status(message: &[u8]) -> Option<Result<StatusCommand, String>> {
     let (Token::Atom(tag), pos) = next_token(message, 0)? else {
         return None;
     };
