@@ -223,7 +223,39 @@ async fn mbsync_copies_every_folder_byte_for_byte() {
     ] {
         assert!(local.join(name).exists(), "{name} was not synced");
     }
+    // A second run transfers nothing: every message file (its name holds
+    // mbsync's UID and flags) stays as it was.
+    let message_files = || {
+        let mut files: Vec<String> = walk(&local)
+            .into_iter()
+            .filter(|p| !p.contains(".mbsync") && !p.contains(".uidvalidity"))
+            .collect();
+        files.sort();
+        files
+    };
+    let before = message_files();
+    let out = run(
+        "mbsync",
+        vec!["-c".into(), rc.display().to_string(), "-a".into()],
+    )
+    .await;
+    assert!(out.status.success(), "second mbsync run failed");
+    assert_eq!(message_files(), before);
     server.stop().await;
+}
+
+/// Every file under `dir`, as paths.
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path.display().to_string());
+        }
+    }
+    files
 }
 
 /// Malformed corpus messages whose MIME tree mail-parser reads one way and

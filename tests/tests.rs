@@ -15,6 +15,7 @@ mod fuzz_replay;
 mod group_commit;
 mod http;
 mod imap;
+mod imap_conformance;
 mod imap_interop;
 mod interop;
 mod migrations;

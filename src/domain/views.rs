@@ -106,13 +106,34 @@ impl Folder {
     }
 
     /// The special-use attribute (RFC 6154) of the folders that have one.
+    /// Closed is the archive: a client's Archive button moves a message
+    /// there, which closes its ticket like any move into Closed.
     pub fn special_use(&self) -> Option<&'static str> {
         match self {
             Folder::Sent => Some("\\Sent"),
             Folder::Drafts => Some("\\Drafts"),
             Folder::Junk => Some("\\Junk"),
             Folder::Trash => Some("\\Trash"),
+            Folder::Closed => Some("\\Archive"),
             _ => None,
+        }
+    }
+
+    /// Whether LIST marks the folder `\\Noinferiors` (no folder can be
+    /// made under it): the archive, so that Thunderbird archives into it
+    /// directly instead of into yearly subfolders it would try to create.
+    pub fn has_no_inferiors(&self) -> bool {
+        matches!(self, Folder::Closed)
+    }
+
+    /// The attribute Gmail's XLIST gives the folder (as Outlook 2013/2016
+    /// read it): the special-use one, with XLIST's own names for INBOX and
+    /// Junk.
+    pub fn xlist_attribute(&self) -> Option<&'static str> {
+        match self {
+            Folder::Inbox => Some("\\Inbox"),
+            Folder::Junk => Some("\\Spam"),
+            other => other.special_use(),
         }
     }
 
@@ -405,6 +426,19 @@ mod tests {
             Folder::parse("Projects/2026", &queues()),
             Folder::Personal("Projects/2026".into())
         );
+    }
+
+    #[test]
+    fn closed_is_the_archive_and_xlist_names_inbox_and_spam() {
+        assert_eq!(Folder::Closed.special_use(), Some("\\Archive"));
+        assert_eq!(Folder::Closed.xlist_attribute(), Some("\\Archive"));
+        assert_eq!(Folder::Inbox.special_use(), None);
+        assert_eq!(Folder::Inbox.xlist_attribute(), Some("\\Inbox"));
+        assert_eq!(Folder::Junk.xlist_attribute(), Some("\\Spam"));
+        assert_eq!(Folder::Sent.xlist_attribute(), Some("\\Sent"));
+        assert_eq!(Folder::Urgent.xlist_attribute(), None);
+        assert!(Folder::Closed.has_no_inferiors());
+        assert!(!Folder::Queues.has_no_inferiors());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The command forms imap-codec does not parse yet: `SEARCH RETURN (...)`
-//! (ESEARCH, RFC 4731) and the extended LIST of RFC 5258 with the STATUS
-//! return option of RFC 5819 (LIST-STATUS).
+//! (ESEARCH, RFC 4731), the extended LIST of RFC 5258 with the STATUS
+//! return option of RFC 5819 (LIST-STATUS), Gmail's XLIST, and STATUS with
+//! the APPENDLIMIT item of RFC 7889.
 //!
 //! Written here because imap-codec 2.0.0-alpha.10 models neither (its
 //! LIST-EXTENDED feature covers response data only). The parts these
@@ -22,6 +23,18 @@ enum Token {
 impl Token {
     fn is_atom(&self, word: &str) -> bool {
         matches!(self, Token::Atom(a) if a.eq_ignore_ascii_case(word.as_bytes()))
+    }
+
+    /// The token as the client wrote it, for error texts (a list as `(…)`).
+    fn describe(&self) -> String {
+        match self {
+            Token::Atom(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+            Token::String(bytes) => format!("\"{}\"", String::from_utf8_lossy(bytes)),
+            Token::List(items) => {
+                let inner: Vec<String> = items.iter().map(Token::describe).collect();
+                format!("({})", inner.join(" "))
+            }
+        }
     }
 
     /// The bytes of an atom or string (a mailbox name or pattern).
@@ -157,13 +170,16 @@ pub fn split_search_return(message: &[u8]) -> Option<Result<(Vec<u8>, SearchRetu
 }
 
 /// Writes `* ESEARCH (TAG "t") [UID] ...` for these hits (ascending
-/// message numbers or UIDs), and `MODSEQ` when the search used it.
+/// message numbers or UIDs, each with its MODSEQ), and `MODSEQ` when the
+/// search used it: the highest MODSEQ of the messages the response
+/// returns (RFC 4731 §3.2, RFC 7162 §3.1.5), so of the MIN and MAX messages
+/// alone when neither ALL nor COUNT was asked for.
 pub fn write_esearch(
     out: &mut Vec<u8>,
     wanted: &SearchReturn,
     uid: bool,
-    hits: &[u32],
-    modseq: Option<u64>,
+    hits: &[(u32, u64)],
+    with_modseq: bool,
 ) {
     let mut line = String::from("* ESEARCH (TAG ");
     line.push_str(&quote(&wanted.tag));
@@ -171,20 +187,34 @@ pub fn write_esearch(
     if uid {
         line.push_str(" UID");
     }
-    if let (true, Some(min)) = (wanted.min, hits.iter().min()) {
+    let min = hits.iter().min_by_key(|(n, _)| *n);
+    let max = hits.iter().max_by_key(|(n, _)| *n);
+    let mut returned_modseq: Option<u64> = None;
+    let mut returned = |modseq: u64| {
+        returned_modseq = Some(returned_modseq.map_or(modseq, |m| m.max(modseq)));
+    };
+    if let (true, Some((min, modseq))) = (wanted.min, min) {
         line.push_str(&format!(" MIN {min}"));
+        returned(*modseq);
     }
-    if let (true, Some(max)) = (wanted.max, hits.iter().max()) {
+    if let (true, Some((max, modseq))) = (wanted.max, max) {
         line.push_str(&format!(" MAX {max}"));
+        returned(*modseq);
     }
     if wanted.all && !hits.is_empty() {
+        let numbers: Vec<u32> = hits.iter().map(|(n, _)| *n).collect();
         line.push_str(" ALL ");
-        line.push_str(&sequence_set(hits));
+        line.push_str(&sequence_set(&numbers));
     }
     if wanted.count {
         line.push_str(&format!(" COUNT {}", hits.len()));
     }
-    if let (Some(modseq), false) = (modseq, hits.is_empty()) {
+    if wanted.all || wanted.count {
+        for (_, modseq) in hits {
+            returned(*modseq);
+        }
+    }
+    if let (true, Some(modseq)) = (with_modseq, returned_modseq) {
         line.push_str(&format!(" MODSEQ {modseq}"));
     }
     line.push_str("\r\n");
@@ -232,18 +262,23 @@ pub struct ListExtended {
     /// Return SUBSCRIBED (implied by selecting it): mark \Subscribed.
     pub return_subscribed: bool,
     /// Return STATUS (RFC 5819): a STATUS response per selectable mailbox.
-    pub return_status: Option<Vec<StatusDataItemName>>,
+    pub return_status: Option<Vec<StatusItem>>,
+    /// Gmail's XLIST, as Outlook 2013/2016 send it: a LIST answered with
+    /// `* XLIST` lines whose attributes name the special folders (`\Inbox`,
+    /// `\Spam`, …).
+    pub xlist: bool,
 }
 
 /// Parses `tag LIST [(selection)] reference (pattern | (patterns))
-/// [RETURN (options)]`. None when the command is no LIST; Err with a
-/// reason when it is one but malformed.
+/// [RETURN (options)]`, or `tag XLIST reference pattern`. None when the
+/// command is neither; Err with a reason when it is one but malformed.
 pub fn parse_list(message: &[u8]) -> Option<Result<(String, ListExtended), String>> {
     let (Token::Atom(tag), pos) = next_token(message, 0)? else {
         return None;
     };
     let (word, mut pos) = next_token(message, pos)?;
-    if !word.is_atom("LIST") {
+    let xlist = word.is_atom("XLIST");
+    if !word.is_atom("LIST") && !xlist {
         return None;
     }
     let tag = String::from_utf8_lossy(&tag).into_owned();
@@ -254,6 +289,23 @@ pub fn parse_list(message: &[u8]) -> Option<Result<(String, ListExtended), Strin
     }
     if !message[pos..].trim_ascii().is_empty() {
         return Some(Err("Malformed LIST arguments".into()));
+    }
+    if xlist {
+        let Ok([reference, pattern]) = <[Token; 2]>::try_from(args) else {
+            return Some(Err("XLIST takes a reference and a pattern".into()));
+        };
+        let (Some(reference), Some(pattern)) = (reference.text(), pattern.text()) else {
+            return Some(Err("Malformed XLIST arguments".into()));
+        };
+        return Some(Ok((
+            tag,
+            ListExtended {
+                reference: String::from_utf8_lossy(reference).into_owned(),
+                patterns: vec![pattern.to_vec()],
+                xlist: true,
+                ..Default::default()
+            },
+        )));
     }
     Some(list_arguments(args).map(|list| (tag, list)))
 }
@@ -271,7 +323,12 @@ fn list_arguments(mut args: Vec<Token>) -> Result<ListExtended, String> {
                 o if o.is_atom("RECURSIVEMATCH") => list.recursive_match = true,
                 o if o.is_atom("REMOTE") => {}
                 o if o.is_atom("SPECIAL-USE") => list.only_special_use = true,
-                other => return Err(format!("Unknown LIST selection option {other:?}")),
+                other => {
+                    return Err(format!(
+                        "Unknown LIST selection option {}",
+                        other.describe()
+                    ));
+                }
             }
         }
         // RFC 5258 §3: RECURSIVEMATCH alone is an error.
@@ -308,7 +365,9 @@ fn list_arguments(mut args: Vec<Token>) -> Result<ListExtended, String> {
                         list.return_status =
                             Some(items.iter().map(status_item).collect::<Result<_, _>>()?);
                     }
-                    other => return Err(format!("Unknown LIST return option {other:?}")),
+                    other => {
+                        return Err(format!("Unknown LIST return option {}", other.describe()));
+                    }
                 }
             }
         }
@@ -317,25 +376,72 @@ fn list_arguments(mut args: Vec<Token>) -> Result<ListExtended, String> {
     Ok(list)
 }
 
-fn status_item(token: &Token) -> Result<StatusDataItemName, String> {
+/// A STATUS item: one imap-codec reads, or APPENDLIMIT (RFC 7889), which
+/// it does not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusItem {
+    Codec(StatusDataItemName),
+    AppendLimit,
+}
+
+/// A STATUS command read by hand: its tag, the mailbox name, the items.
+pub type StatusCommand = (String, Vec<u8>, Vec<StatusItem>);
+
+/// Parses `tag STATUS mailbox (items)` with an APPENDLIMIT among the items
+/// (imap-codec reads every other STATUS). None when the command is no
+/// STATUS; Err with a reason when it is one but malformed.
+pub fn parse_status(message: &[u8]) -> Option<Result<StatusCommand, String>> {
+    let (Token::Atom(tag), pos) = next_token(message, 0)? else {
+        return None;
+    };
+    let (word, mut pos) = next_token(message, pos)?;
+    if !word.is_atom("STATUS") {
+        return None;
+    }
+    let tag = String::from_utf8_lossy(&tag).into_owned();
+    let mut args = Vec::new();
+    while let Some((token, next)) = next_token(message, pos) {
+        args.push(token);
+        pos = next;
+    }
+    let parsed = match <[Token; 2]>::try_from(args) {
+        Ok([mailbox, Token::List(items)]) if message[pos..].trim_ascii().is_empty() => {
+            let Some(name) = mailbox.text() else {
+                return Some(Err("Malformed mailbox name".into()));
+            };
+            items
+                .iter()
+                .map(status_item)
+                .collect::<Result<Vec<_>, _>>()
+                .map(|items| (tag, name.to_vec(), items))
+        }
+        _ => Err("STATUS takes a mailbox and a list of items".into()),
+    };
+    Some(parsed)
+}
+
+fn status_item(token: &Token) -> Result<StatusItem, String> {
     let Token::Atom(name) = token else {
         return Err("Malformed STATUS item".into());
     };
-    Ok(match name.to_ascii_uppercase().as_slice() {
-        b"MESSAGES" => StatusDataItemName::Messages,
-        b"RECENT" => StatusDataItemName::Recent,
-        b"UIDNEXT" => StatusDataItemName::UidNext,
-        b"UIDVALIDITY" => StatusDataItemName::UidValidity,
-        b"UNSEEN" => StatusDataItemName::Unseen,
-        b"HIGHESTMODSEQ" => StatusDataItemName::HighestModSeq,
-        b"DELETED" => StatusDataItemName::Deleted,
-        other => {
-            return Err(format!(
-                "Unknown STATUS item {}",
-                String::from_utf8_lossy(other)
-            ));
-        }
-    })
+    Ok(StatusItem::Codec(
+        match name.to_ascii_uppercase().as_slice() {
+            b"MESSAGES" => StatusDataItemName::Messages,
+            b"RECENT" => StatusDataItemName::Recent,
+            b"UIDNEXT" => StatusDataItemName::UidNext,
+            b"UIDVALIDITY" => StatusDataItemName::UidValidity,
+            b"UNSEEN" => StatusDataItemName::Unseen,
+            b"HIGHESTMODSEQ" => StatusDataItemName::HighestModSeq,
+            b"DELETED" => StatusDataItemName::Deleted,
+            b"APPENDLIMIT" => return Ok(StatusItem::AppendLimit),
+            other => {
+                return Err(format!(
+                    "Unknown STATUS item {}",
+                    String::from_utf8_lossy(other)
+                ));
+            }
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -373,17 +479,67 @@ mod tests {
             count: true,
         };
         let mut out = Vec::new();
-        write_esearch(&mut out, &wanted, true, &[2, 3, 4, 7, 9, 10], Some(12));
+        let hits = [(2, 5), (3, 12), (4, 1), (7, 2), (9, 3), (10, 4)];
+        write_esearch(&mut out, &wanted, true, &hits, true);
         assert_eq!(
             String::from_utf8_lossy(&out),
             "* ESEARCH (TAG \"A\") UID MIN 2 MAX 10 ALL 2:4,7,9:10 COUNT 6 MODSEQ 12\r\n"
         );
         out.clear();
-        write_esearch(&mut out, &wanted, false, &[], None);
+        write_esearch(&mut out, &wanted, false, &[], true);
         assert_eq!(
             String::from_utf8_lossy(&out),
             "* ESEARCH (TAG \"A\") COUNT 0\r\n"
         );
+        // MIN and MAX alone: the MODSEQ of those two messages, not of
+        // every match.
+        let min_max = SearchReturn {
+            tag: "B".into(),
+            min: true,
+            max: true,
+            ..Default::default()
+        };
+        out.clear();
+        write_esearch(&mut out, &min_max, false, &hits, true);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "* ESEARCH (TAG \"B\") MIN 2 MAX 10 MODSEQ 5\r\n"
+        );
+        let only_max = SearchReturn {
+            tag: "C".into(),
+            max: true,
+            ..Default::default()
+        };
+        out.clear();
+        write_esearch(&mut out, &only_max, false, &hits, true);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "* ESEARCH (TAG \"C\") MAX 10 MODSEQ 4\r\n"
+        );
+    }
+
+    #[test]
+    fn status_reads_appendlimit() {
+        assert_eq!(
+            parse_status(b"s STATUS \"Projects\" (MESSAGES APPENDLIMIT)\r\n"),
+            Some(Ok((
+                "s".into(),
+                b"Projects".to_vec(),
+                vec![
+                    StatusItem::Codec(StatusDataItemName::Messages),
+                    StatusItem::AppendLimit
+                ]
+            )))
+        );
+        assert!(matches!(
+            parse_status(b"s STATUS Projects (BOGUS)\r\n"),
+            Some(Err(_))
+        ));
+        assert!(matches!(
+            parse_status(b"s STATUS Projects\r\n"),
+            Some(Err(_))
+        ));
+        assert!(parse_status(b"s SELECT Projects\r\n").is_none());
     }
 
     #[test]
@@ -399,8 +555,8 @@ mod tests {
         assert_eq!(
             list.return_status,
             Some(vec![
-                StatusDataItemName::Messages,
-                StatusDataItemName::Unseen
+                StatusItem::Codec(StatusDataItemName::Messages),
+                StatusItem::Codec(StatusDataItemName::Unseen)
             ])
         );
         let Some(Ok((_, plain))) = parse_list(b"y list \"\" {1+}\r\n*\r\n") else {
@@ -411,10 +567,14 @@ mod tests {
             parse_list(b"z LIST (RECURSIVEMATCH) \"\" *\r\n"),
             Some(Err(_))
         ));
-        assert!(matches!(
+        assert_eq!(
             parse_list(b"z LIST \"\" * RETURN (BOGUS)\r\n"),
-            Some(Err(_))
-        ));
+            Some(Err("Unknown LIST return option BOGUS".into()))
+        );
+        assert_eq!(
+            parse_list(b"z LIST (imaptest) \"\" \"\"\r\n"),
+            Some(Err("Unknown LIST selection option imaptest".into()))
+        );
         assert!(parse_list(b"z LSUB \"\" *\r\n").is_none());
     }
 }

@@ -195,11 +195,8 @@ impl ImapSession {
                 }
             }
         }
-        if changed_since.is_some() {
-            self.condstore = true;
-            if !items.contains(&MessageDataItemName::ModSeq) {
-                items.push(MessageDataItemName::ModSeq);
-            }
+        if changed_since.is_some() && !items.contains(&MessageDataItemName::ModSeq) {
+            items.push(MessageDataItemName::ModSeq);
         }
         if uid && !items.contains(&MessageDataItemName::Uid) {
             items.insert(0, MessageDataItemName::Uid);
@@ -207,6 +204,9 @@ impl ImapSession {
         let Ok(mut indexes) = selected.resolve(set, uid) else {
             return Reply::bad("Invalid message sequence number");
         };
+        if items.contains(&MessageDataItemName::ModSeq) {
+            self.enable_condstore(selected);
+        }
         if let Some(since) = changed_since {
             indexes.retain(|i| selected.messages[*i].modseq > since);
         }
@@ -266,8 +266,10 @@ impl ImapSession {
             }
         }
         if vanished {
-            // RFC 2180 §4.1.3, as Dovecot answers it.
-            return Reply::no("[EXPUNGEISSUED] Some of the requested messages no longer exist");
+            // RFC 5530 and RFC 9051 §7.1: the data of messages another
+            // session expunged is left out, and the client is told why
+            // (as Dovecot answers); nothing is made up for them.
+            return Reply::ok("[EXPUNGEISSUED] Some of the requested messages no longer exist");
         }
         Reply::ok("FETCH completed")
     }

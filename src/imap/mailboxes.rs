@@ -1,7 +1,7 @@
 //! Mailbox commands: SELECT, EXAMINE, CLOSE, UNSELECT, EXPUNGE, LIST, LSUB,
 //! STATUS, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE.
 
-use super::extended::ListExtended;
+use super::extended::{ListExtended, StatusItem};
 use super::response;
 use super::selected::Selected;
 use super::session::{ImapSession, LoggedIn, Reply};
@@ -339,7 +339,11 @@ impl ImapSession {
         list: &ListExtended,
         lsub: bool,
     ) -> Reply {
-        let command = if lsub { "LSUB" } else { "LIST" };
+        let command = match (lsub, list.xlist) {
+            (true, _) => "LSUB",
+            (false, true) => "XLIST",
+            (false, false) => "LIST",
+        };
         if list.patterns.iter().all(Vec::is_empty) && !lsub {
             self.out
                 .extend_from_slice(b"* LIST (\\Noselect) \"/\" \"\"\r\n");
@@ -370,17 +374,36 @@ impl ImapSession {
             .collect();
         folders.sort_by_key(|(f, _)| list_order(f));
         let names: Vec<&str> = boxes.iter().map(|b| b.name.as_str()).collect();
+        let extended = !lsub;
+        let by_subscription = lsub || list.only_subscribed;
+        // Subscriptions left by deleted mailboxes (RFC 3501 §6.3.6): shown
+        // where subscriptions are listed, as not existing.
+        let kept: Vec<String> = if by_subscription {
+            match self.app.store.imap_kept_subscriptions(login.agent.id).await {
+                Ok(kept) => kept
+                    .into_iter()
+                    .filter(|n| !names.contains(&n.as_str()))
+                    .collect(),
+                Err(err) => return err.into(),
+            }
+        } else {
+            Vec::new()
+        };
         let subscribed: Vec<&str> = boxes
             .iter()
             .filter(|b| b.subscribed)
             .map(|b| b.name.as_str())
+            .chain(kept.iter().map(String::as_str))
             .collect();
+        // RFC 5258 §3.5: CHILDINFO tells of subscribed children the
+        // patterns do not list themselves (a client that asked for the
+        // child too learns of it from its own line).
         let has_subscribed_child = |name: &str| {
             let prefix = format!("{name}{DELIMITER}");
-            subscribed.iter().any(|n| n.starts_with(&prefix))
+            subscribed
+                .iter()
+                .any(|n| n.starts_with(&prefix) && !matches(n, false))
         };
-        let extended = !lsub;
-        let by_subscription = lsub || list.only_subscribed;
         let mut listed: BTreeSet<String> = BTreeSet::new();
         let mut statuses: Vec<String> = Vec::new();
         for (folder, mailbox) in &folders {
@@ -401,10 +424,18 @@ impl ImapSession {
             let children = names.iter().any(|n| n.starts_with(&prefix));
             let mut attributes = vec![if children {
                 "\\HasChildren"
+            } else if folder.has_no_inferiors() {
+                // Implies \HasNoChildren (RFC 5258 §4).
+                "\\Noinferiors"
             } else {
                 "\\HasNoChildren"
             }];
-            if let Some(special) = folder.special_use() {
+            let special = if list.xlist {
+                folder.xlist_attribute()
+            } else {
+                folder.special_use()
+            };
+            if let Some(special) = special {
                 attributes.push(special);
             }
             if extended && list.return_subscribed && mailbox.subscribed {
@@ -423,6 +454,23 @@ impl ImapSession {
             if list.return_status.is_some() && (!list.only_subscribed || mailbox.subscribed) {
                 statuses.push(name.clone());
             }
+        }
+        for name in &kept {
+            if !matches(name, false) || list.only_special_use {
+                continue;
+            }
+            let prefix = format!("{name}{DELIMITER}");
+            let children = names.iter().any(|n| n.starts_with(&prefix));
+            let attributes = match (lsub, children) {
+                (true, _) => "",
+                (false, true) => "\\NonExistent \\Subscribed \\HasChildren",
+                (false, false) => "\\NonExistent \\Subscribed",
+            };
+            self.out
+                .extend_from_slice(format!("* {command} ({attributes}) \"/\" ").as_bytes());
+            response::write_mailbox(&mut self.out, name);
+            self.out.extend_from_slice(b"\r\n");
+            listed.insert(name.clone());
         }
         // Parents that are only a path (a/b exists, a does not) match `%`;
         // for LSUB, so do unsubscribed parents of subscribed mailboxes
@@ -448,6 +496,7 @@ impl ImapSession {
                         || exists(parent.as_str())
                         || listed.contains(&parent)
                         || !matches(&parent, false)
+                        || (list.only_subscribed && !has_subscribed_child(&parent))
                     {
                         continue;
                     }
@@ -487,15 +536,13 @@ impl ImapSession {
         name: &ImapMailbox<'_>,
         items: &[StatusDataItemName],
     ) -> Reply {
-        self.status_of(login, &mailbox_name(name), items).await
+        let items: Vec<StatusItem> = items.iter().cloned().map(StatusItem::Codec).collect();
+        self.status_of(login, &mailbox_name(name), &items).await
     }
 
-    async fn status_of(
-        &mut self,
-        login: &LoggedIn,
-        name: &str,
-        items: &[StatusDataItemName],
-    ) -> Reply {
+    /// STATUS of the mailbox with this name, with any items including
+    /// APPENDLIMIT (RFC 7889).
+    pub async fn status_of(&mut self, login: &LoggedIn, name: &str, items: &[StatusItem]) -> Reply {
         let (mailbox, folder) = match self.find_mailbox(login, name).await {
             Ok(found) => found,
             Err(reply) => return reply,
@@ -514,6 +561,15 @@ impl ImapSession {
         };
         let mut parts = Vec::new();
         for item in items {
+            let item = match item {
+                StatusItem::Codec(item) => item,
+                StatusItem::AppendLimit => {
+                    // The same limit for every mailbox: APPEND's literal
+                    // limit.
+                    parts.push(format!("APPENDLIMIT {}", self.limits.max_literal_size));
+                    continue;
+                }
+            };
             match item {
                 StatusDataItemName::Messages => parts.push(format!("MESSAGES {messages}")),
                 StatusDataItemName::Recent => parts.push(format!("RECENT {recent}")),
@@ -701,10 +757,18 @@ impl ImapSession {
         let name = mailbox_name(name);
         let (mailbox, _) = match self.find_mailbox(login, &name).await {
             Ok(found) => found,
-            Err(reply) if !subscribed => {
-                // Unsubscribing a name that no longer exists is fine.
-                let _ = reply;
-                return Reply::ok("UNSUBSCRIBE completed");
+            Err(_) if !subscribed => {
+                // Unsubscribing a name that no longer exists drops the
+                // subscription its mailbox left (or there was none).
+                return match self
+                    .app
+                    .store
+                    .imap_forget_subscription(login.agent.id, &name)
+                    .await
+                {
+                    Ok(_) => Reply::ok("UNSUBSCRIBE completed"),
+                    Err(err) => err.into(),
+                };
             }
             Err(reply) => return reply,
         };

@@ -382,7 +382,7 @@ impl ImapSession {
         }
         let with_modseq = criteria.iter().any(uses_modseq);
         if with_modseq {
-            self.condstore = true;
+            self.enable_condstore(selected);
         }
         let queries = index_queries(criteria);
         let (answers, indexed_through) = match self.app.search.get() {
@@ -459,14 +459,13 @@ impl ImapSession {
                 }
             }
         }
+        if let Some(wanted) = self.search_return.take() {
+            extended::write_esearch(&mut self.out, &wanted, uid, &hits, with_modseq);
+            return Reply::ok("SEARCH completed");
+        }
         let highest = with_modseq
             .then(|| hits.iter().map(|(_, m)| *m).max())
             .flatten();
-        if let Some(wanted) = self.search_return.take() {
-            let numbers: Vec<u32> = hits.iter().map(|(n, _)| *n).collect();
-            extended::write_esearch(&mut self.out, &wanted, uid, &numbers, highest);
-            return Reply::ok("SEARCH completed");
-        }
         let mut line = String::from("* SEARCH");
         for (n, _) in &hits {
             line.push(' ');

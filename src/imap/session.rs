@@ -243,29 +243,40 @@ impl ImapSession {
     }
 
     pub fn capabilities(&self, logged_in: bool) -> String {
-        let mut caps = vec!["IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE"];
+        let mut caps: Vec<String> = ["IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE"]
+            .map(String::from)
+            .to_vec();
         if !logged_in {
             if !self.is_tls && self.tls.is_some() {
-                caps.push("STARTTLS");
+                caps.push("STARTTLS".into());
             }
             if self.auth_allowed() {
-                caps.push("AUTH=PLAIN");
+                caps.push("AUTH=PLAIN".into());
             } else {
-                caps.push("LOGINDISABLED");
+                caps.push("LOGINDISABLED".into());
             }
         } else {
-            caps.extend([
-                "NAMESPACE",
-                "UIDPLUS",
-                "MOVE",
-                "SPECIAL-USE",
-                "CHILDREN",
-                "CONDSTORE",
-                "UNSELECT",
-                "ESEARCH",
-                "LIST-EXTENDED",
-                "LIST-STATUS",
-            ]);
+            caps.extend(
+                [
+                    "NAMESPACE",
+                    "UIDPLUS",
+                    "MOVE",
+                    "SPECIAL-USE",
+                    "CHILDREN",
+                    "CONDSTORE",
+                    "UNSELECT",
+                    "ESEARCH",
+                    "LIST-EXTENDED",
+                    "LIST-STATUS",
+                    // Outlook 2013/2016 find the special folders by XLIST
+                    // only.
+                    "XLIST",
+                ]
+                .map(String::from),
+            );
+            // RFC 7889: the largest message APPEND takes, in every mailbox
+            // (a larger literal is refused before it is sent).
+            caps.push(format!("APPENDLIMIT={}", self.limits.max_literal_size));
         }
         caps.join(" ")
     }
@@ -555,12 +566,33 @@ impl ImapSession {
                     let tag = self.current_tag();
                     (state, tag, "LIST", Reply::bad(why), Flow::Continue)
                 }
-                _ => {
-                    self.search_return = None;
+                (None, Some(_)) => {
                     let tag = self.current_tag();
-                    let what = describe_parse_failure(&message);
-                    self.out
-                        .extend_from_slice(format!("{tag} BAD {what}\r\n").as_bytes());
+                    (
+                        state,
+                        tag,
+                        "LIST",
+                        Reply::bad("Log in first"),
+                        Flow::Continue,
+                    )
+                }
+                (Some(login), None) => match extended::parse_status(&message) {
+                    Some(Ok((tag, name, items))) => {
+                        let name = String::from_utf8_lossy(&name).into_owned();
+                        let reply = self.status_of(login, &name, &items).await;
+                        (state, tag, "STATUS", reply, Flow::Continue)
+                    }
+                    Some(Err(why)) => {
+                        let tag = self.current_tag();
+                        (state, tag, "STATUS", Reply::bad(why), Flow::Continue)
+                    }
+                    None => {
+                        self.refuse_unparsed(&message);
+                        return (state, Flow::Continue);
+                    }
+                },
+                _ => {
+                    self.refuse_unparsed(&message);
                     return (state, Flow::Continue);
                 }
             },
@@ -580,6 +612,16 @@ impl ImapSession {
         self.out
             .extend_from_slice(format!("{tag} {} {}\r\n", reply.status, reply.text).as_bytes());
         (state, flow)
+    }
+
+    /// Answers a command nobody could parse: BAD, naming the command when
+    /// it is one postdesk serves.
+    fn refuse_unparsed(&mut self, message: &[u8]) {
+        self.search_return = None;
+        let tag = self.current_tag();
+        let what = describe_parse_failure(message);
+        self.out
+            .extend_from_slice(format!("{tag} BAD {what}\r\n").as_bytes());
     }
 
     /// The tag of the command being framed (or just framed), for replies to
@@ -607,6 +649,11 @@ impl ImapSession {
     /// the state the command leaves.
     async fn dispatch(&mut self, state: State, command: Command<'_>) -> (State, Reply, Flow) {
         let body = command.body;
+        // Commands imap-codec reads but postdesk does not serve (nor
+        // advertise): unknown here, whatever the state.
+        if !is_served(&body) {
+            return (state, Reply::bad("Unknown command"), Flow::Continue);
+        }
         // Commands of every state (RFC 3501 §6.1).
         let reply = match body {
             CommandBody::Capability => {
@@ -992,6 +1039,29 @@ impl ImapSession {
         std::mem::take(&mut self.heard)
     }
 
+    /// A CONDSTORE-enabling command (RFC 7162 §3.1: FETCH MODSEQ or
+    /// CHANGEDSINCE, SEARCH MODSEQ, STORE UNCHANGEDSINCE) turns CONDSTORE on
+    /// for the rest of the session; the first one tells the client the
+    /// selected mailbox's HIGHESTMODSEQ, so it learns where it stands.
+    pub fn enable_condstore(&mut self, selected: &Selected) {
+        if self.condstore {
+            return;
+        }
+        self.condstore = true;
+        // While an expunge is held back the mailbox's own value is cleared
+        // (the next refresh reads it again): the client knows at least the
+        // MODSEQs of the messages it was shown.
+        let known = selected
+            .messages
+            .iter()
+            .map(|m| m.modseq)
+            .max()
+            .unwrap_or(0);
+        let highest = selected.mailbox.highestmodseq.max(known);
+        self.out
+            .extend_from_slice(format!("* OK [HIGHESTMODSEQ {highest}] Highest\r\n").as_bytes());
+    }
+
     /// Forgets what was heard (a view being selected is reconciled anew).
     pub fn forget_heard_changes(&mut self) {
         while self.changes.try_recv().is_ok() {}
@@ -1202,8 +1272,60 @@ fn literal_transfer_time(length: usize) -> Duration {
     Duration::from_secs(u64::try_from(length / SLOWEST_LITERAL_RATE).unwrap_or(u64::MAX))
 }
 
+/// Whether postdesk answers a command imap-codec reads. The others are
+/// not advertised and are answered `BAD Unknown command`.
+fn is_served(body: &CommandBody<'_>) -> bool {
+    !matches!(
+        body,
+        CommandBody::Compress { .. }
+            | CommandBody::GetQuota { .. }
+            | CommandBody::GetQuotaRoot { .. }
+            | CommandBody::SetQuota { .. }
+            | CommandBody::Sort { .. }
+            | CommandBody::Thread { .. }
+    )
+}
+
+/// The commands postdesk answers (with `UID` the ones it prefixes), by
+/// name: a command line imap-codec cannot parse is a syntax error in one of
+/// these, or an unknown command.
+const SERVED_COMMANDS: &[&str] = &[
+    "CAPABILITY",
+    "NOOP",
+    "LOGOUT",
+    "STARTTLS",
+    "AUTHENTICATE",
+    "LOGIN",
+    "SELECT",
+    "EXAMINE",
+    "CREATE",
+    "DELETE",
+    "RENAME",
+    "SUBSCRIBE",
+    "UNSUBSCRIBE",
+    "LIST",
+    "XLIST",
+    "LSUB",
+    "STATUS",
+    "APPEND",
+    "CHECK",
+    "CLOSE",
+    "UNSELECT",
+    "EXPUNGE",
+    "SEARCH",
+    "FETCH",
+    "STORE",
+    "COPY",
+    "MOVE",
+    "IDLE",
+    "ENABLE",
+    "NAMESPACE",
+    "ID",
+];
+
 /// A BAD reply's text for a command imap-codec could not parse: the
-/// command name when it can be read, so the client knows which one.
+/// command name when it is one postdesk answers, so the client knows which
+/// one, else `Unknown command`.
 fn describe_parse_failure(message: &[u8]) -> String {
     let line_end = message
         .iter()
@@ -1212,16 +1334,27 @@ fn describe_parse_failure(message: &[u8]) -> String {
     let line = String::from_utf8_lossy(&message[..line_end]);
     let mut words = line.split(' ');
     let _tag = words.next();
-    match words.next() {
-        Some(name) if !name.is_empty() => {
-            let name: String = name.chars().take(32).collect();
-            if line.ends_with(' ') {
-                format!("Syntax error in {name}: trailing space")
-            } else {
-                format!("Syntax error in {name} (or unknown command)")
-            }
+    let mut name = match words.next() {
+        Some(name) if !name.is_empty() => name.to_ascii_uppercase(),
+        _ => return "Missing command".to_string(),
+    };
+    if name == "UID" {
+        match words.next() {
+            Some(next) if !next.is_empty() => name = format!("UID {}", next.to_ascii_uppercase()),
+            _ => return "Syntax error in UID".to_string(),
         }
-        _ => "Missing command".to_string(),
+    }
+    let known = SERVED_COMMANDS.contains(&name.as_str())
+        || name.strip_prefix("UID ").is_some_and(|rest| {
+            ["FETCH", "STORE", "COPY", "MOVE", "SEARCH", "EXPUNGE"].contains(&rest)
+        });
+    if !known {
+        return "Unknown command".to_string();
+    }
+    if line.ends_with(' ') {
+        format!("Syntax error in {name}: trailing space")
+    } else {
+        format!("Syntax error in {name}")
     }
 }
 
@@ -1233,7 +1366,19 @@ mod tests {
     fn parse_failures_name_the_command() {
         assert_eq!(
             describe_parse_failure(b"a1 FETCH 1 (FLAGS\r\n"),
-            "Syntax error in FETCH (or unknown command)"
+            "Syntax error in FETCH"
+        );
+        assert_eq!(
+            describe_parse_failure(b"a1 uid fetch 1 (FLAGS\r\n"),
+            "Syntax error in UID FETCH"
+        );
+        assert_eq!(
+            describe_parse_failure(b"a1 FROBNICATE\r\n"),
+            "Unknown command"
+        );
+        assert_eq!(
+            describe_parse_failure(b"a1 UID FROB 1\r\n"),
+            "Unknown command"
         );
         assert_eq!(
             describe_parse_failure(b"a1 NOOP \r\n"),

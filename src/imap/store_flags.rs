@@ -40,7 +40,7 @@ impl ImapSession {
             .map(|StoreModifier::UnchangedSince(v)| *v)
             .next();
         if unchanged_since.is_some() {
-            self.condstore = true;
+            self.enable_condstore(selected);
         }
         let flags: Vec<String> = flags.iter().map(ToString::to_string).collect();
         if flags.iter().any(|f| f.eq_ignore_ascii_case("\\Recent")) {

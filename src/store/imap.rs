@@ -353,6 +353,17 @@ impl Store {
             let mut validity = last.max(now.timestamp() - 1_577_836_800);
             for name in missing {
                 validity += 1;
+                // A subscription kept from a deleted mailbox of this name
+                // is the new mailbox's.
+                let kept = sqlx::query(
+                    "DELETE FROM imap_kept_subscriptions WHERE agent_id = $1 AND name = $2",
+                )
+                .bind(agent_id)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    > 0;
                 sqlx::query(
                     "INSERT INTO imap_mailboxes (agent_id, name, uidvalidity, subscribed, created_at)
                      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (agent_id, name) DO NOTHING",
@@ -360,7 +371,7 @@ impl Store {
                 .bind(agent_id)
                 .bind(name)
                 .bind(validity)
-                .bind(subscribed)
+                .bind(subscribed || kept)
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
@@ -376,7 +387,7 @@ impl Store {
     }
 
     /// Deletes a storage mailbox with its members; stored messages no other
-    /// mailbox holds go with it.
+    /// mailbox holds go with it. Its subscription stays, kept by name.
     pub async fn imap_delete_mailbox(&self, id: i64) -> Result<()> {
         let select = format!(
             "SELECT id FROM imap_mailboxes WHERE id = $1{}",
@@ -389,6 +400,15 @@ impl Store {
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?;
+            // The subscription outlives the mailbox (RFC 3501 §6.3.6).
+            sqlx::query(
+                "INSERT INTO imap_kept_subscriptions (agent_id, name)
+                 SELECT agent_id, name FROM imap_mailboxes WHERE id = $1 AND subscribed
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
             sqlx::query("DELETE FROM imap_members WHERE mailbox_id = $1")
                 .bind(id)
                 .execute(&mut *tx)
@@ -420,6 +440,35 @@ impl Store {
             }
             tx.commit().await?;
             Ok(())
+        })
+    }
+
+    /// Subscribed names that have no mailbox (a subscribed mailbox was
+    /// deleted), sorted.
+    pub async fn imap_kept_subscriptions(&self, agent_id: i64) -> Result<Vec<String>> {
+        dispatch_read!(self, |pool| {
+            let names = sqlx::query_scalar(
+                "SELECT name FROM imap_kept_subscriptions WHERE agent_id = $1 ORDER BY name",
+            )
+            .bind(agent_id)
+            .fetch_all(pool)
+            .await?;
+            Ok(names)
+        })
+    }
+
+    /// Drops a subscription kept for a name without a mailbox
+    /// (UNSUBSCRIBE); false when there was none.
+    pub async fn imap_forget_subscription(&self, agent_id: i64, name: &str) -> Result<bool> {
+        dispatch!(self, |pool| {
+            let done = sqlx::query(
+                "DELETE FROM imap_kept_subscriptions WHERE agent_id = $1 AND name = $2",
+            )
+            .bind(agent_id)
+            .bind(name)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected() > 0)
         })
     }
 
