@@ -325,6 +325,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "view_changes",
         include_str!("../../migrations/sqlite/0012_view_changes.sql"),
     ),
+    (
+        13,
+        "agent_keywords",
+        include_str!("../../migrations/sqlite/0013_agent_keywords.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -386,6 +391,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         12,
         "view_changes",
         include_str!("../../migrations/postgres/0012_view_changes.sql"),
+    ),
+    (
+        13,
+        "agent_keywords",
+        include_str!("../../migrations/postgres/0013_agent_keywords.sql"),
     ),
 ];
 
