@@ -141,53 +141,54 @@ impl KeywordMap {
 
     /// What a STORE that turns the flags `before` into `after` asks: tags
     /// to add and remove, the agent's own keywords to add and remove, and
-    /// whether Junk or NotJunk was newly set.
+    /// whether Junk or NotJunk was newly set. Read keyword by keyword: a
+    /// tag goes when any of its spellings (`important`, `$label1`) was
+    /// taken away, and comes when one was put on.
     pub fn changes(&self, before: &str, after: &str) -> KeywordChanges {
-        let read = |flags: &str| {
-            let mut tags = BTreeSet::new();
-            let mut own: Vec<String> = Vec::new();
-            let mut junk = false;
-            let mut not_junk = false;
-            for keyword in flags
+        let keywords = |flags: &str| -> Vec<String> {
+            flags
                 .split(' ')
                 .filter(|f| !f.is_empty() && !f.starts_with('\\'))
-            {
-                match self.classify(keyword) {
-                    Keyword::Tag(tag) => {
-                        tags.insert(tag);
-                    }
-                    Keyword::Personal(k) => own.push(k),
-                    Keyword::Junk(k) => {
-                        junk = true;
-                        own.push(k);
-                    }
-                    Keyword::NotJunk(k) => {
-                        not_junk = true;
-                        own.push(k);
-                    }
+                .map(String::from)
+                .collect()
+        };
+        let before = keywords(before);
+        let after = keywords(after);
+        let has = |list: &[String], k: &str| list.iter().any(|x| x.eq_ignore_ascii_case(k));
+        let is_junk = |k: &String| matches!(self.classify(k), Keyword::Junk(_));
+        let is_not_junk = |k: &String| matches!(self.classify(k), Keyword::NotJunk(_));
+        let mut changes = KeywordChanges {
+            junk_set: after.iter().any(is_junk) && !before.iter().any(is_junk),
+            not_junk_set: after.iter().any(is_not_junk) && !before.iter().any(is_not_junk),
+            ..KeywordChanges::default()
+        };
+        let mut add_tags = BTreeSet::new();
+        let mut remove_tags = BTreeSet::new();
+        for keyword in after.iter().filter(|k| !has(&before, k)) {
+            match self.classify(keyword) {
+                Keyword::Tag(tag) => {
+                    add_tags.insert(tag);
+                }
+                Keyword::Personal(k) | Keyword::Junk(k) | Keyword::NotJunk(k) => {
+                    changes.add_own.push(k)
                 }
             }
-            (tags, own, junk, not_junk)
-        };
-        let (tags_before, own_before, junk_before, not_junk_before) = read(before);
-        let (tags_after, own_after, junk_after, not_junk_after) = read(after);
-        let has = |list: &[String], k: &str| list.iter().any(|x| x.eq_ignore_ascii_case(k));
-        KeywordChanges {
-            add_tags: tags_after.difference(&tags_before).cloned().collect(),
-            remove_tags: tags_before.difference(&tags_after).cloned().collect(),
-            add_own: own_after
-                .iter()
-                .filter(|k| !has(&own_before, k))
-                .cloned()
-                .collect(),
-            remove_own: own_before
-                .iter()
-                .filter(|k| !has(&own_after, k))
-                .cloned()
-                .collect(),
-            junk_set: junk_after && !junk_before,
-            not_junk_set: not_junk_after && !not_junk_before,
         }
+        for keyword in before.iter().filter(|k| !has(&after, k)) {
+            match self.classify(keyword) {
+                Keyword::Tag(tag) => {
+                    if !add_tags.contains(&tag) {
+                        remove_tags.insert(tag);
+                    }
+                }
+                Keyword::Personal(k) | Keyword::Junk(k) | Keyword::NotJunk(k) => {
+                    changes.remove_own.push(k)
+                }
+            }
+        }
+        changes.add_tags = add_tags.into_iter().collect();
+        changes.remove_tags = remove_tags.into_iter().collect();
+        changes
     }
 }
 
@@ -298,12 +299,14 @@ mod tests {
         let c = map.changes("Junk NonJunk vip", "Junk vip");
         assert!(!c.junk_set);
         assert_eq!(c.remove_own, vec!["NonJunk"]);
-        // A label and its tag are one tag: replacing the flags with only
-        // one of them changes nothing.
-        let c = map.changes("$label1 important", "$label1");
-        assert_eq!(c, KeywordChanges::default());
-        let c = map.changes("$label1 important", "");
+        // A label and its tag are one tag: taking either spelling away
+        // (Thunderbird removes only `$label1`) removes it.
+        let c = map.changes("$label1 important", "important");
         assert_eq!(c.remove_tags, vec!["important"]);
+        let c = map.changes("$label1 important", "$label1");
+        assert_eq!(c.remove_tags, vec!["important"]);
+        let c = map.changes("important", "$label1 important");
+        assert!(c.remove_tags.is_empty() && c.add_own.is_empty());
         let c = map.changes("", "$label2 Old");
         assert_eq!(c.add_tags, vec!["work"]);
         assert_eq!(c.add_own, vec!["Old"]);
