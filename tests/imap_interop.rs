@@ -223,6 +223,31 @@ async fn mbsync_copies_every_folder_byte_for_byte() {
     ] {
         assert!(local.join(name).exists(), "{name} was not synced");
     }
+    // A second run transfers nothing: no message and no flag changed
+    // (every file keeps its name, which carries the flags).
+    fn files_under(dir: &std::path::Path, into: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).expect("dir").filter_map(Result::ok) {
+            let path = entry.path();
+            if path.is_dir() {
+                files_under(&path, into);
+            } else if !path.to_string_lossy().contains(".mbsync") {
+                into.push(path.display().to_string());
+            }
+        }
+    }
+    let mut before = Vec::new();
+    files_under(&local, &mut before);
+    let again = run(
+        "mbsync",
+        vec!["-c".into(), rc.display().to_string(), "-a".into()],
+    )
+    .await;
+    assert!(again.status.success());
+    let mut after = Vec::new();
+    files_under(&local, &mut after);
+    before.sort();
+    after.sort();
+    assert_eq!(before, after, "{}", String::from_utf8_lossy(&again.stdout));
     server.stop().await;
 }
 

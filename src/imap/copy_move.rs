@@ -135,7 +135,8 @@ impl ImapSession {
         // UID the client knows (README: "copies the message; no ticket
         // changes"), instead of an EXPUNGE and the same message again
         // under a new UID.
-        let moving = moving && !(source_is_view && !folder.is_view());
+        let into_own_folder = source_is_view && folder.is_storage();
+        let moving = moving && !into_own_folder;
         if moving {
             // MOVE takes the messages out of the source even where their
             // ticket still belongs there (Queues/x → Urgent): they come back
