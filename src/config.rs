@@ -192,6 +192,9 @@ pub struct ImapConfig {
     pub idle_timeout: u64,
     /// How long resolved and closed tickets stay in the Closed folder.
     pub closed_days: u32,
+    /// The ticket tags Thunderbird's `$label1`…`$label5` (its Important,
+    /// Work, Personal, To Do and Later tags) stand for.
+    pub labels: Vec<String>,
 }
 
 impl Default for ImapConfig {
@@ -210,6 +213,10 @@ impl Default for ImapConfig {
             max_literal_size: 50 * 1024 * 1024,
             idle_timeout: 30 * 60,
             closed_days: 30,
+            labels: crate::domain::keywords::DEFAULT_LABEL_TAGS
+                .iter()
+                .map(|t| t.to_string())
+                .collect(),
         }
     }
 }

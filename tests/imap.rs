@@ -327,7 +327,9 @@ backend_test!(
         let t = server.store().ticket(ticket).await.expect("ticket");
         assert_eq!(t.priority, Priority::Normal);
         assert!(t.tags.is_empty());
-        // \Deleted in a view is the session's: EXPUNGE removes nothing.
+        // \Deleted and EXPUNGE in a view is the Delete key: the ticket
+        // goes to Trash (its messages leave the view), and no message is
+        // destroyed.
         let stored = server
             .store()
             .ticket_messages(ticket)
@@ -337,13 +339,21 @@ backend_test!(
         alice.cmd("STORE 1 +FLAGS (\\Deleted)").await;
         let expunge = alice.cmd("EXPUNGE").await;
         assert!(expunge.ok());
-        assert!(
+        assert_eq!(
             expunge
                 .lines("")
                 .iter()
-                .all(|l| !l.text.ends_with("EXPUNGE")),
+                .filter(|l| l.text.ends_with("EXPUNGE"))
+                .count(),
+            2,
             "{}",
             expunge.all_text()
+        );
+        let trash = alice.cmd("STATUS Trash (MESSAGES)").await;
+        assert!(
+            trash.all_text().contains("MESSAGES 2"),
+            "{}",
+            trash.all_text()
         );
         assert_eq!(
             server

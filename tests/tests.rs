@@ -18,6 +18,7 @@ mod imap;
 mod imap_conformance;
 mod imap_interop;
 mod interop;
+mod keywords;
 mod migrations;
 mod outbound;
 mod rules;

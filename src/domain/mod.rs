@@ -9,6 +9,7 @@ pub mod change;
 pub mod commands;
 pub mod delivery;
 pub mod filing;
+pub mod keywords;
 pub mod login;
 pub mod loops;
 pub mod mailbox_name;

@@ -75,10 +75,29 @@ impl Folder {
         {
             return Folder::Queue(known.clone());
         }
+        if let Some(folder) = Self::alias(name) {
+            return folder;
+        }
         Self::fixed()
             .into_iter()
             .find(|folder| folder.name() == name)
             .unwrap_or_else(|| Folder::Personal(name.to_string()))
+    }
+
+    /// The names Outlook gives the special folders when it finds none
+    /// (it creates and uses them by name): they are the special folders,
+    /// never personal folders that would swallow what a move there means.
+    pub fn alias(name: &str) -> Option<Folder> {
+        const ALIASES: [(&str, Folder); 4] = [
+            ("Sent Items", Folder::Sent),
+            ("Deleted Items", Folder::Trash),
+            ("Junk Email", Folder::Junk),
+            ("Junk E-mail", Folder::Junk),
+        ];
+        ALIASES
+            .into_iter()
+            .find(|(alias, _)| alias.eq_ignore_ascii_case(name))
+            .map(|(_, folder)| folder)
     }
 
     /// The folders every agent has, besides one per visible queue.
@@ -152,6 +171,7 @@ impl Folder {
     pub fn is_reserved(name: &str) -> bool {
         let top = name.split(DELIMITER).next().unwrap_or(name);
         top.eq_ignore_ascii_case(QUEUES)
+            || Self::alias(name).is_some()
             || Self::fixed()
                 .iter()
                 .any(|f| f.name().eq_ignore_ascii_case(name))
@@ -300,9 +320,16 @@ pub fn join_flags<'a>(flags: impl IntoIterator<Item = &'a str>) -> String {
 
 /// A view member's flags for one agent, derived from the ticket: `\Seen`
 /// per agent, `\Answered` when an agent replied after it, `\Flagged` ⇔
-/// urgent, keywords ⇔ the ticket's tags.
-pub fn derived_flags(seen: bool, answered: bool, urgent: bool, tags: &[String]) -> String {
-    let mut flags: Vec<&str> = Vec::with_capacity(3 + tags.len());
+/// urgent, keywords ⇔ the ticket's tags (as `keywords` shows them) and
+/// the agent's `own` keywords (a client's bookkeeping, per agent).
+pub fn derived_flags(
+    seen: bool,
+    answered: bool,
+    urgent: bool,
+    tags: &[String],
+    own: &[String],
+) -> String {
+    let mut flags: Vec<&str> = Vec::with_capacity(3 + tags.len() + own.len());
     if seen {
         flags.push("\\Seen");
     }
@@ -313,6 +340,7 @@ pub fn derived_flags(seen: bool, answered: bool, urgent: bool, tags: &[String]) 
         flags.push("\\Flagged");
     }
     flags.extend(tags.iter().map(String::as_str));
+    flags.extend(own.iter().map(String::as_str));
     join_flags(flags)
 }
 
@@ -450,6 +478,15 @@ mod tests {
         assert!(Folder::is_reserved("queues/support"));
         assert!(Folder::is_reserved("QUEUES"));
         assert!(Folder::is_reserved("inbox"));
+        // Outlook's names for the special folders are those folders.
+        assert!(Folder::is_reserved("Deleted Items"));
+        assert_eq!(Folder::parse("Deleted Items", &[]), Folder::Trash);
+        assert_eq!(Folder::parse("sent items", &[]), Folder::Sent);
+        assert_eq!(Folder::parse("Junk Email", &[]), Folder::Junk);
+        assert_eq!(
+            Folder::parse("Deleted Items/old", &[]),
+            Folder::Personal("Deleted Items/old".into())
+        );
         assert!(Folder::is_reserved("unassigned"));
         assert!(!Folder::is_reserved("Projects"));
         assert!(!Folder::is_reserved("Queuesx"));
@@ -476,10 +513,10 @@ mod tests {
             join_flags(["\\Seen", "billing", "\\Flagged", "billing"]),
             "\\Flagged \\Seen billing"
         );
-        assert_eq!(derived_flags(false, false, false, &[]), "");
+        assert_eq!(derived_flags(false, false, false, &[], &[]), "");
         assert_eq!(
-            derived_flags(true, true, true, &["vpn".into()]),
-            "\\Answered \\Flagged \\Seen vpn"
+            derived_flags(true, true, true, &["vpn".into()], &["Old".into()]),
+            "Old \\Answered \\Flagged \\Seen vpn"
         );
     }
 

@@ -20,7 +20,7 @@ impl ImapSession {
     pub async fn copy_or_move(
         &mut self,
         login: &LoggedIn,
-        selected: &Selected,
+        selected: &mut Selected,
         set: &SequenceSet,
         target: &ImapMailbox<'_>,
         uid: bool,
@@ -127,6 +127,16 @@ impl ImapSession {
         }
 
         let source_uids: Vec<u32> = sources.iter().map(|(uid, _, _)| *uid).collect();
+        if source_is_view {
+            selected.copied_out.extend(source_uids.iter().copied());
+        }
+        // Out of a view into a folder of one's own, a move is a copy: the
+        // ticket has not changed, so the view keeps its message under the
+        // UID the client knows (README: "copies the message; no ticket
+        // changes"), instead of an EXPUNGE and the same message again
+        // under a new UID.
+        let into_own_folder = source_is_view && folder.is_storage();
+        let moving = moving && !into_own_folder;
         if moving {
             // MOVE takes the messages out of the source even where their
             // ticket still belongs there (Queues/x → Urgent): they come back
@@ -160,13 +170,17 @@ impl ImapSession {
         } else {
             String::new()
         };
-        if moving {
+        if verb == "MOVE" {
             // RFC 6851: COPYUID comes in an untagged OK before the expunges.
             if !code.is_empty() {
                 self.out
                     .extend_from_slice(format!("* OK {}Moved\r\n", code).as_bytes());
             }
-            Reply::ok("MOVE completed")
+            if moving {
+                Reply::ok("MOVE completed")
+            } else {
+                Reply::ok("MOVE completed; copied: the view keeps the ticket's message")
+            }
         } else {
             Reply::ok(format!("{code}COPY completed"))
         }
@@ -176,7 +190,7 @@ impl ImapSession {
     /// change to: checked before any is changed, so that a MOVE of several
     /// tickets does all or nothing. (The change itself is checked again
     /// where it is planned.)
-    async fn tickets_to_change(
+    pub(super) async fn tickets_to_change(
         &self,
         login: &LoggedIn,
         messages: &[i64],

@@ -5,13 +5,18 @@ use super::extended::{ListExtended, StatusItem};
 use super::response;
 use super::selected::Selected;
 use super::session::{ImapSession, LoggedIn, Reply};
+use crate::domain::change::ChangeRequest;
 use crate::domain::views::{DELIMITER, Folder};
-use crate::store::{Mailbox, StoreError};
+use crate::store::{Mailbox, MessageRef, StoreError};
 use imap_codec::imap_types::command::SelectParameter;
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox as ImapMailbox};
 use imap_codec::imap_types::sequence::SequenceSet;
 use imap_codec::imap_types::status::StatusDataItemName;
 use std::collections::BTreeSet;
+
+/// At most this many ticket tags are announced in a view's FLAGS (the
+/// most used first).
+const ANNOUNCED_TAGS: i64 = 200;
 
 /// A mailbox name as the client sent it (INBOX normalized).
 pub fn mailbox_name(mailbox: &ImapMailbox<'_>) -> String {
@@ -130,7 +135,14 @@ impl ImapSession {
             let since = chrono::Utc::now() - self.limits.closed_window;
             self.app
                 .store
-                .imap_reconcile(mailbox_id, &login.viewer(), &filter, since, &marker, force)
+                .imap_reconcile(
+                    mailbox_id,
+                    &login.viewer(&self.limits.keywords),
+                    &filter,
+                    since,
+                    &marker,
+                    force,
+                )
                 .await?;
         }
         Ok(marker)
@@ -151,7 +163,13 @@ impl ImapSession {
         let since = chrono::Utc::now() - self.limits.closed_window;
         self.app
             .store
-            .imap_reconcile_tickets(mailbox_id, &login.viewer(), &filter, since, tickets)
+            .imap_reconcile_tickets(
+                mailbox_id,
+                &login.viewer(&self.limits.keywords),
+                &filter,
+                since,
+                tickets,
+            )
             .await?;
         Ok(())
     }
@@ -220,6 +238,16 @@ impl ImapSession {
             self.app.store.imap_claim_recent(mailbox.id, newest).await?
         };
         let mut selected = Selected::new(mailbox, folder, read_only, members);
+        if selected.folder.is_view() {
+            // The ticket tags in use and Thunderbird's labels are announced
+            // whether or not a message here carries them, so that a client
+            // offers them (and shows `#tag vip` as the keyword `vip`).
+            let known = store
+                .imap_known_tags(&login.viewer(&self.limits.keywords), ANNOUNCED_TAGS)
+                .await?;
+            selected.keywords.extend(known);
+            selected.keywords.extend(self.limits.keywords.labels());
+        }
         selected.marker = marker;
         selected.recent = selected
             .messages
@@ -251,23 +279,39 @@ impl ImapSession {
         Ok((selected, reply))
     }
 
-    /// CLOSE expunges silently (in the agent's own folders); UNSELECT does
-    /// not. Ok: the mailbox may be left; Err: it stays selected.
-    pub async fn close(&mut self, selected: &Selected, expunge: bool) -> Result<(), Reply> {
-        if expunge && !selected.read_only && selected.folder.is_storage() {
-            let doomed: Vec<u32> = (0..selected.messages.len())
-                .filter(|i| selected.has_flag(*i, "\\Deleted"))
-                .map(|i| selected.messages[i].uid)
-                .collect();
-            self.app
-                .store
-                .imap_expunge(selected.mailbox.id, &doomed)
-                .await?;
+    /// CLOSE expunges silently (in a view: the tickets of `\Deleted`
+    /// messages go to Trash, as with EXPUNGE); UNSELECT does not.
+    /// Ok: the mailbox may be left; Err: it stays selected.
+    pub async fn close(
+        &mut self,
+        login: &LoggedIn,
+        selected: &mut Selected,
+        expunge: bool,
+    ) -> Result<(), Reply> {
+        if !expunge || selected.read_only {
+            return Ok(());
         }
+        let doomed: Vec<usize> = (0..selected.messages.len())
+            .filter(|i| selected.has_flag(*i, "\\Deleted"))
+            .collect();
+        if selected.folder.is_view() {
+            self.trash_deleted(login, selected, &doomed).await?;
+            return Ok(());
+        }
+        let uids: Vec<u32> = doomed.iter().map(|i| selected.messages[*i].uid).collect();
+        self.app
+            .store
+            .imap_expunge(selected.mailbox.id, &uids)
+            .await?;
         Ok(())
     }
 
-    pub async fn expunge(&mut self, selected: &mut Selected, only: Option<&SequenceSet>) -> Reply {
+    pub async fn expunge(
+        &mut self,
+        login: &LoggedIn,
+        selected: &mut Selected,
+        only: Option<&SequenceSet>,
+    ) -> Reply {
         if selected.read_only {
             return Reply::no("[READ-ONLY] Mailbox is read-only");
         }
@@ -283,16 +327,13 @@ impl ImapSession {
             .filter(|i| selected.has_flag(*i, "\\Deleted"))
             .collect();
         if selected.folder.is_view() {
-            for i in &doomed {
-                let uid = selected.messages[*i].uid;
-                selected.deleted.remove(&uid);
-            }
-            if doomed.is_empty() {
-                return Reply::ok("EXPUNGE completed");
-            }
-            return Reply::ok(
-                "EXPUNGE completed; views keep every message of a ticket (move one to Trash to delete its ticket)",
-            );
+            return match self.trash_deleted(login, selected, &doomed).await {
+                Ok(0) => Reply::ok("EXPUNGE completed"),
+                Ok(n) => Reply::ok(format!(
+                    "EXPUNGE completed; {n} ticket(s) moved to Trash (restorable: move a message out of Trash)"
+                )),
+                Err(reply) => reply,
+            };
         }
         let uids: Vec<u32> = doomed.iter().map(|i| selected.messages[*i].uid).collect();
         match self
@@ -304,6 +345,55 @@ impl ImapSession {
             Ok(()) => Reply::ok("EXPUNGE completed"),
             Err(err) => err.into(),
         }
+    }
+
+    /// `\Deleted` and EXPUNGE in a view mean what the Delete key means
+    /// (Outlook deletes that way): the messages' tickets go to Trash,
+    /// restorable, all of them or none. Messages this session copied into
+    /// another folder are left alone: deleting them finishes a client's
+    /// move without MOVE. In Trash nothing more happens: no IMAP action
+    /// destroys customer mail. Returns how many tickets went to Trash.
+    async fn trash_deleted(
+        &mut self,
+        login: &LoggedIn,
+        selected: &mut Selected,
+        doomed: &[usize],
+    ) -> Result<usize, Reply> {
+        let mut messages = Vec::new();
+        for i in doomed {
+            let message = &selected.messages[*i];
+            selected.deleted.remove(&message.uid);
+            if selected.copied_out.contains(&message.uid) {
+                continue;
+            }
+            if let MessageRef::Ticket(id) = message.message {
+                messages.push(id);
+            }
+        }
+        if messages.is_empty() || matches!(selected.folder, Folder::Trash) {
+            return Ok(0);
+        }
+        let change = Folder::Trash
+            .move_into(login.agent.id)
+            .map_err(|why| Reply::no(format!("[CANNOT] {why}")))?;
+        let tickets = self.tickets_to_change(login, &messages, &change).await?;
+        let actor = login.agent.actor();
+        for ticket in &tickets {
+            self.app
+                .store
+                .change_ticket(
+                    *ticket,
+                    &ChangeRequest::asked(
+                        change.clone(),
+                        "deleted over IMAP (\\Deleted and EXPUNGE)",
+                        &actor,
+                        chrono::Utc::now(),
+                    ),
+                )
+                .await
+                .map_err(Reply::from)?;
+        }
+        Ok(tickets.len())
     }
 
     pub async fn list(
@@ -602,6 +692,12 @@ impl ImapSession {
         let name = name.trim_end_matches(DELIMITER).to_string();
         if name.is_empty() || name.split(DELIMITER).any(str::is_empty) {
             return Reply::bad("Invalid mailbox name");
+        }
+        if let Some(special) = Folder::alias(&name) {
+            return Reply::no(format!(
+                "[ALREADYEXISTS] {name} exists: it is {} here",
+                special.name()
+            ));
         }
         if Folder::is_reserved(&name)
             || Folder::is_reserved(name.split(DELIMITER).next().unwrap_or(""))

@@ -26,6 +26,7 @@ pub use slots::AgentSlots;
 
 use crate::App;
 use crate::config::ImapConfig;
+use crate::domain::keywords::KeywordMap;
 use crate::net::{self, Shutdown, Stream};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -52,6 +53,8 @@ pub struct ImapLimits {
     pub max_unauthenticated: usize,
     pub plaintext_auth_on_loopback: bool,
     pub closed_window: chrono::Duration,
+    /// What keywords mean (`[imap] labels`).
+    pub keywords: Arc<KeywordMap>,
     /// Literal data (APPEND) all connections may hold in memory at once,
     /// in KiB: a command with a large literal waits for its share (or is
     /// refused with `NO [LIMIT]` when its deadline passes first).
@@ -73,6 +76,7 @@ impl ImapLimits {
             literal_budget: Arc::new(Semaphore::new(literal_budget_kib(config.max_literal_size))),
             plaintext_auth_on_loopback: config.plaintext_auth_on_loopback,
             closed_window: chrono::Duration::days(i64::from(config.closed_days)),
+            keywords: Arc::new(KeywordMap::new(config.labels.clone())),
         }
     }
 }

@@ -37,6 +37,10 @@ pub struct Selected {
     /// `\Deleted` on a view lives in the session only: no IMAP action
     /// destroys customer mail, and views are changed by moving.
     pub deleted: HashSet<u32>,
+    /// UIDs of a view this session copied into another folder: a client
+    /// without MOVE marks them `\Deleted` and expunges them next, which
+    /// finishes its move (it does not delete the ticket).
+    pub copied_out: HashSet<u32>,
     /// The sync marker the view was last reconciled against.
     pub marker: String,
     /// UIDs that are \Recent in this session.
@@ -76,6 +80,7 @@ impl Selected {
             read_only,
             messages: members.into_iter().map(Message::from).collect(),
             deleted: HashSet::new(),
+            copied_out: HashSet::new(),
             marker: String::new(),
             refreshed_at: Instant::now(),
             reconciled_in_full_at: Instant::now(),
@@ -206,12 +211,20 @@ impl Selected {
             list.push_str(keyword);
         }
         out.extend_from_slice(format!("* FLAGS ({list})\r\n").as_bytes());
+        // In a view the keywords are permanent too: tags on the ticket, a
+        // client's own ones per agent.
         let permanent = if self.read_only {
-            ""
+            String::new()
         } else if self.folder.is_view() {
-            "\\Seen \\Flagged \\*"
+            let mut permanent = String::from("\\Seen \\Flagged");
+            for keyword in &self.keywords {
+                permanent.push(' ');
+                permanent.push_str(keyword);
+            }
+            permanent.push_str(" \\*");
+            permanent
         } else {
-            "\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*"
+            "\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*".to_string()
         };
         out.extend_from_slice(
             format!("* OK [PERMANENTFLAGS ({permanent})] Flags permitted\r\n").as_bytes(),

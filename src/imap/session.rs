@@ -8,6 +8,7 @@ use super::framing::Framer;
 use super::selected::Selected;
 use super::slots::{AgentSlot, AgentSlots};
 use crate::App;
+use crate::domain::keywords::KeywordMap;
 use crate::domain::permission::AgentRole;
 use crate::domain::views::Folder;
 use crate::net::{self, Shutdown, Stream};
@@ -99,10 +100,11 @@ pub struct LoggedIn {
 
 impl LoggedIn {
     /// Who is looking, as the views' queries need it.
-    pub fn viewer(&self) -> Viewer {
+    pub fn viewer(&self, keywords: &Arc<KeywordMap>) -> Viewer {
         Viewer {
             agent_id: self.agent.id,
             sees_every_queue: self.agent.role == AgentRole::Admin,
+            keywords: keywords.clone(),
         }
     }
 
@@ -840,23 +842,23 @@ impl ImapSession {
                 None => Reply::bad("Select a mailbox first"),
                 Some(mailbox) => match body {
                     CommandBody::Check => Reply::ok("CHECK completed"),
-                    CommandBody::Close => match self.close(mailbox, true).await {
+                    CommandBody::Close => match self.close(&login, mailbox, true).await {
                         Ok(()) => {
                             selected = None;
                             Reply::ok("CLOSE completed")
                         }
                         Err(reply) => reply,
                     },
-                    CommandBody::Unselect => match self.close(mailbox, false).await {
+                    CommandBody::Unselect => match self.close(&login, mailbox, false).await {
                         Ok(()) => {
                             selected = None;
                             Reply::ok("UNSELECT completed")
                         }
                         Err(reply) => reply,
                     },
-                    CommandBody::Expunge => self.expunge(mailbox, None).await,
+                    CommandBody::Expunge => self.expunge(&login, mailbox, None).await,
                     CommandBody::ExpungeUid { sequence_set } => {
-                        self.expunge(mailbox, Some(&sequence_set)).await
+                        self.expunge(&login, mailbox, Some(&sequence_set)).await
                     }
                     CommandBody::Search {
                         charset,

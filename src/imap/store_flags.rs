@@ -1,13 +1,16 @@
 //! STORE and UID STORE (RFC 3501 §6.4.6, RFC 7162 UNCHANGEDSINCE).
 //!
 //! In a view, flags are ticket state: `\Seen` is per agent, `\Flagged` is
-//! the ticket's urgency, keywords are its tags, `\Deleted` lives in the
-//! session. In the agent's own folders flags are simply stored.
+//! the ticket's urgency, keywords are its tags or the agent's own marks
+//! (see `domain::keywords`: `Junk` may mark the ticket spam), `\Deleted`
+//! lives in the session until EXPUNGE. In the agent's own folders flags are
+//! simply stored.
 
 use super::selected::Selected;
 use super::session::{ImapSession, LoggedIn, Reply};
 use crate::domain::change::{ChangeRequest, TicketChange};
-use crate::domain::ticket::Priority;
+use crate::domain::keywords::junk_marks_spam;
+use crate::domain::ticket::{Disposition, Priority};
 use crate::store::{FlagOp, MessageRef};
 use imap_codec::imap_types::command::StoreModifier;
 use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
@@ -147,8 +150,11 @@ impl ImapSession {
         flags: &[String],
     ) -> Result<(), Reply> {
         let agent = &login.agent;
+        let keywords = self.limits.keywords.clone();
         let mut seen = Vec::new();
         let mut unseen = Vec::new();
+        let mut own_added: Vec<(i64, String)> = Vec::new();
+        let mut own_removed: Vec<(i64, String)> = Vec::new();
         // Per ticket: the change its messages' new flags ask for.
         let mut changes: BTreeMap<i64, TicketChange> = BTreeMap::new();
         let mut messages: Vec<i64> = Vec::new();
@@ -157,12 +163,13 @@ impl ImapSession {
                 messages.push(id);
             }
         }
-        let tickets = self
-            .app
-            .store
+        let store = &self.app.store;
+        let tickets = store
             .message_tickets(&messages)
             .await
             .map_err(Reply::from)?;
+        let mut junk_marked: Vec<i64> = Vec::new();
+        let mut not_junk_marked: Vec<i64> = Vec::new();
         for &index in targets {
             let message = &selected.messages[index];
             let MessageRef::Ticket(id) = message.message else {
@@ -185,6 +192,17 @@ impl ImapSession {
             } else {
                 selected.deleted.remove(&message.uid);
             }
+            // Keywords: the client's own bookkeeping stays the agent's;
+            // tags go to the ticket.
+            let asked = keywords.changes(&current, &next);
+            own_added.extend(asked.add_own.iter().map(|k| (id, k.clone())));
+            own_removed.extend(asked.remove_own.iter().map(|k| (id, k.clone())));
+            if asked.junk_set {
+                junk_marked.push(id);
+            }
+            if asked.not_junk_set {
+                not_junk_marked.push(id);
+            }
             let Some(ticket) = tickets.get(&id) else {
                 continue;
             };
@@ -194,32 +212,40 @@ impl ImapSession {
                 (true, false) => change.priority = Some(Priority::Normal),
                 _ => {}
             }
-            let keywords = |text: &str| -> Vec<String> {
-                text.split(' ')
-                    .filter(|f| !f.is_empty() && !f.starts_with('\\'))
-                    .map(String::from)
-                    .collect()
-            };
-            let before = keywords(&current);
-            let after = keywords(&next);
-            for tag in after
-                .iter()
-                .filter(|t| !before.iter().any(|b| b.eq_ignore_ascii_case(t)))
-            {
-                if !change.add_tags.contains(tag) {
-                    change.add_tags.push(tag.clone());
+            for tag in asked.add_tags {
+                if !change.add_tags.contains(&tag) {
+                    change.add_tags.push(tag);
                 }
             }
-            for tag in before
-                .iter()
-                .filter(|t| !after.iter().any(|a| a.eq_ignore_ascii_case(t)))
-            {
-                if !change.remove_tags.contains(tag) {
-                    change.remove_tags.push(tag.clone());
+            for tag in asked.remove_tags {
+                if !change.remove_tags.contains(&tag) {
+                    change.remove_tags.push(tag);
                 }
             }
         }
-        let store = &self.app.store;
+        // Junk marks the ticket spam only where it cannot be a classifier's
+        // noise about real work; NotJunk restores a spam ticket.
+        let mut junk_causes: BTreeMap<i64, &'static str> = BTreeMap::new();
+        if !junk_marked.is_empty() || !not_junk_marked.is_empty() {
+            let mut asked: Vec<i64> = junk_marked.clone();
+            asked.extend(&not_junk_marked);
+            let facts = store.junk_facts(&asked).await.map_err(Reply::from)?;
+            for id in &junk_marked {
+                if let (Some((facts, spam)), Some(ticket)) = (facts.get(id), tickets.get(id))
+                    && !spam
+                    && junk_marks_spam(facts)
+                {
+                    changes.entry(*ticket).or_default().disposition = Some(Some(Disposition::Spam));
+                    junk_causes.insert(*ticket, "marked as junk over IMAP");
+                }
+            }
+            for id in &not_junk_marked {
+                if let (Some((_, true)), Some(ticket)) = (facts.get(id), tickets.get(id)) {
+                    changes.entry(*ticket).or_default().disposition = Some(None);
+                    junk_causes.insert(*ticket, "marked as not junk over IMAP");
+                }
+            }
+        }
         store
             .imap_set_seen(agent.id, &seen, true)
             .await
@@ -228,19 +254,22 @@ impl ImapSession {
             .imap_set_seen(agent.id, &unseen, false)
             .await
             .map_err(Reply::from)?;
+        store
+            .imap_set_own_keywords(agent.id, &own_added, &own_removed)
+            .await
+            .map_err(Reply::from)?;
         for (ticket, change) in changes {
             if change.is_empty() {
                 continue;
             }
+            let cause = junk_causes
+                .get(&ticket)
+                .copied()
+                .unwrap_or("flags changed over IMAP");
             store
                 .change_ticket(
                     ticket,
-                    &ChangeRequest::asked(
-                        change,
-                        "flags changed over IMAP",
-                        &agent.actor(),
-                        chrono::Utc::now(),
-                    ),
+                    &ChangeRequest::asked(change, cause, &agent.actor(), chrono::Utc::now()),
                 )
                 .await
                 .map_err(Reply::from)?;

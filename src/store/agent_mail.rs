@@ -169,6 +169,19 @@ async fn file_agent_mail(tx: &mut Tx, r: &AgentMailRequest) -> Result<AgentMailF
         .bind(message)
         .execute(&mut *conn)
         .await?;
+        // What the agent wrote is read, for them: no new-mail badge on
+        // their own send (other agents still see it unread).
+        sqlx::query(
+            "INSERT INTO agent_seen (agent_id, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(r.agent_id)
+        .bind(message)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query("UPDATE agents SET seen_version = seen_version + 1 WHERE id = $1")
+            .bind(r.agent_id)
+            .execute(&mut *conn)
+            .await?;
     });
     let mut ids: Vec<&str> = vec![r.message_id.as_str()];
     ids.extend(r.references.iter().take(MAX_REFERENCES).map(String::as_str));

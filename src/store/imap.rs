@@ -12,6 +12,7 @@
 
 use super::events::{placeholders, rows};
 use super::{Change, Result, Store, StoreError, dispatch, dispatch_read, parse_column};
+use crate::domain::keywords::{JunkFacts, KeywordMap};
 use crate::domain::permission::{Actor, AgentRole, Assignee};
 use crate::domain::ticket::{Priority, Status};
 pub use crate::domain::views::{FlagOp, join_flags};
@@ -74,6 +75,8 @@ pub struct Viewer {
     pub agent_id: i64,
     /// An admin: every queue, whatever they are a member of.
     pub sees_every_queue: bool,
+    /// How tags show as keywords (Thunderbird's `$labelN`).
+    pub keywords: std::sync::Arc<KeywordMap>,
 }
 
 /// An agent as IMAP and submission log them in.
@@ -634,7 +637,7 @@ impl Store {
         }
         let queue = filter.queue.clone().unwrap_or_default();
         let tickets = tickets.unwrap_or(&[]);
-        let (wanted_rows, tag_rows) = dispatch_read!(self, |pool| {
+        let (wanted_rows, tag_rows, own_rows) = dispatch_read!(self, |pool| {
             let sql = format!(
                 "SELECT m.id, m.ticket, t.priority,
                     EXISTS (SELECT 1 FROM agent_seen s WHERE s.agent_id = $1 AND s.message_id = m.id) AS seen,
@@ -674,20 +677,44 @@ impl Store {
             for ticket in tickets {
                 query = query.bind(*ticket);
             }
-            (wanted, query.fetch_all(pool).await?)
+            let tags = query.fetch_all(pool).await?;
+            // The agent's own keywords on these messages.
+            let sql = format!(
+                "SELECT k.message_id, k.keyword FROM agent_keywords k
+                 JOIN messages m ON m.id = k.message_id
+                 JOIN tickets t ON t.number = m.ticket JOIN queues q ON q.id = t.queue_id
+                 WHERE k.agent_id = $1 AND m.kind <> 'auto_reply' AND {condition}"
+            );
+            let mut query = sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(sql))
+                .bind(viewer.agent_id)
+                .bind(viewer.sees_every_queue)
+                .bind(&queue)
+                .bind(closed_since);
+            for ticket in tickets {
+                query = query.bind(*ticket);
+            }
+            (wanted, tags, query.fetch_all(pool).await?)
         });
         let mut tags: HashMap<i64, Vec<String>> = HashMap::new();
         for (ticket, tag) in tag_rows {
             tags.entry(ticket).or_default().push(tag);
         }
+        let mut own: HashMap<i64, Vec<String>> = HashMap::new();
+        for (message, keyword) in own_rows {
+            own.entry(message).or_default().push(keyword);
+        }
         let mut wanted = Vec::with_capacity(wanted_rows.len());
         for (id, ticket, priority, seen, answered) in wanted_rows {
             let priority: Priority = parse_column(&priority, "priority")?;
+            let shown = viewer
+                .keywords
+                .shown(tags.get(&ticket).map(Vec::as_slice).unwrap_or(&[]));
             let flags = derived_flags(
                 seen,
                 answered,
                 priority == Priority::Urgent,
-                tags.get(&ticket).map(Vec::as_slice).unwrap_or(&[]),
+                &shown,
+                own.get(&id).map(Vec::as_slice).unwrap_or(&[]),
             );
             wanted.push((id, flags));
         }
@@ -1216,6 +1243,118 @@ impl Store {
             tx.commit().await?;
             to_u64(modseq)
         })
+    }
+
+    /// Adds and removes one agent's own keywords on ticket messages
+    /// (message id, keyword): a client's bookkeeping, shown in that
+    /// agent's views only.
+    pub async fn imap_set_own_keywords(
+        &self,
+        agent_id: i64,
+        add: &[(i64, String)],
+        remove: &[(i64, String)],
+    ) -> Result<()> {
+        if add.is_empty() && remove.is_empty() {
+            return Ok(());
+        }
+        dispatch!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            for (message, keyword) in add {
+                sqlx::query(
+                    "INSERT INTO agent_keywords (agent_id, message_id, keyword) VALUES ($1, $2, $3)
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(agent_id)
+                .bind(*message)
+                .bind(keyword)
+                .execute(&mut *tx)
+                .await?;
+            }
+            for (message, keyword) in remove {
+                sqlx::query(
+                    "DELETE FROM agent_keywords WHERE agent_id = $1 AND message_id = $2
+                     AND LOWER(keyword) = LOWER($3)",
+                )
+                .bind(agent_id)
+                .bind(*message)
+                .bind(keyword)
+                .execute(&mut *tx)
+                .await?;
+            }
+            // The views show them: the agent's sync marker moves.
+            sqlx::query("UPDATE agents SET seen_version = seen_version + 1 WHERE id = $1")
+                .bind(agent_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok::<(), StoreError>(())
+        })?;
+        self.announce(Change::Seen(agent_id));
+        Ok(())
+    }
+
+    /// What decides whether a Junk mark on these messages speaks for their
+    /// ticket ([`crate::domain::keywords::junk_marks_spam`]), and whether
+    /// their ticket is spam now; by message id.
+    pub async fn junk_facts(&self, messages: &[i64]) -> Result<HashMap<i64, (JunkFacts, bool)>> {
+        if messages.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let sql = format!(
+            "SELECT m.id, m.kind,
+                NOT EXISTS (SELECT 1 FROM messages e WHERE e.ticket = m.ticket AND e.id < m.id
+                    AND e.kind <> 'auto_reply') AS opened,
+                EXISTS (SELECT 1 FROM messages a WHERE a.ticket = m.ticket
+                    AND a.kind IN ('reply', 'note')) AS agents_wrote,
+                (EXISTS (SELECT 1 FROM tickets o WHERE o.customer_address = t.customer_address
+                    AND o.number < t.number AND (o.disposition IS NULL OR o.disposition <> 'spam'))
+                 OR EXISTS (SELECT 1 FROM agents g WHERE LOWER(g.email) = LOWER(m.sender))) AS known,
+                (t.disposition IS NOT NULL AND t.disposition = 'spam') AS spam
+             FROM messages m JOIN tickets t ON t.number = m.ticket
+             WHERE m.id IN ({})",
+            placeholders(1, messages.len())
+        );
+        Ok(dispatch_read!(self, |pool| {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in messages {
+                query = query.bind(*id);
+            }
+            let mut facts = HashMap::new();
+            for row in query.fetch_all(pool).await? {
+                let kind: String = row.try_get("kind")?;
+                facts.insert(
+                    row.try_get::<i64, _>("id")?,
+                    (
+                        JunkFacts {
+                            kind: parse_column(&kind, "kind")?,
+                            opened_ticket: row.try_get("opened")?,
+                            agents_wrote: row.try_get("agents_wrote")?,
+                            sender_known: row.try_get("known")?,
+                        },
+                        row.try_get::<bool, _>("spam")?,
+                    ),
+                );
+            }
+            facts
+        }))
+    }
+
+    /// The ticket tags in use in the queues this viewer sees (the most
+    /// used first, at most `limit`): announced in FLAGS so that clients
+    /// offer them.
+    pub async fn imap_known_tags(&self, viewer: &Viewer, limit: i64) -> Result<Vec<String>> {
+        Ok(dispatch_read!(self, |pool| {
+            sqlx::query_scalar::<_, String>(
+                "SELECT tt.tag FROM ticket_tags tt JOIN tickets t ON t.number = tt.ticket
+                 WHERE $2 OR t.queue_id IN (SELECT queue_id FROM agent_queues WHERE agent_id = $1)
+                 GROUP BY tt.tag ORDER BY COUNT(*) DESC, tt.tag LIMIT $3",
+            )
+            .bind(viewer.agent_id)
+            .bind(viewer.sees_every_queue)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }))
     }
 
     /// Marks ticket messages seen or unseen for one agent.

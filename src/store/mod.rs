@@ -326,6 +326,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0012_view_changes.sql"),
     ),
     (
+        13,
+        "agent_keywords",
+        include_str!("../../migrations/sqlite/0013_agent_keywords.sql"),
+    ),
+    (
         17,
         "kept_subscriptions",
         include_str!("../../migrations/sqlite/0017_kept_subscriptions.sql"),
@@ -391,6 +396,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         12,
         "view_changes",
         include_str!("../../migrations/postgres/0012_view_changes.sql"),
+    ),
+    (
+        13,
+        "agent_keywords",
+        include_str!("../../migrations/postgres/0013_agent_keywords.sql"),
     ),
     (
         17,
