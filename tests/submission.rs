@@ -25,7 +25,13 @@ fn plain_auth(user: &str, password: &str) -> String {
 
 /// Submits `raw` as `user` (password "secret") over STARTTLS with AUTH
 /// PLAIN, as a mail client does; returns the reply to the end of data.
-async fn submit(server: &TestServer, user: &str, from: &str, to: &[&str], raw: &[u8]) -> Reply {
+pub(crate) async fn submit(
+    server: &TestServer,
+    user: &str,
+    from: &str,
+    to: &[&str],
+    raw: &[u8],
+) -> Reply {
     let (mut client, greeting) = SmtpClient::connect(server.submission()).await;
     assert_eq!(greeting.code, 220);
     let ehlo = client.cmd("EHLO agent.test").await;
@@ -69,7 +75,7 @@ async fn alice_answers(server: &TestServer, in_reply_to: &str, message_id: &str)
 }
 
 /// A customer's mail in; returns its ticket.
-async fn customer_writes(server: &TestServer, message_id: &str, subject: &str) -> i64 {
+pub(crate) async fn customer_writes(server: &TestServer, message_id: &str, subject: &str) -> i64 {
     let body = message(
         "Carol Customer <carol@example.com>",
         "support@desk.test",
