@@ -229,19 +229,17 @@ pub async fn submit(
         _ => Addressing::Reply,
     };
 
-    // Where the mail goes: the ticket it names, or a new outbound ticket.
-    let (target, queue) = match &ticket {
-        Some(ticket) => {
+    // Where the mail goes: the ticket it names, a forwarded customer's new
+    // ticket, or a new outbound ticket.
+    let (target, queue) = match (&ticket, &forwarded) {
+        (Some(ticket), _) => {
             let queue = queues
                 .iter()
                 .find(|q| q.name == ticket.queue)
                 .ok_or_else(|| StoreError::NotFound(format!("no queue '{}'", ticket.queue)))?;
             (ReplyTarget::Ticket(ticket.number), queue)
         }
-        None if forwarded.is_some() => {
-            let Some((original, queue)) = &forwarded else {
-                return Err(SubmitError::Refused("550 5.6.0 Nothing to file".into()));
-            };
+        (None, Some((original, queue))) => {
             for queue in &queue_recipients {
                 permission::may_use_queue(&actor, &queue.name).map_err(denied)?;
             }
@@ -255,7 +253,7 @@ pub async fn submit(
             };
             (target, *queue)
         }
-        None => {
+        (None, None) => {
             if outside.is_empty() {
                 return Err(SubmitError::Refused(
                     "550 5.7.1 This mail names no ticket and no customer: reply to a ticket's mail, \
