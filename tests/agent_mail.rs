@@ -640,7 +640,12 @@ backend_test!(
             &below,
         )
         .await;
-        assert!(r.text().contains("kept as an internal note"), "{r:?}");
+        assert!(
+            r.text().contains(&format!(
+                "Nothing sent to the customer of #{ticket}: your text below the quoted mail is kept as an internal note"
+            )),
+            "{r:?}"
+        );
         let t = server.store().ticket(ticket).await.expect("ticket");
         assert_eq!(t.tags, vec!["vip".to_string()]);
         assert_eq!(t.status, Status::Pending);
@@ -666,6 +671,32 @@ backend_test!(
                 .all(|o| o.rcpt_to == "carol@example.com"),
         );
         assert_eq!(server.outbound(None).await.len(), 2);
+
+        // Thunderbird's default, the answer under the quote and no
+        // commands: not sent unasked, not dropped either.
+        let bottom = agent_mail(
+            "alice <alice@desk.test>",
+            "carol@example.com",
+            "Re: Server down",
+            "w5@desk.test",
+            "In-Reply-To: <w1@example.com>\r\n",
+            "On Mon, Heidi wrote:\r\n> It is down.\r\n\r\nIt is back since 10:00.\r\n-- \r\nAlice",
+        );
+        let r = submit(
+            &server,
+            "alice@desk.test",
+            "alice@desk.test",
+            &["carol@example.com"],
+            &bottom,
+        )
+        .await;
+        assert!(r.text().contains("kept as an internal note"), "{r:?}");
+        let notes = stored(&server, ticket, "note").await;
+        assert!(
+            notes.iter().any(|n| n.contains("It is back since 10:00.")),
+            "{notes:?}"
+        );
+        assert_eq!(server.outbound(None).await.len(), 2, "nothing queued");
 
         // Commands above the quote and nothing else: applied quietly, as before.
         let quiet = agent_mail(

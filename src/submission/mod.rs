@@ -76,8 +76,8 @@ pub enum Outcome {
     Note,
     /// A customer's forwarded mail opened the ticket.
     ForwardedToCreate,
-    /// Only commands above the quote, but words below it: those were kept
-    /// as a note, sent to nobody.
+    /// Nothing but commands (or nothing) above the quote, and words below
+    /// it: those were kept as a note, sent to nobody.
     KeptAsNote,
     /// A reply held back by `#hold` because a command failed: stored as a
     /// note, sent to nobody.
@@ -112,7 +112,7 @@ impl Submitted {
                 format!("Ticket #{t} opened for the forwarded customer mail")
             }
             Outcome::KeptAsNote => format!(
-                "Commands for #{t} read; nothing sent: your text below the quote is kept as an internal note"
+                "Nothing sent to the customer of #{t}: your text below the quoted mail is kept as an internal note (write above the quote to send it)"
             ),
             Outcome::Held => format!("Reply held in #{t} as a note: a command failed"),
             Outcome::CommandsOnly => format!("Commands for #{t} read; nothing sent"),
@@ -318,7 +318,9 @@ pub async fn submit(
         )));
     }
     let public = !outside.is_empty() && mail.says_something && !held;
-    // Only commands above the quote, and words below it: they are kept.
+    // Nothing but commands above the quote, and words below it (a reply
+    // written under the quoted mail): never sent unasked, never dropped;
+    // kept as a note, and the agent is told.
     let kept_below = !mail.says_something && mail.words_below_quote && ticket.is_some();
     let kind = if public {
         Some(match addressing {
@@ -569,9 +571,11 @@ async fn report_kept_below(
     now: DateTime<Utc>,
 ) -> Result<(), SubmitError> {
     let body = format!(
-        "{} sent a mail with only commands above the quoted message, so nothing was sent \
-         to the customer. The text written below the quote is kept as the internal note \
-         before this one. To send it, write it above the quoted message, below the commands.\n",
+        "{} sent a mail with nothing above the quoted message but mail commands (if any), \
+         so nothing was sent to the customer; the commands were applied. The text written \
+         below the quote is kept as the internal note before this one. To send it, write it \
+         above the quoted message (below the commands), e.g. with Thunderbird's \
+         \"start my reply above the quote\".\n",
         agent.email
     );
     let detail = format!(
