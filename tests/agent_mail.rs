@@ -322,7 +322,7 @@ backend_test!(
         let reply = agent_mail(
             "alice <alice@desk.test>",
             "Carol Customer <carol@example.com>",
-            "Re: [#1] [note] Fwd: Printer on fire",
+            &format!("Re: [#{carol}] [note] Fwd: Printer on fire"),
             "fwc2@desk.test",
             "In-Reply-To: <fwc1@desk.test>\r\n",
             "We are on it.",
@@ -339,6 +339,12 @@ backend_test!(
             r.text()
                 .contains(&format!("Reply to #{carol} queued for 1 recipient")),
             "{r:?}"
+        );
+        let replies = stored(&server, carol, "reply").await;
+        assert_eq!(
+            field(&replies[0], "Subject").as_deref(),
+            Some(format!("Re: [#{carol}] Fwd: Printer on fire")).as_deref(),
+            "the customer is not told it answers a note"
         );
 
         // Forwarded as an attachment: Dave's ticket, and his own reply to

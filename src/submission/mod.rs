@@ -452,6 +452,9 @@ async fn file(
             HeaderEdit::raw("X-Postdesk-Ticket", &ticket.to_string()),
         ];
         if sent_out {
+            // Answering a note from the view ("Reply" on a forwarded
+            // customer's mail) must not tell the customer it was a note.
+            let tagged = without_note_marker(&tagged);
             fields.push(HeaderEdit::address("From", &display, &queue_address));
             fields.push(HeaderEdit::remove("Sender"));
             fields.push(HeaderEdit::raw(
@@ -610,6 +613,14 @@ fn note_subject(tagged: &str) -> String {
         }
         _ => format!("[note] {tagged}"),
     }
+}
+
+/// `Re: [#12] [note] Fwd: x` → `Re: [#12] Fwd: x`.
+fn without_note_marker(subject: &str) -> String {
+    subject
+        .replace(" [note] ", " ")
+        .replace("[note] ", "")
+        .replace(" [note]", "")
 }
 
 fn from_queue<'q>(queues: &'q [Queue], from: &str) -> Option<&'q Queue> {
@@ -901,6 +912,12 @@ mod tests {
         assert_eq!(note_subject("[#12] Re: VPN"), "[#12] [note] Re: VPN");
         assert_eq!(note_subject("Re: VPN"), "[note] Re: VPN");
         assert_eq!(note_subject("[#12] [note] x"), "[#12] [note] x");
+        assert_eq!(
+            without_note_marker("Re: [#12] [note] Fwd: Printer"),
+            "Re: [#12] Fwd: Printer"
+        );
+        assert_eq!(without_note_marker("[note] x"), "x");
+        assert_eq!(without_note_marker("Re: notes [#3]"), "Re: notes [#3]");
     }
 
     #[test]
