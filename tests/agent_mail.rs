@@ -704,6 +704,30 @@ backend_test!(
         );
         assert_eq!(server.outbound(None).await.len(), 2, "nothing queued");
 
+        // The same to the ticket's plus-address only is simply a note.
+        let plus = format!("support+{ticket}@desk.test");
+        let note = agent_mail(
+            "alice <alice@desk.test>",
+            &plus,
+            "Re: Server down",
+            "w6@desk.test",
+            "In-Reply-To: <w1@example.com>\r\n",
+            "On Mon, Heidi wrote:\r\n> It is down.\r\n\r\nChecked: power supply.",
+        );
+        let r = submit(
+            &server,
+            "alice@desk.test",
+            "alice@desk.test",
+            &[&plus],
+            &note,
+        )
+        .await;
+        assert!(
+            r.text()
+                .contains(&format!("Internal note added to #{ticket}")),
+            "{r:?}"
+        );
+
         // Commands above the quote and nothing else: applied quietly, as before.
         let quiet = agent_mail(
             "alice <alice@desk.test>",

@@ -321,13 +321,16 @@ pub async fn submit(
     // Nothing but commands above the quote, and words below it (a reply
     // written under the quoted mail): never sent unasked, never dropped;
     // kept as a note, and the agent is told.
-    let kept_below = !mail.says_something && mail.words_below_quote && ticket.is_some();
+    // To postdesk's own addresses only, such a mail is simply a note.
+    let kept_below =
+        !mail.says_something && mail.words_below_quote && ticket.is_some() && !outside.is_empty();
+    let noted_below = !mail.says_something && mail.words_below_quote && outside.is_empty();
     let kind = if public {
         Some(match addressing {
             Addressing::Reply => MessageKind::Reply,
             Addressing::Forward => MessageKind::Forward,
         })
-    } else if mail.says_something || kept_below || forwarded.is_some() {
+    } else if mail.says_something || kept_below || noted_below || forwarded.is_some() {
         Some(MessageKind::Note)
     } else {
         None
