@@ -1409,3 +1409,71 @@ backend_test!(
         server.stop().await;
     }
 );
+
+backend_test!(
+    async fn trash_and_junk_show_in_ticket_list_show_and_json(backend: Backend) {
+        let server = TestServer::start(&backend).await;
+        let config = config_file(&server);
+        crate::common::imap::add_agent(&server, "alice@desk.test", &["support"], false).await;
+        let body = message(
+            "eve@example.com",
+            "support@desk.test",
+            "Cheap pills",
+            "tj1@example.com",
+            "",
+            "Buy now.",
+        );
+        let ticket = ticket_of(
+            &deliver(
+                server.smtp(),
+                "eve@example.com",
+                &["support@desk.test"],
+                &body,
+            )
+            .await,
+        );
+        let mut imap =
+            crate::common::imap::ImapClient::login(server.imap(), "alice@desk.test", "secret")
+                .await;
+        assert!(imap.cmd("SELECT Unassigned").await.ok());
+        assert!(imap.cmd("MOVE 1 Trash").await.ok());
+
+        let list = ok(postdesk(&config, &["ticket", "list"], None));
+        assert!(list.contains("new, in Trash"), "{list}");
+        let show = ok(postdesk(
+            &config,
+            &["ticket", "show", &ticket.to_string()],
+            None,
+        ));
+        assert!(show.contains("status   new, in Trash"), "{show}");
+        assert!(show.contains("marked   trash since "), "{show}");
+        assert!(
+            show.contains("moving it out of Trash restores it"),
+            "{show}"
+        );
+        let listed = json(&config, &["ticket", "list", "--json"]);
+        assert_eq!(listed[0]["disposition"], "trash", "{listed}");
+        assert_eq!(listed[0]["status"], "new");
+        assert!(listed[0]["disposition_at"].is_string(), "{listed}");
+
+        assert!(imap.cmd("SELECT Trash").await.ok());
+        assert!(imap.cmd("MOVE 1 Junk").await.ok());
+        let shown = json(&config, &["ticket", "show", &ticket.to_string(), "--json"]);
+        assert_eq!(shown["disposition"], "spam", "{shown}");
+        let list = ok(postdesk(&config, &["ticket", "list"], None));
+        assert!(list.contains("new, in Junk (spam)"), "{list}");
+
+        // Restored: no standing any more.
+        assert!(imap.cmd("SELECT Junk").await.ok());
+        assert!(imap.cmd("MOVE 1 Unassigned").await.ok());
+        let listed = json(&config, &["ticket", "list", "--json"]);
+        assert!(listed[0]["disposition"].is_null(), "{listed}");
+        let show = ok(postdesk(
+            &config,
+            &["ticket", "show", &ticket.to_string()],
+            None,
+        ));
+        assert!(!show.contains("  marked   "), "{show}");
+        server.stop().await;
+    }
+);

@@ -432,6 +432,21 @@ backend_test!(
         );
         assert!(!note.contains(&format!("#{printer} ")), "{note}");
         assert!(note.contains("X-Postdesk-Note: yes"));
+        // The note stands in the conversation: under the customer's mail.
+        let customer_id = server
+            .store()
+            .ticket_messages(again)
+            .await
+            .expect("messages")
+            .into_iter()
+            .find(|m| m.kind == "customer")
+            .map(|m| m.message_id)
+            .expect("the customer's message");
+        assert!(
+            note.contains(&format!("In-Reply-To: <{customer_id}>\r\n"))
+                && note.contains(&format!("References: <{customer_id}>\r\n")),
+            "{note}"
+        );
         // Notes are written in the order tickets open: once a later
         // near-duplicate has its note, the password question has had its turn.
         let later = deliver(

@@ -75,7 +75,7 @@ async fn alice_answers(server: &TestServer, in_reply_to: &str, message_id: &str)
 }
 
 /// A customer's mail in; returns its ticket.
-async fn customer_writes(server: &TestServer, message_id: &str, subject: &str) -> i64 {
+pub(crate) async fn customer_writes(server: &TestServer, message_id: &str, subject: &str) -> i64 {
     let body = message(
         "Carol Customer <carol@example.com>",
         "support@desk.test",

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod agent_mail;
 mod architecture;
 mod boundary;
 mod cli;

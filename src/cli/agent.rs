@@ -47,6 +47,12 @@ pub async fn add(config: Config, agent: NewAgent) -> CliResult<()> {
     if generated {
         print_line(format_args!("password: {password}"))?;
     }
+    // New tickets arrive in Unassigned, not INBOX: a client that checks
+    // only INBOX shows them at its next folder visit.
+    print_line(
+        "tell them: set the mail client to check all folders for new mail \
+         (Thunderbird: mail.server.default.check_all_folders_for_new = true in the Config Editor)",
+    )?;
     Ok(())
 }
 

@@ -8,6 +8,7 @@ use super::serve::Welcome;
 use super::sla::SlaReportLine;
 use super::ticket::TicketView;
 use crate::domain::permission::AgentRole;
+use crate::domain::ticket::Disposition;
 use crate::import::ImportSummary;
 use crate::store::{Agent, MessageRecord, OutboundItem, Queue, Ticket};
 use chrono::{DateTime, Utc};
@@ -158,7 +159,7 @@ pub fn ticket_table(tickets: &[Ticket]) -> String {
             .map(|t| {
                 vec![
                     format!("#{}", t.number),
-                    t.status.to_string(),
+                    status_and_standing(t),
                     t.priority.to_string(),
                     t.queue.clone(),
                     t.message_count.to_string(),
@@ -170,6 +171,16 @@ pub fn ticket_table(tickets: &[Ticket]) -> String {
             })
             .collect(),
     )
+}
+
+/// `open`, or `open, in Trash` / `new, in Junk (spam)`: a ticket in Trash
+/// or Junk keeps its status for a restore, and the list says where it is.
+fn status_and_standing(t: &Ticket) -> String {
+    match t.disposition {
+        Some(Disposition::Trash) => format!("{}, in Trash", t.status),
+        Some(Disposition::Spam) => format!("{}, in Junk (spam)", t.status),
+        None => t.status.to_string(),
+    }
 }
 
 pub fn message_table(messages: &[MessageRecord]) -> String {
@@ -266,7 +277,7 @@ pub fn ticket_view(view: &TicketView) -> String {
         None => t.customer_address.clone(),
     };
     let fields = [
-        ("status", t.status.to_string()),
+        ("status", status_and_standing(t)),
         ("priority", t.priority.to_string()),
         ("queue", t.queue.clone()),
         ("customer", customer),
@@ -287,6 +298,19 @@ pub fn ticket_view(view: &TicketView) -> String {
     }
     if let Some(linked) = t.linked_ticket {
         let _ = writeln!(out, "  {:<9}#{linked}", "linked");
+    }
+    if let (Some(disposition), Some(since)) = (t.disposition, t.disposition_at) {
+        let folder = match disposition {
+            Disposition::Trash => "Trash",
+            Disposition::Spam => "Junk",
+        };
+        let _ = writeln!(
+            out,
+            "  {:<9}{} since {} (moving it out of {folder} restores it)",
+            "marked",
+            disposition.as_str(),
+            when(since)
+        );
     }
     let answered = match (t.first_response_at, t.last_response_at) {
         (Some(first), Some(last)) if first != last => {
@@ -500,7 +524,11 @@ pub fn welcome(w: &Welcome) -> String {
         out,
         "Their outgoing server: {}, port {} (STARTTLS) or {} (TLS), same login.\n\
          Replies go to the customer from the queue address; #close, #assign bob, #tag x\n\
-         at the top of a mail change the ticket. Stop with Ctrl-C.",
+         at the top of a mail change the ticket.\n\
+         New tickets arrive in Unassigned, not in INBOX: set the client to check all\n\
+         folders for new mail (Thunderbird: Settings > Config Editor,\n\
+         mail.server.default.check_all_folders_for_new = true; or each folder's\n\
+         Properties > \"Check this folder for new messages\"). Stop with Ctrl-C.",
         w.submission.ip(),
         w.submission.port(),
         w.submissions.port()

@@ -69,6 +69,9 @@ pub enum Cause {
         /// The reply opened the ticket (an outbound ticket).
         new_ticket: bool,
     },
+    /// An agent's forward of the ticket's mail to someone outside it (a
+    /// consult): recorded, but no clock stops and nothing else changes.
+    Forwarded { recipients: Vec<String> },
     /// An agent's internal note.
     Noted,
     /// A delivery status report about the ticket's mail arrived; `detail`
@@ -480,6 +483,15 @@ pub fn plan_change(
             }
             plan.events.push(event(EventKind::Reply, detail));
         }
+        Cause::Forwarded { recipients } => {
+            touch(&mut plan);
+            let detail = format!(
+                "forwarded by {} to {} (not an answer to the customer)",
+                request.actor,
+                recipients.join(", ")
+            );
+            plan.events.push(event(EventKind::Forwarded, detail));
+        }
         Cause::Noted => {
             touch(&mut plan);
             let detail = format!("internal note by {}", request.actor);
@@ -804,6 +816,29 @@ mod tests {
             again.events[0].detail,
             "public reply by alice@desk.test to carol@example.com"
         );
+    }
+
+    #[test]
+    fn a_forward_stops_no_clock_and_neither_opens_nor_takes_the_ticket() {
+        let request = ChangeRequest {
+            change: TicketChange::default(),
+            cause: Cause::Forwarded {
+                recipients: vec!["accountant@firm.test".into()],
+            },
+            actor: "alice@desk.test".into(),
+            agent: None,
+            at: at(10),
+        };
+        let mut current = ticket(Status::New);
+        current.customer_waiting_since = Some(at(9));
+        let forwarded = plan(&current, &request);
+        assert_eq!(forwarded.status(), None);
+        assert_eq!(forwarded.set, vec![Column::UpdatedAt(at(10))]);
+        assert_eq!(
+            forwarded.events[0].detail,
+            "forwarded by alice@desk.test to accountant@firm.test (not an answer to the customer)"
+        );
+        assert_eq!(forwarded.events[0].kind, EventKind::Forwarded);
     }
 
     #[test]

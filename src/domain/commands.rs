@@ -5,6 +5,13 @@
 //! Only the leading block counts: blank lines and command lines up to the
 //! first line of prose. A `#` further down is text (a ticket number, a
 //! hashtag in a quote), and so is `#812` (no letter after the `#`).
+//!
+//! A command line takes only the arguments its command expects: a line
+//! that does not parse as one (`#tag vipHi Heidi, we are on it.`, `#close
+//! now`) is prose, the first line of the text, never a failed command
+//! that swallows the agent's words. A line that is plainly meant as a
+//! command but is wrong (`#clsoe` alone, `#priority soon`) is a mistake,
+//! reported to the agent.
 
 use super::ticket::{Priority, Status};
 
@@ -51,6 +58,20 @@ pub struct Commands {
 pub const KNOWN: &str = "#close, #resolve, #pending, #open, #priority LEVEL, #assign AGENT|me, \
 #take, #unassign, #tag TAG…, #untag TAG…, #queue NAME, #hold";
 
+/// The most tags one `#tag` or `#untag` line takes: a longer list is a
+/// sentence, not tags.
+pub const MAX_TAGS_PER_LINE: usize = 5;
+
+/// What one line at the top of a mail is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineMeaning {
+    Command(Command),
+    /// Meant as a command, but wrong: why.
+    Mistake(String),
+    /// Not a command: the agent's text begins here.
+    Text,
+}
+
 impl Commands {
     /// Reads the command block of a message's text.
     pub fn read(text: &str) -> Commands {
@@ -61,13 +82,15 @@ impl Commands {
             if trimmed.is_empty() {
                 continue;
             }
-            if !is_command_line(trimmed) {
-                break;
-            }
+            let parsed = match meaning(trimmed) {
+                LineMeaning::Text => break,
+                LineMeaning::Command(command) => Ok(command),
+                LineMeaning::Mistake(why) => Err(why),
+            };
             lines.push(CommandLine {
                 line: index + 1,
                 text: trimmed.to_string(),
-                parsed: parse(trimmed),
+                parsed,
             });
             block_lines = index + 1;
         }
@@ -128,84 +151,103 @@ pub fn strip_lines(text: &str, lines: usize) -> &str {
     rest
 }
 
-/// `#` and a letter: `#close` is a command line, `#812` and `# heading` are not.
+/// Whether a (trimmed) line is part of a command block: a command, or a
+/// mistake in one. Prose that starts with `#` is not.
 pub fn is_command_line(trimmed: &str) -> bool {
-    let mut chars = trimmed.chars();
-    chars.next() == Some('#') && chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+    !matches!(meaning(trimmed), LineMeaning::Text)
 }
 
-fn parse(line: &str) -> Result<Command, String> {
-    let body = line.trim_start_matches('#');
+/// What a trimmed line means at the top of a mail. Only `#` and a letter
+/// can start a command: `#812` and `# heading` are text.
+pub fn meaning(line: &str) -> LineMeaning {
+    let mut chars = line.chars();
+    if chars.next() != Some('#') || !chars.next().is_some_and(|c| c.is_ascii_alphabetic()) {
+        return LineMeaning::Text;
+    }
+    let body = &line[1..];
     let (word, argument) = match body.split_once(char::is_whitespace) {
         Some((word, rest)) => (word, rest.trim()),
         None => (body, ""),
     };
+    let words: Vec<&str> = argument.split_whitespace().collect();
     let word = word.to_ascii_lowercase();
-    let no_argument = |command: Command| {
-        if argument.is_empty() {
-            Ok(command)
+    let command = |command: Command| LineMeaning::Command(command);
+    let mistake = |why: String| LineMeaning::Mistake(why);
+    // A command without arguments followed by words is a sentence.
+    let alone = |c: Command| {
+        if words.is_empty() {
+            command(c)
         } else {
-            Err(format!("#{word} takes no argument"))
+            LineMeaning::Text
         }
     };
     match word.as_str() {
-        "close" | "closed" => no_argument(Command::Status(Status::Closed)),
-        "resolve" | "resolved" | "solved" => no_argument(Command::Status(Status::Resolved)),
-        "pending" | "wait" => no_argument(Command::Status(Status::Pending)),
-        "open" | "reopen" => no_argument(Command::Status(Status::Open)),
-        "unassign" => no_argument(Command::Unassign),
-        "take" => no_argument(Command::Assign("me".into())),
-        "hold" => no_argument(Command::Hold),
-        "priority" | "prio" => match argument {
-            "" => Err("which priority? (low, normal, high, urgent)".into()),
-            level => level
-                .parse::<Priority>()
-                .map(Command::Priority)
-                .map_err(|e| e.to_string()),
+        "close" | "closed" => alone(Command::Status(Status::Closed)),
+        "resolve" | "resolved" | "solved" => alone(Command::Status(Status::Resolved)),
+        "pending" | "wait" => alone(Command::Status(Status::Pending)),
+        "open" | "reopen" => alone(Command::Status(Status::Open)),
+        "unassign" => alone(Command::Unassign),
+        "take" => alone(Command::Assign("me".into())),
+        "hold" => alone(Command::Hold),
+        "priority" | "prio" => match words.as_slice() {
+            [] => mistake("which priority? (low, normal, high, urgent)".into()),
+            [level] => match level.parse::<Priority>() {
+                Ok(priority) => command(Command::Priority(priority)),
+                Err(e) if is_plain_word(level) => mistake(e.to_string()),
+                Err(_) => LineMeaning::Text,
+            },
+            _ => LineMeaning::Text,
         },
-        "assign" => match single_word(argument) {
-            Some(agent) => Ok(Command::Assign(agent.to_string())),
-            None => Err("#assign takes one agent: an address, a name before the @, or me".into()),
+        "assign" => match words.as_slice() {
+            [] => mistake("#assign takes one agent: an address, a name before the @, or me".into()),
+            [agent] => command(Command::Assign((*agent).to_string())),
+            _ => LineMeaning::Text,
         },
-        "queue" => match argument {
-            "" => Err("which queue?".into()),
-            name => Ok(Command::Queue(name.to_string())),
+        "queue" => match words.as_slice() {
+            [] => mistake("which queue?".into()),
+            [name] => command(Command::Queue((*name).to_string())),
+            _ => LineMeaning::Text,
         },
-        "tag" | "untag" => {
-            let tags = tag_list(argument)?;
-            Ok(if word == "tag" {
-                Command::Tag(tags)
-            } else {
-                Command::Untag(tags)
-            })
-        }
-        _ => Err(format!("unknown command (known: {KNOWN})")),
+        "tag" | "untag" => match tag_list(argument) {
+            Some(tags) if tags.is_empty() => mistake("which tag?".into()),
+            Some(tags) if word == "tag" => command(Command::Tag(tags)),
+            Some(tags) => command(Command::Untag(tags)),
+            None => LineMeaning::Text,
+        },
+        // An unknown word alone on its line is a mistyped command; with
+        // more words after it, a sentence that starts with a hashtag.
+        _ if words.is_empty() => mistake(format!("unknown command (known: {KNOWN})")),
+        _ => LineMeaning::Text,
     }
 }
 
-fn single_word(argument: &str) -> Option<&str> {
-    (!argument.is_empty() && !argument.contains(char::is_whitespace)).then_some(argument)
+/// A word of letters only, as a mistyped argument is (`soon`, not `now.`).
+fn is_plain_word(word: &str) -> bool {
+    word.chars().all(|c| c.is_alphabetic())
 }
 
-/// Tags become IMAP keywords (Thunderbird's tags), so they must be atoms:
-/// letters, digits and `-_.:/`, lower-cased.
-fn tag_list(argument: &str) -> Result<Vec<String>, String> {
+/// The tags of a `#tag` line (spaces or commas between them), or None
+/// when the line is not a list of tags: more than [`MAX_TAGS_PER_LINE`],
+/// or a word that is not a tag as written (capitals, punctuation).
+fn tag_list(argument: &str) -> Option<Vec<String>> {
     let tags: Vec<String> = argument
         .split(|c: char| c == ',' || c.is_whitespace())
         .filter(|t| !t.is_empty())
-        .map(str::to_lowercase)
+        .map(str::to_string)
         .collect();
-    if tags.is_empty() {
-        return Err("which tag?".into());
-    }
-    for tag in &tags {
-        if !is_valid_tag(tag) {
-            return Err(format!(
-                "'{tag}' is not a tag: use up to 64 letters, digits, '-', '_', '.', ':' or '/'"
-            ));
-        }
-    }
-    Ok(tags)
+    let all_tags = tags.iter().all(|t| is_command_tag(t));
+    (all_tags && tags.len() <= MAX_TAGS_PER_LINE).then_some(tags)
+}
+
+/// A tag as a mail command writes it: a lowercase word of letters and
+/// digits, joined by `-` or `_` (`vip`, `delivery-failed`), at most 64
+/// bytes.
+pub fn is_command_tag(tag: &str) -> bool {
+    tag.len() <= 64
+        && tag.chars().next().is_some_and(|c| c.is_alphanumeric())
+        && tag
+            .chars()
+            .all(|c| (c.is_alphanumeric() && !c.is_uppercase()) || matches!(c, '-' | '_'))
 }
 
 pub fn is_valid_tag(tag: &str) -> bool {
@@ -232,7 +274,7 @@ mod tests {
     #[test]
     fn every_command_parses() {
         let text = "#close\n#resolve\n#pending\n#open\n#priority Urgent\n#assign bob\n\
-                    #take\n#unassign\n#tag billing, VIP\n#untag vip\n#queue billing\n#hold\n";
+                    #take\n#unassign\n#tag billing, vip\n#untag vip\n#queue billing\n#hold\n";
         assert_eq!(
             parsed(text),
             vec![
@@ -254,14 +296,66 @@ mod tests {
 
     #[test]
     fn mistakes_are_explained_with_their_line() {
-        let commands = Commands::read("\n#clsoe\n#priority hi\n#assign\n#tag a\\b\n#close now\n");
+        let commands = Commands::read("\n#clsoe\n#priority hi\n#assign\n#tag\n#queue\n");
         let errors = commands.errors();
         assert_eq!(errors.len(), 5, "{errors:?}");
         assert!(errors[0].starts_with("line 2: #clsoe: unknown command (known: #close"));
         assert!(errors[1].contains("line 3") && errors[1].contains("unknown priority 'hi'"));
         assert!(errors[2].contains("#assign takes one agent"));
-        assert!(errors[3].contains("'a\\b' is not a tag"));
-        assert!(errors[4].contains("#close takes no argument"));
+        assert!(errors[3].contains("which tag?"));
+        assert!(errors[4].contains("which queue?"));
+    }
+
+    #[test]
+    fn a_line_that_is_not_a_command_is_the_text() {
+        // The reported case: ten "tags" and the agent's words gone.
+        let text = "#tag vipHi Heidi, we are looking into your server right now.\n\nBest, Al\n";
+        let commands = Commands::read(text);
+        assert!(commands.is_empty(), "{commands:?}");
+        assert_eq!(strip_lines(text, commands.block_lines), text);
+        // After real commands, such a line is where the text begins.
+        let text = "#close\n#tag vip\n#tag Hi Heidi, all fixed.\n";
+        let commands = Commands::read(text);
+        assert_eq!(commands.lines.len(), 2);
+        assert_eq!(
+            strip_lines(text, commands.block_lines),
+            "#tag Hi Heidi, all fixed.\n"
+        );
+        for prose in [
+            "#close now, thanks for waiting",
+            "#close now",
+            "#assign bob to this, please",
+            "#priority is the printer",
+            "#priority now.",
+            "#queue billing takes care of it",
+            "#tag a b c d e f",
+            "#tag billing, Vip",
+            "#tag a\\b",
+            "#untag now.",
+            "#thanks for the logs",
+            "#812 again",
+        ] {
+            assert_eq!(meaning(prose), LineMeaning::Text, "{prose}");
+        }
+    }
+
+    #[test]
+    fn tags_are_lowercase_words_and_bounded() {
+        assert_eq!(
+            meaning("#tag billing, vip delivery-failed x_1"),
+            LineMeaning::Command(Command::Tag(vec![
+                "billing".into(),
+                "vip".into(),
+                "delivery-failed".into(),
+                "x_1".into()
+            ]))
+        );
+        assert!(matches!(meaning("#tag a b c d e"), LineMeaning::Command(_)));
+        assert_eq!(MAX_TAGS_PER_LINE, 5);
+        for bad in ["VIP", "now.", "a/b", "-x", "", &"x".repeat(65)] {
+            assert!(!is_command_tag(bad), "{bad}");
+        }
+        assert!(is_command_tag("größe") && is_command_tag("2fa"));
     }
 
     #[test]

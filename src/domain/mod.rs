@@ -4,6 +4,7 @@
 //! rules can be unit-tested exhaustively and reused by every protocol.
 
 pub mod address;
+pub mod agent_mail;
 pub mod automation;
 pub mod change;
 pub mod commands;

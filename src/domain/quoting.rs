@@ -35,6 +35,37 @@ pub fn split_quoted(text: &str) -> (String, String) {
     (own, quoted)
 }
 
+/// The author's words anywhere in a text, also below a quote (answers
+/// written inline or under the quoted mail): every line that is not
+/// quoted (`>`), not a line introducing a quote, not in a signature
+/// (from `-- ` to the next quote) and not in a quoted history without
+/// `>` marks (Outlook's "-----Original Message-----" to the end).
+pub fn words_anywhere(text: &str) -> String {
+    let mut words = String::new();
+    let mut in_signature = false;
+    for line in text.lines() {
+        let trimmed = line.trim_end();
+        if trimmed.starts_with("-----Original Message-----")
+            || trimmed.starts_with("-------- Original Message --------")
+        {
+            break;
+        }
+        if introduces_quote(trimmed) {
+            in_signature = false;
+            continue;
+        }
+        if trimmed == "--" || line == "-- " {
+            in_signature = true;
+        }
+        if in_signature || trimmed.trim_start().starts_with('>') || trimmed.trim().is_empty() {
+            continue;
+        }
+        words.push_str(line);
+        words.push('\n');
+    }
+    words
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,5 +98,15 @@ mod tests {
             split_quoted("FYI\n-------- Forwarded Message --------\nThe printer is on fire\n");
         assert!(own.contains("printer is on fire"));
         assert!(quoted.is_empty());
+    }
+
+    #[test]
+    fn words_below_a_quote_are_found_and_quotes_signatures_are_not() {
+        let bottom = "\nOn Mon, 2 Mar 2026, Carol wrote:\n> It is broken.\n\nRestart it, then it works.\n-- \nAlice\n";
+        assert_eq!(words_anywhere(bottom), "Restart it, then it works.\n");
+        let top = "-- \nAlice\n\nOn Mon, Carol wrote:\n> It is broken.\n> More.\n";
+        assert_eq!(words_anywhere(top), "");
+        let outlook = "\n-----Original Message-----\nFrom: Carol\nIt is broken.\n";
+        assert_eq!(words_anywhere(outlook), "");
     }
 }

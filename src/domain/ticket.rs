@@ -156,6 +156,9 @@ pub enum MessageKind {
     Customer,
     /// A public answer of an agent.
     Reply,
+    /// An agent's mail about the ticket to someone who is not its customer
+    /// nor takes part in it (a consult): sent, but it answers nobody.
+    Forward,
     /// An internal note, never sent to the customer.
     Note,
     /// Mail postdesk wrote by itself (acknowledgements, notices).
@@ -172,6 +175,7 @@ impl MessageKind {
         match self {
             MessageKind::Customer => "customer",
             MessageKind::Reply => "reply",
+            MessageKind::Forward => "forward",
             MessageKind::Note => "note",
             MessageKind::AutoReply => "auto_reply",
             MessageKind::Bounce => "bounce",
@@ -179,9 +183,10 @@ impl MessageKind {
         }
     }
 
-    pub const ALL: [MessageKind; 6] = [
+    pub const ALL: [MessageKind; 7] = [
         MessageKind::Customer,
         MessageKind::Reply,
+        MessageKind::Forward,
         MessageKind::Note,
         MessageKind::AutoReply,
         MessageKind::Bounce,
@@ -205,7 +210,7 @@ impl FromStr for MessageKind {
         MessageKind::parse(s).ok_or_else(|| ParseEnumError {
             kind: "message kind",
             value: s.to_string(),
-            expected: "customer, reply, note, auto_reply, bounce, unfiled",
+            expected: "customer, reply, forward, note, auto_reply, bounce, unfiled",
         })
     }
 }
@@ -277,6 +282,8 @@ pub enum EventKind {
     Escalated,
     /// An agent's public reply.
     Reply,
+    /// An agent's mail about the ticket to someone outside it (a consult).
+    Forwarded,
     /// An agent's internal note.
     Note,
     /// Mail of the ticket was delivered, or given up on.
@@ -294,7 +301,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 20] = [
+    pub const ALL: [EventKind; 21] = [
         EventKind::Created,
         EventKind::Linked,
         EventKind::Reopened,
@@ -308,6 +315,7 @@ impl EventKind {
         EventKind::Applied,
         EventKind::Escalated,
         EventKind::Reply,
+        EventKind::Forwarded,
         EventKind::Note,
         EventKind::Delivered,
         EventKind::DeliveryFailed,
@@ -332,6 +340,7 @@ impl EventKind {
             EventKind::Applied => "applied",
             EventKind::Escalated => "escalated",
             EventKind::Reply => "reply",
+            EventKind::Forwarded => "forwarded",
             EventKind::Note => "note",
             EventKind::Delivered => "delivered",
             EventKind::DeliveryFailed => "delivery-failed",
@@ -355,6 +364,7 @@ impl EventKind {
             | EventKind::Delivered
             | EventKind::Flagged
             | EventKind::Note
+            | EventKind::Forwarded
             | EventKind::CommandError
             | EventKind::Outbound
             | EventKind::Linked
@@ -448,11 +458,7 @@ mod tests {
 
     #[test]
     fn message_kinds_round_trip() {
-        for kind in [
-            MessageKind::Customer,
-            MessageKind::Bounce,
-            MessageKind::Unfiled,
-        ] {
+        for kind in MessageKind::ALL {
             assert_eq!(MessageKind::parse(kind.as_str()), Some(kind));
         }
         assert_eq!(MessageKind::parse("nope"), None);

@@ -1,7 +1,9 @@
 //! Filing an agent's mail: a public reply (stored, queued to each outside
-//! recipient, the response clocks stopped) or an internal note, in one
-//! transaction with its events. A new outbound ticket is opened in the same
-//! transaction when the mail names no ticket.
+//! recipient, the response clocks stopped), a forward to someone outside
+//! the ticket (stored and queued, no clock stops) or an internal note, in
+//! one transaction with its events. A new outbound ticket is opened in the
+//! same transaction when the mail names no ticket, and a ticket for a
+//! customer whose mail an agent forwarded to the queue.
 
 use super::{Change, Result, Store, Tx, on_tx};
 use crate::domain::change::{Cause, ChangeRequest, TicketChange};
@@ -21,14 +23,28 @@ pub enum ReplyTarget {
         customer_address: String,
         customer_name: Option<String>,
     },
+    /// A ticket for the customer whose mail an agent forwarded to the
+    /// queue's address: opened as the customer's own mail opens one (new,
+    /// nobody's, the customer waiting), recorded as the agent's doing.
+    /// `original_id`: the forwarded message's Message-ID, which leads the
+    /// customer's later replies to it here.
+    Forwarded {
+        queue_id: i64,
+        title: String,
+        customer_address: String,
+        customer_name: Option<String>,
+        original_id: Option<String>,
+    },
 }
 
-/// Writes the stored bytes once the ticket number is known.
-pub type BuildAgentMail = Box<dyn Fn(i64) -> Vec<u8> + Send + Sync>;
+/// Writes the stored bytes once the ticket number is known, and, for a
+/// note, the In-Reply-To and References that thread it under the ticket's
+/// latest message (None: it keeps its own, or there is nothing to follow).
+pub type BuildAgentMail = Box<dyn Fn(i64, Option<&(String, String)>) -> Vec<u8> + Send + Sync>;
 
 pub struct AgentMailRequest {
     pub target: ReplyTarget,
-    /// `Reply` (delivered to `recipients`) or `Note`.
+    /// `Reply` or `Forward` (delivered to `recipients`) or `Note`.
     pub kind: MessageKind,
     pub agent_id: i64,
     /// The agent's address, for the event log.
@@ -44,7 +60,7 @@ pub struct AgentMailRequest {
     pub references: Vec<String>,
     /// The envelope sender of the deliveries (the queue address).
     pub mail_from: String,
-    /// Outside recipients of a reply.
+    /// Outside recipients of a reply or forward.
     pub recipients: Vec<String>,
     pub remote_addr: Option<String>,
     /// [`crate::domain::sent_copy::submission_digest`] of the submitted bytes.
@@ -65,7 +81,25 @@ pub struct AgentMailFiled {
     pub queued: usize,
 }
 
+/// Why a ticket opened by an agent's forward gets no acknowledgement.
+pub const FORWARDED_NO_ACK: &str = "no acknowledgement: the customer wrote to an agent, not to \
+the queue, and the forwarded headers cannot be authenticated; the agent's reply is the first \
+mail from the queue they get";
+
 impl Store {
+    /// The addresses taking part in a ticket (everyone on its mail), for
+    /// telling a reply from a forward.
+    pub async fn ticket_participants(&self, ticket: i64) -> Result<Vec<String>> {
+        super::dispatch_read!(self, |pool| {
+            Ok(sqlx::query_scalar(
+                "SELECT address FROM ticket_participants WHERE ticket = $1 ORDER BY address",
+            )
+            .bind(ticket)
+            .fetch_all(pool)
+            .await?)
+        })
+    }
+
     pub async fn file_agent_mail(&self, request: &AgentMailRequest) -> Result<AgentMailFiled> {
         let mut tx = self.begin().await?;
         let filed = file_agent_mail(&mut tx, request).await?;
@@ -141,6 +175,55 @@ async fn file_agent_mail(tx: &mut Tx, r: &AgentMailRequest) -> Result<AgentMailF
             .await?;
             (number, true)
         }
+        ReplyTarget::Forwarded {
+            queue_id,
+            title,
+            customer_address,
+            customer_name,
+            original_id,
+        } => {
+            let number = tx
+                .open_forwarded_ticket(
+                    *queue_id,
+                    title,
+                    customer_address,
+                    customer_name.as_deref(),
+                    r.now,
+                )
+                .await?;
+            let customer = customer_address.clone();
+            tx.insert_participants(number, &[&customer]).await?;
+            if let Some(id) = original_id {
+                tx.insert_thread_ids(number, &[id.as_str()]).await?;
+            }
+            tx.insert_events(&[
+                NewEvent {
+                    ticket: number,
+                    at: r.now,
+                    actor: r.actor.clone(),
+                    kind: EventKind::Created,
+                    detail: format!(
+                        "ticket opened by {} forwarding mail from {customer_address}",
+                        r.actor
+                    ),
+                },
+                NewEvent {
+                    ticket: number,
+                    at: r.now,
+                    actor: "postdesk".to_string(),
+                    kind: EventKind::AutoReplySuppressed,
+                    detail: FORWARDED_NO_ACK.to_string(),
+                },
+            ])
+            .await?;
+            (number, true)
+        }
+    };
+    // A note that names no message of the conversation is threaded under
+    // the ticket's latest one, as it is at this moment.
+    let threading = match (r.kind, r.references.is_empty(), created) {
+        (MessageKind::Note, true, false) => tx.note_threading(ticket).await?,
+        _ => None,
     };
     let m = NewMessage {
         message_id: r.message_id.clone(),
@@ -157,7 +240,7 @@ async fn file_agent_mail(tx: &mut Tx, r: &AgentMailRequest) -> Result<AgentMailF
         references: Vec::new(),
         participants: Vec::new(),
         auth: None,
-        raw: (r.build)(ticket),
+        raw: (r.build)(ticket, threading.as_ref()),
     };
     let message = tx.insert_message(&m, Some(ticket), r.kind, None).await?;
     on_tx!(tx, |conn| {
@@ -188,21 +271,26 @@ async fn file_agent_mail(tx: &mut Tx, r: &AgentMailRequest) -> Result<AgentMailF
     ids.dedup();
     tx.insert_thread_ids(ticket, &ids).await?;
     let mut queued = 0;
-    let cause = if r.kind == MessageKind::Reply {
-        for recipient in &r.recipients {
-            tx.queue_delivery(ticket, message, "reply", &r.mail_from, recipient, r.now)
-                .await?;
-            queued += 1;
+    let cause = match r.kind {
+        MessageKind::Reply => {
+            queued = queue_deliveries(tx, r, ticket, message).await?;
+            let recipients: Vec<&String> = r.recipients.iter().collect();
+            tx.insert_participants(ticket, &recipients).await?;
+            Cause::Replied {
+                agent: r.agent_id,
+                recipients: r.recipients.clone(),
+                new_ticket: created,
+            }
         }
-        let recipients: Vec<&String> = r.recipients.iter().collect();
-        tx.insert_participants(ticket, &recipients).await?;
-        Cause::Replied {
-            agent: r.agent_id,
-            recipients: r.recipients.clone(),
-            new_ticket: created,
+        // A consulted third party is not made a participant: the next
+        // mail to them is a forward again, not an answer to the customer.
+        MessageKind::Forward => {
+            queued = queue_deliveries(tx, r, ticket, message).await?;
+            Cause::Forwarded {
+                recipients: r.recipients.clone(),
+            }
         }
-    } else {
-        Cause::Noted
+        _ => Cause::Noted,
     };
     let change = ChangeRequest {
         change: TicketChange::default(),
@@ -219,4 +307,25 @@ async fn file_agent_mail(tx: &mut Tx, r: &AgentMailRequest) -> Result<AgentMailF
         duplicate: false,
         queued,
     })
+}
+
+/// Queues the mail to each outside recipient; returns how many.
+async fn queue_deliveries(
+    tx: &mut Tx,
+    r: &AgentMailRequest,
+    ticket: i64,
+    message: i64,
+) -> Result<usize> {
+    for recipient in &r.recipients {
+        tx.queue_delivery(
+            ticket,
+            message,
+            r.kind.as_str(),
+            &r.mail_from,
+            recipient,
+            r.now,
+        )
+        .await?;
+    }
+    Ok(r.recipients.len())
 }

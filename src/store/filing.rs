@@ -263,6 +263,30 @@ impl Tx {
     }
 }
 
+impl Tx {
+    /// Opens the ticket of a customer's mail an agent forwarded to the
+    /// queue: as the customer's own mail would open it.
+    pub(crate) async fn open_forwarded_ticket(
+        &mut self,
+        queue_id: i64,
+        title: &str,
+        customer_address: &str,
+        customer_name: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<i64> {
+        self.insert_ticket(&NewTicket {
+            queue_id,
+            subject: title,
+            customer_address,
+            customer_name,
+            opening: Opening::by_customer(at),
+            linked: None,
+            at,
+        })
+        .await
+    }
+}
+
 /// The caps' name for acknowledgements to one address.
 fn ack_scope(to: &str) -> String {
     format!("to:{}", to.to_lowercase())

@@ -1031,7 +1031,7 @@ impl Store {
         Ok(tickets)
     }
 
-    /// The stored reply or note with this Message-ID that `author` wrote
+    /// The stored reply, forward or note with this Message-ID that `author` wrote
     /// and whose submitted bytes had this digest, for the Sent copy an
     /// agent's client appends after submitting through postdesk: it links
     /// to their own mail only, never to a colleague's (which would show its
@@ -1044,7 +1044,7 @@ impl Store {
     ) -> Result<Option<i64>> {
         dispatch_read!(self, |pool| {
             Ok(sqlx::query_scalar(
-                "SELECT id FROM messages WHERE message_id = $1 AND kind IN ('reply', 'note')
+                "SELECT id FROM messages WHERE message_id = $1 AND kind IN ('reply', 'forward', 'note')
                  AND author_agent_id = $2 AND submitted_digest = $3 ORDER BY id LIMIT 1",
             )
             .bind(message_id)

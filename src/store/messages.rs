@@ -4,6 +4,7 @@
 
 use super::events::rows;
 use super::{Result, Tx, on_tx};
+use crate::domain::agent_mail::note_threading;
 use crate::domain::filing::NewMessage;
 use crate::domain::outgoing::OutgoingMail;
 use crate::domain::ticket::MessageKind;
@@ -96,9 +97,35 @@ impl Tx {
         })
     }
 
+    /// The Message-IDs a note written now is threaded under: the ticket's
+    /// first and latest messages that carry an id of their own and are in
+    /// the agents' view (not acknowledgements), as In-Reply-To and
+    /// References values ([`note_threading`]).
+    pub(crate) async fn note_threading(&mut self, ticket: i64) -> Result<Option<(String, String)>> {
+        let (first, latest): (Option<String>, Option<String>) = on_tx!(self, |conn| {
+            let first = sqlx::query_scalar(
+                "SELECT message_id FROM messages WHERE ticket = $1 AND has_message_id
+                 AND kind NOT IN ('auto_reply', 'unfiled') ORDER BY id LIMIT 1",
+            )
+            .bind(ticket)
+            .fetch_optional(&mut *conn)
+            .await?;
+            let latest = sqlx::query_scalar(
+                "SELECT message_id FROM messages WHERE ticket = $1 AND has_message_id
+                 AND kind NOT IN ('auto_reply', 'unfiled') ORDER BY id DESC LIMIT 1",
+            )
+            .bind(ticket)
+            .fetch_optional(&mut *conn)
+            .await?;
+            (first, latest)
+        });
+        Ok(note_threading(first.as_deref(), latest.as_deref()))
+    }
+
     /// Inserts a note postdesk wrote (a delivery failure, similar tickets,
     /// command errors) unless a message with its Message-ID is there
-    /// already. True when it was inserted.
+    /// already. True when it was inserted. The note is threaded under the
+    /// ticket's latest message as it is stored: its bytes are final here.
     pub(crate) async fn insert_system_note(
         &mut self,
         ticket: i64,
@@ -108,6 +135,13 @@ impl Tx {
         raw: &[u8],
         at: DateTime<Utc>,
     ) -> Result<bool> {
+        let mut threaded = Vec::new();
+        if let Some((in_reply_to, references)) = self.note_threading(ticket).await? {
+            threaded.extend_from_slice(format!("In-Reply-To: {in_reply_to}\r\n").as_bytes());
+            threaded.extend_from_slice(format!("References: {references}\r\n").as_bytes());
+        }
+        threaded.extend_from_slice(raw);
+        let raw = &threaded[..];
         let header_len = super::header_len(raw);
         on_tx!(self, |conn| {
             let inserted = sqlx::query(

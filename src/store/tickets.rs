@@ -2,7 +2,7 @@
 
 use super::{Result, Store, StoreError, dispatch_read, parse_column};
 use crate::domain::sender_auth::{AuthSource, AuthVerdict, DmarcPolicy, SenderAuth};
-use crate::domain::ticket::{EventKind, MessageKind, Priority, Status};
+use crate::domain::ticket::{Disposition, EventKind, MessageKind, Priority, Status};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
@@ -15,6 +15,11 @@ pub struct Ticket {
     pub customer_address: String,
     pub customer_name: Option<String>,
     pub status: Status,
+    /// In Junk (`spam`) or Trash (`trash`), beside the status it keeps for
+    /// a restore; None: neither.
+    pub disposition: Option<Disposition>,
+    /// Since when it is there.
+    pub disposition_at: Option<DateTime<Utc>>,
     pub priority: Priority,
     pub owner: Option<String>,
     pub linked_ticket: Option<i64>,
@@ -85,7 +90,7 @@ pub struct TicketFilter {
 
 const TICKET_COLUMNS: &str =
     "t.number, q.name AS queue, t.subject, t.customer_address, t.customer_name,
-    t.status, t.priority, a.email AS owner, t.linked_ticket, t.created_at, t.updated_at, t.done_at,
+    t.status, t.disposition, t.disposition_at, t.priority, a.email AS owner, t.linked_ticket, t.created_at, t.updated_at, t.done_at,
     t.first_response_at, t.last_response_at, t.customer_waiting_since,
     t.sla_policy, t.first_response_due, t.next_response_due, t.resolution_due, t.sla_paused_at,
     t.sla_resumed_at, t.sla_overdue,
@@ -102,6 +107,11 @@ macro_rules! ticket_from_row {
             customer_address: row.try_get("customer_address")?,
             customer_name: row.try_get("customer_name")?,
             status: parse_column(&row.try_get::<String, _>("status")?, "status")?,
+            disposition: match row.try_get::<Option<String>, _>("disposition")? {
+                Some(d) => Some(parse_column(&d, "disposition")?),
+                None => None,
+            },
+            disposition_at: row.try_get("disposition_at")?,
             priority: parse_column(&row.try_get::<String, _>("priority")?, "priority")?,
             owner: row.try_get("owner")?,
             linked_ticket: row.try_get("linked_ticket")?,

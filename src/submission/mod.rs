@@ -7,11 +7,19 @@
 //!   public reply: From becomes `"Alice via Support" <queue address>`,
 //!   Reply-To the ticket's plus-address, the subject gets its `[#n]` tag,
 //!   and it is stored and queued to each outside recipient.
+//! - The same with no outside recipient who is the ticket's customer or
+//!   takes part in it is a forward (a consult): sent the same way, filed
+//!   as a forward, and nothing counts as answered.
 //! - With only postdesk's own addresses (queues, agents) among its
-//!   recipients it is an internal note.
+//!   recipients it is an internal note, threaded under the ticket's
+//!   latest message when it names none itself.
 //! - An outside recipient and no ticket: a new outbound ticket.
+//! - A customer's mail forwarded to a queue's own address (attached or
+//!   inline) opens a ticket for that customer (forward-to-create).
 //! - A reply that carries only commands above the quoted mail says nothing
-//!   to the customer: the commands are applied and nothing is sent.
+//!   to the customer: the commands are applied and nothing is sent. Words
+//!   of the agent's below the quote are kept as a note, and the agent is
+//!   told.
 //!
 //! An agent acts only on tickets of queues they work in; anything else is
 //! refused before anything is stored or sent.
@@ -19,6 +27,7 @@
 pub mod rewrite;
 
 use crate::App;
+use crate::domain::agent_mail::{self, Addressing, ForwardedHeader};
 use crate::domain::change::{ChangeRequest, TicketChange};
 use crate::domain::commands::{Command, Commands};
 use crate::domain::permission::{self, Actor, Asked, Assignee, Ownership};
@@ -28,7 +37,7 @@ use crate::store::{
     AgentMailRequest, LoginAgent, Queue, ReplyTarget, StoreError, SystemNote, Ticket,
 };
 use chrono::{DateTime, Utc};
-use mail_parser::{Address, MessageParser};
+use mail_parser::{Address, MessageParser, PartType};
 use rewrite::{AgentMail, HeaderEdit, read_agent_mail, rewrite_header};
 use std::net::SocketAddr;
 
@@ -59,7 +68,17 @@ pub enum Outcome {
         recipients: usize,
         new_ticket: bool,
     },
+    /// Sent to this many recipients outside the ticket; the customer was
+    /// not answered.
+    Forward {
+        recipients: usize,
+    },
     Note,
+    /// A customer's forwarded mail opened the ticket.
+    ForwardedToCreate,
+    /// Nothing but commands (or nothing) above the quote, and words below
+    /// it: those were kept as a note, sent to nobody.
+    KeptAsNote,
     /// A reply held back by `#hold` because a command failed: stored as a
     /// note, sent to nobody.
     Held,
@@ -82,7 +101,19 @@ impl Submitted {
                 let plural = if *recipients == 1 { "" } else { "s" };
                 format!("Reply to #{t}{opened} queued for {recipients} recipient{plural}")
             }
+            Outcome::Forward { recipients } => {
+                let plural = if *recipients == 1 { "" } else { "s" };
+                format!(
+                    "Forward from #{t} queued for {recipients} recipient{plural} (not a reply to the customer)"
+                )
+            }
             Outcome::Note => format!("Internal note added to #{t}"),
+            Outcome::ForwardedToCreate => {
+                format!("Ticket #{t} opened for the forwarded customer mail")
+            }
+            Outcome::KeptAsNote => format!(
+                "Nothing sent to the customer of #{t}: your text below the quoted mail is kept as an internal note (write above the quote to send it)"
+            ),
             Outcome::Held => format!("Reply held in #{t} as a note: a command failed"),
             Outcome::CommandsOnly => format!("Commands for #{t} read; nothing sent"),
             Outcome::Duplicate => format!("Already filed in #{t}"),
@@ -166,21 +197,63 @@ pub async fn submit(
     }
 
     let actor = agent.actor();
-    let ticket = find_ticket(app, &plus_tickets, &header).await?;
+    let mut ticket = find_ticket(app, &plus_tickets, &header).await?;
+    // A customer's mail an agent forwarded to a queue's own address: the
+    // customer's ticket (the one their mail is in already, or a new one).
+    let mut forwarded = None;
+    if ticket.is_none()
+        && outside.is_empty()
+        && let Some(original) = forwarded_original(&raw)
+        && !is_own_address(&original.from, &queues, &agents)
+        && let Some(queue) = queue_recipients.first().copied()
+    {
+        let known = original.message_id.iter().cloned().collect::<Vec<_>>();
+        ticket = match app.store.ticket_by_references(&known).await? {
+            Some(number) => Some(app.store.ticket(number).await?),
+            None => None,
+        };
+        if ticket.is_none() {
+            forwarded = Some((original, queue));
+        }
+    }
     if let Some(ticket) = &ticket {
         permission::may_act_on_ticket(&actor, ticket.number, &ticket.queue).map_err(denied)?;
     }
+    // Mail to someone outside the ticket only (not its customer, nobody
+    // who takes part) is a forward: it answers nobody.
+    let addressing = match &ticket {
+        Some(ticket) if !outside.is_empty() => {
+            let participants = app.store.ticket_participants(ticket.number).await?;
+            agent_mail::addressing(&outside, &ticket.customer_address, &participants)
+        }
+        _ => Addressing::Reply,
+    };
 
-    // Where the mail goes: the ticket it names, or a new outbound ticket.
-    let (target, queue) = match &ticket {
-        Some(ticket) => {
+    // Where the mail goes: the ticket it names, a forwarded customer's new
+    // ticket, or a new outbound ticket.
+    let (target, queue) = match (&ticket, &forwarded) {
+        (Some(ticket), _) => {
             let queue = queues
                 .iter()
                 .find(|q| q.name == ticket.queue)
                 .ok_or_else(|| StoreError::NotFound(format!("no queue '{}'", ticket.queue)))?;
             (ReplyTarget::Ticket(ticket.number), queue)
         }
-        None => {
+        (None, Some((original, queue))) => {
+            for queue in &queue_recipients {
+                permission::may_use_queue(&actor, &queue.name).map_err(denied)?;
+            }
+            let title = subject_title(&original.subject.clone().or_else(|| header.subject.clone()));
+            let target = ReplyTarget::Forwarded {
+                queue_id: queue.id,
+                title,
+                customer_address: original.from.clone(),
+                customer_name: original.from_name.clone(),
+                original_id: original.message_id.clone(),
+            };
+            (target, *queue)
+        }
+        (None, None) => {
             if outside.is_empty() {
                 return Err(SubmitError::Refused(
                     "550 5.7.1 This mail names no ticket and no customer: reply to a ticket's mail, \
@@ -224,12 +297,14 @@ pub async fn submit(
         }
     };
 
-    // A new outbound ticket is the agent's own from the start.
+    // A new outbound ticket is the agent's own from the start; a
+    // forwarded customer's is nobody's, as the customer's own mail would be.
     let target_facts = CommandTarget {
         number: ticket.as_ref().map(|t| t.number),
         queue: &queue.name,
         ownership: match &ticket {
             Some(t) => Ownership::of_email(t.owner.as_deref(), &actor),
+            None if forwarded.is_some() => Ownership::Nobody,
             None => Ownership::TheActor,
         },
     };
@@ -243,9 +318,19 @@ pub async fn submit(
         )));
     }
     let public = !outside.is_empty() && mail.says_something && !held;
+    // Nothing but commands above the quote, and words below it (a reply
+    // written under the quoted mail): never sent unasked, never dropped;
+    // kept as a note, and the agent is told.
+    // To postdesk's own addresses only, such a mail is simply a note.
+    let kept_below =
+        !mail.says_something && mail.words_below_quote && ticket.is_some() && !outside.is_empty();
+    let noted_below = !mail.says_something && mail.words_below_quote && outside.is_empty();
     let kind = if public {
-        Some(MessageKind::Reply)
-    } else if mail.says_something {
+        Some(match addressing {
+            Addressing::Reply => MessageKind::Reply,
+            Addressing::Forward => MessageKind::Forward,
+        })
+    } else if mail.says_something || kept_below || noted_below || forwarded.is_some() {
         Some(MessageKind::Note)
     } else {
         None
@@ -253,12 +338,20 @@ pub async fn submit(
     let (number, outcome) = match (kind, target) {
         (Some(kind), target) => {
             let recipients = if public { outside.as_slice() } else { &[] };
+            let reply_to = forwarded
+                .as_ref()
+                .map(|(original, _)| (original.from_name.clone(), original.from.clone()));
             let filed = file(
-                app, agent, envelope, &header, &mail, target, queue, kind, recipients, now,
+                app, agent, envelope, &header, &mail, target, queue, kind, recipients, reply_to,
+                now,
             )
             .await?;
             let outcome = if filed.duplicate {
                 Outcome::Duplicate
+            } else if public && kind == MessageKind::Forward {
+                Outcome::Forward {
+                    recipients: filed.queued,
+                }
             } else if public {
                 Outcome::Reply {
                     recipients: filed.queued,
@@ -266,13 +359,17 @@ pub async fn submit(
                 }
             } else if held {
                 Outcome::Held
+            } else if forwarded.is_some() {
+                Outcome::ForwardedToCreate
+            } else if kept_below {
+                Outcome::KeptAsNote
             } else {
                 Outcome::Note
             };
             (filed.ticket, outcome)
         }
         (None, ReplyTarget::Ticket(number)) => (number, Outcome::CommandsOnly),
-        (None, ReplyTarget::New { .. }) => {
+        (None, ReplyTarget::New { .. } | ReplyTarget::Forwarded { .. }) => {
             return Err(SubmitError::Refused("550 5.6.0 Nothing to send".into()));
         }
     };
@@ -291,6 +388,9 @@ pub async fn submit(
     }
     if !command_errors.is_empty() && outcome != Outcome::Duplicate {
         report_command_errors(app, number, agent, &command_errors, &outcome, now).await?;
+    }
+    if outcome == Outcome::KeptAsNote {
+        report_kept_below(app, number, agent, now).await?;
     }
     Ok(Submitted {
         ticket: number,
@@ -312,12 +412,15 @@ async fn file(
     queue: &Queue,
     kind: MessageKind,
     outside: &[String],
+    reply_to: Option<(Option<String>, String)>,
     now: DateTime<Utc>,
 ) -> Result<crate::store::AgentMailFiled, SubmitError> {
     let display = format!("{} via {}", agent.name, queue_display_name(&queue.name));
-    let (sender, from_name) = match kind {
-        MessageKind::Reply => (queue.address.clone(), Some(display.clone())),
-        _ => (agent.email.to_lowercase(), Some(agent.name.clone())),
+    let sent_out = matches!(kind, MessageKind::Reply | MessageKind::Forward);
+    let (sender, from_name) = if sent_out {
+        (queue.address.clone(), Some(display.clone()))
+    } else {
+        (agent.email.to_lowercase(), Some(agent.name.clone()))
     };
     // A client that sends no Message-ID gets one of ours; it is fixed
     // before the ticket number is known so that a retry finds the mail.
@@ -343,7 +446,7 @@ async fn file(
     let has_message_id = header.message_id.is_some() && !replaced_id;
     let queue_address = queue.address.clone();
     let id_for_build = message_id.clone();
-    let build = Box::new(move |ticket: i64| {
+    let build = Box::new(move |ticket: i64, threading: Option<&(String, String)>| {
         let tagged = subject::with_ticket_tag(&subject_text, ticket);
         let mut fields = vec![
             HeaderEdit::remove("Bcc"),
@@ -351,7 +454,10 @@ async fn file(
             HeaderEdit::remove("X-Postdesk-Note"),
             HeaderEdit::raw("X-Postdesk-Ticket", &ticket.to_string()),
         ];
-        if kind == MessageKind::Reply {
+        if sent_out {
+            // Answering a note from the view ("Reply" on a forwarded
+            // customer's mail) must not tell the customer it was a note.
+            let tagged = without_note_marker(&tagged);
             fields.push(HeaderEdit::address("From", &display, &queue_address));
             fields.push(HeaderEdit::remove("Sender"));
             fields.push(HeaderEdit::raw(
@@ -362,6 +468,22 @@ async fn file(
         } else {
             fields.push(HeaderEdit::text("Subject", &note_subject(&tagged)));
             fields.push(HeaderEdit::raw("X-Postdesk-Note", "yes"));
+            if let Some((in_reply_to, references)) = threading {
+                fields.push(HeaderEdit::raw("In-Reply-To", in_reply_to));
+                fields.push(HeaderEdit::raw("References", references));
+            }
+            // A forwarded customer's mail: "Reply" in the agent's client
+            // answers the customer, in this ticket (the reply names this
+            // note's Message-ID).
+            match &reply_to {
+                Some((Some(name), address)) => {
+                    fields.push(HeaderEdit::address("Reply-To", name, address));
+                }
+                Some((None, address)) => {
+                    fields.push(HeaderEdit::raw("Reply-To", &format!("<{address}>")));
+                }
+                None => {}
+            }
         }
         if !has_message_id {
             fields.push(HeaderEdit::raw("Message-ID", &format!("<{id_for_build}>")));
@@ -401,6 +523,87 @@ async fn file(
     Ok(app.store.file_agent_mail(&request).await?)
 }
 
+/// The customer mail an agent forwarded: the first attached message
+/// (message/rfc822, "forward as attachment"), else the header block of an
+/// inline forward in the text. mail-parser reads the attachment and the
+/// decoded text; a panic in it on malformed MIME costs nothing.
+fn forwarded_original(raw: &[u8]) -> Option<ForwardedHeader> {
+    std::panic::catch_unwind(|| {
+        let message = MessageParser::default().parse(raw)?;
+        let attached = message.parts.iter().find_map(|part| match &part.body {
+            PartType::Message(inner) => Some(inner),
+            _ => None,
+        });
+        if let Some(inner) = attached {
+            let from = inner.from().and_then(Address::first)?;
+            let addr = address::normalize(from.address.as_deref()?);
+            address::split(&addr)?;
+            return Some(ForwardedHeader {
+                from: addr,
+                from_name: from
+                    .name
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_string),
+                subject: inner.subject().map(str::to_string),
+                message_id: inner
+                    .message_id()
+                    .map(message_id::normalize)
+                    .filter(|id| message_id::is_plausible(id)),
+            });
+        }
+        agent_mail::inline_forward(&message.body_text(0)?)
+    })
+    .ok()
+    .flatten()
+}
+
+/// A queue's or an agent's address: postdesk's own, never a customer.
+fn is_own_address(addr: &str, queues: &[Queue], agents: &[crate::store::Agent]) -> bool {
+    let base = address::Recipient::parse(addr).map(|r| r.base);
+    queues
+        .iter()
+        .any(|q| Some(&q.address) == base.as_ref() || q.address == addr)
+        || agents.iter().any(|a| a.email.to_lowercase() == addr)
+}
+
+/// Tells the agent, in the ticket, that their words below the quote were
+/// kept as a note and not sent.
+async fn report_kept_below(
+    app: &App,
+    ticket: i64,
+    agent: &LoginAgent,
+    now: DateTime<Utc>,
+) -> Result<(), SubmitError> {
+    let body = format!(
+        "{} sent a mail with nothing above the quoted message but mail commands (if any), \
+         so nothing was sent to the customer; the commands were applied. The text written \
+         below the quote is kept as the internal note before this one. To send it, write it \
+         above the quoted message (below the commands), e.g. with Thunderbird's \
+         \"start my reply above the quote\".\n",
+        agent.email
+    );
+    let detail = format!(
+        "text of {} below the quote kept as an internal note, not sent",
+        agent.email
+    );
+    let id = app.own_ids.mint(ticket);
+    let note = SystemNote::compose(
+        &app.config.hostname,
+        ticket,
+        id,
+        "Your text was not sent",
+        &body,
+        detail,
+    )
+    .map_err(|e| SubmitError::Store(StoreError::Corrupt(e)))?;
+    app.store
+        .add_system_note(ticket, now, EventKind::Note, &note)
+        .await?;
+    Ok(())
+}
+
 /// `[#12] Re: VPN drops` → `[#12] [note] Re: VPN drops`: a note says so in
 /// the subject the agents' clients list.
 fn note_subject(tagged: &str) -> String {
@@ -413,6 +616,14 @@ fn note_subject(tagged: &str) -> String {
         }
         _ => format!("[note] {tagged}"),
     }
+}
+
+/// `Re: [#12] [note] Fwd: x` → `Re: [#12] Fwd: x`.
+fn without_note_marker(subject: &str) -> String {
+    subject
+        .replace(" [note] ", " ")
+        .replace("[note] ", "")
+        .replace(" [note]", "")
 }
 
 fn from_queue<'q>(queues: &'q [Queue], from: &str) -> Option<&'q Queue> {
@@ -704,6 +915,12 @@ mod tests {
         assert_eq!(note_subject("[#12] Re: VPN"), "[#12] [note] Re: VPN");
         assert_eq!(note_subject("Re: VPN"), "[note] Re: VPN");
         assert_eq!(note_subject("[#12] [note] x"), "[#12] [note] x");
+        assert_eq!(
+            without_note_marker("Re: [#12] [note] Fwd: Printer"),
+            "Re: [#12] Fwd: Printer"
+        );
+        assert_eq!(without_note_marker("[note] x"), "x");
+        assert_eq!(without_note_marker("Re: notes [#3]"), "Re: notes [#3]");
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! what the agent sent.
 
 use crate::domain::commands::{self, Commands};
-use crate::domain::quoting::split_quoted;
+use crate::domain::quoting::{split_quoted, words_anywhere};
 use crate::domain::sent_copy::submission_digest;
 use crate::mime::header::{self, Field as HeaderField, header_end};
 use mail_builder::encoders::{Base64Encoder, QuotedPrintableEncoder};
@@ -29,6 +29,10 @@ pub struct AgentMail {
     /// of only `#close` above the customer's quoted mail says nothing to
     /// the customer.
     pub says_something: bool,
+    /// A mail that says nothing above the quote still holds words of the
+    /// agent's below it (an answer written under the quoted mail): they
+    /// are kept as a note, never dropped.
+    pub words_below_quote: bool,
     /// What the agent submitted, as their client's Sent copy must match
     /// it ([`submission_digest`]).
     pub digest: String,
@@ -49,6 +53,7 @@ pub fn read_agent_mail(raw: &[u8]) -> AgentMail {
             commands: Commands::default(),
             stripped: raw.to_vec(),
             says_something: !raw.is_empty(),
+            words_below_quote: false,
             digest: submission_digest(raw),
         },
     }
@@ -60,11 +65,13 @@ fn read_parsed(raw: &[u8], message: &Message<'_>) -> AgentMail {
     let remaining = commands::strip_lines(&text, commands.block_lines);
     let (own, _quoted) = split_quoted(remaining);
     let says_something = !own.trim().is_empty() || message.attachment_count() > 0;
+    let words_below_quote = !says_something && !words_anywhere(remaining).trim().is_empty();
     if commands.is_empty() {
         return AgentMail {
             commands,
             stripped: raw.to_vec(),
             says_something,
+            words_below_quote,
             digest: submission_digest(raw),
         };
     }
@@ -125,6 +132,7 @@ fn read_parsed(raw: &[u8], message: &Message<'_>) -> AgentMail {
         commands,
         stripped,
         says_something,
+        words_below_quote,
         digest: submission_digest(raw),
     }
 }
@@ -492,6 +500,32 @@ AAECAwQFBgcICQ==\r\n\
         );
         let plain = read_agent_mail(b"Subject: x\r\n\r\nNo commands here.\r\n");
         assert!(plain.commands.is_empty() && plain.says_something);
+        assert!(!mail.words_below_quote && !plain.words_below_quote);
+        // An answer written below the quote is not "only commands".
+        let below = read_agent_mail(
+            b"Subject: Re: x\r\n\r\n#close\r\n\r\nOn Mon, Carol wrote:\r\n> broken\r\n\r\nFixed it, restart please.\r\n",
+        );
+        assert!(!below.says_something && below.words_below_quote);
+    }
+
+    #[test]
+    fn prose_after_a_hash_is_sent_whole_in_text_and_html() {
+        let raw = b"From: a@desk.test\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n#tag vipHi Heidi, we are looking into your server right now.\r\n\r\n--b\r\nContent-Type: text/html\r\n\r\n<html><body><p>#tag vipHi Heidi, we are looking into your server right now.</p></body></html>\r\n--b--\r\n";
+        let mail = read_agent_mail(raw);
+        assert!(mail.commands.is_empty() && mail.says_something);
+        assert_eq!(mail.stripped, raw.to_vec());
+        // Commands above such a line are cut from both parts; the line stays.
+        let raw = String::from_utf8_lossy(raw)
+            .replace("<p>#tag vipHi", "<p>#close<br>#tag vipHi")
+            .replace("\r\n\r\n#tag vipHi", "\r\n\r\n#close\r\n#tag vipHi");
+        let mail = read_agent_mail(raw.as_bytes());
+        assert_eq!(mail.commands.lines.len(), 1);
+        let (text, html) = body_texts(&mail.stripped);
+        assert!(text.starts_with("#tag vipHi Heidi"), "{text:?}");
+        assert!(
+            html.contains("<p>#tag vipHi Heidi") && !html.contains("#close"),
+            "{html}"
+        );
     }
 
     #[test]
