@@ -16,6 +16,7 @@
 //! ever). The committed cursor stays below the oldest open gap.
 
 use super::document::MessageText;
+use super::substring;
 use super::{Fields, Progress, SavedCursor, SearchError, SearchIndex};
 use crate::config::Config;
 use crate::domain::ticket::EventKind;
@@ -451,22 +452,34 @@ fn document(
         &text.subject
     };
     doc.add_text(fields.subject, subject);
-    if text.from.is_empty() {
-        let from = match &message.from_name {
-            Some(name) => format!("{name} {}", message.sender),
+    doc.add_pre_tokenized_text(fields.subject_suffixes, substring::value_suffixes(subject));
+    let from = if text.from.is_empty() {
+        match &message.from_name {
+            Some(name) => format!("{name} <{}>", message.sender),
             None => message.sender.clone(),
-        };
-        doc.add_text(fields.from, from);
+        }
     } else {
-        doc.add_text(fields.from, &text.from);
-    }
+        text.from.clone()
+    };
+    doc.add_pre_tokenized_text(fields.from_suffixes, substring::value_suffixes(&from));
+    doc.add_text(fields.from, from);
     doc.add_text(fields.to, &text.to);
+    doc.add_pre_tokenized_text(fields.to_suffixes, substring::value_suffixes(&text.to));
     doc.add_text(fields.cc, &text.cc);
+    doc.add_pre_tokenized_text(fields.cc_suffixes, substring::value_suffixes(&text.cc));
     doc.add_text(fields.body, &text.body);
     doc.add_text(fields.quoted, &text.quoted);
     for name in &text.attachments {
         doc.add_text(fields.attachment, name);
     }
+    doc.add_pre_tokenized_text(
+        fields.word_suffixes,
+        substring::word_suffixes(
+            [text.body.as_str(), text.quoted.as_str()]
+                .into_iter()
+                .chain(text.attachments.iter().map(String::as_str)),
+        ),
+    );
     doc.add_date(
         fields.date,
         tantivy::DateTime::from_timestamp_secs(message.received_at.timestamp()),
@@ -593,12 +606,13 @@ pub async fn run(
             match indexer.commit().await {
                 Ok(()) => {
                     last_commit = Instant::now();
+                    // Handed to the note writer: a burst of new tickets
+                    // must not hold up the next round of indexing (one
+                    // similarity search and one store write per ticket).
                     for ticket in indexer.take_created() {
-                        if let Err(err) =
-                            super::similar::add_note(&store, &config, indexer.index.clone(), ticket)
-                                .await
-                        {
-                            tracing::warn!(%err, ticket, "similar tickets note");
+                        if let Err(err) = notes.try_send(ticket) {
+                            tracing::warn!(%err, ticket,
+                                "similar tickets note: the backlog is full, this ticket gets none");
                         }
                     }
                 }
