@@ -132,8 +132,8 @@ async fn main() -> Result<()> {
             let mut previous: Vec<String> = Vec::new();
             // Each sender offers its share of the rate on a fixed schedule
             // (a slow answer is caught up on, not added to the schedule).
-            let pace = (args.rate > 0.0)
-                .then(|| Duration::from_secs_f64(args.senders as f64 / args.rate));
+            let pace =
+                (args.rate > 0.0).then(|| Duration::from_secs_f64(args.senders as f64 / args.rate));
             for n in 0..count {
                 if let Some(pace) = pace {
                     tokio::time::sleep_until((started + pace * n as u32).into()).await;

@@ -17,10 +17,13 @@
 //!   every suffix of every distinct word, once per message, without
 //!   positions. A needle of one word finds every message with a word that
 //!   contains it (`invo` finds "invoice", `voice` finds "invoices"). A
-//!   needle of several words is a phrase of the stemmed words with the
-//!   last one a prefix ("invoice overd" finds "invoices overdue"): a
-//!   substring spanning words, as a client user means it, without the
-//!   cost of suffixes with positions for every word of every body.
+//!   needle of several words is the phrase of its complete words (by
+//!   their stems, as `postdesk search` matches them) and, anywhere in the
+//!   message, a word containing the last, partly typed one ("invoices
+//!   are over" finds "your invoices are overdue"): close to a substring
+//!   across words, without suffixes with positions for every word of
+//!   every body, and without tantivy's phrase-prefix query, which caps how
+//!   many words a prefix stands for (a SEARCH answer must be complete).
 //!
 //! Text is compared folded: lowercase, accents folded ("cafe" finds
 //! "Café"), runs of white space as one space. The alternatives weighed: a
@@ -31,16 +34,16 @@
 //! trigrams is slow to intersect. Suffixes of distinct words cost one
 //! posting per suffix per message, and a search is a range scan.
 
+use super::SearchIndex;
 use super::schema::Fields;
 use super::tokenizer::{folding_analyzer, word_analyzer};
-use super::SearchIndex;
 use std::collections::BTreeSet;
 use std::ops::Bound;
 use tantivy::Term;
 use tantivy::query::{
-    AllQuery, BooleanQuery, InvertedIndexRangeQuery, Occur, PhrasePrefixQuery, PhraseQuery, Query,
+    AllQuery, BooleanQuery, InvertedIndexRangeQuery, Occur, PhraseQuery, Query, TermQuery,
 };
-use tantivy::schema::Field;
+use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::tokenizer::{PreTokenizedString, Token, TokenStream};
 
 /// Characters a suffix of a short field keeps.
@@ -181,7 +184,10 @@ fn value_query(field: Field, needle: &str) -> Box<dyn Query> {
             .get(offset + SUFFIX_CHARS)
             .copied()
             .unwrap_or(needle.len());
-        (offset, Term::from_field_text(field, &needle[starts[offset]..end]))
+        (
+            offset,
+            Term::from_field_text(field, &needle[starts[offset]..end]),
+        )
     };
     let last = starts.len() - SUFFIX_CHARS;
     let mut pieces: Vec<(usize, Term)> = (0..last).step_by(SUFFIX_CHARS).map(piece).collect();
@@ -219,43 +225,43 @@ impl SearchIndex {
     }
 }
 
-/// Words of the body: one word anywhere inside a word; several as a
-/// phrase whose last word is a prefix.
+/// Words of the body: one word anywhere inside a word; several as the
+/// phrase of the complete words (all but the last, by their stems) and a
+/// word containing the last one, which may be partial.
 fn body_query(f: &Fields, needle: &str) -> Option<Box<dyn Query>> {
     let written = words(needle);
-    match written.as_slice() {
-        [] => None,
-        [word] => Some(prefix_query(f.word_suffixes, word)),
-        [.., last_written] => {
-            let stemmed = super::query::analyze(needle);
-            let (last_offset, last_stem) = stemmed.last()?;
-            // The index holds the stem of the whole word, which a typed
-            // prefix may run past ("policie" of "policies", indexed
-            // "polici"): then the prefix's own stem is the shorter one.
-            let prefix = if last_stem.len() < last_written.len() {
-                last_stem
-            } else {
-                last_written
-            };
-            let clauses = [f.body, f.quoted, f.attachment]
-                .into_iter()
-                .map(|field| {
-                    let mut terms: Vec<(usize, Term)> = stemmed[..stemmed.len() - 1]
-                        .iter()
-                        .map(|(offset, word)| (*offset, Term::from_field_text(field, word)))
-                        .collect();
-                    terms.push((*last_offset, Term::from_field_text(field, prefix)));
-                    let mut query = PhrasePrefixQuery::new_with_offset(terms);
-                    // Every word the prefix stands for: a SEARCH answer is
-                    // complete, not the best few.
-                    query.set_max_expansions(u32::MAX);
-                    let query: Box<dyn Query> = Box::new(query);
-                    (Occur::Should, query)
-                })
-                .collect();
-            Some(Box::new(BooleanQuery::new(clauses)))
-        }
+    let last = written.last()?;
+    let partial = prefix_query(f.word_suffixes, last);
+    if written.len() == 1 {
+        return Some(partial);
     }
+    let mut complete = super::query::analyze(needle);
+    complete.pop();
+    let in_field = |field: Field| -> Box<dyn Query> {
+        if let [(_, word)] = complete.as_slice() {
+            Box::new(TermQuery::new(
+                Term::from_field_text(field, word),
+                IndexRecordOption::Basic,
+            ))
+        } else {
+            Box::new(PhraseQuery::new_with_offset(
+                complete
+                    .iter()
+                    .map(|(offset, word)| (*offset, Term::from_field_text(field, word)))
+                    .collect(),
+            ))
+        }
+    };
+    let phrase = BooleanQuery::new(
+        [f.body, f.quoted, f.attachment]
+            .into_iter()
+            .map(|field| (Occur::Should, in_field(field)))
+            .collect(),
+    );
+    Some(Box::new(BooleanQuery::new(vec![
+        (Occur::Must, Box::new(phrase)),
+        (Occur::Must, partial),
+    ])))
 }
 
 #[cfg(test)]
@@ -268,6 +274,98 @@ mod tests {
             .iter()
             .map(|t| (t.text.clone(), t.position))
             .collect()
+    }
+
+    /// An index of these (subject, from, body) messages, ids from 1.
+    fn index_of(
+        messages: &[(&str, &str, &str)],
+    ) -> (tempfile::TempDir, std::sync::Arc<SearchIndex>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let index = SearchIndex::open(dir.path()).expect("index");
+        let f = index.fields();
+        let mut writer: tantivy::IndexWriter = index.index.writer(20_000_000).expect("writer");
+        for (id, (subject, from, body)) in messages.iter().enumerate() {
+            let mut doc = tantivy::TantivyDocument::default();
+            doc.add_u64(f.message, id as u64 + 1);
+            doc.add_text(f.subject, subject);
+            doc.add_pre_tokenized_text(f.subject_suffixes, value_suffixes(subject));
+            doc.add_text(f.from, from);
+            doc.add_pre_tokenized_text(f.from_suffixes, value_suffixes(from));
+            doc.add_text(f.body, body);
+            doc.add_pre_tokenized_text(f.word_suffixes, word_suffixes([*body]));
+            writer.add_document(doc).expect("add");
+        }
+        writer.commit().expect("commit");
+        index.reload().expect("reload");
+        (dir, index)
+    }
+
+    fn found(index: &SearchIndex, key: ImapKey, needle: &str) -> Vec<i64> {
+        let query = index.substring_query(key, needle).expect("answerable");
+        let mut ids = index.matching_messages(query.as_ref()).expect("search");
+        ids.sort_unstable();
+        ids
+    }
+
+    #[test]
+    fn substrings_are_found_as_a_client_expects() {
+        let long_subject = "Quarterly invoice 2026-Q1 for ACME Corporation, third reminder";
+        let (_dir, index) = index_of(&[
+            (
+                "Invoice #4711 overdue",
+                "Jürgen Groß <jurgen@example.com>",
+                "Your invoices are overdue.",
+            ),
+            (
+                long_subject,
+                "billing@acme.example",
+                "Please pay the quarterly invoice.",
+            ),
+            (
+                "VPN",
+                "ann@example.org",
+                "The VPN connection drops; 数据库连接 fails.",
+            ),
+        ]);
+        // Parts of words, in any case, accents folded.
+        assert_eq!(found(&index, ImapKey::Body, "invo"), [1, 2]);
+        assert_eq!(found(&index, ImapKey::Body, "VOICES"), [1]);
+        assert_eq!(found(&index, ImapKey::Body, "nnect"), [3]);
+        assert_eq!(found(&index, ImapKey::Body, "xinvo"), Vec::<i64>::new());
+        // Several words: the phrase of the complete ones, the last partial.
+        assert_eq!(found(&index, ImapKey::Body, "invoices are over"), [1]);
+        assert_eq!(found(&index, ImapKey::Body, "the quarterly inv"), [2]);
+        assert_eq!(
+            found(&index, ImapKey::Body, "are invoices over"),
+            Vec::<i64>::new()
+        );
+        assert_eq!(
+            found(&index, ImapKey::Body, "invoices are xyz"),
+            Vec::<i64>::new()
+        );
+        // CJK: a character, and a run as its pairs.
+        assert_eq!(found(&index, ImapKey::Body, "据"), [3]);
+        assert_eq!(found(&index, ImapKey::Body, "数据库"), [3]);
+        // Short fields: exact substrings, punctuation and spaces included.
+        assert_eq!(found(&index, ImapKey::Subject, "#47"), [1]);
+        assert_eq!(found(&index, ImapKey::Subject, "ice #4711 o"), [1]);
+        assert_eq!(found(&index, ImapKey::From, "@example."), [1, 3]);
+        assert_eq!(found(&index, ImapKey::From, "gross <jur"), [1]);
+        assert_eq!(
+            found(&index, ImapKey::From, "jurgen@example.org"),
+            Vec::<i64>::new()
+        );
+        // Longer than a stored suffix: pieces at their offsets.
+        assert_eq!(found(&index, ImapKey::Subject, &long_subject[3..]), [2]);
+        assert_eq!(found(&index, ImapKey::Subject, long_subject), [2]);
+        let mut wrong = long_subject.to_string();
+        wrong.push('!');
+        assert_eq!(found(&index, ImapKey::Subject, &wrong), Vec::<i64>::new());
+        // TEXT is any of them.
+        assert_eq!(found(&index, ImapKey::Text, "acme"), [2]);
+        assert_eq!(found(&index, ImapKey::Text, "vpn"), [3]);
+        // Punctuation alone in a body is left to reading the messages.
+        assert!(index.substring_query(ImapKey::Body, "?!").is_none());
     }
 
     #[test]
