@@ -6,7 +6,12 @@
 # (bench/search_after_burst.py) and /metrics' index lag is sampled. Every
 # loadgen message has the word, so a complete answer names every message.
 #
-#   bench/search_after_burst.sh [-n 10000] [--rate 667] [--runs 3] [--after 40]
+#   bench/search_after_burst.sh [-n 10000] [--rate 667] [--runs 3] [--after 40] [--resolved 200]
+#
+# --resolved K first files K tickets of the same kind and resolves them, as
+# a queue in use has: then every new ticket of the burst gets a "possibly
+# related" note (a similarity search and a store write each), the work
+# that used to hold up the indexer.
 #
 # Per run: how long after the last message was accepted SEARCH answered
 # complete in under 20 ms (and stayed so), the SEARCH time then, the
@@ -15,8 +20,8 @@
 # Build first: cargo build --release --bin postdesk --example loadgen
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N=10000 RATE=667 RUNS=3 AFTER=40
-while [ $# -gt 0 ]; do case "$1" in -n) N=$2; shift 2;; --rate) RATE=$2; shift 2;;
+N=10000 RATE=667 RUNS=3 AFTER=40 RESOLVED=0
+while [ $# -gt 0 ]; do case "$1" in -n) N=$2; shift 2;; --rate) RATE=$2; shift 2;; --resolved) RESOLVED=$2; shift 2;;
   --runs) RUNS=$2; shift 2;; --after) AFTER=$2; shift 2;; *) echo "bad arg $1" >&2; exit 2;; esac; done
 TARGET=${CARGO_TARGET_DIR:-target}
 BIN=${POSTDESK_BIN:-$TARGET/release/postdesk}
@@ -63,6 +68,13 @@ TOML
   for _ in $(seq 1 100); do grep -q "IMAP" "$DATA/serve.log" 2>/dev/null && break; sleep 0.1; done
   echo bench-password | "$BIN" --config "$DATA/postdesk.toml" agent add bench@support.test --name Bench \
     --queue support --password-stdin > /dev/null
+  if [ "$RESOLVED" -gt 0 ]; then
+    "$LOADGEN" --addr "127.0.0.1:$SMTP_PORT" --to support@support.test --senders 1 \
+      --messages "$RESOLVED" --size 2048 --reply-ratio 0 > /dev/null
+    for t in $(seq 1 "$RESOLVED"); do
+      "$BIN" --config "$DATA/postdesk.toml" ticket set "$t" --status resolved > /dev/null
+    done
+  fi
   if [ -n "$HTTP" ]; then
     ( while true; do
         lag=$(curl -s "http://127.0.0.1:$HTTP_PORT/metrics" | awk '/^postdesk_search_index_lag_messages /{print $2}')
