@@ -72,7 +72,11 @@ TOML
     "$LOADGEN" --addr "127.0.0.1:$SMTP_PORT" --to support@support.test --senders 1 \
       --messages "$RESOLVED" --size 2048 --reply-ratio 0 > /dev/null
     for t in $(seq 1 "$RESOLVED"); do
-      "$BIN" --config "$DATA/postdesk.toml" ticket set "$t" --status resolved > /dev/null
+      # The server may hold SQLite's write lock a moment: try again.
+      for _ in 1 2 3 4 5 6 7 8 9 10; do
+        "$BIN" --config "$DATA/postdesk.toml" ticket set "$t" --status resolved > /dev/null 2>&1 && break
+        sleep 0.2
+      done
     done
   fi
   if [ -n "$HTTP" ]; then
