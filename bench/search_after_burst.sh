@@ -122,6 +122,10 @@ print(f"RESULT run={run} ready_s={'never' if ready is None else f'{ready:.1f}'} 
       f"after_ms(+0s,+2s,+5s,+10s,+20s,+30s)={at(0)},{at(2)},{at(5)},{at(10)},{at(20)},{at(30)} "
       f"last_lag_nonzero_s={lag_end}")
 PY
+  if [ "$RESOLVED" -gt 0 ] && command -v sqlite3 > /dev/null; then
+    echo "run $run: similar-tickets notes written by the end: $(sqlite3 "$DATA/postdesk.db" \
+      "SELECT COUNT(*) FROM ticket_events WHERE kind = 'similar-tickets'")"
+  fi
   cleanup
 done
 python3 - "$RESULTS" <<'PY'
