@@ -33,6 +33,10 @@ struct Args {
     /// Share of messages that reply to an earlier message (0..1).
     #[arg(long, default_value_t = 0.5)]
     reply_ratio: f64,
+    /// Messages offered per second in all (spread over the senders); 0:
+    /// as fast as the server accepts.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
     /// Print one JSON line instead of text.
     #[arg(long)]
     json: bool,
@@ -126,7 +130,14 @@ async fn main() -> Result<()> {
             let mut client = Client::connect(args.addr).await?;
             let mut latencies = Vec::with_capacity(count);
             let mut previous: Vec<String> = Vec::new();
+            // Each sender offers its share of the rate on a fixed schedule
+            // (a slow answer is caught up on, not added to the schedule).
+            let pace =
+                (args.rate > 0.0).then(|| Duration::from_secs_f64(args.senders as f64 / args.rate));
             for n in 0..count {
+                if let Some(pace) = pace {
+                    tokio::time::sleep_until((started + pace * n as u32).into()).await;
+                }
                 let reply = !previous.is_empty() && rand::random::<f64>() < args.reply_ratio;
                 let parent = reply.then(|| previous[rand::random_range(0..previous.len())].clone());
                 let (id, data) = body(sender, n, args.size, parent.as_deref(), run);

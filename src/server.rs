@@ -95,6 +95,11 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
     let imap_limits = Arc::new(imap::ImapLimits::from_config(&app.config.imap));
     let imap_agent_slots = Arc::new(imap::AgentSlots::default());
     let index = open_search_index(&app.config.data_dir)?;
+    for old in SearchIndex::remove_older_versions(&app.config.data_dir) {
+        tracing::info!(path = %old.display(),
+            "removed the search index of an older version: the index is rebuilt from the store \
+             (until it has caught up, IMAP SEARCH reads the messages it lacks)");
+    }
     let _ = app.search.set(index.clone());
     let mut tasks = vec![
         tokio::spawn(imap::serve(

@@ -1084,7 +1084,7 @@ fn a_first_start_keeps_the_data_private() {
     ] {
         assert_eq!(mode(&data.join(file)), 0o600, "{file}");
     }
-    let index = data.join("index-v1");
+    let index = postdesk::search::SearchIndex::directory(&data);
     assert_eq!(mode(&index), 0o700);
     for entry in std::fs::read_dir(&index).expect("index").flatten() {
         assert_eq!(mode(&entry.path()) & 0o077, 0, "{}", entry.path().display());

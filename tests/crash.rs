@@ -259,8 +259,10 @@ backend_test!(
         let store = postdesk::store::Store::connect_read_only(&url)
             .await
             .expect("store");
-        let index =
-            postdesk::search::SearchIndex::open(&dir.path().join("index-v1")).expect("index");
+        let index = postdesk::search::SearchIndex::open(&postdesk::search::SearchIndex::directory(
+            dir.path(),
+        ))
+        .expect("index");
         let mut lag = (-1, None);
         for _ in 0..200 {
             index.reload().expect("reload");

@@ -39,7 +39,7 @@ fn warn_if_readable_by_others(config: &Config, config_file: &Path) {
         data.join("postdesk.db"),
         data.join("postdesk.db-wal"),
         data.join("postdesk.db-shm"),
-        data.join("index-v1"),
+        crate::search::SearchIndex::directory(data),
         data.join("tls"),
         data.join("tls").join("key.pem"),
         config_file.to_path_buf(),

@@ -66,11 +66,19 @@ fn body_text(message: &Message<'_>) -> String {
 
 fn addresses(value: Option<&HeaderValue<'_>>) -> String {
     let mut text = String::new();
+    // As a header shows them ("Name <address>, address"): IMAP SEARCH
+    // FROM/TO/CC match substrings of this text; the word fields see the
+    // same words either way.
     let mut push = |name: Option<&str>, address: Option<&str>| {
-        for part in [name, address].into_iter().flatten() {
-            text.push_str(part);
-            text.push(' ');
+        let shown = match (name, address) {
+            (Some(name), Some(address)) => format!("{name} <{address}>"),
+            (Some(part), None) | (None, Some(part)) => part.to_string(),
+            (None, None) => return,
+        };
+        if !text.is_empty() {
+            text.push_str(", ");
         }
+        text.push_str(&shown);
     };
     match value {
         Some(HeaderValue::Address(Address::List(list))) => {
@@ -118,8 +126,8 @@ JVBERi0=\r\n\
 --b--\r\n";
         let text = MessageText::parse(raw);
         assert_eq!(text.subject, "Drucker kaputt");
-        assert_eq!(text.from, "Jürgen jurgen@example.test");
-        assert_eq!(text.to, "support@desk.test Bob bob@example.test");
+        assert_eq!(text.from, "Jürgen <jurgen@example.test>");
+        assert_eq!(text.to, "support@desk.test, Bob <bob@example.test>");
         assert_eq!(text.cc, "carol@example.test");
         assert!(text.body.contains("The spooler hangs"), "{:?}", text.body);
         assert_eq!(text.attachments, ["log.pdf"]);

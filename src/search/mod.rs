@@ -13,13 +13,13 @@ pub mod indexer;
 pub mod query;
 pub mod schema;
 pub mod similar;
+pub mod substring;
 pub mod tokenizer;
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
 use tantivy::directory::{Directory, INDEX_WRITER_LOCK};
@@ -99,13 +99,75 @@ pub struct SearchIndex {
     index: Index,
     reader: IndexReader,
     fields: Fields,
-    indexed_through: AtomicI64,
+    coverage: RwLock<Arc<Coverage>>,
+}
+
+/// Which messages the searchable state of the index holds: every id up to
+/// `through`, and above it those up to `seen` that are not `gaps` (ids
+/// skipped over that may still commit, on PostgreSQL). Taken from the
+/// progress committed with the index, so it never claims a message the
+/// searches cannot see yet.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Coverage {
+    pub through: i64,
+    pub seen: i64,
+    pub gaps: Vec<i64>,
+}
+
+impl Coverage {
+    fn of(progress: &Progress) -> Coverage {
+        let mut coverage = Coverage {
+            through: progress.messages,
+            seen: progress.messages,
+            gaps: Vec::new(),
+        };
+        if let Some(cursor) = &progress.message_cursor
+            && cursor.seen >= progress.messages
+        {
+            coverage.seen = cursor.seen;
+            coverage.gaps = cursor.gaps.clone();
+            coverage.gaps.sort_unstable();
+        }
+        coverage
+    }
+
+    /// Whether message `id` was read into the index (if it is a message
+    /// the index keeps at all).
+    pub fn holds(&self, id: i64) -> bool {
+        id <= self.through || (id <= self.seen && self.gaps.binary_search(&id).is_err())
+    }
 }
 
 impl SearchIndex {
     /// Where a data directory keeps its index.
     pub fn directory(data_dir: &Path) -> PathBuf {
         data_dir.join(format!("index-v{}", schema::SCHEMA_VERSION))
+    }
+
+    /// Removes the index directories an older schema left in `data_dir`
+    /// (a binary upgraded in place builds its own index from the store:
+    /// the old one would only take space); returns what it removed.
+    pub fn remove_older_versions(data_dir: &Path) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(data_dir) else {
+            return Vec::new();
+        };
+        let mut removed = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let older = name
+                .to_str()
+                .and_then(|name| name.strip_prefix("index-v"))
+                .and_then(|version| version.parse::<u32>().ok())
+                .is_some_and(|version| version < schema::SCHEMA_VERSION);
+            if older && entry.path().is_dir() {
+                match std::fs::remove_dir_all(entry.path()) {
+                    Ok(()) => removed.push(entry.path()),
+                    Err(err) => tracing::warn!(%err, path = %entry.path().display(),
+                        "cannot remove an older search index"),
+                }
+            }
+        }
+        removed
     }
 
     /// Opens the index in `dir`, creating an empty one if there is none.
@@ -131,16 +193,15 @@ impl SearchIndex {
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
+        let coverage = RwLock::new(Arc::new(Coverage::default()));
         let search = SearchIndex {
             dir: dir.to_path_buf(),
             index,
             reader,
             fields,
-            indexed_through: AtomicI64::new(0),
+            coverage,
         };
-        search
-            .indexed_through
-            .store(search.progress()?.messages, Ordering::Release);
+        search.set_coverage(Coverage::of(&search.progress()?));
         Ok(Arc::new(search))
     }
 
@@ -162,10 +223,26 @@ impl SearchIndex {
             .unwrap_or_default())
     }
 
-    /// Every message with an id up to this is searchable now: SEARCH
-    /// reads newer messages itself instead of trusting the index.
+    /// Every message with an id up to this is searchable now.
     pub fn indexed_through(&self) -> i64 {
-        self.indexed_through.load(Ordering::Acquire)
+        self.coverage().through
+    }
+
+    /// The messages searchable now: SEARCH reads the others itself
+    /// instead of trusting the index.
+    pub fn coverage(&self) -> Arc<Coverage> {
+        match self.coverage.read() {
+            Ok(coverage) => coverage.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set_coverage(&self, coverage: Coverage) {
+        let coverage = Arc::new(coverage);
+        match self.coverage.write() {
+            Ok(mut slot) => *slot = coverage,
+            Err(poisoned) => *poisoned.into_inner() = coverage,
+        }
     }
 
     /// Whether some process (a running server) holds the write lock.
@@ -176,11 +253,13 @@ impl SearchIndex {
             .is_err()
     }
 
-    /// Makes the last commit visible to searches.
+    /// Makes the last commit visible to searches. The progress is read
+    /// before the reader moves on: a commit in between leaves the coverage
+    /// short of what searches see (more is read by SEARCH), never beyond.
     pub fn reload(&self) -> Result<(), SearchError> {
+        let progress = self.progress()?;
         self.reader.reload()?;
-        self.indexed_through
-            .store(self.progress()?.messages, Ordering::Release);
+        self.set_coverage(Coverage::of(&progress));
         Ok(())
     }
 

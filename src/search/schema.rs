@@ -11,8 +11,11 @@ use tantivy::schema::{
 };
 
 /// Part of the index directory's name: a binary with another schema
-/// builds its own index next to the old one instead of misreading it.
-pub const SCHEMA_VERSION: u32 = 1;
+/// builds its own index next to the old one instead of misreading it (and
+/// the server removes the older ones once it runs, see
+/// `SearchIndex::remove_older_versions`). 2: the substring fields of IMAP
+/// SEARCH.
+pub const SCHEMA_VERSION: u32 = 2;
 
 pub const TEXT_TOKENIZER: &str = "postdesk_text";
 pub const KEYWORD_TOKENIZER: &str = "postdesk_keyword";
@@ -39,6 +42,15 @@ pub struct Fields {
     pub attachment: Field,
     /// When the message arrived.
     pub date: Field,
+    /// IMAP SEARCH SUBJECT/FROM/TO/CC: every suffix of the folded value
+    /// (see `substring`), with positions.
+    pub subject_suffixes: Field,
+    pub from_suffixes: Field,
+    pub to_suffixes: Field,
+    pub cc_suffixes: Field,
+    /// IMAP SEARCH BODY/TEXT: every suffix of every word of the body, the
+    /// quoted text and the attachment names, once per message.
+    pub word_suffixes: Field,
 }
 
 impl Fields {
@@ -72,6 +84,14 @@ pub fn build() -> (Schema, Fields) {
             options
         }
     };
+    // Pre-tokenized by `substring`; the tokenizer named is never used.
+    let suffixes = |option: IndexRecordOption| {
+        TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(KEYWORD_TOKENIZER)
+                .set_index_option(option),
+        )
+    };
     let keyword = TextOptions::default()
         .set_indexing_options(
             TextFieldIndexing::default()
@@ -100,6 +120,23 @@ pub fn build() -> (Schema, Fields) {
             "date",
             DateOptions::from(INDEXED | STORED | FAST).set_precision(DateTimePrecision::Seconds),
         ),
+        subject_suffixes: builder.add_text_field(
+            "subject_suffixes",
+            suffixes(IndexRecordOption::WithFreqsAndPositions),
+        ),
+        from_suffixes: builder.add_text_field(
+            "from_suffixes",
+            suffixes(IndexRecordOption::WithFreqsAndPositions),
+        ),
+        to_suffixes: builder.add_text_field(
+            "to_suffixes",
+            suffixes(IndexRecordOption::WithFreqsAndPositions),
+        ),
+        cc_suffixes: builder.add_text_field(
+            "cc_suffixes",
+            suffixes(IndexRecordOption::WithFreqsAndPositions),
+        ),
+        word_suffixes: builder.add_text_field("word_suffixes", suffixes(IndexRecordOption::Basic)),
     };
     (builder.build(), fields)
 }

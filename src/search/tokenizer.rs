@@ -26,6 +26,24 @@ pub fn text_analyzer() -> TextAnalyzer {
         .build()
 }
 
+/// Words as written, lowercased and accents folded, not stemmed: what
+/// IMAP SEARCH matches substrings of (see `substring`).
+pub fn word_analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(MailTokenizer::default())
+        .filter(RemoveLongFilter::limit(48))
+        .filter(LowerCaser)
+        .filter(AsciiFoldingFilter)
+        .build()
+}
+
+/// A whole value lowercased and accents folded, as one token.
+pub fn folding_analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(RawTokenizer::default())
+        .filter(LowerCaser)
+        .filter(AsciiFoldingFilter)
+        .build()
+}
+
 /// The analyzer of the "similar tickets" comparison: as [`text_analyzer`],
 /// without the words every support mail has (greetings, pronouns,
 /// auxiliaries), which would otherwise relate any two tickets.
