@@ -17,6 +17,7 @@ mod http;
 mod imap;
 mod imap_interop;
 mod interop;
+mod knowledge;
 mod migrations;
 mod outbound;
 mod rules;

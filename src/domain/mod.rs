@@ -9,6 +9,7 @@ pub mod change;
 pub mod commands;
 pub mod delivery;
 pub mod filing;
+pub mod knowledge;
 pub mod login;
 pub mod loops;
 pub mod mailbox_name;

@@ -23,6 +23,7 @@ mod agent_mail;
 mod events;
 mod filing;
 mod imap;
+mod knowledge;
 mod messages;
 mod notify;
 mod outbound;
@@ -39,6 +40,7 @@ pub use imap::{
     Content, EXPUNGED_KEPT_SECONDS, FlagOp, LoginAgent, Mailbox, Member, MessageRef, StorageItem,
     Viewer, join_flags,
 };
+pub use knowledge::{Article, ArticleFilter, ArticleWrite, Revision};
 pub use notify::ChangeListener;
 pub use outbound::{FailureNote, OutboundItem, OutboundStatus};
 pub use search::{IndexableMessage, IndexableTicket, LoggedEvent, SystemNote};
@@ -325,6 +327,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "view_changes",
         include_str!("../../migrations/sqlite/0012_view_changes.sql"),
     ),
+    (
+        15,
+        "knowledge",
+        include_str!("../../migrations/sqlite/0015_knowledge.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -386,6 +393,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         12,
         "view_changes",
         include_str!("../../migrations/postgres/0012_view_changes.sql"),
+    ),
+    (
+        15,
+        "knowledge",
+        include_str!("../../migrations/postgres/0015_knowledge.sql"),
     ),
 ];
 
