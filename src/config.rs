@@ -43,6 +43,7 @@ pub struct Config {
     pub autoreply: AutoReplyConfig,
     pub search: SearchConfig,
     pub storage: StorageConfig,
+    pub knowledge: KnowledgeConfig,
     /// rules.toml: calendars, SLA policies, rules and escalations. A
     /// relative path is read from the directory of this file.
     pub rules: Option<PathBuf>,
@@ -63,6 +64,7 @@ impl Default for Config {
             submission: SubmissionConfig::default(),
             imap: ImapConfig::default(),
             http: HttpConfig::default(),
+            knowledge: KnowledgeConfig::default(),
             tls: TlsConfig::default(),
             outbound: OutboundConfig::default(),
             tickets: TicketConfig::default(),
@@ -229,6 +231,15 @@ impl Default for HttpConfig {
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 2080))),
         }
     }
+}
+
+/// The knowledge base (`[knowledge]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KnowledgeConfig {
+    /// Where agents mail new articles and their changes (default
+    /// `kb@HOSTNAME`); taken on the submission port from agents only.
+    pub address: Option<String>,
 }
 
 /// `"IP:PORT"`, or `""` for none.
@@ -665,6 +676,17 @@ impl Config {
         } else {
             self.queues.clone()
         }
+    }
+
+    /// The knowledge base's address, lower case (`[knowledge] address`,
+    /// else `kb@HOSTNAME`).
+    pub fn knowledge_address(&self) -> String {
+        self.knowledge
+            .address
+            .clone()
+            .unwrap_or_else(|| format!("kb@{}", self.hostname))
+            .trim()
+            .to_lowercase()
     }
 
     /// Our own Message-ID domain: mail whose id ends in it is postdesk's.

@@ -613,3 +613,246 @@ backend_test!(
         server.stop().await;
     }
 );
+
+fn plain_auth(user: &str, password: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"))
+}
+
+/// Submits `raw` as `user` (password "secret") over STARTTLS with AUTH
+/// PLAIN to the knowledge address; returns the reply to the end of data.
+async fn mail_kb(server: &TestServer, user: &str, raw: &str) -> common::Reply {
+    use crate::common::SmtpClient;
+    let (mut client, greeting) = SmtpClient::connect(server.submission()).await;
+    assert_eq!(greeting.code, 220);
+    assert_eq!(client.cmd("EHLO agent.test").await.code, 250);
+    assert_eq!(client.cmd("STARTTLS").await.code, 220);
+    let mut client = SmtpClient::wrap(crate::common::tls::tls_handshake(client.into_inner()).await);
+    assert_eq!(client.cmd("EHLO agent.test").await.code, 250);
+    let auth = client
+        .cmd(&format!("AUTH PLAIN {}", plain_auth(user, "secret")))
+        .await;
+    assert_eq!(auth.code, 235, "{auth:?}");
+    assert_eq!(client.cmd(&format!("MAIL FROM:<{user}>")).await.code, 250);
+    assert_eq!(client.cmd("RCPT TO:<kb@desk.test>").await.code, 250);
+    assert_eq!(client.cmd("DATA").await.code, 354);
+    client.send_raw(&common::dot_stuff(raw.as_bytes())).await;
+    client.send_raw(b".\r\n").await;
+    let reply = client.reply().await;
+    let _ = client.cmd("QUIT").await;
+    reply
+}
+
+/// A mail from `from` to the knowledge address: text and HTML parts.
+fn article_mail(
+    from: &str,
+    subject: &str,
+    id: &str,
+    in_reply_to: Option<&str>,
+    text: &str,
+) -> String {
+    let threading = in_reply_to
+        .map(|parent| format!("In-Reply-To: <{parent}>\r\nReferences: <{parent}>\r\n"))
+        .unwrap_or_default();
+    let html = text
+        .lines()
+        .map(|l| format!("<p>{l}</p>"))
+        .collect::<String>();
+    format!(
+        "From: {from}\r\nTo: kb@desk.test\r\nSubject: {subject}\r\nMessage-ID: <{id}>\r\n\
+         Date: Tue, 01 Dec 2026 10:00:00 +0000\r\n{threading}MIME-Version: 1.0\r\n\
+         Content-Type: multipart/alternative; boundary=\"b1\"\r\n\r\n\
+         --b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n\
+         --b1\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<html><body>{html}</body></html>\r\n\
+         --b1--\r\n"
+    )
+}
+
+backend_test!(
+    async fn agents_write_articles_by_mail(backend: Backend) {
+        use crate::common::imap::add_agent_as;
+        use postdesk::domain::permission::AgentRole;
+        let server = TestServer::start(&backend).await;
+        add_agent_as(&server, "bob@desk.test", &["support"], AgentRole::Agent).await;
+        add_agent_as(&server, "lea@desk.test", &["support"], AgentRole::Lead).await;
+        let store = server.store();
+        let count = || async {
+            store
+                .kb_articles(&Default::default())
+                .await
+                .expect("articles")
+                .len()
+        };
+
+        // A customer cannot mail the knowledge address at all.
+        let (mut client, _) = common::SmtpClient::connect(server.smtp()).await;
+        assert_eq!(client.cmd("EHLO customer.example").await.code, 250);
+        assert_eq!(client.cmd("MAIL FROM:<eve@example.com>").await.code, 250);
+        let refused = client.cmd("RCPT TO:<kb@desk.test>").await;
+        assert_eq!(refused.code, 550, "{refused:?}");
+        assert!(refused.text().starts_with("5.7.1"), "{refused:?}");
+        let _ = client.cmd("QUIT").await;
+
+        // An agent's draft: subject → title, text → body, HTML kept.
+        let reply = mail_kb(
+            &server,
+            "bob@desk.test",
+            &article_mail(
+                "Bob <bob@desk.test>",
+                "Printer on fire",
+                "a1@desk.test",
+                None,
+                "#category Printers\r\n#public\r\n\r\nPull the **plug**.",
+            ),
+        )
+        .await;
+        assert_eq!(reply.code, 250, "{reply:?}");
+        assert!(reply.text().contains("revision 1 written"), "{reply:?}");
+        let articles = store.kb_articles(&Default::default()).await.expect("list");
+        assert_eq!(articles.len(), 1);
+        let id = articles[0].id;
+        let article = &articles[0];
+        assert_eq!(article.content.title, "Printer on fire");
+        assert_eq!(article.content.category, "Printers");
+        assert_eq!(article.content.state.as_str(), "draft");
+        assert_eq!(article.content.visibility.as_str(), "public");
+        assert_eq!(article.content.body_text, "Pull the **plug**.\n");
+        assert_eq!(
+            article.content.body_html,
+            "<p>Pull the <strong>plug</strong>.</p>\n"
+        );
+        assert_eq!(article.updated_by, "bob@desk.test");
+        let revisions = store.kb_revisions(id).await.expect("revisions");
+        let html = revisions[0].source_html.as_deref().unwrap_or("");
+        assert!(html.contains("<p>Pull the **plug**.</p>"), "{html}");
+
+        // An agent may not publish; nothing is written.
+        let reply = mail_kb(
+            &server,
+            "bob@desk.test",
+            &article_mail(
+                "bob@desk.test",
+                "Toner",
+                "a2@desk.test",
+                None,
+                "#publish\r\n\r\nShake it.",
+            ),
+        )
+        .await;
+        assert_eq!(reply.code, 550, "{reply:?}");
+        assert!(
+            reply.text().contains("only a lead or an admin may publish"),
+            "{reply:?}"
+        );
+        assert_eq!(count().await, 1);
+        // An unknown command: refused, nothing written.
+        let reply = mail_kb(
+            &server,
+            "bob@desk.test",
+            &article_mail(
+                "bob@desk.test",
+                "Toner",
+                "a3@desk.test",
+                None,
+                "#publsh\r\n\r\nShake it.",
+            ),
+        )
+        .await;
+        assert_eq!(reply.code, 550, "{reply:?}");
+        assert_eq!(count().await, 1);
+
+        // A lead's reply to the article's mail: the next revision, published;
+        // the quoted text is not the article's.
+        let reply = mail_kb(
+            &server,
+            "lea@desk.test",
+            &article_mail(
+                "lea@desk.test",
+                "Re: Printer on fire",
+                "a4@desk.test",
+                Some("a1@desk.test"),
+                "#publish\r\n\r\nPull the **plug**, then call us.\r\n\r\nOn Tue, Bob wrote:\r\n> Pull the **plug**.",
+            ),
+        )
+        .await;
+        assert_eq!(reply.code, 250, "{reply:?}");
+        let article = store.kb_article(id).await.expect("read").expect("article");
+        assert_eq!(article.revision, 2);
+        assert_eq!(article.content.state.as_str(), "published");
+        assert_eq!(article.content.title, "Printer on fire");
+        assert_eq!(
+            article.content.body_text,
+            "Pull the **plug**, then call us.\n"
+        );
+        let (status, _, page) = get(server.http(), &article.path).await;
+        assert_eq!(status, 200);
+        assert!(page.contains("then call us"), "{page}");
+
+        // A reply of commands only (to the lead's own reply): the state.
+        let reply = mail_kb(
+            &server,
+            "lea@desk.test",
+            &article_mail(
+                "lea@desk.test",
+                "Re: Printer on fire",
+                "a5@desk.test",
+                Some("a4@desk.test"),
+                "#internal\r\n\r\nOn Tue, Lea wrote:\r\n> Pull the plug, then call us.",
+            ),
+        )
+        .await;
+        assert_eq!(reply.code, 250, "{reply:?}");
+        let article = store.kb_article(id).await.expect("read").expect("article");
+        assert_eq!(
+            (article.revision, article.content.visibility.as_str()),
+            (3, "internal")
+        );
+        assert_eq!(
+            article.content.body_text,
+            "Pull the **plug**, then call us.\n"
+        );
+        let (status, _, _) = get(server.http(), &article.path).await;
+        assert_eq!(status, 404, "an internal article is not served");
+
+        // The same mail again (a client's retry): nothing new.
+        let again = mail_kb(
+            &server,
+            "lea@desk.test",
+            &article_mail(
+                "lea@desk.test",
+                "Re: Printer on fire",
+                "a5@desk.test",
+                Some("a4@desk.test"),
+                "#internal\r\n",
+            ),
+        )
+        .await;
+        assert_eq!(again.code, 250, "{again:?}");
+        assert!(again.text().contains("Already written"), "{again:?}");
+        let reply = mail_kb(
+            &server,
+            "lea@desk.test",
+            &article_mail(
+                "lea@desk.test",
+                "Re: x",
+                "a6@desk.test",
+                Some("a1@desk.test"),
+                "#archive",
+            ),
+        )
+        .await;
+        assert_eq!(reply.code, 250, "{reply:?}");
+        let history = store.kb_revisions(id).await.expect("history");
+        let summaries: Vec<&str> = history.iter().map(|r| r.summary.as_str()).collect();
+        assert_eq!(
+            summaries,
+            [
+                "created",
+                "published; edited body",
+                "made internal",
+                "archived"
+            ]
+        );
+        server.stop().await;
+    }
+);

@@ -463,6 +463,70 @@ fn safe_url(url: &str) -> bool {
     }
 }
 
+/// The commands at the top of a mail to the knowledge address: `#publish`,
+/// `#archive`, `#draft`, `#internal`, `#public`, `#category Printers`.
+/// Only the leading block counts (blank lines and command lines up to the
+/// first other line). A Markdown heading (`# Title`, with a space) is
+/// text, not a command.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArticleCommands {
+    pub state: Option<ArticleState>,
+    pub visibility: Option<Visibility>,
+    pub category: Option<String>,
+    /// The text after the command block.
+    pub rest: String,
+}
+
+/// Every article command, for error messages.
+pub const ARTICLE_COMMANDS: &str = "#publish, #archive, #draft, #internal, #public, #category NAME";
+
+impl ArticleCommands {
+    /// Reads the command block of a mail's text; an unknown `#word` there
+    /// is an error naming it (nothing is written from such a mail).
+    pub fn read(text: &str) -> Result<ArticleCommands, String> {
+        let mut commands = ArticleCommands::default();
+        let mut rest_from = None;
+        let mut offset = 0;
+        for line in text.split_inclusive('\n') {
+            let trimmed = line.trim();
+            let is_command = trimmed.starts_with('#')
+                && trimmed[1..].starts_with(|c: char| c.is_ascii_alphabetic());
+            if !trimmed.is_empty() && !is_command {
+                rest_from = Some(offset);
+                break;
+            }
+            offset += line.len();
+            if trimmed.is_empty() {
+                continue;
+            }
+            let (word, argument) = trimmed[1..]
+                .split_once(char::is_whitespace)
+                .map_or((&trimmed[1..], ""), |(w, a)| (w, a.trim()));
+            match word.to_ascii_lowercase().as_str() {
+                "publish" => commands.state = Some(ArticleState::Published),
+                "archive" => commands.state = Some(ArticleState::Archived),
+                "draft" => commands.state = Some(ArticleState::Draft),
+                "internal" => commands.visibility = Some(Visibility::Internal),
+                "public" => commands.visibility = Some(Visibility::Public),
+                "category" if !argument.is_empty() => {
+                    commands.category = Some(argument.to_string())
+                }
+                "category" => return Err("#category needs a name: #category Printers".into()),
+                _ => {
+                    return Err(format!(
+                        "unknown command '{trimmed}' (article commands: {ARTICLE_COMMANDS})"
+                    ));
+                }
+            }
+        }
+        commands.rest = match rest_from {
+            Some(start) => text[start..].to_string(),
+            None => String::new(),
+        };
+        Ok(commands)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -637,6 +701,32 @@ mod tests {
         assert_eq!(article_id_of_segment("x42"), None);
         assert_eq!(article_id_of_segment("0-zero"), None);
         assert_eq!(article_id_of_segment("-1"), None);
+    }
+
+    #[test]
+    fn mail_commands_lead_the_text() {
+        let read =
+            ArticleCommands::read("#publish\n#category  Printers \n\n# Intro\nText #public\n")
+                .expect("commands");
+        assert_eq!(read.state, Some(ArticleState::Published));
+        assert_eq!(read.category.as_deref(), Some("Printers"));
+        assert_eq!(read.visibility, None);
+        assert_eq!(read.rest, "# Intro\nText #public\n");
+        let none = ArticleCommands::read("Plain text\n#public\n").expect("text");
+        assert_eq!(
+            none,
+            ArticleCommands {
+                rest: "Plain text\n#public\n".into(),
+                ..ArticleCommands::default()
+            }
+        );
+        assert!(ArticleCommands::read("#publsh\nText").is_err_and(|e| e.contains("#publsh")));
+        assert!(ArticleCommands::read("#category\n").is_err());
+        let only = ArticleCommands::read("#internal\r\n#archive\r\n").expect("commands");
+        assert_eq!(
+            (only.visibility, only.state, only.rest.as_str()),
+            (Some(Visibility::Internal), Some(ArticleState::Archived), "")
+        );
     }
 
     #[test]
