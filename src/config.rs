@@ -234,12 +234,28 @@ impl Default for HttpConfig {
 }
 
 /// The knowledge base (`[knowledge]`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KnowledgeConfig {
     /// Where agents mail new articles and their changes (default
     /// `kb@HOSTNAME`); taken on the submission port from agents only.
     pub address: Option<String>,
+    /// Where customers reach the help center (the links in
+    /// acknowledgements; default `https://HOSTNAME`, a web server in front
+    /// of `[http] listen`).
+    pub help_center_url: Option<String>,
+    /// How many articles an acknowledgement suggests at most (0: none).
+    pub suggestions: usize,
+}
+
+impl Default for KnowledgeConfig {
+    fn default() -> Self {
+        KnowledgeConfig {
+            address: None,
+            help_center_url: None,
+            suggestions: 3,
+        }
+    }
 }
 
 /// `"IP:PORT"`, or `""` for none.
@@ -687,6 +703,17 @@ impl Config {
             .unwrap_or_else(|| format!("kb@{}", self.hostname))
             .trim()
             .to_lowercase()
+    }
+
+    /// The help center's base URL, without a trailing slash.
+    pub fn help_center_url(&self) -> String {
+        self.knowledge
+            .help_center_url
+            .clone()
+            .unwrap_or_else(|| format!("https://{}", self.hostname))
+            .trim()
+            .trim_end_matches('/')
+            .to_string()
     }
 
     /// Our own Message-ID domain: mail whose id ends in it is postdesk's.

@@ -856,3 +856,130 @@ backend_test!(
         server.stop().await;
     }
 );
+
+/// The acknowledgement a new ticket got, as stored in the ticket.
+async fn acknowledgement_of(server: &TestServer, ticket: i64) -> String {
+    let messages = server
+        .store()
+        .ticket_messages(ticket)
+        .await
+        .expect("messages");
+    let ack = messages
+        .iter()
+        .find(|m| m.kind == "auto_reply")
+        .unwrap_or_else(|| panic!("ticket {ticket} has no acknowledgement: {messages:?}"));
+    let raw = server.store().raw_message(ack.id).await.expect("raw");
+    String::from_utf8_lossy(&raw).into_owned()
+}
+
+backend_test!(
+    async fn acknowledgements_suggest_matching_public_articles(backend: Backend) {
+        let server = TestServer::start_with(&backend, |config| {
+            config.knowledge.help_center_url = Some("https://help.desk.test/".into());
+        })
+        .await;
+        let config = config_file(&server);
+        let [public, _internal, _draft, _archived] = four_articles(&config);
+
+        // Each from another customer (acknowledgements are capped per address).
+        let customer = |subject: &str, id: &str, body: &str| {
+            common::message(
+                &format!("Ann <{id}>"),
+                "support@desk.test",
+                subject,
+                id,
+                "",
+                body,
+            )
+        };
+        let printer = customer(
+            "Help: printer on fire",
+            "s1@example.org",
+            "Our office printer started smoking and now there is fire. What do we do? \
+             The admin password did not help.",
+        );
+        let ticket = common::ticket_of(
+            &common::deliver(
+                server.smtp(),
+                "s1@example.org",
+                &["support@desk.test"],
+                &printer,
+            )
+            .await,
+        );
+        let ack = acknowledgement_of(&server, ticket).await;
+        assert!(ack.contains("may already answer it"), "{ack}");
+        assert!(ack.contains("  - Printer on fire"), "{ack}");
+        assert!(
+            ack.contains(&format!(
+                "https://help.desk.test/kb/{public}-printer-on-fire"
+            )),
+            "{ack}"
+        );
+        // Internal, draft and archived articles with the same words never;
+        // nor the unrelated one.
+        for never in ["Printer admin password", "Printer draft idea", "Old fax"] {
+            assert!(!ack.contains(never), "{never} suggested: {ack}");
+        }
+        let recorded = server.store().kb_suggested_for(ticket).await.expect("read");
+        assert_eq!(recorded, [public], "the ticket records what was suggested");
+
+        // A message about something else: no suggestion at all.
+        let invoice = customer(
+            "Invoice address",
+            "s2@example.org",
+            "Please change the billing address on our last invoice.",
+        );
+        let ticket = common::ticket_of(
+            &common::deliver(
+                server.smtp(),
+                "s2@example.org",
+                &["support@desk.test"],
+                &invoice,
+            )
+            .await,
+        );
+        let ack = acknowledgement_of(&server, ticket).await;
+        assert!(!ack.contains("may already answer it"), "{ack}");
+        assert!(
+            server
+                .store()
+                .kb_suggested_for(ticket)
+                .await
+                .expect("read")
+                .is_empty()
+        );
+
+        // A new article counts at once (the index follows the store).
+        let vpn = add_article(
+            &config,
+            "Reset your VPN password",
+            "Network",
+            true,
+            "Open the portal and choose *Forgot password*.",
+        );
+        ok(postdesk(
+            &config,
+            &["kb", "publish", &vpn.to_string()],
+            None,
+        ));
+        let vpn_mail = customer(
+            "VPN password forgotten",
+            "s3@example.org",
+            "I forgot my VPN password, how can I reset it?",
+        );
+        let ticket = common::ticket_of(
+            &common::deliver(
+                server.smtp(),
+                "s3@example.org",
+                &["support@desk.test"],
+                &vpn_mail,
+            )
+            .await,
+        );
+        let ack = acknowledgement_of(&server, ticket).await;
+        assert!(ack.contains("  - Reset your VPN password"), "{ack}");
+        assert!(!ack.contains("Printer"), "{ack}");
+        server.stop().await;
+    }
+);

@@ -40,3 +40,10 @@ CREATE TABLE kb_article_mail (
     message_id  TEXT PRIMARY KEY,
     article     BIGINT NOT NULL REFERENCES kb_articles(id)
 );
+-- The articles a new ticket's acknowledgement suggested (once per ticket).
+CREATE TABLE kb_suggestions (
+    ticket   BIGINT NOT NULL REFERENCES tickets(number),
+    article  BIGINT NOT NULL REFERENCES kb_articles(id),
+    at       TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (ticket, article)
+);

@@ -40,3 +40,10 @@ CREATE TABLE kb_article_mail (
     message_id  TEXT PRIMARY KEY,
     article     INTEGER NOT NULL REFERENCES kb_articles(id)
 );
+-- The articles a new ticket's acknowledgement suggested (once per ticket).
+CREATE TABLE kb_suggestions (
+    ticket   INTEGER NOT NULL REFERENCES tickets(number),
+    article  INTEGER NOT NULL REFERENCES kb_articles(id),
+    at       TEXT NOT NULL,
+    PRIMARY KEY (ticket, article)
+);

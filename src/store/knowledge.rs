@@ -330,6 +330,56 @@ impl Store {
         })
     }
 
+    /// Records the articles a new ticket's acknowledgement suggested.
+    pub async fn kb_record_suggestions(
+        &self,
+        ticket: i64,
+        articles: &[i64],
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        if articles.is_empty() {
+            return Ok(());
+        }
+        dispatch!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            for article in articles {
+                sqlx::query(
+                    "INSERT INTO kb_suggestions (ticket, article, at) VALUES ($1, $2, $3)
+                     ON CONFLICT (ticket, article) DO NOTHING",
+                )
+                .bind(ticket)
+                .bind(article)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// The articles a ticket's acknowledgement suggested, in order.
+    pub async fn kb_suggested_for(&self, ticket: i64) -> Result<Vec<i64>> {
+        dispatch_read!(self, |pool| {
+            Ok(sqlx::query_scalar(
+                "SELECT article FROM kb_suggestions WHERE ticket = $1 ORDER BY at, article",
+            )
+            .bind(ticket)
+            .fetch_all(pool)
+            .await?)
+        })
+    }
+
+    /// The number of revisions written: it grows with every change of the
+    /// knowledge base (for indexes derived from it).
+    pub async fn kb_generation(&self) -> Result<i64> {
+        dispatch_read!(self, |pool| {
+            Ok(sqlx::query_scalar("SELECT COUNT(*) FROM kb_revisions")
+                .fetch_one(pool)
+                .await?)
+        })
+    }
+
     /// Counts a "did this help?" answer, for an article customers may see
     /// only; false (nothing counted) for any other.
     pub async fn kb_record_feedback(
