@@ -20,7 +20,6 @@ use postdesk::domain::knowledge::{ArticleChange, ArticleState, Visibility};
 use postdesk::search::articles::ArticleIndex;
 use postdesk::store::{ArticleWrite, Store};
 use rand::rngs::StdRng;
-use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use std::time::Instant;
 
@@ -39,78 +38,28 @@ struct Args {
     seed: u64,
 }
 
-const WORDS: &[&str] = &[
-    "printer",
-    "fire",
-    "toner",
-    "paper",
-    "jam",
-    "vpn",
-    "password",
-    "reset",
-    "login",
-    "invoice",
-    "billing",
-    "address",
-    "laptop",
-    "battery",
-    "screen",
-    "keyboard",
-    "mouse",
-    "wifi",
-    "network",
-    "cable",
-    "router",
-    "email",
-    "calendar",
-    "meeting",
-    "phone",
-    "headset",
-    "camera",
-    "driver",
-    "update",
-    "install",
-    "license",
-    "account",
-    "locked",
-    "backup",
-    "restore",
-    "file",
-    "share",
-    "folder",
-    "permission",
-    "access",
-    "badge",
-    "door",
-    "parking",
-    "travel",
-    "expense",
-    "refund",
-    "order",
-    "delivery",
-    "shipping",
-    "tracking",
-    "return",
-    "warranty",
-    "repair",
-    "slow",
-    "crash",
-    "error",
-    "freeze",
-    "sound",
-    "microphone",
-    "monitor",
-    "dock",
-    "usb",
-    "bluetooth",
-    "scanner",
-];
+/// Words for titles, texts and messages: `VOCABULARY` made-up words,
+/// drawn with a Zipf-like skew (a few common, most rare), as in real text.
+const VOCABULARY: usize = 5000;
+
+fn word(rng: &mut StdRng) -> String {
+    // Rank r is drawn with weight about 1/r: exp of a uniform log-rank.
+    let rank = (rng.random::<f64>() * (VOCABULARY as f64).ln()).exp() as usize;
+    let mut n = rank.min(VOCABULARY - 1);
+    let syllables = ["ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "ze", "pa"];
+    let mut text = String::new();
+    loop {
+        text.push_str(syllables[n % syllables.len()]);
+        n /= syllables.len();
+        if n == 0 {
+            break;
+        }
+    }
+    text
+}
 
 fn sentence(rng: &mut StdRng, words: usize) -> String {
-    (0..words)
-        .filter_map(|_| WORDS.choose(rng).copied())
-        .collect::<Vec<_>>()
-        .join(" ")
+    (0..words).map(|_| word(rng)).collect::<Vec<_>>().join(" ")
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

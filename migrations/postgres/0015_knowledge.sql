@@ -10,6 +10,9 @@ CREATE TABLE kb_articles (
     latest_revision BIGINT NOT NULL
 );
 CREATE TABLE kb_revisions (
+    -- In the order written, across articles: the newest tells an index
+    -- derived from the articles whether it is up to date.
+    id          BIGSERIAL PRIMARY KEY,
     article     BIGINT NOT NULL REFERENCES kb_articles(id),
     number      BIGINT NOT NULL,
     at          TIMESTAMPTZ NOT NULL,
@@ -24,7 +27,7 @@ CREATE TABLE kb_revisions (
     -- The HTML part of the mail that wrote this revision, as sent (shown
     -- to agents; the help center shows body_html, rendered from the text).
     source_html TEXT,
-    PRIMARY KEY (article, number)
+    UNIQUE (article, number)
 );
 -- "Did this help?" on the help center: one row per answer.
 CREATE TABLE kb_feedback (

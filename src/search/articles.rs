@@ -1,17 +1,19 @@
 //! Article suggestions: the published public knowledge-base articles that
 //! read like a customer's new message, for its acknowledgement.
 //!
-//! A small tantivy index in memory holds those articles (title and text,
-//! analysed like the "similar tickets" comparison: stems, without the
+//! A small tantivy index in memory holds the titles of those articles
+//! (analysed like the "similar tickets" comparison: stems, without the
 //! words every mail has). It is derived from the store like every index,
 //! and built again when the knowledge base changed (each change adds a
-//! revision, so the number of revisions tells).
+//! revision, so the newest revision's id tells).
 //!
 //! BM25 scores mean nothing on their own, so the threshold is on what
 //! they found: an article is suggested when more than half of the
-//! distinct words of its title occur in the message (and the message
-//! matches it at all). "Printer on fire" needs both "printer" and "fire";
-//! an unrelated message gets no suggestion.
+//! distinct words of its title, and at least two, occur in the message.
+//! "Printer on fire" needs both "printer" and "fire"; an unrelated message
+//! gets no suggestion. As only title words can pass that test, only titles are
+//! indexed and queried (the query stays small however long the articles
+//! are); the BM25 score orders the articles that pass.
 
 use super::SearchError;
 use super::tokenizer::similarity_analyzer;
@@ -31,6 +33,10 @@ const ANALYZER: &str = "kb_words";
 /// How many of the message's words make the query at most.
 const MAX_QUERY_TERMS: usize = 200;
 
+/// Title words a message must share with an article at least: one
+/// shared word (a title of one word, or "printer" alone) says too little.
+const MIN_TITLE_WORDS: usize = 2;
+
 /// How many of the best-scoring articles are looked at.
 const CANDIDATES: usize = 20;
 
@@ -42,12 +48,11 @@ pub struct ArticleIndex {
 }
 
 struct Built {
-    /// The number of revisions it was built from.
+    /// The newest revision it was built from.
     generation: i64,
     reader: IndexReader,
     id: Field,
     title: Field,
-    body: Field,
     articles: HashMap<i64, Article>,
     /// Each article's distinct title words, analysed.
     title_words: HashMap<i64, HashSet<String>>,
@@ -70,8 +75,7 @@ fn build(generation: i64, articles: Vec<Article>) -> Result<Built, SearchError> 
             .set_tokenizer(ANALYZER)
             .set_index_option(IndexRecordOption::WithFreqs),
     );
-    let title = schema.add_text_field("title", text.clone());
-    let body = schema.add_text_field("body", text);
+    let title = schema.add_text_field("title", text);
     let index = Index::create_in_ram(schema.build());
     index.tokenizers().register(ANALYZER, similarity_analyzer());
     let mut writer = index.writer_with_num_threads(1, 15_000_000)?;
@@ -81,7 +85,6 @@ fn build(generation: i64, articles: Vec<Article>) -> Result<Built, SearchError> 
         writer.add_document(doc!(
             id => u64::try_from(article.id).unwrap_or_default(),
             title => article.content.title.as_str(),
-            body => article.content.body_text.as_str(),
         ))?;
         title_words.insert(
             article.id,
@@ -97,7 +100,6 @@ fn build(generation: i64, articles: Vec<Article>) -> Result<Built, SearchError> 
         reader,
         id,
         title,
-        body,
         articles: articles.into_iter().map(|a| (a.id, a)).collect(),
         title_words,
     })
@@ -158,10 +160,9 @@ impl Built {
         }
         let clauses: Vec<(Occur, Box<dyn Query>)> = message_words
             .iter()
-            .flat_map(|word| [self.title, self.body].map(|field| (field, word)))
-            .map(|(field, word)| {
+            .map(|word| {
                 let query: Box<dyn Query> = Box::new(TermQuery::new(
-                    Term::from_field_text(field, word),
+                    Term::from_field_text(self.title, word),
                     IndexRecordOption::WithFreqs,
                 ));
                 (Occur::Should, query)
@@ -187,7 +188,7 @@ impl Built {
                 continue;
             };
             let found = title.iter().filter(|w| seen.contains(*w)).count();
-            if !title.is_empty() && found * 2 > title.len() {
+            if found >= MIN_TITLE_WORDS && found * 2 > title.len() {
                 suggested.push(article.clone());
                 if suggested.len() == max {
                     break;

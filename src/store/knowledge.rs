@@ -235,8 +235,18 @@ impl Store {
         let earlier_sql = format!(
             "SELECT {REVISION_COLUMNS} FROM kb_revisions r WHERE r.article = $1 AND r.number = $2"
         );
+        // On PostgreSQL, changes of the knowledge base (rare, made by people)
+        // take turns, so that revision ids become visible in their order and
+        // the newest id tells a derived index whether it missed one.
+        let serialize = match &self.backend {
+            super::Backend::Postgres(_) => Some("SELECT pg_advisory_xact_lock(7715015)"),
+            super::Backend::Sqlite { .. } => None,
+        };
         dispatch!(self, |pool| {
             let mut tx = pool.begin().await?;
+            if let Some(sql) = serialize {
+                sqlx::query(sql).execute(&mut *tx).await?;
+            }
             let current = match write.article {
                 None => None,
                 Some(id) => {
@@ -370,13 +380,15 @@ impl Store {
         })
     }
 
-    /// The number of revisions written: it grows with every change of the
-    /// knowledge base (for indexes derived from it).
+    /// The newest revision's id: it grows with every change of the
+    /// knowledge base (for indexes derived from it; 0 when empty).
     pub async fn kb_generation(&self) -> Result<i64> {
         dispatch_read!(self, |pool| {
-            Ok(sqlx::query_scalar("SELECT COUNT(*) FROM kb_revisions")
-                .fetch_one(pool)
-                .await?)
+            Ok(
+                sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM kb_revisions")
+                    .fetch_one(pool)
+                    .await?,
+            )
         })
     }
 
