@@ -235,6 +235,12 @@ enum KbCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Per article: revisions, how often acknowledgements suggested it,
+    /// and the help center's "did this help?" answers.
+    Report {
+        #[arg(long)]
+        json: bool,
+    },
     /// Write the help center (published public articles) as static HTML.
     Export {
         /// The directory to write into.
@@ -494,6 +500,7 @@ async fn kb(
             cli::kb::revert(config, operator, id, revision, json).await?
         }
         KbCommand::Export { dir } => cli::kb::export(&config, &dir).await?,
+        KbCommand::Report { json } => cli::kb::report(&config, json).await?,
     }
     Ok(())
 }

@@ -980,6 +980,17 @@ backend_test!(
         let ack = acknowledgement_of(&server, ticket).await;
         assert!(ack.contains("  - Reset your VPN password"), "{ack}");
         assert!(!ack.contains("Printer"), "{ack}");
+
+        // kb report: how often each was suggested.
+        let report = json(&config, &["kb", "report", "--json"], None);
+        let suggested = |id: i64| {
+            report
+                .as_array()
+                .and_then(|all| all.iter().find(|u| u["id"] == id))
+                .map(|u| u["suggested"].clone())
+        };
+        assert_eq!(suggested(public), Some(serde_json::json!(1)), "{report}");
+        assert_eq!(suggested(vpn), Some(serde_json::json!(1)), "{report}");
         server.stop().await;
     }
 );

@@ -80,6 +80,33 @@ pub async fn show(config: &Config, id: i64, revision: Option<i64>, json: bool) -
     }
 }
 
+/// `kb report`: per article, its revisions, how often acknowledgements
+/// suggested it, and the help center's "did this help?" answers.
+pub async fn report(config: &Config, json: bool) -> CliResult<()> {
+    let store = open_read_only(config).await?;
+    let usage = store.kb_usage().await?;
+    print_out(json, &usage, || {
+        let mut text = format!(
+            "{:>4}  {:<9} {:<8}  {:>9}  {:>9}  {:>6}  {:>6}  {}\n",
+            "ID", "STATE", "VISIBLE", "REVISIONS", "SUGGESTED", "YES", "NO", "TITLE"
+        );
+        for u in &usage {
+            text.push_str(&format!(
+                "{:>4}  {:<9} {:<8}  {:>9}  {:>9}  {:>6}  {:>6}  {}\n",
+                u.id,
+                u.state,
+                u.visibility,
+                u.revisions,
+                u.suggested,
+                u.helped_yes,
+                u.helped_no,
+                u.title
+            ));
+        }
+        text
+    })
+}
+
 /// `kb history ID`: every revision, oldest first.
 pub async fn history(config: &Config, id: i64, json: bool) -> CliResult<()> {
     let store = open_read_only(config).await?;

@@ -51,6 +51,20 @@ pub struct Revision {
     pub source_html: Option<String>,
 }
 
+/// An article's usage figures (`kb report`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ArticleUsage {
+    pub id: i64,
+    pub title: String,
+    pub state: ArticleState,
+    pub visibility: crate::domain::knowledge::Visibility,
+    pub revisions: i64,
+    /// Acknowledgements that suggested it (one per ticket).
+    pub suggested: i64,
+    pub helped_yes: i64,
+    pub helped_no: i64,
+}
+
 /// Which articles to list.
 #[derive(Debug, Clone, Default)]
 pub struct ArticleFilter {
@@ -337,6 +351,43 @@ impl Store {
                 content: planned.content,
                 source_html: write.source_html.clone(),
             })
+        })
+    }
+
+    /// Every article's usage figures, by id.
+    pub async fn kb_usage(&self) -> Result<Vec<ArticleUsage>> {
+        let sql = String::from(
+            "SELECT a.id, r.title, r.state, r.visibility, a.latest_revision AS revisions, \
+             (SELECT COUNT(*) FROM kb_suggestions s WHERE s.article = a.id) AS suggested, \
+             (SELECT COUNT(*) FROM kb_feedback f WHERE f.article = a.id AND f.helped) AS helped_yes, \
+             (SELECT COUNT(*) FROM kb_feedback f WHERE f.article = a.id AND NOT f.helped) AS helped_no \
+             FROM kb_articles a JOIN kb_revisions r ON r.article = a.id AND r.number = a.latest_revision \
+             ORDER BY a.id",
+        );
+        dispatch_read!(self, |pool| {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(ArticleUsage {
+                        id: row.try_get("id")?,
+                        title: row.try_get("title")?,
+                        state: super::parse_column(
+                            &row.try_get::<String, _>("state")?,
+                            "article state",
+                        )?,
+                        visibility: super::parse_column(
+                            &row.try_get::<String, _>("visibility")?,
+                            "article visibility",
+                        )?,
+                        revisions: row.try_get("revisions")?,
+                        suggested: row.try_get("suggested")?,
+                        helped_yes: row.try_get("helped_yes")?,
+                        helped_no: row.try_get("helped_no")?,
+                    })
+                })
+                .collect()
         })
     }
 

@@ -40,7 +40,7 @@ pub use imap::{
     Content, EXPUNGED_KEPT_SECONDS, FlagOp, LoginAgent, Mailbox, Member, MessageRef, StorageItem,
     Viewer, join_flags,
 };
-pub use knowledge::{Article, ArticleFilter, ArticleWrite, Revision};
+pub use knowledge::{Article, ArticleFilter, ArticleUsage, ArticleWrite, Revision};
 pub use notify::ChangeListener;
 pub use outbound::{FailureNote, OutboundItem, OutboundStatus};
 pub use search::{IndexableMessage, IndexableTicket, LoggedEvent, SystemNote};
