@@ -43,6 +43,7 @@ pub struct Config {
     pub autoreply: AutoReplyConfig,
     pub search: SearchConfig,
     pub storage: StorageConfig,
+    pub knowledge: KnowledgeConfig,
     /// rules.toml: calendars, SLA policies, rules and escalations. A
     /// relative path is read from the directory of this file.
     pub rules: Option<PathBuf>,
@@ -63,6 +64,7 @@ impl Default for Config {
             submission: SubmissionConfig::default(),
             imap: ImapConfig::default(),
             http: HttpConfig::default(),
+            knowledge: KnowledgeConfig::default(),
             tls: TlsConfig::default(),
             outbound: OutboundConfig::default(),
             tickets: TicketConfig::default(),
@@ -234,6 +236,31 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 2080))),
+        }
+    }
+}
+
+/// The knowledge base (`[knowledge]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KnowledgeConfig {
+    /// Where agents mail new articles and their changes (default
+    /// `kb@HOSTNAME`); taken on the submission port from agents only.
+    pub address: Option<String>,
+    /// Where customers reach the help center (the links in
+    /// acknowledgements; default `https://HOSTNAME`, a web server in front
+    /// of `[http] listen`).
+    pub help_center_url: Option<String>,
+    /// How many articles an acknowledgement suggests at most (0: none).
+    pub suggestions: usize,
+}
+
+impl Default for KnowledgeConfig {
+    fn default() -> Self {
+        KnowledgeConfig {
+            address: None,
+            help_center_url: None,
+            suggestions: 3,
         }
     }
 }
@@ -672,6 +699,28 @@ impl Config {
         } else {
             self.queues.clone()
         }
+    }
+
+    /// The knowledge base's address, lower case (`[knowledge] address`,
+    /// else `kb@HOSTNAME`).
+    pub fn knowledge_address(&self) -> String {
+        self.knowledge
+            .address
+            .clone()
+            .unwrap_or_else(|| format!("kb@{}", self.hostname))
+            .trim()
+            .to_lowercase()
+    }
+
+    /// The help center's base URL, without a trailing slash.
+    pub fn help_center_url(&self) -> String {
+        self.knowledge
+            .help_center_url
+            .clone()
+            .unwrap_or_else(|| format!("https://{}", self.hostname))
+            .trim()
+            .trim_end_matches('/')
+            .to_string()
     }
 
     /// Our own Message-ID domain: mail whose id ends in it is postdesk's.

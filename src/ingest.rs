@@ -83,8 +83,29 @@ pub async fn ingest(
         }
         _ => None,
     };
-    let (request, problems) = prepare(app, &queues, envelope, raw, &mode, auth)?;
+    let suggestions = match mode {
+        Mode::Live if app.config.autoreply.enabled => suggestions(app, &raw).await,
+        _ => Vec::new(),
+    };
+    let suggested: Vec<i64> = suggestions.iter().map(|a| a.id).collect();
+    let (request, problems) = prepare(app, &queues, envelope, raw, &mode, auth, suggestions)?;
     let outcome = app.store.file_inbound(request).await?;
+    // The ticket keeps which articles its acknowledgement suggested (after
+    // the commit: losing this note in a crash costs no mail).
+    if let FileOutcome::Filed {
+        ticket,
+        created: true,
+        auto_reply: Ok(_),
+        ..
+    } = &outcome
+        && !suggested.is_empty()
+        && let Err(err) = app
+            .store
+            .kb_record_suggestions(*ticket, &suggested, Utc::now())
+            .await
+    {
+        tracing::warn!(%err, ticket, "suggested articles not recorded");
+    }
     let report = match outcome {
         FileOutcome::Duplicate { message, ticket } => IngestReport {
             message,
@@ -121,6 +142,39 @@ pub async fn ingest(
     Ok(report)
 }
 
+/// The knowledge-base articles (published, public) an acknowledgement of
+/// this message suggests: none when nothing is close, or on an error
+/// (logged; the message is filed all the same).
+async fn suggestions(app: &App, raw: &[u8]) -> Vec<crate::store::Article> {
+    /// How much of the message is compared.
+    const TEXT_LIMIT: usize = 8192;
+    let parsed = std::panic::catch_unwind(|| {
+        let message = mail_parser::MessageParser::default().parse(raw)?;
+        let subject = message.subject().unwrap_or_default().to_string();
+        let mut text = message.body_text(0).unwrap_or_default().to_string();
+        if text.len() > TEXT_LIMIT {
+            let cut = (0..=TEXT_LIMIT)
+                .rev()
+                .find(|i| text.is_char_boundary(*i))
+                .unwrap_or(0);
+            text.truncate(cut);
+        }
+        Some((subject, text))
+    });
+    let Ok(Some((subject, text))) = parsed else {
+        return Vec::new();
+    };
+    let (own, _) = crate::domain::quoting::split_quoted(&text);
+    let max = app.config.knowledge.suggestions;
+    match app.articles.suggest(&app.store, &subject, &own, max).await {
+        Ok(articles) => articles,
+        Err(err) => {
+            tracing::warn!(%err, "article suggestions");
+            Vec::new()
+        }
+    }
+}
+
 /// Parses and classifies a message into a filing request (pure but for the
 /// queue list it is given).
 fn prepare(
@@ -130,6 +184,7 @@ fn prepare(
     raw: Vec<u8>,
     mode: &Mode,
     auth: Option<SenderAuth>,
+    suggestions: Vec<crate::store::Article>,
 ) -> Result<(InboundRequest, Vec<String>), IngestError> {
     let config = &app.config;
     let mut problems = Vec::new();
@@ -278,6 +333,13 @@ fn prepare(
                             message_id: has_message_id.then(|| message_id.clone()),
                             references: facts.references.clone(),
                             title: full.then(|| title.clone()),
+                            articles: suggestions
+                                .iter()
+                                .map(|a| SuggestedArticle {
+                                    title: a.content.title.clone(),
+                                    url: format!("{}{}", config.help_center_url(), a.path),
+                                })
+                                .collect(),
                         },
                     ))
                 }
@@ -640,6 +702,15 @@ struct Answered {
     references: Vec<String>,
     /// The ticket's title, when the acknowledgement may repeat it.
     title: Option<String>,
+    /// Knowledge-base articles that read like the message.
+    articles: Vec<SuggestedArticle>,
+}
+
+/// An article an acknowledgement suggests, as its template reads it.
+#[derive(Debug, Clone, Serialize)]
+struct SuggestedArticle {
+    title: String,
+    url: String,
 }
 
 fn ack_plan(app: &App, queue: &Queue, answered: Answered) -> AutoReplyPlan {
@@ -651,6 +722,7 @@ fn ack_plan(app: &App, queue: &Queue, answered: Answered) -> AutoReplyPlan {
         message_id: original_id,
         mut references,
         title,
+        articles,
     } = answered;
     references.extend(original_id.clone());
     AutoReplyPlan {
@@ -682,6 +754,7 @@ fn ack_plan(app: &App, queue: &Queue, answered: Answered) -> AutoReplyPlan {
                         "customer": customer,
                         "queue": {"name": ctx.queue_name, "address": ctx.queue_address},
                         "authenticated": title.is_some(),
+                        "articles": &articles,
                     }),
                 )
                 .map_err(|e| e.to_string())?;

@@ -66,6 +66,8 @@ pub struct App {
     pub templates: templates::Templates,
     /// The search index, once a server opened it (IMAP SEARCH reads it).
     pub search: std::sync::OnceLock<Arc<search::SearchIndex>>,
+    /// The knowledge-base articles an acknowledgement may suggest.
+    pub articles: search::articles::ArticleIndex,
     /// Whether there is room for new mail (the low-disk guard).
     pub disk: disk::DiskGuard,
     /// Mints and recognizes postdesk's own Message-IDs.
@@ -131,6 +133,7 @@ impl App {
             store,
             templates,
             search: std::sync::OnceLock::new(),
+            articles: search::articles::ArticleIndex::default(),
             logins: passwords::LoginThrottle::default(),
             sender_auth,
             rules: Arc::new(rules),

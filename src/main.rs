@@ -5,10 +5,11 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use postdesk::cli;
 use postdesk::domain::change::TicketChange;
+use postdesk::domain::knowledge::{ArticleState, Visibility};
 use postdesk::domain::permission::AgentRole;
 use postdesk::domain::ticket::{Priority, Status};
 use postdesk::import::Format;
-use postdesk::store::{OutboundStatus, TicketFilter};
+use postdesk::store::{ArticleFilter, OutboundStatus, TicketFilter};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -102,6 +103,9 @@ enum Command {
     /// SLA figures.
     #[command(subcommand)]
     Sla(SlaCommand),
+    /// The knowledge base: articles, their revisions, the help center.
+    #[command(subcommand)]
+    Kb(KbCommand),
     /// Import historical mail through the ingest pipeline (no auto-replies).
     Import {
         #[arg(value_enum)]
@@ -150,6 +154,98 @@ enum SlaCommand {
     Report {
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum KbCommand {
+    /// List articles, newest change first.
+    List {
+        /// Only articles in this state: draft, published, archived.
+        #[arg(long)]
+        state: Option<ArticleState>,
+        /// Only articles of this category.
+        #[arg(long)]
+        category: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an article as it is now (or one of its revisions).
+    Show {
+        id: i64,
+        /// This revision instead of the newest.
+        #[arg(long)]
+        revision: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a new article (a draft) with the body from standard input
+    /// (Markdown or plain text).
+    Add {
+        #[arg(long)]
+        title: String,
+        #[arg(long, default_value = "General")]
+        category: String,
+        /// Customers may read it once published (default: internal).
+        #[arg(long)]
+        public: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change an article's title, category, visibility or body (a new revision).
+    Edit {
+        id: i64,
+        #[arg(long)]
+        title: Option<String>,
+        #[arg(long)]
+        category: Option<String>,
+        #[arg(long, conflicts_with = "internal")]
+        public: bool,
+        #[arg(long)]
+        internal: bool,
+        /// Read the new body from standard input.
+        #[arg(long)]
+        stdin: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publish an article (a lead or an admin).
+    Publish {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Withdraw an article (a lead or an admin); its history stays.
+    Archive {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every revision of an article: number, time, author, what changed.
+    History {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Bring back the title, category and body of an earlier revision, as
+    /// a new revision (a lead or an admin).
+    Revert {
+        id: i64,
+        revision: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Per article: revisions, how often acknowledgements suggested it,
+    /// and the help center's "did this help?" answers.
+    Report {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the help center (published public articles) as static HTML.
+    Export {
+        /// The directory to write into.
+        #[arg(long = "html", value_name = "DIR")]
+        dir: PathBuf,
     },
 }
 
@@ -334,6 +430,79 @@ fn parse_role(s: &str) -> Result<AgentRole, String> {
 fn parse_outbound_status(s: &str) -> Result<OutboundStatus, String> {
     s.parse()
         .map_err(|_| format!("'{s}' is not one of queued, sending, sent, failed, cancelled"))
+}
+
+async fn kb(
+    config: postdesk::config::Config,
+    operator: &cli::Operator,
+    command: KbCommand,
+) -> Result<()> {
+    match command {
+        KbCommand::List {
+            state,
+            category,
+            json,
+        } => {
+            let filter = ArticleFilter {
+                state,
+                category,
+                public_only: false,
+            };
+            cli::kb::list(&config, filter, json).await?
+        }
+        KbCommand::Show { id, revision, json } => {
+            cli::kb::show(&config, id, revision, json).await?
+        }
+        KbCommand::Add {
+            title,
+            category,
+            public,
+            json,
+        } => {
+            let input = cli::kb::ArticleInput {
+                title: Some(title),
+                category: Some(category),
+                visibility: public.then_some(Visibility::Public),
+                body_from_stdin: true,
+            };
+            cli::kb::add(config, operator, input, json).await?
+        }
+        KbCommand::Edit {
+            id,
+            title,
+            category,
+            public,
+            internal,
+            stdin,
+            json,
+        } => {
+            let visibility = if public {
+                Some(Visibility::Public)
+            } else {
+                internal.then_some(Visibility::Internal)
+            };
+            let input = cli::kb::ArticleInput {
+                title,
+                category,
+                visibility,
+                body_from_stdin: stdin,
+            };
+            cli::kb::edit(config, operator, id, input, json).await?
+        }
+        KbCommand::Publish { id, json } => {
+            cli::kb::set_state(config, operator, id, ArticleState::Published, json).await?
+        }
+        KbCommand::Archive { id, json } => {
+            cli::kb::set_state(config, operator, id, ArticleState::Archived, json).await?
+        }
+        KbCommand::History { id, json } => cli::kb::history(&config, id, json).await?,
+        KbCommand::Revert { id, revision, json } => {
+            cli::kb::revert(config, operator, id, revision, json).await?
+        }
+        KbCommand::Export { dir } => cli::kb::export(&config, &dir).await?,
+        KbCommand::Report { json } => cli::kb::report(&config, json).await?,
+    }
+    Ok(())
 }
 
 fn main() -> Result<()> {
@@ -538,6 +707,7 @@ async fn run(cli: Cli) -> Result<()> {
             Command::Sla(SlaCommand::Report { json }) => {
                 cli::sla::report(&config, &operator, json).await?
             }
+            Command::Kb(command) => kb(config, &operator, command).await?,
             Command::Import {
                 format,
                 path,

@@ -51,6 +51,9 @@ const STORE_MACROS: &[&str] = &[
     "mailbox_from_row",
     "member_from_row",
     "indexable_from_row",
+    "content_from_row",
+    "article_from_row",
+    "revision_from_row",
 ];
 
 fn src() -> PathBuf {

@@ -20,6 +20,7 @@ mod imap_conformance;
 mod imap_interop;
 mod interop;
 mod keywords;
+mod knowledge;
 mod migrations;
 mod outbound;
 mod rules;

@@ -10,6 +10,7 @@
 pub mod agent;
 pub mod audit;
 pub mod import;
+pub mod kb;
 pub mod message;
 pub mod migrate;
 pub mod outbound;

@@ -11,6 +11,7 @@ pub mod commands;
 pub mod delivery;
 pub mod filing;
 pub mod keywords;
+pub mod knowledge;
 pub mod login;
 pub mod loops;
 pub mod mailbox_name;

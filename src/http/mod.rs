@@ -1,5 +1,5 @@
 //! The HTTP listener: operations endpoints (`GET /metrics`, `GET /healthz`)
-//! now; later the help center's pages share this router.
+//! and the knowledge base's help center (`/kb`, [`help_center`]).
 //!
 //! axum (`default-features = false`, only `http1` and `tokio`) rather than
 //! hyper directly: it builds cleanly on the existing tokio with hyper 1
@@ -9,6 +9,8 @@
 //!
 //! A protocol layer: it reads `App` and the store, nothing calls it but
 //! the server.
+
+pub mod help_center;
 
 use crate::App;
 use crate::net::Shutdown;
@@ -34,6 +36,7 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
+        .merge(help_center::routes())
         .with_state(app)
 }
 

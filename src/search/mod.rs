@@ -8,6 +8,7 @@
 //! directory; any number of readers (the IMAP sessions, `postdesk search`)
 //! open it beside the one writer.
 
+pub mod articles;
 pub mod document;
 pub mod indexer;
 pub mod query;

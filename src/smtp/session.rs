@@ -571,6 +571,16 @@ impl SmtpSession {
             self.reply("250 2.1.5 Recipient OK");
             return;
         }
+        // The knowledge base takes articles from agents only, who write
+        // on the submission port: from outside nothing is created.
+        if crate::domain::address::normalize(address) == self.app.config.knowledge_address() {
+            self.refused("knowledge_address");
+            self.reply(&format!(
+                "550 5.7.1 <{address}>: the knowledge base takes mail from agents only, \
+                 on the submission port"
+            ));
+            return;
+        }
         match self.app.queue_for(address).await {
             Ok(Some(_)) => {
                 if let Some(tx) = self.tx.as_mut() {
@@ -777,6 +787,10 @@ impl SmtpSession {
             rcpt_to: tx.rcpt_to,
             remote_addr: Some(self.peer),
         };
+        if submission::knowledge::addressed(&self.app, &envelope.rcpt_to) {
+            self.finish_article(&agent, &envelope, &tx.body).await;
+            return;
+        }
         match submission::submit(&self.app, &agent, &envelope, tx.body).await {
             Ok(submitted) => {
                 tracing::info!(peer = %self.peer, agent = %agent.email, ticket = submitted.ticket,
@@ -792,6 +806,32 @@ impl SmtpSession {
             }
             Err(SubmitError::Store(err)) => {
                 tracing::error!(peer = %self.peer, %err, "agent mail not committed");
+                self.store_failed(err.is_storage_full());
+            }
+        }
+    }
+
+    /// Writes an agent's mail to the knowledge address as an article
+    /// revision; only then says 250.
+    async fn finish_article(
+        &mut self,
+        agent: &LoginAgent,
+        envelope: &SubmissionEnvelope,
+        raw: &[u8],
+    ) {
+        match submission::knowledge::submit_article(&self.app, agent, envelope, raw).await {
+            Ok(line) => {
+                tracing::info!(peer = %self.peer, agent = %agent.email, %line, "article mail written");
+                telemetry::accepted(self.listener());
+                self.reply(&line);
+            }
+            Err(SubmitError::Refused(line)) => {
+                tracing::info!(peer = %self.peer, agent = %agent.email, %line, "article mail refused");
+                self.refused("submission_refused");
+                self.reply_error(&line);
+            }
+            Err(SubmitError::Store(err)) => {
+                tracing::error!(peer = %self.peer, %err, "article mail not committed");
                 self.store_failed(err.is_storage_full());
             }
         }

@@ -23,6 +23,7 @@ mod agent_mail;
 mod events;
 mod filing;
 mod imap;
+mod knowledge;
 mod messages;
 mod notify;
 mod outbound;
@@ -39,6 +40,7 @@ pub use imap::{
     Content, EXPUNGED_KEPT_SECONDS, FlagOp, LoginAgent, Mailbox, Member, MessageRef, StorageItem,
     Viewer, join_flags,
 };
+pub use knowledge::{Article, ArticleFilter, ArticleUsage, ArticleWrite, Revision};
 pub use notify::ChangeListener;
 pub use outbound::{FailureNote, OutboundItem, OutboundStatus};
 pub use search::{IndexableMessage, IndexableTicket, LoggedEvent, SystemNote};
@@ -331,6 +333,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0013_agent_keywords.sql"),
     ),
     (
+        15,
+        "knowledge",
+        include_str!("../../migrations/sqlite/0015_knowledge.sql"),
+    ),
+    (
         17,
         "kept_subscriptions",
         include_str!("../../migrations/sqlite/0017_kept_subscriptions.sql"),
@@ -401,6 +408,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         13,
         "agent_keywords",
         include_str!("../../migrations/postgres/0013_agent_keywords.sql"),
+    ),
+    (
+        15,
+        "knowledge",
+        include_str!("../../migrations/postgres/0015_knowledge.sql"),
     ),
     (
         17,

@@ -24,6 +24,7 @@
 //! An agent acts only on tickets of queues they work in; anything else is
 //! refused before anything is stored or sent.
 
+pub mod knowledge;
 pub mod rewrite;
 
 use crate::App;

@@ -1,0 +1,743 @@
+//! The knowledge base: articles, their states and revisions, who may do
+//! what with them, their stable URLs, and the Markdown they are written in.
+//!
+//! Every change of an article is a new, immutable revision holding the
+//! whole article (title, category, state, visibility, body); the newest
+//! revision is the article. [`plan_revision`] decides, from the article as
+//! it is, the change asked and who asks, what the next revision holds or
+//! why there is none; the store writes it.
+//!
+//! Who may do what: any agent writes drafts (new articles, and edits of an
+//! article while it is a draft); a lead or an admin publishes, archives,
+//! reverts, and edits an article that is published or archived. Only a
+//! published public article ever reaches a customer ([`is_public`]).
+
+use super::permission::{Actor, AgentRole, Denied};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// Where an article is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArticleState {
+    /// Being written: seen by agents only.
+    Draft,
+    /// In force: agents see it, and customers when it is public.
+    Published,
+    /// Withdrawn: kept with its history, shown to nobody outside.
+    Archived,
+}
+
+impl ArticleState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArticleState::Draft => "draft",
+            ArticleState::Published => "published",
+            ArticleState::Archived => "archived",
+        }
+    }
+}
+
+impl std::fmt::Display for ArticleState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ArticleState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<ArticleState, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "draft" => Ok(ArticleState::Draft),
+            "published" => Ok(ArticleState::Published),
+            "archived" => Ok(ArticleState::Archived),
+            _ => Err(format!(
+                "no article state '{s}' (states: draft, published, archived)"
+            )),
+        }
+    }
+}
+
+/// Who may read an article once it is published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    /// Agents only.
+    Internal,
+    /// Customers too: the help center, suggestions, replies.
+    Public,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Internal => "internal",
+            Visibility::Public => "public",
+        }
+    }
+}
+
+impl std::fmt::Display for Visibility {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Visibility {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Visibility, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "internal" => Ok(Visibility::Internal),
+            "public" => Ok(Visibility::Public),
+            _ => Err(format!(
+                "no visibility '{s}' (visibilities: internal, public)"
+            )),
+        }
+    }
+}
+
+/// An article as one revision holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ArticleContent {
+    pub title: String,
+    pub category: String,
+    pub state: ArticleState,
+    pub visibility: Visibility,
+    /// What the author wrote (Markdown or plain text).
+    pub body_text: String,
+    /// The body as HTML, rendered from `body_text` ([`render_markdown`]):
+    /// what the help center shows.
+    pub body_html: String,
+}
+
+/// Whether an article in this state may reach a customer: published and
+/// public, nothing else (drafts, internal and archived articles never).
+pub fn is_public(state: ArticleState, visibility: Visibility) -> bool {
+    state == ArticleState::Published && visibility == Visibility::Public
+}
+
+/// What an author asks of an article; `None` leaves a part as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArticleChange {
+    pub title: Option<String>,
+    pub category: Option<String>,
+    pub body_text: Option<String>,
+    pub visibility: Option<Visibility>,
+    pub state: Option<ArticleState>,
+    /// Bring back the title, category and body of this earlier revision
+    /// (as a new revision; the state and visibility stay).
+    pub revert_to: Option<(i64, ArticleContent)>,
+}
+
+impl ArticleChange {
+    /// Whether the change touches anything at all.
+    pub fn is_empty(&self) -> bool {
+        *self == ArticleChange::default()
+    }
+}
+
+/// The next revision of an article: its content and a one-line account of
+/// what changed (the history's "what").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedRevision {
+    pub content: ArticleContent,
+    pub summary: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Why no revision is made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArticleRefusal {
+    #[error("{0}")]
+    Denied(Denied),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("nothing to change: the article is already like that")]
+    Unchanged,
+}
+
+/// Longest title kept (a subject line's worth).
+pub const MAX_TITLE: usize = 200;
+
+/// Decides the next revision of an article (`current`: None for a new
+/// one), or why there is none. `actor` None: the server's administrator
+/// (the command line without `--as`).
+pub fn plan_revision(
+    actor: Option<&Actor>,
+    current: Option<&ArticleContent>,
+    change: &ArticleChange,
+    now: DateTime<Utc>,
+) -> Result<PlannedRevision, ArticleRefusal> {
+    let role = actor.map_or(AgentRole::Admin, |a| a.role);
+    let content = match current {
+        None => new_article(change)?,
+        Some(current) => changed_article(current, change)?,
+    };
+    if let Some(current) = current
+        && *current == content
+    {
+        return Err(ArticleRefusal::Unchanged);
+    }
+    if role < AgentRole::Lead {
+        check_agent(current, &content, change)?;
+    }
+    Ok(PlannedRevision {
+        summary: summary(current, &content, change),
+        content,
+        at: now,
+    })
+}
+
+fn new_article(change: &ArticleChange) -> Result<ArticleContent, ArticleRefusal> {
+    if change.revert_to.is_some() {
+        return Err(ArticleRefusal::Invalid(
+            "a new article has no revision to go back to".into(),
+        ));
+    }
+    let body_text = change.body_text.clone().unwrap_or_default();
+    Ok(ArticleContent {
+        title: valid_title(change.title.as_deref().unwrap_or(""))?,
+        category: valid_category(change.category.as_deref().unwrap_or("General"))?,
+        state: change.state.unwrap_or(ArticleState::Draft),
+        visibility: change.visibility.unwrap_or(Visibility::Internal),
+        body_html: render_markdown(&body_text),
+        body_text,
+    })
+}
+
+fn changed_article(
+    current: &ArticleContent,
+    change: &ArticleChange,
+) -> Result<ArticleContent, ArticleRefusal> {
+    let mut next = current.clone();
+    if let Some((_, earlier)) = &change.revert_to {
+        next.title = earlier.title.clone();
+        next.category = earlier.category.clone();
+        next.body_text = earlier.body_text.clone();
+        next.body_html = earlier.body_html.clone();
+    }
+    if let Some(title) = &change.title {
+        next.title = valid_title(title)?;
+    }
+    if let Some(category) = &change.category {
+        next.category = valid_category(category)?;
+    }
+    if let Some(body) = &change.body_text {
+        next.body_html = render_markdown(body);
+        next.body_text = body.clone();
+    }
+    if let Some(visibility) = change.visibility {
+        next.visibility = visibility;
+    }
+    if let Some(state) = change.state {
+        next.state = state;
+    }
+    Ok(next)
+}
+
+/// An agent (not a lead) writes drafts: a new article stays a draft, an
+/// existing one must be a draft and stay one, and going back to an earlier
+/// revision is a lead's decision.
+fn check_agent(
+    current: Option<&ArticleContent>,
+    next: &ArticleContent,
+    change: &ArticleChange,
+) -> Result<(), ArticleRefusal> {
+    let denied = |what: &str| {
+        Err(ArticleRefusal::Denied(Denied::NeedsRole {
+            role: AgentRole::Lead,
+            what: what.to_string(),
+        }))
+    };
+    if next.state != ArticleState::Draft {
+        return denied(match next.state {
+            ArticleState::Archived => "archive articles",
+            _ => "publish articles",
+        });
+    }
+    if current.is_some_and(|c| c.state != ArticleState::Draft) {
+        return denied("change a published or archived article");
+    }
+    if change.revert_to.is_some() {
+        return denied("revert articles");
+    }
+    Ok(())
+}
+
+/// What a revision changed, in a few words ("created", "published",
+/// "edited title, body").
+fn summary(
+    current: Option<&ArticleContent>,
+    next: &ArticleContent,
+    change: &ArticleChange,
+) -> String {
+    let Some(current) = current else {
+        return "created".into();
+    };
+    let mut parts = Vec::new();
+    if let Some((number, _)) = &change.revert_to {
+        parts.push(format!("reverted to revision {number}"));
+    }
+    if current.state != next.state {
+        parts.push(next.state.as_str().to_string());
+    }
+    if current.visibility != next.visibility {
+        parts.push(format!("made {}", next.visibility));
+    }
+    if change.revert_to.is_none() {
+        let edited: Vec<&str> = [
+            ("title", current.title != next.title),
+            ("category", current.category != next.category),
+            ("body", current.body_text != next.body_text),
+        ]
+        .into_iter()
+        .filter_map(|(what, changed)| changed.then_some(what))
+        .collect();
+        if !edited.is_empty() {
+            parts.push(format!("edited {}", edited.join(", ")));
+        }
+    }
+    parts.join("; ")
+}
+
+fn valid_title(title: &str) -> Result<String, ArticleRefusal> {
+    let title = title.split_whitespace().collect::<Vec<_>>().join(" ");
+    if title.is_empty() {
+        return Err(ArticleRefusal::Invalid("an article needs a title".into()));
+    }
+    if title.chars().count() > MAX_TITLE {
+        return Err(ArticleRefusal::Invalid(format!(
+            "a title has at most {MAX_TITLE} characters"
+        )));
+    }
+    Ok(title)
+}
+
+/// A category is a short name ("Printers"): one line, no slash (it names
+/// an IMAP folder `Knowledge/<category>` too).
+fn valid_category(category: &str) -> Result<String, ArticleRefusal> {
+    let category = category.split_whitespace().collect::<Vec<_>>().join(" ");
+    if category.is_empty() {
+        return Err(ArticleRefusal::Invalid(
+            "an article needs a category".into(),
+        ));
+    }
+    if category.chars().count() > 60 || category.contains(['/', '\\']) {
+        return Err(ArticleRefusal::Invalid(format!(
+            "'{category}' is not a category name (at most 60 characters, no slashes)"
+        )));
+    }
+    Ok(category)
+}
+
+/// The readable part of an article's URL: `printer-on-fire` for "Printer
+/// on fire!". ASCII letters and digits, words joined by `-`, at most about
+/// 60 characters cut at a word; "article" when nothing is left. The URL
+/// `/kb/42-printer-on-fire` is found by its number alone, so a new title
+/// does not break old links.
+pub fn slug(title: &str) -> String {
+    const MAX: usize = 60;
+    let mut words: Vec<String> = Vec::new();
+    let mut word = String::new();
+    for c in title.chars() {
+        let c = fold_accent(c);
+        if c.is_ascii_alphanumeric() {
+            word.push(c.to_ascii_lowercase());
+        } else if c == '\'' || c == '\u{2019}' {
+            // "don't" reads better as "dont" than as "don-t".
+        } else if !word.is_empty() {
+            words.push(std::mem::take(&mut word));
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    let mut slug = String::new();
+    for word in words {
+        if !slug.is_empty() && slug.len() + 1 + word.len() > MAX {
+            break;
+        }
+        if !slug.is_empty() {
+            slug.push('-');
+        }
+        slug.push_str(&word[..word.len().min(MAX)]);
+    }
+    if slug.is_empty() {
+        "article".into()
+    } else {
+        slug
+    }
+}
+
+/// The plain letter of a common accented Latin letter (é → e), so that
+/// "Café printer" becomes `cafe-printer`.
+fn fold_accent(c: char) -> char {
+    match c {
+        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' => 'a',
+        'ç' => 'c',
+        'è' | 'é' | 'ê' | 'ë' => 'e',
+        'ì' | 'í' | 'î' | 'ï' => 'i',
+        'ñ' => 'n',
+        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' => 'o',
+        'ù' | 'ú' | 'û' | 'ü' => 'u',
+        'ý' | 'ÿ' => 'y',
+        'À' | 'Á' | 'Â' | 'Ã' | 'Ä' | 'Å' => 'A',
+        'Ç' => 'C',
+        'È' | 'É' | 'Ê' | 'Ë' => 'E',
+        'Ì' | 'Í' | 'Î' | 'Ï' => 'I',
+        'Ñ' => 'N',
+        'Ò' | 'Ó' | 'Ô' | 'Õ' | 'Ö' | 'Ø' => 'O',
+        'Ù' | 'Ú' | 'Û' | 'Ü' => 'U',
+        'Ý' => 'Y',
+        other => other,
+    }
+}
+
+/// An article's path in the help center: `/kb/42-printer-on-fire`.
+pub fn article_path(id: i64, title: &str) -> String {
+    format!("/kb/{id}-{}", slug(title))
+}
+
+/// The article number of a path segment `42-printer-on-fire` (or `42`);
+/// the words after the number do not matter.
+pub fn article_id_of_segment(segment: &str) -> Option<i64> {
+    let digits: &str = segment
+        .split_once('-')
+        .map_or(segment, |(number, _)| number);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().filter(|id| *id > 0)
+}
+
+/// Renders an article's Markdown (plain text is Markdown too) as HTML for
+/// the help center. Authors are agents, readers are anyone: raw HTML in
+/// the text is shown as text, not passed through, and links and images
+/// only keep web, mail and relative addresses (no `javascript:`).
+pub fn render_markdown(text: &str) -> String {
+    use pulldown_cmark::{Event, Options, Parser, Tag};
+    let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH;
+    let events = Parser::new_ext(text, options).map(|event| match event {
+        Event::Html(html) | Event::InlineHtml(html) => Event::Text(html),
+        Event::Start(Tag::Link {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) if !safe_url(&dest_url) => Event::Start(Tag::Link {
+            link_type,
+            dest_url: "#".into(),
+            title,
+            id,
+        }),
+        Event::Start(Tag::Image {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) if !safe_url(&dest_url) => Event::Start(Tag::Image {
+            link_type,
+            dest_url: "".into(),
+            title,
+            id,
+        }),
+        other => other,
+    });
+    let mut html = String::with_capacity(text.len() * 3 / 2);
+    pulldown_cmark::html::push_html(&mut html, events);
+    html
+}
+
+/// A link target that cannot run script: http(s), mailto, or a relative
+/// address (no scheme before the first `/`, `?` or `#`).
+fn safe_url(url: &str) -> bool {
+    let url = url.trim();
+    let before_path = url.split(['/', '?', '#']).next().unwrap_or("");
+    match before_path.split_once(':') {
+        None => true,
+        Some((scheme, _)) => ["http", "https", "mailto"]
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(scheme)),
+    }
+}
+
+/// The commands at the top of a mail to the knowledge address: `#publish`,
+/// `#archive`, `#draft`, `#internal`, `#public`, `#category Printers`.
+/// Only the leading block counts (blank lines and command lines up to the
+/// first other line). A Markdown heading (`# Title`, with a space) is
+/// text, not a command.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArticleCommands {
+    pub state: Option<ArticleState>,
+    pub visibility: Option<Visibility>,
+    pub category: Option<String>,
+    /// The text after the command block.
+    pub rest: String,
+}
+
+/// Every article command, for error messages.
+pub const ARTICLE_COMMANDS: &str = "#publish, #archive, #draft, #internal, #public, #category NAME";
+
+impl ArticleCommands {
+    /// Reads the command block of a mail's text; an unknown `#word` there
+    /// is an error naming it (nothing is written from such a mail).
+    pub fn read(text: &str) -> Result<ArticleCommands, String> {
+        let mut commands = ArticleCommands::default();
+        let mut rest_from = None;
+        let mut offset = 0;
+        for line in text.split_inclusive('\n') {
+            let trimmed = line.trim();
+            let is_command = trimmed.starts_with('#')
+                && trimmed[1..].starts_with(|c: char| c.is_ascii_alphabetic());
+            if !trimmed.is_empty() && !is_command {
+                rest_from = Some(offset);
+                break;
+            }
+            offset += line.len();
+            if trimmed.is_empty() {
+                continue;
+            }
+            let (word, argument) = trimmed[1..]
+                .split_once(char::is_whitespace)
+                .map_or((&trimmed[1..], ""), |(w, a)| (w, a.trim()));
+            match word.to_ascii_lowercase().as_str() {
+                "publish" => commands.state = Some(ArticleState::Published),
+                "archive" => commands.state = Some(ArticleState::Archived),
+                "draft" => commands.state = Some(ArticleState::Draft),
+                "internal" => commands.visibility = Some(Visibility::Internal),
+                "public" => commands.visibility = Some(Visibility::Public),
+                "category" if !argument.is_empty() => {
+                    commands.category = Some(argument.to_string())
+                }
+                "category" => return Err("#category needs a name: #category Printers".into()),
+                _ => {
+                    return Err(format!(
+                        "unknown command '{trimmed}' (article commands: {ARTICLE_COMMANDS})"
+                    ));
+                }
+            }
+        }
+        commands.rest = match rest_from {
+            Some(start) => text[start..].to_string(),
+            None => String::new(),
+        };
+        Ok(commands)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent(role: AgentRole) -> Actor {
+        Actor {
+            id: 7,
+            email: "bob@desk.test".into(),
+            role,
+            queues: vec!["support".into()],
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        "2026-12-01T10:00:00Z".parse().expect("time")
+    }
+
+    fn draft() -> ArticleContent {
+        plan_revision(
+            None,
+            None,
+            &ArticleChange {
+                title: Some("Printer on fire".into()),
+                category: Some("Printers".into()),
+                body_text: Some("Pull the **plug**.".into()),
+                ..ArticleChange::default()
+            },
+            now(),
+        )
+        .expect("created")
+        .content
+    }
+
+    #[test]
+    fn a_new_article_is_an_internal_draft_with_rendered_html() {
+        let article = draft();
+        assert_eq!(article.state, ArticleState::Draft);
+        assert_eq!(article.visibility, Visibility::Internal);
+        assert_eq!(
+            article.body_html,
+            "<p>Pull the <strong>plug</strong>.</p>\n"
+        );
+        assert!(!is_public(article.state, article.visibility));
+    }
+
+    #[test]
+    fn agents_write_drafts_and_leads_publish() {
+        let article = draft();
+        let publish = ArticleChange {
+            state: Some(ArticleState::Published),
+            ..ArticleChange::default()
+        };
+        let refused = plan_revision(
+            Some(&agent(AgentRole::Agent)),
+            Some(&article),
+            &publish,
+            now(),
+        );
+        assert!(
+            matches!(&refused, Err(ArticleRefusal::Denied(d)) if d.to_string() == "only a lead or an admin may publish articles"),
+            "{refused:?}"
+        );
+        let published = plan_revision(
+            Some(&agent(AgentRole::Lead)),
+            Some(&article),
+            &publish,
+            now(),
+        )
+        .expect("a lead publishes");
+        assert_eq!(published.summary, "published");
+        // An agent edits a draft, but not a published article.
+        let edit = ArticleChange {
+            body_text: Some("Call the fire brigade.".into()),
+            ..ArticleChange::default()
+        };
+        let edited = plan_revision(Some(&agent(AgentRole::Agent)), Some(&article), &edit, now())
+            .expect("an agent edits a draft");
+        assert_eq!(edited.summary, "edited body");
+        assert!(matches!(
+            plan_revision(
+                Some(&agent(AgentRole::Agent)),
+                Some(&published.content),
+                &edit,
+                now()
+            ),
+            Err(ArticleRefusal::Denied(_))
+        ));
+        // An agent may not create a published article either.
+        let created_published = ArticleChange {
+            title: Some("T".into()),
+            state: Some(ArticleState::Published),
+            ..ArticleChange::default()
+        };
+        assert!(matches!(
+            plan_revision(
+                Some(&agent(AgentRole::Agent)),
+                None,
+                &created_published,
+                now()
+            ),
+            Err(ArticleRefusal::Denied(_))
+        ));
+    }
+
+    #[test]
+    fn a_change_that_changes_nothing_is_no_revision() {
+        let article = draft();
+        let same = ArticleChange {
+            title: Some("  Printer   on fire ".into()),
+            ..ArticleChange::default()
+        };
+        assert_eq!(
+            plan_revision(None, Some(&article), &same, now()),
+            Err(ArticleRefusal::Unchanged)
+        );
+    }
+
+    #[test]
+    fn revert_brings_back_the_text_and_keeps_the_state() {
+        let first = draft();
+        let mut second = first.clone();
+        second.title = "Printer smokes".into();
+        second.body_text = "Open a window.".into();
+        second.body_html = render_markdown(&second.body_text);
+        second.state = ArticleState::Published;
+        let revert = ArticleChange {
+            revert_to: Some((1, first.clone())),
+            ..ArticleChange::default()
+        };
+        let planned = plan_revision(None, Some(&second), &revert, now()).expect("reverted");
+        assert_eq!(planned.content.title, first.title);
+        assert_eq!(planned.content.body_text, first.body_text);
+        assert_eq!(planned.content.state, ArticleState::Published);
+        assert_eq!(planned.summary, "reverted to revision 1");
+        assert!(matches!(
+            plan_revision(Some(&agent(AgentRole::Agent)), Some(&first), &revert, now()),
+            Err(ArticleRefusal::Denied(_)) | Err(ArticleRefusal::Unchanged)
+        ));
+    }
+
+    #[test]
+    fn titles_and_categories_are_checked() {
+        let no_title = ArticleChange::default();
+        assert!(matches!(
+            plan_revision(None, None, &no_title, now()),
+            Err(ArticleRefusal::Invalid(_))
+        ));
+        let bad_category = ArticleChange {
+            title: Some("T".into()),
+            category: Some("a/b".into()),
+            ..ArticleChange::default()
+        };
+        assert!(matches!(
+            plan_revision(None, None, &bad_category, now()),
+            Err(ArticleRefusal::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn slugs_are_stable_readable_urls() {
+        assert_eq!(slug("Printer on fire!"), "printer-on-fire");
+        assert_eq!(slug("Café: don't panic"), "cafe-dont-panic");
+        assert_eq!(slug("???"), "article");
+        assert_eq!(
+            article_path(42, "Printer on fire"),
+            "/kb/42-printer-on-fire"
+        );
+        let long = slug(&"word ".repeat(40));
+        assert!(long.len() <= 60 && !long.ends_with('-'), "{long}");
+        assert_eq!(article_id_of_segment("42-printer-on-fire"), Some(42));
+        assert_eq!(article_id_of_segment("42"), Some(42));
+        assert_eq!(article_id_of_segment("x42"), None);
+        assert_eq!(article_id_of_segment("0-zero"), None);
+        assert_eq!(article_id_of_segment("-1"), None);
+    }
+
+    #[test]
+    fn mail_commands_lead_the_text() {
+        let read =
+            ArticleCommands::read("#publish\n#category  Printers \n\n# Intro\nText #public\n")
+                .expect("commands");
+        assert_eq!(read.state, Some(ArticleState::Published));
+        assert_eq!(read.category.as_deref(), Some("Printers"));
+        assert_eq!(read.visibility, None);
+        assert_eq!(read.rest, "# Intro\nText #public\n");
+        let none = ArticleCommands::read("Plain text\n#public\n").expect("text");
+        assert_eq!(
+            none,
+            ArticleCommands {
+                rest: "Plain text\n#public\n".into(),
+                ..ArticleCommands::default()
+            }
+        );
+        assert!(ArticleCommands::read("#publsh\nText").is_err_and(|e| e.contains("#publsh")));
+        assert!(ArticleCommands::read("#category\n").is_err());
+        let only = ArticleCommands::read("#internal\r\n#archive\r\n").expect("commands");
+        assert_eq!(
+            (only.visibility, only.state, only.rest.as_str()),
+            (Some(Visibility::Internal), Some(ArticleState::Archived), "")
+        );
+    }
+
+    #[test]
+    fn markdown_cannot_carry_script() {
+        let html = render_markdown(
+            "<script>alert(1)</script>\n\n[click](javascript:alert(1)) [ok](https://example.org/a) [rel](/kb/2-x)",
+        );
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(html.contains("&lt;script&gt;"), "{html}");
+        assert!(!html.contains("javascript:"), "{html}");
+        assert!(html.contains("href=\"https://example.org/a\""), "{html}");
+        assert!(html.contains("href=\"/kb/2-x\""), "{html}");
+    }
+}
