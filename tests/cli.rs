@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 /// Writes the server's configuration as a file the CLI can use.
-fn config_file(server: &TestServer) -> PathBuf {
+pub(crate) fn config_file(server: &TestServer) -> PathBuf {
     let path = server.dir.path().join("cli.toml");
     let mut text = format!(
         "hostname = \"desk.test\"\ndata_dir = \"{}\"\n",
@@ -23,7 +23,7 @@ fn config_file(server: &TestServer) -> PathBuf {
     path
 }
 
-fn postdesk(config: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+pub(crate) fn postdesk(config: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_postdesk"))
         .arg("--config")
         .arg(config)
@@ -45,7 +45,7 @@ fn postdesk(config: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().expect("wait")
 }
 
-fn ok(output: Output) -> String {
+pub(crate) fn ok(output: Output) -> String {
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     assert!(
         output.status.success(),

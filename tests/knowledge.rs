@@ -4,62 +4,16 @@
 //! "did this help?"), and the same pages in a real browser (headless
 //! chromium; `.ci/run` installs it).
 
+use crate::cli::{config_file, ok, postdesk};
 use crate::common;
 
 use crate::common::{Backend, TestServer, backend_test};
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// The server's configuration as a file the CLI can use.
-fn config_file(server: &TestServer) -> PathBuf {
-    let path = server.dir.path().join("kb-cli.toml");
-    let mut text = format!(
-        "hostname = \"desk.test\"\ndata_dir = \"{}\"\n",
-        server.dir.path().display()
-    );
-    if let Some(url) = &server.config.database_url {
-        text.push_str(&format!("database_url = \"{url}\"\n"));
-    }
-    std::fs::write(&path, text).expect("write config");
-    path
-}
-
-fn postdesk(config: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_postdesk"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run postdesk");
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("write stdin");
-    }
-    drop(child.stdin.take());
-    child.wait_with_output().expect("wait")
-}
-
-fn ok(output: Output) -> String {
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    assert!(
-        output.status.success(),
-        "failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
 
 fn refused(output: Output) -> String {
     assert!(
