@@ -40,7 +40,7 @@ impl ArticleState {
 
 impl std::fmt::Display for ArticleState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -80,7 +80,7 @@ impl Visibility {
 
 impl std::fmt::Display for Visibility {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -530,6 +530,14 @@ impl ArticleCommands {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn states_and_visibility_fill_their_table_columns() {
+        // The CLI's tables pad these with `{:<9}`: a Display that ignored
+        // the width ran the columns together ("draft public").
+        assert_eq!(format!("{:<9}|", ArticleState::Draft), "draft    |");
+        assert_eq!(format!("{:<8}|", Visibility::Public), "public  |");
+    }
 
     fn agent(role: AgentRole) -> Actor {
         Actor {
