@@ -342,6 +342,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "kept_subscriptions",
         include_str!("../../migrations/sqlite/0017_kept_subscriptions.sql"),
     ),
+    (
+        18,
+        "team",
+        include_str!("../../migrations/sqlite/0018_team.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -418,6 +423,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         17,
         "kept_subscriptions",
         include_str!("../../migrations/postgres/0017_kept_subscriptions.sql"),
+    ),
+    (
+        18,
+        "team",
+        include_str!("../../migrations/postgres/0018_team.sql"),
     ),
 ];
 
