@@ -154,6 +154,10 @@ pub struct SubmissionConfig {
     pub tls_listen: SocketAddr,
     /// Allow AUTH without TLS from 127.0.0.1/::1 (local tools, tests).
     pub plaintext_auth_on_loopback: bool,
+    /// A public reply to a ticket that changed after the message it
+    /// answers: `hold` (give it back to the agent), `warn` (send, and
+    /// note it), `off`.
+    pub collision: crate::domain::collision::CollisionMode,
 }
 
 impl Default for SubmissionConfig {
@@ -162,6 +166,7 @@ impl Default for SubmissionConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 2587)),
             tls_listen: SocketAddr::from(([127, 0, 0, 1], 2465)),
             plaintext_auth_on_loopback: true,
+            collision: crate::domain::collision::CollisionMode::Hold,
         }
     }
 }
@@ -904,6 +909,11 @@ address = "billing@example.test"
                 "hostname = \"a\"\nbogus = 1\n",
                 "postdesk.toml:2:1:",
                 "unknown field `bogus`",
+            ),
+            (
+                "[submission]\ncollision = \"block\"\n",
+                "postdesk.toml:2:13:",
+                "unknown variant `block`, expected one of `hold`, `warn`, `off`",
             ),
             (
                 "[smtp]\nlisten = \"nowhere\"\n",

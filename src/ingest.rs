@@ -280,10 +280,15 @@ fn prepare(
         InboundKind::Customer
     };
 
+    // Everyone on the mail takes part, except postdesk's own addresses (the
+    // queues, the knowledge base). Agents in Cc stay: they are colleagues
+    // on the ticket (their mail joins it without starting the customer's
+    // clock, and a reply never goes to them by mail).
+    let kb_address = config.knowledge_address();
     let participants: Vec<String> = facts
         .addresses
         .iter()
-        .filter(|a| !is_queue_address(a) && address::split(a).is_some())
+        .filter(|a| !is_queue_address(a) && **a != kb_address && address::split(a).is_some())
         .cloned()
         .collect();
 

@@ -265,11 +265,8 @@ where
     // ends in CRLF would arrive with an extra blank line. Handing it over
     // without its last CRLF delivers exactly the stored bytes.
     let body = raw.strip_suffix(b"\r\n").unwrap_or(raw);
-    let message = mail_send::smtp::message::Message::new(
-        item.mail_from.as_str(),
-        [item.rcpt_to.as_str()],
-        body,
-    );
+    let message =
+        mail_send::smtp::message::Message::new(item.mail_from.as_str(), item.recipients(), body);
     let mut builder = match SmtpClientBuilder::new(relay.host.as_str(), relay.port) {
         Ok(builder) => builder,
         Err(error) => return Verdict::Permanent(format!("relay {}: {error}", relay.host)),
@@ -295,7 +292,15 @@ where
         },
     };
     match result {
-        Ok(()) => Verdict::Delivered(format!("accepted by {}:{}", relay.host, relay.port)),
+        Ok(refused) if refused.is_empty() => {
+            Verdict::Delivered(format!("accepted by {}:{}", relay.host, relay.port))
+        }
+        Ok(refused) => Verdict::Delivered(format!(
+            "accepted by {}:{}, except for {}",
+            relay.host,
+            relay.port,
+            refused.join("; ")
+        )),
         Err(Attempt::Relay(err)) => classify(err),
         Err(Attempt::Store(err)) => Verdict::Temporary(format!("not handed over: {err}")),
     }
@@ -316,11 +321,15 @@ impl From<mail_send::Error> for Attempt {
 
 /// Sends one message on a connected client (plain or TLS) and says
 /// goodbye: the envelope, then the hand-over record, then the message.
+/// With several recipients (Reply All), one the relay refuses for good
+/// does not stop the others: the mail goes to those accepted, and the
+/// refusals are returned ("address: 550 …"). All refused, or any refused
+/// for now, is the attempt's failure (retried as a whole).
 async fn transmit<T, F, Fut>(
     mut client: mail_send::SmtpClient<T>,
     message: mail_send::smtp::message::Message<'_>,
     handing_over: F,
-) -> Result<(), Attempt>
+) -> Result<Vec<String>, Attempt>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     F: FnOnce() -> Fut,
@@ -333,14 +342,29 @@ where
                 &message.mail_from.parameters,
             )
             .await?;
+        let several = message.rcpt_to.len() > 1;
+        let mut refused = Vec::new();
+        let mut last_refusal = None;
         for rcpt in &message.rcpt_to {
-            client
-                .rcpt_to(rcpt.email.as_ref(), &rcpt.parameters)
-                .await?;
+            match client.rcpt_to(rcpt.email.as_ref(), &rcpt.parameters).await {
+                Ok(()) => {}
+                Err(mail_send::Error::UnexpectedReply(reply))
+                    if several && (500..600).contains(&reply.code) =>
+                {
+                    refused.push(format!("{}: {} {}", rcpt.email, reply.code, reply.message));
+                    last_refusal = Some(mail_send::Error::UnexpectedReply(reply));
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        if refused.len() == message.rcpt_to.len()
+            && let Some(err) = last_refusal
+        {
+            return Err(err.into());
         }
         handing_over().await.map_err(Attempt::Store)?;
         client.data(message.body.as_ref()).await?;
-        Ok(())
+        Ok(refused)
     }
     .await;
     let _ = client.quit().await;

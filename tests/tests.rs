@@ -9,6 +9,7 @@ mod architecture;
 mod boundary;
 mod cli;
 mod cluster;
+mod collision;
 mod corpus;
 mod crash;
 mod durability;

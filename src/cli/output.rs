@@ -242,7 +242,7 @@ pub fn outbound_table(items: &[OutboundItem], relay_configured: bool) -> String 
                     } else {
                         String::new()
                     },
-                    i.rcpt_to.clone(),
+                    i.recipients().join(", "),
                     shorten(i.last_error.as_deref().unwrap_or(""), 60),
                 ]
             })
@@ -298,6 +298,23 @@ pub fn ticket_view(view: &TicketView) -> String {
     }
     if let Some(linked) = t.linked_ticket {
         let _ = writeln!(out, "  {:<9}#{linked}", "linked");
+    }
+    // Everyone on the ticket besides its customer: people the customer
+    // had in To/Cc, and colleagues.
+    let others: Vec<String> = view
+        .participants
+        .iter()
+        .filter(|p| p.address != t.customer_address)
+        .map(|p| match p.side {
+            "colleague" => format!("{} (colleague)", p.address),
+            _ => p.address.clone(),
+        })
+        .collect();
+    if !others.is_empty() {
+        let _ = writeln!(out, "  {:<9}{}", "cc", others.join(", "));
+    }
+    for held in &view.held_replies {
+        let _ = writeln!(out, "  {:<9}reply of {} (not sent)", "held", held.agent);
     }
     if let (Some(disposition), Some(since)) = (t.disposition, t.disposition_at) {
         let folder = match disposition {

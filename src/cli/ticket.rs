@@ -7,7 +7,7 @@ use super::{
 };
 use crate::config::Config;
 use crate::domain::change::{ChangeRequest, TicketChange};
-use crate::store::{Event, MessageRecord, Store, StoreError, Ticket, TicketFilter};
+use crate::store::{Event, MessageRecord, Participant, Store, StoreError, Ticket, TicketFilter};
 use serde::Serialize;
 use std::io::Write;
 
@@ -30,6 +30,16 @@ pub struct TicketView {
     pub ticket: Ticket,
     pub messages: Vec<MessageRecord>,
     pub events: Vec<Event>,
+    /// Everyone taking part (customer side and colleagues).
+    pub participants: Vec<Participant>,
+    /// Replies held by a collision, not sent yet: (agent, why).
+    pub held_replies: Vec<HeldView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HeldView {
+    pub agent: String,
+    pub reason: String,
 }
 
 impl TicketView {
@@ -38,6 +48,13 @@ impl TicketView {
             ticket: store.ticket(number).await?,
             messages: store.ticket_messages(number).await?,
             events: store.ticket_events(number).await?,
+            participants: store.ticket_participant_sides(number).await?,
+            held_replies: store
+                .held_replies(number)
+                .await?
+                .into_iter()
+                .map(|(_, agent, reason)| HeldView { agent, reason })
+                .collect(),
         })
     }
 }

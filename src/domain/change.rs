@@ -38,6 +38,10 @@ pub struct TicketChange {
     pub remove_tags: Vec<String>,
     /// An SLA policy and the due times its clocks start with (rules).
     pub sla: Option<SlaStart>,
+    /// People who take part in the ticket (`#cc add`, `#cc remove`), by
+    /// normalized address.
+    pub add_participants: Vec<String>,
+    pub remove_participants: Vec<String>,
 }
 
 impl TicketChange {
@@ -154,6 +158,8 @@ pub struct TicketState {
     pub owner: Option<i64>,
     pub disposition: Option<Disposition>,
     pub tags: Vec<String>,
+    /// Who takes part in it; read only when the change edits them.
+    pub participants: Vec<String>,
     /// The ticket runs SLA clocks (has a policy).
     pub has_sla: bool,
     pub sla_paused_at: Option<DateTime<Utc>>,
@@ -205,6 +211,8 @@ pub struct ChangePlan {
     pub set: Vec<Column>,
     pub add_tags: Vec<String>,
     pub remove_tags: Vec<String>,
+    pub add_participants: Vec<String>,
+    pub remove_participants: Vec<String>,
     pub events: Vec<NewEvent>,
     /// What changed, one phrase each ("status open → closed"); empty when
     /// the request changed nothing the history would name.
@@ -391,6 +399,18 @@ pub fn plan_change(
             plan.done.push(format!("tag -{tag}"));
         }
     }
+    for who in &change.add_participants {
+        if !has_tag(&current.participants, who) && !has_tag(&plan.add_participants, who) {
+            plan.add_participants.push(who.clone());
+            plan.done.push(format!("participant +{who}"));
+        }
+    }
+    for who in &change.remove_participants {
+        if has_tag(&current.participants, who) && !has_tag(&plan.remove_participants, who) {
+            plan.remove_participants.push(who.clone());
+            plan.done.push(format!("participant -{who}"));
+        }
+    }
     let mut has_sla = current.has_sla;
     if let Some(sla) = &change.sla {
         plan.set(Column::SlaPolicy(sla.policy.clone()));
@@ -556,6 +576,7 @@ mod tests {
             owner: None,
             disposition: None,
             tags: vec!["vpn".into()],
+            participants: Vec::new(),
             has_sla: true,
             sla_paused_at: None,
             sla_resumed_at: None,
@@ -710,6 +731,25 @@ mod tests {
             "no clocks, nothing to look at"
         );
         assert_eq!(planned.add_tags, vec!["vip".to_string()]);
+    }
+
+    #[test]
+    fn participants_are_added_and_removed_once() {
+        let mut current = ticket(Status::Open);
+        current.participants = vec!["carol@example.com".into(), "dave@example.com".into()];
+        let request = asked(TicketChange {
+            add_participants: vec!["erin@example.com".into(), "carol@example.com".into()],
+            remove_participants: vec!["dave@example.com".into(), "zed@example.com".into()],
+            ..TicketChange::default()
+        });
+        let planned = plan_change(&current, &request, &ChangeFacts::default()).unwrap_or_default();
+        assert_eq!(planned.add_participants, vec!["erin@example.com".to_string()]);
+        assert_eq!(planned.remove_participants, vec!["dave@example.com".to_string()]);
+        assert_eq!(
+            planned.done,
+            vec!["participant +erin@example.com", "participant -dave@example.com"]
+        );
+        assert_eq!(planned.events.len(), 1, "one changed event: {:?}", planned.events);
     }
 
     #[test]

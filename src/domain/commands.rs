@@ -34,6 +34,14 @@ pub enum Command {
     Queue(String),
     /// `#hold`: if any command fails, send nothing to the customer.
     Hold,
+    // Team work by mail (issue 20, collisions and Cc).
+    /// `#send`: send this reply even though the ticket changed after the
+    /// message it answers (a held reply, sent again after reading).
+    Send,
+    /// `#cc add x@y`: x@y takes part in the ticket (and gets this reply).
+    CcAdd(String),
+    /// `#cc remove x@y`: x@y no longer takes part (nor gets this reply).
+    CcRemove(String),
 }
 
 /// A command line as written, with its line number (from 1) and what it
@@ -56,7 +64,7 @@ pub struct Commands {
 
 /// Every command word, for error messages.
 pub const KNOWN: &str = "#close, #resolve, #pending, #open, #priority LEVEL, #assign AGENT|me, \
-#take, #unassign, #tag TAG…, #untag TAG…, #queue NAME, #hold";
+#take, #unassign, #tag TAG…, #untag TAG…, #queue NAME, #hold, #send, #cc add|remove ADDRESS";
 
 /// The most tags one `#tag` or `#untag` line takes: a longer list is a
 /// sentence, not tags.
@@ -115,6 +123,13 @@ impl Commands {
         self.lines
             .iter()
             .any(|l| matches!(l.parsed, Ok(Command::Hold)))
+    }
+
+    /// `#send`: the agent read what changed and sends anyway.
+    pub fn send(&self) -> bool {
+        self.lines
+            .iter()
+            .any(|l| matches!(l.parsed, Ok(Command::Send)))
     }
 
     /// "line N: problem" for every line that does not parse.
@@ -206,6 +221,27 @@ pub fn meaning(line: &str) -> LineMeaning {
         "queue" => match words.as_slice() {
             [] => mistake("which queue?".into()),
             [name] => command(Command::Queue((*name).to_string())),
+            _ => LineMeaning::Text,
+        },
+        "send" => alone(Command::Send),
+        "cc" => match words.as_slice() {
+            [] => mistake("#cc add ADDRESS or #cc remove ADDRESS".into()),
+            [verb, address] if is_plain_word(verb) => {
+                let verb = verb.to_ascii_lowercase();
+                let address = address.trim_matches(|c| c == '<' || c == '>');
+                let plausible = super::address::split(&address.to_lowercase()).is_some();
+                match verb.as_str() {
+                    "add" | "remove" if !plausible => {
+                        mistake(format!("'{address}' is not a mail address"))
+                    }
+                    "add" => command(Command::CcAdd(address.to_lowercase())),
+                    "remove" | "rm" | "del" => command(Command::CcRemove(address.to_lowercase())),
+                    _ => mistake(format!("#cc {verb}: write #cc add ADDRESS or #cc remove ADDRESS")),
+                }
+            }
+            [verb] if is_plain_word(verb) => {
+                mistake("#cc add ADDRESS or #cc remove ADDRESS: which address?".into())
+            }
             _ => LineMeaning::Text,
         },
         "tag" | "untag" => match tag_list(argument) {
@@ -376,6 +412,26 @@ mod tests {
         assert!(Commands::read("# Summary\n").is_empty());
         assert!(Commands::read("Hello\n#close\n").is_empty());
         assert_eq!(Commands::read("no commands").block_lines, 0);
+    }
+
+    #[test]
+    fn send_and_cc_parse() {
+        assert_eq!(
+            parsed("#send\n#cc add Carol@Example.com\n#cc remove <dave@example.com>\n"),
+            vec![
+                Ok(Command::Send),
+                Ok(Command::CcAdd("carol@example.com".into())),
+                Ok(Command::CcRemove("dave@example.com".into())),
+            ]
+        );
+        assert!(Commands::read("#send\n").send());
+        assert!(!Commands::read("#close\n").send());
+        let errors = Commands::read("#cc\n#cc add\n#cc add nobody\n#cc invite x@y.test\n").errors();
+        assert_eq!(errors.len(), 4, "{errors:?}");
+        assert!(errors[2].contains("not a mail address"), "{errors:?}");
+        for prose in ["#send it now", "#cc add me to the list please", "#cc: see above."] {
+            assert_eq!(meaning(prose), LineMeaning::Text, "{prose}");
+        }
     }
 
     #[test]

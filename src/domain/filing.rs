@@ -204,7 +204,14 @@ pub fn refuses_new_ticket(kind: &InboundKind) -> Option<String> {
 }
 
 /// The change a message makes to the ticket it joins.
-pub fn join_change(request: &InboundRequest, placement: &Placement) -> Option<ChangeRequest> {
+/// `colleague`: the sender is one of postdesk's agents (a colleague in Cc
+/// answering from their own mailbox): the message joins, but no customer
+/// waits for it, so the next-response clock does not start.
+pub fn join_change(
+    request: &InboundRequest,
+    placement: &Placement,
+    colleague: bool,
+) -> Option<ChangeRequest> {
     let Placement::Join { rule, reopen, .. } = placement else {
         return None;
     };
@@ -215,7 +222,7 @@ pub fn join_change(request: &InboundRequest, placement: &Placement) -> Option<Ch
             reopen: *reopen,
             // A customer writing starts the next-response clock (unless it
             // runs already); our own mail coming back does not.
-            waits: matches!(request.kind, InboundKind::Customer),
+            waits: matches!(request.kind, InboundKind::Customer) && !colleague,
         },
         actor: request.actor.clone(),
         agent: None,

@@ -7,6 +7,7 @@ pub mod address;
 pub mod agent_mail;
 pub mod automation;
 pub mod change;
+pub mod collision;
 pub mod commands;
 pub mod delivery;
 pub mod filing;

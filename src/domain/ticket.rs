@@ -298,10 +298,13 @@ pub enum EventKind {
     /// Someone not yet taking part wrote to the ticket's plus-address and
     /// joined it: agents see who entered.
     Joined,
+    /// An agent's reply was held, or sent with a warning, because the
+    /// ticket changed after the message it answers (issue 20).
+    Collision,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 21] = [
+    pub const ALL: [EventKind; 22] = [
         EventKind::Created,
         EventKind::Linked,
         EventKind::Reopened,
@@ -323,6 +326,7 @@ impl EventKind {
         EventKind::CommandError,
         EventKind::SimilarTickets,
         EventKind::Joined,
+        EventKind::Collision,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -348,6 +352,7 @@ impl EventKind {
             EventKind::CommandError => "command-error",
             EventKind::SimilarTickets => "similar-tickets",
             EventKind::Joined => "joined",
+            EventKind::Collision => "collision",
         }
     }
 
@@ -369,7 +374,8 @@ impl EventKind {
             | EventKind::Outbound
             | EventKind::Linked
             | EventKind::SimilarTickets
-            | EventKind::Joined => false,
+            | EventKind::Joined
+            | EventKind::Collision => false,
             // A reply sets status and owner; delivery reports and failures
             // may tag the ticket.
             EventKind::Reopened

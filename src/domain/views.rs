@@ -40,6 +40,9 @@ pub enum Folder {
     /// The agent's own storage: sent copies, drafts, personal folders.
     Sent,
     Drafts,
+    /// The agent's replies held by a collision (issue 20): real storage,
+    /// written by postdesk; deleting one there discards it.
+    Held,
     Personal(String),
 }
 
@@ -58,6 +61,7 @@ impl Folder {
             Folder::Trash => "Trash".into(),
             Folder::Sent => "Sent".into(),
             Folder::Drafts => "Drafts".into(),
+            Folder::Held => "Held".into(),
             Folder::Personal(name) => name.clone(),
         }
     }
@@ -112,6 +116,7 @@ impl Folder {
             Folder::Closed,
             Folder::Sent,
             Folder::Drafts,
+            Folder::Held,
             Folder::Junk,
             Folder::Trash,
         ]
@@ -162,7 +167,10 @@ impl Folder {
     }
 
     pub fn is_storage(&self) -> bool {
-        matches!(self, Folder::Sent | Folder::Drafts | Folder::Personal(_))
+        matches!(
+            self,
+            Folder::Sent | Folder::Drafts | Folder::Held | Folder::Personal(_)
+        )
     }
 
     /// A name agents may not use for their own folders: every view's name
@@ -226,7 +234,7 @@ impl Folder {
                 disposition: Some(Disposition::Trash),
                 ..ViewFilter::default()
             },
-            Folder::Sent | Folder::Drafts | Folder::Personal(_) => return None,
+            Folder::Sent | Folder::Drafts | Folder::Held | Folder::Personal(_) => return None,
         })
     }
 
@@ -277,7 +285,7 @@ impl Folder {
                 disposition: Some(Some(Disposition::Trash)),
                 ..TicketChange::default()
             },
-            Folder::Sent | Folder::Drafts | Folder::Personal(_) => {
+            Folder::Sent | Folder::Drafts | Folder::Held | Folder::Personal(_) => {
                 return Err("not a view");
             }
         })

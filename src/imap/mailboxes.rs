@@ -64,9 +64,10 @@ fn list_order(folder: &Folder) -> (u8, String) {
         Folder::Closed => 7,
         Folder::Sent => 8,
         Folder::Drafts => 9,
-        Folder::Junk => 10,
-        Folder::Trash => 11,
-        Folder::Personal(_) => 12,
+        Folder::Held => 10,
+        Folder::Junk => 11,
+        Folder::Trash => 12,
+        Folder::Personal(_) => 13,
     };
     (rank, folder.name())
 }

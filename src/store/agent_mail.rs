@@ -65,8 +65,19 @@ pub struct AgentMailRequest {
     pub remote_addr: Option<String>,
     /// [`crate::domain::sent_copy::submission_digest`] of the submitted bytes.
     pub submitted_digest: String,
+    /// A line for the ticket's history beside the reply's own (a reply to
+    /// a ticket someone else owns says whose it is).
+    pub history_note: Option<String>,
     pub now: DateTime<Utc>,
     pub build: BuildAgentMail,
+}
+
+/// One person taking part in a ticket: `customer` (the customer and the
+/// people on their side, e.g. in their Cc) or `colleague` (an agent).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Participant {
+    pub address: String,
+    pub side: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +108,29 @@ impl Store {
             .bind(ticket)
             .fetch_all(pool)
             .await?)
+        })
+    }
+
+    /// Who takes part in a ticket, each with whether they are one of
+    /// postdesk's agents (a colleague) or on the customer's side, for
+    /// `ticket show`.
+    pub async fn ticket_participant_sides(&self, ticket: i64) -> Result<Vec<Participant>> {
+        super::dispatch_read!(self, |pool| {
+            let rows: Vec<(String, bool)> = sqlx::query_as(
+                "SELECT p.address,
+                        EXISTS (SELECT 1 FROM agents a WHERE LOWER(a.email) = p.address) AS colleague
+                 FROM ticket_participants p WHERE p.ticket = $1 ORDER BY p.address",
+            )
+            .bind(ticket)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows
+                .into_iter()
+                .map(|(address, colleague)| Participant {
+                    address,
+                    side: if colleague { "colleague" } else { "customer" },
+                })
+                .collect())
         })
     }
 
@@ -300,6 +334,16 @@ async fn file_agent_mail(tx: &mut Tx, r: &AgentMailRequest) -> Result<AgentMailF
         at: r.now,
     };
     tx.change_ticket(ticket, &change).await?;
+    if let Some(note) = &r.history_note {
+        tx.insert_events(&[NewEvent {
+            ticket,
+            at: r.now,
+            actor: r.actor.clone(),
+            kind: EventKind::Reply,
+            detail: note.clone(),
+        }])
+        .await?;
+    }
     Ok(AgentMailFiled {
         ticket,
         message,
@@ -309,23 +353,23 @@ async fn file_agent_mail(tx: &mut Tx, r: &AgentMailRequest) -> Result<AgentMailF
     })
 }
 
-/// Queues the mail to each outside recipient; returns how many.
+/// Queues the mail to its outside recipients as one delivery (Reply All
+/// is one mail with its To and Cc, not a copy per recipient); returns how
+/// many recipients.
 async fn queue_deliveries(
     tx: &mut Tx,
     r: &AgentMailRequest,
     ticket: i64,
     message: i64,
 ) -> Result<usize> {
-    for recipient in &r.recipients {
-        tx.queue_delivery(
-            ticket,
-            message,
-            r.kind.as_str(),
-            &r.mail_from,
-            recipient,
-            r.now,
-        )
-        .await?;
-    }
+    tx.queue_delivery_to_all(
+        ticket,
+        message,
+        r.kind.as_str(),
+        &r.mail_from,
+        &r.recipients,
+        r.now,
+    )
+    .await?;
     Ok(r.recipients.len())
 }

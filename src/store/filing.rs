@@ -87,6 +87,18 @@ impl Tx {
         }))
     }
 
+    /// Whether the address is an agent's (a colleague, not a customer).
+    async fn is_agent_address(&mut self, address: &str) -> Result<bool> {
+        on_tx!(self, |conn| {
+            let found: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM agents WHERE LOWER(email) = $1 LIMIT 1")
+                    .bind(address.to_lowercase())
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            Ok(found.is_some())
+        })
+    }
+
     async fn is_participant(&mut self, ticket: i64, address: &str) -> Result<bool> {
         on_tx!(self, |conn| {
             let found: Option<i64> = sqlx::query_scalar(
@@ -375,7 +387,11 @@ pub(crate) async fn file(tx: &mut Tx, request: &InboundRequest) -> Result<FileOu
                 _ => true,
             };
             events.extend(filing::stranger_join_event(request, &placement, took_part));
-            if let Some(change) = filing::join_change(request, &placement) {
+            // A colleague (an agent writing from their mailbox, e.g. in
+            // Cc) joins the conversation but is not a customer waiting.
+            let colleague = matches!(request.kind, InboundKind::Customer)
+                && tx.is_agent_address(&m.sender).await?;
+            if let Some(change) = filing::join_change(request, &placement, colleague) {
                 events.extend(tx.apply_change(ticket, &change).await?.events);
             }
             (ticket, false, reopen, None)

@@ -236,6 +236,40 @@ impl Tx {
         })
     }
 
+    /// Queues one delivery of a stored message to several recipients at
+    /// once (one SMTP transaction: everybody gets the same mail and sees
+    /// the To and Cc it has); returns the delivery's id.
+    pub(crate) async fn queue_delivery_to_all(
+        &mut self,
+        ticket: i64,
+        message: i64,
+        purpose: &str,
+        mail_from: &str,
+        recipients: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>> {
+        let Some((first, others)) = recipients.split_first() else {
+            return Ok(None);
+        };
+        let also_to = others.join("\n");
+        on_tx!(self, |conn| {
+            Ok(Some(sqlx::query_scalar(
+                "INSERT INTO outbound (ticket, message, purpose, mail_from, rcpt_to, also_to, status,
+                     attempts, next_attempt_at, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, $7, $7) RETURNING id",
+            )
+            .bind(ticket)
+            .bind(message)
+            .bind(purpose)
+            .bind(mail_from)
+            .bind(first)
+            .bind(also_to)
+            .bind(now)
+            .fetch_one(&mut *conn)
+            .await?))
+        })
+    }
+
     /// Stores mail postdesk writes by itself in its ticket, lets its
     /// Message-ID lead there, and queues its delivery; returns the
     /// delivery's id.

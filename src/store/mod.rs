@@ -20,6 +20,7 @@
 
 mod admin;
 mod agent_mail;
+mod collision;
 mod events;
 mod filing;
 mod imap;
@@ -34,7 +35,10 @@ mod ticket_change;
 mod tickets;
 
 pub use admin::{Agent, AgentUpdate, AuditEntry, Queue};
-pub use agent_mail::{AgentMailFiled, AgentMailRequest, BuildAgentMail, ReplyTarget};
+pub use collision::{Held, HoldRequest};
+pub use agent_mail::{
+    AgentMailFiled, AgentMailRequest, BuildAgentMail, Participant, ReplyTarget,
+};
 pub use filing::WriterStats;
 pub use imap::{
     Content, EXPUNGED_KEPT_SECONDS, FlagOp, LoginAgent, Mailbox, Member, MessageRef, StorageItem,
@@ -347,6 +351,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "team",
         include_str!("../../migrations/sqlite/0018_team.sql"),
     ),
+    (
+        19,
+        "collisions",
+        include_str!("../../migrations/sqlite/0019_collisions.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -428,6 +437,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         18,
         "team",
         include_str!("../../migrations/postgres/0018_team.sql"),
+    ),
+    (
+        19,
+        "collisions",
+        include_str!("../../migrations/postgres/0019_collisions.sql"),
     ),
 ];
 

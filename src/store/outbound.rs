@@ -27,6 +27,9 @@ pub struct OutboundItem {
     pub purpose: String,
     pub mail_from: String,
     pub rcpt_to: String,
+    /// The other recipients of the same mail (a reply to everyone on the
+    /// ticket), delivered in one SMTP transaction with `rcpt_to`.
+    pub also_to: Vec<String>,
     pub status: OutboundStatus,
     pub attempts: i64,
     pub next_attempt_at: DateTime<Utc>,
@@ -44,6 +47,12 @@ macro_rules! item_from_row {
             purpose: row.try_get("purpose")?,
             mail_from: row.try_get("mail_from")?,
             rcpt_to: row.try_get("rcpt_to")?,
+            also_to: row
+                .try_get::<String, _>("also_to")?
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect(),
             status: parse_column(&row.try_get::<String, _>("status")?, "outbound status")?,
             attempts: i64::from(row.try_get::<i32, _>("attempts")?),
             next_attempt_at: row.try_get("next_attempt_at")?,
@@ -53,7 +62,16 @@ macro_rules! item_from_row {
     }};
 }
 
-const ITEM_COLUMNS: &str = "id, ticket, message, purpose, mail_from, rcpt_to, status, attempts, next_attempt_at, last_error, created_at";
+const ITEM_COLUMNS: &str = "id, ticket, message, purpose, mail_from, rcpt_to, also_to, status, attempts, next_attempt_at, last_error, created_at";
+
+impl OutboundItem {
+    /// Every recipient of the delivery, `rcpt_to` first.
+    pub fn recipients(&self) -> Vec<&str> {
+        std::iter::once(self.rcpt_to.as_str())
+            .chain(self.also_to.iter().map(String::as_str))
+            .collect()
+    }
+}
 
 impl Store {
     pub async fn outbound(&self, status: Option<OutboundStatus>) -> Result<Vec<OutboundItem>> {

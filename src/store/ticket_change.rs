@@ -82,6 +82,7 @@ impl Tx {
         &mut self,
         number: i64,
         with_tags: bool,
+        with_participants: bool,
     ) -> Result<Option<TicketState>> {
         let sql = format!(
             "SELECT t.status, t.priority, q.name AS queue, t.owner_id, t.disposition,
@@ -107,6 +108,16 @@ impl Tx {
             } else {
                 Vec::new()
             };
+            let participants: Vec<String> = if with_participants {
+                sqlx::query_scalar(
+                    "SELECT address FROM ticket_participants WHERE ticket = $1 ORDER BY address",
+                )
+                .bind(number)
+                .fetch_all(&mut *conn)
+                .await?
+            } else {
+                Vec::new()
+            };
             let disposition: Option<String> = row.try_get("disposition")?;
             let policy: Option<String> = row.try_get("sla_policy")?;
             Ok(Some(TicketState {
@@ -120,6 +131,7 @@ impl Tx {
                     None => None,
                 },
                 tags,
+                participants,
                 has_sla: policy.is_some(),
                 sla_paused_at: row.try_get("sla_paused_at")?,
                 sla_resumed_at: row.try_get("sla_resumed_at")?,
@@ -233,6 +245,23 @@ impl Tx {
                 query.execute(&mut *conn).await?;
             });
         }
+        if !plan.add_participants.is_empty() {
+            let added: Vec<&String> = plan.add_participants.iter().collect();
+            self.insert_participants(plan.number, &added).await?;
+        }
+        if !plan.remove_participants.is_empty() {
+            let sql = format!(
+                "DELETE FROM ticket_participants WHERE ticket = $1 AND address IN ({})",
+                placeholders(2, plan.remove_participants.len())
+            );
+            on_tx!(self, |conn| {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(plan.number);
+                for who in &plan.remove_participants {
+                    query = query.bind(who);
+                }
+                query.execute(&mut *conn).await?;
+            });
+        }
         Ok(())
     }
 
@@ -258,7 +287,12 @@ impl Tx {
     ) -> Result<ChangePlan> {
         let change = &request.change;
         let with_tags = !change.add_tags.is_empty() || !change.remove_tags.is_empty();
-        let Some(current) = self.ticket_state(number, with_tags).await? else {
+        let with_participants =
+            !change.add_participants.is_empty() || !change.remove_participants.is_empty();
+        let Some(current) = self
+            .ticket_state(number, with_tags, with_participants)
+            .await?
+        else {
             return Err(StoreError::NotFound(format!("no ticket #{number}")));
         };
         let facts = self.change_facts(request).await?;

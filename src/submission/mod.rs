@@ -29,13 +29,15 @@ pub mod rewrite;
 
 use crate::App;
 use crate::domain::agent_mail::{self, Addressing, ForwardedHeader};
+use crate::domain::collision::{self, CollisionMode, Newer, Verdict};
+use crate::domain::outgoing::OutgoingMail;
 use crate::domain::change::{ChangeRequest, TicketChange};
 use crate::domain::commands::{Command, Commands};
 use crate::domain::permission::{self, Actor, Asked, Assignee, Ownership};
 use crate::domain::ticket::{EventKind, MessageKind, queue_display_name};
 use crate::domain::{address, message_id, subject};
 use crate::store::{
-    AgentMailRequest, LoginAgent, Queue, ReplyTarget, StoreError, SystemNote, Ticket,
+    AgentMailRequest, HoldRequest, LoginAgent, Queue, ReplyTarget, StoreError, SystemNote, Ticket,
 };
 use chrono::{DateTime, Utc};
 use mail_parser::{Address, MessageParser, PartType};
@@ -60,6 +62,9 @@ pub struct Submitted {
     pub command_errors: Vec<String>,
     /// What the commands changed.
     pub changed: Vec<String>,
+    /// `collision = "warn"`: the reply went out though this many newer
+    /// messages had arrived (noted in the ticket, the agent told).
+    pub collision_warning: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +88,12 @@ pub enum Outcome {
     /// A reply held back by `#hold` because a command failed: stored as a
     /// note, sent to nobody.
     Held,
+    /// The ticket changed after the message the reply answers: held in
+    /// the agent's Held folder, sent to nobody, nothing applied.
+    CollisionHeld {
+        /// How many newer messages the agent had not seen.
+        newer: usize,
+    },
     /// Only commands: nothing stored, nothing sent.
     CommandsOnly,
     /// The same mail was filed before (the client retried).
@@ -116,9 +127,21 @@ impl Submitted {
                 "Nothing sent to the customer of #{t}: your text below the quoted mail is kept as an internal note (write above the quote to send it)"
             ),
             Outcome::Held => format!("Reply held in #{t} as a note: a command failed"),
+            Outcome::CollisionHeld { newer } => format!(
+                "Reply to #{t} held, not sent: the ticket changed after the message you answer \
+                 ({newer} newer message{}); it is in your Held folder, see the notice mail; \
+                 write #send at its top to send it anyway",
+                if *newer == 1 { "" } else { "s" }
+            ),
             Outcome::CommandsOnly => format!("Commands for #{t} read; nothing sent"),
             Outcome::Duplicate => format!("Already filed in #{t}"),
         };
+        if let Some(newer) = self.collision_warning {
+            text.push_str(&format!(
+                "; note: the ticket changed after the message you answer ({newer} newer message{}), see the note in the ticket",
+                if newer == 1 { "" } else { "s" }
+            ));
+        }
         if !self.command_errors.is_empty() {
             text.push_str(&format!(
                 "; {} command error(s), see the note in the ticket",
@@ -220,15 +243,6 @@ pub async fn submit(
     if let Some(ticket) = &ticket {
         permission::may_act_on_ticket(&actor, ticket.number, &ticket.queue).map_err(denied)?;
     }
-    // Mail to someone outside the ticket only (not its customer, nobody
-    // who takes part) is a forward: it answers nobody.
-    let addressing = match &ticket {
-        Some(ticket) if !outside.is_empty() => {
-            let participants = app.store.ticket_participants(ticket.number).await?;
-            agent_mail::addressing(&outside, &ticket.customer_address, &participants)
-        }
-        _ => Addressing::Reply,
-    };
 
     // Where the mail goes: the ticket it names, a forwarded customer's new
     // ticket, or a new outbound ticket.
@@ -311,6 +325,33 @@ pub async fn submit(
     };
     let (change, command_errors) =
         resolve_commands(&mail.commands, &actor, &agents, &queues, target_facts);
+    // `#cc add` / `#cc remove` (applied with the other commands): the
+    // mail goes to the people added and not to those removed, and its To
+    // and Cc say so.
+    let mut cc_edits = Vec::new();
+    if !change.add_participants.is_empty() || !change.remove_participants.is_empty() {
+        for who in &change.add_participants {
+            if !outside.contains(who) && !is_own_address(who, &queues, &agents) {
+                outside.push(who.clone());
+            }
+        }
+        outside.retain(|o| !change.remove_participants.contains(o));
+        cc_edits = cc_header_edits(
+            &header,
+            &change.add_participants,
+            &change.remove_participants,
+        );
+    }
+    // Mail to someone outside the ticket only (not its customer, nobody
+    // who takes part) is a forward: it answers nobody.
+    let addressing = match &ticket {
+        Some(ticket) if !outside.is_empty() => {
+            let mut participants = app.store.ticket_participants(ticket.number).await?;
+            participants.extend(change.add_participants.iter().cloned());
+            agent_mail::addressing(&outside, &ticket.customer_address, &participants)
+        }
+        _ => Addressing::Reply,
+    };
     let held = mail.commands.hold() && !command_errors.is_empty();
     if held && ticket.is_none() {
         return Err(SubmitError::Refused(format!(
@@ -336,6 +377,36 @@ pub async fn submit(
     } else {
         None
     };
+    // Collision hold: a public reply to a ticket that changed after the
+    // message it answers goes back to the agent, unsent (nothing of it is
+    // applied either: sending it again applies its commands).
+    let verdict = match (&ticket, kind) {
+        (Some(t), Some(MessageKind::Reply)) => {
+            let mode = app.config.submission.collision;
+            let later = match mode {
+                CollisionMode::Off => None,
+                _ => app.store.messages_after(t.number, &header.references).await?,
+            };
+            collision::decide(&collision::Facts {
+                mode,
+                me: agent.id,
+                me_email: &agent.email,
+                owner: t.owner.as_deref(),
+                forced: mail.commands.send(),
+                later: later.as_deref(),
+            })
+        }
+        _ => Verdict::Send { owner_note: None },
+    };
+    if let (Verdict::Hold { newer }, Some(t)) = (&verdict, &ticket) {
+        return hold_reply(app, agent, t, queue, &raw, newer, now).await;
+    }
+    let (owner_note, warning) = match verdict {
+        Verdict::Send { owner_note } => (owner_note, None),
+        Verdict::SendWithWarning { newer, owner_note } => (owner_note, Some(newer)),
+        Verdict::Hold { .. } => (None, None),
+    };
+    let history_note = owner_note.map(|note| format!("reply by {}: {note}", agent.email));
     let (number, outcome) = match (kind, target) {
         (Some(kind), target) => {
             let recipients = if public { outside.as_slice() } else { &[] };
@@ -343,7 +414,20 @@ pub async fn submit(
                 .as_ref()
                 .map(|(original, _)| (original.from_name.clone(), original.from.clone()));
             let filed = file(
-                app, agent, envelope, &header, &mail, target, queue, kind, recipients, reply_to,
+                app,
+                agent,
+                envelope,
+                &header,
+                &mail,
+                Filing {
+                    target,
+                    queue,
+                    kind,
+                    outside: recipients,
+                    reply_to,
+                    cc_edits: cc_edits.clone(),
+                    history_note: history_note.clone(),
+                },
                 now,
             )
             .await?;
@@ -393,29 +477,47 @@ pub async fn submit(
     if outcome == Outcome::KeptAsNote {
         report_kept_below(app, number, agent, now).await?;
     }
+    let mut warned = None;
+    if let Outcome::Reply { .. } = outcome {
+        // The agent's reply went out: what they held of this ticket is
+        // done with (sent again, or answered anew).
+        let released = app.store.release_held(agent.id, number, now).await?;
+        if released > 0 {
+            tracing::info!(agent = %agent.email, ticket = number, released, "held replies released");
+        }
+        if let Some(newer) = &warning {
+            warn_collision(app, agent, number, queue, newer, now).await?;
+            warned = Some(newer.len());
+        }
+    }
     Ok(Submitted {
         ticket: number,
         outcome,
         command_errors,
         changed,
+        collision_warning: warned,
     })
 }
 
 /// Stores (and for a reply, queues) the agent's mail, rewritten for the ticket.
-#[allow(clippy::too_many_arguments)]
 async fn file(
     app: &App,
     agent: &LoginAgent,
     envelope: &SubmissionEnvelope,
     header: &HeaderFacts,
     mail: &AgentMail,
-    target: ReplyTarget,
-    queue: &Queue,
-    kind: MessageKind,
-    outside: &[String],
-    reply_to: Option<(Option<String>, String)>,
+    filing: Filing<'_>,
     now: DateTime<Utc>,
 ) -> Result<crate::store::AgentMailFiled, SubmitError> {
+    let Filing {
+        target,
+        queue,
+        kind,
+        outside,
+        reply_to,
+        cc_edits,
+        history_note,
+    } = filing;
     let display = format!("{} via {}", agent.name, queue_display_name(&queue.name));
     let sent_out = matches!(kind, MessageKind::Reply | MessageKind::Forward);
     let (sender, from_name) = if sent_out {
@@ -466,6 +568,7 @@ async fn file(
                 &format!("<{}>", address::plus_address(&queue_address, ticket)),
             ));
             fields.push(HeaderEdit::text("Subject", &tagged));
+            fields.extend(cc_edits.iter().cloned());
         } else {
             fields.push(HeaderEdit::text("Subject", &note_subject(&tagged)));
             fields.push(HeaderEdit::raw("X-Postdesk-Note", "yes"));
@@ -518,10 +621,193 @@ async fn file(
         recipients: outside.to_vec(),
         remote_addr: envelope.remote_addr.map(|a| a.to_string()),
         submitted_digest: mail.digest.clone(),
+        history_note,
         now,
         build,
     };
     Ok(app.store.file_agent_mail(&request).await?)
+}
+
+/// What [`file`] stores and sends, besides the mail itself.
+struct Filing<'a> {
+    target: ReplyTarget,
+    queue: &'a Queue,
+    kind: MessageKind,
+    /// Outside recipients of a reply or forward.
+    outside: &'a [String],
+    reply_to: Option<(Option<String>, String)>,
+    /// To and Cc rewritten by `#cc` (sent mail only).
+    cc_edits: Vec<HeaderEdit>,
+    history_note: Option<String>,
+}
+
+/// To and Cc as `#cc` leaves them: the people removed gone from both, the
+/// people added at the end of Cc. Nothing when they already say so.
+fn cc_header_edits(header: &HeaderFacts, add: &[String], remove: &[String]) -> Vec<HeaderEdit> {
+    let keep = |list: &[(Option<String>, String)]| -> Vec<(Option<String>, String)> {
+        list.iter()
+            .filter(|(_, a)| !remove.contains(a))
+            .cloned()
+            .collect()
+    };
+    let to = keep(&header.to_list);
+    let mut cc = keep(&header.cc_list);
+    for who in add {
+        if !to.iter().chain(cc.iter()).any(|(_, a)| a == who) {
+            cc.push((None, who.clone()));
+        }
+    }
+    let mut edits = Vec::new();
+    if to != header.to_list {
+        edits.push(HeaderEdit::addresses("To", &to));
+    }
+    if cc != header.cc_list {
+        edits.push(HeaderEdit::addresses("Cc", &cc));
+    }
+    edits
+}
+
+/// Holds a colliding reply: the agent's mail, as they submitted it, goes
+/// to their Held folder, a notice says what changed, the ticket's history
+/// says it was held. Stored before the 250; nothing reaches the customer.
+async fn hold_reply(
+    app: &App,
+    agent: &LoginAgent,
+    ticket: &Ticket,
+    queue: &Queue,
+    raw: &[u8],
+    newer: &[Newer],
+    now: DateTime<Utc>,
+) -> Result<Submitted, SubmitError> {
+    let body = format!(
+        "Your reply to ticket #{n} (\"{subject}\") was NOT sent: the ticket changed after \
+         the message you answered.\n\n\
+         New since then:\n{what}\n\n\
+         Your reply is in your Held folder. Read what is new, then either\n\
+         - answer the newest message (your held reply leaves Held once you send), or\n\
+         - send the held reply as it is: open it (Thunderbird: \"Edit as New Message\"), \
+         write #send on its first line and send it.\n\
+         Delete it from Held to discard it.\n",
+        n = ticket.number,
+        subject = ticket.subject,
+        what = collision::describe(newer),
+    );
+    let notice = notice_mail(
+        app,
+        agent,
+        ticket.number,
+        queue,
+        &format!("[#{}] Your reply was held: the ticket changed", ticket.number),
+        &body,
+    )?;
+    let request = HoldRequest {
+        agent_id: agent.id,
+        actor: agent.email.clone(),
+        ticket: ticket.number,
+        raw: raw.to_vec(),
+        notice,
+        detail: collision::held_detail(&agent.email, newer),
+        now,
+    };
+    app.store.hold_reply(&request).await?;
+    Ok(Submitted {
+        ticket: ticket.number,
+        outcome: Outcome::CollisionHeld { newer: newer.len() },
+        command_errors: Vec::new(),
+        changed: Vec::new(),
+        collision_warning: None,
+    })
+}
+
+/// `collision = "warn"`: the reply went out; a note in the ticket and a
+/// notice to the agent say what they had not seen.
+async fn warn_collision(
+    app: &App,
+    agent: &LoginAgent,
+    number: i64,
+    queue: &Queue,
+    newer: &[Newer],
+    now: DateTime<Utc>,
+) -> Result<(), SubmitError> {
+    let what = collision::describe(newer);
+    let body = format!(
+        "{} replied to #{number} after the ticket had changed since the message the reply \
+         answers; the reply was sent (collision = \"warn\").\n\nNew before it:\n{what}\n",
+        agent.email
+    );
+    let detail = format!(
+        "reply of {} sent although the ticket changed after the message it answers: {}",
+        agent.email,
+        newer
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    let note = SystemNote::compose(
+        &app.config.hostname,
+        number,
+        app.own_ids.mint(number),
+        "Reply sent after the ticket changed",
+        &body,
+        detail,
+    )
+    .map_err(|e| SubmitError::Store(StoreError::Corrupt(e)))?;
+    let notice = notice_mail(
+        app,
+        agent,
+        number,
+        queue,
+        &format!("[#{number}] Your reply was sent, but the ticket had changed"),
+        &body,
+    )?;
+    app.store
+        .collision_warning(number, &notice, &note, now)
+        .await?;
+    Ok(())
+}
+
+/// A short mail from the queue to the agent (their own mailbox), marked
+/// automatic and with its ticket.
+fn notice_mail(
+    app: &App,
+    agent: &LoginAgent,
+    ticket: i64,
+    queue: &Queue,
+    subject: &str,
+    body: &str,
+) -> Result<OutgoingMail, SubmitError> {
+    let message_id = app.own_ids.mint(ticket);
+    let from_name = format!("{} (postdesk)", queue_display_name(&queue.name));
+    let to = agent.email.to_lowercase();
+    let mut raw = mail_builder::MessageBuilder::new()
+        .from((from_name.clone(), queue.address.clone()))
+        .to(to.clone())
+        .subject(subject.to_string())
+        .message_id(message_id.clone())
+        .header(
+            "Auto-Submitted",
+            mail_builder::headers::raw::Raw::new("auto-generated"),
+        )
+        .header(
+            "X-Postdesk-Ticket",
+            mail_builder::headers::raw::Raw::new(ticket.to_string()),
+        )
+        .text_body(body.to_string())
+        .write_to_vec()
+        .map_err(|e| SubmitError::Store(StoreError::Corrupt(e.to_string())))?;
+    if !raw.ends_with(b"\r\n") {
+        raw.extend_from_slice(b"\r\n");
+    }
+    Ok(OutgoingMail {
+        message_id,
+        mail_from: queue.address.clone(),
+        rcpt_to: to,
+        sender: queue.address.clone(),
+        from_name: Some(from_name),
+        subject: subject.to_string(),
+        raw,
+    })
 }
 
 /// The customer mail an agent forwarded: the first attached message
@@ -712,6 +998,21 @@ fn resolve_commands(
                 Err(why) => errors.push(fail(why.to_string())),
             },
             Command::Hold => {}
+            // Team work by mail (issue 20): `#send` is read by the
+            // collision check; `#cc` changes who takes part.
+            Command::Send => {}
+            Command::CcAdd(who) => {
+                change.remove_participants.retain(|p| p != who);
+                if !change.add_participants.contains(who) {
+                    change.add_participants.push(who.clone());
+                }
+            }
+            Command::CcRemove(who) => {
+                change.add_participants.retain(|p| p != who);
+                if !change.remove_participants.contains(who) {
+                    change.remove_participants.push(who.clone());
+                }
+            }
             Command::Tag(tags) => {
                 for tag in tags {
                     change.remove_tags.retain(|t| t != tag);
@@ -857,6 +1158,9 @@ struct HeaderFacts {
     has_date: bool,
     /// In-Reply-To, then References from the newest.
     references: Vec<String>,
+    /// To and Cc as written (display name, address), for `#cc`.
+    to_list: Vec<(Option<String>, String)>,
+    cc_list: Vec<(Option<String>, String)>,
 }
 
 fn read_header(raw: &[u8]) -> HeaderFacts {
@@ -878,12 +1182,24 @@ fn read_header(raw: &[u8]) -> HeaderFacts {
         has_date: message.date().is_some(),
         ..HeaderFacts::default()
     };
-    for list in [message.to(), message.cc()].into_iter().flatten() {
+    for (is_cc, list) in [(false, message.to()), (true, message.cc())] {
+        let Some(list) = list else { continue };
         for addr in list.iter() {
             if let Some(a) = addr.address.as_deref() {
                 let a = address::normalize(a);
-                if let Some(name) = addr.name.as_deref().filter(|n| !n.trim().is_empty()) {
-                    facts.names.insert(a.clone(), name.trim().to_string());
+                let name = addr
+                    .name
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_string);
+                if let Some(name) = &name {
+                    facts.names.insert(a.clone(), name.clone());
+                }
+                if is_cc {
+                    facts.cc_list.push((name, a.clone()));
+                } else {
+                    facts.to_list.push((name, a.clone()));
                 }
                 facts.to.push(a);
             }

@@ -273,6 +273,7 @@ fn find_ci(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// A header field to write in place of the fields of the same name.
+#[derive(Debug, Clone)]
 pub struct HeaderEdit {
     pub name: &'static str,
     /// The whole field, `Name: value\r\n`; None removes the field.
@@ -289,6 +290,24 @@ impl HeaderEdit {
         let value = mail_builder::headers::address::Address::new_address(
             Some(display.to_string()),
             address.to_string(),
+        );
+        HeaderEdit::with(name, &value)
+    }
+
+    /// `Name: a, "B" <b@…>, …` (To, Cc); an empty list removes the field.
+    pub fn addresses(name: &'static str, list: &[(Option<String>, String)]) -> HeaderEdit {
+        if list.is_empty() {
+            return HeaderEdit::remove(name);
+        }
+        let value = mail_builder::headers::address::Address::new_list(
+            list.iter()
+                .map(|(display, address)| {
+                    mail_builder::headers::address::Address::new_address(
+                        display.clone(),
+                        address.clone(),
+                    )
+                })
+                .collect(),
         );
         HeaderEdit::with(name, &value)
     }
