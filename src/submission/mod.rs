@@ -407,6 +407,23 @@ pub async fn submit(
         Verdict::Hold { .. } => (None, None),
     };
     let history_note = owner_note.map(|note| format!("reply by {}: {note}", agent.email));
+    // `#cc` on an existing ticket is applied before the mail is filed: the
+    // reply makes its recipients participants, and the history should
+    // say who added them, by command.
+    let mut change = change;
+    let mut early_changed = Vec::new();
+    if let Some(t) = &ticket
+        && command_errors.is_empty()
+        && (!change.add_participants.is_empty() || !change.remove_participants.is_empty())
+    {
+        let participants = TicketChange {
+            add_participants: std::mem::take(&mut change.add_participants),
+            remove_participants: std::mem::take(&mut change.remove_participants),
+            ..TicketChange::default()
+        };
+        let request = ChangeRequest::asked(participants, "mail command", &actor, now);
+        early_changed = app.store.change_ticket(t.number, &request).await?;
+    }
     let (number, outcome) = match (kind, target) {
         (Some(kind), target) => {
             let recipients = if public { outside.as_slice() } else { &[] };
@@ -459,12 +476,12 @@ pub async fn submit(
         }
     };
 
-    let mut changed = Vec::new();
+    let mut changed = early_changed;
     let mut command_errors = command_errors;
     if command_errors.is_empty() && !change.is_empty() {
         let request = ChangeRequest::asked(change, "mail command", &actor, Utc::now());
         match app.store.change_ticket(number, &request).await {
-            Ok(done) => changed = done,
+            Ok(done) => changed.extend(done),
             // The ticket changed hands between the check above and now:
             // the mail is filed, the commands are refused like any other.
             Err(StoreError::Denied(why)) => command_errors.push(format!("the commands: {why}")),
