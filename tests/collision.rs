@@ -165,7 +165,10 @@ backend_test!(
             notice.contains("new message from Carol Customer <carol@example.com>"),
             "{notice}"
         );
-        assert!(notice.contains("Auto-Submitted: auto-generated"), "{notice}");
+        assert!(
+            notice.contains("Auto-Submitted: auto-generated"),
+            "{notice}"
+        );
         assert!(
             events(&server, ticket)
                 .await
@@ -175,7 +178,10 @@ backend_test!(
             events(&server, ticket).await
         );
         let ticket_now = server.store().ticket(ticket).await.expect("ticket");
-        assert!(ticket_now.first_response_at.is_none(), "a held reply answers nobody");
+        assert!(
+            ticket_now.first_response_at.is_none(),
+            "a held reply answers nobody"
+        );
         assert_eq!(
             server
                 .store()
@@ -346,12 +352,17 @@ backend_test!(
                 &first,
             )
             .await;
-            assert!(r.text().contains("queued for 1 recipient"), "{mode:?}: {r:?}");
+            assert!(
+                r.text().contains("queued for 1 recipient"),
+                "{mode:?}: {r:?}"
+            );
             assert_eq!(replies(&server).await.len(), 1, "{mode:?}");
             let (held, _) = held_folder(&server, "alice@desk.test").await;
             assert_eq!(held, 0, "{mode:?}");
             let history = events(&server, ticket).await;
-            let noted = history.iter().any(|e| e.starts_with("collision reply of alice@desk.test sent although"));
+            let noted = history
+                .iter()
+                .any(|e| e.starts_with("collision reply of alice@desk.test sent although"));
             match mode {
                 CollisionMode::Off => {
                     assert!(!noted, "{history:?}");
@@ -359,7 +370,11 @@ backend_test!(
                 }
                 _ => {
                     assert!(noted, "{history:?}");
-                    assert!(r.text().contains("the ticket changed after the message you answer"), "{r:?}");
+                    assert!(
+                        r.text()
+                            .contains("the ticket changed after the message you answer"),
+                        "{r:?}"
+                    );
                     eventually("the warning to alice", || async {
                         !to(&sink, "alice@desk.test").is_empty()
                     })
@@ -449,7 +464,10 @@ backend_test!(
         assert_eq!(delivered.len(), 1);
         assert_eq!(
             delivered[0].rcpt_to,
-            vec!["carol@example.com".to_string(), "dave@example.com".to_string()]
+            vec![
+                "carol@example.com".to_string(),
+                "dave@example.com".to_string()
+            ]
         );
         let data = String::from_utf8_lossy(&delivered[0].data).into_owned();
         assert!(
@@ -468,7 +486,13 @@ backend_test!(
             "In-Reply-To: <pa@desk.test>\r\n",
             "Restarted, still drops.",
         );
-        deliver(server.smtp(), "dave@example.com", &["support@desk.test"], &dave).await;
+        deliver(
+            server.smtp(),
+            "dave@example.com",
+            &["support@desk.test"],
+            &dave,
+        )
+        .await;
         let waiting = server.store().ticket(ticket).await.expect("ticket");
         assert!(waiting.customer_waiting_since.is_some(), "a customer waits");
 
@@ -501,7 +525,11 @@ backend_test!(
         );
         deliver(server.smtp(), "bob@desk.test", &["support@desk.test"], &bob).await;
         let after = server.store().ticket(ticket).await.expect("ticket");
-        assert_eq!(after.message_count, waiting.message_count + 2, "bob's mail joined");
+        assert_eq!(
+            after.message_count,
+            waiting.message_count + 2,
+            "bob's mail joined"
+        );
         assert!(
             after.customer_waiting_since.is_none(),
             "a colleague's mail starts no customer clock"
@@ -557,7 +585,11 @@ backend_test!(
         )
         .await;
         assert!(r.text().contains("queued for 3 recipients"), "{r:?}");
-        assert!(participants().await.contains(&"erin@example.com".to_string()));
+        assert!(
+            participants()
+                .await
+                .contains(&"erin@example.com".to_string())
+        );
         eventually("the reply at the relay", || async {
             !to(&sink, "erin@example.com").is_empty()
         })
@@ -567,7 +599,9 @@ backend_test!(
         assert!(!data.contains("#cc"), "{data}");
         let header = &data[..data.find("\r\n\r\n").unwrap_or(data.len())];
         assert!(
-            header.lines().any(|l| l.starts_with("Cc: ") && l.contains("dave@example.com") && l.contains("erin@example.com")),
+            header.lines().any(|l| l.starts_with("Cc: ")
+                && l.contains("dave@example.com")
+                && l.contains("erin@example.com")),
             "{header}"
         );
         assert!(
@@ -598,9 +632,16 @@ backend_test!(
         )
         .await;
         assert!(r.text().contains("queued for 2 recipients"), "{r:?}");
-        assert!(!participants().await.contains(&"dave@example.com".to_string()));
+        assert!(
+            !participants()
+                .await
+                .contains(&"dave@example.com".to_string())
+        );
         let last = replies(&server).await.pop().expect("queued");
-        assert_eq!(last.recipients(), vec!["carol@example.com", "erin@example.com"]);
+        assert_eq!(
+            last.recipients(),
+            vec!["carol@example.com", "erin@example.com"]
+        );
         eventually("the second reply at the relay", || async {
             to(&sink, "erin@example.com").len() == 2
         })

@@ -743,13 +743,27 @@ mod tests {
             ..TicketChange::default()
         });
         let planned = plan_change(&current, &request, &ChangeFacts::default()).unwrap_or_default();
-        assert_eq!(planned.add_participants, vec!["erin@example.com".to_string()]);
-        assert_eq!(planned.remove_participants, vec!["dave@example.com".to_string()]);
+        assert_eq!(
+            planned.add_participants,
+            vec!["erin@example.com".to_string()]
+        );
+        assert_eq!(
+            planned.remove_participants,
+            vec!["dave@example.com".to_string()]
+        );
         assert_eq!(
             planned.done,
-            vec!["participant +erin@example.com", "participant -dave@example.com"]
+            vec![
+                "participant +erin@example.com",
+                "participant -dave@example.com"
+            ]
         );
-        assert_eq!(planned.events.len(), 1, "one changed event: {:?}", planned.events);
+        assert_eq!(
+            planned.events.len(),
+            1,
+            "one changed event: {:?}",
+            planned.events
+        );
     }
 
     #[test]

@@ -86,7 +86,7 @@ impl fmt::Display for Newer {
 
 /// What becomes of a public reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Decision {
     /// Send it. `owner_note`: the ticket is someone else's — not a
     /// collision, but the reply's history line says whose it is.
     Send { owner_note: Option<String> },
@@ -119,7 +119,7 @@ pub struct Facts<'a> {
 }
 
 /// Decides whether a public reply is sent, sent with a warning, or held.
-pub fn decide(facts: &Facts<'_>) -> Verdict {
+pub fn decide(facts: &Facts<'_>) -> Decision {
     let owner_note = match facts.owner {
         Some(owner) if !owner.eq_ignore_ascii_case(facts.me_email) => Some(format!(
             "the ticket belongs to {owner}; answered by a colleague"
@@ -131,14 +131,14 @@ pub fn decide(facts: &Facts<'_>) -> Verdict {
         (_, Some(later)) => newer_than_answered(later, facts.me),
     };
     if newer.is_empty() {
-        return Verdict::Send { owner_note };
+        return Decision::Send { owner_note };
     }
     match facts.mode {
-        CollisionMode::Hold if !facts.forced => Verdict::Hold { newer },
+        CollisionMode::Hold if !facts.forced => Decision::Hold { newer },
         // `#send` after a hold: the agent read it, nothing to warn of.
-        CollisionMode::Hold => Verdict::Send { owner_note },
-        CollisionMode::Warn => Verdict::SendWithWarning { newer, owner_note },
-        CollisionMode::Off => Verdict::Send { owner_note },
+        CollisionMode::Hold => Decision::Send { owner_note },
+        CollisionMode::Warn => Decision::SendWithWarning { newer, owner_note },
+        CollisionMode::Off => Decision::Send { owner_note },
     }
 }
 
@@ -243,31 +243,34 @@ mod tests {
     fn nothing_newer_sends() {
         assert_eq!(
             decide(&facts(CollisionMode::Hold, Some(&[]))),
-            Verdict::Send { owner_note: None }
+            Decision::Send { owner_note: None }
         );
         // A reply naming no message of the ticket has nothing to compare.
         assert_eq!(
             decide(&facts(CollisionMode::Hold, None)),
-            Verdict::Send { owner_note: None }
+            Decision::Send { owner_note: None }
         );
     }
 
     #[test]
     fn a_newer_customer_message_holds() {
         let later = [customer(5)];
-        let Verdict::Hold { newer } = decide(&facts(CollisionMode::Hold, Some(&later))) else {
+        let Decision::Hold { newer } = decide(&facts(CollisionMode::Hold, Some(&later))) else {
             panic!("not held");
         };
         assert_eq!(newer.len(), 1);
         assert_eq!(newer[0].what, NewerKind::CustomerMessage);
         assert_eq!(newer[0].who, "Carol <carol@example.com>");
-        assert!(describe(&newer).contains("new message from Carol <carol@example.com> at 2026-12-03 09:05:00 UTC"));
+        assert!(
+            describe(&newer)
+                .contains("new message from Carol <carol@example.com> at 2026-12-03 09:05:00 UTC")
+        );
     }
 
     #[test]
     fn a_colleagues_reply_holds_my_own_does_not() {
         let later = [reply(2, 3)];
-        let Verdict::Hold { newer } = decide(&facts(CollisionMode::Hold, Some(&later))) else {
+        let Decision::Hold { newer } = decide(&facts(CollisionMode::Hold, Some(&later))) else {
             panic!("not held");
         };
         assert_eq!(newer[0].what, NewerKind::ColleagueReply);
@@ -275,7 +278,7 @@ mod tests {
         let mine = [reply(1, 3)];
         assert_eq!(
             decide(&facts(CollisionMode::Hold, Some(&mine))),
-            Verdict::Send { owner_note: None }
+            Decision::Send { owner_note: None }
         );
     }
 
@@ -290,7 +293,7 @@ mod tests {
         let later = [note, forward, ack];
         assert_eq!(
             decide(&facts(CollisionMode::Hold, Some(&later))),
-            Verdict::Send { owner_note: None }
+            Decision::Send { owner_note: None }
         );
     }
 
@@ -299,9 +302,9 @@ mod tests {
         let later = [customer(5), reply(2, 6)];
         let mut forced = facts(CollisionMode::Hold, Some(&later));
         forced.forced = true;
-        assert_eq!(decide(&forced), Verdict::Send { owner_note: None });
+        assert_eq!(decide(&forced), Decision::Send { owner_note: None });
         match decide(&facts(CollisionMode::Warn, Some(&later))) {
-            Verdict::SendWithWarning { newer, owner_note } => {
+            Decision::SendWithWarning { newer, owner_note } => {
                 assert_eq!(newer.len(), 2);
                 assert_eq!(owner_note, None);
             }
@@ -309,7 +312,7 @@ mod tests {
         }
         assert_eq!(
             decide(&facts(CollisionMode::Off, Some(&later))),
-            Verdict::Send { owner_note: None }
+            Decision::Send { owner_note: None }
         );
     }
 
@@ -319,24 +322,33 @@ mod tests {
         f.owner = Some("bob@desk.test");
         assert_eq!(
             decide(&f),
-            Verdict::Send {
-                owner_note: Some("the ticket belongs to bob@desk.test; answered by a colleague".into())
+            Decision::Send {
+                owner_note: Some(
+                    "the ticket belongs to bob@desk.test; answered by a colleague".into()
+                )
             }
         );
         f.owner = Some("Alice@desk.test");
-        assert_eq!(decide(&f), Verdict::Send { owner_note: None });
+        assert_eq!(decide(&f), Decision::Send { owner_note: None });
         // Held all the same when it also collides.
         let later = [customer(5)];
         f.owner = Some("bob@desk.test");
         f.later = Some(&later);
-        assert!(matches!(decide(&f), Verdict::Hold { .. }));
+        assert!(matches!(decide(&f), Decision::Hold { .. }));
     }
 
     #[test]
     fn the_history_line_names_what_changed() {
         let newer = newer_than_answered(&[customer(5), reply(2, 6)], 1);
         let line = held_detail("alice@desk.test", &newer);
-        assert!(line.starts_with("reply of alice@desk.test held (collision)"), "{line}");
-        assert!(line.contains("Carol <carol@example.com>") && line.contains("reply by agent2@desk.test"), "{line}");
+        assert!(
+            line.starts_with("reply of alice@desk.test held (collision)"),
+            "{line}"
+        );
+        assert!(
+            line.contains("Carol <carol@example.com>")
+                && line.contains("reply by agent2@desk.test"),
+            "{line}"
+        );
     }
 }

@@ -236,7 +236,9 @@ pub fn meaning(line: &str) -> LineMeaning {
                     }
                     "add" => command(Command::CcAdd(address.to_lowercase())),
                     "remove" | "rm" | "del" => command(Command::CcRemove(address.to_lowercase())),
-                    _ => mistake(format!("#cc {verb}: write #cc add ADDRESS or #cc remove ADDRESS")),
+                    _ => mistake(format!(
+                        "#cc {verb}: write #cc add ADDRESS or #cc remove ADDRESS"
+                    )),
                 }
             }
             [verb] if is_plain_word(verb) => {
@@ -429,7 +431,11 @@ mod tests {
         let errors = Commands::read("#cc\n#cc add\n#cc add nobody\n#cc invite x@y.test\n").errors();
         assert_eq!(errors.len(), 4, "{errors:?}");
         assert!(errors[2].contains("not a mail address"), "{errors:?}");
-        for prose in ["#send it now", "#cc add me to the list please", "#cc: see above."] {
+        for prose in [
+            "#send it now",
+            "#cc add me to the list please",
+            "#cc: see above.",
+        ] {
             assert_eq!(meaning(prose), LineMeaning::Text, "{prose}");
         }
     }

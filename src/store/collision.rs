@@ -28,7 +28,7 @@ pub struct HoldRequest {
 
 /// What [`Store::hold_reply`] stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Held {
+pub struct HeldReply {
     pub id: i64,
     /// The copy's UID in the agent's Held folder.
     pub uid: u32,
@@ -93,7 +93,7 @@ impl Store {
     /// missing), the held row, the notice queued to the agent and the
     /// ticket's history line, in one transaction. Nothing reaches the
     /// customer.
-    pub async fn hold_reply(&self, r: &HoldRequest) -> Result<Held> {
+    pub async fn hold_reply(&self, r: &HoldRequest) -> Result<HeldReply> {
         let held_name = Folder::Held.name();
         self.imap_ensure_mailboxes(r.agent_id, std::slice::from_ref(&held_name), true)
             .await?;
@@ -179,9 +179,10 @@ impl Store {
                     row.try_get::<Option<i64>, _>("uid")?,
                 ) {
                     mailbox = Some(m);
-                    uids.push(u32::try_from(uid).map_err(|_| {
-                        StoreError::Corrupt(format!("uid {uid} out of range"))
-                    })?);
+                    uids.push(
+                        u32::try_from(uid)
+                            .map_err(|_| StoreError::Corrupt(format!("uid {uid} out of range")))?,
+                    );
                 }
             }
             tx.commit().await?;
@@ -220,7 +221,7 @@ impl Store {
     }
 }
 
-async fn hold_on_tx(tx: &mut Tx, r: &HoldRequest, held_name: &str) -> Result<Held> {
+async fn hold_on_tx(tx: &mut Tx, r: &HoldRequest, held_name: &str) -> Result<HeldReply> {
     // The mailbox row first, as every writer of its members takes it.
     let select = format!(
         "SELECT id, uidnext, highestmodseq FROM imap_mailboxes WHERE agent_id = $1 AND name = $2{}",
@@ -293,7 +294,7 @@ async fn hold_on_tx(tx: &mut Tx, r: &HoldRequest, held_name: &str) -> Result<Hel
         detail: r.detail.clone(),
     }])
     .await?;
-    Ok(Held {
+    Ok(HeldReply {
         id,
         uid: u32::try_from(uid).map_err(|_| StoreError::Corrupt(format!("uid {uid}")))?,
     })

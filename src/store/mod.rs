@@ -35,10 +35,8 @@ mod ticket_change;
 mod tickets;
 
 pub use admin::{Agent, AgentUpdate, AuditEntry, Queue};
-pub use collision::{Held, HoldRequest};
-pub use agent_mail::{
-    AgentMailFiled, AgentMailRequest, BuildAgentMail, Participant, ReplyTarget,
-};
+pub use agent_mail::{AgentMailFiled, AgentMailRequest, BuildAgentMail, Participant, ReplyTarget};
+pub use collision::{HeldReply, HoldRequest};
 pub use filing::WriterStats;
 pub use imap::{
     Content, EXPUNGED_KEPT_SECONDS, FlagOp, LoginAgent, Mailbox, Member, MessageRef, StorageItem,

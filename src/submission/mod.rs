@@ -29,10 +29,10 @@ pub mod rewrite;
 
 use crate::App;
 use crate::domain::agent_mail::{self, Addressing, ForwardedHeader};
-use crate::domain::collision::{self, CollisionMode, Newer, Verdict};
-use crate::domain::outgoing::OutgoingMail;
 use crate::domain::change::{ChangeRequest, TicketChange};
+use crate::domain::collision::{self, CollisionMode, Decision, Newer};
 use crate::domain::commands::{Command, Commands};
+use crate::domain::outgoing::OutgoingMail;
 use crate::domain::permission::{self, Actor, Asked, Assignee, Ownership};
 use crate::domain::ticket::{EventKind, MessageKind, queue_display_name};
 use crate::domain::{address, message_id, subject};
@@ -385,7 +385,11 @@ pub async fn submit(
             let mode = app.config.submission.collision;
             let later = match mode {
                 CollisionMode::Off => None,
-                _ => app.store.messages_after(t.number, &header.references).await?,
+                _ => {
+                    app.store
+                        .messages_after(t.number, &header.references)
+                        .await?
+                }
             };
             collision::decide(&collision::Facts {
                 mode,
@@ -396,15 +400,15 @@ pub async fn submit(
                 later: later.as_deref(),
             })
         }
-        _ => Verdict::Send { owner_note: None },
+        _ => Decision::Send { owner_note: None },
     };
-    if let (Verdict::Hold { newer }, Some(t)) = (&verdict, &ticket) {
+    if let (Decision::Hold { newer }, Some(t)) = (&verdict, &ticket) {
         return hold_reply(app, agent, t, queue, &raw, newer, now).await;
     }
     let (owner_note, warning) = match verdict {
-        Verdict::Send { owner_note } => (owner_note, None),
-        Verdict::SendWithWarning { newer, owner_note } => (owner_note, Some(newer)),
-        Verdict::Hold { .. } => (None, None),
+        Decision::Send { owner_note } => (owner_note, None),
+        Decision::SendWithWarning { newer, owner_note } => (owner_note, Some(newer)),
+        Decision::Hold { .. } => (None, None),
     };
     let history_note = owner_note.map(|note| format!("reply by {}: {note}", agent.email));
     // `#cc` on an existing ticket is applied before the mail is filed: the
@@ -714,7 +718,10 @@ async fn hold_reply(
         agent,
         ticket.number,
         queue,
-        &format!("[#{}] Your reply was held: the ticket changed", ticket.number),
+        &format!(
+            "[#{}] Your reply was held: the ticket changed",
+            ticket.number
+        ),
         &body,
     )?;
     let request = HoldRequest {
