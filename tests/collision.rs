@@ -149,6 +149,24 @@ backend_test!(
             "{r:?}"
         );
 
+        // Her client retries (the 250 was lost): held once, one notice.
+        let r = submit(
+            &server,
+            "alice@desk.test",
+            "alice@desk.test",
+            &["carol@example.com"],
+            &first,
+        )
+        .await;
+        assert!(r.text().contains("held, not sent"), "{r:?}");
+        let notices = server
+            .outbound(None)
+            .await
+            .into_iter()
+            .filter(|o| o.purpose == "collision")
+            .count();
+        assert_eq!(notices, 1);
+
         // Nothing for the customer; the reply is in Alice's Held folder;
         // a notice tells her what changed.
         assert!(replies(&server).await.is_empty());

@@ -8,6 +8,9 @@ CREATE TABLE held_replies (
     id           BIGSERIAL PRIMARY KEY,
     agent_id     BIGINT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
     ticket       BIGINT NOT NULL REFERENCES tickets(number) ON DELETE CASCADE,
+    -- The Message-ID the agent's client gave the mail: a client retrying
+    -- after a lost reply is recognized, not held twice.
+    message_id   TEXT NOT NULL,
     stored_id    BIGINT REFERENCES agent_messages(id) ON DELETE SET NULL,
     reason       TEXT NOT NULL,
     held_at      TIMESTAMPTZ NOT NULL,

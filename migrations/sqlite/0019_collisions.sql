@@ -8,6 +8,9 @@ CREATE TABLE held_replies (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
     agent_id     INTEGER NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
     ticket       INTEGER NOT NULL REFERENCES tickets(number) ON DELETE CASCADE,
+    -- The Message-ID the agent's client gave the mail: a client retrying
+    -- after a lost reply is recognized, not held twice.
+    message_id   TEXT NOT NULL,
     stored_id    INTEGER REFERENCES agent_messages(id) ON DELETE SET NULL,
     reason       TEXT NOT NULL,
     held_at      TEXT NOT NULL,

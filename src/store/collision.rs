@@ -20,6 +20,8 @@ pub struct HoldRequest {
     pub agent_id: i64,
     pub actor: String,
     pub ticket: i64,
+    /// The submitted Message-ID (a retry of the same mail is held once).
+    pub message_id: String,
     pub raw: Vec<u8>,
     pub notice: OutgoingMail,
     pub detail: String,
@@ -30,6 +32,9 @@ pub struct HoldRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeldReply {
     pub id: i64,
+    /// The same mail was held before (the client retried): nothing new
+    /// was stored or sent.
+    pub again: bool,
     /// The copy's UID in the agent's Held folder.
     pub uid: u32,
 }
@@ -229,6 +234,29 @@ async fn hold_on_tx(tx: &mut Tx, r: &HoldRequest, held_name: &str) -> Result<Hel
     );
     let header_len = super::header_len(&r.raw);
     let size = r.raw.len() as i64;
+    let before = on_tx!(&mut *tx, |conn| {
+        sqlx::query(
+            "SELECT h.id, im.uid FROM held_replies h
+             JOIN imap_members im ON im.stored_id = h.stored_id
+             WHERE h.agent_id = $1 AND h.ticket = $2 AND h.message_id = $3
+               AND h.released_at IS NULL
+             ORDER BY h.id LIMIT 1",
+        )
+        .bind(r.agent_id)
+        .bind(r.ticket)
+        .bind(&r.message_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|row| -> Result<(i64, i64)> { Ok((row.try_get("id")?, row.try_get("uid")?)) })
+        .transpose()?
+    });
+    if let Some((id, uid)) = before {
+        return Ok(HeldReply {
+            id,
+            again: true,
+            uid: u32::try_from(uid).map_err(|_| StoreError::Corrupt(format!("uid {uid}")))?,
+        });
+    }
     let (id, uid) = on_tx!(&mut *tx, |conn| {
         let row = sqlx::query(sqlx::AssertSqlSafe(select))
             .bind(r.agent_id)
@@ -272,11 +300,12 @@ async fn hold_on_tx(tx: &mut Tx, r: &HoldRequest, held_name: &str) -> Result<Hel
             .execute(&mut *conn)
             .await?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO held_replies (agent_id, ticket, stored_id, reason, held_at)
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            "INSERT INTO held_replies (agent_id, ticket, message_id, stored_id, reason, held_at)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(r.agent_id)
         .bind(r.ticket)
+        .bind(&r.message_id)
         .bind(stored)
         .bind(&r.detail)
         .bind(r.now)
@@ -296,6 +325,7 @@ async fn hold_on_tx(tx: &mut Tx, r: &HoldRequest, held_name: &str) -> Result<Hel
     .await?;
     Ok(HeldReply {
         id,
+        again: false,
         uid: u32::try_from(uid).map_err(|_| StoreError::Corrupt(format!("uid {uid}")))?,
     })
 }

@@ -403,7 +403,11 @@ pub async fn submit(
         _ => Decision::Send { owner_note: None },
     };
     if let (Decision::Hold { newer }, Some(t)) = (&verdict, &ticket) {
-        return hold_reply(app, agent, t, queue, &raw, newer, now).await;
+        let message_id = header
+            .message_id
+            .clone()
+            .unwrap_or_else(|| app.own_ids.for_submission(&mail.stripped));
+        return hold_reply(app, agent, t, queue, (&raw, message_id), newer, now).await;
     }
     let (owner_note, warning) = match verdict {
         Decision::Send { owner_note } => (owner_note, None),
@@ -696,7 +700,7 @@ async fn hold_reply(
     agent: &LoginAgent,
     ticket: &Ticket,
     queue: &Queue,
-    raw: &[u8],
+    (raw, message_id): (&[u8], String),
     newer: &[Newer],
     now: DateTime<Utc>,
 ) -> Result<Submitted, SubmitError> {
@@ -728,12 +732,16 @@ async fn hold_reply(
         agent_id: agent.id,
         actor: agent.email.clone(),
         ticket: ticket.number,
+        message_id,
         raw: raw.to_vec(),
         notice,
         detail: collision::held_detail(&agent.email, newer),
         now,
     };
-    app.store.hold_reply(&request).await?;
+    let held = app.store.hold_reply(&request).await?;
+    if held.again {
+        tracing::info!(agent = %agent.email, ticket = ticket.number, "a held reply submitted again: held once");
+    }
     Ok(Submitted {
         ticket: ticket.number,
         outcome: Outcome::CollisionHeld { newer: newer.len() },
