@@ -695,3 +695,63 @@ backend_test!(
         server.stop().await;
     }
 );
+
+backend_test!(
+    async fn two_agents_answering_at_the_same_moment_one_is_held(backend: Backend) {
+        let (server, _sink) = with_relay(&backend, CollisionMode::Hold).await;
+        add_agent(&server, "alice@desk.test", &["support"], false).await;
+        add_agent(&server, "bob@desk.test", &["support"], false).await;
+        for round in 0..3 {
+            let first = format!("r{round}@example.com");
+            let ticket = customer_writes(&server, &first, "VPN drops").await;
+            let alice = reply(
+                "alice <alice@desk.test>",
+                "carol@example.com",
+                None,
+                &format!("ra{round}@desk.test"),
+                &first,
+                "Alice here.",
+            );
+            let bob = reply(
+                "bob <bob@desk.test>",
+                "carol@example.com",
+                None,
+                &format!("rb{round}@desk.test"),
+                &first,
+                "Bob here.",
+            );
+            let (a, b) = tokio::join!(
+                submit(
+                    &server,
+                    "alice@desk.test",
+                    "alice@desk.test",
+                    &["carol@example.com"],
+                    &alice
+                ),
+                submit(
+                    &server,
+                    "bob@desk.test",
+                    "bob@desk.test",
+                    &["carol@example.com"],
+                    &bob
+                ),
+            );
+            let sent = [&a, &b]
+                .iter()
+                .filter(|r| r.text().contains("queued for 1 recipient"))
+                .count();
+            let held = [&a, &b]
+                .iter()
+                .filter(|r| r.text().contains("held, not sent"))
+                .count();
+            assert_eq!((sent, held), (1, 1), "round {round}: {a:?} {b:?}");
+            let replies_now = replies(&server)
+                .await
+                .into_iter()
+                .filter(|o| o.ticket == Some(ticket))
+                .count();
+            assert_eq!(replies_now, 1, "round {round}");
+        }
+        server.stop().await;
+    }
+);

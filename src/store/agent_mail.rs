@@ -68,6 +68,11 @@ pub struct AgentMailRequest {
     /// A line for the ticket's history beside the reply's own (a reply to
     /// a ticket someone else owns says whose it is).
     pub history_note: Option<String>,
+    /// A public reply to hold if the ticket changed after the message it
+    /// answers (`references`): checked again with the ticket locked, so
+    /// that of two replies filed at once the second is held
+    /// ([`StoreError::Collided`]).
+    pub hold_if_changed: bool,
     pub now: DateTime<Utc>,
     pub build: BuildAgentMail,
 }
@@ -177,6 +182,16 @@ async fn file_agent_mail(tx: &mut Tx, r: &AgentMailRequest) -> Result<AgentMailF
             duplicate: true,
             queued: 0,
         });
+    }
+    if r.hold_if_changed
+        && r.kind == MessageKind::Reply
+        && let ReplyTarget::Ticket(number) = &r.target
+        && let Some(later) = tx.lock_messages_after(*number, &r.references).await?
+    {
+        let newer = crate::domain::collision::newer_than_answered(&later, r.agent_id);
+        if !newer.is_empty() {
+            return Err(super::StoreError::Collided(newer));
+        }
     }
     let (ticket, created) = match &r.target {
         ReplyTarget::Ticket(number) => (*number, false),

@@ -39,6 +39,77 @@ pub struct HeldReply {
     pub uid: u32,
 }
 
+/// The first of a reply's answered ids (In-Reply-To, then References,
+/// newest first) that is a message of the ticket.
+const ANSWERED_SQL: &str =
+    "SELECT id FROM messages WHERE ticket = $1 AND message_id = $2 ORDER BY id LIMIT 1";
+/// The ticket's messages after that one, with their authors.
+const LATER_SQL: &str = "SELECT m.kind, m.sender, m.from_name, m.author_agent_id,
+        a.email AS author_email, m.subject, m.received_at
+    FROM messages m LEFT JOIN agents a ON a.id = m.author_agent_id
+    WHERE m.ticket = $1 AND m.id > $2 ORDER BY m.id";
+
+macro_rules! later_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        LaterMessage {
+            kind: parse_column::<MessageKind>(&row.try_get::<String, _>("kind")?, "message kind")?,
+            sender: row.try_get("sender")?,
+            from_name: row.try_get("from_name")?,
+            author: row.try_get("author_agent_id")?,
+            author_email: row.try_get("author_email")?,
+            subject: row.try_get("subject")?,
+            at: row.try_get("received_at")?,
+        }
+    }};
+}
+
+impl Tx {
+    /// [`Store::messages_after`] inside a transaction, with the ticket's
+    /// row locked until the commit first: a colleague's reply filed at the
+    /// same moment is either seen here or waits for this one.
+    pub(crate) async fn lock_messages_after(
+        &mut self,
+        ticket: i64,
+        answered: &[String],
+    ) -> Result<Option<Vec<LaterMessage>>> {
+        let lock = format!(
+            "SELECT number FROM tickets WHERE number = $1{}",
+            self.lock(RowLock::Wait)
+        );
+        on_tx!(self, |conn| {
+            sqlx::query(sqlx::AssertSqlSafe(lock))
+                .bind(ticket)
+                .fetch_optional(&mut *conn)
+                .await?;
+            let mut found: Option<i64> = None;
+            for id in answered.iter().take(crate::domain::filing::MAX_REFERENCES) {
+                found = sqlx::query_scalar(ANSWERED_SQL)
+                    .bind(ticket)
+                    .bind(id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                if found.is_some() {
+                    break;
+                }
+            }
+            let Some(after) = found else {
+                return Ok(None);
+            };
+            let rows = sqlx::query(LATER_SQL)
+                .bind(ticket)
+                .bind(after)
+                .fetch_all(&mut *conn)
+                .await?;
+            let mut later = Vec::with_capacity(rows.len());
+            for row in &rows {
+                later.push(later_from_row!(row));
+            }
+            Ok(Some(later))
+        })
+    }
+}
+
 impl Store {
     /// The ticket's messages after the first of `answered` (In-Reply-To,
     /// then References, newest first) that is in the ticket; None when none
@@ -51,13 +122,11 @@ impl Store {
         super::dispatch_read!(self, |pool| {
             let mut found: Option<i64> = None;
             for id in answered.iter().take(crate::domain::filing::MAX_REFERENCES) {
-                found = sqlx::query_scalar(
-                    "SELECT id FROM messages WHERE ticket = $1 AND message_id = $2 ORDER BY id LIMIT 1",
-                )
-                .bind(ticket)
-                .bind(id)
-                .fetch_optional(pool)
-                .await?;
+                found = sqlx::query_scalar(ANSWERED_SQL)
+                    .bind(ticket)
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await?;
                 if found.is_some() {
                     break;
                 }
@@ -65,30 +134,14 @@ impl Store {
             let Some(after) = found else {
                 return Ok(None);
             };
-            let rows = sqlx::query(
-                "SELECT m.kind, m.sender, m.from_name, m.author_agent_id, a.email AS author_email,
-                        m.subject, m.received_at
-                 FROM messages m LEFT JOIN agents a ON a.id = m.author_agent_id
-                 WHERE m.ticket = $1 AND m.id > $2 ORDER BY m.id",
-            )
-            .bind(ticket)
-            .bind(after)
-            .fetch_all(pool)
-            .await?;
+            let rows = sqlx::query(LATER_SQL)
+                .bind(ticket)
+                .bind(after)
+                .fetch_all(pool)
+                .await?;
             let mut later = Vec::with_capacity(rows.len());
             for row in &rows {
-                later.push(LaterMessage {
-                    kind: parse_column::<MessageKind>(
-                        &row.try_get::<String, _>("kind")?,
-                        "message kind",
-                    )?,
-                    sender: row.try_get("sender")?,
-                    from_name: row.try_get("from_name")?,
-                    author: row.try_get("author_agent_id")?,
-                    author_email: row.try_get("author_email")?,
-                    subject: row.try_get("subject")?,
-                    at: row.try_get("received_at")?,
-                });
+                later.push(later_from_row!(row));
             }
             Ok(Some(later))
         })

@@ -81,6 +81,10 @@ pub enum StoreError {
     Denied(crate::domain::permission::Denied),
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// A reply to hold: the ticket changed after the message it answers
+    /// (found while filing it, with the ticket locked).
+    #[error("the ticket changed after the message the reply answers")]
+    Collided(Vec<crate::domain::collision::Newer>),
     #[error("store unavailable: {0}")]
     Unavailable(String),
     /// The database's schema is missing or does not match this postdesk

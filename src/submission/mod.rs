@@ -415,6 +415,8 @@ pub async fn submit(
         Decision::Hold { .. } => (None, None),
     };
     let history_note = owner_note.map(|note| format!("reply by {}: {note}", agent.email));
+    let hold_if_changed =
+        app.config.submission.collision == CollisionMode::Hold && !mail.commands.send();
     // `#cc` on an existing ticket is applied before the mail is filed: the
     // reply makes its recipients participants, and the history should
     // say who added them, by command.
@@ -452,10 +454,23 @@ pub async fn submit(
                     reply_to,
                     cc_edits: cc_edits.clone(),
                     history_note: history_note.clone(),
+                    hold_if_changed: hold_if_changed && kind == MessageKind::Reply,
                 },
                 now,
             )
-            .await?;
+            .await;
+            // A colleague's reply (or the customer's mail) was filed
+            // between the check above and this filing: held all the same.
+            let filed = match (filed, &ticket) {
+                (Err(SubmitError::Store(StoreError::Collided(newer))), Some(t)) => {
+                    let message_id = header
+                        .message_id
+                        .clone()
+                        .unwrap_or_else(|| app.own_ids.for_submission(&mail.stripped));
+                    return hold_reply(app, agent, t, queue, (&raw, message_id), &newer, now).await;
+                }
+                (filed, _) => filed?,
+            };
             let outcome = if filed.duplicate {
                 Outcome::Duplicate
             } else if public && kind == MessageKind::Forward {
@@ -542,6 +557,7 @@ async fn file(
         reply_to,
         cc_edits,
         history_note,
+        hold_if_changed,
     } = filing;
     let display = format!("{} via {}", agent.name, queue_display_name(&queue.name));
     let sent_out = matches!(kind, MessageKind::Reply | MessageKind::Forward);
@@ -647,6 +663,7 @@ async fn file(
         remote_addr: envelope.remote_addr.map(|a| a.to_string()),
         submitted_digest: mail.digest.clone(),
         history_note,
+        hold_if_changed,
         now,
         build,
     };
@@ -664,6 +681,7 @@ struct Filing<'a> {
     /// To and Cc rewritten by `#cc` (sent mail only).
     cc_edits: Vec<HeaderEdit>,
     history_note: Option<String>,
+    hold_if_changed: bool,
 }
 
 /// To and Cc as `#cc` leaves them: the people removed gone from both, the
