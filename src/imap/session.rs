@@ -175,6 +175,11 @@ pub struct ImapSession {
     epochs: tokio::sync::watch::Receiver<Arc<crate::SessionEpochs>>,
     pub out: Vec<u8>,
     pub condstore: bool,
+    /// QRESYNC enabled (RFC 7162 §3.2.3): expunges are reported as
+    /// VANISHED, and SELECT and UID FETCH may ask what vanished.
+    pub qresync: bool,
+    /// IMAP4rev2 enabled (RFC 9051): no \Recent, SEARCH answers ESEARCH.
+    pub rev2: bool,
     /// RETURN options of the SEARCH being run (ESEARCH, RFC 4731).
     pub search_return: Option<extended::SearchReturn>,
     changes: broadcast::Receiver<Change>,
@@ -234,6 +239,8 @@ impl ImapSession {
             shutdown,
             out: Vec::with_capacity(1024),
             condstore: false,
+            qresync: false,
+            rev2: false,
             search_return: None,
             changes,
             heard: Heard::default(),
@@ -266,6 +273,7 @@ impl ImapSession {
                     "SPECIAL-USE",
                     "CHILDREN",
                     "CONDSTORE",
+                    "QRESYNC",
                     "UNSELECT",
                     "ESEARCH",
                     "LIST-EXTENDED",
@@ -764,6 +772,14 @@ impl ImapSession {
                     if matches!(cap, CapabilityEnable::CondStore) {
                         self.condstore = true;
                         enabled.push("CONDSTORE");
+                    } else if cap.to_string().eq_ignore_ascii_case("QRESYNC") {
+                        // QRESYNC implies CONDSTORE (RFC 7162 §3.2.3).
+                        if let Some(mailbox) = selected.as_deref() {
+                            self.enable_condstore(mailbox);
+                        }
+                        self.condstore = true;
+                        self.qresync = true;
+                        enabled.push("QRESYNC");
                     }
                 }
                 self.out
@@ -779,8 +795,12 @@ impl ImapSession {
                 mailbox,
                 parameters,
             } => {
-                // A failed SELECT leaves no mailbox selected (RFC 3501 §6.3.1).
-                selected = None;
+                // A failed SELECT leaves no mailbox selected (RFC 3501 §6.3.1);
+                // what follows is about the new one (RFC 7162 §3.2.11).
+                if selected.take().is_some() {
+                    self.out
+                        .extend_from_slice(b"* OK [CLOSED] Previous mailbox closed\r\n");
+                }
                 match self.select(&login, &mailbox, &parameters, false).await {
                     Ok((mailbox, reply)) => {
                         selected = Some(Box::new(mailbox));
@@ -793,7 +813,10 @@ impl ImapSession {
                 mailbox,
                 parameters,
             } => {
-                selected = None;
+                if selected.take().is_some() {
+                    self.out
+                        .extend_from_slice(b"* OK [CLOSED] Previous mailbox closed\r\n");
+                }
                 match self.select(&login, &mailbox, &parameters, true).await {
                     Ok((mailbox, reply)) => {
                         selected = Some(Box::new(mailbox));
@@ -1064,6 +1087,15 @@ impl ImapSession {
             .extend_from_slice(format!("* OK [HIGHESTMODSEQ {highest}] Highest\r\n").as_bytes());
     }
 
+    /// How this session reports changes, by what it enabled.
+    pub fn updates(&self) -> super::selected::Updates {
+        super::selected::Updates {
+            condstore: self.condstore,
+            qresync: self.qresync,
+            rev2: self.rev2,
+        }
+    }
+
     /// Forgets what was heard (a view being selected is reconciled anew).
     pub fn forget_heard_changes(&mut self) {
         while self.changes.try_recv().is_ok() {}
@@ -1146,13 +1178,13 @@ impl ImapSession {
             } else {
                 store.imap_claim_recent(mailbox.id, newest).await?
             };
-        let condstore = self.condstore;
+        let updates = self.updates();
         selected.apply(
             mailbox,
             members,
             recent_above,
             allow_expunge,
-            condstore,
+            updates,
             &mut self.out,
         );
         Ok(())

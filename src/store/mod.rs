@@ -347,6 +347,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "team",
         include_str!("../../migrations/sqlite/0018_team.sql"),
     ),
+    (
+        24,
+        "qresync",
+        include_str!("../../migrations/sqlite/0024_qresync.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -428,6 +433,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         18,
         "team",
         include_str!("../../migrations/postgres/0018_team.sql"),
+    ),
+    (
+        24,
+        "qresync",
+        include_str!("../../migrations/postgres/0024_qresync.sql"),
     ),
 ];
 
