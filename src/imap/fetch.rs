@@ -213,7 +213,9 @@ impl ImapSession {
         }
         if let Some(since) = changed_since {
             if vanished_asked
-                && let Err(err) = self.write_vanished_earlier(selected, since, Some(set)).await
+                && let Err(err) = self
+                    .write_vanished_earlier(selected, since, Some(set))
+                    .await
             {
                 return err.into();
             }

@@ -221,10 +221,7 @@ mod tests {
             vec![(1, 1), (4, 6), (8, 8)]
         );
         assert_eq!(vanished(&[(2, 3)], None, &[2, 3, 7], 9), vec![]);
-        assert_eq!(
-            vanished(&[(1, 4_000_000_000)], None, &[], 4),
-            vec![(1, 3)]
-        );
+        assert_eq!(vanished(&[(1, 4_000_000_000)], None, &[], 4), vec![(1, 3)]);
     }
 
     #[test]

@@ -425,7 +425,14 @@ mod tests {
         let mut s = selected(&[3, 5, 9]);
         let mut out = Vec::new();
         let members = vec![member(3, "\\Seen"), member(9, ""), member(11, "")];
-        let reported = s.apply(mailbox(), members, u32::MAX, true, Updates::default(), &mut out);
+        let reported = s.apply(
+            mailbox(),
+            members,
+            u32::MAX,
+            true,
+            Updates::default(),
+            &mut out,
+        );
         assert_eq!(
             String::from_utf8_lossy(&out),
             "* 2 EXPUNGE\r\n* 1 FETCH (UID 3 FLAGS (\\Seen))\r\n* 3 EXISTS\r\n* 0 RECENT\r\n"
@@ -464,11 +471,25 @@ mod tests {
     fn expunges_wait_when_not_allowed() {
         let mut s = selected(&[3, 5]);
         let mut out = Vec::new();
-        s.apply(mailbox(), vec![member(3, "")], 0, false, Updates::default(), &mut out);
+        s.apply(
+            mailbox(),
+            vec![member(3, "")],
+            0,
+            false,
+            Updates::default(),
+            &mut out,
+        );
         assert!(out.is_empty());
         assert_eq!(s.messages.len(), 2);
         assert_eq!(s.mailbox.highestmodseq, 0, "the next refresh looks again");
-        s.apply(mailbox(), vec![member(3, "")], 0, true, Updates::default(), &mut out);
+        s.apply(
+            mailbox(),
+            vec![member(3, "")],
+            0,
+            true,
+            Updates::default(),
+            &mut out,
+        );
         assert_eq!(String::from_utf8_lossy(&out), "* 2 EXPUNGE\r\n");
     }
 }

@@ -898,7 +898,11 @@ impl Store {
     /// (EARLIER)), or None when the record of them no longer reaches back
     /// that far (tombstones are trimmed after a day): then the caller must
     /// assume any UID it cannot see vanished.
-    pub async fn imap_vanished_since(&self, mailbox_id: i64, modseq: u64) -> Result<Option<Vec<u32>>> {
+    pub async fn imap_vanished_since(
+        &self,
+        mailbox_id: i64,
+        modseq: u64,
+    ) -> Result<Option<Vec<u32>>> {
         let since = i64::try_from(modseq).unwrap_or(i64::MAX);
         dispatch_read!(self, |pool| {
             let known_after: Option<i64> =
