@@ -75,6 +75,12 @@ pub struct Selected {
     pub refreshed_at: Instant,
     /// When the view was last reconciled in full for this session.
     pub reconciled_in_full_at: Instant,
+    /// While expunges are held back (during FETCH, STORE, SEARCH): the
+    /// HIGHESTMODSEQ up to which the client heard everything. MODSEQs it
+    /// is shown meanwhile may be higher, so it is told this one at the end
+    /// of the command (RFC 7162 §3.2.10, erratum 1810 of RFC 5162): a
+    /// client that resynchronizes from it then hears of the expunges.
+    pub held_back_at: Option<u64>,
 }
 
 fn keywords_of(flags: &str) -> impl Iterator<Item = &str> {
@@ -107,6 +113,7 @@ impl Selected {
             marker: String::new(),
             refreshed_at: Instant::now(),
             reconciled_in_full_at: Instant::now(),
+            held_back_at: None,
         }
     }
 
@@ -342,9 +349,13 @@ impl Selected {
         // While expunges are held back, remember the old state so the next
         // refresh looks again.
         if pending_expunge {
+            if self.held_back_at.is_none() {
+                self.held_back_at = Some(self.mailbox.highestmodseq);
+            }
             self.mailbox.uidnext = mailbox.uidnext;
             self.mailbox.highestmodseq = 0;
         } else {
+            self.held_back_at = None;
             self.mailbox = mailbox;
         }
         reported
@@ -482,6 +493,7 @@ mod tests {
         assert!(out.is_empty());
         assert_eq!(s.messages.len(), 2);
         assert_eq!(s.mailbox.highestmodseq, 0, "the next refresh looks again");
+        assert_eq!(s.held_back_at, Some(3), "the client knows all up to 3");
         s.apply(
             mailbox(),
             vec![member(3, "")],
@@ -491,5 +503,6 @@ mod tests {
             &mut out,
         );
         assert_eq!(String::from_utf8_lossy(&out), "* 2 EXPUNGE\r\n");
+        assert_eq!(s.held_back_at, None);
     }
 }

@@ -610,13 +610,26 @@ impl ImapSession {
         self.search_return = None;
         // Pending changes are announced before the tagged reply (RFC 3501
         // §7): after commands that allow EXPUNGE, and EXISTS/FLAGS otherwise.
+        // Not after SELECT/EXAMINE, which just read the mailbox: a change
+        // slipped in since would follow the QRESYNC answer (VANISHED
+        // (EARLIER), FETCH) inside the same command, where a client takes
+        // the EXISTS it was given as the count; the next command tells it.
         if let State::Selected { login, mailbox } = &mut state
             && !matches!(flow, Flow::Close)
+            && !matches!(name, "SELECT" | "EXAMINE")
         {
             let allow_expunge =
                 !matches!(name, "FETCH" | "STORE" | "SEARCH") || matches!(reply.status, "BAD");
             if let Err(err) = self.refresh(login, mailbox, allow_expunge).await {
                 tracing::warn!(%err, "imap refresh");
+            }
+            // Expunges held back: MODSEQs shown may be past them, so the
+            // client is told where it really stands, last (RFC 7162
+            // §3.2.10), lest a later QRESYNC from there miss them.
+            if let (true, Some(known)) = (self.condstore, mailbox.held_back_at) {
+                self.out.extend_from_slice(
+                    format!("* OK [HIGHESTMODSEQ {known}] Expunges pending\r\n").as_bytes(),
+                );
             }
         }
         self.out
@@ -1082,7 +1095,10 @@ impl ImapSession {
             .map(|m| m.modseq)
             .max()
             .unwrap_or(0);
-        let highest = selected.mailbox.highestmodseq.max(known);
+        let highest = match selected.held_back_at {
+            Some(known) => known,
+            None => selected.mailbox.highestmodseq.max(known),
+        };
         self.out
             .extend_from_slice(format!("* OK [HIGHESTMODSEQ {highest}] Highest\r\n").as_bytes());
     }
