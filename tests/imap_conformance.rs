@@ -517,3 +517,305 @@ backend_test!(
         server.stop().await;
     }
 );
+
+/// The number in `* OK [NAME n]` of a response.
+fn code_number(response: &crate::common::imap::Response, name: &str) -> u64 {
+    let prefix = format!("* OK [{name} ");
+    response
+        .untagged
+        .iter()
+        .find_map(|l| l.text.strip_prefix(&prefix))
+        .and_then(|rest| rest.split(']').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {name}: {}", response.all_text()))
+}
+
+/// `UID n` in a FETCH line.
+fn uid_in(text: &str) -> u32 {
+    let at = text
+        .find("UID ")
+        .unwrap_or_else(|| panic!("no UID in {text}"));
+    text[at + 4..]
+        .split([' ', ')'])
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("bad UID in {text}"))
+}
+
+backend_test!(
+    async fn qresync_tells_a_returning_client_what_vanished_and_what_changed(backend: Backend) {
+        let server = desk(&backend).await;
+        let mut alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+        folder_with_notes(&mut alice, "Projects", 6).await;
+        assert!(alice.cmd("CREATE Elsewhere").await.ok());
+        let caps = alice.cmd("CAPABILITY").await.all_text();
+        assert!(caps.contains(" QRESYNC"), "{caps}");
+
+        // Without ENABLE QRESYNC the parameter is refused (RFC 7162 §3.2.5).
+        let early = alice.cmd("SELECT Projects (QRESYNC (1 1))").await;
+        assert_eq!(early.status(), "BAD", "{}", early.all_text());
+
+        let enabled = alice.cmd("ENABLE QRESYNC").await;
+        assert!(
+            enabled
+                .untagged
+                .iter()
+                .any(|l| l.text == "* ENABLED QRESYNC"),
+            "{}",
+            enabled.all_text()
+        );
+        let first = alice.cmd("SELECT Projects").await;
+        assert!(first.ok(), "{}", first.all_text());
+        let validity = code_number(&first, "UIDVALIDITY");
+        let modseq = code_number(&first, "HIGHESTMODSEQ");
+        let uids = alice.uids().await;
+        assert_eq!(uids.len(), 6);
+        // Selecting another mailbox closes this one, and says where.
+        let closed = alice.cmd("SELECT Elsewhere").await;
+        assert_eq!(
+            closed.untagged.first().map(|l| l.text.as_str()),
+            Some("* OK [CLOSED] Previous mailbox closed"),
+            "{}",
+            closed.all_text()
+        );
+        assert!(alice.cmd("UNSELECT").await.ok());
+
+        // Meanwhile another session expunges the second, moves the fourth
+        // away and flags the fifth.
+        let mut other = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+        assert!(other.cmd("SELECT Projects").await.ok());
+        assert!(
+            other
+                .cmd(&format!("UID STORE {} +FLAGS.SILENT (\\Deleted)", uids[1]))
+                .await
+                .ok()
+        );
+        assert!(other.cmd(&format!("UID EXPUNGE {}", uids[1])).await.ok());
+        assert!(
+            other
+                .cmd(&format!("UID MOVE {} Elsewhere", uids[3]))
+                .await
+                .ok()
+        );
+        assert!(
+            other
+                .cmd(&format!("UID STORE {} +FLAGS (\\Flagged)", uids[4]))
+                .await
+                .ok()
+        );
+
+        let resync = alice
+            .cmd(&format!("SELECT Projects (QRESYNC ({validity} {modseq}))"))
+            .await;
+        let text = resync.all_text();
+        assert!(resync.ok(), "{text}");
+        let vanished: Vec<&str> = resync
+            .untagged
+            .iter()
+            .filter(|l| l.text.starts_with("* VANISHED"))
+            .map(|l| l.text.as_str())
+            .collect();
+        assert_eq!(
+            vanished,
+            vec![format!("* VANISHED (EARLIER) {},{}", uids[1], uids[3])],
+            "{text}"
+        );
+        let fetches = resync.fetches();
+        assert_eq!(fetches.len(), 1, "{text}");
+        assert_eq!(uid_in(&fetches[0].text), uids[4], "{text}");
+        assert!(fetches[0].text.contains("\\Flagged"), "{text}");
+        assert!(fetches[0].text.contains("MODSEQ ("), "{text}");
+        assert!(
+            resync.untagged.iter().any(|l| l.text == "* 4 EXISTS"),
+            "{text}"
+        );
+
+        // Known UIDs narrow the answer.
+        let narrow = alice
+            .cmd(&format!(
+                "EXAMINE Projects (QRESYNC ({validity} {modseq} 1:{}))",
+                uids[2]
+            ))
+            .await;
+        assert!(
+            narrow
+                .untagged
+                .iter()
+                .any(|l| l.text == format!("* VANISHED (EARLIER) {}", uids[1])),
+            "{}",
+            narrow.all_text()
+        );
+        // Another UIDVALIDITY: nothing but the plain SELECT answer.
+        let stale = alice
+            .cmd(&format!(
+                "SELECT Projects (QRESYNC ({} {modseq}))",
+                validity + 1
+            ))
+            .await;
+        assert!(stale.ok());
+        assert!(
+            !stale.all_text().contains("VANISHED"),
+            "{}",
+            stale.all_text()
+        );
+        assert!(stale.fetches().is_empty(), "{}", stale.all_text());
+
+        // UID FETCH … (CHANGEDSINCE m VANISHED) says the same in the
+        // selected mailbox.
+        let changed = alice
+            .cmd(&format!(
+                "UID FETCH 1:* (FLAGS) (CHANGEDSINCE {modseq} VANISHED)"
+            ))
+            .await;
+        let text = changed.all_text();
+        assert!(changed.ok(), "{text}");
+        assert_eq!(
+            changed.untagged.first().map(|l| l.text.clone()),
+            Some(format!("* VANISHED (EARLIER) {},{}", uids[1], uids[3])),
+            "{text}"
+        );
+        assert_eq!(changed.fetches().len(), 1, "{text}");
+        // VANISHED without CHANGEDSINCE, or outside UID FETCH, is an error.
+        assert_eq!(
+            alice.cmd("UID FETCH 1:* (FLAGS) (VANISHED)").await.status(),
+            "BAD"
+        );
+        assert_eq!(
+            alice
+                .cmd(&format!(
+                    "FETCH 1:* (FLAGS) (CHANGEDSINCE {modseq} VANISHED)"
+                ))
+                .await
+                .status(),
+            "BAD"
+        );
+
+        // When the record of expunges no longer reaches back to the
+        // client's MODSEQ, every UID it may know that is gone is reported.
+        server
+            .store()
+            .execute_unchecked("UPDATE imap_mailboxes SET expunged_known_after = 1000000000")
+            .await
+            .expect("forget expunges");
+        let old = alice
+            .cmd(&format!(
+                "SELECT Projects (QRESYNC ({validity} {modseq} {}:{}))",
+                uids[0], uids[5]
+            ))
+            .await;
+        assert!(
+            old.untagged
+                .iter()
+                .any(|l| l.text == format!("* VANISHED (EARLIER) {},{}", uids[1], uids[3])),
+            "{}",
+            old.all_text()
+        );
+        server.stop().await;
+    }
+);
+
+backend_test!(
+    async fn qresync_reports_tickets_that_left_a_view_as_vanished(backend: Backend) {
+        let server = desk(&backend).await;
+        three_questions(&server).await;
+        let mut alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+        assert!(alice.cmd("ENABLE QRESYNC").await.ok());
+        let first = alice.cmd("SELECT Unassigned").await;
+        let validity = code_number(&first, "UIDVALIDITY");
+        let modseq = code_number(&first, "HIGHESTMODSEQ");
+        let uids = alice.uids().await;
+        assert_eq!(uids.len(), 3, "{}", first.all_text());
+        assert!(alice.cmd("UNSELECT").await.ok());
+
+        // Another session closes the second ticket (moves it to Closed)
+        // and stars the third.
+        let mut other = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+        assert!(other.cmd("SELECT Unassigned").await.ok());
+        assert!(
+            other
+                .cmd(&format!("UID MOVE {} Closed", uids[1]))
+                .await
+                .ok()
+        );
+        assert!(
+            other
+                .cmd(&format!("UID STORE {} +FLAGS (\\Seen)", uids[2]))
+                .await
+                .ok()
+        );
+
+        let resync = alice
+            .cmd(&format!(
+                "SELECT Unassigned (QRESYNC ({validity} {modseq}))"
+            ))
+            .await;
+        let text = resync.all_text();
+        assert!(resync.ok(), "{text}");
+        assert!(
+            resync
+                .untagged
+                .iter()
+                .any(|l| l.text == format!("* VANISHED (EARLIER) {}", uids[1])),
+            "{text}"
+        );
+        let changed: Vec<u32> = resync.fetches().iter().map(|l| uid_in(&l.text)).collect();
+        assert_eq!(changed, vec![uids[2]], "{text}");
+        server.stop().await;
+    }
+);
+
+/// Three tickets from carol in support's Unassigned view.
+async fn three_questions(server: &TestServer) {
+    for n in 1..=3 {
+        let mail = message(
+            "carol@customer.example",
+            "support@desk.test",
+            &format!("Question {n}"),
+            &format!("q-{n}@customer.example"),
+            "",
+            "Please help.",
+        );
+        ticket_of(
+            &deliver(
+                server.smtp(),
+                "carol@customer.example",
+                &["support@desk.test"],
+                &mail,
+            )
+            .await,
+        );
+    }
+}
+
+backend_test!(
+    async fn an_idle_qresync_session_hears_vanished_not_expunge(backend: Backend) {
+        let server = desk(&backend).await;
+        three_questions(&server).await;
+        let mut alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+        assert!(alice.cmd("ENABLE QRESYNC").await.ok());
+        assert!(alice.cmd("SELECT Unassigned").await.ok());
+        let uids = alice.uids().await;
+        assert_eq!(uids.len(), 3);
+        alice.send_raw(b"i1 IDLE\r\n").await;
+        assert!(alice.read_line().await.text.starts_with('+'));
+
+        // Another session closes the first ticket.
+        let mut other = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+        assert!(other.cmd("SELECT Unassigned").await.ok());
+        assert!(
+            other
+                .cmd(&format!("UID MOVE {} Closed", uids[0]))
+                .await
+                .ok()
+        );
+
+        let line = alice.read_line().await;
+        assert_eq!(line.text, format!("* VANISHED {}", uids[0]));
+        alice.send_raw(b"DONE\r\n").await;
+        let done = alice.read_until_tagged("i1").await;
+        assert!(done.ok(), "{}", done.all_text());
+        assert!(!done.all_text().contains("EXPUNGE"), "{}", done.all_text());
+        assert_eq!(alice.uids().await, vec![uids[1], uids[2]]);
+        server.stop().await;
+    }
+);

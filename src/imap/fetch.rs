@@ -187,13 +187,17 @@ impl ImapSession {
             return Reply::bad("BINARY is not supported");
         }
         let mut changed_since = None;
+        let mut vanished_asked = false;
         for modifier in modifiers {
             match modifier {
                 FetchModifier::ChangedSince(value) => changed_since = Some(value.get()),
-                FetchModifier::Vanished => {
-                    return Reply::bad("VANISHED needs QRESYNC, which is not supported");
-                }
+                FetchModifier::Vanished => vanished_asked = true,
             }
+        }
+        // RFC 7162 §3.2.6: VANISHED only in UID FETCH, with CHANGEDSINCE,
+        // once QRESYNC is enabled.
+        if vanished_asked && !(uid && self.qresync && changed_since.is_some()) {
+            return Reply::bad("VANISHED needs ENABLE QRESYNC, UID FETCH and CHANGEDSINCE");
         }
         if changed_since.is_some() && !items.contains(&MessageDataItemName::ModSeq) {
             items.push(MessageDataItemName::ModSeq);
@@ -208,6 +212,13 @@ impl ImapSession {
             self.enable_condstore(selected);
         }
         if let Some(since) = changed_since {
+            if vanished_asked
+                && let Err(err) = self
+                    .write_vanished_earlier(selected, since, Some(set))
+                    .await
+            {
+                return err.into();
+            }
             indexes.retain(|i| selected.messages[*i].modseq > since);
         }
         if indexes.is_empty() {

@@ -207,11 +207,10 @@ impl ImapSession {
         {
             self.condstore = true;
         }
-        if parameters
-            .iter()
-            .any(|p| matches!(p, SelectParameter::QResync { .. }))
-        {
-            return Err(Reply::bad("QRESYNC is not supported"));
+        let resync = super::qresync::Resync::of(parameters);
+        if resync.is_some() && !self.qresync {
+            // RFC 7162 §3.2.5: a tagged BAD unless QRESYNC was enabled.
+            return Err(Reply::bad("QRESYNC parameter without ENABLE QRESYNC"));
         }
         let name = mailbox_name(name);
         let (mailbox, folder) = self.find_mailbox(login, &name).await?;
@@ -257,9 +256,14 @@ impl ImapSession {
             .filter(|uid| *uid > recent_above)
             .collect();
         let recent = selected.recent.len();
+        let rev2 = self.rev2;
         let out = &mut self.out;
         selected.write_flags_list(out);
-        out.extend_from_slice(format!("* {count} EXISTS\r\n* {recent} RECENT\r\n").as_bytes());
+        out.extend_from_slice(format!("* {count} EXISTS\r\n").as_bytes());
+        // IMAP4rev2 has no \Recent (RFC 9051 §2.3.2).
+        if !rev2 {
+            out.extend_from_slice(format!("* {recent} RECENT\r\n").as_bytes());
+        }
         if let Some(index) = first_unseen {
             out.extend_from_slice(
                 format!("* OK [UNSEEN {}] First unseen\r\n", index + 1).as_bytes(),
@@ -272,6 +276,9 @@ impl ImapSession {
             )
             .as_bytes(),
         );
+        if let Some(resync) = resync {
+            self.resync(&selected, &resync).await?;
+        }
         let reply = if read_only {
             Reply::ok("[READ-ONLY] EXAMINE completed")
         } else {

@@ -15,6 +15,7 @@ mod extended;
 mod fetch;
 mod framing;
 mod mailboxes;
+mod qresync;
 mod response;
 mod search;
 mod selected;

@@ -9,6 +9,29 @@ use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+/// How a session wants changes reported (what it enabled).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Updates {
+    /// MODSEQ with every FETCH FLAGS (CONDSTORE).
+    pub condstore: bool,
+    /// `VANISHED` UID sets instead of EXPUNGE (QRESYNC).
+    pub qresync: bool,
+    /// No RECENT (IMAP4rev2).
+    pub rev2: bool,
+}
+
+/// Sorted, merged inclusive ranges of single UIDs sorted ascending.
+fn merge_ranges(uids: Vec<(u32, u32)>) -> Vec<(u32, u32)> {
+    let mut merged: Vec<(u32, u32)> = Vec::with_capacity(uids.len());
+    for (a, b) in uids {
+        match merged.last_mut() {
+            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    merged
+}
+
 #[derive(Debug, Clone)]
 pub struct Message {
     pub uid: u32,
@@ -52,6 +75,12 @@ pub struct Selected {
     pub refreshed_at: Instant,
     /// When the view was last reconciled in full for this session.
     pub reconciled_in_full_at: Instant,
+    /// While expunges are held back (during FETCH, STORE, SEARCH): the
+    /// HIGHESTMODSEQ up to which the client heard everything. MODSEQs it
+    /// is shown meanwhile may be higher, so it is told this one at the end
+    /// of the command (RFC 7162 §3.2.10, erratum 1810 of RFC 5162): a
+    /// client that resynchronizes from it then hears of the expunges.
+    pub held_back_at: Option<u64>,
 }
 
 fn keywords_of(flags: &str) -> impl Iterator<Item = &str> {
@@ -84,6 +113,7 @@ impl Selected {
             marker: String::new(),
             refreshed_at: Instant::now(),
             reconciled_in_full_at: Instant::now(),
+            held_back_at: None,
         }
     }
 
@@ -242,9 +272,10 @@ impl Selected {
         members: Vec<Member>,
         recent_above: u32,
         allow_expunge: bool,
-        condstore: bool,
+        updates: Updates,
         out: &mut Vec<u8>,
     ) -> HashSet<u32> {
+        let condstore = updates.condstore;
         let before = self.keywords.len();
         for member in &members {
             for keyword in keywords_of(&member.flags) {
@@ -260,15 +291,25 @@ impl Selected {
         let mut reported = HashSet::new();
         let mut pending_expunge = false;
         if allow_expunge {
+            let mut vanished = Vec::new();
             let mut index = self.messages.len();
             while index > 0 {
                 index -= 1;
                 if !current.contains_key(&self.messages[index].uid) {
-                    out.extend_from_slice(format!("* {} EXPUNGE\r\n", index + 1).as_bytes());
+                    if !updates.qresync {
+                        out.extend_from_slice(format!("* {} EXPUNGE\r\n", index + 1).as_bytes());
+                    }
                     let gone = self.messages.remove(index);
                     self.deleted.remove(&gone.uid);
                     self.recent.remove(&gone.uid);
+                    vanished.push((gone.uid, gone.uid));
                 }
+            }
+            // With QRESYNC the client hears UIDs, once (RFC 7162 §3.2.10).
+            if updates.qresync && !vanished.is_empty() {
+                vanished.reverse();
+                let uids = super::qresync::write_ranges(&merge_ranges(vanished));
+                out.extend_from_slice(format!("* VANISHED {uids}\r\n").as_bytes());
             }
         }
         for index in 0..self.messages.len() {
@@ -300,14 +341,21 @@ impl Selected {
             );
             self.messages.extend(added.into_iter().map(Message::from));
             out.extend_from_slice(format!("* {} EXISTS\r\n", self.messages.len()).as_bytes());
-            out.extend_from_slice(format!("* {} RECENT\r\n", self.recent.len()).as_bytes());
+            // IMAP4rev2 has no \Recent (RFC 9051 §2.3.2).
+            if !updates.rev2 {
+                out.extend_from_slice(format!("* {} RECENT\r\n", self.recent.len()).as_bytes());
+            }
         }
         // While expunges are held back, remember the old state so the next
         // refresh looks again.
         if pending_expunge {
+            if self.held_back_at.is_none() {
+                self.held_back_at = Some(self.mailbox.highestmodseq);
+            }
             self.mailbox.uidnext = mailbox.uidnext;
             self.mailbox.highestmodseq = 0;
         } else {
+            self.held_back_at = None;
             self.mailbox = mailbox;
         }
         reported
@@ -388,7 +436,14 @@ mod tests {
         let mut s = selected(&[3, 5, 9]);
         let mut out = Vec::new();
         let members = vec![member(3, "\\Seen"), member(9, ""), member(11, "")];
-        let reported = s.apply(mailbox(), members, u32::MAX, true, false, &mut out);
+        let reported = s.apply(
+            mailbox(),
+            members,
+            u32::MAX,
+            true,
+            Updates::default(),
+            &mut out,
+        );
         assert_eq!(
             String::from_utf8_lossy(&out),
             "* 2 EXPUNGE\r\n* 1 FETCH (UID 3 FLAGS (\\Seen))\r\n* 3 EXISTS\r\n* 0 RECENT\r\n"
@@ -401,14 +456,53 @@ mod tests {
     }
 
     #[test]
+    fn qresync_hears_vanished_uids_and_rev2_no_recent() {
+        let mut s = selected(&[3, 5, 6, 9]);
+        let mut out = Vec::new();
+        let updates = Updates {
+            condstore: true,
+            qresync: true,
+            rev2: true,
+        };
+        s.apply(
+            mailbox(),
+            vec![member(3, ""), member(11, "")],
+            0,
+            true,
+            updates,
+            &mut out,
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "* VANISHED 5:6,9\r\n* 2 EXISTS\r\n"
+        );
+    }
+
+    #[test]
     fn expunges_wait_when_not_allowed() {
         let mut s = selected(&[3, 5]);
         let mut out = Vec::new();
-        s.apply(mailbox(), vec![member(3, "")], 0, false, false, &mut out);
+        s.apply(
+            mailbox(),
+            vec![member(3, "")],
+            0,
+            false,
+            Updates::default(),
+            &mut out,
+        );
         assert!(out.is_empty());
         assert_eq!(s.messages.len(), 2);
         assert_eq!(s.mailbox.highestmodseq, 0, "the next refresh looks again");
-        s.apply(mailbox(), vec![member(3, "")], 0, true, false, &mut out);
+        assert_eq!(s.held_back_at, Some(3), "the client knows all up to 3");
+        s.apply(
+            mailbox(),
+            vec![member(3, "")],
+            0,
+            true,
+            Updates::default(),
+            &mut out,
+        );
         assert_eq!(String::from_utf8_lossy(&out), "* 2 EXPUNGE\r\n");
+        assert_eq!(s.held_back_at, None);
     }
 }

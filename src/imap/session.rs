@@ -175,6 +175,11 @@ pub struct ImapSession {
     epochs: tokio::sync::watch::Receiver<Arc<crate::SessionEpochs>>,
     pub out: Vec<u8>,
     pub condstore: bool,
+    /// QRESYNC enabled (RFC 7162 §3.2.3): expunges are reported as
+    /// VANISHED, and SELECT and UID FETCH may ask what vanished.
+    pub qresync: bool,
+    /// IMAP4rev2 enabled (RFC 9051): no \Recent, SEARCH answers ESEARCH.
+    pub rev2: bool,
     /// RETURN options of the SEARCH being run (ESEARCH, RFC 4731).
     pub search_return: Option<extended::SearchReturn>,
     changes: broadcast::Receiver<Change>,
@@ -234,6 +239,8 @@ impl ImapSession {
             shutdown,
             out: Vec::with_capacity(1024),
             condstore: false,
+            qresync: false,
+            rev2: false,
             search_return: None,
             changes,
             heard: Heard::default(),
@@ -266,6 +273,7 @@ impl ImapSession {
                     "SPECIAL-USE",
                     "CHILDREN",
                     "CONDSTORE",
+                    "QRESYNC",
                     "UNSELECT",
                     "ESEARCH",
                     "LIST-EXTENDED",
@@ -602,13 +610,26 @@ impl ImapSession {
         self.search_return = None;
         // Pending changes are announced before the tagged reply (RFC 3501
         // §7): after commands that allow EXPUNGE, and EXISTS/FLAGS otherwise.
+        // Not after SELECT/EXAMINE, which just read the mailbox: a change
+        // slipped in since would follow the QRESYNC answer (VANISHED
+        // (EARLIER), FETCH) inside the same command, where a client takes
+        // the EXISTS it was given as the count; the next command tells it.
         if let State::Selected { login, mailbox } = &mut state
             && !matches!(flow, Flow::Close)
+            && !matches!(name, "SELECT" | "EXAMINE")
         {
             let allow_expunge =
                 !matches!(name, "FETCH" | "STORE" | "SEARCH") || matches!(reply.status, "BAD");
             if let Err(err) = self.refresh(login, mailbox, allow_expunge).await {
                 tracing::warn!(%err, "imap refresh");
+            }
+            // Expunges held back: MODSEQs shown may be past them, so the
+            // client is told where it really stands, last (RFC 7162
+            // §3.2.10), lest a later QRESYNC from there miss them.
+            if let (true, Some(known)) = (self.condstore, mailbox.held_back_at) {
+                self.out.extend_from_slice(
+                    format!("* OK [HIGHESTMODSEQ {known}] Expunges pending\r\n").as_bytes(),
+                );
             }
         }
         self.out
@@ -764,6 +785,14 @@ impl ImapSession {
                     if matches!(cap, CapabilityEnable::CondStore) {
                         self.condstore = true;
                         enabled.push("CONDSTORE");
+                    } else if cap.to_string().eq_ignore_ascii_case("QRESYNC") {
+                        // QRESYNC implies CONDSTORE (RFC 7162 §3.2.3).
+                        if let Some(mailbox) = selected.as_deref() {
+                            self.enable_condstore(mailbox);
+                        }
+                        self.condstore = true;
+                        self.qresync = true;
+                        enabled.push("QRESYNC");
                     }
                 }
                 self.out
@@ -779,8 +808,12 @@ impl ImapSession {
                 mailbox,
                 parameters,
             } => {
-                // A failed SELECT leaves no mailbox selected (RFC 3501 §6.3.1).
-                selected = None;
+                // A failed SELECT leaves no mailbox selected (RFC 3501 §6.3.1);
+                // what follows is about the new one (RFC 7162 §3.2.11).
+                if selected.take().is_some() {
+                    self.out
+                        .extend_from_slice(b"* OK [CLOSED] Previous mailbox closed\r\n");
+                }
                 match self.select(&login, &mailbox, &parameters, false).await {
                     Ok((mailbox, reply)) => {
                         selected = Some(Box::new(mailbox));
@@ -793,7 +826,10 @@ impl ImapSession {
                 mailbox,
                 parameters,
             } => {
-                selected = None;
+                if selected.take().is_some() {
+                    self.out
+                        .extend_from_slice(b"* OK [CLOSED] Previous mailbox closed\r\n");
+                }
                 match self.select(&login, &mailbox, &parameters, true).await {
                     Ok((mailbox, reply)) => {
                         selected = Some(Box::new(mailbox));
@@ -1059,9 +1095,21 @@ impl ImapSession {
             .map(|m| m.modseq)
             .max()
             .unwrap_or(0);
-        let highest = selected.mailbox.highestmodseq.max(known);
+        let highest = match selected.held_back_at {
+            Some(known) => known,
+            None => selected.mailbox.highestmodseq.max(known),
+        };
         self.out
             .extend_from_slice(format!("* OK [HIGHESTMODSEQ {highest}] Highest\r\n").as_bytes());
+    }
+
+    /// How this session reports changes, by what it enabled.
+    pub fn updates(&self) -> super::selected::Updates {
+        super::selected::Updates {
+            condstore: self.condstore,
+            qresync: self.qresync,
+            rev2: self.rev2,
+        }
     }
 
     /// Forgets what was heard (a view being selected is reconciled anew).
@@ -1146,13 +1194,13 @@ impl ImapSession {
             } else {
                 store.imap_claim_recent(mailbox.id, newest).await?
             };
-        let condstore = self.condstore;
+        let updates = self.updates();
         selected.apply(
             mailbox,
             members,
             recent_above,
             allow_expunge,
-            condstore,
+            updates,
             &mut self.out,
         );
         Ok(())

@@ -819,7 +819,20 @@ impl Store {
             }
             if tickets.is_none() {
                 // Tombstones outlive any session that could still ask for
-                // them (sessions older than this refresh in full).
+                // them (sessions older than this refresh in full). A
+                // QRESYNC client may be older: the MODSEQ up to which the
+                // record is now incomplete is kept for it.
+                let cutoff = now - chrono::Duration::seconds(EXPUNGED_KEPT_SECONDS);
+                sqlx::query(
+                    "UPDATE imap_mailboxes SET expunged_known_after =
+                         (SELECT MAX(modseq) FROM imap_expunged WHERE mailbox_id = $1 AND expunged_at < $2)
+                     WHERE id = $1 AND expunged_known_after <
+                         (SELECT MAX(modseq) FROM imap_expunged WHERE mailbox_id = $1 AND expunged_at < $2)",
+                )
+                .bind(mailbox_id)
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await?;
                 sqlx::query("DELETE FROM imap_expunged WHERE mailbox_id = $1 AND expunged_at < $2")
                     .bind(mailbox_id)
                     .bind(now - chrono::Duration::seconds(EXPUNGED_KEPT_SECONDS))
@@ -878,6 +891,42 @@ impl Store {
             .await?;
             let gone = gone.into_iter().map(to_u32).collect::<Result<Vec<u32>>>()?;
             Ok((members, gone))
+        })
+    }
+
+    /// The UIDs that left a mailbox after `modseq` (QRESYNC's VANISHED
+    /// (EARLIER)), or None when the record of them no longer reaches back
+    /// that far (tombstones are trimmed after a day): then the caller must
+    /// assume any UID it cannot see vanished.
+    pub async fn imap_vanished_since(
+        &self,
+        mailbox_id: i64,
+        modseq: u64,
+    ) -> Result<Option<Vec<u32>>> {
+        let since = i64::try_from(modseq).unwrap_or(i64::MAX);
+        dispatch_read!(self, |pool| {
+            let known_after: Option<i64> =
+                sqlx::query_scalar("SELECT expunged_known_after FROM imap_mailboxes WHERE id = $1")
+                    .bind(mailbox_id)
+                    .fetch_optional(pool)
+                    .await?;
+            let Some(known_after) = known_after else {
+                return Err(StoreError::NotFound(format!(
+                    "mailbox {mailbox_id} no longer exists"
+                )));
+            };
+            if since < known_after {
+                return Ok(None);
+            }
+            let gone: Vec<i64> = sqlx::query_scalar(
+                "SELECT uid FROM imap_expunged WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid",
+            )
+            .bind(mailbox_id)
+            .bind(since)
+            .fetch_all(pool)
+            .await?;
+            let gone = gone.into_iter().map(to_u32).collect::<Result<Vec<u32>>>()?;
+            Ok(Some(gone))
         })
     }
 

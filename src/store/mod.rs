@@ -358,6 +358,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "collisions",
         include_str!("../../migrations/sqlite/0019_collisions.sql"),
     ),
+    (
+        24,
+        "qresync",
+        include_str!("../../migrations/sqlite/0024_qresync.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -444,6 +449,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         19,
         "collisions",
         include_str!("../../migrations/postgres/0019_collisions.sql"),
+    ),
+    (
+        24,
+        "qresync",
+        include_str!("../../migrations/postgres/0024_qresync.sql"),
     ),
 ];
 
