@@ -28,6 +28,7 @@ mod messages;
 mod notify;
 mod outbound;
 mod read_only;
+mod report;
 mod search;
 mod sla;
 mod ticket_change;
@@ -347,6 +348,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "team",
         include_str!("../../migrations/sqlite/0018_team.sql"),
     ),
+    (
+        22,
+        "reports",
+        include_str!("../../migrations/sqlite/0022_reports.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -428,6 +434,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         18,
         "team",
         include_str!("../../migrations/postgres/0018_team.sql"),
+    ),
+    (
+        22,
+        "reports",
+        include_str!("../../migrations/postgres/0022_reports.sql"),
     ),
 ];
 
