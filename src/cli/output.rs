@@ -759,13 +759,26 @@ pub fn rules_test(report: &RulesTest) -> String {
 pub fn report_text(report: &crate::domain::report::Report) -> String {
     use crate::domain::report::{ReportRow, TimeStat, format_hours};
     let pct = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.1}%"));
-    let times = |s: &TimeStat| format!("{}/{}", format_hours(s.median_hours), format_hours(s.p90_hours));
+    let times = |s: &TimeStat| {
+        format!(
+            "{}/{}",
+            format_hours(s.median_hours),
+            format_hours(s.p90_hours)
+        )
+    };
     let tz: chrono_tz::Tz = report.time_zone.parse().unwrap_or(chrono_tz::Tz::UTC);
     let day = |at: DateTime<Utc>| at.with_timezone(&tz).date_naive().to_string();
     let last = day(report.to - chrono::Duration::seconds(1));
     let mut out = match report.from {
-        Some(from) => format!("Report {} to {last} ({}; times in business hours)\n\n", day(from), report.time_zone),
-        None => format!("Report up to {last} ({}; times in business hours)\n\n", report.time_zone),
+        Some(from) => format!(
+            "Report {} to {last} ({}; times in business hours)\n\n",
+            day(from),
+            report.time_zone
+        ),
+        None => format!(
+            "Report up to {last} ({}; times in business hours)\n\n",
+            report.time_zone
+        ),
     };
     let line = |r: &ReportRow| {
         vec![

@@ -24,12 +24,19 @@ use std::str::FromStr;
 /// policy, else the report's calendar); implemented by the rules engine.
 pub trait BusinessClock {
     /// Business time between two instants on the ticket's calendar.
-    fn business_between(&self, ticket: &ReportTicket, from: DateTime<Utc>, to: DateTime<Utc>)
-    -> Duration;
+    fn business_between(
+        &self,
+        ticket: &ReportTicket,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Duration;
     /// When an answer to a customer who wrote at `since` is due under the
     /// ticket's next-response target (None: the ticket has none).
-    fn next_response_due(&self, ticket: &ReportTicket, since: DateTime<Utc>)
-    -> Option<DateTime<Utc>>;
+    fn next_response_due(
+        &self,
+        ticket: &ReportTicket,
+        since: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>>;
 }
 
 /// What the report reads of a ticket.
@@ -364,10 +371,12 @@ pub fn compute(data: &ReportData, options: &ReportOptions, clock: &dyn BusinessC
                 .done_at
                 .filter(|at| in_range(*at))
                 .map(|at| (at, secs(t.created_at, at)));
-            let sla_first = t.first_response_due.and_then(|due| match t.first_response_at {
-                Some(at) => in_range(at).then_some((at, at <= due)),
-                None => passed(due).then_some((due, false)),
-            });
+            let sla_first = t
+                .first_response_due
+                .and_then(|due| match t.first_response_at {
+                    Some(at) => in_range(at).then_some((at, at <= due)),
+                    None => passed(due).then_some((due, false)),
+                });
             let sla_resolution = t.resolution_due.and_then(|due| match t.done_at {
                 Some(at) => in_range(at).then_some((at, at <= due)),
                 None => passed(due).then_some((due, false)),
@@ -551,7 +560,9 @@ pub fn compute(data: &ReportData, options: &ReportOptions, clock: &dyn BusinessC
     }
     for t in &data.tickets {
         if in_range(t.created_at) {
-            days.entry(local_day(t.created_at, options.tz)).or_default().0 += 1;
+            days.entry(local_day(t.created_at, options.tz))
+                .or_default()
+                .0 += 1;
         }
         if let Some(done) = t.done_at.filter(|d| in_range(*d)) {
             days.entry(local_day(done, options.tz)).or_default().1 += 1;
@@ -652,7 +663,10 @@ pub fn last_weekly(
         let at = tz
             .from_local_datetime(&local)
             .earliest()
-            .or_else(|| tz.from_local_datetime(&(local + Duration::hours(1))).earliest())?
+            .or_else(|| {
+                tz.from_local_datetime(&(local + Duration::hours(1)))
+                    .earliest()
+            })?
             .with_timezone(&Utc);
         (at <= now).then(|| {
             let to = day_start(day, tz);
@@ -688,7 +702,10 @@ pub fn day_start(day: NaiveDate, tz: Tz) -> DateTime<Utc> {
         .earliest()
         .or_else(|| {
             // A gap at midnight: the day begins when the gap ends.
-            (1..=4).find_map(|h| tz.from_local_datetime(&(midnight + Duration::hours(h))).earliest())
+            (1..=4).find_map(|h| {
+                tz.from_local_datetime(&(midnight + Duration::hours(h)))
+                    .earliest()
+            })
         })
         .map(|at| at.with_timezone(&Utc))
         .unwrap_or_else(|| Utc.from_utc_datetime(&midnight))
@@ -832,7 +849,11 @@ mod tests {
             total
         }
 
-        fn next_response_due(&self, t: &ReportTicket, since: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        fn next_response_due(
+            &self,
+            t: &ReportTicket,
+            since: DateTime<Utc>,
+        ) -> Option<DateTime<Utc>> {
             // Two hours of wall time (enough for these cases).
             t.policy.as_ref().map(|_| since + Duration::hours(2))
         }
@@ -840,10 +861,17 @@ mod tests {
 
     fn at(day: u32, h: u32, m: u32) -> DateTime<Utc> {
         // November 2026: the 23rd is a Monday.
-        Utc.with_ymd_and_hms(2026, 11, day, h, m, 0).single().unwrap_or_default()
+        Utc.with_ymd_and_hms(2026, 11, day, h, m, 0)
+            .single()
+            .unwrap_or_default()
     }
 
-    fn ticket(number: i64, queue: &str, owner: Option<&str>, created: DateTime<Utc>) -> ReportTicket {
+    fn ticket(
+        number: i64,
+        queue: &str,
+        owner: Option<&str>,
+        created: DateTime<Utc>,
+    ) -> ReportTicket {
         ReportTicket {
             number,
             queue: queue.into(),
@@ -893,7 +921,7 @@ mod tests {
             ..ReportData::default()
         };
         let mut opts = options(None);
-        opts.to = at(31, 0, 0);
+        opts.to = at(30, 23, 0);
         opts.now = opts.to;
         let report = compute(&data, &opts, &NineToFive);
         let t = &report.total;
@@ -915,16 +943,44 @@ mod tests {
         let mut t = ticket(1, "support", Some("ann@x"), at(23, 9, 0));
         t.first_response_at = Some(at(23, 10, 0));
         let messages = vec![
-            ReportMessage { ticket: 1, customer: false, at: at(23, 10, 0) },
+            ReportMessage {
+                ticket: 1,
+                customer: false,
+                at: at(23, 10, 0),
+            },
             // The customer writes twice; the wait counts from the first.
-            ReportMessage { ticket: 1, customer: true, at: at(23, 11, 0) },
-            ReportMessage { ticket: 1, customer: true, at: at(23, 11, 30) },
-            ReportMessage { ticket: 1, customer: false, at: at(23, 14, 0) },
+            ReportMessage {
+                ticket: 1,
+                customer: true,
+                at: at(23, 11, 0),
+            },
+            ReportMessage {
+                ticket: 1,
+                customer: true,
+                at: at(23, 11, 30),
+            },
+            ReportMessage {
+                ticket: 1,
+                customer: false,
+                at: at(23, 14, 0),
+            },
             // Answered in 1h: met; the one before took 3h: missed.
-            ReportMessage { ticket: 1, customer: true, at: at(23, 15, 0) },
-            ReportMessage { ticket: 1, customer: false, at: at(23, 16, 0) },
+            ReportMessage {
+                ticket: 1,
+                customer: true,
+                at: at(23, 15, 0),
+            },
+            ReportMessage {
+                ticket: 1,
+                customer: false,
+                at: at(23, 16, 0),
+            },
             // Still waiting since Tuesday 9:00: due at 11:00, missed.
-            ReportMessage { ticket: 1, customer: true, at: at(24, 9, 0) },
+            ReportMessage {
+                ticket: 1,
+                customer: true,
+                at: at(24, 9, 0),
+            },
         ];
         let data = ReportData {
             tickets: vec![t],
@@ -937,7 +993,10 @@ mod tests {
         assert_eq!(total.next_response.median_hours, Some(2.0));
         assert_eq!(total.next_response.p90_hours, Some(3.0));
         assert_eq!(
-            (total.sla_next_response.measured, total.sla_next_response.met),
+            (
+                total.sla_next_response.measured,
+                total.sla_next_response.met
+            ),
             (3, 1)
         );
         assert_eq!(total.sla_next_response.percent, Some(33.3));
@@ -987,9 +1046,24 @@ mod tests {
                 at: at(24, 10, 0),
             }],
             surveys: vec![
-                SurveyAnswer { queue: "support".into(), agent: Some("ann@x".into()), rating: "good".into(), at: at(24, 11, 0) },
-                SurveyAnswer { queue: "support".into(), agent: Some("ann@x".into()), rating: "bad".into(), at: at(24, 11, 0) },
-                SurveyAnswer { queue: "support".into(), agent: Some("ann@x".into()), rating: "good".into(), at: at(24, 11, 0) },
+                SurveyAnswer {
+                    queue: "support".into(),
+                    agent: Some("ann@x".into()),
+                    rating: "good".into(),
+                    at: at(24, 11, 0),
+                },
+                SurveyAnswer {
+                    queue: "support".into(),
+                    agent: Some("ann@x".into()),
+                    rating: "bad".into(),
+                    at: at(24, 11, 0),
+                },
+                SurveyAnswer {
+                    queue: "support".into(),
+                    agent: Some("ann@x".into()),
+                    rating: "good".into(),
+                    at: at(24, 11, 0),
+                },
             ],
             ..ReportData::default()
         };
@@ -997,9 +1071,15 @@ mod tests {
         // Every day of the period, with the backlog at its end.
         assert_eq!(by_day.rows.len(), 7);
         let monday = &by_day.rows[0];
-        assert_eq!((monday.key.as_str(), monday.created, monday.backlog), ("2026-11-23", 1, 1));
+        assert_eq!(
+            (monday.key.as_str(), monday.created, monday.backlog),
+            ("2026-11-23", 1, 1)
+        );
         let tuesday = &by_day.rows[1];
-        assert_eq!((tuesday.created, tuesday.resolved, tuesday.backlog), (1, 1, 1));
+        assert_eq!(
+            (tuesday.created, tuesday.resolved, tuesday.backlog),
+            (1, 1, 1)
+        );
         assert_eq!(tuesday.time_spent_minutes, 15);
         assert_eq!(tuesday.satisfaction.percent_good, Some(66.7));
         assert_eq!(by_day.rows[2].reopened, 1);
@@ -1029,7 +1109,11 @@ mod tests {
         let lines: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
         assert_eq!(lines.len(), 3);
         assert!(lines[0].starts_with("group,created,resolved,reopened,backlog,"));
-        assert!(lines[1].starts_with("\"sup,port\",1,0,0,1,"), "{}", lines[1]);
+        assert!(
+            lines[1].starts_with("\"sup,port\",1,0,0,1,"),
+            "{}",
+            lines[1]
+        );
         assert!(lines[2].starts_with("total,1,"));
         assert_eq!(lines[0].split(',').count(), 22);
     }
@@ -1040,11 +1124,13 @@ mod tests {
         let time = chrono::NaiveTime::from_hms_opt(8, 0, 0).unwrap_or_default();
         // Monday 2026-11-30 07:30 in Berlin (06:30 UTC): not yet; last week's.
         let before = at(30, 6, 30);
-        let (at_, from, to) = last_weekly(chrono::Weekday::Mon, time, tz, before).unwrap_or_default();
+        let (at_, from, to) =
+            last_weekly(chrono::Weekday::Mon, time, tz, before).unwrap_or_default();
         assert_eq!(at_, at(23, 7, 0));
         assert_eq!((from, to), (at(15, 23, 0), at(22, 23, 0)));
         // At 08:00 Berlin it is this week's.
-        let (at_, from, to) = last_weekly(chrono::Weekday::Mon, time, tz, at(30, 7, 0)).unwrap_or_default();
+        let (at_, from, to) =
+            last_weekly(chrono::Weekday::Mon, time, tz, at(30, 7, 0)).unwrap_or_default();
         assert_eq!(at_, at(30, 7, 0));
         assert_eq!((from, to), (at(22, 23, 0), at(29, 23, 0)));
     }

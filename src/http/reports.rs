@@ -69,12 +69,16 @@ pub fn routes() -> Router<Arc<App>> {
 fn render(status: StatusCode, template: &str, context: serde_json::Value) -> Response {
     match ENVIRONMENT
         .get_template(template)
-        .and_then(|t| t.render(context))
+        .and_then(|t| t.render(minijinja::value::Serde(context)))
     {
         Ok(html) => (status, Html(html)).into_response(),
         Err(err) => {
             tracing::error!(%err, template, "report page");
-            (StatusCode::INTERNAL_SERVER_ERROR, "cannot render the page\n").into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot render the page\n",
+            )
+                .into_response()
         }
     }
 }
@@ -133,8 +137,7 @@ async fn agent_by_id(app: &App, id: i64) -> Result<Option<LoginAgent>, crate::st
 /// sessions did not end since (new password, disabled).
 async fn viewer(app: &App, headers: &HeaderMap) -> Result<Option<LoginAgent>, Response> {
     let key = LinkKey::load(&app.store).await.map_err(failed)?;
-    let Some((id, epoch)) =
-        cookie(headers, COOKIE).and_then(|v| key.check_session(&v, Utc::now()))
+    let Some((id, epoch)) = cookie(headers, COOKIE).and_then(|v| key.check_session(&v, Utc::now()))
     else {
         return Ok(None);
     };
@@ -286,7 +289,9 @@ async fn page(
     let mut charts_svg = Vec::new();
     for chart in Chart::ALL {
         match charts::svg(&report, chart) {
-            Ok(svg) => charts_svg.push(json!({"title": chart.title(), "svg": strip_xml_declaration(&svg)})),
+            Ok(svg) => {
+                charts_svg.push(json!({"title": chart.title(), "svg": strip_xml_declaration(&svg)}))
+            }
             Err(err) => return failed(err),
         }
     }
@@ -371,12 +376,24 @@ fn summary(report: &Report) -> Vec<(String, String)> {
         ("Tickets resolved".into(), t.resolved.to_string()),
         ("Reopened".into(), t.reopened.to_string()),
         ("Backlog".into(), t.backlog.to_string()),
-        ("First response, median / p90".into(), time(&t.first_response)),
+        (
+            "First response, median / p90".into(),
+            time(&t.first_response),
+        ),
         ("Next response, median / p90".into(), time(&t.next_response)),
         ("Resolution, median / p90".into(), time(&t.resolution)),
-        ("First-response SLA met".into(), percent(t.sla_first_response.percent)),
-        ("Next-response SLA met".into(), percent(t.sla_next_response.percent)),
-        ("Resolution SLA met".into(), percent(t.sla_resolution.percent)),
+        (
+            "First-response SLA met".into(),
+            percent(t.sla_first_response.percent),
+        ),
+        (
+            "Next-response SLA met".into(),
+            percent(t.sla_next_response.percent),
+        ),
+        (
+            "Resolution SLA met".into(),
+            percent(t.sla_resolution.percent),
+        ),
         (
             "Satisfaction good / okay / bad".into(),
             format!(
@@ -393,7 +410,11 @@ fn summary(report: &Report) -> Vec<(String, String)> {
 
 fn row_view(r: &ReportRow, total: bool) -> serde_json::Value {
     let pair = |s: &crate::domain::report::TimeStat| {
-        format!("{} / {}", format_hours(s.median_hours), format_hours(s.p90_hours))
+        format!(
+            "{} / {}",
+            format_hours(s.median_hours),
+            format_hours(s.p90_hours)
+        )
     };
     json!({
         "total": total,

@@ -9,6 +9,7 @@
 use crate::domain::report::Report;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::sync::Once;
 
 const WIDTH: u32 = 640;
@@ -113,25 +114,37 @@ fn draw<DB: DrawingBackend>(
         Chart::Volume => {
             // The last 31 days at most: a bar a day stays readable.
             let days = &report.volume[report.volume.len().saturating_sub(31)..];
-            let labels = days.iter().map(|d| d.day.format("%m-%d").to_string()).collect();
+            let labels = days
+                .iter()
+                .map(|d| d.day.format("%m-%d").to_string())
+                .collect();
             let created = days.iter().map(|d| d.created as f64).collect::<Vec<_>>();
             let resolved = days.iter().map(|d| d.resolved as f64).collect::<Vec<_>>();
             let max = created.iter().chain(&resolved).copied().fold(0.0, f64::max);
             (
                 labels,
-                vec![("created", CREATED, created), ("resolved", RESOLVED, resolved)],
+                vec![
+                    ("created", CREATED, created),
+                    ("resolved", RESOLVED, resolved),
+                ],
                 max,
             )
         }
         Chart::ResponseTimes => {
             let b = &report.response_times;
             let labels = b.iter().map(|b| b.label.to_string()).collect();
-            let first = b.iter().map(|b| b.first_response as f64).collect::<Vec<_>>();
+            let first = b
+                .iter()
+                .map(|b| b.first_response as f64)
+                .collect::<Vec<_>>();
             let next = b.iter().map(|b| b.next_response as f64).collect::<Vec<_>>();
             let max = first.iter().chain(&next).copied().fold(0.0, f64::max);
             (
                 labels,
-                vec![("first response", CREATED, first), ("next response", NEXT, next)],
+                vec![
+                    ("first response", CREATED, first),
+                    ("next response", NEXT, next),
+                ],
                 max,
             )
         }
@@ -195,4 +208,106 @@ fn draw<DB: DrawingBackend>(
         .draw()
         .map_err(fail)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::report::{
+        DayVolume, QueueSla, ReportRow, ResponseBucket, Satisfaction, SlaMet, TimeStat,
+    };
+    use chrono::{NaiveDate, Utc};
+
+    fn report() -> Report {
+        let stat = TimeStat {
+            count: 0,
+            median_hours: None,
+            p90_hours: None,
+        };
+        let met = SlaMet {
+            measured: 0,
+            met: 0,
+            percent: None,
+        };
+        let row = ReportRow {
+            key: "total".into(),
+            created: 0,
+            resolved: 0,
+            reopened: 0,
+            backlog: 0,
+            first_response: stat.clone(),
+            next_response: stat.clone(),
+            resolution: stat,
+            sla_first_response: met.clone(),
+            sla_next_response: met.clone(),
+            sla_resolution: met,
+            satisfaction: Satisfaction {
+                good: 0,
+                okay: 0,
+                bad: 0,
+                percent_good: None,
+            },
+            time_spent_minutes: 0,
+        };
+        let day = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap_or_default();
+        Report {
+            from: None,
+            to: Utc::now(),
+            by: None,
+            time_zone: "UTC".into(),
+            total: row,
+            rows: Vec::new(),
+            articles: Vec::new(),
+            volume: vec![
+                DayVolume {
+                    day,
+                    created: 4,
+                    resolved: 2,
+                },
+                DayVolume {
+                    day: day.succ_opt().unwrap_or(day),
+                    created: 1,
+                    resolved: 3,
+                },
+            ],
+            response_times: vec![ResponseBucket {
+                label: "< 1h",
+                first_response: 3,
+                next_response: 1,
+            }],
+            sla_by_queue: vec![QueueSla {
+                queue: "support".into(),
+                first_response: Some(80.0),
+                next_response: None,
+                resolution: Some(50.0),
+            }],
+        }
+    }
+
+    #[test]
+    fn every_chart_draws_as_svg_and_png() {
+        let report = report();
+        for chart in Chart::ALL {
+            let svg = svg(&report, chart).unwrap_or_default();
+            assert!(
+                svg.contains("<svg") && svg.contains(chart.title()),
+                "{chart:?}: {svg}"
+            );
+            let png = png(&report, chart).unwrap_or_default();
+            assert_eq!(png.get(..8), Some(&b"\x89PNG\r\n\x1a\n"[..]), "{chart:?}");
+            assert_eq!(png.get(16..20), Some(&640u32.to_be_bytes()[..]));
+        }
+        let volume = svg(&report, Chart::Volume).unwrap_or_default();
+        assert!(
+            volume.contains("11-23") && volume.contains("created"),
+            "{volume}"
+        );
+        // Nothing measured still draws (an empty week).
+        let empty = Report {
+            volume: Vec::new(),
+            sla_by_queue: Vec::new(),
+            ..report
+        };
+        assert!(png(&empty, Chart::SlaByQueue).is_ok());
+    }
 }

@@ -51,8 +51,7 @@ pub async fn run_due(app: &App, now: DateTime<Utc>) -> Result<Sent, ReportError>
     };
     let rules = app.rules.current();
     let tz = super::report_calendar(&app.config, &rules)?.time_zone();
-    let Some((at, from, to)) = report::last_weekly(schedule.weekday, schedule.time, tz, now)
-    else {
+    let Some((at, from, to)) = report::last_weekly(schedule.weekday, schedule.time, tz, now) else {
         return Ok(Sent::NotDue);
     };
     if now - at > CATCH_UP {
@@ -94,9 +93,15 @@ pub async fn run_due(app: &App, now: DateTime<Utc>) -> Result<Sent, ReportError>
             role: agent.role,
             queues: agent.queues.clone(),
         };
-        let report =
-            super::build(&app.store, &app.config, rules.clone(), Some(&actor), &request, now)
-                .await?;
+        let report = super::build(
+            &app.store,
+            &app.config,
+            rules.clone(),
+            Some(&actor),
+            &request,
+            now,
+        )
+        .await?;
         let link = format!(
             "{}/reports?{}",
             app.config.reports_url(),
@@ -108,7 +113,15 @@ pub async fn run_due(app: &App, now: DateTime<Utc>) -> Result<Sent, ReportError>
             local(from),
             local(to) - Duration::days(1)
         );
-        let raw = compose(&report, &sender, &agent.email, &message_id, &subject, &link, now)?;
+        let raw = compose(
+            &report,
+            &sender,
+            &agent.email,
+            &message_id,
+            &subject,
+            &link,
+            now,
+        )?;
         mails.push(OutgoingMail {
             message_id,
             mail_from: sender.clone(),
@@ -169,8 +182,14 @@ fn compose(
                 format_hours(t.resolution.p90_hours)
             ),
         ),
-        ("First-response SLA met", percent(t.sla_first_response.percent)),
-        ("Next-response SLA met", percent(t.sla_next_response.percent)),
+        (
+            "First-response SLA met",
+            percent(t.sla_first_response.percent),
+        ),
+        (
+            "Next-response SLA met",
+            percent(t.sla_next_response.percent),
+        ),
         ("Resolution SLA met", percent(t.sla_resolution.percent)),
         (
             "Satisfaction (good/okay/bad)",
@@ -241,13 +260,13 @@ fn render_html(
     let articles: Vec<_> = report.articles.iter().take(5).collect();
     env.get_template("mail.html")
         .and_then(|t| {
-            t.render(json!({
+            t.render(minijinja::value::Serde(json!({
                 "subject": subject,
                 "lines": lines,
                 "charts": charts,
                 "articles": articles,
                 "link": link,
-            }))
+            })))
         })
         .map_err(|err| ReportError::Mail(err.to_string()))
 }

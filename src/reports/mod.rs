@@ -10,9 +10,7 @@ pub mod mail;
 
 use crate::config::Config;
 use crate::domain::permission::{Actor, AgentRole, Denied};
-use crate::domain::report::{
-    self, BusinessClock, GroupBy, Report, ReportOptions, ReportTicket,
-};
+use crate::domain::report::{self, BusinessClock, GroupBy, Report, ReportOptions, ReportTicket};
 use crate::rules::Rules;
 use crate::rules::calendar::Calendar;
 use crate::store::{Store, StoreError};
@@ -101,7 +99,12 @@ pub fn report_calendar(config: &Config, rules: &Rules) -> Result<Arc<Calendar>, 
         Some(name) => rules.calendars.get(name).cloned().ok_or_else(|| {
             ReportError::Invalid(format!(
                 "[reports] calendar '{name}' is not a calendar of the rules file (known: {})",
-                rules.calendars.keys().cloned().collect::<Vec<_>>().join(", ")
+                rules
+                    .calendars
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))
         }),
     }
@@ -147,7 +150,11 @@ pub async fn build(
             let Some(queue) = known.iter().find(|q| q.name.eq_ignore_ascii_case(name)) else {
                 return Err(ReportError::Invalid(format!(
                     "no queue '{name}' (queues: {})",
-                    known.iter().map(|q| q.name.as_str()).collect::<Vec<_>>().join(", ")
+                    known
+                        .iter()
+                        .map(|q| q.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )));
             };
             if let Some(mine) = &queues
@@ -201,7 +208,9 @@ impl LinkKey {
 
     /// The key every node shares (made once, kept in the database).
     pub async fn load(store: &Store) -> Result<LinkKey, StoreError> {
-        Ok(LinkKey::new(store.secret("report-link-key").await?.as_bytes()))
+        Ok(LinkKey::new(
+            store.secret("report-link-key").await?.as_bytes(),
+        ))
     }
 
     fn tag(&self, purpose: &str, agent: i64, expires: i64, extra: i64) -> String {
@@ -221,7 +230,13 @@ impl LinkKey {
 
     /// The agent a link names, if its signature holds and it has not
     /// expired at `now`.
-    pub fn check_link(&self, agent: i64, expires: i64, sig: &str, now: DateTime<Utc>) -> Option<i64> {
+    pub fn check_link(
+        &self,
+        agent: i64,
+        expires: i64,
+        sig: &str,
+        now: DateTime<Utc>,
+    ) -> Option<i64> {
         let good = self.tag("link", agent, expires, 0);
         (expires > now.timestamp() && constant_time_eq(good.as_bytes(), sig.as_bytes()))
             .then_some(agent)
@@ -270,20 +285,36 @@ mod tests {
     #[test]
     fn links_and_sessions_hold_only_as_signed_and_until_they_expire() {
         let key = LinkKey::new(b"secret");
-        let now = Utc.with_ymd_and_hms(2026, 11, 23, 8, 0, 0).single().unwrap_or_default();
+        let now = Utc
+            .with_ymd_and_hms(2026, 11, 23, 8, 0, 0)
+            .single()
+            .unwrap_or_default();
         let query = key.link_query(7, now + Duration::days(14));
         let sig = query.rsplit("sig=").next().unwrap_or_default();
         let expires = (now + Duration::days(14)).timestamp();
         assert_eq!(key.check_link(7, expires, sig, now), Some(7));
         assert_eq!(key.check_link(8, expires, sig, now), None, "another agent");
-        assert_eq!(key.check_link(7, expires + 1, sig, now), None, "another expiry");
-        assert_eq!(key.check_link(7, expires, sig, now + Duration::days(15)), None);
-        assert_eq!(LinkKey::new(b"other").check_link(7, expires, sig, now), None);
+        assert_eq!(
+            key.check_link(7, expires + 1, sig, now),
+            None,
+            "another expiry"
+        );
+        assert_eq!(
+            key.check_link(7, expires, sig, now + Duration::days(15)),
+            None
+        );
+        assert_eq!(
+            LinkKey::new(b"other").check_link(7, expires, sig, now),
+            None
+        );
 
         let cookie = key.session(7, 3, now + Duration::hours(12));
         assert_eq!(key.check_session(&cookie, now), Some((7, 3)));
         assert_eq!(key.check_session(&cookie, now + Duration::hours(13)), None);
-        assert_eq!(key.check_session(&cookie.replacen("7.", "8.", 1), now), None);
+        assert_eq!(
+            key.check_session(&cookie.replacen("7.", "8.", 1), now),
+            None
+        );
         assert_eq!(key.check_session("garbage", now), None);
     }
 }

@@ -142,13 +142,15 @@ impl Store {
             .await?
             .into_iter()
             .filter(|(_, _, suggested, yes, no)| suggested + yes + no > 0)
-            .map(|(article, title, suggested, helped_yes, helped_no)| ArticleUse {
-                article,
-                title,
-                suggested,
-                helped_yes,
-                helped_no,
-            })
+            .map(
+                |(article, title, suggested, helped_yes, helped_no)| ArticleUse {
+                    article,
+                    title,
+                    suggested,
+                    helped_yes,
+                    helped_no,
+                },
+            )
             .collect();
             Ok(ReportData {
                 tickets,
