@@ -742,7 +742,7 @@ async fn run(cli: Cli) -> Result<()> {
                 csv,
                 json,
             } => {
-                let request = cli::report::Options {
+                let request = cli::report::ReportArgs {
                     queue,
                     agent,
                     from,
@@ -750,9 +750,9 @@ async fn run(cli: Cli) -> Result<()> {
                     by,
                 };
                 let format = match (csv, json) {
-                    (true, _) => cli::report::Format::Csv,
-                    (_, true) => cli::report::Format::Json,
-                    _ => cli::report::Format::Text,
+                    (true, _) => cli::report::ReportFormat::Csv,
+                    (_, true) => cli::report::ReportFormat::Json,
+                    _ => cli::report::ReportFormat::Text,
                 };
                 cli::report::report(&config, &operator, request, format).await?
             }

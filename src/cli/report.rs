@@ -9,7 +9,7 @@ use crate::rules::RulesHandle;
 
 /// The options as typed.
 #[derive(Debug, Clone, Default)]
-pub struct Options {
+pub struct ReportArgs {
     pub queue: Option<String>,
     pub agent: Option<String>,
     pub from: Option<String>,
@@ -18,7 +18,7 @@ pub struct Options {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub enum ReportFormat {
     Text,
     Csv,
     Json,
@@ -38,8 +38,8 @@ impl From<ReportError> for CliError {
 pub async fn report(
     config: &Config,
     operator: &Operator,
-    options: Options,
-    format: Format,
+    options: ReportArgs,
+    format: ReportFormat,
 ) -> CliResult<()> {
     let request = ReportRequest {
         from: options
@@ -76,8 +76,8 @@ pub async fn report(
     store.close().await;
     let report = report?;
     match format {
-        Format::Csv => write_stdout(to_csv(&report).as_bytes()),
-        Format::Json => print_out(true, &report, String::new),
-        Format::Text => print_out(false, &report, || output::report_text(&report)),
+        ReportFormat::Csv => write_stdout(to_csv(&report).as_bytes()),
+        ReportFormat::Json => print_out(true, &report, String::new),
+        ReportFormat::Text => print_out(false, &report, || output::report_text(&report)),
     }
 }

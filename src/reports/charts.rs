@@ -103,6 +103,9 @@ pub fn png(report: &Report, chart: Chart) -> Result<Vec<u8>, ChartError> {
     Ok(encoded)
 }
 
+/// One series of bars: its name, colour and a value per group.
+type Series = (&'static str, RGBColor, Vec<f64>);
+
 fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     report: &Report,
@@ -110,7 +113,7 @@ fn draw<DB: DrawingBackend>(
 ) -> Result<(), ChartError> {
     root.fill(&WHITE).map_err(fail)?;
     // Grouped bars: one group per label, one bar per series.
-    let (labels, series, max): (Vec<String>, Vec<(&str, RGBColor, Vec<f64>)>, f64) = match chart {
+    let (labels, series, max): (Vec<String>, Vec<Series>, f64) = match chart {
         Chart::Volume => {
             // The last 31 days at most: a bar a day stays readable.
             let days = &report.volume[report.volume.len().saturating_sub(31)..];
