@@ -72,7 +72,8 @@ fn ts(at: DateTime<Utc>) -> String {
     format!("'{}'", at.format("%Y-%m-%dT%H:%M:%S+00:00"))
 }
 
-/// Runs INSERT … VALUES in batches of 500 rows.
+/// Rows for one INSERT … VALUES, run when the caller flushes (tickets
+/// first: the other rows refer to them).
 struct Batch<'a> {
     app: &'a App,
     head: String,
@@ -90,9 +91,6 @@ impl<'a> Batch<'a> {
 
     async fn push(&mut self, row: String) -> Result<()> {
         self.rows.push(row);
-        if self.rows.len() >= 500 {
-            self.flush().await?;
-        }
         Ok(())
     }
 
@@ -235,6 +233,11 @@ async fn fill(config: Config, tickets: usize) -> Result<()> {
                     ))
                     .await?;
                 }
+            }
+        }
+        if t.rows.len() >= 500 {
+            for batch in [&mut t, &mut m, &mut e, &mut te, &mut s] {
+                batch.flush().await?;
             }
         }
         if i % 20_000 == 19_999 {
