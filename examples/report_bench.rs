@@ -205,7 +205,8 @@ async fn fill(config: Config, tickets: usize) -> Result<()> {
             }
         }
         if resolved {
-            e.push(event(done, "changed", "status open → resolved")).await?;
+            e.push(event(done, "changed", "status open → resolved"))
+                .await?;
             if rng.below(20) == 0 {
                 e.push(event(
                     done + Duration::hours(2),
@@ -270,7 +271,8 @@ async fn time(config: Config, runs: usize) -> Result<()> {
         let mut created = 0;
         for _ in 0..runs {
             let began = Instant::now();
-            let report = reports::build(&store, &config, rules.clone(), None, &request, now).await?;
+            let report =
+                reports::build(&store, &config, rules.clone(), None, &request, now).await?;
             times.push(began.elapsed().as_secs_f64() * 1000.0);
             created = report.total.created;
         }

@@ -169,7 +169,13 @@ fn draw<DB: DrawingBackend>(
         }
     };
     let groups = labels.len().max(1);
-    let top = if max <= 0.0 { 1.0 } else { max * 1.15 };
+    // Whole numbers on the axis: counts start at a scale of five.
+    let top = if chart == Chart::SlaByQueue {
+        // Room above 100% for the legend.
+        120.0
+    } else {
+        (max * 1.15).ceil().max(5.0)
+    };
     let mut ctx = ChartBuilder::on(root)
         .caption(chart.title(), (FONT, 18))
         .margin(10)
@@ -180,6 +186,8 @@ fn draw<DB: DrawingBackend>(
     ctx.configure_mesh()
         .disable_x_mesh()
         .x_labels(0)
+        .y_labels(6)
+        .light_line_style(WHITE)
         .y_label_formatter(&|y| format!("{y:.0}"))
         .label_style((FONT, 12))
         .draw()
