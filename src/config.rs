@@ -44,6 +44,7 @@ pub struct Config {
     pub search: SearchConfig,
     pub storage: StorageConfig,
     pub knowledge: KnowledgeConfig,
+    pub reports: ReportsConfig,
     /// rules.toml: calendars, SLA policies, rules and escalations. A
     /// relative path is read from the directory of this file.
     pub rules: Option<PathBuf>,
@@ -65,6 +66,7 @@ impl Default for Config {
             imap: ImapConfig::default(),
             http: HttpConfig::default(),
             knowledge: KnowledgeConfig::default(),
+            reports: ReportsConfig::default(),
             tls: TlsConfig::default(),
             outbound: OutboundConfig::default(),
             tickets: TicketConfig::default(),
@@ -268,6 +270,68 @@ impl Default for KnowledgeConfig {
             suggestions: 3,
         }
     }
+}
+
+/// The team report (`[reports]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportsConfig {
+    /// When the weekly report mail goes to every lead and admin, as
+    /// "mon 08:00" in the time zone of `calendar`; None (`""`, the
+    /// default): no report mail.
+    #[serde(deserialize_with = "weekly_schedule")]
+    pub weekly: Option<WeeklySchedule>,
+    /// A calendar of rules.toml: its time zone places days, weeks and the
+    /// weekly mail, and it measures the business hours of tickets without
+    /// an SLA policy (those with one are measured on their policy's
+    /// calendar). None: UTC, every hour counts.
+    pub calendar: Option<String>,
+    /// The report page's address as the mail links to it (default
+    /// `http://` and `[http] listen`), without a trailing slash.
+    pub url: Option<String>,
+}
+
+/// A weekday and a local time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WeeklySchedule {
+    pub weekday: chrono::Weekday,
+    pub time: chrono::NaiveTime,
+}
+
+impl WeeklySchedule {
+    pub fn parse(text: &str) -> Result<WeeklySchedule, String> {
+        let problem = || {
+            format!(
+                "invalid weekly schedule '{text}': expected a weekday and a time, e.g. \"mon 08:00\""
+            )
+        };
+        let mut parts = text.split_whitespace();
+        let (Some(day), Some(time), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(problem());
+        };
+        let weekday = match day.to_ascii_lowercase().get(..3) {
+            Some("mon") => chrono::Weekday::Mon,
+            Some("tue") => chrono::Weekday::Tue,
+            Some("wed") => chrono::Weekday::Wed,
+            Some("thu") => chrono::Weekday::Thu,
+            Some("fri") => chrono::Weekday::Fri,
+            Some("sat") => chrono::Weekday::Sat,
+            Some("sun") => chrono::Weekday::Sun,
+            _ => return Err(problem()),
+        };
+        let time = chrono::NaiveTime::parse_from_str(time, "%H:%M").map_err(|_| problem())?;
+        Ok(WeeklySchedule { weekday, time })
+    }
+}
+
+fn weekly_schedule<'de, D: Deserializer<'de>>(de: D) -> Result<Option<WeeklySchedule>, D::Error> {
+    let text = String::deserialize(de)?;
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    WeeklySchedule::parse(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 /// `"IP:PORT"`, or `""` for none.
@@ -728,6 +792,18 @@ impl Config {
             .to_string()
     }
 
+    /// The report page's base URL (`[reports] url`, else the HTTP
+    /// listener's address), without a trailing slash.
+    pub fn reports_url(&self) -> String {
+        match &self.reports.url {
+            Some(url) => url.trim().trim_end_matches('/').to_string(),
+            None => match self.http.listen {
+                Some(addr) => format!("http://{addr}"),
+                None => format!("https://{}", self.hostname),
+            },
+        }
+    }
+
     /// Our own Message-ID domain: mail whose id ends in it is postdesk's.
     pub fn message_id_domain(&self) -> String {
         self.hostname.to_lowercase()
@@ -954,6 +1030,11 @@ address = "billing@example.test"
                 "[smtp]\ndns_servers = [\"resolver\"]\n",
                 "postdesk.toml:2:15:",
                 "invalid DNS server 'resolver'",
+            ),
+            (
+                "[reports]\nweekly = \"someday 8\"\n",
+                "postdesk.toml:2:10:",
+                "invalid weekly schedule 'someday 8'",
             ),
             (
                 "[tls]\ncert = \"c.pem\"\n",

@@ -21,6 +21,7 @@ pub mod net;
 pub mod outbound;
 pub mod passwords;
 pub mod private_files;
+pub mod reports;
 pub mod rules;
 pub mod search;
 pub mod server;

@@ -103,6 +103,31 @@ enum Command {
     /// SLA figures.
     #[command(subcommand)]
     Sla(SlaCommand),
+    /// The team report: tickets created, resolved, reopened, backlog;
+    /// first-response, next-response and resolution times (median and
+    /// 90th percentile, business hours); SLA met; satisfaction; time
+    /// spent; article usage.
+    Report {
+        /// Only this queue.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Only this agent's tickets, time and ratings.
+        #[arg(long)]
+        agent: Option<String>,
+        /// The first day (YYYY-MM-DD, in the report calendar's zone).
+        #[arg(long)]
+        from: Option<String>,
+        /// The last day, inclusive (default: up to now).
+        #[arg(long)]
+        to: Option<String>,
+        /// A line per day, week, agent or queue.
+        #[arg(long)]
+        by: Option<String>,
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// The knowledge base: articles, their revisions, the help center.
     #[command(subcommand)]
     Kb(KbCommand),
@@ -562,6 +587,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Rules(RulesCommand::Reload) => operator.administer("reload the rules")?,
         Command::Audit { .. } => operator.administer("read the audit log")?,
         Command::Sla(_) => operator.read_reports()?,
+        Command::Report { .. } => operator.read_reports()?,
         _ => {}
     }
     let done: Result<()> = async {
@@ -706,6 +732,29 @@ async fn run(cli: Cli) -> Result<()> {
             Command::Rules(RulesCommand::Reload) => cli::rules::reload(&config).await?,
             Command::Sla(SlaCommand::Report { json }) => {
                 cli::sla::report(&config, &operator, json).await?
+            }
+            Command::Report {
+                queue,
+                agent,
+                from,
+                to,
+                by,
+                csv,
+                json,
+            } => {
+                let request = cli::report::ReportArgs {
+                    queue,
+                    agent,
+                    from,
+                    to,
+                    by,
+                };
+                let format = match (csv, json) {
+                    (true, _) => cli::report::ReportFormat::Csv,
+                    (_, true) => cli::report::ReportFormat::Json,
+                    _ => cli::report::ReportFormat::Text,
+                };
+                cli::report::report(&config, &operator, request, format).await?
             }
             Command::Kb(command) => kb(config, &operator, command).await?,
             Command::Import {

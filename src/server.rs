@@ -161,6 +161,11 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
         app.scheduler(),
         shutdown.subscribe(),
     )));
+    // The weekly report mail (returns at once when none is configured).
+    tasks.push(tokio::spawn(crate::reports::mail::run(
+        app.clone(),
+        shutdown.subscribe(),
+    )));
     tasks.push(tokio::spawn(reload_on_sighup(
         app.clone(),
         shutdown.subscribe(),

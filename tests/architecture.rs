@@ -30,6 +30,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("ingest", 7),
     ("outbound", 7),
     ("import", 8),
+    ("reports", 8),
     ("submission", 8),
     ("smtp", 9),
     ("imap", 9),

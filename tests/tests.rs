@@ -24,6 +24,7 @@ mod keywords;
 mod knowledge;
 mod migrations;
 mod outbound;
+mod report;
 mod rules;
 mod search;
 mod sender_auth;

@@ -16,6 +16,7 @@ pub mod migrate;
 pub mod outbound;
 pub mod output;
 pub mod queue;
+pub mod report;
 pub mod rules;
 pub mod search;
 pub mod serve;

@@ -771,6 +771,99 @@ pub fn rules_test(report: &RulesTest) -> String {
     out
 }
 
+/// `postdesk report`: the totals, then a line per group, then the
+/// articles used.
+pub fn report_text(report: &crate::domain::report::Report) -> String {
+    use crate::domain::report::{ReportRow, TimeStat, format_hours};
+    let pct = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.1}%"));
+    let times = |s: &TimeStat| {
+        format!(
+            "{}/{}",
+            format_hours(s.median_hours),
+            format_hours(s.p90_hours)
+        )
+    };
+    let tz: chrono_tz::Tz = report.time_zone.parse().unwrap_or(chrono_tz::Tz::UTC);
+    let day = |at: DateTime<Utc>| at.with_timezone(&tz).date_naive().to_string();
+    let last = day(report.to - chrono::Duration::seconds(1));
+    let mut out = match report.from {
+        Some(from) => format!(
+            "Report {} to {last} ({}; times in business hours)\n\n",
+            day(from),
+            report.time_zone
+        ),
+        None => format!(
+            "Report up to {last} ({}; times in business hours)\n\n",
+            report.time_zone
+        ),
+    };
+    let line = |r: &ReportRow| {
+        vec![
+            r.key.clone(),
+            r.created.to_string(),
+            r.resolved.to_string(),
+            r.reopened.to_string(),
+            r.backlog.to_string(),
+            times(&r.first_response),
+            times(&r.next_response),
+            times(&r.resolution),
+            format!(
+                "{}/{}/{}",
+                pct(r.sla_first_response.percent),
+                pct(r.sla_next_response.percent),
+                pct(r.sla_resolution.percent)
+            ),
+            format!(
+                "{}/{}/{} {}",
+                r.satisfaction.good,
+                r.satisfaction.okay,
+                r.satisfaction.bad,
+                pct(r.satisfaction.percent_good)
+            ),
+            r.time_spent_minutes.to_string(),
+        ]
+    };
+    let group = report.by.map_or("".to_string(), |b| b.to_string());
+    let mut rows: Vec<Vec<String>> = report.rows.iter().map(line).collect();
+    rows.push(line(&report.total));
+    out.push_str(&table(
+        &[
+            &group,
+            "CREATED",
+            "RESOLVED",
+            "REOPENED",
+            "BACKLOG",
+            "FIRST MED/P90",
+            "NEXT MED/P90",
+            "RESOLUTION MED/P90",
+            "SLA MET FIRST/NEXT/RES",
+            "GOOD/OKAY/BAD",
+            "MINUTES",
+        ],
+        rows,
+    ));
+    if !report.articles.is_empty() {
+        out.push_str("\nArticles used\n");
+        out.push_str(&table(
+            &["ID", "TITLE", "SUGGESTED", "HELPED", "DID NOT"],
+            report
+                .articles
+                .iter()
+                .map(|a| {
+                    vec![
+                        a.article.to_string(),
+                        a.title.clone(),
+                        a.suggested.to_string(),
+                        a.helped_yes.to_string(),
+                        a.helped_no.to_string(),
+                    ]
+                })
+                .collect(),
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,6 +20,7 @@ pub mod message_id;
 pub mod outgoing;
 pub mod permission;
 pub mod quoting;
+pub mod report;
 pub mod sender_auth;
 pub mod sent_copy;
 pub mod sla;

@@ -1,5 +1,6 @@
 //! The HTTP listener: operations endpoints (`GET /metrics`, `GET /healthz`)
-//! and the knowledge base's help center (`/kb`, [`help_center`]).
+//! the knowledge base's help center (`/kb`, [`help_center`]) and the
+//! team report page (`/reports`, [`reports`]).
 //!
 //! axum (`default-features = false`, only `http1` and `tokio`) rather than
 //! hyper directly: it builds cleanly on the existing tokio with hyper 1
@@ -11,6 +12,7 @@
 //! the server.
 
 pub mod help_center;
+pub mod reports;
 
 use crate::App;
 use crate::net::Shutdown;
@@ -37,12 +39,16 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .merge(help_center::routes())
+        .merge(reports::routes())
         .with_state(app)
 }
 
 /// Serves until the shutdown (requests under way finish).
 pub async fn serve(app: Arc<App>, listener: TcpListener, mut shutdown: Shutdown) {
-    let served = axum::serve(listener, router(app))
+    // The client's address reaches the report page's sign-in (failed
+    // logins are counted per address, as IMAP's are).
+    let service = router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let served = axum::serve(listener, service)
         .with_graceful_shutdown(async move { shutdown.stopped().await })
         .await;
     if let Err(err) = served {

@@ -278,6 +278,11 @@ impl Calendar {
         })
     }
 
+    /// The calendar's time zone (reports place their days in it).
+    pub fn time_zone(&self) -> Tz {
+        self.tz
+    }
+
     /// Whether `at` is business time. Windows are half-open: open at the
     /// opening instant, closed at the closing instant.
     pub fn is_open(&self, at: DateTime<Utc>) -> bool {

@@ -29,6 +29,7 @@ mod messages;
 mod notify;
 mod outbound;
 mod read_only;
+mod report;
 mod search;
 mod sla;
 mod ticket_change;
@@ -363,6 +364,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "qresync",
         include_str!("../../migrations/sqlite/0024_qresync.sql"),
     ),
+    (
+        22,
+        "reports",
+        include_str!("../../migrations/sqlite/0022_reports.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -454,6 +460,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         24,
         "qresync",
         include_str!("../../migrations/postgres/0024_qresync.sql"),
+    ),
+    (
+        22,
+        "reports",
+        include_str!("../../migrations/postgres/0022_reports.sql"),
     ),
 ];
 
