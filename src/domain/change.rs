@@ -13,10 +13,12 @@
 //! forgetting the SLA pause bookkeeping, another its own UPDATE) cannot
 //! happen, and every rule is unit-tested without a database.
 
+use super::merge::Moved;
 use super::permission::{self, Actor, Asked, Assignee, Denied, Ownership};
 use super::sla::SlaStart;
 use super::threading;
 use super::ticket::{Disposition, EventKind, NewEvent, Priority, Status};
+use super::time_spent::format_minutes;
 use chrono::{DateTime, Utc};
 
 /// A change asked of one ticket. `None` (or an empty list) leaves a field
@@ -38,6 +40,20 @@ pub struct TicketChange {
     pub remove_tags: Vec<String>,
     /// An SLA policy and the due times its clocks start with (rules).
     pub sla: Option<SlaStart>,
+    /// The ticket's mail moved into this one (a merge): it is closed and
+    /// points there from now on.
+    pub merged_into: Option<i64>,
+    /// Time an agent spent on the ticket (`#time 15m`).
+    pub time: Option<TimeSpent>,
+}
+
+/// Time an agent records on a ticket: one row of `time_entries`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeSpent {
+    pub agent: i64,
+    /// The agent's address, for the history.
+    pub email: String,
+    pub minutes: u32,
 }
 
 impl TicketChange {
@@ -90,6 +106,23 @@ pub enum Cause {
         breaches: Vec<String>,
         notified: Vec<String>,
         problems: Vec<String>,
+    },
+    /// This ticket was merged into `into`: its mail and history moved
+    /// there (the change sets `merged_into`).
+    Merged { into: i64, moved: Moved },
+    /// Ticket `from` was merged into this one.
+    MergedFrom { from: i64, moved: Moved },
+    /// A customer's mail was split off this ticket into `new_ticket`.
+    Split {
+        new_ticket: i64,
+        messages: usize,
+        customer: String,
+    },
+    /// This ticket was opened by splitting mail off ticket `from`.
+    SplitFrom {
+        from: i64,
+        messages: usize,
+        customer: String,
     },
 }
 
@@ -161,6 +194,8 @@ pub struct TicketState {
     pub first_response_at: Option<DateTime<Utc>>,
     pub customer_waiting_since: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+    /// The ticket it was merged into, if it was.
+    pub merged_into: Option<i64>,
 }
 
 /// Facts a change needs besides the ticket: what the names it uses stand
@@ -195,6 +230,7 @@ pub enum Column {
     CustomerWaitingSince(Option<DateTime<Utc>>),
     UpdatedAt(DateTime<Utc>),
     SlaCheckAt(DateTime<Utc>),
+    MergedInto(i64),
 }
 
 /// What the store does to one ticket, in one transaction.
@@ -206,6 +242,8 @@ pub struct ChangePlan {
     pub add_tags: Vec<String>,
     pub remove_tags: Vec<String>,
     pub events: Vec<NewEvent>,
+    /// Time entries to record, with when.
+    pub time_entries: Vec<(TimeSpent, DateTime<Utc>)>,
     /// What changed, one phrase each ("status open → closed"); empty when
     /// the request changed nothing the history would name.
     pub done: Vec<String>,
@@ -269,6 +307,9 @@ pub enum ChangeError {
     /// The agent asking may not make this change.
     #[error("{0}")]
     Denied(Denied),
+    /// The ticket was merged into another: work goes on there.
+    #[error("ticket #{number} was merged into #{into}: work on #{into}")]
+    Merged { number: i64, into: i64 },
 }
 
 /// Decides what a request does to a ticket as it is now.
@@ -290,6 +331,14 @@ pub fn plan_change(
         };
         permission::may_change(agent, asked).map_err(ChangeError::Denied)?;
     }
+    // A merged ticket is an empty shell that points on: what an agent or
+    // the administrator asks of it belongs to the ticket holding its mail.
+    if let (Some(into), Cause::Asked(_)) = (current.merged_into, &request.cause) {
+        return Err(ChangeError::Merged {
+            number: current.number,
+            into,
+        });
+    }
     let mut plan = ChangePlan {
         number: current.number,
         ..ChangePlan::default()
@@ -298,6 +347,14 @@ pub fn plan_change(
     // What the occasion itself asks, besides the requested fields.
     let mut status = change.status;
     let mut owner = change.owner;
+    if let Some(into) = change.merged_into
+        && current.merged_into != Some(into)
+    {
+        plan.set(Column::MergedInto(into));
+        plan.done.push(format!("merged into #{into}"));
+        // Its mail is elsewhere now: nothing is left to work on here.
+        status = Some(Status::Closed);
+    }
     match &request.cause {
         Cause::CustomerWrote { .. } if status.is_none() => {
             status = Some(current.status.after_customer_message());
@@ -390,6 +447,14 @@ pub fn plan_change(
             plan.remove_tags.push(tag.clone());
             plan.done.push(format!("tag -{tag}"));
         }
+    }
+    if let Some(time) = &change.time {
+        plan.time_entries.push((time.clone(), now));
+        plan.done.push(format!(
+            "time +{} ({})",
+            format_minutes(time.minutes),
+            time.email
+        ));
     }
     let mut has_sla = current.has_sla;
     if let Some(sla) = &change.sla {
@@ -531,6 +596,64 @@ pub fn plan_change(
             plan.set(Column::UpdatedAt(now));
             plan.set(Column::SlaCheckAt(now));
         }
+        Cause::Merged { into, moved } => {
+            let rest: Vec<&str> = plan
+                .done
+                .iter()
+                .map(String::as_str)
+                .filter(|d| !d.starts_with("merged into"))
+                .collect();
+            let mut detail = format!(
+                "merged into #{into} by {}: {} moved to #{into}",
+                request.actor,
+                moved.phrase()
+            );
+            if !rest.is_empty() {
+                detail.push_str(&format!("; {}", rest.join(", ")));
+            }
+            plan.events.push(event(EventKind::Merged, detail));
+            plan.set(Column::UpdatedAt(now));
+        }
+        Cause::MergedFrom { from, moved } => {
+            let mut detail = format!(
+                "#{from} merged into this ticket by {}: {} moved here",
+                request.actor,
+                moved.phrase()
+            );
+            if !plan.done.is_empty() {
+                detail.push_str(&format!("; {}", plan.done.join(", ")));
+            }
+            plan.events.push(event(EventKind::Merged, detail));
+            plan.set(Column::UpdatedAt(now));
+            if has_sla {
+                plan.set(Column::SlaCheckAt(now));
+            }
+        }
+        Cause::Split {
+            new_ticket,
+            messages,
+            customer,
+        } => {
+            let plural = if *messages == 1 { "" } else { "s" };
+            let detail = format!(
+                "split by {}: {messages} message{plural} of {customer} moved to new ticket #{new_ticket}",
+                request.actor
+            );
+            plan.events.push(event(EventKind::Split, detail));
+            plan.set(Column::UpdatedAt(now));
+        }
+        Cause::SplitFrom {
+            from,
+            messages,
+            customer,
+        } => {
+            let plural = if *messages == 1 { "" } else { "s" };
+            let detail = format!(
+                "opened by {} splitting #{from}: {messages} message{plural} of {customer} moved here",
+                request.actor
+            );
+            plan.events.push(event(EventKind::Split, detail));
+        }
     }
     Ok(plan)
 }
@@ -562,6 +685,7 @@ mod tests {
             first_response_at: None,
             customer_waiting_since: None,
             updated_at: at(8),
+            merged_into: None,
         }
     }
 

@@ -15,6 +15,9 @@ pub struct TicketFacts {
     pub status: Status,
     /// When the ticket was last resolved or closed, if it is done.
     pub done_at: Option<DateTime<Utc>>,
+    /// The ticket it was merged into: the store follows this to the
+    /// ticket holding the mail before asking [`place`].
+    pub merged_into: Option<i64>,
 }
 
 /// The candidates found for one message, one per rule.
@@ -144,6 +147,7 @@ mod tests {
             number,
             status: Status::Open,
             done_at: None,
+            merged_into: None,
         }
     }
 
@@ -152,6 +156,7 @@ mod tests {
             number,
             status: Status::Closed,
             done_at: Some(now() - Duration::days(days_ago)),
+            merged_into: None,
         }
     }
 
@@ -290,6 +295,7 @@ mod tests {
                 number: 7,
                 status: Status::Pending,
                 done_at: None,
+                merged_into: None,
             }),
             ..Default::default()
         };

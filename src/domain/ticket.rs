@@ -298,10 +298,14 @@ pub enum EventKind {
     /// Someone not yet taking part wrote to the ticket's plus-address and
     /// joined it: agents see who entered.
     Joined,
+    /// The ticket was merged into another, or another into it.
+    Merged,
+    /// A customer's mail was split off into a new ticket (on both).
+    Split,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 21] = [
+    pub const ALL: [EventKind; 23] = [
         EventKind::Created,
         EventKind::Linked,
         EventKind::Reopened,
@@ -323,6 +327,8 @@ impl EventKind {
         EventKind::CommandError,
         EventKind::SimilarTickets,
         EventKind::Joined,
+        EventKind::Merged,
+        EventKind::Split,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -348,6 +354,8 @@ impl EventKind {
             EventKind::CommandError => "command-error",
             EventKind::SimilarTickets => "similar-tickets",
             EventKind::Joined => "joined",
+            EventKind::Merged => "merged",
+            EventKind::Split => "split",
         }
     }
 
@@ -380,6 +388,9 @@ impl EventKind {
             | EventKind::Escalated
             | EventKind::Reply
             | EventKind::DeliveryFailed => true,
+            // Mail moved between tickets: its documents name another
+            // ticket now (on both sides).
+            EventKind::Merged | EventKind::Split => true,
         }
     }
 }

@@ -24,6 +24,7 @@ mod events;
 mod filing;
 mod imap;
 mod knowledge;
+mod merge;
 mod messages;
 mod notify;
 mod outbound;
@@ -41,6 +42,7 @@ pub use imap::{
     Viewer, join_flags,
 };
 pub use knowledge::{Article, ArticleFilter, ArticleUsage, ArticleWrite, Revision};
+pub use merge::{MergeDone, MergeRequest, SplitDone, SplitRequest};
 pub use notify::ChangeListener;
 pub use outbound::{FailureNote, OutboundItem, OutboundStatus};
 pub use search::{IndexableMessage, IndexableTicket, LoggedEvent, SystemNote};
@@ -347,6 +349,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "team",
         include_str!("../../migrations/sqlite/0018_team.sql"),
     ),
+    (
+        20,
+        "merge",
+        include_str!("../../migrations/sqlite/0020_merge.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -428,6 +435,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         18,
         "team",
         include_str!("../../migrations/postgres/0018_team.sql"),
+    ),
+    (
+        20,
+        "merge",
+        include_str!("../../migrations/postgres/0020_merge.sql"),
     ),
 ];
 

@@ -25,11 +25,12 @@
 //! refused before anything is stored or sent.
 
 pub mod knowledge;
+mod merge;
 pub mod rewrite;
 
 use crate::App;
 use crate::domain::agent_mail::{self, Addressing, ForwardedHeader};
-use crate::domain::change::{ChangeRequest, TicketChange};
+use crate::domain::change::{ChangeRequest, TicketChange, TimeSpent};
 use crate::domain::commands::{Command, Commands};
 use crate::domain::permission::{self, Actor, Asked, Assignee, Ownership};
 use crate::domain::ticket::{EventKind, MessageKind, queue_display_name};
@@ -60,6 +61,8 @@ pub struct Submitted {
     pub command_errors: Vec<String>,
     /// What the commands changed.
     pub changed: Vec<String>,
+    /// `#merge`/`#split`: what moved ("#7 merged into #42").
+    pub moved: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,6 +122,9 @@ impl Submitted {
             Outcome::CommandsOnly => format!("Commands for #{t} read; nothing sent"),
             Outcome::Duplicate => format!("Already filed in #{t}"),
         };
+        if let Some(moved) = &self.moved {
+            text.push_str(&format!("; {moved}"));
+        }
         if !self.command_errors.is_empty() {
             text.push_str(&format!(
                 "; {} command error(s), see the note in the ticket",
@@ -165,7 +171,7 @@ pub async fn submit(
 ) -> Result<Submitted, SubmitError> {
     let now = Utc::now();
     let queues = app.queues().await?;
-    let header = read_header(&raw);
+    let mut header = read_header(&raw);
     let from = header
         .from
         .clone()
@@ -210,7 +216,7 @@ pub async fn submit(
     {
         let known = original.message_id.iter().cloned().collect::<Vec<_>>();
         ticket = match app.store.ticket_by_references(&known).await? {
-            Some(number) => Some(app.store.ticket(number).await?),
+            Some(number) => holding_ticket(app, number).await?,
             None => None,
         };
         if ticket.is_none() {
@@ -232,7 +238,7 @@ pub async fn submit(
 
     // Where the mail goes: the ticket it names, a forwarded customer's new
     // ticket, or a new outbound ticket.
-    let (target, queue) = match (&ticket, &forwarded) {
+    let (mut target, mut queue) = match (&ticket, &forwarded) {
         (Some(ticket), _) => {
             let queue = queues
                 .iter()
@@ -309,8 +315,48 @@ pub async fn submit(
             None => Ownership::TheActor,
         },
     };
-    let (change, command_errors) =
+    let (mut change, mut command_errors, redirect) =
         resolve_commands(&mail.commands, &actor, &agents, &queues, target_facts);
+    // Issue 20: `#merge`/`#split` move the ticket's mail first; this mail
+    // and the other commands then go where the conversation is now.
+    let mut moved = None;
+    if let (Some(redirect), Some(source), true) = (&redirect, &ticket, command_errors.is_empty()) {
+        let in_reply_to = header.in_reply_to.clone();
+        match merge::redirect(
+            app,
+            agent,
+            source.number,
+            redirect,
+            in_reply_to.as_deref(),
+            now,
+        )
+        .await?
+        {
+            Ok(done) => {
+                let now_in = app.store.ticket(done.ticket).await?;
+                queue = queues
+                    .iter()
+                    .find(|q| q.name == now_in.queue)
+                    .ok_or_else(|| StoreError::NotFound(format!("no queue '{}'", now_in.queue)))?;
+                target = ReplyTarget::Ticket(now_in.number);
+                header.subject = header
+                    .subject
+                    .as_deref()
+                    .map(|s| subject::replace_ticket_tag(s, source.number, now_in.number));
+                if matches!(redirect, merge::Redirect::Split { .. }) {
+                    // Only the answered message leads here: the older ones
+                    // this mail quotes stay with the ticket they are in.
+                    header.references = in_reply_to.into_iter().collect();
+                }
+                moved = Some(done.summary);
+                ticket = Some(now_in);
+            }
+            Err(why) => {
+                command_errors.push(why);
+                change = TicketChange::default();
+            }
+        }
+    }
     let held = mail.commands.hold() && !command_errors.is_empty();
     if held && ticket.is_none() {
         return Err(SubmitError::Refused(format!(
@@ -376,7 +422,6 @@ pub async fn submit(
     };
 
     let mut changed = Vec::new();
-    let mut command_errors = command_errors;
     if command_errors.is_empty() && !change.is_empty() {
         let request = ChangeRequest::asked(change, "mail command", &actor, Utc::now());
         match app.store.change_ticket(number, &request).await {
@@ -398,6 +443,7 @@ pub async fn submit(
         outcome,
         command_errors,
         changed,
+        moved,
     })
 }
 
@@ -653,13 +699,24 @@ async fn find_ticket(
         header.subject.as_deref().unwrap_or_default(),
     ));
     for number in candidates {
-        match app.store.ticket(number).await {
-            Ok(ticket) => return Ok(Some(ticket)),
-            Err(StoreError::NotFound(_)) => continue,
-            Err(err) => return Err(err),
+        if let Some(ticket) = holding_ticket(app, number).await? {
+            return Ok(Some(ticket));
         }
     }
     Ok(None)
+}
+
+/// The ticket holding ticket `number`'s mail: itself, or the one it was
+/// merged into. None: no such ticket.
+async fn holding_ticket(app: &App, number: i64) -> Result<Option<Ticket>, StoreError> {
+    let Some(holder) = app.store.holding_ticket(number).await? else {
+        return Ok(None);
+    };
+    match app.store.ticket(holder).await {
+        Ok(ticket) => Ok(Some(ticket)),
+        Err(StoreError::NotFound(_)) => Ok(None),
+        Err(err) => Err(err),
+    }
 }
 
 /// Turns the parsed commands into one ticket change, checking each
@@ -670,9 +727,10 @@ fn resolve_commands(
     agents: &[crate::store::Agent],
     queues: &[Queue],
     target: CommandTarget<'_>,
-) -> (TicketChange, Vec<String>) {
+) -> (TicketChange, Vec<String>, Option<merge::Redirect>) {
     let mut errors = commands.errors();
     let mut change = TicketChange::default();
+    let mut redirect: Option<merge::Redirect> = None;
     // The queue the ticket will be in, for checking an assignee.
     let final_queue = commands
         .parsed()
@@ -742,6 +800,33 @@ fn resolve_commands(
                     Err(why) => errors.push(fail(why.to_string())),
                 },
             },
+            // Issue 20: merge, split and time.
+            Command::Merge(_) | Command::Split if target.number.is_none() => errors.push(fail(
+                "acts on an existing ticket: reply to one of its messages or write to its plus-address"
+                    .into(),
+            )),
+            Command::Merge(_) | Command::Split if redirect.is_some() => {
+                errors.push(fail("one #merge or #split per mail".into()))
+            }
+            Command::Merge(into) => {
+                redirect = Some(merge::Redirect::Merge {
+                    into: *into,
+                    line: format!("line {}: {}", line.line, line.text),
+                })
+            }
+            Command::Split => {
+                redirect = Some(merge::Redirect::Split {
+                    line: format!("line {}: {}", line.line, line.text),
+                })
+            }
+            Command::Time(minutes) => {
+                let before = change.time.as_ref().map(|t| t.minutes).unwrap_or(0);
+                change.time = Some(TimeSpent {
+                    agent: actor.id,
+                    email: actor.email.clone(),
+                    minutes: before.saturating_add(*minutes),
+                });
+            }
             Command::Assign(who) => match find_agent(agents, actor, who) {
                 Err(why) => errors.push(fail(why)),
                 Ok(assignee) => match may_own(Some(assignee.id), Some(&assignee.as_assignee())) {
@@ -753,8 +838,9 @@ fn resolve_commands(
     }
     if !errors.is_empty() {
         change = TicketChange::default();
+        redirect = None;
     }
-    (change, errors)
+    (change, errors, redirect)
 }
 
 /// The ticket a mail's commands act on, as the permission check sees it.
@@ -854,6 +940,8 @@ struct HeaderFacts {
     names: std::collections::HashMap<String, String>,
     subject: Option<String>,
     message_id: Option<String>,
+    /// The message this mail answers (`#split` splits it off).
+    in_reply_to: Option<String>,
     has_date: bool,
     /// In-Reply-To, then References from the newest.
     references: Vec<String>,
@@ -891,7 +979,11 @@ fn read_header(raw: &[u8]) -> HeaderFacts {
     }
     for (name, value) in message.headers_raw() {
         if name.eq_ignore_ascii_case("In-Reply-To") {
-            facts.references.extend(message_id::extract_ids(value));
+            let ids = message_id::extract_ids(value);
+            if facts.in_reply_to.is_none() {
+                facts.in_reply_to = ids.first().cloned();
+            }
+            facts.references.extend(ids);
         }
     }
     for (name, value) in message.headers_raw() {
