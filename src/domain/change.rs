@@ -1110,4 +1110,183 @@ mod tests {
         };
         assert!(plan_change(&elsewhere, &rules, &facts).is_ok());
     }
+
+    #[test]
+    fn a_merge_closes_the_source_points_it_on_and_tells_both_histories() {
+        let moved = Moved {
+            messages: 3,
+            participants: 1,
+            events: 4,
+            time_entries: 0,
+        };
+        let closing = ChangeRequest {
+            change: TicketChange {
+                merged_into: Some(42),
+                remove_tags: vec!["vpn".into()],
+                ..TicketChange::default()
+            },
+            cause: Cause::Merged {
+                into: 42,
+                moved: moved.clone(),
+            },
+            actor: "alice@desk.test".into(),
+            agent: Some(alice(AgentRole::Agent)),
+            at: at(10),
+        };
+        let planned = plan(&ticket(Status::Open), &closing);
+        assert!(planned.set.contains(&Column::MergedInto(42)));
+        assert_eq!(planned.status(), Some(Status::Closed));
+        assert!(planned.set.contains(&Column::DoneAt(Some(at(10)))));
+        assert_eq!(planned.remove_tags, vec!["vpn".to_string()]);
+        assert_eq!(planned.events.len(), 1);
+        assert_eq!(planned.events[0].kind, EventKind::Merged);
+        assert_eq!(
+            planned.events[0].detail,
+            "merged into #42 by alice@desk.test: 3 messages, 1 new participant, 4 history lines moved to #42; status open → closed, tag -vpn"
+        );
+        let taking = ChangeRequest {
+            change: TicketChange {
+                add_tags: vec!["vpn".into()],
+                reopen: true,
+                ..TicketChange::default()
+            },
+            cause: Cause::MergedFrom { from: 7, moved },
+            actor: "alice@desk.test".into(),
+            agent: Some(alice(AgentRole::Agent)),
+            at: at(10),
+        };
+        let mut done = ticket(Status::Resolved);
+        done.number = 42;
+        done.tags.clear();
+        done.first_response_at = Some(at(9));
+        let planned = plan(&done, &taking);
+        assert_eq!(planned.status(), Some(Status::Open));
+        assert_eq!(planned.add_tags, vec!["vpn".to_string()]);
+        // The target's clocks are its own: no response time moves.
+        assert!(
+            !planned
+                .set
+                .iter()
+                .any(|c| matches!(c, Column::FirstResponseAt(_) | Column::FirstResponseDue(_)))
+        );
+        assert_eq!(
+            planned.events[0].detail,
+            "#7 merged into this ticket by alice@desk.test: 3 messages, 1 new participant, 4 history lines moved here; status resolved → open, tag +vpn"
+        );
+    }
+
+    #[test]
+    fn a_merged_ticket_refuses_what_is_asked_of_it() {
+        let mut merged = ticket(Status::Closed);
+        merged.merged_into = Some(42);
+        let reopen = asked(TicketChange {
+            status: Some(Status::Open),
+            ..TicketChange::default()
+        });
+        let refused = plan_change(&merged, &reopen, &ChangeFacts::default());
+        assert_eq!(
+            refused,
+            Err(ChangeError::Merged {
+                number: 7,
+                into: 42
+            })
+        );
+        assert_eq!(
+            refused.err().map(|e| e.to_string()).unwrap_or_default(),
+            "ticket #7 was merged into #42: work on #42"
+        );
+        // A delivery report about its old mail is still recorded.
+        let report = ChangeRequest {
+            change: TicketChange::default(),
+            cause: Cause::DeliveryFailed {
+                detail: "gave up".into(),
+            },
+            actor: "postdesk".into(),
+            agent: None,
+            at: at(10),
+        };
+        assert!(plan_change(&merged, &report, &ChangeFacts::default()).is_ok());
+    }
+
+    #[test]
+    fn time_is_recorded_for_the_agent_with_the_other_commands() {
+        let request = asked(TicketChange {
+            status: Some(Status::Closed),
+            time: Some(TimeSpent {
+                agent: 1,
+                email: "alice@desk.test".into(),
+                minutes: 90,
+            }),
+            ..TicketChange::default()
+        });
+        let planned = plan(&ticket(Status::Open), &request);
+        assert_eq!(
+            planned.time_entries,
+            vec![(
+                TimeSpent {
+                    agent: 1,
+                    email: "alice@desk.test".into(),
+                    minutes: 90
+                },
+                at(10)
+            )]
+        );
+        assert_eq!(
+            planned.events[0].detail,
+            "moved to Closed over IMAP: status open → closed, time +1h30m (alice@desk.test)"
+        );
+        // Time alone is a change too: it writes its event.
+        let only_time = plan(
+            &ticket(Status::Open),
+            &asked(TicketChange {
+                time: Some(TimeSpent {
+                    agent: 1,
+                    email: "alice@desk.test".into(),
+                    minutes: 15,
+                }),
+                ..TicketChange::default()
+            }),
+        );
+        assert_eq!(only_time.events.len(), 1);
+        assert!(
+            only_time.events[0]
+                .detail
+                .ends_with("time +15m (alice@desk.test)")
+        );
+        assert!(only_time.set.contains(&Column::UpdatedAt(at(10))));
+    }
+
+    #[test]
+    fn a_split_is_told_on_both_tickets() {
+        let split = ChangeRequest {
+            change: TicketChange::default(),
+            cause: Cause::Split {
+                new_ticket: 9,
+                messages: 2,
+                customer: "carol@example.com".into(),
+            },
+            actor: "alice@desk.test".into(),
+            agent: Some(alice(AgentRole::Agent)),
+            at: at(10),
+        };
+        let planned = plan(&ticket(Status::Open), &split);
+        assert_eq!(planned.events[0].kind, EventKind::Split);
+        assert_eq!(
+            planned.events[0].detail,
+            "split by alice@desk.test: 2 messages of carol@example.com moved to new ticket #9"
+        );
+        let opened = ChangeRequest {
+            cause: Cause::SplitFrom {
+                from: 7,
+                messages: 1,
+                customer: "carol@example.com".into(),
+            },
+            ..split
+        };
+        let planned = plan(&ticket(Status::New), &opened);
+        assert_eq!(
+            planned.events[0].detail,
+            "opened by alice@desk.test splitting #7: 1 message of carol@example.com moved here"
+        );
+    }
 }

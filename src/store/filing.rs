@@ -53,42 +53,47 @@ impl Tx {
     }
 
     /// The ticket the first of `ids` that leads anywhere leads to (threading
-    /// rule 1), most relevant id first, the newest ticket among equals.
-    async fn ticket_by_reference(&mut self, ids: &[&String]) -> Result<Option<TicketFacts>> {
+    /// rule 1), most relevant id first; [`threading::by_reference`] picks
+    /// among the tickets one id leads to.
+    async fn ticket_by_reference(
+        &mut self,
+        ids: &[&String],
+        now: DateTime<Utc>,
+        reopen_window: Duration,
+    ) -> Result<Option<TicketFacts>> {
         if ids.is_empty() {
             return Ok(None);
         }
         let sql = format!(
-            "SELECT r.message_id, t.number, t.status, t.done_at, t.merged_into FROM thread_ids r
-             JOIN tickets t ON t.number = r.ticket WHERE r.message_id IN ({})
-             ORDER BY t.number DESC",
+            "SELECT r.message_id, t.number, t.status, t.done_at, t.merged_into,
+                 EXISTS (SELECT 1 FROM messages m
+                     WHERE m.message_id = r.message_id AND m.ticket = r.ticket) AS holds
+             FROM thread_ids r JOIN tickets t ON t.number = r.ticket
+             WHERE r.message_id IN ({})",
             super::events::placeholders(1, ids.len())
         );
-        let found: Vec<(String, TicketFacts)> = on_tx!(self, |conn| {
+        let leads: Vec<threading::ReferenceLead> = on_tx!(self, |conn| {
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for id in ids {
                 query = query.bind(*id);
             }
-            let mut found = Vec::new();
+            let mut leads = Vec::new();
             for row in query.fetch_all(&mut *conn).await? {
-                found.push((
-                    row.try_get("message_id")?,
-                    TicketFacts {
+                leads.push(threading::ReferenceLead {
+                    message_id: row.try_get("message_id")?,
+                    ticket: TicketFacts {
                         number: row.try_get("number")?,
                         status: parse_column(&row.try_get::<String, _>("status")?, "status")?,
                         done_at: row.try_get("done_at")?,
                         merged_into: row.try_get("merged_into")?,
                     },
-                ));
+                    holds: row.try_get("holds")?,
+                });
             }
-            found
+            leads
         });
-        Ok(ids.iter().find_map(|id| {
-            found
-                .iter()
-                .find(|(found_id, _)| found_id == *id)
-                .map(|(_, facts)| facts.clone())
-        }))
+        let ids: Vec<&str> = ids.iter().map(|id| id.as_str()).collect();
+        Ok(threading::by_reference(&ids, &leads, now, reopen_window))
     }
 
     /// The facts of the ticket holding a ticket's mail: the same facts
@@ -388,7 +393,11 @@ pub(crate) async fn file(tx: &mut Tx, request: &InboundRequest) -> Result<FileOu
     // and Message-IDs are there now.
     let mut candidates = Candidates {
         by_reference: tx
-            .ticket_by_reference(&m.lookup_ids(own_id_is_taken))
+            .ticket_by_reference(
+                &m.lookup_ids(own_id_is_taken),
+                request.now,
+                request.reopen_window,
+            )
             .await?,
         ..Candidates::default()
     };

@@ -6,7 +6,7 @@
 use super::SubmitError;
 use crate::App;
 use crate::store::{LoginAgent, MergeRequest, SplitRequest, StoreError};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 /// A mail command that moves the ticket's mail, with its line as the
 /// agent wrote it ("line 1: #merge 42"), for a refusal.
@@ -52,7 +52,7 @@ pub(super) async fn redirect(
                 actor: agent.email.clone(),
                 agent: Some(agent.actor()),
                 at: now,
-                reopen_window: Duration::days(i64::from(app.config.tickets.reopen_window_days)),
+                reopen_window: super::reopen_window(app),
             };
             app.store
                 .merge_tickets(&request)

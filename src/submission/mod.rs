@@ -204,7 +204,7 @@ pub async fn submit(
     }
 
     let actor = agent.actor();
-    let mut ticket = find_ticket(app, &plus_tickets, &header).await?;
+    let mut ticket = find_ticket(app, &plus_tickets, &header, now).await?;
     // A customer's mail an agent forwarded to a queue's own address: the
     // customer's ticket (the one their mail is in already, or a new one).
     let mut forwarded = None;
@@ -215,7 +215,11 @@ pub async fn submit(
         && let Some(queue) = queue_recipients.first().copied()
     {
         let known = original.message_id.iter().cloned().collect::<Vec<_>>();
-        ticket = match app.store.ticket_by_references(&known).await? {
+        ticket = match app
+            .store
+            .ticket_by_references(&known, now, reopen_window(app))
+            .await?
+        {
             Some(number) => holding_ticket(app, number).await?,
             None => None,
         };
@@ -690,9 +694,14 @@ async fn find_ticket(
     app: &App,
     plus_tickets: &[i64],
     header: &HeaderFacts,
+    now: DateTime<Utc>,
 ) -> Result<Option<Ticket>, StoreError> {
     let mut candidates: Vec<i64> = plus_tickets.to_vec();
-    if let Some(by_reference) = app.store.ticket_by_references(&header.references).await? {
+    if let Some(by_reference) = app
+        .store
+        .ticket_by_references(&header.references, now, reopen_window(app))
+        .await?
+    {
         candidates.push(by_reference);
     }
     candidates.extend(subject::ticket_tags(
@@ -704,6 +713,11 @@ async fn find_ticket(
         }
     }
     Ok(None)
+}
+
+/// `[tickets] reopen_window_days`.
+fn reopen_window(app: &App) -> chrono::Duration {
+    chrono::Duration::days(i64::from(app.config.tickets.reopen_window_days))
 }
 
 /// The ticket holding ticket `number`'s mail: itself, or the one it was
