@@ -426,6 +426,37 @@ backend_test!(
                 "{why}: {history:?}"
             );
         }
+        // A mail naming the merged ticket reaches #third; a #merge there
+        // would merge what the agent did not name.
+        let said = note(
+            &server,
+            "bob@desk.test",
+            other,
+            "y1@desk.test",
+            &format!("#merge {mine}\n\nSame thing."),
+        )
+        .await;
+        assert!(
+            said.contains(&format!("Internal note added to #{third}")),
+            "{said}"
+        );
+        assert!(
+            events(&server, third)
+                .await
+                .iter()
+                .any(|e| e.contains(&format!("ticket #{other} was already merged into #{third}"))),
+            "{:?}",
+            events(&server, third).await
+        );
+        assert_eq!(
+            server
+                .store()
+                .ticket(third)
+                .await
+                .expect("third")
+                .merged_into,
+            None
+        );
         // Nothing moved: #mine keeps its mail (and the notes), the billing
         // ticket its own.
         let kept = server.store().ticket(mine).await.expect("mine");

@@ -191,7 +191,7 @@ pub enum SplitError {
     )]
     NotFromCustomer(i64),
     #[error(
-        "message {message} opened ticket #{ticket}: there is nothing before it to keep, so nothing to split off"
+        "message {message} is the first of ticket #{ticket}: there is nothing before it to keep, so nothing to split off"
     )]
     FirstMessage { message: i64, ticket: i64 },
     #[error("ticket #{number} was merged into #{into}: split #{into} instead")]

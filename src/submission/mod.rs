@@ -204,7 +204,10 @@ pub async fn submit(
     }
 
     let actor = agent.actor();
-    let mut ticket = find_ticket(app, &plus_tickets, &header, now).await?;
+    let (mut ticket, named) = match find_ticket(app, &plus_tickets, &header, now).await? {
+        Some((ticket, named)) => (Some(ticket), Some(named)),
+        None => (None, None),
+    };
     // A customer's mail an agent forwarded to a queue's own address: the
     // customer's ticket (the one their mail is in already, or a new one).
     let mut forwarded = None;
@@ -324,6 +327,18 @@ pub async fn submit(
     // Issue 20: `#merge`/`#split` move the ticket's mail first; this mail
     // and the other commands then go where the conversation is now.
     let mut moved = None;
+    // A mail naming a merged ticket reaches the ticket holding its mail;
+    // `#merge` there would merge that one, which the agent did not name.
+    if let (Some(merge::Redirect::Merge { line, .. }), Some(ticket), Some(named)) =
+        (&redirect, &ticket, named)
+        && named != ticket.number
+    {
+        command_errors.push(format!(
+            "{line}: ticket #{named} was already merged into #{}",
+            ticket.number
+        ));
+        change = TicketChange::default();
+    }
     if let (Some(redirect), Some(source), true) = (&redirect, &ticket, command_errors.is_empty()) {
         let in_reply_to = header.in_reply_to.clone();
         match merge::redirect(
@@ -689,13 +704,14 @@ fn subject_title(subject_text: &Option<String>) -> String {
 }
 
 /// Finds the ticket a mail names: its plus-address recipient first (the
-/// agent chose it), then its threading headers, then a `[#n]` tag.
+/// agent chose it), then its threading headers, then a `[#n]` tag; with
+/// the number it named (another, when that ticket was merged into it).
 async fn find_ticket(
     app: &App,
     plus_tickets: &[i64],
     header: &HeaderFacts,
     now: DateTime<Utc>,
-) -> Result<Option<Ticket>, StoreError> {
+) -> Result<Option<(Ticket, i64)>, StoreError> {
     let mut candidates: Vec<i64> = plus_tickets.to_vec();
     if let Some(by_reference) = app
         .store
@@ -709,7 +725,7 @@ async fn find_ticket(
     ));
     for number in candidates {
         if let Some(ticket) = holding_ticket(app, number).await? {
-            return Ok(Some(ticket));
+            return Ok(Some((ticket, number)));
         }
     }
     Ok(None)
