@@ -398,6 +398,27 @@ enum TicketCommand {
         #[arg(long = "untag")]
         untags: Vec<String>,
     },
+    /// Move a ticket's messages, participants, tags and history into
+    /// another ticket (its clocks stay); the merged ticket is closed and
+    /// points there, and mail to it goes there.
+    Merge {
+        number: TicketNumber,
+        /// The ticket that takes the mail.
+        #[arg(long)]
+        into: TicketNumber,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move a customer message and its sender's later ones into a new
+    /// ticket linked to this one.
+    Split {
+        number: TicketNumber,
+        /// The message: its number (ID in `ticket show`) or its Message-ID.
+        #[arg(long)]
+        message: cli::ticket::MessageChoice,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -685,6 +706,14 @@ async fn run(cli: Cli) -> Result<()> {
                 };
                 cli::ticket::set(config, &operator, number.0, edit).await?
             }
+            Command::Ticket(TicketCommand::Merge { number, into, json }) => {
+                cli::ticket::merge(config, &operator, number.0, into.0, json).await?
+            }
+            Command::Ticket(TicketCommand::Split {
+                number,
+                message,
+                json,
+            }) => cli::ticket::split(config, &operator, number.0, message, json).await?,
             Command::Outbound(OutboundCommand::List { status, json }) => {
                 cli::outbound::list(&config, status, json).await?
             }

@@ -22,6 +22,7 @@ mod imap_interop;
 mod interop;
 mod keywords;
 mod knowledge;
+mod merge;
 mod migrations;
 mod outbound;
 mod report;

@@ -9,8 +9,9 @@ use super::sla::SlaReportLine;
 use super::ticket::TicketView;
 use crate::domain::permission::AgentRole;
 use crate::domain::ticket::Disposition;
+use crate::domain::time_spent::format_total;
 use crate::import::ImportSummary;
-use crate::store::{Agent, MessageRecord, OutboundItem, Queue, Ticket};
+use crate::store::{Agent, MergeDone, MessageRecord, OutboundItem, Queue, SplitDone, Ticket};
 use chrono::{DateTime, Utc};
 use std::fmt::Write as _;
 
@@ -176,10 +177,14 @@ pub fn ticket_table(tickets: &[Ticket]) -> String {
 /// `open`, or `open, in Trash` / `new, in Junk (spam)`: a ticket in Trash
 /// or Junk keeps its status for a restore, and the list says where it is.
 fn status_and_standing(t: &Ticket) -> String {
-    match t.disposition {
+    let status = match t.disposition {
         Some(Disposition::Trash) => format!("{}, in Trash", t.status),
         Some(Disposition::Spam) => format!("{}, in Junk (spam)", t.status),
         None => t.status.to_string(),
+    };
+    match t.merged_into {
+        Some(into) => format!("{status}, merged into #{into}"),
+        None => status,
     }
 }
 
@@ -316,6 +321,28 @@ pub fn ticket_view(view: &TicketView) -> String {
     for held in &view.held_replies {
         let _ = writeln!(out, "  {:<9}reply of {} (not sent)", "held", held.agent);
     }
+    if let Some(into) = t.merged_into {
+        let _ = writeln!(
+            out,
+            "  {:<9}into #{into} (its messages, tags and history are there; mail to this ticket goes there)",
+            "merged"
+        );
+    }
+    if !view.time.is_empty() {
+        let total: i64 = view.time.iter().map(|t| t.minutes).sum();
+        let each: Vec<String> = view
+            .time
+            .iter()
+            .map(|t| format!("{} {}", t.agent, format_total(t.minutes)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  {:<9}{} ({})",
+            "time",
+            format_total(total),
+            each.join(", ")
+        );
+    }
     if let (Some(disposition), Some(since)) = (t.disposition, t.disposition_at) {
         let folder = match disposition {
             Disposition::Trash => "Trash",
@@ -375,6 +402,7 @@ pub fn ticket_view(view: &TicketView) -> String {
         .iter()
         .map(|m| {
             vec![
+                m.id.to_string(),
                 when(m.sent_at),
                 m.kind.to_string(),
                 shorten(&m.sender, 32),
@@ -390,7 +418,7 @@ pub fn ticket_view(view: &TicketView) -> String {
         .collect();
     for line in table(
         &[
-            "DATE", "KIND", "FROM", "BYTES", "SUBJECT", "AUTH", "PROBLEMS",
+            "ID", "DATE", "KIND", "FROM", "BYTES", "SUBJECT", "AUTH", "PROBLEMS",
         ],
         rows,
     )
@@ -400,9 +428,14 @@ pub fn ticket_view(view: &TicketView) -> String {
     }
     let _ = writeln!(out, "\nhistory:");
     for e in &view.events {
+        // A line a merge brought here says where it was written.
+        let from = e
+            .merged_from
+            .map(|n| format!(" (from #{n})"))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "  {}  {:<8} {}: {}",
+            "  {}  {:<8} {}{from}: {}",
             when(e.at),
             e.actor,
             e.kind,
@@ -862,6 +895,47 @@ pub fn report_text(report: &crate::domain::report::Report) -> String {
         ));
     }
     out
+}
+
+/// `postdesk ticket merge`: what moved.
+pub fn merged(d: &MergeDone) -> String {
+    let mut out = format!(
+        "ticket #{} merged into #{}: {} moved",
+        d.source,
+        d.target,
+        crate::domain::merge::Moved {
+            messages: d.messages,
+            participants: d.participants,
+            events: d.events,
+            time_entries: d.time_entries,
+        }
+        .phrase()
+    );
+    if !d.tags.is_empty() {
+        let _ = write!(out, ", tags {}", d.tags.join(", "));
+    }
+    if d.reopened {
+        let _ = write!(out, "; #{} is open again", d.target);
+    }
+    out.push('\n');
+    out
+}
+
+/// `postdesk ticket split`: the new ticket.
+pub fn split(d: &SplitDone) -> String {
+    let plural = if d.messages.len() == 1 { "" } else { "s" };
+    format!(
+        "ticket #{} opened from #{}: {} message{plural} of {} moved ({})\n",
+        d.ticket,
+        d.source,
+        d.messages.len(),
+        d.customer,
+        d.messages
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 #[cfg(test)]

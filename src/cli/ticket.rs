@@ -1,13 +1,17 @@
-//! `postdesk ticket list|show|export` (read-only) and `ticket set` (the
+//! `postdesk ticket list|show|export` (read-only), `ticket set` (the
 //! one ticket-change operation, as the operator: `--as AGENT` applies the
-//! agent's permissions).
+//! agent's permissions) and `ticket merge|split` (mail moved between
+//! tickets, the same operations as `#merge` and `#split`).
 
 use super::{
     CliError, CliResult, Operator, open_for_writing, open_read_only, output, print_line, print_out,
 };
 use crate::config::Config;
 use crate::domain::change::{ChangeRequest, TicketChange};
-use crate::store::{Event, MessageRecord, Participant, Store, StoreError, Ticket, TicketFilter};
+use crate::store::{
+    Event, MergeRequest, MessageRecord, Participant, SplitRequest, Store, StoreError, Ticket,
+    TicketFilter,
+};
 use serde::Serialize;
 use std::io::Write;
 
@@ -34,6 +38,11 @@ pub struct TicketView {
     pub participants: Vec<Participant>,
     /// Replies held by a collision, not sent yet: (agent, why).
     pub held_replies: Vec<HeldView>,
+    /// Minutes spent on the ticket (`#time`), in all.
+    pub time_spent_minutes: i64,
+    /// The same per agent, most first.
+    #[serde(rename = "time_spent")]
+    pub time: Vec<AgentTime>,
 }
 
 #[derive(Debug, Serialize)]
@@ -42,8 +51,21 @@ pub struct HeldView {
     pub reason: String,
 }
 
+/// One agent's time on a ticket.
+#[derive(Debug, Serialize)]
+pub struct AgentTime {
+    pub agent: String,
+    pub minutes: i64,
+}
+
 impl TicketView {
     pub async fn load(store: &Store, number: i64) -> CliResult<TicketView, StoreError> {
+        let time: Vec<AgentTime> = store
+            .time_spent(number)
+            .await?
+            .into_iter()
+            .map(|(agent, minutes)| AgentTime { agent, minutes })
+            .collect();
         Ok(TicketView {
             ticket: store.ticket(number).await?,
             messages: store.ticket_messages(number).await?,
@@ -55,6 +77,8 @@ impl TicketView {
                 .into_iter()
                 .map(|(_, agent, reason)| HeldView { agent, reason })
                 .collect(),
+            time_spent_minutes: time.iter().map(|t| t.minutes).sum(),
+            time,
         })
     }
 }
@@ -147,4 +171,100 @@ pub async fn set(
     } else {
         print_line(format_args!("ticket #{number}: {}", done.join(", ")))
     }
+}
+
+/// A refusal of the store as the command line reports it (an agent's
+/// permission as such).
+fn refused(err: StoreError) -> CliError {
+    match err {
+        StoreError::Denied(why) => CliError::Denied(why),
+        StoreError::Conflict(why) => CliError::Invalid(why),
+        other => other.into(),
+    }
+}
+
+/// `postdesk ticket merge N --into M`: ticket N's messages, participants,
+/// tags and history move into M (as `#merge M` in a mail on N).
+pub async fn merge(
+    config: Config,
+    operator: &Operator,
+    number: i64,
+    into: i64,
+    json: bool,
+) -> CliResult<()> {
+    let reopen_window = chrono::Duration::days(i64::from(config.tickets.reopen_window_days));
+    let app = open_for_writing(config).await?;
+    let request = MergeRequest {
+        source: number,
+        into,
+        actor: match &operator.agent {
+            Some(agent) => agent.email.clone(),
+            None => super::audit::operator(),
+        },
+        agent: operator.agent.clone(),
+        at: chrono::Utc::now(),
+        reopen_window,
+    };
+    let done = app.store.merge_tickets(&request).await.map_err(refused)?;
+    print_out(json, &done, || output::merged(&done))
+}
+
+/// What `--message` names: a message's number (the ID column of `ticket
+/// show`), or its Message-ID.
+#[derive(Debug, Clone)]
+pub enum MessageChoice {
+    Row(i64),
+    MessageId(String),
+}
+
+impl std::str::FromStr for MessageChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<MessageChoice, String> {
+        let s = s.trim();
+        if let Ok(id) = s.parse::<i64>() {
+            return Ok(MessageChoice::Row(id));
+        }
+        let id = crate::domain::message_id::normalize(s);
+        if id.contains('@') {
+            Ok(MessageChoice::MessageId(id))
+        } else {
+            Err(format!(
+                "'{s}' is neither a message number (the ID column of `ticket show`) nor a Message-ID"
+            ))
+        }
+    }
+}
+
+/// `postdesk ticket split N --message ID`: that customer message and its
+/// sender's later ones move into a new ticket linked to N (as `#split` in
+/// a reply to it).
+pub async fn split(
+    config: Config,
+    operator: &Operator,
+    number: i64,
+    message: MessageChoice,
+    json: bool,
+) -> CliResult<()> {
+    let app = open_for_writing(config).await?;
+    let message = match message {
+        MessageChoice::Row(id) => id,
+        MessageChoice::MessageId(id) => app
+            .store
+            .message_in_ticket(number, &id)
+            .await?
+            .ok_or_else(|| CliError::Invalid(format!("no message <{id}> in ticket #{number}")))?,
+    };
+    let request = SplitRequest {
+        source: number,
+        message,
+        actor: match &operator.agent {
+            Some(agent) => agent.email.clone(),
+            None => super::audit::operator(),
+        },
+        agent: operator.agent.clone(),
+        at: chrono::Utc::now(),
+    };
+    let done = app.store.split_ticket(&request).await.map_err(refused)?;
+    print_out(json, &done, || output::split(&done))
 }

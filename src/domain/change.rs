@@ -13,10 +13,12 @@
 //! forgetting the SLA pause bookkeeping, another its own UPDATE) cannot
 //! happen, and every rule is unit-tested without a database.
 
+use super::merge::Moved;
 use super::permission::{self, Actor, Asked, Assignee, Denied, Ownership};
 use super::sla::SlaStart;
 use super::threading;
 use super::ticket::{Disposition, EventKind, NewEvent, Priority, Status};
+use super::time_spent::format_minutes;
 use chrono::{DateTime, Utc};
 
 /// A change asked of one ticket. `None` (or an empty list) leaves a field
@@ -42,6 +44,20 @@ pub struct TicketChange {
     /// normalized address.
     pub add_participants: Vec<String>,
     pub remove_participants: Vec<String>,
+    /// The ticket's mail moved into this one (a merge): it is closed and
+    /// points there from now on.
+    pub merged_into: Option<i64>,
+    /// Time an agent spent on the ticket (`#time 15m`).
+    pub time: Option<TimeSpent>,
+}
+
+/// Time an agent records on a ticket: one row of `time_entries`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeSpent {
+    pub agent: i64,
+    /// The agent's address, for the history.
+    pub email: String,
+    pub minutes: u32,
 }
 
 impl TicketChange {
@@ -94,6 +110,23 @@ pub enum Cause {
         breaches: Vec<String>,
         notified: Vec<String>,
         problems: Vec<String>,
+    },
+    /// This ticket was merged into `into`: its mail and history moved
+    /// there (the change sets `merged_into`).
+    Merged { into: i64, moved: Moved },
+    /// Ticket `from` was merged into this one.
+    MergedFrom { from: i64, moved: Moved },
+    /// A customer's mail was split off this ticket into `new_ticket`.
+    Split {
+        new_ticket: i64,
+        messages: usize,
+        customer: String,
+    },
+    /// This ticket was opened by splitting mail off ticket `from`.
+    SplitFrom {
+        from: i64,
+        messages: usize,
+        customer: String,
     },
 }
 
@@ -167,6 +200,8 @@ pub struct TicketState {
     pub first_response_at: Option<DateTime<Utc>>,
     pub customer_waiting_since: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+    /// The ticket it was merged into, if it was.
+    pub merged_into: Option<i64>,
 }
 
 /// Facts a change needs besides the ticket: what the names it uses stand
@@ -201,6 +236,7 @@ pub enum Column {
     CustomerWaitingSince(Option<DateTime<Utc>>),
     UpdatedAt(DateTime<Utc>),
     SlaCheckAt(DateTime<Utc>),
+    MergedInto(i64),
 }
 
 /// What the store does to one ticket, in one transaction.
@@ -214,6 +250,8 @@ pub struct ChangePlan {
     pub add_participants: Vec<String>,
     pub remove_participants: Vec<String>,
     pub events: Vec<NewEvent>,
+    /// Time entries to record, with when.
+    pub time_entries: Vec<(TimeSpent, DateTime<Utc>)>,
     /// What changed, one phrase each ("status open → closed"); empty when
     /// the request changed nothing the history would name.
     pub done: Vec<String>,
@@ -277,6 +315,9 @@ pub enum ChangeError {
     /// The agent asking may not make this change.
     #[error("{0}")]
     Denied(Denied),
+    /// The ticket was merged into another: work goes on there.
+    #[error("ticket #{number} was merged into #{into}: work on #{into}")]
+    Merged { number: i64, into: i64 },
 }
 
 /// Decides what a request does to a ticket as it is now.
@@ -298,6 +339,14 @@ pub fn plan_change(
         };
         permission::may_change(agent, asked).map_err(ChangeError::Denied)?;
     }
+    // A merged ticket is an empty shell that points on: what an agent or
+    // the administrator asks of it belongs to the ticket holding its mail.
+    if let (Some(into), Cause::Asked(_)) = (current.merged_into, &request.cause) {
+        return Err(ChangeError::Merged {
+            number: current.number,
+            into,
+        });
+    }
     let mut plan = ChangePlan {
         number: current.number,
         ..ChangePlan::default()
@@ -306,6 +355,14 @@ pub fn plan_change(
     // What the occasion itself asks, besides the requested fields.
     let mut status = change.status;
     let mut owner = change.owner;
+    if let Some(into) = change.merged_into
+        && current.merged_into != Some(into)
+    {
+        plan.set(Column::MergedInto(into));
+        plan.done.push(format!("merged into #{into}"));
+        // Its mail is elsewhere now: nothing is left to work on here.
+        status = Some(Status::Closed);
+    }
     match &request.cause {
         Cause::CustomerWrote { .. } if status.is_none() => {
             status = Some(current.status.after_customer_message());
@@ -410,6 +467,14 @@ pub fn plan_change(
             plan.remove_participants.push(who.clone());
             plan.done.push(format!("participant -{who}"));
         }
+    }
+    if let Some(time) = &change.time {
+        plan.time_entries.push((time.clone(), now));
+        plan.done.push(format!(
+            "time +{} ({})",
+            format_minutes(time.minutes),
+            time.email
+        ));
     }
     let mut has_sla = current.has_sla;
     if let Some(sla) = &change.sla {
@@ -551,6 +616,64 @@ pub fn plan_change(
             plan.set(Column::UpdatedAt(now));
             plan.set(Column::SlaCheckAt(now));
         }
+        Cause::Merged { into, moved } => {
+            let rest: Vec<&str> = plan
+                .done
+                .iter()
+                .map(String::as_str)
+                .filter(|d| !d.starts_with("merged into"))
+                .collect();
+            let mut detail = format!(
+                "merged into #{into} by {}: {} moved to #{into}",
+                request.actor,
+                moved.phrase()
+            );
+            if !rest.is_empty() {
+                detail.push_str(&format!("; {}", rest.join(", ")));
+            }
+            plan.events.push(event(EventKind::Merged, detail));
+            plan.set(Column::UpdatedAt(now));
+        }
+        Cause::MergedFrom { from, moved } => {
+            let mut detail = format!(
+                "#{from} merged into this ticket by {}: {} moved here",
+                request.actor,
+                moved.phrase()
+            );
+            if !plan.done.is_empty() {
+                detail.push_str(&format!("; {}", plan.done.join(", ")));
+            }
+            plan.events.push(event(EventKind::Merged, detail));
+            plan.set(Column::UpdatedAt(now));
+            if has_sla {
+                plan.set(Column::SlaCheckAt(now));
+            }
+        }
+        Cause::Split {
+            new_ticket,
+            messages,
+            customer,
+        } => {
+            let plural = if *messages == 1 { "" } else { "s" };
+            let detail = format!(
+                "split by {}: {messages} message{plural} of {customer} moved to new ticket #{new_ticket}",
+                request.actor
+            );
+            plan.events.push(event(EventKind::Split, detail));
+            plan.set(Column::UpdatedAt(now));
+        }
+        Cause::SplitFrom {
+            from,
+            messages,
+            customer,
+        } => {
+            let plural = if *messages == 1 { "" } else { "s" };
+            let detail = format!(
+                "opened by {} splitting #{from}: {messages} message{plural} of {customer} moved here",
+                request.actor
+            );
+            plan.events.push(event(EventKind::Split, detail));
+        }
     }
     Ok(plan)
 }
@@ -583,6 +706,7 @@ mod tests {
             first_response_at: None,
             customer_waiting_since: None,
             updated_at: at(8),
+            merged_into: None,
         }
     }
 
@@ -1039,5 +1163,184 @@ mod tests {
             ..close
         };
         assert!(plan_change(&elsewhere, &rules, &facts).is_ok());
+    }
+
+    #[test]
+    fn a_merge_closes_the_source_points_it_on_and_tells_both_histories() {
+        let moved = Moved {
+            messages: 3,
+            participants: 1,
+            events: 4,
+            time_entries: 0,
+        };
+        let closing = ChangeRequest {
+            change: TicketChange {
+                merged_into: Some(42),
+                remove_tags: vec!["vpn".into()],
+                ..TicketChange::default()
+            },
+            cause: Cause::Merged {
+                into: 42,
+                moved: moved.clone(),
+            },
+            actor: "alice@desk.test".into(),
+            agent: Some(alice(AgentRole::Agent)),
+            at: at(10),
+        };
+        let planned = plan(&ticket(Status::Open), &closing);
+        assert!(planned.set.contains(&Column::MergedInto(42)));
+        assert_eq!(planned.status(), Some(Status::Closed));
+        assert!(planned.set.contains(&Column::DoneAt(Some(at(10)))));
+        assert_eq!(planned.remove_tags, vec!["vpn".to_string()]);
+        assert_eq!(planned.events.len(), 1);
+        assert_eq!(planned.events[0].kind, EventKind::Merged);
+        assert_eq!(
+            planned.events[0].detail,
+            "merged into #42 by alice@desk.test: 3 messages, 1 new participant, 4 history lines moved to #42; status open → closed, tag -vpn"
+        );
+        let taking = ChangeRequest {
+            change: TicketChange {
+                add_tags: vec!["vpn".into()],
+                reopen: true,
+                ..TicketChange::default()
+            },
+            cause: Cause::MergedFrom { from: 7, moved },
+            actor: "alice@desk.test".into(),
+            agent: Some(alice(AgentRole::Agent)),
+            at: at(10),
+        };
+        let mut done = ticket(Status::Resolved);
+        done.number = 42;
+        done.tags.clear();
+        done.first_response_at = Some(at(9));
+        let planned = plan(&done, &taking);
+        assert_eq!(planned.status(), Some(Status::Open));
+        assert_eq!(planned.add_tags, vec!["vpn".to_string()]);
+        // The target's clocks are its own: no response time moves.
+        assert!(
+            !planned
+                .set
+                .iter()
+                .any(|c| matches!(c, Column::FirstResponseAt(_) | Column::FirstResponseDue(_)))
+        );
+        assert_eq!(
+            planned.events[0].detail,
+            "#7 merged into this ticket by alice@desk.test: 3 messages, 1 new participant, 4 history lines moved here; status resolved → open, tag +vpn"
+        );
+    }
+
+    #[test]
+    fn a_merged_ticket_refuses_what_is_asked_of_it() {
+        let mut merged = ticket(Status::Closed);
+        merged.merged_into = Some(42);
+        let reopen = asked(TicketChange {
+            status: Some(Status::Open),
+            ..TicketChange::default()
+        });
+        let refused = plan_change(&merged, &reopen, &ChangeFacts::default());
+        assert_eq!(
+            refused,
+            Err(ChangeError::Merged {
+                number: 7,
+                into: 42
+            })
+        );
+        assert_eq!(
+            refused.err().map(|e| e.to_string()).unwrap_or_default(),
+            "ticket #7 was merged into #42: work on #42"
+        );
+        // A delivery report about its old mail is still recorded.
+        let report = ChangeRequest {
+            change: TicketChange::default(),
+            cause: Cause::DeliveryFailed {
+                detail: "gave up".into(),
+            },
+            actor: "postdesk".into(),
+            agent: None,
+            at: at(10),
+        };
+        assert!(plan_change(&merged, &report, &ChangeFacts::default()).is_ok());
+    }
+
+    #[test]
+    fn time_is_recorded_for_the_agent_with_the_other_commands() {
+        let request = asked(TicketChange {
+            status: Some(Status::Closed),
+            time: Some(TimeSpent {
+                agent: 1,
+                email: "alice@desk.test".into(),
+                minutes: 90,
+            }),
+            ..TicketChange::default()
+        });
+        let planned = plan(&ticket(Status::Open), &request);
+        assert_eq!(
+            planned.time_entries,
+            vec![(
+                TimeSpent {
+                    agent: 1,
+                    email: "alice@desk.test".into(),
+                    minutes: 90
+                },
+                at(10)
+            )]
+        );
+        assert_eq!(
+            planned.events[0].detail,
+            "moved to Closed over IMAP: status open → closed, time +1h30m (alice@desk.test)"
+        );
+        // Time alone is a change too: it writes its event.
+        let only_time = plan(
+            &ticket(Status::Open),
+            &asked(TicketChange {
+                time: Some(TimeSpent {
+                    agent: 1,
+                    email: "alice@desk.test".into(),
+                    minutes: 15,
+                }),
+                ..TicketChange::default()
+            }),
+        );
+        assert_eq!(only_time.events.len(), 1);
+        assert!(
+            only_time.events[0]
+                .detail
+                .ends_with("time +15m (alice@desk.test)")
+        );
+        assert!(only_time.set.contains(&Column::UpdatedAt(at(10))));
+    }
+
+    #[test]
+    fn a_split_is_told_on_both_tickets() {
+        let split = ChangeRequest {
+            change: TicketChange::default(),
+            cause: Cause::Split {
+                new_ticket: 9,
+                messages: 2,
+                customer: "carol@example.com".into(),
+            },
+            actor: "alice@desk.test".into(),
+            agent: Some(alice(AgentRole::Agent)),
+            at: at(10),
+        };
+        let planned = plan(&ticket(Status::Open), &split);
+        assert_eq!(planned.events[0].kind, EventKind::Split);
+        assert_eq!(
+            planned.events[0].detail,
+            "split by alice@desk.test: 2 messages of carol@example.com moved to new ticket #9"
+        );
+        let opened = ChangeRequest {
+            cause: Cause::SplitFrom {
+                from: 7,
+                messages: 1,
+                customer: "carol@example.com".into(),
+            },
+            ..split
+        };
+        let planned = plan(&ticket(Status::New), &opened);
+        assert_eq!(
+            planned.events[0].detail,
+            "opened by alice@desk.test splitting #7: 1 message of carol@example.com moved here"
+        );
     }
 }

@@ -42,6 +42,14 @@ pub enum Command {
     CcAdd(String),
     /// `#cc remove x@y`: x@y no longer takes part (nor gets this reply).
     CcRemove(String),
+    // Issue 20, merge and time: the ticket's mail moves, time is recorded.
+    /// `#merge 42`: this ticket's mail, tags and history move into #42.
+    Merge(i64),
+    /// `#split` (in a reply to a customer's message): that message and the
+    /// sender's later ones move into a new linked ticket.
+    Split,
+    /// `#time 15m`: minutes spent on the ticket.
+    Time(u32),
 }
 
 /// A command line as written, with its line number (from 1) and what it
@@ -64,7 +72,7 @@ pub struct Commands {
 
 /// Every command word, for error messages.
 pub const KNOWN: &str = "#close, #resolve, #pending, #open, #priority LEVEL, #assign AGENT|me, \
-#take, #unassign, #tag TAG…, #untag TAG…, #queue NAME, #hold, #send, #cc add|remove ADDRESS";
+#take, #unassign, #tag TAG…, #untag TAG…, #queue NAME, #hold, #send, #cc add|remove ADDRESS, #merge N, #split, #time 15m";
 
 /// The most tags one `#tag` or `#untag` line takes: a longer list is a
 /// sentence, not tags.
@@ -252,6 +260,26 @@ pub fn meaning(line: &str) -> LineMeaning {
             Some(tags) => command(Command::Untag(tags)),
             None => LineMeaning::Text,
         },
+        // Issue 20, merge and time.
+        "merge" => match words.as_slice() {
+            [] => mistake("into which ticket? e.g. #merge 42".into()),
+            [number] => match number.trim_start_matches('#').parse::<i64>() {
+                Ok(n) if n > 0 => command(Command::Merge(n)),
+                _ => mistake(format!(
+                    "'{number}' is not a ticket number: #merge 42 moves this ticket into #42"
+                )),
+            },
+            _ => LineMeaning::Text,
+        },
+        "split" => alone(Command::Split),
+        "time" => match super::time_spent::parse_minutes(argument) {
+            Ok(minutes) => command(Command::Time(minutes)),
+            // One word, or a number and a unit: meant as a duration.
+            Err(why) if words.len() <= 1 || words[0].starts_with(|c: char| c.is_ascii_digit()) => {
+                mistake(why)
+            }
+            Err(_) => LineMeaning::Text,
+        },
         // An unknown word alone on its line is a mistyped command; with
         // more words after it, a sentence that starts with a hashtag.
         _ if words.is_empty() => mistake(format!("unknown command (known: {KNOWN})")),
@@ -330,6 +358,46 @@ mod tests {
                 Ok(Command::Hold),
             ]
         );
+        let text = "#merge 42\n#merge #43\n#split\n#time 15m\n#time 1h 30m\n";
+        assert_eq!(
+            parsed(text),
+            vec![
+                Ok(Command::Merge(42)),
+                Ok(Command::Merge(43)),
+                Ok(Command::Split),
+                Ok(Command::Time(15)),
+                Ok(Command::Time(90)),
+            ]
+        );
+    }
+
+    #[test]
+    fn merge_split_and_time_mistakes_and_prose() {
+        let commands =
+            Commands::read("#merge\n#merge abc\n#time\n#time soon\n#time 15\n#time 0m\n");
+        let errors = commands.errors();
+        assert_eq!(errors.len(), 6, "{errors:?}");
+        assert!(errors[0].contains("into which ticket?"), "{errors:?}");
+        assert!(
+            errors[1].contains("'abc' is not a ticket number"),
+            "{errors:?}"
+        );
+        assert!(errors[2].contains("how long?"), "{errors:?}");
+        assert!(errors[3].contains("'soon' is not a duration"), "{errors:?}");
+        assert!(errors[4].contains("has no unit"), "{errors:?}");
+        assert!(errors[5].contains("no time at all"), "{errors:?}");
+        for prose in [
+            "#merge these two, they are the same",
+            "#split the difference",
+            "#time flies when you are having fun",
+        ] {
+            assert_eq!(meaning(prose), LineMeaning::Text, "{prose}");
+        }
+        assert!(matches!(
+            meaning("#time 2 hours"),
+            LineMeaning::Command(Command::Time(120))
+        ));
+        assert!(matches!(meaning("#time 2 weeks"), LineMeaning::Mistake(_)));
     }
 
     #[test]

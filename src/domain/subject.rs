@@ -54,6 +54,12 @@ pub fn with_ticket_tag(subject: &str, ticket: i64) -> String {
     }
 }
 
+/// The subject with ticket `from`'s tag made ticket `to`'s (mail moved by a
+/// merge or split), or as it was when it has no such tag.
+pub fn replace_ticket_tag(subject: &str, from: i64, to: i64) -> String {
+    subject.replace(&format!("[#{from}]"), &format!("[#{to}]"))
+}
+
 fn remove_ticket_tags(subject: &str) -> String {
     let mut out = String::with_capacity(subject.len());
     let mut rest = subject;
@@ -151,5 +157,18 @@ mod tests {
         assert_eq!(with_ticket_tag("Printer", 7), "[#7] Printer");
         assert_eq!(with_ticket_tag("Re: [#7] Printer", 7), "Re: [#7] Printer");
         assert_eq!(with_ticket_tag("", 7), "[#7]");
+    }
+
+    #[test]
+    fn a_moved_ticket_tag_is_replaced() {
+        assert_eq!(
+            replace_ticket_tag("Re: [#7] Printer", 7, 42),
+            "Re: [#42] Printer"
+        );
+        assert_eq!(
+            replace_ticket_tag("Re: [#71] Printer", 7, 42),
+            "Re: [#71] Printer"
+        );
+        assert_eq!(replace_ticket_tag("Re: Printer", 7, 42), "Re: Printer");
     }
 }

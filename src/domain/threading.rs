@@ -15,6 +15,9 @@ pub struct TicketFacts {
     pub status: Status,
     /// When the ticket was last resolved or closed, if it is done.
     pub done_at: Option<DateTime<Utc>>,
+    /// The ticket it was merged into: the store follows this to the
+    /// ticket holding the mail before asking [`place`].
+    pub merged_into: Option<i64>,
 }
 
 /// The candidates found for one message, one per rule.
@@ -77,6 +80,46 @@ pub enum Placement {
     /// The message opens a new ticket, linked to an older one when it
     /// referred to it but could not join it.
     New { linked: Option<(i64, LinkReason)> },
+}
+
+/// A ticket one of a message's referenced Message-IDs leads to (threading
+/// rule 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferenceLead {
+    pub message_id: String,
+    pub ticket: TicketFacts,
+    /// The ticket holds the message with this id itself (not only a mail
+    /// that named it in its References).
+    pub holds: bool,
+}
+
+/// The ticket a message's references lead to: the most relevant id (`ids`
+/// in order: In-Reply-To first) that leads anywhere. When it leads to
+/// several tickets (a later mail named it, and was filed elsewhere), the
+/// ticket holding that message wins: after a split, the customer's replies
+/// in the new ticket's thread name the old conversation's ids too, and a
+/// reply to the old conversation belongs there. A holder done for longer
+/// than the reopen window is passed over for the newest ticket (its
+/// follow-ups went to a newer, linked one).
+pub fn by_reference(
+    ids: &[&str],
+    leads: &[ReferenceLead],
+    now: DateTime<Utc>,
+    reopen_window: Duration,
+) -> Option<TicketFacts> {
+    let expired = |t: &TicketFacts| {
+        t.status.is_done() && t.done_at.is_some_and(|done| now - done > reopen_window)
+    };
+    ids.iter().find_map(|id| {
+        let mut found: Vec<&ReferenceLead> = leads.iter().filter(|l| l.message_id == *id).collect();
+        found.sort_by_key(|l| {
+            (
+                std::cmp::Reverse(l.holds && !expired(&l.ticket)),
+                std::cmp::Reverse(l.ticket.number),
+            )
+        });
+        found.first().map(|l| l.ticket.clone())
+    })
 }
 
 /// Applies the rules of DESIGN.md §3 in order.
@@ -144,6 +187,7 @@ mod tests {
             number,
             status: Status::Open,
             done_at: None,
+            merged_into: None,
         }
     }
 
@@ -152,6 +196,7 @@ mod tests {
             number,
             status: Status::Closed,
             done_at: Some(now() - Duration::days(days_ago)),
+            merged_into: None,
         }
     }
 
@@ -290,6 +335,7 @@ mod tests {
                 number: 7,
                 status: Status::Pending,
                 done_at: None,
+                merged_into: None,
             }),
             ..Default::default()
         };
@@ -301,5 +347,46 @@ mod tests {
                 reopen: false
             }
         );
+    }
+
+    fn lead(id: &str, ticket: TicketFacts, holds: bool) -> ReferenceLead {
+        ReferenceLead {
+            message_id: id.into(),
+            ticket,
+            holds,
+        }
+    }
+
+    #[test]
+    fn a_reference_leads_to_the_ticket_holding_the_message() {
+        let window = Duration::days(WINDOW);
+        // r1 is in #1; the split-off #2 holds a mail naming it.
+        let leads = [lead("r1", open(1), true), lead("r1", open(2), false)];
+        assert_eq!(
+            by_reference(&["r1"], &leads, now(), window).map(|t| t.number),
+            Some(1)
+        );
+        // Without a holder, the newest ticket.
+        let leads = [lead("x", open(1), false), lead("x", open(2), false)];
+        assert_eq!(
+            by_reference(&["x"], &leads, now(), window).map(|t| t.number),
+            Some(2)
+        );
+        // A holder closed beyond the window: its linked follow-up wins.
+        let leads = [
+            lead("w2", closed(1, WINDOW + 1), true),
+            lead("w2", open(2), false),
+        ];
+        assert_eq!(
+            by_reference(&["w2"], &leads, now(), window).map(|t| t.number),
+            Some(2)
+        );
+        // The most relevant id that leads anywhere decides.
+        let leads = [lead("b", open(1), true), lead("c", open(3), true)];
+        assert_eq!(
+            by_reference(&["a", "c", "b"], &leads, now(), window).map(|t| t.number),
+            Some(3)
+        );
+        assert_eq!(by_reference(&["a"], &leads, now(), window), None);
     }
 }

@@ -301,10 +301,14 @@ pub enum EventKind {
     /// An agent's reply was held, or sent with a warning, because the
     /// ticket changed after the message it answers (issue 20).
     Collision,
+    /// The ticket was merged into another, or another into it.
+    Merged,
+    /// A customer's mail was split off into a new ticket (on both).
+    Split,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 22] = [
+    pub const ALL: [EventKind; 24] = [
         EventKind::Created,
         EventKind::Linked,
         EventKind::Reopened,
@@ -327,6 +331,8 @@ impl EventKind {
         EventKind::SimilarTickets,
         EventKind::Joined,
         EventKind::Collision,
+        EventKind::Merged,
+        EventKind::Split,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -353,6 +359,8 @@ impl EventKind {
             EventKind::SimilarTickets => "similar-tickets",
             EventKind::Joined => "joined",
             EventKind::Collision => "collision",
+            EventKind::Merged => "merged",
+            EventKind::Split => "split",
         }
     }
 
@@ -386,6 +394,9 @@ impl EventKind {
             | EventKind::Escalated
             | EventKind::Reply
             | EventKind::DeliveryFailed => true,
+            // Mail moved between tickets: its documents name another
+            // ticket now (on both sides).
+            EventKind::Merged | EventKind::Split => true,
         }
     }
 }

@@ -8,8 +8,10 @@
 use super::{Change, Result, Store, Tx, on_tx};
 use crate::domain::change::{Cause, ChangeRequest, TicketChange};
 use crate::domain::filing::{MAX_REFERENCES, NewMessage};
+use crate::domain::threading::{ReferenceLead, TicketFacts, by_reference};
 use crate::domain::ticket::{EventKind, MessageKind, NewEvent};
 use chrono::{DateTime, Utc};
+use sqlx::Row;
 
 /// Where agent mail goes.
 #[derive(Debug, Clone)]
@@ -151,22 +153,54 @@ impl Store {
     }
 
     /// The ticket the first of these Message-IDs (most relevant first)
-    /// leads to.
-    pub async fn ticket_by_references(&self, ids: &[String]) -> Result<Option<i64>> {
-        super::dispatch_read!(self, |pool| {
-            for id in ids.iter().take(MAX_REFERENCES) {
-                let ticket: Option<i64> = sqlx::query_scalar(
-                    "SELECT ticket FROM thread_ids WHERE message_id = $1 ORDER BY ticket DESC LIMIT 1",
-                )
-                .bind(id)
-                .fetch_optional(pool)
-                .await?;
-                if ticket.is_some() {
-                    return Ok(ticket);
-                }
+    /// leads to, as inbound mail is threaded
+    /// ([`crate::domain::threading::by_reference`]).
+    pub async fn ticket_by_references(
+        &self,
+        ids: &[String],
+        now: DateTime<Utc>,
+        reopen_window: chrono::Duration,
+    ) -> Result<Option<i64>> {
+        let ids: Vec<&str> = ids
+            .iter()
+            .take(MAX_REFERENCES)
+            .map(String::as_str)
+            .collect();
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let sql = format!(
+            "SELECT r.message_id, t.number, t.status, t.done_at, t.merged_into,
+                 EXISTS (SELECT 1 FROM messages m
+                     WHERE m.message_id = r.message_id AND m.ticket = r.ticket) AS holds
+             FROM thread_ids r JOIN tickets t ON t.number = r.ticket
+             WHERE r.message_id IN ({})",
+            super::events::placeholders(1, ids.len())
+        );
+        let leads: Vec<ReferenceLead> = super::dispatch_read!(self, |pool| {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in &ids {
+                query = query.bind(*id);
             }
-            Ok(None)
-        })
+            let mut leads = Vec::new();
+            for row in query.fetch_all(pool).await? {
+                leads.push(ReferenceLead {
+                    message_id: row.try_get("message_id")?,
+                    ticket: TicketFacts {
+                        number: row.try_get("number")?,
+                        status: super::parse_column(
+                            &row.try_get::<String, _>("status")?,
+                            "status",
+                        )?,
+                        done_at: row.try_get("done_at")?,
+                        merged_into: row.try_get("merged_into")?,
+                    },
+                    holds: row.try_get("holds")?,
+                });
+            }
+            leads
+        });
+        Ok(by_reference(&ids, &leads, now, reopen_window).map(|t| t.number))
     }
 }
 

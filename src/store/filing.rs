@@ -34,15 +34,18 @@ impl Tx {
     /// Threading facts of a ticket: number, status, done time.
     async fn ticket_facts(&mut self, number: i64) -> Result<Option<TicketFacts>> {
         on_tx!(self, |conn| {
-            let row = sqlx::query("SELECT number, status, done_at FROM tickets WHERE number = $1")
-                .bind(number)
-                .fetch_optional(&mut *conn)
-                .await?;
+            let row = sqlx::query(
+                "SELECT number, status, done_at, merged_into FROM tickets WHERE number = $1",
+            )
+            .bind(number)
+            .fetch_optional(&mut *conn)
+            .await?;
             Ok(match row {
                 Some(row) => Some(TicketFacts {
                     number: row.try_get("number")?,
                     status: parse_column(&row.try_get::<String, _>("status")?, "status")?,
                     done_at: row.try_get("done_at")?,
+                    merged_into: row.try_get("merged_into")?,
                 }),
                 None => None,
             })
@@ -50,41 +53,59 @@ impl Tx {
     }
 
     /// The ticket the first of `ids` that leads anywhere leads to (threading
-    /// rule 1), most relevant id first, the newest ticket among equals.
-    async fn ticket_by_reference(&mut self, ids: &[&String]) -> Result<Option<TicketFacts>> {
+    /// rule 1), most relevant id first; [`threading::by_reference`] picks
+    /// among the tickets one id leads to.
+    async fn ticket_by_reference(
+        &mut self,
+        ids: &[&String],
+        now: DateTime<Utc>,
+        reopen_window: Duration,
+    ) -> Result<Option<TicketFacts>> {
         if ids.is_empty() {
             return Ok(None);
         }
         let sql = format!(
-            "SELECT r.message_id, t.number, t.status, t.done_at FROM thread_ids r
-             JOIN tickets t ON t.number = r.ticket WHERE r.message_id IN ({})
-             ORDER BY t.number DESC",
+            "SELECT r.message_id, t.number, t.status, t.done_at, t.merged_into,
+                 EXISTS (SELECT 1 FROM messages m
+                     WHERE m.message_id = r.message_id AND m.ticket = r.ticket) AS holds
+             FROM thread_ids r JOIN tickets t ON t.number = r.ticket
+             WHERE r.message_id IN ({})",
             super::events::placeholders(1, ids.len())
         );
-        let found: Vec<(String, TicketFacts)> = on_tx!(self, |conn| {
+        let leads: Vec<threading::ReferenceLead> = on_tx!(self, |conn| {
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for id in ids {
                 query = query.bind(*id);
             }
-            let mut found = Vec::new();
+            let mut leads = Vec::new();
             for row in query.fetch_all(&mut *conn).await? {
-                found.push((
-                    row.try_get("message_id")?,
-                    TicketFacts {
+                leads.push(threading::ReferenceLead {
+                    message_id: row.try_get("message_id")?,
+                    ticket: TicketFacts {
                         number: row.try_get("number")?,
                         status: parse_column(&row.try_get::<String, _>("status")?, "status")?,
                         done_at: row.try_get("done_at")?,
+                        merged_into: row.try_get("merged_into")?,
                     },
-                ));
+                    holds: row.try_get("holds")?,
+                });
             }
-            found
+            leads
         });
-        Ok(ids.iter().find_map(|id| {
-            found
-                .iter()
-                .find(|(found_id, _)| found_id == *id)
-                .map(|(_, facts)| facts.clone())
-        }))
+        let ids: Vec<&str> = ids.iter().map(|id| id.as_str()).collect();
+        Ok(threading::by_reference(&ids, &leads, now, reopen_window))
+    }
+
+    /// The facts of the ticket holding a ticket's mail: the same facts
+    /// unless it was merged into another.
+    async fn holding_facts(&mut self, facts: TicketFacts) -> Result<Option<TicketFacts>> {
+        if facts.merged_into.is_none() {
+            return Ok(Some(facts));
+        }
+        match self.holding_ticket(facts.number).await? {
+            Some(holder) => self.ticket_facts(holder).await,
+            None => Ok(None),
+        }
     }
 
     /// Whether the address is an agent's (a colleague, not a customer).
@@ -297,6 +318,32 @@ impl Tx {
         })
         .await
     }
+
+    /// Opens the ticket a split moves a customer's mail into: as that
+    /// mail would have opened one (new, nobody's, the customer waiting
+    /// since it arrived), linked to the ticket it came from.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn open_split_ticket(
+        &mut self,
+        queue_id: i64,
+        title: &str,
+        customer_address: &str,
+        customer_name: Option<&str>,
+        linked: i64,
+        waiting_since: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<i64> {
+        self.insert_ticket(&NewTicket {
+            queue_id,
+            subject: title,
+            customer_address,
+            customer_name,
+            opening: Opening::by_customer(waiting_since),
+            linked: Some(linked),
+            at,
+        })
+        .await
+    }
 }
 
 /// The caps' name for acknowledgements to one address.
@@ -354,21 +401,32 @@ pub(crate) async fn file(tx: &mut Tx, request: &InboundRequest) -> Result<FileOu
         tracing::info!(message_id = %m.message_id, sender = %m.sender,
             "a stored message of another sender has this Message-ID: not threaded by it");
     }
+    // A ticket merged into another leads on to it: its mail, participants
+    // and Message-IDs are there now.
     let mut candidates = Candidates {
         by_reference: tx
-            .ticket_by_reference(&m.lookup_ids(own_id_is_taken))
+            .ticket_by_reference(
+                &m.lookup_ids(own_id_is_taken),
+                request.now,
+                request.reopen_window,
+            )
             .await?,
         ..Candidates::default()
     };
+    if let Some(found) = candidates.by_reference.take() {
+        candidates.by_reference = tx.holding_facts(found).await?;
+    }
     for number in &request.plus_tickets {
         if let Some(facts) = tx.ticket_facts(*number).await? {
-            candidates.by_plus_address = Some(facts);
+            candidates.by_plus_address = tx.holding_facts(facts).await?;
             break;
         }
     }
     for number in &request.subject_tags {
-        if let Some(facts) = tx.ticket_facts(*number).await? {
-            let participant = tx.is_participant(*number, &m.sender).await?;
+        if let Some(facts) = tx.ticket_facts(*number).await?
+            && let Some(facts) = tx.holding_facts(facts).await?
+        {
+            let participant = tx.is_participant(facts.number, &m.sender).await?;
             candidates.by_subject_tag = Some((facts, participant));
             break;
         }

@@ -25,6 +25,7 @@ mod events;
 mod filing;
 mod imap;
 mod knowledge;
+mod merge;
 mod messages;
 mod notify;
 mod outbound;
@@ -44,6 +45,7 @@ pub use imap::{
     Viewer, join_flags,
 };
 pub use knowledge::{Article, ArticleFilter, ArticleUsage, ArticleWrite, Revision};
+pub use merge::{MergeDone, MergeRequest, SplitDone, SplitRequest};
 pub use notify::ChangeListener;
 pub use outbound::{FailureNote, OutboundItem, OutboundStatus};
 pub use search::{IndexableMessage, IndexableTicket, LoggedEvent, SystemNote};
@@ -369,6 +371,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "reports",
         include_str!("../../migrations/sqlite/0022_reports.sql"),
     ),
+    (
+        20,
+        "merge",
+        include_str!("../../migrations/sqlite/0020_merge.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -465,6 +472,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         22,
         "reports",
         include_str!("../../migrations/postgres/0022_reports.sql"),
+    ),
+    (
+        20,
+        "merge",
+        include_str!("../../migrations/postgres/0020_merge.sql"),
     ),
 ];
 

@@ -36,6 +36,7 @@ fn column_name(column: &Column) -> &'static str {
         Column::CustomerWaitingSince(_) => "customer_waiting_since",
         Column::UpdatedAt(_) => "updated_at",
         Column::SlaCheckAt(_) => "sla_check_at",
+        Column::MergedInto(_) => "merged_into",
     }
 }
 
@@ -57,7 +58,7 @@ where
         Column::Status(s) => query.bind(s.as_str()),
         Column::Priority(p) => query.bind(p.as_str()),
         Column::Disposition(d) => query.bind(d.map(Disposition::as_str)),
-        Column::QueueId(id) => query.bind(*id),
+        Column::QueueId(id) | Column::MergedInto(id) => query.bind(*id),
         Column::OwnerId(id) => query.bind(*id),
         Column::SlaPolicy(policy) => query.bind(policy.clone()),
         Column::DoneAt(at)
@@ -87,7 +88,7 @@ impl Tx {
         let sql = format!(
             "SELECT t.status, t.priority, q.name AS queue, t.owner_id, t.disposition,
                  t.sla_policy, t.sla_paused_at, t.sla_resumed_at, t.first_response_at,
-                 t.customer_waiting_since, t.updated_at
+                 t.customer_waiting_since, t.updated_at, t.merged_into
              FROM tickets t JOIN queues q ON q.id = t.queue_id WHERE t.number = $1{}",
             // Only the ticket's row: the queue's stays free for others.
             self.lock(RowLock::WaitForTicket)
@@ -138,6 +139,7 @@ impl Tx {
                 first_response_at: row.try_get("first_response_at")?,
                 customer_waiting_since: row.try_get("customer_waiting_since")?,
                 updated_at: row.try_get("updated_at")?,
+                merged_into: row.try_get("merged_into")?,
             }))
         })
     }
@@ -232,6 +234,19 @@ impl Tx {
                 query.execute(&mut *conn).await?;
             });
         }
+        for (time, at) in &plan.time_entries {
+            on_tx!(self, |conn| {
+                sqlx::query(
+                    "INSERT INTO time_entries (ticket, agent_id, minutes, at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(plan.number)
+                .bind(time.agent)
+                .bind(i64::from(time.minutes))
+                .bind(*at)
+                .execute(&mut *conn)
+                .await?;
+            });
+        }
         if !plan.remove_tags.is_empty() {
             let sql = format!(
                 "DELETE FROM ticket_tags WHERE ticket = $1 AND tag IN ({})",
@@ -299,6 +314,7 @@ impl Tx {
         let plan = plan_change(&current, request, &facts).map_err(|err| match err {
             ChangeError::NoQueue(_) => StoreError::NotFound(err.to_string()),
             ChangeError::Denied(why) => StoreError::Denied(why),
+            ChangeError::Merged { .. } => StoreError::Conflict(err.to_string()),
         })?;
         self.execute_columns(&plan).await?;
         Ok(plan)

@@ -23,6 +23,8 @@ pub struct Ticket {
     pub priority: Priority,
     pub owner: Option<String>,
     pub linked_ticket: Option<i64>,
+    /// The ticket its mail was merged into (it is closed, an empty shell).
+    pub merged_into: Option<i64>,
     pub tags: Vec<String>,
     pub message_count: i64,
     pub created_at: DateTime<Utc>,
@@ -75,6 +77,8 @@ pub struct Event {
     pub actor: String,
     pub kind: EventKind,
     pub detail: String,
+    /// The ticket this line was written on, when a merge moved it here.
+    pub merged_from: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -90,7 +94,7 @@ pub struct TicketFilter {
 
 const TICKET_COLUMNS: &str =
     "t.number, q.name AS queue, t.subject, t.customer_address, t.customer_name,
-    t.status, t.disposition, t.disposition_at, t.priority, a.email AS owner, t.linked_ticket, t.created_at, t.updated_at, t.done_at,
+    t.status, t.disposition, t.disposition_at, t.priority, a.email AS owner, t.linked_ticket, t.merged_into, t.created_at, t.updated_at, t.done_at,
     t.first_response_at, t.last_response_at, t.customer_waiting_since,
     t.sla_policy, t.first_response_due, t.next_response_due, t.resolution_due, t.sla_paused_at,
     t.sla_resumed_at, t.sla_overdue,
@@ -115,6 +119,7 @@ macro_rules! ticket_from_row {
             priority: parse_column(&row.try_get::<String, _>("priority")?, "priority")?,
             owner: row.try_get("owner")?,
             linked_ticket: row.try_get("linked_ticket")?,
+            merged_into: row.try_get("merged_into")?,
             tags: Vec::new(),
             message_count: row.try_get("message_count")?,
             created_at: row.try_get("created_at")?,
@@ -377,7 +382,7 @@ impl Store {
     pub async fn ticket_events(&self, number: i64) -> Result<Vec<Event>> {
         dispatch_read!(self, |pool| {
             let rows = sqlx::query(
-                "SELECT at, actor, kind, detail FROM ticket_events WHERE ticket = $1 ORDER BY id",
+                "SELECT at, actor, kind, detail, merged_from FROM ticket_events WHERE ticket = $1 ORDER BY id",
             )
             .bind(number)
             .fetch_all(pool)
@@ -389,6 +394,7 @@ impl Store {
                     actor: row.try_get("actor")?,
                     kind: parse_column(&row.try_get::<String, _>("kind")?, "event kind")?,
                     detail: row.try_get("detail")?,
+                    merged_from: row.try_get("merged_from")?,
                 });
             }
             Ok(out)

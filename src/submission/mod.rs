@@ -25,11 +25,12 @@
 //! refused before anything is stored or sent.
 
 pub mod knowledge;
+mod merge;
 pub mod rewrite;
 
 use crate::App;
 use crate::domain::agent_mail::{self, Addressing, ForwardedHeader};
-use crate::domain::change::{ChangeRequest, TicketChange};
+use crate::domain::change::{ChangeRequest, TicketChange, TimeSpent};
 use crate::domain::collision::{self, CollisionMode, Decision, Newer};
 use crate::domain::commands::{Command, Commands};
 use crate::domain::outgoing::OutgoingMail;
@@ -65,6 +66,8 @@ pub struct Submitted {
     /// `collision = "warn"`: the reply went out though this many newer
     /// messages had arrived (noted in the ticket, the agent told).
     pub collision_warning: Option<usize>,
+    /// `#merge`/`#split`: what moved ("#7 merged into #42").
+    pub moved: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,6 +145,9 @@ impl Submitted {
                 if newer == 1 { "" } else { "s" }
             ));
         }
+        if let Some(moved) = &self.moved {
+            text.push_str(&format!("; {moved}"));
+        }
         if !self.command_errors.is_empty() {
             text.push_str(&format!(
                 "; {} command error(s), see the note in the ticket",
@@ -188,7 +194,7 @@ pub async fn submit(
 ) -> Result<Submitted, SubmitError> {
     let now = Utc::now();
     let queues = app.queues().await?;
-    let header = read_header(&raw);
+    let mut header = read_header(&raw);
     let from = header
         .from
         .clone()
@@ -221,7 +227,10 @@ pub async fn submit(
     }
 
     let actor = agent.actor();
-    let mut ticket = find_ticket(app, &plus_tickets, &header).await?;
+    let (mut ticket, named) = match find_ticket(app, &plus_tickets, &header, now).await? {
+        Some((ticket, named)) => (Some(ticket), Some(named)),
+        None => (None, None),
+    };
     // A customer's mail an agent forwarded to a queue's own address: the
     // customer's ticket (the one their mail is in already, or a new one).
     let mut forwarded = None;
@@ -232,8 +241,12 @@ pub async fn submit(
         && let Some(queue) = queue_recipients.first().copied()
     {
         let known = original.message_id.iter().cloned().collect::<Vec<_>>();
-        ticket = match app.store.ticket_by_references(&known).await? {
-            Some(number) => Some(app.store.ticket(number).await?),
+        ticket = match app
+            .store
+            .ticket_by_references(&known, now, reopen_window(app))
+            .await?
+        {
+            Some(number) => holding_ticket(app, number).await?,
             None => None,
         };
         if ticket.is_none() {
@@ -246,7 +259,7 @@ pub async fn submit(
 
     // Where the mail goes: the ticket it names, a forwarded customer's new
     // ticket, or a new outbound ticket.
-    let (target, queue) = match (&ticket, &forwarded) {
+    let (mut target, mut queue) = match (&ticket, &forwarded) {
         (Some(ticket), _) => {
             let queue = queues
                 .iter()
@@ -323,8 +336,60 @@ pub async fn submit(
             None => Ownership::TheActor,
         },
     };
-    let (change, command_errors) =
+    let (mut change, mut command_errors, redirect) =
         resolve_commands(&mail.commands, &actor, &agents, &queues, target_facts);
+    // Issue 20: `#merge`/`#split` move the ticket's mail first; this mail
+    // and the other commands then go where the conversation is now.
+    let mut moved = None;
+    // A mail naming a merged ticket reaches the ticket holding its mail;
+    // `#merge` there would merge that one, which the agent did not name.
+    if let (Some(merge::Redirect::Merge { line, .. }), Some(ticket), Some(named)) =
+        (&redirect, &ticket, named)
+        && named != ticket.number
+    {
+        command_errors.push(format!(
+            "{line}: ticket #{named} was already merged into #{}",
+            ticket.number
+        ));
+        change = TicketChange::default();
+    }
+    if let (Some(redirect), Some(source), true) = (&redirect, &ticket, command_errors.is_empty()) {
+        let in_reply_to = header.in_reply_to.clone();
+        match merge::redirect(
+            app,
+            agent,
+            source.number,
+            redirect,
+            in_reply_to.as_deref(),
+            now,
+        )
+        .await?
+        {
+            Ok(done) => {
+                let now_in = app.store.ticket(done.ticket).await?;
+                queue = queues
+                    .iter()
+                    .find(|q| q.name == now_in.queue)
+                    .ok_or_else(|| StoreError::NotFound(format!("no queue '{}'", now_in.queue)))?;
+                target = ReplyTarget::Ticket(now_in.number);
+                header.subject = header
+                    .subject
+                    .as_deref()
+                    .map(|s| subject::replace_ticket_tag(s, source.number, now_in.number));
+                if matches!(redirect, merge::Redirect::Split { .. }) {
+                    // Only the answered message leads here: the older ones
+                    // this mail quotes stay with the ticket they are in.
+                    header.references = in_reply_to.into_iter().collect();
+                }
+                moved = Some(done.summary);
+                ticket = Some(now_in);
+            }
+            Err(why) => {
+                command_errors.push(why);
+                change = TicketChange::default();
+            }
+        }
+    }
     // `#cc add` / `#cc remove` (applied with the other commands): the
     // mail goes to the people added and not to those removed, and its To
     // and Cc say so.
@@ -536,6 +601,7 @@ pub async fn submit(
         command_errors,
         changed,
         collision_warning: warned,
+        moved,
     })
 }
 
@@ -975,27 +1041,49 @@ fn subject_title(subject_text: &Option<String>) -> String {
 }
 
 /// Finds the ticket a mail names: its plus-address recipient first (the
-/// agent chose it), then its threading headers, then a `[#n]` tag.
+/// agent chose it), then its threading headers, then a `[#n]` tag; with
+/// the number it named (another, when that ticket was merged into it).
 async fn find_ticket(
     app: &App,
     plus_tickets: &[i64],
     header: &HeaderFacts,
-) -> Result<Option<Ticket>, StoreError> {
+    now: DateTime<Utc>,
+) -> Result<Option<(Ticket, i64)>, StoreError> {
     let mut candidates: Vec<i64> = plus_tickets.to_vec();
-    if let Some(by_reference) = app.store.ticket_by_references(&header.references).await? {
+    if let Some(by_reference) = app
+        .store
+        .ticket_by_references(&header.references, now, reopen_window(app))
+        .await?
+    {
         candidates.push(by_reference);
     }
     candidates.extend(subject::ticket_tags(
         header.subject.as_deref().unwrap_or_default(),
     ));
     for number in candidates {
-        match app.store.ticket(number).await {
-            Ok(ticket) => return Ok(Some(ticket)),
-            Err(StoreError::NotFound(_)) => continue,
-            Err(err) => return Err(err),
+        if let Some(ticket) = holding_ticket(app, number).await? {
+            return Ok(Some((ticket, number)));
         }
     }
     Ok(None)
+}
+
+/// `[tickets] reopen_window_days`.
+fn reopen_window(app: &App) -> chrono::Duration {
+    chrono::Duration::days(i64::from(app.config.tickets.reopen_window_days))
+}
+
+/// The ticket holding ticket `number`'s mail: itself, or the one it was
+/// merged into. None: no such ticket.
+async fn holding_ticket(app: &App, number: i64) -> Result<Option<Ticket>, StoreError> {
+    let Some(holder) = app.store.holding_ticket(number).await? else {
+        return Ok(None);
+    };
+    match app.store.ticket(holder).await {
+        Ok(ticket) => Ok(Some(ticket)),
+        Err(StoreError::NotFound(_)) => Ok(None),
+        Err(err) => Err(err),
+    }
 }
 
 /// Turns the parsed commands into one ticket change, checking each
@@ -1006,9 +1094,10 @@ fn resolve_commands(
     agents: &[crate::store::Agent],
     queues: &[Queue],
     target: CommandTarget<'_>,
-) -> (TicketChange, Vec<String>) {
+) -> (TicketChange, Vec<String>, Option<merge::Redirect>) {
     let mut errors = commands.errors();
     let mut change = TicketChange::default();
+    let mut redirect: Option<merge::Redirect> = None;
     // The queue the ticket will be in, for checking an assignee.
     let final_queue = commands
         .parsed()
@@ -1093,6 +1182,33 @@ fn resolve_commands(
                     Err(why) => errors.push(fail(why.to_string())),
                 },
             },
+            // Issue 20: merge, split and time.
+            Command::Merge(_) | Command::Split if target.number.is_none() => errors.push(fail(
+                "acts on an existing ticket: reply to one of its messages or write to its plus-address"
+                    .into(),
+            )),
+            Command::Merge(_) | Command::Split if redirect.is_some() => {
+                errors.push(fail("one #merge or #split per mail".into()))
+            }
+            Command::Merge(into) => {
+                redirect = Some(merge::Redirect::Merge {
+                    into: *into,
+                    line: format!("line {}: {}", line.line, line.text),
+                })
+            }
+            Command::Split => {
+                redirect = Some(merge::Redirect::Split {
+                    line: format!("line {}: {}", line.line, line.text),
+                })
+            }
+            Command::Time(minutes) => {
+                let before = change.time.as_ref().map(|t| t.minutes).unwrap_or(0);
+                change.time = Some(TimeSpent {
+                    agent: actor.id,
+                    email: actor.email.clone(),
+                    minutes: before.saturating_add(*minutes),
+                });
+            }
             Command::Assign(who) => match find_agent(agents, actor, who) {
                 Err(why) => errors.push(fail(why)),
                 Ok(assignee) => match may_own(Some(assignee.id), Some(&assignee.as_assignee())) {
@@ -1104,8 +1220,9 @@ fn resolve_commands(
     }
     if !errors.is_empty() {
         change = TicketChange::default();
+        redirect = None;
     }
-    (change, errors)
+    (change, errors, redirect)
 }
 
 /// The ticket a mail's commands act on, as the permission check sees it.
@@ -1205,6 +1322,8 @@ struct HeaderFacts {
     names: std::collections::HashMap<String, String>,
     subject: Option<String>,
     message_id: Option<String>,
+    /// The message this mail answers (`#split` splits it off).
+    in_reply_to: Option<String>,
     has_date: bool,
     /// In-Reply-To, then References from the newest.
     references: Vec<String>,
@@ -1257,7 +1376,11 @@ fn read_header(raw: &[u8]) -> HeaderFacts {
     }
     for (name, value) in message.headers_raw() {
         if name.eq_ignore_ascii_case("In-Reply-To") {
-            facts.references.extend(message_id::extract_ids(value));
+            let ids = message_id::extract_ids(value);
+            if facts.in_reply_to.is_none() {
+                facts.in_reply_to = ids.first().cloned();
+            }
+            facts.references.extend(ids);
         }
     }
     for (name, value) in message.headers_raw() {
