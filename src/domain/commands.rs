@@ -34,6 +34,10 @@ pub enum Command {
     Queue(String),
     /// `#hold`: if any command fails, send nothing to the customer.
     Hold,
+    /// `#template refund`: the queue's template of that name goes where
+    /// the command was (submission inserts it; a name of several words is
+    /// the rest of the line).
+    Template(String),
 }
 
 /// A command line as written, with its line number (from 1) and what it
@@ -56,7 +60,7 @@ pub struct Commands {
 
 /// Every command word, for error messages.
 pub const KNOWN: &str = "#close, #resolve, #pending, #open, #priority LEVEL, #assign AGENT|me, \
-#take, #unassign, #tag TAG…, #untag TAG…, #queue NAME, #hold";
+#take, #unassign, #tag TAG…, #untag TAG…, #queue NAME, #hold, #template NAME";
 
 /// The most tags one `#tag` or `#untag` line takes: a longer list is a
 /// sentence, not tags.
@@ -207,6 +211,10 @@ pub fn meaning(line: &str) -> LineMeaning {
             [] => mistake("which queue?".into()),
             [name] => command(Command::Queue((*name).to_string())),
             _ => LineMeaning::Text,
+        },
+        "template" => match words.as_slice() {
+            [] => mistake("which template? (#template NAME)".into()),
+            _ => command(Command::Template(argument.to_string())),
         },
         "tag" | "untag" => match tag_list(argument) {
             Some(tags) if tags.is_empty() => mistake("which tag?".into()),

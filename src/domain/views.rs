@@ -13,6 +13,9 @@ use std::collections::{BTreeSet, HashMap};
 /// The hierarchy delimiter of every mailbox name.
 pub const DELIMITER: char = '/';
 pub const QUEUES: &str = "Queues";
+/// Thunderbird's name for the templates folder (RFC 6154 has no special
+/// use for it; clients find it by this name).
+pub const TEMPLATES: &str = "Templates";
 
 /// A mailbox as the agent sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -40,6 +43,9 @@ pub enum Folder {
     /// The agent's own storage: sent copies, drafts, personal folders.
     Sent,
     Drafts,
+    /// The team's shared templates of my queues (stored as copies in a
+    /// storage folder of mine, kept in line with the templates table).
+    Templates,
     Personal(String),
 }
 
@@ -58,6 +64,7 @@ impl Folder {
             Folder::Trash => "Trash".into(),
             Folder::Sent => "Sent".into(),
             Folder::Drafts => "Drafts".into(),
+            Folder::Templates => TEMPLATES.into(),
             Folder::Personal(name) => name.clone(),
         }
     }
@@ -112,6 +119,7 @@ impl Folder {
             Folder::Closed,
             Folder::Sent,
             Folder::Drafts,
+            Folder::Templates,
             Folder::Junk,
             Folder::Trash,
         ]
@@ -162,7 +170,10 @@ impl Folder {
     }
 
     pub fn is_storage(&self) -> bool {
-        matches!(self, Folder::Sent | Folder::Drafts | Folder::Personal(_))
+        matches!(
+            self,
+            Folder::Sent | Folder::Drafts | Folder::Templates | Folder::Personal(_)
+        )
     }
 
     /// A name agents may not use for their own folders: every view's name
@@ -226,7 +237,7 @@ impl Folder {
                 disposition: Some(Disposition::Trash),
                 ..ViewFilter::default()
             },
-            Folder::Sent | Folder::Drafts | Folder::Personal(_) => return None,
+            Folder::Sent | Folder::Drafts | Folder::Templates | Folder::Personal(_) => return None,
         })
     }
 
@@ -277,7 +288,7 @@ impl Folder {
                 disposition: Some(Some(Disposition::Trash)),
                 ..TicketChange::default()
             },
-            Folder::Sent | Folder::Drafts | Folder::Personal(_) => {
+            Folder::Sent | Folder::Drafts | Folder::Templates | Folder::Personal(_) => {
                 return Err("not a view");
             }
         })

@@ -11,6 +11,7 @@
 //! the server.
 
 pub mod help_center;
+pub mod satisfaction;
 
 use crate::App;
 use crate::net::Shutdown;
@@ -37,6 +38,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .merge(help_center::routes())
+        .merge(satisfaction::routes())
         .with_state(app)
 }
 

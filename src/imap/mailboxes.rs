@@ -64,6 +64,7 @@ fn list_order(folder: &Folder) -> (u8, String) {
         Folder::Closed => 7,
         Folder::Sent => 8,
         Folder::Drafts => 9,
+        Folder::Templates => 9,
         Folder::Junk => 10,
         Folder::Trash => 11,
         Folder::Personal(_) => 12,
@@ -125,6 +126,11 @@ impl ImapSession {
         force: bool,
         known: &str,
     ) -> Result<String, StoreError> {
+        // Templates shows the team's templates of the agent's queues.
+        if *folder == Folder::Templates {
+            self.sync_templates(login, mailbox_id).await?;
+            return Ok(String::new());
+        }
         // The agent's own folders hold what was put there: nothing to bring
         // up to date.
         let Some(filter) = folder.filter() else {
@@ -299,6 +305,10 @@ impl ImapSession {
             return Ok(());
         }
         let uids: Vec<u32> = doomed.iter().map(|i| selected.messages[*i].uid).collect();
+        if selected.folder == Folder::Templates {
+            self.remove_templates(login, selected.mailbox.id, &uids)
+                .await?;
+        }
         self.app
             .store
             .imap_expunge(selected.mailbox.id, &uids)
@@ -336,6 +346,14 @@ impl ImapSession {
             };
         }
         let uids: Vec<u32> = doomed.iter().map(|i| selected.messages[*i].uid).collect();
+        // Deleting a template's copy removes the template, for everyone.
+        if selected.folder == Folder::Templates
+            && let Err(refused) = self
+                .remove_templates(login, selected.mailbox.id, &uids)
+                .await
+        {
+            return refused;
+        }
         match self
             .app
             .store

@@ -21,6 +21,7 @@ mod selected;
 mod session;
 mod slots;
 mod store_flags;
+mod templates;
 
 pub use slots::AgentSlots;
 

@@ -29,7 +29,9 @@ mod notify;
 mod outbound;
 mod read_only;
 mod search;
+mod satisfaction;
 mod sla;
+mod templates;
 mod ticket_change;
 mod tickets;
 
@@ -43,8 +45,10 @@ pub use imap::{
 pub use knowledge::{Article, ArticleFilter, ArticleUsage, ArticleWrite, Revision};
 pub use notify::ChangeListener;
 pub use outbound::{FailureNote, OutboundItem, OutboundStatus};
+pub use satisfaction::{Rated, SurveyCandidate, SurveyOutcome, SurveyState, SurveyWrite};
 pub use search::{IndexableMessage, IndexableTicket, LoggedEvent, SystemNote};
 pub use sla::{SlaClaim, SlaWork};
+pub use templates::{NewTemplate, Template};
 pub use tickets::{Event, MessageRecord, Ticket, TicketFilter};
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -347,6 +351,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "team",
         include_str!("../../migrations/sqlite/0018_team.sql"),
     ),
+    (
+        21,
+        "templates",
+        include_str!("../../migrations/sqlite/0021_templates.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -428,6 +437,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         18,
         "team",
         include_str!("../../migrations/postgres/0018_team.sql"),
+    ),
+    (
+        21,
+        "templates",
+        include_str!("../../migrations/postgres/0021_templates.sql"),
     ),
 ];
 
