@@ -5,7 +5,6 @@
 //! relay), the mistakes that hold a reply, and `postdesk template …`.
 
 use crate::cli::{config_file, ok, postdesk};
-use crate::common;
 
 use crate::common::imap::{ImapClient, add_agent, add_agent_as};
 use crate::common::sink::Sink;
@@ -54,7 +53,9 @@ backend_test!(
             "From: alice <alice@desk.test>\r\nSubject: Refund\r\n\
              Message-ID: <tpl1@desk.test>\r\n\r\n{TEMPLATE_BODY}"
         );
-        let appended = alice.append("Templates", "\\Seen", template.as_bytes()).await;
+        let appended = alice
+            .append("Templates", "\\Seen", template.as_bytes())
+            .await;
         assert!(appended.ok(), "{appended:?}");
         assert!(appended.tagged.contains("APPENDUID"), "{appended:?}");
         let stored = server.store().templates(None).await.expect("templates");
@@ -73,7 +74,9 @@ backend_test!(
         let selected = bob.cmd("SELECT Templates").await;
         assert!(selected.ok(), "{selected:?}");
         assert!(selected.all_text().contains("* 1 EXISTS"), "{selected:?}");
-        let fetched = bob.cmd("FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])").await;
+        let fetched = bob
+            .cmd("FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+            .await;
         let text: String = fetched
             .untagged
             .iter()
@@ -88,11 +91,15 @@ backend_test!(
         // A colleague may not delete it: nothing goes.
         assert!(bob.cmd("STORE 1 +FLAGS (\\Deleted)").await.ok());
         let refused = bob.cmd("EXPUNGE").await;
-        assert!(!refused.ok() && refused.tagged.contains("NOPERM"), "{refused:?}");
+        assert!(
+            !refused.ok() && refused.tagged.contains("NOPERM"),
+            "{refused:?}"
+        );
         assert_eq!(server.store().templates(None).await.expect("t").len(), 1);
 
         // A second template, then the lead of the queue deletes alice's.
-        let second = "From: alice@desk.test\r\nSubject: Shipping delay\r\n\r\nSorry for the wait.\r\n";
+        let second =
+            "From: alice@desk.test\r\nSubject: Shipping delay\r\n\r\nSorry for the wait.\r\n";
         assert!(alice.append("Templates", "", second.as_bytes()).await.ok());
         let mut lea = ImapClient::login(server.imap(), "lea@desk.test", "secret").await;
         let lead_view = lea.cmd("SELECT Templates").await;
@@ -189,7 +196,11 @@ backend_test!(
         .await;
 
         for (n, body, problem) in [
-            (1, "#template refnud\r\n\r\nBest, Alice", "no template 'refnud'"),
+            (
+                1,
+                "#template refnud\r\n\r\nBest, Alice",
+                "no template 'refnud'",
+            ),
             (
                 2,
                 "Hello {{ customer.nmae }}, it is done.\r\n",
@@ -255,24 +266,48 @@ backend_test!(
         // The same name twice is refused; another queue's agent may not add.
         let twice = postdesk(
             &config,
-            &["template", "add", "--name", "password reset", "--queue", "support"],
+            &[
+                "template",
+                "add",
+                "--name",
+                "password reset",
+                "--queue",
+                "support",
+            ],
             Some("again\n"),
         );
         assert!(!twice.status.success());
-        assert!(String::from_utf8_lossy(&twice.stderr).contains("exists"));
+        let why = String::from_utf8_lossy(&twice.stderr);
+        assert!(why.contains("exists"), "{why}");
 
         let listed = ok(postdesk(&config, &["template", "list", "--json"], None));
         let listed: serde_json::Value = serde_json::from_str(&listed).expect("json");
         assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
         let table = ok(postdesk(&config, &["template", "list"], None));
-        assert!(table.contains("password reset") && table.contains("bob@desk.test"), "{table}");
-        let shown = ok(postdesk(&config, &["template", "show", "Password reset"], None));
-        assert!(shown.contains("Click the link, {{ customer.name }}."), "{shown}");
+        assert!(
+            table.contains("password reset") && table.contains("bob@desk.test"),
+            "{table}"
+        );
+        let shown = ok(postdesk(
+            &config,
+            &["template", "show", "Password reset"],
+            None,
+        ));
+        assert!(
+            shown.contains("Click the link, {{ customer.name }}."),
+            "{shown}"
+        );
 
         // Only its author (a lead, an admin) removes it.
         let refused = postdesk(
             &config,
-            &["--as", "dan@desk.test", "template", "remove", "password reset"],
+            &[
+                "--as",
+                "dan@desk.test",
+                "template",
+                "remove",
+                "password reset",
+            ],
             None,
         );
         assert!(!refused.status.success());
@@ -283,7 +318,13 @@ backend_test!(
         );
         ok(postdesk(
             &config,
-            &["--as", "bob@desk.test", "template", "remove", "password reset"],
+            &[
+                "--as",
+                "bob@desk.test",
+                "template",
+                "remove",
+                "password reset",
+            ],
             None,
         ));
         let empty = ok(postdesk(&config, &["template", "list"], None));

@@ -79,7 +79,9 @@ async fn find(
     match matching.len() {
         0 => Err(CliError::Store(StoreError::NotFound(format!(
             "no template '{name}'{}",
-            queue.map(|q| format!(" in queue '{q}'")).unwrap_or_default()
+            queue
+                .map(|q| format!(" in queue '{q}'"))
+                .unwrap_or_default()
         )))),
         1 => Ok(matching.remove(0).clone()),
         _ => Err(CliError::Invalid(format!(
@@ -151,13 +153,8 @@ pub async fn add(
         Some(agent) => (agent.email.clone(), Some(agent.id)),
         None => (super::audit::operator(), None),
     };
-    let raw = build_template_mail(
-        name.trim(),
-        &body,
-        &author,
-        &app.own_ids.fresh_submission(),
-    )
-    .map_err(CliError::Failed)?;
+    let raw = build_template_mail(name.trim(), &body, &author, &app.own_ids.fresh_submission())
+        .map_err(CliError::Failed)?;
     let id = app
         .store
         .add_template(&NewTemplate {

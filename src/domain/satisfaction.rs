@@ -61,10 +61,7 @@ impl std::str::FromStr for Rating {
 pub fn rating_of_reply(text: &str) -> Option<(Rating, String)> {
     let mut lines = text.lines().skip_while(|l| l.trim().is_empty());
     let first = lines.next()?;
-    let word = first
-        .trim()
-        .trim_end_matches(['.', '!', ','])
-        .trim();
+    let word = first.trim().trim_end_matches(['.', '!', ',']).trim();
     let rating = word.parse::<Rating>().ok()?;
     let (own, _quoted) = super::quoting::split_quoted(&lines.collect::<Vec<_>>().join("\n"));
     Some((rating, own.trim().to_string()))
@@ -139,10 +136,7 @@ mod tests {
             rating_of_reply("\nBad!\nNobody called me back.\n\n> How did we do?\n"),
             Some((Rating::Bad, "Nobody called me back.".to_string()))
         );
-        assert_eq!(
-            rating_of_reply("good"),
-            Some((Rating::Good, String::new()))
-        );
+        assert_eq!(rating_of_reply("good"), Some((Rating::Good, String::new())));
         assert_eq!(rating_of_reply("It was good, thanks"), None);
         assert_eq!(rating_of_reply(""), None);
     }

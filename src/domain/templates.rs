@@ -256,7 +256,10 @@ pub fn html_fragment(html: &str) -> &str {
         .find("<body")
         .and_then(|at| lower[at..].find('>').map(|end| at + end + 1))
         .unwrap_or(0);
-    let end = lower.rfind("</body").filter(|e| *e >= start).unwrap_or(html.len());
+    let end = lower
+        .rfind("</body")
+        .filter(|e| *e >= start)
+        .unwrap_or(html.len());
     &html[start..end]
 }
 
@@ -299,7 +302,6 @@ pub fn insert_into_html(body: &str, templates: &[TemplateBody]) -> String {
     out.push_str(&body[at..]);
     out
 }
-
 
 /// May the actor add a template to `queue` (or replace their own)? Any
 /// agent of the queue: no approval needed.
@@ -441,13 +443,52 @@ mod tests {
             role,
             queues: vec!["support".into()],
         };
-        let mine = may_remove(&actor(1, AgentRole::Agent), "refund", "support", Some(1), "a1@x");
+        let mine = may_remove(
+            &actor(1, AgentRole::Agent),
+            "refund",
+            "support",
+            Some(1),
+            "a1@x",
+        );
         assert!(mine.is_ok());
-        let theirs = may_remove(&actor(2, AgentRole::Agent), "refund", "support", Some(1), "a1@x");
+        let theirs = may_remove(
+            &actor(2, AgentRole::Agent),
+            "refund",
+            "support",
+            Some(1),
+            "a1@x",
+        );
         assert!(theirs.is_err_and(|e| e.contains("only its author")));
-        assert!(may_remove(&actor(3, AgentRole::Lead), "refund", "support", Some(1), "a1@x").is_ok());
-        assert!(may_remove(&actor(3, AgentRole::Lead), "refund", "billing", Some(1), "a1@x").is_err());
-        assert!(may_remove(&actor(4, AgentRole::Admin), "refund", "billing", None, "cli").is_ok());
+        assert!(
+            may_remove(
+                &actor(3, AgentRole::Lead),
+                "refund",
+                "support",
+                Some(1),
+                "a1@x"
+            )
+            .is_ok()
+        );
+        assert!(
+            may_remove(
+                &actor(3, AgentRole::Lead),
+                "refund",
+                "billing",
+                Some(1),
+                "a1@x"
+            )
+            .is_err()
+        );
+        assert!(
+            may_remove(
+                &actor(4, AgentRole::Admin),
+                "refund",
+                "billing",
+                None,
+                "cli"
+            )
+            .is_ok()
+        );
         assert!(may_add(&actor(2, AgentRole::Agent), "support").is_ok());
         assert!(may_add(&actor(2, AgentRole::Agent), "billing").is_err());
     }

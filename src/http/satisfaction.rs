@@ -73,16 +73,18 @@ pub fn render_page(
 ) -> Result<String, minijinja::Error> {
     let can_comment = matches!(state, PageState::Thanks | PageState::Already)
         && survey.is_some_and(|s| s.comment.is_none());
-    ENVIRONMENT.get_template("page.html")?.render(minijinja::value::Serde(serde_json::json!({
-        "state": state.as_str(),
-        "hostname": hostname,
-        "action": format!("/satisfaction/{token}"),
-        "ticket": survey.map(|s| s.ticket),
-        "rating": rating.map(|r| r.as_str()),
-        "comment": survey.and_then(|s| s.comment.clone()),
-        "can_comment": can_comment,
-        "max_comment": MAX_COMMENT,
-    })))
+    ENVIRONMENT
+        .get_template("page.html")?
+        .render(minijinja::value::Serde(serde_json::json!({
+            "state": state.as_str(),
+            "hostname": hostname,
+            "action": format!("/satisfaction/{token}"),
+            "ticket": survey.map(|s| s.ticket),
+            "rating": rating.map(|r| r.as_str()),
+            "comment": survey.and_then(|s| s.comment.clone()),
+            "can_comment": can_comment,
+            "max_comment": MAX_COMMENT,
+        })))
 }
 
 fn page(
@@ -119,7 +121,16 @@ fn form_value(data: &[u8], name: &str) -> Option<String> {
 
 /// The survey of a token, or the "not valid" page.
 async fn find(app: &App, token: &str) -> Result<SurveyState, Response> {
-    let unknown = || page(app, StatusCode::NOT_FOUND, PageState::Unknown, token, None, None);
+    let unknown = || {
+        page(
+            app,
+            StatusCode::NOT_FOUND,
+            PageState::Unknown,
+            token,
+            None,
+            None,
+        )
+    };
     if !satisfaction::plausible_token(token) {
         return Err(unknown());
     }
@@ -142,7 +153,14 @@ async fn record(app: &App, token: &str, survey: SurveyState, rating: Rating) -> 
                 rating: Some(rating),
                 ..survey
             };
-            page(app, StatusCode::OK, PageState::Thanks, token, Some(&survey), Some(rating))
+            page(
+                app,
+                StatusCode::OK,
+                PageState::Thanks,
+                token,
+                Some(&survey),
+                Some(rating),
+            )
         }
         Ok(Rated::Already { rating, .. }) => page(
             app,
@@ -152,7 +170,14 @@ async fn record(app: &App, token: &str, survey: SurveyState, rating: Rating) -> 
             Some(&survey),
             Some(rating),
         ),
-        Ok(Rated::Unknown) => page(app, StatusCode::NOT_FOUND, PageState::Unknown, token, None, None),
+        Ok(Rated::Unknown) => page(
+            app,
+            StatusCode::NOT_FOUND,
+            PageState::Unknown,
+            token,
+            None,
+            None,
+        ),
         Err(err) => failed("record the rating", err),
     }
 }
@@ -177,7 +202,14 @@ async fn show(
             Some(&survey),
             Some(rating),
         ),
-        (Some(Err(_)) | None, None) => page(&app, StatusCode::OK, PageState::Ask, &token, Some(&survey), None),
+        (Some(Err(_)) | None, None) => page(
+            &app,
+            StatusCode::OK,
+            PageState::Ask,
+            &token,
+            Some(&survey),
+            None,
+        ),
     }
 }
 
@@ -200,10 +232,24 @@ async fn answer(State(app): State<Arc<App>>, Path(token): Path<String>, body: By
         .take(MAX_COMMENT)
         .collect();
     let Some(rating) = survey.rating else {
-        return page(&app, StatusCode::OK, PageState::Ask, &token, Some(&survey), None);
+        return page(
+            &app,
+            StatusCode::OK,
+            PageState::Ask,
+            &token,
+            Some(&survey),
+            None,
+        );
     };
     if comment.is_empty() {
-        return page(&app, StatusCode::OK, PageState::Already, &token, Some(&survey), Some(rating));
+        return page(
+            &app,
+            StatusCode::OK,
+            PageState::Already,
+            &token,
+            Some(&survey),
+            Some(rating),
+        );
     }
     match survey::comment(&app, &survey, &comment, chrono::Utc::now()).await {
         Ok(true) => {
@@ -211,9 +257,23 @@ async fn answer(State(app): State<Arc<App>>, Path(token): Path<String>, body: By
                 comment: Some(comment),
                 ..survey
             };
-            page(&app, StatusCode::OK, PageState::Commented, &token, Some(&survey), Some(rating))
+            page(
+                &app,
+                StatusCode::OK,
+                PageState::Commented,
+                &token,
+                Some(&survey),
+                Some(rating),
+            )
         }
-        Ok(false) => page(&app, StatusCode::OK, PageState::Already, &token, Some(&survey), Some(rating)),
+        Ok(false) => page(
+            &app,
+            StatusCode::OK,
+            PageState::Already,
+            &token,
+            Some(&survey),
+            Some(rating),
+        ),
         Err(err) => failed("record the comment", err),
     }
 }

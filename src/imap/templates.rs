@@ -102,7 +102,9 @@ impl ImapSession {
         };
         let id = match store.add_template(&template).await {
             Ok(id) => id,
-            Err(err @ StoreError::Conflict(_)) => return Reply::no(format!("[ALREADYEXISTS] {err}")),
+            Err(err @ StoreError::Conflict(_)) => {
+                return Reply::no(format!("[ALREADYEXISTS] {err}"));
+            }
             Err(err) => return err.into(),
         };
         tracing::info!(agent = %agent.email, template = %name, queue = %queue.name, "template added over IMAP");
@@ -121,21 +123,38 @@ impl ImapSession {
 
     /// EXPUNGE in Templates: the templates of these UIDs, if the agent
     /// may remove every one of them (all or none). Returns the refusal.
-    pub async fn remove_templates(&self, login: &LoggedIn, mailbox_id: i64, uids: &[u32]) -> Result<(), Reply> {
+    pub async fn remove_templates(
+        &self,
+        login: &LoggedIn,
+        mailbox_id: i64,
+        uids: &[u32],
+    ) -> Result<(), Reply> {
         let store = &self.app.store;
-        let copies = store.template_copies(mailbox_id).await.map_err(Reply::from)?;
+        let copies = store
+            .template_copies(mailbox_id)
+            .await
+            .map_err(Reply::from)?;
         let actor = login.agent.actor();
         let mut doomed = Vec::new();
         for (uid, template) in copies.iter().filter(|(uid, _)| uids.contains(uid)) {
             let Some(found) = store.template(*template).await.map_err(Reply::from)? else {
                 continue;
             };
-            rules::may_remove(&actor, &found.name, &found.queue, found.author_id, &found.author)
-                .map_err(|why| Reply::no(format!("[NOPERM] {why}; nothing was removed")))?;
+            rules::may_remove(
+                &actor,
+                &found.name,
+                &found.queue,
+                found.author_id,
+                &found.author,
+            )
+            .map_err(|why| Reply::no(format!("[NOPERM] {why}; nothing was removed")))?;
             doomed.push((*uid, found));
         }
         for (_, template) in &doomed {
-            store.remove_template(template.id).await.map_err(Reply::from)?;
+            store
+                .remove_template(template.id)
+                .await
+                .map_err(Reply::from)?;
             tracing::info!(agent = %login.agent.email, template = %template.name, queue = %template.queue, "template removed over IMAP");
         }
         Ok(())

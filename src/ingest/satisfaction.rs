@@ -22,7 +22,9 @@ use crate::domain::satisfaction::{self, Rating, SurveyFacts};
 use crate::domain::ticket::{EventKind, Status, queue_display_name};
 use crate::domain::{address, message_id};
 use crate::net::Shutdown;
-use crate::store::{Rated, StoreError, SurveyCandidate, SurveyOutcome, SurveyState, SurveyWrite, SystemNote};
+use crate::store::{
+    Rated, StoreError, SurveyCandidate, SurveyOutcome, SurveyState, SurveyWrite, SystemNote,
+};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
@@ -300,7 +302,15 @@ pub async fn rate(
     {
         body.push_str(&format!("\nTheir comment:\n\n{comment}\n"));
     }
-    note(app, ticket, &format!("Satisfaction: {rating}"), &body, format!("customer rated {rating}"), now).await?;
+    note(
+        app,
+        ticket,
+        &format!("Satisfaction: {rating}"),
+        &body,
+        format!("customer rated {rating}"),
+        now,
+    )
+    .await?;
     run_rating_rules(app, ticket, answer, now).await?;
     Ok(rated)
 }
@@ -322,7 +332,15 @@ pub async fn comment(
         "The customer who rated ticket #{} {rating} commented:\n\n{comment}\n",
         survey.ticket
     );
-    note(app, survey.ticket, &format!("Satisfaction comment ({rating})"), &body, format!("customer commented on their rating ({rating})"), now).await?;
+    note(
+        app,
+        survey.ticket,
+        &format!("Satisfaction comment ({rating})"),
+        &body,
+        format!("customer commented on their rating ({rating})"),
+        now,
+    )
+    .await?;
     Ok(true)
 }
 

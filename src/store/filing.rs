@@ -176,7 +176,11 @@ impl Tx {
     /// filing commits), so that on PostgreSQL another node's filing waits
     /// here and then counts this one's claim: two nodes cannot both take
     /// the last acknowledgement of the hour. (SQLite has one writer.)
-    pub(super) async fn lock_and_count_acks(&mut self, to: &str, since: DateTime<Utc>) -> Result<(i64, i64)> {
+    pub(super) async fn lock_and_count_acks(
+        &mut self,
+        to: &str,
+        since: DateTime<Utc>,
+    ) -> Result<(i64, i64)> {
         let scope = ack_scope(to);
         on_tx!(self, |conn| {
             sqlx::query(
@@ -202,7 +206,12 @@ impl Tx {
 
     /// Counts an acknowledgement to `to` against the caps, and forgets
     /// claims older than `since` (they count no more).
-    pub(super) async fn claim_ack(&mut self, to: &str, at: DateTime<Utc>, since: DateTime<Utc>) -> Result<()> {
+    pub(super) async fn claim_ack(
+        &mut self,
+        to: &str,
+        at: DateTime<Utc>,
+        since: DateTime<Utc>,
+    ) -> Result<()> {
         let scope = ack_scope(to);
         on_tx!(self, |conn| {
             sqlx::query("DELETE FROM ack_sent WHERE scope IN ($1, 'all') AND at <= $2")

@@ -313,12 +313,11 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             if updated.rows_affected() == 0 {
-                let before: Option<String> = sqlx::query_scalar(
-                    "SELECT rating FROM satisfaction_surveys WHERE id = $1",
-                )
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
+                let before: Option<String> =
+                    sqlx::query_scalar("SELECT rating FROM satisfaction_surveys WHERE id = $1")
+                        .bind(id)
+                        .fetch_one(&mut *tx)
+                        .await?;
                 let before = rating_of(before)?.unwrap_or(rating);
                 return Ok(Rated::Already {
                     ticket,

@@ -2,7 +2,7 @@
 //! agents' Templates folders. What a name is and how a reply uses a
 //! template is decided in `domain::templates`.
 
-use super::{MessageRef, Result, Store, StoreError, StorageItem, dispatch, dispatch_read};
+use super::{MessageRef, Result, StorageItem, Store, StoreError, dispatch, dispatch_read};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
@@ -64,7 +64,9 @@ impl Store {
     pub async fn templates(&self, queues: Option<&[String]>) -> Result<Vec<Template>> {
         let sql = format!("{TEMPLATE_SELECT} ORDER BY q.name, t.name");
         let all: Vec<Template> = dispatch_read!(self, |pool| {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?;
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch_all(pool)
+                .await?;
             rows.iter()
                 .map(|row| Ok(template_from_row!(row)))
                 .collect::<Result<Vec<Template>>>()?
@@ -112,15 +114,17 @@ impl Store {
     /// Stores a template (replacing the one it names in `replaces`, in
     /// the same transaction). A name taken in the queue is a conflict.
     pub async fn add_template(&self, t: &NewTemplate) -> Result<i64> {
-        let result: Result<i64> = dispatch!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            if let Some(old) = t.replaces {
-                sqlx::query("DELETE FROM templates WHERE id = $1")
-                    .bind(old)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            let id: i64 = sqlx::query_scalar(
+        // In a block of its own: a refusal of the database is read below.
+        let result: Result<i64> = async {
+            dispatch!(self, |pool| {
+                let mut tx = pool.begin().await?;
+                if let Some(old) = t.replaces {
+                    sqlx::query("DELETE FROM templates WHERE id = $1")
+                        .bind(old)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let id: i64 = sqlx::query_scalar(
                 "INSERT INTO templates (name, queue_id, subject, body_text, body_html, raw, author,
                      author_id, created_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
@@ -136,9 +140,11 @@ impl Store {
             .bind(t.now)
             .fetch_one(&mut *tx)
             .await?;
-            tx.commit().await?;
-            Ok(id)
-        });
+                tx.commit().await?;
+                Ok(id)
+            })
+        }
+        .await;
         match result {
             Err(err) if err.is_unique_violation() => Err(StoreError::Conflict(format!(
                 "a template named '{}' exists in this queue already",
@@ -174,8 +180,8 @@ impl Store {
             let mut copies = Vec::with_capacity(rows.len());
             for row in &rows {
                 let uid: i64 = row.try_get("uid")?;
-                let uid = u32::try_from(uid)
-                    .map_err(|_| StoreError::Corrupt(format!("UID {uid}")))?;
+                let uid =
+                    u32::try_from(uid).map_err(|_| StoreError::Corrupt(format!("UID {uid}")))?;
                 copies.push((uid, row.try_get("template_id")?));
             }
             Ok(copies)

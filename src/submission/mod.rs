@@ -377,7 +377,11 @@ pub async fn submit(
             let reply_to = forwarded
                 .as_ref()
                 .map(|(original, _)| (original.from_name.clone(), original.from.clone()));
-            let filled = if public { reply_templates.clone() } else { None };
+            let filled = if public {
+                reply_templates.clone()
+            } else {
+                None
+            };
             let filed = file(
                 app, agent, envelope, &header, &mail, target, queue, kind, recipients, reply_to,
                 filled, now,
@@ -657,7 +661,9 @@ fn placeholder_context(
     target: &ReplyTarget,
     forwarded: &Option<(ForwardedHeader, &Queue)>,
 ) -> crate::domain::templates::PlaceholderContext {
-    use crate::domain::templates::{PlaceholderPerson, PlaceholderContext, PlaceholderQueue, PlaceholderTicket};
+    use crate::domain::templates::{
+        PlaceholderContext, PlaceholderPerson, PlaceholderQueue, PlaceholderTicket,
+    };
     let (name, address, title) = match (ticket, target) {
         (Some(t), _) => (
             t.customer_name.clone(),
