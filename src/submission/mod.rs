@@ -416,7 +416,6 @@ pub async fn submit(
     };
 
     let mut changed = Vec::new();
-    let mut command_errors = command_errors;
     if command_errors.is_empty() && !change.is_empty() {
         let request = ChangeRequest::asked(change, "mail command", &actor, Utc::now());
         match app.store.change_ticket(number, &request).await {

@@ -187,11 +187,9 @@ pub fn rewrite_bodies(
             .and_then(|ct| ct.attribute("charset"))
             .unwrap_or("us-ascii")
             .to_ascii_lowercase();
+        // Other charsets keep ASCII: only other characters need UTF-8.
         let unicode = matches!(charset.as_str(), "utf-8" | "utf8");
-        let ascii_only = matches!(charset.as_str(), "us-ascii" | "ascii");
-        if std::str::from_utf8(&decoded).is_err()
-            || (!unicode && !(ascii_only && new.is_ascii()) && !new.is_ascii())
-        {
+        if std::str::from_utf8(&decoded).is_err() || (!unicode && !new.is_ascii()) {
             errors.push(format!(
                 "the {} part is in charset {charset}: write the mail in UTF-8 to use templates or placeholders",
                 if is_html { "HTML" } else { "text" }
