@@ -45,6 +45,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub knowledge: KnowledgeConfig,
     pub reports: ReportsConfig,
+    pub satisfaction: SatisfactionConfig,
     /// rules.toml: calendars, SLA policies, rules and escalations. A
     /// relative path is read from the directory of this file.
     pub rules: Option<PathBuf>,
@@ -67,6 +68,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             knowledge: KnowledgeConfig::default(),
             reports: ReportsConfig::default(),
+            satisfaction: SatisfactionConfig::default(),
             tls: TlsConfig::default(),
             outbound: OutboundConfig::default(),
             tickets: TicketConfig::default(),
@@ -332,6 +334,68 @@ fn weekly_schedule<'de, D: Deserializer<'de>>(de: D) -> Result<Option<WeeklySche
     WeeklySchedule::parse(&text)
         .map(Some)
         .map_err(serde::de::Error::custom)
+}
+
+/// The satisfaction survey (`[satisfaction]`): "How did we do?" to the
+/// customer of a resolved ticket, once per ticket.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SatisfactionConfig {
+    /// The queues whose resolved tickets get the survey (`["*"]`: every
+    /// queue). Empty (the default): none.
+    #[serde(deserialize_with = "survey_queues")]
+    pub queues: Vec<String>,
+    /// Where customers follow the survey's links: the HTTP listener, or a
+    /// web server in front of it (default: `[knowledge] help_center_url`,
+    /// else `https://HOSTNAME`).
+    #[serde(deserialize_with = "optional_url")]
+    pub url: Option<String>,
+    /// Tickets resolved longer ago than this are not asked (a server that
+    /// was down catches up within it).
+    pub window_hours: u32,
+}
+
+impl Default for SatisfactionConfig {
+    fn default() -> Self {
+        SatisfactionConfig {
+            queues: Vec::new(),
+            url: None,
+            window_hours: 24,
+        }
+    }
+}
+
+impl SatisfactionConfig {
+    /// Whether the tickets of `queue` get the survey.
+    pub fn asks(&self, queue: &str) -> bool {
+        self.queues
+            .iter()
+            .any(|q| q == "*" || q.eq_ignore_ascii_case(queue))
+    }
+}
+
+fn survey_queues<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<String>, D::Error> {
+    let names = Vec::<String>::deserialize(de)?;
+    for name in &names {
+        if name != "*" {
+            validate_queue_name(name).map_err(serde::de::Error::custom)?;
+        }
+    }
+    Ok(names)
+}
+
+fn optional_url<'de, D: Deserializer<'de>>(de: D) -> Result<Option<String>, D::Error> {
+    let text = String::deserialize(de)?;
+    let text = text.trim().trim_end_matches('/').to_string();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if !(text.starts_with("http://") || text.starts_with("https://")) || text.contains(' ') {
+        return Err(serde::de::Error::custom(format!(
+            "invalid url '{text}': expected http://… or https://…"
+        )));
+    }
+    Ok(Some(text))
 }
 
 /// `"IP:PORT"`, or `""` for none.
@@ -782,6 +846,14 @@ impl Config {
     }
 
     /// The help center's base URL, without a trailing slash.
+    /// The base of the satisfaction survey's links.
+    pub fn satisfaction_url(&self) -> String {
+        match &self.satisfaction.url {
+            Some(url) => url.clone(),
+            None => self.help_center_url(),
+        }
+    }
+
     pub fn help_center_url(&self) -> String {
         self.knowledge
             .help_center_url

@@ -22,6 +22,8 @@ use serde::Serialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+pub mod satisfaction;
+
 /// The SMTP envelope of a message (or what import makes up for one).
 #[derive(Debug, Clone)]
 pub struct Envelope {
@@ -88,8 +90,26 @@ pub async fn ingest(
         _ => Vec::new(),
     };
     let suggested: Vec<i64> = suggestions.iter().map(|a| a.id).collect();
+    // A reply to a satisfaction survey with its word ("good") on the first
+    // line: kept (rare, small) to record the rating once it is filed.
+    let survey_answer = match mode {
+        Mode::Live => satisfaction::mail_answer(app, &raw).map(|answer| (answer, raw.clone())),
+        Mode::Import { .. } => None,
+    };
     let (request, problems) = prepare(app, &queues, envelope, raw, &mode, auth, suggestions)?;
     let outcome = app.store.file_inbound(request).await?;
+    if let (
+        Some((answer, raw)),
+        FileOutcome::Filed {
+            ticket, reopened, ..
+        },
+    ) = (&survey_answer, &outcome)
+        && let Err(err) =
+            satisfaction::record_mail_answer(app, *ticket, answer, raw, *reopened).await
+    {
+        // Filed all the same: the answer is in the ticket for a person.
+        tracing::warn!(%err, ticket, "satisfaction answer not recorded");
+    }
     // The ticket keeps which articles its acknowledgement suggested (after
     // the commit: losing this note in a crash costs no mail).
     if let FileOutcome::Filed {

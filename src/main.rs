@@ -131,6 +131,10 @@ enum Command {
     /// The knowledge base: articles, their revisions, the help center.
     #[command(subcommand)]
     Kb(KbCommand),
+    /// Shared templates (canned replies) per queue: the Templates folder
+    /// and `#template NAME`.
+    #[command(subcommand)]
+    Template(TemplateCommand),
     /// Import historical mail through the ingest pipeline (no auto-replies).
     Import {
         #[arg(value_enum)]
@@ -179,6 +183,41 @@ enum SlaCommand {
     Report {
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TemplateCommand {
+    /// List the templates (of one queue).
+    List {
+        #[arg(long)]
+        queue: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a template (by name or id).
+    Show {
+        template: String,
+        #[arg(long)]
+        queue: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a template to a queue, its text from standard input; the name
+    /// is what `#template NAME` finds (and its subject in the folder).
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        queue: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a template (its author, a lead of its queue or an admin).
+    Remove {
+        template: String,
+        #[arg(long)]
+        queue: Option<String>,
     },
 }
 
@@ -786,6 +825,22 @@ async fn run(cli: Cli) -> Result<()> {
                 cli::report::report(&config, &operator, request, format).await?
             }
             Command::Kb(command) => kb(config, &operator, command).await?,
+            Command::Template(command) => match command {
+                TemplateCommand::List { queue, json } => {
+                    cli::template::list(&config, &operator, queue, json).await?
+                }
+                TemplateCommand::Show {
+                    template,
+                    queue,
+                    json,
+                } => cli::template::show(&config, &operator, &template, queue, json).await?,
+                TemplateCommand::Add { name, queue, json } => {
+                    cli::template::add(config, &operator, &name, &queue, json).await?
+                }
+                TemplateCommand::Remove { template, queue } => {
+                    cli::template::remove(config, &operator, &template, queue).await?
+                }
+            },
             Command::Import {
                 format,
                 path,

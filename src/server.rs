@@ -176,6 +176,10 @@ pub async fn start(config: Config) -> Result<RunningServer, AppError> {
         index,
         shutdown.subscribe(),
     )));
+    tasks.push(tokio::spawn(crate::ingest::satisfaction::run(
+        app.clone(),
+        shutdown.subscribe(),
+    )));
     tasks.push(tokio::spawn(crate::http::refresh_gauges(
         app.clone(),
         shutdown.subscribe(),

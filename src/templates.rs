@@ -41,6 +41,10 @@ const BUILT_IN: &[(&str, &str)] = &[
         "escalation.txt",
         include_str!("../templates/escalation.txt"),
     ),
+    (
+        "satisfaction.txt",
+        include_str!("../templates/satisfaction.txt"),
+    ),
 ];
 
 impl Templates {

@@ -55,6 +55,7 @@ const STORE_MACROS: &[&str] = &[
     "content_from_row",
     "article_from_row",
     "revision_from_row",
+    "template_from_row",
 ];
 
 fn src() -> PathBuf {

@@ -22,6 +22,7 @@ pub mod search;
 pub mod serve;
 pub mod sla;
 pub mod status;
+pub mod template;
 pub mod ticket;
 
 use crate::config::{Config, ConfigError};

@@ -20,6 +20,9 @@ pub struct TicketSnapshot {
     pub sla_policy: Option<String>,
     pub created_at: Option<DateTime<Utc>>,
     pub messages: i64,
+    /// The customer's answer to the satisfaction survey ("good", "okay",
+    /// "bad"), if any.
+    pub satisfaction: Option<String>,
 }
 
 /// A queue the rules named, as found in the queue list.

@@ -50,6 +50,10 @@ pub enum Command {
     Split,
     /// `#time 15m`: minutes spent on the ticket.
     Time(u32),
+    /// `#template refund`: the queue's template of that name goes where
+    /// the command was (submission inserts it; a name of several words is
+    /// the rest of the line).
+    Template(String),
 }
 
 /// A command line as written, with its line number (from 1) and what it
@@ -72,7 +76,7 @@ pub struct Commands {
 
 /// Every command word, for error messages.
 pub const KNOWN: &str = "#close, #resolve, #pending, #open, #priority LEVEL, #assign AGENT|me, \
-#take, #unassign, #tag TAG…, #untag TAG…, #queue NAME, #hold, #send, #cc add|remove ADDRESS, #merge N, #split, #time 15m";
+#take, #unassign, #tag TAG…, #untag TAG…, #queue NAME, #hold, #send, #cc add|remove ADDRESS, #merge N, #split, #time 15m, #template NAME";
 
 /// The most tags one `#tag` or `#untag` line takes: a longer list is a
 /// sentence, not tags.
@@ -253,6 +257,10 @@ pub fn meaning(line: &str) -> LineMeaning {
                 mistake("#cc add ADDRESS or #cc remove ADDRESS: which address?".into())
             }
             _ => LineMeaning::Text,
+        },
+        "template" => match words.as_slice() {
+            [] => mistake("which template? (#template NAME)".into()),
+            _ => command(Command::Template(argument.to_string())),
         },
         "tag" | "untag" => match tag_list(argument) {
             Some(tags) if tags.is_empty() => mistake("which tag?".into()),

@@ -13,6 +13,9 @@ use std::collections::{BTreeSet, HashMap};
 /// The hierarchy delimiter of every mailbox name.
 pub const DELIMITER: char = '/';
 pub const QUEUES: &str = "Queues";
+/// Thunderbird's name for the templates folder (RFC 6154 has no special
+/// use for it; clients find it by this name).
+pub const TEMPLATES: &str = "Templates";
 
 /// A mailbox as the agent sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -43,6 +46,9 @@ pub enum Folder {
     /// The agent's replies held by a collision (issue 20): real storage,
     /// written by postdesk; deleting one there discards it.
     Held,
+    /// The team's shared templates of my queues (stored as copies in a
+    /// storage folder of mine, kept in line with the templates table).
+    Templates,
     Personal(String),
 }
 
@@ -62,6 +68,7 @@ impl Folder {
             Folder::Sent => "Sent".into(),
             Folder::Drafts => "Drafts".into(),
             Folder::Held => "Held".into(),
+            Folder::Templates => TEMPLATES.into(),
             Folder::Personal(name) => name.clone(),
         }
     }
@@ -117,6 +124,7 @@ impl Folder {
             Folder::Sent,
             Folder::Drafts,
             Folder::Held,
+            Folder::Templates,
             Folder::Junk,
             Folder::Trash,
         ]
@@ -169,7 +177,7 @@ impl Folder {
     pub fn is_storage(&self) -> bool {
         matches!(
             self,
-            Folder::Sent | Folder::Drafts | Folder::Held | Folder::Personal(_)
+            Folder::Sent | Folder::Drafts | Folder::Held | Folder::Templates | Folder::Personal(_)
         )
     }
 
@@ -234,7 +242,7 @@ impl Folder {
                 disposition: Some(Disposition::Trash),
                 ..ViewFilter::default()
             },
-            Folder::Sent | Folder::Drafts | Folder::Held | Folder::Personal(_) => return None,
+            Folder::Sent | Folder::Drafts | Folder::Held | Folder::Templates | Folder::Personal(_) => return None,
         })
     }
 
@@ -285,7 +293,7 @@ impl Folder {
                 disposition: Some(Some(Disposition::Trash)),
                 ..TicketChange::default()
             },
-            Folder::Sent | Folder::Drafts | Folder::Held | Folder::Personal(_) => {
+            Folder::Sent | Folder::Drafts | Folder::Held | Folder::Templates | Folder::Personal(_) => {
                 return Err("not a view");
             }
         })

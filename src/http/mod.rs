@@ -13,6 +13,7 @@
 
 pub mod help_center;
 pub mod reports;
+pub mod satisfaction;
 
 use crate::App;
 use crate::net::Shutdown;
@@ -40,6 +41,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(healthz))
         .merge(help_center::routes())
         .merge(reports::routes())
+        .merge(satisfaction::routes())
         .with_state(app)
 }
 

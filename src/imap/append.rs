@@ -53,6 +53,11 @@ impl ImapSession {
         let stored_flags: Vec<String> = flags.iter().map(ToString::to_string).collect();
         let flags = join_flags(stored_flags.iter().map(String::as_str));
         let internal_date: Option<DateTime<Utc>> = date.map(|d| d.as_ref().with_timezone(&Utc));
+        if folder == Folder::Templates {
+            return self
+                .append_template(login, &mailbox, raw, flags, internal_date)
+                .await;
+        }
         let mut item = StorageItem::New {
             raw: raw.to_vec(),
             internal_date,

@@ -11,6 +11,7 @@ use super::selected::Selected;
 use super::session::{ImapSession, LoggedIn, Reply};
 use crate::domain::change::{ChangeRequest, TicketChange};
 use crate::domain::permission::{self, Asked, Ownership};
+use crate::domain::views::Folder;
 use crate::store::{Member, MessageRef, StorageItem, StoreError};
 use imap_codec::imap_types::mailbox::Mailbox as ImapMailbox;
 use imap_codec::imap_types::sequence::SequenceSet;
@@ -57,6 +58,26 @@ impl ImapSession {
         // to date for them only.
         let mut moved_tickets: Option<Vec<i64>> = None;
 
+        // The Delete key in a client that moves to Trash: the templates
+        // go (author, lead or admin), nothing lands in Trash.
+        if selected.folder == Folder::Templates && folder == Folder::Trash && moving {
+            let uids: Vec<u32> = indexes.iter().map(|i| selected.messages[*i].uid).collect();
+            let source = selected.mailbox.id;
+            if let Err(refused) = self.remove_templates(login, source, &uids).await {
+                return refused;
+            }
+            return match self.app.store.imap_expunge(source, &uids).await {
+                Ok(()) => Reply::ok(format!("{verb} completed; template(s) removed")),
+                Err(err) => err.into(),
+            };
+        }
+        // A template is added by APPEND (its name is its subject, its
+        // author the agent), not by copying a message there.
+        if folder == Folder::Templates && !same_mailbox {
+            return Reply::no(
+                "[CANNOT] Templates holds the team's templates: save a message as a template (APPEND) to add one",
+            );
+        }
         if folder.is_view() {
             if same_mailbox {
                 return Reply::no("[CANNOT] The message is already in this view");

@@ -64,10 +64,11 @@ fn list_order(folder: &Folder) -> (u8, String) {
         Folder::Closed => 7,
         Folder::Sent => 8,
         Folder::Drafts => 9,
-        Folder::Held => 10,
-        Folder::Junk => 11,
-        Folder::Trash => 12,
-        Folder::Personal(_) => 13,
+        Folder::Templates => 10,
+        Folder::Held => 11,
+        Folder::Junk => 12,
+        Folder::Trash => 13,
+        Folder::Personal(_) => 14,
     };
     (rank, folder.name())
 }
@@ -126,6 +127,11 @@ impl ImapSession {
         force: bool,
         known: &str,
     ) -> Result<String, StoreError> {
+        // Templates shows the team's templates of the agent's queues.
+        if *folder == Folder::Templates {
+            self.sync_templates(login, mailbox_id).await?;
+            return Ok(String::new());
+        }
         // The agent's own folders hold what was put there: nothing to bring
         // up to date.
         let Some(filter) = folder.filter() else {
@@ -307,6 +313,10 @@ impl ImapSession {
             return Ok(());
         }
         let uids: Vec<u32> = doomed.iter().map(|i| selected.messages[*i].uid).collect();
+        if selected.folder == Folder::Templates {
+            self.remove_templates(login, selected.mailbox.id, &uids)
+                .await?;
+        }
         self.app
             .store
             .imap_expunge(selected.mailbox.id, &uids)
@@ -344,6 +354,14 @@ impl ImapSession {
             };
         }
         let uids: Vec<u32> = doomed.iter().map(|i| selected.messages[*i].uid).collect();
+        // Deleting a template's copy removes the template, for everyone.
+        if selected.folder == Folder::Templates
+            && let Err(refused) = self
+                .remove_templates(login, selected.mailbox.id, &uids)
+                .await
+        {
+            return refused;
+        }
         match self
             .app
             .store

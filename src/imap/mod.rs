@@ -22,6 +22,7 @@ mod selected;
 mod session;
 mod slots;
 mod store_flags;
+mod templates;
 
 pub use slots::AgentSlots;
 

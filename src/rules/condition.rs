@@ -16,7 +16,17 @@ type Schema = &'static [(&'static str, Option<&'static [&'static str]>)];
 
 const ADDRESS: &[&str] = &["address", "name", "local", "domain"];
 const TICKET: &[&str] = &[
-    "number", "queue", "priority", "status", "tags", "customer", "owner", "age", "messages", "new",
+    "number",
+    "queue",
+    "priority",
+    "status",
+    "tags",
+    "customer",
+    "owner",
+    "age",
+    "messages",
+    "new",
+    "satisfaction",
 ];
 const CLOCK: &[&str] = &["due", "remaining", "breached", "running", "paused"];
 

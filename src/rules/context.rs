@@ -29,6 +29,13 @@ pub fn ticket_value(t: &TicketSnapshot, new: bool, now: DateTime<Utc>) -> Value 
         ("age", Value::Duration(age)),
         ("messages", Value::Int(t.messages)),
         ("new", Value::Bool(new)),
+        (
+            "satisfaction",
+            match &t.satisfaction {
+                Some(rating) => string(rating),
+                None => Value::Null,
+            },
+        ),
     ])
 }
 

@@ -62,6 +62,9 @@ pub struct Rule {
     pub name: String,
     pub line: usize,
     pub when: Condition,
+    /// Its condition reads `ticket.satisfaction`: it runs again when a
+    /// customer's rating arrives (the others run on messages only).
+    pub on_rating: bool,
     pub actions: Actions,
 }
 
@@ -395,6 +398,7 @@ impl Rules {
                 name: r.name.clone(),
                 line: line_column(text, rule.span().start).0,
                 when: condition(&r.when, MESSAGE_SCHEMA, &what)?,
+                on_rating: r.when.get_ref().contains("satisfaction"),
                 actions: Actions {
                     priority: priority(&r.priority, &what)?,
                     queue: r.queue.clone(),
@@ -466,6 +470,35 @@ impl Rules {
         let context = self.rule_context(message, ticket, new, now);
         let mut evaluation = Evaluation::default();
         for rule in &self.rules {
+            match rule.when.evaluate_in(&context) {
+                Ok(true) => {
+                    evaluation.apply(rule);
+                    if rule.actions.stop {
+                        break;
+                    }
+                }
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::warn!(rule = %rule.name, %err, "rule skipped: its condition failed");
+                    evaluation.errors.push((rule.name.clone(), err));
+                }
+            }
+        }
+        evaluation
+    }
+
+    /// Runs the rules that read `ticket.satisfaction` when a customer's
+    /// rating arrives (`message`: their answer by mail, or none for a
+    /// link), in file order.
+    pub fn evaluate_rating(
+        &self,
+        message: &Variables,
+        ticket: &TicketSnapshot,
+        now: DateTime<Utc>,
+    ) -> Evaluation {
+        let context = self.rule_context(message, ticket, false, now);
+        let mut evaluation = Evaluation::default();
+        for rule in self.rules.iter().filter(|r| r.on_rating) {
             match rule.when.evaluate_in(&context) {
                 Ok(true) => {
                     evaluation.apply(rule);

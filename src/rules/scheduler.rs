@@ -339,6 +339,7 @@ pub fn snapshot(t: &Ticket) -> TicketSnapshot {
         sla_policy: t.sla_policy.clone(),
         created_at: Some(t.created_at),
         messages: t.message_count,
+        satisfaction: None,
     }
 }
 

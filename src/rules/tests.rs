@@ -263,3 +263,36 @@ fn on_a_follow_up_only_changes_are_applied_and_logged() {
         vec!["rule 'Outage' added tag new".to_string()]
     );
 }
+
+#[test]
+fn a_rule_on_satisfaction_runs_when_a_rating_arrives() {
+    let rules = parse(&format!(
+        "{BASE}\n[[rule]]\nname = \"Unhappy\"\nwhen = 'ticket.satisfaction == \"bad\"'\npriority = \"urgent\"\n\
+         \n[[rule]]\nname = \"Everything\"\nwhen = 'true'\ntags = [\"x\"]\n"
+    ))
+    .unwrap();
+    let now = Utc::now();
+    let unrated = TicketSnapshot::default();
+    // No rating yet: false, not an error, on every message.
+    let e = rules.evaluate(&message("x", "a@b.example", ""), &unrated, false, now);
+    assert!(e.errors.is_empty(), "{:?}", e.errors);
+    assert_eq!(e.priority, None);
+    let bad = TicketSnapshot {
+        satisfaction: Some("bad".into()),
+        ..TicketSnapshot::default()
+    };
+    // A rating runs only the rules that read it.
+    let e = rules.evaluate_rating(&message("", "", ""), &bad, now);
+    assert_eq!(e.priority, Some(Priority::Urgent));
+    assert!(e.add_tags.is_empty(), "{:?}", e.add_tags);
+    let good = TicketSnapshot {
+        satisfaction: Some("good".into()),
+        ..TicketSnapshot::default()
+    };
+    assert_eq!(
+        rules
+            .evaluate_rating(&message("", "", ""), &good, now)
+            .priority,
+        None
+    );
+}

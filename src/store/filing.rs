@@ -154,12 +154,13 @@ impl Tx {
     }
 
     /// What the rules read of a ticket.
-    async fn ticket_snapshot(&mut self, number: i64) -> Result<Option<TicketSnapshot>> {
+    pub(super) async fn ticket_snapshot(&mut self, number: i64) -> Result<Option<TicketSnapshot>> {
         on_tx!(self, |conn| {
             let row = sqlx::query(
                 "SELECT t.number, q.name AS queue, t.priority, t.status, t.customer_address,
                      a.email AS owner, t.sla_policy, t.created_at,
-                     (SELECT COUNT(*) FROM messages m WHERE m.ticket = t.number) AS messages
+                     (SELECT COUNT(*) FROM messages m WHERE m.ticket = t.number) AS messages,
+                     (SELECT s.rating FROM satisfaction_surveys s WHERE s.ticket = t.number) AS satisfaction
                  FROM tickets t JOIN queues q ON q.id = t.queue_id
                  LEFT JOIN agents a ON a.id = t.owner_id WHERE t.number = $1",
             )
@@ -186,6 +187,7 @@ impl Tx {
                 sla_policy: row.try_get("sla_policy")?,
                 created_at: row.try_get("created_at")?,
                 messages: row.try_get("messages")?,
+                satisfaction: row.try_get("satisfaction")?,
             }))
         })
     }
@@ -207,7 +209,11 @@ impl Tx {
     /// filing commits), so that on PostgreSQL another node's filing waits
     /// here and then counts this one's claim: two nodes cannot both take
     /// the last acknowledgement of the hour. (SQLite has one writer.)
-    async fn lock_and_count_acks(&mut self, to: &str, since: DateTime<Utc>) -> Result<(i64, i64)> {
+    pub(super) async fn lock_and_count_acks(
+        &mut self,
+        to: &str,
+        since: DateTime<Utc>,
+    ) -> Result<(i64, i64)> {
         let scope = ack_scope(to);
         on_tx!(self, |conn| {
             sqlx::query(
@@ -233,7 +239,12 @@ impl Tx {
 
     /// Counts an acknowledgement to `to` against the caps, and forgets
     /// claims older than `since` (they count no more).
-    async fn claim_ack(&mut self, to: &str, at: DateTime<Utc>, since: DateTime<Utc>) -> Result<()> {
+    pub(super) async fn claim_ack(
+        &mut self,
+        to: &str,
+        at: DateTime<Utc>,
+        since: DateTime<Utc>,
+    ) -> Result<()> {
         let scope = ack_scope(to);
         on_tx!(self, |conn| {
             sqlx::query("DELETE FROM ack_sent WHERE scope IN ($1, 'all') AND at <= $2")

@@ -31,8 +31,10 @@ mod notify;
 mod outbound;
 mod read_only;
 mod report;
+mod satisfaction;
 mod search;
 mod sla;
+mod templates;
 mod ticket_change;
 mod tickets;
 
@@ -48,8 +50,10 @@ pub use knowledge::{Article, ArticleFilter, ArticleUsage, ArticleWrite, Revision
 pub use merge::{MergeDone, MergeRequest, SplitDone, SplitRequest};
 pub use notify::ChangeListener;
 pub use outbound::{FailureNote, OutboundItem, OutboundStatus};
+pub use satisfaction::{Rated, SurveyCandidate, SurveyOutcome, SurveyState, SurveyWrite};
 pub use search::{IndexableMessage, IndexableTicket, LoggedEvent, SystemNote};
 pub use sla::{SlaClaim, SlaWork};
+pub use templates::{NewTemplate, Template};
 pub use tickets::{Event, MessageRecord, Ticket, TicketFilter};
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -362,9 +366,14 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0019_collisions.sql"),
     ),
     (
-        24,
-        "qresync",
-        include_str!("../../migrations/sqlite/0024_qresync.sql"),
+        20,
+        "merge",
+        include_str!("../../migrations/sqlite/0020_merge.sql"),
+    ),
+    (
+        21,
+        "templates",
+        include_str!("../../migrations/sqlite/0021_templates.sql"),
     ),
     (
         22,
@@ -372,9 +381,9 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0022_reports.sql"),
     ),
     (
-        20,
-        "merge",
-        include_str!("../../migrations/sqlite/0020_merge.sql"),
+        24,
+        "qresync",
+        include_str!("../../migrations/sqlite/0024_qresync.sql"),
     ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -464,9 +473,14 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/postgres/0019_collisions.sql"),
     ),
     (
-        24,
-        "qresync",
-        include_str!("../../migrations/postgres/0024_qresync.sql"),
+        20,
+        "merge",
+        include_str!("../../migrations/postgres/0020_merge.sql"),
+    ),
+    (
+        21,
+        "templates",
+        include_str!("../../migrations/postgres/0021_templates.sql"),
     ),
     (
         22,
@@ -474,9 +488,9 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/postgres/0022_reports.sql"),
     ),
     (
-        20,
-        "merge",
-        include_str!("../../migrations/postgres/0020_merge.sql"),
+        24,
+        "qresync",
+        include_str!("../../migrations/postgres/0024_qresync.sql"),
     ),
 ];
 

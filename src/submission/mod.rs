@@ -27,6 +27,7 @@
 pub mod knowledge;
 mod merge;
 pub mod rewrite;
+pub mod templates;
 
 use crate::App;
 use crate::domain::agent_mail::{self, Addressing, ForwardedHeader};
@@ -417,10 +418,44 @@ pub async fn submit(
         }
         _ => Addressing::Reply,
     };
-    let held = mail.commands.hold() && !command_errors.is_empty();
+    // Templates and placeholders, for what goes out: a reply that names
+    // an unknown template or holds a placeholder that does not fill is
+    // held (sent to nobody), whatever `#hold` says.
+    let has_templates = !templates::template_names(&mail.commands).is_empty();
+    let mut mail = mail;
+    if has_templates {
+        mail.says_something = true;
+    }
+    let mut reply_templates = None;
+    let mut template_failed = false;
+    if !outside.is_empty() && mail.says_something {
+        let context = placeholder_context(agent, queue, &ticket, &target, &forwarded);
+        match templates::ReplyTemplates::load(app, &mail.commands, &queue.name, context).await {
+            Ok(loaded) => {
+                // Tried now with the ticket's number (0 for a new one, whose
+                // number is filled in when it is filed): a failure is known
+                // before anything is stored.
+                let number = ticket.as_ref().map(|t| t.number).unwrap_or_default();
+                match loaded.apply(&mail.stripped, number) {
+                    Ok(_) => reply_templates = Some(loaded),
+                    Err(problems) => {
+                        template_failed = true;
+                        command_errors.extend(problems);
+                    }
+                }
+            }
+            Err(Ok(problems)) => {
+                template_failed = true;
+                command_errors.extend(problems);
+            }
+            Err(Err(err)) => return Err(err.into()),
+        }
+    }
+    let held = (mail.commands.hold() || template_failed) && !command_errors.is_empty();
     if held && ticket.is_none() {
         return Err(SubmitError::Refused(format!(
-            "550 5.7.1 Held (#hold): {}",
+            "550 5.7.1 Held{}: {}",
+            if template_failed { "" } else { " (#hold)" },
             command_errors.join("; ")
         )));
     }
@@ -505,6 +540,11 @@ pub async fn submit(
             let reply_to = forwarded
                 .as_ref()
                 .map(|(original, _)| (original.from_name.clone(), original.from.clone()));
+            let filled = if public {
+                reply_templates.clone()
+            } else {
+                None
+            };
             let filed = file(
                 app,
                 agent,
@@ -520,6 +560,7 @@ pub async fn submit(
                     cc_edits: cc_edits.clone(),
                     history_note: history_note.clone(),
                     hold_if_changed: hold_if_changed && kind == MessageKind::Reply,
+                    filled,
                 },
                 now,
             )
@@ -624,6 +665,7 @@ async fn file(
         cc_edits,
         history_note,
         hold_if_changed,
+        filled,
     } = filing;
     let display = format!("{} via {}", agent.name, queue_display_name(&queue.name));
     let sent_out = matches!(kind, MessageKind::Reply | MessageKind::Forward);
@@ -702,6 +744,12 @@ async fn file(
         if !has_date {
             fields.push(HeaderEdit::raw("Date", &now.to_rfc2822()));
         }
+        // Templates and placeholders were tried before filing; filled
+        // here, where a new ticket's number is known.
+        let body = match &filled {
+            Some(filled) => filled.apply(&body, ticket).unwrap_or_else(|_| body.clone()),
+            None => body.clone(),
+        };
         let mut raw = rewrite_header(&body, &fields);
         if !raw.ends_with(b"\r\n") {
             raw.extend_from_slice(b"\r\n");
@@ -748,6 +796,8 @@ struct Filing<'a> {
     cc_edits: Vec<HeaderEdit>,
     history_note: Option<String>,
     hold_if_changed: bool,
+    /// Templates and placeholders of the reply (`#template`, `{{ … }}`).
+    filled: Option<templates::ReplyTemplates>,
 }
 
 /// To and Cc as `#cc` leaves them: the people removed gone from both, the
@@ -1007,6 +1057,66 @@ async fn report_kept_below(
     Ok(())
 }
 
+/// What a reply's placeholders say: its ticket's customer (or the new
+/// ticket's), the agent, the queue it is sent as.
+fn placeholder_context(
+    agent: &LoginAgent,
+    queue: &Queue,
+    ticket: &Option<Ticket>,
+    target: &ReplyTarget,
+    forwarded: &Option<(ForwardedHeader, &Queue)>,
+) -> crate::domain::templates::PlaceholderContext {
+    use crate::domain::templates::{
+        PlaceholderContext, PlaceholderPerson, PlaceholderQueue, PlaceholderTicket,
+    };
+    let (name, address, title) = match (ticket, target) {
+        (Some(t), _) => (
+            t.customer_name.clone(),
+            t.customer_address.clone(),
+            t.subject.clone(),
+        ),
+        (
+            None,
+            ReplyTarget::New {
+                title,
+                customer_name,
+                customer_address,
+                ..
+            },
+        ) => (
+            customer_name.clone(),
+            customer_address.clone(),
+            title.clone(),
+        ),
+        (None, _) => match forwarded {
+            Some((original, _)) => (
+                original.from_name.clone(),
+                original.from.clone(),
+                original.subject.clone().unwrap_or_default(),
+            ),
+            None => (None, String::new(), String::new()),
+        },
+    };
+    PlaceholderContext {
+        customer: PlaceholderPerson {
+            name: name.unwrap_or_else(|| address.clone()),
+            address,
+        },
+        ticket: PlaceholderTicket {
+            number: ticket.as_ref().map(|t| t.number).unwrap_or_default(),
+            subject: title,
+        },
+        agent: PlaceholderPerson {
+            name: agent.name.clone(),
+            address: agent.email.clone(),
+        },
+        queue: PlaceholderQueue {
+            name: queue.name.clone(),
+            address: queue.address.clone(),
+        },
+    }
+}
+
 /// `[#12] Re: VPN drops` → `[#12] [note] Re: VPN drops`: a note says so in
 /// the subject the agents' clients list.
 fn note_subject(tagged: &str) -> String {
@@ -1152,6 +1262,8 @@ fn resolve_commands(
                     change.remove_participants.push(who.clone());
                 }
             }
+            // Inserted into the mail by submission (`templates`).
+            Command::Template(_) => {}
             Command::Tag(tags) => {
                 for tag in tags {
                     change.remove_tags.retain(|t| t != tag);
@@ -1283,12 +1395,12 @@ async fn report_command_errors(
             "Your reply was sent to the customer anyway (write #hold to keep a reply back when a command fails)."
         }
         Outcome::Held => {
-            "Your reply was held (#hold) and sent to nobody: it is in the ticket as a note. Fix the commands and send it again."
+            "Your reply was held and sent to nobody: it is in the ticket as a note. Fix the commands, templates or placeholders and send it again."
         }
         _ => "",
     };
     let body = format!(
-        "{} wrote mail commands that were not applied; the ticket is unchanged.\n\n{}\n\n{sent}\n",
+        "{} wrote mail commands, templates or placeholders that did not work; the ticket is unchanged.\n\n{}\n\n{sent}\n",
         agent.email,
         errors.join("\n")
     );

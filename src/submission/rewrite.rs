@@ -16,7 +16,7 @@ use crate::domain::sent_copy::submission_digest;
 use crate::mime::header::{self, Field as HeaderField, header_end};
 use mail_builder::encoders::{Base64Encoder, QuotedPrintableEncoder};
 use mail_builder::headers::Header;
-use mail_parser::{Encoding, Message, MessageParser, PartType};
+use mail_parser::{Encoding, Message, MessageParser, MimeHeaders, PartType};
 
 /// An agent's mail as submission reads it.
 #[derive(Debug, Clone)]
@@ -135,6 +135,82 @@ fn read_parsed(raw: &[u8], message: &Message<'_>) -> AgentMail {
         words_below_quote,
         digest: submission_digest(raw),
     }
+}
+
+/// The message with its first text and first HTML body replaced by what
+/// `change` makes of them (the decoded text in, the new text out; `true`
+/// for HTML), encoded as the part was and every other byte kept. A part
+/// in a charset other than UTF-8 or ASCII is not changed: it is an error
+/// when the change would put other characters into it.
+pub fn rewrite_bodies(
+    raw: &[u8],
+    mut change: impl FnMut(&str, bool) -> Result<String, Vec<String>>,
+) -> Result<Vec<u8>, Vec<String>> {
+    let parsed = std::panic::catch_unwind(|| MessageParser::default().parse(raw));
+    let Ok(Some(message)) = parsed else {
+        return Err(vec!["the mail cannot be read as MIME".into()]);
+    };
+    let mut parts: Vec<u32> = Vec::new();
+    parts.extend(message.text_body.first());
+    parts.extend(message.html_body.first());
+    parts.dedup();
+    let mut edits: Vec<(usize, usize, Vec<u8>)> = Vec::new();
+    let mut errors = Vec::new();
+    for id in parts {
+        let Some(part) = message.part(id) else {
+            continue;
+        };
+        let is_html = matches!(part.body, PartType::Html(_));
+        if !matches!(part.body, PartType::Text(_) | PartType::Html(_)) {
+            continue;
+        }
+        let (start, end) = (part.offset_body as usize, part.offset_end as usize);
+        let Some(body) = raw.get(start..end) else {
+            continue;
+        };
+        let Some(decoded) = decode(body, part.encoding) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&decoded).into_owned();
+        let new = match change(&text, is_html) {
+            Ok(new) => new,
+            Err(problems) => {
+                errors.extend(problems);
+                continue;
+            }
+        };
+        if new == text {
+            continue;
+        }
+        let charset = part
+            .content_type()
+            .and_then(|ct| ct.attribute("charset"))
+            .unwrap_or("us-ascii")
+            .to_ascii_lowercase();
+        // Other charsets keep ASCII: only other characters need UTF-8.
+        let unicode = matches!(charset.as_str(), "utf-8" | "utf8");
+        if std::str::from_utf8(&decoded).is_err() || (!unicode && !new.is_ascii()) {
+            errors.push(format!(
+                "the {} part is in charset {charset}: write the mail in UTF-8 to use templates or placeholders",
+                if is_html { "HTML" } else { "text" }
+            ));
+            continue;
+        }
+        match encode(new.as_bytes(), part.encoding, body) {
+            Some(encoded) => edits.push((start, end, encoded)),
+            None => errors.push("a body part could not be encoded again".into()),
+        }
+    }
+    if !errors.is_empty() {
+        errors.dedup();
+        return Err(errors);
+    }
+    edits.sort_by_key(|(start, _, _)| std::cmp::Reverse(*start));
+    let mut out = raw.to_vec();
+    for (start, end, bytes) in edits {
+        out.splice(start..end, bytes);
+    }
+    Ok(out)
 }
 
 /// A body's bytes in its own charset (all mail charsets keep ASCII, so the
