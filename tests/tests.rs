@@ -21,6 +21,7 @@ mod imap_interop;
 mod interop;
 mod keywords;
 mod knowledge;
+mod knowledge_agents;
 mod migrations;
 mod outbound;
 mod rules;

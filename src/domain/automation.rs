@@ -20,6 +20,9 @@ pub struct TicketSnapshot {
     pub sla_policy: Option<String>,
     pub created_at: Option<DateTime<Utc>>,
     pub messages: i64,
+    /// The knowledge-base articles the ticket's acknowledgement suggested
+    /// (issue 19), by id.
+    pub suggested_articles: Vec<i64>,
 }
 
 /// A queue the rules named, as found in the queue list.
@@ -35,6 +38,8 @@ pub struct QueueChoice {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RuleEffects {
     pub priority: Option<Priority>,
+    /// A status a rule set (`status = "resolved"`).
+    pub status: Option<Status>,
     pub queue: Option<QueueChoice>,
     pub add_tags: Vec<String>,
     pub remove_tags: Vec<String>,

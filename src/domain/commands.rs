@@ -34,6 +34,11 @@ pub enum Command {
     Queue(String),
     /// `#hold`: if any command fails, send nothing to the customer.
     Hold,
+    // Knowledge base (issue 19).
+    /// `#kb 42`: article 42's text goes into the reply where the line was.
+    KbInsert(i64),
+    /// `#kb draft`: a draft article from the ticket's conversation.
+    KbDraft,
 }
 
 /// A command line as written, with its line number (from 1) and what it
@@ -56,7 +61,7 @@ pub struct Commands {
 
 /// Every command word, for error messages.
 pub const KNOWN: &str = "#close, #resolve, #pending, #open, #priority LEVEL, #assign AGENT|me, \
-#take, #unassign, #tag TAG…, #untag TAG…, #queue NAME, #hold";
+#take, #unassign, #tag TAG…, #untag TAG…, #queue NAME, #hold, #kb ARTICLE, #kb draft";
 
 /// The most tags one `#tag` or `#untag` line takes: a longer list is a
 /// sentence, not tags.
@@ -208,6 +213,23 @@ pub fn meaning(line: &str) -> LineMeaning {
             [name] => command(Command::Queue((*name).to_string())),
             _ => LineMeaning::Text,
         },
+        // Knowledge base (issue 19).
+        "kb" => match words.as_slice() {
+            [] => {
+                mistake("which article? #kb 42 inserts article 42, #kb draft writes a draft".into())
+            }
+            [word] if word.eq_ignore_ascii_case("draft") => command(Command::KbDraft),
+            [number] => match number.trim_start_matches('#').parse::<i64>() {
+                Ok(id) if id > 0 => command(Command::KbInsert(id)),
+                _ if is_plain_word(number) || number.starts_with(|c: char| c.is_ascii_digit()) => {
+                    mistake(format!(
+                        "'{number}' is no article number (#kb 42, #kb draft)"
+                    ))
+                }
+                _ => LineMeaning::Text,
+            },
+            _ => LineMeaning::Text,
+        },
         "tag" | "untag" => match tag_list(argument) {
             Some(tags) if tags.is_empty() => mistake("which tag?".into()),
             Some(tags) if word == "tag" => command(Command::Tag(tags)),
@@ -292,6 +314,22 @@ mod tests {
                 Ok(Command::Hold),
             ]
         );
+    }
+
+    #[test]
+    fn kb_commands_insert_an_article_or_draft_one() {
+        assert_eq!(
+            parsed("#kb 42\n#kb draft\n#KB Draft\n"),
+            vec![
+                Ok(Command::KbInsert(42)),
+                Ok(Command::KbDraft),
+                Ok(Command::KbDraft)
+            ]
+        );
+        let commands = Commands::read("#kb\n#kb foo\n#kb 0\n");
+        assert_eq!(commands.errors().len(), 3, "{:?}", commands.errors());
+        // A sentence that starts with #kb is text.
+        assert!(Commands::read("#kb articles help, see below\n").is_empty());
     }
 
     #[test]

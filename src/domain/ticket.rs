@@ -298,10 +298,14 @@ pub enum EventKind {
     /// Someone not yet taking part wrote to the ticket's plus-address and
     /// joined it: agents see who entered.
     Joined,
+    /// A knowledge-base article went into a reply (`#kb 42`) or came out
+    /// of the ticket (`#kb draft`), or its "this solved my problem" link
+    /// was followed.
+    Knowledge,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 21] = [
+    pub const ALL: [EventKind; 22] = [
         EventKind::Created,
         EventKind::Linked,
         EventKind::Reopened,
@@ -323,6 +327,7 @@ impl EventKind {
         EventKind::CommandError,
         EventKind::SimilarTickets,
         EventKind::Joined,
+        EventKind::Knowledge,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -348,6 +353,7 @@ impl EventKind {
             EventKind::CommandError => "command-error",
             EventKind::SimilarTickets => "similar-tickets",
             EventKind::Joined => "joined",
+            EventKind::Knowledge => "knowledge",
         }
     }
 
@@ -369,7 +375,8 @@ impl EventKind {
             | EventKind::Outbound
             | EventKind::Linked
             | EventKind::SimilarTickets
-            | EventKind::Joined => false,
+            | EventKind::Joined
+            | EventKind::Knowledge => false,
             // A reply sets status and owner; delivery reports and failures
             // may tag the ticket.
             EventKind::Reopened

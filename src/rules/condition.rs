@@ -16,8 +16,21 @@ type Schema = &'static [(&'static str, Option<&'static [&'static str]>)];
 
 const ADDRESS: &[&str] = &["address", "name", "local", "domain"];
 const TICKET: &[&str] = &[
-    "number", "queue", "priority", "status", "tags", "customer", "owner", "age", "messages", "new",
+    "number",
+    "queue",
+    "priority",
+    "status",
+    "tags",
+    "customer",
+    "owner",
+    "age",
+    "messages",
+    "new",
+    "suggested_articles",
 ];
+/// `message.text` and `message.subject`: the body and subject under the
+/// names the knowledge base's rules read (issue 19).
+const MESSAGE: &[&str] = &["text", "subject"];
 const CLOCK: &[&str] = &["due", "remaining", "breached", "running", "paused"];
 
 /// The context of a rule at ingest (documented in examples/rules.toml).
@@ -31,6 +44,7 @@ pub const MESSAGE_SCHEMA: Schema = &[
     ("headers", None),
     ("attachments", None),
     ("auth", Some(&["spf", "dkim", "dmarc"])),
+    ("message", Some(MESSAGE)),
     ("ticket", Some(TICKET)),
     ("now", None),
 ];

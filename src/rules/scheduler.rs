@@ -339,6 +339,9 @@ pub fn snapshot(t: &Ticket) -> TicketSnapshot {
         sla_policy: t.sla_policy.clone(),
         created_at: Some(t.created_at),
         messages: t.message_count,
+        // Escalations read the ticket's clocks; what its acknowledgement
+        // suggested is a rule's concern at ingest.
+        suggested_articles: Vec::new(),
     }
 }
 

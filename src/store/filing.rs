@@ -139,6 +139,12 @@ impl Tx {
                     .bind(number)
                     .fetch_all(&mut *conn)
                     .await?;
+            let suggested_articles: Vec<i64> = sqlx::query_scalar(
+                "SELECT article FROM kb_suggestions WHERE ticket = $1 ORDER BY at, article",
+            )
+            .bind(number)
+            .fetch_all(&mut *conn)
+            .await?;
             Ok(Some(TicketSnapshot {
                 number: row.try_get("number")?,
                 queue: row.try_get("queue")?,
@@ -153,6 +159,7 @@ impl Tx {
                 sla_policy: row.try_get("sla_policy")?,
                 created_at: row.try_get("created_at")?,
                 messages: row.try_get("messages")?,
+                suggested_articles,
             }))
         })
     }

@@ -40,7 +40,9 @@ pub use imap::{
     Content, EXPUNGED_KEPT_SECONDS, FlagOp, LoginAgent, Mailbox, Member, MessageRef, StorageItem,
     Viewer, join_flags,
 };
-pub use knowledge::{Article, ArticleFilter, ArticleUsage, ArticleWrite, Revision};
+pub use knowledge::{
+    Article, ArticleFilter, ArticleUsage, ArticleWrite, Revision, TicketUsage, ViewRevision,
+};
 pub use notify::ChangeListener;
 pub use outbound::{FailureNote, OutboundItem, OutboundStatus};
 pub use search::{IndexableMessage, IndexableTicket, LoggedEvent, SystemNote};
@@ -347,6 +349,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "team",
         include_str!("../../migrations/sqlite/0018_team.sql"),
     ),
+    (
+        23,
+        "kb_tickets",
+        include_str!("../../migrations/sqlite/0023_kb_tickets.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -428,6 +435,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         18,
         "team",
         include_str!("../../migrations/postgres/0018_team.sql"),
+    ),
+    (
+        23,
+        "kb_tickets",
+        include_str!("../../migrations/postgres/0023_kb_tickets.sql"),
     ),
 ];
 

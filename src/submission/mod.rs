@@ -60,6 +60,8 @@ pub struct Submitted {
     pub command_errors: Vec<String>,
     /// What the commands changed.
     pub changed: Vec<String>,
+    /// What `#kb` did (article inserted, draft written), for the reply.
+    pub knowledge: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,6 +121,9 @@ impl Submitted {
             Outcome::CommandsOnly => format!("Commands for #{t} read; nothing sent"),
             Outcome::Duplicate => format!("Already filed in #{t}"),
         };
+        for done in &self.knowledge {
+            text.push_str(&format!("; {done}"));
+        }
         if !self.command_errors.is_empty() {
             text.push_str(&format!(
                 "; {} command error(s), see the note in the ticket",
@@ -173,7 +178,12 @@ pub async fn submit(
     if !may_send_as(agent, &queues, &from) {
         return Err(refused_sender(&from));
     }
-    let mail = read_agent_mail(&raw);
+    let mut mail = read_agent_mail(&raw);
+    // `#kb 42`: a public article's text where the command was (issue 19).
+    let kb = knowledge::read_kb_commands(app, &mail.commands).await?;
+    if let Some(insertion) = &kb.insertion {
+        mail = rewrite::read_agent_mail_inserting(&raw, Some(insertion));
+    }
 
     // Recipients: postdesk's own addresses (queues and their plus-addresses,
     // agents) are internal; everyone else is outside.
@@ -309,8 +319,13 @@ pub async fn submit(
             None => Ownership::TheActor,
         },
     };
-    let (change, command_errors) =
+    let (mut change, mut command_errors) =
         resolve_commands(&mail.commands, &actor, &agents, &queues, target_facts);
+    if !kb.errors.is_empty() {
+        // Any error leaves the ticket untouched, a `#kb` one too.
+        change = TicketChange::default();
+        command_errors.extend(kb.errors.iter().cloned());
+    }
     let held = mail.commands.hold() && !command_errors.is_empty();
     if held && ticket.is_none() {
         return Err(SubmitError::Refused(format!(
@@ -376,7 +391,6 @@ pub async fn submit(
     };
 
     let mut changed = Vec::new();
-    let mut command_errors = command_errors;
     if command_errors.is_empty() && !change.is_empty() {
         let request = ChangeRequest::asked(change, "mail command", &actor, Utc::now());
         match app.store.change_ticket(number, &request).await {
@@ -385,6 +399,36 @@ pub async fn submit(
             // the mail is filed, the commands are refused like any other.
             Err(StoreError::Denied(why)) => command_errors.push(format!("the commands: {why}")),
             Err(err) => return Err(err.into()),
+        }
+    }
+    // Knowledge base (issue 19): the ticket records the articles its
+    // customer was sent, and `#kb draft` writes a draft from it.
+    let mut knowledge_done = Vec::new();
+    if matches!(outcome, Outcome::Reply { .. }) {
+        for (article, title) in &kb.inserted {
+            app.store
+                .kb_record_ticket_usage(
+                    number,
+                    *article,
+                    crate::store::TicketUsage::Inserted,
+                    &agent.email.to_lowercase(),
+                    &format!(
+                        "article {article} '{title}' inserted into a reply by {} (#kb)",
+                        agent.email
+                    ),
+                    now,
+                )
+                .await?;
+            knowledge_done.push(format!("article {article} inserted"));
+        }
+    }
+    if kb.draft && outcome != Outcome::Duplicate {
+        match knowledge::draft_from_ticket(app, agent, number, now).await? {
+            Ok(revision) => knowledge_done.push(format!(
+                "draft article {} written from #{number} (Knowledge/Drafts)",
+                revision.article
+            )),
+            Err(why) => command_errors.push(format!("#kb draft: {why}")),
         }
     }
     if !command_errors.is_empty() && outcome != Outcome::Duplicate {
@@ -398,6 +442,7 @@ pub async fn submit(
         outcome,
         command_errors,
         changed,
+        knowledge: knowledge_done,
     })
 }
 
@@ -712,6 +757,8 @@ fn resolve_commands(
                 Err(why) => errors.push(fail(why.to_string())),
             },
             Command::Hold => {}
+            // Knowledge base: read by `knowledge::read_kb_commands`.
+            Command::KbInsert(_) | Command::KbDraft => {}
             Command::Tag(tags) => {
                 for tag in tags {
                     change.remove_tags.retain(|t| t != tag);
