@@ -564,7 +564,7 @@ pub fn article_snippet(body: &str, query: &str) -> String {
     }
     let mut snippet = flat[start..end].to_string();
     if start > 0 {
-        snippet.insert_str(0, "…");
+        snippet.insert(0, '…');
     }
     if end < flat.len() {
         snippet.push('…');
