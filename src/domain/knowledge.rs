@@ -640,6 +640,28 @@ pub struct PrivateDetails {
     pub names: Vec<String>,
 }
 
+/// The person's name a mail address may carry in its local part
+/// (`carol.customer@…` → "carol customer"), to leave out of a draft as the
+/// customer's name is; None for a role address (`info@`, `support@`) or a
+/// local part that is no name (digits).
+pub fn name_in_address(address: &str) -> Option<String> {
+    const ROLES: [&str; 16] = [
+        "info", "support", "admin", "office", "contact", "sales", "billing", "help", "service",
+        "team", "mail", "noreply", "hello", "it", "accounts", "helpdesk",
+    ];
+    let local = address.split('@').next()?.split('+').next()?;
+    let words: Vec<&str> = local
+        .split(['.', '_', '-'])
+        .filter(|w| w.chars().count() >= 2)
+        .collect();
+    let is_name = !words.is_empty()
+        && words.iter().all(|w| w.chars().all(char::is_alphabetic))
+        && !words
+            .iter()
+            .any(|w| ROLES.contains(&w.to_lowercase().as_str()));
+    is_name.then(|| words.join(" "))
+}
+
 /// The body of a draft article made from a ticket's conversation (`#kb
 /// draft`): what the customer asked ("Problem") and what the agents
 /// answered ("Solution"), each message's own words only. Quoted text,
@@ -1000,6 +1022,21 @@ mod tests {
         assert!(!html.contains("javascript:"), "{html}");
         assert!(html.contains("href=\"https://example.org/a\""), "{html}");
         assert!(html.contains("href=\"/kb/2-x\""), "{html}");
+    }
+
+    #[test]
+    fn names_in_addresses_are_found_and_roles_are_not() {
+        assert_eq!(
+            name_in_address("carol.customer@example.com").as_deref(),
+            Some("carol customer")
+        );
+        assert_eq!(name_in_address("dave@example.com").as_deref(), Some("dave"));
+        assert_eq!(name_in_address("info@example.com"), None);
+        assert_eq!(
+            name_in_address("j.smith+tickets@example.com").as_deref(),
+            Some("smith")
+        );
+        assert_eq!(name_in_address("4711@example.com"), None);
     }
 
     #[test]

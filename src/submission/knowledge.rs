@@ -12,8 +12,8 @@ use crate::App;
 use crate::domain::address;
 use crate::domain::commands::{Command, Commands};
 use crate::domain::knowledge::{
-    ArticleChange, ArticleCommands, ArticleState, ConversationPart, PrivateDetails, Visibility,
-    draft_from_conversation,
+    self, ArticleChange, ArticleCommands, ArticleState, ConversationPart, PrivateDetails,
+    Visibility, draft_from_conversation,
 };
 use crate::domain::quoting;
 use crate::domain::ticket::MessageKind;
@@ -222,6 +222,7 @@ pub async fn draft_from_ticket(
     let facts = app.store.ticket(ticket).await?;
     let mut parts = Vec::new();
     let mut names: Vec<String> = facts.customer_name.iter().cloned().collect();
+    names.extend(knowledge::name_in_address(&facts.customer_address));
     names.push(agent.name.clone());
     for message in app.store.ticket_messages(ticket).await? {
         let from_customer = match message.kind {
@@ -229,6 +230,9 @@ pub async fn draft_from_ticket(
             MessageKind::Reply => false,
             _ => continue,
         };
+        if from_customer {
+            names.extend(knowledge::name_in_address(&message.sender));
+        }
         if let Some(name) = &message.from_name {
             // "Alice via Support": the agent's own name.
             let name = name.split(" via ").next().unwrap_or(name);
