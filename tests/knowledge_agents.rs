@@ -585,6 +585,13 @@ backend_test!(
         }
         assert_ne!(status(other).await, Status::Resolved);
 
+        // The article's page counts its views (a redirect or the
+        // thank-you page does not).
+        let (code, _, _) = get(addr, &format!("/kb/{public}-printer-on-fire")).await;
+        assert_eq!(code, 200);
+        let (code, _, _) = get(addr, &format!("/kb/{public}")).await;
+        assert_eq!(code, 308);
+
         // Confirmed: resolved through the ticket-change operation, once.
         let (code, _, page) = http(addr, "POST", &path, "").await;
         assert_eq!(code, 200, "{page}");
@@ -606,6 +613,7 @@ backend_test!(
             .and_then(|all| all.iter().find(|u| u["id"] == public).cloned())
             .expect("figures");
         assert_eq!(row["helped_yes"], 1, "counted once: {report}");
+        assert_eq!(row["views"], 1, "{report}");
         server.stop().await;
     }
 );

@@ -26,3 +26,5 @@ CREATE TABLE kb_revision_mail (
     header_len     BIGINT NOT NULL,
     raw            BYTEA NOT NULL
 );
+-- How often the help center showed each article (`kb report`).
+ALTER TABLE kb_articles ADD COLUMN views BIGINT NOT NULL DEFAULT 0;

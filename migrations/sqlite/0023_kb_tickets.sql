@@ -26,3 +26,5 @@ CREATE TABLE kb_revision_mail (
     header_len     INTEGER NOT NULL,
     raw            BLOB NOT NULL
 );
+-- How often the help center showed each article (`kb report`).
+ALTER TABLE kb_articles ADD COLUMN views INTEGER NOT NULL DEFAULT 0;

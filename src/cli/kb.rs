@@ -89,11 +89,12 @@ pub async fn report(config: &Config, json: bool) -> CliResult<()> {
     let usage = store.kb_usage().await?;
     print_out(json, &usage, || {
         let mut text = format!(
-            "{:>4}  {:<9} {:<8}  {:>9}  {:>9}  {:>8}  {:>7}  {:>6}  {:>6}  {}\n",
+            "{:>4}  {:<9} {:<8}  {:>9}  {:>6}  {:>9}  {:>8}  {:>7}  {:>6}  {:>6}  {}\n",
             "ID",
             "STATE",
             "VISIBLE",
             "REVISIONS",
+            "VIEWS",
             "SUGGESTED",
             "INSERTED",
             "TICKETS",
@@ -103,11 +104,12 @@ pub async fn report(config: &Config, json: bool) -> CliResult<()> {
         );
         for u in &usage {
             text.push_str(&format!(
-                "{:>4}  {:<9} {:<8}  {:>9}  {:>9}  {:>8}  {:>7}  {:>6}  {:>6}  {}\n",
+                "{:>4}  {:<9} {:<8}  {:>9}  {:>6}  {:>9}  {:>8}  {:>7}  {:>6}  {:>6}  {}\n",
                 u.id,
                 u.state,
                 u.visibility,
                 u.revisions,
+                u.views,
                 u.suggested,
                 u.inserted,
                 u.tickets,

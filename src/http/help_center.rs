@@ -385,6 +385,10 @@ async fn article_page(
         return Redirect::permanent(&article.path).into_response();
     }
     let thanks = query.is_some_and(|q| form_value(q.as_bytes(), "thanks").is_some());
+    // Counted for `kb report`; a failure to count costs the reader nothing.
+    if !thanks && let Err(err) = app.store.kb_count_view(article.id).await {
+        tracing::warn!(%err, article = article.id, "help center: view not counted");
+    }
     page(render_article(&site(&app), &article, thanks))
 }
 

@@ -63,6 +63,8 @@ pub struct ArticleUsage {
     pub suggested: i64,
     /// Agents' replies that carried it (`#kb 42`).
     pub inserted: i64,
+    /// Times the help center showed its page.
+    pub views: i64,
     /// Tickets linked to it: it was inserted into, suggested for, or
     /// drafted from them.
     pub tickets: i64,
@@ -397,7 +399,7 @@ impl Store {
             "SELECT a.id, r.title, r.state, r.visibility, a.latest_revision AS revisions, \
              (SELECT COUNT(*) FROM kb_suggestions s WHERE s.article = a.id) AS suggested, \
              (SELECT COUNT(*) FROM kb_ticket_articles u WHERE u.article = a.id \
-                AND u.usage = 'inserted') AS inserted, \
+                AND u.usage = 'inserted') AS inserted, a.views, \
              (SELECT COUNT(*) FROM (SELECT u.ticket FROM kb_ticket_articles u WHERE u.article = a.id \
                 UNION SELECT s.ticket FROM kb_suggestions s WHERE s.article = a.id) linked) AS tickets, \
              (SELECT COUNT(*) FROM kb_feedback f WHERE f.article = a.id AND f.helped) AS helped_yes, \
@@ -425,6 +427,7 @@ impl Store {
                         revisions: row.try_get("revisions")?,
                         suggested: row.try_get("suggested")?,
                         inserted: row.try_get("inserted")?,
+                        views: row.try_get("views")?,
                         tickets: row.try_get("tickets")?,
                         helped_yes: row.try_get("helped_yes")?,
                         helped_no: row.try_get("helped_no")?,
@@ -581,6 +584,17 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Counts one view of an article's page on the help center.
+    pub async fn kb_count_view(&self, id: i64) -> Result<()> {
+        dispatch!(self, |pool| {
+            sqlx::query("UPDATE kb_articles SET views = views + 1 WHERE id = $1")
+                .bind(id)
+                .execute(pool)
+                .await?;
         });
         Ok(())
     }
