@@ -361,6 +361,7 @@ fn prepare(
                             articles: suggestions
                                 .iter()
                                 .map(|a| SuggestedArticle {
+                                    id: a.id,
                                     title: a.content.title.clone(),
                                     url: format!("{}{}", config.help_center_url(), a.path),
                                 })
@@ -734,6 +735,7 @@ struct Answered {
 /// An article an acknowledgement suggests, as its template reads it.
 #[derive(Debug, Clone, Serialize)]
 struct SuggestedArticle {
+    id: i64,
     title: String,
     url: String,
 }
@@ -741,6 +743,8 @@ struct SuggestedArticle {
 fn ack_plan(app: &App, queue: &Queue, answered: Answered) -> AutoReplyPlan {
     let templates = app.templates.clone();
     let own_ids = app.own_ids.clone();
+    let kb_links = app.kb_links.clone();
+    let help_center = app.config.help_center_url();
     let Answered {
         to,
         to_name,
@@ -767,6 +771,19 @@ fn ack_plan(app: &App, queue: &Queue, answered: Answered) -> AutoReplyPlan {
             if let Some(title) = &title {
                 ticket["subject"] = serde_json::json!(title);
             }
+            // Each suggestion with its "this solved my problem" link,
+            // signed for this ticket and article.
+            let articles: Vec<serde_json::Value> = articles
+                .iter()
+                .map(|a| {
+                    serde_json::json!({
+                        "id": a.id,
+                        "title": &a.title,
+                        "url": &a.url,
+                        "solved_url": format!("{help_center}{}", kb_links.path(ctx.ticket, a.id)),
+                    })
+                })
+                .collect();
             let mut customer = serde_json::json!({"address": &to});
             if let Some(name) = &to_name {
                 customer["name"] = serde_json::json!(name);

@@ -69,6 +69,8 @@ pub struct App {
     pub search: std::sync::OnceLock<Arc<search::SearchIndex>>,
     /// The knowledge-base articles an acknowledgement may suggest.
     pub articles: search::articles::ArticleIndex,
+    /// Signs and checks the acknowledgement's "this solved my problem" links.
+    pub kb_links: domain::knowledge::SolvedLinks,
     /// Whether there is room for new mail (the low-disk guard).
     pub disk: disk::DiskGuard,
     /// Mints and recognizes postdesk's own Message-IDs.
@@ -124,6 +126,8 @@ impl App {
         let secret = store.secret("message-id-key").await?;
         let own_ids =
             domain::message_id::OwnIds::new(&config.message_id_domain(), secret.as_bytes());
+        let kb_links =
+            domain::knowledge::SolvedLinks::new(store.secret("kb-solved-key").await?.as_bytes());
         let (sessions, _) = tokio::sync::watch::channel(Arc::new(SessionEpochs::new()));
         let sender_auth = verify::SenderVerifier::new(&config);
         Ok(Arc::new(App {
@@ -135,6 +139,7 @@ impl App {
             templates,
             search: std::sync::OnceLock::new(),
             articles: search::articles::ArticleIndex::default(),
+            kb_links,
             logins: passwords::LoginThrottle::default(),
             sender_auth,
             rules: Arc::new(rules),

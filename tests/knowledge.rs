@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-fn refused(output: Output) -> String {
+pub(crate) fn refused(output: Output) -> String {
     assert!(
         !output.status.success(),
         "expected a refusal, got: {}",
@@ -24,13 +24,13 @@ fn refused(output: Output) -> String {
     String::from_utf8_lossy(&output.stderr).to_string()
 }
 
-fn json(config: &Path, args: &[&str], stdin: Option<&str>) -> serde_json::Value {
+pub(crate) fn json(config: &Path, args: &[&str], stdin: Option<&str>) -> serde_json::Value {
     let out = ok(postdesk(config, args, stdin));
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
 /// Adds an agent with this role working in `support`.
-fn add_agent(config: &Path, email: &str, role: &str) {
+pub(crate) fn add_agent(config: &Path, email: &str, role: &str) {
     ok(postdesk(
         config,
         &[
@@ -48,7 +48,13 @@ fn add_agent(config: &Path, email: &str, role: &str) {
 }
 
 /// Writes an article with the CLI as the administrator; returns its id.
-fn add_article(config: &Path, title: &str, category: &str, public: bool, body: &str) -> i64 {
+pub(crate) fn add_article(
+    config: &Path,
+    title: &str,
+    category: &str,
+    public: bool,
+    body: &str,
+) -> i64 {
     let mut args = vec![
         "kb",
         "add",
@@ -66,7 +72,12 @@ fn add_article(config: &Path, title: &str, category: &str, public: bool, body: &
 }
 
 /// One HTTP/1.1 request: the status, the head and the body.
-async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String, String) {
+pub(crate) async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, String, String) {
     let mut stream = TcpStream::connect(addr).await.expect("connect http");
     let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
@@ -89,7 +100,7 @@ async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, S
     (status, head.to_string(), body.to_string())
 }
 
-async fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
+pub(crate) async fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
     http(addr, "GET", path, "").await
 }
 
@@ -304,7 +315,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 
 /// A published public article, a published internal one, a public draft
 /// and an archived public one; returns their ids in that order.
-fn four_articles(config: &Path) -> [i64; 4] {
+pub(crate) fn four_articles(config: &Path) -> [i64; 4] {
     let public = add_article(
         config,
         "Printer on fire",
@@ -568,14 +579,14 @@ backend_test!(
     }
 );
 
-fn plain_auth(user: &str, password: &str) -> String {
+pub(crate) fn plain_auth(user: &str, password: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"))
 }
 
 /// Submits `raw` as `user` (password "secret") over STARTTLS with AUTH
 /// PLAIN to the knowledge address; returns the reply to the end of data.
-async fn mail_kb(server: &TestServer, user: &str, raw: &str) -> common::Reply {
+pub(crate) async fn mail_kb(server: &TestServer, user: &str, raw: &str) -> common::Reply {
     use crate::common::SmtpClient;
     let (mut client, greeting) = SmtpClient::connect(server.submission()).await;
     assert_eq!(greeting.code, 220);
@@ -598,7 +609,7 @@ async fn mail_kb(server: &TestServer, user: &str, raw: &str) -> common::Reply {
 }
 
 /// A mail from `from` to the knowledge address: text and HTML parts.
-fn article_mail(
+pub(crate) fn article_mail(
     from: &str,
     subject: &str,
     id: &str,
@@ -812,7 +823,7 @@ backend_test!(
 );
 
 /// The acknowledgement a new ticket got, as stored in the ticket.
-async fn acknowledgement_of(server: &TestServer, ticket: i64) -> String {
+pub(crate) async fn acknowledgement_of(server: &TestServer, ticket: i64) -> String {
     let messages = server
         .store()
         .ticket_messages(ticket)

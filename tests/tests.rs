@@ -23,6 +23,7 @@ mod interop;
 mod keywords;
 mod knowledge;
 mod merge;
+mod knowledge_agents;
 mod migrations;
 mod outbound;
 mod report;

@@ -81,23 +81,38 @@ pub async fn show(config: &Config, id: i64, revision: Option<i64>, json: bool) -
 }
 
 /// `kb report`: per article, its revisions, how often acknowledgements
-/// suggested it, and the help center's "did this help?" answers.
+/// suggested it and replies inserted it (`#kb 42`), how many tickets it is
+/// linked to, and the "did this help?" answers (help center and the
+/// acknowledgement's "this solved my problem" link).
 pub async fn report(config: &Config, json: bool) -> CliResult<()> {
     let store = open_read_only(config).await?;
     let usage = store.kb_usage().await?;
     print_out(json, &usage, || {
         let mut text = format!(
-            "{:>4}  {:<9} {:<8}  {:>9}  {:>9}  {:>6}  {:>6}  {}\n",
-            "ID", "STATE", "VISIBLE", "REVISIONS", "SUGGESTED", "YES", "NO", "TITLE"
+            "{:>4}  {:<9} {:<8}  {:>9}  {:>6}  {:>9}  {:>8}  {:>7}  {:>6}  {:>6}  {}\n",
+            "ID",
+            "STATE",
+            "VISIBLE",
+            "REVISIONS",
+            "VIEWS",
+            "SUGGESTED",
+            "INSERTED",
+            "TICKETS",
+            "YES",
+            "NO",
+            "TITLE"
         );
         for u in &usage {
             text.push_str(&format!(
-                "{:>4}  {:<9} {:<8}  {:>9}  {:>9}  {:>6}  {:>6}  {}\n",
+                "{:>4}  {:<9} {:<8}  {:>9}  {:>6}  {:>9}  {:>8}  {:>7}  {:>6}  {:>6}  {}\n",
                 u.id,
                 u.state,
                 u.visibility,
                 u.revisions,
+                u.views,
                 u.suggested,
+                u.inserted,
+                u.tickets,
                 u.helped_yes,
                 u.helped_no,
                 u.title

@@ -588,6 +588,31 @@ pub fn welcome(w: &Welcome) -> String {
 
 /// Search results: one ticket per paragraph, matched words marked (bold
 /// on a terminal, `*…*` otherwise).
+/// `postdesk search kind:article …`: one article a line, with a snippet.
+pub fn article_results(found: &[crate::cli::search::FoundArticle]) -> String {
+    if found.is_empty() {
+        return "no matching articles\n".to_string();
+    }
+    let mut out = String::new();
+    for hit in found {
+        let _ = writeln!(
+            out,
+            "article {}  {}  [{}, {}, {}]  {}",
+            hit.article,
+            shorten(&hit.title, 70),
+            hit.category,
+            hit.state,
+            hit.visibility,
+            hit.path
+        );
+        if !hit.snippet.is_empty() {
+            let _ = writeln!(out, "    {}", shorten(&hit.snippet, 160));
+        }
+        out.push('\n');
+    }
+    out
+}
+
 pub fn search_results(found: &[Found], terminal: bool) -> String {
     if found.is_empty() {
         return "no matching tickets\n".to_string();

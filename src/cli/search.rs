@@ -29,6 +29,11 @@ pub async fn search(
     json: bool,
 ) -> CliResult<()> {
     let store = open_read_only(config).await?;
+    // `kind:article`: the knowledge base's articles (issue 19).
+    if let Some(words) = article_query(query) {
+        let found = find_articles(&store, &words, limit).await?;
+        return print_out(json, &found, || output::article_results(&found));
+    }
     let scope = Scope {
         limit,
         put_aside,
@@ -37,6 +42,74 @@ pub async fn search(
     let found = find(&config.data_dir, &store, query, scope, !json).await?;
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
     print_out(json, &found, || output::search_results(&found, terminal))
+}
+
+/// The words of a `kind:article` query, or None for a search of tickets.
+pub fn article_query(query: &str) -> Option<String> {
+    let mut article = false;
+    let words: Vec<&str> = query
+        .split_whitespace()
+        .filter(|w| {
+            let is = w.eq_ignore_ascii_case("kind:article");
+            article |= is;
+            !is
+        })
+        .collect();
+    article.then(|| words.join(" "))
+}
+
+/// One article found by `kind:article`.
+#[derive(Debug, Clone, Serialize)]
+pub struct FoundArticle {
+    /// Always "article" (a ticket's hit has none): tells the two apart.
+    pub kind: &'static str,
+    pub article: i64,
+    pub title: String,
+    pub category: String,
+    pub state: crate::domain::knowledge::ArticleState,
+    pub visibility: crate::domain::knowledge::Visibility,
+    /// The help center's address (served when published and public).
+    pub path: String,
+    pub snippet: String,
+}
+
+/// The articles (any state: agents search drafts and internal ones too)
+/// with every word in their title or text, those with all in the title
+/// first, then the newest; archived ones last.
+pub async fn find_articles(
+    store: &Store,
+    words: &str,
+    limit: usize,
+) -> CliResult<Vec<FoundArticle>> {
+    use crate::domain::knowledge::{ArticleState, article_matches, article_snippet};
+    let articles = store.kb_articles(&Default::default()).await?;
+    let mut found: Vec<(bool, bool, FoundArticle)> = articles
+        .into_iter()
+        .filter_map(|a| {
+            let in_title = if words.trim().is_empty() {
+                true
+            } else {
+                article_matches(&a.content.title, &a.content.body_text, words)?
+            };
+            Some((
+                a.content.state == ArticleState::Archived,
+                !in_title,
+                FoundArticle {
+                    kind: "article",
+                    article: a.id,
+                    snippet: article_snippet(&a.content.body_text, words),
+                    title: a.content.title,
+                    category: a.content.category,
+                    state: a.content.state,
+                    visibility: a.content.visibility,
+                    path: a.path,
+                },
+            ))
+        })
+        .collect();
+    // Stable: within each group, the newest change first (the store's order).
+    found.sort_by_key(|(archived, not_in_title, _)| (*archived, *not_in_title));
+    Ok(found.into_iter().take(limit).map(|(_, _, f)| f).collect())
 }
 
 /// `postdesk search --status`: the index's size and lag.

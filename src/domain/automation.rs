@@ -23,6 +23,9 @@ pub struct TicketSnapshot {
     /// The customer's answer to the satisfaction survey ("good", "okay",
     /// "bad"), if any.
     pub satisfaction: Option<String>,
+    /// The knowledge-base articles the ticket's acknowledgement suggested
+    /// (issue 19), by id.
+    pub suggested_articles: Vec<i64>,
 }
 
 /// A queue the rules named, as found in the queue list.
@@ -38,6 +41,8 @@ pub struct QueueChoice {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RuleEffects {
     pub priority: Option<Priority>,
+    /// A status a rule set (`status = "resolved"`).
+    pub status: Option<Status>,
     pub queue: Option<QueueChoice>,
     pub add_tags: Vec<String>,
     pub remove_tags: Vec<String>,

@@ -54,6 +54,11 @@ pub enum Command {
     /// the command was (submission inserts it; a name of several words is
     /// the rest of the line).
     Template(String),
+    // Knowledge base (issue 19).
+    /// `#kb 42`: article 42's text goes into the reply where the line was.
+    KbInsert(i64),
+    /// `#kb draft`: a draft article from the ticket's conversation.
+    KbDraft,
 }
 
 /// A command line as written, with its line number (from 1) and what it
@@ -76,7 +81,7 @@ pub struct Commands {
 
 /// Every command word, for error messages.
 pub const KNOWN: &str = "#close, #resolve, #pending, #open, #priority LEVEL, #assign AGENT|me, \
-#take, #unassign, #tag TAG…, #untag TAG…, #queue NAME, #hold, #send, #cc add|remove ADDRESS, #merge N, #split, #time 15m, #template NAME";
+#take, #unassign, #tag TAG…, #untag TAG…, #queue NAME, #hold, #send, #cc add|remove ADDRESS, #merge N, #split, #time 15m, #template NAME, #kb ARTICLE, #kb draft";
 
 /// The most tags one `#tag` or `#untag` line takes: a longer list is a
 /// sentence, not tags.
@@ -262,6 +267,23 @@ pub fn meaning(line: &str) -> LineMeaning {
             [] => mistake("which template? (#template NAME)".into()),
             _ => command(Command::Template(argument.to_string())),
         },
+        // Knowledge base (issue 19).
+        "kb" => match words.as_slice() {
+            [] => {
+                mistake("which article? #kb 42 inserts article 42, #kb draft writes a draft".into())
+            }
+            [word] if word.eq_ignore_ascii_case("draft") => command(Command::KbDraft),
+            [number] => match number.trim_start_matches('#').parse::<i64>() {
+                Ok(id) if id > 0 => command(Command::KbInsert(id)),
+                _ if is_plain_word(number) || number.starts_with(|c: char| c.is_ascii_digit()) => {
+                    mistake(format!(
+                        "'{number}' is no article number (#kb 42, #kb draft)"
+                    ))
+                }
+                _ => LineMeaning::Text,
+            },
+            _ => LineMeaning::Text,
+        },
         "tag" | "untag" => match tag_list(argument) {
             Some(tags) if tags.is_empty() => mistake("which tag?".into()),
             Some(tags) if word == "tag" => command(Command::Tag(tags)),
@@ -406,6 +428,22 @@ mod tests {
             LineMeaning::Command(Command::Time(120))
         ));
         assert!(matches!(meaning("#time 2 weeks"), LineMeaning::Mistake(_)));
+    }
+
+    #[test]
+    fn kb_commands_insert_an_article_or_draft_one() {
+        assert_eq!(
+            parsed("#kb 42\n#kb draft\n#KB Draft\n"),
+            vec![
+                Ok(Command::KbInsert(42)),
+                Ok(Command::KbDraft),
+                Ok(Command::KbDraft)
+            ]
+        );
+        let commands = Commands::read("#kb\n#kb foo\n#kb 0\n");
+        assert_eq!(commands.errors().len(), 3, "{:?}", commands.errors());
+        // A sentence that starts with #kb is text.
+        assert!(Commands::read("#kb articles help, see below\n").is_empty());
     }
 
     #[test]

@@ -318,6 +318,7 @@ pub fn rules_change(
     lines.extend(effects.events.iter().cloned());
     let change = TicketChange {
         priority: effects.priority,
+        status: effects.status,
         queue: effects.queue.as_ref().map(|q| q.name.clone()),
         owner: owner.flatten().map(Some),
         add_tags: effects.add_tags.clone(),

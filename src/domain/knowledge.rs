@@ -527,6 +527,281 @@ impl ArticleCommands {
     }
 }
 
+/// Whether an article matches a search: every word of `query` (any case)
+/// in its title or text. Some(true) when all are in the title (those
+/// come first); None when it does not match, or the query has no word.
+pub fn article_matches(title: &str, body: &str, query: &str) -> Option<bool> {
+    let words: Vec<String> = query.split_whitespace().map(str::to_lowercase).collect();
+    if words.is_empty() {
+        return None;
+    }
+    let title = title.to_lowercase();
+    let body = body.to_lowercase();
+    words
+        .iter()
+        .all(|w| title.contains(w.as_str()) || body.contains(w.as_str()))
+        .then(|| words.iter().all(|w| title.contains(w.as_str())))
+}
+
+/// A few lines of an article's text around the first word of `query`
+/// that it holds (its beginning when none is in the text), one line.
+pub fn article_snippet(body: &str, query: &str) -> String {
+    const AROUND: usize = 60;
+    let flat = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    let lower = flat.to_lowercase();
+    let at = query
+        .split_whitespace()
+        .filter_map(|w| lower.find(&w.to_lowercase()))
+        .min()
+        .unwrap_or(0);
+    let mut start = at.saturating_sub(AROUND);
+    while !flat.is_char_boundary(start) {
+        start -= 1;
+    }
+    let mut end = (at + 2 * AROUND).min(flat.len());
+    while !flat.is_char_boundary(end) {
+        end += 1;
+    }
+    let mut snippet = flat[start..end].to_string();
+    if start > 0 {
+        snippet.insert(0, '…');
+    }
+    if end < flat.len() {
+        snippet.push('…');
+    }
+    snippet
+}
+
+/// Signs the "this solved my problem" links of an acknowledgement: each
+/// names a ticket and an article it suggested, with an HMAC of both under
+/// the server's secret, so that a guessed or altered link (another
+/// ticket's number) resolves nothing.
+#[derive(Clone)]
+pub struct SolvedLinks {
+    key: ring::hmac::Key,
+}
+
+/// Bytes of the HMAC-SHA256 in a token (96 bits, 24 hex digits: no guess
+/// finds one, and the link stays short enough for a mail's line).
+const SOLVED_TOKEN_BYTES: usize = 12;
+
+impl SolvedLinks {
+    pub fn new(secret: &[u8]) -> SolvedLinks {
+        SolvedLinks {
+            key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret),
+        }
+    }
+
+    /// The token of a ticket and article.
+    pub fn token(&self, ticket: i64, article: i64) -> String {
+        let tag = ring::hmac::sign(
+            &self.key,
+            format!("kb-solved:{ticket}:{article}").as_bytes(),
+        );
+        tag.as_ref()[..SOLVED_TOKEN_BYTES]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Whether `token` is the one of this ticket and article (compared in
+    /// constant time).
+    pub fn verify(&self, ticket: i64, article: i64, token: &str) -> bool {
+        let expected = self.token(ticket, article);
+        expected.len() == token.len()
+            && expected
+                .bytes()
+                .zip(token.bytes())
+                .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+                == 0
+    }
+
+    /// The help center's path of the link: `/kb/solved/1042/42/<token>`.
+    pub fn path(&self, ticket: i64, article: i64) -> String {
+        format!(
+            "/kb/solved/{ticket}/{article}/{}",
+            self.token(ticket, article)
+        )
+    }
+}
+
+/// One message of a ticket's conversation, for [`draft_from_conversation`]:
+/// who wrote it (the customer, or an agent's public reply) and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationPart {
+    pub from_customer: bool,
+    pub text: String,
+}
+
+/// What must not go into an article drafted from a ticket: the customer's
+/// addresses and names (and the agents' names, who sign their replies).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PrivateDetails {
+    pub names: Vec<String>,
+}
+
+/// The person's name a mail address may carry in its local part
+/// (`carol.customer@…` → "carol customer"), to leave out of a draft as the
+/// customer's name is; None for a role address (`info@`, `support@`) or a
+/// local part that is no name (digits).
+pub fn name_in_address(address: &str) -> Option<String> {
+    const ROLES: [&str; 16] = [
+        "info", "support", "admin", "office", "contact", "sales", "billing", "help", "service",
+        "team", "mail", "noreply", "hello", "it", "accounts", "helpdesk",
+    ];
+    let local = address.split('@').next()?.split('+').next()?;
+    let words: Vec<&str> = local
+        .split(['.', '_', '-'])
+        .filter(|w| w.chars().count() >= 2)
+        .collect();
+    let is_name = !words.is_empty()
+        && words.iter().all(|w| w.chars().all(char::is_alphabetic))
+        && !words
+            .iter()
+            .any(|w| ROLES.contains(&w.to_lowercase().as_str()));
+    is_name.then(|| words.join(" "))
+}
+
+/// The body of a draft article made from a ticket's conversation (`#kb
+/// draft`): what the customer asked ("Problem") and what the agents
+/// answered ("Solution"), each message's own words only. Quoted text,
+/// signatures, greetings and sign-offs are left out, mail addresses
+/// become `[address]` and the names in `private` `[name]`: the article
+/// may be published for everyone to read, the ticket is one customer's.
+pub fn draft_from_conversation(parts: &[ConversationPart], private: &PrivateDetails) -> String {
+    let mut problem = Vec::new();
+    let mut solution = Vec::new();
+    for part in parts {
+        let own = super::quoting::split_quoted(&part.text).0;
+        let cleaned = scrub(&without_salutations(&own), private);
+        if cleaned.trim().is_empty() {
+            continue;
+        }
+        if part.from_customer {
+            problem.push(cleaned.trim().to_string());
+        } else {
+            solution.push(cleaned.trim().to_string());
+        }
+    }
+    let section = |texts: &[String]| {
+        if texts.is_empty() {
+            "(to be written)".to_string()
+        } else {
+            texts.join("\n\n")
+        }
+    };
+    format!(
+        "## Problem\n\n{}\n\n## Solution\n\n{}\n",
+        section(&problem),
+        section(&solution)
+    )
+}
+
+/// A text without its greeting line ("Hi Carol,") and without everything
+/// from its sign-off on ("Thanks,", "Best regards", "Cheers"): where a
+/// signature without the `-- ` line begins.
+fn without_salutations(text: &str) -> String {
+    const GREETINGS: [&str; 7] = [
+        "hi",
+        "hello",
+        "hey",
+        "dear",
+        "good morning",
+        "good afternoon",
+        "hallo",
+    ];
+    const SIGN_OFFS: [&str; 10] = [
+        "thanks",
+        "thank you",
+        "best wishes",
+        "best regards",
+        "kind regards",
+        "regards",
+        "cheers",
+        "sincerely",
+        "greetings",
+        "many thanks",
+    ];
+    let mut out = String::with_capacity(text.len());
+    let mut first_words = true;
+    for line in text.lines() {
+        let trimmed = line.trim();
+        let bare = trimmed
+            .trim_end_matches([',', '!', '.', ':'])
+            .to_lowercase();
+        if first_words && !trimmed.is_empty() {
+            first_words = false;
+            let greeting = GREETINGS
+                .iter()
+                .any(|g| bare == *g || bare.starts_with(&format!("{g} ")))
+                && trimmed.len() < 60;
+            if greeting {
+                continue;
+            }
+        }
+        // "Thanks," alone, or "Best regards," / "Many thanks again,"
+        // (a line of its own ending in a comma); "Thanks for writing."
+        // is a sentence.
+        let sign_off = SIGN_OFFS
+            .iter()
+            .any(|s| bare == *s || (trimmed.ends_with(',') && bare.starts_with(&format!("{s} "))));
+        if sign_off {
+            break;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// Mail addresses become `[address]`, the private names `[name]` (whole
+/// words, any case; each part of a name of two letters or more).
+fn scrub(text: &str, private: &PrivateDetails) -> String {
+    let mut words: Vec<String> = private
+        .names
+        .iter()
+        .flat_map(|n| n.split(|c: char| !c.is_alphanumeric()))
+        .filter(|w| w.chars().count() >= 2)
+        .map(str::to_lowercase)
+        .collect();
+    words.sort();
+    words.dedup();
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let mut token = String::new();
+        for c in line.chars() {
+            if c.is_whitespace() || matches!(c, '<' | '>' | '(' | ')' | ',' | ';' | '"') {
+                out.push_str(&scrub_token(&token, &words));
+                token.clear();
+                out.push(c);
+            } else {
+                token.push(c);
+            }
+        }
+        out.push_str(&scrub_token(&token, &words));
+    }
+    out
+}
+
+fn scrub_token(token: &str, names: &[String]) -> String {
+    if token.is_empty() {
+        return String::new();
+    }
+    // An address, also as `mailto:` or with trailing punctuation.
+    if let Some(at) = token.find('@')
+        && at > 0
+        && token[at + 1..].contains('.')
+    {
+        return "[address]".to_string();
+    }
+    // A name, perhaps with punctuation after it ("Carol.", "Carol's").
+    let word: String = token.chars().take_while(|c| c.is_alphanumeric()).collect();
+    if !word.is_empty() && names.contains(&word.to_lowercase()) {
+        return format!("[name]{}", &token[word.len()..]);
+    }
+    token.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -747,5 +1022,104 @@ mod tests {
         assert!(!html.contains("javascript:"), "{html}");
         assert!(html.contains("href=\"https://example.org/a\""), "{html}");
         assert!(html.contains("href=\"/kb/2-x\""), "{html}");
+    }
+
+    #[test]
+    fn names_in_addresses_are_found_and_roles_are_not() {
+        assert_eq!(
+            name_in_address("carol.customer@example.com").as_deref(),
+            Some("carol customer")
+        );
+        assert_eq!(name_in_address("dave@example.com").as_deref(), Some("dave"));
+        assert_eq!(name_in_address("info@example.com"), None);
+        assert_eq!(
+            name_in_address("j.smith+tickets@example.com").as_deref(),
+            Some("smith")
+        );
+        assert_eq!(name_in_address("4711@example.com"), None);
+    }
+
+    #[test]
+    fn a_draft_from_a_ticket_leaves_the_customer_out() {
+        let parts = vec![
+            ConversationPart {
+                from_customer: true,
+                text: "Hi there,\n\nMy printer shows error E42 since Monday. Carol Customer here, \
+                       reach me at carol@example.com.\n\nThanks,\nCarol\nACME Corp, +1 555 0100\n"
+                    .into(),
+            },
+            ConversationPart {
+                from_customer: false,
+                text: "Hello Carol,\n\nTurn it off, remove the toner and turn it on again.\n\n\
+                       Best regards,\nBob\n\nOn Mon, Carol wrote:\n> My printer shows error E42\n"
+                    .into(),
+            },
+        ];
+        let private = PrivateDetails {
+            names: vec!["Carol Customer".into(), "Bob Agent".into()],
+        };
+        let body = draft_from_conversation(&parts, &private);
+        assert!(body.contains("## Problem"), "{body}");
+        assert!(body.contains("error E42 since Monday"), "{body}");
+        assert!(body.contains("remove the toner"), "{body}");
+        for private in [
+            "carol",
+            "Carol",
+            "example.com",
+            "555 0100",
+            "Bob",
+            "Hi there",
+            "wrote:",
+        ] {
+            assert!(!body.contains(private), "{private} in {body}");
+        }
+        assert!(body.contains("[name] [name] here"), "{body}");
+        assert!(body.contains("[address]"), "{body}");
+    }
+
+    #[test]
+    fn solved_links_are_bound_to_their_ticket_and_article() {
+        let links = SolvedLinks::new(b"secret");
+        let token = links.token(1042, 42);
+        assert_eq!(token.len(), 24);
+        assert!(links.verify(1042, 42, &token));
+        assert!(!links.verify(1043, 42, &token), "another ticket");
+        assert!(!links.verify(1042, 43, &token), "another article");
+        assert!(!links.verify(1042, 42, &token[..23]));
+        assert!(!SolvedLinks::new(b"other").verify(1042, 42, &token));
+        assert_eq!(links.path(1042, 42), format!("/kb/solved/1042/42/{token}"));
+    }
+
+    #[test]
+    fn articles_match_every_word_in_title_or_text() {
+        assert_eq!(
+            article_matches("Printer on fire", "Pull the plug.", "printer PLUG"),
+            Some(false)
+        );
+        assert_eq!(
+            article_matches("Printer on fire", "Pull the plug.", "fire printer"),
+            Some(true)
+        );
+        assert_eq!(
+            article_matches("Printer on fire", "Pull the plug.", "printer vpn"),
+            None
+        );
+        assert_eq!(
+            article_matches("Printer on fire", "Pull the plug.", "  "),
+            None
+        );
+        let snippet = article_snippet(
+            &format!(
+                "{} Pull the plug now. {}",
+                "a ".repeat(100),
+                "b ".repeat(100)
+            ),
+            "plug",
+        );
+        assert!(snippet.contains("Pull the plug now"), "{snippet}");
+        assert!(
+            snippet.starts_with('…') && snippet.ends_with('…'),
+            "{snippet}"
+        );
     }
 }

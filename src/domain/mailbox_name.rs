@@ -88,9 +88,67 @@ fn check_shift(encoded: &[u8]) -> Result<(), Invalid> {
     if any { Ok(()) } else { Err(Invalid::BadShift) }
 }
 
+/// Encodes a name (a knowledge-base category) as modified UTF-7, as a
+/// mailbox name must be: printable ASCII as itself (`&` as `&-`), every
+/// run of other characters as `&`, their UTF-16 in modified base64, `-`.
+pub fn encode(name: &str) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
+    let mut out = String::with_capacity(name.len());
+    let mut run: Vec<u16> = Vec::new();
+    let flush = |run: &mut Vec<u16>, out: &mut String| {
+        if run.is_empty() {
+            return;
+        }
+        out.push('&');
+        let bytes: Vec<u8> = run.iter().flat_map(|u| u.to_be_bytes()).collect();
+        for chunk in bytes.chunks(3) {
+            let n = chunk.len();
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let v = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            // n bytes give n + 1 characters; no padding.
+            for i in 0..=n {
+                out.push(ALPHABET[((v >> (18 - 6 * i)) & 0x3f) as usize] as char);
+            }
+        }
+        out.push('-');
+        run.clear();
+    };
+    for c in name.chars() {
+        if (' '..='~').contains(&c) {
+            flush(&mut run, &mut out);
+            if c == '&' {
+                out.push_str("&-");
+            } else {
+                out.push(c);
+            }
+        } else {
+            let mut units = [0u16; 2];
+            run.extend_from_slice(c.encode_utf16(&mut units));
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_encode_as_modified_utf7() {
+        assert_eq!(encode("Printers"), "Printers");
+        assert_eq!(encode("Acme & Co"), "Acme &- Co");
+        assert_eq!(encode("Entwürfe"), "Entw&APw-rfe");
+        assert_eq!(encode("台北"), "&U,BTFw-");
+        assert_eq!(encode("日本語"), "&ZeVnLIqe-");
+        for name in ["Drucker & Zubehör", "😀 emoji", "a/b"] {
+            assert_eq!(validate(encode(name).as_bytes()), Ok(()), "{name}");
+        }
+    }
 
     #[test]
     fn the_rfc_examples_and_plain_names_are_valid() {

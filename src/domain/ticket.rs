@@ -305,10 +305,14 @@ pub enum EventKind {
     Merged,
     /// A customer's mail was split off into a new ticket (on both).
     Split,
+    /// A knowledge-base article went into a reply (`#kb 42`) or came out
+    /// of the ticket (`#kb draft`), or its "this solved my problem" link
+    /// was followed.
+    Knowledge,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 24] = [
+    pub const ALL: [EventKind; 25] = [
         EventKind::Created,
         EventKind::Linked,
         EventKind::Reopened,
@@ -333,6 +337,7 @@ impl EventKind {
         EventKind::Collision,
         EventKind::Merged,
         EventKind::Split,
+        EventKind::Knowledge,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -361,6 +366,7 @@ impl EventKind {
             EventKind::Collision => "collision",
             EventKind::Merged => "merged",
             EventKind::Split => "split",
+            EventKind::Knowledge => "knowledge",
         }
     }
 
@@ -383,7 +389,8 @@ impl EventKind {
             | EventKind::Linked
             | EventKind::SimilarTickets
             | EventKind::Joined
-            | EventKind::Collision => false,
+            | EventKind::Collision
+            | EventKind::Knowledge => false,
             // A reply sets status and owner; delivery reports and failures
             // may tag the ticket.
             EventKind::Reopened

@@ -16,6 +16,10 @@ pub const QUEUES: &str = "Queues";
 /// Thunderbird's name for the templates folder (RFC 6154 has no special
 /// use for it; clients find it by this name).
 pub const TEMPLATES: &str = "Templates";
+/// The knowledge base's folders (issue 19): `Knowledge` (every published
+/// article), `Knowledge/<category>`, `Knowledge/Drafts`.
+pub const KNOWLEDGE: &str = "Knowledge";
+const KNOWLEDGE_DRAFTS: &str = "Drafts";
 
 /// A mailbox as the agent sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -50,6 +54,15 @@ pub enum Folder {
     /// storage folder of mine, kept in line with the templates table).
     Templates,
     Personal(String),
+    // Knowledge base (issue 19): read-only views of articles, one message
+    // per article (its newest revision).
+    /// Every published article.
+    Knowledge,
+    /// The published articles of one category; the name as the folder
+    /// shows it (modified UTF-7, [`super::mailbox_name::encode`]).
+    KnowledgeCategory(String),
+    /// Draft articles (agents edit them by replying).
+    KnowledgeDrafts,
 }
 
 impl Folder {
@@ -70,6 +83,9 @@ impl Folder {
             Folder::Held => "Held".into(),
             Folder::Templates => TEMPLATES.into(),
             Folder::Personal(name) => name.clone(),
+            Folder::Knowledge => KNOWLEDGE.into(),
+            Folder::KnowledgeCategory(name) => format!("{KNOWLEDGE}{DELIMITER}{name}"),
+            Folder::KnowledgeDrafts => format!("{KNOWLEDGE}{DELIMITER}{KNOWLEDGE_DRAFTS}"),
         }
     }
 
@@ -88,6 +104,17 @@ impl Folder {
         }
         if let Some(folder) = Self::alias(name) {
             return folder;
+        }
+        if let Some(category) = name
+            .strip_prefix(KNOWLEDGE)
+            .and_then(|rest| rest.strip_prefix(DELIMITER))
+            .filter(|c| !c.is_empty() && !c.contains(DELIMITER))
+        {
+            return if category == KNOWLEDGE_DRAFTS {
+                Folder::KnowledgeDrafts
+            } else {
+                Folder::KnowledgeCategory(category.to_string())
+            };
         }
         Self::fixed()
             .into_iter()
@@ -127,6 +154,8 @@ impl Folder {
             Folder::Templates,
             Folder::Junk,
             Folder::Trash,
+            Folder::Knowledge,
+            Folder::KnowledgeDrafts,
         ]
     }
 
@@ -181,12 +210,35 @@ impl Folder {
         )
     }
 
+    /// A view of knowledge-base articles: always read-only.
+    pub fn is_knowledge(&self) -> bool {
+        matches!(
+            self,
+            Folder::Knowledge | Folder::KnowledgeCategory(_) | Folder::KnowledgeDrafts
+        )
+    }
+
+    /// Whether this knowledge folder shows an article in this state and
+    /// category (the category as a folder name, encoded).
+    pub fn holds_article(&self, state: super::knowledge::ArticleState, category: &str) -> bool {
+        use super::knowledge::ArticleState;
+        match self {
+            Folder::Knowledge => state == ArticleState::Published,
+            Folder::KnowledgeCategory(name) => {
+                state == ArticleState::Published && super::mailbox_name::encode(category) == *name
+            }
+            Folder::KnowledgeDrafts => state == ArticleState::Draft,
+            _ => false,
+        }
+    }
+
     /// A name agents may not use for their own folders: every view's name
     /// and everything under `Queues/`, in any case (a personal
     /// `queues/support` would pass for the view in a client's list).
     pub fn is_reserved(name: &str) -> bool {
         let top = name.split(DELIMITER).next().unwrap_or(name);
         top.eq_ignore_ascii_case(QUEUES)
+            || top.eq_ignore_ascii_case(KNOWLEDGE)
             || Self::alias(name).is_some()
             || Self::fixed()
                 .iter()
@@ -243,6 +295,10 @@ impl Folder {
                 ..ViewFilter::default()
             },
             Folder::Sent | Folder::Drafts | Folder::Held | Folder::Templates | Folder::Personal(_) => return None,
+            // Articles, not tickets: see `holds_article`.
+            Folder::Knowledge | Folder::KnowledgeCategory(_) | Folder::KnowledgeDrafts => {
+                return None;
+            }
         })
     }
 
@@ -295,6 +351,12 @@ impl Folder {
             },
             Folder::Sent | Folder::Drafts | Folder::Held | Folder::Templates | Folder::Personal(_) => {
                 return Err("not a view");
+            }
+            Folder::Knowledge | Folder::KnowledgeCategory(_) | Folder::KnowledgeDrafts => {
+                return Err(
+                    "Knowledge folders are read-only: mail the knowledge address to write or \
+                     change an article (a reply to an article is its next revision)",
+                );
             }
         })
     }
@@ -572,6 +634,31 @@ mod tests {
                 ..MembershipChange::default()
             }
         );
+    }
+
+    #[test]
+    fn knowledge_folders_are_read_only_views_of_articles() {
+        use crate::domain::knowledge::ArticleState;
+        assert_eq!(Folder::parse("Knowledge", &[]), Folder::Knowledge);
+        assert_eq!(
+            Folder::parse("Knowledge/Drafts", &[]),
+            Folder::KnowledgeDrafts
+        );
+        assert_eq!(
+            Folder::parse("Knowledge/Printers", &[]),
+            Folder::KnowledgeCategory("Printers".into())
+        );
+        assert!(Folder::is_reserved("knowledge/anything"));
+        assert!(Folder::Knowledge.move_into(1).is_err());
+        assert!(Folder::KnowledgeDrafts.is_knowledge() && Folder::Knowledge.is_view());
+        let printers = Folder::KnowledgeCategory("Printers".into());
+        assert!(printers.holds_article(ArticleState::Published, "Printers"));
+        assert!(!printers.holds_article(ArticleState::Draft, "Printers"));
+        assert!(!printers.holds_article(ArticleState::Published, "Network"));
+        assert!(Folder::KnowledgeDrafts.holds_article(ArticleState::Draft, "Printers"));
+        assert!(!Folder::Knowledge.holds_article(ArticleState::Archived, "Printers"));
+        let accented = Folder::KnowledgeCategory("Drucker &- Zubeh&APY-r".into());
+        assert!(accented.holds_article(ArticleState::Published, "Drucker & Zubehör"));
     }
 
     #[test]

@@ -44,6 +44,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "not_found.html",
         include_str!("../../templates/kb/not_found.html"),
     ),
+    (
+        "solved.html",
+        include_str!("../../templates/kb/solved.html"),
+    ),
 ];
 
 /// The compiled templates (auto-escaping, as their names end in .html).
@@ -68,6 +72,10 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/kb/category/{slug}", get(category_page))
         .route("/kb/{segment}", get(article_page))
         .route("/kb/{segment}/feedback", post(feedback))
+        .route(
+            "/kb/solved/{ticket}/{article}/{token}",
+            get(solved_page).post(solved),
+        )
 }
 
 /// What every page knows besides its own content.
@@ -377,6 +385,10 @@ async fn article_page(
         return Redirect::permanent(&article.path).into_response();
     }
     let thanks = query.is_some_and(|q| form_value(q.as_bytes(), "thanks").is_some());
+    // Counted for `kb report`; a failure to count costs the reader nothing.
+    if !thanks && let Err(err) = app.store.kb_count_view(article.id).await {
+        tracing::warn!(%err, article = article.id, "help center: view not counted");
+    }
     page(render_article(&site(&app), &article, thanks))
 }
 
@@ -417,4 +429,104 @@ async fn feedback(
             .into_response();
     }
     Redirect::to(&format!("{}?thanks=1", article.path)).into_response()
+}
+
+/// The ticket and article of a "this solved my problem" link whose token
+/// is theirs; None for anything else (a guessed or altered link).
+fn solved_link(app: &App, ticket: &str, article: &str, token: &str) -> Option<(i64, i64)> {
+    let ticket: i64 = ticket.parse().ok().filter(|n| *n > 0)?;
+    let article: i64 = article.parse().ok().filter(|n| *n > 0)?;
+    app.kb_links
+        .verify(ticket, article, token)
+        .then_some((ticket, article))
+}
+
+fn render_solved(app: &App, ticket: i64, article: i64, state: &str) -> Response {
+    page(render(
+        "solved.html",
+        serde_json::json!({
+            "static_copy": false,
+            "hostname": &app.config.hostname,
+            "ticket": ticket,
+            "state": state,
+            "path": app.kb_links.path(ticket, article),
+        }),
+    ))
+}
+
+fn server_error(what: &str, err: impl std::fmt::Display) -> Response {
+    tracing::error!(%err, "help center: {what}");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("cannot {what} now; please try again later\n"),
+    )
+        .into_response()
+}
+
+/// Whether the ticket is done (resolved or closed) already.
+async fn ticket_done(app: &App, ticket: i64) -> Result<Option<bool>, Response> {
+    use crate::domain::ticket::Status;
+    match app.store.ticket(ticket).await {
+        Ok(t) => Ok(Some(matches!(t.status, Status::Resolved | Status::Closed))),
+        Err(crate::store::StoreError::NotFound(_)) => Ok(None),
+        Err(err) => Err(server_error("read the request", err)),
+    }
+}
+
+/// The acknowledgement's "this solved my problem" link: a page that asks
+/// to confirm with a button (a POST). A GET changes nothing, because mail
+/// scanners and link previews follow every link of a mail.
+async fn solved_page(
+    State(app): State<Arc<App>>,
+    Path((ticket, article, token)): Path<(String, String, String)>,
+) -> Response {
+    let Some((ticket, article)) = solved_link(&app, &ticket, &article, &token) else {
+        return not_found(&app);
+    };
+    match ticket_done(&app, ticket).await {
+        Ok(Some(true)) => render_solved(&app, ticket, article, "already"),
+        Ok(Some(false)) => render_solved(&app, ticket, article, "confirm"),
+        Ok(None) => not_found(&app),
+        Err(response) => response,
+    }
+}
+
+/// Confirmed: counts "helped yes" for the article (once per ticket) and
+/// resolves the ticket through the one ticket-change operation. A second
+/// use changes nothing.
+async fn solved(
+    State(app): State<Arc<App>>,
+    Path((ticket, article, token)): Path<(String, String, String)>,
+) -> Response {
+    use crate::domain::change::{ChangeRequest, TicketChange};
+    use crate::domain::ticket::Status;
+    let Some((ticket, article)) = solved_link(&app, &ticket, &article, &token) else {
+        return not_found(&app);
+    };
+    let done = match ticket_done(&app, ticket).await {
+        Ok(Some(done)) => done,
+        Ok(None) => return not_found(&app),
+        Err(response) => return response,
+    };
+    let now = chrono::Utc::now();
+    let counted = match app.store.kb_record_solved(ticket, article, now).await {
+        Ok(counted) => counted,
+        Err(err) => return server_error("note your answer", err),
+    };
+    if !counted || done {
+        return render_solved(&app, ticket, article, "already");
+    }
+    let request = ChangeRequest::administrative(
+        TicketChange {
+            status: Some(Status::Resolved),
+            ..TicketChange::default()
+        },
+        format!("the customer said article {article} solved the problem (help center link)"),
+        "customer",
+        now,
+    );
+    match app.store.change_ticket(ticket, &request).await {
+        Ok(_) => render_solved(&app, ticket, article, "done"),
+        Err(err) => server_error("resolve the request", err),
+    }
 }

@@ -36,6 +36,13 @@ impl ImapSession {
             }
             Err(reply) => return reply,
         };
+        if folder.is_knowledge() {
+            return Reply::no(format!(
+                "[CANNOT] {name} is read-only: write an article by mail to {}, \
+                 or reply to an article's message for its next revision",
+                self.app.config.knowledge_address()
+            ));
+        }
         if folder.is_view() {
             return Reply::no(format!(
                 "[CANNOT] {name} is a ticket view; append to Drafts, Sent or a folder of your own"

@@ -34,6 +34,11 @@ impl ImapSession {
             Err(_) => return Reply::no(format!("[TRYCREATE] No mailbox named {target_name}")),
         };
         let agent = &login.agent;
+        if moving && selected.folder.is_knowledge() {
+            return Reply::no(
+                "[READ-ONLY] Knowledge folders are read-only: COPY an article to keep a copy",
+            );
+        }
         if moving && selected.read_only {
             return Reply::no("[READ-ONLY] Mailbox is read-only");
         }
@@ -90,7 +95,7 @@ impl ImapSession {
                 .iter()
                 .filter_map(|(_, r, _)| match r {
                     MessageRef::Ticket(id) => Some(*id),
-                    MessageRef::Stored(_) => None,
+                    MessageRef::Stored(_) | MessageRef::Article(_) => None,
                 })
                 .collect();
             if ids.len() != sources.len() {

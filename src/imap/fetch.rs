@@ -438,7 +438,7 @@ impl ImapSession {
                 .iter()
                 .filter_map(|i| match selected.messages[*i].message {
                     MessageRef::Ticket(id) => Some(id),
-                    MessageRef::Stored(_) => None,
+                    MessageRef::Stored(_) | MessageRef::Article(_) => None,
                 })
                 .collect();
             store

@@ -68,7 +68,10 @@ fn list_order(folder: &Folder) -> (u8, String) {
         Folder::Held => 11,
         Folder::Junk => 12,
         Folder::Trash => 13,
-        Folder::Personal(_) => 14,
+        Folder::Knowledge => 14,
+        Folder::KnowledgeCategory(_) => 15,
+        Folder::KnowledgeDrafts => 16,
+        Folder::Personal(_) => 17,
     };
     (rank, folder.name())
 }
@@ -77,10 +80,13 @@ impl ImapSession {
     /// The agent's mailboxes, creating the standard ones on first use.
     pub async fn mailboxes(&self, login: &LoggedIn) -> Result<Vec<Mailbox>, StoreError> {
         let agent = &login.agent;
-        let names: Vec<String> = Folder::standard(&agent.queues)
+        let mut names: Vec<String> = Folder::standard(&agent.queues)
             .iter()
             .map(Folder::name)
             .collect();
+        // One folder per category of published articles (issue 19).
+        let categories = self.knowledge_folder_names().await?;
+        names.extend(categories.iter().cloned());
         let mut boxes = self.app.store.imap_mailboxes(agent.id).await?;
         if names.iter().any(|n| !boxes.iter().any(|b| &b.name == n)) {
             self.app
@@ -95,6 +101,11 @@ impl ImapSession {
             !(b.name
                 .starts_with(&format!("{}{DELIMITER}", crate::domain::views::QUEUES))
                 && matches!(login.folder_of(&b.name), Folder::Personal(_)))
+        });
+        // Likewise a category no published article has any more.
+        boxes.retain(|b| {
+            !matches!(login.folder_of(&b.name), Folder::KnowledgeCategory(_))
+                || categories.contains(&b.name)
         });
         Ok(boxes)
     }
@@ -131,6 +142,11 @@ impl ImapSession {
         if *folder == Folder::Templates {
             self.sync_templates(login, mailbox_id).await?;
             return Ok(String::new());
+        }
+        if folder.is_knowledge() {
+            return self
+                .reconcile_knowledge(mailbox_id, folder, force, known)
+                .await;
         }
         // The agent's own folders hold what was put there: nothing to bring
         // up to date.
@@ -191,6 +207,9 @@ impl ImapSession {
         login: &LoggedIn,
         folder: &Folder,
     ) -> Result<String, StoreError> {
+        if folder.is_knowledge() {
+            return self.knowledge_marker().await;
+        }
         let mut marker = self.app.store.imap_sync_marker(login.agent.id).await?;
         if matches!(folder, Folder::Closed) {
             let hour = chrono::Utc::now().timestamp() / 3600;
@@ -220,6 +239,9 @@ impl ImapSession {
         }
         let name = mailbox_name(name);
         let (mailbox, folder) = self.find_mailbox(login, &name).await?;
+        // Articles are written by mail, never changed here: a Knowledge
+        // folder is always read-only (RFC 3501 `[READ-ONLY]`).
+        let read_only = read_only || folder.is_knowledge();
         // What was heard before is taken in by this reconcile (it reads the
         // marker after): the selected view starts with a clean slate.
         self.forget_heard_changes();
@@ -244,7 +266,7 @@ impl ImapSession {
             self.app.store.imap_claim_recent(mailbox.id, newest).await?
         };
         let mut selected = Selected::new(mailbox, folder, read_only, members);
-        if selected.folder.is_view() {
+        if selected.folder.is_view() && !selected.folder.is_knowledge() {
             // The ticket tags in use and Thunderbird's labels are announced
             // whether or not a message here carries them, so that a client
             // offers them (and shows `#tag vip` as the keyword `vip`).

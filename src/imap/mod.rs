@@ -14,6 +14,7 @@ pub(crate) mod encode;
 mod extended;
 mod fetch;
 mod framing;
+mod knowledge;
 mod mailboxes;
 mod qresync;
 mod response;

@@ -1132,7 +1132,18 @@ impl ImapSession {
         allow_expunge: bool,
     ) -> Result<(), StoreError> {
         let heard = self.take_heard(login.agent.id);
-        if selected.folder.is_view() {
+        if selected.folder.is_knowledge() {
+            // Articles: their own marker (the newest revision); a change
+            // of the knowledge base is announced as "everything".
+            let marker = self.view_marker(login, &selected.folder).await?;
+            if marker != selected.marker {
+                let known = selected.marker.clone();
+                self.reconcile(login, selected.mailbox.id, &selected.folder, false, &known)
+                    .await?;
+                selected.reconciled_in_full_at = std::time::Instant::now();
+            }
+            selected.marker = marker;
+        } else if selected.folder.is_view() {
             // Read after the changes were taken: every change it covers
             // was announced, and is in `heard` or will be heard next time.
             let marker = self.view_marker(login, &selected.folder).await?;

@@ -49,6 +49,12 @@ impl ImapSession {
         if flags.iter().any(|f| f.eq_ignore_ascii_case("\\Recent")) {
             return Reply::bad("\\Recent cannot be stored");
         }
+        if selected.folder.is_knowledge() {
+            return Reply::no(
+                "[READ-ONLY] Knowledge folders are read-only: articles are changed by mail \
+                 (reply to an article's message)",
+            );
+        }
         if selected.read_only {
             return Reply::no("[READ-ONLY] Mailbox is read-only");
         }

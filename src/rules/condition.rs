@@ -27,7 +27,11 @@ const TICKET: &[&str] = &[
     "messages",
     "new",
     "satisfaction",
+    "suggested_articles",
 ];
+/// `message.text` and `message.subject`: the body and subject under the
+/// names the knowledge base's rules read (issue 19).
+const MESSAGE: &[&str] = &["text", "subject"];
 const CLOCK: &[&str] = &["due", "remaining", "breached", "running", "paused"];
 
 /// The context of a rule at ingest (documented in examples/rules.toml).
@@ -41,6 +45,7 @@ pub const MESSAGE_SCHEMA: Schema = &[
     ("headers", None),
     ("attachments", None),
     ("auth", Some(&["spf", "dkim", "dmarc"])),
+    ("message", Some(MESSAGE)),
     ("ticket", Some(TICKET)),
     ("now", None),
 ];

@@ -36,6 +36,15 @@ pub fn ticket_value(t: &TicketSnapshot, new: bool, now: DateTime<Utc>) -> Value 
                 None => Value::Null,
             },
         ),
+        (
+            "suggested_articles",
+            Value::List(Arc::new(
+                t.suggested_articles
+                    .iter()
+                    .map(|id| Value::Int(*id))
+                    .collect(),
+            )),
+        ),
     ])
 }
 
@@ -110,6 +119,10 @@ pub fn variables_of(raw: &[u8], parsed: Option<&Message<'_>>, reached: &str) -> 
         body.truncate(end);
     }
     v.set("body", string(&body));
+    v.set(
+        "message",
+        map(vec![("text", string(&body)), ("subject", string(&subject))]),
+    );
 
     // The first of each header, by lowercase name.
     let mut headers: Vec<(String, Value)> = Vec::new();

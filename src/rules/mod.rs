@@ -14,7 +14,7 @@ pub mod sla;
 use crate::config::line_column;
 use crate::domain::automation::{QueueChoice, RuleEffects, TicketSnapshot};
 use crate::domain::sla::SlaStart;
-use crate::domain::ticket::Priority;
+use crate::domain::ticket::{Priority, Status};
 use crate::store::Queue;
 use calendar::{BusinessDuration, Calendar};
 use chrono::{DateTime, Utc};
@@ -72,6 +72,9 @@ pub struct Rule {
 #[derive(Debug, Default, Clone)]
 pub struct Actions {
     pub priority: Option<Priority>,
+    /// `status = "resolved"`: e.g. a customer's "that solved it" after the
+    /// acknowledgement suggested articles (issue 19).
+    pub status: Option<Status>,
     pub queue: Option<String>,
     pub tags: Vec<String>,
     pub remove_tags: Vec<String>,
@@ -140,6 +143,7 @@ struct RuleToml {
     name: String,
     when: Spanned<String>,
     priority: Option<Spanned<String>>,
+    status: Option<Spanned<String>>,
     queue: Option<String>,
     #[serde(default)]
     tags: Vec<String>,
@@ -343,6 +347,22 @@ impl Rules {
                 })
                 .transpose()
         };
+        let status = |value: &Option<Spanned<String>>, what: &str| {
+            value
+                .as_ref()
+                .map(|s| {
+                    s.get_ref().parse::<Status>().map_err(|_| {
+                        at(
+                            s.span().start,
+                            format!(
+                                "{what}: unknown status '{}' (open, pending, resolved or closed)",
+                                s.get_ref()
+                            ),
+                        )
+                    })
+                })
+                .transpose()
+        };
         let condition = |when: &Spanned<String>, schema, what: &str| {
             Condition::compile(when.get_ref(), schema).map_err(|err| {
                 // The expression starts after the quote that opens it.
@@ -401,6 +421,7 @@ impl Rules {
                 on_rating: r.when.get_ref().contains("satisfaction"),
                 actions: Actions {
                     priority: priority(&r.priority, &what)?,
+                    status: status(&r.status, &what)?,
                     queue: r.queue.clone(),
                     tags: r.tags.clone(),
                     remove_tags: r.remove_tags.clone(),
@@ -585,6 +606,7 @@ impl Rules {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Priority(Priority),
+    Status(Status),
     Queue(String),
     Tag(String),
     Untag(String),
@@ -598,6 +620,7 @@ impl std::fmt::Display for Action {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Action::Priority(p) => write!(f, "set priority {p}"),
+            Action::Status(s) => write!(f, "set status {s}"),
             Action::Queue(q) => write!(f, "set queue {q}"),
             Action::Tag(t) => write!(f, "added tag {t}"),
             Action::Untag(t) => write!(f, "removed tag {t}"),
@@ -619,6 +642,7 @@ impl Action {
             Action::Sla(_) => Some(2),
             Action::Owner(_) => Some(3),
             Action::AutoReply(_) => Some(4),
+            Action::Status(_) => Some(5),
             Action::Tag(_) | Action::Untag(_) | Action::Stop => None,
         }
     }
@@ -633,6 +657,7 @@ pub struct Evaluation {
     /// Rules skipped because their condition failed at run time.
     pub errors: Vec<(String, String)>,
     pub priority: Option<Priority>,
+    pub status: Option<Status>,
     pub queue: Option<String>,
     pub add_tags: Vec<String>,
     pub remove_tags: Vec<String>,
@@ -648,6 +673,10 @@ impl Evaluation {
         if let Some(p) = a.priority {
             self.priority = Some(p);
             did.push(Action::Priority(p));
+        }
+        if let Some(s) = a.status {
+            self.status = Some(s);
+            did.push(Action::Status(s));
         }
         if let Some(q) = &a.queue {
             self.queue = Some(q.clone());
@@ -690,7 +719,7 @@ impl Evaluation {
     /// ticket (`current`; None: a new ticket), is left out.
     pub fn event_lines(&self, current: Option<&TicketSnapshot>) -> Vec<String> {
         let mut lines = Vec::new();
-        let mut replaced = [false; 5];
+        let mut replaced = [false; 6];
         let mut added: Vec<&str> = Vec::new();
         for (rule, did) in self.matched.iter().rev() {
             let mut rule_lines = Vec::new();
@@ -739,6 +768,7 @@ impl Evaluation {
 fn changes_nothing(action: &Action, t: &TicketSnapshot) -> bool {
     match action {
         Action::Priority(p) => t.priority == *p,
+        Action::Status(s) => t.status == *s,
         Action::Queue(q) => t.queue.eq_ignore_ascii_case(q),
         Action::Tag(tag) => t.tags.contains(tag),
         Action::Untag(tag) => !t.tags.contains(tag),
@@ -810,6 +840,7 @@ pub fn effects(
         priority: evaluation
             .priority
             .filter(|p| !unchanged(Action::Priority(*p))),
+        status: evaluation.status.filter(|s| !unchanged(Action::Status(*s))),
         queue,
         add_tags: evaluation
             .add_tags

@@ -340,6 +340,9 @@ pub fn snapshot(t: &Ticket) -> TicketSnapshot {
         created_at: Some(t.created_at),
         messages: t.message_count,
         satisfaction: None,
+        // Escalations read the ticket's clocks; what its acknowledgement
+        // suggested is a rule's concern at ingest.
+        suggested_articles: Vec::new(),
     }
 }
 

@@ -296,3 +296,44 @@ fn a_rule_on_satisfaction_runs_when_a_rating_arrives() {
         None
     );
 }
+
+#[test]
+fn a_rule_reads_suggested_articles_and_sets_a_status() {
+    use crate::domain::ticket::Status;
+    let rules = parse(&format!(
+        "{BASE}\n[[rule]]\nname = \"Solved\"\n\
+         when = 'message.text.contains(\"solved\") && size(ticket.suggested_articles) > 0'\n\
+         status = \"resolved\"\n"
+    ))
+    .unwrap();
+    let now = Utc::now();
+    let suggested = TicketSnapshot {
+        number: 7,
+        suggested_articles: vec![42],
+        ..TicketSnapshot::default()
+    };
+    let solved = message("Re: help", "a@b.example", "Thanks, that solved it.");
+    let e = rules.evaluate(&solved, &suggested, false, now);
+    let done = effects(&rules, &e, &[], Some(&suggested), now);
+    assert_eq!(done.status, Some(Status::Resolved));
+    assert_eq!(
+        done.events,
+        vec!["rule 'Solved' set status resolved".to_string()]
+    );
+    // No suggestion, or no such words: nothing.
+    let plain = TicketSnapshot {
+        number: 8,
+        ..TicketSnapshot::default()
+    };
+    let e = rules.evaluate(&solved, &plain, false, now);
+    assert_eq!(effects(&rules, &e, &[], Some(&plain), now).status, None);
+    let other = message("Re: help", "a@b.example", "Still broken.");
+    let e = rules.evaluate(&other, &suggested, false, now);
+    assert_eq!(effects(&rules, &e, &[], Some(&suggested), now).status, None);
+    // A status that is none.
+    let (line, error) = error(&format!(
+        "{BASE}\n[[rule]]\nname = \"x\"\nwhen = 'true'\nstatus = \"done\"\n"
+    ));
+    assert!(error.contains("unknown status 'done'"), "{error}");
+    assert_eq!(line, 13);
+}

@@ -173,6 +173,12 @@ impl Tx {
                     .bind(number)
                     .fetch_all(&mut *conn)
                     .await?;
+            let suggested_articles: Vec<i64> = sqlx::query_scalar(
+                "SELECT article FROM kb_suggestions WHERE ticket = $1 ORDER BY at, article",
+            )
+            .bind(number)
+            .fetch_all(&mut *conn)
+            .await?;
             Ok(Some(TicketSnapshot {
                 number: row.try_get("number")?,
                 queue: row.try_get("queue")?,
@@ -188,6 +194,7 @@ impl Tx {
                 created_at: row.try_get("created_at")?,
                 messages: row.try_get("messages")?,
                 satisfaction: row.try_get("satisfaction")?,
+                suggested_articles,
             }))
         })
     }

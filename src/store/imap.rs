@@ -48,6 +48,9 @@ pub struct Mailbox {
 pub enum MessageRef {
     Ticket(i64),
     Stored(i64),
+    /// A knowledge-base article's revision (`kb_revisions.id`), as the
+    /// mail rendered of it (issue 19).
+    Article(i64),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,12 +144,16 @@ macro_rules! member_from_row {
         let row = $row;
         let message: Option<i64> = row.try_get("message_id")?;
         let stored: Option<i64> = row.try_get("stored_id")?;
+        let revision: Option<i64> = row.try_get("revision_id")?;
         Member {
             uid: to_u32(row.try_get("uid")?)?,
-            message: match (message, stored) {
-                (Some(id), _) => MessageRef::Ticket(id),
-                (None, Some(id)) => MessageRef::Stored(id),
-                (None, None) => return Err(StoreError::Corrupt("member without a message".into())),
+            message: match (message, stored, revision) {
+                (Some(id), _, _) => MessageRef::Ticket(id),
+                (None, Some(id), _) => MessageRef::Stored(id),
+                (None, None, Some(id)) => MessageRef::Article(id),
+                (None, None, None) => {
+                    return Err(StoreError::Corrupt("member without a message".into()));
+                }
             },
             flags: row.try_get("flags")?,
             modseq: to_u64(row.try_get("modseq")?)?,
@@ -181,11 +188,35 @@ fn remember_expunged_sql(count: usize) -> String {
     )
 }
 
+/// What a view's members show: tickets' messages (`message_id`) or
+/// articles' revisions (`revision_id`, the Knowledge folders).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shown {
+    Messages,
+    Revisions,
+}
+
+impl Shown {
+    fn column(self) -> &'static str {
+        match self {
+            Shown::Messages => "message_id",
+            Shown::Revisions => "revision_id",
+        }
+    }
+}
+
 /// The members of a mailbox (`$1`), or only those showing messages of
 /// these tickets (`$2`…; one placeholder bound to 0 when there are none).
 fn members_sql(tickets: Option<&[i64]>) -> String {
+    members_of(tickets, Shown::Messages)
+}
+
+fn members_of(tickets: Option<&[i64]>, shown: Shown) -> String {
     match tickets {
-        None => "SELECT uid, message_id, flags FROM imap_members WHERE mailbox_id = $1".to_string(),
+        None => format!(
+            "SELECT uid, {}, flags FROM imap_members WHERE mailbox_id = $1",
+            shown.column()
+        ),
         Some(tickets) => format!(
             "SELECT uid, message_id, flags FROM imap_members WHERE mailbox_id = $1
              AND message_id IN (SELECT id FROM messages WHERE ticket IN ({}))",
@@ -553,8 +584,42 @@ impl Store {
             return Ok(false);
         }
         let wanted = self.view_wanted(viewer, filter, closed_since, None).await?;
-        self.write_membership(mailbox_id, wanted, None, Some(marker), force)
-            .await
+        self.write_membership(
+            mailbox_id,
+            wanted,
+            None,
+            Some(marker),
+            force,
+            Shown::Messages,
+        )
+        .await
+    }
+
+    /// Brings a Knowledge folder in line with the articles: `wanted` are
+    /// the revisions (`kb_revisions.id`) it should show with their flags,
+    /// by ascending id. A new revision of an article is a new member (a
+    /// new UID) and the old one leaves. Skipped when `marker` (the
+    /// knowledge base's newest revision) is the one it was last brought
+    /// in line with, unless `force`.
+    pub async fn imap_reconcile_articles(
+        &self,
+        mailbox_id: i64,
+        wanted: Vec<(i64, String)>,
+        marker: &str,
+        force: bool,
+    ) -> Result<bool> {
+        if !force && self.imap_synced_marker(mailbox_id).await?.as_deref() == Some(marker) {
+            return Ok(false);
+        }
+        self.write_membership(
+            mailbox_id,
+            wanted,
+            None,
+            Some(marker),
+            force,
+            Shown::Revisions,
+        )
+        .await
     }
 
     /// As [`Store::imap_reconcile`] for the messages of these tickets only:
@@ -581,8 +646,15 @@ impl Store {
         if preview.gone.is_empty() && preview.added.is_empty() && preview.reflagged.is_empty() {
             return Ok(false);
         }
-        self.write_membership(mailbox_id, wanted, Some(tickets), None, true)
-            .await
+        self.write_membership(
+            mailbox_id,
+            wanted,
+            Some(tickets),
+            None,
+            true,
+            Shown::Messages,
+        )
+        .await
     }
 
     /// The members of a mailbox that show messages of these tickets, as
@@ -732,11 +804,13 @@ impl Store {
         tickets: Option<&[i64]>,
         marker: Option<&str>,
         force: bool,
+        shown: Shown,
     ) -> Result<bool> {
         let lock = self.backend.lock(super::RowLock::Wait);
         let now = Utc::now();
         let scope = tickets.unwrap_or(&[]);
-        let members_sql = members_sql(tickets);
+        let members_sql = members_of(tickets, shown);
+        let column = shown.column();
         let changed = dispatch!(self, |pool| {
             let mut tx = pool.begin().await?;
             let sql = format!(
@@ -794,7 +868,7 @@ impl Store {
             }
             for chunk in added.chunks(200) {
                 let sql = format!(
-                    "INSERT INTO imap_members (mailbox_id, uid, message_id, flags, modseq) VALUES {}",
+                    "INSERT INTO imap_members (mailbox_id, uid, {column}, flags, modseq) VALUES {}",
                     rows(chunk.len(), 5)
                 );
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -871,7 +945,7 @@ impl Store {
         let since = i64::try_from(modseq).unwrap_or(i64::MAX);
         dispatch_read!(self, |pool| {
             let rows = sqlx::query(
-                "SELECT uid, message_id, stored_id, flags, modseq FROM imap_members
+                "SELECT uid, message_id, stored_id, revision_id, flags, modseq FROM imap_members
                  WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid",
             )
             .bind(mailbox_id)
@@ -934,7 +1008,7 @@ impl Store {
     pub async fn imap_members(&self, mailbox_id: i64) -> Result<Vec<Member>> {
         dispatch_read!(self, |pool| {
             let rows = sqlx::query(
-                "SELECT uid, message_id, stored_id, flags, modseq FROM imap_members
+                "SELECT uid, message_id, stored_id, revision_id, flags, modseq FROM imap_members
                  WHERE mailbox_id = $1 ORDER BY uid",
             )
             .bind(mailbox_id)
@@ -1012,14 +1086,21 @@ impl Store {
             .iter()
             .filter_map(|r| match r {
                 MessageRef::Ticket(id) => Some(*id),
-                MessageRef::Stored(_) => None,
+                _ => None,
             })
             .collect();
         let stored: Vec<i64> = refs
             .iter()
             .filter_map(|r| match r {
                 MessageRef::Stored(id) => Some(*id),
-                MessageRef::Ticket(_) => None,
+                _ => None,
+            })
+            .collect();
+        let revisions: Vec<i64> = refs
+            .iter()
+            .filter_map(|r| match r {
+                MessageRef::Article(id) => Some(*id),
+                _ => None,
             })
             .collect();
         let mut contents = HashMap::with_capacity(refs.len());
@@ -1034,6 +1115,14 @@ impl Store {
                 stored.as_slice(),
                 format!("SELECT id, internal_date, size, {raw} FROM agent_messages"),
                 MessageRef::Stored,
+            ),
+            (
+                revisions.as_slice(),
+                format!(
+                    "SELECT id, internal_date, size, {raw} FROM \
+                     (SELECT revision AS id, internal_date, size, header_len, raw FROM kb_revision_mail) r"
+                ),
+                MessageRef::Article,
             ),
         ];
         dispatch_read!(self, |pool| {
@@ -1159,9 +1248,11 @@ impl Store {
             let modseq: i64 = row.try_get::<i64, _>("highestmodseq")? + 1;
             let mut uids = Vec::with_capacity(items.len());
             for (item, flags) in items {
-                let (message, stored) = match item {
-                    StorageItem::Existing(MessageRef::Ticket(id)) => (Some(id), None),
-                    StorageItem::Existing(MessageRef::Stored(id)) => (None, Some(id)),
+                let (message, stored, revision) = match item {
+                    StorageItem::Existing(MessageRef::Ticket(id)) => (Some(id), None, None),
+                    StorageItem::Existing(MessageRef::Stored(id)) => (None, Some(id), None),
+                    // An article copied out of Knowledge into a folder of one's own.
+                    StorageItem::Existing(MessageRef::Article(id)) => (None, None, Some(id)),
                     StorageItem::New { raw, internal_date } => {
                         let (size, header_len) = (raw.len() as i64, super::header_len(&raw));
                         // Bound by value: a large APPEND is not copied again.
@@ -1176,17 +1267,18 @@ impl Store {
                         .bind(header_len)
                         .fetch_one(&mut *tx)
                         .await?;
-                        (None, Some(id))
+                        (None, Some(id), None)
                     }
                 };
                 sqlx::query(
-                    "INSERT INTO imap_members (mailbox_id, uid, message_id, stored_id, flags, modseq)
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    "INSERT INTO imap_members (mailbox_id, uid, message_id, stored_id, revision_id, flags, modseq)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
                 .bind(mailbox_id)
                 .bind(uidnext)
                 .bind(message)
                 .bind(stored)
+                .bind(revision)
                 .bind(flags)
                 .bind(modseq)
                 .execute(&mut *tx)

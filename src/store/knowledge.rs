@@ -61,8 +61,45 @@ pub struct ArticleUsage {
     pub revisions: i64,
     /// Acknowledgements that suggested it (one per ticket).
     pub suggested: i64,
+    /// Agents' replies that carried it (`#kb 42`).
+    pub inserted: i64,
+    /// Times the help center showed its page.
+    pub views: i64,
+    /// Tickets linked to it: it was inserted into, suggested for, or
+    /// drafted from them.
+    pub tickets: i64,
     pub helped_yes: i64,
     pub helped_no: i64,
+}
+
+/// How an article served a ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TicketUsage {
+    /// An agent's reply carried its text (`#kb 42`).
+    Inserted,
+    /// It was drafted from the ticket's conversation (`#kb draft`).
+    Drafted,
+}
+
+impl TicketUsage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TicketUsage::Inserted => "inserted",
+            TicketUsage::Drafted => "drafted",
+        }
+    }
+}
+
+/// An article's newest revision as the Knowledge folders need it.
+#[derive(Debug, Clone)]
+pub struct ViewRevision {
+    /// `kb_revisions.id`: the member a Knowledge folder shows.
+    pub revision: i64,
+    pub article: i64,
+    pub state: ArticleState,
+    pub visibility: crate::domain::knowledge::Visibility,
+    pub category: String,
 }
 
 /// Which articles to list.
@@ -342,6 +379,8 @@ impl Store {
                 .await?;
             }
             tx.commit().await?;
+            // The Knowledge folders show the change (every node's sessions).
+            self.announce(super::Change::External);
             Ok(Revision {
                 article,
                 number,
@@ -359,6 +398,10 @@ impl Store {
         let sql = String::from(
             "SELECT a.id, r.title, r.state, r.visibility, a.latest_revision AS revisions, \
              (SELECT COUNT(*) FROM kb_suggestions s WHERE s.article = a.id) AS suggested, \
+             (SELECT COUNT(*) FROM kb_ticket_articles u WHERE u.article = a.id \
+                AND u.usage = 'inserted') AS inserted, a.views, \
+             (SELECT COUNT(*) FROM (SELECT u.ticket FROM kb_ticket_articles u WHERE u.article = a.id \
+                UNION SELECT s.ticket FROM kb_suggestions s WHERE s.article = a.id) linked) AS tickets, \
              (SELECT COUNT(*) FROM kb_feedback f WHERE f.article = a.id AND f.helped) AS helped_yes, \
              (SELECT COUNT(*) FROM kb_feedback f WHERE f.article = a.id AND NOT f.helped) AS helped_no \
              FROM kb_articles a JOIN kb_revisions r ON r.article = a.id AND r.number = a.latest_revision \
@@ -383,6 +426,9 @@ impl Store {
                         )?,
                         revisions: row.try_get("revisions")?,
                         suggested: row.try_get("suggested")?,
+                        inserted: row.try_get("inserted")?,
+                        views: row.try_get("views")?,
+                        tickets: row.try_get("tickets")?,
                         helped_yes: row.try_get("helped_yes")?,
                         helped_no: row.try_get("helped_no")?,
                     })
@@ -429,6 +475,216 @@ impl Store {
             .fetch_all(pool)
             .await?)
         })
+    }
+
+    /// Every article's newest revision, by ascending revision id (the
+    /// Knowledge folders pick theirs).
+    pub async fn kb_view_revisions(&self) -> Result<Vec<ViewRevision>> {
+        let rows: Vec<(i64, i64, String, String, String)> = dispatch_read!(self, |pool| {
+            sqlx::query_as(
+                "SELECT r.id, r.article, r.state, r.visibility, r.category FROM kb_articles a
+                 JOIN kb_revisions r ON r.article = a.id AND r.number = a.latest_revision
+                 ORDER BY r.id",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter()
+            .map(|(revision, article, state, visibility, category)| {
+                Ok(ViewRevision {
+                    revision,
+                    article,
+                    state: super::parse_column(&state, "article state")?,
+                    visibility: super::parse_column(&visibility, "article visibility")?,
+                    category,
+                })
+            })
+            .collect()
+    }
+
+    /// The categories of published articles, sorted (a Knowledge folder each).
+    pub async fn kb_published_categories(&self) -> Result<Vec<String>> {
+        dispatch_read!(self, |pool| {
+            Ok(sqlx::query_scalar(
+                "SELECT DISTINCT r.category FROM kb_articles a
+                 JOIN kb_revisions r ON r.article = a.id AND r.number = a.latest_revision
+                 WHERE r.state = 'published' ORDER BY r.category",
+            )
+            .fetch_all(pool)
+            .await?)
+        })
+    }
+
+    /// Of these revisions, those without their mail yet.
+    pub async fn kb_revisions_without_mail(&self, revisions: &[i64]) -> Result<Vec<i64>> {
+        let mut missing = Vec::new();
+        for chunk in revisions.chunks(500) {
+            let sql = format!(
+                "SELECT id FROM kb_revisions WHERE id IN ({}) AND NOT EXISTS \
+                 (SELECT 1 FROM kb_revision_mail m WHERE m.revision = kb_revisions.id) ORDER BY id",
+                super::events::placeholders(1, chunk.len())
+            );
+            let found: Vec<i64> = dispatch_read!(self, |pool| {
+                let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                query.fetch_all(pool).await?
+            });
+            missing.extend(found);
+        }
+        Ok(missing)
+    }
+
+    /// One revision by its id.
+    pub async fn kb_revision_by_id(&self, revision: i64) -> Result<Revision> {
+        let sql = format!("SELECT {REVISION_COLUMNS} FROM kb_revisions r WHERE r.id = $1");
+        dispatch_read!(self, |pool| {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(revision)
+                .fetch_optional(pool)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("no revision {revision}")))?;
+            Ok(revision_from_row!(row))
+        })
+    }
+
+    /// Keeps the mail rendered of a revision (once: the first one written
+    /// stays, byte-exact), and its Message-ID as the article's, so that a
+    /// reply to it is the article's next revision.
+    pub async fn kb_store_revision_mail(
+        &self,
+        revision: i64,
+        article: i64,
+        message_id: &str,
+        raw: &[u8],
+        internal_date: DateTime<Utc>,
+    ) -> Result<()> {
+        let header_len = super::header_len(raw);
+        let size = raw.len() as i64;
+        dispatch!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO kb_revision_mail (revision, internal_date, size, header_len, raw)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (revision) DO NOTHING",
+            )
+            .bind(revision)
+            .bind(internal_date)
+            .bind(size)
+            .bind(header_len)
+            .bind(raw)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO kb_article_mail (message_id, article) VALUES ($1, $2)
+                 ON CONFLICT (message_id) DO NOTHING",
+            )
+            .bind(message_id)
+            .bind(article)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Counts one view of an article's page on the help center.
+    pub async fn kb_count_view(&self, id: i64) -> Result<()> {
+        dispatch!(self, |pool| {
+            sqlx::query("UPDATE kb_articles SET views = views + 1 WHERE id = $1")
+                .bind(id)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Records that an article served a ticket, with the ticket event
+    /// `detail` (one transaction).
+    pub async fn kb_record_ticket_usage(
+        &self,
+        ticket: i64,
+        article: i64,
+        usage: TicketUsage,
+        actor: &str,
+        detail: &str,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        super::on_tx!(&mut tx, |conn| {
+            sqlx::query(
+                "INSERT INTO kb_ticket_articles (ticket, article, usage, actor, at)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(ticket)
+            .bind(article)
+            .bind(usage.as_str())
+            .bind(actor)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+        });
+        tx.insert_events(&[crate::domain::ticket::NewEvent {
+            ticket,
+            at,
+            actor: actor.to_string(),
+            kind: crate::domain::ticket::EventKind::Knowledge,
+            detail: detail.to_string(),
+        }])
+        .await?;
+        tx.commit().await?;
+        self.announce(super::Change::Ticket(ticket));
+        Ok(())
+    }
+
+    /// The articles that served a ticket, in order: (article, usage).
+    pub async fn kb_ticket_usage(&self, ticket: i64) -> Result<Vec<(i64, TicketUsage)>> {
+        let rows: Vec<(i64, String)> = dispatch_read!(self, |pool| {
+            sqlx::query_as(
+                "SELECT article, usage FROM kb_ticket_articles WHERE ticket = $1 ORDER BY id",
+            )
+            .bind(ticket)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(article, usage)| {
+                let usage = if usage == "drafted" {
+                    TicketUsage::Drafted
+                } else {
+                    TicketUsage::Inserted
+                };
+                (article, usage)
+            })
+            .collect())
+    }
+
+    /// Counts "this solved my problem" from a ticket's acknowledgement for
+    /// an article it suggested: once per ticket and article. True when it
+    /// is counted now; false when it was before, or the article was not
+    /// suggested for the ticket.
+    pub async fn kb_record_solved(
+        &self,
+        ticket: i64,
+        article: i64,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let counted = dispatch!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO kb_feedback (article, at, helped, ticket)
+                 SELECT s.article, $3, TRUE, s.ticket FROM kb_suggestions s
+                 WHERE s.ticket = $1 AND s.article = $2
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(ticket)
+            .bind(article)
+            .bind(at)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(counted == 1)
     }
 
     /// The newest revision's id: it grows with every change of the

@@ -46,7 +46,9 @@ pub use imap::{
     Content, EXPUNGED_KEPT_SECONDS, FlagOp, LoginAgent, Mailbox, Member, MessageRef, StorageItem,
     Viewer, join_flags,
 };
-pub use knowledge::{Article, ArticleFilter, ArticleUsage, ArticleWrite, Revision};
+pub use knowledge::{
+    Article, ArticleFilter, ArticleUsage, ArticleWrite, Revision, TicketUsage, ViewRevision,
+};
 pub use merge::{MergeDone, MergeRequest, SplitDone, SplitRequest};
 pub use notify::ChangeListener;
 pub use outbound::{FailureNote, OutboundItem, OutboundStatus};
@@ -381,6 +383,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0022_reports.sql"),
     ),
     (
+        23,
+        "kb_tickets",
+        include_str!("../../migrations/sqlite/0023_kb_tickets.sql"),
+    ),
+    (
         24,
         "qresync",
         include_str!("../../migrations/sqlite/0024_qresync.sql"),
@@ -486,6 +493,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         22,
         "reports",
         include_str!("../../migrations/postgres/0022_reports.sql"),
+    ),
+    (
+        23,
+        "kb_tickets",
+        include_str!("../../migrations/postgres/0023_kb_tickets.sql"),
     ),
     (
         24,

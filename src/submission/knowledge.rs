@@ -6,12 +6,18 @@
 //! `#category NAME` at the top set its state. What the agent may do is
 //! decided in `domain::knowledge`; a refusal writes nothing.
 
+use super::rewrite::Insertion;
 use super::{SubmissionEnvelope, SubmitError, read_header};
 use crate::App;
 use crate::domain::address;
-use crate::domain::knowledge::{ArticleChange, ArticleCommands};
+use crate::domain::commands::{Command, Commands};
+use crate::domain::knowledge::{
+    self, ArticleChange, ArticleCommands, ArticleState, ConversationPart, PrivateDetails,
+    Visibility, draft_from_conversation,
+};
 use crate::domain::quoting;
-use crate::store::{ArticleWrite, LoginAgent, StoreError};
+use crate::domain::ticket::MessageKind;
+use crate::store::{Article, ArticleWrite, LoginAgent, Revision, StoreError, TicketUsage};
 use mail_parser::{MessageParser, PartType};
 
 /// Whether a mail's recipients include the knowledge address.
@@ -137,4 +143,150 @@ fn bodies(raw: &[u8]) -> (String, Option<String>) {
         Ok(Some(bodies)) => bodies,
         _ => (String::new(), None),
     }
+}
+
+/// What the `#kb` lines at the top of an agent's mail to a ticket ask
+/// (issue 19): articles to insert, a draft to write, and why a line
+/// cannot be done.
+#[derive(Debug, Clone, Default)]
+pub struct KbAsked {
+    /// The inserted articles' text and HTML, where the command block was.
+    pub insertion: Option<Insertion>,
+    /// The articles inserted (id, title), in order.
+    pub inserted: Vec<(i64, String)>,
+    /// `#kb draft`.
+    pub draft: bool,
+    /// "line N: #kb 42: why", as command errors read.
+    pub errors: Vec<String>,
+}
+
+/// Why an article may not go to a customer, in a few words.
+fn not_public(article: &Article) -> &'static str {
+    match (article.content.state, article.content.visibility) {
+        (ArticleState::Draft, _) => "a draft",
+        (ArticleState::Archived, _) => "archived",
+        (ArticleState::Published, Visibility::Internal) => "internal",
+        (ArticleState::Published, Visibility::Public) => "public",
+    }
+}
+
+/// Reads the `#kb` commands: `#kb 42` inserts article 42 when customers
+/// may read it (published and public), and is refused otherwise; no
+/// other article's text is ever put into the mail.
+pub async fn read_kb_commands(app: &App, commands: &Commands) -> Result<KbAsked, StoreError> {
+    let mut asked = KbAsked::default();
+    let mut text = String::new();
+    let mut html = String::new();
+    for (line, command) in commands.parsed() {
+        let fail = |why: String| format!("line {}: {}: {why}", line.line, line.text);
+        match command {
+            Command::KbDraft => asked.draft = true,
+            Command::KbInsert(id) => match app.store.kb_article(*id).await? {
+                None => asked.errors.push(fail(format!("there is no article {id}"))),
+                Some(article) if !article.is_public() => asked.errors.push(fail(format!(
+                    "article {id} is {}: only published public articles go to customers \
+                     (its text was not inserted)",
+                    not_public(&article)
+                ))),
+                Some(article) => {
+                    if !text.is_empty() {
+                        text.push_str("\n\n");
+                    }
+                    text.push_str(article.content.body_text.trim_end());
+                    html.push_str(&article.content.body_html);
+                    asked
+                        .inserted
+                        .push((article.id, article.content.title.clone()));
+                }
+            },
+            _ => {}
+        }
+    }
+    if !asked.inserted.is_empty() {
+        asked.insertion = Some(Insertion { text, html });
+    }
+    Ok(asked)
+}
+
+/// Writes a draft article from a ticket's conversation (`#kb draft`): its
+/// customer's mail and the agents' public replies, without the customer's
+/// details (see `domain::knowledge::draft_from_conversation`), in the
+/// category of the ticket's queue, linked to the ticket. Returns the
+/// revision, or why there is none (for the agent's note).
+pub async fn draft_from_ticket(
+    app: &App,
+    agent: &LoginAgent,
+    ticket: i64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Result<Revision, String>, StoreError> {
+    let facts = app.store.ticket(ticket).await?;
+    let mut parts = Vec::new();
+    let mut names: Vec<String> = facts.customer_name.iter().cloned().collect();
+    names.extend(knowledge::name_in_address(&facts.customer_address));
+    names.push(agent.name.clone());
+    for message in app.store.ticket_messages(ticket).await? {
+        let from_customer = match message.kind {
+            MessageKind::Customer => true,
+            MessageKind::Reply => false,
+            _ => continue,
+        };
+        if from_customer {
+            names.extend(knowledge::name_in_address(&message.sender));
+        }
+        if let Some(name) = &message.from_name {
+            // "Alice via Support": the agent's own name.
+            let name = name.split(" via ").next().unwrap_or(name);
+            names.push(name.to_string());
+        }
+        let raw = app.store.raw_message(message.id).await?;
+        let (text, _) = bodies(&raw);
+        parts.push(ConversationPart {
+            from_customer,
+            text,
+        });
+    }
+    if parts.is_empty() {
+        return Ok(Err("the ticket has no conversation to draft from".into()));
+    }
+    let body = draft_from_conversation(&parts, &PrivateDetails { names });
+    let title = match facts.subject.trim() {
+        "" => format!("From ticket #{ticket}"),
+        subject => subject.to_string(),
+    };
+    let actor = agent.actor();
+    let write = ArticleWrite {
+        article: None,
+        actor: Some(&actor),
+        author: agent.email.to_lowercase(),
+        change: ArticleChange {
+            title: Some(title),
+            category: Some(facts.queue.clone()),
+            body_text: Some(body),
+            ..ArticleChange::default()
+        },
+        revert_to: None,
+        source_html: None,
+        message_ids: Vec::new(),
+        now,
+    };
+    let revision = match app.store.kb_write(&write).await {
+        Ok(revision) => revision,
+        Err(StoreError::Denied(why)) => return Ok(Err(why.to_string())),
+        Err(StoreError::Conflict(why)) => return Ok(Err(why)),
+        Err(err) => return Err(err),
+    };
+    app.store
+        .kb_record_ticket_usage(
+            ticket,
+            revision.article,
+            TicketUsage::Drafted,
+            &agent.email.to_lowercase(),
+            &format!(
+                "draft article {} '{}' written from the ticket by {} (#kb draft)",
+                revision.article, revision.content.title, agent.email
+            ),
+            now,
+        )
+        .await?;
+    Ok(Ok(revision))
 }

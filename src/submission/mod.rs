@@ -69,6 +69,8 @@ pub struct Submitted {
     pub collision_warning: Option<usize>,
     /// `#merge`/`#split`: what moved ("#7 merged into #42").
     pub moved: Option<String>,
+    /// What `#kb` did (article inserted, draft written), for the reply.
+    pub knowledge: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,6 +151,9 @@ impl Submitted {
         if let Some(moved) = &self.moved {
             text.push_str(&format!("; {moved}"));
         }
+        for done in &self.knowledge {
+            text.push_str(&format!("; {done}"));
+        }
         if !self.command_errors.is_empty() {
             text.push_str(&format!(
                 "; {} command error(s), see the note in the ticket",
@@ -203,7 +208,12 @@ pub async fn submit(
     if !may_send_as(agent, &queues, &from) {
         return Err(refused_sender(&from));
     }
-    let mail = read_agent_mail(&raw);
+    let mut mail = read_agent_mail(&raw);
+    // `#kb 42`: a public article's text where the command was (issue 19).
+    let kb = knowledge::read_kb_commands(app, &mail.commands).await?;
+    if let Some(insertion) = &kb.insertion {
+        mail = rewrite::read_agent_mail_inserting(&raw, Some(insertion));
+    }
 
     // Recipients: postdesk's own addresses (queues and their plus-addresses,
     // agents) are internal; everyone else is outside.
@@ -339,6 +349,11 @@ pub async fn submit(
     };
     let (mut change, mut command_errors, redirect) =
         resolve_commands(&mail.commands, &actor, &agents, &queues, target_facts);
+    if !kb.errors.is_empty() {
+        // Any error leaves the ticket untouched, a `#kb` one too.
+        change = TicketChange::default();
+        command_errors.extend(kb.errors.iter().cloned());
+    }
     // Issue 20: `#merge`/`#split` move the ticket's mail first; this mail
     // and the other commands then go where the conversation is now.
     let mut moved = None;
@@ -617,6 +632,36 @@ pub async fn submit(
             Err(err) => return Err(err.into()),
         }
     }
+    // Knowledge base (issue 19): the ticket records the articles its
+    // customer was sent, and `#kb draft` writes a draft from it.
+    let mut knowledge_done = Vec::new();
+    if matches!(outcome, Outcome::Reply { .. }) {
+        for (article, title) in &kb.inserted {
+            app.store
+                .kb_record_ticket_usage(
+                    number,
+                    *article,
+                    crate::store::TicketUsage::Inserted,
+                    &agent.email.to_lowercase(),
+                    &format!(
+                        "article {article} '{title}' inserted into a reply by {} (#kb)",
+                        agent.email
+                    ),
+                    now,
+                )
+                .await?;
+            knowledge_done.push(format!("article {article} inserted"));
+        }
+    }
+    if kb.draft && outcome != Outcome::Duplicate {
+        match knowledge::draft_from_ticket(app, agent, number, now).await? {
+            Ok(revision) => knowledge_done.push(format!(
+                "draft article {} written from #{number} (Knowledge/Drafts)",
+                revision.article
+            )),
+            Err(why) => command_errors.push(format!("#kb draft: {why}")),
+        }
+    }
     if !command_errors.is_empty() && outcome != Outcome::Duplicate {
         report_command_errors(app, number, agent, &command_errors, &outcome, now).await?;
     }
@@ -643,6 +688,7 @@ pub async fn submit(
         changed,
         collision_warning: warned,
         moved,
+        knowledge: knowledge_done,
     })
 }
 
@@ -1264,6 +1310,8 @@ fn resolve_commands(
             }
             // Inserted into the mail by submission (`templates`).
             Command::Template(_) => {}
+            // Knowledge base: read by `knowledge::read_kb_commands`.
+            Command::KbInsert(_) | Command::KbDraft => {}
             Command::Tag(tags) => {
                 for tag in tags {
                     change.remove_tags.retain(|t| t != tag);

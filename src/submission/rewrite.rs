@@ -38,14 +38,28 @@ pub struct AgentMail {
     pub digest: String,
 }
 
+/// What `#kb 42` puts where the command block was: an article's text for
+/// the text body and its rendered HTML for the HTML body.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Insertion {
+    pub text: String,
+    pub html: String,
+}
+
 /// Reads the commands and removes them. Malformed MIME is not an error:
 /// what cannot be parsed is left as it is (and carries no commands).
 pub fn read_agent_mail(raw: &[u8]) -> AgentMail {
+    read_agent_mail_inserting(raw, None)
+}
+
+/// As [`read_agent_mail`], putting `insertion` where the command block was
+/// (in the text and the HTML body alike).
+pub fn read_agent_mail_inserting(raw: &[u8], insertion: Option<&Insertion>) -> AgentMail {
     // mail-parser has debug assertions that malformed MIME can reach; a
     // panic must not cost the agent's mail.
     let read = std::panic::catch_unwind(|| {
         let message = MessageParser::default().parse(raw)?;
-        Some(read_parsed(raw, &message))
+        Some(read_parsed(raw, &message, insertion))
     });
     match read {
         Ok(Some(mail)) => mail,
@@ -59,12 +73,14 @@ pub fn read_agent_mail(raw: &[u8]) -> AgentMail {
     }
 }
 
-fn read_parsed(raw: &[u8], message: &Message<'_>) -> AgentMail {
+fn read_parsed(raw: &[u8], message: &Message<'_>, insertion: Option<&Insertion>) -> AgentMail {
     let text = message.body_text(0).unwrap_or_default();
     let commands = Commands::read(&text);
     let remaining = commands::strip_lines(&text, commands.block_lines);
     let (own, _quoted) = split_quoted(remaining);
-    let says_something = !own.trim().is_empty() || message.attachment_count() > 0;
+    let says_something = !own.trim().is_empty()
+        || message.attachment_count() > 0
+        || insertion.is_some_and(|i| !i.text.trim().is_empty());
     let words_below_quote = !says_something && !words_anywhere(remaining).trim().is_empty();
     if commands.is_empty() {
         return AgentMail {
@@ -100,9 +116,15 @@ fn read_parsed(raw: &[u8], message: &Message<'_>) -> AgentMail {
                 .split(|&b| b == b'\n')
                 .take(block_of(body) + 1)
                 .any(|line| line.trim_ascii_end().ends_with(b"="));
-        if !is_html && part.encoding != Encoding::Base64 && !soft_break_in_block {
-            let cut = strip_text_commands(body);
-            if cut.len() != body.len() {
+        // Inserted text goes into a quoted-printable body encoded, so
+        // that body is decoded and encoded again.
+        let qp_insert = insertion.is_some() && part.encoding == Encoding::QuotedPrintable;
+        if !is_html && part.encoding != Encoding::Base64 && !soft_break_in_block && !qp_insert {
+            let mut cut = strip_text_commands(body);
+            if let Some(insertion) = insertion {
+                cut = insert_text(&cut, &insertion.text);
+            }
+            if cut != body {
                 edits.push((start, end, cut));
             }
             continue;
@@ -110,12 +132,19 @@ fn read_parsed(raw: &[u8], message: &Message<'_>) -> AgentMail {
         let Some(decoded) = decode(body, part.encoding) else {
             continue;
         };
-        let cut = if is_html {
+        let mut cut = if is_html {
             strip_html_commands(&decoded)
         } else {
             strip_text_commands(&decoded)
         };
-        if cut.len() == decoded.len() {
+        if let Some(insertion) = insertion {
+            cut = if is_html {
+                insert_html(&cut, &insertion.html)
+            } else {
+                insert_text(&cut, &insertion.text)
+            };
+        }
+        if cut == decoded {
             continue;
         }
         let Some(encoded) = encode(&cut, part.encoding, body) else {
@@ -240,6 +269,42 @@ fn encode(decoded: &[u8], encoding: Encoding, original: &[u8]) -> Option<Vec<u8>
         out.extend_from_slice(b"\r\n");
     }
     Some(out)
+}
+
+/// The text body with `text` (an article's) before it, a blank line
+/// between, in the body's own line endings.
+fn insert_text(body: &[u8], text: &str) -> Vec<u8> {
+    let crlf = body.windows(2).any(|w| w == b"\r\n") || !body.contains(&b'\n');
+    let newline = if crlf { "\r\n" } else { "\n" };
+    let mut out: Vec<u8> = text
+        .trim_end()
+        .lines()
+        .map(|line| format!("{line}{newline}"))
+        .collect::<String>()
+        .into_bytes();
+    out.extend_from_slice(newline.as_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// The HTML body with `fragment` (an article's rendered HTML) at the start
+/// of its `<body>` (where the command lines were).
+fn insert_html(html: &[u8], fragment: &str) -> Vec<u8> {
+    let at = find_ci(html, b"<body")
+        .and_then(|at| {
+            html[at..]
+                .iter()
+                .position(|&b| b == b'>')
+                .map(|p| at + p + 1)
+        })
+        .unwrap_or(0);
+    let mut out = Vec::with_capacity(html.len() + fragment.len() + 40);
+    out.extend_from_slice(&html[..at]);
+    out.extend_from_slice(b"<div class=\"postdesk-kb\">");
+    out.extend_from_slice(fragment.as_bytes());
+    out.extend_from_slice(b"</div>");
+    out.extend_from_slice(&html[at..]);
+    out
 }
 
 /// How many leading lines of a text body the command block spans.
