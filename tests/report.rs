@@ -144,6 +144,8 @@ async fn reply_at(
         recipients: vec![customer.into()],
         remote_addr: None,
         submitted_digest: format!("digest-{n}"),
+        history_note: None,
+        hold_if_changed: false,
         now: at,
         build: Box::new(move |_, _| raw.clone()),
     };

@@ -235,7 +235,7 @@ impl Store {
             .find(|m| m.uid == uid)
             .and_then(|m| match m.message {
                 MessageRef::Stored(id) => Some(id),
-                MessageRef::Ticket(_) => None,
+                MessageRef::Ticket(_) | MessageRef::Article(_) => None,
             });
         if let Some(stored) = stored {
             dispatch!(self, |pool| {

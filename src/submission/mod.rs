@@ -928,6 +928,8 @@ async fn hold_reply(
         command_errors: Vec::new(),
         changed: Vec::new(),
         collision_warning: None,
+        moved: None,
+        knowledge: Vec::new(),
     })
 }
 
