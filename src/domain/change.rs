@@ -340,8 +340,19 @@ pub fn plan_change(
         permission::may_change(agent, asked).map_err(ChangeError::Denied)?;
     }
     // A merged ticket is an empty shell that points on: what an agent or
-    // the administrator asks of it belongs to the ticket holding its mail.
-    if let (Some(into), Cause::Asked(_)) = (current.merged_into, &request.cause) {
+    // the administrator asks of it, and mail filed into it (threaded
+    // there just before the merge committed, on PostgreSQL), belong to
+    // the ticket holding its mail. Refused mail is not lost: its sender is
+    // told to try again, and the retry threads to that ticket.
+    let belongs_elsewhere = matches!(
+        request.cause,
+        Cause::Asked(_)
+            | Cause::CustomerWrote { .. }
+            | Cause::Replied { .. }
+            | Cause::Forwarded { .. }
+            | Cause::Noted
+    );
+    if let (Some(into), true) = (current.merged_into, belongs_elsewhere) {
         return Err(ChangeError::Merged {
             number: current.number,
             into,
@@ -1260,6 +1271,23 @@ mod tests {
             at: at(10),
         };
         assert!(plan_change(&merged, &report, &ChangeFacts::default()).is_ok());
+        // Mail threaded there in a race with the merge is refused (and
+        // retried by its sender), never filed in the empty shell.
+        let wrote = ChangeRequest {
+            change: TicketChange::default(),
+            cause: Cause::CustomerWrote {
+                rule: threading::JoinRule::Reference,
+                reopen: true,
+                waits: true,
+            },
+            actor: "smtp".into(),
+            agent: None,
+            at: at(10),
+        };
+        assert!(matches!(
+            plan_change(&merged, &wrote, &ChangeFacts::default()),
+            Err(ChangeError::Merged { .. })
+        ));
     }
 
     #[test]
