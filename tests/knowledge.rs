@@ -455,7 +455,7 @@ backend_test!(
 );
 
 /// Headless chromium, if installed (`.ci/run` installs Debian's).
-fn chromium() -> Option<&'static str> {
+pub(crate) fn chromium() -> Option<&'static str> {
     let found = ["chromium", "chromium-browser", "google-chrome"]
         .into_iter()
         .find(|program| {
@@ -475,7 +475,7 @@ fn chromium() -> Option<&'static str> {
 }
 
 /// Runs headless chromium with `args` then `url`; returns its output.
-async fn run_chromium(
+pub(crate) async fn run_chromium(
     program: &'static str,
     profile: &Path,
     args: Vec<String>,

@@ -398,3 +398,65 @@ backend_test!(
         server.stop().await;
     }
 );
+
+backend_test!(
+    async fn the_survey_page_in_headless_chromium(backend: Backend) {
+        let Some(program) = crate::knowledge::chromium() else {
+            return;
+        };
+        let sink = Sink::start(vec![], None).await;
+        let server = start(&backend, &sink, None).await;
+        let ticket =
+            customer_writes(&server, "Carol <carol@example.com>", "c1@example.com", "").await;
+        set_status(server.store(), ticket, Status::Resolved, chrono::Utc::now())
+            .await
+            .expect("resolve");
+        eventually("the survey", || async { surveys(&sink).len() == 1 }).await;
+        let token = token_of(&surveys(&sink)[0]);
+        let url = format!("http://{}/satisfaction/{token}?rating=okay", server.http());
+        let profile = server.dir.path().join("chromium-profile");
+        let dom = crate::knowledge::run_chromium(
+            program,
+            &profile,
+            vec!["--window-size=390,844".into(), "--dump-dom".into()],
+            url.clone(),
+        )
+        .await;
+        let text = String::from_utf8_lossy(&dom.stdout);
+        assert!(
+            text.contains(&format!("You rated ticket #{ticket} <strong>okay</strong>")),
+            "{text}\n{}",
+            String::from_utf8_lossy(&dom.stderr)
+        );
+        assert!(text.contains("<textarea"), "{text}");
+        // The browser's second visit (a reload) is the "already rated" page.
+        let shot = server.dir.path().join("survey.png");
+        let screenshot = crate::knowledge::run_chromium(
+            program,
+            &profile,
+            vec![
+                "--window-size=390,844".into(),
+                format!("--screenshot={}", shot.display()),
+            ],
+            url,
+        )
+        .await;
+        let png = std::fs::read(&shot).unwrap_or_else(|e| {
+            panic!(
+                "no screenshot ({e}): {}",
+                String::from_utf8_lossy(&screenshot.stderr)
+            )
+        });
+        assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+        let snapshot = server
+            .store()
+            .ticket_snapshot(ticket)
+            .await
+            .expect("snapshot");
+        assert_eq!(
+            snapshot.and_then(|s| s.satisfaction).as_deref(),
+            Some("okay")
+        );
+        server.stop().await;
+    }
+);

@@ -36,3 +36,5 @@ ALTER TABLE satisfaction_surveys ADD COLUMN message_id TEXT;
 -- its token_hash is of a token nobody has. NULL: the survey was sent.
 ALTER TABLE satisfaction_surveys ADD COLUMN skipped TEXT;
 CREATE INDEX satisfaction_message_id ON satisfaction_surveys(message_id);
+-- The survey worker looks for tickets done within the last hours.
+CREATE INDEX tickets_done_at ON tickets(done_at);

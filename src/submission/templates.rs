@@ -155,3 +155,95 @@ impl ReplyTemplates {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::templates::{
+        PlaceholderContext, PlaceholderPerson, PlaceholderQueue, PlaceholderTicket,
+    };
+
+    fn templates(inserts: Vec<TemplateBody>) -> ReplyTemplates {
+        let person = |name: &str, address: &str| PlaceholderPerson {
+            name: name.into(),
+            address: address.into(),
+        };
+        ReplyTemplates {
+            inserts,
+            context: PlaceholderContext {
+                customer: person("Carol", "carol@example.com"),
+                ticket: PlaceholderTicket {
+                    number: 0,
+                    subject: "VPN".into(),
+                },
+                agent: person("Alice", "alice@desk.test"),
+                queue: PlaceholderQueue {
+                    name: "support".into(),
+                    address: "support@desk.test".into(),
+                },
+            },
+        }
+    }
+
+    fn texts(raw: &[u8]) -> (String, String) {
+        let message = MessageParser::default().parse(raw).expect("parses");
+        (
+            message.body_text(0).expect("text").into_owned(),
+            message.body_html(0).expect("html").into_owned(),
+        )
+    }
+
+    #[test]
+    fn base64_and_quoted_printable_parts_are_filled_and_encoded_again() {
+        use base64::Engine;
+        let text = base64::engine::general_purpose::STANDARD
+            .encode("Hi {{ customer.name }}, ticket {{ ticket.number }}.\r\n");
+        let raw = format!(
+            "From: a@desk.test\r\nSubject: x\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/alternative; boundary=\"b\"\r\n\r\n\
+             --b\r\nContent-Type: text/plain; charset=utf-8\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{text}\r\n\
+             --b\r\nContent-Type: text/html; charset=utf-8\r\n\
+             Content-Transfer-Encoding: quoted-printable\r\n\r\n\
+             <html><body><p>Hi {{{{ customer.name }}}}</p></body></html>\r\n--b--\r\n"
+        );
+        let refund = TemplateBody::new("Refunded, {{ agent.name }}.", None);
+        let filled = templates(vec![refund])
+            .apply(raw.as_bytes(), 42)
+            .expect("filled");
+        let (text, html) = texts(&filled);
+        assert!(
+            text.starts_with("Refunded, Alice.\r\n\r\nHi Carol, ticket 42."),
+            "{text}"
+        );
+        assert!(
+            html.contains("<body><div>Refunded, Alice.</div><br>"),
+            "{html}"
+        );
+        assert!(html.contains("<p>Hi Carol</p>"), "{html}");
+        // The header is as it was.
+        assert!(filled.starts_with(b"From: a@desk.test\r\nSubject: x\r\n"));
+    }
+
+    #[test]
+    fn a_mail_without_placeholders_is_left_byte_for_byte() {
+        let raw = b"From: a@desk.test\r\nSubject: x\r\n\r\nJust text, {not} a placeholder.\r\n";
+        assert_eq!(templates(Vec::new()).apply(raw, 1), Ok(raw.to_vec()));
+    }
+
+    #[test]
+    fn a_latin1_part_takes_no_unicode() {
+        let raw = b"From: a@desk.test\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\r\n\
+            Hi {{ customer.name }}\r\n";
+        let mut t = templates(Vec::new());
+        assert!(t.apply(raw, 1).is_ok());
+        t.context.customer.name = "Zo\u{eb}".into();
+        let refused = t.apply(raw, 1);
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.iter().any(|p| p.contains("iso-8859-1"))),
+            "{refused:?}"
+        );
+    }
+}
