@@ -54,6 +54,7 @@ const STORE_MACROS: &[&str] = &[
     "content_from_row",
     "article_from_row",
     "revision_from_row",
+    "later_from_row",
 ];
 
 fn src() -> PathBuf {
