@@ -56,6 +56,7 @@ const STORE_MACROS: &[&str] = &[
     "article_from_row",
     "revision_from_row",
     "template_from_row",
+    "later_from_row",
 ];
 
 fn src() -> PathBuf {

@@ -522,7 +522,7 @@ pub async fn submit(
             .message_id
             .clone()
             .unwrap_or_else(|| app.own_ids.for_submission(&mail.stripped));
-        return hold_reply(app, agent, t, queue, (&raw, message_id), newer, now).await;
+        return hold_reply(app, agent, t, queue, &raw, message_id, newer, now).await;
     }
     let (owner_note, warning) = match verdict {
         Decision::Send { owner_note } => (owner_note, None),
@@ -588,7 +588,7 @@ pub async fn submit(
                         .message_id
                         .clone()
                         .unwrap_or_else(|| app.own_ids.for_submission(&mail.stripped));
-                    return hold_reply(app, agent, t, queue, (&raw, message_id), &newer, now).await;
+                    return hold_reply(app, agent, t, queue, &raw, message_id, &newer, now).await;
                 }
                 (filed, _) => filed?,
             };
@@ -875,12 +875,14 @@ fn cc_header_edits(header: &HeaderFacts, add: &[String], remove: &[String]) -> V
 /// Holds a colliding reply: the agent's mail, as they submitted it, goes
 /// to their Held folder, a notice says what changed, the ticket's history
 /// says it was held. Stored before the 250; nothing reaches the customer.
+#[allow(clippy::too_many_arguments)]
 async fn hold_reply(
     app: &App,
     agent: &LoginAgent,
     ticket: &Ticket,
     queue: &Queue,
-    (raw, message_id): (&[u8], String),
+    raw: &[u8],
+    message_id: String,
     newer: &[Newer],
     now: DateTime<Utc>,
 ) -> Result<Submitted, SubmitError> {
