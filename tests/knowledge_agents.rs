@@ -101,6 +101,10 @@ backend_test!(
         let select = bob.cmd("SELECT Knowledge/Printers").await;
         assert!(select.tagged.contains("[READ-ONLY]"), "{select:?}");
         assert!(select.all_text().contains("* 2 EXISTS"), "{select:?}");
+        assert!(
+            select.lines("FLAGS")[0].text.contains("internal"),
+            "the keyword is announced: {select:?}"
+        );
         let fetch = bob.cmd("FETCH 1:* (UID FLAGS BODY.PEEK[])").await;
         let bodies = literals(&fetch);
         assert_eq!(bodies.len(), 2, "{fetch:?}");

@@ -266,7 +266,12 @@ impl ImapSession {
             self.app.store.imap_claim_recent(mailbox.id, newest).await?
         };
         let mut selected = Selected::new(mailbox, folder, read_only, members);
-        if selected.folder.is_view() && !selected.folder.is_knowledge() {
+        if selected.folder.is_knowledge() {
+            // The keyword internal articles carry.
+            selected
+                .keywords
+                .extend([super::knowledge::INTERNAL_KEYWORD.to_string()]);
+        } else if selected.folder.is_view() {
             // The ticket tags in use and Thunderbird's labels are announced
             // whether or not a message here carries them, so that a client
             // offers them (and shows `#tag vip` as the keyword `vip`).
