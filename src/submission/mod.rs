@@ -511,7 +511,11 @@ pub async fn submit(
                 me: agent.id,
                 me_email: &agent.email,
                 owner: t.owner.as_deref(),
-                forced: mail.commands.send(),
+                // A mail that merged or split the ticket has already
+                // rearranged the conversation on purpose (a split moves the
+                // customer's later mail along with the one it answers): the
+                // agent acted on what changed, so it is not held.
+                forced: mail.commands.send() || moved.is_some(),
                 later: later.as_deref(),
             })
         }
@@ -530,8 +534,9 @@ pub async fn submit(
         Decision::Hold { .. } => (None, None),
     };
     let history_note = owner_note.map(|note| format!("reply by {}: {note}", agent.email));
-    let hold_if_changed =
-        app.config.submission.collision == CollisionMode::Hold && !mail.commands.send();
+    let hold_if_changed = app.config.submission.collision == CollisionMode::Hold
+        && !mail.commands.send()
+        && moved.is_none();
     // `#cc` on an existing ticket is applied before the mail is filed: the
     // reply makes its recipients participants, and the history should
     // say who added them, by command.
