@@ -819,3 +819,51 @@ backend_test!(
         server.stop().await;
     }
 );
+
+backend_test!(
+    async fn status_size_is_the_sum_of_the_message_sizes(backend: Backend) {
+        let server = desk(&backend).await;
+        three_questions(&server).await;
+        let mut alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+        folder_with_notes(&mut alice, "Projects", 3).await;
+        let caps = alice.cmd("CAPABILITY").await.all_text();
+        assert!(caps.contains(" STATUS=SIZE"), "{caps}");
+        for folder in ["Projects", "Unassigned"] {
+            assert!(alice.cmd(&format!("EXAMINE {folder}")).await.ok());
+            let sizes = alice.cmd("FETCH 1:* RFC822.SIZE").await;
+            let total: u64 = sizes
+                .fetches()
+                .iter()
+                .map(|l| {
+                    l.text
+                        .split("RFC822.SIZE ")
+                        .nth(1)
+                        .and_then(|n| n.trim_end_matches(')').parse::<u64>().ok())
+                        .unwrap_or_else(|| panic!("{}", l.text))
+                })
+                .sum();
+            assert!(total > 0);
+            assert!(alice.cmd("UNSELECT").await.ok());
+            let status = alice.cmd(&format!("STATUS {folder} (MESSAGES SIZE)")).await;
+            assert!(status.ok(), "{}", status.all_text());
+            assert_eq!(
+                status.untagged[0].text,
+                format!("* STATUS \"{folder}\" (MESSAGES 3 SIZE {total})"),
+                "{}",
+                status.all_text()
+            );
+        }
+        // And in LIST-STATUS.
+        let list = alice
+            .cmd("LIST \"\" \"Projects\" RETURN (STATUS (SIZE))")
+            .await;
+        assert!(
+            list.untagged
+                .iter()
+                .any(|l| l.text.starts_with("* STATUS \"Projects\" (SIZE ")),
+            "{}",
+            list.all_text()
+        );
+        server.stop().await;
+    }
+);
