@@ -276,6 +276,7 @@ impl ImapSession {
                     "LIST-EXTENDED",
                     "LIST-STATUS",
                     "STATUS=SIZE",
+                    "BINARY",
                     // Outlook 2013/2016 find the special folders by XLIST
                     // only.
                     "XLIST",
