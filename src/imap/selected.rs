@@ -468,7 +468,7 @@ mod tests {
         );
         assert_eq!(
             String::from_utf8_lossy(&out),
-            "* VANISHED 5:6,9\r\n* 2 EXISTS\r\n* 0 RECENT\r\n"
+            "* VANISHED 5:6,9\r\n* 2 EXISTS\r\n* 1 RECENT\r\n"
         );
     }
 
