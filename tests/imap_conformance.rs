@@ -819,3 +819,133 @@ backend_test!(
         server.stop().await;
     }
 );
+
+backend_test!(
+    async fn status_size_is_the_sum_of_the_message_sizes(backend: Backend) {
+        let server = desk(&backend).await;
+        three_questions(&server).await;
+        let mut alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+        folder_with_notes(&mut alice, "Projects", 3).await;
+        let caps = alice.cmd("CAPABILITY").await.all_text();
+        assert!(caps.contains(" STATUS=SIZE"), "{caps}");
+        for folder in ["Projects", "Unassigned"] {
+            assert!(alice.cmd(&format!("EXAMINE {folder}")).await.ok());
+            let sizes = alice.cmd("FETCH 1:* RFC822.SIZE").await;
+            let total: u64 = sizes
+                .fetches()
+                .iter()
+                .map(|l| {
+                    l.text
+                        .split("RFC822.SIZE ")
+                        .nth(1)
+                        .and_then(|n| n.trim_end_matches(')').parse::<u64>().ok())
+                        .unwrap_or_else(|| panic!("{}", l.text))
+                })
+                .sum();
+            assert!(total > 0);
+            assert!(alice.cmd("UNSELECT").await.ok());
+            let status = alice.cmd(&format!("STATUS {folder} (MESSAGES SIZE)")).await;
+            assert!(status.ok(), "{}", status.all_text());
+            assert_eq!(
+                status.untagged[0].text,
+                format!("* STATUS \"{folder}\" (MESSAGES 3 SIZE {total})"),
+                "{}",
+                status.all_text()
+            );
+        }
+        // And in LIST-STATUS.
+        let list = alice
+            .cmd("LIST \"\" \"Projects\" RETURN (STATUS (SIZE))")
+            .await;
+        assert!(
+            list.untagged
+                .iter()
+                .any(|l| l.text.starts_with("* STATUS \"Projects\" (SIZE ")),
+            "{}",
+            list.all_text()
+        );
+        server.stop().await;
+    }
+);
+
+/// A message with a base64 part, a quoted-printable part and a part in
+/// an encoding nobody knows.
+fn encoded_parts() -> Vec<u8> {
+    b"From: alice@desk.test\r\nTo: alice@desk.test\r\nSubject: parts\r\n\
+      Message-ID: <parts@desk.test>\r\nDate: Thu, 03 Dec 2026 10:00:00 +0000\r\n\
+      MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+      --b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+      AAEC/2hlbGxv\r\n\
+      --b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
+      Gr=C3=BC=C3=9Fe\r\n\
+      --b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: x-unheard-of\r\n\r\n\
+      zzz\r\n\
+      --b--\r\n"
+        .to_vec()
+}
+
+backend_test!(
+    async fn binary_fetch_gives_the_decoded_bytes(backend: Backend) {
+        let server = desk(&backend).await;
+        let mut alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+        let caps = alice.cmd("CAPABILITY").await.all_text();
+        assert!(caps.contains(" BINARY"), "{caps}");
+        assert!(alice.cmd("CREATE Files").await.ok());
+        assert!(alice.append("Files", "", &encoded_parts()).await.ok());
+        assert!(alice.cmd("SELECT Files").await.ok());
+
+        // base64 decoded; a NUL in the data makes it a literal8.
+        let fetched = alice.cmd("FETCH 1 (BINARY.SIZE[1] BINARY.PEEK[1])").await;
+        assert!(fetched.ok(), "{}", fetched.all_text());
+        let line = &fetched.fetches()[0];
+        assert!(
+            line.text.contains("BINARY.SIZE[1] 9 BINARY[1] ~{9}"),
+            "{}",
+            line.text
+        );
+        assert_eq!(line.literals[0], b"\x00\x01\x02\xffhello".to_vec());
+        // quoted-printable decoded, and a partial of it.
+        let qp = alice
+            .cmd("FETCH 1 (BINARY.PEEK[2] BINARY.PEEK[2]<2.4>)")
+            .await;
+        let line = &qp.fetches()[0];
+        assert_eq!(
+            line.literals[0],
+            "Grüße".as_bytes().to_vec(),
+            "{}",
+            line.text
+        );
+        assert!(line.text.contains("BINARY[2]<2> {4}"), "{}", line.text);
+        assert_eq!(line.literals[1], "üß".as_bytes()[..4].to_vec());
+        // BINARY (not PEEK) sets \Seen, like BODY[].
+        let seen = alice.cmd("FETCH 1 (BINARY[2])").await;
+        assert!(seen.all_text().contains("\\Seen"), "{}", seen.all_text());
+        // An encoding nobody knows.
+        let unknown = alice.cmd("FETCH 1 (BINARY.PEEK[3])").await;
+        assert!(
+            unknown.tagged.contains("NO [UNKNOWN-CTE]"),
+            "{}",
+            unknown.all_text()
+        );
+
+        // A literal8 APPEND: its binary part is stored as base64, and
+        // BINARY gives the bytes back.
+        let raw = b"From: alice@desk.test\r\nSubject: bin\r\nMIME-Version: 1.0\r\n\
+                    Content-Type: application/octet-stream\r\n\
+                    Content-Transfer-Encoding: binary\r\n\r\n\x00\x01binary\r\n";
+        alice
+            .send_raw(format!("b1 APPEND Files ~{{{}+}}\r\n", raw.len()).as_bytes())
+            .await;
+        alice.send_raw(raw).await;
+        alice.send_raw(b"\r\n").await;
+        let appended = alice.read_until_tagged("b1").await;
+        assert!(appended.ok(), "{}", appended.all_text());
+        let stored = alice.cmd("FETCH 2 (BODY.PEEK[] BINARY.PEEK[1])").await;
+        let line = &stored.fetches()[0];
+        let body = String::from_utf8_lossy(&line.literals[0]).into_owned();
+        assert!(body.contains("Content-Transfer-Encoding: base64"), "{body}");
+        assert!(!line.literals[0].contains(&0), "{body}");
+        assert_eq!(line.literals[1], b"\x00\x01binary\r\n".to_vec());
+        server.stop().await;
+    }
+);

@@ -48,10 +48,12 @@ impl ImapSession {
                 "[CANNOT] {name} is a ticket view; append to Drafts, Sent or a folder of your own"
             ));
         }
+        let encoded;
         let raw: &[u8] = match message {
             LiteralOrLiteral8::Literal(literal) => literal.data(),
-            LiteralOrLiteral8::Literal8(_) => {
-                return Reply::no("[CANNOT] BINARY literals are not supported");
+            LiteralOrLiteral8::Literal8(literal) => {
+                encoded = super::encode::encode_binary_parts(literal.data.as_ref());
+                &encoded
             }
         };
         if raw.is_empty() {

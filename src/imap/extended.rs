@@ -376,12 +376,13 @@ fn list_arguments(mut args: Vec<Token>) -> Result<ListExtended, String> {
     Ok(list)
 }
 
-/// A STATUS item: one imap-codec reads, or APPENDLIMIT (RFC 7889), which
-/// it does not.
+/// A STATUS item: one imap-codec reads, or APPENDLIMIT (RFC 7889) and
+/// SIZE (RFC 8438), which it does not (as built here).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StatusItem {
     Codec(StatusDataItemName),
     AppendLimit,
+    Size,
 }
 
 /// A STATUS command read by hand: its tag, the mailbox name, the items.
@@ -434,6 +435,7 @@ fn status_item(token: &Token) -> Result<StatusItem, String> {
             b"HIGHESTMODSEQ" => StatusDataItemName::HighestModSeq,
             b"DELETED" => StatusDataItemName::Deleted,
             b"APPENDLIMIT" => return Ok(StatusItem::AppendLimit),
+            b"SIZE" => return Ok(StatusItem::Size),
             other => {
                 return Err(format!(
                     "Unknown STATUS item {}",

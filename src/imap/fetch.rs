@@ -146,6 +146,7 @@ fn sets_seen(item: &MessageDataItemName<'_>) -> bool {
     matches!(
         item,
         MessageDataItemName::BodyExt { peek: false, .. }
+            | MessageDataItemName::Binary { peek: false, .. }
             | MessageDataItemName::Rfc822
             | MessageDataItemName::Rfc822Text
     )
@@ -178,14 +179,6 @@ impl ImapSession {
             }
             MacroOrMessageDataItemNames::MessageDataItemNames(list) => list.clone(),
         };
-        if items.iter().any(|i| {
-            matches!(
-                i,
-                MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. }
-            )
-        }) {
-            return Reply::bad("BINARY is not supported");
-        }
         let mut changed_since = None;
         let mut vanished_asked = false;
         for modifier in modifiers {
@@ -256,6 +249,7 @@ impl ImapSession {
             .all(|(item, section)| header_only(item, section))
             .then_some(HEADER_PREFIX);
         let mut vanished = false;
+        let mut unknown_cte = false;
         for batch in indexes.chunks(BATCH) {
             let contents = if with_content {
                 let refs: Vec<MessageRef> = batch
@@ -270,11 +264,21 @@ impl ImapSession {
                 HashMap::new()
             };
             for &index in batch {
-                vanished |= !self.write_fetch(selected, index, &items, &sections, &contents);
+                vanished |= !self.write_fetch(
+                    selected,
+                    index,
+                    &items,
+                    &sections,
+                    &contents,
+                    &mut unknown_cte,
+                );
             }
             if self.flush_if_large().await.is_err() {
                 return Reply::no("connection lost");
             }
+        }
+        if unknown_cte {
+            return Reply::no("[UNKNOWN-CTE] A part's Content-Transfer-Encoding cannot be decoded");
         }
         if vanished {
             // RFC 5530 and RFC 9051 §7.1: the data of messages another
@@ -316,6 +320,7 @@ impl ImapSession {
         items: &[MessageDataItemName<'_>],
         sections: &[Option<Section>],
         contents: &HashMap<MessageRef, Content>,
+        unknown_cte: &mut bool,
     ) -> bool {
         let message = &selected.messages[index];
         let content = contents.get(&message.message);
@@ -395,9 +400,70 @@ impl ImapSession {
                     }
                 }
                 (
-                    MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. },
-                    Some(_),
-                ) => {}
+                    MessageDataItemName::Binary {
+                        section, partial, ..
+                    },
+                    Some(content),
+                ) => {
+                    let path: Vec<u32> = section.iter().map(|n| n.get()).collect();
+                    let name = path
+                        .iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(".");
+                    out.extend_from_slice(format!("BINARY[{name}]").as_bytes());
+                    let data = match encode::binary_bytes(&content.raw, &path) {
+                        Some(Ok(data)) => data,
+                        Some(Err(encode::UnknownCte)) => {
+                            *unknown_cte = true;
+                            out.extend_from_slice(b" NIL");
+                            continue;
+                        }
+                        None => {
+                            out.extend_from_slice(b" NIL");
+                            continue;
+                        }
+                    };
+                    let data: &[u8] = match partial {
+                        None => {
+                            out.push(b' ');
+                            &data
+                        }
+                        Some((origin, length)) => {
+                            let start = (*origin as usize).min(data.len());
+                            let end = start.saturating_add(length.get() as usize).min(data.len());
+                            out.extend_from_slice(format!("<{origin}> ").as_bytes());
+                            &data[start..end]
+                        }
+                    };
+                    // Decoded data may hold NUL: then a literal8 (RFC 3516
+                    // §4.1), which carries it as it is.
+                    if data.contains(&0) {
+                        out.push(b'~');
+                        out.extend_from_slice(format!("{{{}}}\r\n", data.len()).as_bytes());
+                        out.extend_from_slice(data);
+                    } else {
+                        encode::write_literal(out, data);
+                    }
+                }
+                (MessageDataItemName::BinarySize { section }, Some(content)) => {
+                    let path: Vec<u32> = section.iter().map(|n| n.get()).collect();
+                    let name = path
+                        .iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(".");
+                    match encode::binary_bytes(&content.raw, &path) {
+                        Some(Ok(data)) => out.extend_from_slice(
+                            format!("BINARY.SIZE[{name}] {}", data.len()).as_bytes(),
+                        ),
+                        Some(Err(encode::UnknownCte)) => {
+                            *unknown_cte = true;
+                            out.extend_from_slice(format!("BINARY.SIZE[{name}] 0").as_bytes());
+                        }
+                        None => out.extend_from_slice(format!("BINARY.SIZE[{name}] 0").as_bytes()),
+                    }
+                }
             }
         }
         out.extend_from_slice(b")\r\n");

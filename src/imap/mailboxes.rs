@@ -289,14 +289,9 @@ impl ImapSession {
             .filter(|uid| *uid > recent_above)
             .collect();
         let recent = selected.recent.len();
-        let rev2 = self.rev2;
         let out = &mut self.out;
         selected.write_flags_list(out);
-        out.extend_from_slice(format!("* {count} EXISTS\r\n").as_bytes());
-        // IMAP4rev2 has no \Recent (RFC 9051 §2.3.2).
-        if !rev2 {
-            out.extend_from_slice(format!("* {recent} RECENT\r\n").as_bytes());
-        }
+        out.extend_from_slice(format!("* {count} EXISTS\r\n* {recent} RECENT\r\n").as_bytes());
         if let Some(index) = first_unseen {
             out.extend_from_slice(
                 format!("* OK [UNSEEN {}] First unseen\r\n", index + 1).as_bytes(),
@@ -712,6 +707,14 @@ impl ImapSession {
                     parts.push(format!("APPENDLIMIT {}", self.limits.max_literal_size));
                     continue;
                 }
+                StatusItem::Size => {
+                    // RFC 8438: the sum of the RFC822.SIZEs FETCH reports.
+                    match self.app.store.imap_size(mailbox.id).await {
+                        Ok(size) => parts.push(format!("SIZE {size}")),
+                        Err(err) => return err.into(),
+                    }
+                    continue;
+                }
             };
             match item {
                 StatusDataItemName::Messages => parts.push(format!("MESSAGES {messages}")),
@@ -726,7 +729,7 @@ impl ImapSession {
                 }
                 StatusDataItemName::Deleted => parts.push("DELETED 0".to_string()),
                 StatusDataItemName::DeletedStorage => {
-                    return Reply::bad("STATUS SIZE is not supported");
+                    return Reply::bad("STATUS DELETED-STORAGE is not supported");
                 }
             }
         }

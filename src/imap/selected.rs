@@ -16,8 +16,6 @@ pub struct Updates {
     pub condstore: bool,
     /// `VANISHED` UID sets instead of EXPUNGE (QRESYNC).
     pub qresync: bool,
-    /// No RECENT (IMAP4rev2).
-    pub rev2: bool,
 }
 
 /// Sorted, merged inclusive ranges of single UIDs sorted ascending.
@@ -341,10 +339,7 @@ impl Selected {
             );
             self.messages.extend(added.into_iter().map(Message::from));
             out.extend_from_slice(format!("* {} EXISTS\r\n", self.messages.len()).as_bytes());
-            // IMAP4rev2 has no \Recent (RFC 9051 §2.3.2).
-            if !updates.rev2 {
-                out.extend_from_slice(format!("* {} RECENT\r\n", self.recent.len()).as_bytes());
-            }
+            out.extend_from_slice(format!("* {} RECENT\r\n", self.recent.len()).as_bytes());
         }
         // While expunges are held back, remember the old state so the next
         // refresh looks again.
@@ -456,13 +451,12 @@ mod tests {
     }
 
     #[test]
-    fn qresync_hears_vanished_uids_and_rev2_no_recent() {
+    fn qresync_hears_vanished_uids() {
         let mut s = selected(&[3, 5, 6, 9]);
         let mut out = Vec::new();
         let updates = Updates {
             condstore: true,
             qresync: true,
-            rev2: true,
         };
         s.apply(
             mailbox(),
@@ -474,7 +468,7 @@ mod tests {
         );
         assert_eq!(
             String::from_utf8_lossy(&out),
-            "* VANISHED 5:6,9\r\n* 2 EXISTS\r\n"
+            "* VANISHED 5:6,9\r\n* 2 EXISTS\r\n* 1 RECENT\r\n"
         );
     }
 

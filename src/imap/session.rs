@@ -178,8 +178,6 @@ pub struct ImapSession {
     /// QRESYNC enabled (RFC 7162 §3.2.3): expunges are reported as
     /// VANISHED, and SELECT and UID FETCH may ask what vanished.
     pub qresync: bool,
-    /// IMAP4rev2 enabled (RFC 9051): no \Recent, SEARCH answers ESEARCH.
-    pub rev2: bool,
     /// RETURN options of the SEARCH being run (ESEARCH, RFC 4731).
     pub search_return: Option<extended::SearchReturn>,
     changes: broadcast::Receiver<Change>,
@@ -240,7 +238,6 @@ impl ImapSession {
             out: Vec::with_capacity(1024),
             condstore: false,
             qresync: false,
-            rev2: false,
             search_return: None,
             changes,
             heard: Heard::default(),
@@ -278,6 +275,8 @@ impl ImapSession {
                     "ESEARCH",
                     "LIST-EXTENDED",
                     "LIST-STATUS",
+                    "STATUS=SIZE",
+                    "BINARY",
                     // Outlook 2013/2016 find the special folders by XLIST
                     // only.
                     "XLIST",
@@ -1108,7 +1107,6 @@ impl ImapSession {
         super::selected::Updates {
             condstore: self.condstore,
             qresync: self.qresync,
-            rev2: self.rev2,
         }
     }
 

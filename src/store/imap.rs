@@ -1065,6 +1065,24 @@ impl Store {
         })
     }
 
+    /// The size of a mailbox in octets (STATUS SIZE, RFC 8438): the sum of
+    /// its messages' sizes, as FETCH RFC822.SIZE reports them.
+    pub async fn imap_size(&self, mailbox_id: i64) -> Result<u64> {
+        dispatch_read!(self, |pool| {
+            let size: i64 = sqlx::query_scalar(
+                "SELECT CAST(COALESCE(SUM(COALESCE(msg.size, own.size)), 0) AS BIGINT)
+                 FROM imap_members m
+                 LEFT JOIN messages msg ON msg.id = m.message_id
+                 LEFT JOIN agent_messages own ON own.id = m.stored_id
+                 WHERE m.mailbox_id = $1",
+            )
+            .bind(mailbox_id)
+            .fetch_one(pool)
+            .await?;
+            Ok(u64::try_from(size).unwrap_or_default())
+        })
+    }
+
     /// The bytes, sizes and dates of messages, by reference; with `prefix`,
     /// only each header (or, where its length was not recorded, up to
     /// `prefix` leading bytes): a header sync need not read bodies and

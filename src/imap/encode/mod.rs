@@ -23,7 +23,7 @@ pub mod string;
 #[cfg(test)]
 mod tests;
 
-pub use section::{SectionKind, section_bytes};
+pub use section::{SectionKind, UnknownCte, binary_bytes, encode_binary_parts, section_bytes};
 pub use string::{write_literal, write_string};
 
 use crate::mime::header::header_end;

@@ -92,3 +92,103 @@ fn select_fields(header: &[u8], names: &[Vec<u8>], wanted: bool) -> Vec<u8> {
     out.extend_from_slice(b"\r\n");
     out
 }
+
+/// The Content-Transfer-Encoding of a part is not one BINARY can undo
+/// (RFC 3516 §4.3: `NO [UNKNOWN-CTE]`).
+#[derive(Debug, PartialEq, Eq)]
+pub struct UnknownCte;
+
+/// The bytes of `BINARY[<part>]` (RFC 3516): the part's body with its
+/// Content-Transfer-Encoding undone (base64, quoted-printable; 7bit, 8bit
+/// and binary are as they are). The empty path is the whole message; a
+/// multipart or message/rfc822 part is its body as it is (only leaves are
+/// encoded). `None` when the part does not exist.
+pub fn binary_bytes<'a>(raw: &'a [u8], part: &[u32]) -> Option<Result<Cow<'a, [u8]>, UnknownCte>> {
+    use crate::mime::content_type::ContentFields;
+    if part.is_empty() {
+        return Some(Ok(Cow::Borrowed(raw)));
+    }
+    let tree = Part::parse(raw);
+    let node = tree.resolve(part)?;
+    let body = node.body_bytes(raw);
+    if !matches!(node.kind, PartKind::Leaf) {
+        return Some(Ok(Cow::Borrowed(body)));
+    }
+    let encoding = ContentFields::of_part(node.header_bytes(raw))
+        .encoding
+        .map(|e| e.to_ascii_lowercase());
+    let decoded = match encoding.as_deref() {
+        None | Some(b"7bit" | b"8bit" | b"binary") => Cow::Borrowed(body),
+        Some(b"base64") => match mail_parser::decoders::base64::base64_decode(body) {
+            Some(bytes) => Cow::Owned(bytes),
+            None => return Some(Err(UnknownCte)),
+        },
+        Some(b"quoted-printable") => {
+            match mail_parser::decoders::quoted_printable::quoted_printable_decode(body) {
+                Some(bytes) => Cow::Owned(bytes),
+                None => return Some(Err(UnknownCte)),
+            }
+        }
+        Some(_) => return Some(Err(UnknownCte)),
+    };
+    Some(Ok(decoded))
+}
+
+/// A message APPENDed as a literal8 (RFC 3516 §4.4) with its binary parts
+/// (Content-Transfer-Encoding: binary) re-encoded as base64, so that the
+/// stored message is one every client and relay can carry; BINARY[] gives
+/// the original bytes back.
+pub fn encode_binary_parts(raw: &[u8]) -> Vec<u8> {
+    use crate::mime::content_type::ContentFields;
+    use crate::mime::header::fields;
+    use base64::Engine;
+    fn leaves<'p>(part: &'p Part, out: &mut Vec<&'p Part>) {
+        match &part.kind {
+            PartKind::Leaf => out.push(part),
+            PartKind::Multipart(children) => children.iter().for_each(|c| leaves(c, out)),
+            PartKind::Message(inner) => leaves(inner, out),
+        }
+    }
+    let tree = Part::parse(raw);
+    let mut parts = Vec::new();
+    leaves(&tree, &mut parts);
+    // (range of raw, replacement), in order and disjoint: a leaf's header
+    // field, then its body.
+    let mut edits: Vec<(Range<usize>, Vec<u8>)> = Vec::new();
+    for part in parts {
+        let header = part.header_bytes(raw);
+        let binary = ContentFields::of_part(header)
+            .encoding
+            .is_some_and(|e| e.eq_ignore_ascii_case(b"binary"));
+        if !binary {
+            continue;
+        }
+        let Some(field) = fields(header).find(|f| f.is(b"content-transfer-encoding")) else {
+            continue;
+        };
+        let start = field.raw.as_ptr() as usize - raw.as_ptr() as usize;
+        edits.push((
+            start..start + field.raw.len(),
+            b"Content-Transfer-Encoding: base64\r\n".to_vec(),
+        ));
+        let encoded = base64::engine::general_purpose::STANDARD.encode(part.body_bytes(raw));
+        let mut body = Vec::with_capacity(encoded.len() * 78 / 76 + 2);
+        for line in encoded.as_bytes().chunks(76) {
+            body.extend_from_slice(line);
+            body.extend_from_slice(b"\r\n");
+        }
+        edits.push((part.body.clone(), body));
+    }
+    let mut out = Vec::with_capacity(raw.len() * 4 / 3);
+    let mut at = 0;
+    for (range, replacement) in edits {
+        if range.start < at || range.end > raw.len() {
+            continue;
+        }
+        out.extend_from_slice(&raw[at..range.start]);
+        out.extend_from_slice(&replacement);
+        at = range.end;
+    }
+    out.extend_from_slice(&raw[at..]);
+    out
+}
