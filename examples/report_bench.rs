@@ -262,6 +262,16 @@ async fn time(config: Config, runs: usize) -> Result<()> {
     let store = postdesk::store::Store::connect_read_only(&config.database_url()).await?;
     let rules = postdesk::rules::RulesHandle::load(config.rules_path())?.current();
     let now = Utc::now();
+    // The reading alone (the rest of a run is the computation).
+    let mut reads = Vec::new();
+    for _ in 0..runs {
+        let began = Instant::now();
+        let data = store.report_data(None, now).await?;
+        reads.push(began.elapsed().as_secs_f64() * 1000.0);
+        drop(data);
+    }
+    reads.sort_by(|a, b| a.total_cmp(b));
+    println!("reading the rows: median {:.0} ms", reads[reads.len() / 2]);
     for by in [None, Some(GroupBy::Day), Some(GroupBy::Agent)] {
         let request = ReportRequest {
             by,

@@ -1188,6 +1188,27 @@ address = "billing@example.test"
     }
 
     #[test]
+    fn the_weekly_report_schedule_is_a_weekday_and_a_time() {
+        let reports = parse("[reports]\nweekly = \"Monday 08:30\"\ncalendar = \"office\"\n")
+            .map(|c| c.reports);
+        let Ok(reports) = reports else {
+            panic!("{reports:?}");
+        };
+        assert_eq!(
+            reports.weekly,
+            Some(WeeklySchedule {
+                weekday: chrono::Weekday::Mon,
+                time: chrono::NaiveTime::from_hms_opt(8, 30, 0).unwrap_or_default(),
+            })
+        );
+        assert_eq!(reports.calendar.as_deref(), Some("office"));
+        assert!(parse("").is_ok_and(|c| c.reports.weekly.is_none()));
+        assert!(WeeklySchedule::parse("mon 25:00").is_err());
+        assert!(WeeklySchedule::parse("08:00").is_err());
+        assert!(WeeklySchedule::parse("mon 08:00 utc").is_err());
+    }
+
+    #[test]
     fn line_column_counts_from_one() {
         assert_eq!(line_column("ab\ncd", 0), (1, 1));
         assert_eq!(line_column("ab\ncd", 4), (2, 2));

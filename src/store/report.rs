@@ -41,7 +41,7 @@ impl Store {
                  JOIN tickets t ON t.number = m.ticket
              WHERE m.kind IN ('customer', 'reply') AND t.first_response_at IS NOT NULL
                  AND m.received_at >= t.first_response_at AND {TICKETS_IN_PERIOD}
-             ORDER BY m.ticket, m.received_at, m.id"
+             ORDER BY m.ticket, m.id"
         );
         dispatch_read!(self, |pool| {
             let rows = sqlx::query(sqlx::AssertSqlSafe(tickets_sql))
@@ -81,6 +81,10 @@ impl Store {
                 });
             }
             drop(rows);
+            // In the order of the index (no sort in the database); by
+            // time within a ticket here (imported mail can be older than
+            // what was stored before it).
+            messages.sort_by_key(|m: &ReportMessage| (m.ticket, m.at));
             let reopens: Vec<(i64, DateTime<Utc>)> = sqlx::query_as(
                 "SELECT ticket, at FROM ticket_events
                  WHERE kind = 'reopened' AND at >= $1 AND at < $2",

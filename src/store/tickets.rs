@@ -352,10 +352,12 @@ impl Store {
         })
     }
 
-    /// Messages stored in no ticket (unmatched bounces, loops of our own mail).
+    /// Messages stored in no ticket (unmatched bounces, loops of our own
+    /// mail); not postdesk's own mail about no ticket (the report mails).
     pub async fn unfiled_messages(&self) -> Result<Vec<MessageRecord>> {
-        let sql =
-            format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE ticket IS NULL ORDER BY id");
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE ticket IS NULL AND kind = 'unfiled' ORDER BY id"
+        );
         dispatch_read!(self, |pool| {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .fetch_all(pool)
