@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Ingest with a team connected, postdesk against Postfix -> Dovecot, in one
+# sitting (issue 17's first benchmark). Both servers get a view of FILL
+# messages; then, for each RATE, CLIENTS IMAP clients IDLE on it (answering
+# each EXISTS with a header FETCH, as Thunderbird does) while mail arrives at
+# that rate for SECONDS over 8 SMTP sessions (bench/team_ingest.py). Rounds
+# alternate which server goes first. Every run prints one JSON line; the
+# medians per server and rate come last.
+#
+#   bench/team_vs_dovecot.sh BIN [--fill 40000] [--clients 20]
+#       [--rates "50 200 1000"] [--seconds 60] [--rounds 2]
+#
+# Needs the peer stack of ../shared/bench (mailstack.sh: Postfix + Dovecot,
+# apt packages postfix dovecot-imapd dovecot-lmtpd) and LOADGEN (default
+# target/release/examples/loadgen) to fill the views fast.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=$(realpath "$1"); shift
+FILL=40000 CLIENTS=20 RATES="50 200 1000" SECONDS_=60 ROUNDS=2
+while [ $# -gt 0 ]; do case "$1" in --fill) FILL=$2; shift 2;; --clients) CLIENTS=$2; shift 2;;
+  --rates) RATES=$2; shift 2;; --seconds) SECONDS_=$2; shift 2;; --rounds) ROUNDS=$2; shift 2;;
+  *) echo "bad arg $1" >&2; exit 2;; esac; done
+LOADGEN=$(realpath "${LOADGEN:-target/release/examples/loadgen}")
+PEERS=$(realpath "${PEERS:-../shared/bench}")
+RESULTS=$(mktemp /tmp/postdesk-team-vs-dovecot.XXXXXX)
+. "$PEERS/env.sh"
+
+# postdesk: a fresh data directory, acknowledgements and "possibly related"
+# notes off (the peer sends neither), the view filled before the clients come.
+data=$(mktemp -d /tmp/postdesk-team.XXXXXX)
+smtp=$((20000 + RANDOM % 20000)); imap=$((smtp + 1))
+cat > "$data/postdesk.toml" <<TOML
+hostname = "desk.bench"
+data_dir = "$data"
+[smtp]
+listen = "127.0.0.1:$smtp"
+max_connections = 300
+verify = "off"
+[submission]
+listen = "127.0.0.1:0"
+tls_listen = "127.0.0.1:0"
+[imap]
+listen = "127.0.0.1:$imap"
+tls_listen = "127.0.0.1:0"
+max_connections_per_address = 1000
+[http]
+listen = "127.0.0.1:0"
+[search]
+similar = false
+[autoreply]
+enabled = false
+TOML
+echo 'bench-password' | "$BIN" --config "$data/postdesk.toml" agent add agent@desk.bench \
+  --queue support --password-stdin >/dev/null
+"$BIN" --config "$data/postdesk.toml" serve > "$data/serve.log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null || true; "$PEERS/mailstack.sh" stop >/dev/null 2>&1 || true' EXIT
+for _ in $(seq 1 300); do grep -q "IMAP" "$data/serve.log" 2>/dev/null && break; sleep 0.1; done
+echo "filling postdesk with $FILL messages"
+"$LOADGEN" --addr "127.0.0.1:$smtp" --to support@desk.bench --senders 16 \
+  --messages "$FILL" --size 4000 --json >/dev/null
+
+echo "filling Dovecot with $FILL messages"
+"$PEERS/mailstack.sh" start >/dev/null
+"$PEERS/mailstack.sh" wipe-mail "$MAIL_USER" >/dev/null
+"$LOADGEN" --addr "127.0.0.1:$SMTP_PORT" --to "$MAIL_USER" --senders 16 \
+  --messages "$FILL" --size 4000 --json >/dev/null
+for _ in $(seq 1 1200); do
+  [ "$("$PEERS/mailstack.sh" count "$MAIL_USER")" -ge "$FILL" ] && break; sleep 0.5
+done
+sleep 5
+
+run_postdesk() { # RATE
+  python3 bench/team_ingest.py --label "postdesk rate=$1" --smtp-port "$smtp" --imap-port "$imap" \
+    --user agent@desk.bench --password bench-password --mailbox Queues/support \
+    --to support@desk.bench --clients "$CLIENTS" --rate "$1" --seconds "$SECONDS_" --pid "$pid"
+}
+run_dovecot() { # RATE
+  python3 bench/team_ingest.py --label "dovecot rate=$1" --smtp-port "$SMTP_PORT" \
+    --imap-port "$IMAP_PORT" --user "$MAIL_USER" --password "$MAIL_PASS" --mailbox INBOX \
+    --to "$MAIL_USER" --clients "$CLIENTS" --rate "$1" --seconds "$SECONDS_"
+}
+
+for round in $(seq 1 "$ROUNDS"); do
+  for rate in $RATES; do
+    if [ $((round % 2)) = 1 ]; then order="postdesk dovecot"; else order="dovecot postdesk"; fi
+    for server in $order; do
+      "run_$server" "$rate" | tee -a "$RESULTS"
+      sleep 5
+    done
+  done
+done
+
+echo "medians (postdesk peak RSS $(awk '/VmHWM/ {print $2}' "/proc/$pid/status") KiB):"
+python3 - "$RESULTS" <<'PY'
+import json, statistics, sys
+runs = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+keys = ["achieved_per_s", "accept_p50_ms", "accept_p99_ms", "notify_p50_ms",
+        "notify_p99_ms", "seen_share", "server_cpu_s", "machine_cpu_s"]
+for label in dict.fromkeys(r["label"] for r in runs):
+    rs = [r for r in runs if r["label"] == label]
+    med = {k: statistics.median([r[k] for r in rs if r.get(k) is not None] or [float("nan")])
+           for k in keys}
+    print(label, f"({len(rs)} runs)", " ".join(f"{k}={v:g}" for k, v in med.items()))
+PY
+echo "all runs: $RESULTS"
+rm -rf "$data"
