@@ -469,7 +469,7 @@ pub(crate) fn chromium() -> Option<&'static str> {
             !common::in_ci(),
             "chromium is required in CI (.ci/run installs it)"
         );
-        eprintln!("notice: chromium is not installed; the help center's browser test is skipped");
+        eprintln!("notice: chromium is not installed; the browser tests are skipped");
     }
     found
 }

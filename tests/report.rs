@@ -5,9 +5,9 @@
 //! over HTTP (sign-in, 403 for an agent) and in headless chromium.
 
 use crate::cli::{ok, postdesk};
-use crate::common;
 use crate::common::imap::add_agent_as;
 use crate::common::{Backend, TestServer, backend_test, set_status};
+use crate::knowledge::{chromium, run_chromium};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use postdesk::domain::permission::AgentRole;
 use postdesk::domain::ticket::{MessageKind, Status};
@@ -16,7 +16,6 @@ use postdesk::reports::mail::{Sent, run_due};
 use postdesk::store::{AgentMailRequest, ReplyTarget};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -691,53 +690,6 @@ backend_test!(
         server.stop().await;
     }
 );
-
-/// Headless chromium, if installed (`.ci/run` installs Debian's).
-fn chromium() -> Option<&'static str> {
-    let found = ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|program| {
-            Command::new(program)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        });
-    if found.is_none() {
-        assert!(
-            !common::in_ci(),
-            "chromium is required in CI (.ci/run installs it)"
-        );
-        eprintln!("notice: chromium is not installed; the report page's browser test is skipped");
-    }
-    found
-}
-
-async fn run_chromium(
-    program: &'static str,
-    profile: &Path,
-    args: Vec<String>,
-    url: String,
-) -> Output {
-    let profile = profile.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        Command::new(program)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--no-first-run",
-                "--hide-scrollbars",
-            ])
-            .arg(format!("--user-data-dir={}", profile.display()))
-            .args(args)
-            .arg(url)
-            .output()
-            .expect("run chromium")
-    })
-    .await
-    .expect("chromium task")
-}
 
 backend_test!(
     async fn report_page_in_headless_chromium(backend: Backend) {

@@ -67,7 +67,7 @@ pub struct ReportMessage {
 
 /// Minutes an agent recorded on a ticket (`#time`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TimeSpent {
+pub struct TimeRecorded {
     pub queue: String,
     pub agent: String,
     pub minutes: i64,
@@ -104,7 +104,7 @@ pub struct ReportData {
     pub messages: Vec<ReportMessage>,
     /// Reopen events: the ticket and when.
     pub reopens: Vec<(i64, DateTime<Utc>)>,
-    pub time_spent: Vec<TimeSpent>,
+    pub time_spent: Vec<TimeRecorded>,
     pub surveys: Vec<SurveyAnswer>,
     pub articles: Vec<ArticleUse>,
 }
@@ -1039,7 +1039,7 @@ mod tests {
         let data = ReportData {
             tickets: vec![a, b],
             reopens: vec![(2, at(25, 8, 0))],
-            time_spent: vec![TimeSpent {
+            time_spent: vec![TimeRecorded {
                 queue: "support".into(),
                 agent: "ann@x".into(),
                 minutes: 15,

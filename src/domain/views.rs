@@ -294,7 +294,11 @@ impl Folder {
                 disposition: Some(Disposition::Trash),
                 ..ViewFilter::default()
             },
-            Folder::Sent | Folder::Drafts | Folder::Held | Folder::Templates | Folder::Personal(_) => return None,
+            Folder::Sent
+            | Folder::Drafts
+            | Folder::Held
+            | Folder::Templates
+            | Folder::Personal(_) => return None,
             // Articles, not tickets: see `holds_article`.
             Folder::Knowledge | Folder::KnowledgeCategory(_) | Folder::KnowledgeDrafts => {
                 return None;
@@ -349,7 +353,11 @@ impl Folder {
                 disposition: Some(Some(Disposition::Trash)),
                 ..TicketChange::default()
             },
-            Folder::Sent | Folder::Drafts | Folder::Held | Folder::Templates | Folder::Personal(_) => {
+            Folder::Sent
+            | Folder::Drafts
+            | Folder::Held
+            | Folder::Templates
+            | Folder::Personal(_) => {
                 return Err("not a view");
             }
             Folder::Knowledge | Folder::KnowledgeCategory(_) | Folder::KnowledgeDrafts => {

@@ -6,7 +6,7 @@ use super::{Change, Result, Store, dispatch_read, on_tx};
 use crate::domain::filing::NewMessage;
 use crate::domain::outgoing::OutgoingMail;
 use crate::domain::report::{
-    ArticleUse, ReportData, ReportMessage, ReportTicket, SurveyAnswer, TimeSpent,
+    ArticleUse, ReportData, ReportMessage, ReportTicket, SurveyAnswer, TimeRecorded,
 };
 use crate::domain::ticket::{MessageKind, Status};
 use chrono::{DateTime, TimeZone, Utc};
@@ -104,7 +104,7 @@ impl Store {
             .fetch_all(pool)
             .await?
             .into_iter()
-            .map(|(queue, agent, minutes, at)| TimeSpent {
+            .map(|(queue, agent, minutes, at)| TimeRecorded {
                 queue,
                 agent,
                 minutes,

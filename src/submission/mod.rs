@@ -437,7 +437,6 @@ pub async fn submit(
     // an unknown template or holds a placeholder that does not fill is
     // held (sent to nobody), whatever `#hold` says.
     let has_templates = !templates::template_names(&mail.commands).is_empty();
-    let mut mail = mail;
     if has_templates {
         mail.says_something = true;
     }
@@ -540,7 +539,6 @@ pub async fn submit(
     // `#cc` on an existing ticket is applied before the mail is filed: the
     // reply makes its recipients participants, and the history should
     // say who added them, by command.
-    let mut change = change;
     let mut early_changed = Vec::new();
     if let Some(t) = &ticket
         && command_errors.is_empty()
@@ -626,7 +624,6 @@ pub async fn submit(
     };
 
     let mut changed = early_changed;
-    let mut command_errors = command_errors;
     if command_errors.is_empty() && !change.is_empty() {
         let request = ChangeRequest::asked(change, "mail command", &actor, Utc::now());
         match app.store.change_ticket(number, &request).await {
