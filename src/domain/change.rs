@@ -454,31 +454,40 @@ pub fn plan_change(
             (None, None) => String::new(),
         });
     }
-    let has_tag = |tags: &[String], tag: &str| tags.iter().any(|t| t == tag);
-    for tag in &change.add_tags {
-        if !has_tag(&current.tags, tag) && !has_tag(&plan.add_tags, tag) {
-            plan.add_tags.push(tag.clone());
-            plan.done.push(format!("tag +{tag}"));
-        }
-    }
-    for tag in &change.remove_tags {
-        if has_tag(&current.tags, tag) && !has_tag(&plan.remove_tags, tag) {
-            plan.remove_tags.push(tag.clone());
-            plan.done.push(format!("tag -{tag}"));
-        }
-    }
-    for who in &change.add_participants {
-        if !has_tag(&current.participants, who) && !has_tag(&plan.add_participants, who) {
-            plan.add_participants.push(who.clone());
-            plan.done.push(format!("participant +{who}"));
-        }
-    }
-    for who in &change.remove_participants {
-        if has_tag(&current.participants, who) && !has_tag(&plan.remove_participants, who) {
-            plan.remove_participants.push(who.clone());
-            plan.done.push(format!("participant -{who}"));
-        }
-    }
+    let (tags, people) = (&current.tags, &current.participants);
+    set_edits(
+        &change.add_tags,
+        tags,
+        true,
+        &mut plan.add_tags,
+        &mut plan.done,
+        "tag",
+    );
+    set_edits(
+        &change.remove_tags,
+        tags,
+        false,
+        &mut plan.remove_tags,
+        &mut plan.done,
+        "tag",
+    );
+    let (add, remove) = (&change.add_participants, &change.remove_participants);
+    set_edits(
+        add,
+        people,
+        true,
+        &mut plan.add_participants,
+        &mut plan.done,
+        "participant",
+    );
+    set_edits(
+        remove,
+        people,
+        false,
+        &mut plan.remove_participants,
+        &mut plan.done,
+        "participant",
+    );
     if let Some(time) = &change.time {
         plan.time_entries.push((time.clone(), now));
         plan.done.push(format!(
@@ -687,6 +696,26 @@ pub fn plan_change(
         }
     }
     Ok(plan)
+}
+
+/// Adds to `planned` what of `requested` changes the set `current` (an
+/// addition it lacks, a removal it has), once each, and says so in `done`
+/// as "tag +x" / "participant -y".
+fn set_edits(
+    requested: &[String],
+    current: &[String],
+    adding: bool,
+    planned: &mut Vec<String>,
+    done: &mut Vec<String>,
+    what: &str,
+) {
+    let sign = if adding { '+' } else { '-' };
+    for item in requested {
+        if current.contains(item) != adding && !planned.contains(item) {
+            planned.push(item.clone());
+            done.push(format!("{what} {sign}{item}"));
+        }
+    }
 }
 
 #[cfg(test)]
