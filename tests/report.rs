@@ -13,7 +13,7 @@ use postdesk::domain::permission::AgentRole;
 use postdesk::domain::ticket::{MessageKind, Status};
 use postdesk::ingest::{Envelope, Mode, ingest};
 use postdesk::reports::mail::{Sent, run_due};
-use postdesk::store::{AgentMailRequest, ReplyTarget};
+use postdesk::store::{AgentMailRequest, MergeRequest, ReplyTarget};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -176,6 +176,12 @@ async fn sql(server: &TestServer, statement: &str) {
 /// | T3 Fri 16:30 | ann | Mon 30 09:30: 1h (met) | | open |
 /// | T4 Tue 09:00 | bob | Wed 13:00: 12h (missed) | Wed 14:00→Thu 09:30: 3.5h (missed); Fri 10:00→11:00: 1h (met) | Thu 10:00, reopened Fri 10:00: open, due Thu 09:00 passed (missed) |
 /// | T5 Sat 10:00 | bob | Sat 12:00: 0h (met) | | open |
+/// | T6 Wed 09:00 | bob | Wed 10:00: 1h, resolved Wed 12:00, reopened Wed 13:00, merged into T5 Sat 13:00 | | |
+///
+/// T6, merged into T5, is no ticket of its own: not created, resolved,
+/// reopened or in the backlog, no response or resolution time; its mail
+/// (before T5's first answer, so not in T5's next responses) and its 10
+/// minutes of time go to T5.
 ///
 /// First response: 0, 1, 1, 2, 12 → median 1h, p90 (rank 5 of 5) 12h.
 /// Next response: 1, 1.5, 3.5, 4 → median 2.5h, p90 (rank 4) 4h.
@@ -280,6 +286,45 @@ async fn seed_week(server: &TestServer) -> [i64; 5] {
     )
     .await;
 
+    let t6 = customer_at(server, "t6", None, berlin(25, 9, 0)).await;
+    reply_at(
+        server,
+        t6,
+        "bob@desk.test",
+        "carla-t6@example.org",
+        10,
+        berlin(25, 10, 0),
+    )
+    .await;
+    resolve_at(server, t6, berlin(25, 12, 0)).await;
+    let again = customer_at(server, "t6b", Some("t6@example.org"), berlin(25, 13, 0)).await;
+    assert_eq!(again, t6, "the customer's mail reopens T6");
+    sql(
+        server,
+        &format!(
+            "INSERT INTO time_entries (ticket, agent_id, minutes, at)
+             VALUES ({t6}, (SELECT id FROM agents WHERE email = 'bob@desk.test'), 10,
+                     '2026-11-25T10:00:00+00:00')"
+        ),
+    )
+    .await;
+    let merged = server
+        .store()
+        .merge_tickets(&MergeRequest {
+            source: t6,
+            into: t5,
+            actor: "bob@desk.test".into(),
+            agent: None,
+            at: berlin(28, 13, 0),
+            reopen_window: Duration::days(30),
+        })
+        .await
+        .expect("merge T6 into T5");
+    assert!(
+        merged.messages >= 3 && merged.time_entries == 1,
+        "{merged:?}"
+    );
+
     // Ratings and time, as the survey and `#time` write them.
     for (n, (ticket, agent, rating)) in
         [(t1, "ann", "good"), (t2, "ann", "bad"), (t4, "bob", "good")]
@@ -366,7 +411,7 @@ backend_test!(
         assert_eq!(t["satisfaction"]["good"], 2);
         assert_eq!(t["satisfaction"]["bad"], 1);
         assert_eq!(t["satisfaction"]["percent_good"], 66.7);
-        assert_eq!(t["time_spent_minutes"], 45);
+        assert_eq!(t["time_spent_minutes"], 55, "T6's time moved to T5");
         assert_eq!(report["time_zone"], "Europe/Berlin");
 
         // Per agent: ann answered T1-T3, bob T4 and T5.
@@ -387,7 +432,7 @@ backend_test!(
         );
         assert_eq!(hours(&rows[1]["next_response"]), (2, Some(2.25), Some(3.5)));
         assert_eq!(rows[1]["reopened"], 1);
-        assert_eq!(rows[1]["time_spent_minutes"], 30);
+        assert_eq!(rows[1]["time_spent_minutes"], 40);
 
         // One agent only, and a day per line in Berlin.
         let mut args = vec![
@@ -404,6 +449,13 @@ backend_test!(
         assert_eq!(days.len(), 8, "23 to 30 November");
         assert_eq!(days[1]["key"], "2026-11-24");
         assert_eq!(days[1]["created"], 1);
+        // T6, merged: no ticket of bob's created, resolved or open on Wednesday.
+        assert_eq!(days[2]["key"], "2026-11-25");
+        assert_eq!(
+            (days[2]["created"].as_i64(), days[2]["resolved"].as_i64()),
+            (Some(0), Some(0)),
+            "{bob:#}"
+        );
         assert_eq!(bob["total"]["created"], 2);
 
         // CSV: a header, a line per queue, the total.
@@ -413,7 +465,7 @@ backend_test!(
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines.len(), 3, "{csv}");
         assert!(lines[0].starts_with("group,created,resolved,reopened,backlog,first_response_count,first_response_median_hours,first_response_p90_hours,"), "{csv}");
-        assert!(lines[1].starts_with("support,5,2,1,3,5,1.00,12.00,4,2.50,4.00,2,8.50,9.00,80.00,50.00,66.70,2,0,1,66.70,45"), "{csv}");
+        assert!(lines[1].starts_with("support,5,2,1,3,5,1.00,12.00,4,2.50,4.00,2,8.50,9.00,80.00,50.00,66.70,2,0,1,66.70,55"), "{csv}");
         assert!(lines[2].starts_with("total,5,"), "{csv}");
         assert!(lines.iter().all(|l| l.split(',').count() == 22), "{csv}");
 

@@ -15,8 +15,11 @@ use sqlx::Row;
 /// The tickets a period's figures can come from: created before its end,
 /// and not resolved before its start (an older ticket resolved since, or
 /// still open, can be answered, resolved or late in it). Junk and Trash
-/// are not the team's work.
-const TICKETS_IN_PERIOD: &str = "t.disposition IS NULL AND t.created_at < $2
+/// are not the team's work. A ticket merged into another is no ticket of
+/// its own any more: its mail is the target's (measured on the target's
+/// clocks), and closing it by the merge resolved nothing.
+const TICKETS_IN_PERIOD: &str = "t.disposition IS NULL AND t.merged_into IS NULL
+    AND t.created_at < $2
     AND (t.done_at IS NULL OR t.done_at >= $1 OR t.status NOT IN ('resolved', 'closed'))";
 
 impl Store {
@@ -85,9 +88,11 @@ impl Store {
             // time within a ticket here (imported mail can be older than
             // what was stored before it).
             messages.sort_by_key(|m: &ReportMessage| (m.ticket, m.at));
+            // A reopen that moved with a merge (`merged_from`) reopened the
+            // merged ticket, not the target: the target's own history counts.
             let reopens: Vec<(i64, DateTime<Utc>)> = sqlx::query_as(
                 "SELECT ticket, at FROM ticket_events
-                 WHERE kind = 'reopened' AND at >= $1 AND at < $2",
+                 WHERE kind = 'reopened' AND merged_from IS NULL AND at >= $1 AND at < $2",
             )
             .bind(from)
             .bind(to)
