@@ -755,3 +755,76 @@ backend_test!(
         server.stop().await;
     }
 );
+
+backend_test!(
+    async fn discarding_a_held_reply_is_written_in_the_history(backend: Backend) {
+        let (server, _sink) = with_relay(&backend, CollisionMode::Hold).await;
+        add_agent(&server, "alice@desk.test", &["support"], false).await;
+        let ticket = customer_writes(&server, "x1@example.com", "VPN drops").await;
+        customer_again(&server, "x2@example.com", "x1@example.com").await;
+        // Two replies to the older message: both held.
+        for (n, id) in ["xa@desk.test", "xb@desk.test"].into_iter().enumerate() {
+            let held = reply(
+                "alice <alice@desk.test>",
+                "carol@example.com",
+                None,
+                id,
+                "x1@example.com",
+                &format!("Draft {n}: restart the router."),
+            );
+            let r = submit(
+                &server,
+                "alice@desk.test",
+                "alice@desk.test",
+                &["carol@example.com"],
+                &held,
+            )
+            .await;
+            assert!(r.text().contains("held, not sent"), "{r:?}");
+        }
+        let discarded = || async {
+            events(&server, ticket)
+                .await
+                .into_iter()
+                .filter(|e| e == "collision held reply discarded by alice@desk.test")
+                .count()
+        };
+        assert_eq!(discarded().await, 0);
+
+        // The first: flagged \Deleted and expunged.
+        let mut imap = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+        assert!(imap.cmd("SELECT Held").await.ok());
+        assert!(imap.cmd("STORE 1 +FLAGS (\\Deleted)").await.ok());
+        let expunge = imap.cmd("EXPUNGE").await;
+        assert!(expunge.ok(), "{expunge:?}");
+        assert_eq!(discarded().await, 1, "{:?}", events(&server, ticket).await);
+        assert_eq!(
+            server
+                .store()
+                .held_replies(ticket)
+                .await
+                .expect("held")
+                .len(),
+            1
+        );
+
+        // The second: the Delete key of a client that moves to Trash.
+        let moved = imap.cmd("MOVE 1 Trash").await;
+        assert!(moved.ok(), "{moved:?}");
+        assert!(moved.all_text().contains("discarded"), "{moved:?}");
+        let _ = imap.cmd("LOGOUT").await;
+        assert_eq!(discarded().await, 2, "{:?}", events(&server, ticket).await);
+        assert!(
+            server
+                .store()
+                .held_replies(ticket)
+                .await
+                .expect("held")
+                .is_empty()
+        );
+        let (held, _) = held_folder(&server, "alice@desk.test").await;
+        assert_eq!(held, 0);
+        assert!(replies(&server).await.is_empty(), "nothing was sent");
+        server.stop().await;
+    }
+);
