@@ -828,3 +828,110 @@ backend_test!(
         server.stop().await;
     }
 );
+
+backend_test!(
+    async fn cc_add_of_a_reply_held_at_the_locked_recheck_waits_for_send(backend: Backend) {
+        let (server, _sink) = with_relay(&backend, CollisionMode::Hold).await;
+        add_agent(&server, "alice@desk.test", &["support"], false).await;
+        add_agent(&server, "bob@desk.test", &["support"], false).await;
+        // Several rounds at the same moment: the second reply to be filed
+        // is held by the re-check with the ticket locked, after the first
+        // check let both through.
+        for round in 0..4 {
+            let first = format!("cc{round}@example.com");
+            let ticket = customer_writes(&server, &first, "VPN drops").await;
+            let alice = reply(
+                "alice <alice@desk.test>",
+                "carol@example.com",
+                None,
+                &format!("cca{round}@desk.test"),
+                &first,
+                &format!("#cc add ann{round}@example.com\r\n\r\nAlice here."),
+            );
+            let bob = reply(
+                "bob <bob@desk.test>",
+                "carol@example.com",
+                None,
+                &format!("ccb{round}@desk.test"),
+                &first,
+                &format!("#cc add ben{round}@example.com\r\n\r\nBob here."),
+            );
+            let (a, b) = tokio::join!(
+                submit(
+                    &server,
+                    "alice@desk.test",
+                    "alice@desk.test",
+                    &["carol@example.com"],
+                    &alice
+                ),
+                submit(
+                    &server,
+                    "bob@desk.test",
+                    "bob@desk.test",
+                    &["carol@example.com"],
+                    &bob
+                ),
+            );
+            let held = |r: &crate::common::Reply| r.text().contains("held, not sent");
+            assert_eq!(
+                [&a, &b].iter().filter(|r| held(r)).count(),
+                1,
+                "round {round}: {a:?} {b:?}"
+            );
+            let (sent_by, held_by) = if held(&b) {
+                ("alice", "bob")
+            } else {
+                ("bob", "alice")
+            };
+            let added = |who: &str| {
+                if who == "alice" {
+                    format!("ann{round}@example.com")
+                } else {
+                    format!("ben{round}@example.com")
+                }
+            };
+            let participants = server
+                .store()
+                .ticket_participants(ticket)
+                .await
+                .expect("participants");
+            assert!(
+                participants.contains(&added(sent_by)),
+                "round {round}: {participants:?}"
+            );
+            assert!(
+                !participants.contains(&added(held_by)),
+                "round {round}: the held reply's #cc took effect: {participants:?}"
+            );
+
+            // Sent with #send: now the participant is added.
+            let again = reply(
+                &format!("{held_by} <{held_by}@desk.test>"),
+                "carol@example.com",
+                None,
+                &format!("ccs{round}@desk.test"),
+                &first,
+                &format!("#send\r\n#cc add {}\r\n\r\nAs I said.", added(held_by)),
+            );
+            let r = submit(
+                &server,
+                &format!("{held_by}@desk.test"),
+                &format!("{held_by}@desk.test"),
+                &["carol@example.com"],
+                &again,
+            )
+            .await;
+            assert!(r.text().contains("queued for"), "{r:?}");
+            let participants = server
+                .store()
+                .ticket_participants(ticket)
+                .await
+                .expect("participants");
+            assert!(
+                participants.contains(&added(held_by)),
+                "round {round}: {participants:?}"
+            );
+        }
+        server.stop().await;
+    }
+);

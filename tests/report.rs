@@ -145,6 +145,7 @@ async fn reply_at(
         submitted_digest: format!("digest-{n}"),
         history_note: None,
         hold_if_changed: false,
+        participants: None,
         now: at,
         build: Box::new(move |_, _| raw.clone()),
     };
