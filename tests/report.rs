@@ -515,17 +515,43 @@ backend_test!(
         let server = start(&backend, Some("mon 08:00")).await;
         seed_week(&server).await;
         let app = server.app();
+        // Ann leads support from New York: her mail comes at 08:00 there
+        // (14:00 in Berlin); the others have no zone of their own (the
+        // report calendar's, Berlin).
+        let config = cli_config(&server);
+        let bad = postdesk(
+            &config,
+            &["agent", "set", "ann@desk.test", "--time-zone", "Mars/Olympus"],
+            None,
+        );
+        assert!(
+            String::from_utf8_lossy(&bad.stderr).contains("is not a time zone"),
+            "{bad:?}"
+        );
+        let set = ok(postdesk(
+            &config,
+            &[
+                "agent",
+                "set",
+                "ann@desk.test",
+                "--time-zone",
+                "America/New_York",
+            ],
+            None,
+        ));
+        assert!(set.contains("time zone America/New_York"), "{set}");
+        let listed = ok(postdesk(&config, &["agent", "list"], None));
+        assert!(listed.contains("America/New_York"), "{listed}");
+
         // Monday 30 November, 07:55 in Berlin: last week's mail is long
         // past its catch-up time, this week's not due yet.
-        assert_eq!(
-            run_due(app, berlin(30, 7, 55)).await.expect("run"),
-            Sent::NotDue
-        );
-        // 08:00 and a minute later, as two nodes would: one sends.
+        assert_eq!(run_due(app, berlin(30, 7, 55)).await.expect("run"), []);
+        // 08:00 and a minute later, as two nodes would: one sends, to the
+        // leads and admins of Berlin; Ann's hour has not come.
         let at = berlin(30, 8, 0);
         let (first, second) =
             tokio::join!(run_due(app, at), run_due(app, at + Duration::minutes(1)));
-        let outcomes = [first.expect("first"), second.expect("second")];
+        let outcomes: Vec<Sent> = [first.expect("first"), second.expect("second")].concat();
         let queued: Vec<&Sent> = outcomes
             .iter()
             .filter(|s| matches!(s, Sent::Queued(..)))
@@ -538,31 +564,55 @@ backend_test!(
         recipients.sort();
         assert_eq!(
             recipients,
-            [
-                "admin@desk.test",
-                "ann@desk.test",
-                "bill@desk.test",
-                "root@desk.test"
-            ],
-            "leads and admins (the first start's too), not agents"
+            ["admin@desk.test", "bill@desk.test", "root@desk.test"],
+            "leads and admins (the first start's too), not agents; Ann later"
         );
-        // Later that day, and after a restart: not again.
+        // Later that morning, and after a restart: not again.
         assert_eq!(
             run_due(app, berlin(30, 12, 0)).await.expect("run"),
-            Sent::AlreadySent(period.clone())
+            [Sent::AlreadySent(period.clone())]
         );
-        let reports: Vec<_> = server
-            .outbound(None)
-            .await
-            .into_iter()
-            .filter(|o| o.purpose == "report")
-            .filter(|o| o.created_at >= at && o.created_at <= at + Duration::minutes(1))
-            .collect();
-        assert_eq!(reports.len(), 4, "{reports:?}");
-        let ann = reports
-            .iter()
-            .find(|o| o.rcpt_to == "ann@desk.test")
-            .expect("ann's mail");
+        let server_ref = &server;
+        let reports = |from: DateTime<Utc>| async move {
+            server_ref
+                .outbound(None)
+                .await
+                .into_iter()
+                .filter(|o| o.purpose == "report")
+                .filter(|o| o.created_at >= from && o.created_at <= from + Duration::minutes(1))
+                .collect::<Vec<_>>()
+        };
+        let berlin_mails = reports(at).await;
+        assert_eq!(berlin_mails.len(), 3, "{berlin_mails:?}");
+
+        // 08:00 in New York: Ann's, once, for the seven days before in
+        // her zone.
+        let ny = berlin(30, 14, 0);
+        let round = run_due(app, ny).await.expect("run");
+        assert_eq!(round.len(), 2, "{round:?}");
+        assert!(round.contains(&Sent::AlreadySent(period.clone())));
+        let Some(Sent::Queued(ny_period, to)) =
+            round.iter().find(|s| matches!(s, Sent::Queued(..)))
+        else {
+            panic!("{round:?}")
+        };
+        assert_eq!(to, &["ann@desk.test".to_string()]);
+        assert!(ny_period.ends_with("America/New_York"), "{ny_period}");
+        assert!(
+            ny_period.contains("2026-11-30T13:00:00"),
+            "08:00 in New York: {ny_period}"
+        );
+        assert!(
+            run_due(app, ny + Duration::minutes(5))
+                .await
+                .expect("run")
+                .iter()
+                .all(|s| matches!(s, Sent::AlreadySent(_)))
+        );
+        let ann_mails = reports(ny).await;
+        assert_eq!(ann_mails.len(), 1, "{ann_mails:?}");
+        let ann = &ann_mails[0];
+        assert_eq!(ann.rcpt_to, "ann@desk.test");
         assert!(ann.ticket.is_none(), "a report is in no ticket");
         let raw = server
             .store()
@@ -585,7 +635,7 @@ backend_test!(
         assert!(text.contains("/reports?agent="), "{text}");
 
         // Bill leads billing, where nothing happened: his mail says so.
-        let bill = reports
+        let bill = berlin_mails
             .iter()
             .find(|o| o.rcpt_to == "bill@desk.test")
             .expect("bill's mail");
@@ -600,14 +650,15 @@ backend_test!(
         server.restart().await;
         assert_eq!(
             run_due(server.app(), berlin(30, 9, 0)).await.expect("run"),
-            Sent::AlreadySent(period.clone())
+            [Sent::AlreadySent(period.clone())]
         );
         // The next Monday is a new period.
         assert!(matches!(
             run_due(server.app(), berlin(30, 8, 0) + Duration::days(7))
                 .await
-                .expect("run"),
-            Sent::Queued(..)
+                .expect("run")
+                .as_slice(),
+            [Sent::Queued(..)]
         ));
         server.stop().await;
     }

@@ -1597,6 +1597,7 @@ mod tests {
             created_at: Utc::now(),
             disabled: false,
             removed_at: None,
+            time_zone: None,
             password_hash: String::new(),
         };
         let agents = vec![
