@@ -521,7 +521,13 @@ backend_test!(
         let config = cli_config(&server);
         let bad = postdesk(
             &config,
-            &["agent", "set", "ann@desk.test", "--time-zone", "Mars/Olympus"],
+            &[
+                "agent",
+                "set",
+                "ann@desk.test",
+                "--time-zone",
+                "Mars/Olympus",
+            ],
             None,
         );
         assert!(

@@ -81,7 +81,12 @@ impl ImapSession {
         // Trash view, which shows tickets.
         if selected.folder == Folder::Held && folder == Folder::Trash && moving {
             let uids: Vec<u32> = indexes.iter().map(|i| selected.messages[*i].uid).collect();
-            return match self.app.store.imap_expunge(selected.mailbox.id, &uids).await {
+            return match self
+                .app
+                .store
+                .imap_expunge(selected.mailbox.id, &uids)
+                .await
+            {
                 Ok(()) => Reply::ok(format!("{verb} completed; held reply(s) discarded")),
                 Err(err) => err.into(),
             };

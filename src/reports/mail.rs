@@ -80,7 +80,11 @@ pub async fn run_due(app: &App, now: DateTime<Utc>) -> Result<Vec<Sent>, ReportE
                 report_tz
             }
         };
-        zones.entry(tz.name()).or_insert_with(|| (tz, Vec::new())).1.push(agent);
+        zones
+            .entry(tz.name())
+            .or_insert_with(|| (tz, Vec::new()))
+            .1
+            .push(agent);
     }
     let mut sent = Vec::new();
     let mut claimed: Option<Vec<String>> = None;
