@@ -503,6 +503,52 @@ backend_test!(
 );
 
 backend_test!(
+    async fn a_merged_ticket_gets_no_survey_its_target_does(backend: Backend) {
+        let sink = Sink::start(vec![], None).await;
+        let server = start(&backend, &sink, None).await;
+        let target =
+            customer_writes(&server, "Carol <carol@example.com>", "m1@example.com", "").await;
+        let merged =
+            customer_writes(&server, "Dora <dora@example.com>", "m2@example.com", "").await;
+        server
+            .store()
+            .merge_tickets(&postdesk::store::MergeRequest {
+                source: merged,
+                into: target,
+                actor: "admin".into(),
+                agent: None,
+                at: chrono::Utc::now(),
+                reopen_window: chrono::Duration::days(30),
+            })
+            .await
+            .expect("merge");
+        // Closed by the merge: no "How did we do?" while the conversation
+        // goes on in the target; the history says why.
+        eventually("the skipped survey of the merged ticket", || async {
+            events(&server, merged).await.iter().any(|e| {
+                e.contains(&format!(
+                    "no satisfaction survey: the ticket was merged into #{target}"
+                ))
+            })
+        })
+        .await;
+        assert!(surveys(&sink).is_empty(), "{:?}", surveys(&sink));
+        // The target, resolved, is surveyed.
+        set_status(server.store(), target, Status::Resolved, chrono::Utc::now())
+            .await
+            .expect("resolve");
+        eventually("the target's survey", || async {
+            surveys(&sink)
+                .iter()
+                .any(|s| s.contains(&format!("[#{target}]")))
+        })
+        .await;
+        assert_eq!(surveys(&sink).len(), 1, "{:?}", surveys(&sink));
+        server.stop().await;
+    }
+);
+
+backend_test!(
     async fn the_survey_page_in_headless_chromium(backend: Backend) {
         let Some(program) = crate::knowledge::chromium() else {
             return;
