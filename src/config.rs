@@ -279,8 +279,8 @@ impl Default for KnowledgeConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ReportsConfig {
     /// When the weekly report mail goes to every lead and admin, as
-    /// "mon 08:00" in the time zone of `calendar`; None (`""`, the
-    /// default): no report mail.
+    /// "mon 08:00" in their own time zone (`agents.time_zone`), else in
+    /// that of `calendar`; None (`""`, the default): no report mail.
     #[serde(deserialize_with = "weekly_schedule")]
     pub weekly: Option<WeeklySchedule>,
     /// A calendar of rules.toml: its time zone places days, weeks and the

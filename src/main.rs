@@ -352,7 +352,7 @@ enum AgentCommand {
         #[arg(long)]
         password_stdin: bool,
     },
-    /// Change an agent's name, role or queues; a new role or new queues end
+    /// Change an agent's name, role, queues or time zone; a new role or new queues end
     /// the agent's open sessions, so that they apply at once.
     Set {
         email: String,
@@ -366,6 +366,11 @@ enum AgentCommand {
         /// Take the agent out of every queue.
         #[arg(long, conflicts_with = "queues")]
         no_queues: bool,
+        /// The time zone they work in (IANA, e.g. America/New_York): a
+        /// lead's weekly report mail goes out at its hour there; "" or
+        /// "default": the report calendar's.
+        #[arg(long)]
+        time_zone: Option<String>,
     },
     /// Remove an agent for good: no more logins, open sessions end, their
     /// open tickets go back to Unassigned; their name stays on what they
@@ -682,11 +687,13 @@ async fn run(cli: Cli) -> Result<()> {
                 role,
                 queues,
                 no_queues,
+                time_zone,
             }) => {
                 let changes = cli::agent::AgentChanges {
                     name,
                     role,
                     queues: (no_queues || !queues.is_empty()).then_some(queues),
+                    time_zone,
                 };
                 cli::agent::set(config, &email, changes).await?
             }

@@ -755,3 +755,183 @@ backend_test!(
         server.stop().await;
     }
 );
+
+backend_test!(
+    async fn discarding_a_held_reply_is_written_in_the_history(backend: Backend) {
+        let (server, _sink) = with_relay(&backend, CollisionMode::Hold).await;
+        add_agent(&server, "alice@desk.test", &["support"], false).await;
+        let ticket = customer_writes(&server, "x1@example.com", "VPN drops").await;
+        customer_again(&server, "x2@example.com", "x1@example.com").await;
+        // Two replies to the older message: both held.
+        for (n, id) in ["xa@desk.test", "xb@desk.test"].into_iter().enumerate() {
+            let held = reply(
+                "alice <alice@desk.test>",
+                "carol@example.com",
+                None,
+                id,
+                "x1@example.com",
+                &format!("Draft {n}: restart the router."),
+            );
+            let r = submit(
+                &server,
+                "alice@desk.test",
+                "alice@desk.test",
+                &["carol@example.com"],
+                &held,
+            )
+            .await;
+            assert!(r.text().contains("held, not sent"), "{r:?}");
+        }
+        let discarded = || async {
+            events(&server, ticket)
+                .await
+                .into_iter()
+                .filter(|e| e == "collision held reply discarded by alice@desk.test")
+                .count()
+        };
+        assert_eq!(discarded().await, 0);
+
+        // The first: flagged \Deleted and expunged.
+        let mut imap = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+        assert!(imap.cmd("SELECT Held").await.ok());
+        assert!(imap.cmd("STORE 1 +FLAGS (\\Deleted)").await.ok());
+        let expunge = imap.cmd("EXPUNGE").await;
+        assert!(expunge.ok(), "{expunge:?}");
+        assert_eq!(discarded().await, 1, "{:?}", events(&server, ticket).await);
+        assert_eq!(
+            server
+                .store()
+                .held_replies(ticket)
+                .await
+                .expect("held")
+                .len(),
+            1
+        );
+
+        // The second: the Delete key of a client that moves to Trash.
+        let moved = imap.cmd("MOVE 1 Trash").await;
+        assert!(moved.ok(), "{moved:?}");
+        assert!(moved.all_text().contains("discarded"), "{moved:?}");
+        let _ = imap.cmd("LOGOUT").await;
+        assert_eq!(discarded().await, 2, "{:?}", events(&server, ticket).await);
+        assert!(
+            server
+                .store()
+                .held_replies(ticket)
+                .await
+                .expect("held")
+                .is_empty()
+        );
+        let (held, _) = held_folder(&server, "alice@desk.test").await;
+        assert_eq!(held, 0);
+        assert!(replies(&server).await.is_empty(), "nothing was sent");
+        server.stop().await;
+    }
+);
+
+backend_test!(
+    async fn cc_add_of_a_reply_held_at_the_locked_recheck_waits_for_send(backend: Backend) {
+        let (server, _sink) = with_relay(&backend, CollisionMode::Hold).await;
+        add_agent(&server, "alice@desk.test", &["support"], false).await;
+        add_agent(&server, "bob@desk.test", &["support"], false).await;
+        // Several rounds at the same moment: the second reply to be filed
+        // is held by the re-check with the ticket locked, after the first
+        // check let both through.
+        for round in 0..4 {
+            let first = format!("cc{round}@example.com");
+            let ticket = customer_writes(&server, &first, "VPN drops").await;
+            let alice = reply(
+                "alice <alice@desk.test>",
+                "carol@example.com",
+                None,
+                &format!("cca{round}@desk.test"),
+                &first,
+                &format!("#cc add ann{round}@example.com\r\n\r\nAlice here."),
+            );
+            let bob = reply(
+                "bob <bob@desk.test>",
+                "carol@example.com",
+                None,
+                &format!("ccb{round}@desk.test"),
+                &first,
+                &format!("#cc add ben{round}@example.com\r\n\r\nBob here."),
+            );
+            let (a, b) = tokio::join!(
+                submit(
+                    &server,
+                    "alice@desk.test",
+                    "alice@desk.test",
+                    &["carol@example.com"],
+                    &alice
+                ),
+                submit(
+                    &server,
+                    "bob@desk.test",
+                    "bob@desk.test",
+                    &["carol@example.com"],
+                    &bob
+                ),
+            );
+            let held = |r: &crate::common::Reply| r.text().contains("held, not sent");
+            assert_eq!(
+                [&a, &b].iter().filter(|r| held(r)).count(),
+                1,
+                "round {round}: {a:?} {b:?}"
+            );
+            let (sent_by, held_by) = if held(&b) {
+                ("alice", "bob")
+            } else {
+                ("bob", "alice")
+            };
+            let added = |who: &str| {
+                if who == "alice" {
+                    format!("ann{round}@example.com")
+                } else {
+                    format!("ben{round}@example.com")
+                }
+            };
+            let participants = server
+                .store()
+                .ticket_participants(ticket)
+                .await
+                .expect("participants");
+            assert!(
+                participants.contains(&added(sent_by)),
+                "round {round}: {participants:?}"
+            );
+            assert!(
+                !participants.contains(&added(held_by)),
+                "round {round}: the held reply's #cc took effect: {participants:?}"
+            );
+
+            // Sent with #send: now the participant is added.
+            let again = reply(
+                &format!("{held_by} <{held_by}@desk.test>"),
+                "carol@example.com",
+                None,
+                &format!("ccs{round}@desk.test"),
+                &first,
+                &format!("#send\r\n#cc add {}\r\n\r\nAs I said.", added(held_by)),
+            );
+            let r = submit(
+                &server,
+                &format!("{held_by}@desk.test"),
+                &format!("{held_by}@desk.test"),
+                &["carol@example.com"],
+                &again,
+            )
+            .await;
+            assert!(r.text().contains("queued for"), "{r:?}");
+            let participants = server
+                .store()
+                .ticket_participants(ticket)
+                .await
+                .expect("participants");
+            assert!(
+                participants.contains(&added(held_by)),
+                "round {round}: {participants:?}"
+            );
+        }
+        server.stop().await;
+    }
+);

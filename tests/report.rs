@@ -13,7 +13,7 @@ use postdesk::domain::permission::AgentRole;
 use postdesk::domain::ticket::{MessageKind, Status};
 use postdesk::ingest::{Envelope, Mode, ingest};
 use postdesk::reports::mail::{Sent, run_due};
-use postdesk::store::{AgentMailRequest, ReplyTarget};
+use postdesk::store::{AgentMailRequest, MergeRequest, ReplyTarget};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -145,6 +145,7 @@ async fn reply_at(
         submitted_digest: format!("digest-{n}"),
         history_note: None,
         hold_if_changed: false,
+        participants: None,
         now: at,
         build: Box::new(move |_, _| raw.clone()),
     };
@@ -176,6 +177,12 @@ async fn sql(server: &TestServer, statement: &str) {
 /// | T3 Fri 16:30 | ann | Mon 30 09:30: 1h (met) | | open |
 /// | T4 Tue 09:00 | bob | Wed 13:00: 12h (missed) | Wed 14:00→Thu 09:30: 3.5h (missed); Fri 10:00→11:00: 1h (met) | Thu 10:00, reopened Fri 10:00: open, due Thu 09:00 passed (missed) |
 /// | T5 Sat 10:00 | bob | Sat 12:00: 0h (met) | | open |
+/// | T6 Wed 09:00 | bob | Wed 10:00: 1h, resolved Wed 12:00, reopened Wed 13:00, merged into T5 Sat 13:00 | | |
+///
+/// T6, merged into T5, is no ticket of its own: not created, resolved,
+/// reopened or in the backlog, no response or resolution time; its mail
+/// (before T5's first answer, so not in T5's next responses) and its 10
+/// minutes of time go to T5.
 ///
 /// First response: 0, 1, 1, 2, 12 → median 1h, p90 (rank 5 of 5) 12h.
 /// Next response: 1, 1.5, 3.5, 4 → median 2.5h, p90 (rank 4) 4h.
@@ -280,6 +287,45 @@ async fn seed_week(server: &TestServer) -> [i64; 5] {
     )
     .await;
 
+    let t6 = customer_at(server, "t6", None, berlin(25, 9, 0)).await;
+    reply_at(
+        server,
+        t6,
+        "bob@desk.test",
+        "carla-t6@example.org",
+        10,
+        berlin(25, 10, 0),
+    )
+    .await;
+    resolve_at(server, t6, berlin(25, 12, 0)).await;
+    let again = customer_at(server, "t6b", Some("t6@example.org"), berlin(25, 13, 0)).await;
+    assert_eq!(again, t6, "the customer's mail reopens T6");
+    sql(
+        server,
+        &format!(
+            "INSERT INTO time_entries (ticket, agent_id, minutes, at)
+             VALUES ({t6}, (SELECT id FROM agents WHERE email = 'bob@desk.test'), 10,
+                     '2026-11-25T10:00:00+00:00')"
+        ),
+    )
+    .await;
+    let merged = server
+        .store()
+        .merge_tickets(&MergeRequest {
+            source: t6,
+            into: t5,
+            actor: "bob@desk.test".into(),
+            agent: None,
+            at: berlin(28, 13, 0),
+            reopen_window: Duration::days(30),
+        })
+        .await
+        .expect("merge T6 into T5");
+    assert!(
+        merged.messages >= 3 && merged.time_entries == 1,
+        "{merged:?}"
+    );
+
     // Ratings and time, as the survey and `#time` write them.
     for (n, (ticket, agent, rating)) in
         [(t1, "ann", "good"), (t2, "ann", "bad"), (t4, "bob", "good")]
@@ -366,7 +412,7 @@ backend_test!(
         assert_eq!(t["satisfaction"]["good"], 2);
         assert_eq!(t["satisfaction"]["bad"], 1);
         assert_eq!(t["satisfaction"]["percent_good"], 66.7);
-        assert_eq!(t["time_spent_minutes"], 45);
+        assert_eq!(t["time_spent_minutes"], 55, "T6's time moved to T5");
         assert_eq!(report["time_zone"], "Europe/Berlin");
 
         // Per agent: ann answered T1-T3, bob T4 and T5.
@@ -387,7 +433,7 @@ backend_test!(
         );
         assert_eq!(hours(&rows[1]["next_response"]), (2, Some(2.25), Some(3.5)));
         assert_eq!(rows[1]["reopened"], 1);
-        assert_eq!(rows[1]["time_spent_minutes"], 30);
+        assert_eq!(rows[1]["time_spent_minutes"], 40);
 
         // One agent only, and a day per line in Berlin.
         let mut args = vec![
@@ -404,6 +450,13 @@ backend_test!(
         assert_eq!(days.len(), 8, "23 to 30 November");
         assert_eq!(days[1]["key"], "2026-11-24");
         assert_eq!(days[1]["created"], 1);
+        // T6, merged: no ticket of bob's created, resolved or open on Wednesday.
+        assert_eq!(days[2]["key"], "2026-11-25");
+        assert_eq!(
+            (days[2]["created"].as_i64(), days[2]["resolved"].as_i64()),
+            (Some(0), Some(0)),
+            "{bob:#}"
+        );
         assert_eq!(bob["total"]["created"], 2);
 
         // CSV: a header, a line per queue, the total.
@@ -413,7 +466,7 @@ backend_test!(
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines.len(), 3, "{csv}");
         assert!(lines[0].starts_with("group,created,resolved,reopened,backlog,first_response_count,first_response_median_hours,first_response_p90_hours,"), "{csv}");
-        assert!(lines[1].starts_with("support,5,2,1,3,5,1.00,12.00,4,2.50,4.00,2,8.50,9.00,80.00,50.00,66.70,2,0,1,66.70,45"), "{csv}");
+        assert!(lines[1].starts_with("support,5,2,1,3,5,1.00,12.00,4,2.50,4.00,2,8.50,9.00,80.00,50.00,66.70,2,0,1,66.70,55"), "{csv}");
         assert!(lines[2].starts_with("total,5,"), "{csv}");
         assert!(lines.iter().all(|l| l.split(',').count() == 22), "{csv}");
 
@@ -462,17 +515,49 @@ backend_test!(
         let server = start(&backend, Some("mon 08:00")).await;
         seed_week(&server).await;
         let app = server.app();
+        // Ann leads support from New York: her mail comes at 08:00 there
+        // (14:00 in Berlin); the others have no zone of their own (the
+        // report calendar's, Berlin).
+        let config = cli_config(&server);
+        let bad = postdesk(
+            &config,
+            &[
+                "agent",
+                "set",
+                "ann@desk.test",
+                "--time-zone",
+                "Mars/Olympus",
+            ],
+            None,
+        );
+        assert!(
+            String::from_utf8_lossy(&bad.stderr).contains("is not a time zone"),
+            "{bad:?}"
+        );
+        let set = ok(postdesk(
+            &config,
+            &[
+                "agent",
+                "set",
+                "ann@desk.test",
+                "--time-zone",
+                "America/New_York",
+            ],
+            None,
+        ));
+        assert!(set.contains("time zone America/New_York"), "{set}");
+        let listed = ok(postdesk(&config, &["agent", "list"], None));
+        assert!(listed.contains("America/New_York"), "{listed}");
+
         // Monday 30 November, 07:55 in Berlin: last week's mail is long
         // past its catch-up time, this week's not due yet.
-        assert_eq!(
-            run_due(app, berlin(30, 7, 55)).await.expect("run"),
-            Sent::NotDue
-        );
-        // 08:00 and a minute later, as two nodes would: one sends.
+        assert_eq!(run_due(app, berlin(30, 7, 55)).await.expect("run"), []);
+        // 08:00 and a minute later, as two nodes would: one sends, to the
+        // leads and admins of Berlin; Ann's hour has not come.
         let at = berlin(30, 8, 0);
         let (first, second) =
             tokio::join!(run_due(app, at), run_due(app, at + Duration::minutes(1)));
-        let outcomes = [first.expect("first"), second.expect("second")];
+        let outcomes: Vec<Sent> = [first.expect("first"), second.expect("second")].concat();
         let queued: Vec<&Sent> = outcomes
             .iter()
             .filter(|s| matches!(s, Sent::Queued(..)))
@@ -485,31 +570,55 @@ backend_test!(
         recipients.sort();
         assert_eq!(
             recipients,
-            [
-                "admin@desk.test",
-                "ann@desk.test",
-                "bill@desk.test",
-                "root@desk.test"
-            ],
-            "leads and admins (the first start's too), not agents"
+            ["admin@desk.test", "bill@desk.test", "root@desk.test"],
+            "leads and admins (the first start's too), not agents; Ann later"
         );
-        // Later that day, and after a restart: not again.
+        // Later that morning, and after a restart: not again.
         assert_eq!(
             run_due(app, berlin(30, 12, 0)).await.expect("run"),
-            Sent::AlreadySent(period.clone())
+            [Sent::AlreadySent(period.clone())]
         );
-        let reports: Vec<_> = server
-            .outbound(None)
-            .await
-            .into_iter()
-            .filter(|o| o.purpose == "report")
-            .filter(|o| o.created_at >= at && o.created_at <= at + Duration::minutes(1))
-            .collect();
-        assert_eq!(reports.len(), 4, "{reports:?}");
-        let ann = reports
-            .iter()
-            .find(|o| o.rcpt_to == "ann@desk.test")
-            .expect("ann's mail");
+        let server_ref = &server;
+        let reports = |from: DateTime<Utc>| async move {
+            server_ref
+                .outbound(None)
+                .await
+                .into_iter()
+                .filter(|o| o.purpose == "report")
+                .filter(|o| o.created_at >= from && o.created_at <= from + Duration::minutes(1))
+                .collect::<Vec<_>>()
+        };
+        let berlin_mails = reports(at).await;
+        assert_eq!(berlin_mails.len(), 3, "{berlin_mails:?}");
+
+        // 08:00 in New York: Ann's, once, for the seven days before in
+        // her zone.
+        let ny = berlin(30, 14, 0);
+        let round = run_due(app, ny).await.expect("run");
+        assert_eq!(round.len(), 2, "{round:?}");
+        assert!(round.contains(&Sent::AlreadySent(period.clone())));
+        let Some(Sent::Queued(ny_period, to)) =
+            round.iter().find(|s| matches!(s, Sent::Queued(..)))
+        else {
+            panic!("{round:?}")
+        };
+        assert_eq!(to, &["ann@desk.test".to_string()]);
+        assert!(ny_period.ends_with("America/New_York"), "{ny_period}");
+        assert!(
+            ny_period.contains("2026-11-30T13:00:00"),
+            "08:00 in New York: {ny_period}"
+        );
+        assert!(
+            run_due(app, ny + Duration::minutes(5))
+                .await
+                .expect("run")
+                .iter()
+                .all(|s| matches!(s, Sent::AlreadySent(_)))
+        );
+        let ann_mails = reports(ny).await;
+        assert_eq!(ann_mails.len(), 1, "{ann_mails:?}");
+        let ann = &ann_mails[0];
+        assert_eq!(ann.rcpt_to, "ann@desk.test");
         assert!(ann.ticket.is_none(), "a report is in no ticket");
         let raw = server
             .store()
@@ -532,7 +641,7 @@ backend_test!(
         assert!(text.contains("/reports?agent="), "{text}");
 
         // Bill leads billing, where nothing happened: his mail says so.
-        let bill = reports
+        let bill = berlin_mails
             .iter()
             .find(|o| o.rcpt_to == "bill@desk.test")
             .expect("bill's mail");
@@ -547,14 +656,15 @@ backend_test!(
         server.restart().await;
         assert_eq!(
             run_due(server.app(), berlin(30, 9, 0)).await.expect("run"),
-            Sent::AlreadySent(period.clone())
+            [Sent::AlreadySent(period.clone())]
         );
         // The next Monday is a new period.
         assert!(matches!(
             run_due(server.app(), berlin(30, 8, 0) + Duration::days(7))
                 .await
-                .expect("run"),
-            Sent::Queued(..)
+                .expect("run")
+                .as_slice(),
+            [Sent::Queued(..)]
         ));
         server.stop().await;
     }

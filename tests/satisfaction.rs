@@ -399,6 +399,155 @@ backend_test!(
     }
 );
 
+/// What a customer's bad answer on the survey of `ticket` (resolved,
+/// surveyed as `survey`) goes through: the link, or a reply with the word.
+async fn answer_bad(server: &TestServer, sink: &Sink, ticket: i64, customer: &str, by_link: bool) {
+    let survey = surveys(sink)
+        .into_iter()
+        .find(|s| s.contains(&format!("[#{ticket}]")))
+        .expect("the ticket's survey");
+    if by_link {
+        let token = token_of(&survey);
+        let (status, page) = http(
+            server.http(),
+            "GET",
+            &format!("/satisfaction/{token}?rating=bad"),
+            "",
+        )
+        .await;
+        assert_eq!(status, 200, "{page}");
+        return;
+    }
+    let survey_id = message_id_of(&survey);
+    let answer = message(
+        customer,
+        &format!("support+{ticket}@desk.test"),
+        &format!("Re: How did we do? [#{ticket}]"),
+        &format!("bad-{ticket}@example.com"),
+        &format!("In-Reply-To: <{survey_id}>\r\nReferences: <{survey_id}>\r\n"),
+        "Bad\r\nStill broken.\r\n",
+    );
+    let reply = deliver(
+        server.smtp(),
+        customer,
+        &[&format!("support+{ticket}@desk.test")],
+        &answer,
+    )
+    .await;
+    assert_eq!(common::ticket_of(&reply), ticket);
+}
+
+backend_test!(
+    async fn a_bad_rating_reopens_the_ticket_for_the_lead_by_link_and_by_reply(backend: Backend) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rules = dir.path().join("rules.toml");
+        std::fs::write(
+            &rules,
+            "[[rule]]\nname = \"Unhappy customer\"\nwhen = 'ticket.satisfaction == \"bad\"'\n\
+             status = \"open\"\nowner = \"lena@desk.test\"\npriority = \"high\"\n",
+        )
+        .expect("rules");
+        let sink = Sink::start(vec![], None).await;
+        let server = start(&backend, &sink, Some(rules)).await;
+        crate::common::imap::add_agent_as(
+            &server,
+            "lena@desk.test",
+            &["support"],
+            postdesk::domain::permission::AgentRole::Lead,
+        )
+        .await;
+        // Two customers: each one's survey within the hourly caps.
+        for (customer, by_link) in [("carol@example.com", true), ("dora@example.com", false)] {
+            let ticket = customer_writes(
+                &server,
+                customer,
+                &format!("reopen-{by_link}@example.com"),
+                "",
+            )
+            .await;
+            set_status(server.store(), ticket, Status::Resolved, chrono::Utc::now())
+                .await
+                .expect("resolve");
+            eventually("the survey", || async {
+                surveys(&sink)
+                    .iter()
+                    .any(|s| s.contains(&format!("[#{ticket}]")))
+            })
+            .await;
+            answer_bad(&server, &sink, ticket, customer, by_link).await;
+            eventually("the rule reopens the ticket for the lead", || async {
+                let t = server.store().ticket(ticket).await.expect("ticket");
+                t.status == Status::Open
+                    && t.priority == Priority::High
+                    && t.owner.as_deref() == Some("lena@desk.test")
+            })
+            .await;
+            let lines = events(&server, ticket).await;
+            assert!(
+                lines.iter().any(|e| e.contains("customer rated bad")),
+                "{lines:?}"
+            );
+            assert!(
+                lines
+                    .iter()
+                    .any(|e| e.contains("rule 'Unhappy customer' set status open")),
+                "{lines:?}"
+            );
+            // Open now, it waits for the team: it stays open.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let t = server.store().ticket(ticket).await.expect("ticket");
+            assert_eq!(t.status, Status::Open, "{lines:?}");
+        }
+        server.stop().await;
+    }
+);
+
+backend_test!(
+    async fn a_merged_ticket_gets_no_survey_its_target_does(backend: Backend) {
+        let sink = Sink::start(vec![], None).await;
+        let server = start(&backend, &sink, None).await;
+        let target =
+            customer_writes(&server, "Carol <carol@example.com>", "m1@example.com", "").await;
+        let merged =
+            customer_writes(&server, "Dora <dora@example.com>", "m2@example.com", "").await;
+        server
+            .store()
+            .merge_tickets(&postdesk::store::MergeRequest {
+                source: merged,
+                into: target,
+                actor: "admin".into(),
+                agent: None,
+                at: chrono::Utc::now(),
+                reopen_window: chrono::Duration::days(30),
+            })
+            .await
+            .expect("merge");
+        // Closed by the merge: no "How did we do?" while the conversation
+        // goes on in the target; the history says why.
+        eventually("the skipped survey of the merged ticket", || async {
+            events(&server, merged).await.iter().any(|e| {
+                e.contains(&format!(
+                    "no satisfaction survey: the ticket was merged into #{target}"
+                ))
+            })
+        })
+        .await;
+        assert!(surveys(&sink).is_empty(), "{:?}", surveys(&sink));
+        // The target, resolved, is surveyed.
+        set_status(server.store(), target, Status::Resolved, chrono::Utc::now())
+            .await
+            .expect("resolve");
+        eventually("the target's survey", || async {
+            surveys(&sink)
+                .iter()
+                .any(|s| s.contains(&format!("[#{target}]")))
+        })
+        .await;
+        assert_eq!(surveys(&sink).len(), 1, "{:?}", surveys(&sink));
+        server.stop().await;
+    }
+);
+
 backend_test!(
     async fn the_survey_page_in_headless_chromium(backend: Backend) {
         let Some(program) = crate::knowledge::chromium() else {

@@ -105,16 +105,34 @@ pub struct AgentChanges {
     pub role: Option<AgentRole>,
     /// Replaces the agent's queues when given (names or addresses).
     pub queues: Option<Vec<String>>,
+    /// An IANA time zone name; "" (or "default"): the report calendar's.
+    pub time_zone: Option<String>,
 }
 
-/// `postdesk agent set EMAIL`: name, role, queues. A new role or new
-/// queues end the agent's open sessions, so that they apply at once.
+/// `postdesk agent set EMAIL`: name, role, queues, time zone. A new role
+/// or new queues end the agent's open sessions, so that they apply at once.
 pub async fn set(config: Config, email: &str, changes: AgentChanges) -> CliResult<()> {
-    if changes.name.is_none() && changes.role.is_none() && changes.queues.is_none() {
+    if changes.name.is_none()
+        && changes.role.is_none()
+        && changes.queues.is_none()
+        && changes.time_zone.is_none()
+    {
         return Err(CliError::Invalid(
-            "nothing to change: give --name, --role or --queue".into(),
+            "nothing to change: give --name, --role, --queue or --time-zone".into(),
         ));
     }
+    let time_zone = match changes.time_zone.as_deref().map(str::trim) {
+        None => None,
+        Some("" | "default") => Some(None),
+        Some(name) => match name.parse::<chrono_tz::Tz>() {
+            Ok(zone) => Some(Some(zone.name().to_string())),
+            Err(_) => {
+                return Err(CliError::Invalid(format!(
+                    "--time-zone '{name}' is not a time zone (an IANA name such as Europe/Berlin or America/New_York)"
+                )));
+            }
+        },
+    };
     let app = open_for_writing(config).await?;
     let email = address::normalize(email);
     let queues = match &changes.queues {
@@ -131,10 +149,16 @@ pub async fn set(config: Config, email: &str, changes: AgentChanges) -> CliResul
     if let Some(queues) = &queues {
         what.push(format!("queues {}", names(queues)));
     }
+    match &time_zone {
+        Some(Some(zone)) => what.push(format!("time zone {zone}")),
+        Some(None) => what.push("time zone of the report calendar".into()),
+        None => {}
+    }
     let update = AgentUpdate {
         name: changes.name,
         role: changes.role,
         queues,
+        time_zone,
     };
     app.store.update_agent(&email, &update).await?;
     super::audit::record(

@@ -123,7 +123,7 @@ pub fn queue_table(queues: &[Queue]) -> String {
 
 pub fn agent_table(agents: &[Agent]) -> String {
     table(
-        &["EMAIL", "NAME", "ROLE", "QUEUES", "STATE"],
+        &["EMAIL", "NAME", "ROLE", "QUEUES", "TIME ZONE", "STATE"],
         agents
             .iter()
             .map(|a| {
@@ -136,6 +136,7 @@ pub fn agent_table(agents: &[Agent]) -> String {
                     } else {
                         a.queues.join(", ")
                     },
+                    a.time_zone.clone().unwrap_or_else(|| "-".into()),
                     match (a.removed_at, a.disabled) {
                         (Some(at), _) => format!("removed {}", at.format("%Y-%m-%d")),
                         (None, true) => "disabled".to_string(),

@@ -59,6 +59,7 @@ pub async fn report(
             .transpose()?,
         queue: options.queue,
         agent: options.agent,
+        time_zone: None,
     };
     let store = open_read_only(config).await?;
     // As `sla report`: a rules file with mistakes is logged, and tickets

@@ -128,6 +128,9 @@ pub enum Cause {
         messages: usize,
         customer: String,
     },
+    /// An agent discarded a reply of theirs held by the collision check
+    /// (deleted it from their Held folder): it will never be sent.
+    HeldDiscarded,
 }
 
 /// A change with its cause, who made it and when.
@@ -693,6 +696,10 @@ pub fn plan_change(
                 request.actor
             );
             plan.events.push(event(EventKind::Split, detail));
+        }
+        Cause::HeldDiscarded => {
+            let detail = format!("held reply discarded by {}", request.actor);
+            plan.events.push(event(EventKind::Collision, detail));
         }
     }
     Ok(plan)

@@ -76,11 +76,18 @@ pub struct SurveyFacts<'a> {
     /// Why the acknowledgement rules would not answer the customer's first
     /// message (robot, Auto-Submitted, list…), if they would not.
     pub loop_reason: Option<&'a str>,
+    /// The ticket it was merged into (closed by the merge, its mail there).
+    pub merged_into: Option<i64>,
 }
 
 /// Why no survey goes to this ticket's customer; None: one may (within
 /// the hourly caps).
 pub fn survey_refusal(facts: &SurveyFacts<'_>) -> Option<String> {
+    // Closed by a merge, nothing was solved: the conversation goes on in
+    // the target, whose own resolution is surveyed.
+    if let Some(into) = facts.merged_into {
+        return Some(format!("the ticket was merged into #{into}"));
+    }
     if !matches!(facts.status, Status::Resolved | Status::Closed) {
         return Some("the ticket is not resolved".into());
     }
@@ -148,6 +155,7 @@ mod tests {
             disposition,
             customer_address: to,
             loop_reason,
+            merged_into: None,
         };
         assert_eq!(
             survey_refusal(&facts(Status::Resolved, None, "alice@example.com", None)),
@@ -170,6 +178,14 @@ mod tests {
             Some("Auto-Submitted"),
         );
         assert!(survey_refusal(&auto).is_some_and(|r| r.contains("automatic")));
+        let merged = SurveyFacts {
+            merged_into: Some(42),
+            ..facts(Status::Closed, None, "alice@example.com", None)
+        };
+        assert_eq!(
+            survey_refusal(&merged).as_deref(),
+            Some("the ticket was merged into #42")
+        );
     }
 
     #[test]

@@ -177,6 +177,7 @@ fn request_of(query: &HashMap<String, String>) -> Result<ReportRequest, ReportEr
         by: Some(by),
         queue: text("queue").map(str::to_string),
         agent: text("agent").map(str::to_string),
+        time_zone: None,
     })
 }
 

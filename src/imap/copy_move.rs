@@ -76,6 +76,21 @@ impl ImapSession {
                 Err(err) => err.into(),
             };
         }
+        // The same key in Held discards the held reply (written in its
+        // ticket's history): a message of one's own has no place in the
+        // Trash view, which shows tickets.
+        if selected.folder == Folder::Held && folder == Folder::Trash && moving {
+            let uids: Vec<u32> = indexes.iter().map(|i| selected.messages[*i].uid).collect();
+            return match self
+                .app
+                .store
+                .imap_expunge(selected.mailbox.id, &uids)
+                .await
+            {
+                Ok(()) => Reply::ok(format!("{verb} completed; held reply(s) discarded")),
+                Err(err) => err.into(),
+            };
+        }
         // A template is added by APPEND (its name is its subject, its
         // author the agent), not by copying a message there.
         if folder == Folder::Templates && !same_mailbox {

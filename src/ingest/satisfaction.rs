@@ -91,6 +91,7 @@ async fn survey_one(
         disposition: c.disposition,
         customer_address: &c.customer_address,
         loop_reason,
+        merged_into: c.merged_into,
     });
     let token = satisfaction::new_token();
     let send = match refusal {

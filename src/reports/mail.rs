@@ -1,9 +1,10 @@
-//! The weekly report mail: at `[reports] weekly` (in the report
-//! calendar's time zone) every active lead and admin gets the last seven
-//! days' report of their queues, with the three charts as inline PNG
-//! images and a signed link to the report page.
+//! The weekly report mail: at `[reports] weekly` every active lead and
+//! admin gets the last seven days' report of their queues, with the three
+//! charts as inline PNG images and a signed link to the report page. The
+//! hour and the days are those of their own time zone (`agent set
+//! --time-zone`), else of the report calendar.
 //!
-//! Once per period however many nodes run: the period's row in
+//! Once per period and zone however many nodes run: the period's row in
 //! `report_mailings` is claimed in the transaction that queues the mails
 //! (`Store::queue_report_mail`), as escalations claim their breaches. A
 //! node that was down at the hour sends it when it comes back, within
@@ -16,11 +17,14 @@ use crate::domain::outgoing::OutgoingMail;
 use crate::domain::permission::AgentRole;
 use crate::domain::report::{self, Report, format_hours};
 use crate::net::Shutdown;
+use crate::store::Agent;
 use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
 use mail_builder::MessageBuilder;
 use mail_builder::headers::raw::Raw;
 use mail_builder::mime::MimePart;
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// How late a period's mail may still go out (a node down at the hour).
@@ -32,45 +36,97 @@ pub const LINK_VALID: Duration = Duration::days(14);
 /// The longest sleep between looks at the schedule.
 const MAX_SLEEP: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// What a round did.
+/// What a round did for the leads and admins of one time zone whose mail
+/// was due.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sent {
-    /// No mail configured, or none due at `now`.
-    NotDue,
     /// This period's mail was queued before (here or on another node).
     AlreadySent(String),
     /// Queued now: the period and the recipients.
     Queued(String, Vec<String>),
 }
 
-/// Queues the report mail of the period due at `now`, if one is due and
-/// was not sent yet.
-pub async fn run_due(app: &App, now: DateTime<Utc>) -> Result<Sent, ReportError> {
+/// The key a period's mail is claimed under: the instant it is due, and
+/// the zone when it is not the report calendar's (mail claimed before
+/// leads had zones keeps its key).
+fn period_key(at: DateTime<Utc>, tz: Tz, report_tz: Tz) -> String {
+    if tz == report_tz {
+        format!("weekly {}", at.to_rfc3339())
+    } else {
+        format!("weekly {} {}", at.to_rfc3339(), tz.name())
+    }
+}
+
+/// Queues the report mail of each lead and admin whose weekly hour (in
+/// their own time zone, else the report calendar's) came within
+/// [`CATCH_UP`] before `now`, unless it was sent for that period: one
+/// entry per zone that was due (none: nothing due).
+pub async fn run_due(app: &App, now: DateTime<Utc>) -> Result<Vec<Sent>, ReportError> {
     let Some(schedule) = app.config.reports.weekly else {
-        return Ok(Sent::NotDue);
+        return Ok(Vec::new());
     };
     let rules = app.rules.current();
-    let tz = super::report_calendar(&app.config, &rules)?.time_zone();
-    let Some((at, from, to)) = report::last_weekly(schedule.weekday, schedule.time, tz, now) else {
-        return Ok(Sent::NotDue);
-    };
-    if now - at > CATCH_UP {
-        return Ok(Sent::NotDue);
+    let report_tz = super::report_calendar(&app.config, &rules)?.time_zone();
+    let mut zones: BTreeMap<&'static str, (Tz, Vec<Agent>)> = BTreeMap::new();
+    for agent in app.store.agents().await? {
+        if !agent.is_active() || agent.role == AgentRole::Agent {
+            continue;
+        }
+        let tz = match agent.time_zone.as_deref().map(str::parse::<Tz>) {
+            None => report_tz,
+            Some(Ok(tz)) => tz,
+            Some(Err(_)) => {
+                tracing::warn!(agent = %agent.email, zone = ?agent.time_zone, "unknown time zone: the report calendar's is used");
+                report_tz
+            }
+        };
+        zones
+            .entry(tz.name())
+            .or_insert_with(|| (tz, Vec::new()))
+            .1
+            .push(agent);
     }
-    let period = format!("weekly {}", at.to_rfc3339());
-    if app
-        .store
-        .report_mailings()
-        .await?
-        .iter()
-        .any(|(p, _, _)| *p == period)
-    {
-        return Ok(Sent::AlreadySent(period));
+    let mut sent = Vec::new();
+    let mut claimed: Option<Vec<String>> = None;
+    for (tz, agents) in zones.into_values() {
+        let Some((at, from, to)) = report::last_weekly(schedule.weekday, schedule.time, tz, now)
+        else {
+            continue;
+        };
+        if now - at > CATCH_UP {
+            continue;
+        }
+        let period = period_key(at, tz, report_tz);
+        if claimed.is_none() {
+            let mailings = app.store.report_mailings().await?;
+            claimed = Some(mailings.into_iter().map(|(p, _, _)| p).collect());
+        }
+        if claimed.as_ref().is_some_and(|c| c.contains(&period)) {
+            sent.push(Sent::AlreadySent(period));
+            continue;
+        }
+        // No queue yet: no sender, nothing to report.
+        sent.extend(queue_zone(app, &rules, tz, &agents, &period, (from, to), now).await?);
     }
+    Ok(sent)
+}
+
+/// The mails of one zone's leads and admins for the seven local days
+/// `from..to`, queued under `period` unless another node did first (None:
+/// there is no queue to send them from).
+async fn queue_zone(
+    app: &App,
+    rules: &Arc<crate::rules::Rules>,
+    tz: Tz,
+    agents: &[Agent],
+    period: &str,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    now: DateTime<Utc>,
+) -> Result<Option<Sent>, ReportError> {
     let key = LinkKey::load(&app.store).await?;
     let queues = app.queues().await?;
     let Some(sender) = queues.first().map(|q| q.address.clone()) else {
-        return Ok(Sent::NotDue);
+        return Ok(None);
     };
     let local = |at: DateTime<Utc>| at.with_timezone(&tz).date_naive();
     let request = ReportRequest {
@@ -80,13 +136,11 @@ pub async fn run_due(app: &App, now: DateTime<Utc>) -> Result<Sent, ReportError>
         by: None,
         queue: None,
         agent: None,
+        time_zone: Some(tz),
     };
     let mut mails = Vec::new();
     let mut recipients = Vec::new();
-    for agent in app.store.agents().await? {
-        if !agent.is_active() || agent.role == AgentRole::Agent {
-            continue;
-        }
+    for agent in agents {
         let actor = crate::domain::permission::Actor {
             id: agent.id,
             email: agent.email.clone(),
@@ -131,13 +185,13 @@ pub async fn run_due(app: &App, now: DateTime<Utc>) -> Result<Sent, ReportError>
             subject,
             raw,
         });
-        recipients.push(agent.email);
+        recipients.push(agent.email.clone());
     }
-    if app.store.queue_report_mail(&period, &mails, now).await? {
+    if app.store.queue_report_mail(period, &mails, now).await? {
         tracing::info!(%period, recipients = recipients.len(), "weekly report mail queued");
-        Ok(Sent::Queued(period, recipients))
+        Ok(Some(Sent::Queued(period.to_string(), recipients)))
     } else {
-        Ok(Sent::AlreadySent(period))
+        Ok(Some(Sent::AlreadySent(period.to_string())))
     }
 }
 
@@ -279,10 +333,13 @@ pub async fn run(app: Arc<App>, mut shutdown: Shutdown) {
     }
     loop {
         match run_due(&app, Utc::now()).await {
-            Ok(Sent::Queued(period, to)) => {
-                tracing::debug!(%period, recipients = to.len(), "report mail");
+            Ok(rounds) => {
+                for round in rounds {
+                    if let Sent::Queued(period, to) = round {
+                        tracing::debug!(%period, recipients = to.len(), "report mail");
+                    }
+                }
             }
-            Ok(_) => {}
             Err(err) => tracing::warn!(%err, "weekly report mail not sent; trying again"),
         }
         tokio::select! {

@@ -37,13 +37,16 @@ pub enum ReportError {
 /// What to report on, as a person asks for it.
 #[derive(Debug, Clone, Default)]
 pub struct ReportRequest {
-    /// The first day (local to the report calendar), inclusive.
+    /// The first day (local to the report calendar, or `time_zone`), inclusive.
     pub from: Option<NaiveDate>,
     /// The last day, inclusive (None: up to now).
     pub to: Option<NaiveDate>,
     pub by: Option<GroupBy>,
     pub queue: Option<String>,
     pub agent: Option<String>,
+    /// Whose days and weeks (a lead's own zone, for their weekly mail);
+    /// None: the report calendar's.
+    pub time_zone: Option<Tz>,
 }
 
 impl ReportRequest {
@@ -133,7 +136,7 @@ pub async fn build(
 ) -> Result<Report, ReportError> {
     let queues = scope(viewer)?;
     let calendar = report_calendar(config, &rules)?;
-    let tz = calendar.time_zone();
+    let tz = request.time_zone.unwrap_or_else(|| calendar.time_zone());
     let from = request.from.map(|d| report::day_start(d, tz));
     let to = request
         .to

@@ -26,6 +26,8 @@ pub struct Agent {
     pub disabled: bool,
     /// Removed: kept for the history, never active again.
     pub removed_at: Option<DateTime<Utc>>,
+    /// The IANA time zone they work in (None: the report calendar's).
+    pub time_zone: Option<String>,
     #[serde(skip)]
     pub password_hash: String,
 }
@@ -55,6 +57,8 @@ pub struct AgentUpdate {
     pub role: Option<AgentRole>,
     /// Replaces the agent's queues.
     pub queues: Option<Vec<Queue>>,
+    /// An IANA time zone; `Some(None)`: the report calendar's again.
+    pub time_zone: Option<Option<String>>,
 }
 
 impl Store {
@@ -186,7 +190,8 @@ impl Store {
     pub async fn agents(&self) -> Result<Vec<Agent>> {
         dispatch_read!(self, |pool| {
             let rows = sqlx::query(
-                "SELECT id, email, name, password_hash, role, created_at, disabled, removed_at
+                "SELECT id, email, name, password_hash, role, created_at, disabled, removed_at,
+                     time_zone
                  FROM agents ORDER BY email",
             )
             .fetch_all(pool)
@@ -215,6 +220,7 @@ impl Store {
                     created_at: row.try_get("created_at")?,
                     disabled: row.try_get("disabled")?,
                     removed_at: row.try_get("removed_at")?,
+                    time_zone: row.try_get("time_zone")?,
                     password_hash: row.try_get("password_hash")?,
                 });
             }
@@ -293,7 +299,7 @@ impl Store {
         agent_changed(changed, email)
     }
 
-    /// Changes an agent's name, role or queues. A new role or new queues
+    /// Changes an agent's name, role, queues or time zone. A new role or new queues
     /// end the agent's open sessions (the epoch moves), so that every
     /// session works with what the agent may do now; a client logs in
     /// again at once.
@@ -323,6 +329,13 @@ impl Store {
             .bind(id)
             .execute(&mut *conn)
             .await?;
+            if let Some(zone) = &update.time_zone {
+                sqlx::query("UPDATE agents SET time_zone = $1 WHERE id = $2")
+                    .bind(zone.as_deref())
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+            }
             if let Some(queues) = &update.queues {
                 sqlx::query("DELETE FROM agent_queues WHERE agent_id = $1")
                     .bind(id)

@@ -75,6 +75,10 @@ pub struct AgentMailRequest {
     /// that of two replies filed at once the second is held
     /// ([`StoreError::Collided`]).
     pub hold_if_changed: bool,
+    /// The mail's `#cc add` / `#cc remove`, applied in the filing's
+    /// transaction after the re-check above (a held reply changes nothing)
+    /// and before the reply makes its recipients participants.
+    pub participants: Option<ChangeRequest>,
     pub now: DateTime<Utc>,
     pub build: BuildAgentMail,
 }
@@ -97,6 +101,8 @@ pub struct AgentMailFiled {
     pub duplicate: bool,
     /// Deliveries queued.
     pub queued: usize,
+    /// What [`AgentMailRequest::participants`] changed, one phrase each.
+    pub changed: Vec<String>,
 }
 
 /// Why a ticket opened by an agent's forward gets no acknowledgement.
@@ -215,6 +221,7 @@ async fn file_agent_mail(tx: &mut Tx, r: &AgentMailRequest) -> Result<AgentMailF
             created: false,
             duplicate: true,
             queued: 0,
+            changed: Vec::new(),
         });
     }
     if r.hold_if_changed
@@ -301,6 +308,10 @@ async fn file_agent_mail(tx: &mut Tx, r: &AgentMailRequest) -> Result<AgentMailF
             .await?;
             (number, true)
         }
+    };
+    let changed = match &r.participants {
+        Some(request) => tx.change_ticket(ticket, request).await?.done,
+        None => Vec::new(),
     };
     // A note that names no message of the conversation is threaded under
     // the ticket's latest one, as it is at this moment.
@@ -399,6 +410,7 @@ async fn file_agent_mail(tx: &mut Tx, r: &AgentMailRequest) -> Result<AgentMailF
         created,
         duplicate: false,
         queued,
+        changed,
     })
 }
 

@@ -6,6 +6,7 @@
 //! [`crate::domain::collision::decide`].
 
 use super::{Change, Result, RowLock, Store, StoreError, Tx, on_tx, parse_column};
+use crate::domain::change::{Cause, ChangeRequest, TicketChange};
 use crate::domain::collision::LaterMessage;
 use crate::domain::outgoing::OutgoingMail;
 use crate::domain::ticket::{EventKind, MessageKind, NewEvent};
@@ -276,6 +277,76 @@ impl Store {
             }
             Ok(out)
         })
+    }
+}
+
+impl Tx {
+    /// Locks the tickets of the replies held in `mailbox` (its agent's,
+    /// not yet sent) before the mailbox is: removing members may discard
+    /// one ([`Tx::discard_orphaned_held`]), which changes its ticket, and
+    /// taking the ticket's row first means no ticket change that writes to
+    /// this agent's mailboxes can wait for us while we wait for it.
+    pub(crate) async fn lock_held_tickets(&mut self, mailbox: i64) -> Result<()> {
+        let lock = format!(
+            "SELECT t.number FROM tickets t WHERE t.number = $1{}",
+            self.lock(RowLock::WaitForTicket)
+        );
+        on_tx!(self, |conn| {
+            let tickets: Vec<i64> = sqlx::query_scalar(
+                "SELECT DISTINCT h.ticket FROM held_replies h
+                     JOIN imap_members m ON m.stored_id = h.stored_id
+                 WHERE h.agent_id = (SELECT agent_id FROM imap_mailboxes WHERE id = $1)
+                     AND h.released_at IS NULL AND m.mailbox_id = $1
+                 ORDER BY h.ticket",
+            )
+            .bind(mailbox)
+            .fetch_all(&mut *conn)
+            .await?;
+            for ticket in tickets {
+                sqlx::query(sqlx::AssertSqlSafe(lock.clone()))
+                    .bind(ticket)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            }
+        });
+        Ok(())
+    }
+
+    /// The held replies of `mailbox`'s agent whose stored copy no mailbox
+    /// holds any more (called after members were removed, before the
+    /// orphans are deleted): each is discarded, with its ticket's history
+    /// line through the one ticket-change operation. Returns the tickets.
+    pub(crate) async fn discard_orphaned_held(
+        &mut self,
+        mailbox: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<i64>> {
+        let discarded: Vec<(i64, String)> = on_tx!(self, |conn| {
+            sqlx::query_as(
+                "SELECT h.ticket, a.email FROM held_replies h JOIN agents a ON a.id = h.agent_id
+                 WHERE h.agent_id = (SELECT agent_id FROM imap_mailboxes WHERE id = $1)
+                     AND h.released_at IS NULL AND h.stored_id IS NOT NULL
+                     AND NOT EXISTS (SELECT 1 FROM imap_members m WHERE m.stored_id = h.stored_id)
+                 ORDER BY h.id",
+            )
+            .bind(mailbox)
+            .fetch_all(&mut *conn)
+            .await?
+        });
+        let mut tickets = Vec::with_capacity(discarded.len());
+        for (ticket, agent) in discarded {
+            let request = ChangeRequest {
+                change: TicketChange::default(),
+                cause: Cause::HeldDiscarded,
+                actor: agent,
+                // Their own copy: whatever they may do to the ticket now.
+                agent: None,
+                at: now,
+            };
+            self.change_ticket(ticket, &request).await?;
+            tickets.push(ticket);
+        }
+        Ok(tickets)
     }
 }
 

@@ -11,7 +11,7 @@
 //! since the last time (the sync marker).
 
 use super::events::{placeholders, rows};
-use super::{Change, Result, Store, StoreError, dispatch, dispatch_read, parse_column};
+use super::{Change, Result, Store, StoreError, dispatch, dispatch_read, on_tx, parse_column};
 use crate::domain::keywords::{JunkFacts, KeywordMap};
 use crate::domain::permission::{Actor, AgentRole, Assignee};
 use crate::domain::ticket::{Priority, Status};
@@ -421,18 +421,20 @@ impl Store {
     }
 
     /// Deletes a storage mailbox with its members; stored messages no other
-    /// mailbox holds go with it. Its subscription stays, kept by name.
+    /// mailbox holds go with it (a held reply among them is discarded, in
+    /// its ticket's history). Its subscription stays, kept by name.
     pub async fn imap_delete_mailbox(&self, id: i64) -> Result<()> {
+        let mut tx = self.begin().await?;
+        tx.lock_held_tickets(id).await?;
         let select = format!(
             "SELECT id FROM imap_mailboxes WHERE id = $1{}",
-            self.backend.lock(super::RowLock::Wait)
+            tx.lock(super::RowLock::Wait)
         );
-        dispatch!(self, |pool| {
-            let mut tx = pool.begin().await?;
+        on_tx!(&mut tx, |conn| {
             // The mailbox before its members, as in every writer.
             sqlx::query(sqlx::AssertSqlSafe(select))
                 .bind(id)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut *conn)
                 .await?;
             // The subscription outlives the mailbox (RFC 3501 §6.3.6).
             sqlx::query(
@@ -441,23 +443,29 @@ impl Store {
                  ON CONFLICT DO NOTHING",
             )
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
             sqlx::query("DELETE FROM imap_members WHERE mailbox_id = $1")
                 .bind(id)
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
+        });
+        let discarded = tx.discard_orphaned_held(id, Utc::now()).await?;
+        on_tx!(&mut tx, |conn| {
             sqlx::query(DELETE_ORPHANS)
                 .bind(id)
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
             sqlx::query("DELETE FROM imap_mailboxes WHERE id = $1")
                 .bind(id)
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
-            tx.commit().await?;
-            Ok(())
-        })
+        });
+        tx.commit().await?;
+        for ticket in discarded {
+            self.announce(Change::Ticket(ticket));
+        }
+        Ok(())
     }
 
     /// Renames a storage mailbox (and the ones under it). UIDs and
@@ -1317,13 +1325,15 @@ impl Store {
     }
 
     /// Removes members of a storage mailbox; stored messages that no
-    /// mailbox holds any more are deleted.
+    /// mailbox holds any more are deleted (a held reply among them is
+    /// discarded, in its ticket's history).
     pub async fn imap_expunge(&self, mailbox_id: i64, uids: &[u32]) -> Result<()> {
         if uids.is_empty() {
             return Ok(());
         }
-        dispatch!(self, |pool| {
-            let mut tx = pool.begin().await?;
+        let mut tx = self.begin().await?;
+        tx.lock_held_tickets(mailbox_id).await?;
+        on_tx!(&mut tx, |conn| {
             // The mailbox row first, as every writer of its members takes
             // it (a reconcile locks it before deleting members): one lock
             // order, no deadlock between an EXPUNGE and a session's sync.
@@ -1332,7 +1342,7 @@ impl Store {
                  RETURNING highestmodseq",
             )
             .bind(mailbox_id)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut *conn)
             .await?;
             let now = Utc::now();
             for chunk in uids.chunks(500) {
@@ -1341,7 +1351,7 @@ impl Store {
                 for uid in chunk {
                     query = query.bind(i64::from(*uid));
                 }
-                query.execute(&mut *tx).await?;
+                query.execute(&mut *conn).await?;
                 let sql = remember_expunged_sql(chunk.len());
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for uid in chunk {
@@ -1351,15 +1361,21 @@ impl Store {
                         .bind(modseq)
                         .bind(now);
                 }
-                query.execute(&mut *tx).await?;
+                query.execute(&mut *conn).await?;
             }
+        });
+        let discarded = tx.discard_orphaned_held(mailbox_id, Utc::now()).await?;
+        on_tx!(&mut tx, |conn| {
             sqlx::query(DELETE_ORPHANS)
                 .bind(mailbox_id)
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
-            tx.commit().await?;
-            Ok(())
-        })
+        });
+        tx.commit().await?;
+        for ticket in discarded {
+            self.announce(Change::Ticket(ticket));
+        }
+        Ok(())
     }
 
     /// STORE in a storage mailbox: reads each member's flags and applies

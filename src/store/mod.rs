@@ -392,6 +392,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "qresync",
         include_str!("../../migrations/sqlite/0024_qresync.sql"),
     ),
+    (
+        27,
+        "agent_time_zone",
+        include_str!("../../migrations/sqlite/0027_agent_time_zone.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -503,6 +508,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         24,
         "qresync",
         include_str!("../../migrations/postgres/0024_qresync.sql"),
+    ),
+    (
+        27,
+        "agent_time_zone",
+        include_str!("../../migrations/postgres/0027_agent_time_zone.sql"),
     ),
 ];
 

@@ -39,8 +39,11 @@ const TICKETS_PER_READ: i64 = 100_000;
 /// The tickets a period's figures can come from: created before its end,
 /// and not resolved before its start (an older ticket resolved since, or
 /// still open, can be answered, resolved or late in it). Junk and Trash
-/// are not the team's work.
-const TICKETS_IN_PERIOD: &str = "t.disposition IS NULL AND t.created_at < $2
+/// are not the team's work. A ticket merged into another is no ticket of
+/// its own any more: its mail is the target's (measured on the target's
+/// clocks), and closing it by the merge resolved nothing.
+const TICKETS_IN_PERIOD: &str = "t.disposition IS NULL AND t.merged_into IS NULL
+    AND t.created_at < $2
     AND (t.done_at IS NULL OR t.done_at >= $1 OR t.status NOT IN ('resolved', 'closed'))";
 
 impl Store {
@@ -133,10 +136,13 @@ impl Store {
         // was stored before it); the database hands them over unordered.
         messages.sort_by_key(|m: &ReportMessage| (m.ticket, m.at));
         let period = [Bind::At(from), Bind::At(to)];
+        // A reopen that moved with a merge (`merged_from`) reopened the
+        // merged ticket, not the target: the target's own history counts.
         let reopens: Vec<(i64, DateTime<Utc>)> = self
             .read_as_json(
                 "ticket, at",
-                "FROM ticket_events WHERE kind = 'reopened' AND at >= $1 AND at < $2",
+                "FROM ticket_events
+                 WHERE kind = 'reopened' AND merged_from IS NULL AND at >= $1 AND at < $2",
                 &period,
             )
             .await?;

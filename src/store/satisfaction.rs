@@ -25,6 +25,7 @@ pub struct SurveyCandidate {
     pub status: Status,
     pub disposition: Option<Disposition>,
     pub owner_id: Option<i64>,
+    pub merged_into: Option<i64>,
 }
 
 /// A survey to record: sent (the mail, within the caps) or skipped.
@@ -134,7 +135,8 @@ impl Store {
         dispatch_read!(self, |pool| {
             let rows = sqlx::query(
                 "SELECT t.number, t.queue_id, q.name AS queue, q.address AS queue_address,
-                     t.customer_address, t.customer_name, t.status, t.disposition, t.owner_id
+                     t.customer_address, t.customer_name, t.status, t.disposition, t.owner_id,
+                     t.merged_into
                  FROM tickets t JOIN queues q ON q.id = t.queue_id
                  WHERE t.status IN ('resolved', 'closed') AND t.done_at >= $1
                  AND NOT EXISTS (SELECT 1 FROM satisfaction_surveys s WHERE s.ticket = t.number)
@@ -159,6 +161,7 @@ impl Store {
                         .map(|d| parse_column::<Disposition>(&d, "disposition"))
                         .transpose()?,
                     owner_id: row.try_get("owner_id")?,
+                    merged_into: row.try_get("merged_into")?,
                 });
             }
             Ok(found)

@@ -536,22 +536,24 @@ pub async fn submit(
     let hold_if_changed = app.config.submission.collision == CollisionMode::Hold
         && !mail.commands.send()
         && moved.is_none();
-    // `#cc` on an existing ticket is applied before the mail is filed: the
-    // reply makes its recipients participants, and the history should
-    // say who added them, by command.
-    let mut early_changed = Vec::new();
-    if let Some(t) = &ticket
+    // `#cc` on an existing ticket is applied as the mail is filed, before
+    // the reply makes its recipients participants (the history should say
+    // who added them, by command), and after the locked collision
+    // re-check: nothing of a reply held there takes effect.
+    let mut participants = None;
+    if ticket.is_some()
+        && kind.is_some()
         && command_errors.is_empty()
         && (!change.add_participants.is_empty() || !change.remove_participants.is_empty())
     {
-        let participants = TicketChange {
+        let edits = TicketChange {
             add_participants: std::mem::take(&mut change.add_participants),
             remove_participants: std::mem::take(&mut change.remove_participants),
             ..TicketChange::default()
         };
-        let request = ChangeRequest::asked(participants, "mail command", &actor, now);
-        early_changed = app.store.change_ticket(t.number, &request).await?;
+        participants = Some(ChangeRequest::asked(edits, "mail command", &actor, now));
     }
+    let mut changed = Vec::new();
     let (number, outcome) = match (kind, target) {
         (Some(kind), target) => {
             let recipients = if public { outside.as_slice() } else { &[] };
@@ -579,6 +581,7 @@ pub async fn submit(
                     history_note: history_note.clone(),
                     hold_if_changed: hold_if_changed && kind == MessageKind::Reply,
                     filled,
+                    participants,
                 },
                 now,
             )
@@ -595,6 +598,7 @@ pub async fn submit(
                 }
                 (filed, _) => filed?,
             };
+            changed.extend(filed.changed.iter().cloned());
             let outcome = if filed.duplicate {
                 Outcome::Duplicate
             } else if public && kind == MessageKind::Forward {
@@ -623,7 +627,6 @@ pub async fn submit(
         }
     };
 
-    let mut changed = early_changed;
     if command_errors.is_empty() && !change.is_empty() {
         let request = ChangeRequest::asked(change, "mail command", &actor, Utc::now());
         match app.store.change_ticket(number, &request).await {
@@ -714,6 +717,7 @@ async fn file(
         history_note,
         hold_if_changed,
         filled,
+        participants,
     } = filing;
     let display = format!("{} via {}", agent.name, queue_display_name(&queue.name));
     let sent_out = matches!(kind, MessageKind::Reply | MessageKind::Forward);
@@ -826,6 +830,7 @@ async fn file(
         submitted_digest: mail.digest.clone(),
         history_note,
         hold_if_changed,
+        participants,
         now,
         build,
     };
@@ -846,6 +851,8 @@ struct Filing<'a> {
     hold_if_changed: bool,
     /// Templates and placeholders of the reply (`#template`, `{{ … }}`).
     filled: Option<templates::ReplyTemplates>,
+    /// `#cc add` / `#cc remove` on an existing ticket.
+    participants: Option<ChangeRequest>,
 }
 
 /// To and Cc as `#cc` leaves them: the people removed gone from both, the
@@ -1590,6 +1597,7 @@ mod tests {
             created_at: Utc::now(),
             disabled: false,
             removed_at: None,
+            time_zone: None,
             password_hash: String::new(),
         };
         let agents = vec![
