@@ -249,6 +249,7 @@ async fn write(
         .kb_write(&ArticleWrite {
             article,
             actor: operator.agent.as_ref(),
+            scopes: &app.kb_scopes,
             author,
             change,
             revert_to,
