@@ -292,10 +292,30 @@ backend_test!(
             ["Paper jam"]
         );
         assert_eq!(subjects(&mut bill, "Knowledge").await, ["Paper jam"]);
+        assert_eq!(
+            subjects(&mut bill, "Knowledge/Drafts").await,
+            ["[Draft] Refunds"]
+        );
         // The open session sees Drafts change with the articles.
         assert_eq!(
             subjects(&mut bob, "Knowledge/Drafts").await,
             ["[Draft] Office hours", "[Draft] Printer drivers"]
+        );
+
+        // Rights that change without any article changing (here: support's
+        // categories become shared) show in the next session's Drafts.
+        drop((bill, bob, lea));
+        let mut server = server;
+        server.config.queues[0].knowledge_categories.clear();
+        server.restart().await;
+        let mut bill = ImapClient::login(server.imap(), "bill@desk.test", "secret").await;
+        assert_eq!(
+            subjects(&mut bill, "Knowledge/Drafts").await,
+            [
+                "[Draft] Office hours",
+                "[Draft] Printer drivers",
+                "[Draft] Refunds"
+            ]
         );
         server.stop().await;
     }
