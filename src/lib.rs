@@ -135,7 +135,6 @@ impl App {
         let sender_auth = verify::SenderVerifier::new(&config);
         let kb_scopes = config.knowledge_scopes();
         Ok(Arc::new(App {
-            kb_scopes,
             disk,
             own_ids,
             sessions,
@@ -145,6 +144,7 @@ impl App {
             search: std::sync::OnceLock::new(),
             articles: search::articles::ArticleIndex::default(),
             kb_links,
+            kb_scopes,
             logins: passwords::LoginThrottle::default(),
             sender_auth,
             rules: Arc::new(rules),

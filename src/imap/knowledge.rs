@@ -8,8 +8,9 @@
 //! What an agent sees is what `domain::knowledge` lets agents read: every
 //! published article (internal ones too, marked), whatever its category;
 //! in `Knowledge/Drafts` only the drafts they may edit (the categories of
-//! their queues and the shared ones, see `knowledge::may_write_category`). The folders are read-only (selected `[READ-ONLY]`; APPEND,
-//! STORE, COPY/MOVE into them are refused): an agent writes an article by
+//! their queues and the shared ones, see `knowledge::may_write_category`).
+//! The folders are read-only (selected `[READ-ONLY]`; APPEND, STORE,
+//! COPY/MOVE into them are refused): an agent writes an article by
 //! mail to the knowledge address, and "Reply" on an article's message is
 //! exactly that (its Reply-To is the knowledge address, its Message-ID
 //! names the article), so a reply is the article's next revision.
