@@ -90,6 +90,7 @@ async fn main() -> Result<()> {
             .kb_write(&ArticleWrite {
                 article: None,
                 actor: None,
+                scopes: &Default::default(),
                 author: "bench".into(),
                 change: ArticleChange {
                     title: Some(title),

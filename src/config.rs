@@ -665,6 +665,30 @@ pub struct QueueConfig {
     pub name: String,
     #[serde(deserialize_with = "mail_address")]
     pub address: String,
+    /// The knowledge-base categories this queue's agents write (and those
+    /// of other queues listing them; leads and admins write all). A
+    /// category no queue lists is every agent's. The first is the
+    /// category of a draft written from one of its tickets (`#kb draft`).
+    #[serde(default, deserialize_with = "knowledge_categories")]
+    pub knowledge_categories: Vec<String>,
+}
+
+fn knowledge_categories<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<String>, D::Error> {
+    let mut categories: Vec<String> = Vec::new();
+    for name in Vec::<String>::deserialize(de)? {
+        let name = crate::domain::knowledge::category_name(&name)
+            .map_err(|why| serde::de::Error::custom(format!("knowledge_categories: {why}")))?;
+        if categories
+            .iter()
+            .any(|c| c.to_lowercase() == name.to_lowercase())
+        {
+            return Err(serde::de::Error::custom(format!(
+                "knowledge_categories: '{name}' is listed twice"
+            )));
+        }
+        categories.push(name);
+    }
+    Ok(categories)
 }
 
 fn queue_name<'de, D: Deserializer<'de>>(de: D) -> Result<String, D::Error> {
@@ -828,10 +852,21 @@ impl Config {
             vec![QueueConfig {
                 name: "support".into(),
                 address: format!("support@{}", self.hostname.to_lowercase()),
+                knowledge_categories: Vec::new(),
             }]
         } else {
             self.queues.clone()
         }
+    }
+
+    /// Which queues' agents write which knowledge-base categories (the
+    /// configured queues' `knowledge_categories`).
+    pub fn knowledge_scopes(&self) -> crate::domain::knowledge::CategoryScopes {
+        crate::domain::knowledge::CategoryScopes::new(
+            self.queues
+                .iter()
+                .map(|q| (q.name.clone(), q.knowledge_categories.clone())),
+        )
     }
 
     /// The knowledge base's address, lower case (`[knowledge] address`,
@@ -968,6 +1003,7 @@ relay = "smtp+starttls://user:p%40ss@relay.example:587"
 [[queue]]
 name = "support"
 address = "Support@Example.test"
+knowledge_categories = ["Printers", "  Network   cables "]
 [[queue]]
 name = "billing"
 address = "billing@example.test"
@@ -979,6 +1015,14 @@ address = "billing@example.test"
         assert_eq!(config.smtp.listen.port(), 25);
         assert_eq!(config.smtp.max_message_size, 1000);
         assert_eq!(config.queues[0].address, "support@example.test");
+        assert_eq!(
+            config.queues[0].knowledge_categories,
+            ["Printers", "Network cables"]
+        );
+        assert!(config.queues[1].knowledge_categories.is_empty());
+        let scopes = config.knowledge_scopes();
+        assert_eq!(scopes.queues_using("network cables"), ["support"]);
+        assert!(scopes.queues_using("Invoices").is_empty());
         let relay = config.outbound.relay.as_ref();
         assert_eq!(relay.map(|r| r.port), Some(587));
         assert_eq!(
@@ -1113,6 +1157,21 @@ address = "billing@example.test"
                 "postdesk.toml:",
                 "both cert and key",
             ),
+            (
+                "[[queue]]\nname = \"s\"\naddress = \"s@x.test\"\nknowledge_category = [\"Printers\"]\n",
+                "postdesk.toml:4:1:",
+                "unknown field `knowledge_category`",
+            ),
+            (
+                "[[queue]]\nname = \"s\"\naddress = \"s@x.test\"\nknowledge_categories = [\"Printers/Laser\"]\n",
+                "postdesk.toml:4:24:",
+                "'Printers/Laser' is not a category name",
+            ),
+            (
+                "[[queue]]\nname = \"s\"\naddress = \"s@x.test\"\nknowledge_categories = [\"Printers\", \"printers\"]\n",
+                "postdesk.toml:4:24:",
+                "'printers' is listed twice",
+            ),
         ];
         for (text, location, problem) in cases {
             let err = parse(text).err().unwrap_or_default();
@@ -1132,6 +1191,7 @@ address = "billing@example.test"
                 !l.starts_with("#[[queue]]")
                     && !l.starts_with("#name")
                     && !l.starts_with("#address")
+                    && !l.starts_with("#knowledge_categories")
                     && *l != "#"
             })
             .filter(|l| {

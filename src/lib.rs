@@ -71,6 +71,9 @@ pub struct App {
     pub articles: search::articles::ArticleIndex,
     /// Signs and checks the acknowledgement's "this solved my problem" links.
     pub kb_links: domain::knowledge::SolvedLinks,
+    /// Which queues' agents write which knowledge-base categories (from
+    /// the configured queues; every write of an article is checked with it).
+    pub kb_scopes: domain::knowledge::CategoryScopes,
     /// Whether there is room for new mail (the low-disk guard).
     pub disk: disk::DiskGuard,
     /// Mints and recognizes postdesk's own Message-IDs.
@@ -130,6 +133,7 @@ impl App {
             domain::knowledge::SolvedLinks::new(store.secret("kb-solved-key").await?.as_bytes());
         let (sessions, _) = tokio::sync::watch::channel(Arc::new(SessionEpochs::new()));
         let sender_auth = verify::SenderVerifier::new(&config);
+        let kb_scopes = config.knowledge_scopes();
         Ok(Arc::new(App {
             disk,
             own_ids,
@@ -140,6 +144,7 @@ impl App {
             search: std::sync::OnceLock::new(),
             articles: search::articles::ArticleIndex::default(),
             kb_links,
+            kb_scopes,
             logins: passwords::LoginThrottle::default(),
             sender_auth,
             rules: Arc::new(rules),

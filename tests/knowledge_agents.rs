@@ -36,7 +36,7 @@ fn parts(raw: &[u8]) -> (String, String) {
 }
 
 /// The literal of each FETCH line of a response, in order.
-fn literals(response: &Response) -> Vec<Vec<u8>> {
+pub(crate) fn literals(response: &Response) -> Vec<Vec<u8>> {
     response
         .fetches()
         .iter()
@@ -45,7 +45,14 @@ fn literals(response: &Response) -> Vec<Vec<u8>> {
 }
 
 /// A reply of an agent's client: text and HTML, the text as given.
-fn reply_mail(from: &str, to: &str, subject: &str, id: &str, parent: &str, text: &str) -> Vec<u8> {
+pub(crate) fn reply_mail(
+    from: &str,
+    to: &str,
+    subject: &str,
+    id: &str,
+    parent: &str,
+    text: &str,
+) -> Vec<u8> {
     let html: String = text.lines().map(|l| format!("<p>{l}</p>\r\n")).collect();
     format!(
         "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{id}>\r\n\

@@ -257,6 +257,7 @@ backend_test!(
                 c.queues = vec![postdesk::config::QueueConfig {
                     name: "support".into(),
                     address: "support@a.test".into(),
+                    knowledge_categories: Vec::new(),
                 }];
                 c.outbound.relay = relay(a_to_b.addr);
                 c.autoreply.ack_per_recipient_per_hour = limit;
@@ -269,6 +270,7 @@ backend_test!(
                 c.queues = vec![postdesk::config::QueueConfig {
                     name: "help".into(),
                     address: "help@b.test".into(),
+                    knowledge_categories: Vec::new(),
                 }];
                 c.outbound.relay = relay(b_to_a.addr);
                 c.autoreply.ack_per_recipient_per_hour = limit;
@@ -342,6 +344,7 @@ backend_test!(
             c.queues = vec![postdesk::config::QueueConfig {
                 name: "alice".into(),
                 address: "alice@example.com".into(),
+                knowledge_categories: Vec::new(),
             }];
         })
         .await;

@@ -23,6 +23,7 @@ mod interop;
 mod keywords;
 mod knowledge;
 mod knowledge_agents;
+mod knowledge_scopes;
 mod merge;
 mod migrations;
 mod outbound;

@@ -1,7 +1,8 @@
 //! `postdesk kb …`: the knowledge base from the command line. Every change
 //! is a revision with its author (the agent of `--as`, else the system
 //! user running the command) and time; what an agent may do is decided in
-//! `domain::knowledge` (agents write drafts, leads and admins publish).
+//! `domain::knowledge` (agents write drafts in their queues' categories and
+//! the shared ones, leads and admins publish).
 
 use super::{
     CliError, CliResult, Operator, open_for_writing, open_read_only, print_line, print_out,
@@ -249,6 +250,7 @@ async fn write(
         .kb_write(&ArticleWrite {
             article,
             actor: operator.agent.as_ref(),
+            scopes: &app.kb_scopes,
             author,
             change,
             revert_to,

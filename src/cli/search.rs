@@ -31,7 +31,8 @@ pub async fn search(
     let store = open_read_only(config).await?;
     // `kind:article`: the knowledge base's articles (issue 19).
     if let Some(words) = article_query(query) {
-        let found = find_articles(&store, &words, limit).await?;
+        let scopes = config.knowledge_scopes();
+        let found = find_articles(&store, &words, limit, operator.agent.as_ref(), &scopes).await?;
         return print_out(json, &found, || output::article_results(&found));
     }
     let scope = Scope {
@@ -75,16 +76,25 @@ pub struct FoundArticle {
 
 /// The articles (any state: agents search drafts and internal ones too)
 /// with every word in their title or text, those with all in the title
-/// first, then the newest; archived ones last.
+/// first, then the newest; archived ones last. Run as an agent (`actor`),
+/// only the drafts they may edit, as in their `Knowledge/Drafts`.
 pub async fn find_articles(
     store: &Store,
     words: &str,
     limit: usize,
+    actor: Option<&crate::domain::permission::Actor>,
+    scopes: &crate::domain::knowledge::CategoryScopes,
 ) -> CliResult<Vec<FoundArticle>> {
-    use crate::domain::knowledge::{ArticleState, article_matches, article_snippet};
+    use crate::domain::knowledge::{
+        ArticleState, article_matches, article_snippet, may_write_category,
+    };
     let articles = store.kb_articles(&Default::default()).await?;
     let mut found: Vec<(bool, bool, FoundArticle)> = articles
         .into_iter()
+        .filter(|a| {
+            a.content.state != ArticleState::Draft
+                || may_write_category(actor, scopes, &a.content.category).is_ok()
+        })
         .filter_map(|a| {
             let in_title = if words.trim().is_empty() {
                 true

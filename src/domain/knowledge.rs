@@ -7,10 +7,12 @@
 //! it is, the change asked and who asks, what the next revision holds or
 //! why there is none; the store writes it.
 //!
-//! Who may do what: any agent writes drafts (new articles, and edits of an
-//! article while it is a draft); a lead or an admin publishes, archives,
-//! reverts, and edits an article that is published or archived. Only a
-//! published public article ever reaches a customer ([`is_public`]).
+//! Who may do what: an agent writes drafts (new articles, and edits of an
+//! article while it is a draft) in the categories they may write
+//! ([`may_write_category`]: those of their queues, and the shared ones no
+//! queue claims); a lead or an admin writes every category, and publishes,
+//! archives, reverts, and edits an article that is published or archived.
+//! Only a published public article ever reaches a customer ([`is_public`]).
 
 use super::permission::{Actor, AgentRole, Denied};
 use chrono::{DateTime, Utc};
@@ -161,11 +163,100 @@ pub enum ArticleRefusal {
 /// Longest title kept (a subject line's worth).
 pub const MAX_TITLE: usize = 200;
 
+/// Which categories the agents of which queues write: the
+/// `knowledge_categories` of each `[[queue]]`. A category some queues list
+/// is theirs; a category no queue lists is shared (every agent writes it),
+/// so a knowledge base without the key works as before it existed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CategoryScopes {
+    /// (queue, its categories in the configured order).
+    queues: Vec<(String, Vec<String>)>,
+}
+
+impl CategoryScopes {
+    pub fn new(queues: impl IntoIterator<Item = (String, Vec<String>)>) -> CategoryScopes {
+        CategoryScopes {
+            queues: queues
+                .into_iter()
+                .filter(|(_, categories)| !categories.is_empty())
+                .collect(),
+        }
+    }
+
+    /// The queues whose agents write `category` (none: a shared category).
+    pub fn queues_using(&self, category: &str) -> Vec<&str> {
+        self.queues
+            .iter()
+            .filter(|(_, categories)| categories.iter().any(|c| same_category(c, category)))
+            .map(|(queue, _)| queue.as_str())
+            .collect()
+    }
+
+    /// The category of a draft written from a ticket of `queue` (`#kb
+    /// draft`): the queue's first configured category, else the queue's
+    /// own name.
+    pub fn draft_category(&self, queue: &str) -> String {
+        self.queues
+            .iter()
+            .find(|(q, _)| q.eq_ignore_ascii_case(queue))
+            .and_then(|(_, categories)| categories.first())
+            .cloned()
+            .unwrap_or_else(|| queue.to_string())
+    }
+
+    /// The configured categories the actor may not write, lower case,
+    /// sorted: what their view of the drafts depends on besides the
+    /// articles themselves.
+    pub fn denied_to(&self, actor: &Actor) -> Vec<String> {
+        let mut denied: Vec<String> = self
+            .queues
+            .iter()
+            .flat_map(|(_, categories)| categories)
+            .filter(|c| may_write_category(Some(actor), self, c).is_err())
+            .map(|c| c.to_lowercase())
+            .collect();
+        denied.sort();
+        denied.dedup();
+        denied
+    }
+}
+
+/// Category names compare as the help center and `kb list` compare them:
+/// in any case.
+fn same_category(a: &str, b: &str) -> bool {
+    a.to_lowercase() == b.to_lowercase()
+}
+
+/// May the actor write articles of `category` (new drafts in it, edits of
+/// its articles, moving an article into or out of it)? A lead, an admin
+/// and the server's administrator (`actor` None) write every category; an
+/// agent a shared one, or one a queue they work in uses.
+pub fn may_write_category(
+    actor: Option<&Actor>,
+    scopes: &CategoryScopes,
+    category: &str,
+) -> Result<(), Denied> {
+    let Some(actor) = actor else {
+        return Ok(());
+    };
+    if actor.role >= AgentRole::Lead {
+        return Ok(());
+    }
+    let queues = scopes.queues_using(category);
+    if queues.is_empty() || queues.iter().any(|q| actor.works_in(q)) {
+        Ok(())
+    } else {
+        Err(Denied::CategoryNotYours(category.to_string()))
+    }
+}
+
 /// Decides the next revision of an article (`current`: None for a new
 /// one), or why there is none. `actor` None: the server's administrator
-/// (the command line without `--as`).
+/// (the command line without `--as`). An agent must be allowed the
+/// article's category before and after the change.
 pub fn plan_revision(
     actor: Option<&Actor>,
+    scopes: &CategoryScopes,
     current: Option<&ArticleContent>,
     change: &ArticleChange,
     now: DateTime<Utc>,
@@ -175,6 +266,13 @@ pub fn plan_revision(
         None => new_article(change)?,
         Some(current) => changed_article(current, change)?,
     };
+    for category in current
+        .map(|c| c.category.as_str())
+        .into_iter()
+        .chain([content.category.as_str()])
+    {
+        may_write_category(actor, scopes, category).map_err(ArticleRefusal::Denied)?;
+    }
     if let Some(current) = current
         && *current == content
     {
@@ -315,19 +413,21 @@ fn valid_title(title: &str) -> Result<String, ArticleRefusal> {
     Ok(title)
 }
 
-/// A category is a short name ("Printers"): one line, no slash (it names
-/// an IMAP folder `Knowledge/<category>` too).
 fn valid_category(category: &str) -> Result<String, ArticleRefusal> {
+    category_name(category).map_err(ArticleRefusal::Invalid)
+}
+
+/// A category is a short name ("Printers"): one line, no slash (it names
+/// an IMAP folder `Knowledge/<category>` too); blanks are collapsed.
+pub fn category_name(category: &str) -> Result<String, String> {
     let category = category.split_whitespace().collect::<Vec<_>>().join(" ");
     if category.is_empty() {
-        return Err(ArticleRefusal::Invalid(
-            "an article needs a category".into(),
-        ));
+        return Err("an article needs a category".into());
     }
     if category.chars().count() > 60 || category.contains(['/', '\\']) {
-        return Err(ArticleRefusal::Invalid(format!(
+        return Err(format!(
             "'{category}' is not a category name (at most 60 characters, no slashes)"
-        )));
+        ));
     }
     Ok(category)
 }
@@ -823,6 +923,11 @@ mod tests {
         }
     }
 
+    /// No queue claims a category: every agent writes every one.
+    fn shared() -> CategoryScopes {
+        CategoryScopes::default()
+    }
+
     fn now() -> DateTime<Utc> {
         "2026-12-01T10:00:00Z".parse().expect("time")
     }
@@ -830,6 +935,7 @@ mod tests {
     fn draft() -> ArticleContent {
         plan_revision(
             None,
+            &shared(),
             None,
             &ArticleChange {
                 title: Some("Printer on fire".into()),
@@ -864,6 +970,7 @@ mod tests {
         };
         let refused = plan_revision(
             Some(&agent(AgentRole::Agent)),
+            &shared(),
             Some(&article),
             &publish,
             now(),
@@ -874,6 +981,7 @@ mod tests {
         );
         let published = plan_revision(
             Some(&agent(AgentRole::Lead)),
+            &shared(),
             Some(&article),
             &publish,
             now(),
@@ -885,12 +993,19 @@ mod tests {
             body_text: Some("Call the fire brigade.".into()),
             ..ArticleChange::default()
         };
-        let edited = plan_revision(Some(&agent(AgentRole::Agent)), Some(&article), &edit, now())
-            .expect("an agent edits a draft");
+        let edited = plan_revision(
+            Some(&agent(AgentRole::Agent)),
+            &shared(),
+            Some(&article),
+            &edit,
+            now(),
+        )
+        .expect("an agent edits a draft");
         assert_eq!(edited.summary, "edited body");
         assert!(matches!(
             plan_revision(
                 Some(&agent(AgentRole::Agent)),
+                &shared(),
                 Some(&published.content),
                 &edit,
                 now()
@@ -906,12 +1021,132 @@ mod tests {
         assert!(matches!(
             plan_revision(
                 Some(&agent(AgentRole::Agent)),
+                &shared(),
                 None,
                 &created_published,
                 now()
             ),
             Err(ArticleRefusal::Denied(_))
         ));
+    }
+
+    fn scopes() -> CategoryScopes {
+        CategoryScopes::new([
+            (
+                "support".to_string(),
+                vec!["Printers".to_string(), "Network".to_string()],
+            ),
+            ("billing".to_string(), vec!["Invoices".to_string()]),
+            ("sales".to_string(), vec![]),
+        ])
+    }
+
+    fn in_queues(role: AgentRole, queues: &[&str]) -> Actor {
+        Actor {
+            queues: queues.iter().map(|q| q.to_string()).collect(),
+            ..agent(role)
+        }
+    }
+
+    #[test]
+    fn a_category_a_queue_uses_is_written_by_that_queues_agents_only() {
+        let scopes = scopes();
+        let bob = in_queues(AgentRole::Agent, &["support"]);
+        let bill = in_queues(AgentRole::Agent, &["billing"]);
+        assert_eq!(may_write_category(Some(&bob), &scopes, "Printers"), Ok(()));
+        assert_eq!(may_write_category(Some(&bob), &scopes, "network"), Ok(()));
+        let refused = may_write_category(Some(&bill), &scopes, "printers").unwrap_err();
+        assert_eq!(refused, Denied::CategoryNotYours("printers".into()));
+        assert!(refused.to_string().contains("'printers'"), "{refused}");
+        // A category no queue lists is shared.
+        assert_eq!(may_write_category(Some(&bill), &scopes, "General"), Ok(()));
+        // Leads, admins and the administrator write every category.
+        let lead = in_queues(AgentRole::Lead, &["billing"]);
+        assert_eq!(may_write_category(Some(&lead), &scopes, "Printers"), Ok(()));
+        let admin = in_queues(AgentRole::Admin, &[]);
+        assert_eq!(
+            may_write_category(Some(&admin), &scopes, "Printers"),
+            Ok(())
+        );
+        assert_eq!(may_write_category(None, &scopes, "Printers"), Ok(()));
+        // An agent of both queues writes both.
+        let both = in_queues(AgentRole::Agent, &["Billing", "support"]);
+        assert_eq!(may_write_category(Some(&both), &scopes, "Invoices"), Ok(()));
+        assert_eq!(scopes.denied_to(&both), Vec::<String>::new());
+        assert_eq!(scopes.denied_to(&bill), ["network", "printers"]);
+        assert_eq!(scopes.denied_to(&lead), Vec::<String>::new());
+    }
+
+    #[test]
+    fn every_revision_checks_the_old_and_the_new_category() {
+        let scopes = scopes();
+        let bob = in_queues(AgentRole::Agent, &["support"]);
+        let bill = in_queues(AgentRole::Agent, &["billing"]);
+        let new_in = |category: &str| ArticleChange {
+            title: Some("Paper jam".into()),
+            category: Some(category.into()),
+            ..ArticleChange::default()
+        };
+        let printers = plan_revision(Some(&bob), &scopes, None, &new_in("Printers"), now())
+            .expect("bob writes in his queue's category")
+            .content;
+        assert_eq!(
+            plan_revision(Some(&bill), &scopes, None, &new_in("Printers"), now()),
+            Err(ArticleRefusal::Denied(Denied::CategoryNotYours(
+                "Printers".into()
+            )))
+        );
+        // No category named: "General", shared.
+        let general = plan_revision(
+            Some(&bill),
+            &scopes,
+            None,
+            &ArticleChange {
+                title: Some("Paper jam".into()),
+                ..ArticleChange::default()
+            },
+            now(),
+        )
+        .expect("a shared category")
+        .content;
+        // Editing another queue's article, moving one out of it or into it.
+        let edit = ArticleChange {
+            body_text: Some("Open tray 2.".into()),
+            ..ArticleChange::default()
+        };
+        assert!(matches!(
+            plan_revision(Some(&bill), &scopes, Some(&printers), &edit, now()),
+            Err(ArticleRefusal::Denied(Denied::CategoryNotYours(_)))
+        ));
+        let to_general = ArticleChange {
+            category: Some("General".into()),
+            ..ArticleChange::default()
+        };
+        assert!(matches!(
+            plan_revision(Some(&bill), &scopes, Some(&printers), &to_general, now()),
+            Err(ArticleRefusal::Denied(Denied::CategoryNotYours(c))) if c == "Printers"
+        ));
+        let to_printers = ArticleChange {
+            category: Some("Printers".into()),
+            ..ArticleChange::default()
+        };
+        assert!(matches!(
+            plan_revision(Some(&bill), &scopes, Some(&general), &to_printers, now()),
+            Err(ArticleRefusal::Denied(Denied::CategoryNotYours(c))) if c == "Printers"
+        ));
+        assert!(plan_revision(Some(&bob), &scopes, Some(&general), &to_printers, now()).is_ok());
+        let lead = in_queues(AgentRole::Lead, &["billing"]);
+        assert!(plan_revision(Some(&lead), &scopes, Some(&printers), &edit, now()).is_ok());
+    }
+
+    #[test]
+    fn a_draft_from_a_ticket_goes_to_its_queues_first_category() {
+        let scopes = scopes();
+        assert_eq!(scopes.draft_category("Support"), "Printers");
+        assert_eq!(scopes.draft_category("sales"), "sales");
+        assert_eq!(scopes.draft_category("unknown"), "unknown");
+        assert_eq!(scopes.queues_using("INVOICES"), ["billing"]);
+        assert!(scopes.queues_using("sales").is_empty());
     }
 
     #[test]
@@ -922,7 +1157,7 @@ mod tests {
             ..ArticleChange::default()
         };
         assert_eq!(
-            plan_revision(None, Some(&article), &same, now()),
+            plan_revision(None, &shared(), Some(&article), &same, now()),
             Err(ArticleRefusal::Unchanged)
         );
     }
@@ -939,13 +1174,20 @@ mod tests {
             revert_to: Some((1, first.clone())),
             ..ArticleChange::default()
         };
-        let planned = plan_revision(None, Some(&second), &revert, now()).expect("reverted");
+        let planned =
+            plan_revision(None, &shared(), Some(&second), &revert, now()).expect("reverted");
         assert_eq!(planned.content.title, first.title);
         assert_eq!(planned.content.body_text, first.body_text);
         assert_eq!(planned.content.state, ArticleState::Published);
         assert_eq!(planned.summary, "reverted to revision 1");
         assert!(matches!(
-            plan_revision(Some(&agent(AgentRole::Agent)), Some(&first), &revert, now()),
+            plan_revision(
+                Some(&agent(AgentRole::Agent)),
+                &shared(),
+                Some(&first),
+                &revert,
+                now()
+            ),
             Err(ArticleRefusal::Denied(_)) | Err(ArticleRefusal::Unchanged)
         ));
     }
@@ -954,7 +1196,7 @@ mod tests {
     fn titles_and_categories_are_checked() {
         let no_title = ArticleChange::default();
         assert!(matches!(
-            plan_revision(None, None, &no_title, now()),
+            plan_revision(None, &shared(), None, &no_title, now()),
             Err(ArticleRefusal::Invalid(_))
         ));
         let bad_category = ArticleChange {
@@ -963,7 +1205,7 @@ mod tests {
             ..ArticleChange::default()
         };
         assert!(matches!(
-            plan_revision(None, None, &bad_category, now()),
+            plan_revision(None, &shared(), None, &bad_category, now()),
             Err(ArticleRefusal::Invalid(_))
         ));
     }

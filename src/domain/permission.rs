@@ -154,6 +154,9 @@ pub enum Denied {
     AssigneeUnavailable(String),
     /// Only a role at least this may do it (`what`: the action).
     NeedsRole { role: AgentRole, what: String },
+    /// A knowledge-base category that queues the actor does not work in
+    /// use (see `knowledge::may_write_category`).
+    CategoryNotYours(String),
 }
 
 impl std::fmt::Display for Denied {
@@ -179,6 +182,11 @@ impl std::fmt::Display for Denied {
                 AgentRole::Lead => write!(f, "only a lead or an admin may {what}"),
                 AgentRole::Agent => write!(f, "only an agent may {what}"),
             },
+            Denied::CategoryNotYours(category) => write!(
+                f,
+                "articles of category '{category}' are written by the agents of the queues that \
+                 use it, and you work in none of them (a lead or an admin may write it)"
+            ),
         }
     }
 }

@@ -6,9 +6,11 @@
 //! subject (`[Internal]`), in a banner and with the keyword `internal`.
 //!
 //! What an agent sees is what `domain::knowledge` lets agents read: every
-//! article (internal ones too, marked); there is no per-queue scoping of
-//! articles. The folders are read-only (selected `[READ-ONLY]`; APPEND,
-//! STORE, COPY/MOVE into them are refused): an agent writes an article by
+//! published article (internal ones too, marked), whatever its category;
+//! in `Knowledge/Drafts` only the drafts they may edit (the categories of
+//! their queues and the shared ones, see `knowledge::may_write_category`).
+//! The folders are read-only (selected `[READ-ONLY]`; APPEND, STORE,
+//! COPY/MOVE into them are refused): an agent writes an article by
 //! mail to the knowledge address, and "Reply" on an article's message is
 //! exactly that (its Reply-To is the knowledge address, its Message-ID
 //! names the article), so a reply is the article's next revision.
@@ -17,7 +19,7 @@
 //! once into `kb_revision_mail` and kept; a new revision is a new message
 //! under a new UID, and the old one is expunged.
 
-use super::session::ImapSession;
+use super::session::{ImapSession, LoggedIn};
 use crate::domain::knowledge::{self, ArticleState, Visibility};
 use crate::domain::views::{Folder, join_flags};
 use crate::store::{Revision, StoreError, ViewRevision};
@@ -209,9 +211,29 @@ fn escape(text: &str) -> String {
 
 impl ImapSession {
     /// The knowledge base's state, as a Knowledge folder's sync marker:
-    /// the newest revision's id (every change adds one).
-    pub async fn knowledge_marker(&self) -> Result<String, StoreError> {
-        Ok(format!("kb{}", self.app.store.kb_generation().await?))
+    /// the newest revision's id (every change adds one). `Knowledge/Drafts`
+    /// also depends on the categories the agent may not write (their queues,
+    /// their role, the configured `knowledge_categories`): a digest of
+    /// those, when there are any, so that another session with other
+    /// rights brings the folder up to date.
+    pub async fn knowledge_marker(
+        &self,
+        login: &LoggedIn,
+        folder: &Folder,
+    ) -> Result<String, StoreError> {
+        let mut marker = format!("kb{}", self.app.store.kb_generation().await?);
+        if *folder == Folder::KnowledgeDrafts {
+            let denied = self.app.kb_scopes.denied_to(&login.agent.actor());
+            if !denied.is_empty() {
+                let digest =
+                    ring::digest::digest(&ring::digest::SHA256, denied.join("\n").as_bytes());
+                marker.push_str(".w");
+                for byte in &digest.as_ref()[..8] {
+                    marker.push_str(&format!("{byte:02x}"));
+                }
+            }
+        }
+        Ok(marker)
     }
 
     /// Brings a Knowledge folder in line with the articles (unless the
@@ -219,21 +241,30 @@ impl ImapSession {
     /// the mail of revisions shown for the first time. Returns the marker.
     pub async fn reconcile_knowledge(
         &self,
+        login: &LoggedIn,
         mailbox_id: i64,
         folder: &Folder,
         force: bool,
         known: &str,
     ) -> Result<String, StoreError> {
         let store = &self.app.store;
-        let marker = self.knowledge_marker().await?;
+        let marker = self.knowledge_marker(login, folder).await?;
         if !force && marker == known {
             return Ok(marker);
         }
+        // Published articles are the whole team's to read; a draft only
+        // shows to those who may edit it.
+        let actor = login.agent.actor();
         let wanted: Vec<ViewRevision> = store
             .kb_view_revisions()
             .await?
             .into_iter()
             .filter(|r| folder.holds_article(r.state, &r.category))
+            .filter(|r| {
+                r.state != ArticleState::Draft
+                    || knowledge::may_write_category(Some(&actor), &self.app.kb_scopes, &r.category)
+                        .is_ok()
+            })
             .collect();
         let ids: Vec<i64> = wanted.iter().map(|r| r.revision).collect();
         let missing = store.kb_revisions_without_mail(&ids).await?;

@@ -145,7 +145,7 @@ impl ImapSession {
         }
         if folder.is_knowledge() {
             return self
-                .reconcile_knowledge(mailbox_id, folder, force, known)
+                .reconcile_knowledge(login, mailbox_id, folder, force, known)
                 .await;
         }
         // The agent's own folders hold what was put there: nothing to bring
@@ -208,7 +208,7 @@ impl ImapSession {
         folder: &Folder,
     ) -> Result<String, StoreError> {
         if folder.is_knowledge() {
-            return self.knowledge_marker().await;
+            return self.knowledge_marker(login, folder).await;
         }
         let mut marker = self.app.store.imap_sync_marker(login.agent.id).await?;
         if matches!(folder, Folder::Closed) {

@@ -3,7 +3,9 @@
 //! module reads the facts it needs, and writes the revision it planned.
 
 use super::{Result, RowLock, Store, StoreError, dispatch, dispatch_read};
-use crate::domain::knowledge::{self, ArticleChange, ArticleContent, ArticleRefusal, ArticleState};
+use crate::domain::knowledge::{
+    self, ArticleChange, ArticleContent, ArticleRefusal, ArticleState, CategoryScopes,
+};
 use crate::domain::permission::Actor;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -118,6 +120,8 @@ pub struct ArticleWrite<'a> {
     pub article: Option<i64>,
     /// Who asks, for the permission check (None: the server's administrator).
     pub actor: Option<&'a Actor>,
+    /// Which queues' agents write which categories (`App::kb_scopes`).
+    pub scopes: &'a CategoryScopes,
     /// Who the revision names as its author.
     pub author: String,
     pub change: ArticleChange,
@@ -324,6 +328,7 @@ impl Store {
             }
             let planned = knowledge::plan_revision(
                 write.actor,
+                write.scopes,
                 current.as_ref().map(|r| &r.content),
                 &change,
                 write.now,

@@ -92,6 +92,7 @@ pub async fn submit_article(
     let write = ArticleWrite {
         article,
         actor: Some(&actor),
+        scopes: &app.kb_scopes,
         author: agent.email.to_lowercase(),
         change,
         revert_to: None,
@@ -211,8 +212,9 @@ pub async fn read_kb_commands(app: &App, commands: &Commands) -> Result<KbAsked,
 /// Writes a draft article from a ticket's conversation (`#kb draft`): its
 /// customer's mail and the agents' public replies, without the customer's
 /// details (see `domain::knowledge::draft_from_conversation`), in the
-/// category of the ticket's queue, linked to the ticket. Returns the
-/// revision, or why there is none (for the agent's note).
+/// ticket queue's first knowledge category (else the category named like
+/// the queue; see `CategoryScopes::draft_category`), linked to the ticket.
+/// Returns the revision, or why there is none (for the agent's note).
 pub async fn draft_from_ticket(
     app: &App,
     agent: &LoginAgent,
@@ -257,10 +259,11 @@ pub async fn draft_from_ticket(
     let write = ArticleWrite {
         article: None,
         actor: Some(&actor),
+        scopes: &app.kb_scopes,
         author: agent.email.to_lowercase(),
         change: ArticleChange {
             title: Some(title),
-            category: Some(facts.queue.clone()),
+            category: Some(app.kb_scopes.draft_category(&facts.queue)),
             body_text: Some(body),
             ..ArticleChange::default()
         },
@@ -282,8 +285,8 @@ pub async fn draft_from_ticket(
             TicketUsage::Drafted,
             &agent.email.to_lowercase(),
             &format!(
-                "draft article {} '{}' written from the ticket by {} (#kb draft)",
-                revision.article, revision.content.title, agent.email
+                "draft article {} '{}' written from the ticket by {} in category '{}' (#kb draft)",
+                revision.article, revision.content.title, agent.email, revision.content.category
             ),
             now,
         )

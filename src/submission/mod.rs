@@ -661,8 +661,8 @@ pub async fn submit(
     if kb.draft && outcome != Outcome::Duplicate {
         match knowledge::draft_from_ticket(app, agent, number, now).await? {
             Ok(revision) => knowledge_done.push(format!(
-                "draft article {} written from #{number} (Knowledge/Drafts)",
-                revision.article
+                "draft article {} written from #{number} in category '{}' (Knowledge/Drafts)",
+                revision.article, revision.content.category
             )),
             Err(why) => command_errors.push(format!("#kb draft: {why}")),
         }

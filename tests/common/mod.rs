@@ -189,10 +189,12 @@ pub async fn test_config(backend: &Backend, dir: &std::path::Path) -> Config {
         postdesk::config::QueueConfig {
             name: "support".into(),
             address: "support@desk.test".into(),
+            knowledge_categories: Vec::new(),
         },
         postdesk::config::QueueConfig {
             name: "billing".into(),
             address: "billing@desk.test".into(),
+            knowledge_categories: Vec::new(),
         },
     ];
     config
