@@ -137,6 +137,21 @@ backend_test!(
         );
         let status = rev2.cmd("STATUS Projects (MESSAGES RECENT)").await;
         assert_eq!(status.status(), "BAD", "{}", status.all_text());
+        let listed = rev2
+            .cmd("LIST \"\" Projects RETURN (STATUS (MESSAGES RECENT))")
+            .await;
+        assert_eq!(listed.status(), "BAD", "{}", listed.all_text());
+        let listed = rev2
+            .cmd("LIST \"\" Projects RETURN (STATUS (MESSAGES))")
+            .await;
+        assert!(
+            listed
+                .untagged
+                .iter()
+                .any(|l| l.text == "* STATUS \"Projects\" (MESSAGES 3)"),
+            "{}",
+            listed.all_text()
+        );
 
         // The IMAP4rev1 session of the same agent sees no change: the
         // messages are \Recent for it (the rev2 session claimed none),

@@ -109,7 +109,7 @@ pub fn decode(name: &str) -> Option<String> {
         if end == 0 {
             out.push('&');
         } else {
-            let units = shift_units(tail[..end].as_bytes()).ok()?;
+            let units = shift_units(&tail.as_bytes()[..end]).ok()?;
             for c in char::decode_utf16(units) {
                 out.push(c.ok()?);
             }

@@ -31,6 +31,7 @@ impl ImapSession {
         let (mailbox, folder) = match self.find_mailbox(login, &name).await {
             Ok(found) => found,
             Err(reply) if reply.text.starts_with("[NONEXISTENT]") => {
+                let name = super::rev2::wire_name(self.rev2, &name);
                 return Reply::no(format!("[TRYCREATE] No mailbox named {name}"));
             }
             Err(reply) => return reply,

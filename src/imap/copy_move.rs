@@ -30,7 +30,10 @@ impl ImapSession {
         let target_name = self.name_from_client(target);
         let (target, folder) = match self.find_mailbox(login, &target_name).await {
             Ok(found) => found,
-            Err(_) => return Reply::no(format!("[TRYCREATE] No mailbox named {target_name}")),
+            Err(_) => {
+                let name = super::rev2::wire_name(self.rev2, &target_name);
+                return Reply::no(format!("[TRYCREATE] No mailbox named {name}"));
+            }
         };
         let agent = &login.agent;
         if moving && selected.folder.is_knowledge() {

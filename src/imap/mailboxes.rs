@@ -158,7 +158,10 @@ impl ImapSession {
             .into_iter()
             .find(|b| b.name == canonical)
             .map(|b| (b, folder))
-            .ok_or_else(|| Reply::no(format!("[NONEXISTENT] No mailbox named {name}")))
+            .ok_or_else(|| {
+                let name = rev2::wire_name(self.rev2, name);
+                Reply::no(format!("[NONEXISTENT] No mailbox named {name}"))
+            })
     }
 
     /// Brings a view up to date before it is shown, unless the sync marker
@@ -539,6 +542,14 @@ impl ImapSession {
             (false, true) => "XLIST",
             (false, false) => "LIST",
         };
+        let asks_recent = list.return_status.as_ref().is_some_and(|items| {
+            items
+                .iter()
+                .any(|i| matches!(i, StatusItem::Codec(StatusDataItemName::Recent)))
+        });
+        if self.rev2 && asks_recent {
+            return Reply::bad("IMAP4rev2 has no RECENT (RFC 9051): ask for other items");
+        }
         if list.patterns.iter().all(Vec::is_empty) && !lsub {
             self.out
                 .extend_from_slice(b"* LIST (\\Noselect) \"/\" \"\"\r\n");
