@@ -355,6 +355,20 @@ backend_test!(
             status.all_text()
         );
 
+        // Other quoted strings may hold UTF-8 too: a SEARCH for a subject.
+        let greeting = "From: alice@desk.test\r\nTo: alice@desk.test\r\n\
+             Subject: Grüße aus München\r\nMessage-ID: <gruesse@desk.test>\r\n\
+             Date: Thu, 03 Dec 2026 10:00:00 +0000\r\n\r\nServus.\r\n";
+        let appended = rev2.append("Grüße", "", greeting.as_bytes()).await;
+        assert!(appended.ok(), "{}", appended.all_text());
+        assert!(rev2.cmd("SELECT \"Grüße\"").await.ok());
+        let found = rev2.cmd("SEARCH SUBJECT \"aus münchen\"").await;
+        assert_eq!(
+            esearch(&found),
+            format!("* ESEARCH (TAG \"{}\") ALL 2", tag_of(&found))
+        );
+        assert!(rev2.cmd("UNSELECT").await.ok());
+
         // The IMAP4rev1 session sees the same mailboxes in modified UTF-7.
         let list = rev1.cmd("LIST \"\" *").await;
         let text = list.all_text();
@@ -368,7 +382,7 @@ backend_test!(
         assert!(
             status
                 .all_text()
-                .contains("* STATUS \"Gr&APwA3w-e\" (MESSAGES 1)"),
+                .contains("* STATUS \"Gr&APwA3w-e\" (MESSAGES 2)"),
             "{}",
             status.all_text()
         );
@@ -388,7 +402,7 @@ backend_test!(
         assert!(renamed.ok(), "{}", renamed.all_text());
         let examined = rev1.cmd("EXAMINE \"Sch&APY-ne Gr&APwA3w-e\"").await;
         assert!(examined.ok(), "{}", examined.all_text());
-        assert!(examined.all_text().contains("* 1 EXISTS"));
+        assert!(examined.all_text().contains("* 2 EXISTS"));
         server.stop().await;
     }
 );
