@@ -400,6 +400,12 @@ backend_test!(
         assert!(rev2.cmd("UNSELECT").await.ok());
         let renamed = rev2.cmd("RENAME \"Grüße\" \"Schöne Grüße\"").await;
         assert!(renamed.ok(), "{}", renamed.all_text());
+        assert!(
+            renamed.untagged.iter().any(|l| l.text
+                == "* LIST (\\HasNoChildren) \"/\" \"Schöne Grüße\" (\"OLDNAME\" (\"Grüße\"))"),
+            "{}",
+            renamed.all_text()
+        );
         let examined = rev1.cmd("EXAMINE \"Sch&APY-ne Gr&APwA3w-e\"").await;
         assert!(examined.ok(), "{}", examined.all_text());
         assert!(examined.all_text().contains("* 2 EXISTS"));

@@ -962,7 +962,27 @@ impl ImapSession {
             selected.folder = Folder::Personal(name.clone());
         }
         match result {
-            Ok(()) => Reply::ok("RENAME completed"),
+            Ok(()) => {
+                // IMAP4rev2: the new name's LIST line with the name it had
+                // (the OLDNAME of RFC 9051 §6.3.6, which asks for it when
+                // a name was normalized; none is here, as names not in NFC
+                // are refused, but go-imap tells it after every RENAME, and
+                // so the client hears the name it will see in LIST).
+                if self.rev2 {
+                    let children = if renames.len() > 1 {
+                        "\\HasChildren"
+                    } else {
+                        "\\HasNoChildren"
+                    };
+                    let out = &mut self.out;
+                    out.extend_from_slice(format!("* LIST ({children}) \"/\" ").as_bytes());
+                    rev2::write_mailbox(out, true, &to);
+                    out.extend_from_slice(b" (\"OLDNAME\" (");
+                    rev2::write_mailbox(out, true, &mailbox.name);
+                    out.extend_from_slice(b"))\r\n");
+                }
+                Reply::ok("RENAME completed")
+            }
             Err(err) => err.into(),
         }
     }
