@@ -346,8 +346,8 @@ impl ImapSession {
         let out = &mut self.out;
         selected.write_flags_list(out);
         out.extend_from_slice(format!("* {count} EXISTS\r\n").as_bytes());
-        // IMAP4rev2 has neither RECENT nor the UNSEEN code (RFC 9051
-        // appendix E): its clients search for what they have not seen.
+        // IMAP4rev2 has no RECENT, and its SELECT no UNSEEN code (RFC 9051
+        // §6.3.2): its clients search for what they have not seen.
         if !self.rev2 {
             out.extend_from_slice(format!("* {recent} RECENT\r\n").as_bytes());
             if let Some(index) = first_unseen {

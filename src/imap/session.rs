@@ -560,9 +560,10 @@ impl ImapSession {
         let logged_in = state.is_logged_in();
         // IMAP4rev2 quoted strings may hold UTF-8, which the codec reads
         // in literals only.
-        let message = match self.rev2 {
-            true => super::rev2::quoted_utf8_as_literals(&message).unwrap_or(message),
-            false => message,
+        let message = if self.rev2 {
+            super::rev2::quoted_utf8_as_literals(&message).unwrap_or(message)
+        } else {
+            message
         };
         // `$` (SEARCHRES) is written out as the messages it names.
         let substituted = if logged_in && message.contains(&b'$') {
