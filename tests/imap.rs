@@ -641,7 +641,10 @@ backend_test!(
             bare.all_text()
         );
         // An option we do not offer is a BAD, and the session goes on.
-        assert_eq!(alice.cmd("SEARCH RETURN (SAVE) ALL").await.status(), "BAD");
+        assert_eq!(
+            alice.cmd("SEARCH RETURN (PARTIAL 1:10) ALL").await.status(),
+            "BAD"
+        );
         assert!(alice.cmd("NOOP").await.ok());
 
         // LIST-EXTENDED with the SUBSCRIBED selection (what Thunderbird

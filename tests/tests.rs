@@ -19,6 +19,7 @@ mod http;
 mod imap;
 mod imap_conformance;
 mod imap_interop;
+mod imap_rev2;
 mod interop;
 mod keywords;
 mod knowledge;

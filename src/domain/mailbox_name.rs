@@ -1,8 +1,9 @@
 //! Mailbox names as IMAP4rev1 clients send them: modified UTF-7 (RFC 3501
-//! §5.1.3). Hand-written because only validation is needed (names are
-//! stored as the client wrote them) and the rules are few: printable
-//! US-ASCII stands for itself, `&-` is `&`, and `&…-` is UTF-16 in a
-//! base64 variant that uses `,` for `/` and no padding.
+//! §5.1.3). Hand-written because the rules are few: printable US-ASCII
+//! stands for itself, `&-` is `&`, and `&…-` is UTF-16 in a base64 variant
+//! that uses `,` for `/` and no padding. Names are stored in this form (as
+//! IMAP4rev1 clients wrote them); an IMAP4rev2 session speaks UTF-8
+//! (RFC 9051 §5.1) and is translated with [`encode`] and [`decode`].
 
 /// Why a name is not modified UTF-7.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +54,8 @@ pub fn validate(name: &[u8]) -> Result<(), Invalid> {
     Ok(())
 }
 
-fn check_shift(encoded: &[u8]) -> Result<(), Invalid> {
+/// The UTF-16 units of a shift sequence's modified base64.
+fn shift_units(encoded: &[u8]) -> Result<Vec<u16>, Invalid> {
     let mut bits: u32 = 0;
     let mut count = 0;
     let mut units = Vec::new();
@@ -77,6 +79,11 @@ fn check_shift(encoded: &[u8]) -> Result<(), Invalid> {
     if count >= 6 || bits & ((1 << count) - 1) != 0 {
         return Err(Invalid::BadShift);
     }
+    Ok(units)
+}
+
+fn check_shift(encoded: &[u8]) -> Result<(), Invalid> {
+    let units = shift_units(encoded)?;
     let mut any = false;
     for decoded in char::decode_utf16(units) {
         let c = decoded.map_err(|_| Invalid::BadShift)?;
@@ -86,6 +93,31 @@ fn check_shift(encoded: &[u8]) -> Result<(), Invalid> {
         any = true;
     }
     if any { Ok(()) } else { Err(Invalid::BadShift) }
+}
+
+/// The Unicode text of a stored (modified UTF-7) name, as an IMAP4rev2
+/// session shows it. None when the name is not valid modified UTF-7 (a
+/// name stored before names were checked): it is then shown as stored.
+pub fn decode(name: &str) -> Option<String> {
+    validate(name.as_bytes()).ok()?;
+    let mut out = String::with_capacity(name.len());
+    let mut rest = name;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at + 1..];
+        let end = tail.find('-')?;
+        if end == 0 {
+            out.push('&');
+        } else {
+            let units = shift_units(&tail.as_bytes()[..end]).ok()?;
+            for c in char::decode_utf16(units) {
+                out.push(c.ok()?);
+            }
+        }
+        rest = &tail[end + 1..];
+    }
+    out.push_str(rest);
+    Some(out)
 }
 
 /// Encodes a name (a knowledge-base category) as modified UTF-7, as a
@@ -147,6 +179,22 @@ mod tests {
         assert_eq!(encode("日本語"), "&ZeVnLIqe-");
         for name in ["Drucker & Zubehör", "😀 emoji", "a/b"] {
             assert_eq!(validate(encode(name).as_bytes()), Ok(()), "{name}");
+        }
+    }
+
+    #[test]
+    fn stored_names_decode_to_unicode_and_back() {
+        assert_eq!(decode("INBOX").as_deref(), Some("INBOX"));
+        assert_eq!(decode("Acme &- Co").as_deref(), Some("Acme & Co"));
+        assert_eq!(decode("Entw&APw-rfe").as_deref(), Some("Entwürfe"));
+        assert_eq!(
+            decode("~peter/mail/&U,BTFw-/&ZeVnLIqe-").as_deref(),
+            Some("~peter/mail/台北/日本語")
+        );
+        assert_eq!(decode("Entwürfe"), None, "not modified UTF-7");
+        assert_eq!(decode("&AGE-"), None);
+        for name in ["Drucker & Zubehör", "😀 emoji", "Knowledge/Grüße", "a&b"] {
+            assert_eq!(decode(&encode(name)).as_deref(), Some(name), "{name}");
         }
     }
 

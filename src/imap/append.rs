@@ -5,7 +5,6 @@
 //! Sent that postdesk already recorded as a reply (same Message-ID) is
 //! linked to that reply instead of being stored twice.
 
-use super::mailboxes::mailbox_name;
 use super::session::{ImapSession, LoggedIn, Reply};
 use crate::domain::sent_copy::submission_digest;
 use crate::domain::views::Folder;
@@ -25,13 +24,14 @@ impl ImapSession {
         date: Option<&ImapDateTime>,
         message: &LiteralOrLiteral8<'_>,
     ) -> Reply {
-        let name = mailbox_name(target);
+        let name = self.name_from_client(target);
         if let Err(refusal) = self.app.disk.admit() {
             return Reply::no(format!("[UNAVAILABLE] Not stored: {refusal}"));
         }
         let (mailbox, folder) = match self.find_mailbox(login, &name).await {
             Ok(found) => found,
             Err(reply) if reply.text.starts_with("[NONEXISTENT]") => {
+                let name = super::rev2::wire_name(self.rev2, &name);
                 return Reply::no(format!("[TRYCREATE] No mailbox named {name}"));
             }
             Err(reply) => return reply,

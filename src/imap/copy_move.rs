@@ -5,7 +5,6 @@
 //! applied through the domain operation.
 //! Into the agent's own folders, a message is copied and no ticket changes.
 
-use super::mailboxes::mailbox_name;
 use super::response::uid_set;
 use super::selected::Selected;
 use super::session::{ImapSession, LoggedIn, Reply};
@@ -28,10 +27,13 @@ impl ImapSession {
         moving: bool,
     ) -> Reply {
         let verb = if moving { "MOVE" } else { "COPY" };
-        let target_name = mailbox_name(target);
+        let target_name = self.name_from_client(target);
         let (target, folder) = match self.find_mailbox(login, &target_name).await {
             Ok(found) => found,
-            Err(_) => return Reply::no(format!("[TRYCREATE] No mailbox named {target_name}")),
+            Err(_) => {
+                let name = super::rev2::wire_name(self.rev2, &target_name);
+                return Reply::no(format!("[TRYCREATE] No mailbox named {name}"));
+            }
         };
         let agent = &login.agent;
         if moving && selected.folder.is_knowledge() {

@@ -14,14 +14,14 @@ use imap_codec::imap_types::status::StatusDataItemName;
 /// One argument of a command: an atom, a string (quoted or literal), or a
 /// parenthesized list.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Token {
+pub(super) enum Token {
     Atom(Vec<u8>),
     String(Vec<u8>),
     List(Vec<Token>),
 }
 
 impl Token {
-    fn is_atom(&self, word: &str) -> bool {
+    pub(super) fn is_atom(&self, word: &str) -> bool {
         matches!(self, Token::Atom(a) if a.eq_ignore_ascii_case(word.as_bytes()))
     }
 
@@ -48,7 +48,7 @@ impl Token {
 
 /// Reads the token at `pos` (after any spaces); returns it and the position
 /// after it. None at the end of the line or on malformed input.
-fn next_token(input: &[u8], mut pos: usize) -> Option<(Token, usize)> {
+pub(super) fn next_token(input: &[u8], mut pos: usize) -> Option<(Token, usize)> {
     while input.get(pos) == Some(&b' ') {
         pos += 1;
     }
@@ -105,8 +105,8 @@ fn next_token(input: &[u8], mut pos: usize) -> Option<(Token, usize)> {
     }
 }
 
-/// What `SEARCH RETURN (...)` asks for (RFC 4731 §3.1). An empty list
-/// means ALL.
+/// What `SEARCH RETURN (...)` asks for (RFC 4731 §3.1, and SAVE of
+/// RFC 5182). An empty list means ALL.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SearchReturn {
     pub tag: String,
@@ -114,6 +114,22 @@ pub struct SearchReturn {
     pub max: bool,
     pub all: bool,
     pub count: bool,
+    /// Keep the result for `$` (SEARCHRES).
+    pub save: bool,
+}
+
+impl SearchReturn {
+    /// Whether an ESEARCH response is due: not for SAVE alone (RFC 5182
+    /// §2.4).
+    pub fn returns_data(&self) -> bool {
+        self.min || self.max || self.all || self.count
+    }
+
+    /// Whether SAVE keeps only the lowest and highest match: with MIN or
+    /// MAX and neither ALL nor COUNT (RFC 5182 §2.4).
+    pub fn saves_only_ends(&self) -> bool {
+        (self.min || self.max) && !(self.all || self.count)
+    }
 }
 
 /// A `[UID] SEARCH RETURN (options) keys`: the options, and the command
@@ -153,6 +169,7 @@ pub fn split_search_return(message: &[u8]) -> Option<Result<(Vec<u8>, SearchRetu
             b"MAX" => wanted.max = true,
             b"ALL" => wanted.all = true,
             b"COUNT" => wanted.count = true,
+            b"SAVE" => wanted.save = true,
             other => {
                 return Some(Err(format!(
                     "Unknown RETURN option {}",
@@ -465,8 +482,17 @@ mod tests {
         };
         assert!(wanted.all);
         assert!(split_search_return(b"t SEARCH ALL\r\n").is_none());
+        let Some(Ok((_, wanted))) = split_search_return(b"t SEARCH RETURN (SAVE) ALL\r\n") else {
+            panic!("not recognised");
+        };
+        assert!(wanted.save && !wanted.returns_data());
+        let Some(Ok((_, wanted))) = split_search_return(b"t SEARCH RETURN (SAVE MIN) ALL\r\n")
+        else {
+            panic!("not recognised");
+        };
+        assert!(wanted.save && wanted.saves_only_ends());
         assert!(matches!(
-            split_search_return(b"t SEARCH RETURN (SAVE) ALL\r\n"),
+            split_search_return(b"t SEARCH RETURN (PARTIAL 1:5) ALL\r\n"),
             Some(Err(_))
         ));
     }
@@ -479,6 +505,7 @@ mod tests {
             max: true,
             all: true,
             count: true,
+            save: false,
         };
         let mut out = Vec::new();
         let hits = [(2, 5), (3, 12), (4, 1), (7, 2), (9, 3), (10, 4)];

@@ -2,7 +2,7 @@
 //! STATUS, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE.
 
 use super::extended::{ListExtended, StatusItem};
-use super::response;
+use super::rev2;
 use super::selected::Selected;
 use super::session::{ImapSession, LoggedIn, Reply};
 use crate::domain::change::ChangeRequest;
@@ -28,12 +28,41 @@ pub fn mailbox_name(mailbox: &ImapMailbox<'_>) -> String {
 
 /// A name a client wants to create must be modified UTF-7 (RFC 3501
 /// §5.1.3): anything else would be shown garbled by every other client.
-fn valid_new_name(mailbox: &ImapMailbox<'_>) -> Result<(), Reply> {
+/// An IMAP4rev2 client's is Net-Unicode (RFC 9051 §5.1), stored as the
+/// modified UTF-7 an IMAP4rev1 client would have sent.
+fn new_name(mailbox: &ImapMailbox<'_>, rev2: bool) -> Result<String, Reply> {
+    let invalid = |why: &dyn std::fmt::Display| Reply::bad(format!("Invalid mailbox name: {why}"));
     match mailbox {
-        ImapMailbox::Inbox => Ok(()),
+        ImapMailbox::Inbox => Ok("INBOX".to_string()),
+        ImapMailbox::Other(other) if rev2 => rev2::check_new_name(other.as_ref())
+            .map(|name| rev2::stored_name(true, name))
+            .map_err(|why| invalid(&why)),
         ImapMailbox::Other(other) => crate::domain::mailbox_name::validate(other.as_ref())
-            .map_err(|why| Reply::bad(format!("Invalid mailbox name: {why}"))),
+            .map(|()| mailbox_name(mailbox))
+            .map_err(|why| invalid(&why)),
     }
+}
+
+/// The attributes LIST shows for a mailbox (without \Subscribed): its
+/// children, and its special use (or XLIST's name for it).
+fn list_attributes(folder: &Folder, name: &str, names: &[&str], xlist: bool) -> Vec<&'static str> {
+    let prefix = format!("{name}{DELIMITER}");
+    let children = names.iter().any(|n| n.starts_with(&prefix));
+    let mut attributes = vec![if children {
+        "\\HasChildren"
+    } else if folder.has_no_inferiors() {
+        // Implies \HasNoChildren (RFC 5258 §4).
+        "\\Noinferiors"
+    } else {
+        "\\HasNoChildren"
+    }];
+    let special = if xlist {
+        folder.xlist_attribute()
+    } else {
+        folder.special_use()
+    };
+    attributes.extend(special);
+    attributes
 }
 
 /// RFC 3501 §6.3.8 wildcards: `*` matches anything, `%` anything but the
@@ -77,6 +106,12 @@ fn list_order(folder: &Folder) -> (u8, String) {
 }
 
 impl ImapSession {
+    /// The stored name of a mailbox the client names (UTF-8 from an
+    /// IMAP4rev2 client, modified UTF-7 from an IMAP4rev1 one).
+    pub fn name_from_client(&self, mailbox: &ImapMailbox<'_>) -> String {
+        rev2::stored_name(self.rev2, &mailbox_name(mailbox))
+    }
+
     /// The agent's mailboxes, creating the standard ones on first use.
     pub async fn mailboxes(&self, login: &LoggedIn) -> Result<Vec<Mailbox>, StoreError> {
         let agent = &login.agent;
@@ -123,7 +158,10 @@ impl ImapSession {
             .into_iter()
             .find(|b| b.name == canonical)
             .map(|b| (b, folder))
-            .ok_or_else(|| Reply::no(format!("[NONEXISTENT] No mailbox named {name}")))
+            .ok_or_else(|| {
+                let name = rev2::wire_name(self.rev2, name);
+                Reply::no(format!("[NONEXISTENT] No mailbox named {name}"))
+            })
     }
 
     /// Brings a view up to date before it is shown, unless the sync marker
@@ -237,7 +275,7 @@ impl ImapSession {
             // RFC 7162 §3.2.5: a tagged BAD unless QRESYNC was enabled.
             return Err(Reply::bad("QRESYNC parameter without ENABLE QRESYNC"));
         }
-        let name = mailbox_name(name);
+        let name = self.name_from_client(name);
         let (mailbox, folder) = self.find_mailbox(login, &name).await?;
         // Articles are written by mail, never changed here: a Knowledge
         // folder is always read-only (RFC 3501 `[READ-ONLY]`).
@@ -260,10 +298,24 @@ impl ImapSession {
         let (validity, uidnext, modseq) =
             (mailbox.uidvalidity, mailbox.uidnext, mailbox.highestmodseq);
         let newest = members.last().map(|m| m.uid).unwrap_or(0);
-        let recent_above = if read_only {
+        // IMAP4rev2 has no \Recent: such a session claims none.
+        let recent_above = if read_only || self.rev2 {
             mailbox.recent_uid
         } else {
             self.app.store.imap_claim_recent(mailbox.id, newest).await?
+        };
+        // RFC 9051 §6.3.2: an IMAP4rev2 SELECT tells the mailbox's LIST
+        // line, with its attributes.
+        let list_line = if self.rev2 {
+            let boxes = self.mailboxes(login).await?;
+            let names: Vec<&str> = boxes.iter().map(|b| b.name.as_str()).collect();
+            let attributes = list_attributes(&folder, &mailbox.name, &names, false);
+            let mut line = format!("* LIST ({}) \"/\" ", attributes.join(" ")).into_bytes();
+            rev2::write_mailbox(&mut line, true, &mailbox.name);
+            line.extend_from_slice(b"\r\n");
+            line
+        } else {
+            Vec::new()
         };
         let mut selected = Selected::new(mailbox, folder, read_only, members);
         if selected.folder.is_knowledge() {
@@ -282,21 +334,29 @@ impl ImapSession {
             selected.keywords.extend(self.limits.keywords.labels());
         }
         selected.marker = marker;
-        selected.recent = selected
-            .messages
-            .iter()
-            .map(|m| m.uid)
-            .filter(|uid| *uid > recent_above)
-            .collect();
+        if !self.rev2 {
+            selected.recent = selected
+                .messages
+                .iter()
+                .map(|m| m.uid)
+                .filter(|uid| *uid > recent_above)
+                .collect();
+        }
         let recent = selected.recent.len();
         let out = &mut self.out;
         selected.write_flags_list(out);
-        out.extend_from_slice(format!("* {count} EXISTS\r\n* {recent} RECENT\r\n").as_bytes());
-        if let Some(index) = first_unseen {
-            out.extend_from_slice(
-                format!("* OK [UNSEEN {}] First unseen\r\n", index + 1).as_bytes(),
-            );
+        out.extend_from_slice(format!("* {count} EXISTS\r\n").as_bytes());
+        // IMAP4rev2 has no RECENT, and its SELECT no UNSEEN code (RFC 9051
+        // §6.3.2): its clients search for what they have not seen.
+        if !self.rev2 {
+            out.extend_from_slice(format!("* {recent} RECENT\r\n").as_bytes());
+            if let Some(index) = first_unseen {
+                out.extend_from_slice(
+                    format!("* OK [UNSEEN {}] First unseen\r\n", index + 1).as_bytes(),
+                );
+            }
         }
+        out.extend_from_slice(&list_line);
         out.extend_from_slice(
             format!(
                 "* OK [UIDVALIDITY {}] UIDs valid\r\n* OK [UIDNEXT {}] Predicted next UID\r\n* OK [HIGHESTMODSEQ {}] Highest\r\n",
@@ -482,6 +542,14 @@ impl ImapSession {
             (false, true) => "XLIST",
             (false, false) => "LIST",
         };
+        let asks_recent = list.return_status.as_ref().is_some_and(|items| {
+            items
+                .iter()
+                .any(|i| matches!(i, StatusItem::Codec(StatusDataItemName::Recent)))
+        });
+        if self.rev2 && asks_recent {
+            return Reply::bad("IMAP4rev2 has no RECENT (RFC 9051): ask for other items");
+        }
         if list.patterns.iter().all(Vec::is_empty) && !lsub {
             self.out
                 .extend_from_slice(b"* LIST (\\Noselect) \"/\" \"\"\r\n");
@@ -493,12 +561,17 @@ impl ImapSession {
             .filter(|p| !p.is_empty())
             .map(|p| [list.reference.as_bytes(), p].concat())
             .collect();
+        // Patterns are matched against names as the client sees them
+        // (UTF-8 for IMAP4rev2), so a wildcard stands for characters, not
+        // for pieces of modified UTF-7.
+        let rev2 = self.rev2;
         let matches = |name: &str, inbox: bool| {
+            let shown = rev2::wire_name(rev2, name);
             patterns.iter().any(|full| {
                 if inbox {
                     wildcard_match(&full.to_ascii_uppercase(), b"INBOX")
                 } else {
-                    wildcard_match(full, name.as_bytes())
+                    wildcard_match(full, shown.as_bytes())
                 }
             })
         };
@@ -558,31 +631,14 @@ impl ImapSession {
             if by_subscription && !mailbox.subscribed && !childinfo {
                 continue;
             }
-            let prefix = format!("{name}{DELIMITER}");
-            let children = names.iter().any(|n| n.starts_with(&prefix));
-            let mut attributes = vec![if children {
-                "\\HasChildren"
-            } else if folder.has_no_inferiors() {
-                // Implies \HasNoChildren (RFC 5258 §4).
-                "\\Noinferiors"
-            } else {
-                "\\HasNoChildren"
-            }];
-            let special = if list.xlist {
-                folder.xlist_attribute()
-            } else {
-                folder.special_use()
-            };
-            if let Some(special) = special {
-                attributes.push(special);
-            }
+            let mut attributes = list_attributes(folder, name, &names, list.xlist);
             if extended && list.return_subscribed && mailbox.subscribed {
                 attributes.push("\\Subscribed");
             }
             self.out.extend_from_slice(
                 format!("* {command} ({}) \"/\" ", attributes.join(" ")).as_bytes(),
             );
-            response::write_mailbox(&mut self.out, name);
+            rev2::write_mailbox(&mut self.out, rev2, name);
             if childinfo {
                 self.out
                     .extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
@@ -606,7 +662,7 @@ impl ImapSession {
             };
             self.out
                 .extend_from_slice(format!("* {command} ({attributes}) \"/\" ").as_bytes());
-            response::write_mailbox(&mut self.out, name);
+            rev2::write_mailbox(&mut self.out, rev2, name);
             self.out.extend_from_slice(b"\r\n");
             listed.insert(name.clone());
         }
@@ -648,7 +704,7 @@ impl ImapSession {
                     };
                     self.out
                         .extend_from_slice(format!("* {command} ({attributes}) \"/\" ").as_bytes());
-                    response::write_mailbox(&mut self.out, &parent);
+                    rev2::write_mailbox(&mut self.out, rev2, &parent);
                     self.out.extend_from_slice(childinfo.as_bytes());
                     self.out.extend_from_slice(b"\r\n");
                     listed.insert(parent.clone());
@@ -675,12 +731,20 @@ impl ImapSession {
         items: &[StatusDataItemName],
     ) -> Reply {
         let items: Vec<StatusItem> = items.iter().cloned().map(StatusItem::Codec).collect();
-        self.status_of(login, &mailbox_name(name), &items).await
+        let name = self.name_from_client(name);
+        self.status_of(login, &name, &items).await
     }
 
     /// STATUS of the mailbox with this name, with any items including
     /// APPENDLIMIT (RFC 7889).
     pub async fn status_of(&mut self, login: &LoggedIn, name: &str, items: &[StatusItem]) -> Reply {
+        if self.rev2
+            && items
+                .iter()
+                .any(|i| matches!(i, StatusItem::Codec(StatusDataItemName::Recent)))
+        {
+            return Reply::bad("IMAP4rev2 has no RECENT (RFC 9051): ask for other items");
+        }
         let (mailbox, folder) = match self.find_mailbox(login, name).await {
             Ok(found) => found,
             Err(reply) => return reply,
@@ -693,7 +757,7 @@ impl ImapSession {
             Ok::<_, StoreError>((mailbox, counts))
         }
         .await;
-        let (mailbox, (messages, unseen, recent)) = match result {
+        let (mailbox, counts) = match result {
             Ok(found) => found,
             Err(err) => return err.into(),
         };
@@ -717,34 +781,37 @@ impl ImapSession {
                 }
             };
             match item {
-                StatusDataItemName::Messages => parts.push(format!("MESSAGES {messages}")),
-                StatusDataItemName::Recent => parts.push(format!("RECENT {recent}")),
+                StatusDataItemName::Messages => parts.push(format!("MESSAGES {}", counts.messages)),
+                StatusDataItemName::Recent => parts.push(format!("RECENT {}", counts.recent)),
                 StatusDataItemName::UidNext => parts.push(format!("UIDNEXT {}", mailbox.uidnext)),
                 StatusDataItemName::UidValidity => {
                     parts.push(format!("UIDVALIDITY {}", mailbox.uidvalidity))
                 }
-                StatusDataItemName::Unseen => parts.push(format!("UNSEEN {unseen}")),
+                StatusDataItemName::Unseen => parts.push(format!("UNSEEN {}", counts.unseen)),
                 StatusDataItemName::HighestModSeq => {
                     parts.push(format!("HIGHESTMODSEQ {}", mailbox.highestmodseq))
                 }
-                StatusDataItemName::Deleted => parts.push("DELETED 0".to_string()),
+                // RFC 9051 §6.3.11: the messages with \Deleted. In a view
+                // \Deleted lives in the session that set it (see
+                // `Selected::deleted`): none are stored.
+                StatusDataItemName::Deleted => parts.push(format!("DELETED {}", counts.deleted)),
                 StatusDataItemName::DeletedStorage => {
                     return Reply::bad("STATUS DELETED-STORAGE is not supported");
                 }
             }
         }
         self.out.extend_from_slice(b"* STATUS ");
-        response::write_mailbox(&mut self.out, &mailbox.name);
+        rev2::write_mailbox(&mut self.out, self.rev2, &mailbox.name);
         self.out
             .extend_from_slice(format!(" ({})\r\n", parts.join(" ")).as_bytes());
         Reply::ok("STATUS completed")
     }
 
     pub async fn create(&mut self, login: &LoggedIn, name: &ImapMailbox<'_>) -> Reply {
-        if let Err(why) = valid_new_name(name) {
-            return why;
-        }
-        let name = mailbox_name(name);
+        let name = match new_name(name, self.rev2) {
+            Ok(name) => name,
+            Err(why) => return why,
+        };
         let name = name.trim_end_matches(DELIMITER).to_string();
         if name.is_empty() || name.split(DELIMITER).any(str::is_empty) {
             return Reply::bad("Invalid mailbox name");
@@ -802,7 +869,7 @@ impl ImapSession {
         selected: &mut Option<Box<Selected>>,
         name: &ImapMailbox<'_>,
     ) -> Reply {
-        let name = mailbox_name(name);
+        let name = self.name_from_client(name);
         let (mailbox, folder) = match self.find_mailbox(login, &name).await {
             Ok(found) => found,
             Err(reply) => return reply,
@@ -832,11 +899,11 @@ impl ImapSession {
         from: &ImapMailbox<'_>,
         to: &ImapMailbox<'_>,
     ) -> Reply {
-        if let Err(why) = valid_new_name(to) {
-            return why;
-        }
-        let from = mailbox_name(from);
-        let to = mailbox_name(to).trim_end_matches(DELIMITER).to_string();
+        let to = match new_name(to, self.rev2) {
+            Ok(to) => to.trim_end_matches(DELIMITER).to_string(),
+            Err(why) => return why,
+        };
+        let from = self.name_from_client(from);
         let (mailbox, folder) = match self.find_mailbox(login, &from).await {
             Ok(found) => found,
             Err(reply) => return reply,
@@ -895,7 +962,27 @@ impl ImapSession {
             selected.folder = Folder::Personal(name.clone());
         }
         match result {
-            Ok(()) => Reply::ok("RENAME completed"),
+            Ok(()) => {
+                // IMAP4rev2: the new name's LIST line with the name it had
+                // (the OLDNAME of RFC 9051 §6.3.6, which asks for it when
+                // a name was normalized; none is here, as names not in NFC
+                // are refused, but go-imap tells it after every RENAME, and
+                // so the client hears the name it will see in LIST).
+                if self.rev2 {
+                    let children = if renames.len() > 1 {
+                        "\\HasChildren"
+                    } else {
+                        "\\HasNoChildren"
+                    };
+                    let out = &mut self.out;
+                    out.extend_from_slice(format!("* LIST ({children}) \"/\" ").as_bytes());
+                    rev2::write_mailbox(out, true, &to);
+                    out.extend_from_slice(b" (\"OLDNAME\" (");
+                    rev2::write_mailbox(out, true, &mailbox.name);
+                    out.extend_from_slice(b"))\r\n");
+                }
+                Reply::ok("RENAME completed")
+            }
             Err(err) => err.into(),
         }
     }
@@ -906,7 +993,7 @@ impl ImapSession {
         name: &ImapMailbox<'_>,
         subscribed: bool,
     ) -> Reply {
-        let name = mailbox_name(name);
+        let name = self.name_from_client(name);
         let (mailbox, _) = match self.find_mailbox(login, &name).await {
             Ok(found) => found,
             Err(_) if !subscribed => {

@@ -21,12 +21,6 @@ pub fn write_astring(out: &mut Vec<u8>, value: &[u8]) {
     }
 }
 
-/// A mailbox name: always quoted (or a literal), as Dovecot does, so
-/// clients never have to guess about atoms.
-pub fn write_mailbox(out: &mut Vec<u8>, name: &str) {
-    encode::write_string(out, name.as_bytes());
-}
-
 /// `(\Seen \Flagged tag)` from stored flags, with session-only extras.
 pub fn write_flags(out: &mut Vec<u8>, stored: &str, extra: &[&str]) {
     out.push(b'(');

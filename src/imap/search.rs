@@ -368,6 +368,11 @@ impl ImapSession {
         criteria: &[SearchKey<'_>],
         uid: bool,
     ) -> Reply {
+        // A SEARCH that saves and fails with NO leaves `$` empty (RFC 5182
+        // §2.1); its own `$` was written out before it ran.
+        if self.search_return.as_ref().is_some_and(|w| w.save) {
+            self.saved.clear();
+        }
         if let Some(charset) = charset {
             let name = charset.as_ref().to_ascii_uppercase();
             if name != "UTF-8" && name != "US-ASCII" {
@@ -409,6 +414,7 @@ impl ImapSession {
             answers,
         };
         let mut hits: Vec<(u32, u64)> = Vec::new();
+        let mut hit_uids: Vec<u32> = Vec::new();
         let all: Vec<usize> = (0..selected.messages.len()).collect();
         let reads =
             |message: &MessageRef| scan_all || (scan_unindexed && indexed_id(message).is_none());
@@ -448,6 +454,7 @@ impl ImapSession {
                     indexed: indexed_id(&message.message),
                 };
                 if criteria.iter().all(|k| matches(k, &candidate, &ctx)) {
+                    hit_uids.push(message.uid);
                     hits.push((
                         if uid { message.uid } else { candidate.seq },
                         message.modseq,
@@ -456,7 +463,27 @@ impl ImapSession {
             }
         }
         if let Some(wanted) = self.search_return.take() {
-            extended::write_esearch(&mut self.out, &wanted, uid, &hits, with_modseq);
+            if wanted.save {
+                // Messages are in UID order, so the first and last hits
+                // are MIN and MAX.
+                self.saved = match (wanted.saves_only_ends(), hit_uids.first()) {
+                    (true, Some(first)) => {
+                        let mut ends = Vec::new();
+                        if wanted.min {
+                            ends.push(*first);
+                        }
+                        if wanted.max {
+                            ends.extend(hit_uids.last());
+                        }
+                        ends.dedup();
+                        ends
+                    }
+                    _ => hit_uids,
+                };
+            }
+            if wanted.returns_data() {
+                extended::write_esearch(&mut self.out, &wanted, uid, &hits, with_modseq);
+            }
             return Reply::ok("SEARCH completed");
         }
         let highest = with_modseq

@@ -10,12 +10,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 /// How a session wants changes reported (what it enabled).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct Updates {
     /// MODSEQ with every FETCH FLAGS (CONDSTORE).
     pub condstore: bool,
     /// `VANISHED` UID sets instead of EXPUNGE (QRESYNC).
     pub qresync: bool,
+    /// \Recent and `RECENT` (IMAP4rev1; IMAP4rev2 has neither).
+    pub recent: bool,
 }
 
 /// Sorted, merged inclusive ranges of single UIDs sorted ascending.
@@ -331,15 +333,19 @@ impl Selected {
         let mut added: Vec<Member> = current.into_values().filter(|m| m.uid > last).collect();
         if !added.is_empty() {
             added.sort_by_key(|m| m.uid);
-            self.recent.extend(
-                added
-                    .iter()
-                    .map(|m| m.uid)
-                    .filter(|uid| *uid > recent_above),
-            );
+            if updates.recent {
+                self.recent.extend(
+                    added
+                        .iter()
+                        .map(|m| m.uid)
+                        .filter(|uid| *uid > recent_above),
+                );
+            }
             self.messages.extend(added.into_iter().map(Message::from));
             out.extend_from_slice(format!("* {} EXISTS\r\n", self.messages.len()).as_bytes());
-            out.extend_from_slice(format!("* {} RECENT\r\n", self.recent.len()).as_bytes());
+            if updates.recent {
+                out.extend_from_slice(format!("* {} RECENT\r\n", self.recent.len()).as_bytes());
+            }
         }
         // While expunges are held back, remember the old state so the next
         // refresh looks again.
@@ -404,6 +410,15 @@ mod tests {
         SequenceSet(seqs.try_into().unwrap_or_else(|_| panic!("empty set")))
     }
 
+    /// A plain IMAP4rev1 session's: EXPUNGE, FLAGS without MODSEQ, \Recent.
+    fn rev1() -> Updates {
+        Updates {
+            condstore: false,
+            qresync: false,
+            recent: true,
+        }
+    }
+
     fn selected(uids: &[u32]) -> Selected {
         Selected::new(
             mailbox(),
@@ -431,14 +446,7 @@ mod tests {
         let mut s = selected(&[3, 5, 9]);
         let mut out = Vec::new();
         let members = vec![member(3, "\\Seen"), member(9, ""), member(11, "")];
-        let reported = s.apply(
-            mailbox(),
-            members,
-            u32::MAX,
-            true,
-            Updates::default(),
-            &mut out,
-        );
+        let reported = s.apply(mailbox(), members, u32::MAX, true, rev1(), &mut out);
         assert_eq!(
             String::from_utf8_lossy(&out),
             "* 2 EXPUNGE\r\n* 1 FETCH (UID 3 FLAGS (\\Seen))\r\n* 3 EXISTS\r\n* 0 RECENT\r\n"
@@ -457,6 +465,7 @@ mod tests {
         let updates = Updates {
             condstore: true,
             qresync: true,
+            recent: true,
         };
         s.apply(
             mailbox(),
@@ -473,29 +482,36 @@ mod tests {
     }
 
     #[test]
+    fn imap4rev2_hears_no_recent() {
+        let mut s = selected(&[3]);
+        let mut out = Vec::new();
+        let updates = Updates {
+            recent: false,
+            ..rev1()
+        };
+        s.apply(
+            mailbox(),
+            vec![member(3, ""), member(4, "")],
+            0,
+            true,
+            updates,
+            &mut out,
+        );
+        assert_eq!(String::from_utf8_lossy(&out), "* 2 EXISTS\r\n");
+        assert!(s.recent.is_empty());
+        assert!(s.extra_flags(1).is_empty());
+    }
+
+    #[test]
     fn expunges_wait_when_not_allowed() {
         let mut s = selected(&[3, 5]);
         let mut out = Vec::new();
-        s.apply(
-            mailbox(),
-            vec![member(3, "")],
-            0,
-            false,
-            Updates::default(),
-            &mut out,
-        );
+        s.apply(mailbox(), vec![member(3, "")], 0, false, rev1(), &mut out);
         assert!(out.is_empty());
         assert_eq!(s.messages.len(), 2);
         assert_eq!(s.mailbox.highestmodseq, 0, "the next refresh looks again");
         assert_eq!(s.held_back_at, Some(3), "the client knows all up to 3");
-        s.apply(
-            mailbox(),
-            vec![member(3, "")],
-            0,
-            true,
-            Updates::default(),
-            &mut out,
-        );
+        s.apply(mailbox(), vec![member(3, "")], 0, true, rev1(), &mut out);
         assert_eq!(String::from_utf8_lossy(&out), "* 2 EXPUNGE\r\n");
         assert_eq!(s.held_back_at, None);
     }

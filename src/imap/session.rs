@@ -5,6 +5,7 @@
 use super::ImapLimits;
 use super::extended;
 use super::framing::Framer;
+use super::searchres::Substituted;
 use super::selected::Selected;
 use super::slots::{AgentSlot, AgentSlots};
 use crate::App;
@@ -180,6 +181,13 @@ pub struct ImapSession {
     pub qresync: bool,
     /// RETURN options of the SEARCH being run (ESEARCH, RFC 4731).
     pub search_return: Option<extended::SearchReturn>,
+    /// IMAP4rev2 enabled (RFC 9051): SEARCH answers ESEARCH, no \Recent
+    /// and no RECENT, mailbox names in UTF-8. An IMAP4rev1 client sees
+    /// none of it.
+    pub rev2: bool,
+    /// The search result variable of SEARCHRES (RFC 5182), as UIDs in
+    /// ascending order: what `$` names.
+    pub saved: Vec<u32>,
     changes: broadcast::Receiver<Change>,
     /// Changes announced since the selected view was last refreshed.
     heard: Heard,
@@ -239,6 +247,8 @@ impl ImapSession {
             condstore: false,
             qresync: false,
             search_return: None,
+            rev2: false,
+            saved: Vec::new(),
             changes,
             heard: Heard::default(),
         }
@@ -249,9 +259,17 @@ impl ImapSession {
     }
 
     pub fn capabilities(&self, logged_in: bool) -> String {
-        let mut caps: Vec<String> = ["IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE"]
-            .map(String::from)
-            .to_vec();
+        let mut caps: Vec<String> = [
+            "IMAP4rev1",
+            "IMAP4rev2",
+            "LITERAL+",
+            "SASL-IR",
+            "ID",
+            "ENABLE",
+            "IDLE",
+        ]
+        .map(String::from)
+        .to_vec();
         if !logged_in {
             if !self.is_tls && self.tls.is_some() {
                 caps.push("STARTTLS".into());
@@ -273,6 +291,7 @@ impl ImapSession {
                     "QRESYNC",
                     "UNSELECT",
                     "ESEARCH",
+                    "SEARCHRES",
                     "LIST-EXTENDED",
                     "LIST-STATUS",
                     "STATUS=SIZE",
@@ -539,6 +558,30 @@ impl ImapSession {
         // the codec cannot read a command. A SEARCH with RETURN options goes
         // back to the codec without them.
         let logged_in = state.is_logged_in();
+        // IMAP4rev2 quoted strings may hold UTF-8, which the codec reads
+        // in literals only.
+        let message = if self.rev2 {
+            super::rev2::quoted_utf8_as_literals(&message).unwrap_or(message)
+        } else {
+            message
+        };
+        // `$` (SEARCHRES) is written out as the messages it names.
+        let substituted = if logged_in && message.contains(&b'$') {
+            let selected = match &state {
+                State::Selected { mailbox, .. } => Some(&**mailbox),
+                _ => None,
+            };
+            super::searchres::substitute(&message, selected, &self.saved)
+        } else {
+            Substituted::Unchanged
+        };
+        let message = match substituted {
+            Substituted::Unchanged => message,
+            Substituted::Rewritten(rewritten) => rewritten,
+            Substituted::Empty(name) => {
+                return self.answer_empty_saved(state, &message, name).await;
+            }
+        };
         let without_return;
         let mut decoded = CommandCodec::default().decode(&message);
         if logged_in && !matches!(decoded, Ok((b"", _))) {
@@ -557,10 +600,22 @@ impl ImapSession {
                 None => {}
             }
         }
-        let (mut state, tag, name, reply, flow) = match decoded {
+        let (state, tag, name, reply, flow) = match decoded {
             Ok((b"", command)) => {
                 let tag = command.tag.as_ref().to_string();
                 let name = command.body.name();
+                // RFC 9051 §6.4.4: an IMAP4rev2 SEARCH answers with
+                // ESEARCH, as if RETURN () had been asked.
+                if self.rev2
+                    && self.search_return.is_none()
+                    && matches!(command.body, CommandBody::Search { .. })
+                {
+                    self.search_return = Some(extended::SearchReturn {
+                        tag: tag.clone(),
+                        all: true,
+                        ..Default::default()
+                    });
+                }
                 tracing::trace!(peer = %self.peer, %tag, name, "imap command");
                 let (state, reply, flow) = self.dispatch(state, command).await;
                 (state, tag, name, reply, flow)
@@ -587,7 +642,8 @@ impl ImapSession {
                 }
                 (Some(login), None) => match extended::parse_status(&message) {
                     Some(Ok((tag, name, items))) => {
-                        let name = String::from_utf8_lossy(&name).into_owned();
+                        let name = String::from_utf8_lossy(&name);
+                        let name = super::rev2::stored_name(self.rev2, &name);
                         let reply = self.status_of(login, &name, &items).await;
                         (state, tag, "STATUS", reply, Flow::Continue)
                     }
@@ -607,6 +663,35 @@ impl ImapSession {
             },
         };
         self.search_return = None;
+        self.finish(state, tag, name, reply, flow).await
+    }
+
+    /// A command whose `$` names no message (or that came with no mailbox
+    /// selected): there is nothing to fetch, store, copy or expunge.
+    async fn answer_empty_saved(
+        &mut self,
+        state: State,
+        message: &[u8],
+        name: &'static str,
+    ) -> (State, Flow) {
+        let tag = self.current_tag_of(message);
+        let reply = if matches!(state, State::Selected { .. }) {
+            Reply::ok(format!("{name} completed (no messages)"))
+        } else {
+            Reply::bad("Select a mailbox first")
+        };
+        self.finish(state, tag, name, reply, Flow::Continue).await
+    }
+
+    /// Ends a command: the pending changes, then the tagged reply.
+    async fn finish(
+        &mut self,
+        mut state: State,
+        tag: String,
+        name: &str,
+        reply: Reply,
+        flow: Flow,
+    ) -> (State, Flow) {
         // Pending changes are announced before the tagged reply (RFC 3501
         // §7): after commands that allow EXPUNGE, and EXISTS/FLAGS otherwise.
         // Not after SELECT/EXAMINE, which just read the mailbox: a change
@@ -792,6 +877,15 @@ impl ImapSession {
                         self.condstore = true;
                         self.qresync = true;
                         enabled.push("QRESYNC");
+                    } else if cap.to_string().eq_ignore_ascii_case("IMAP4rev2") {
+                        self.rev2 = true;
+                        // RFC 9051 has no \Recent: a mailbox selected
+                        // before (which RFC 5161 asks clients not to do)
+                        // shows none from now on.
+                        if let Some(mailbox) = selected.as_deref_mut() {
+                            mailbox.recent.clear();
+                        }
+                        enabled.push("IMAP4rev2");
                     }
                 }
                 self.out
@@ -809,6 +903,8 @@ impl ImapSession {
             } => {
                 // A failed SELECT leaves no mailbox selected (RFC 3501 §6.3.1);
                 // what follows is about the new one (RFC 7162 §3.2.11).
+                // `$` starts empty in every mailbox (RFC 5182 §2.1).
+                self.saved.clear();
                 if selected.take().is_some() {
                     self.out
                         .extend_from_slice(b"* OK [CLOSED] Previous mailbox closed\r\n");
@@ -825,6 +921,7 @@ impl ImapSession {
                 mailbox,
                 parameters,
             } => {
+                self.saved.clear();
                 if selected.take().is_some() {
                     self.out
                         .extend_from_slice(b"* OK [CLOSED] Previous mailbox closed\r\n");
@@ -880,6 +977,7 @@ impl ImapSession {
                     CommandBody::Close => match self.close(&login, mailbox, true).await {
                         Ok(()) => {
                             selected = None;
+                            self.saved.clear();
                             Reply::ok("CLOSE completed")
                         }
                         Err(reply) => reply,
@@ -887,6 +985,7 @@ impl ImapSession {
                     CommandBody::Unselect => match self.close(&login, mailbox, false).await {
                         Ok(()) => {
                             selected = None;
+                            self.saved.clear();
                             Reply::ok("UNSELECT completed")
                         }
                         Err(reply) => reply,
@@ -1107,6 +1206,7 @@ impl ImapSession {
         super::selected::Updates {
             condstore: self.condstore,
             qresync: self.qresync,
+            recent: !self.rev2,
         }
     }
 
@@ -1197,12 +1297,17 @@ impl ImapSession {
         let newest = members.last().map(|m| m.uid).unwrap_or(0);
         // Another session of the agent may have claimed the new messages'
         // \Recent already: then nothing is written.
-        let recent_above =
-            if selected.read_only || newest <= selected.max_uid() || newest <= mailbox.recent_uid {
-                mailbox.recent_uid
-            } else {
-                store.imap_claim_recent(mailbox.id, newest).await?
-            };
+        // An IMAP4rev2 session has no \Recent (RFC 9051): it claims none,
+        // and leaves them to the IMAP4rev1 sessions.
+        let recent_above = if self.rev2
+            || selected.read_only
+            || newest <= selected.max_uid()
+            || newest <= mailbox.recent_uid
+        {
+            mailbox.recent_uid
+        } else {
+            store.imap_claim_recent(mailbox.id, newest).await?
+        };
         let updates = self.updates();
         selected.apply(
             mailbox,

@@ -62,6 +62,18 @@ pub struct Member {
     pub modseq: u64,
 }
 
+/// A mailbox's message counts, for STATUS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailboxCounts {
+    pub messages: u32,
+    pub unseen: u32,
+    /// Above the mailbox's `recent_uid`: \Recent for the next IMAP4rev1
+    /// session to select it.
+    pub recent: u32,
+    /// With a stored `\Deleted` (STATUS DELETED, RFC 9051).
+    pub deleted: u32,
+}
+
 /// A message's bytes and IMAP metadata.
 #[derive(Debug, Clone)]
 pub struct Content {
@@ -1054,22 +1066,26 @@ impl Store {
         })
     }
 
-    /// Message counts for STATUS: (messages, unseen, recent).
-    pub async fn imap_counts(&self, mailbox_id: i64) -> Result<(u32, u32, u32)> {
+    /// Message counts for STATUS.
+    pub async fn imap_counts(&self, mailbox_id: i64) -> Result<MailboxCounts> {
         dispatch_read!(self, |pool| {
             let row = sqlx::query(
                 "SELECT COUNT(*) AS total,
                         COALESCE(SUM(CASE WHEN flags LIKE '%\\Seen%' THEN 0 ELSE 1 END), 0) AS unseen,
-                        COALESCE(SUM(CASE WHEN m.uid > b.recent_uid THEN 1 ELSE 0 END), 0) AS recent
+                        COALESCE(SUM(CASE WHEN m.uid > b.recent_uid THEN 1 ELSE 0 END), 0) AS recent,
+                        COALESCE(SUM(CASE WHEN flags LIKE '%\\Deleted%' THEN 1 ELSE 0 END), 0) AS deleted
                  FROM imap_members m JOIN imap_mailboxes b ON b.id = m.mailbox_id WHERE m.mailbox_id = $1",
             )
             .bind(mailbox_id)
             .fetch_one(pool)
             .await?;
-            let total: i64 = row.try_get("total")?;
-            let unseen: i64 = row.try_get("unseen")?;
-            let recent: i64 = row.try_get("recent")?;
-            Ok((to_u32(total)?, to_u32(unseen)?, to_u32(recent)?))
+            let count = |column: &str| -> Result<u32> { to_u32(row.try_get::<i64, _>(column)?) };
+            Ok(MailboxCounts {
+                messages: count("total")?,
+                unseen: count("unseen")?,
+                recent: count("recent")?,
+                deleted: count("deleted")?,
+            })
         })
     }
 

@@ -43,8 +43,8 @@ pub use agent_mail::{AgentMailFiled, AgentMailRequest, BuildAgentMail, Participa
 pub use collision::{HeldReply, HoldRequest};
 pub use filing::WriterStats;
 pub use imap::{
-    Content, EXPUNGED_KEPT_SECONDS, FlagOp, LoginAgent, Mailbox, Member, MessageRef, StorageItem,
-    Viewer, join_flags,
+    Content, EXPUNGED_KEPT_SECONDS, FlagOp, LoginAgent, Mailbox, MailboxCounts, Member, MessageRef,
+    StorageItem, Viewer, join_flags,
 };
 pub use knowledge::{
     Article, ArticleFilter, ArticleUsage, ArticleWrite, Revision, TicketUsage, ViewRevision,
