@@ -16,6 +16,7 @@
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::str::FromStr;
@@ -345,8 +346,74 @@ impl Acc {
     }
 }
 
+/// The groups of one grouping while they are summed: keys borrowed from
+/// the rows where they can be (an agent, a queue, a period's label), so
+/// the ten or so events of each ticket allocate nothing.
+#[derive(Default)]
+struct Groups<'k> {
+    index: HashMap<Cow<'k, str>, usize>,
+    accs: Vec<Acc>,
+}
+
+impl<'k> Groups<'k> {
+    fn slot(&mut self, key: Cow<'k, str>) -> &mut Acc {
+        let next = self.accs.len();
+        let i = *self.index.entry(key).or_insert(next);
+        if i == next {
+            self.accs.push(Acc::default());
+        }
+        &mut self.accs[i]
+    }
+
+    fn into_sorted(self) -> BTreeMap<String, Acc> {
+        let mut accs: Vec<Option<Acc>> = self.accs.into_iter().map(Some).collect();
+        self.index
+            .into_iter()
+            .filter_map(|(key, i)| Some((key.into_owned(), accs[i].take()?)))
+            .collect()
+    }
+}
+
+/// The days or weeks of a report, found by instant with a binary search
+/// (converting and formatting each event's local day was most of the
+/// grouping's time).
+#[derive(Default)]
+struct Periods {
+    /// When the first period begins.
+    start: Option<DateTime<Utc>>,
+    /// Each period's label and end, in order.
+    periods: Vec<(String, DateTime<Utc>)>,
+}
+
+impl Periods {
+    fn new(first: DateTime<Utc>, to: DateTime<Utc>, by: Option<GroupBy>, tz: Tz) -> Periods {
+        let mut day = local_day(first, tz);
+        if by == Some(GroupBy::Week) {
+            day = week_start(day);
+        }
+        Periods {
+            start: Some(day_start(day, tz)),
+            periods: periods(first, to, by, tz),
+        }
+    }
+
+    fn label(&self, at: DateTime<Utc>) -> Option<&str> {
+        let i = self.periods.partition_point(|(_, end)| *end <= at);
+        let begins = match i {
+            0 => self.start?,
+            _ => self.periods[i - 1].1,
+        };
+        let (label, _) = self.periods.get(i)?;
+        (at >= begins).then_some(label.as_str())
+    }
+}
+
 /// Computes the report from the rows.
-pub fn compute(data: &ReportData, options: &ReportOptions, clock: &dyn BusinessClock) -> Report {
+pub fn compute<'r>(
+    data: &'r ReportData,
+    options: &ReportOptions,
+    clock: &dyn BusinessClock,
+) -> Report {
     let in_range = |at: DateTime<Utc>| options.from.is_none_or(|f| at >= f) && at < options.to;
     // Due times that passed by now (and within the period) count as missed.
     let passed = |due: DateTime<Utc>| in_range(due) && due <= options.now;
@@ -428,44 +495,58 @@ pub fn compute(data: &ReportData, options: &ReportOptions, clock: &dyn BusinessC
         .map(|(i, t)| (t.number, i))
         .collect();
 
+    let first_instant = options
+        .from
+        .or_else(|| data.tickets.iter().map(|t| t.created_at).min());
     let group = |by: Option<GroupBy>| -> BTreeMap<String, Acc> {
-        let key = |at: DateTime<Utc>, agent: Option<&str>, queue: &str| -> String {
+        let calendar = match (by, first_instant) {
+            (Some(GroupBy::Day | GroupBy::Week), Some(first)) => {
+                Periods::new(first, options.to, by, options.tz)
+            }
+            _ => Periods::default(),
+        };
+        let key = |at: DateTime<Utc>, agent: Option<&'r str>, queue: &'r str| -> Cow<'_, str> {
             match by {
-                None => String::new(),
-                Some(GroupBy::Day) => local_day(at, options.tz).to_string(),
-                Some(GroupBy::Week) => week_start(local_day(at, options.tz)).to_string(),
-                Some(GroupBy::Agent) => agent.unwrap_or(UNASSIGNED).to_string(),
-                Some(GroupBy::Queue) => queue.to_string(),
+                None => Cow::Borrowed(""),
+                Some(GroupBy::Day | GroupBy::Week) => match calendar.label(at) {
+                    Some(label) => Cow::Borrowed(label),
+                    // Before the first period (imported mail): converted.
+                    None if by == Some(GroupBy::Day) => {
+                        Cow::Owned(local_day(at, options.tz).to_string())
+                    }
+                    None => Cow::Owned(week_start(local_day(at, options.tz)).to_string()),
+                },
+                Some(GroupBy::Agent) => Cow::Borrowed(agent.unwrap_or(UNASSIGNED)),
+                Some(GroupBy::Queue) => Cow::Borrowed(queue),
             }
         };
-        let mut groups: BTreeMap<String, Acc> = BTreeMap::new();
+        let mut groups = Groups::default();
         for (t, f) in data.tickets.iter().zip(&figures) {
             let at = |at: DateTime<Utc>| key(at, t.owner.as_deref(), &t.queue);
             if in_range(t.created_at) {
-                groups.entry(at(t.created_at)).or_default().created += 1;
+                groups.slot(at(t.created_at)).created += 1;
             }
             if let Some((when, secs)) = f.resolution {
-                let acc = groups.entry(at(when)).or_default();
+                let acc = groups.slot(at(when));
                 acc.resolved += 1;
                 acc.resolution.push(secs);
             }
             if let Some((when, secs)) = f.first_response {
-                groups.entry(at(when)).or_default().first.push(secs);
+                groups.slot(at(when)).first.push(secs);
             }
             for (when, secs) in &f.next_responses {
-                groups.entry(at(*when)).or_default().next.push(*secs);
+                groups.slot(at(*when)).next.push(*secs);
             }
-            let clocks = [
-                (0, f.sla_first.iter().copied().collect::<Vec<_>>()),
-                (1, f.sla_next.clone()),
-                (2, f.sla_resolution.iter().copied().collect()),
-            ];
-            for (clock, outcomes) in clocks {
-                for (when, met) in outcomes {
-                    let acc = groups.entry(at(when)).or_default();
-                    acc.sla[clock].0 += 1;
-                    acc.sla[clock].1 += i64::from(met);
-                }
+            let clocks = f
+                .sla_first
+                .iter()
+                .map(|o| (0, o))
+                .chain(f.sla_next.iter().map(|o| (1, o)))
+                .chain(f.sla_resolution.iter().map(|o| (2, o)));
+            for (clock, (when, met)) in clocks {
+                let acc = groups.slot(at(*when));
+                acc.sla[clock].0 += 1;
+                acc.sla[clock].1 += i64::from(*met);
             }
         }
         for (number, when) in &data.reopens {
@@ -473,15 +554,13 @@ pub fn compute(data: &ReportData, options: &ReportOptions, clock: &dyn BusinessC
                 && in_range(*when)
             {
                 groups
-                    .entry(key(*when, t.owner.as_deref(), &t.queue))
-                    .or_default()
+                    .slot(key(*when, t.owner.as_deref(), &t.queue))
                     .reopened += 1;
             }
         }
         for entry in data.time_spent.iter().filter(|e| in_range(e.at)) {
             groups
-                .entry(key(entry.at, Some(&entry.agent), &entry.queue))
-                .or_default()
+                .slot(key(entry.at, Some(&entry.agent), &entry.queue))
                 .minutes += entry.minutes;
         }
         for survey in data.surveys.iter().filter(|s| in_range(s.at)) {
@@ -492,36 +571,25 @@ pub fn compute(data: &ReportData, options: &ReportOptions, clock: &dyn BusinessC
                 _ => continue,
             };
             groups
-                .entry(key(survey.at, survey.agent.as_deref(), &survey.queue))
-                .or_default()
+                .slot(key(survey.at, survey.agent.as_deref(), &survey.queue))
                 .ratings[slot] += 1;
         }
         // The backlog: open at the end of each period (of the report, for
         // agents and queues).
         match by {
             Some(GroupBy::Day | GroupBy::Week) => {
-                let first = options
-                    .from
-                    .or_else(|| data.tickets.iter().map(|t| t.created_at).min());
-                if let Some(first) = first {
-                    for (label, end) in periods(first, options.to, by, options.tz) {
-                        let open = open_at(&data.tickets, end);
-                        let acc = groups.entry(label).or_default();
-                        acc.backlog = open;
-                    }
+                for (label, end) in &calendar.periods {
+                    groups.slot(Cow::Borrowed(label)).backlog = open_at(&data.tickets, *end);
                 }
             }
             _ => {
                 let end = options.to.min(options.now);
                 for t in data.tickets.iter().filter(|t| is_open_at(t, end)) {
-                    groups
-                        .entry(key(end, t.owner.as_deref(), &t.queue))
-                        .or_default()
-                        .backlog += 1;
+                    groups.slot(key(end, t.owner.as_deref(), &t.queue)).backlog += 1;
                 }
             }
         }
-        groups
+        groups.into_sorted()
     };
 
     let total = group(None)

@@ -236,29 +236,32 @@ impl Store {
         rest: &str,
         binds: &[Bind],
     ) -> Result<Vec<T>> {
-        macro_rules! fetch {
-            ($pool:expr, $sql:expr) => {{
-                let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe($sql));
+        // Written out per backend: the query types differ, the binding not.
+        let json: String = match &self.backend {
+            super::Backend::Sqlite { read, .. } => {
+                let sql = format!("SELECT json_group_array(json_array({columns})) {rest}");
+                let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
                 for bind in binds {
                     query = match bind {
                         Bind::At(at) => query.bind(*at),
                         Bind::Number(n) => query.bind(*n),
                     };
                 }
-                query.fetch_one($pool).await?
-            }};
-        }
-        let json: String = match &self.backend {
-            super::Backend::Sqlite { read, .. } => fetch!(
-                read,
-                format!("SELECT json_group_array(json_array({columns})) {rest}")
-            ),
-            super::Backend::Postgres(pool) => fetch!(
-                pool,
-                format!(
+                query.fetch_one(read).await?
+            }
+            super::Backend::Postgres(pool) => {
+                let sql = format!(
                     "SELECT COALESCE(json_agg(json_build_array({columns})), '[]'::json)::text {rest}"
-                )
-            ),
+                );
+                let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
+                for bind in binds {
+                    query = match bind {
+                        Bind::At(at) => query.bind(*at),
+                        Bind::Number(n) => query.bind(*n),
+                    };
+                }
+                query.fetch_one(pool).await?
+            }
         };
         serde_json::from_str(&json)
             .map_err(|e| super::StoreError::Corrupt(format!("report rows: {e}")))
