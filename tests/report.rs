@@ -901,3 +901,23 @@ backend_test!(
         server.stop().await;
     }
 );
+
+backend_test!(
+    async fn a_resolved_ticket_an_agent_takes_back_counts_as_reopened(backend: Backend) {
+        let server = start(&backend, None).await;
+        let t = customer_at(&server, "r1", None, berlin(23, 10, 0)).await;
+        resolve_at(&server, t, berlin(23, 12, 0)).await;
+        // Not the customer's mail: an agent (here the command line's
+        // administrative change) puts it back into work.
+        set_status(server.store(), t, Status::Open, berlin(24, 9, 30))
+            .await
+            .expect("reopen");
+        let config = cli_config(&server);
+        let mut args = vec!["report", "--json"];
+        args.extend(WEEK);
+        let report = json(&config, &args);
+        assert_eq!(report["total"]["reopened"], 1, "{report:#}");
+        assert_eq!(report["total"]["resolved"], 0, "{report:#}");
+        server.stop().await;
+    }
+);

@@ -532,7 +532,15 @@ pub fn plan_change(
             if !plan.done.is_empty() {
                 plan.set(Column::UpdatedAt(now));
                 let detail = format!("{why}: {}", plan.done.join(", "));
-                plan.events.push(event(EventKind::Changed, detail));
+                // Taking a resolved or closed ticket back into work is a
+                // reopen whoever does it (agent, rule, command line): the
+                // report counts reopens by this kind.
+                let kind = if current.status.is_done() && !next_status.is_done() {
+                    EventKind::Reopened
+                } else {
+                    EventKind::Changed
+                };
+                plan.events.push(event(kind, detail));
             }
         }
         Cause::CustomerWrote {
@@ -811,6 +819,30 @@ mod tests {
             closed.events[0].detail,
             "moved to Closed over IMAP: status open → closed"
         );
+    }
+
+    #[test]
+    fn an_agent_taking_a_done_ticket_back_reopens_it() {
+        for done in [Status::Resolved, Status::Closed] {
+            let reopened = plan(
+                &ticket(done),
+                &asked(TicketChange {
+                    status: Some(Status::Open),
+                    ..TicketChange::default()
+                }),
+            );
+            assert_eq!(reopened.events.len(), 1);
+            assert_eq!(reopened.events[0].kind, EventKind::Reopened, "{done}");
+        }
+        // Between two done states, or within work, it is a change.
+        let closed = plan(
+            &ticket(Status::Resolved),
+            &asked(TicketChange {
+                status: Some(Status::Closed),
+                ..TicketChange::default()
+            }),
+        );
+        assert_eq!(closed.events[0].kind, EventKind::Changed);
     }
 
     #[test]
