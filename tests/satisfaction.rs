@@ -443,8 +443,12 @@ backend_test!(
         let rules = dir.path().join("rules.toml");
         std::fs::write(
             &rules,
-            "[[rule]]\nname = \"Unhappy customer\"\nwhen = 'ticket.satisfaction == \"bad\"'\n\
-             status = \"open\"\nowner = \"lena@desk.test\"\npriority = \"high\"\n",
+            // As the README writes it: the tag keeps it from acting again
+            // on the ticket's later messages while the rating stays bad.
+            "[[rule]]\nname = \"Unhappy customer\"\n\
+             when = 'ticket.satisfaction == \"bad\" && !(\"unhappy\" in ticket.tags)'\n\
+             status = \"open\"\nowner = \"lena@desk.test\"\npriority = \"high\"\n\
+             tags = [\"unhappy\"]\n",
         )
         .expect("rules");
         let sink = Sink::start(vec![], None).await;
@@ -497,6 +501,24 @@ backend_test!(
             tokio::time::sleep(Duration::from_millis(300)).await;
             let t = server.store().ticket(ticket).await.expect("ticket");
             assert_eq!(t.status, Status::Open, "{lines:?}");
+            // The customer writes again: the rule has done its work once.
+            let again = customer_writes(
+                &server,
+                customer,
+                &format!("again-{by_link}@example.com"),
+                &format!("In-Reply-To: <reopen-{by_link}@example.com>\r\n"),
+            )
+            .await;
+            assert_eq!(again, ticket);
+            let lines = events(&server, ticket).await;
+            assert_eq!(
+                lines
+                    .iter()
+                    .filter(|e| e.contains("rule 'Unhappy customer' set owner"))
+                    .count(),
+                1,
+                "{lines:?}"
+            );
         }
         server.stop().await;
     }
