@@ -31,6 +31,9 @@ enum Bind {
     Number(i64),
 }
 
+/// A message as the report reads it: ticket, kind, received.
+type MessageRow = (i64, String, DateTime<Utc>);
+
 /// How many ticket numbers one read covers: the JSON of a read stays a few
 /// tens of megabytes however large the period (a read scans the
 /// messages table once, so not smaller).
@@ -85,7 +88,7 @@ impl Store {
             );
             // Two connections at once: each read is mostly the database
             // formatting its JSON, on a core of its own.
-            let (ticket_rows, message_rows): (Vec<TicketRow>, Vec<(i64, String, DateTime<Utc>)>) =
+            let (ticket_rows, message_rows): (Vec<TicketRow>, Vec<MessageRow>) =
                 tokio::try_join!(
                     self.read_as_json(
                         "t.number, q.name, a.email, t.sla_policy, t.created_at, t.status,
