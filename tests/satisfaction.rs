@@ -232,11 +232,30 @@ backend_test!(
         eventually("the survey", || async { surveys(&sink).len() == 1 }).await;
         let token = token_of(&surveys(&sink)[0]);
 
+        // Following the link (as a mail scanner does too) picks the
+        // rating and records nothing.
         let (status, page) = http(
             server.http(),
             "GET",
             &format!("/satisfaction/{token}?rating=good"),
             "",
+        )
+        .await;
+        assert_eq!(status, 200, "{page}");
+        assert!(page.contains("you picked <strong>good</strong>"), "{page}");
+        assert!(page.contains("name=\"comment\""), "{page}");
+        let snapshot = server
+            .store()
+            .ticket_snapshot(ticket)
+            .await
+            .expect("snapshot");
+        assert_eq!(snapshot.and_then(|s| s.satisfaction), None);
+        // The customer's Send records it.
+        let (status, page) = http(
+            server.http(),
+            "POST",
+            &format!("/satisfaction/{token}"),
+            "rating=good&comment=",
         )
         .await;
         assert_eq!(status, 200, "{page}");
@@ -253,12 +272,23 @@ backend_test!(
             Some("good")
         );
 
-        // The second use (another button) says so and changes nothing.
+        // The second use (another button, or another Send) says so and
+        // changes nothing.
         let (status, again) = http(
             server.http(),
             "GET",
             &format!("/satisfaction/{token}?rating=bad"),
             "",
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert!(again.contains("Already rated"), "{again}");
+        assert!(again.contains("<strong>good</strong>"), "{again}");
+        let (status, again) = http(
+            server.http(),
+            "POST",
+            &format!("/satisfaction/{token}"),
+            "rating=bad",
         )
         .await;
         assert_eq!(status, 200);
@@ -416,6 +446,16 @@ async fn answer_bad(server: &TestServer, sink: &Sink, ticket: i64, customer: &st
         )
         .await;
         assert_eq!(status, 200, "{page}");
+        assert!(page.contains("you picked <strong>bad</strong>"), "{page}");
+        let (status, page) = http(
+            server.http(),
+            "POST",
+            &format!("/satisfaction/{token}"),
+            "rating=bad&comment=Still+broken.",
+        )
+        .await;
+        assert_eq!(status, 200, "{page}");
+        assert!(page.contains("Thank you for your comment"), "{page}");
         return;
     }
     let survey_id = message_id_of(&survey);
@@ -595,12 +635,28 @@ backend_test!(
         .await;
         let text = String::from_utf8_lossy(&dom.stdout);
         assert!(
-            text.contains(&format!("You rated ticket #{ticket} <strong>okay</strong>")),
+            text.contains(&format!("Ticket #{ticket}: you picked <strong>okay</strong>")),
             "{text}\n{}",
             String::from_utf8_lossy(&dom.stderr)
         );
         assert!(text.contains("<textarea"), "{text}");
-        // The browser's second visit (a reload) is the "already rated" page.
+        assert!(text.contains("Send my rating"), "{text}");
+        // The browser's visit rated nothing; the form's Send does.
+        let snapshot = server
+            .store()
+            .ticket_snapshot(ticket)
+            .await
+            .expect("snapshot");
+        assert_eq!(snapshot.and_then(|s| s.satisfaction), None);
+        let (status, page) = http(
+            server.http(),
+            "POST",
+            &format!("/satisfaction/{token}"),
+            "rating=okay&comment=",
+        )
+        .await;
+        assert_eq!(status, 200, "{page}");
+        // The browser's next visit is the "already rated" page.
         let shot = server.dir.path().join("survey.png");
         let screenshot = crate::knowledge::run_chromium(
             program,

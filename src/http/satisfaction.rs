@@ -1,14 +1,15 @@
-//! The satisfaction survey's page: `/satisfaction/TOKEN?rating=good` (the
-//! links in the survey mail) records the rating and thanks the customer,
-//! with a form for a comment (POST). A token rates once: following a link
-//! again shows "already rated" with the rating that counts, and a comment
-//! can be added once after the rating (it is not replaced). Without a
-//! rating in the link the page asks for one (POST). Server-rendered,
-//! plain HTML forms, no script.
+//! The satisfaction survey's page. The links in the survey mail
+//! (`/satisfaction/TOKEN?rating=good`) open a page with that rating picked
+//! and a comment box; the customer's "Send" (a POST) records it. A token
+//! rates once: following a link again shows "already rated" with the
+//! rating that counts, and a comment can be added once after the rating
+//! (it is not replaced). Without a rating in the link the page asks for
+//! one. Server-rendered, plain HTML forms, no script.
 //!
-//! A mail scanner that follows links before the customer does (some
-//! corporate filters do) rates with the first link it follows; the page
-//! then says "already rated" to the customer.
+//! Why a GET records nothing: mail scanners of corporate filters follow
+//! every link of a mail before the customer sees it. Recording on GET let
+//! the first link a scanner followed ("good") rate the ticket and use up
+//! the single-use token, so the customer's own answer was refused.
 
 use crate::App;
 use crate::domain::satisfaction::{self, Rating};
@@ -46,6 +47,8 @@ pub fn routes() -> Router<Arc<App>> {
 pub enum PageState {
     Unknown,
     Ask,
+    /// A link's rating, picked, for the customer to send.
+    Confirm,
     Thanks,
     Already,
     Commented,
@@ -56,6 +59,7 @@ impl PageState {
         match self {
             PageState::Unknown => "unknown",
             PageState::Ask => "ask",
+            PageState::Confirm => "confirm",
             PageState::Thanks => "thanks",
             PageState::Already => "already",
             PageState::Commented => "commented",
@@ -145,22 +149,32 @@ async fn find(app: &App, token: &str) -> Result<SurveyState, Response> {
     }
 }
 
-/// Records `rating` (once) and shows the page that follows.
-async fn record(app: &App, token: &str, survey: SurveyState, rating: Rating) -> Response {
+/// Records `rating` (once), with the comment sent along, and shows the
+/// page that follows.
+async fn record(
+    app: &App,
+    token: &str,
+    survey: SurveyState,
+    rating: Rating,
+    comment: &str,
+) -> Response {
     match survey::rate(app, &survey, rating, None, None, chrono::Utc::now()).await {
         Ok(Rated::Recorded { .. }) => {
             let survey = SurveyState {
                 rating: Some(rating),
                 ..survey
             };
-            page(
-                app,
-                StatusCode::OK,
-                PageState::Thanks,
-                token,
-                Some(&survey),
-                Some(rating),
-            )
+            if comment.is_empty() {
+                return page(
+                    app,
+                    StatusCode::OK,
+                    PageState::Thanks,
+                    token,
+                    Some(&survey),
+                    Some(rating),
+                );
+            }
+            add_comment(app, token, survey, rating, comment).await
         }
         Ok(Rated::Already { rating, .. }) => page(
             app,
@@ -182,6 +196,41 @@ async fn record(app: &App, token: &str, survey: SurveyState, rating: Rating) -> 
     }
 }
 
+/// Adds the comment (once) to a rated survey.
+async fn add_comment(
+    app: &App,
+    token: &str,
+    survey: SurveyState,
+    rating: Rating,
+    comment: &str,
+) -> Response {
+    match survey::comment(app, &survey, comment, chrono::Utc::now()).await {
+        Ok(true) => {
+            let survey = SurveyState {
+                comment: Some(comment.to_string()),
+                ..survey
+            };
+            page(
+                app,
+                StatusCode::OK,
+                PageState::Commented,
+                token,
+                Some(&survey),
+                Some(rating),
+            )
+        }
+        Ok(false) => page(
+            app,
+            StatusCode::OK,
+            PageState::Already,
+            token,
+            Some(&survey),
+            Some(rating),
+        ),
+        Err(err) => failed("record the comment", err),
+    }
+}
+
 async fn show(
     State(app): State<Arc<App>>,
     Path(token): Path<String>,
@@ -193,11 +242,18 @@ async fn show(
     };
     let asked = query.and_then(|q| form_value(q.as_bytes(), "rating"));
     match (asked.map(|r| r.parse::<Rating>()), survey.rating) {
-        (Some(Ok(rating)), _) => record(&app, &token, survey, rating).await,
         (_, Some(rating)) => page(
             &app,
             StatusCode::OK,
             PageState::Already,
+            &token,
+            Some(&survey),
+            Some(rating),
+        ),
+        (Some(Ok(rating)), None) => page(
+            &app,
+            StatusCode::OK,
+            PageState::Confirm,
             &token,
             Some(&survey),
             Some(rating),
@@ -219,18 +275,18 @@ async fn answer(State(app): State<Arc<App>>, Path(token): Path<String>, body: By
         Ok(survey) => survey,
         Err(response) => return response,
     };
-    if let Some(rating) = form_value(&body, "rating") {
-        return match rating.parse::<Rating>() {
-            Ok(rating) => record(&app, &token, survey, rating).await,
-            Err(why) => (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response(),
-        };
-    }
     let comment: String = form_value(&body, "comment")
         .unwrap_or_default()
         .trim()
         .chars()
         .take(MAX_COMMENT)
         .collect();
+    if let Some(rating) = form_value(&body, "rating") {
+        return match rating.parse::<Rating>() {
+            Ok(rating) => record(&app, &token, survey, rating, &comment).await,
+            Err(why) => (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response(),
+        };
+    }
     let Some(rating) = survey.rating else {
         return page(
             &app,
@@ -251,29 +307,5 @@ async fn answer(State(app): State<Arc<App>>, Path(token): Path<String>, body: By
             Some(rating),
         );
     }
-    match survey::comment(&app, &survey, &comment, chrono::Utc::now()).await {
-        Ok(true) => {
-            let survey = SurveyState {
-                comment: Some(comment),
-                ..survey
-            };
-            page(
-                &app,
-                StatusCode::OK,
-                PageState::Commented,
-                &token,
-                Some(&survey),
-                Some(rating),
-            )
-        }
-        Ok(false) => page(
-            &app,
-            StatusCode::OK,
-            PageState::Already,
-            &token,
-            Some(&survey),
-            Some(rating),
-        ),
-        Err(err) => failed("record the comment", err),
-    }
+    add_comment(&app, &token, survey, rating, &comment).await
 }
