@@ -12,7 +12,7 @@ use crate::domain::filing::{
 };
 use crate::domain::outgoing::OutgoingMail;
 use crate::domain::sender_auth::{self, AckTreatment, SenderAuth};
-use crate::domain::ticket::{Priority, Status, queue_display_name};
+use crate::domain::ticket::{Priority, Status, queue_team_name};
 use crate::domain::{address, loops, message_id, subject};
 use crate::rules::condition::Variables;
 use crate::store::{Queue, StoreError};
@@ -801,7 +801,7 @@ fn ack_plan(app: &App, queue: &Queue, answered: Answered) -> AutoReplyPlan {
                 )
                 .map_err(|e| e.to_string())?;
             let message_id = own_ids.mint(ctx.ticket);
-            let display = format!("{} support", queue_display_name(&ctx.queue_name));
+            let display = queue_team_name(&ctx.queue_name);
             let raw_header = |text: String| mail_builder::headers::raw::Raw::new(text);
             let mut builder = mail_builder::MessageBuilder::new()
                 .from((display.clone(), ctx.queue_address.clone()))

@@ -71,7 +71,7 @@ backend_test!(
         add_agent(&server, "alice@desk.test", &["support"], false).await;
         let mut known = Vec::new();
         let mut unknown = Vec::new();
-        for n in 0..3u8 {
+        for n in 0..5u8 {
             let (ok, took) = timed_login(
                 &server,
                 Ipv4Addr::new(127, 0, 1, n),
@@ -93,9 +93,12 @@ backend_test!(
         }
         known.sort();
         unknown.sort();
-        // Before: 9.5 ms against 38 ms (a quarter). Loose, for a loaded CI.
+        // Before: 9.5 ms against 38 ms (a quarter). Loose, for a loaded CI;
+        // the fastest of five, as a busy machine only ever adds time (the
+        // middle one of three failed once: 32 ms against 98 ms, with a
+        // known user's 1 s outlier beside it).
         assert!(
-            unknown[1] * 3 >= known[1],
+            unknown[0] * 3 >= known[0],
             "unknown {unknown:?} against known {known:?}"
         );
         server.stop().await;

@@ -111,8 +111,10 @@ backend_test!(
         alice.cmd("SELECT Unassigned").await;
         let uid = uid_of_message(&mut alice, "won-1@lottery.example").await;
 
-        // Thunderbird 153's junk button (and its classifier): the keyword,
-        // then the opposite one away; no move.
+        // Thunderbird 153's junk button on the message the agent is looking
+        // at (shown, so read): the keyword, then the opposite one away; no
+        // move.
+        assert!(alice.cmd(&format!("UID FETCH {uid} BODY[]")).await.ok());
         assert!(
             alice
                 .cmd(&format!("UID STORE {uid} +FLAGS (Junk)"))
@@ -171,6 +173,12 @@ backend_test!(
         .await;
         alice.cmd("SELECT Unassigned").await;
         let uid = uid_of_message(&mut alice, "pills-1@cheap.example").await;
+        assert!(
+            alice
+                .cmd(&format!("UID STORE {uid} +FLAGS.SILENT (\\Seen)"))
+                .await
+                .ok()
+        );
         assert!(
             alice
                 .cmd(&format!("UID STORE {uid} +FLAGS.SILENT ($Junk)"))
@@ -271,6 +279,63 @@ backend_test!(
         let dave_uid = uid_of_message(&mut dave, "printer-1@example.com").await;
         let flags = flags_of(&mut dave, dave_uid).await;
         assert!(!has(&flags, "NonJunk") && !has(&flags, "Junk"), "{flags:?}");
+        server.stop().await;
+    }
+);
+
+backend_test!(
+    async fn a_filter_marking_new_mail_junk_is_no_spam_until_the_agent_says_so(backend: Backend) {
+        let server = desk(&backend).await;
+        let ticket = writes_in(
+            &server,
+            "fiona@newcomer.example",
+            "My laptop will not start",
+            "laptop-1@newcomer.example",
+            "",
+        )
+        .await;
+        let mut alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+        alice.cmd("SELECT Unassigned").await;
+        let uid = uid_of_message(&mut alice, "laptop-1@newcomer.example").await;
+        // What Thunderbird's trained filter sent when the folder was opened
+        // (the real client's transcript): the unread message read with
+        // PEEK, then the mark.
+        assert!(
+            alice
+                .cmd(&format!("UID FETCH {uid} (UID BODY.PEEK[])"))
+                .await
+                .ok()
+        );
+        assert!(
+            alice
+                .cmd(&format!("UID STORE {uid} +FLAGS (Junk)"))
+                .await
+                .ok()
+        );
+        assert!(
+            alice
+                .cmd(&format!("UID STORE {uid} -FLAGS (NonJunk)"))
+                .await
+                .ok()
+        );
+        assert_eq!(count_in(&mut alice, "Junk").await, 0);
+        assert_eq!(count_in(&mut alice, "Unassigned").await, 1);
+        // The mark stays alice's own, as her client set it.
+        alice.cmd("SELECT Unassigned").await;
+        let flags = flags_of(&mut alice, uid).await;
+        assert!(has(&flags, "Junk"), "{flags:?}");
+        assert!(tags(&server, ticket).await.is_empty());
+
+        // Alice opens it and presses the junk button herself: Thunderbird
+        // stores Junk again (it is on already), and now it counts.
+        assert!(alice.cmd(&format!("UID FETCH {uid} BODY[]")).await.ok());
+        assert!(
+            alice
+                .cmd(&format!("UID STORE {uid} +FLAGS (Junk)"))
+                .await
+                .ok()
+        );
+        assert_eq!(count_in(&mut alice, "Junk").await, 1);
         server.stop().await;
     }
 );

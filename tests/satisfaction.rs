@@ -635,7 +635,9 @@ backend_test!(
         .await;
         let text = String::from_utf8_lossy(&dom.stdout);
         assert!(
-            text.contains(&format!("Ticket #{ticket}: you picked <strong>okay</strong>")),
+            text.contains(&format!(
+                "Ticket #{ticket}: you picked <strong>okay</strong>"
+            )),
             "{text}\n{}",
             String::from_utf8_lossy(&dom.stderr)
         );

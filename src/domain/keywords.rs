@@ -218,13 +218,20 @@ pub struct JunkFacts {
 }
 
 /// A Junk mark marks the ticket spam only on the message that opened the
-/// ticket, from a sender with no history, in a ticket nobody worked on.
-/// Anything else is a client's classifier talking (Thunderbird's marks an
-/// agent's own reply or a regular customer's mail as readily as spam):
-/// it stays the agent's own mark. An agent who means it moves the
-/// message to Junk, which always counts.
-pub fn junk_marks_spam(facts: &JunkFacts) -> bool {
-    facts.kind == MessageKind::Customer
+/// ticket, from a sender with no history, in a ticket nobody worked on,
+/// and only when the agent who marks it has read it (`read_by_marker`, the
+/// message `\Seen` for them once the mark is stored).
+///
+/// Anything else is a client's classifier talking. Thunderbird's marks an
+/// agent's own reply or a regular customer's mail as readily as spam, and
+/// it and Apple Mail's junk filters mark new mail as it arrives, unread
+/// (Thunderbird fetches it with BODY.PEEK, then stores `Junk`). A person
+/// presses the junk button on a message they are looking at, which the
+/// client has marked read. Such a mark stays the agent's own keyword. An
+/// agent who means it moves the message to Junk, which always counts.
+pub fn junk_marks_spam(facts: &JunkFacts, read_by_marker: bool) -> bool {
+    read_by_marker
+        && facts.kind == MessageKind::Customer
         && facts.opened_ticket
         && !facts.agents_wrote
         && !facts.sender_known
@@ -320,7 +327,9 @@ mod tests {
             agents_wrote: false,
             sender_known: false,
         };
-        assert!(junk_marks_spam(&stranger));
+        assert!(junk_marks_spam(&stranger, true));
+        // A filter's mark on mail nobody has read yet.
+        assert!(!junk_marks_spam(&stranger, false));
         for noise in [
             JunkFacts {
                 kind: MessageKind::Reply,
@@ -343,7 +352,7 @@ mod tests {
                 ..stranger.clone()
             },
         ] {
-            assert!(!junk_marks_spam(&noise), "{noise:?}");
+            assert!(!junk_marks_spam(&noise, true), "{noise:?}");
         }
     }
 }

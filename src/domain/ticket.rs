@@ -148,6 +148,18 @@ pub fn queue_display_name(name: &str) -> String {
     }
 }
 
+/// The name postdesk's own mail to customers comes from: "Billing support"
+/// for the billing queue, but "Support" (not "Support support") for a
+/// queue whose name says it already.
+pub fn queue_team_name(name: &str) -> String {
+    let shown = queue_display_name(name);
+    if name.to_lowercase().contains("support") {
+        shown
+    } else {
+        format!("{shown} support")
+    }
+}
+
 /// What a stored message is to its ticket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -448,6 +460,13 @@ pub struct NewEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn own_mail_comes_from_the_queues_team() {
+        assert_eq!(queue_team_name("billing"), "Billing support");
+        assert_eq!(queue_team_name("support"), "Support");
+        assert_eq!(queue_team_name("it-support"), "It-support");
+    }
 
     #[test]
     fn status_round_trips_and_rejects_unknown() {

@@ -9,7 +9,7 @@
 use super::selected::Selected;
 use super::session::{ImapSession, LoggedIn, Reply};
 use crate::domain::change::{ChangeRequest, TicketChange};
-use crate::domain::keywords::junk_marks_spam;
+use crate::domain::keywords::{Keyword, junk_marks_spam};
 use crate::domain::ticket::{Disposition, Priority};
 use crate::store::{FlagOp, MessageRef};
 use imap_codec::imap_types::command::StoreModifier;
@@ -174,7 +174,14 @@ impl ImapSession {
             .message_tickets(&messages)
             .await
             .map_err(Reply::from)?;
-        let mut junk_marked: Vec<i64> = Vec::new();
+        // (message, read by this agent once the flags are stored).
+        let mut junk_marked: Vec<(i64, bool)> = Vec::new();
+        // The junk button on a message the client's filter marked already
+        // stores Junk again: no change of flags, but the agent's word.
+        let asks_junk = !matches!(kind, StoreType::Remove)
+            && flags
+                .iter()
+                .any(|f| matches!(keywords.classify(f), Keyword::Junk(_)));
         let mut not_junk_marked: Vec<i64> = Vec::new();
         for &index in targets {
             let message = &selected.messages[index];
@@ -203,8 +210,8 @@ impl ImapSession {
             let asked = keywords.changes(&current, &next);
             own_added.extend(asked.add_own.iter().map(|k| (id, k.clone())));
             own_removed.extend(asked.remove_own.iter().map(|k| (id, k.clone())));
-            if asked.junk_set {
-                junk_marked.push(id);
+            if asked.junk_set || asks_junk {
+                junk_marked.push((id, has("\\Seen")));
             }
             if asked.not_junk_set {
                 not_junk_marked.push(id);
@@ -233,13 +240,13 @@ impl ImapSession {
         // noise about real work; NotJunk restores a spam ticket.
         let mut junk_causes: BTreeMap<i64, &'static str> = BTreeMap::new();
         if !junk_marked.is_empty() || !not_junk_marked.is_empty() {
-            let mut asked: Vec<i64> = junk_marked.clone();
+            let mut asked: Vec<i64> = junk_marked.iter().map(|(id, _)| *id).collect();
             asked.extend(&not_junk_marked);
             let facts = store.junk_facts(&asked).await.map_err(Reply::from)?;
-            for id in &junk_marked {
+            for (id, read) in &junk_marked {
                 if let (Some((facts, spam)), Some(ticket)) = (facts.get(id), tickets.get(id))
                     && !spam
-                    && junk_marks_spam(facts)
+                    && junk_marks_spam(facts, *read)
                 {
                     changes.entry(*ticket).or_default().disposition = Some(Some(Disposition::Spam));
                     junk_causes.insert(*ticket, "marked as junk over IMAP");

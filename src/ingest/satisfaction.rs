@@ -19,7 +19,7 @@ use crate::domain::filing::{self, AckCaps};
 use crate::domain::loops;
 use crate::domain::outgoing::OutgoingMail;
 use crate::domain::satisfaction::{self, Rating, SurveyFacts};
-use crate::domain::ticket::{EventKind, Status, queue_display_name};
+use crate::domain::ticket::{EventKind, Status, queue_team_name};
 use crate::domain::{address, message_id};
 use crate::net::Shutdown;
 use crate::store::{
@@ -175,7 +175,7 @@ fn survey_mail(app: &App, c: &SurveyCandidate, token: &str) -> Result<OutgoingMa
         )
         .map_err(|e| e.to_string())?;
     let message_id = app.own_ids.mint(c.ticket);
-    let display = format!("{} support", queue_display_name(&c.queue));
+    let display = queue_team_name(&c.queue);
     let raw_header = |text: &str| mail_builder::headers::raw::Raw::new(text.to_string());
     let to = match &c.customer_name {
         Some(name) => (name.clone(), c.customer_address.clone()).into(),
