@@ -115,11 +115,17 @@ backend_test!(
         // at (shown, so read): the keyword, then the opposite one away; no
         // move.
         assert!(alice.cmd(&format!("UID FETCH {uid} BODY[]")).await.ok());
+        let marked = alice.cmd(&format!("UID STORE {uid} +FLAGS (Junk)")).await;
+        assert!(marked.ok());
+        // The answer tells the flags asked for, though the ticket is on its
+        // way out of this view.
         assert!(
-            alice
-                .cmd(&format!("UID STORE {uid} +FLAGS (Junk)"))
-                .await
-                .ok()
+            marked
+                .untagged
+                .iter()
+                .any(|l| l.text.contains("FETCH") && l.text.contains("Junk")),
+            "{}",
+            marked.all_text()
         );
         assert!(
             alice

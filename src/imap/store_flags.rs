@@ -176,6 +176,11 @@ impl ImapSession {
             .map_err(Reply::from)?;
         // (message, read by this agent once the flags are stored).
         let mut junk_marked: Vec<(i64, bool)> = Vec::new();
+        // The flags each message was asked to have: the session's view of
+        // them from now on, so the STORE's answer tells them even for a
+        // message whose ticket the change takes out of this view (a Junk
+        // mark that makes it spam), which the refresh does not reload.
+        let mut asked_flags: Vec<(usize, String)> = Vec::new();
         // The junk button on a message the client's filter marked already
         // stores Junk again: no change of flags, but the agent's word.
         let asks_junk = !matches!(kind, StoreType::Remove)
@@ -193,6 +198,13 @@ impl ImapSession {
                 current.push_str(" \\Deleted");
             }
             let next = flag_op(kind, flags).apply(&current);
+            asked_flags.push((
+                index,
+                next.split(' ')
+                    .filter(|f| !f.is_empty() && !f.eq_ignore_ascii_case("\\Deleted"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ));
             let had = |f: &str| current.split(' ').any(|x| x.eq_ignore_ascii_case(f));
             let has = |f: &str| next.split(' ').any(|x| x.eq_ignore_ascii_case(f));
             match (had("\\Seen"), has("\\Seen")) {
@@ -286,6 +298,10 @@ impl ImapSession {
                 )
                 .await
                 .map_err(Reply::from)?;
+        }
+        // All stored: the session's flags are the asked ones.
+        for (index, flags) in asked_flags {
+            selected.messages[index].flags = flags;
         }
         Ok(())
     }
