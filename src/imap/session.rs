@@ -192,6 +192,9 @@ pub struct ImapSession {
 struct Heard {
     tickets: BTreeSet<i64>,
     everything: bool,
+    /// Every change up to this count of announcements
+    /// ([`crate::store::Store::announced`]) is in here.
+    upto: u64,
 }
 
 /// How often a selected view is reconciled in full even when every change
@@ -1067,13 +1070,17 @@ impl ImapSession {
 
     /// Every change announced so far, taken from the channel.
     fn take_heard(&mut self, agent: i64) -> Heard {
+        let upto = self.app.store.announced();
         loop {
             let change = self.changes.try_recv();
             if !self.hear(change, agent) {
                 break;
             }
         }
-        std::mem::take(&mut self.heard)
+        Heard {
+            upto,
+            ..std::mem::take(&mut self.heard)
+        }
     }
 
     /// A CONDSTORE-enabling command (RFC 7162 §3.1: FETCH MODSEQ or
@@ -1148,27 +1155,36 @@ impl ImapSession {
             // A change committed but never announced (a node that died
             // between its commit and its NOTIFY) is caught up within this.
             let due_in_full = selected.reconciled_in_full_at.elapsed() >= FULL_RECONCILE_EVERY;
-            if !heard.everything && !heard.tickets.is_empty() && !due_in_full {
-                let tickets: Vec<i64> = heard.tickets.into_iter().collect();
-                self.reconcile_tickets(login, selected.mailbox.id, &selected.folder, &tickets)
+            // The sessions showing this mailbox take turns; one that finds
+            // every change it heard reconciled already by another reads
+            // the result below, and the view is reconciled once per
+            // change, not once per session.
+            let mut synced = self.app.store.view_sync(selected.mailbox.id).await;
+            if due_in_full || *synced < heard.upto {
+                if !heard.everything && !heard.tickets.is_empty() && !due_in_full {
+                    let tickets: Vec<i64> = heard.tickets.into_iter().collect();
+                    self.reconcile_tickets(login, selected.mailbox.id, &selected.folder, &tickets)
+                        .await?;
+                } else if due_in_full
+                    || heard.everything
+                    || !heard.tickets.is_empty()
+                    || marker != selected.marker
+                {
+                    // The mailbox's own sync marker is written by full
+                    // reconciles only, so it is skipped only when truly current.
+                    self.reconcile(
+                        login,
+                        selected.mailbox.id,
+                        &selected.folder,
+                        due_in_full,
+                        "",
+                    )
                     .await?;
-            } else if due_in_full
-                || heard.everything
-                || !heard.tickets.is_empty()
-                || marker != selected.marker
-            {
-                // The mailbox's own sync marker is written by full
-                // reconciles only, so it is skipped only when truly current.
-                self.reconcile(
-                    login,
-                    selected.mailbox.id,
-                    &selected.folder,
-                    due_in_full,
-                    "",
-                )
-                .await?;
-                selected.reconciled_in_full_at = std::time::Instant::now();
+                    selected.reconciled_in_full_at = std::time::Instant::now();
+                }
+                *synced = (*synced).max(heard.upto);
             }
+            drop(synced);
             selected.marker = marker;
         }
         let store = &self.app.store;
