@@ -168,7 +168,16 @@ pub async fn serve(
 /// PostgreSQL every process announces its changes to every node: see
 /// `store::notify`.)
 pub async fn watch_external_changes(app: Arc<App>, mut shutdown: Shutdown) {
-    let mut last = None;
+    // Counted from the start: a change made in the first second is
+    // heard too.
+    let mut last = match app.store.external_commits().await {
+        Ok(None) => return,
+        Ok(version) => version,
+        Err(err) => {
+            tracing::warn!(%err, "imap change watch");
+            None
+        }
+    };
     loop {
         tokio::select! {
             _ = shutdown.stopped() => return,
