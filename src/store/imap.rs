@@ -217,8 +217,12 @@ fn members_of(tickets: Option<&[i64]>, shown: Shown) -> String {
             "SELECT uid, {}, flags FROM imap_members WHERE mailbox_id = $1",
             shown.column()
         ),
+        // Found through the tickets' messages (imap_members_message),
+        // not by reading every member of the mailbox: SQLite took the
+        // mailbox's index, and each reconcile of a few tickets read the
+        // whole view (the unary + keeps it off that index).
         Some(tickets) => format!(
-            "SELECT uid, message_id, flags FROM imap_members WHERE mailbox_id = $1
+            "SELECT uid, message_id, flags FROM imap_members WHERE +mailbox_id = $1
              AND message_id IN (SELECT id FROM messages WHERE ticket IN ({}))",
             placeholders(2, tickets.len().max(1))
         ),
