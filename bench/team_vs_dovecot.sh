@@ -47,6 +47,7 @@ tls_listen = "127.0.0.1:0"
 listen = "127.0.0.1:$imap"
 tls_listen = "127.0.0.1:0"
 max_connections_per_address = 1000
+max_connections_per_agent = 1000
 [http]
 listen = "127.0.0.1:0"
 [search]

@@ -1201,16 +1201,26 @@ impl ImapSession {
         {
             return Ok(());
         }
-        let members = if selected.knows_changes_since() {
+        // The changes since the MODSEQ the session knows, when it knows
+        // one; else the whole membership.
+        let (delta, members) = if selected.knows_changes_since() {
             let (changed, gone) = store
                 .imap_changes_since(mailbox.id, selected.mailbox.highestmodseq)
                 .await?;
-            selected.members_after(changed, &gone)
+            (Some((changed, gone)), Vec::new())
         } else {
             selected.refreshed_at = std::time::Instant::now();
-            store.imap_members(mailbox.id).await?
+            (None, store.imap_members(mailbox.id).await?)
         };
-        let newest = members.last().map(|m| m.uid).unwrap_or(0);
+        let newest = match &delta {
+            Some((changed, gone)) => changed
+                .iter()
+                .map(|m| m.uid)
+                .filter(|uid| !gone.contains(uid))
+                .max()
+                .unwrap_or(0),
+            None => members.last().map(|m| m.uid).unwrap_or(0),
+        };
         // Another session of the agent may have claimed the new messages'
         // \Recent already: then nothing is written.
         let recent_above =
@@ -1220,14 +1230,25 @@ impl ImapSession {
                 store.imap_claim_recent(mailbox.id, newest).await?
             };
         let updates = self.updates();
-        selected.apply(
-            mailbox,
-            members,
-            recent_above,
-            allow_expunge,
-            updates,
-            &mut self.out,
-        );
+        match delta {
+            Some((changed, gone)) => selected.apply_changes(
+                mailbox,
+                changed,
+                &gone,
+                recent_above,
+                allow_expunge,
+                updates,
+                &mut self.out,
+            ),
+            None => selected.apply(
+                mailbox,
+                members,
+                recent_above,
+                allow_expunge,
+                updates,
+                &mut self.out,
+            ),
+        };
         Ok(())
     }
 

@@ -202,8 +202,8 @@ impl Store {
             sqlx::query_scalar(
                 "SELECT MIN(sla_check_at) FROM tickets WHERE sla_check_at IS NOT NULL",
             )
-                .fetch_one(pool)
-                .await?
+            .fetch_one(pool)
+            .await?
         }))
     }
 
