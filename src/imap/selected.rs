@@ -163,8 +163,7 @@ impl Selected {
     pub fn apply_changes(
         &mut self,
         mailbox: Mailbox,
-        changed: Vec<Member>,
-        gone: &[u32],
+        (changed, gone): (Vec<Member>, Vec<u32>),
         recent_above: u32,
         allow_expunge: bool,
         updates: Updates,
@@ -611,8 +610,7 @@ mod tests {
                     let ra = whole.apply(mailbox(), members, 4, allow_expunge, updates, &mut a);
                     let rb = delta.apply_changes(
                         mailbox(),
-                        changed.clone(),
-                        &gone,
+                        (changed.clone(), gone.clone()),
                         4,
                         allow_expunge,
                         updates,

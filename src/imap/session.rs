@@ -1231,10 +1231,9 @@ impl ImapSession {
             };
         let updates = self.updates();
         match delta {
-            Some((changed, gone)) => selected.apply_changes(
+            Some(changes) => selected.apply_changes(
                 mailbox,
-                changed,
-                &gone,
+                changes,
                 recent_above,
                 allow_expunge,
                 updates,
