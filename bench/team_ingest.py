@@ -268,7 +268,8 @@ async def main():
         "accept_p99_ms": pct(stats["accept"], 0.99),
         "notify_p50_ms": pct(stats["notify"], 0.5),
         "notify_p99_ms": pct(stats["notify"], 0.99),
-        "seen_share": round(stats["seen"] / (accepted * a.clients), 3) if accepted else None,
+        "seen_share": (round(stats["seen"] / (accepted * a.clients), 3)
+                       if accepted and a.clients else None),
         "smtp_errors": stats["smtp_errors"],
         "imap_errors": stats["imap_errors"],
         "imap_error": stats.get("imap_error"),

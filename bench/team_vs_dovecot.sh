@@ -8,7 +8,10 @@
 # medians per server and rate come last.
 #
 #   bench/team_vs_dovecot.sh BIN [--fill 40000] [--clients 20]
-#       [--rates "50 200 1000"] [--seconds 60] [--rounds 2]
+#       [--rates "50 200 1000"] [--seconds 60] [--rounds 2] [--postdesk-only]
+#
+# --postdesk-only leaves Dovecot out (no peer stack needed): postdesk's
+# side alone, e.g. to compare builds.
 #
 # Needs the peer stack of ../shared/bench (mailstack.sh: Postfix + Dovecot,
 # apt packages postfix dovecot-imapd dovecot-lmtpd) and LOADGEN (default
@@ -16,14 +19,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$(realpath "$1"); shift
-FILL=40000 CLIENTS=20 RATES="50 200 1000" SECONDS_=60 ROUNDS=2
+FILL=40000 CLIENTS=20 RATES="50 200 1000" SECONDS_=60 ROUNDS=2 SERVERS="postdesk dovecot"
 while [ $# -gt 0 ]; do case "$1" in --fill) FILL=$2; shift 2;; --clients) CLIENTS=$2; shift 2;;
   --rates) RATES=$2; shift 2;; --seconds) SECONDS_=$2; shift 2;; --rounds) ROUNDS=$2; shift 2;;
+  --postdesk-only) SERVERS=postdesk; shift;;
   *) echo "bad arg $1" >&2; exit 2;; esac; done
 LOADGEN=$(realpath "${LOADGEN:-target/release/examples/loadgen}")
 PEERS=$(realpath "${PEERS:-../shared/bench}")
 RESULTS=$(mktemp /tmp/postdesk-team-vs-dovecot.XXXXXX)
-. "$PEERS/env.sh"
+if [ "$SERVERS" != postdesk ]; then . "$PEERS/env.sh"; fi
 
 # postdesk: a fresh data directory, acknowledgements and "possibly related"
 # notes off (the peer sends neither), the view filled before the clients come.
@@ -43,6 +47,7 @@ tls_listen = "127.0.0.1:0"
 listen = "127.0.0.1:$imap"
 tls_listen = "127.0.0.1:0"
 max_connections_per_address = 1000
+max_connections_per_agent = 1000
 [http]
 listen = "127.0.0.1:0"
 [search]
@@ -54,20 +59,26 @@ echo 'bench-password' | "$BIN" --config "$data/postdesk.toml" agent add agent@de
   --queue support --password-stdin >/dev/null
 "$BIN" --config "$data/postdesk.toml" serve > "$data/serve.log" 2>&1 &
 pid=$!
-trap 'kill $pid 2>/dev/null || true; "$PEERS/mailstack.sh" stop >/dev/null 2>&1 || true' EXIT
+if [ "$SERVERS" = postdesk ]; then
+  trap 'kill $pid 2>/dev/null || true' EXIT
+else
+  trap 'kill $pid 2>/dev/null || true; "$PEERS/mailstack.sh" stop >/dev/null 2>&1 || true' EXIT
+fi
 for _ in $(seq 1 300); do grep -q "IMAP" "$data/serve.log" 2>/dev/null && break; sleep 0.1; done
 echo "filling postdesk with $FILL messages"
 "$LOADGEN" --addr "127.0.0.1:$smtp" --to support@desk.bench --senders 16 \
   --messages "$FILL" --size 4000 --json >/dev/null
 
-echo "filling Dovecot with $FILL messages"
-"$PEERS/mailstack.sh" start >/dev/null
-"$PEERS/mailstack.sh" wipe-mail "$MAIL_USER" >/dev/null
-"$LOADGEN" --addr "127.0.0.1:$SMTP_PORT" --to "$MAIL_USER" --senders 16 \
-  --messages "$FILL" --size 4000 --json >/dev/null
-for _ in $(seq 1 1200); do
-  [ "$("$PEERS/mailstack.sh" count "$MAIL_USER")" -ge "$FILL" ] && break; sleep 0.5
-done
+if [ "$SERVERS" != postdesk ]; then
+  echo "filling Dovecot with $FILL messages"
+  "$PEERS/mailstack.sh" start >/dev/null
+  "$PEERS/mailstack.sh" wipe-mail "$MAIL_USER" >/dev/null
+  "$LOADGEN" --addr "127.0.0.1:$SMTP_PORT" --to "$MAIL_USER" --senders 16 \
+    --messages "$FILL" --size 4000 --json >/dev/null
+  for _ in $(seq 1 1200); do
+    [ "$("$PEERS/mailstack.sh" count "$MAIL_USER")" -ge "$FILL" ] && break; sleep 0.5
+  done
+fi
 sleep 5
 
 # Waits until the machine is quiet (under 10% of a core for 3 s in a row,
@@ -96,7 +107,8 @@ run_dovecot() { # RATE
 
 for round in $(seq 1 "$ROUNDS"); do
   for rate in $RATES; do
-    if [ $((round % 2)) = 1 ]; then order="postdesk dovecot"; else order="dovecot postdesk"; fi
+    if [ "$SERVERS" = postdesk ]; then order=postdesk
+    elif [ $((round % 2)) = 1 ]; then order="postdesk dovecot"; else order="dovecot postdesk"; fi
     for server in $order; do
       quiet
       "run_$server" "$rate" | tee -a "$RESULTS"

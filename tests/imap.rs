@@ -749,18 +749,154 @@ async fn a_shutdown_says_bye_to_waiting_and_idling_clients() {
 }
 
 backend_test!(
-    /// On SQLite, IDLE sessions hear of changes the CLI makes through a
-    /// marker read every second (other nodes on PostgreSQL are heard by
-    /// LISTEN/NOTIFY, tests/cluster.rs); the marker must read on every
-    /// backend (on PostgreSQL a SUM over bigint is NUMERIC).
-    async fn the_change_marker_moves_with_a_change_on_every_backend(backend: Backend) {
+    /// What the server itself changes is announced ticket by ticket; only
+    /// other processes' commits are announced as "something changed
+    /// elsewhere", which makes every IDLE session bring its view up to
+    /// date in full (issue 17: under steady mail the SQLite watcher took
+    /// the server's own commits for another process's, once a second).
+    async fn the_servers_own_changes_are_not_announced_as_external(backend: Backend) {
         let (server, ticket) = desk(&backend).await;
-        let before = server.store().imap_global_marker().await.expect("marker");
-        crate::common::set_status(server.store(), ticket, Status::Pending, chrono::Utc::now())
+        let mut changes = server.store().subscribe();
+        // Changes across several of the watcher's one-second looks.
+        let started = std::time::Instant::now();
+        let mut n = 0;
+        while started.elapsed() < std::time::Duration::from_millis(3500) {
+            n += 1;
+            let mail = message(
+                "dave@customer.example",
+                "support@desk.test",
+                &format!("Printer on fire {n}"),
+                &format!("fire-{n}@x"),
+                "",
+                "Help",
+            );
+            deliver(
+                server.smtp(),
+                "dave@customer.example",
+                &["support@desk.test"],
+                &mail,
+            )
+            .await;
+            let status = if n % 2 == 0 {
+                Status::Open
+            } else {
+                Status::Pending
+            };
+            crate::common::set_status(server.store(), ticket, status, chrono::Utc::now())
+                .await
+                .expect("status");
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let mut heard = Vec::new();
+        while let Ok(change) = changes.try_recv() {
+            heard.push(change);
+        }
+        assert!(
+            heard.contains(&postdesk::store::Change::Ticket(ticket)),
+            "{}: {heard:?}",
+            backend.name()
+        );
+        assert!(
+            !heard.contains(&postdesk::store::Change::External),
+            "{}: {heard:?}",
+            backend.name()
+        );
+        server.stop().await;
+    }
+);
+
+backend_test!(
+    /// A change another process makes (the command line, another node)
+    /// reaches an IDLE client: on SQLite the server looks for other
+    /// processes' commits every second, on PostgreSQL they are NOTIFYed.
+    async fn another_process_change_reaches_an_idle_client(backend: Backend) {
+        let (server, ticket) = desk(&backend).await;
+        let mut alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+        assert!(alice.cmd("SELECT Unassigned").await.ok());
+        alice.send_raw(b"i1 IDLE\r\n").await;
+        assert!(alice.read_line().await.text.starts_with('+'));
+        let other = postdesk::store::Store::connect(&server.config.database_url())
             .await
-            .expect("pending");
-        let after = server.store().imap_global_marker().await.expect("marker");
-        assert_ne!(before, after, "{}", backend.name());
+            .expect("second store");
+        let started = std::time::Instant::now();
+        crate::common::set_status(&other, ticket, Status::Closed, chrono::Utc::now())
+            .await
+            .expect("closed elsewhere");
+        other.close().await;
+        // The closed ticket's two messages leave Unassigned.
+        let mut expunged = 0;
+        while expunged < 2 {
+            let line = alice.read_line().await;
+            if line.text.ends_with(" EXPUNGE") {
+                expunged += 1;
+            }
+        }
+        let took = started.elapsed();
+        assert!(
+            took < std::time::Duration::from_secs(5),
+            "{}: {took:?}",
+            backend.name()
+        );
+        alice.send_raw(b"DONE\r\n").await;
+        assert!(alice.read_until_tagged("i1").await.ok());
+        server.stop().await;
+    }
+);
+
+backend_test!(
+    /// Several sessions of one agent on one view take turns bringing it
+    /// up to date (one reconciles a change, the others read the result):
+    /// every session still hears every message, in bursts and singly.
+    async fn every_session_of_a_shared_view_hears_every_message(backend: Backend) {
+        let (server, _ticket) = desk(&backend).await;
+        let mut sessions = Vec::new();
+        for _ in 0..4 {
+            let mut s = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+            assert!(s.cmd("SELECT Unassigned").await.ok());
+            s.send_raw(b"i1 IDLE\r\n").await;
+            assert!(s.read_line().await.text.starts_with('+'));
+            sessions.push(s);
+        }
+        let mut senders = Vec::new();
+        for n in 0..12 {
+            let smtp = server.smtp();
+            senders.push(tokio::spawn(async move {
+                let mail = message(
+                    "dave@customer.example",
+                    "support@desk.test",
+                    &format!("Burst {n}"),
+                    &format!("burst-{n}@x"),
+                    "",
+                    "Help",
+                );
+                deliver(smtp, "dave@customer.example", &["support@desk.test"], &mail).await;
+            }));
+            if n % 4 == 3 {
+                tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+            }
+        }
+        for sender in senders {
+            sender.await.expect("delivered");
+        }
+        for (i, s) in sessions.iter_mut().enumerate() {
+            let mut exists = 0;
+            while exists < 14 {
+                let line = s.read_line().await;
+                if let Some(n) = line.text.strip_suffix(" EXISTS") {
+                    exists = n.trim_start_matches("* ").parse().expect("count");
+                }
+            }
+            assert_eq!(exists, 14, "session {i} on {}", backend.name());
+            s.send_raw(b"DONE\r\n").await;
+            assert!(s.read_until_tagged("i1").await.ok());
+            assert_eq!(
+                s.uids().await.len(),
+                14,
+                "session {i} on {}",
+                backend.name()
+            );
+        }
         server.stop().await;
     }
 );

@@ -164,22 +164,35 @@ pub async fn serve(
 
 /// Watches an SQLite store for changes made outside this process (the
 /// CLI) and announces them, so IDLE sessions hear of every change within
-/// a second without each polling the database. (On PostgreSQL every
-/// process announces its changes to every node: see `store::notify`.)
+/// a second without each polling the database. Only other processes'
+/// commits count ([`crate::store::Store::external_commits`]): this
+/// process announced its own as it made them, ticket by ticket. (On
+/// PostgreSQL every process announces its changes to every node: see
+/// `store::notify`.)
 pub async fn watch_external_changes(app: Arc<App>, mut shutdown: Shutdown) {
-    let mut last = String::new();
+    // Counted from the start: a change made in the first second is
+    // heard too.
+    let mut last = match app.store.external_commits().await {
+        Ok(None) => return,
+        Ok(version) => version,
+        Err(err) => {
+            tracing::warn!(%err, "imap change watch");
+            None
+        }
+    };
     loop {
         tokio::select! {
             _ = shutdown.stopped() => return,
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
-        match app.store.imap_global_marker().await {
-            Ok(marker) => {
-                if !last.is_empty() && marker != last {
+        match app.store.external_commits().await {
+            Ok(Some(version)) => {
+                if last.is_some_and(|last| last != version) {
                     app.store.announce_external();
                 }
-                last = marker;
+                last = Some(version);
             }
+            Ok(None) => return,
             Err(err) => tracing::warn!(%err, "imap change watch"),
         }
     }

@@ -200,6 +200,9 @@ pub struct ImapSession {
 struct Heard {
     tickets: BTreeSet<i64>,
     everything: bool,
+    /// Every change up to this count of announcements
+    /// ([`crate::store::Store::announced`]) is in here.
+    upto: u64,
 }
 
 /// How often a selected view is reconciled in full even when every change
@@ -1166,13 +1169,17 @@ impl ImapSession {
 
     /// Every change announced so far, taken from the channel.
     fn take_heard(&mut self, agent: i64) -> Heard {
+        let upto = self.app.store.announced();
         loop {
             let change = self.changes.try_recv();
             if !self.hear(change, agent) {
                 break;
             }
         }
-        std::mem::take(&mut self.heard)
+        Heard {
+            upto,
+            ..std::mem::take(&mut self.heard)
+        }
     }
 
     /// A CONDSTORE-enabling command (RFC 7162 §3.1: FETCH MODSEQ or
@@ -1248,27 +1255,36 @@ impl ImapSession {
             // A change committed but never announced (a node that died
             // between its commit and its NOTIFY) is caught up within this.
             let due_in_full = selected.reconciled_in_full_at.elapsed() >= FULL_RECONCILE_EVERY;
-            if !heard.everything && !heard.tickets.is_empty() && !due_in_full {
-                let tickets: Vec<i64> = heard.tickets.into_iter().collect();
-                self.reconcile_tickets(login, selected.mailbox.id, &selected.folder, &tickets)
+            // The sessions showing this mailbox take turns; one that finds
+            // every change it heard reconciled already by another reads
+            // the result below, and the view is reconciled once per
+            // change, not once per session.
+            let mut synced = self.app.store.view_sync(selected.mailbox.id).await;
+            if due_in_full || *synced < heard.upto {
+                if !heard.everything && !heard.tickets.is_empty() && !due_in_full {
+                    let tickets: Vec<i64> = heard.tickets.into_iter().collect();
+                    self.reconcile_tickets(login, selected.mailbox.id, &selected.folder, &tickets)
+                        .await?;
+                } else if due_in_full
+                    || heard.everything
+                    || !heard.tickets.is_empty()
+                    || marker != selected.marker
+                {
+                    // The mailbox's own sync marker is written by full
+                    // reconciles only, so it is skipped only when truly current.
+                    self.reconcile(
+                        login,
+                        selected.mailbox.id,
+                        &selected.folder,
+                        due_in_full,
+                        "",
+                    )
                     .await?;
-            } else if due_in_full
-                || heard.everything
-                || !heard.tickets.is_empty()
-                || marker != selected.marker
-            {
-                // The mailbox's own sync marker is written by full
-                // reconciles only, so it is skipped only when truly current.
-                self.reconcile(
-                    login,
-                    selected.mailbox.id,
-                    &selected.folder,
-                    due_in_full,
-                    "",
-                )
-                .await?;
-                selected.reconciled_in_full_at = std::time::Instant::now();
+                    selected.reconciled_in_full_at = std::time::Instant::now();
+                }
+                *synced = (*synced).max(heard.upto);
             }
+            drop(synced);
             selected.marker = marker;
         }
         let store = &self.app.store;
@@ -1285,16 +1301,26 @@ impl ImapSession {
         {
             return Ok(());
         }
-        let members = if selected.knows_changes_since() {
+        // The changes since the MODSEQ the session knows, when it knows
+        // one; else the whole membership.
+        let (delta, members) = if selected.knows_changes_since() {
             let (changed, gone) = store
                 .imap_changes_since(mailbox.id, selected.mailbox.highestmodseq)
                 .await?;
-            selected.members_after(changed, &gone)
+            (Some((changed, gone)), Vec::new())
         } else {
             selected.refreshed_at = std::time::Instant::now();
-            store.imap_members(mailbox.id).await?
+            (None, store.imap_members(mailbox.id).await?)
         };
-        let newest = members.last().map(|m| m.uid).unwrap_or(0);
+        let newest = match &delta {
+            Some((changed, gone)) => changed
+                .iter()
+                .map(|m| m.uid)
+                .filter(|uid| !gone.contains(uid))
+                .max()
+                .unwrap_or(0),
+            None => members.last().map(|m| m.uid).unwrap_or(0),
+        };
         // Another session of the agent may have claimed the new messages'
         // \Recent already: then nothing is written.
         // An IMAP4rev2 session has no \Recent (RFC 9051): it claims none,
@@ -1309,14 +1335,24 @@ impl ImapSession {
             store.imap_claim_recent(mailbox.id, newest).await?
         };
         let updates = self.updates();
-        selected.apply(
-            mailbox,
-            members,
-            recent_above,
-            allow_expunge,
-            updates,
-            &mut self.out,
-        );
+        match delta {
+            Some(changes) => selected.apply_changes(
+                mailbox,
+                changes,
+                recent_above,
+                allow_expunge,
+                updates,
+                &mut self.out,
+            ),
+            None => selected.apply(
+                mailbox,
+                members,
+                recent_above,
+                allow_expunge,
+                updates,
+                &mut self.out,
+            ),
+        };
         Ok(())
     }
 

@@ -165,6 +165,30 @@ pub struct Store {
     filer: Option<tokio::sync::mpsc::Sender<filing::FileJob>>,
     /// What that writer did (batches formed, messages refiled).
     writer_stats: std::sync::Arc<std::sync::Mutex<WriterStats>>,
+    /// Which changes the views were brought up to date with (see
+    /// [`ViewSyncs`]).
+    pub(crate) view_syncs: ViewSyncs,
+}
+
+/// How far each mailbox's members were brought up to date, counted in
+/// announcements ([`Store::announced`]), so that the sessions showing one
+/// mailbox reconcile it once per change, not once each.
+///
+/// Every session hears every change and used to reconcile its view for
+/// it: 20 sessions on one view made 20 reconciles, each a write
+/// transaction on SQLite's one writer (issue 17: ~2 membership writes
+/// per message filed, and the filing queue waited behind them). A
+/// session now reconciles under its mailbox's lock, and skips when
+/// another session already covered every change it heard.
+#[derive(Clone, Default)]
+pub(crate) struct ViewSyncs {
+    /// Changes announced so far; counted after each is sent, so a
+    /// session that reads this and then empties its channel has heard at
+    /// least that many.
+    announced: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    mailboxes: std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<i64, std::sync::Arc<tokio::sync::Mutex<u64>>>>,
+    >,
 }
 
 /// Runs `$body` with `$pool` bound to the writing pool of either backend.
@@ -642,6 +666,7 @@ impl Store {
             notifier,
             filer,
             writer_stats,
+            view_syncs: ViewSyncs::default(),
         })
     }
 
@@ -753,6 +778,34 @@ impl Store {
     pub(crate) fn announce_local(&self, change: Change) {
         // Nobody listening (a CLI command) is fine.
         let _ = self.changes.send(change);
+        self.view_syncs
+            .announced
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// How many changes were announced in this process so far (see
+    /// [`ViewSyncs`]). Read it before taking changes from
+    /// [`Store::subscribe`]'s channel: they then include all of these.
+    pub fn announced(&self) -> u64 {
+        self.view_syncs
+            .announced
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Holds a mailbox for reconciling, with the count of announcements
+    /// its members were last brought up to date with: a session that
+    /// heard no more than that has nothing to reconcile, and one that
+    /// reconciles sets it to what it heard.
+    pub async fn view_sync(&self, mailbox_id: i64) -> tokio::sync::OwnedMutexGuard<u64> {
+        let lock = {
+            let mut mailboxes = self
+                .view_syncs
+                .mailboxes
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            std::sync::Arc::clone(mailboxes.entry(mailbox_id).or_default())
+        };
+        lock.lock_owned().await
     }
 
     /// Waits until the changes announced so far were sent to the other

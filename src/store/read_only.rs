@@ -68,6 +68,7 @@ impl Store {
             // No writer task: nothing is filed through a read-only store.
             filer: None,
             writer_stats: std::sync::Arc::default(),
+            view_syncs: super::ViewSyncs::default(),
         };
         match store.schema_problem().await {
             Ok(None) => Ok(store),
