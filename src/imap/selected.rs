@@ -237,15 +237,19 @@ impl Selected {
             }
         }
         if !added.is_empty() {
-            self.recent.extend(
-                added
-                    .iter()
-                    .map(|m| m.uid)
-                    .filter(|uid| *uid > recent_above),
-            );
+            if updates.recent {
+                self.recent.extend(
+                    added
+                        .iter()
+                        .map(|m| m.uid)
+                        .filter(|uid| *uid > recent_above),
+                );
+            }
             self.messages.extend(added.into_iter().map(Message::from));
             out.extend_from_slice(format!("* {} EXISTS\r\n", self.messages.len()).as_bytes());
-            out.extend_from_slice(format!("* {} RECENT\r\n", self.recent.len()).as_bytes());
+            if updates.recent {
+                out.extend_from_slice(format!("* {} RECENT\r\n", self.recent.len()).as_bytes());
+            }
         }
         if pending_expunge {
             if self.held_back_at.is_none() {
@@ -607,10 +611,11 @@ mod tests {
         ];
         for (changed, gone) in cases {
             for allow_expunge in [true, false] {
-                for qresync in [true, false] {
+                for (qresync, recent) in [(true, false), (false, true), (false, false)] {
                     let updates = Updates {
                         condstore: qresync,
                         qresync,
+                        recent,
                     };
                     let mut whole = selected(&[3, 5, 9]);
                     let mut delta = selected(&[3, 5, 9]);
@@ -625,7 +630,7 @@ mod tests {
                         updates,
                         &mut b,
                     );
-                    let case = format!("{changed:?} {gone:?} {allow_expunge} {qresync}");
+                    let case = format!("{changed:?} {gone:?} {allow_expunge} {qresync} {recent}");
                     assert_eq!(
                         String::from_utf8_lossy(&a),
                         String::from_utf8_lossy(&b),
