@@ -236,6 +236,23 @@ impl Selected {
                 None => {}
             }
         }
+        self.finish(mailbox, added, recent_above, pending_expunge, updates, out);
+        reported
+    }
+
+    /// The end of a refresh: new messages appended and announced (EXISTS,
+    /// and RECENT for an IMAP4rev1 session), and the mailbox's state taken
+    /// unless expunges are held back, in which case the old state is kept
+    /// so that the next refresh looks again.
+    fn finish(
+        &mut self,
+        mailbox: Mailbox,
+        added: Vec<Member>,
+        recent_above: u32,
+        pending_expunge: bool,
+        updates: Updates,
+        out: &mut Vec<u8>,
+    ) {
         if !added.is_empty() {
             if updates.recent {
                 self.recent.extend(
@@ -261,7 +278,6 @@ impl Selected {
             self.held_back_at = None;
             self.mailbox = mailbox;
         }
-        reported
     }
 
     pub fn max_uid(&self) -> u32 {
@@ -445,34 +461,8 @@ impl Selected {
         }
         let last = self.max_uid();
         let mut added: Vec<Member> = current.into_values().filter(|m| m.uid > last).collect();
-        if !added.is_empty() {
-            added.sort_by_key(|m| m.uid);
-            if updates.recent {
-                self.recent.extend(
-                    added
-                        .iter()
-                        .map(|m| m.uid)
-                        .filter(|uid| *uid > recent_above),
-                );
-            }
-            self.messages.extend(added.into_iter().map(Message::from));
-            out.extend_from_slice(format!("* {} EXISTS\r\n", self.messages.len()).as_bytes());
-            if updates.recent {
-                out.extend_from_slice(format!("* {} RECENT\r\n", self.recent.len()).as_bytes());
-            }
-        }
-        // While expunges are held back, remember the old state so the next
-        // refresh looks again.
-        if pending_expunge {
-            if self.held_back_at.is_none() {
-                self.held_back_at = Some(self.mailbox.highestmodseq);
-            }
-            self.mailbox.uidnext = mailbox.uidnext;
-            self.mailbox.highestmodseq = 0;
-        } else {
-            self.held_back_at = None;
-            self.mailbox = mailbox;
-        }
+        added.sort_by_key(|m| m.uid);
+        self.finish(mailbox, added, recent_above, pending_expunge, updates, out);
         reported
     }
 }
