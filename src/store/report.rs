@@ -239,33 +239,25 @@ impl Store {
         rest: &str,
         binds: &[Bind],
     ) -> Result<Vec<T>> {
-        // Written out per backend: the query types differ, the binding not.
-        let json: String = match &self.backend {
-            super::Backend::Sqlite { read, .. } => {
-                let sql = format!("SELECT json_group_array(json_array({columns})) {rest}");
-                let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
-                for bind in binds {
-                    query = match bind {
-                        Bind::At(at) => query.bind(*at),
-                        Bind::Number(n) => query.bind(*n),
-                    };
-                }
-                query.fetch_one(read).await?
+        // The same fold in each backend's spelling.
+        let sql = match &self.backend {
+            super::Backend::Sqlite { .. } => {
+                format!("SELECT json_group_array(json_array({columns})) {rest}")
             }
-            super::Backend::Postgres(pool) => {
-                let sql = format!(
-                    "SELECT COALESCE(json_agg(json_build_array({columns})), '[]'::json)::text {rest}"
-                );
-                let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
-                for bind in binds {
-                    query = match bind {
-                        Bind::At(at) => query.bind(*at),
-                        Bind::Number(n) => query.bind(*n),
-                    };
-                }
-                query.fetch_one(pool).await?
-            }
+            super::Backend::Postgres(_) => format!(
+                "SELECT COALESCE(json_agg(json_build_array({columns})), '[]'::json)::text {rest}"
+            ),
         };
+        let json: String = dispatch_read!(self, |pool| {
+            let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
+            for bind in binds {
+                query = match bind {
+                    Bind::At(at) => query.bind(*at),
+                    Bind::Number(n) => query.bind(*n),
+                };
+            }
+            query.fetch_one(pool).await?
+        });
         serde_json::from_str(&json)
             .map_err(|e| super::StoreError::Corrupt(format!("report rows: {e}")))
     }
