@@ -193,25 +193,12 @@ impl Selected {
         let index_of =
             |messages: &[Message], uid: u32| messages.binary_search_by_key(&uid, |m| m.uid).ok();
         if allow_expunge {
-            let mut vanished = Vec::new();
-            // Highest first: each EXPUNGE's number is still valid when
-            // the client reads it.
-            for uid in gone.iter().rev() {
-                if let Some(index) = index_of(&self.messages, *uid) {
-                    if !updates.qresync {
-                        out.extend_from_slice(format!("* {} EXPUNGE\r\n", index + 1).as_bytes());
-                    }
-                    let gone = self.messages.remove(index);
-                    self.deleted.remove(&gone.uid);
-                    self.recent.remove(&gone.uid);
-                    vanished.push((gone.uid, gone.uid));
-                }
-            }
-            if updates.qresync && !vanished.is_empty() {
-                vanished.reverse();
-                let uids = super::qresync::write_ranges(&merge_ranges(vanished));
-                out.extend_from_slice(format!("* VANISHED {uids}\r\n").as_bytes());
-            }
+            let indexes: Vec<usize> = gone
+                .iter()
+                .rev()
+                .filter_map(|uid| index_of(&self.messages, *uid))
+                .collect();
+            self.expunge(indexes, updates, out);
         }
         let pending_expunge = gone
             .iter()
@@ -238,6 +225,28 @@ impl Selected {
         }
         self.finish(mailbox, added, recent_above, pending_expunge, updates, out);
         reported
+    }
+
+    /// Removes the messages at `indexes` (highest first, so that each
+    /// EXPUNGE's number is still valid when the client reads it) and tells
+    /// the client: EXPUNGE per message, or with QRESYNC their UIDs once in
+    /// VANISHED (RFC 7162 §3.2.10).
+    fn expunge(&mut self, indexes: Vec<usize>, updates: Updates, out: &mut Vec<u8>) {
+        let mut vanished = Vec::new();
+        for index in indexes {
+            if !updates.qresync {
+                out.extend_from_slice(format!("* {} EXPUNGE\r\n", index + 1).as_bytes());
+            }
+            let gone = self.messages.remove(index);
+            self.deleted.remove(&gone.uid);
+            self.recent.remove(&gone.uid);
+            vanished.push((gone.uid, gone.uid));
+        }
+        if updates.qresync && !vanished.is_empty() {
+            vanished.reverse();
+            let uids = super::qresync::write_ranges(&merge_ranges(vanished));
+            out.extend_from_slice(format!("* VANISHED {uids}\r\n").as_bytes());
+        }
     }
 
     /// The end of a refresh: new messages appended and announced (EXISTS,
@@ -421,26 +430,11 @@ impl Selected {
         let mut reported = HashSet::new();
         let mut pending_expunge = false;
         if allow_expunge {
-            let mut vanished = Vec::new();
-            let mut index = self.messages.len();
-            while index > 0 {
-                index -= 1;
-                if !current.contains_key(&self.messages[index].uid) {
-                    if !updates.qresync {
-                        out.extend_from_slice(format!("* {} EXPUNGE\r\n", index + 1).as_bytes());
-                    }
-                    let gone = self.messages.remove(index);
-                    self.deleted.remove(&gone.uid);
-                    self.recent.remove(&gone.uid);
-                    vanished.push((gone.uid, gone.uid));
-                }
-            }
-            // With QRESYNC the client hears UIDs, once (RFC 7162 §3.2.10).
-            if updates.qresync && !vanished.is_empty() {
-                vanished.reverse();
-                let uids = super::qresync::write_ranges(&merge_ranges(vanished));
-                out.extend_from_slice(format!("* VANISHED {uids}\r\n").as_bytes());
-            }
+            let indexes: Vec<usize> = (0..self.messages.len())
+                .rev()
+                .filter(|index| !current.contains_key(&self.messages[*index].uid))
+                .collect();
+            self.expunge(indexes, updates, out);
         }
         for index in 0..self.messages.len() {
             let uid = self.messages[index].uid;
