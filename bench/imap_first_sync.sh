@@ -24,11 +24,15 @@ DATA=$(mktemp -d /tmp/postdesk-bench.XXXXXX)
 SMTP_PORT=${SMTP_PORT:-12525} IMAP_PORT=${IMAP_PORT:-12243}
 # All the IDLE clients come from 127.0.0.1: lift the per-address limits
 # (builds from before they existed do not know the keys).
+IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-1000}
+ALLOWED=$((IDLE_CONNECTIONS + 200))
 LIMITS=""
 if grep -q max_unauthenticated "$BIN"; then
-  LIMITS="max_connections_per_address = 1200
-max_unauthenticated = 1200"
+  LIMITS="max_connections_per_address = $ALLOWED
+max_unauthenticated = $ALLOWED"
 fi
+# One descriptor per connection in the server and in the client.
+ulimit -n "$(ulimit -Hn)"
 cat > "$DATA/postdesk.toml" <<TOML
 hostname = "desk.bench"
 data_dir = "$DATA"
@@ -40,7 +44,8 @@ max_connections = 100
 [imap]
 listen = "127.0.0.1:$IMAP_PORT"
 tls_listen = "127.0.0.1:0"
-max_connections_per_agent = 1100
+max_connections_per_agent = $ALLOWED
+max_connections = $ALLOWED
 $LIMITS
 [autoreply]
 enabled = false
@@ -63,9 +68,9 @@ python3 "$PEERS_DIR/gen_corpus.py" -n "$N" --seed 42 --to support@support.test \
 echo "postdesk: $(count) messages stored"
 python3 "$PEERS_DIR/imap_sync_bench.py" --port "$IMAP_PORT" --user bench@support.test \
   --password bench-password --mailbox Unassigned --runs "$RUNS"
-echo "postdesk: memory with ${IDLE_CONNECTIONS:-1000} connections in IDLE"
+echo "postdesk: memory with $IDLE_CONNECTIONS connections in IDLE"
 python3 bench/imap_idle_memory.py --pid "$SERVER" --port "$IMAP_PORT" --user bench@support.test \
-  --password bench-password -n "${IDLE_CONNECTIONS:-1000}"
+  --password bench-password -n "$IDLE_CONNECTIONS"
 
 if [ "$DOVECOT" = 1 ]; then
   echo "dovecot: delivering $N messages"

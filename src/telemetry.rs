@@ -35,6 +35,10 @@ pub const DISK_FREE: &str = "postdesk_disk_free_bytes";
 pub const DB_ACQUIRE_SECONDS: &str = "postdesk_db_acquire_duration_seconds";
 /// Connections of a database pool, by pool and state (`busy`, `idle`, `max`).
 pub const DB_CONNECTIONS: &str = "postdesk_db_pool_connections";
+/// Mailbox members kept in memory for SELECT (recently selected views).
+pub const IMAP_SNAPSHOT_MEMBERS: &str = "postdesk_imap_snapshot_members";
+/// Bytes of message headers kept in memory for header FETCH.
+pub const IMAP_HEADER_CACHE_BYTES: &str = "postdesk_imap_header_cache_bytes";
 /// Messages waiting for SQLite's group-commit writer.
 pub const DB_FILING_QUEUE: &str = "postdesk_db_filing_queue";
 

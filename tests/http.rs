@@ -236,3 +236,59 @@ backend_test!(
         server.stop().await;
     }
 );
+
+backend_test!(
+    /// SELECT starts from the members kept at the last SELECT of the
+    /// mailbox and a header FETCH from the headers read before: both are
+    /// memory an administrator should see.
+    async fn metrics_show_what_the_imap_read_caches_hold(backend: Backend) {
+        let server = TestServer::start(&backend).await;
+        crate::common::imap::add_agent(&server, "alice@desk.test", &["support"], false).await;
+        let body = message(
+            "ann@example.org",
+            "support@desk.test",
+            "Printer",
+            "cache-1@example.org",
+            "",
+            "It jams.",
+        );
+        ticket_of(
+            &deliver(
+                server.smtp(),
+                "ann@example.org",
+                &["support@desk.test"],
+                &body,
+            )
+            .await,
+        );
+        let before = metrics(&server).await;
+        assert_eq!(
+            value(&before, "postdesk_imap_header_cache_bytes", &[]),
+            0.0,
+            "{before}"
+        );
+
+        let mut alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+        assert!(alice.cmd("SELECT Unassigned").await.ok());
+        let fetched = alice
+            .cmd("UID FETCH 1:* (UID FLAGS BODY.PEEK[HEADER.FIELDS (From Subject)])")
+            .await;
+        assert!(fetched.ok(), "{}", fetched.all_text());
+        assert!(
+            fetched.all_text().contains("Printer"),
+            "{}",
+            fetched.all_text()
+        );
+
+        let after = metrics(&server).await;
+        assert!(
+            value(&after, "postdesk_imap_snapshot_members", &[]) >= 1.0,
+            "{after}"
+        );
+        assert!(
+            value(&after, "postdesk_imap_header_cache_bytes", &[]) > 0.0,
+            "{after}"
+        );
+        server.stop().await;
+    }
+);

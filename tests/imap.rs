@@ -901,6 +901,40 @@ backend_test!(
     }
 );
 
+/// `(UID, flags, sorted)` of every member of an agent's mailbox, read from
+/// the store in full (no snapshot kept in memory).
+async fn stored_view(server: &TestServer, agent: &str, folder: &str) -> Vec<(u32, Vec<String>)> {
+    let store = server.store();
+    let agent = store
+        .login_agent(agent)
+        .await
+        .expect("read agent")
+        .expect("agent exists");
+    let mailboxes = store.imap_mailboxes(agent.id).await.expect("mailboxes");
+    let mailbox = mailboxes
+        .iter()
+        .find(|m| m.name == folder)
+        .unwrap_or_else(|| panic!("no mailbox {folder}"));
+    let mut view: Vec<(u32, Vec<String>)> = store
+        .imap_members(mailbox.id)
+        .await
+        .expect("members")
+        .into_iter()
+        .map(|m| {
+            let mut flags: Vec<String> = m
+                .flags
+                .split(' ')
+                .filter(|f| !f.is_empty())
+                .map(str::to_string)
+                .collect();
+            flags.sort();
+            (m.uid, flags)
+        })
+        .collect();
+    view.sort();
+    view
+}
+
 /// `(UID, flags without \Recent, sorted)` of every message a session shows.
 async fn view_of(client: &mut ImapClient) -> Vec<(u32, Vec<String>)> {
     let fetched = client.cmd("UID FETCH 1:* (FLAGS)").await;
@@ -1038,6 +1072,11 @@ backend_test!(
                 assert!(fresh.cmd(&format!("EXAMINE {folder}")).await.ok());
                 let expected = view_of(&mut fresh).await;
                 assert_eq!(kept, expected, "step {step}, {folder}");
+                // A fresh SELECT starts from the members kept in memory at
+                // the last one and reads what changed since: it must show
+                // what the store holds, read in full.
+                let stored = stored_view(&server, "alice@desk.test", folder).await;
+                assert_eq!(expected, stored, "step {step}, {folder}, stored");
             }
         }
         server.stop().await;

@@ -121,6 +121,9 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             .set(f64::from(pool.max));
     }
     metrics::gauge!(telemetry::DB_FILING_QUEUE).set(usage.filing_queue as f64);
+    let (members, header_bytes) = app.store.read_cache_usage();
+    metrics::gauge!(telemetry::IMAP_SNAPSHOT_MEMBERS).set(members as f64);
+    metrics::gauge!(telemetry::IMAP_HEADER_CACHE_BYTES).set(header_bytes as f64);
     if let Some(free) = app.disk.status().available {
         metrics::gauge!(telemetry::DISK_FREE).set(free as f64);
     }

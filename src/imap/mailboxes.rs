@@ -287,10 +287,8 @@ impl ImapSession {
             .reconcile(login, mailbox.id, &folder, false, "")
             .await?;
         let store = &self.app.store;
-        let (mailbox, members) = (
-            store.imap_mailbox(mailbox.id).await?,
-            store.imap_members(mailbox.id).await?,
-        );
+        let mailbox = store.imap_mailbox(mailbox.id).await?;
+        let members = store.imap_members_now(&mailbox).await?;
         let first_unseen = members
             .iter()
             .position(|m| !m.flags.split(' ').any(|f| f == "\\Seen"));
@@ -299,7 +297,9 @@ impl ImapSession {
             (mailbox.uidvalidity, mailbox.uidnext, mailbox.highestmodseq);
         let newest = members.last().map(|m| m.uid).unwrap_or(0);
         // IMAP4rev2 has no \Recent: such a session claims none.
-        let recent_above = if read_only || self.rev2 {
+        // Nothing to claim when another session claimed these already: no
+        // write on SELECT of a quiet mailbox.
+        let recent_above = if read_only || self.rev2 || newest <= mailbox.recent_uid {
             mailbox.recent_uid
         } else {
             self.app.store.imap_claim_recent(mailbox.id, newest).await?

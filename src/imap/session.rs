@@ -626,7 +626,7 @@ impl ImapSession {
             _ => match (state.login(), extended::parse_list(&message)) {
                 (Some(login), Some(Ok((tag, list)))) => {
                     tracing::trace!(peer = %self.peer, %tag, "imap extended LIST");
-                    let reply = self.list_extended(login, &list, false).await;
+                    let reply = Box::pin(self.list_extended(login, &list, false)).await;
                     (state, tag, "LIST", reply, Flow::Continue)
                 }
                 (Some(_), Some(Err(why))) => {
@@ -647,7 +647,7 @@ impl ImapSession {
                     Some(Ok((tag, name, items))) => {
                         let name = String::from_utf8_lossy(&name);
                         let name = super::rev2::stored_name(self.rev2, &name);
-                        let reply = self.status_of(login, &name, &items).await;
+                        let reply = Box::pin(self.status_of(login, &name, &items)).await;
                         (state, tag, "STATUS", reply, Flow::Continue)
                     }
                     Some(Err(why)) => {
@@ -787,12 +787,29 @@ impl ImapSession {
                 );
                 Reply::ok("ID completed")
             }
+            // IDLE waits for as long as the client likes: it runs in a small
+            // future of its own. The other commands' larger state is boxed,
+            // so it is allocated while they run, not while a session idles
+            // (issue 17: 10,000 connections in IDLE).
+            CommandBody::Idle if state.is_logged_in() => {
+                let (login, mut selected) = match state {
+                    State::Authenticated { login } => (login, None),
+                    State::Selected { login, mailbox } => (login, Some(mailbox)),
+                    State::NotAuthenticated => {
+                        return (state, Reply::bad("Log in first"), Flow::Continue);
+                    }
+                };
+                let (reply, flow) = self.idle(&login, selected.as_deref_mut()).await;
+                return (State::logged_in(login, selected), reply, flow);
+            }
             body => {
                 return match state {
-                    State::NotAuthenticated => self.not_authenticated(body).await,
-                    State::Authenticated { login } => self.logged_in(login, None, body).await,
+                    State::NotAuthenticated => Box::pin(self.not_authenticated(body)).await,
+                    State::Authenticated { login } => {
+                        Box::pin(self.logged_in(login, None, body)).await
+                    }
                     State::Selected { login, mailbox } => {
-                        self.logged_in(login, Some(mailbox), body).await
+                        Box::pin(self.logged_in(login, Some(mailbox), body)).await
                     }
                 };
             }
@@ -968,10 +985,6 @@ impl ImapSession {
             } => {
                 self.append(&login, &mailbox, &flags, date.as_ref(), &message)
                     .await
-            }
-            CommandBody::Idle => {
-                let (reply, flow) = self.idle(&login, selected.as_deref_mut()).await;
-                return (State::logged_in(login, selected), reply, flow);
             }
             body => match selected.as_deref_mut() {
                 None => Reply::bad("Select a mailbox first"),
@@ -1236,6 +1249,17 @@ impl ImapSession {
         selected: &mut Selected,
         allow_expunge: bool,
     ) -> Result<(), StoreError> {
+        // Boxed: its state (the store's reads and reconciles) exists while
+        // it runs, not in the state of an IDLE that waits between refreshes.
+        Box::pin(self.refresh_now(login, selected, allow_expunge)).await
+    }
+
+    async fn refresh_now(
+        &mut self,
+        login: &LoggedIn,
+        selected: &mut Selected,
+        allow_expunge: bool,
+    ) -> Result<(), StoreError> {
         let heard = self.take_heard(login.agent.id);
         if selected.folder.is_knowledge() {
             // Articles: their own marker (the newest revision); a change
@@ -1310,7 +1334,7 @@ impl ImapSession {
             (Some((changed, gone)), Vec::new())
         } else {
             selected.refreshed_at = std::time::Instant::now();
-            (None, store.imap_members(mailbox.id).await?)
+            (None, store.imap_members_now(&mailbox).await?)
         };
         let newest = match &delta {
             Some((changed, gone)) => changed

@@ -75,7 +75,7 @@ pub struct MailboxCounts {
 }
 
 /// A message's bytes and IMAP metadata.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Content {
     /// The message, or only its first bytes when a prefix was asked for.
     pub raw: Vec<u8>,
@@ -1056,6 +1056,34 @@ impl Store {
         })
     }
 
+    /// The members of `mailbox`, at least as new as its row just read:
+    /// the snapshot kept from an earlier SELECT brought forward by the
+    /// changes since, or all of them read once (see
+    /// [`super::member_snapshots`]). SELECT of a large quiet view then
+    /// costs the changes since it was last selected, not the view.
+    pub async fn imap_members_now(&self, mailbox: &Mailbox) -> Result<Vec<Member>> {
+        let kept = self
+            .member_snapshots
+            .get(mailbox.id)
+            .filter(|snapshot| snapshot.usable_for(mailbox));
+        let members = match kept {
+            // Nothing changed since: the snapshot as it is.
+            Some(snapshot) if snapshot.modseq == mailbox.highestmodseq => {
+                return Ok(snapshot.members.as_ref().clone());
+            }
+            Some(snapshot) => {
+                let (changed, gone) = self.imap_changes_since(mailbox.id, snapshot.modseq).await?;
+                super::member_snapshots::apply(&snapshot.members, changed, &gone)
+            }
+            None => self.imap_members(mailbox.id).await?,
+        };
+        self.member_snapshots.put(
+            mailbox.id,
+            super::member_snapshots::Snapshot::new(mailbox, members.clone()),
+        );
+        Ok(members)
+    }
+
     /// Makes the messages up to `uid` no longer recent for later sessions;
     /// returns the UID above which they are recent for this one.
     pub async fn imap_claim_recent(&self, mailbox_id: i64, uid: u32) -> Result<u32> {
@@ -1138,6 +1166,14 @@ impl Store {
             }
             None => "raw".to_string(),
         };
+        let mut contents = HashMap::with_capacity(refs.len());
+        // Headers of messages that never change come from memory when
+        // they were read before (see [`super::header_cache`]).
+        let to_read = match prefix {
+            Some(len) => self.header_cache.take_known(refs, len, &mut contents),
+            None => refs.to_vec(),
+        };
+        let refs = to_read.as_slice();
         let tickets: Vec<i64> = refs
             .iter()
             .filter_map(|r| match r {
@@ -1159,7 +1195,6 @@ impl Store {
                 _ => None,
             })
             .collect();
-        let mut contents = HashMap::with_capacity(refs.len());
         type Reference = fn(i64) -> MessageRef;
         let sources = [
             (
@@ -1203,6 +1238,10 @@ impl Store {
                 }
             }
         });
+        if let Some(len) = prefix {
+            let read = refs.iter().filter_map(|r| contents.get_key_value(r));
+            self.header_cache.keep(read, len);
+        }
         Ok(contents)
     }
 

@@ -23,8 +23,10 @@ mod agent_mail;
 mod collision;
 mod events;
 mod filing;
+mod header_cache;
 mod imap;
 mod knowledge;
+mod member_snapshots;
 mod merge;
 mod messages;
 mod notify;
@@ -168,6 +170,10 @@ pub struct Store {
     /// Which changes the views were brought up to date with (see
     /// [`ViewSyncs`]).
     pub(crate) view_syncs: ViewSyncs,
+    /// Recently selected mailboxes' members (see [`member_snapshots`]).
+    member_snapshots: member_snapshots::MemberSnapshots,
+    /// Headers of messages that never change (see [`header_cache`]).
+    header_cache: header_cache::HeaderCache,
 }
 
 /// How far each mailbox's members were brought up to date, counted in
@@ -667,6 +673,8 @@ impl Store {
             filer,
             writer_stats,
             view_syncs: ViewSyncs::default(),
+            member_snapshots: member_snapshots::MemberSnapshots::default(),
+            header_cache: header_cache::HeaderCache::default(),
         })
     }
 
@@ -704,6 +712,16 @@ impl Store {
     /// The connections of each pool now, for `/metrics`: busy, idle and
     /// the most the pool opens; and the messages queued for SQLite's
     /// group-commit writer.
+    /// What the read-side memory holds: members of recently selected
+    /// mailboxes, and bytes of cached headers (see [`member_snapshots`],
+    /// [`header_cache`]).
+    pub fn read_cache_usage(&self) -> (usize, usize) {
+        (
+            self.member_snapshots.members_kept(),
+            self.header_cache.bytes(),
+        )
+    }
+
     pub fn pool_usage(&self) -> PoolUsage {
         let of = |name, size: u32, idle: usize, max: u32| PoolConnections {
             pool: name,

@@ -69,6 +69,8 @@ impl Store {
             filer: None,
             writer_stats: std::sync::Arc::default(),
             view_syncs: super::ViewSyncs::default(),
+            member_snapshots: Default::default(),
+            header_cache: Default::default(),
         };
         match store.schema_problem().await {
             Ok(None) => Ok(store),
