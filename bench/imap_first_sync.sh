@@ -81,5 +81,7 @@ if [ "$DOVECOT" = 1 ]; then
     "$PEERS_DIR/fill_corpus.sh" -n "$N"
     python3 "$PEERS_DIR/imap_sync_bench.py" --port "$IMAP_PORT" --user "$CORPUS_USER" \
       --password "$MAIL_PASS" --runs "$RUNS"
+    # Stopped again: a later bench starts its own (team_vs_dovecot.sh).
+    "$PEERS_DIR/mailstack.sh" stop > /dev/null
   )
 fi
