@@ -901,6 +901,18 @@ backend_test!(
     }
 );
 
+/// Space-separated flags, sorted, without `\\Recent` (which belongs to a
+/// session, not to the mailbox).
+fn sorted_flags(flags: &str) -> Vec<String> {
+    let mut flags: Vec<String> = flags
+        .split(' ')
+        .filter(|f| !f.is_empty() && *f != "\\Recent")
+        .map(str::to_string)
+        .collect();
+    flags.sort();
+    flags
+}
+
 /// `(UID, flags, sorted)` of every member of an agent's mailbox, read from
 /// the store in full (no snapshot kept in memory).
 async fn stored_view(server: &TestServer, agent: &str, folder: &str) -> Vec<(u32, Vec<String>)> {
@@ -920,16 +932,7 @@ async fn stored_view(server: &TestServer, agent: &str, folder: &str) -> Vec<(u32
         .await
         .expect("members")
         .into_iter()
-        .map(|m| {
-            let mut flags: Vec<String> = m
-                .flags
-                .split(' ')
-                .filter(|f| !f.is_empty())
-                .map(str::to_string)
-                .collect();
-            flags.sort();
-            (m.uid, flags)
-        })
+        .map(|m| (m.uid, sorted_flags(&m.flags)))
         .collect();
     view.sort();
     view
@@ -953,13 +956,7 @@ async fn view_of(client: &mut ImapClient) -> Vec<(u32, Vec<String>)> {
             .nth(1)
             .and_then(|rest| rest.split(')').next())
             .unwrap_or_default();
-        let mut flags: Vec<String> = flags
-            .split(' ')
-            .filter(|f| !f.is_empty() && *f != "\\Recent")
-            .map(str::to_string)
-            .collect();
-        flags.sort();
-        view.push((uid, flags));
+        view.push((uid, sorted_flags(flags)));
     }
     view.sort();
     view

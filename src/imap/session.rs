@@ -141,6 +141,16 @@ impl State {
         self.login().is_some()
     }
 
+    /// The agent and the selected mailbox of a logged-in session; None
+    /// before login.
+    fn into_logged_in(self) -> Option<(LoggedIn, Option<Box<Selected>>)> {
+        match self {
+            State::NotAuthenticated => None,
+            State::Authenticated { login } => Some((login, None)),
+            State::Selected { login, mailbox } => Some((login, Some(mailbox))),
+        }
+    }
+
     /// The state of a logged-in session, with `mailbox` selected or none.
     fn logged_in(login: LoggedIn, mailbox: Option<Box<Selected>>) -> State {
         match mailbox {
@@ -791,25 +801,15 @@ impl ImapSession {
             // future of its own. The other commands' larger state is boxed,
             // so it is allocated while they run, not while a session idles
             // (issue 17: 10,000 connections in IDLE).
-            CommandBody::Idle if state.is_logged_in() => {
-                let (login, mut selected) = match state {
-                    State::Authenticated { login } => (login, None),
-                    State::Selected { login, mailbox } => (login, Some(mailbox)),
-                    State::NotAuthenticated => {
-                        return (state, Reply::bad("Log in first"), Flow::Continue);
-                    }
-                };
-                let (reply, flow) = self.idle(&login, selected.as_deref_mut()).await;
-                return (State::logged_in(login, selected), reply, flow);
-            }
             body => {
-                return match state {
-                    State::NotAuthenticated => Box::pin(self.not_authenticated(body)).await,
-                    State::Authenticated { login } => {
-                        Box::pin(self.logged_in(login, None, body)).await
+                return match state.into_logged_in() {
+                    None => Box::pin(self.not_authenticated(body)).await,
+                    Some((login, mut selected)) if matches!(body, CommandBody::Idle) => {
+                        let (reply, flow) = self.idle(&login, selected.as_deref_mut()).await;
+                        (State::logged_in(login, selected), reply, flow)
                     }
-                    State::Selected { login, mailbox } => {
-                        Box::pin(self.logged_in(login, Some(mailbox), body)).await
+                    Some((login, selected)) => {
+                        Box::pin(self.logged_in(login, selected, body)).await
                     }
                 };
             }
