@@ -3,8 +3,8 @@
 # sitting (issue 17's first benchmark). Both servers get a view of FILL
 # messages; then, for each RATE, CLIENTS IMAP clients IDLE on it (answering
 # each EXISTS with a header FETCH, as Thunderbird does) while mail arrives at
-# that rate for SECONDS over 8 SMTP sessions (bench/team_ingest.py). Rounds
-# alternate which server goes first. Every run prints one JSON line; the
+# that rate for SECONDS over 8 SMTP sessions (TEAMGEN, examples/teamgen.rs).
+# Rounds alternate which server goes first. Every run prints one JSON line; the
 # medians per server and rate come last.
 #
 #   bench/team_vs_dovecot.sh BIN [--fill 40000] [--clients 20]
@@ -14,8 +14,10 @@
 # side alone, e.g. to compare builds.
 #
 # Needs the peer stack of ../shared/bench (mailstack.sh: Postfix + Dovecot,
-# apt packages postfix dovecot-imapd dovecot-lmtpd) and LOADGEN (default
-# target/release/examples/loadgen) to fill the views fast.
+# apt packages postfix dovecot-imapd dovecot-lmtpd), LOADGEN (default
+# target/release/examples/loadgen) to fill the views fast, and TEAMGEN (default
+# target/release/examples/teamgen) for the runs:
+# `cargo build --release --example loadgen --example teamgen` first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$(realpath "$1"); shift
@@ -24,7 +26,9 @@ while [ $# -gt 0 ]; do case "$1" in --fill) FILL=$2; shift 2;; --clients) CLIENT
   --rates) RATES=$2; shift 2;; --seconds) SECONDS_=$2; shift 2;; --rounds) ROUNDS=$2; shift 2;;
   --postdesk-only) SERVERS=postdesk; shift;;
   *) echo "bad arg $1" >&2; exit 2;; esac; done
-LOADGEN=$(realpath "${LOADGEN:-target/release/examples/loadgen}")
+LOADGEN=$(realpath -m "${LOADGEN:-target/release/examples/loadgen}")
+TEAMGEN=$(realpath -m "${TEAMGEN:-target/release/examples/teamgen}")
+for b in "$LOADGEN" "$TEAMGEN"; do [ -x "$b" ] || { echo "build first: $b" >&2; exit 2; }; done
 PEERS=$(realpath "${PEERS:-../shared/bench}")
 RESULTS=$(mktemp /tmp/postdesk-team-vs-dovecot.XXXXXX)
 if [ "$SERVERS" != postdesk ]; then . "$PEERS/env.sh"; fi
@@ -95,12 +99,12 @@ quiet() {
 }
 
 run_postdesk() { # RATE
-  python3 bench/team_ingest.py --label "postdesk rate=$1" --smtp-port "$smtp" --imap-port "$imap" \
+  "$TEAMGEN" --label "postdesk rate=$1" --smtp-port "$smtp" --imap-port "$imap" \
     --user agent@desk.bench --password bench-password --mailbox Queues/support \
     --to support@desk.bench --clients "$CLIENTS" --rate "$1" --seconds "$SECONDS_" --pid "$pid"
 }
 run_dovecot() { # RATE
-  python3 bench/team_ingest.py --label "dovecot rate=$1" --smtp-port "$SMTP_PORT" \
+  "$TEAMGEN" --label "dovecot rate=$1" --smtp-port "$SMTP_PORT" \
     --imap-port "$IMAP_PORT" --user "$MAIL_USER" --password "$MAIL_PASS" --mailbox INBOX \
     --to "$MAIL_USER" --clients "$CLIENTS" --rate "$1" --seconds "$SECONDS_"
 }

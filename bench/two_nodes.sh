@@ -9,14 +9,15 @@
 #   two nodes  two loadgens offer MESSAGES/2 each to node one and node two at
 #              once; the rate is all messages over the wall time of both;
 #   cross-node 5 IMAP clients in IDLE on node one while mail arrives at node
-#              two at 50 msg/s for 20 s (bench/team_ingest.py): the time from
-#              node two's 250 to node one's EXISTS.
+#              two at 50 msg/s for 20 s (TEAMGEN, examples/teamgen.rs): the
+#              time from node two's 250 to node one's EXISTS.
 # Prints one line per run and the medians. Both nodes, PostgreSQL and the
 # load generators share this machine: on 2 cores the nodes compete for the
 # same CPU, so the ratio says what the shared database costs, not what two
 # machines would give.
 #
-# Builds nothing: `cargo build --release --bin postdesk --example loadgen` first.
+# Builds nothing: `cargo build --release --bin postdesk --example loadgen
+# --example teamgen` first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PG=postgres://postgres@127.0.0.1:5432/postgres MESSAGES=6000 SENDERS=16 RUNS=3 SIZE=4000
@@ -26,7 +27,8 @@ while [ $# -gt 0 ]; do case "$1" in --postgres) PG=$2; shift 2;; --messages) MES
 TARGET=${CARGO_TARGET_DIR:-target}
 BIN=${POSTDESK_BIN:-$TARGET/release/postdesk}
 LOADGEN=${LOADGEN_BIN:-$TARGET/release/examples/loadgen}
-for b in "$BIN" "$LOADGEN"; do [ -x "$b" ] || { echo "build first: $b" >&2; exit 2; }; done
+TEAMGEN=$(realpath -m "${TEAMGEN:-$TARGET/release/examples/teamgen}")
+for b in "$BIN" "$LOADGEN" "$TEAMGEN"; do [ -x "$b" ] || { echo "build first: $b" >&2; exit 2; }; done
 WORK=$(mktemp -d /tmp/postdesk-two.XXXXXX)
 DB=postdesk_two_nodes_bench
 BASE=${PG%/*}
@@ -96,12 +98,12 @@ for run in $(seq 1 "$RUNS"); do
   wait $a $b
   end_ns=$(date +%s%N)
   two=$(python3 -c "print(round($MESSAGES / (($end_ns - $start_ns) / 1e9), 1))")
-  cross=$(python3 bench/team_ingest.py --smtp-port 14125 --imap-port 14143 --user bench@support.test \
+  cross=$("$TEAMGEN" --smtp-port 14125 --imap-port 14143 --user bench@support.test \
     --password bench-password --mailbox Unassigned --to support@support.test --clients 5 \
     --rate 50 --seconds 20 --label cross-node)
   p99=$(echo "$cross" | python3 -c 'import json,sys; d=json.loads(sys.stdin.read().strip().splitlines()[-1]); print(d.get("notify_p99_ms"), d.get("notify_p50_ms"), d.get("seen_share", d.get("seen")))')
   echo "run $run: one node $one msg/s; two nodes $two msg/s; cross-node EXISTS p99/p50 ms, seen: $p99"
-  echo "  team_ingest: $cross"
+  echo "  teamgen: $cross"
   ONE+=("$one") TWO+=("$two") CROSS+=("${p99%% *}")
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

@@ -39,6 +39,10 @@ pub const DB_CONNECTIONS: &str = "postdesk_db_pool_connections";
 pub const IMAP_SNAPSHOT_MEMBERS: &str = "postdesk_imap_snapshot_members";
 /// Bytes of message headers kept in memory for header FETCH.
 pub const IMAP_HEADER_CACHE_BYTES: &str = "postdesk_imap_header_cache_bytes";
+/// Refreshes of a selected ticket view (after each command, and on each
+/// change heard in IDLE), by `result`: `read` the store, or `current`
+/// (nothing was announced since the last, so nothing was read).
+pub const IMAP_REFRESHES: &str = "postdesk_imap_view_refreshes_total";
 /// Messages waiting for SQLite's group-commit writer.
 pub const DB_FILING_QUEUE: &str = "postdesk_db_filing_queue";
 
@@ -84,6 +88,9 @@ pub struct Gauges {
     pub outbound_failed: AtomicI64,
     pub index_lag: AtomicI64,
     pub scheduler_lag_seconds: AtomicI64,
+    /// Counters of [`IMAP_REFRESHES`].
+    pub imap_refreshes_read: AtomicI64,
+    pub imap_refreshes_current: AtomicI64,
 }
 
 /// Counts one in a gauge of [`Gauges`] while it lives.

@@ -845,6 +845,186 @@ backend_test!(
 );
 
 backend_test!(
+    /// A client in IDLE that is told of a message ends IDLE, fetches it
+    /// and idles again: only the refresh woken by the change reads the
+    /// store; the ones after DONE and after each command find nothing
+    /// announced since and read nothing (issue 17: each of them read the
+    /// agent's marker and the mailbox, four refreshes per message per
+    /// session). A change announced later is still read and shown.
+    async fn refreshes_with_nothing_announced_read_nothing(backend: Backend) {
+        use std::sync::atomic::Ordering;
+        let (server, _ticket) = desk(&backend).await;
+        let gauges = &server.app().gauges;
+        let reads = || gauges.imap_refreshes_read.load(Ordering::Relaxed);
+        let current = || gauges.imap_refreshes_current.load(Ordering::Relaxed);
+        let mut alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+        assert!(alice.cmd("SELECT Unassigned").await.ok());
+        let customer_mail = |n: u32| {
+            message(
+                "dave@customer.example",
+                "support@desk.test",
+                &format!("Scanner {n}"),
+                &format!("scanner-{n}@x"),
+                "",
+                "Help",
+            )
+        };
+        alice.send_raw(b"i1 IDLE\r\n").await;
+        assert!(alice.read_line().await.text.starts_with('+'));
+        deliver(
+            server.smtp(),
+            "dave@customer.example",
+            &["support@desk.test"],
+            &customer_mail(1),
+        )
+        .await;
+        while !alice.read_line().await.text.ends_with(" EXISTS") {}
+        alice.send_raw(b"DONE\r\n").await;
+        assert!(alice.read_until_tagged("i1").await.ok());
+        // The acknowledgement going out announces a change too: wait
+        // (bounded) for a quiet moment in which three commands run.
+        let mut quiet = false;
+        for _ in 0..20 {
+            let (reads_before, current_before) = (reads(), current());
+            for _ in 0..3 {
+                assert!(alice.cmd("NOOP").await.ok());
+            }
+            if reads() == reads_before {
+                assert_eq!(current() - current_before, 3, "{}", backend.name());
+                quiet = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        assert!(quiet, "{}: every NOOP read the store", backend.name());
+
+        let reads_before = reads();
+        deliver(
+            server.smtp(),
+            "dave@customer.example",
+            &["support@desk.test"],
+            &customer_mail(2),
+        )
+        .await;
+        let noop = alice.cmd("NOOP").await;
+        assert!(
+            noop.all_text().contains(" EXISTS"),
+            "{}: {}",
+            backend.name(),
+            noop.all_text()
+        );
+        assert!(reads() > reads_before, "{}", backend.name());
+        server.stop().await;
+    }
+);
+
+backend_test!(
+    /// `\Recent` (RFC 3501 §2.3.2): a new message is recent in exactly one
+    /// session, however many hear of it at once, and in none that selects
+    /// the mailbox later; a claim another process wrote is honoured too.
+    /// The sessions of one server claim from memory after the first write
+    /// (issue 17: every session that heard of a message wrote a claim).
+    async fn a_new_message_is_recent_in_exactly_one_session(backend: Backend) {
+        let (server, _ticket) = desk(&backend).await;
+        let mut sessions = Vec::new();
+        for _ in 0..4 {
+            let mut s = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+            assert!(s.cmd("SELECT Unassigned").await.ok());
+            s.send_raw(b"i1 IDLE\r\n").await;
+            assert!(s.read_line().await.text.starts_with('+'));
+            sessions.push(s);
+        }
+        for n in 0..3 {
+            let mail = message(
+                "dave@customer.example",
+                "support@desk.test",
+                &format!("Recent {n}"),
+                &format!("recent-{n}@x"),
+                "",
+                "Help",
+            );
+            deliver(
+                server.smtp(),
+                "dave@customer.example",
+                &["support@desk.test"],
+                &mail,
+            )
+            .await;
+        }
+        let mut recent_in = std::collections::BTreeMap::<u32, usize>::new();
+        for s in &mut sessions {
+            // The desk's two messages and the three new ones.
+            while s.read_line().await.text != "* 5 EXISTS" {}
+            s.send_raw(b"DONE\r\n").await;
+            assert!(s.read_until_tagged("i1").await.ok());
+            let flags = s.cmd("UID FETCH 1:* (FLAGS)").await;
+            for line in flags.fetches() {
+                if line.text.contains("\\Recent") {
+                    *recent_in
+                        .entry(crate::common::imap::uid_of(line))
+                        .or_default() += 1;
+                }
+            }
+        }
+        // The desk's two (claimed by the first SELECT) and the three new.
+        assert_eq!(recent_in.len(), 5, "{}: {recent_in:?}", backend.name());
+        assert!(
+            recent_in.values().all(|&n| n == 1),
+            "{}: {recent_in:?}",
+            backend.name()
+        );
+        let mut later = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+        let select = later.cmd("SELECT Unassigned").await;
+        assert!(
+            select.all_text().contains("* 0 RECENT"),
+            "{}",
+            select.all_text()
+        );
+
+        // Another process claims what is not there yet: this server's
+        // sessions do not take it as theirs.
+        let agent = server
+            .store()
+            .agents()
+            .await
+            .expect("agents")
+            .into_iter()
+            .find(|a| a.email == "alice@desk.test")
+            .expect("alice");
+        let unassigned = server
+            .store()
+            .imap_mailboxes(agent.id)
+            .await
+            .expect("mailboxes")
+            .into_iter()
+            .find(|m| m.name == "Unassigned")
+            .expect("Unassigned");
+        let other = postdesk::store::Store::connect(&server.config.database_url())
+            .await
+            .expect("second store");
+        assert_eq!(
+            other
+                .imap_claim_recent(unassigned.id, 7)
+                .await
+                .expect("claim"),
+            5
+        );
+        other.close().await;
+        assert_eq!(
+            server
+                .store()
+                .imap_claim_recent(unassigned.id, 6)
+                .await
+                .expect("claim"),
+            7,
+            "{}",
+            backend.name()
+        );
+        server.stop().await;
+    }
+);
+
+backend_test!(
     /// Several sessions of one agent on one view take turns bringing it
     /// up to date (one reconciles a change, the others read the result):
     /// every session still hears every message, in bursts and singly.

@@ -210,6 +210,12 @@ impl Folder {
         )
     }
 
+    /// A view of tickets: changed only by the changes of its tickets
+    /// (which are announced), and reconciled with them.
+    pub fn is_ticket_view(&self) -> bool {
+        self.is_view() && !self.is_knowledge()
+    }
+
     /// A view of knowledge-base articles: always read-only.
     pub fn is_knowledge(&self) -> bool {
         matches!(

@@ -110,6 +110,11 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     metrics::gauge!(telemetry::OUTBOUND_FAILED).set(read(&gauges.outbound_failed));
     metrics::gauge!(telemetry::INDEX_LAG).set(read(&gauges.index_lag));
     metrics::gauge!(telemetry::SCHEDULER_LAG).set(read(&gauges.scheduler_lag_seconds));
+    let count = |counter: &std::sync::atomic::AtomicI64| counter.load(Ordering::Relaxed) as u64;
+    metrics::counter!(telemetry::IMAP_REFRESHES, "result" => "read")
+        .absolute(count(&gauges.imap_refreshes_read));
+    metrics::counter!(telemetry::IMAP_REFRESHES, "result" => "current")
+        .absolute(count(&gauges.imap_refreshes_current));
     let usage = app.store.pool_usage();
     for pool in &usage.pools {
         let name = pool.pool;

@@ -81,6 +81,13 @@ pub struct Selected {
     /// of the command (RFC 7162 §3.2.10, erratum 1810 of RFC 5162): a
     /// client that resynchronizes from it then hears of the expunges.
     pub held_back_at: Option<u64>,
+    /// For a ticket view: the count of announced changes (and the hour)
+    /// as of which the session last brought it up to date. A view changes
+    /// only by announced changes (the Closed view also with the hour), so
+    /// a refresh that finds the same count has nothing to read: the
+    /// refreshes after DONE and after each command of a client in IDLE
+    /// cost no read then, only the one woken by the change does.
+    pub current_as_of: Option<(u64, i64)>,
 }
 
 fn keywords_of(flags: &str) -> impl Iterator<Item = &str> {
@@ -114,6 +121,7 @@ impl Selected {
             refreshed_at: Instant::now(),
             reconciled_in_full_at: Instant::now(),
             held_back_at: None,
+            current_as_of: None,
         }
     }
 
@@ -313,29 +321,25 @@ impl Selected {
             };
             ranges.push((a, b));
         }
+        ranges.sort_unstable();
+        let ranges = merge_ranges(ranges);
         let mut picked = Vec::new();
         if uid {
-            for (i, m) in self.messages.iter().enumerate() {
-                if ranges.iter().any(|(a, b)| (*a..=*b).contains(&m.uid)) {
-                    picked.push(i);
-                }
+            // `messages` ascend by UID: each range is one slice of it, found
+            // by binary search (a client in IDLE fetches `n:*` of a view of
+            // tens of thousands after every EXISTS).
+            for (a, b) in ranges {
+                let start = self.messages.partition_point(|m| m.uid < a);
+                let end = self.messages.partition_point(|m| m.uid <= b);
+                picked.extend(start..end);
             }
         } else {
             if ranges.iter().any(|(a, b)| *a == 0 || *b > count) {
                 return Err(BadSequence);
             }
-            let mut seen = vec![false; self.messages.len()];
             for (a, b) in ranges {
-                for n in a..=b {
-                    seen[(n - 1) as usize] = true;
-                }
+                picked.extend((a - 1) as usize..b as usize);
             }
-            picked = seen
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| **s)
-                .map(|(i, _)| i)
-                .collect();
         }
         Ok(picked)
     }
@@ -537,6 +541,48 @@ mod tests {
         assert_eq!(s.resolve(&set("100:*"), true).ok(), Some(vec![2]));
         assert_eq!(s.resolve(&set("10:20"), true).ok(), Some(vec![]));
         assert_eq!(s.resolve(&set("3,1,3"), false).ok(), Some(vec![0, 2]));
+    }
+
+    proptest::proptest! {
+        /// Ranges found by binary search pick what checking every message
+        /// against every range picks.
+        #[test]
+        fn resolving_equals_checking_each_message(
+            uids in proptest::collection::btree_set(1u32..60, 0..25),
+            parts in proptest::collection::vec((1u32..70, 0u32..70, proptest::bool::ANY), 1..5),
+        ) {
+            let uids: Vec<u32> = uids.into_iter().collect();
+            let s = selected(&uids);
+            let text = parts
+                .iter()
+                .map(|(a, b, star)| match (star, b) {
+                    (true, _) => format!("{a}:*"),
+                    (false, 0) => a.to_string(),
+                    (false, b) => format!("{a}:{b}"),
+                })
+                .collect::<Vec<_>>()
+                .join(",");
+            let wanted = |uid_mode: bool| -> Option<Vec<usize>> {
+                let largest = if uid_mode { s.max_uid() } else { uids.len() as u32 };
+                let ranges: Vec<(u32, u32)> = parts
+                    .iter()
+                    .map(|(a, b, star)| {
+                        let b = if *star { largest } else if *b == 0 { *a } else { *b };
+                        ((*a).min(b), (*a).max(b))
+                    })
+                    .collect();
+                let inside = |n: u32| ranges.iter().any(|(a, b)| (*a..=*b).contains(&n));
+                if uid_mode {
+                    Some((0..uids.len()).filter(|i| inside(uids[*i])).collect())
+                } else if ranges.iter().any(|(_, b)| *b > largest) {
+                    None
+                } else {
+                    Some((0..uids.len()).filter(|i| inside(*i as u32 + 1)).collect())
+                }
+            };
+            proptest::prop_assert_eq!(s.resolve(&set(&text), true).ok(), wanted(true), "{}", text);
+            proptest::prop_assert_eq!(s.resolve(&set(&text), false).ok(), wanted(false), "{}", text);
+        }
     }
 
     #[test]

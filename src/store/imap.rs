@@ -977,27 +977,33 @@ impl Store {
         modseq: u64,
     ) -> Result<(Vec<Member>, Vec<u32>)> {
         let since = i64::try_from(modseq).unwrap_or(i64::MAX);
+        // One statement for both (members' flags are never NULL): each
+        // statement is a round trip to the driver's worker thread, and
+        // every session in IDLE runs this on every change it hears.
         dispatch_read!(self, |pool| {
             let rows = sqlx::query(
                 "SELECT uid, message_id, stored_id, revision_id, flags, modseq FROM imap_members
-                 WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid",
+                 WHERE mailbox_id = $1 AND modseq > $2
+                 UNION ALL
+                 SELECT uid, CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT),
+                        CAST(NULL AS TEXT), modseq FROM imap_expunged
+                 WHERE mailbox_id = $1 AND modseq > $2
+                 ORDER BY uid",
             )
             .bind(mailbox_id)
             .bind(since)
             .fetch_all(pool)
             .await?;
             let mut members = Vec::with_capacity(rows.len());
+            let mut gone = Vec::new();
             for row in &rows {
-                members.push(member_from_row!(row));
+                let flags: Option<String> = row.try_get("flags")?;
+                if flags.is_some() {
+                    members.push(member_from_row!(row));
+                } else {
+                    gone.push(to_u32(row.try_get("uid")?)?);
+                }
             }
-            let gone: Vec<i64> = sqlx::query_scalar(
-                "SELECT uid FROM imap_expunged WHERE mailbox_id = $1 AND modseq > $2",
-            )
-            .bind(mailbox_id)
-            .bind(since)
-            .fetch_all(pool)
-            .await?;
-            let gone = gone.into_iter().map(to_u32).collect::<Result<Vec<u32>>>()?;
             Ok((members, gone))
         })
     }
@@ -1086,7 +1092,27 @@ impl Store {
 
     /// Makes the messages up to `uid` no longer recent for later sessions;
     /// returns the UID above which they are recent for this one.
+    ///
+    /// The sessions of this process claim in turn, and the claim is written
+    /// only by the first for each new UID; the others are answered from
+    /// memory. Every session on a mailbox that hears of a new message read
+    /// the mailbox's old `recent_uid` and so tried to claim (issue 17: 100
+    /// IDLE sessions on one view made up to 100 write transactions on
+    /// SQLite's one writer per message, queued with the filing of mail).
+    /// What is kept is never ahead of the database: it is set from what
+    /// the write returned, and another process's claim is read by the
+    /// write of the next new UID.
     pub async fn imap_claim_recent(&self, mailbox_id: i64, uid: u32) -> Result<u32> {
+        let mut claimed = self.recent_claims.lock(mailbox_id).await;
+        if *claimed >= uid {
+            return Ok(*claimed);
+        }
+        let previous = self.imap_claim_recent_in_store(mailbox_id, uid).await?;
+        *claimed = previous.max(uid);
+        Ok(previous)
+    }
+
+    async fn imap_claim_recent_in_store(&self, mailbox_id: i64, uid: u32) -> Result<u32> {
         let lock = self.backend.lock(super::RowLock::Wait);
         dispatch!(self, |pool| {
             let mut tx = pool.begin().await?;

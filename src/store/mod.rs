@@ -174,6 +174,9 @@ pub struct Store {
     member_snapshots: member_snapshots::MemberSnapshots,
     /// Headers of messages that never change (see [`header_cache`]).
     header_cache: header_cache::HeaderCache,
+    /// Per mailbox, the UID up to which this process's sessions claimed
+    /// `\Recent` (see [`Store::imap_claim_recent`]).
+    recent_claims: MailboxLocks<u32>,
 }
 
 /// How far each mailbox's members were brought up to date, counted in
@@ -192,9 +195,30 @@ pub(crate) struct ViewSyncs {
     /// session that reads this and then empties its channel has heard at
     /// least that many.
     announced: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    mailboxes: std::sync::Arc<
-        std::sync::Mutex<std::collections::HashMap<i64, std::sync::Arc<tokio::sync::Mutex<u64>>>>,
+    mailboxes: MailboxLocks<u64>,
+}
+
+/// One value per IMAP mailbox that the sessions showing it take turns on
+/// (an async lock each, made on first use; one entry per mailbox that
+/// was selected since the start, a few bytes each).
+#[derive(Clone, Default)]
+pub(crate) struct MailboxLocks<T> {
+    locks: std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<i64, std::sync::Arc<tokio::sync::Mutex<T>>>>,
     >,
+}
+
+impl<T: Default> MailboxLocks<T> {
+    pub(crate) async fn lock(&self, mailbox_id: i64) -> tokio::sync::OwnedMutexGuard<T> {
+        let lock = {
+            let mut locks = self
+                .locks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            std::sync::Arc::clone(locks.entry(mailbox_id).or_default())
+        };
+        lock.lock_owned().await
+    }
 }
 
 /// Runs `$body` with `$pool` bound to the writing pool of either backend.
@@ -675,6 +699,7 @@ impl Store {
             view_syncs: ViewSyncs::default(),
             member_snapshots: member_snapshots::MemberSnapshots::default(),
             header_cache: header_cache::HeaderCache::default(),
+            recent_claims: MailboxLocks::default(),
         })
     }
 
@@ -815,15 +840,7 @@ impl Store {
     /// heard no more than that has nothing to reconcile, and one that
     /// reconciles sets it to what it heard.
     pub async fn view_sync(&self, mailbox_id: i64) -> tokio::sync::OwnedMutexGuard<u64> {
-        let lock = {
-            let mut mailboxes = self
-                .view_syncs
-                .mailboxes
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            std::sync::Arc::clone(mailboxes.entry(mailbox_id).or_default())
-        };
-        lock.lock_owned().await
+        self.view_syncs.mailboxes.lock(mailbox_id).await
     }
 
     /// Waits until the changes announced so far were sent to the other

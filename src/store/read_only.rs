@@ -71,6 +71,7 @@ impl Store {
             view_syncs: super::ViewSyncs::default(),
             member_snapshots: Default::default(),
             header_cache: Default::default(),
+            recent_claims: Default::default(),
         };
         match store.schema_problem().await {
             Ok(None) => Ok(store),
