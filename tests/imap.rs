@@ -7,6 +7,19 @@ use postdesk::domain::ticket::{Priority, Status};
 
 /// A server with alice (support), bob (billing) and one support ticket of
 /// two customer messages. Returns the server and the ticket number.
+/// `count` sessions of alice, each in IDLE (tag `i1`) on Unassigned.
+async fn idling_in_unassigned(server: &TestServer, count: usize) -> Vec<ImapClient> {
+    let mut sessions = Vec::new();
+    for _ in 0..count {
+        let mut s = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+        assert!(s.cmd("SELECT Unassigned").await.ok());
+        s.send_raw(b"i1 IDLE\r\n").await;
+        assert!(s.read_line().await.text.starts_with('+'));
+        sessions.push(s);
+    }
+    sessions
+}
+
 async fn desk(backend: &Backend) -> (TestServer, i64) {
     let server = TestServer::start(backend).await;
     add_agent(&server, "alice@desk.test", &["support"], false).await;
@@ -926,14 +939,7 @@ backend_test!(
     /// (issue 17: every session that heard of a message wrote a claim).
     async fn a_new_message_is_recent_in_exactly_one_session(backend: Backend) {
         let (server, _ticket) = desk(&backend).await;
-        let mut sessions = Vec::new();
-        for _ in 0..4 {
-            let mut s = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
-            assert!(s.cmd("SELECT Unassigned").await.ok());
-            s.send_raw(b"i1 IDLE\r\n").await;
-            assert!(s.read_line().await.text.starts_with('+'));
-            sessions.push(s);
-        }
+        let mut sessions = idling_in_unassigned(&server, 4).await;
         for n in 0..3 {
             let mail = message(
                 "dave@customer.example",
@@ -1030,14 +1036,7 @@ backend_test!(
     /// every session still hears every message, in bursts and singly.
     async fn every_session_of_a_shared_view_hears_every_message(backend: Backend) {
         let (server, _ticket) = desk(&backend).await;
-        let mut sessions = Vec::new();
-        for _ in 0..4 {
-            let mut s = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
-            assert!(s.cmd("SELECT Unassigned").await.ok());
-            s.send_raw(b"i1 IDLE\r\n").await;
-            assert!(s.read_line().await.text.starts_with('+'));
-            sessions.push(s);
-        }
+        let mut sessions = idling_in_unassigned(&server, 4).await;
         let mut senders = Vec::new();
         for n in 0..12 {
             let smtp = server.smtp();
