@@ -931,6 +931,55 @@ backend_test!(
     }
 );
 
+/// What a session takes from its channel of changes and the count of
+/// changes it then reads agree exactly, while other tasks announce: the
+/// sessions of a view compare that count with how far the view was
+/// reconciled, and a change taken but not yet counted was taken as
+/// reconciled by the others when nobody had (issue 17: a new message then
+/// stayed out of every session's view until the next full reconcile).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_changes_taken_are_exactly_the_changes_counted() {
+    use tokio::sync::broadcast::error::TryRecvError;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}/changes.db", dir.path().display());
+    let store = std::sync::Arc::new(postdesk::store::Store::connect(&url).await.expect("store"));
+    let mut changes = store.subscribe();
+    let announcers: Vec<_> = (0..3)
+        .map(|_| {
+            let store = std::sync::Arc::clone(&store);
+            std::thread::spawn(move || {
+                for _ in 0..20_000 {
+                    store.announce_external();
+                }
+            })
+        })
+        .collect();
+    let (mut taken, mut looks, mut disagreements) = (0u64, 0u32, 0u32);
+    loop {
+        let done = announcers.iter().all(|a| a.is_finished());
+        let counted = store.take_announced(&mut changes, |change| match change {
+            Ok(_) => {
+                taken += 1;
+                true
+            }
+            Err(TryRecvError::Lagged(skipped)) => {
+                taken += skipped;
+                true
+            }
+            Err(_) => false,
+        });
+        looks += 1;
+        if counted != taken {
+            disagreements += 1;
+        }
+        if done {
+            break;
+        }
+    }
+    assert_eq!(taken, 60_000);
+    assert_eq!(disagreements, 0, "in {looks} looks");
+}
+
 backend_test!(
     /// `\Recent` (RFC 3501 §2.3.2): a new message is recent in exactly one
     /// session, however many hear of it at once, and in none that selects

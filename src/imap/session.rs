@@ -216,6 +216,28 @@ struct Heard {
 }
 
 impl Heard {
+    /// Takes in one announced change; false when there was none.
+    fn hear(&mut self, change: Result<Change, broadcast::error::TryRecvError>, agent: i64) -> bool {
+        match change {
+            Ok(Change::Ticket(number)) => {
+                self.tickets.insert(number);
+                if self.tickets.len() > MAX_SCOPED_TICKETS {
+                    self.tickets.clear();
+                    self.everything = true;
+                }
+            }
+            // Our own \Seen flags changed somewhere: which messages is not
+            // said.
+            Ok(Change::Seen(id)) if id == agent => self.everything = true,
+            Ok(Change::Seen(_) | Change::OutboundQueued) => {}
+            Ok(Change::External) | Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                self.everything = true;
+            }
+            Err(_) => return false,
+        }
+        true
+    }
+
     /// Adds what was heard since.
     fn take_in(&mut self, later: Heard) {
         self.everything |= later.everything;
@@ -1171,37 +1193,13 @@ impl ImapSession {
         Ok(())
     }
 
-    /// Takes in one announced change.
-    fn hear(&mut self, change: Result<Change, broadcast::error::TryRecvError>, agent: i64) -> bool {
-        match change {
-            Ok(Change::Ticket(number)) => {
-                self.heard.tickets.insert(number);
-                if self.heard.tickets.len() > MAX_SCOPED_TICKETS {
-                    self.heard.tickets.clear();
-                    self.heard.everything = true;
-                }
-            }
-            // Our own \Seen flags changed somewhere: which messages is not
-            // said.
-            Ok(Change::Seen(id)) if id == agent => self.heard.everything = true,
-            Ok(Change::Seen(_) | Change::OutboundQueued) => {}
-            Ok(Change::External) | Err(broadcast::error::TryRecvError::Lagged(_)) => {
-                self.heard.everything = true;
-            }
-            Err(_) => return false,
-        }
-        true
-    }
-
     /// Every change announced so far, taken from the channel.
     fn take_heard(&mut self, agent: i64) -> Heard {
-        let upto = self.app.store.announced();
-        loop {
-            let change = self.changes.try_recv();
-            if !self.hear(change, agent) {
-                break;
-            }
-        }
+        let heard = &mut self.heard;
+        let upto = self
+            .app
+            .store
+            .take_announced(&mut self.changes, |change| heard.hear(change, agent));
         Heard {
             upto,
             ..std::mem::take(&mut self.heard)
@@ -1497,7 +1495,7 @@ impl ImapSession {
                             Err(broadcast::error::TryRecvError::Lagged(n))
                         }
                     };
-                    self.hear(change, login.agent.id);
+                    self.heard.hear(change, login.agent.id);
                     // Let a burst of changes settle, then report them once
                     // (the refresh takes in the rest of the burst).
                     tokio::time::sleep(SETTLE).await;
