@@ -75,8 +75,11 @@ echo "filling postdesk with $FILL messages"
 
 if [ "$SERVERS" != postdesk ]; then
   echo "filling Dovecot with $FILL messages"
+  # A fresh peer stack: an interrupted run leaves Postfix's queue behind,
+  # and Postfix then delivers it into the Maildir being wiped ("Directory
+  # not empty").
+  "$PEERS/mailstack.sh" clean >/dev/null 2>&1 || true
   "$PEERS/mailstack.sh" start >/dev/null
-  "$PEERS/mailstack.sh" wipe-mail "$MAIL_USER" >/dev/null
   "$LOADGEN" --addr "127.0.0.1:$SMTP_PORT" --to "$MAIL_USER" --senders 16 \
     --messages "$FILL" --size 4000 --json >/dev/null
   for _ in $(seq 1 1200); do
