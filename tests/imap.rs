@@ -7,6 +7,25 @@ use postdesk::domain::ticket::{Priority, Status};
 
 /// A server with alice (support), bob (billing) and one support ticket of
 /// two customer messages. Returns the server and the ticket number.
+/// A new ticket from dave (Message-ID `<{id}>`), delivered to the desk.
+async fn dave_writes(server: &TestServer, subject: &str, id: &str) {
+    let mail = message(
+        "dave@customer.example",
+        "support@desk.test",
+        subject,
+        id,
+        "",
+        "Help",
+    );
+    deliver(
+        server.smtp(),
+        "dave@customer.example",
+        &["support@desk.test"],
+        &mail,
+    )
+    .await;
+}
+
 /// `count` sessions of alice, each in IDLE (tag `i1`) on Unassigned.
 async fn idling_in_unassigned(server: &TestServer, count: usize) -> Vec<ImapClient> {
     let mut sessions = Vec::new();
@@ -872,25 +891,9 @@ backend_test!(
         let current = || gauges.imap_refreshes_current.load(Ordering::Relaxed);
         let mut alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
         assert!(alice.cmd("SELECT Unassigned").await.ok());
-        let customer_mail = |n: u32| {
-            message(
-                "dave@customer.example",
-                "support@desk.test",
-                &format!("Scanner {n}"),
-                &format!("scanner-{n}@x"),
-                "",
-                "Help",
-            )
-        };
         alice.send_raw(b"i1 IDLE\r\n").await;
         assert!(alice.read_line().await.text.starts_with('+'));
-        deliver(
-            server.smtp(),
-            "dave@customer.example",
-            &["support@desk.test"],
-            &customer_mail(1),
-        )
-        .await;
+        dave_writes(&server, "Scanner 1", "scanner-1@x").await;
         while !alice.read_line().await.text.ends_with(" EXISTS") {}
         alice.send_raw(b"DONE\r\n").await;
         assert!(alice.read_until_tagged("i1").await.ok());
@@ -912,13 +915,7 @@ backend_test!(
         assert!(quiet, "{}: every NOOP read the store", backend.name());
 
         let reads_before = reads();
-        deliver(
-            server.smtp(),
-            "dave@customer.example",
-            &["support@desk.test"],
-            &customer_mail(2),
-        )
-        .await;
+        dave_writes(&server, "Scanner 2", "scanner-2@x").await;
         let noop = alice.cmd("NOOP").await;
         assert!(
             noop.all_text().contains(" EXISTS"),
@@ -990,21 +987,7 @@ backend_test!(
         let (server, _ticket) = desk(&backend).await;
         let mut sessions = idling_in_unassigned(&server, 4).await;
         for n in 0..3 {
-            let mail = message(
-                "dave@customer.example",
-                "support@desk.test",
-                &format!("Recent {n}"),
-                &format!("recent-{n}@x"),
-                "",
-                "Help",
-            );
-            deliver(
-                server.smtp(),
-                "dave@customer.example",
-                &["support@desk.test"],
-                &mail,
-            )
-            .await;
+            dave_writes(&server, &format!("Recent {n}"), &format!("recent-{n}@x")).await;
         }
         let mut recent_in = std::collections::BTreeMap::<u32, usize>::new();
         for s in &mut sessions {
