@@ -603,21 +603,7 @@ async fn new_mail_reaches_an_idle_client_within_a_second() {
     alice.send_raw(b"i1 IDLE\r\n").await;
     assert!(alice.read_line().await.text.starts_with('+'));
     let started = std::time::Instant::now();
-    let mail = message(
-        "dave@customer.example",
-        "support@desk.test",
-        "Printer on fire",
-        "fire@x",
-        "",
-        "Help",
-    );
-    deliver(
-        server.smtp(),
-        "dave@customer.example",
-        &["support@desk.test"],
-        &mail,
-    )
-    .await;
+    dave_writes(&server, "Printer on fire", "fire@x").await;
     let line = alice.read_line().await;
     assert_eq!(line.text, "* 3 EXISTS");
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
@@ -794,19 +780,10 @@ backend_test!(
         let mut n = 0;
         while started.elapsed() < std::time::Duration::from_millis(3500) {
             n += 1;
-            let mail = message(
-                "dave@customer.example",
-                "support@desk.test",
+            dave_writes(
+                &server,
                 &format!("Printer on fire {n}"),
                 &format!("fire-{n}@x"),
-                "",
-                "Help",
-            );
-            deliver(
-                server.smtp(),
-                "dave@customer.example",
-                &["support@desk.test"],
-                &mail,
             )
             .await;
             let status = if n % 2 == 0 {
