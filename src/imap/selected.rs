@@ -81,13 +81,13 @@ pub struct Selected {
     /// of the command (RFC 7162 §3.2.10, erratum 1810 of RFC 5162): a
     /// client that resynchronizes from it then hears of the expunges.
     pub held_back_at: Option<u64>,
-    /// For a ticket view: the count of announced changes (and the hour)
-    /// as of which the session last brought it up to date. A view changes
-    /// only by announced changes (the Closed view also with the hour), so
-    /// a refresh that finds the same count has nothing to read: the
-    /// refreshes after DONE and after each command of a client in IDLE
-    /// cost no read then, only the one woken by the change does.
-    pub current_as_of: Option<(u64, i64)>,
+    /// For a ticket view: the count of announced changes as of which the
+    /// session last brought it up to date. A ticket view changes only by
+    /// announced changes (and, for what was never announced or ages out of
+    /// the Closed view, by the full reconcile every few minutes, which
+    /// reads regardless), so a refresh that finds the same count has
+    /// nothing to read: a command in a quiet moment costs no read.
+    pub current_as_of: Option<u64>,
 }
 
 fn keywords_of(flags: &str) -> impl Iterator<Item = &str> {

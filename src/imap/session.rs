@@ -221,10 +221,7 @@ impl Heard {
         match change {
             Ok(Change::Ticket(number)) => {
                 self.tickets.insert(number);
-                if self.tickets.len() > MAX_SCOPED_TICKETS {
-                    self.tickets.clear();
-                    self.everything = true;
-                }
+                self.cap();
             }
             // Our own \Seen flags changed somewhere: which messages is not
             // said.
@@ -242,11 +239,17 @@ impl Heard {
     fn take_in(&mut self, later: Heard) {
         self.everything |= later.everything;
         self.tickets.extend(later.tickets);
+        self.cap();
+        self.upto = self.upto.max(later.upto);
+    }
+
+    /// Beyond [`MAX_SCOPED_TICKETS`] (or once everything changed), the
+    /// whole view is reconciled rather than ticket by ticket.
+    fn cap(&mut self) {
         if self.everything || self.tickets.len() > MAX_SCOPED_TICKETS {
             self.tickets.clear();
             self.everything = true;
         }
-        self.upto = self.upto.max(later.upto);
     }
 }
 
@@ -1271,13 +1274,9 @@ impl ImapSession {
         selected: &mut Selected,
         allow_expunge: bool,
     ) -> Result<(), StoreError> {
-        let as_of = (
-            self.app.store.announced(),
-            chrono::Utc::now().timestamp() / 3600,
-        );
         let is_ticket_view = selected.folder.is_ticket_view();
         let has_nothing_to_read = is_ticket_view
-            && selected.current_as_of == Some(as_of)
+            && selected.current_as_of == Some(self.app.store.announced())
             // Expunges held back during FETCH, STORE or SEARCH are due now.
             && (selected.held_back_at.is_none() || !allow_expunge)
             && selected.reconciled_in_full_at.elapsed() < FULL_RECONCILE_EVERY;
@@ -1296,7 +1295,7 @@ impl ImapSession {
         selected.current_as_of = None;
         let upto = self.read_changes(login, selected, allow_expunge).await?;
         if is_ticket_view {
-            selected.current_as_of = upto.map(|upto| (upto, as_of.1));
+            selected.current_as_of = upto;
         }
         Ok(())
     }

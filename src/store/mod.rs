@@ -191,9 +191,8 @@ pub struct Store {
 /// another session already covered every change it heard.
 #[derive(Clone, Default)]
 pub(crate) struct ViewSyncs {
-    /// Changes announced so far; counted after each is sent, so a
-    /// session that reads this and then empties its channel has heard at
-    /// least that many.
+    /// Changes announced so far; counted with each send, under
+    /// `announcing`.
     announced: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Held while a change is sent and counted, and while a session takes
     /// its changes and reads the count: what it took is then exactly the
