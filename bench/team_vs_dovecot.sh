@@ -9,9 +9,12 @@
 #
 #   bench/team_vs_dovecot.sh BIN [--fill 40000] [--clients 20]
 #       [--rates "50 200 1000"] [--seconds 60] [--rounds 2] [--postdesk-only]
+#       [--agents 1]
 #
 # --postdesk-only leaves Dovecot out (no peer stack needed): postdesk's
-# side alone, e.g. to compare builds.
+# side alone, e.g. to compare builds. --agents N spreads postdesk's clients
+# over N agents of the queue, as a team is (each agent's folders are
+# mailboxes of its own); Dovecot's clients share its one user either way.
 #
 # Needs the peer stack of ../shared/bench (mailstack.sh: Postfix + Dovecot,
 # apt packages postfix dovecot-imapd dovecot-lmtpd), LOADGEN (default
@@ -21,10 +24,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$(realpath "$1"); shift
-FILL=40000 CLIENTS=20 RATES="50 200 1000" SECONDS_=60 ROUNDS=2 SERVERS="postdesk dovecot"
+FILL=40000 CLIENTS=20 RATES="50 200 1000" SECONDS_=60 ROUNDS=2 SERVERS="postdesk dovecot" AGENTS=1
 while [ $# -gt 0 ]; do case "$1" in --fill) FILL=$2; shift 2;; --clients) CLIENTS=$2; shift 2;;
   --rates) RATES=$2; shift 2;; --seconds) SECONDS_=$2; shift 2;; --rounds) ROUNDS=$2; shift 2;;
-  --postdesk-only) SERVERS=postdesk; shift;;
+  --postdesk-only) SERVERS=postdesk; shift;; --agents) AGENTS=$2; shift 2;;
   *) echo "bad arg $1" >&2; exit 2;; esac; done
 LOADGEN=$(realpath -m "${LOADGEN:-target/release/examples/loadgen}")
 TEAMGEN=$(realpath -m "${TEAMGEN:-target/release/examples/teamgen}")
@@ -59,8 +62,14 @@ similar = false
 [autoreply]
 enabled = false
 TOML
+USERS=agent@desk.bench
 echo 'bench-password' | "$BIN" --config "$data/postdesk.toml" agent add agent@desk.bench \
   --queue support --password-stdin >/dev/null
+for i in $(seq 2 "$AGENTS"); do
+  echo 'bench-password' | "$BIN" --config "$data/postdesk.toml" agent add "agent$i@desk.bench" \
+    --queue support --password-stdin >/dev/null
+  USERS="$USERS,agent$i@desk.bench"
+done
 "$BIN" --config "$data/postdesk.toml" serve > "$data/serve.log" 2>&1 &
 pid=$!
 if [ "$SERVERS" = postdesk ]; then
@@ -102,8 +111,8 @@ quiet() {
 }
 
 run_postdesk() { # RATE
-  "$TEAMGEN" --label "postdesk rate=$1" --smtp-port "$smtp" --imap-port "$imap" \
-    --user agent@desk.bench --password bench-password --mailbox Queues/support \
+  "$TEAMGEN" --label "postdesk agents=$AGENTS rate=$1" --smtp-port "$smtp" --imap-port "$imap" \
+    --user "$USERS" --password bench-password --mailbox Queues/support \
     --to support@desk.bench --clients "$CLIENTS" --rate "$1" --seconds "$SECONDS_" --pid "$pid"
 }
 run_dovecot() { # RATE

@@ -65,6 +65,8 @@ struct Args {
     smtp_port: u16,
     #[arg(long)]
     imap_port: u16,
+    /// The IMAP login; several, comma-separated, spread the clients over
+    /// them in turn (a team: each agent's folders are mailboxes of its own).
     #[arg(long)]
     user: String,
     #[arg(long)]
@@ -212,7 +214,9 @@ async fn idle_client(sh: &Shared, idx: usize, mut stop: watch::Receiver<bool>) -
         n: 0,
     };
     c.line().await?;
-    c.cmd(&format!("LOGIN \"{}\" \"{}\"", a.user, a.password))
+    let users: Vec<&str> = a.user.split(',').collect();
+    let user = users[idx % users.len()];
+    c.cmd(&format!("LOGIN \"{user}\" \"{}\"", a.password))
         .await?;
     let mut uidnext: u64 = 1;
     for line in c.cmd(&format!("SELECT \"{}\"", a.mailbox)).await? {

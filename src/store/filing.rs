@@ -7,6 +7,7 @@
 //! On SQLite, messages arriving together share one transaction and one
 //! fsync (group commit, [`sqlite_writer`]); on PostgreSQL each has its own.
 
+use super::imap::MembershipWrite;
 use super::{Backend, Change, Result, Store, StoreError, Tx, on_tx, parse_column};
 use crate::domain::automation::TicketSnapshot;
 use crate::domain::change::Opening;
@@ -620,23 +621,14 @@ impl Store {
 
     async fn file_inbound_once(&self, request: InboundRequest) -> Result<FileOutcome> {
         match &self.backend {
-            Backend::Sqlite { .. } => {
-                let filer = self.filer.as_ref().ok_or_else(|| {
-                    StoreError::Unavailable("the SQLite writer is not running".into())
-                })?;
-                let (reply, answer) = oneshot::channel();
-                filer
-                    .send(FileJob {
-                        request,
-                        reply,
-                        queued_at: std::time::Instant::now(),
-                    })
-                    .await
-                    .map_err(|_| StoreError::Unavailable("the SQLite writer stopped".into()))?;
-                answer
-                    .await
-                    .map_err(|_| StoreError::Unavailable("the SQLite writer stopped".into()))?
-            }
+            Backend::Sqlite { .. } => self
+                .on_writer(|reply| Work::File { request, reply })
+                .await
+                .unwrap_or_else(|| {
+                    Err(StoreError::Unavailable(
+                        "the SQLite writer is not running".into(),
+                    ))
+                }),
             Backend::Postgres(_) => match self.file_alone(&request).await {
                 // Another node stored the same message (Message-ID and
                 // sender) a moment ago: filing again finds it.
@@ -654,38 +646,150 @@ impl Store {
     }
 }
 
-/// A message waiting for the SQLite writer, and where its verdict goes.
-pub(crate) struct FileJob {
-    request: InboundRequest,
-    reply: oneshot::Sender<Result<FileOutcome>>,
+/// Work waiting for the SQLite writer, and where its result goes.
+pub(crate) struct WriteJob {
+    work: Work,
     /// When it was queued: its wait for the writer is counted in
     /// [`crate::telemetry::DB_ACQUIRE_SECONDS`] like other writes'.
     queued_at: std::time::Instant,
 }
 
-/// Messages filed in one SQLite transaction at most.
+/// What the SQLite writer does for a job.
+pub(crate) enum Work {
+    /// Files a message (threading, ticket, events).
+    File {
+        request: InboundRequest,
+        reply: oneshot::Sender<Result<FileOutcome>>,
+    },
+    /// Brings one mailbox's members in line with its view. A team's
+    /// mailboxes each take such a write for every change of a ticket they
+    /// show: 20 agents on one queue made 20 transactions of their own per
+    /// message, and the messages waited behind them (issue 17). Queued
+    /// here they share the filing's transactions and commits.
+    Membership {
+        write: MembershipWrite,
+        reply: oneshot::Sender<Result<bool>>,
+    },
+    /// Records that a session of the mailbox holds `\Recent` for the UIDs
+    /// up to `uid`; answers the UID up to which another already did.
+    ClaimRecent {
+        mailbox_id: i64,
+        uid: u32,
+        reply: oneshot::Sender<Result<u32>>,
+    },
+}
+
+impl WriteJob {
+    pub(crate) fn new(work: Work) -> WriteJob {
+        WriteJob {
+            work,
+            queued_at: std::time::Instant::now(),
+        }
+    }
+
+    async fn run(&self, tx: &mut Tx) -> Result<Done> {
+        Ok(match &self.work {
+            Work::File { request, .. } => Done::Filed(file(tx, request).await?),
+            Work::Membership { write, .. } => Done::Membership(tx.write_membership(write).await?),
+            Work::ClaimRecent {
+                mailbox_id, uid, ..
+            } => Done::Claimed(tx.claim_recent(*mailbox_id, *uid).await?),
+        })
+    }
+
+    /// Sends the result to whoever waits for it (who may have gone).
+    fn answer(self, result: Result<Done>) {
+        match self.work {
+            Work::File { reply, .. } => {
+                let _ = reply.send(result.and_then(Done::filed));
+            }
+            Work::Membership { reply, .. } => {
+                let _ = reply.send(result.and_then(Done::membership));
+            }
+            Work::ClaimRecent { reply, .. } => {
+                let _ = reply.send(result.and_then(Done::claimed));
+            }
+        }
+    }
+}
+
+/// What a job did.
+enum Done {
+    Filed(FileOutcome),
+    Membership(bool),
+    Claimed(u32),
+}
+
+/// [`WriteJob::run`] answers each kind of work with its own kind of result;
+/// anything else is a bug, reported as an error rather than a panic.
+fn mixed_up() -> StoreError {
+    StoreError::Unavailable("the SQLite writer mixed up its jobs".into())
+}
+
+impl Done {
+    fn filed(self) -> Result<FileOutcome> {
+        match self {
+            Done::Filed(outcome) => Ok(outcome),
+            _ => Err(mixed_up()),
+        }
+    }
+
+    fn membership(self) -> Result<bool> {
+        match self {
+            Done::Membership(changed) => Ok(changed),
+            _ => Err(mixed_up()),
+        }
+    }
+
+    fn claimed(self) -> Result<u32> {
+        match self {
+            Done::Claimed(previous) => Ok(previous),
+            _ => Err(mixed_up()),
+        }
+    }
+}
+
+impl Store {
+    /// Has the SQLite writer do `work` (made with the reply sender) in its
+    /// next transaction and waits for the result; `None` when there is no
+    /// such writer (PostgreSQL), where the caller runs its own transaction.
+    pub(super) async fn on_writer<T>(
+        &self,
+        work: impl FnOnce(oneshot::Sender<Result<T>>) -> Work,
+    ) -> Option<Result<T>> {
+        let writer = self.filer.as_ref()?;
+        let stopped = || StoreError::Unavailable("the SQLite writer stopped".into());
+        let (reply, answer) = oneshot::channel();
+        if writer.send(WriteJob::new(work(reply))).await.is_err() {
+            return Some(Err(stopped()));
+        }
+        Some(answer.await.unwrap_or_else(|_| Err(stopped())))
+    }
+}
+
+/// Jobs done in one SQLite transaction at most.
 const MAX_BATCH: usize = 64;
 
 /// What the group-commit writer did, for tests and logs.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct WriterStats {
-    /// Transactions that filed more than one message and committed.
+    /// Transactions that did more than one job and committed.
     pub shared_commits: u64,
-    /// The most messages one committed transaction filed.
+    /// The most jobs one committed transaction did.
     pub largest_batch: usize,
-    /// Messages filed again on their own after their batch failed.
+    /// Jobs done again on their own after their batch failed.
     pub refiled: u64,
 }
 
-/// Group commit for SQLite: files every message waiting when the writer
-/// gets to them in one transaction, one fsync for all, and answers each
-/// only after the commit. SQLite has one writer anyway; batching spares a
-/// commit per message. If anything in a batch fails, the batch is rolled
-/// back and each message is filed again on its own, so one bad message
-/// costs no other its acceptance.
+/// Group commit for SQLite: does every job waiting when the writer gets to
+/// them (messages to file, mailboxes to bring in line) in one transaction,
+/// one fsync for all, and answers each only after the commit. SQLite has
+/// one writer anyway; batching spares a commit per job. If anything in a
+/// batch fails, the batch is rolled back and each job is done again on its
+/// own, so one bad message costs no other its acceptance.
 pub(crate) async fn sqlite_writer(
     pool: sqlx::SqlitePool,
-    mut jobs: mpsc::Receiver<FileJob>,
+    mut jobs: mpsc::Receiver<WriteJob>,
     stats: std::sync::Arc<std::sync::Mutex<WriterStats>>,
 ) {
     let record = |update: &dyn Fn(&mut WriterStats)| {
@@ -702,7 +806,7 @@ pub(crate) async fn sqlite_writer(
             }
         }
         if batch.len() > 1 {
-            match file_batch(&pool, &batch).await {
+            match run_batch(&pool, &batch).await {
                 Ok(outcomes) => {
                     let size = batch.len();
                     record(&|s| {
@@ -710,30 +814,34 @@ pub(crate) async fn sqlite_writer(
                         s.largest_batch = s.largest_batch.max(size);
                     });
                     for (job, outcome) in batch.into_iter().zip(outcomes) {
-                        let _ = job.reply.send(Ok(outcome));
+                        job.answer(Ok(outcome));
                     }
                     continue;
                 }
                 Err(err) => {
                     let size = batch.len() as u64;
                     record(&|s| s.refiled += size);
-                    tracing::debug!(%err, size, "batch rolled back; filing one by one")
+                    tracing::debug!(%err, size, "batch rolled back; one job at a time")
                 }
             }
         }
         for job in batch {
-            let outcome = file_batch(&pool, std::slice::from_ref(&job))
+            let outcome = run_batch(&pool, std::slice::from_ref(&job))
                 .await
-                .map(|mut outcomes| outcomes.remove(0));
+                .and_then(|outcomes| {
+                    outcomes.into_iter().next().ok_or_else(|| {
+                        StoreError::Unavailable("the writer did not do a job".into())
+                    })
+                });
             if outcome.is_ok() {
                 record(&|s| s.largest_batch = s.largest_batch.max(1));
             }
-            let _ = job.reply.send(outcome);
+            job.answer(outcome);
         }
     }
 }
 
-async fn file_batch(pool: &sqlx::SqlitePool, jobs: &[FileJob]) -> Result<Vec<FileOutcome>> {
+async fn run_batch(pool: &sqlx::SqlitePool, jobs: &[WriteJob]) -> Result<Vec<Done>> {
     let mut tx = Tx::Sqlite(pool.begin().await?);
     for job in jobs {
         metrics::histogram!(crate::telemetry::DB_ACQUIRE_SECONDS, "pool" => "write")
@@ -741,7 +849,7 @@ async fn file_batch(pool: &sqlx::SqlitePool, jobs: &[FileJob]) -> Result<Vec<Fil
     }
     let mut outcomes = Vec::with_capacity(jobs.len());
     for job in jobs {
-        outcomes.push(file(&mut tx, &job.request).await?);
+        outcomes.push(job.run(&mut tx).await?);
     }
     tx.commit().await?;
     Ok(outcomes)
@@ -805,11 +913,10 @@ mod tests {
         let mut answers = Vec::new();
         for (n, subject) in subjects.iter().enumerate() {
             let (reply, answer) = oneshot::channel();
-            let job = FileJob {
+            let job = WriteJob::new(Work::File {
                 request: request(n, subject, queue_id),
                 reply,
-                queued_at: std::time::Instant::now(),
-            };
+            });
             assert!(jobs.send(job).await.is_ok(), "queued");
             answers.push(answer);
         }
@@ -826,6 +933,154 @@ mod tests {
         }
         let stats = *stats.lock().expect("stats");
         (outcomes, stats)
+    }
+
+    /// Runs a writer over `jobs`, all queued before it starts.
+    async fn run_writer(store: &Store, jobs: Vec<WriteJob>) -> WriterStats {
+        let Backend::Sqlite { write, .. } = &store.backend else {
+            panic!("an SQLite store");
+        };
+        let (sender, queue) = mpsc::channel(jobs.len());
+        for job in jobs {
+            assert!(sender.send(job).await.is_ok(), "queued");
+        }
+        drop(sender);
+        let stats = Arc::new(Mutex::new(WriterStats::default()));
+        sqlite_writer(write.clone(), queue, Arc::clone(&stats)).await;
+        let stats = *stats.lock().expect("stats");
+        stats
+    }
+
+    /// A message filing, a mailbox write and a `\Recent` claim, queued
+    /// together: the filing's reply, the write's and the claim's.
+    async fn mailbox_jobs(
+        store: &Store,
+        queue_id: i64,
+        subject: &str,
+        mailbox: i64,
+        wanted: Vec<(i64, String)>,
+        recent: u32,
+    ) -> (WriterStats, Result<FileOutcome>, Result<bool>, Result<u32>) {
+        let (filed, filing) = oneshot::channel();
+        let (written, writing) = oneshot::channel();
+        let (claimed, claiming) = oneshot::channel();
+        let jobs = vec![
+            WriteJob::new(Work::File {
+                request: request(0, subject, queue_id),
+                reply: filed,
+            }),
+            WriteJob::new(Work::Membership {
+                write: MembershipWrite::everything(mailbox, wanted),
+                reply: written,
+            }),
+            WriteJob::new(Work::ClaimRecent {
+                mailbox_id: mailbox,
+                uid: recent,
+                reply: claimed,
+            }),
+        ];
+        let stats = run_writer(store, jobs).await;
+        let gone = || StoreError::Unavailable("no answer".into());
+        (
+            stats,
+            filing.await.unwrap_or_else(|_| Err(gone())),
+            writing.await.unwrap_or_else(|_| Err(gone())),
+            claiming.await.unwrap_or_else(|_| Err(gone())),
+        )
+    }
+
+    /// A team's mailboxes are written for every ticket change: on SQLite
+    /// those writes and `\Recent` claims wait for the one writer like
+    /// messages do, so they share the messages' transactions (20 agents on
+    /// one queue made 20 transactions of their own per message, and the
+    /// messages waited behind them). One failing message costs them
+    /// nothing either.
+    #[tokio::test]
+    async fn mailbox_writes_share_the_filing_commit_and_outlive_a_failing_message() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/desk.db", dir.path().display());
+        let store = Store::connect(&url).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        let queue = store
+            .upsert_queue("support", "support@desk.test")
+            .await
+            .expect("queue");
+        let agent = store
+            .add_agent(
+                "alice@desk.test",
+                "Alice",
+                "unused",
+                crate::domain::permission::AgentRole::Agent,
+                std::slice::from_ref(&queue),
+            )
+            .await
+            .expect("agent");
+        store
+            .imap_ensure_mailboxes(agent, &["Queues/support".to_string()], true)
+            .await
+            .expect("mailbox");
+        let mailbox = store
+            .imap_mailboxes(agent)
+            .await
+            .expect("mailboxes")
+            .into_iter()
+            .find(|m| m.name == "Queues/support")
+            .expect("the queue's folder")
+            .id;
+        let (outcomes, _) = file_all(&store, queue.id, &["first"]).await;
+        let Ok(FileOutcome::Filed { message, .. }) = outcomes[0] else {
+            panic!("{outcomes:?}");
+        };
+
+        let (stats, filed, written, claimed) = mailbox_jobs(
+            &store,
+            queue.id,
+            "second",
+            mailbox,
+            vec![(message, String::new())],
+            1,
+        )
+        .await;
+        assert_eq!(
+            stats,
+            WriterStats {
+                shared_commits: 1,
+                largest_batch: 3,
+                refiled: 0
+            }
+        );
+        assert!(matches!(filed, Ok(FileOutcome::Filed { .. })), "{filed:?}");
+        assert_eq!(written.ok(), Some(true));
+        assert_eq!(claimed.ok(), Some(0));
+        let members = store.imap_members(mailbox).await.expect("members");
+        assert_eq!(members.len(), 1);
+        assert_eq!(members[0].uid, 1);
+
+        store
+            .execute_unchecked(
+                "CREATE TRIGGER fail_me BEFORE INSERT ON messages \
+                 WHEN NEW.subject = 'fail-me' \
+                 BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+            )
+            .await
+            .expect("trigger");
+        let (stats, filed, written, claimed) = mailbox_jobs(
+            &store,
+            queue.id,
+            "fail-me",
+            mailbox,
+            vec![(message, "\\Flagged".to_string())],
+            2,
+        )
+        .await;
+        assert_eq!(stats.refiled, 3, "{stats:?}");
+        assert!(filed.is_err(), "{filed:?}");
+        assert_eq!(written.ok(), Some(true));
+        assert_eq!(claimed.ok(), Some(1));
+        let members = store.imap_members(mailbox).await.expect("members");
+        assert_eq!(members.len(), 1);
+        assert_eq!(members[0].flags, "\\Flagged");
+        store.close().await;
     }
 
     #[tokio::test]

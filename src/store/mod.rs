@@ -163,8 +163,9 @@ pub struct Store {
     node: u64,
     /// Sends announced changes to the other nodes (PostgreSQL).
     notifier: Option<notify::Notifier>,
-    /// The SQLite group-commit writer's queue (see [`filing::sqlite_writer`]).
-    filer: Option<tokio::sync::mpsc::Sender<filing::FileJob>>,
+    /// The SQLite group-commit writer's queue (see [`filing::sqlite_writer`]):
+    /// messages to file and mailboxes to bring in line.
+    filer: Option<tokio::sync::mpsc::Sender<filing::WriteJob>>,
     /// What that writer did (batches formed, messages refiled).
     writer_stats: std::sync::Arc<std::sync::Mutex<WriterStats>>,
     /// Which changes the views were brought up to date with (see
