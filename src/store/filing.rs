@@ -906,23 +906,17 @@ mod tests {
         queue_id: i64,
         subjects: &[&str],
     ) -> (Vec<Result<FileOutcome>>, WriterStats) {
-        let Backend::Sqlite { write, .. } = &store.backend else {
-            panic!("an SQLite store");
-        };
-        let (jobs, queue) = mpsc::channel(subjects.len());
+        let mut jobs = Vec::new();
         let mut answers = Vec::new();
         for (n, subject) in subjects.iter().enumerate() {
             let (reply, answer) = oneshot::channel();
-            let job = WriteJob::new(Work::File {
+            jobs.push(WriteJob::new(Work::File {
                 request: request(n, subject, queue_id),
                 reply,
-            });
-            assert!(jobs.send(job).await.is_ok(), "queued");
+            }));
             answers.push(answer);
         }
-        drop(jobs);
-        let stats = Arc::new(Mutex::new(WriterStats::default()));
-        sqlite_writer(write.clone(), queue, Arc::clone(&stats)).await;
+        let stats = run_writer(store, jobs).await;
         let mut outcomes = Vec::new();
         for answer in answers {
             outcomes.push(
@@ -931,8 +925,32 @@ mod tests {
                     .unwrap_or_else(|_| Err(StoreError::Unavailable("no answer".into()))),
             );
         }
-        let stats = *stats.lock().expect("stats");
         (outcomes, stats)
+    }
+
+    /// A fresh SQLite store (in the returned directory) with a queue.
+    async fn store_with_queue() -> (tempfile::TempDir, Store, super::super::Queue) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/desk.db", dir.path().display());
+        let store = Store::connect(&url).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        let queue = store
+            .upsert_queue("support", "support@desk.test")
+            .await
+            .expect("queue");
+        (dir, store, queue)
+    }
+
+    /// Makes filing a message with the subject "fail-me" fail.
+    async fn fail_me(store: &Store) {
+        store
+            .execute_unchecked(
+                "CREATE TRIGGER fail_me BEFORE INSERT ON messages \
+                 WHEN NEW.subject = 'fail-me' \
+                 BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+            )
+            .await
+            .expect("trigger");
     }
 
     /// Runs a writer over `jobs`, all queued before it starts.
@@ -997,14 +1015,7 @@ mod tests {
     /// nothing either.
     #[tokio::test]
     async fn mailbox_writes_share_the_filing_commit_and_outlive_a_failing_message() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}/desk.db", dir.path().display());
-        let store = Store::connect(&url).await.expect("connect");
-        store.migrate().await.expect("migrate");
-        let queue = store
-            .upsert_queue("support", "support@desk.test")
-            .await
-            .expect("queue");
+        let (_dir, store, queue) = store_with_queue().await;
         let agent = store
             .add_agent(
                 "alice@desk.test",
@@ -1056,14 +1067,7 @@ mod tests {
         assert_eq!(members.len(), 1);
         assert_eq!(members[0].uid, 1);
 
-        store
-            .execute_unchecked(
-                "CREATE TRIGGER fail_me BEFORE INSERT ON messages \
-                 WHEN NEW.subject = 'fail-me' \
-                 BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
-            )
-            .await
-            .expect("trigger");
+        fail_me(&store).await;
         let (stats, filed, written, claimed) = mailbox_jobs(
             &store,
             queue.id,
@@ -1085,14 +1089,7 @@ mod tests {
 
     #[tokio::test]
     async fn waiting_messages_share_one_commit_and_a_failing_one_is_refiled_alone() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}/desk.db", dir.path().display());
-        let store = Store::connect(&url).await.expect("connect");
-        store.migrate().await.expect("migrate");
-        let queue = store
-            .upsert_queue("support", "support@desk.test")
-            .await
-            .expect("queue");
+        let (_dir, store, queue) = store_with_queue().await;
 
         let (outcomes, stats) = file_all(&store, queue.id, &["a", "b", "c", "d"]).await;
         assert!(
@@ -1110,14 +1107,7 @@ mod tests {
             }
         );
 
-        store
-            .execute_unchecked(
-                "CREATE TRIGGER fail_me BEFORE INSERT ON messages \
-                 WHEN NEW.subject = 'fail-me' \
-                 BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
-            )
-            .await
-            .expect("trigger");
+        fail_me(&store).await;
         let (outcomes, stats) = file_all(&store, queue.id, &["e", "fail-me", "f"]).await;
         assert!(
             matches!(outcomes[0], Ok(FileOutcome::Filed { .. })),
