@@ -622,7 +622,10 @@ impl Store {
     async fn file_inbound_once(&self, request: InboundRequest) -> Result<FileOutcome> {
         match &self.backend {
             Backend::Sqlite { .. } => self
-                .on_writer(|reply| Work::File { request, reply })
+                .on_writer(|reply| Work::File {
+                    request: Box::new(request),
+                    reply,
+                })
                 .await
                 .unwrap_or_else(|| {
                     Err(StoreError::Unavailable(
@@ -658,7 +661,8 @@ pub(crate) struct WriteJob {
 pub(crate) enum Work {
     /// Files a message (threading, ticket, events).
     File {
-        request: InboundRequest,
+        /// Boxed: a request is most of a kilobyte, the other jobs are small.
+        request: Box<InboundRequest>,
         reply: oneshot::Sender<Result<FileOutcome>>,
     },
     /// Brings one mailbox's members in line with its view. A team's
@@ -911,7 +915,7 @@ mod tests {
         for (n, subject) in subjects.iter().enumerate() {
             let (reply, answer) = oneshot::channel();
             jobs.push(WriteJob::new(Work::File {
-                request: request(n, subject, queue_id),
+                request: Box::new(request(n, subject, queue_id)),
                 reply,
             }));
             answers.push(answer);
@@ -929,7 +933,7 @@ mod tests {
     }
 
     /// A fresh SQLite store (in the returned directory) with a queue.
-    async fn store_with_queue() -> (tempfile::TempDir, Store, super::super::Queue) {
+    async fn store_with_queue() -> (tempfile::TempDir, Store, crate::store::Queue) {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = format!("sqlite://{}/desk.db", dir.path().display());
         let store = Store::connect(&url).await.expect("connect");
@@ -965,8 +969,7 @@ mod tests {
         drop(sender);
         let stats = Arc::new(Mutex::new(WriterStats::default()));
         sqlite_writer(write.clone(), queue, Arc::clone(&stats)).await;
-        let stats = *stats.lock().expect("stats");
-        stats
+        *stats.lock().expect("stats")
     }
 
     /// A message filing, a mailbox write and a `\Recent` claim, queued
@@ -984,7 +987,7 @@ mod tests {
         let (claimed, claiming) = oneshot::channel();
         let jobs = vec![
             WriteJob::new(Work::File {
-                request: request(0, subject, queue_id),
+                request: Box::new(request(0, subject, queue_id)),
                 reply: filed,
             }),
             WriteJob::new(Work::Membership {

@@ -1808,7 +1808,7 @@ mod tests {
         let url = format!("sqlite://{}/desk.db", dir.path().display());
         let store = Store::connect(&url).await.expect("connect");
         store.migrate().await.expect("migrate");
-        let super::super::Backend::Sqlite { read, .. } = &store.backend else {
+        let crate::store::Backend::Sqlite { read, .. } = &store.backend else {
             panic!("an SQLite store");
         };
         for folder in crate::domain::views::Folder::standard(&["support".into()]) {
