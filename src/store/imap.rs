@@ -983,7 +983,7 @@ impl Store {
         let queue = filter.queue.clone().unwrap_or_default();
         let tickets = tickets.unwrap_or(&[]);
         let (wanted_rows, tag_rows, own_rows) = dispatch_read!(self, |pool| {
-            let sql = wanted_sql.clone();
+            let sql = wanted_sql;
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(viewer.agent_id)
                 .bind(viewer.sees_every_queue)
@@ -1003,7 +1003,7 @@ impl Store {
                     row.try_get::<bool, _>("answered")?,
                 ));
             }
-            let sql = tags_sql.clone();
+            let sql = tags_sql;
             let mut query = sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(sql))
                 .bind(viewer.agent_id)
                 .bind(viewer.sees_every_queue)
@@ -1014,7 +1014,7 @@ impl Store {
             }
             let tags = query.fetch_all(pool).await?;
             // The agent's own keywords on these messages.
-            let sql = own_sql.clone();
+            let sql = own_sql;
             let mut query = sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(sql))
                 .bind(viewer.agent_id)
                 .bind(viewer.sees_every_queue)
