@@ -385,7 +385,7 @@ pub enum OwnerFilter {
 }
 
 /// Which tickets a view holds (always within the agent's visible queues).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ViewFilter {
     /// Empty: any status.
     pub statuses: &'static [Status],

@@ -39,6 +39,7 @@ mod sla;
 mod templates;
 mod ticket_change;
 mod tickets;
+mod view_batch;
 
 pub use admin::{Agent, AgentUpdate, AuditEntry, Queue};
 pub use agent_mail::{AgentMailFiled, AgentMailRequest, BuildAgentMail, Participant, ReplyTarget};
@@ -178,6 +179,9 @@ pub struct Store {
     /// Per mailbox, the UID up to which this process's sessions claimed
     /// `\Recent` (see [`Store::imap_claim_recent`]).
     recent_claims: MailboxLocks<u32>,
+    /// Reconciles of some tickets waiting to be done together (see
+    /// [`view_batch`]).
+    view_batches: view_batch::ViewBatches,
 }
 
 /// How far each mailbox's members were brought up to date, counted in
@@ -716,6 +720,7 @@ impl Store {
             member_snapshots: member_snapshots::MemberSnapshots::default(),
             header_cache: header_cache::HeaderCache::default(),
             recent_claims: MailboxLocks::default(),
+            view_batches: view_batch::ViewBatches::default(),
         })
     }
 

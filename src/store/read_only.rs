@@ -72,6 +72,7 @@ impl Store {
             member_snapshots: Default::default(),
             header_cache: Default::default(),
             recent_claims: Default::default(),
+            view_batches: Default::default(),
         };
         match store.schema_problem().await {
             Ok(None) => Ok(store),
