@@ -43,6 +43,12 @@ pub const IMAP_HEADER_CACHE_BYTES: &str = "postdesk_imap_header_cache_bytes";
 /// change heard in IDLE), by `result`: `read` the store, or `current`
 /// (nothing was announced since the last, so nothing was read).
 pub const IMAP_REFRESHES: &str = "postdesk_imap_view_refreshes_total";
+/// Mailboxes brought up to date for the tickets their sessions heard of.
+pub const IMAP_RECONCILES: &str = "postdesk_imap_ticket_reconciles_total";
+/// Rounds of those reconciles: the mailboxes of one round of one kind of
+/// view are read and written together (a team's mailboxes, one read for
+/// all), so reconciles per round tell how much was shared.
+pub const IMAP_RECONCILE_ROUNDS: &str = "postdesk_imap_ticket_reconcile_rounds_total";
 /// Messages waiting for SQLite's group-commit writer.
 pub const DB_FILING_QUEUE: &str = "postdesk_db_filing_queue";
 

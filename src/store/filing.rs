@@ -886,7 +886,7 @@ async fn run_batch(pool: &sqlx::SqlitePool, jobs: &[WriteJob]) -> Result<Vec<Don
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::domain::filing::NewMessage;
     use std::sync::{Arc, Mutex};
@@ -931,7 +931,7 @@ mod tests {
     /// Queues `subjects` for a writer that is not running yet, then runs it
     /// until it has answered them all: everything waits when it starts, so
     /// what it batches is not left to timing.
-    async fn file_all(
+    pub(crate) async fn file_all(
         store: &Store,
         queue_id: i64,
         subjects: &[&str],
@@ -959,7 +959,7 @@ mod tests {
     }
 
     /// A fresh SQLite store (in the returned directory) with a queue.
-    async fn store_with_queue() -> (tempfile::TempDir, Store, crate::store::Queue) {
+    pub(crate) async fn store_with_queue() -> (tempfile::TempDir, Store, crate::store::Queue) {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = format!("sqlite://{}/desk.db", dir.path().display());
         let store = Store::connect(&url).await.expect("connect");

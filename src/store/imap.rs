@@ -1341,6 +1341,9 @@ impl Store {
         &self,
         writes: Vec<MembershipWrite>,
     ) -> Result<Vec<bool>> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
         if self.filer.is_some() {
             return self
                 .on_writer(|reply| Work::Membership { writes, reply })

@@ -64,9 +64,21 @@ struct Queue {
     waiting: Vec<Waiting>,
     /// A task is doing the waiting reconciles, and will take these.
     running: bool,
+    /// Rounds taken from the queue, and the most reconciles one held.
+    #[cfg(test)]
+    rounds: (u64, usize),
 }
 
 impl ViewBatches {
+    /// Rounds taken so far, and the most reconciles one held.
+    #[cfg(test)]
+    fn rounds(&self) -> (u64, usize) {
+        self.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .rounds
+    }
+
     /// Does `reconcile` with whatever else waits; answers whether the
     /// mailbox changed.
     pub(crate) async fn reconcile(
@@ -113,6 +125,11 @@ impl Running {
                     queue.running = false;
                     self.finished = true;
                     return;
+                }
+                #[cfg(test)]
+                {
+                    queue.rounds.0 += 1;
+                    queue.rounds.1 = queue.rounds.1.max(queue.waiting.len());
                 }
                 std::mem::take(&mut queue.waiting)
             };
@@ -162,6 +179,8 @@ impl Store {
     /// fails (a mailbox deleted meanwhile, say), each is done again alone,
     /// so that one costs the others nothing.
     async fn reconcile_group(&self, group: Vec<Waiting>) {
+        metrics::counter!(crate::telemetry::IMAP_RECONCILE_ROUNDS).increment(1);
+        metrics::counter!(crate::telemetry::IMAP_RECONCILES).increment(group.len() as u64);
         let reconciles: Vec<&TicketsReconcile> = group.iter().map(|w| &w.reconcile).collect();
         match self.reconcile_together(&reconciles).await {
             Ok(changed) => {
@@ -413,6 +432,118 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The mailboxes of a team, reconciled in one round, each end as a full
+    /// reconcile of its own would leave it; an agent who is not in the
+    /// queue sees none of it.
+    #[tokio::test]
+    async fn a_team_reconciled_together_holds_what_each_would_alone() {
+        let (_dir, store, queue) = crate::store::filing::tests::store_with_queue().await;
+        let other = store
+            .upsert_queue("billing", "billing@desk.test")
+            .await
+            .expect("queue");
+        let mut views = Vec::new();
+        for (name, queues) in [
+            ("a1", &queue),
+            ("a2", &queue),
+            ("a3", &queue),
+            ("a4", &queue),
+            ("outsider", &other),
+        ] {
+            let agent = store
+                .add_agent(
+                    &format!("{name}@desk.test"),
+                    name,
+                    "unused",
+                    crate::domain::permission::AgentRole::Agent,
+                    std::slice::from_ref(queues),
+                )
+                .await
+                .expect("agent");
+            let folders: Vec<String> = crate::domain::views::Folder::standard(&["support".into()])
+                .iter()
+                .map(crate::domain::views::Folder::name)
+                .collect();
+            store
+                .imap_ensure_mailboxes(agent, &folders, true)
+                .await
+                .expect("mailboxes");
+            for mailbox in store.imap_mailboxes(agent).await.expect("mailboxes") {
+                let folder =
+                    crate::domain::views::Folder::parse(&mailbox.name, &["support".into()]);
+                if let Some(filter) = folder.filter() {
+                    let viewer = Viewer {
+                        agent_id: agent,
+                        sees_every_queue: false,
+                        keywords: Arc::default(),
+                    };
+                    views.push((mailbox.id, viewer, filter, name));
+                }
+            }
+        }
+        let (outcomes, _) =
+            crate::store::filing::tests::file_all(&store, queue.id, &["one", "two", "three"]).await;
+        let tickets: Vec<i64> = outcomes
+            .iter()
+            .map(|o| o.as_ref().ok().and_then(|o| o.ticket()).expect("filed"))
+            .collect();
+        // a1 owns the first: it shows in a1's INBOX alone.
+        let a1 = views[0].1.agent_id;
+        let owned = crate::domain::change::TicketChange {
+            owner: Some(Some(a1)),
+            ..Default::default()
+        };
+        store
+            .change_ticket(
+                tickets[0],
+                &crate::domain::change::ChangeRequest::administrative(
+                    owned,
+                    "a test",
+                    "admin",
+                    Utc::now(),
+                ),
+            )
+            .await
+            .expect("assigned");
+
+        let since = Utc::now() - chrono::Duration::days(7);
+        let changed =
+            futures_util::future::join_all(views.iter().map(|(mailbox, viewer, filter, _)| {
+                store.imap_reconcile_tickets(*mailbox, viewer, filter, since, &tickets)
+            }))
+            .await;
+        let (rounds, largest) = store.view_batches.rounds();
+        assert_eq!(largest, views.len(), "one round took them all");
+        assert_eq!(rounds, 1);
+
+        let (mut support, mut inboxes) = (0, 0);
+        for ((mailbox, viewer, filter, name), changed) in views.iter().zip(changed) {
+            let changed = changed.expect("reconciled");
+            let members = store.imap_members(*mailbox).await.expect("members");
+            if *name == "outsider" {
+                assert!(members.is_empty() && !changed, "{name}: {members:?}");
+            }
+            if *name != "outsider" && filter.queue.as_deref() == Some("support") {
+                assert_eq!(members.len(), 3, "{name}");
+                assert!(changed);
+                support += 1;
+            }
+            if filter.owner == crate::domain::views::OwnerFilter::Me {
+                let expected = if *name == "a1" { 1 } else { 0 };
+                assert_eq!(members.len(), expected, "{name}'s INBOX: {members:?}");
+                inboxes += 1;
+            }
+            // A full reconcile finds nothing left to do.
+            let again = store
+                .imap_reconcile(*mailbox, viewer, filter, since, "full", true)
+                .await
+                .expect("full reconcile");
+            assert!(!again, "{name}, mailbox {mailbox}: {members:?}");
+        }
+        assert_eq!((support, inboxes), (4, 5));
+        store.close().await;
     }
 
     /// However many agents' mailboxes are reconciled together, each of the
