@@ -1267,3 +1267,93 @@ backend_test!(
         server.stop().await;
     }
 );
+
+backend_test!(
+    /// A team: each agent's Unassigned is a mailbox of its own, and the
+    /// reconciles of their mailboxes are done together (issue 17). A burst
+    /// of new tickets reaches every agent's IDLE session, a ticket one
+    /// agent takes leaves everyone else's Unassigned, a ticket outside an
+    /// agent's queues never shows, and each kept view ends as a fresh
+    /// SELECT shows it.
+    async fn a_teams_views_are_kept_together(backend: Backend) {
+        let server = TestServer::start_with(&backend, |c| c.search.similar = false).await;
+        let team = ["alice", "bob", "carol", "dave", "erin"];
+        for name in team {
+            add_agent(&server, &format!("{name}@desk.test"), &["support"], false).await;
+        }
+        add_agent(&server, "otto@desk.test", &["billing"], false).await;
+        let mut idle = Vec::new();
+        for name in team.iter().chain(&["otto"]) {
+            let mut s =
+                ImapClient::login(server.imap(), &format!("{name}@desk.test"), "secret").await;
+            assert!(s.cmd("SELECT Unassigned").await.ok());
+            s.send_raw(b"i1 IDLE\r\n").await;
+            assert!(s.read_line().await.text.starts_with('+'));
+            idle.push(s);
+        }
+
+        const BURST: usize = 12;
+        let deliveries = (0..BURST).map(|n| {
+            let mail = message(
+                "zoe@customer.example",
+                "support@desk.test",
+                &format!("Burst {n}"),
+                &format!("team-burst-{n}@customer.example"),
+                "",
+                "Help",
+            );
+            let smtp = server.smtp();
+            async move {
+                deliver(smtp, "zoe@customer.example", &["support@desk.test"], &mail).await
+            }
+        });
+        futures_util::future::join_all(deliveries).await;
+        let wanted = format!("* {BURST} EXISTS");
+        for (name, session) in team.iter().zip(idle.iter_mut()) {
+            loop {
+                let line = session.read_line().await;
+                if line.text == wanted {
+                    break;
+                }
+                assert!(
+                    line.text.ends_with("EXISTS") || line.text.contains("RECENT"),
+                    "{name}: {line:?}"
+                );
+            }
+        }
+
+        // Alice takes the first: it leaves the others' Unassigned.
+        let mut alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+        assert!(alice.cmd("SELECT Unassigned").await.ok());
+        let took = alice.cmd("MOVE 1 INBOX").await;
+        assert!(took.ok(), "{}", took.all_text());
+        for (name, session) in team.iter().zip(idle.iter_mut()).skip(1) {
+            let mut line = session.read_line().await;
+            // Each IMAP4rev1 session is also told what is \Recent.
+            while line.text.ends_with("RECENT") {
+                line = session.read_line().await;
+            }
+            assert_eq!(line.text, "* 1 EXPUNGE", "{name}");
+        }
+
+        for (name, mut session) in team.iter().chain(&["otto"]).zip(idle) {
+            session.send_raw(b"DONE\r\n").await;
+            let done = session.read_until_tagged("i1").await;
+            assert!(done.ok(), "{name}: {}", done.all_text());
+            let kept = view_of(&mut session).await;
+            let mut fresh =
+                ImapClient::login(server.imap(), &format!("{name}@desk.test"), "secret").await;
+            assert!(fresh.cmd("EXAMINE Unassigned").await.ok());
+            assert_eq!(kept, view_of(&mut fresh).await, "{name}");
+            let expected = match *name {
+                "otto" => 0,
+                _ => BURST - 1,
+            };
+            assert_eq!(kept.len(), expected, "{name}");
+        }
+        let mut inbox = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+        assert!(inbox.cmd("EXAMINE INBOX").await.ok());
+        assert_eq!(view_of(&mut inbox).await.len(), 1);
+        server.stop().await;
+    }
+);
