@@ -693,19 +693,6 @@ impl WriteJob {
         }
     }
 
-    async fn run(&self, tx: &mut Tx) -> Result<Done> {
-        Ok(match &self.work {
-            Work::File { request, .. } => Done::Filed(file(tx, request).await?),
-            Work::Membership { writes, .. } => {
-                let writes: Vec<&MembershipWrite> = writes.iter().collect();
-                Done::Membership(tx.write_memberships(&writes).await?)
-            }
-            Work::ClaimRecent {
-                mailbox_id, uid, ..
-            } => Done::Claimed(tx.claim_recent(*mailbox_id, *uid).await?),
-        })
-    }
-
     /// Sends the result to whoever waits for it (who may have gone).
     fn answer(self, result: Result<Done>) {
         match self.work {
@@ -856,27 +843,44 @@ async fn run_batch(pool: &sqlx::SqlitePool, jobs: &[WriteJob]) -> Result<Vec<Don
         metrics::histogram!(crate::telemetry::DB_ACQUIRE_SECONDS, "pool" => "write")
             .record(job.queued_at.elapsed().as_secs_f64());
     }
-    // Mailbox writes are done together, after the rest: one statement per
-    // step for all of them (see `Tx::write_memberships`). Filings and
-    // claims neither read nor write members, so the order changes nothing
-    // they see.
+    // Mailbox writes and `\Recent` claims are done together, after the
+    // filings: one statement per step for all of them (see
+    // `Tx::write_memberships`, `Tx::claim_recent`). Filings neither read
+    // nor write members or claims, and a write and a claim touch different
+    // columns, so the order changes nothing any of them sees.
     let mut outcomes: Vec<Option<Done>> = Vec::with_capacity(jobs.len());
     let mut writes: Vec<&MembershipWrite> = Vec::new();
-    let mut counts = Vec::new();
+    let mut claims = Vec::new();
     for job in jobs {
         match &job.work {
+            Work::File { request, .. } => {
+                outcomes.push(Some(Done::Filed(file(&mut tx, request).await?)));
+            }
             Work::Membership { writes: own, .. } => {
                 writes.extend(own);
-                counts.push(own.len());
                 outcomes.push(None);
             }
-            _ => outcomes.push(Some(job.run(&mut tx).await?)),
+            Work::ClaimRecent {
+                mailbox_id, uid, ..
+            } => {
+                claims.push((*mailbox_id, *uid));
+                outcomes.push(None);
+            }
         }
     }
     let mut written = tx.write_memberships(&writes).await?.into_iter();
-    let unanswered = outcomes.iter_mut().filter(|outcome| outcome.is_none());
-    for (outcome, count) in unanswered.zip(counts) {
-        *outcome = Some(Done::Membership(written.by_ref().take(count).collect()));
+    let mut claimed = tx.claim_recent(&claims).await?.into_iter();
+    for (job, outcome) in jobs.iter().zip(outcomes.iter_mut()) {
+        if outcome.is_some() {
+            continue;
+        }
+        *outcome = match &job.work {
+            Work::Membership { writes: own, .. } => {
+                Some(Done::Membership(written.by_ref().take(own.len()).collect()))
+            }
+            Work::ClaimRecent { .. } => claimed.next().map(Done::Claimed),
+            Work::File { .. } => None,
+        };
     }
     tx.commit().await?;
     outcomes
@@ -1241,6 +1245,74 @@ pub(super) mod tests {
         let (members, uidnext, _, gone) = mailbox_state(&store, mailboxes[0]).await;
         let uids: Vec<u32> = members.iter().map(|m| m.0).collect();
         assert_eq!((uids, uidnext, gone), (vec![2, 3], 4, Some(vec![1])));
+        store.close().await;
+    }
+
+    /// `\Recent` claims of one batch are one read and one write for all
+    /// their mailboxes; each answers what the claims before it left, as
+    /// one at a time would, and a mailbox that is gone answers 0.
+    #[tokio::test]
+    async fn recent_claims_done_together_count_in_turn() {
+        let (_dir, store, queue) = store_with_queue().await;
+        let agent = store
+            .add_agent(
+                "alice@desk.test",
+                "Alice",
+                "unused",
+                crate::domain::permission::AgentRole::Agent,
+                std::slice::from_ref(&queue),
+            )
+            .await
+            .expect("agent");
+        let names = ["Queues/support".to_string(), "Unassigned".to_string()];
+        store
+            .imap_ensure_mailboxes(agent, &names, true)
+            .await
+            .expect("mailboxes");
+        let ids: Vec<i64> = store
+            .imap_mailboxes(agent)
+            .await
+            .expect("mailboxes")
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        let [first, second] = ids[..] else {
+            panic!("{ids:?}");
+        };
+        let claims = [
+            (first, 5),
+            (second, 3),
+            (first, 4),
+            (first, 9),
+            (999_999, 2),
+        ];
+        let mut answers = Vec::new();
+        let mut jobs = Vec::new();
+        for (mailbox_id, uid) in claims {
+            let (reply, answer) = oneshot::channel();
+            jobs.push(WriteJob::new(Work::ClaimRecent {
+                mailbox_id,
+                uid,
+                reply,
+            }));
+            answers.push(answer);
+        }
+        let stats = run_writer(&store, jobs).await;
+        assert_eq!((stats.largest_batch, stats.refiled), (5, 0), "{stats:?}");
+        let mut previous = Vec::new();
+        for answer in answers {
+            previous.push(answer.await.expect("answered").expect("claimed"));
+        }
+        assert_eq!(previous, vec![0, 0, 5, 5, 0]);
+        let recent: Vec<u32> = [first, second]
+            .into_iter()
+            .map(|id| store.imap_mailbox(id))
+            .collect::<futures_util::future::JoinAll<_>>()
+            .await
+            .into_iter()
+            .map(|m| m.expect("mailbox").recent_uid)
+            .collect();
+        assert_eq!(recent, vec![9, 3]);
         store.close().await;
     }
 

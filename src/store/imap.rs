@@ -435,26 +435,63 @@ impl MembershipWrite {
 }
 
 impl Tx {
-    /// Records that a session of the mailbox holds `\Recent` for the UIDs
-    /// up to `uid`; returns the UID up to which another session already did.
-    pub(super) async fn claim_recent(&mut self, mailbox_id: i64, uid: u32) -> Result<u32> {
+    /// Records, for each (mailbox, UID), that a session of the mailbox
+    /// holds `\Recent` for the UIDs up to that one; answers, for each, the
+    /// UID up to which another session already did (claims of one mailbox
+    /// count in turn). One read and one write for all: each new message is
+    /// claimed in every mailbox of a team that shows it.
+    pub(super) async fn claim_recent(&mut self, claims: &[(i64, u32)]) -> Result<Vec<u32>> {
+        if claims.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut mailboxes: Vec<i64> = claims.iter().map(|(mailbox, _)| *mailbox).collect();
+        mailboxes.sort_unstable();
+        mailboxes.dedup();
         let lock = self.lock(super::RowLock::Wait);
-        on_tx!(self, |tx| {
-            let sql = format!("SELECT recent_uid FROM imap_mailboxes WHERE id = $1{lock}");
-            let previous: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .bind(mailbox_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let previous = previous.unwrap_or(0);
-            if i64::from(uid) > previous {
-                sqlx::query("UPDATE imap_mailboxes SET recent_uid = $1 WHERE id = $2")
-                    .bind(i64::from(uid))
-                    .bind(mailbox_id)
-                    .execute(&mut *tx)
-                    .await?;
+        let sql = format!(
+            "SELECT id, recent_uid FROM imap_mailboxes WHERE id IN ({}) ORDER BY id{lock}",
+            placeholders(1, mailboxes.len())
+        );
+        let held: Vec<(i64, i64)> = on_tx!(self, |tx| {
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+            for mailbox in &mailboxes {
+                query = query.bind(*mailbox);
             }
-            to_u32(previous)
-        })
+            query.fetch_all(&mut *tx).await?
+        });
+        // A mailbox deleted meanwhile has no claims to keep: 0, as if none.
+        let mut recent: HashMap<i64, i64> = held.into_iter().collect();
+        let mut previous = Vec::with_capacity(claims.len());
+        let mut raised: Vec<(i64, i64)> = Vec::new();
+        for (mailbox, uid) in claims {
+            let Some(before) = recent.get_mut(mailbox) else {
+                previous.push(0);
+                continue;
+            };
+            previous.push(to_u32(*before)?);
+            let uid = i64::from(*uid);
+            if uid > *before {
+                *before = uid;
+                raised.retain(|(raised, _)| raised != mailbox);
+                raised.push((*mailbox, uid));
+            }
+        }
+        if !raised.is_empty() {
+            let sql = format!(
+                "WITH claimed (id, uid) AS (VALUES {})
+                 UPDATE imap_mailboxes SET recent_uid = claimed.uid
+                 FROM claimed WHERE imap_mailboxes.id = claimed.id",
+                rows(raised.len(), 2)
+            );
+            on_tx!(self, |tx| {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (mailbox, uid) in &raised {
+                    query = query.bind(*mailbox).bind(*uid);
+                }
+                query.execute(&mut *tx).await?;
+            });
+        }
+        Ok(previous)
     }
 
     /// Makes each mailbox hold its `wanted` (for the messages of its
@@ -1518,9 +1555,12 @@ impl Store {
             return claimed;
         }
         let mut tx = self.begin().await?;
-        let previous = tx.claim_recent(mailbox_id, uid).await?;
+        let previous = tx.claim_recent(&[(mailbox_id, uid)]).await?;
         tx.commit().await?;
-        Ok(previous)
+        previous
+            .first()
+            .copied()
+            .ok_or_else(|| StoreError::Unavailable("a \\Recent claim went unanswered".into()))
     }
 
     /// Message counts for STATUS.
