@@ -109,7 +109,7 @@ impl ViewBatches {
 
 /// The one task doing the waiting reconciles. Dropped before it found the
 /// queue empty (it panicked), it lets the next reconcile start another,
-/// and the ones it held learn that theirs stopped.
+/// and the ones it held or that waited learn that theirs stopped.
 struct Running {
     queue: Arc<Mutex<Queue>>,
     /// It found the queue empty and said so under the queue's lock.
@@ -145,6 +145,9 @@ impl Drop for Running {
         if !self.finished {
             let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
             queue.running = false;
+            // Nobody may be left to start another task for these: their
+            // sessions hear that theirs stopped (and reconcile in full later).
+            queue.waiting.clear();
         }
     }
 }
