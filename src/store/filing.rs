@@ -975,6 +975,43 @@ pub(super) mod tests {
         (dir, store, queue)
     }
 
+    /// Adds an agent (`{name}@desk.test`) of `queue` with these folders:
+    /// its id and its mailboxes.
+    pub(crate) async fn agent_with_folders(
+        store: &Store,
+        name: &str,
+        queue: &crate::store::Queue,
+        folders: &[String],
+    ) -> (i64, Vec<crate::store::Mailbox>) {
+        let agent = store
+            .add_agent(
+                &format!("{name}@desk.test"),
+                name,
+                "unused",
+                crate::domain::permission::AgentRole::Agent,
+                std::slice::from_ref(queue),
+            )
+            .await
+            .expect("agent");
+        store
+            .imap_ensure_mailboxes(agent, folders, true)
+            .await
+            .expect("mailboxes");
+        (agent, store.imap_mailboxes(agent).await.expect("mailboxes"))
+    }
+
+    /// The id of an agent's Queues/support, as [`agent_with_folders`]
+    /// made it.
+    async fn support_folder(store: &Store, name: &str, queue: &crate::store::Queue) -> i64 {
+        let (_, mailboxes) =
+            agent_with_folders(store, name, queue, &["Queues/support".to_string()]).await;
+        mailboxes
+            .into_iter()
+            .find(|m| m.name == "Queues/support")
+            .expect("the queue's folder")
+            .id
+    }
+
     /// Makes filing a message with the subject "fail-me" fail.
     async fn fail_me(store: &Store) {
         store
@@ -1054,28 +1091,7 @@ pub(super) mod tests {
     #[tokio::test]
     async fn mailbox_writes_share_the_filing_commit_and_outlive_a_failing_message() {
         let (_dir, store, queue) = store_with_queue().await;
-        let agent = store
-            .add_agent(
-                "alice@desk.test",
-                "Alice",
-                "unused",
-                crate::domain::permission::AgentRole::Agent,
-                std::slice::from_ref(&queue),
-            )
-            .await
-            .expect("agent");
-        store
-            .imap_ensure_mailboxes(agent, &["Queues/support".to_string()], true)
-            .await
-            .expect("mailbox");
-        let mailbox = store
-            .imap_mailboxes(agent)
-            .await
-            .expect("mailboxes")
-            .into_iter()
-            .find(|m| m.name == "Queues/support")
-            .expect("the queue's folder")
-            .id;
+        let mailbox = support_folder(&store, "alice", &queue).await;
         let (outcomes, _) = file_all(&store, queue.id, &["first"]).await;
         let Ok(FileOutcome::Filed { message, .. }) = outcomes[0] else {
             panic!("{outcomes:?}");
@@ -1156,28 +1172,7 @@ pub(super) mod tests {
         let (_dir, store, queue) = store_with_queue().await;
         let mut mailboxes = Vec::new();
         for name in ["alice", "bob", "carol", "dave"] {
-            let agent = store
-                .add_agent(
-                    &format!("{name}@desk.test"),
-                    name,
-                    "unused",
-                    crate::domain::permission::AgentRole::Agent,
-                    std::slice::from_ref(&queue),
-                )
-                .await
-                .expect("agent");
-            store
-                .imap_ensure_mailboxes(agent, &["Queues/support".to_string()], true)
-                .await
-                .expect("mailbox");
-            let mailbox = store
-                .imap_mailboxes(agent)
-                .await
-                .expect("mailboxes")
-                .into_iter()
-                .find(|m| m.name == "Queues/support")
-                .expect("the queue's folder");
-            mailboxes.push(mailbox.id);
+            mailboxes.push(support_folder(&store, name, &queue).await);
         }
         let (outcomes, _) = file_all(&store, queue.id, &["one", "two", "three"]).await;
         let filed: Vec<(i64, i64)> = outcomes
@@ -1254,28 +1249,9 @@ pub(super) mod tests {
     #[tokio::test]
     async fn recent_claims_done_together_count_in_turn() {
         let (_dir, store, queue) = store_with_queue().await;
-        let agent = store
-            .add_agent(
-                "alice@desk.test",
-                "Alice",
-                "unused",
-                crate::domain::permission::AgentRole::Agent,
-                std::slice::from_ref(&queue),
-            )
-            .await
-            .expect("agent");
         let names = ["Queues/support".to_string(), "Unassigned".to_string()];
-        store
-            .imap_ensure_mailboxes(agent, &names, true)
-            .await
-            .expect("mailboxes");
-        let ids: Vec<i64> = store
-            .imap_mailboxes(agent)
-            .await
-            .expect("mailboxes")
-            .iter()
-            .map(|m| m.id)
-            .collect();
+        let (_, mailboxes) = agent_with_folders(&store, "alice", &queue, &names).await;
+        let ids: Vec<i64> = mailboxes.iter().map(|m| m.id).collect();
         let [first, second] = ids[..] else {
             panic!("{ids:?}");
         };

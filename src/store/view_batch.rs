@@ -455,25 +455,14 @@ mod tests {
             ("a4", &queue),
             ("outsider", &other),
         ] {
-            let agent = store
-                .add_agent(
-                    &format!("{name}@desk.test"),
-                    name,
-                    "unused",
-                    crate::domain::permission::AgentRole::Agent,
-                    std::slice::from_ref(queues),
-                )
-                .await
-                .expect("agent");
             let folders: Vec<String> = crate::domain::views::Folder::standard(&["support".into()])
                 .iter()
                 .map(crate::domain::views::Folder::name)
                 .collect();
-            store
-                .imap_ensure_mailboxes(agent, &folders, true)
-                .await
-                .expect("mailboxes");
-            for mailbox in store.imap_mailboxes(agent).await.expect("mailboxes") {
+            let (agent, mailboxes) =
+                crate::store::filing::tests::agent_with_folders(&store, name, queues, &folders)
+                    .await;
+            for mailbox in mailboxes {
                 let folder =
                     crate::domain::views::Folder::parse(&mailbox.name, &["support".into()]);
                 if let Some(filter) = folder.filter() {
