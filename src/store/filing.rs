@@ -7,7 +7,7 @@
 //! On SQLite, messages arriving together share one transaction and one
 //! fsync (group commit, [`sqlite_writer`]); on PostgreSQL each has its own.
 
-use super::imap::MembershipWrite;
+use super::membership::MembershipWrite;
 use super::{Backend, Change, Result, Store, StoreError, Tx, on_tx, parse_column};
 use crate::domain::automation::TicketSnapshot;
 use crate::domain::change::Opening;

@@ -27,6 +27,7 @@ mod header_cache;
 mod imap;
 mod knowledge;
 mod member_snapshots;
+mod membership;
 mod merge;
 mod messages;
 mod notify;

@@ -18,9 +18,11 @@
 //! does.
 
 use super::imap::{
-    MemberRow, MembersByMailbox, MembershipWrite, Shown, ViewTerms, Viewer, WantedRow,
-    add_by_mailbox, bind_members_query, grouped, members_sql, view_condition, wanted_columns,
-    wanted_with_flags,
+    ViewTerms, Viewer, WantedRow, grouped, view_condition, wanted_columns, wanted_with_flags,
+};
+use super::membership::{
+    MemberRow, MembersByMailbox, MembershipWrite, Shown, add_by_mailbox, bind_members_query,
+    members_sql,
 };
 use super::{Result, Store, StoreError, dispatch_read};
 use crate::domain::views::{ViewFilter, membership_change};
