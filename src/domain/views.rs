@@ -482,6 +482,13 @@ pub struct MembershipChange {
     pub uidnext: i64,
 }
 
+impl MembershipChange {
+    /// Nothing to write: no member leaves, enters or changes its flags.
+    pub fn is_empty(&self) -> bool {
+        self.gone.is_empty() && self.added.is_empty() && self.reflagged.is_empty()
+    }
+}
+
 /// Compares what a view should hold, `wanted` (message, flags) in message
 /// order, with what it holds, `current` (uid, message or None for a stored
 /// message, flags); new members get UIDs from `uidnext` on.

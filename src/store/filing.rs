@@ -844,48 +844,37 @@ async fn run_batch(pool: &sqlx::SqlitePool, jobs: &[WriteJob]) -> Result<Vec<Don
             .record(job.queued_at.elapsed().as_secs_f64());
     }
     // Mailbox writes and `\Recent` claims are done together, after the
-    // filings: one statement per step for all of them (see
-    // `Tx::write_memberships`, `Tx::claim_recent`). Filings neither read
+    // filings (see `Tx::write_memberships`, `Tx::claim_recent`: a few
+    // statements for all of them, not a few each). Filings neither read
     // nor write members or claims, and a write and a claim touch different
     // columns, so the order changes nothing any of them sees.
-    let mut outcomes: Vec<Option<Done>> = Vec::with_capacity(jobs.len());
+    let mut filed = Vec::new();
     let mut writes: Vec<&MembershipWrite> = Vec::new();
     let mut claims = Vec::new();
     for job in jobs {
         match &job.work {
-            Work::File { request, .. } => {
-                outcomes.push(Some(Done::Filed(file(&mut tx, request).await?)));
-            }
-            Work::Membership { writes: own, .. } => {
-                writes.extend(own);
-                outcomes.push(None);
-            }
+            Work::File { request, .. } => filed.push(file(&mut tx, request).await?),
+            Work::Membership { writes: own, .. } => writes.extend(own),
             Work::ClaimRecent {
                 mailbox_id, uid, ..
-            } => {
-                claims.push((*mailbox_id, *uid));
-                outcomes.push(None);
-            }
+            } => claims.push((*mailbox_id, *uid)),
         }
     }
+    let mut filed = filed.into_iter();
     let mut written = tx.write_memberships(&writes).await?.into_iter();
     let mut claimed = tx.claim_recent(&claims).await?.into_iter();
-    for (job, outcome) in jobs.iter().zip(outcomes.iter_mut()) {
-        if outcome.is_some() {
-            continue;
-        }
-        *outcome = match &job.work {
-            Work::Membership { writes: own, .. } => {
-                Some(Done::Membership(written.by_ref().take(own.len()).collect()))
-            }
-            Work::ClaimRecent { .. } => claimed.next().map(Done::Claimed),
-            Work::File { .. } => None,
-        };
-    }
     tx.commit().await?;
-    outcomes
-        .into_iter()
-        .map(|outcome| outcome.ok_or_else(mixed_up))
+    jobs.iter()
+        .map(|job| {
+            match &job.work {
+                Work::File { .. } => filed.next().map(Done::Filed),
+                Work::Membership { writes: own, .. } => {
+                    Some(Done::Membership(written.by_ref().take(own.len()).collect()))
+                }
+                Work::ClaimRecent { .. } => claimed.next().map(Done::Claimed),
+            }
+            .ok_or_else(mixed_up)
+        })
         .collect()
 }
 

@@ -128,7 +128,7 @@ impl MailboxPlan {
     fn changed(&self) -> bool {
         self.change
             .as_ref()
-            .is_some_and(|c| !(c.gone.is_empty() && c.added.is_empty() && c.reflagged.is_empty()))
+            .is_some_and(|change| !change.is_empty())
     }
 }
 
@@ -245,11 +245,13 @@ impl Tx {
     /// mailbox and records the UIDs that left (for sessions that refresh by
     /// MODSEQ). Returns, per write, whether its mailbox changed.
     ///
-    /// Each step is one statement for all the mailboxes, not one per
-    /// mailbox: a team of 20 agents has 20 mailboxes showing a queue, and a
-    /// new message in it was 80 statements on SQLite's one writer, each
-    /// handed to the driver's thread and back while the filing of mail
-    /// waited (issue 17). A mailbox written twice is written in turn, the
+    /// Holding the rows, reading the members, inserting the new ones and
+    /// recording the mailboxes are each one statement for all the
+    /// mailboxes, not one per mailbox: a team of 20 agents has 20 mailboxes
+    /// showing a queue, and a new message in it was 80 statements on
+    /// SQLite's one writer, each handed to the driver's thread and back
+    /// while the filing of mail waited (issue 17). Members that leave or
+    /// change their flags (rarer than new mail) are written per mailbox. A mailbox written twice is written in turn, the
     /// second write diffed against the first.
     pub(super) async fn write_memberships(
         &mut self,

@@ -289,13 +289,17 @@ impl Store {
                 .or_default()
                 .push((id, ticket, priority, seen, answered));
         }
-        let mut own_by_agent: HashMap<i64, Vec<(i64, String)>> = HashMap::new();
+        // The agents' own keywords, by agent and then by message.
+        let mut own_by_agent: HashMap<i64, HashMap<i64, Vec<String>>> = HashMap::new();
         for (agent, message, keyword) in own_rows {
             own_by_agent
                 .entry(agent)
                 .or_default()
-                .push((message, keyword));
+                .entry(message)
+                .or_default()
+                .push(keyword);
         }
+        let no_keywords = HashMap::new();
         let mut members_by_mailbox = MembersByMailbox::new();
         add_by_mailbox(&mut members_by_mailbox, member_rows);
 
@@ -306,13 +310,13 @@ impl Store {
         for reconcile in reconciles {
             let agent = reconcile.viewer.agent_id;
             let rows = wanted_by_agent.get(&agent).cloned().unwrap_or_default();
-            let own = grouped(own_by_agent.get(&agent).cloned().unwrap_or_default());
-            let wanted = wanted_with_flags(&reconcile.viewer, rows, &tags, &own)?;
+            let own = own_by_agent.get(&agent).unwrap_or(&no_keywords);
+            let wanted = wanted_with_flags(&reconcile.viewer, rows, &tags, own)?;
             let current = members_by_mailbox
                 .remove(&reconcile.mailbox_id)
                 .unwrap_or_default();
             let preview = membership_change(wanted.clone(), current, 0);
-            if preview.gone.is_empty() && preview.added.is_empty() && preview.reflagged.is_empty() {
+            if preview.is_empty() {
                 written.push(false);
                 continue;
             }
