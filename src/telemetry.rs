@@ -29,9 +29,10 @@ pub const INDEX_LAG: &str = "postdesk_search_index_lag_messages";
 pub const SCHEDULER_LAG: &str = "postdesk_sla_scheduler_lag_seconds";
 /// Free space on the data directory's file system, bytes.
 pub const DISK_FREE: &str = "postdesk_disk_free_bytes";
-/// How long opening a write transaction waited for the connection, by
-/// pool (`write`: SQLite's single writer or the PostgreSQL pool), seconds.
-/// On SQLite every write queues here, so this is the writer's queue time.
+/// How long taking a database connection waited, seconds, by what it was
+/// for: `write` (a transaction: SQLite's single writer or the PostgreSQL
+/// pool; on SQLite every write queues here, so this is the writer's queue
+/// time) or `read` (SQLite's read connections, or the PostgreSQL pool).
 pub const DB_ACQUIRE_SECONDS: &str = "postdesk_db_acquire_duration_seconds";
 /// Connections of a database pool, by pool and state (`busy`, `idle`, `max`).
 pub const DB_CONNECTIONS: &str = "postdesk_db_pool_connections";

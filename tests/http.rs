@@ -191,11 +191,12 @@ backend_test!(
 backend_test!(
     async fn metrics_show_the_database_pools_and_their_waits(backend: Backend) {
         let server = TestServer::start(&backend).await;
-        let waits = |m: &str| {
+        crate::common::imap::add_agent(&server, "alice@desk.test", &["support"], false).await;
+        let waits = |m: &str, pool: &str| {
             value(
                 m,
                 "postdesk_db_acquire_duration_seconds_count",
-                &[("pool", "write")],
+                &[("pool", pool)],
             )
         };
         let before = metrics(&server).await;
@@ -215,8 +216,21 @@ backend_test!(
         )
         .await;
         ticket_of(&reply);
+        // Reads (this SELECT; the gauges /metrics queries) take their
+        // connections apart from the writes, and their waits are counted
+        // under their own label.
+        let before_select = metrics(&server).await;
+        let mut alice = ImapClient::login(server.imap(), "alice@desk.test", "secret").await;
+        assert!(alice.cmd("SELECT Unassigned").await.ok());
         let after = metrics(&server).await;
-        assert!(waits(&after) >= waits(&before) + 1.0, "{after}");
+        assert!(
+            waits(&after, "write") >= waits(&before, "write") + 1.0,
+            "{after}"
+        );
+        assert!(
+            waits(&after, "read") >= waits(&before_select, "read") + 1.0,
+            "{after}"
+        );
         let max = |pool: &str| {
             value(
                 &after,

@@ -247,14 +247,42 @@ macro_rules! dispatch {
     };
 }
 
-/// Runs `$body` with `$pool` bound to the reading pool of either backend.
+/// Runs `$body` with `$pool` bound to a connection of the reading pool of
+/// either backend, taken by [`acquire_read`] so that the wait for it is
+/// counted. The body holds that one connection for all its statements (a
+/// body that runs several reborrows it: `&mut *pool`); it must not read
+/// through the store again while it holds it, or a full pool would wait on
+/// itself.
 macro_rules! dispatch_read {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.backend {
-            $crate::store::Backend::Sqlite { read: $pool, .. } => $body,
-            $crate::store::Backend::Postgres($pool) => $body,
+            $crate::store::Backend::Sqlite { read, .. } => {
+                let mut connection = $crate::store::acquire_read(read).await?;
+                let $pool: &mut sqlx::SqliteConnection = &mut *connection;
+                $body
+            }
+            $crate::store::Backend::Postgres(pool) => {
+                let mut connection = $crate::store::acquire_read(pool).await?;
+                let $pool: &mut sqlx::PgConnection = &mut *connection;
+                $body
+            }
         }
     };
+}
+
+/// Takes a connection for reads, recording how long it waited
+/// ([`crate::telemetry::DB_ACQUIRE_SECONDS`], `pool="read"`): on SQLite
+/// the read connections are one per core, so a team's refreshes and header
+/// FETCHes queue here when the machine is busy; on PostgreSQL reads and
+/// writes share one pool and the label tells which waited.
+pub(crate) async fn acquire_read<DB: sqlx::Database>(
+    pool: &sqlx::Pool<DB>,
+) -> Result<sqlx::pool::PoolConnection<DB>> {
+    let started = std::time::Instant::now();
+    let connection = pool.acquire().await?;
+    metrics::histogram!(crate::telemetry::DB_ACQUIRE_SECONDS, "pool" => "read")
+        .record(started.elapsed().as_secs_f64());
+    Ok(connection)
 }
 
 /// Runs `$body` with `$conn` bound to the connection of an open
@@ -756,9 +784,6 @@ impl Store {
         Ok(tx)
     }
 
-    /// The connections of each pool now, for `/metrics`: busy, idle and
-    /// the most the pool opens; and the messages queued for SQLite's
-    /// group-commit writer.
     /// What the read-side memory holds: members of recently selected
     /// mailboxes, and bytes of cached headers (see [`member_snapshots`],
     /// [`header_cache`]).
@@ -769,6 +794,9 @@ impl Store {
         )
     }
 
+    /// The connections of each pool now, for `/metrics`: busy, idle and
+    /// the most the pool opens; and the messages queued for SQLite's
+    /// group-commit writer.
     pub fn pool_usage(&self) -> PoolUsage {
         let of = |name, size: u32, idle: usize, max: u32| PoolConnections {
             pool: name,
