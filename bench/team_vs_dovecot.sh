@@ -110,10 +110,25 @@ quiet() {
   done
 }
 
+# The reconcile counters of postdesk's /metrics: "reconciles rounds".
+http=$(grep -o 'http://[0-9.:]*/metrics' "$data/serve.log" | head -n 1 || true)
+reconciles() {
+  curl -s "$http" 2>/dev/null | awk '
+    /^postdesk_imap_ticket_reconciles_total / {r=$2}
+    /^postdesk_imap_ticket_reconcile_rounds_total / {n=$2}
+    END {print r+0, n+0}'
+}
 run_postdesk() { # RATE
+  local before after
+  before=$(reconciles)
   "$TEAMGEN" --label "postdesk agents=$AGENTS rate=$1" --smtp-port "$smtp" --imap-port "$imap" \
     --user "$USERS" --password bench-password --mailbox Queues/support \
     --to support@desk.bench --clients "$CLIENTS" --rate "$1" --seconds "$SECONDS_" --pid "$pid"
+  after=$(reconciles)
+  # How many mailboxes a reconcile round did together (a team's are
+  # read and written together; see view_batch.rs).
+  echo "$before $after" | awk -v rate="$1" '{r=$3-$1; n=$4-$2;
+    printf "# postdesk rate=%s: %d reconciles in %d rounds (%.2f a round)\n", rate, r, n, n ? r/n : 0}' >&2
 }
 run_dovecot() { # RATE
   "$TEAMGEN" --label "dovecot rate=$1" --smtp-port "$SMTP_PORT" \
