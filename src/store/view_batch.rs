@@ -15,8 +15,7 @@
 //!
 //! No task waits for work: the first reconcile asked for while none is
 //! being done starts a task that does what waits, and ends when nothing
-//! does. That task first waits a moment ([`GATHER`]) for the other
-//! sessions that heard the same change.
+//! does.
 
 use super::imap::{
     ViewTerms, Viewer, WantedRow, grouped, view_condition, wanted_columns, wanted_with_flags,
@@ -35,12 +34,6 @@ use tokio::sync::oneshot;
 /// At most this many tickets are reconciled in one go (a session
 /// reconciles at most 500; beyond, the whole view).
 const MAX_TICKETS_TOGETHER: usize = 500;
-
-/// How long the first reconcile after a quiet spell waits for the other
-/// sessions that heard the same change (tokio's timer rounds it up to the
-/// next millisecond: 1–2 ms, against the 30–80 ms from a message's 250 to
-/// its EXISTS).
-const GATHER: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// At most this many mailboxes are reconciled in one go.
 const MAX_MAILBOXES_TOGETHER: usize = 64;
@@ -63,21 +56,9 @@ struct Waiting {
 
 /// The reconciles waiting to be done together (one per [`Store`] and its
 /// clones).
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub(crate) struct ViewBatches {
     queue: Arc<Mutex<Queue>>,
-    /// How long the first reconcile after a quiet spell waits for others
-    /// ([`GATHER`]).
-    gather: std::time::Duration,
-}
-
-impl Default for ViewBatches {
-    fn default() -> Self {
-        ViewBatches {
-            queue: Arc::default(),
-            gather: GATHER,
-        }
-    }
 }
 
 #[derive(Default)]
@@ -116,7 +97,6 @@ impl ViewBatches {
         if start {
             let running = Running {
                 queue: Arc::clone(&self.queue),
-                gather: self.gather,
                 finished: false,
             };
             tokio::spawn(running.work(store.clone()));
@@ -134,21 +114,12 @@ impl ViewBatches {
 /// and the ones it held or that waited learn that theirs stopped.
 struct Running {
     queue: Arc<Mutex<Queue>>,
-    gather: std::time::Duration,
     /// It found the queue empty and said so under the queue's lock.
     finished: bool,
 }
 
 impl Running {
     async fn work(mut self, store: Store) {
-        // The sessions that heard the same change were woken together, but
-        // this task, spawned by the first of them, would take that one
-        // reconcile alone and the others in a second round (tokio runs a
-        // task a worker spawned next, and waking the other sessions takes
-        // longer than several yields). It gives them a moment to queue
-        // theirs. Later rounds need none: what arrives while one round is
-        // done waits for the next.
-        tokio::time::sleep(self.gather).await;
         loop {
             let waiting = {
                 let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
@@ -571,65 +542,6 @@ mod tests {
             assert!(!again, "{name}, mailbox {mailbox}: {members:?}");
         }
         assert_eq!((support, inboxes), (4, 5));
-        store.close().await;
-    }
-
-    /// Sessions woken by one change, each a task of its own as in the
-    /// server, reconcile in one round: the task that does the work, spawned
-    /// by the first of them, lets the others queue theirs before it takes
-    /// the queue (measured sharing was 1.6 mailboxes a round with a team
-    /// of 12 mailboxes, issue 17). The moment it waits is longer here than
-    /// in the server, so that a loaded test machine cannot make the test
-    /// fail; without the wait it takes two rounds whatever the moment.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sessions_woken_by_one_change_reconcile_in_one_round() {
-        let (_dir, mut store, queue) = crate::store::filing::tests::store_with_queue().await;
-        store.view_batches.gather = std::time::Duration::from_millis(300);
-        let folders = vec!["Unassigned".to_string()];
-        let mut views = Vec::new();
-        for name in ["a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8"] {
-            let (agent, mailboxes) =
-                crate::store::filing::tests::agent_with_folders(&store, name, &queue, &folders)
-                    .await;
-            let viewer = Viewer {
-                agent_id: agent,
-                sees_every_queue: false,
-                keywords: Arc::default(),
-            };
-            for mailbox in mailboxes {
-                let folder =
-                    crate::domain::views::Folder::parse(&mailbox.name, &["support".into()]);
-                let filter = folder.filter().expect("a ticket view");
-                views.push((mailbox.id, viewer.clone(), filter));
-            }
-        }
-        assert_eq!(views.len(), 8);
-        let (outcomes, _) = crate::store::filing::tests::file_all(&store, queue.id, &["one"]).await;
-        let tickets: Vec<i64> = outcomes
-            .iter()
-            .map(|o| o.as_ref().ok().and_then(|o| o.ticket()).expect("filed"))
-            .collect();
-        let since = Utc::now() - chrono::Duration::days(7);
-
-        let (announce, _) = tokio::sync::broadcast::channel::<()>(4);
-        let mut sessions = Vec::new();
-        for (mailbox, viewer, filter) in views {
-            let mut heard = announce.subscribe();
-            let (store, tickets) = (store.clone(), tickets.clone());
-            sessions.push(tokio::spawn(async move {
-                heard.recv().await.expect("the change");
-                store
-                    .imap_reconcile_tickets(mailbox, &viewer, &filter, since, &tickets)
-                    .await
-            }));
-        }
-        // Every session waits for the change before it is announced.
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        announce.send(()).expect("sessions listen");
-        for session in sessions {
-            assert!(session.await.expect("session").expect("reconciled"));
-        }
-        assert_eq!(store.view_batches.rounds(), (1, 8), "one round took all");
         store.close().await;
     }
 
