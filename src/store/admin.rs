@@ -194,13 +194,13 @@ impl Store {
                      time_zone
                  FROM agents ORDER BY email",
             )
-            .fetch_all(&mut *pool)
+            .fetch_all(pool)
             .await?;
             let memberships = sqlx::query(
                 "SELECT aq.agent_id, q.name FROM agent_queues aq JOIN queues q ON q.id = aq.queue_id
                  ORDER BY q.name",
             )
-            .fetch_all(&mut *pool)
+            .fetch_all(pool)
             .await?;
             let mut agents = Vec::with_capacity(rows.len());
             for row in &rows {

@@ -126,7 +126,7 @@ impl Store {
                 found = sqlx::query_scalar(ANSWERED_SQL)
                     .bind(ticket)
                     .bind(id)
-                    .fetch_optional(&mut *pool)
+                    .fetch_optional(pool)
                     .await?;
                 if found.is_some() {
                     break;
@@ -138,7 +138,7 @@ impl Store {
             let rows = sqlx::query(LATER_SQL)
                 .bind(ticket)
                 .bind(after)
-                .fetch_all(&mut *pool)
+                .fetch_all(pool)
                 .await?;
             let mut later = Vec::with_capacity(rows.len());
             for row in &rows {

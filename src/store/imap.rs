@@ -357,14 +357,14 @@ impl Store {
                  WHERE LOWER(email) = LOWER($1) AND NOT disabled AND removed_at IS NULL",
             )
             .bind(email)
-            .fetch_optional(&mut *pool)
+            .fetch_optional(pool)
             .await?;
             let Some(row) = row else { return Ok(None) };
             let id: i64 = row.try_get("id")?;
             let role: AgentRole = parse_column(&row.try_get::<String, _>("role")?, "role")?;
             let queues: Vec<String> = if role == AgentRole::Admin {
                 sqlx::query_scalar("SELECT name FROM queues ORDER BY name")
-                    .fetch_all(&mut *pool)
+                    .fetch_all(pool)
                     .await?
             } else {
                 sqlx::query_scalar(
@@ -372,7 +372,7 @@ impl Store {
                      WHERE aq.agent_id = $1 ORDER BY q.name",
                 )
                 .bind(id)
-                .fetch_all(&mut *pool)
+                .fetch_all(pool)
                 .await?
             };
             Ok(Some(LoginAgent {
@@ -766,7 +766,7 @@ impl Store {
                 .bind(&queue)
                 .bind(closed_since);
             let mut wanted = Vec::new();
-            for row in query.fetch_all(&mut *pool).await? {
+            for row in query.fetch_all(pool).await? {
                 let priority: String = row.try_get("priority")?;
                 wanted.push((
                     row.try_get::<i64, _>("id")?,
@@ -782,7 +782,7 @@ impl Store {
                 .bind(viewer.sees_every_queue)
                 .bind(&queue)
                 .bind(closed_since);
-            let tags = query.fetch_all(&mut *pool).await?;
+            let tags = query.fetch_all(pool).await?;
             // The agent's own keywords on these messages.
             let sql = own_sql;
             let query = sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(sql))
@@ -790,7 +790,7 @@ impl Store {
                 .bind(viewer.sees_every_queue)
                 .bind(&queue)
                 .bind(closed_since);
-            (wanted, tags, query.fetch_all(&mut *pool).await?)
+            (wanted, tags, query.fetch_all(pool).await?)
         });
         let tags = grouped(tag_rows);
         let own = grouped(own_rows);
@@ -853,7 +853,7 @@ impl Store {
             let known_after: Option<i64> =
                 sqlx::query_scalar("SELECT expunged_known_after FROM imap_mailboxes WHERE id = $1")
                     .bind(mailbox_id)
-                    .fetch_optional(&mut *pool)
+                    .fetch_optional(pool)
                     .await?;
             let Some(known_after) = known_after else {
                 return Err(StoreError::NotFound(format!(
@@ -868,7 +868,7 @@ impl Store {
             )
             .bind(mailbox_id)
             .bind(since)
-            .fetch_all(&mut *pool)
+            .fetch_all(pool)
             .await?;
             let gone = gone.into_iter().map(to_u32).collect::<Result<Vec<u32>>>()?;
             Ok(Some(gone))
@@ -1081,7 +1081,7 @@ impl Store {
                     for id in chunk {
                         query = query.bind(*id);
                     }
-                    for row in query.fetch_all(&mut *pool).await? {
+                    for row in query.fetch_all(pool).await? {
                         let size: i64 = row.try_get("size")?;
                         contents.insert(
                             reference(row.try_get("id")?),
@@ -1115,7 +1115,7 @@ impl Store {
                 for id in chunk {
                     query = query.bind(*id);
                 }
-                tickets.extend(query.fetch_all(&mut *pool).await?);
+                tickets.extend(query.fetch_all(pool).await?);
             }
         });
         Ok(tickets)

@@ -40,6 +40,7 @@ mod sla;
 mod templates;
 mod ticket_change;
 mod tickets;
+mod timed_reads;
 mod view_batch;
 
 pub use admin::{Agent, AgentUpdate, AuditEntry, Queue};
@@ -247,42 +248,22 @@ macro_rules! dispatch {
     };
 }
 
-/// Runs `$body` with `$pool` bound to a connection of the reading pool of
-/// either backend, taken by [`acquire_read`] so that the wait for it is
-/// counted. The body holds that one connection for all its statements (a
-/// body that runs several reborrows it: `&mut *pool`); it must not read
-/// through the store again while it holds it, or a full pool would wait on
-/// itself.
+/// Runs `$body` with `$pool` bound to the reading pool of either backend,
+/// as a [`TimedReads`]: each statement takes a connection of its own, as
+/// from the pool itself, and the wait for it is counted.
 macro_rules! dispatch_read {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.backend {
             $crate::store::Backend::Sqlite { read, .. } => {
-                let mut connection = $crate::store::acquire_read(read).await?;
-                let $pool: &mut sqlx::SqliteConnection = &mut *connection;
+                let $pool = $crate::store::TimedReads(read);
                 $body
             }
             $crate::store::Backend::Postgres(pool) => {
-                let mut connection = $crate::store::acquire_read(pool).await?;
-                let $pool: &mut sqlx::PgConnection = &mut *connection;
+                let $pool = $crate::store::TimedReads(pool);
                 $body
             }
         }
     };
-}
-
-/// Takes a connection for reads, recording how long it waited
-/// ([`crate::telemetry::DB_ACQUIRE_SECONDS`], `pool="read"`): on SQLite
-/// the read connections are one per core, so a team's refreshes and header
-/// FETCHes queue here when the machine is busy; on PostgreSQL reads and
-/// writes share one pool and the label tells which waited.
-pub(crate) async fn acquire_read<DB: sqlx::Database>(
-    pool: &sqlx::Pool<DB>,
-) -> Result<sqlx::pool::PoolConnection<DB>> {
-    let started = std::time::Instant::now();
-    let connection = pool.acquire().await?;
-    metrics::histogram!(crate::telemetry::DB_ACQUIRE_SECONDS, "pool" => "read")
-        .record(started.elapsed().as_secs_f64());
-    Ok(connection)
 }
 
 /// Runs `$body` with `$conn` bound to the connection of an open
@@ -301,6 +282,7 @@ macro_rules! on_tx {
         }
     };
 }
+pub(crate) use timed_reads::TimedReads;
 pub(crate) use {dispatch, dispatch_read, on_tx};
 
 /// An open transaction on either backend. Operations that read facts,

@@ -247,7 +247,7 @@ impl Store {
                     query = query.bind(*number);
                     tags_query = tags_query.bind(*number);
                 }
-                for row in &query.fetch_all(&mut *pool).await? {
+                for row in &query.fetch_all(pool).await? {
                     let ticket = IndexableTicket {
                         number: row.try_get("number")?,
                         queue: row.try_get("queue")?,
@@ -263,7 +263,7 @@ impl Store {
                     };
                     out.insert(ticket.number, ticket);
                 }
-                for (ticket, tag) in tags_query.fetch_all(&mut *pool).await? {
+                for (ticket, tag) in tags_query.fetch_all(pool).await? {
                     if let Some(t) = out.get_mut(&ticket) {
                         t.tags.push(tag);
                     }
@@ -308,8 +308,8 @@ impl Store {
                 oldest = oldest.bind(*id);
             }
             Ok((
-                count.fetch_one(&mut *pool).await?,
-                oldest.fetch_optional(&mut *pool).await?,
+                count.fetch_one(pool).await?,
+                oldest.fetch_optional(pool).await?,
             ))
         })
     }

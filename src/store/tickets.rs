@@ -407,10 +407,10 @@ impl Store {
     pub async fn counts(&self) -> Result<(i64, i64)> {
         dispatch_read!(self, |pool| {
             let messages: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages")
-                .fetch_one(&mut *pool)
+                .fetch_one(pool)
                 .await?;
             let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets")
-                .fetch_one(&mut *pool)
+                .fetch_one(pool)
                 .await?;
             Ok((messages, tickets))
         })

@@ -257,14 +257,13 @@ impl Store {
             for ticket in &tickets {
                 query = query.bind(*ticket);
             }
-            let wanted: Vec<(i64, i64, i64, String, bool, bool)> =
-                query.fetch_all(&mut *pool).await?;
+            let wanted: Vec<(i64, i64, i64, String, bool, bool)> = query.fetch_all(pool).await?;
 
             let mut query = sqlx::query_as(sqlx::AssertSqlSafe(tags_sql));
             for ticket in &tickets {
                 query = query.bind(*ticket);
             }
-            let tags: Vec<(i64, String)> = query.fetch_all(&mut *pool).await?;
+            let tags: Vec<(i64, String)> = query.fetch_all(pool).await?;
 
             let mut query = sqlx::query_as(sqlx::AssertSqlSafe(own_sql));
             for (agent, _) in &viewers {
@@ -273,11 +272,11 @@ impl Store {
             for ticket in &tickets {
                 query = query.bind(*ticket);
             }
-            let own: Vec<(i64, i64, String)> = query.fetch_all(&mut *pool).await?;
+            let own: Vec<(i64, i64, String)> = query.fetch_all(pool).await?;
 
             let query = sqlx::query_as(sqlx::AssertSqlSafe(members_sql));
             let members: Vec<MemberRow> = bind_members_query(query, &mailboxes, Some(&tickets))
-                .fetch_all(&mut *pool)
+                .fetch_all(pool)
                 .await?;
             (wanted, tags, own, members)
         });
