@@ -777,30 +777,6 @@ pub struct WriterStats {
     pub refiled: u64,
 }
 
-/// Starts [`sqlite_writer`] on a thread of its own, with a runtime of its
-/// own, and returns; the thread ends when every sender of `jobs` is gone.
-///
-/// Why not a task of the server's runtime: a batch is a few dozen
-/// statements, and each goes to sqlx's connection thread and back. On the
-/// server's runtime every return waited its turn behind the sessions'
-/// tasks (100 IDLE clients fetching headers), and every message's 250
-/// waited for the whole batch (issue 17: at 1,000 msg/s offered, jobs
-/// queued 4.3 ms for the writer on average, which itself used a third of a
-/// core).
-pub(crate) fn start_sqlite_writer(
-    pool: sqlx::SqlitePool,
-    jobs: mpsc::Receiver<WriteJob>,
-    stats: std::sync::Arc<std::sync::Mutex<WriterStats>>,
-) -> std::io::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    std::thread::Builder::new()
-        .name("postdesk-writer".into())
-        .spawn(move || runtime.block_on(sqlite_writer(pool, jobs, stats)))?;
-    Ok(())
-}
-
 /// Group commit for SQLite: does every job waiting when the writer gets to
 /// them (messages to file, mailboxes to bring in line) in one transaction,
 /// one fsync for all, and answers each only after the commit. SQLite has

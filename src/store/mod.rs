@@ -706,14 +706,11 @@ impl Store {
         let filer = match &backend {
             Backend::Sqlite { write, .. } => {
                 let (jobs, queue) = tokio::sync::mpsc::channel(1024);
-                filing::start_sqlite_writer(
+                tokio::spawn(filing::sqlite_writer(
                     write.clone(),
                     queue,
                     std::sync::Arc::clone(&writer_stats),
-                )
-                .map_err(|err| {
-                    StoreError::Unavailable(format!("cannot start the SQLite writer: {err}"))
-                })?;
+                ));
                 Some(jobs)
             }
             Backend::Postgres(_) => None,
