@@ -801,61 +801,39 @@ pub(crate) async fn sqlite_writer(
                 Err(_) => break,
             }
         }
-        // The messages first, in a commit of their own: their senders wait
-        // for the 250, and a team's mailbox writes (20 agents: 20 mailboxes
-        // per message) would make them wait for those as well. A commit
-        // more is one fsync more, 0.1–0.2 ms here.
-        let (filings, views): (Vec<_>, Vec<_>) = batch
-            .into_iter()
-            .partition(|job| matches!(job.work, Work::File { .. }));
-        for part in [filings, views] {
-            if !part.is_empty() {
-                run_jobs(&pool, part, &record).await;
-            }
-        }
-    }
-}
-
-/// Does `batch` in one transaction, or, if that fails, each job in one of
-/// its own; answers each job.
-async fn run_jobs(
-    pool: &sqlx::SqlitePool,
-    batch: Vec<WriteJob>,
-    record: &impl Fn(&dyn Fn(&mut WriterStats)),
-) {
-    if batch.len() > 1 {
-        match run_batch(pool, &batch).await {
-            Ok(outcomes) => {
-                let size = batch.len();
-                record(&|s| {
-                    s.shared_commits += 1;
-                    s.largest_batch = s.largest_batch.max(size);
-                });
-                for (job, outcome) in batch.into_iter().zip(outcomes) {
-                    job.answer(Ok(outcome));
+        if batch.len() > 1 {
+            match run_batch(&pool, &batch).await {
+                Ok(outcomes) => {
+                    let size = batch.len();
+                    record(&|s| {
+                        s.shared_commits += 1;
+                        s.largest_batch = s.largest_batch.max(size);
+                    });
+                    for (job, outcome) in batch.into_iter().zip(outcomes) {
+                        job.answer(Ok(outcome));
+                    }
+                    continue;
                 }
-                return;
-            }
-            Err(err) => {
-                let size = batch.len() as u64;
-                record(&|s| s.refiled += size);
-                tracing::debug!(%err, size, "batch rolled back; one job at a time")
+                Err(err) => {
+                    let size = batch.len() as u64;
+                    record(&|s| s.refiled += size);
+                    tracing::debug!(%err, size, "batch rolled back; one job at a time")
+                }
             }
         }
-    }
-    for job in batch {
-        let outcome = run_batch(pool, std::slice::from_ref(&job))
-            .await
-            .and_then(|outcomes| {
-                outcomes
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| StoreError::Unavailable("the writer did not do a job".into()))
-            });
-        if outcome.is_ok() {
-            record(&|s| s.largest_batch = s.largest_batch.max(1));
+        for job in batch {
+            let outcome = run_batch(&pool, std::slice::from_ref(&job))
+                .await
+                .and_then(|outcomes| {
+                    outcomes.into_iter().next().ok_or_else(|| {
+                        StoreError::Unavailable("the writer did not do a job".into())
+                    })
+                });
+            if outcome.is_ok() {
+                record(&|s| s.largest_batch = s.largest_batch.max(1));
+            }
+            job.answer(outcome);
         }
-        job.answer(outcome);
     }
 }
 
